@@ -1,3 +1,14 @@
-//! `mcptt-service-state`: Sans-IO MCPTT service authorisation: PUBLISH, SUBSCRIBE/NOTIFY and service-state bodies.
+//! `mcptt-service-state`: sans-IO MCPTT service authorisation (flow steps 7–18).
 //!
-//! This crate is a skeleton: its API is being built (see the project's issues).
+//! (Crate documentation is completed with the server and client drivers.)
+
+pub mod body;
+mod error;
+mod model;
+mod xml;
+
+pub use error::{BodyKind, Error};
+pub use model::{
+    AuthorisationState, CombinedState, Random, RegistrationChange, RegistrationState, SplitMix64,
+    TokenGrant, TokenValidator, UeDirectory, UeKind,
+};

@@ -1,0 +1,28 @@
+//! Bodies of the service-authorisation flow: parse and encode.
+//!
+//! - [`McpttInfo`]: `application/vnd.3gpp.mcptt-info+xml` (access token, client id, request URI);
+//! - [`PocSettings`]: `application/poc-settings+xml`;
+//! - [`ServiceState`]: `application/vnd.mcptt-service-state+json`, this project's NOTIFY body;
+//! - [`PublishBody`]: the PUBLISH body, either `multipart/mixed` with the two XML parts or a single part.
+//!
+//! XML is read with `quick-xml` into a bounded tree: no DOCTYPE (so no entity can be defined or
+//! fetched), only predefined entities and character references, and size, depth and element
+//! count limits ([`XmlLimits`]).
+
+mod mcptt_info;
+mod poc_settings;
+mod publish;
+mod service_state;
+
+pub use crate::xml::XmlLimits;
+pub use mcptt_info::{MCPTT_INFO_NS, McpttInfo};
+pub use poc_settings::{AnswerMode, POC_SETTINGS_NS, PocEntity, PocSettings};
+pub use publish::PublishBody;
+pub use service_state::{MAX_SERVICE_STATE_BYTES, ServiceState};
+
+/// Content type of the mcptt-info body.
+pub const MCPTT_INFO_CONTENT_TYPE: &str = "application/vnd.3gpp.mcptt-info+xml";
+/// Content type of the poc-settings body.
+pub const POC_SETTINGS_CONTENT_TYPE: &str = "application/poc-settings+xml";
+/// Content type of the service-state body.
+pub const SERVICE_STATE_CONTENT_TYPE: &str = "application/vnd.mcptt-service-state+json";
