@@ -1,0 +1,154 @@
+//! `flow`: the one-command demo of the MCPTT registration and user-authentication flow.
+//!
+//! Starts IdMS, SIP core and MCPTT server in one process on loopback ports, runs the UEs of a
+//! scenario through the 18 steps of DESIGN.md §1 over real TLS and real SIP, prints the ladder
+//! and exits 0 only if every step happened in order and the final states are as required.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use clap::Parser;
+use mcptt_examples::cli::LogArgs;
+use mcptt_examples::demo::{FlowConfig, run};
+use mcptt_examples::ladder::{Detail, mermaid, render_all};
+use mcptt_examples::scenario::Scenario;
+use mcptt_examples::stats::{rate, summarize};
+use mcptt_examples::trace::Trace;
+
+/// Reproduce the MCPTT single-domain registration and user-authentication flow (steps 1–18)
+/// with real TLS and real SIP on loopback, and print it as a ladder.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Args {
+    /// Which scenario to run.
+    #[arg(long, value_enum, default_value_t = Scenario::Basic)]
+    scenario: Scenario,
+    /// Print whole messages instead of first lines and key headers.
+    #[arg(long, short)]
+    verbose: bool,
+    /// Run N UEs concurrently (one user each) instead of the scenario, and report
+    /// registrations per second and latency percentiles.
+    #[arg(long, value_name = "N")]
+    ues: Option<usize>,
+    /// Also write the run as a Mermaid sequence diagram to FILE.
+    #[arg(long, value_name = "FILE")]
+    mermaid: Option<PathBuf>,
+    /// Access-token lifetime in seconds (the `expiry` scenario defaults to 2).
+    #[arg(long, value_name = "SECS")]
+    token_lifetime: Option<u64>,
+    /// Give up after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    timeout: u64,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    args.log.init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("flow: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let default_lifetime = if args.scenario == Scenario::Expiry && args.ues.is_none() {
+        2
+    } else {
+        3600
+    };
+    let config = FlowConfig {
+        scenario: args.scenario,
+        load: args.ues,
+        token_lifetime: Duration::from_secs(args.token_lifetime.unwrap_or(default_lifetime)),
+        timeout: Duration::from_secs(args.timeout),
+        ..FlowConfig::default()
+    };
+    let total = config.sign_ins().len();
+    let load = args.ues.is_some();
+    let trace = if load {
+        Trace::with_limit(2_000)
+    } else {
+        Trace::new()
+    };
+    let done = AtomicUsize::new(0);
+    let progress = || {
+        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+        if load && (n == total || n.is_multiple_of((total / 50).max(1))) {
+            let width = 40;
+            let filled = n * width / total.max(1);
+            eprint!(
+                "\r[{}{}] {n}/{total} UEs",
+                "#".repeat(filled),
+                " ".repeat(width - filled)
+            );
+            let _ = std::io::stderr().flush();
+        }
+    };
+    let report = runtime.block_on(run(&config, trace, &progress));
+    if load {
+        eprintln!();
+    }
+
+    let records = report.trace.snapshot();
+    if load {
+        println!(
+            "flow --ues {total}: {} of {total} UEs completed all 18 steps in {:.2?}",
+            report.results.iter().filter(|r| r.outcome.is_ok()).count(),
+            report.elapsed
+        );
+        let lat: Vec<Duration> = report
+            .results
+            .iter()
+            .filter(|r| r.outcome.is_ok())
+            .filter_map(|r| r.latency)
+            .collect();
+        let s = summarize(&lat);
+        println!(
+            "rate {:.1} registrations/s; latency p50 {:.2?}, p99 {:.2?}, max {:.2?}",
+            rate(s.count, report.elapsed),
+            s.p50,
+            s.p99,
+            s.max
+        );
+    } else {
+        let detail = if args.verbose {
+            Detail::Full
+        } else {
+            Detail::KeyHeaders
+        };
+        println!("scenario: {}", args.scenario);
+        print!("{}", render_all(&records, detail));
+    }
+
+    if let Some(path) = &args.mermaid
+        && let Err(e) = std::fs::write(path, mermaid(&records))
+    {
+        eprintln!("flow: cannot write {}: {e}", path.display());
+        return ExitCode::from(2);
+    }
+
+    match report.failure() {
+        None if report.success() => {
+            if !load {
+                for r in &report.results {
+                    println!("{}: ok", r.label);
+                }
+                println!("all 18 steps happened in order; final states as required");
+            }
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!("flow: FAILED: nothing ran");
+            ExitCode::FAILURE
+        }
+        Some((who, failure)) => {
+            eprintln!("flow: FAILED at step {} ({who}): {failure}", failure.step);
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! What each actor saw: a shared, ordered record of every message an actor received.
+//!
+//! Every actor records a message when it **receives** it (the receiver's view proves delivery),
+//! so the order of records in one [`Trace`] is the causal order of the flow. The ladder printer,
+//! the Mermaid writer, the `flow` step check and the integration tests all read the same records.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// One of the four actors of the flow (DESIGN.md §1), in ladder column order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Actor {
+    /// The MCPTT client.
+    Ue,
+    /// Registrar and proxy of the user-service core.
+    SipCore,
+    /// The MCPTT application server.
+    McpttServer,
+    /// The identity management server.
+    Idms,
+}
+
+impl Actor {
+    /// All actors, in ladder column order.
+    pub const ALL: [Self; 4] = [Self::Ue, Self::SipCore, Self::McpttServer, Self::Idms];
+
+    /// Column index in the ladder (0 = leftmost).
+    #[must_use]
+    pub fn column(self) -> usize {
+        match self {
+            Self::Ue => 0,
+            Self::SipCore => 1,
+            Self::McpttServer => 2,
+            Self::Idms => 3,
+        }
+    }
+
+    /// Human-readable column title.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ue => "UE",
+            Self::SipCore => "SIP core",
+            Self::McpttServer => "MCPTT server",
+            Self::Idms => "IdMS",
+        }
+    }
+
+    /// Short identifier used as a Mermaid participant id.
+    #[must_use]
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::Ue => "UE",
+            Self::SipCore => "SC",
+            Self::McpttServer => "AS",
+            Self::Idms => "IdMS",
+        }
+    }
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One message (or exchange, for steps 1 and 2) as the receiving actor saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// Position in the trace (0-based, strictly increasing in recording order).
+    pub seq: u64,
+    /// Time since the trace started.
+    pub at: Duration,
+    /// The actor that recorded it (the receiver).
+    pub observer: Actor,
+    /// Sender.
+    pub from: Actor,
+    /// Receiver (usually equal to `observer`).
+    pub to: Actor,
+    /// Label of the UE (and user) the message concerns, e.g. `ue1/alice`.
+    pub ue: String,
+    /// Step of DESIGN.md §1 this message belongs to, if any.
+    pub step: Option<u8>,
+    /// SIP method for requests (or `TLS`/`HTTP` pseudo-methods); for responses, the CSeq method.
+    pub method: String,
+    /// Status code for responses, `None` for requests.
+    pub status: Option<u16>,
+    /// First line (request line or status line, or a one-line summary for non-SIP steps).
+    pub first_line: String,
+    /// Key headers (name, value), in message order.
+    pub headers: Vec<(String, String)>,
+    /// Body as text (lossy UTF-8), empty when none.
+    pub body: String,
+    /// The whole message as received (for `--verbose`).
+    pub full: String,
+}
+
+impl Seen {
+    /// First value of a recorded key header (case-insensitive name).
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether this is a response.
+    #[must_use]
+    pub fn is_response(&self) -> bool {
+        self.status.is_some()
+    }
+}
+
+/// The fields an actor supplies when recording; [`Trace::record`] adds `seq` and `at`.
+#[derive(Debug, Clone, Default)]
+pub struct Observation {
+    /// Sender.
+    pub from: Option<Actor>,
+    /// UE/user label to use when the Call-ID is not bound (see [`Trace::bind`]).
+    pub ue: String,
+    /// Call-ID of the message, used to find its label.
+    pub call_id: Option<String>,
+    /// Method (request) or CSeq method (response).
+    pub method: String,
+    /// Status code for responses.
+    pub status: Option<u16>,
+    /// First line.
+    pub first_line: String,
+    /// Key headers.
+    pub headers: Vec<(String, String)>,
+    /// Body text.
+    pub body: String,
+    /// Whole message text.
+    pub full: String,
+}
+
+#[derive(Debug)]
+struct Inner {
+    start: Instant,
+    labels: HashMap<String, String>,
+    records: Vec<Seen>,
+    limit: usize,
+    dropped: u64,
+}
+
+/// A shared, append-only record of what each actor saw. Cheap to clone (one `Arc`).
+///
+/// Memory is bounded: past `limit` records, further records are counted in
+/// [`Trace::dropped`] but not stored (the `--ues N` load runs keep only the first ones).
+#[derive(Debug, Clone)]
+pub struct Trace {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl Default for Trace {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Trace {
+    /// Default bound on stored records.
+    pub const DEFAULT_LIMIT: usize = 100_000;
+
+    /// A new empty trace whose clock starts now.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::with_limit(Self::DEFAULT_LIMIT)
+    }
+
+    /// A new empty trace storing at most `limit` records.
+    #[must_use]
+    pub fn with_limit(limit: usize) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(Inner {
+                start: Instant::now(),
+                labels: HashMap::new(),
+                records: Vec::new(),
+                limit,
+                dropped: 0,
+            })),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves only fully-pushed records: keep using them.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records what `observer` received. The step is classified from sender, receiver and method.
+    pub fn record(&self, observer: Actor, obs: Observation) {
+        let from = obs.from.unwrap_or(observer);
+        let step = crate::steps::classify(from, observer, &obs.method, obs.status.is_some());
+        let mut inner = self.lock();
+        let ue = obs
+            .call_id
+            .as_ref()
+            .and_then(|c| inner.labels.get(c).cloned())
+            .unwrap_or(obs.ue);
+        if inner.records.len() >= inner.limit {
+            inner.dropped += 1;
+            return;
+        }
+        let seq = inner.records.len() as u64;
+        let at = inner.start.elapsed();
+        inner.records.push(Seen {
+            seq,
+            at,
+            observer,
+            from,
+            to: observer,
+            ue,
+            step,
+            method: obs.method,
+            status: obs.status,
+            first_line: obs.first_line,
+            headers: obs.headers,
+            body: obs.body,
+            full: obs.full,
+        });
+    }
+
+    /// Labels every later record of messages with this Call-ID (the UE binds the Call-IDs it
+    /// creates to its sign-in label before sending, so all actors' records group by sign-in).
+    pub fn bind(&self, call_id: &str, label: &str) {
+        let mut inner = self.lock();
+        if inner.labels.len() < inner.limit {
+            inner.labels.insert(call_id.to_owned(), label.to_owned());
+        }
+    }
+
+    /// Gives `call_id` the label already bound to `existing` (e.g. the SIP core's third-party
+    /// REGISTER takes the label of the UE's REGISTER). No effect if `existing` is unbound.
+    pub fn alias(&self, call_id: &str, existing: &str) {
+        let mut inner = self.lock();
+        if let Some(label) = inner.labels.get(existing).cloned()
+            && inner.labels.len() < inner.limit
+        {
+            inner.labels.insert(call_id.to_owned(), label);
+        }
+    }
+
+    /// The label bound to a Call-ID.
+    #[must_use]
+    pub fn label_of(&self, call_id: &str) -> Option<String> {
+        self.lock().labels.get(call_id).cloned()
+    }
+
+    /// A copy of all stored records, in order.
+    #[must_use]
+    pub fn snapshot(&self) -> Vec<Seen> {
+        self.lock().records.clone()
+    }
+
+    /// Records seen by one actor, in order.
+    #[must_use]
+    pub fn seen_by(&self, actor: Actor) -> Vec<Seen> {
+        self.lock()
+            .records
+            .iter()
+            .filter(|s| s.observer == actor)
+            .cloned()
+            .collect()
+    }
+
+    /// Records whose label is one of `labels`, in order.
+    #[must_use]
+    pub fn for_labels(&self, labels: &[&str]) -> Vec<Seen> {
+        self.lock()
+            .records
+            .iter()
+            .filter(|s| labels.contains(&s.ue.as_str()))
+            .cloned()
+            .collect()
+    }
+
+    /// Number of records not stored because the limit was reached.
+    #[must_use]
+    pub fn dropped(&self) -> u64 {
+        self.lock().dropped
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_ordered_and_bounded() {
+        let t = Trace::with_limit(2);
+        t.bind("c1", "ue1/alice");
+        t.alias("c2", "c1");
+        for (m, c) in [("REGISTER", "c1"), ("PUBLISH", "c2"), ("SUBSCRIBE", "c3")] {
+            t.record(
+                Actor::SipCore,
+                Observation {
+                    from: Some(Actor::Ue),
+                    ue: "ue1".into(),
+                    call_id: Some(c.into()),
+                    method: m.into(),
+                    ..Observation::default()
+                },
+            );
+        }
+        let s = t.snapshot();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].seq, 0);
+        assert_eq!(s[1].seq, 1);
+        assert_eq!(s[0].step, Some(3));
+        assert_eq!(s[1].step, Some(7));
+        assert_eq!(t.dropped(), 1);
+        assert_eq!(s[0].ue, "ue1/alice");
+        assert_eq!(s[1].ue, "ue1/alice");
+        assert_eq!(t.for_labels(&["ue1/alice"]).len(), 2);
+        assert_eq!(t.seen_by(Actor::SipCore).len(), 2);
+        assert!(t.seen_by(Actor::Ue).is_empty());
+    }
+}
