@@ -1,0 +1,45 @@
+//! Shared helpers: vector paths, test keys, claims.
+
+use mcptt_token::{AccessTokenClaims, Algorithm, SigningKey};
+
+pub(crate) const JOSE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/jose/");
+pub(crate) const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/");
+
+pub(crate) fn jose(path: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(format!("{JOSE}{path}")).expect(path);
+    serde_json::from_str(&text).expect(path)
+}
+
+pub(crate) fn data(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{DATA}{name}")).expect(name)
+}
+
+/// A signing key for every algorithm (RSA from the published RFC keys).
+pub(crate) fn key(alg: Algorithm, kid: &str) -> SigningKey {
+    let der = match alg {
+        Algorithm::Es256 => data("p256_rfc7515_a3.pk8.der"),
+        Algorithm::Rs256 => data("rsa2048_rfc7515_a2.pk8.der"),
+        Algorithm::Ps256 => data("rsa2048_rfc7520_3_4.pk8.der"),
+        Algorithm::EdDsa => data("ed25519_rfc8037_a1.pk8.der"),
+    };
+    SigningKey::from_pkcs8(alg, kid, &der).unwrap()
+}
+
+pub(crate) const ISS: &str = "https://idms.mcptt.example";
+pub(crate) const AUD: &str = "sip:mcptt-server@mcptt.example";
+pub(crate) const NOW: u64 = 1_800_000_000;
+
+pub(crate) fn claims() -> AccessTokenClaims {
+    AccessTokenClaims {
+        iss: ISS.into(),
+        sub: "alice".into(),
+        aud: vec![AUD.into()],
+        exp: NOW + 3600,
+        iat: NOW - 10,
+        jti: "5e3c1a9e-6a7b-4d7e-9a61-2f8c0b1d2e3f".into(),
+        client_id: "mcptt-client".into(),
+        scope: "openid 3gpp:mcptt:ptt_server".into(),
+        mcptt_id: "sip:alice@mcptt.example".into(),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,5 @@
+//! Integration tests of `mcptt-token` (one binary, STYLE.md §6).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+mod signing;
