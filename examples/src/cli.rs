@@ -80,3 +80,48 @@ impl TlsArgs {
         Ok(TlsMaterial { identity, roots })
     }
 }
+
+/// Reads a whitespace-separated table file: one entry per line, `KEY VALUE...`; blank lines
+/// and lines starting with `#` are skipped. Used for `--identities` (certificate identity →
+/// public user identities) and `--ue-directory` (public user identity → kind).
+pub fn read_table(path: &std::path::Path) -> Result<Vec<(String, Vec<String>)>, PkiError> {
+    let text = std::fs::read_to_string(path).map_err(|source| PkiError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(parse_table(&text))
+}
+
+/// Parses the table format of [`read_table`].
+#[must_use]
+pub fn parse_table(text: &str) -> Vec<(String, Vec<String>)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let key = words.next()?.to_owned();
+            Some((key, words.map(str::to_owned).collect()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_skips_comments_and_blank_lines() {
+        let t = parse_table("# c\n\nsip:gw1@example.com gateway\n  sip:a@x  sip:b@x sip:c@x \n");
+        assert_eq!(
+            t,
+            vec![
+                ("sip:gw1@example.com".to_owned(), vec!["gateway".to_owned()]),
+                (
+                    "sip:a@x".to_owned(),
+                    vec!["sip:b@x".to_owned(), "sip:c@x".to_owned()]
+                ),
+            ]
+        );
+    }
+}

@@ -103,7 +103,13 @@ impl Scenario {
     pub fn sign_ins(self) -> Vec<SignIn> {
         use UeKind::{Gateway, Personal, Shareable};
         let mut list = match self {
-            Self::Basic => vec![sign_in("ue1", Personal, "alice", "full-access", "authorised")],
+            Self::Basic => vec![sign_in(
+                "ue1",
+                Personal,
+                "alice",
+                "full-access",
+                "authorised",
+            )],
             Self::MultiDevice => (1..=3)
                 .map(|i| {
                     sign_in(
@@ -124,7 +130,13 @@ impl Scenario {
                 .map(|u| sign_in("gw1", Gateway, u, "full-access", "authorised"))
                 .collect(),
             Self::BadToken => vec![sign_in("ue1", Personal, "alice", "limited", "unauthorised")],
-            Self::Expiry => vec![sign_in("ue1", Personal, "alice", "full-access", "authorised")],
+            Self::Expiry => vec![sign_in(
+                "ue1",
+                Personal,
+                "alice",
+                "full-access",
+                "authorised",
+            )],
         };
         // Later users of an already registered UE skip steps 2–6.
         for i in 1..list.len() {
@@ -162,12 +174,23 @@ mod tests {
     fn scenarios_name_distinct_sign_ins() {
         assert_eq!(Scenario::MultiDevice.sign_ins().len(), 3);
         let gw = Scenario::Gateway.sign_ins();
-        assert!(gw.iter().all(|s| s.public_user_identity == "sip:gw1@example.com"));
-        assert_eq!(Scenario::Shareable.sign_ins()[0].final_authorisation, "replaced");
+        assert!(
+            gw.iter()
+                .all(|s| s.public_user_identity == "sip:gw1@example.com")
+        );
+        assert_eq!(
+            Scenario::Shareable.sign_ins()[0].final_authorisation,
+            "replaced"
+        );
         assert_eq!(Scenario::Shareable.sign_ins()[1].steps, &ON_REGISTERED_UE);
         assert_eq!(gw[0].steps, &ALL);
         assert_eq!(gw[2].steps, &ON_REGISTERED_UE);
-        assert!(Scenario::MultiDevice.sign_ins().iter().all(|s| s.steps == ALL));
+        assert!(
+            Scenario::MultiDevice
+                .sign_ins()
+                .iter()
+                .all(|s| s.steps == ALL)
+        );
         assert_eq!(Scenario::load(5)[4].label, "ue5/user5");
         assert_eq!(Scenario::BadToken.to_string(), "bad-token");
     }

@@ -61,24 +61,122 @@ pub const TLS: &str = "TLS";
 
 /// The 18 steps of DESIGN.md §1.
 pub const STEPS: [StepInfo; 18] = [
-    step(1, Idms, Ue, LOGIN, false, "user authenticated at the IdMS; UE holds access, ID and refresh tokens"),
-    step(2, Ue, Sc, TLS, false, "mutual TLS: each side verified the other's certificate"),
-    step(3, Ue, Sc, "REGISTER", false, "UE registers its public user identity"),
-    step(4, Sc, Ue, "REGISTER", true, "registrar answers with the bindings"),
-    step(5, Sc, As, "REGISTER", false, "third-party REGISTER to the MCPTT server (message/sip body)"),
-    step(6, As, Sc, "REGISTER", true, "MCPTT server accepts the third-party REGISTER"),
-    step(7, Ue, Sc, "PUBLISH", false, "UE publishes poc-settings with its access token"),
-    step(8, Sc, As, "PUBLISH", false, "SIP core forwards with its own P-Asserted-Identity"),
-    step(9, As, Sc, "PUBLISH", true, "MCPTT server validated the token (SIP-ETag) or refused it"),
+    step(
+        1,
+        Idms,
+        Ue,
+        LOGIN,
+        false,
+        "user authenticated at the IdMS; UE holds access, ID and refresh tokens",
+    ),
+    step(
+        2,
+        Ue,
+        Sc,
+        TLS,
+        false,
+        "mutual TLS: each side verified the other's certificate",
+    ),
+    step(
+        3,
+        Ue,
+        Sc,
+        "REGISTER",
+        false,
+        "UE registers its public user identity",
+    ),
+    step(
+        4,
+        Sc,
+        Ue,
+        "REGISTER",
+        true,
+        "registrar answers with the bindings",
+    ),
+    step(
+        5,
+        Sc,
+        As,
+        "REGISTER",
+        false,
+        "third-party REGISTER to the MCPTT server (message/sip body)",
+    ),
+    step(
+        6,
+        As,
+        Sc,
+        "REGISTER",
+        true,
+        "MCPTT server accepts the third-party REGISTER",
+    ),
+    step(
+        7,
+        Ue,
+        Sc,
+        "PUBLISH",
+        false,
+        "UE publishes poc-settings with its access token",
+    ),
+    step(
+        8,
+        Sc,
+        As,
+        "PUBLISH",
+        false,
+        "SIP core forwards with its own P-Asserted-Identity",
+    ),
+    step(
+        9,
+        As,
+        Sc,
+        "PUBLISH",
+        true,
+        "MCPTT server validated the token (SIP-ETag) or refused it",
+    ),
     step(10, Sc, Ue, "PUBLISH", true, "answer relayed to the UE"),
-    step(11, Ue, Sc, "SUBSCRIBE", false, "UE subscribes to its mcptt-service-state"),
-    step(12, Sc, As, "SUBSCRIBE", false, "SUBSCRIBE forwarded with P-Asserted-Identity"),
-    step(13, As, Sc, "SUBSCRIBE", true, "MCPTT server accepts the subscription"),
+    step(
+        11,
+        Ue,
+        Sc,
+        "SUBSCRIBE",
+        false,
+        "UE subscribes to its mcptt-service-state",
+    ),
+    step(
+        12,
+        Sc,
+        As,
+        "SUBSCRIBE",
+        false,
+        "SUBSCRIBE forwarded with P-Asserted-Identity",
+    ),
+    step(
+        13,
+        As,
+        Sc,
+        "SUBSCRIBE",
+        true,
+        "MCPTT server accepts the subscription",
+    ),
     step(14, Sc, Ue, "SUBSCRIBE", true, "answer relayed to the UE"),
-    step(15, As, Sc, "NOTIFY", false, "MCPTT server notifies the service state"),
+    step(
+        15,
+        As,
+        Sc,
+        "NOTIFY",
+        false,
+        "MCPTT server notifies the service state",
+    ),
     step(16, Sc, Ue, "NOTIFY", false, "NOTIFY relayed to the UE"),
     step(17, Ue, Sc, "NOTIFY", true, "UE acknowledges the NOTIFY"),
-    step(18, Sc, As, "NOTIFY", true, "acknowledgement relayed to the MCPTT server"),
+    step(
+        18,
+        Sc,
+        As,
+        "NOTIFY",
+        true,
+        "acknowledgement relayed to the MCPTT server",
+    ),
 ];
 
 /// The step a message belongs to, from its sender, receiver and method (CSeq method for
@@ -120,7 +218,9 @@ impl std::fmt::Display for StepFailure {
 }
 
 /// All 18 steps.
-pub const ALL: [u8; 18] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18];
+pub const ALL: [u8; 18] = [
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
+];
 /// The steps of a user signing in on a UE that is already connected and registered.
 pub const ON_REGISTERED_UE: [u8; 13] = [1, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18];
 

@@ -144,6 +144,7 @@ struct Inner {
     records: Vec<Seen>,
     limit: usize,
     dropped: u64,
+    echo: bool,
 }
 
 /// A shared, append-only record of what each actor saw. Cheap to clone (one `Arc`).
@@ -181,8 +182,18 @@ impl Trace {
                 records: Vec::new(),
                 limit,
                 dropped: 0,
+                echo: false,
             })),
         }
+    }
+
+    /// A trace that stores nothing and prints each record as a ladder line on stdout as it
+    /// arrives (used by the separate binaries).
+    #[must_use]
+    pub fn echoing() -> Self {
+        let t = Self::with_limit(0);
+        t.lock().echo = true;
+        t
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -200,13 +211,9 @@ impl Trace {
             .as_ref()
             .and_then(|c| inner.labels.get(c).cloned())
             .unwrap_or(obs.ue);
-        if inner.records.len() >= inner.limit {
-            inner.dropped += 1;
-            return;
-        }
-        let seq = inner.records.len() as u64;
+        let seq = inner.records.len() as u64 + inner.dropped;
         let at = inner.start.elapsed();
-        inner.records.push(Seen {
+        let seen = Seen {
             seq,
             at,
             observer,
@@ -220,7 +227,18 @@ impl Trace {
             headers: obs.headers,
             body: obs.body,
             full: obs.full,
-        });
+        };
+        if inner.echo {
+            println!(
+                "{}",
+                crate::ladder::render(&seen, crate::ladder::Detail::KeyHeaders, true)
+            );
+        }
+        if inner.records.len() >= inner.limit {
+            inner.dropped += 1;
+            return;
+        }
+        inner.records.push(seen);
     }
 
     /// Labels every later record of messages with this Call-ID (the UE binds the Call-IDs it

@@ -21,7 +21,7 @@ use mcptt_examples::trace::Trace;
 /// Reproduce the MCPTT single-domain registration and user-authentication flow (steps 1–18)
 /// with real TLS and real SIP on loopback, and print it as a ladder.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version)]
 struct Args {
     /// Which scenario to run.
     #[arg(long, value_enum, default_value_t = Scenario::Basic)]
@@ -49,7 +49,10 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     args.log.init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("flow: cannot start the runtime: {e}");

@@ -1,0 +1,115 @@
+//! Configuration of the actors, shared by `flow` and the separate binaries.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::cli::TlsMaterial;
+use crate::scenario::UeKind;
+
+/// Transport between SIP core and MCPTT server (UEs always use TLS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Transport {
+    /// SIP over mutual TLS.
+    #[default]
+    Tls,
+    /// SIP over plain TCP (trusted network).
+    Tcp,
+}
+
+/// SIP core: TLS listener for UEs, registrar, third-party registration, proxy.
+#[derive(Debug, Clone)]
+pub struct SipCoreConfig {
+    /// Where UEs connect (mutual TLS).
+    pub listen: SocketAddr,
+    /// Own certificate and the CAs trusted for UEs and the MCPTT server.
+    pub tls: TlsMaterial,
+    /// The MCPTT server.
+    pub mcptt_server: SocketAddr,
+    /// Transport towards the MCPTT server.
+    pub mcptt_transport: Transport,
+    /// The SIP core's own URI (From/Contact of third-party REGISTERs, Via host).
+    pub node_uri: String,
+    /// The MCPTT server's SIP URI (Request-URI of third-party REGISTERs).
+    pub application_server: String,
+    /// The MCPTT server's public service identity: requests to it are routed to the server.
+    pub psi: String,
+    /// Extra certificate identity → public user identities grants (beyond the certificate's
+    /// own `sip:` URI SANs).
+    pub identities: Vec<(String, Vec<String>)>,
+    /// Largest registration expiry granted.
+    pub max_expires: u32,
+}
+
+/// MCPTT server: third-party REGISTER, PUBLISH, SUBSCRIBE, NOTIFY; token validation.
+#[derive(Debug, Clone)]
+pub struct McpttServerConfig {
+    /// Where the SIP core connects.
+    pub listen: SocketAddr,
+    /// Transport it accepts.
+    pub transport: Transport,
+    /// Own certificate and the CAs trusted for the SIP core.
+    pub tls: TlsMaterial,
+    /// Own SIP URI.
+    pub node_uri: String,
+    /// Public service identity (PUBLISH and SUBSCRIBE Request-URI).
+    pub psi: String,
+    /// The IdMS whose JWKS signs access tokens (HTTP base URL, e.g. `http://127.0.0.1:8080`).
+    pub idms: String,
+    /// Expected token issuer (`iss`); `None` takes the IdMS discovery document's.
+    pub issuer: Option<String>,
+    /// Expected token audience (`aud`).
+    pub audience: String,
+    /// Accepted MCPTT scopes (any one suffices).
+    pub scopes: Vec<String>,
+    /// UE directory: public user identity → kind (default `personal`).
+    pub ue_directory: Vec<(String, UeKind)>,
+    /// Subscription expiry granted.
+    pub subscription_expires: u32,
+}
+
+/// How the user authenticates at the IdMS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LoginMethod {
+    /// Password (`3gpp:acr:password`).
+    #[default]
+    Password,
+    /// Password and a one-time code.
+    TwoFactor,
+    /// SIM-based challenge (AKA).
+    Sim,
+}
+
+/// One UE and the user signing in on it.
+#[derive(Debug, Clone)]
+pub struct UeConfig {
+    /// Label in the trace, e.g. `ue1/alice`.
+    pub label: String,
+    /// Label of the UE's own records (TLS, registration), e.g. `ue1`.
+    pub ue_label: String,
+    /// The IdMS base URL.
+    pub idms: String,
+    /// OAuth client id of the MCPTT client.
+    pub client_id: String,
+    /// The user's login name.
+    pub user: String,
+    /// The user's password.
+    pub password: String,
+    /// Authentication method.
+    pub method: LoginMethod,
+    /// The SIP core.
+    pub sip_core: SocketAddr,
+    /// Client certificate (URI SAN = public user identity) and the CAs trusted for the core.
+    pub tls: TlsMaterial,
+    /// Public user identity registered.
+    pub public_user_identity: String,
+    /// The MCPTT server's public service identity.
+    pub psi: String,
+    /// Registration expiry asked for.
+    pub register_expires: u32,
+    /// Publication expiry asked for.
+    pub publish_expires: u32,
+    /// Subscription expiry asked for.
+    pub subscribe_expires: u32,
+    /// Bound on each wait for an answer.
+    pub timeout: Duration,
+}

@@ -1,0 +1,128 @@
+//! `mcptt-server`: the MCPTT application server of the flow.
+//!
+//! Accepts third-party REGISTER, PUBLISH (`Event: poc-settings`) and SUBSCRIBE
+//! (`Event: mcptt-service-state`) from the SIP core, validates access tokens against the IdMS
+//! JWKS, and sends NOTIFYs with each user's service state.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use mcptt_examples::actors::config::{McpttServerConfig, Transport};
+use mcptt_examples::actors::mcptt_server;
+use mcptt_examples::cli::{LogArgs, TlsArgs, read_table};
+use mcptt_examples::scenario::UeKind;
+use mcptt_examples::trace::Trace;
+
+/// MCPTT server of the flow. With no certificate files, a certificate is issued by the demo
+/// CA in --pki-dir, shared with the other demo binaries.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Address the SIP core connects to.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:5062")]
+    listen: SocketAddr,
+    /// Transport accepted from the SIP core.
+    #[arg(long, value_enum, default_value_t = Transport::Tls)]
+    transport: Transport,
+    /// This server's SIP URI.
+    #[arg(long, value_name = "URI", default_value = "sip:mcptt.example.com")]
+    node_uri: String,
+    /// Public service identity (Request-URI of PUBLISH and SUBSCRIBE).
+    #[arg(
+        long,
+        value_name = "URI",
+        default_value = "sip:mcptt-server@example.com"
+    )]
+    psi: String,
+    /// Base URL of the IdMS whose JWKS signs the access tokens.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+    idms: String,
+    /// Expected token issuer (default: the IdMS discovery document's `issuer`).
+    #[arg(long, value_name = "URL")]
+    issuer: Option<String>,
+    /// Expected token audience.
+    #[arg(long, default_value = "mcptt-server")]
+    audience: String,
+    /// Accepted MCPTT scope (repeat for several; any one suffices).
+    #[arg(long = "scope", value_name = "SCOPE", default_values_t = [
+        "3gpp:mcptt:ptt_server".to_owned(), "3gpp:mc:ptt_service".to_owned()])]
+    scopes: Vec<String>,
+    /// UE directory, one line per UE: `PUBLIC-USER-IDENTITY personal|shareable|gateway`
+    /// (UEs not listed are personal).
+    #[arg(long, value_name = "FILE")]
+    ue_directory: Option<PathBuf>,
+    /// Subscription expiry granted, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    subscription_expires: u32,
+    #[command(flatten)]
+    tls: TlsArgs,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+fn kind(word: &str) -> Option<UeKind> {
+    match word {
+        "personal" => Some(UeKind::Personal),
+        "shareable" => Some(UeKind::Shareable),
+        "gateway" => Some(UeKind::Gateway),
+        _ => None,
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    args.log.init();
+    let tls = match args.tls.material(&args.node_uri, false) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("mcptt-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut ue_directory = Vec::new();
+    if let Some(path) = &args.ue_directory {
+        let table = match read_table(path) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("mcptt-server: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        for (impu, words) in table {
+            match words.first().map(String::as_str).and_then(kind) {
+                Some(k) => ue_directory.push((impu, k)),
+                None => {
+                    eprintln!(
+                        "mcptt-server: {}: {impu}: kind must be personal, shareable or gateway",
+                        path.display()
+                    );
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    }
+    let config = McpttServerConfig {
+        listen: args.listen,
+        transport: args.transport,
+        tls,
+        node_uri: args.node_uri,
+        psi: args.psi,
+        idms: args.idms,
+        issuer: args.issuer,
+        audience: args.audience,
+        scopes: args.scopes,
+        ue_directory,
+        subscription_expires: args.subscription_expires,
+    };
+    mcptt_examples::actors::serve(
+        "mcptt-server",
+        async move {
+            let handle = mcptt_server::spawn(config, Trace::echoing()).await?;
+            eprintln!("mcptt-server: listening on {}", handle.local_addr());
+            Ok(handle)
+        },
+        |h| h.shutdown(),
+    )
+}
