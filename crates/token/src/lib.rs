@@ -20,7 +20,8 @@
 //! # Example
 //!
 //! ```
-//! use mcptt_token::{AccessTokenClaims, Algorithm, JwkSet, Signer, SigningKey};
+//! use mcptt_token::{AccessTokenClaims, Algorithm, JwkSet, KeyStore, Signer, SigningKey,
+//!                   Validator, ValidatorConfig};
 //! use ring::rand::SystemRandom;
 //!
 //! # fn main() -> Result<(), mcptt_token::Error> {
@@ -42,24 +43,42 @@
 //!     ..Default::default()
 //! })?;
 //!
-//! let verifying_key = JwkSet::from_json(&jwks_json)?.keys()[0].clone();
-//! let (signing_input, sig) = token.rsplit_once('.').unwrap();
-//! let sig = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, sig).unwrap();
-//! mcptt_token::verify_signature(Algorithm::Es256, &verifying_key, signing_input.as_bytes(), &sig)?;
+//! // MCPTT server side: keys from configuration, then validation.
+//! let keys = KeyStore::new(JwkSet::from_json(&jwks_json)?);
+//! let validator = Validator::new(
+//!     ValidatorConfig::new("https://idms.example", "sip:mcptt-server@mcptt.example"),
+//!     keys,
+//! )?;
+//! let at = validator.validate_access_token(&token, now + 10)?;
+//! assert_eq!(at.mcptt_id, "sip:alice@mcptt.example");
+//! assert_eq!(at.subject, "alice");
+//! let late = validator.validate_access_token(&token, now + 7200).unwrap_err();
+//! assert_eq!(late.kind(), "expired");
+//! assert_eq!(late.status_code(), Some(403));
 //! # Ok(()) }
 //! ```
 
 mod alg;
 mod b64;
+mod cache;
 mod claims;
 mod error;
 mod json;
 mod jwk;
+mod jws;
+mod keystore;
 mod sign;
 pub mod sip_uri;
+mod validate;
 
 pub use alg::{Algorithm, verify_signature};
 pub use claims::{AccessToken, AccessTokenClaims, IdToken, IdTokenClaims};
 pub use error::{Error, Part};
 pub use jwk::{Jwk, JwkSet, MAX_RSA_BITS, MIN_RSA_BITS};
+pub use jws::{JwsLimits, VerifiedJws, verify_compact};
+pub use keystore::{DEFAULT_REFRESH_INTERVAL_SECS, KeyStore};
 pub use sign::{Signer, SigningKey};
+pub use validate::{
+    DEFAULT_LEEWAY_SECS, MAX_LEEWAY_SECS, SCOPE_PTT_SERVER, SCOPE_PTT_SERVICE, Validator,
+    ValidatorConfig,
+};

@@ -1,0 +1,237 @@
+//! Compact JWS verification (RFC 7515 §5.2) with this crate's header rules.
+
+use crate::alg::{Algorithm, verify_signature};
+use crate::json::{self, Json, JsonError};
+use crate::jwk::{Jwk, JwkSet};
+use crate::{Error, Part, b64};
+
+/// Limits applied before and while decoding a compact JWS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JwsLimits {
+    /// Longest token accepted, in bytes; checked before any decoding (default 8192).
+    pub max_bytes: usize,
+    /// Deepest JSON nesting accepted in header and payload (default 16).
+    pub max_json_depth: usize,
+}
+
+impl Default for JwsLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 8192,
+            max_json_depth: 16,
+        }
+    }
+}
+
+/// A compact JWS whose signature verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifiedJws {
+    /// The algorithm (that of the key, equal to the header's).
+    pub algorithm: Algorithm,
+    /// The header `kid`, when present.
+    pub kid: Option<String>,
+    /// The header `typ`, when present.
+    pub typ: Option<String>,
+    /// The decoded payload.
+    pub payload: Vec<u8>,
+}
+
+/// What `typ` a token kind requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TypRule {
+    /// Any or none (plain JWS).
+    Any,
+    /// `at+jwt` or `application/at+jwt` (RFC 9068 §2.1, §4).
+    AccessToken,
+    /// `JWT` or absent (RFC 7519 §5.1).
+    IdToken,
+}
+
+/// Verifies a compact JWS against configured keys and returns its payload.
+///
+/// Checks, in order: the size cap (before decoding), exactly three
+/// segments, strict base64url, a header that is a JSON object with unique
+/// member names, the header rules (supported `alg`; no `crit`, `b64`,
+/// `cty: JWT`, `jwk`, `jku`, `x5u`, `x5c`), key selection by `kid` (without
+/// `kid`: the only key of that algorithm), the key's algorithm binding, then
+/// the signature over the ASCII `header.payload`. `typ` is not checked here
+/// (the token validators do).
+///
+/// # Errors
+/// The [`Error`] naming the first failed check.
+pub fn verify_compact(token: &str, keys: &JwkSet, limits: JwsLimits) -> Result<VerifiedJws, Error> {
+    let (jws, key) = verify_parts(token, keys, limits, TypRule::Any)?;
+    let payload = b64::decode(jws.payload_b64, Part::Claims)?;
+    Ok(VerifiedJws {
+        algorithm: key.algorithm(),
+        kid: jws.kid,
+        typ: jws.typ,
+        payload,
+    })
+}
+
+/// Header facts of a verified token, borrowing from the token.
+pub(crate) struct Parts<'t> {
+    pub(crate) kid: Option<String>,
+    pub(crate) typ: Option<String>,
+    pub(crate) payload_b64: &'t [u8],
+}
+
+/// Splits into exactly three segments.
+/// The three segments of a compact JWS.
+type Segments<'t> = (&'t [u8], &'t [u8], &'t [u8]);
+
+fn segments(token: &str) -> Result<Segments<'_>, Error> {
+    let bytes = token.as_bytes();
+    let mut dots = memchr_iter(bytes);
+    let (Some(d1), Some(d2)) = (dots.next(), dots.next()) else {
+        return Err(Error::Segments {
+            found: 1 + bytes.iter().filter(|b| **b == b'.').count(),
+        });
+    };
+    if dots.next().is_some() {
+        return Err(Error::Segments { found: 4 });
+    }
+    let (h, rest) = bytes.split_at(d1);
+    let p = rest.get(1..d2 - d1).unwrap_or_default();
+    let s = bytes.get(d2 + 1..).unwrap_or_default();
+    Ok((h, p, s))
+}
+
+fn memchr_iter(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'.')
+        .map(|(i, _)| i)
+}
+
+pub(crate) fn json_error(part: Part, e: JsonError) -> Error {
+    match e {
+        JsonError::Syntax { message, .. } => Error::Json { part, message },
+        JsonError::Duplicate { name } => Error::DuplicateMember { part, name },
+        JsonError::TooDeep { limit } => Error::TooDeep { part, limit },
+    }
+}
+
+/// Header members that carry or point at keys; keys come only from configuration.
+const KEY_HEADERS: [&str; 4] = ["jwk", "jku", "x5u", "x5c"];
+
+/// Everything but payload decoding; returns the key that verified.
+pub(crate) fn verify_parts<'t, 'k>(
+    token: &'t str,
+    keys: &'k JwkSet,
+    limits: JwsLimits,
+    typ_rule: TypRule,
+) -> Result<(Parts<'t>, &'k Jwk), Error> {
+    if token.len() > limits.max_bytes {
+        return Err(Error::TooLarge {
+            limit: limits.max_bytes,
+            actual: token.len(),
+        });
+    }
+    let (h64, p64, s64) = segments(token)?;
+    let header_bytes = b64::decode(h64, Part::Header)?;
+    let header = json::parse(&header_bytes, limits.max_json_depth)
+        .map_err(|e| json_error(Part::Header, e))?;
+    let Json::Obj(members) = &header else {
+        return Err(Error::NotObject {
+            part: Part::Header,
+            found: header.type_name(),
+        });
+    };
+
+    let mut alg_name = None;
+    let mut kid = None;
+    let mut typ = None;
+    for (name, value) in members {
+        let as_str = |n: &'static str| {
+            value.as_str().ok_or(Error::HeaderType {
+                name: n,
+                expected: "string",
+            })
+        };
+        match name.as_ref() {
+            "alg" => alg_name = Some(as_str("alg")?),
+            "kid" => kid = Some(as_str("kid")?),
+            "typ" => typ = Some(as_str("typ")?),
+            "crit" => {
+                let names = match value {
+                    Json::Arr(items) => items
+                        .iter()
+                        .filter_map(Json::as_str)
+                        .map(str::to_owned)
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                return Err(Error::Critical { names });
+            }
+            "b64" => return Err(Error::UnencodedPayload),
+            "cty" => {
+                let cty = as_str("cty")?;
+                if cty.eq_ignore_ascii_case("JWT") || cty.eq_ignore_ascii_case("application/jwt") {
+                    return Err(Error::NestedToken {
+                        cty: cty.to_owned(),
+                    });
+                }
+            }
+            other => {
+                if let Some(n) = KEY_HEADERS.iter().find(|k| **k == other) {
+                    return Err(Error::EmbeddedKey { name: n });
+                }
+            }
+        }
+    }
+    let alg_name = alg_name.unwrap_or_default();
+    let alg = Algorithm::from_name(alg_name).ok_or_else(|| Error::UnsupportedAlgorithm {
+        alg: alg_name.to_owned(),
+    })?;
+    check_typ(typ_rule, typ)?;
+
+    let key = keys
+        .select(kid, Some(alg))
+        .ok_or_else(|| Error::UnknownKey {
+            kid: kid.unwrap_or_default().to_owned(),
+            refresh_requested: false,
+        })?;
+    if key.algorithm() != alg {
+        return Err(Error::AlgorithmMismatch {
+            kid: kid.unwrap_or_default().to_owned(),
+            expected: key.algorithm().as_str(),
+            received: alg_name.to_owned(),
+        });
+    }
+    let sig = b64::decode(s64, Part::Signature)?;
+    let signing_input = token
+        .as_bytes()
+        .get(..h64.len() + 1 + p64.len())
+        .unwrap_or_default();
+    verify_signature(alg, key, signing_input, &sig)?;
+    let parts = Parts {
+        kid: kid.map(str::to_owned),
+        typ: typ.map(str::to_owned),
+        payload_b64: p64,
+    };
+    Ok((parts, key))
+}
+
+fn check_typ(rule: TypRule, typ: Option<&str>) -> Result<(), Error> {
+    let ok = match rule {
+        TypRule::Any => true,
+        TypRule::AccessToken => typ.is_some_and(|t| {
+            t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+        }),
+        TypRule::IdToken => typ.is_none_or(|t| t.eq_ignore_ascii_case("JWT")),
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(Error::Type {
+        expected: match rule {
+            TypRule::AccessToken => "at+jwt or application/at+jwt",
+            _ => "JWT or absent",
+        },
+        received: typ.map(str::to_owned),
+    })
+}

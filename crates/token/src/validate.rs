@@ -1,0 +1,528 @@
+//! Access-token and ID-token validation.
+
+use std::sync::Arc;
+
+use crate::cache::TokenCache;
+use crate::json::{self, Json, Num};
+use crate::jws::{self, JwsLimits, TypRule};
+use crate::keystore::KeyStore;
+use crate::{AccessToken, Error, IdToken, Part, b64, sip_uri};
+
+/// The Rel-13 MCPTT scope (TS 24.482).
+pub const SCOPE_PTT_SERVER: &str = "3gpp:mcptt:ptt_server";
+/// The scope name of later releases (TS 24.482 Rel-14 and on).
+pub const SCOPE_PTT_SERVICE: &str = "3gpp:mc:ptt_service";
+/// Default clock leeway in seconds.
+pub const DEFAULT_LEEWAY_SECS: u64 = 60;
+/// Largest leeway a [`Validator`] accepts, in seconds.
+pub const MAX_LEEWAY_SECS: u64 = 300;
+
+/// Configuration of a [`Validator`]; build with [`ValidatorConfig::new`] and
+/// the builder methods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidatorConfig {
+    issuer: String,
+    audience: String,
+    scopes: Vec<String>,
+    leeway: u64,
+    limits: JwsLimits,
+    cache_capacity: usize,
+}
+
+impl ValidatorConfig {
+    /// Tokens must come from `issuer` (exact `iss` match) and name
+    /// `audience` in `aud`. For ID tokens the audience is the client id.
+    /// Defaults: scope [`SCOPE_PTT_SERVER`], leeway 60 s, 8192-byte tokens,
+    /// JSON depth 16, no cache.
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            scopes: vec![SCOPE_PTT_SERVER.to_owned()],
+            leeway: DEFAULT_LEEWAY_SECS,
+            limits: JwsLimits::default(),
+            cache_capacity: 0,
+        }
+    }
+
+    /// Requires exactly this scope (replaces the accepted list).
+    #[must_use]
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scopes = vec![scope.into()];
+        self
+    }
+
+    /// Also accepts this scope: a token must carry at least one accepted
+    /// scope, e.g. both [`SCOPE_PTT_SERVER`] and [`SCOPE_PTT_SERVICE`].
+    #[must_use]
+    pub fn accept_scope(mut self, scope: impl Into<String>) -> Self {
+        self.scopes.push(scope.into());
+        self
+    }
+
+    /// Clock leeway for `exp`, `nbf` and `iat`, in seconds (at most 300).
+    #[must_use]
+    pub fn leeway(mut self, secs: u64) -> Self {
+        self.leeway = secs;
+        self
+    }
+
+    /// Longest token accepted, in bytes (checked before decoding).
+    #[must_use]
+    pub fn max_token_bytes(mut self, bytes: usize) -> Self {
+        self.limits.max_bytes = bytes;
+        self
+    }
+
+    /// Deepest JSON nesting accepted in header and claims.
+    #[must_use]
+    pub fn max_json_depth(mut self, depth: usize) -> Self {
+        self.limits.max_json_depth = depth;
+        self
+    }
+
+    /// Caches up to `entries` verified access tokens (0 disables the cache).
+    #[must_use]
+    pub fn cache_capacity(mut self, entries: usize) -> Self {
+        self.cache_capacity = entries;
+        self
+    }
+
+    /// The configured issuer.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The configured audience.
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// The accepted scopes.
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// The leeway in seconds.
+    pub fn leeway_secs(&self) -> u64 {
+        self.leeway
+    }
+
+    /// The size and depth limits.
+    pub fn limits(&self) -> JwsLimits {
+        self.limits
+    }
+}
+
+/// Validates MCPTT access tokens and ID tokens against one issuer's keys.
+///
+/// `Validator` is `Send + Sync`: share it (or its [`KeyStore`]) between
+/// tasks; it spawns nothing and reads no clock.
+#[derive(Debug)]
+pub struct Validator {
+    config: ValidatorConfig,
+    keys: Arc<KeyStore>,
+    cache: TokenCache,
+}
+
+/// Claims common to access and ID tokens, after the generic checks.
+struct Common {
+    issuer: String,
+    subject: String,
+    audiences: Vec<String>,
+    exp: u64,
+    iat: u64,
+    valid_from: u64,
+    mcptt_id: String,
+    acr: Option<String>,
+}
+
+impl Validator {
+    /// A validator using `keys`.
+    ///
+    /// # Errors
+    /// [`Error::ApiMisuse`] for an empty issuer, audience or scope list, a
+    /// scope with spaces, a leeway above 300 s, or zero limits.
+    pub fn new(config: ValidatorConfig, keys: impl Into<Arc<KeyStore>>) -> Result<Self, Error> {
+        let misuse = |m: &str| Err(Error::ApiMisuse(format!("validator configuration: {m}")));
+        if config.issuer.is_empty() || config.audience.is_empty() {
+            return misuse("issuer and audience must not be empty");
+        }
+        if config.scopes.is_empty()
+            || config
+                .scopes
+                .iter()
+                .any(|s| s.is_empty() || s.contains(' '))
+        {
+            return misuse("scopes must be non-empty single scope tokens");
+        }
+        if config.leeway > MAX_LEEWAY_SECS {
+            return misuse("leeway above 300 seconds");
+        }
+        if config.limits.max_bytes == 0 || config.limits.max_json_depth < 2 {
+            return misuse("max_token_bytes must be > 0 and max_json_depth >= 2");
+        }
+        let cache = TokenCache::new(config.cache_capacity);
+        Ok(Self {
+            config,
+            keys: keys.into(),
+            cache,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ValidatorConfig {
+        &self.config
+    }
+
+    /// The key store (to replace or refresh keys).
+    pub fn keys(&self) -> &Arc<KeyStore> {
+        &self.keys
+    }
+
+    /// Number of cached verified tokens.
+    pub fn cached_tokens(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Empties the verified-token cache.
+    pub fn clear_cache(&self) {
+        self.cache.clear();
+    }
+
+    /// Validates an access token at wall-clock time `now_unix` (seconds).
+    ///
+    /// Besides the JWS checks of [`crate::verify_compact`]: `typ` must be
+    /// `at+jwt` or `application/at+jwt` (RFC 9068 §4); the claims must be a
+    /// JSON object with `iss` equal to the issuer, `aud` (string or array)
+    /// containing the audience, `exp` and `iat` (and `nbf` when present) JSON
+    /// numbers within the leeway, non-empty string `sub`, `client_id`, `jti`,
+    /// `scope` a space-separated list holding an accepted scope as a whole
+    /// token, and `mcptt_id` a SIP URI ([`crate::sip_uri::check`]).
+    ///
+    /// # Errors
+    /// The [`Error`] of the first failed check; an unknown `kid` may request
+    /// a key refresh ([`KeyStore::request_refresh`]).
+    pub fn validate_access_token(&self, token: &str, now_unix: u64) -> Result<AccessToken, Error> {
+        let snapshot = self.keys.snapshot();
+        if let Some(hit) = self.cache.get(token, now_unix, snapshot.number) {
+            return Ok(hit);
+        }
+        let (kid, payload) = self.verify(token, &snapshot.set, now_unix, TypRule::AccessToken)?;
+        let claims = self.parse_claims(&payload)?;
+        let common = self.common(&claims, now_unix)?;
+        let client_id = required_str(&claims, "client_id")?;
+        let token_id = required_str(&claims, "jti")?;
+        let scope = claims
+            .get("scope")
+            .ok_or(Error::MissingClaim { name: "scope" })?;
+        let Json::Str(scope) = scope else {
+            return Err(invalid(
+                "scope",
+                "a space-separated string",
+                scope.type_name(),
+            ));
+        };
+        let scopes = split_scope(scope)?;
+        if !scopes
+            .iter()
+            .any(|s| self.config.scopes.iter().any(|a| a == s))
+        {
+            return Err(Error::Scope {
+                expected: self.config.scopes.clone(),
+                received: scope.to_string(),
+            });
+        }
+        let at = AccessToken {
+            mcptt_id: common.mcptt_id,
+            subject: common.subject,
+            client_id,
+            scopes: scopes.into_iter().map(str::to_owned).collect(),
+            audiences: common.audiences,
+            issuer: common.issuer,
+            expires_at: common.exp,
+            issued_at: common.iat,
+            token_id,
+            acr: common.acr,
+            key_id: kid,
+        };
+        self.cache
+            .insert(token, &at, now_unix, common.valid_from, snapshot.number);
+        Ok(at)
+    }
+
+    /// Validates an ID token (TS 33.180 §5.1.3, OpenID Connect Core §3.1.3.7)
+    /// at `now_unix`: `typ` `JWT` or absent, `iss`, `sub`, `aud` containing
+    /// the configured audience (the client id; with several audiences an
+    /// `azp` must name it), `exp`, `iat`, `mcptt_id`; when `expected_nonce`
+    /// is given, `nonce` must equal it.
+    ///
+    /// # Errors
+    /// The [`Error`] of the first failed check.
+    pub fn validate_id_token(
+        &self,
+        token: &str,
+        now_unix: u64,
+        expected_nonce: Option<&str>,
+    ) -> Result<IdToken, Error> {
+        let snapshot = self.keys.snapshot();
+        let (_, payload) = self.verify(token, &snapshot.set, now_unix, TypRule::IdToken)?;
+        let claims = self.parse_claims(&payload)?;
+        let common = self.common(&claims, now_unix)?;
+        if common.audiences.len() > 1 {
+            match optional_str(&claims, "azp")? {
+                Some(azp) if azp == self.config.audience => {}
+                _ => {
+                    return Err(invalid(
+                        "azp",
+                        "the client id when aud has several values",
+                        "absent or different",
+                    ));
+                }
+            }
+        }
+        let nonce = optional_str(&claims, "nonce")?;
+        if let Some(expected) = expected_nonce {
+            match &nonce {
+                None => return Err(Error::Nonce { reason: "missing" }),
+                Some(n) if n != expected => {
+                    return Err(Error::Nonce {
+                        reason: "different",
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        let auth_time = match claims.get("auth_time") {
+            None => None,
+            Some(v) => Some(numeric_date("auth_time", v, Round::Down)?),
+        };
+        Ok(IdToken {
+            mcptt_id: common.mcptt_id,
+            subject: common.subject,
+            issuer: common.issuer,
+            audiences: common.audiences,
+            expires_at: common.exp,
+            issued_at: common.iat,
+            auth_time,
+            nonce,
+            acr: common.acr,
+        })
+    }
+
+    fn verify(
+        &self,
+        token: &str,
+        keys: &crate::JwkSet,
+        now: u64,
+        rule: TypRule,
+    ) -> Result<(Option<String>, Vec<u8>), Error> {
+        match jws::verify_parts(token, keys, self.config.limits, rule) {
+            Ok((parts, _key)) => {
+                let payload = b64::decode(parts.payload_b64, Part::Claims)?;
+                Ok((parts.kid, payload))
+            }
+            Err(Error::UnknownKey { kid, .. }) => {
+                let refresh_requested = self.keys.request_refresh(now);
+                Err(Error::UnknownKey {
+                    kid,
+                    refresh_requested,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn parse_claims<'p>(&self, payload: &'p [u8]) -> Result<Json<'p>, Error> {
+        let claims = json::parse(payload, self.config.limits.max_json_depth)
+            .map_err(|e| jws::json_error(Part::Claims, e))?;
+        if !matches!(claims, Json::Obj(_)) {
+            return Err(Error::NotObject {
+                part: Part::Claims,
+                found: claims.type_name(),
+            });
+        }
+        Ok(claims)
+    }
+
+    fn common(&self, claims: &Json<'_>, now: u64) -> Result<Common, Error> {
+        let leeway = self.config.leeway;
+        // Issuer and audience first: a token for someone else is that, whatever its times.
+        let issuer = required_str(claims, "iss")?;
+        if issuer != self.config.issuer {
+            return Err(Error::Issuer {
+                expected: self.config.issuer.clone(),
+                received: issuer,
+            });
+        }
+        let audiences = audiences(claims)?;
+        if !audiences.contains(&self.config.audience) {
+            return Err(Error::Audience {
+                expected: self.config.audience.clone(),
+                received: audiences,
+            });
+        }
+        let exp_v = claims
+            .get("exp")
+            .ok_or(Error::MissingClaim { name: "exp" })?;
+        let exp = numeric_date("exp", exp_v, Round::Down)?;
+        let iat_v = claims
+            .get("iat")
+            .ok_or(Error::MissingClaim { name: "iat" })?;
+        let iat = numeric_date("iat", iat_v, Round::Up)?;
+        let nbf = match claims.get("nbf") {
+            None => None,
+            Some(v) => Some(numeric_date("nbf", v, Round::Up)?),
+        };
+        // RFC 7519 §4.1.4: now must be before exp.
+        if now >= exp.saturating_add(leeway) {
+            return Err(Error::Expired { exp, now, leeway });
+        }
+        if let Some(nbf) = nbf
+            && nbf > now.saturating_add(leeway)
+        {
+            return Err(Error::NotYetValid { nbf, now, leeway });
+        }
+        if iat > now.saturating_add(leeway) {
+            return Err(Error::IssuedInFuture { iat, now, leeway });
+        }
+        let subject = required_str(claims, "sub")?;
+        let mcptt_id = required_str(claims, "mcptt_id")?;
+        sip_uri::check(&mcptt_id).map_err(|reason| Error::McpttId { reason })?;
+        let acr = optional_str(claims, "acr")?;
+        let valid_from = nbf.unwrap_or(0).max(iat).saturating_sub(leeway);
+        Ok(Common {
+            issuer,
+            subject,
+            audiences,
+            exp,
+            iat,
+            valid_from,
+            mcptt_id,
+            acr,
+        })
+    }
+}
+
+fn invalid(name: &'static str, expected: &'static str, received: &str) -> Error {
+    Error::InvalidClaim {
+        name,
+        expected,
+        received: received.to_owned(),
+    }
+}
+
+fn required_str(claims: &Json<'_>, name: &'static str) -> Result<String, Error> {
+    match claims.get(name) {
+        None => Err(Error::MissingClaim { name }),
+        Some(Json::Str(s)) if !s.is_empty() => Ok(s.to_string()),
+        Some(Json::Str(_)) => Err(invalid(name, "a non-empty string", "empty string")),
+        Some(v) => Err(invalid(name, "a non-empty string", v.type_name())),
+    }
+}
+
+fn optional_str(claims: &Json<'_>, name: &'static str) -> Result<Option<String>, Error> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Json::Str(s)) => Ok(Some(s.to_string())),
+        Some(v) => Err(invalid(name, "a string", v.type_name())),
+    }
+}
+
+fn audiences(claims: &Json<'_>) -> Result<Vec<String>, Error> {
+    const EXPECTED: &str = "a non-empty string or array of non-empty strings";
+    match claims.get("aud") {
+        None => Err(Error::MissingClaim { name: "aud" }),
+        Some(Json::Str(s)) if !s.is_empty() => Ok(vec![s.to_string()]),
+        Some(Json::Str(_)) => Err(invalid("aud", EXPECTED, "empty string")),
+        Some(Json::Arr(items)) if items.is_empty() => Err(invalid("aud", EXPECTED, "empty array")),
+        Some(Json::Arr(items)) => items
+            .iter()
+            .map(|i| match i {
+                Json::Str(s) if !s.is_empty() => Ok(s.to_string()),
+                Json::Str(_) => Err(invalid("aud", EXPECTED, "array with an empty string")),
+                other => Err(invalid("aud", EXPECTED, other.type_name())),
+            })
+            .collect(),
+        Some(v) => Err(invalid("aud", EXPECTED, v.type_name())),
+    }
+}
+
+/// RFC 6749 §3.3: `scope = scope-token *( SP scope-token )`,
+/// `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
+fn split_scope(scope: &str) -> Result<Vec<&str>, Error> {
+    let tokens: Vec<&str> = scope.split(' ').collect();
+    let ok = tokens.iter().all(|t| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+    });
+    if !ok {
+        return Err(invalid(
+            "scope",
+            "scope tokens separated by single spaces (RFC 6749 §3.3)",
+            "empty token or invalid character",
+        ));
+    }
+    Ok(tokens)
+}
+
+#[derive(Clone, Copy)]
+enum Round {
+    Down,
+    Up,
+}
+
+/// A NumericDate (RFC 7519 §2): a JSON number of seconds, non-negative.
+/// Fractions round towards the stricter side (`exp` down, `nbf`/`iat` up).
+fn numeric_date(name: &'static str, v: &Json<'_>, round: Round) -> Result<u64, Error> {
+    const EXPECTED: &str = "a non-negative JSON number (NumericDate)";
+    match v {
+        Json::Num(Num::U(n)) => Ok(*n),
+        Json::Num(Num::I(_)) => Err(invalid(name, EXPECTED, "negative number")),
+        Json::Num(Num::F(f)) => {
+            // 2^53: beyond it f64 seconds are not exact; far beyond any real date anyway.
+            if !f.is_finite() || *f < 0.0 || *f >= 9_007_199_254_740_992.0 {
+                return Err(invalid(name, EXPECTED, "number out of range"));
+            }
+            let r = match round {
+                Round::Down => f.floor(),
+                Round::Up => f.ceil(),
+            };
+            // In range and integral after the check above.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            Ok(r as u64)
+        }
+        other => Err(invalid(name, EXPECTED, other.type_name())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn scope_splitting() {
+        assert_eq!(split_scope("a b").unwrap(), ["a", "b"]);
+        for bad in ["", " a", "a ", "a  b", "a\tb", "a\"b", "a\\b"] {
+            assert!(split_scope(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn numeric_dates() {
+        let n = |j: &str, r| numeric_date("exp", &json::parse(j.as_bytes(), 4).unwrap(), r);
+        assert_eq!(n("10", Round::Down).unwrap(), 10);
+        assert_eq!(n("10.5", Round::Down).unwrap(), 10);
+        assert_eq!(n("10.5", Round::Up).unwrap(), 11);
+        assert_eq!(n("1e3", Round::Down).unwrap(), 1000);
+        for bad in ["-1", "-0.5", "1e300", "\"10\"", "null", "true", "[10]"] {
+            assert_eq!(
+                n(bad, Round::Down).unwrap_err().kind(),
+                "invalid_claim",
+                "{bad}"
+            );
+        }
+    }
+}
