@@ -1,0 +1,455 @@
+//! Authentication methods behind one trait, and the three methods this crate ships.
+//!
+//! | method | `acr` | form fields |
+//! |---|---|---|
+//! | [`PasswordMethod`] | [`ACR_PASSWORD`] `3gpp:acr:password` | `password` |
+//! | [`TwoFactorMethod`] | [`ACR_TWO_FACTOR`] | `password`, `otp` |
+//! | [`SimMethod`] | [`ACR_SIM`] | step 1: none; step 2: `challenge_id` and `res` (or `auts`) |
+//!
+//! An agency adds its own method by implementing [`Authenticator`] and registering it with
+//! [`crate::Idms::add_method`]. A method may finish in one step ([`Outcome::Authenticated`]) or
+//! hand back a [`Challenge`] whose parameters the client answers in the next request.
+
+use crate::directory::{McpttId, User};
+use crate::milenage::{AkaFailure, AuthVector, RAND_LEN};
+use crate::otp::OtpFailure;
+use crate::random::RandomSource;
+use crate::{Error, hex, unix_seconds};
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+/// `acr` of password login (TS 33.180 §5.1.3 / TS 24.482).
+pub const ACR_PASSWORD: &str = "3gpp:acr:password";
+/// `acr` of two-factor login (password plus TOTP); a value defined by this project.
+pub const ACR_TWO_FACTOR: &str = "urn:mcptt-rs:acr:password-totp";
+/// `acr` of SIM-based login (MILENAGE challenge–response); a value defined by this project.
+pub const ACR_SIM: &str = "urn:mcptt-rs:acr:sim-milenage";
+
+/// How a login form shows a field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FieldKind {
+    /// Free text.
+    Text,
+    /// Hidden while typed.
+    Password,
+    /// A short numeric one-time code.
+    OneTimeCode,
+}
+
+/// A form field a method reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Field {
+    /// The form field name.
+    pub name: &'static str,
+    /// A label for people.
+    pub label: &'static str,
+    /// How to show it.
+    pub kind: FieldKind,
+}
+
+/// The submitted login form (name–value pairs as decoded from the request body).
+#[derive(Clone, Copy, Debug)]
+pub struct LoginInput<'a> {
+    fields: &'a [(String, String)],
+}
+
+impl<'a> LoginInput<'a> {
+    /// Wraps decoded form fields.
+    #[must_use]
+    pub fn new(fields: &'a [(String, String)]) -> Self {
+        Self { fields }
+    }
+
+    /// The value of a field (the first one if repeated).
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A challenge for the client to answer in its next request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Challenge {
+    /// Identifies the pending challenge; sent back as `challenge_id`.
+    pub id: String,
+    /// Parameters for the client (for SIM login: `rand` and `autn`, hex).
+    pub params: Vec<(&'static str, String)>,
+    /// Fields the client answers with.
+    pub fields: &'static [Field],
+    /// When the challenge stops being accepted.
+    pub expires: SystemTime,
+}
+
+/// What one authentication step gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The user is authenticated by this method.
+    Authenticated,
+    /// The client must answer a challenge.
+    Challenge(Challenge),
+}
+
+/// Why a login attempt failed. Logged by the server; the user is told only that login failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthFailure {
+    /// No user with that MCPTT ID.
+    #[error("unknown user")]
+    UnknownUser,
+    /// The user has no credentials for the requested method.
+    #[error("method not available for this user")]
+    MethodNotAvailable,
+    /// The user may not sign in through this client.
+    #[error("client not allowed for this user")]
+    ClientNotAllowed,
+    /// A required field is missing.
+    #[error("missing field `{0}`")]
+    MissingField(&'static str),
+    /// Wrong password.
+    #[error("wrong password")]
+    WrongPassword,
+    /// The one-time code was refused.
+    #[error("one-time code refused: {0}")]
+    Otp(OtpFailure),
+    /// RES does not match XRES.
+    #[error("wrong RES")]
+    WrongRes,
+    /// No pending challenge with that id (never issued, already answered, or for another user).
+    #[error("unknown or already used challenge")]
+    UnknownChallenge,
+    /// The challenge expired.
+    #[error("challenge expired")]
+    ChallengeExpired,
+    /// AUTS did not verify.
+    #[error("resynchronisation refused: {0}")]
+    Aka(AkaFailure),
+    /// A field has the wrong form.
+    #[error("malformed field `{0}`")]
+    Malformed(&'static str),
+    /// Too many pending challenges.
+    #[error("too many pending challenges")]
+    Busy,
+    /// The random generator failed.
+    #[error("internal error")]
+    Internal,
+    /// Too many failures: the user or the source is locked out until this time.
+    #[error("locked out")]
+    Locked {
+        /// When attempts are accepted again.
+        until: SystemTime,
+    },
+}
+
+/// One way of authenticating a user. Implementations keep their own state (replay windows,
+/// pending challenges) and take time and randomness as arguments.
+pub trait Authenticator: Send {
+    /// The `acr` value a success under this method gives.
+    fn acr(&self) -> &str;
+
+    /// The fields of the first step, for the login form.
+    fn fields(&self) -> &'static [Field];
+
+    /// Runs one step of the method for `user` with the submitted `input`.
+    ///
+    /// # Errors
+    /// [`AuthFailure`] naming why.
+    fn authenticate(
+        &mut self,
+        user: &User,
+        input: &LoginInput<'_>,
+        now: SystemTime,
+        rng: &dyn RandomSource,
+    ) -> Result<Outcome, AuthFailure>;
+}
+
+const PASSWORD_FIELDS: &[Field] = &[Field {
+    name: "password",
+    label: "Password",
+    kind: FieldKind::Password,
+}];
+const TWO_FACTOR_FIELDS: &[Field] = &[
+    Field {
+        name: "password",
+        label: "Password",
+        kind: FieldKind::Password,
+    },
+    Field {
+        name: "otp",
+        label: "One-time code",
+        kind: FieldKind::OneTimeCode,
+    },
+];
+const SIM_RESPONSE_FIELDS: &[Field] = &[Field {
+    name: "res",
+    label: "RES (hex)",
+    kind: FieldKind::Text,
+}];
+
+fn check_password(user: &User, input: &LoginInput<'_>) -> Result<(), AuthFailure> {
+    let hash = user
+        .password
+        .as_ref()
+        .ok_or(AuthFailure::MethodNotAvailable)?;
+    let password = input
+        .get("password")
+        .ok_or(AuthFailure::MissingField("password"))?;
+    if hash.verify(password) {
+        Ok(())
+    } else {
+        Err(AuthFailure::WrongPassword)
+    }
+}
+
+/// Password login (`3gpp:acr:password`).
+#[derive(Debug, Default)]
+pub struct PasswordMethod;
+
+impl Authenticator for PasswordMethod {
+    fn acr(&self) -> &str {
+        ACR_PASSWORD
+    }
+    fn fields(&self) -> &'static [Field] {
+        PASSWORD_FIELDS
+    }
+    fn authenticate(
+        &mut self,
+        user: &User,
+        input: &LoginInput<'_>,
+        _now: SystemTime,
+        _rng: &dyn RandomSource,
+    ) -> Result<Outcome, AuthFailure> {
+        check_password(user, input)?;
+        Ok(Outcome::Authenticated)
+    }
+}
+
+/// Two-factor login: password plus a TOTP code; a code is accepted once per user.
+#[derive(Debug, Default)]
+pub struct TwoFactorMethod {
+    last_step: HashMap<McpttId, u64>,
+}
+
+impl TwoFactorMethod {
+    /// Creates the method with no codes used yet.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Authenticator for TwoFactorMethod {
+    fn acr(&self) -> &str {
+        ACR_TWO_FACTOR
+    }
+    fn fields(&self) -> &'static [Field] {
+        TWO_FACTOR_FIELDS
+    }
+    fn authenticate(
+        &mut self,
+        user: &User,
+        input: &LoginInput<'_>,
+        now: SystemTime,
+        _rng: &dyn RandomSource,
+    ) -> Result<Outcome, AuthFailure> {
+        let totp = user.totp.as_ref().ok_or(AuthFailure::MethodNotAvailable)?;
+        let otp = input.get("otp").ok_or(AuthFailure::MissingField("otp"))?;
+        // The password is checked first and always, so a failure does not tell which factor was wrong.
+        let password = check_password(user, input);
+        let step = totp
+            .verify(
+                otp.trim(),
+                unix_seconds(now),
+                self.last_step.get(&user.mcptt_id).copied(),
+            )
+            .map_err(AuthFailure::Otp);
+        password?;
+        let step = step?;
+        self.last_step.insert(user.mcptt_id.clone(), step);
+        Ok(Outcome::Authenticated)
+    }
+}
+
+/// Limits of [`SimMethod`].
+#[derive(Clone, Copy, Debug)]
+pub struct SimConfig {
+    /// How long a challenge may be answered.
+    pub challenge_lifetime: Duration,
+    /// Most challenges pending at once (all users).
+    pub max_pending: usize,
+    /// SQN increment per challenge (TS 33.102 Annex C: SEQ steps; 32 leaves room for IND).
+    pub sqn_step: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            challenge_lifetime: Duration::from_secs(120),
+            max_pending: 10_000,
+            sqn_step: 32,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct PendingAka {
+    user: McpttId,
+    rand: [u8; RAND_LEN],
+    xres: [u8; 8],
+    expires: SystemTime,
+}
+
+/// SIM-based login: a MILENAGE challenge–response (TS 33.102 §6.3 with TS 35.206).
+///
+/// Step 1 (no `challenge_id`): the IdMS advances the user's SQN, draws RAND and answers a
+/// [`Challenge`] with `rand` and `autn`. Step 2: the client sends `challenge_id` and `res`
+/// (computed by its USIM, see [`crate::milenage::Usim`]); the challenge is consumed whatever the
+/// result, so a response is accepted at most once. If the USIM found SQN stale it sends `auts`
+/// instead; the IdMS checks MAC-S, takes SQN_MS and issues a new challenge.
+#[derive(Debug, Default)]
+pub struct SimMethod {
+    config: SimConfig,
+    sqn: HashMap<McpttId, u64>,
+    pending: HashMap<String, PendingAka>,
+}
+
+impl SimMethod {
+    /// Creates the method.
+    #[must_use]
+    pub fn new(config: SimConfig) -> Self {
+        Self {
+            config,
+            sqn: HashMap::new(),
+            pending: HashMap::new(),
+        }
+    }
+
+    /// The SQN the IdMS last used for `user` (for tests and persistence).
+    #[must_use]
+    pub fn sqn(&self, user: &McpttId) -> Option<u64> {
+        self.sqn.get(user).copied()
+    }
+
+    fn challenge(
+        &mut self,
+        user: &User,
+        now: SystemTime,
+        rng: &dyn RandomSource,
+    ) -> Result<Outcome, AuthFailure> {
+        let sim = user.sim.as_ref().ok_or(AuthFailure::MethodNotAvailable)?;
+        self.pending.retain(|_, p| p.expires > now);
+        if self.pending.len() >= self.config.max_pending {
+            return Err(AuthFailure::Busy);
+        }
+        let current = self
+            .sqn
+            .get(&user.mcptt_id)
+            .copied()
+            .unwrap_or(sim.sqn)
+            .max(sim.sqn);
+        let sqn = (current + self.config.sqn_step.max(1)) & crate::milenage::MAX_SQN;
+        self.sqn.insert(user.mcptt_id.clone(), sqn);
+        let mut rand = [0u8; RAND_LEN];
+        rng.fill(&mut rand).map_err(|_| AuthFailure::Internal)?;
+        let v = AuthVector::generate(&sim.milenage, rand, sqn, sim.amf);
+        let id = crate::random::token(rng, 16).map_err(|_| AuthFailure::Internal)?;
+        let expires = now + self.config.challenge_lifetime;
+        self.pending.insert(
+            id.clone(),
+            PendingAka {
+                user: user.mcptt_id.clone(),
+                rand,
+                xres: v.xres,
+                expires,
+            },
+        );
+        Ok(Outcome::Challenge(Challenge {
+            id,
+            params: vec![
+                ("rand", hex::encode(&v.rand)),
+                ("autn", hex::encode(&v.autn)),
+            ],
+            fields: SIM_RESPONSE_FIELDS,
+            expires,
+        }))
+    }
+}
+
+impl Authenticator for SimMethod {
+    fn acr(&self) -> &str {
+        ACR_SIM
+    }
+    fn fields(&self) -> &'static [Field] {
+        &[]
+    }
+    fn authenticate(
+        &mut self,
+        user: &User,
+        input: &LoginInput<'_>,
+        now: SystemTime,
+        rng: &dyn RandomSource,
+    ) -> Result<Outcome, AuthFailure> {
+        let sim = user.sim.as_ref().ok_or(AuthFailure::MethodNotAvailable)?;
+        let Some(id) = input.get("challenge_id").filter(|s| !s.is_empty()) else {
+            return self.challenge(user, now, rng);
+        };
+        // Single use: removed before anything is checked.
+        let pending = self
+            .pending
+            .remove(id)
+            .ok_or(AuthFailure::UnknownChallenge)?;
+        if pending.user != user.mcptt_id {
+            return Err(AuthFailure::UnknownChallenge);
+        }
+        if now >= pending.expires {
+            return Err(AuthFailure::ChallengeExpired);
+        }
+        if let Some(auts) = input.get("auts").filter(|s| !s.is_empty()) {
+            let auts =
+                hex::decode_array(auts.trim()).map_err(|_| AuthFailure::Malformed("auts"))?;
+            let sqn_ms = sim
+                .milenage
+                .resynchronise(&pending.rand, &auts)
+                .map_err(AuthFailure::Aka)?;
+            self.sqn.insert(user.mcptt_id.clone(), sqn_ms);
+            return self.challenge(user, now, rng);
+        }
+        let res = input.get("res").ok_or(AuthFailure::MissingField("res"))?;
+        let res: [u8; 8] =
+            hex::decode_array(res.trim()).map_err(|_| AuthFailure::Malformed("res"))?;
+        if !crate::ct_eq(&res, &pending.xres) {
+            return Err(AuthFailure::WrongRes);
+        }
+        Ok(Outcome::Authenticated)
+    }
+}
+
+/// Decodes a challenge's `rand` and `autn` parameters (client side).
+///
+/// # Errors
+/// [`Error::Malformed`] when either is missing or not 16 bytes of hex.
+pub fn sim_challenge_params(
+    params: &[(impl AsRef<str>, impl AsRef<str>)],
+) -> Result<([u8; 16], [u8; 16]), Error> {
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(n, _)| n.as_ref() == name)
+            .map(|(_, v)| v.as_ref())
+    };
+    let rand = get("rand").ok_or(Error::Malformed {
+        what: "SIM challenge",
+        reason: "missing rand",
+    })?;
+    let autn = get("autn").ok_or(Error::Malformed {
+        what: "SIM challenge",
+        reason: "missing autn",
+    })?;
+    Ok((hex::decode_array(rand)?, hex::decode_array(autn)?))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,274 @@
+//! Brute-force protection: failure counters per user and per source with lock-out and
+//! exponential back-off. Sans-IO: every call takes `now`.
+//!
+//! ```text
+//!  failures < max                      failures >= max
+//!  ┌────────┐  failure   ┌────────┐   failure    ┌──────────────────────────────┐
+//!  │ clean  │──────────▶│counting│────────────▶│ locked until now + base·2^(n-max) │
+//!  └────────┘◀──────────└────────┘◀────────────└──────────────────────────────┘
+//!       success (user) or quiet for `forget_after`        (capped at max_lockout)
+//! ```
+//! While locked, attempts are refused without checking credentials. A success clears the
+//! user's counter, never the source's (one good account must not unlock a password-spraying
+//! source). The tables are bounded: when full, forgotten entries are dropped first, then the
+//! entry with the oldest failure.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+/// Limits of [`Throttle`].
+#[derive(Clone, Copy, Debug)]
+pub struct ThrottleConfig {
+    /// Failures for one user before lock-out.
+    pub max_user_failures: u32,
+    /// Failures from one source address before lock-out.
+    pub max_source_failures: u32,
+    /// First lock-out duration; doubled for every further failure.
+    pub lockout: Duration,
+    /// Longest lock-out.
+    pub max_lockout: Duration,
+    /// Failures are forgotten after this long without another one.
+    pub forget_after: Duration,
+    /// Most entries per table.
+    pub max_entries: usize,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        Self {
+            max_user_failures: 5,
+            max_source_failures: 20,
+            lockout: Duration::from_secs(30),
+            max_lockout: Duration::from_secs(15 * 60),
+            forget_after: Duration::from_secs(15 * 60),
+            max_entries: 10_000,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Counter {
+    failures: u32,
+    last_failure: SystemTime,
+    locked_until: Option<SystemTime>,
+}
+
+impl Counter {
+    fn forgotten(&self, now: SystemTime, forget_after: Duration) -> bool {
+        self.locked_until.is_none_or(|t| t <= now) && self.last_failure + forget_after <= now
+    }
+}
+
+#[derive(Debug)]
+struct Table<K> {
+    max: u32,
+    map: HashMap<K, Counter>,
+}
+
+impl<K: Eq + Hash + Clone> Table<K> {
+    fn locked(&self, key: &K, now: SystemTime) -> Option<SystemTime> {
+        self.map
+            .get(key)
+            .and_then(|c| c.locked_until)
+            .filter(|&t| t > now)
+    }
+
+    fn fail(&mut self, key: &K, now: SystemTime, config: &ThrottleConfig) {
+        if !self.map.contains_key(key) && self.map.len() >= config.max_entries {
+            self.map
+                .retain(|_, c| !c.forgotten(now, config.forget_after));
+            if self.map.len() >= config.max_entries {
+                let oldest = self
+                    .map
+                    .iter()
+                    .min_by_key(|(_, c)| c.last_failure)
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = oldest {
+                    self.map.remove(&k);
+                }
+            }
+        }
+        let c = self.map.entry(key.clone()).or_insert(Counter {
+            failures: 0,
+            last_failure: now,
+            locked_until: None,
+        });
+        if c.forgotten(now, config.forget_after) {
+            *c = Counter {
+                failures: 0,
+                last_failure: now,
+                locked_until: None,
+            };
+        }
+        c.failures = c.failures.saturating_add(1);
+        c.last_failure = now;
+        if c.failures >= self.max {
+            let doublings = (c.failures - self.max).min(20);
+            let lock = config
+                .lockout
+                .saturating_mul(1 << doublings)
+                .min(config.max_lockout);
+            c.locked_until = Some(now + lock);
+        }
+    }
+}
+
+/// Per-user and per-source failure counters.
+#[derive(Debug)]
+pub struct Throttle {
+    config: ThrottleConfig,
+    users: Table<String>,
+    sources: Table<IpAddr>,
+}
+
+impl Throttle {
+    /// Creates empty counters.
+    #[must_use]
+    pub fn new(config: ThrottleConfig) -> Self {
+        Self {
+            config,
+            users: Table {
+                max: config.max_user_failures.max(1),
+                map: HashMap::new(),
+            },
+            sources: Table {
+                max: config.max_source_failures.max(1),
+                map: HashMap::new(),
+            },
+        }
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &ThrottleConfig {
+        &self.config
+    }
+
+    /// Whether an attempt for `user` from `source` may proceed; `Err(until)` when either is locked.
+    ///
+    /// # Errors
+    /// The time the lock ends (the later of the two).
+    pub fn check(&self, user: &str, source: IpAddr, now: SystemTime) -> Result<(), SystemTime> {
+        match (
+            self.users.locked(&user.to_owned(), now),
+            self.sources.locked(&source, now),
+        ) {
+            (None, None) => Ok(()),
+            (a, b) => Err(a.max(b).unwrap_or(now)),
+        }
+    }
+
+    /// Counts a failed attempt.
+    pub fn record_failure(&mut self, user: &str, source: IpAddr, now: SystemTime) {
+        let config = self.config;
+        self.users.fail(&user.to_owned(), now, &config);
+        self.sources.fail(&source, now, &config);
+    }
+
+    /// Clears the user's counter after a successful login.
+    pub fn record_success(&mut self, user: &str) {
+        self.users.map.remove(user);
+    }
+
+    /// Number of tracked users and sources (for tests and metrics).
+    #[must_use]
+    pub fn len(&self) -> (usize, usize) {
+        (self.users.map.len(), self.sources.map.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    fn at(s: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s)
+    }
+    const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+    const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2));
+
+    #[test]
+    fn user_lockout_and_backoff() {
+        let mut t = Throttle::new(ThrottleConfig::default());
+        for i in 0..4 {
+            t.record_failure("alice", A, at(i));
+            assert!(t.check("alice", A, at(i)).is_ok(), "failure {i}");
+        }
+        t.record_failure("alice", A, at(4));
+        assert_eq!(
+            t.check("alice", A, at(4)),
+            Err(at(34)),
+            "5th failure locks for 30 s"
+        );
+        // Locked for the user from any source; other users unaffected.
+        assert_eq!(t.check("alice", B, at(10)), Err(at(34)));
+        assert!(t.check("bob", B, at(10)).is_ok());
+        assert!(t.check("alice", B, at(34)).is_ok(), "lock ends");
+        // Next failure doubles the lock.
+        t.record_failure("alice", B, at(35));
+        assert_eq!(t.check("alice", B, at(35)), Err(at(95)));
+        t.record_failure("alice", B, at(95));
+        assert_eq!(t.check("alice", B, at(95)), Err(at(215)));
+        // Capped at max_lockout.
+        for i in 0..20 {
+            t.record_failure("alice", B, at(300 + i));
+        }
+        assert_eq!(t.check("alice", B, at(319)), Err(at(319 + 900)));
+        // Success clears the user.
+        t.record_success("alice");
+        assert!(t.check("alice", A, at(320)).is_ok());
+        // Source B made 22 failures: it stays locked for every user.
+        assert!(t.check("bob", B, at(320)).is_err());
+    }
+
+    #[test]
+    fn source_lockout_survives_success() {
+        let config = ThrottleConfig {
+            max_source_failures: 3,
+            ..Default::default()
+        };
+        let mut t = Throttle::new(config);
+        t.record_failure("u1", A, at(0));
+        t.record_failure("u2", A, at(1));
+        t.record_success("u3");
+        t.record_failure("u4", A, at(2));
+        assert_eq!(
+            t.check("u5", A, at(3)),
+            Err(at(32)),
+            "spraying many users from one source"
+        );
+        assert!(t.check("u5", B, at(3)).is_ok());
+    }
+
+    #[test]
+    fn failures_are_forgotten() {
+        let mut t = Throttle::new(ThrottleConfig::default());
+        for i in 0..4 {
+            t.record_failure("alice", A, at(i));
+        }
+        // 15 minutes of quiet: the count restarts.
+        t.record_failure("alice", A, at(3 + 900));
+        assert!(t.check("alice", A, at(3 + 900)).is_ok());
+    }
+
+    #[test]
+    fn tables_are_bounded() {
+        let config = ThrottleConfig {
+            max_entries: 3,
+            ..Default::default()
+        };
+        let mut t = Throttle::new(config);
+        for i in 0..10u8 {
+            t.record_failure(
+                &format!("u{i}"),
+                IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, i)),
+                at(u64::from(i)),
+            );
+        }
+        assert_eq!(t.len(), (3, 3));
+    }
+}
