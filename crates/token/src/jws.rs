@@ -62,20 +62,19 @@ pub(crate) enum TypRule {
 /// The [`Error`] naming the first failed check.
 pub fn verify_compact(token: &str, keys: &JwkSet, limits: JwsLimits) -> Result<VerifiedJws, Error> {
     let (jws, key) = verify_parts(token, keys, limits, TypRule::Any)?;
-    let payload = b64::decode(jws.payload_b64, Part::Claims)?;
     Ok(VerifiedJws {
         algorithm: key.algorithm(),
         kid: jws.kid,
         typ: jws.typ,
-        payload,
+        payload: jws.payload,
     })
 }
 
 /// Header facts of a verified token, borrowing from the token.
-pub(crate) struct Parts<'t> {
+pub(crate) struct Parts {
     pub(crate) kid: Option<String>,
     pub(crate) typ: Option<String>,
-    pub(crate) payload_b64: &'t [u8],
+    pub(crate) payload: Vec<u8>,
 }
 
 /// Splits into exactly three segments.
@@ -118,13 +117,14 @@ pub(crate) fn json_error(part: Part, e: JsonError) -> Error {
 /// Header members that carry or point at keys; keys come only from configuration.
 const KEY_HEADERS: [&str; 4] = ["jwk", "jku", "x5u", "x5c"];
 
-/// Everything but payload decoding; returns the key that verified.
+/// Size, segments, base64url, header rules, key selection and signature;
+/// returns the header facts, the decoded payload and the key that verified.
 pub(crate) fn verify_parts<'t, 'k>(
     token: &'t str,
     keys: &'k JwkSet,
     limits: JwsLimits,
     typ_rule: TypRule,
-) -> Result<(Parts<'t>, &'k Jwk), Error> {
+) -> Result<(Parts, &'k Jwk), Error> {
     if token.len() > limits.max_bytes {
         return Err(Error::TooLarge {
             limit: limits.max_bytes,
@@ -145,6 +145,10 @@ pub(crate) fn verify_parts<'t, 'k>(
     let mut alg_name = None;
     let mut kid = None;
     let mut typ = None;
+    let mut crit = None;
+    let mut b64_member = false;
+    let mut cty = None;
+    let mut embedded = None;
     for (name, value) in members {
         let as_str = |n: &'static str| {
             value.as_str().ok_or(Error::HeaderType {
@@ -156,37 +160,45 @@ pub(crate) fn verify_parts<'t, 'k>(
             "alg" => alg_name = Some(as_str("alg")?),
             "kid" => kid = Some(as_str("kid")?),
             "typ" => typ = Some(as_str("typ")?),
-            "crit" => {
-                let names = match value {
-                    Json::Arr(items) => items
-                        .iter()
-                        .filter_map(Json::as_str)
-                        .map(str::to_owned)
-                        .collect(),
-                    _ => Vec::new(),
-                };
-                return Err(Error::Critical { names });
-            }
-            "b64" => return Err(Error::UnencodedPayload),
-            "cty" => {
-                let cty = as_str("cty")?;
-                if cty.eq_ignore_ascii_case("JWT") || cty.eq_ignore_ascii_case("application/jwt") {
-                    return Err(Error::NestedToken {
-                        cty: cty.to_owned(),
-                    });
-                }
-            }
+            "cty" => cty = Some(as_str("cty")?),
+            "crit" => crit = Some(value),
+            "b64" => b64_member = true,
             other => {
                 if let Some(n) = KEY_HEADERS.iter().find(|k| **k == other) {
-                    return Err(Error::EmbeddedKey { name: n });
+                    embedded.get_or_insert(*n);
                 }
             }
         }
     }
+    // Fixed order, so the reported check does not depend on member order.
     let alg_name = alg_name.unwrap_or_default();
     let alg = Algorithm::from_name(alg_name).ok_or_else(|| Error::UnsupportedAlgorithm {
         alg: alg_name.to_owned(),
     })?;
+    if b64_member {
+        return Err(Error::UnencodedPayload);
+    }
+    if let Some(crit) = crit {
+        let names = match crit {
+            Json::Arr(items) => items
+                .iter()
+                .filter_map(Json::as_str)
+                .map(str::to_owned)
+                .collect(),
+            _ => Vec::new(),
+        };
+        return Err(Error::Critical { names });
+    }
+    if let Some(cty) = cty
+        && (cty.eq_ignore_ascii_case("JWT") || cty.eq_ignore_ascii_case("application/jwt"))
+    {
+        return Err(Error::NestedToken {
+            cty: cty.to_owned(),
+        });
+    }
+    if let Some(name) = embedded {
+        return Err(Error::EmbeddedKey { name });
+    }
     check_typ(typ_rule, typ)?;
 
     let key = keys
@@ -202,6 +214,8 @@ pub(crate) fn verify_parts<'t, 'k>(
             received: alg_name.to_owned(),
         });
     }
+    // All three segments are strict base64url before any signature work.
+    let payload = b64::decode(p64, Part::Claims)?;
     let sig = b64::decode(s64, Part::Signature)?;
     let signing_input = token
         .as_bytes()
@@ -211,7 +225,7 @@ pub(crate) fn verify_parts<'t, 'k>(
     let parts = Parts {
         kid: kid.map(str::to_owned),
         typ: typ.map(str::to_owned),
-        payload_b64: p64,
+        payload,
     };
     Ok((parts, key))
 }

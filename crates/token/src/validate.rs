@@ -6,7 +6,7 @@ use crate::cache::TokenCache;
 use crate::json::{self, Json, Num};
 use crate::jws::{self, JwsLimits, TypRule};
 use crate::keystore::KeyStore;
-use crate::{AccessToken, Error, IdToken, Part, b64, sip_uri};
+use crate::{AccessToken, Error, IdToken, Part, sip_uri};
 
 /// The Rel-13 MCPTT scope (TS 24.482).
 pub const SCOPE_PTT_SERVER: &str = "3gpp:mcptt:ptt_server";
@@ -318,10 +318,7 @@ impl Validator {
         rule: TypRule,
     ) -> Result<(Option<String>, Vec<u8>), Error> {
         match jws::verify_parts(token, keys, self.config.limits, rule) {
-            Ok((parts, _key)) => {
-                let payload = b64::decode(parts.payload_b64, Part::Claims)?;
-                Ok((parts.kid, payload))
-            }
+            Ok((parts, _key)) => Ok((parts.kid, parts.payload)),
             Err(Error::UnknownKey { kid, .. }) => {
                 let refresh_requested = self.keys.request_refresh(now);
                 Err(Error::UnknownKey {
