@@ -3,8 +3,12 @@
 //! (Crate documentation is completed with the server and client drivers.)
 
 pub mod body;
+pub mod client;
 mod error;
 mod model;
+pub mod server;
+mod sip;
+mod token;
 mod xml;
 
 pub use error::{BodyKind, Error};

@@ -46,7 +46,7 @@ pub(crate) struct Element {
     /// Concatenated character data directly inside the element.
     pub(crate) text: String,
     /// Child elements in document order.
-    pub(crate) children: Vec<Element>,
+    pub(crate) children: Vec<Self>,
 }
 
 impl Element {

@@ -114,6 +114,7 @@ fn content(params: &Element, name: &str) -> Result<Option<String>, Error> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -1,9 +1,9 @@
 //! Bodies of the service-authorisation flow: parse and encode.
 //!
-//! - [`McpttInfo`]: `application/vnd.3gpp.mcptt-info+xml` (access token, client id, request URI);
-//! - [`PocSettings`]: `application/poc-settings+xml`;
-//! - [`ServiceState`]: `application/vnd.mcptt-service-state+json`, this project's NOTIFY body;
-//! - [`PublishBody`]: the PUBLISH body, either `multipart/mixed` with the two XML parts or a single part.
+//! - [`McpttInfo`] — `application/vnd.3gpp.mcptt-info+xml` (access token, client id, request URI);
+//! - [`PocSettings`] — `application/poc-settings+xml`;
+//! - [`ServiceState`] — `application/vnd.mcptt-service-state+json`, this project's NOTIFY body;
+//! - [`PublishBody`] — the PUBLISH body, either `multipart/mixed` with the two XML parts or a single part.
 //!
 //! XML is read with `quick-xml` into a bounded tree: no DOCTYPE (so no entity can be defined or
 //! fetched), only predefined entities and character references, and size, depth and element

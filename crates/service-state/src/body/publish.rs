@@ -217,6 +217,7 @@ fn split_part(offset: usize, part: &[u8]) -> Result<(String, &[u8]), Error> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::body::{AnswerMode, PocEntity};

@@ -119,6 +119,7 @@ fn offset_of(input: &[u8], line: usize, column: usize) -> usize {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

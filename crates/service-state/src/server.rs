@@ -1,0 +1,1268 @@
+//! The MCPTT server side: PUBLISH (RFC 3903) authorisation and `mcptt-service-state`
+//! subscriptions (RFC 6665), sans-IO.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::body::{PublishBody, SERVICE_STATE_CONTENT_TYPE, ServiceState, XmlLimits};
+use crate::model::{
+    AuthorisationState, CombinedState, Random, RegistrationChange, RegistrationState, TokenGrant,
+    TokenValidator, UeDirectory, UeKind, random_token,
+};
+use crate::sip::{Builder, View, identity};
+
+/// Event package of the PUBLISH that carries the access token.
+pub const POC_SETTINGS_EVENT: &str = "poc-settings";
+/// Event package of the service-state subscription.
+pub const SERVICE_STATE_EVENT: &str = "mcptt-service-state";
+/// Warning text of a service-authorisation failure (DESIGN.md §3).
+pub const AUTHORISATION_FAILED_WARNING: &str = "101 service authorisation failed";
+
+/// Configuration of a [`Server`].
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The server's host name: the `Warning` agent and the `Via` sent-by of NOTIFYs.
+    pub host: String,
+    /// Transport token for the `Via` of NOTIFYs (`TLS`, `TCP`).
+    pub transport: String,
+    /// The server's public service identity (PUBLISH and SUBSCRIBE Request-URI).
+    pub service_uri: String,
+    /// The `Contact` URI of the server in SUBSCRIBE responses and NOTIFYs.
+    pub contact: String,
+    /// The UE directory (UE kinds).
+    pub directory: UeDirectory,
+    /// Smallest accepted PUBLISH `Expires` (423 below), seconds.
+    pub min_publish_expires: u32,
+    /// Largest granted PUBLISH `Expires` (longer requests are shortened), seconds.
+    pub max_publish_expires: u32,
+    /// Smallest accepted SUBSCRIBE `Expires` (423 below), seconds.
+    pub min_subscribe_expires: u32,
+    /// Largest granted SUBSCRIBE `Expires`, also the default, seconds.
+    pub max_subscribe_expires: u32,
+    /// Time a NOTIFY may stay unanswered before its subscription ends (Timer F, 64·T1).
+    pub notify_timeout: Duration,
+    /// Most users signed in at once on one gateway UE.
+    pub max_users_per_gateway: usize,
+    /// Most subscriptions per (user, UE).
+    pub max_subscriptions_per_user_ue: usize,
+    /// Most UEs tracked (registered or with state); beyond it new ones are refused (503).
+    pub max_ues: usize,
+    /// Limits for XML bodies.
+    pub xml_limits: XmlLimits,
+}
+
+impl ServerConfig {
+    /// A configuration with safe defaults for the given host and public service identity.
+    #[must_use]
+    pub fn new(host: impl Into<String>, service_uri: impl Into<String>) -> Self {
+        let host = host.into();
+        Self {
+            contact: format!("sip:{host};transport=tls"),
+            host,
+            transport: "TLS".into(),
+            service_uri: service_uri.into(),
+            directory: UeDirectory::default(),
+            min_publish_expires: 60,
+            max_publish_expires: 7200,
+            min_subscribe_expires: 60,
+            max_subscribe_expires: 3600,
+            notify_timeout: Duration::from_secs(32),
+            max_users_per_gateway: 64,
+            max_subscriptions_per_user_ue: 4,
+            max_ues: 1_000_000,
+            xml_limits: XmlLimits::default(),
+        }
+    }
+}
+
+/// Why a subscription ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TerminationReason {
+    /// The subscriber sent `Expires: 0`.
+    Unsubscribed,
+    /// The subscription expired without refresh (`reason=timeout`).
+    Timeout,
+    /// A NOTIFY was answered with this final non-2xx status (481 and others).
+    NotifyRejected(u16),
+    /// A NOTIFY got no final response within [`ServerConfig::notify_timeout`].
+    NotifyTimedOut,
+}
+
+/// Events a [`Server`] reports to the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServerEvent {
+    /// The service state of a user on a UE changed (every change, with its new version).
+    StateChanged(ServiceState),
+    /// A PUBLISH or SUBSCRIBE was refused with 403 + `Warning: 399 … "101 …"`; `reason` is for
+    /// the log only and was not sent to the peer.
+    AuthorisationFailed {
+        /// The asserted identity of the UE (may be empty when none was asserted).
+        impu: String,
+        /// Why (token validation error, unregistered identity, UE in use, ...).
+        reason: String,
+    },
+    /// A subscription was created.
+    SubscriptionCreated {
+        /// Subscribed user.
+        mcptt_id: String,
+        /// Subscribing UE.
+        impu: String,
+        /// Dialog Call-ID.
+        call_id: String,
+    },
+    /// A subscription ended.
+    SubscriptionTerminated {
+        /// Subscribed user.
+        mcptt_id: String,
+        /// Subscribing UE.
+        impu: String,
+        /// Dialog Call-ID.
+        call_id: String,
+        /// Why.
+        reason: TerminationReason,
+    },
+}
+
+/// A message for the caller to send: a response on the connection the request came from, or a
+/// NOTIFY towards the first `Route` (or the Request-URI).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The encoded message.
+    pub bytes: Vec<u8>,
+}
+
+/// Authorisation state of one user on one UE.
+///
+/// ```text
+///                  PUBLISH(valid token)            token exp reached
+///  Unauthorised ───────────────────────▶ Authorised ───────────────▶ Expired
+///       ▲  ▲                              │  ▲   ▲  PUBLISH(If-Match,  │
+///       │  │  publication expiry          │  │   └───── new token) ───┘
+///       │  └──────────────────────────────┤  │ PUBLISH (new sign-in)
+///       │                                 │  │
+///       │           Expires: 0            ▼  │
+///       │    SignedOff ◀──────── (Authorised|Expired)
+///       │    Replaced  ◀──────── another user signs in on a shareable UE
+///       └─ (Expired: publication expiry)
+/// ```
+/// Refresh (`SIP-If-Match`, no body) keeps the state and issues a new entity-tag (RFC 3903 §4.2).
+#[derive(Debug, Clone)]
+enum Auth {
+    Unauthorised,
+    Authorised {
+        publication: Publication,
+        token_deadline: Instant,
+        token_exp: u64,
+    },
+    Expired {
+        publication: Publication,
+        token_exp: u64,
+    },
+    SignedOff,
+    Replaced,
+}
+
+#[derive(Debug, Clone)]
+struct Publication {
+    etag: String,
+    expires_at: Instant,
+}
+
+impl Auth {
+    fn public(&self) -> AuthorisationState {
+        match self {
+            Self::Unauthorised => AuthorisationState::Unauthorised,
+            Self::Authorised { .. } => AuthorisationState::Authorised,
+            Self::Expired { .. } => AuthorisationState::Expired,
+            Self::SignedOff => AuthorisationState::SignedOff,
+            Self::Replaced => AuthorisationState::Replaced,
+        }
+    }
+
+    fn publication(&self) -> Option<&Publication> {
+        match self {
+            Self::Authorised { publication, .. } | Self::Expired { publication, .. } => {
+                Some(publication)
+            }
+            _ => None,
+        }
+    }
+
+    fn token_exp(&self) -> Option<u64> {
+        match self {
+            Self::Authorised { token_exp, .. } | Self::Expired { token_exp, .. } => {
+                Some(*token_exp)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// One user on one UE.
+#[derive(Debug)]
+struct Session {
+    impu: String,
+    mcptt_id: String,
+    auth: Auth,
+    version: u64,
+    subs: Vec<u64>,
+}
+
+/// One UE (keyed by its public user identity).
+#[derive(Debug, Default)]
+struct Ue {
+    instances: Vec<String>,
+    registered: bool,
+    sessions: Vec<u64>,
+}
+
+/// A notifier-side subscription (RFC 6665 §4.2).
+///
+/// ```text
+///  SUBSCRIBE (2xx) ──▶ Active ──SUBSCRIBE refresh──▶ Active (NOTIFY with current state)
+///                        │ state change ──▶ NOTIFY active;expires=N
+///                        ├─ SUBSCRIBE Expires: 0 ──▶ NOTIFY terminated ──▶ (removed)
+///                        ├─ expiry ──────────────▶ NOTIFY terminated;reason=timeout ──▶ (removed)
+///                        └─ NOTIFY 481 / error / timeout ──────────────────────────▶ (removed)
+/// ```
+#[derive(Debug)]
+struct Subscription {
+    session: u64,
+    call_id: String,
+    our_tag: String,
+    their_tag: String,
+    local_uri: String,
+    remote_uri: String,
+    remote_target: String,
+    route_set: Vec<String>,
+    local_cseq: u32,
+    remote_cseq: u32,
+    event_id: Option<String>,
+    expires_at: Instant,
+    outstanding: Vec<(u32, Instant)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Publication(u64),
+    Token(u64),
+    Subscription(u64),
+    Notify(u64, u32),
+}
+
+/// Outcome of a refused request.
+struct Refusal {
+    code: u16,
+    warning: bool,
+    extra: Option<(&'static str, String)>,
+}
+
+impl Refusal {
+    fn code(code: u16) -> Self {
+        Self {
+            code,
+            warning: false,
+            extra: None,
+        }
+    }
+    fn forbidden() -> Self {
+        Self {
+            code: 403,
+            warning: true,
+            extra: None,
+        }
+    }
+    fn with(code: u16, name: &'static str, value: String) -> Self {
+        Self {
+            code,
+            warning: false,
+            extra: Some((name, value)),
+        }
+    }
+}
+
+/// The MCPTT server's service-authorisation and service-state driver (STYLE.md §2).
+///
+/// Feed it requests ([`Server::handle_request`]), responses to its NOTIFYs
+/// ([`Server::handle_response`]), registration changes ([`Server::handle_registration`]) and
+/// timeouts; send what [`Server::poll_transmit`] returns and read [`Server::poll_event`].
+pub struct Server<V, R> {
+    config: ServerConfig,
+    validator: V,
+    rng: R,
+    ues: HashMap<String, Ue>,
+    sessions: HashMap<u64, Session>,
+    etags: HashMap<String, u64>,
+    subs: HashMap<u64, Subscription>,
+    dialogs: HashMap<String, u64>,
+    timers: BTreeSet<(Instant, Timer)>,
+    next_id: u64,
+    transmit: VecDeque<Transmit>,
+    events: VecDeque<ServerEvent>,
+}
+
+impl<V: TokenValidator, R: Random> Server<V, R> {
+    /// A server with the given configuration, token validator and randomness source.
+    pub fn new(config: ServerConfig, validator: V, rng: R) -> Self {
+        Self {
+            config,
+            validator,
+            rng,
+            ues: HashMap::new(),
+            sessions: HashMap::new(),
+            etags: HashMap::new(),
+            subs: HashMap::new(),
+            dialogs: HashMap::new(),
+            timers: BTreeSet::new(),
+            next_id: 1,
+            transmit: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Mutable access to the UE directory (kinds apply to later sign-ins).
+    pub fn directory_mut(&mut self) -> &mut UeDirectory {
+        &mut self.config.directory
+    }
+
+    /// The current service state of `mcptt_id` on the UE `impu`, if the server tracks it.
+    #[must_use]
+    pub fn state(&self, impu: &str, mcptt_id: &str) -> Option<ServiceState> {
+        let impu = identity(impu);
+        let ue = self.ues.get(&impu)?;
+        ue.sessions
+            .iter()
+            .filter_map(|id| self.sessions.get(id))
+            .find(|s| s.mcptt_id == mcptt_id)
+            .map(|s| self.snapshot(s))
+    }
+
+    /// Number of active subscriptions.
+    #[must_use]
+    pub fn subscription_count(&self) -> usize {
+        self.subs.len()
+    }
+
+    /// Number of live publications.
+    #[must_use]
+    pub fn publication_count(&self) -> usize {
+        self.etags.len()
+    }
+
+    /// Applies a registration change (from `mcptt-registration`'s events).
+    ///
+    /// When the UE's registered/not-registered state flips, every user on it gets a new state
+    /// version and a NOTIFY (e.g. `full-access` → `limited` on deregistration).
+    pub fn handle_registration(&mut self, now: Instant, change: RegistrationChange) {
+        let impu = identity(&change.impu);
+        if !self.ues.contains_key(&impu) {
+            if !change.registered || self.ues.len() >= self.config.max_ues {
+                return;
+            }
+            self.ues.insert(impu.clone(), Ue::default());
+        }
+        let Some(ue) = self.ues.get_mut(&impu) else {
+            return;
+        };
+        let instance = change.instance.unwrap_or_default();
+        if change.registered {
+            if !ue.instances.contains(&instance) {
+                ue.instances.push(instance);
+            }
+        } else {
+            ue.instances.retain(|i| *i != instance);
+        }
+        let registered = !ue.instances.is_empty();
+        let flipped = registered != ue.registered;
+        ue.registered = registered;
+        let sessions = ue.sessions.clone();
+        if !registered && sessions.is_empty() {
+            self.ues.remove(&impu);
+            return;
+        }
+        if flipped {
+            for id in sessions {
+                self.changed(now, id);
+            }
+        }
+    }
+
+    /// Handles a parsed request (PUBLISH, SUBSCRIBE; others get 405). `now_unix` is the wall
+    /// clock in seconds since the Unix epoch, for token `exp` checks.
+    pub fn handle_request_bytes(&mut self, now: Instant, now_unix: u64, request: &[u8]) {
+        match View::parse(request) {
+            Ok(view) => self.handle_view(now, now_unix, &view),
+            Err(what) => {
+                // Enough of the message may be missing that no response can be built; the
+                // transport layer answers what it can. Report it as a failed request.
+                self.events.push_back(ServerEvent::AuthorisationFailed {
+                    impu: String::new(),
+                    reason: format!("malformed request: {what}"),
+                });
+            }
+        }
+    }
+
+    pub(crate) fn handle_view(&mut self, now: Instant, now_unix: u64, req: &View) {
+        let result = match req.method.as_str() {
+            "PUBLISH" => self.publish(now, now_unix, req),
+            "SUBSCRIBE" => self.subscribe(now, now_unix, req),
+            _ => Err(Refusal::with(405, "Allow", "PUBLISH, SUBSCRIBE".into())),
+        };
+        if let Err(refusal) = result {
+            let mut b = Builder::response(req, refusal.code, None);
+            if refusal.warning {
+                b.header_fmt(
+                    "Warning",
+                    format_args!(
+                        "399 {} \"{AUTHORISATION_FAILED_WARNING}\"",
+                        self.config.host
+                    ),
+                );
+            }
+            if let Some((name, value)) = &refusal.extra {
+                b.header(name, value);
+            }
+            self.transmit.push_back(Transmit {
+                bytes: b.finish(None),
+            });
+        }
+    }
+
+    fn fail(&mut self, impu: &str, reason: impl Into<String>) -> Refusal {
+        self.events.push_back(ServerEvent::AuthorisationFailed {
+            impu: impu.to_owned(),
+            reason: reason.into(),
+        });
+        Refusal::forbidden()
+    }
+
+    fn asserted(req: &View) -> Option<String> {
+        req.pai
+            .iter()
+            .find(|u| {
+                let l = u.trim_start_matches('<').to_ascii_lowercase();
+                l.starts_with("sip:") || l.starts_with("sips:")
+            })
+            .or_else(|| req.pai.first())
+            .map(|u| identity(u))
+    }
+
+    fn validate(
+        &mut self,
+        impu: &str,
+        token: &str,
+        now_unix: u64,
+        client_id: Option<&str>,
+    ) -> Result<TokenGrant, Refusal> {
+        let grant = match self.validator.validate(token, now_unix) {
+            Ok(g) => g,
+            Err(e) => return Err(self.fail(impu, format!("access token rejected: {e}"))),
+        };
+        if grant.expires_at <= now_unix {
+            return Err(self.fail(impu, "access token expired"));
+        }
+        if let (Some(body), Some(claim)) = (client_id, grant.client_id.as_deref())
+            && body != claim
+        {
+            return Err(self.fail(impu, "mcptt-client-id does not match the token's client_id"));
+        }
+        Ok(grant)
+    }
+
+    fn event_package(req: &View, expected: &'static str) -> Result<(), Refusal> {
+        match &req.event {
+            Some((package, _)) if package.eq_ignore_ascii_case(expected) => Ok(()),
+            _ => Err(Refusal::with(489, "Allow-Events", expected.into())),
+        }
+    }
+
+    // ----- PUBLISH (RFC 3903 §6) -----
+
+    fn publish(&mut self, now: Instant, now_unix: u64, req: &View) -> Result<(), Refusal> {
+        Self::event_package(req, POC_SETTINGS_EVENT)?;
+        let body = match PublishBody::parse_with(
+            req.content_type.as_deref().unwrap_or(""),
+            &req.body,
+            &self.config.xml_limits,
+        ) {
+            Ok(b) => b,
+            Err(e) => return Err(Refusal::code(e.status_code().unwrap_or(400))),
+        };
+        let Some(impu) = Self::asserted(req) else {
+            return Err(self.fail("", "no P-Asserted-Identity"));
+        };
+        let expires = req.expires.unwrap_or(self.config.max_publish_expires);
+        if expires != 0 && expires < self.config.min_publish_expires {
+            return Err(Refusal::with(
+                423,
+                "Min-Expires",
+                self.config.min_publish_expires.to_string(),
+            ));
+        }
+        let expires = expires.min(self.config.max_publish_expires);
+        let token = body.info.as_ref().and_then(|i| i.access_token.clone());
+        let client_id = body.info.as_ref().and_then(|i| i.client_id.clone());
+        match &req.sip_if_match {
+            Some(etag) => {
+                self.publish_refresh(now, now_unix, req, &impu, etag, expires, token, client_id)
+            }
+            None => {
+                if expires == 0 {
+                    return Err(Refusal::code(400));
+                }
+                let Some(token) = token else {
+                    return Err(self.fail(&impu, "initial PUBLISH without an access token"));
+                };
+                self.publish_initial(
+                    now,
+                    now_unix,
+                    req,
+                    &impu,
+                    &token,
+                    client_id.as_deref(),
+                    expires,
+                )
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn publish_initial(
+        &mut self,
+        now: Instant,
+        now_unix: u64,
+        req: &View,
+        impu: &str,
+        token: &str,
+        client_id: Option<&str>,
+        expires: u32,
+    ) -> Result<(), Refusal> {
+        let grant = self.validate(impu, token, now_unix, client_id)?;
+        let registered = self.ues.get(impu).is_some_and(|u| u.registered);
+        if !registered {
+            return Err(self.fail(impu, "P-Asserted-Identity is not a registered UE"));
+        }
+        let kind = self.config.directory.kind(impu);
+        // Other users signed in on this UE (with a live publication).
+        let others: Vec<u64> = self
+            .ues
+            .get(impu)
+            .map(|u| u.sessions.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|id| {
+                self.sessions
+                    .get(id)
+                    .is_some_and(|s| s.mcptt_id != grant.mcptt_id && s.auth.publication().is_some())
+            })
+            .collect();
+        match kind {
+            UeKind::Personal if !others.is_empty() => {
+                return Err(self.fail(impu, "personal UE already in use by another user"));
+            }
+            UeKind::Gateway if others.len() >= self.config.max_users_per_gateway => {
+                return Err(self.fail(impu, "gateway UE user limit reached"));
+            }
+            UeKind::Shareable => {
+                for id in others {
+                    self.set_auth(now, id, Auth::Replaced);
+                }
+            }
+            _ => {}
+        }
+        let id = self.session_for(impu, &grant.mcptt_id);
+        let etag = self.fresh_etag();
+        let publication = Publication {
+            etag: etag.clone(),
+            expires_at: now + secs(expires),
+        };
+        let token_deadline = now + secs64(grant.expires_at.saturating_sub(now_unix));
+        self.set_auth(
+            now,
+            id,
+            Auth::Authorised {
+                publication,
+                token_deadline,
+                token_exp: grant.expires_at,
+            },
+        );
+        self.respond_publish(req, &etag, expires);
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn publish_refresh(
+        &mut self,
+        now: Instant,
+        now_unix: u64,
+        req: &View,
+        impu: &str,
+        etag: &str,
+        expires: u32,
+        token: Option<String>,
+        client_id: Option<String>,
+    ) -> Result<(), Refusal> {
+        let Some(&id) = self.etags.get(etag) else {
+            return Err(Refusal::code(412));
+        };
+        let Some(session) = self.sessions.get(&id) else {
+            return Err(Refusal::code(412));
+        };
+        if session.impu != impu {
+            // Another UE's entity-tag: as if unknown (RFC 3903 §6 step 3).
+            return Err(Refusal::code(412));
+        }
+        let mcptt_id = session.mcptt_id.clone();
+        let current = session.auth.clone();
+        if expires == 0 {
+            self.set_auth(now, id, Auth::SignedOff);
+            let mut b = Builder::response(req, 200, None);
+            b.header("SIP-ETag", etag).header("Expires", "0");
+            self.transmit.push_back(Transmit {
+                bytes: b.finish(None),
+            });
+            return Ok(());
+        }
+        let new_etag = self.fresh_etag();
+        let publication = Publication {
+            etag: new_etag.clone(),
+            expires_at: now + secs(expires),
+        };
+        let next = match token {
+            Some(token) => {
+                let grant = self.validate(impu, &token, now_unix, client_id.as_deref())?;
+                if grant.mcptt_id != mcptt_id {
+                    return Err(self.fail(impu, "refresh token names another MCPTT ID"));
+                }
+                Auth::Authorised {
+                    publication,
+                    token_deadline: now + secs64(grant.expires_at.saturating_sub(now_unix)),
+                    token_exp: grant.expires_at,
+                }
+            }
+            None => match current {
+                Auth::Authorised {
+                    token_deadline,
+                    token_exp,
+                    ..
+                } => Auth::Authorised {
+                    publication,
+                    token_deadline,
+                    token_exp,
+                },
+                Auth::Expired { token_exp, .. } => Auth::Expired {
+                    publication,
+                    token_exp,
+                },
+                _ => return Err(Refusal::code(412)),
+            },
+        };
+        let changes_state =
+            next.public() != current.public() || next.token_exp() != current.token_exp();
+        self.replace_auth(now, id, next, changes_state);
+        self.respond_publish(req, &new_etag, expires);
+        Ok(())
+    }
+
+    fn respond_publish(&mut self, req: &View, etag: &str, expires: u32) {
+        let mut b = Builder::response(req, 200, None);
+        b.header("SIP-ETag", etag)
+            .header_fmt("Expires", format_args!("{expires}"));
+        self.transmit.push_back(Transmit {
+            bytes: b.finish(None),
+        });
+    }
+
+    fn fresh_etag(&mut self) -> String {
+        loop {
+            let etag = random_token(&mut self.rng);
+            if !self.etags.contains_key(&etag) {
+                return etag;
+            }
+        }
+    }
+
+    fn session_for(&mut self, impu: &str, mcptt_id: &str) -> u64 {
+        let ue = self.ues.entry(impu.to_owned()).or_default();
+        for id in &ue.sessions {
+            if self
+                .sessions
+                .get(id)
+                .is_some_and(|s| s.mcptt_id == mcptt_id)
+            {
+                return *id;
+            }
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        ue.sessions.push(id);
+        self.sessions.insert(
+            id,
+            Session {
+                impu: impu.to_owned(),
+                mcptt_id: mcptt_id.to_owned(),
+                auth: Auth::Unauthorised,
+                version: 0,
+                subs: Vec::new(),
+            },
+        );
+        id
+    }
+
+    /// Moves a session to `next`, always as a state change (new version + NOTIFYs).
+    fn set_auth(&mut self, now: Instant, id: u64, next: Auth) {
+        self.replace_auth(now, id, next, true);
+    }
+
+    /// Replaces a session's authorisation, keeping timers and the entity-tag index in step.
+    fn replace_auth(&mut self, now: Instant, id: u64, next: Auth, notify: bool) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let old = std::mem::replace(&mut session.auth, next);
+        if let Some(p) = old.publication() {
+            self.etags.remove(&p.etag);
+            self.timers.remove(&(p.expires_at, Timer::Publication(id)));
+        }
+        if let Auth::Authorised { token_deadline, .. } = old {
+            self.timers.remove(&(token_deadline, Timer::Token(id)));
+        }
+        if let Some(p) = session.auth.publication() {
+            self.etags.insert(p.etag.clone(), id);
+            self.timers.insert((p.expires_at, Timer::Publication(id)));
+        }
+        if let Auth::Authorised { token_deadline, .. } = session.auth {
+            self.timers.insert((token_deadline, Timer::Token(id)));
+        }
+        if notify {
+            self.changed(now, id);
+        }
+        self.collect(id);
+    }
+
+    /// Drops a session nobody needs: no publication and no subscription.
+    fn collect(&mut self, id: u64) {
+        let Some(s) = self.sessions.get(&id) else {
+            return;
+        };
+        if s.auth.publication().is_some() || !s.subs.is_empty() {
+            return;
+        }
+        let impu = s.impu.clone();
+        self.sessions.remove(&id);
+        if let Some(ue) = self.ues.get_mut(&impu) {
+            ue.sessions.retain(|x| *x != id);
+            if ue.sessions.is_empty() && !ue.registered {
+                self.ues.remove(&impu);
+            }
+        }
+    }
+
+    fn snapshot(&self, s: &Session) -> ServiceState {
+        let ue = self.ues.get(&s.impu);
+        let registration = if ue.is_some_and(|u| u.registered) {
+            RegistrationState::Registered
+        } else {
+            RegistrationState::NotRegistered
+        };
+        let authorisation = s.auth.public();
+        ServiceState {
+            version: s.version,
+            mcptt_id: s.mcptt_id.clone(),
+            impu: s.impu.clone(),
+            instance: ue.and_then(|u| u.instances.iter().find(|i| !i.is_empty()).cloned()),
+            ue_kind: self.config.directory.kind(&s.impu),
+            registration,
+            authorisation,
+            state: CombinedState::of(registration, authorisation),
+            token_expires: s.auth.token_exp(),
+        }
+    }
+
+    /// A state change of session `id`: new version, event, NOTIFY to every subscriber.
+    fn changed(&mut self, now: Instant, id: u64) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        session.version += 1;
+        let subs = session.subs.clone();
+        let Some(session) = self.sessions.get(&id) else {
+            return;
+        };
+        let state = self.snapshot(session);
+        for sub in subs {
+            self.notify(now, sub, &state, None);
+        }
+        self.events.push_back(ServerEvent::StateChanged(state));
+    }
+
+    // ----- SUBSCRIBE (RFC 6665 §4.2) -----
+
+    fn subscribe(&mut self, now: Instant, now_unix: u64, req: &View) -> Result<(), Refusal> {
+        Self::event_package(req, SERVICE_STATE_EVENT)?;
+        let expires = req.expires.unwrap_or(self.config.max_subscribe_expires);
+        if expires != 0 && expires < self.config.min_subscribe_expires {
+            return Err(Refusal::with(
+                423,
+                "Min-Expires",
+                self.config.min_subscribe_expires.to_string(),
+            ));
+        }
+        let expires = expires.min(self.config.max_subscribe_expires);
+        if let Some(tag) = &req.to_tag {
+            return self.resubscribe(now, req, tag, expires);
+        }
+        let Some(impu) = Self::asserted(req) else {
+            return Err(self.fail("", "no P-Asserted-Identity"));
+        };
+        let Some(from_tag) = req.from_tag.clone() else {
+            return Err(Refusal::code(400));
+        };
+        let Some(contact) = req.contact.clone() else {
+            return Err(Refusal::code(400));
+        };
+        let body = match PublishBody::parse_with(
+            req.content_type.as_deref().unwrap_or(""),
+            &req.body,
+            &self.config.xml_limits,
+        ) {
+            Ok(b) => b,
+            Err(e) => return Err(Refusal::code(e.status_code().unwrap_or(400))),
+        };
+        let token = body.info.as_ref().and_then(|i| i.access_token.clone());
+        let kind = self.config.directory.kind(&impu);
+        let mcptt_id = match token {
+            Some(token) => {
+                let client_id = body.info.as_ref().and_then(|i| i.client_id.clone());
+                self.validate(&impu, &token, now_unix, client_id.as_deref())?
+                    .mcptt_id
+            }
+            None if kind == UeKind::Gateway => {
+                return Err(self.fail(&impu, "SUBSCRIBE from a gateway UE does not name the user"));
+            }
+            None => {
+                let signed_in = self.ues.get(&impu).and_then(|ue| {
+                    ue.sessions
+                        .iter()
+                        .filter_map(|id| self.sessions.get(id))
+                        .find(|s| s.auth.publication().is_some())
+                        .map(|s| s.mcptt_id.clone())
+                });
+                match signed_in {
+                    Some(m) => m,
+                    None => {
+                        return Err(self.fail(&impu, "SUBSCRIBE from a UE with no signed-in user"));
+                    }
+                }
+            }
+        };
+        // Only the user's own state (DESIGN.md §3): a Request-URI naming an MCPTT ID must name this one.
+        let target = identity(&req.request_uri);
+        if target != identity(&self.config.service_uri) && target != identity(&mcptt_id) {
+            return Err(self.fail(
+                &impu,
+                format!("SUBSCRIBE for another user's state ({target})"),
+            ));
+        }
+        if expires == 0 {
+            // A fetch (RFC 6665 §4.4.3): answer and send one terminated NOTIFY without keeping state.
+            self.fetch(now, req, &impu, &mcptt_id, &from_tag, &contact);
+            return Ok(());
+        }
+        if !self.ues.contains_key(&impu) && self.ues.len() >= self.config.max_ues {
+            return Err(Refusal::code(503));
+        }
+        let session = self.session_for(&impu, &mcptt_id);
+        if self
+            .sessions
+            .get(&session)
+            .is_some_and(|s| s.subs.len() >= self.config.max_subscriptions_per_user_ue)
+        {
+            self.collect(session);
+            return Err(self.fail(&impu, "too many subscriptions for this user on this UE"));
+        }
+        let our_tag = loop {
+            let t = random_token(&mut self.rng);
+            if !self.dialogs.contains_key(&t) {
+                break t;
+            }
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let sub = Subscription {
+            session,
+            call_id: req.call_id.clone(),
+            our_tag: our_tag.clone(),
+            their_tag: from_tag,
+            local_uri: req.to_uri.clone(),
+            remote_uri: req.from_uri.clone(),
+            remote_target: contact,
+            route_set: req.record_route.clone(),
+            local_cseq: 0,
+            remote_cseq: req.cseq,
+            event_id: req.event.as_ref().and_then(|(_, id)| id.clone()),
+            expires_at: now + secs(expires),
+            outstanding: Vec::new(),
+        };
+        self.timers
+            .insert((sub.expires_at, Timer::Subscription(id)));
+        self.subs.insert(id, sub);
+        self.dialogs.insert(our_tag.clone(), id);
+        if let Some(s) = self.sessions.get_mut(&session) {
+            s.subs.push(id);
+            if s.version == 0 {
+                s.version = 1;
+            }
+        }
+        let mut b = Builder::response(req, 200, Some(&our_tag));
+        b.header_fmt("Expires", format_args!("{expires}"))
+            .header_fmt("Contact", format_args!("<{}>", self.config.contact));
+        self.transmit.push_back(Transmit {
+            bytes: b.finish(None),
+        });
+        self.events.push_back(ServerEvent::SubscriptionCreated {
+            mcptt_id,
+            impu,
+            call_id: req.call_id.clone(),
+        });
+        if let Some(state) = self.sessions.get(&session).map(|s| self.snapshot(s)) {
+            self.notify(now, id, &state, None);
+        }
+        Ok(())
+    }
+
+    fn fetch(
+        &mut self,
+        now: Instant,
+        req: &View,
+        impu: &str,
+        mcptt_id: &str,
+        from_tag: &str,
+        contact: &str,
+    ) {
+        let our_tag = random_token(&mut self.rng);
+        let mut b = Builder::response(req, 200, Some(&our_tag));
+        b.header("Expires", "0")
+            .header_fmt("Contact", format_args!("<{}>", self.config.contact));
+        self.transmit.push_back(Transmit {
+            bytes: b.finish(None),
+        });
+        let state = self
+            .state(impu, mcptt_id)
+            .unwrap_or_else(|| self.detached(impu, mcptt_id));
+        let sub = Subscription {
+            session: 0,
+            call_id: req.call_id.clone(),
+            our_tag,
+            their_tag: from_tag.to_owned(),
+            local_uri: req.to_uri.clone(),
+            remote_uri: req.from_uri.clone(),
+            remote_target: contact.to_owned(),
+            route_set: req.record_route.clone(),
+            local_cseq: 0,
+            remote_cseq: req.cseq,
+            event_id: req.event.as_ref().and_then(|(_, id)| id.clone()),
+            expires_at: now,
+            outstanding: Vec::new(),
+        };
+        let bytes = self.build_notify(now, &sub, &state, Some("terminated"));
+        self.transmit.push_back(Transmit { bytes });
+    }
+
+    /// The state of a user the server holds nothing for (version 0).
+    fn detached(&self, impu: &str, mcptt_id: &str) -> ServiceState {
+        let registered = self.ues.get(impu).is_some_and(|u| u.registered);
+        let registration = if registered {
+            RegistrationState::Registered
+        } else {
+            RegistrationState::NotRegistered
+        };
+        ServiceState {
+            version: 0,
+            mcptt_id: mcptt_id.to_owned(),
+            impu: impu.to_owned(),
+            instance: None,
+            ue_kind: self.config.directory.kind(impu),
+            registration,
+            authorisation: AuthorisationState::Unauthorised,
+            state: CombinedState::of(registration, AuthorisationState::Unauthorised),
+            token_expires: None,
+        }
+    }
+
+    fn resubscribe(
+        &mut self,
+        now: Instant,
+        req: &View,
+        tag: &str,
+        expires: u32,
+    ) -> Result<(), Refusal> {
+        let Some(&id) = self.dialogs.get(tag) else {
+            return Err(Refusal::code(481));
+        };
+        let Some(sub) = self.subs.get_mut(&id) else {
+            return Err(Refusal::code(481));
+        };
+        if sub.call_id != req.call_id || req.from_tag.as_deref() != Some(sub.their_tag.as_str()) {
+            return Err(Refusal::code(481));
+        }
+        if req.cseq <= sub.remote_cseq {
+            return Err(Refusal::code(500));
+        }
+        sub.remote_cseq = req.cseq;
+        if let Some(c) = &req.contact {
+            c.clone_into(&mut sub.remote_target);
+        }
+        let old_expiry = sub.expires_at;
+        let session = sub.session;
+        if expires != 0 {
+            sub.expires_at = now + secs(expires);
+            self.timers.remove(&(old_expiry, Timer::Subscription(id)));
+            self.timers
+                .insert((now + secs(expires), Timer::Subscription(id)));
+        }
+        let mut b = Builder::response(req, 200, None);
+        b.header_fmt("Expires", format_args!("{expires}"))
+            .header_fmt("Contact", format_args!("<{}>", self.config.contact));
+        self.transmit.push_back(Transmit {
+            bytes: b.finish(None),
+        });
+        if expires == 0 {
+            self.terminate(now, id, TerminationReason::Unsubscribed, Some("terminated"));
+            return Ok(());
+        }
+        // RFC 6665 §4.2.1.2: a NOTIFY follows every accepted refresh.
+        if let Some(state) = self.sessions.get(&session).map(|s| self.snapshot(s)) {
+            self.notify(now, id, &state, None);
+        }
+        Ok(())
+    }
+
+    fn build_notify(
+        &mut self,
+        now: Instant,
+        sub: &Subscription,
+        state: &ServiceState,
+        final_state: Option<&str>,
+    ) -> Vec<u8> {
+        let mut b = Builder::request("NOTIFY", &sub.remote_target);
+        let branch = random_token(&mut self.rng);
+        b.header_fmt(
+            "Via",
+            format_args!(
+                "SIP/2.0/{} {};branch=z9hG4bK{branch}",
+                self.config.transport, self.config.host
+            ),
+        );
+        for route in &sub.route_set {
+            b.header("Route", route);
+        }
+        b.header("Max-Forwards", "70")
+            .header_fmt(
+                "From",
+                format_args!("<{}>;tag={}", sub.local_uri, sub.our_tag),
+            )
+            .header_fmt(
+                "To",
+                format_args!("<{}>;tag={}", sub.remote_uri, sub.their_tag),
+            )
+            .header("Call-ID", &sub.call_id)
+            .header_fmt("CSeq", format_args!("{} NOTIFY", sub.local_cseq))
+            .header_fmt("Contact", format_args!("<{}>", self.config.contact));
+        match &sub.event_id {
+            Some(id) => b.header_fmt("Event", format_args!("{SERVICE_STATE_EVENT};id={id}")),
+            None => b.header("Event", SERVICE_STATE_EVENT),
+        };
+        match final_state {
+            Some(s) => b.header("Subscription-State", s),
+            None => {
+                let left = sub.expires_at.saturating_duration_since(now).as_secs();
+                b.header_fmt("Subscription-State", format_args!("active;expires={left}"))
+            }
+        };
+        let json = state.encode();
+        b.finish(Some((SERVICE_STATE_CONTENT_TYPE, &json)))
+    }
+
+    /// Sends a NOTIFY on subscription `id` (`final_state` = `terminated;…` for the last one).
+    fn notify(&mut self, now: Instant, id: u64, state: &ServiceState, final_state: Option<&str>) {
+        let Some(mut sub) = self.subs.remove(&id) else {
+            return;
+        };
+        sub.local_cseq = sub.local_cseq.wrapping_add(1);
+        let bytes = self.build_notify(now, &sub, state, final_state);
+        if final_state.is_none() {
+            let deadline = now + self.config.notify_timeout;
+            sub.outstanding.push((sub.local_cseq, deadline));
+            self.timers
+                .insert((deadline, Timer::Notify(id, sub.local_cseq)));
+        }
+        self.subs.insert(id, sub);
+        self.transmit.push_back(Transmit { bytes });
+    }
+
+    /// Ends subscription `id`, sending a final NOTIFY when `final_state` is given.
+    fn terminate(
+        &mut self,
+        now: Instant,
+        id: u64,
+        reason: TerminationReason,
+        final_state: Option<&str>,
+    ) {
+        if let Some(state) = final_state
+            && let Some(session) = self.subs.get(&id).map(|s| s.session)
+        {
+            let snapshot = self.sessions.get(&session).map(|s| self.snapshot(s));
+            if let Some(snapshot) = snapshot {
+                self.notify(now, id, &snapshot, Some(state));
+            }
+        }
+        let Some(sub) = self.subs.remove(&id) else {
+            return;
+        };
+        self.dialogs.remove(&sub.our_tag);
+        self.timers
+            .remove(&(sub.expires_at, Timer::Subscription(id)));
+        for (cseq, deadline) in &sub.outstanding {
+            self.timers.remove(&(*deadline, Timer::Notify(id, *cseq)));
+        }
+        let (mcptt_id, impu) = match self.sessions.get_mut(&sub.session) {
+            Some(s) => {
+                s.subs.retain(|x| *x != id);
+                (s.mcptt_id.clone(), s.impu.clone())
+            }
+            None => (String::new(), String::new()),
+        };
+        self.collect(sub.session);
+        self.events.push_back(ServerEvent::SubscriptionTerminated {
+            mcptt_id,
+            impu,
+            call_id: sub.call_id,
+            reason,
+        });
+    }
+
+    /// Handles a response to one of the server's NOTIFYs (RFC 6665 §4.2.2: 481, other
+    /// failures end the subscription).
+    pub fn handle_response_bytes(&mut self, now: Instant, response: &[u8]) {
+        if let Ok(view) = View::parse(response) {
+            self.handle_response_view(now, &view);
+        }
+    }
+
+    pub(crate) fn handle_response_view(&mut self, now: Instant, resp: &View) {
+        if resp.status < 200 || !resp.cseq_method.eq_ignore_ascii_case("NOTIFY") {
+            return;
+        }
+        let Some(tag) = &resp.from_tag else { return };
+        let Some(&id) = self.dialogs.get(tag) else {
+            return;
+        };
+        let Some(sub) = self.subs.get_mut(&id) else {
+            return;
+        };
+        if sub.call_id != resp.call_id {
+            return;
+        }
+        let Some(pos) = sub.outstanding.iter().position(|(c, _)| *c == resp.cseq) else {
+            return;
+        };
+        let (cseq, deadline) = sub.outstanding.swap_remove(pos);
+        self.timers.remove(&(deadline, Timer::Notify(id, cseq)));
+        if resp.status >= 300 {
+            self.terminate(
+                now,
+                id,
+                TerminationReason::NotifyRejected(resp.status),
+                None,
+            );
+        }
+    }
+
+    /// Runs the timers due at `now`: publication expiry, token expiry (at `exp`), subscription
+    /// expiry and NOTIFY timeouts.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(at, timer)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            match timer {
+                Timer::Publication(id) => {
+                    let next = match self.sessions.get(&id).map(|s| &s.auth) {
+                        Some(Auth::Authorised { .. } | Auth::Expired { .. }) => Auth::Unauthorised,
+                        _ => continue,
+                    };
+                    self.set_auth(now, id, next);
+                }
+                Timer::Token(id) => {
+                    let next = match self.sessions.get(&id).map(|s| &s.auth) {
+                        Some(Auth::Authorised {
+                            publication,
+                            token_exp,
+                            ..
+                        }) => Auth::Expired {
+                            publication: publication.clone(),
+                            token_exp: *token_exp,
+                        },
+                        _ => continue,
+                    };
+                    self.set_auth(now, id, next);
+                }
+                Timer::Subscription(id) => {
+                    self.terminate(
+                        now,
+                        id,
+                        TerminationReason::Timeout,
+                        Some("terminated;reason=timeout"),
+                    );
+                }
+                Timer::Notify(id, cseq) => {
+                    let timed_out = self
+                        .subs
+                        .get(&id)
+                        .is_some_and(|s| s.outstanding.iter().any(|(c, _)| *c == cseq));
+                    if timed_out {
+                        self.terminate(now, id, TerminationReason::NotifyTimedOut, None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next message to send.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmit.pop_front()
+    }
+
+    /// The next event for the application.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    /// The next timer deadline.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.first().map(|(at, _)| *at)
+    }
+}
+
+fn secs(s: u32) -> Duration {
+    Duration::from_secs(u64::from(s))
+}
+
+fn secs64(s: u64) -> Duration {
+    // Bounded so that `Instant + Duration` cannot overflow for absurd `exp` values.
+    Duration::from_secs(s.min(10 * 365 * 24 * 3600))
+}

@@ -1,0 +1,45 @@
+//! [`TokenValidator`] over `mcptt-token`'s [`Validator`](mcptt_token::Validator).
+//!
+//! The validator checks signature, issuer, audience, scope and time; the grant carries the
+//! `mcptt_id`, `client_id` and `exp` claims. Its error (kind: expired, audience, scope,
+//! signature, ...) becomes the log reason of
+//! [`ServerEvent::AuthorisationFailed`](crate::server::ServerEvent::AuthorisationFailed).
+
+use std::sync::Arc;
+
+use crate::model::{TokenGrant, TokenValidator};
+
+impl TokenValidator for mcptt_token::Validator {
+    fn validate(
+        &self,
+        token: &str,
+        now_unix: u64,
+    ) -> Result<TokenGrant, Box<dyn std::error::Error + Send + Sync>> {
+        let at = self.validate_access_token(token, now_unix)?;
+        Ok(TokenGrant {
+            mcptt_id: at.mcptt_id,
+            client_id: Some(at.client_id),
+            expires_at: at.expires_at,
+        })
+    }
+}
+
+impl<T: TokenValidator + ?Sized> TokenValidator for Arc<T> {
+    fn validate(
+        &self,
+        token: &str,
+        now_unix: u64,
+    ) -> Result<TokenGrant, Box<dyn std::error::Error + Send + Sync>> {
+        (**self).validate(token, now_unix)
+    }
+}
+
+impl<T: TokenValidator + ?Sized> TokenValidator for &T {
+    fn validate(
+        &self,
+        token: &str,
+        now_unix: u64,
+    ) -> Result<TokenGrant, Box<dyn std::error::Error + Send + Sync>> {
+        (**self).validate(token, now_unix)
+    }
+}
