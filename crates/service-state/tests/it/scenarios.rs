@@ -527,10 +527,30 @@ fn unsubscribe_and_expiry_and_refresh_race() {
     assert!(net.subs[s2].events.contains(&SubscriberEvent::Terminated {
         reason: Some("timeout".into())
     }));
-    // A refresh after the expiry meets 481.
-    let late = net.subs[s2].notifies[0].clone();
-    let _ = late;
     assert_eq!(net.server.subscription_count(), 0);
+    // A refresh after the expiry meets 481 (the dialog is gone).
+    let notify = net.subs[s2].notifies[0].clone();
+    let server_tag = header(&notify, "From")
+        .unwrap()
+        .split("tag=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let our_tag = header(&notify, "To")
+        .unwrap()
+        .split("tag=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let late = format!(
+        "SUBSCRIBE sip:mcptt.example.org SIP/2.0\r\nVia: SIP/2.0/TLS ue0.example.org;branch=z9hG4bKlate\r\n\
+Max-Forwards: 70\r\nFrom: <sip:ue1@example.org>;tag={our_tag}\r\nTo: <{PSI}>;tag={server_tag}\r\n\
+Call-ID: {}\r\nCSeq: 99 SUBSCRIBE\r\nContact: <sip:ue0.example.org>\r\nEvent: mcptt-service-state\r\n\
+Expires: 600\r\nContent-Length: 0\r\n\r\n",
+        call_id(&notify)
+    );
+    let out = net.raw_to_server(ue, &late);
+    assert_eq!(status(&out[0]), Some(481), "{}", out[0]);
 }
 
 #[test]
