@@ -1,0 +1,216 @@
+//! Stream framing (RFC 3261 §18.3): find where each message ends on TCP/TLS.
+
+use bytes::BytesMut;
+
+use crate::error::{Error, Result};
+use crate::limits::Limits;
+use crate::message::Message;
+
+/// The result of [`frame`]: not enough bytes yet, or the length of the first whole message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// More bytes are needed.
+    Partial,
+    /// The first message is complete and is this many bytes long.
+    Complete(usize),
+}
+
+fn is_content_length(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l")
+}
+
+/// Find the end of the message at the start of `buf` (which must begin with a start line;
+/// skip CRLF keep-alives first, see [`keepalive_len`]).
+///
+/// Content-Length is mandatory on streams. Limits are checked as soon as the bytes that break
+/// them are seen, before waiting for (or buffering) more: a header section longer than
+/// `max_head_size` or a line longer than `max_line_length` fails without finding its end, and
+/// a Content-Length above `max_body_size` (or a total above `max_message_size`) fails before
+/// the body arrives.
+///
+/// # Errors
+/// [`Error::MissingContentLength`], [`Error::ContentLengthMismatch`], a malformed
+/// Content-Length ([`Error::Header`]), a leading CR/LF ([`Error::StartLine`]), or a limit.
+pub fn frame(buf: &[u8], limits: &Limits) -> Result<Status> {
+    if matches!(buf.first(), Some(b'\r' | b'\n')) {
+        return Err(Error::StartLine { offset: 0, expected: "a start line (skip CRLF keep-alives first)" });
+    }
+    let window = buf.len().min(limits.max_head_size.saturating_add(1));
+    let mut pos = 0;
+    let mut first = true;
+    let mut cl: Option<usize> = None;
+    let head_end = loop {
+        let Some(k) = memchr::memchr(b'\n', buf.get(pos..window).unwrap_or_default()) else {
+            if window - pos > limits.max_line_length {
+                return Err(Error::LineTooLong { offset: pos, limit: limits.max_line_length });
+            }
+            if window > limits.max_head_size {
+                return Err(Error::HeadTooLarge { size: window, limit: limits.max_head_size });
+            }
+            return Ok(Status::Partial);
+        };
+        let nl = pos + k;
+        if nl - pos > limits.max_line_length {
+            return Err(Error::LineTooLong { offset: pos, limit: limits.max_line_length });
+        }
+        let line = buf.get(pos..nl).unwrap_or_default();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() && !first {
+            break nl + 1;
+        }
+        if !first && matches!(line.first(), Some(b'c' | b'C' | b'l' | b'L')) {
+            if let Some(colon) = memchr::memchr(b':', line) {
+                let name = line.get(..colon).unwrap_or_default();
+                let name = name.strip_suffix(b" ").unwrap_or(name);
+                let name = name.strip_suffix(b"\t").unwrap_or(name);
+                if is_content_length(name) {
+                    let v = line.get(colon + 1..).unwrap_or_default();
+                    let v = v.trim_ascii();
+                    let n = crate::chars::parse_u64(v)
+                        .and_then(|n| usize::try_from(n).ok())
+                        .ok_or(Error::Header {
+                            name: "Content-Length".into(),
+                            offset: pos + colon + 1,
+                            expected: "a decimal Content-Length",
+                        })?;
+                    match cl {
+                        Some(prev) if prev != n => return Err(Error::ContentLengthMismatch),
+                        _ => cl = Some(n),
+                    }
+                }
+            }
+        }
+        first = false;
+        pos = nl + 1;
+    };
+    let body = cl.ok_or(Error::MissingContentLength)?;
+    if body > limits.max_body_size {
+        return Err(Error::BodyTooLarge { size: body, limit: limits.max_body_size });
+    }
+    let total = head_end.saturating_add(body);
+    if total > limits.max_message_size {
+        return Err(Error::MessageTooLarge { size: total, limit: limits.max_message_size });
+    }
+    Ok(if buf.len() >= total { Status::Complete(total) } else { Status::Partial })
+}
+
+/// How many CR/LF bytes (RFC 5626 keep-alives, RFC 3261 §7.5 leading CRLFs) start `buf`.
+#[must_use]
+pub fn keepalive_len(buf: &[u8]) -> usize {
+    buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count()
+}
+
+/// Turns a byte stream into messages: push chunks of any size, take whole messages.
+///
+/// CRLF keep-alives between messages are skipped (RFC 5626 §4.4.1; answering a double-CRLF
+/// ping with a single CRLF pong is the transport's job). After an error the stream cannot be
+/// resynchronised: close the connection (a 400/513 may be sent first).
+///
+/// ```
+/// use mcptt_sip::{Framer, Limits};
+/// let mut f = Framer::new(Limits::default());
+/// f.push(b"\r\n\r\nOPTIONS sip:a@example.com SIP/2.0\r\nContent-Len");
+/// assert!(f.next_message()?.is_none());
+/// f.push(b"gth: 0\r\n\r\n");
+/// let m = f.next_message()?.expect("a whole message");
+/// assert!(m.is_request());
+/// # Ok::<(), mcptt_sip::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Framer {
+    buf: BytesMut,
+    limits: Limits,
+    error: Option<Error>,
+}
+
+impl Framer {
+    /// A framer with these limits.
+    #[must_use]
+    pub fn new(limits: Limits) -> Self {
+        Self { buf: BytesMut::new(), limits, error: None }
+    }
+
+    /// Append received bytes. Nothing is buffered beyond the current message's limits: once a
+    /// limit is broken the framer keeps the error (returned by [`Framer::next_message`]) and
+    /// drops further input.
+    pub fn push(&mut self, mut chunk: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        if self.buf.is_empty() {
+            chunk = chunk.get(keepalive_len(chunk)..).unwrap_or_default();
+        }
+        if chunk.is_empty() {
+            return;
+        }
+        if self.buf.len() + chunk.len() > self.limits.max_message_size {
+            // Only buffer past the limit if what is buffered already holds a whole message
+            // (then the caller is draining pipelined messages).
+            let skip = keepalive_len(&self.buf);
+            match frame(self.buf.get(skip..).unwrap_or_default(), &self.limits) {
+                Ok(Status::Complete(_)) => {}
+                Ok(Status::Partial) => {
+                    let size = self.buf.len() + chunk.len();
+                    self.error = Some(Error::MessageTooLarge { size, limit: self.limits.max_message_size });
+                    self.buf.clear();
+                    return;
+                }
+                Err(e) => {
+                    self.error = Some(e);
+                    self.buf.clear();
+                    return;
+                }
+            }
+        }
+        self.buf.extend_from_slice(chunk);
+    }
+
+    /// The next whole message, `Ok(None)` if more bytes are needed.
+    ///
+    /// # Errors
+    /// A framing error ([`frame`]) or a parse error ([`Message::parse_with`]); the error is
+    /// sticky.
+    pub fn next_message(&mut self) -> Result<Option<Message>> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        let skip = keepalive_len(&self.buf);
+        if skip > 0 {
+            let _ = self.buf.split_to(skip);
+        }
+        if self.buf.is_empty() {
+            return Ok(None);
+        }
+        match frame(&self.buf, &self.limits) {
+            Ok(Status::Partial) => Ok(None),
+            Ok(Status::Complete(n)) => {
+                let bytes = self.buf.split_to(n).freeze();
+                match Message::parse_with(bytes, &self.limits) {
+                    Ok(m) => Ok(Some(m)),
+                    Err(e) => {
+                        self.error = Some(e.clone());
+                        self.buf.clear();
+                        Err(e)
+                    }
+                }
+            }
+            Err(e) => {
+                self.error = Some(e.clone());
+                self.buf.clear();
+                Err(e)
+            }
+        }
+    }
+
+    /// Bytes buffered and not yet returned as messages.
+    #[must_use]
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The limits in force.
+    #[must_use]
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+}

@@ -1,0 +1,478 @@
+//! The ordered header index of a message.
+
+use bytes::Bytes;
+
+use crate::chars::{self, is_lws};
+use crate::error::{Error, Result};
+use crate::limits::Limits;
+use crate::names::{Hid, lookup};
+use crate::span::Span;
+
+/// One header line: where its name and value are in the buffer, and which header it is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Entry {
+    pub(crate) name: Span,
+    pub(crate) value: Span,
+    /// End of the raw line including its line terminator (if it had one).
+    pub(crate) line_end: u32,
+    pub(crate) id: Hid,
+}
+
+/// The headers of a message, in order, as an index of offsets into one shared buffer.
+///
+/// Names match case-insensitively and compact forms are equivalent to their long forms
+/// (`get("v")` finds `Via` lines and `get("Via")` finds `v` lines). Values are returned as
+/// written, trimmed of surrounding white space; a folded value keeps its inner line breaks,
+/// which every typed parser of this crate reads as white space. Unknown headers are kept, in
+/// order. Editing a header leaves the others byte for byte as they were.
+#[derive(Clone, Default)]
+pub struct Headers {
+    buf: Bytes,
+    entries: Vec<Entry>,
+    dirty: bool,
+}
+
+/// Where the header section ended.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeadEnd {
+    /// Offset just after the last header line (the empty line starts here if present).
+    pub(crate) head_end: usize,
+    /// Offset of the body (after the empty line), or the buffer length if unterminated.
+    pub(crate) body_start: usize,
+    /// Whether an empty line ended the header section.
+    pub(crate) terminated: bool,
+    /// The first Content-Length value.
+    pub(crate) content_length: Option<usize>,
+}
+
+fn header_err(id: Hid, name: &[u8], offset: usize, expected: &'static str) -> Error {
+    let name = match id {
+        Hid::Other => String::from_utf8_lossy(name).into_owned(),
+        h => h.name().to_owned(),
+    };
+    Error::Header { name, offset, expected }
+}
+
+/// Scan header lines from `pos` to the empty line (or the end of `buf`), appending entries.
+pub(crate) fn scan(buf: &[u8], mut pos: usize, limits: &Limits, entries: &mut Vec<Entry>) -> Result<HeadEnd> {
+    let len = buf.len();
+    let mut content_length = None;
+    loop {
+        if pos > limits.max_head_size {
+            return Err(Error::HeadTooLarge { size: pos, limit: limits.max_head_size });
+        }
+        let Some(&b0) = buf.get(pos) else {
+            return Ok(HeadEnd { head_end: len, body_start: len, terminated: false, content_length });
+        };
+        if b0 == b'\n' {
+            return Ok(HeadEnd { head_end: pos, body_start: pos + 1, terminated: true, content_length });
+        }
+        if b0 == b'\r' && buf.get(pos + 1) == Some(&b'\n') {
+            return Ok(HeadEnd { head_end: pos, body_start: pos + 2, terminated: true, content_length });
+        }
+        // header name
+        let ns = pos;
+        while buf.get(pos).is_some_and(|&b| chars::is_token(b)) {
+            pos += 1;
+        }
+        if pos == ns {
+            return Err(Error::Header { name: String::new(), offset: pos, expected: "a header name" });
+        }
+        let ne = pos;
+        while matches!(buf.get(pos), Some(b' ' | b'\t')) {
+            pos += 1;
+        }
+        let name = buf.get(ns..ne).unwrap_or_default();
+        if buf.get(pos) != Some(&b':') {
+            return Err(header_err(lookup(name), name, pos, "':' after the header name"));
+        }
+        pos += 1;
+        let vs = pos;
+        // the logical line, folded lines included
+        let (content_end, line_end) = loop {
+            match memchr::memchr(b'\n', buf.get(pos..).unwrap_or_default()) {
+                None => break (len, len),
+                Some(k) => {
+                    let nl = pos + k;
+                    if matches!(buf.get(nl + 1), Some(b' ' | b'\t')) {
+                        pos = nl + 1;
+                        continue;
+                    }
+                    let ce = if nl > vs && buf.get(nl - 1) == Some(&b'\r') { nl - 1 } else { nl };
+                    break (ce, nl + 1);
+                }
+            }
+        };
+        if line_end - ns > limits.max_line_length {
+            return Err(Error::LineTooLong { offset: ns, limit: limits.max_line_length });
+        }
+        if entries.len() >= limits.max_headers {
+            return Err(Error::TooManyHeaders { limit: limits.max_headers });
+        }
+        let mut a = vs;
+        let mut b = content_end;
+        while a < b && buf.get(a).is_some_and(|&c| is_lws(c)) {
+            a += 1;
+        }
+        while b > a && buf.get(b - 1).is_some_and(|&c| is_lws(c)) {
+            b -= 1;
+        }
+        let id = lookup(name);
+        let value = buf.get(a..b).unwrap_or_default();
+        match id {
+            Hid::ContentLength => {
+                let v = chars::parse_u64(value)
+                    .and_then(|v| usize::try_from(v).ok())
+                    .ok_or_else(|| header_err(id, name, a, "a decimal Content-Length"))?;
+                if content_length.is_none() {
+                    content_length = Some(v);
+                }
+            }
+            Hid::CSeq => {
+                let d = value.iter().position(|&c| !c.is_ascii_digit()).unwrap_or(value.len());
+                if chars::parse_u32(value.get(..d).unwrap_or_default()).is_none() {
+                    return Err(header_err(id, name, a, "a CSeq number below 2^32"));
+                }
+            }
+            Hid::MaxForwards => {
+                if chars::parse_u64(value).is_none_or(|v| v > 255) {
+                    return Err(header_err(id, name, a, "a Max-Forwards number from 0 to 255"));
+                }
+            }
+            _ => {}
+        }
+        entries.push(Entry {
+            name: Span::new(ns, ne),
+            value: Span::new(a, b),
+            line_end: line_end as u32,
+            id,
+        });
+        pos = line_end;
+    }
+}
+
+/// Split a header value on commas that are outside quoted strings and `<...>`; elements are
+/// trimmed and empty ones skipped.
+pub fn split_commas(value: &str) -> impl Iterator<Item = &str> {
+    let b = value.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        while !done {
+            let mut in_quote = false;
+            let mut in_angle = false;
+            while let Some(&c) = b.get(i) {
+                match c {
+                    b'\\' if in_quote => i += 1,
+                    b'"' if !in_angle => in_quote = !in_quote,
+                    b'<' if !in_quote => in_angle = true,
+                    b'>' if !in_quote => in_angle = false,
+                    b',' if !in_quote && !in_angle => break,
+                    _ => {}
+                }
+                i += 1;
+            }
+            let end = i.min(b.len());
+            let item = chars::trim_lws(value.get(start..end).unwrap_or_default());
+            if i >= b.len() {
+                done = true;
+            } else {
+                i += 1;
+                start = i;
+            }
+            if !item.is_empty() {
+                return Some(item);
+            }
+        }
+        None
+    })
+}
+
+impl Headers {
+    /// An empty header list.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub(crate) fn from_parts(buf: Bytes, entries: Vec<Entry>) -> Self {
+        Self { buf, entries, dirty: false }
+    }
+
+    pub(crate) fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    pub(crate) fn buf(&self) -> &Bytes {
+        &self.buf
+    }
+
+    /// Whether the headers were edited since parsing.
+    pub(crate) fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    pub(crate) fn entry_value(&self, e: &Entry) -> &str {
+        e.value.str(&self.buf)
+    }
+
+    pub(crate) fn entry_name(&self, e: &Entry) -> &str {
+        e.name.str(&self.buf)
+    }
+
+    /// The raw line of an entry, terminator included if it had one.
+    pub(crate) fn entry_line(&self, e: &Entry) -> &[u8] {
+        self.buf.get(e.name.start as usize..e.line_end as usize).unwrap_or_default()
+    }
+
+    pub(crate) fn value_bytes(&self, e: &Entry) -> Bytes {
+        self.buf.slice(e.value.range())
+    }
+
+    /// Entries matching `name` (case-insensitive, compact forms included).
+    pub(crate) fn matching<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
+        let id = lookup(name.as_bytes());
+        self.entries.iter().filter(move |e| {
+            if id == Hid::Other {
+                e.id == Hid::Other && e.name.bytes(&self.buf).eq_ignore_ascii_case(name.as_bytes())
+            } else {
+                e.id == id
+            }
+        })
+    }
+
+    pub(crate) fn by_id(&self, id: Hid) -> impl Iterator<Item = &Entry> + '_ {
+        self.entries.iter().filter(move |e| e.id == id)
+    }
+
+    pub(crate) fn first_id(&self, id: Hid) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.id == id)
+    }
+
+    /// Number of header lines.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are no headers.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// All header lines in order, as `(name as written, value)`.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.entries.iter().map(|e| (self.entry_name(e), self.entry_value(e)))
+    }
+
+    /// The value of the first header called `name`.
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.matching(name).next().map(|e| self.entry_value(e))
+    }
+
+    /// The value of the first header called `name`, as a zero-copy sub-slice of the message.
+    #[must_use]
+    pub fn get_bytes(&self, name: &str) -> Option<Bytes> {
+        self.matching(name).next().map(|e| self.value_bytes(e))
+    }
+
+    /// The values of every header line called `name`, in order (one item per line).
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.matching(name).map(|e| self.entry_value(e))
+    }
+
+    /// The comma-separated elements of every header line called `name`, in order; commas inside
+    /// quoted strings and `<...>` do not split (RFC 3261 §7.3.1).
+    pub fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.get_all(name).flat_map(split_commas)
+    }
+
+    /// How many header lines are called `name`.
+    #[must_use]
+    pub fn count(&self, name: &str) -> usize {
+        self.matching(name).count()
+    }
+
+    /// Whether a header called `name` is present.
+    #[must_use]
+    pub fn contains(&self, name: &str) -> bool {
+        self.matching(name).next().is_some()
+    }
+
+    fn make_line(&mut self, name: &str, value: &str) -> Result<Entry> {
+        if !chars::is_token_str(name.as_bytes()) {
+            return Err(Error::ApiMisuse("header name must be a token"));
+        }
+        if value.bytes().any(|b| b == b'\r' || b == b'\n') {
+            return Err(Error::ApiMisuse("header value must not contain CR or LF"));
+        }
+        let value = chars::trim_lws(value);
+        let mut v = Vec::with_capacity(self.buf.len() + name.len() + value.len() + 4);
+        v.extend_from_slice(&self.buf);
+        let ns = v.len();
+        v.extend_from_slice(name.as_bytes());
+        let ne = v.len();
+        v.extend_from_slice(b": ");
+        let vs = v.len();
+        v.extend_from_slice(value.as_bytes());
+        let ve = v.len();
+        v.extend_from_slice(b"\r\n");
+        if u32::try_from(v.len()).is_err() {
+            return Err(Error::ApiMisuse("header section larger than 4 GiB"));
+        }
+        let line_end = v.len();
+        self.buf = Bytes::from(v);
+        self.dirty = true;
+        Ok(Entry {
+            name: Span::new(ns, ne),
+            value: Span::new(vs, ve),
+            line_end: line_end as u32,
+            id: lookup(name.as_bytes()),
+        })
+    }
+
+    /// Append a header line `name: value`.
+    ///
+    /// # Errors
+    /// [`Error::ApiMisuse`] if `name` is not a token or `value` contains CR or LF.
+    pub fn push(&mut self, name: &str, value: &str) -> Result<()> {
+        let e = self.make_line(name, value)?;
+        self.entries.push(e);
+        Ok(())
+    }
+
+    /// Insert a header line at position `index` (clamped to the end).
+    ///
+    /// # Errors
+    /// As [`Headers::push`].
+    pub fn insert(&mut self, index: usize, name: &str, value: &str) -> Result<()> {
+        let e = self.make_line(name, value)?;
+        let index = index.min(self.entries.len());
+        self.entries.insert(index, e);
+        Ok(())
+    }
+
+    /// Insert a header line before the first one called `name` (e.g. a new top Via), or
+    /// append it if there is none.
+    ///
+    /// # Errors
+    /// As [`Headers::push`].
+    pub fn push_front(&mut self, name: &str, value: &str) -> Result<()> {
+        let id = lookup(name.as_bytes());
+        let pos = self.position(name, id).unwrap_or(self.entries.len());
+        self.insert(pos, name, value)
+    }
+
+    fn position(&self, name: &str, id: Hid) -> Option<usize> {
+        self.entries.iter().position(|e| {
+            if id == Hid::Other {
+                e.id == Hid::Other && e.name.bytes(&self.buf).eq_ignore_ascii_case(name.as_bytes())
+            } else {
+                e.id == id
+            }
+        })
+    }
+
+    /// Remove every header line called `name`; returns how many were removed.
+    pub fn remove(&mut self, name: &str) -> usize {
+        let id = lookup(name.as_bytes());
+        let before = self.entries.len();
+        let buf = &self.buf;
+        self.entries.retain(|e| {
+            if id == Hid::Other {
+                !(e.id == Hid::Other && e.name.bytes(buf).eq_ignore_ascii_case(name.as_bytes()))
+            } else {
+                e.id != id
+            }
+        });
+        let removed = before - self.entries.len();
+        if removed > 0 {
+            self.dirty = true;
+        }
+        removed
+    }
+
+    /// Remove the first header line called `name`; returns its value's bytes.
+    pub fn remove_first(&mut self, name: &str) -> Option<Bytes> {
+        let pos = self.position(name, lookup(name.as_bytes()))?;
+        let e = self.entries.remove(pos);
+        self.dirty = true;
+        Some(self.value_bytes(&e))
+    }
+
+    /// Replace every header line called `name` by one line `name: value`, placed where the
+    /// first one was (or appended if there was none).
+    ///
+    /// # Errors
+    /// As [`Headers::push`].
+    pub fn replace(&mut self, name: &str, value: &str) -> Result<()> {
+        let id = lookup(name.as_bytes());
+        let pos = self.position(name, id);
+        let e = self.make_line(name, value)?;
+        self.remove(name);
+        match pos {
+            Some(p) => self.entries.insert(p.min(self.entries.len()), e),
+            None => self.entries.push(e),
+        }
+        Ok(())
+    }
+
+    /// Encode the header lines (each with its terminator) into `out`.
+    pub(crate) fn encode_lines(&self, out: &mut Vec<u8>) {
+        for e in &self.entries {
+            let line = self.entry_line(e);
+            out.extend_from_slice(line);
+            if !line.ends_with(b"\n") {
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+}
+
+impl PartialEq for Headers {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Headers {}
+
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commas_split_outside_quotes_and_angles() {
+        let v: Vec<_> = split_commas(r#""a,\"b" <sip:x;y=1,2>;p=1 , <sip:z> ,, c"#).collect();
+        assert_eq!(v, [r#""a,\"b" <sip:x;y=1,2>;p=1"#, "<sip:z>", "c"]);
+        assert_eq!(split_commas("").count(), 0);
+        assert_eq!(split_commas(" , ,").count(), 0);
+    }
+
+    #[test]
+    fn edits_keep_order_and_names() {
+        let mut h = Headers::new();
+        h.push("Via", "SIP/2.0/TLS a;branch=z9hG4bK1").unwrap();
+        h.push("X-Foo", "1").unwrap();
+        h.push("v", "SIP/2.0/TLS b;branch=z9hG4bK2").unwrap();
+        assert_eq!(h.count("via"), 2);
+        assert_eq!(h.get("x-foo"), Some("1"));
+        h.push_front("Via", "SIP/2.0/TLS top;branch=z9hG4bK0").unwrap();
+        assert_eq!(h.get("V"), Some("SIP/2.0/TLS top;branch=z9hG4bK0"));
+        h.replace("x-FOO", "2").unwrap();
+        assert_eq!(h.iter().nth(2), Some(("x-FOO", "2")));
+        assert_eq!(h.remove("via"), 3);
+        assert_eq!(h.len(), 1);
+        assert!(h.push("Bad Name", "x").is_err());
+        assert!(h.push("X", "a\r\nInjected: 1").is_err());
+    }
+}

@@ -1,0 +1,846 @@
+//! Requests, responses, the datagram-style parser, the encoder and the builders.
+
+use bytes::{Bytes, BytesMut};
+
+use crate::error::{Error, Result};
+use crate::headers::{self, Entry, Headers};
+use crate::limits::Limits;
+use crate::method::{Method, reason_phrase};
+use crate::names::Hid;
+use crate::span::Span;
+use crate::uri::Uri;
+
+/// What requests and responses share: the buffer, the start line, the header index and the body.
+#[derive(Clone)]
+pub(crate) struct Head {
+    /// The message bytes (exactly the message: trailing datagram bytes are cut off).
+    buf: Bytes,
+    /// The start line without its terminator.
+    start_line: Span,
+    headers: Headers,
+    /// Body within `buf`, unless replaced.
+    body: Span,
+    body_override: Option<Bytes>,
+    /// Whether an empty line ended the header section.
+    terminated: bool,
+    /// The first Content-Length value, as parsed.
+    declared_len: Option<usize>,
+}
+
+impl Head {
+    fn is_clean(&self) -> bool {
+        !self.headers.is_dirty() && self.body_override.is_none()
+    }
+
+    fn body(&self) -> Bytes {
+        match &self.body_override {
+            Some(b) => b.clone(),
+            None => self.buf.slice(self.body.range()),
+        }
+    }
+
+    fn body_len(&self) -> usize {
+        self.body_override.as_ref().map_or(self.body.len(), Bytes::len)
+    }
+
+    fn encode_vec(&self, out: &mut Vec<u8>) {
+        if self.is_clean() {
+            out.extend_from_slice(&self.buf);
+            return;
+        }
+        out.extend_from_slice(self.start_line.bytes(&self.buf));
+        out.extend_from_slice(b"\r\n");
+        self.headers.encode_lines(out);
+        out.extend_from_slice(b"\r\n");
+        match &self.body_override {
+            Some(b) => out.extend_from_slice(b),
+            None => out.extend_from_slice(self.body.bytes(&self.buf)),
+        }
+    }
+
+    fn encode(&self) -> Bytes {
+        if self.is_clean() {
+            return self.buf.clone();
+        }
+        let mut v = Vec::with_capacity(self.buf.len() + 64);
+        self.encode_vec(&mut v);
+        Bytes::from(v)
+    }
+
+    fn encode_into(&self, out: &mut BytesMut) {
+        if self.is_clean() {
+            out.extend_from_slice(&self.buf);
+            return;
+        }
+        let mut v = Vec::with_capacity(self.buf.len() + 64);
+        self.encode_vec(&mut v);
+        out.extend_from_slice(&v);
+    }
+
+    fn set_body(&mut self, content_type: Option<&str>, body: Bytes) -> Result<()> {
+        if let Some(ct) = content_type {
+            self.headers.replace("Content-Type", ct)?;
+        } else if body.is_empty() {
+            self.headers.remove("Content-Type");
+        }
+        self.headers.replace("Content-Length", &body.len().to_string())?;
+        self.body_override = Some(body);
+        Ok(())
+    }
+
+    fn eq(&self, other: &Self) -> bool {
+        self.headers == other.headers && self.body() == other.body()
+    }
+}
+
+/// A SIP request (RFC 3261 §7.1).
+#[derive(Clone)]
+pub struct Request {
+    method: Method,
+    uri: Uri,
+    head: Head,
+}
+
+/// A SIP response (RFC 3261 §7.2).
+#[derive(Clone)]
+pub struct Response {
+    code: u16,
+    reason: Span,
+    head: Head,
+}
+
+/// A SIP request or response.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Message {
+    /// A request.
+    Request(Request),
+    /// A response.
+    Response(Response),
+}
+
+fn start_err(offset: usize, expected: &'static str) -> Error {
+    Error::StartLine { offset, expected }
+}
+
+/// Check `SIP/x.y` at `v`; `Ok(())` only for `SIP/2.0`.
+fn check_version(v: &[u8], offset: usize) -> Result<()> {
+    let Some(rest) = v.get(..4).filter(|p| p.eq_ignore_ascii_case(b"SIP/")).and(v.get(4..)) else {
+        return Err(start_err(offset, "SIP-Version (SIP/2.0)"));
+    };
+    let dot = rest.iter().position(|&b| b == b'.');
+    let ok_shape = dot.is_some_and(|d| {
+        let (maj, min) = (rest.get(..d).unwrap_or_default(), rest.get(d + 1..).unwrap_or_default());
+        !maj.is_empty() && !min.is_empty() && maj.iter().chain(min).all(u8::is_ascii_digit)
+    });
+    if !ok_shape {
+        return Err(start_err(offset, "SIP-Version (SIP/2.0)"));
+    }
+    if rest != b"2.0" {
+        return Err(Error::Version { offset });
+    }
+    Ok(())
+}
+
+/// Limits used for messages this crate builds itself.
+fn unlimited() -> Limits {
+    Limits {
+        max_message_size: usize::MAX,
+        max_head_size: usize::MAX,
+        max_headers: usize::MAX,
+        max_line_length: usize::MAX,
+        max_uri_length: usize::MAX,
+        max_body_size: usize::MAX,
+    }
+}
+
+impl Message {
+    /// Parse one message from a datagram-style buffer with the default [`Limits`].
+    ///
+    /// Leading CRLFs are skipped. The body is the Content-Length bytes after the header
+    /// section; bytes after that are ignored (RFC 3261 §18.3, RFC 4475 `dblreq`). Without a
+    /// Content-Length the body is the rest of the buffer. If Content-Length announces more bytes
+    /// than there are, the message keeps the bytes that are there and [`Message::validate`]
+    /// reports [`Error::BodyTruncated`] (400). A header section that runs to the end of the
+    /// buffer without an empty line is accepted (RFC 5118's §4.10 messages); stream framing
+    /// ([`frame`](crate::frame)) requires the empty line.
+    ///
+    /// This is the fast path: it checks the start line, the Request-URI, the header lines, and
+    /// the scalar headers Content-Length, CSeq (number) and Max-Forwards. [`Message::validate`]
+    /// type-checks every other known header.
+    ///
+    /// # Errors
+    /// Malformed input ([`Error::StartLine`], [`Error::Version`], [`Error::Header`],
+    /// [`Error::Uri`]) or an exceeded limit.
+    pub fn parse(buf: Bytes) -> Result<Self> {
+        Self::parse_with(buf, &Limits::default())
+    }
+
+    /// [`Message::parse`] with explicit limits.
+    ///
+    /// # Errors
+    /// As [`Message::parse`].
+    pub fn parse_with(mut buf: Bytes, limits: &Limits) -> Result<Self> {
+        if buf.len() > limits.max_message_size || u32::try_from(buf.len()).is_err() {
+            return Err(Error::MessageTooLarge { size: buf.len(), limit: limits.max_message_size });
+        }
+        let lead = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+        if lead > 0 {
+            buf = buf.slice(lead..);
+        }
+        let s: &[u8] = &buf;
+        let nl = memchr::memchr(b'\n', s).ok_or_else(|| {
+            if s.len() > limits.max_line_length {
+                Error::LineTooLong { offset: 0, limit: limits.max_line_length }
+            } else {
+                start_err(s.len(), "a line break after the start line")
+            }
+        })?;
+        if nl > limits.max_line_length {
+            return Err(Error::LineTooLong { offset: 0, limit: limits.max_line_length });
+        }
+        let line_end = if nl > 0 && s.get(nl - 1) == Some(&b'\r') { nl - 1 } else { nl };
+        let line = s.get(..line_end).unwrap_or_default();
+        let start_end = nl + 1;
+
+        enum Kind {
+            Req(Method, Span),
+            Resp(u16, Span),
+        }
+        let kind = if line.len() >= 4 && line.get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/")) {
+            // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
+            let sp = memchr::memchr(b' ', line).ok_or_else(|| start_err(line.len(), "SP after SIP-Version"))?;
+            check_version(line.get(..sp).unwrap_or_default(), 0)?;
+            let cs = sp + 1;
+            let code_bytes = line.get(cs..cs + 3).unwrap_or_default();
+            if code_bytes.len() != 3 || !code_bytes.iter().all(u8::is_ascii_digit) {
+                return Err(start_err(cs, "a three-digit status code"));
+            }
+            if line.get(cs + 3) != Some(&b' ') {
+                return Err(start_err(cs + 3, "SP after the status code"));
+            }
+            let code = code_bytes.iter().fold(0u16, |a, &d| a * 10 + u16::from(d - b'0'));
+            if !(100..=699).contains(&code) {
+                return Err(start_err(cs, "a status code from 100 to 699"));
+            }
+            if line.iter().any(|&b| b == b'\r') {
+                return Err(start_err(cs + 4, "a reason phrase without CR"));
+            }
+            Kind::Resp(code, Span::new(cs + 4, line_end))
+        } else {
+            // Request-Line = Method SP Request-URI SP SIP-Version
+            let m_end = line.iter().position(|&b| !crate::chars::is_token(b)).unwrap_or(line.len());
+            if m_end == 0 {
+                return Err(start_err(0, "a method token"));
+            }
+            if line.get(m_end) != Some(&b' ') {
+                return Err(start_err(m_end, "SP after the method"));
+            }
+            let us = m_end + 1;
+            let ue = memchr::memchr(b' ', line.get(us..).unwrap_or_default())
+                .map(|k| k + us)
+                .ok_or_else(|| start_err(line.len(), "SP after the Request-URI"))?;
+            if ue == us {
+                return Err(start_err(us, "a Request-URI"));
+            }
+            check_version(line.get(ue + 1..).unwrap_or_default(), ue + 1)?;
+            if ue - us > limits.max_uri_length {
+                return Err(Error::UriTooLong { size: ue - us, limit: limits.max_uri_length });
+            }
+            let method = std::str::from_utf8(line.get(..m_end).unwrap_or_default())
+                .map_err(|_| start_err(0, "a method token"))
+                .and_then(Method::parse)?;
+            Kind::Req(method, Span::new(us, ue))
+        };
+
+        let mut entries = Vec::with_capacity(16);
+        let he = headers::scan(s, start_end, limits, &mut entries)?;
+        if let Err(e) = std::str::from_utf8(s.get(..he.head_end).unwrap_or_default()) {
+            return Err(Error::Header {
+                name: String::new(),
+                offset: e.valid_up_to(),
+                expected: "UTF-8 text",
+            });
+        }
+        let available = s.len() - he.body_start;
+        let body_len = match he.content_length {
+            Some(n) => n.min(available),
+            None => available,
+        };
+        let announced = he.content_length.unwrap_or(body_len);
+        if announced > limits.max_body_size {
+            return Err(Error::BodyTooLarge { size: announced, limit: limits.max_body_size });
+        }
+        let msg_end = he.body_start + body_len;
+        buf.truncate(msg_end);
+        let head = Head {
+            headers: Headers::from_parts(buf.clone(), entries),
+            start_line: Span::new(0, line_end),
+            body: Span::new(he.body_start, msg_end),
+            body_override: None,
+            terminated: he.terminated,
+            declared_len: he.content_length,
+            buf,
+        };
+        Ok(match kind {
+            Kind::Req(method, us) => {
+                let uri = Uri::from_bytes(head.buf.slice(us.range())).map_err(|e| e.shifted(us.start as usize))?;
+                if uri.has_headers() {
+                    return Err(Error::Uri {
+                        offset: us.start as usize,
+                        expected: "a Request-URI without headers (RFC 3261 §19.1.1)",
+                    });
+                }
+                Self::Request(Request { method, uri, head })
+            }
+            Kind::Resp(code, reason) => Self::Response(Response { code, reason, head }),
+        })
+    }
+
+    pub(crate) fn head(&self) -> &Head {
+        match self {
+            Self::Request(r) => &r.head,
+            Self::Response(r) => &r.head,
+        }
+    }
+
+    fn head_mut(&mut self) -> &mut Head {
+        match self {
+            Self::Request(r) => &mut r.head,
+            Self::Response(r) => &mut r.head,
+        }
+    }
+
+    /// Whether this is a request.
+    #[must_use]
+    pub fn is_request(&self) -> bool {
+        matches!(self, Self::Request(_))
+    }
+
+    /// The request, if this is one.
+    #[must_use]
+    pub fn as_request(&self) -> Option<&Request> {
+        match self {
+            Self::Request(r) => Some(r),
+            Self::Response(_) => None,
+        }
+    }
+
+    /// The response, if this is one.
+    #[must_use]
+    pub fn as_response(&self) -> Option<&Response> {
+        match self {
+            Self::Response(r) => Some(r),
+            Self::Request(_) => None,
+        }
+    }
+
+    /// The request, if this is one.
+    #[must_use]
+    pub fn into_request(self) -> Option<Request> {
+        match self {
+            Self::Request(r) => Some(r),
+            Self::Response(_) => None,
+        }
+    }
+
+    /// The response, if this is one.
+    #[must_use]
+    pub fn into_response(self) -> Option<Response> {
+        match self {
+            Self::Response(r) => Some(r),
+            Self::Request(_) => None,
+        }
+    }
+
+    /// Type-check the message: every known header against its grammar, the CSeq method
+    /// against the request method, and Content-Length against the body present.
+    ///
+    /// # Errors
+    /// The first problem found, with its offset in the message.
+    pub fn validate(&self) -> Result<()> {
+        crate::validate::validate(self)
+    }
+}
+
+macro_rules! common_methods {
+    ($t:ty) => {
+        impl $t {
+            /// The headers.
+            #[must_use]
+            pub fn headers(&self) -> &Headers {
+                &self.head().headers
+            }
+
+            /// The headers, for editing; the message is re-encoded from them afterwards.
+            pub fn headers_mut(&mut self) -> &mut Headers {
+                &mut self.head_mut().headers
+            }
+
+            /// The body (zero-copy sub-slice of the message when parsed).
+            #[must_use]
+            pub fn body(&self) -> Bytes {
+                self.head().body()
+            }
+
+            /// The body length.
+            #[must_use]
+            pub fn body_len(&self) -> usize {
+                self.head().body_len()
+            }
+
+            /// Replace the body, setting Content-Length and (if given) Content-Type; an empty body
+            /// without a content type also removes Content-Type.
+            ///
+            /// # Errors
+            /// [`Error::ApiMisuse`] if `content_type` contains CR or LF.
+            pub fn set_body(&mut self, content_type: Option<&str>, body: Bytes) -> Result<()> {
+                self.head_mut().set_body(content_type, body)
+            }
+
+            /// The first Content-Length value as parsed, if there was one.
+            #[must_use]
+            pub fn declared_content_length(&self) -> Option<usize> {
+                self.head().declared_len
+            }
+
+            /// Whether an empty line ended the header section (always true for built messages
+            /// and stream-framed ones).
+            #[must_use]
+            pub fn head_terminated(&self) -> bool {
+                self.head().terminated
+            }
+
+            /// Encode to wire bytes. An unmodified parsed message encodes byte for byte as
+            /// received (zero-copy); an edited one re-emits every untouched line as received.
+            #[must_use]
+            pub fn encode(&self) -> Bytes {
+                self.head().encode()
+            }
+
+            /// Append the wire bytes to `out`.
+            pub fn encode_into(&self, out: &mut BytesMut) {
+                self.head().encode_into(out)
+            }
+
+            /// The start line as written (without its line terminator).
+            #[must_use]
+            pub fn start_line(&self) -> &str {
+                let h = self.head();
+                h.start_line.str(&h.buf)
+            }
+        }
+    };
+}
+
+common_methods!(Message);
+common_methods!(Request);
+common_methods!(Response);
+
+impl Request {
+    pub(crate) fn head(&self) -> &Head {
+        &self.head
+    }
+
+    fn head_mut(&mut self) -> &mut Head {
+        &mut self.head
+    }
+
+    /// Parse one request (see [`Message::parse`]).
+    ///
+    /// # Errors
+    /// As [`Message::parse`], or [`Error::StartLine`] if the message is a response.
+    pub fn parse(buf: Bytes) -> Result<Self> {
+        Message::parse(buf)?.into_request().ok_or(start_err(0, "a request"))
+    }
+
+    /// Start building a request; see [`RequestBuilder`].
+    #[must_use]
+    pub fn builder(method: Method, uri: Uri) -> RequestBuilder {
+        RequestBuilder { method, uri, headers: Headers::new(), body: None, error: None }
+    }
+
+    /// The method.
+    #[must_use]
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The Request-URI.
+    #[must_use]
+    pub fn uri(&self) -> &Uri {
+        &self.uri
+    }
+
+    /// Type-check the request (see [`Message::validate`]).
+    ///
+    /// # Errors
+    /// As [`Message::validate`].
+    pub fn validate(&self) -> Result<()> {
+        crate::validate::validate_request(self)
+    }
+}
+
+impl Response {
+    pub(crate) fn head(&self) -> &Head {
+        &self.head
+    }
+
+    fn head_mut(&mut self) -> &mut Head {
+        &mut self.head
+    }
+
+    /// Parse one response (see [`Message::parse`]).
+    ///
+    /// # Errors
+    /// As [`Message::parse`], or [`Error::StartLine`] if the message is a request.
+    pub fn parse(buf: Bytes) -> Result<Self> {
+        Message::parse(buf)?.into_response().ok_or(start_err(0, "a response"))
+    }
+
+    /// The status code.
+    #[must_use]
+    pub fn status(&self) -> u16 {
+        self.code
+    }
+
+    /// The reason phrase as written (may be empty).
+    #[must_use]
+    pub fn reason(&self) -> &str {
+        self.reason.str(&self.head.buf)
+    }
+
+    /// Type-check the response (see [`Message::validate`]).
+    ///
+    /// # Errors
+    /// As [`Message::validate`].
+    pub fn validate(&self) -> Result<()> {
+        crate::validate::validate_headers(&self.head.headers, None)?;
+        crate::validate::check_body_len(&self.head)
+    }
+
+    /// Start building a response; see [`ResponseBuilder`].
+    #[must_use]
+    pub fn builder(code: u16) -> ResponseBuilder {
+        ResponseBuilder {
+            code,
+            reason: None,
+            headers: Headers::new(),
+            body: None,
+            to_tag: None,
+            error: None,
+        }
+    }
+
+    /// Start building a response to `req`, with its Via, From, To, Call-ID and CSeq copied
+    /// (RFC 3261 §8.2.6.2); add a To tag with [`ResponseBuilder::to_tag`].
+    #[must_use]
+    pub fn builder_for(req: &Request, code: u16) -> ResponseBuilder {
+        let mut b = Self::builder(code);
+        for e in req.head.headers.entries() {
+            if matches!(e.id, Hid::Via | Hid::From | Hid::To | Hid::CallId | Hid::CSeq) {
+                let (n, v) = (req.head.headers.entry_name(e), req.head.headers.entry_value(e));
+                // Folded values are copied unfolded (line breaks become spaces).
+                let v = unfold(v);
+                if let Err(err) = b.headers.push(n, &v) {
+                    b.error.get_or_insert(err);
+                }
+            }
+        }
+        b
+    }
+
+    /// A response to `req` with the default reason phrase, copying Via, From, To, Call-ID and
+    /// CSeq (RFC 3261 §8.2.6.2) and with `Content-Length: 0`. Use [`Response::builder_for`] to
+    /// add a To tag, other headers or a body.
+    #[must_use]
+    pub fn from_request(req: &Request, code: u16) -> Self {
+        let reason = reason_phrase(code);
+        let mut v = Vec::with_capacity(req.head.buf.len().min(1024));
+        v.extend_from_slice(b"SIP/2.0 ");
+        v.extend_from_slice(code.to_string().as_bytes());
+        v.push(b' ');
+        v.extend_from_slice(reason.as_bytes());
+        let line_end = v.len();
+        v.extend_from_slice(b"\r\n");
+        let mut entries = Vec::with_capacity(8);
+        let src = &req.head.headers;
+        for e in src.entries() {
+            if matches!(e.id, Hid::Via | Hid::From | Hid::To | Hid::CallId | Hid::CSeq) {
+                let ns = v.len();
+                v.extend_from_slice(src.entry_name(e).as_bytes());
+                let ne = v.len();
+                v.extend_from_slice(b": ");
+                let vs = v.len();
+                v.extend_from_slice(unfold(src.entry_value(e)).as_bytes());
+                let ve = v.len();
+                v.extend_from_slice(b"\r\n");
+                entries.push(Entry {
+                    name: Span::new(ns, ne),
+                    value: Span::new(vs, ve),
+                    line_end: v.len() as u32,
+                    id: e.id,
+                });
+            }
+        }
+        let ns = v.len();
+        v.extend_from_slice(b"Content-Length: 0\r\n");
+        entries.push(Entry {
+            name: Span::new(ns, ns + 14),
+            value: Span::new(ns + 16, ns + 17),
+            line_end: v.len() as u32,
+            id: Hid::ContentLength,
+        });
+        v.extend_from_slice(b"\r\n");
+        let end = v.len();
+        let buf = Bytes::from(v);
+        Self {
+            code,
+            reason: Span::new(line_end - reason.len(), line_end),
+            head: Head {
+                headers: Headers::from_parts(buf.clone(), entries),
+                start_line: Span::new(0, line_end),
+                    body: Span::new(end, end),
+                body_override: None,
+                terminated: true,
+                declared_len: Some(0),
+                buf,
+            },
+        }
+    }
+}
+
+/// Replace folded line breaks (CRLF + white space) by single spaces.
+fn unfold(v: &str) -> std::borrow::Cow<'_, str> {
+    if !v.contains(['\r', '\n']) {
+        return std::borrow::Cow::Borrowed(v);
+    }
+    let mut out = String::with_capacity(v.len());
+    let mut it = v.chars().peekable();
+    while let Some(c) = it.next() {
+        if c == '\r' || c == '\n' {
+            while it.peek().is_some_and(|&n| n == '\r' || n == '\n' || n == ' ' || n == '\t') {
+                it.next();
+            }
+            out.push(' ');
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+fn assemble(start_line: &str, headers: &Headers, body: Option<&(Option<String>, Bytes)>) -> Vec<u8> {
+    let mut v = Vec::with_capacity(256 + body.map_or(0, |b| b.1.len()));
+    v.extend_from_slice(start_line.as_bytes());
+    v.extend_from_slice(b"\r\n");
+    let mut h = headers.clone();
+    // The builders own Content-Length (and Content-Type when a body is given).
+    h.remove("Content-Length");
+    if let Some((Some(ct), _)) = body {
+        h.remove("Content-Type");
+        let _ = h.push("Content-Type", ct);
+    }
+    let len = body.map_or(0, |b| b.1.len());
+    let _ = h.push("Content-Length", &len.to_string());
+    h.encode_lines(&mut v);
+    v.extend_from_slice(b"\r\n");
+    if let Some((_, b)) = body {
+        v.extend_from_slice(b);
+    }
+    v
+}
+
+/// Builds a [`Request`]: `Request::builder(method, uri).header(..)..body(..).build()`.
+///
+/// `build` writes the start line, the headers in the order given, `Content-Type` (when a body
+/// with a type is given) and `Content-Length`, then parses the result, so a built request is
+/// exactly what a peer would see.
+#[derive(Debug, Clone)]
+pub struct RequestBuilder {
+    method: Method,
+    uri: Uri,
+    headers: Headers,
+    body: Option<(Option<String>, Bytes)>,
+    error: Option<Error>,
+}
+
+impl RequestBuilder {
+    /// Append a header line (see [`Headers::push`]).
+    #[must_use]
+    pub fn header(mut self, name: &str, value: impl std::fmt::Display) -> Self {
+        if let Err(e) = self.headers.push(name, &value.to_string()) {
+            self.error.get_or_insert(e);
+        }
+        self
+    }
+
+    /// Set the body and its Content-Type.
+    #[must_use]
+    pub fn body(mut self, content_type: &str, body: impl Into<Bytes>) -> Self {
+        self.body = Some((Some(content_type.to_owned()), body.into()));
+        self
+    }
+
+    /// Build the request.
+    ///
+    /// # Errors
+    /// [`Error::ApiMisuse`] for a bad header name or value given earlier, or the parse error of
+    /// the assembled bytes.
+    pub fn build(self) -> Result<Request> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let line = format!("{} {} SIP/2.0", self.method, self.uri);
+        let v = assemble(&line, &self.headers, self.body.as_ref());
+        Message::parse_with(Bytes::from(v), &unlimited())?
+            .into_request()
+            .ok_or(Error::ApiMisuse("the built bytes are not a request"))
+    }
+}
+
+/// Builds a [`Response`]; see [`Response::builder`] and [`Response::builder_for`].
+#[derive(Debug, Clone)]
+pub struct ResponseBuilder {
+    code: u16,
+    reason: Option<String>,
+    headers: Headers,
+    body: Option<(Option<String>, Bytes)>,
+    to_tag: Option<String>,
+    error: Option<Error>,
+}
+
+impl ResponseBuilder {
+    /// Set the reason phrase (default: [`reason_phrase`]).
+    #[must_use]
+    pub fn reason(mut self, reason: &str) -> Self {
+        self.reason = Some(reason.to_owned());
+        self
+    }
+
+    /// Add `;tag=TAG` to the To header if it has no tag yet (RFC 3261 §8.2.6.2).
+    #[must_use]
+    pub fn to_tag(mut self, tag: &str) -> Self {
+        self.to_tag = Some(tag.to_owned());
+        self
+    }
+
+    /// Append a header line (see [`Headers::push`]).
+    #[must_use]
+    pub fn header(mut self, name: &str, value: impl std::fmt::Display) -> Self {
+        if let Err(e) = self.headers.push(name, &value.to_string()) {
+            self.error.get_or_insert(e);
+        }
+        self
+    }
+
+    /// Set the body and its Content-Type.
+    #[must_use]
+    pub fn body(mut self, content_type: &str, body: impl Into<Bytes>) -> Self {
+        self.body = Some((Some(content_type.to_owned()), body.into()));
+        self
+    }
+
+    /// Build the response.
+    ///
+    /// # Errors
+    /// [`Error::ApiMisuse`] for a bad header, a status code outside 100..=699 or a reason with
+    /// CR/LF; a parse error of the assembled bytes.
+    pub fn build(mut self) -> Result<Response> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if !(100..=699).contains(&self.code) {
+            return Err(Error::ApiMisuse("status code must be 100..=699"));
+        }
+        let reason = self.reason.as_deref().unwrap_or(reason_phrase(self.code));
+        if reason.contains(['\r', '\n']) {
+            return Err(Error::ApiMisuse("reason phrase must not contain CR or LF"));
+        }
+        if let Some(tag) = &self.to_tag {
+            if !crate::chars::is_token_str(tag.as_bytes()) {
+                return Err(Error::ApiMisuse("tag must be a token"));
+            }
+            if let Some(to) = self.headers.get("To") {
+                let has_tag = crate::NameAddr::parse(to).map(|n| n.tag().is_some()).unwrap_or(true);
+                if !has_tag {
+                    let v = format!("{to};tag={tag}");
+                    self.headers.replace("To", &v)?;
+                }
+            }
+        }
+        let line = format!("SIP/2.0 {} {}", self.code, reason);
+        let v = assemble(&line, &self.headers, self.body.as_ref());
+        Message::parse_with(Bytes::from(v), &unlimited())?
+            .into_response()
+            .ok_or(Error::ApiMisuse("the built bytes are not a response"))
+    }
+}
+
+impl PartialEq for Request {
+    fn eq(&self, other: &Self) -> bool {
+        self.method == other.method && self.uri == other.uri && self.head.eq(&other.head)
+    }
+}
+
+impl Eq for Request {}
+
+impl PartialEq for Response {
+    fn eq(&self, other: &Self) -> bool {
+        self.code == other.code && self.reason() == other.reason() && self.head.eq(&other.head)
+    }
+}
+
+impl Eq for Response {}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("uri", &self.uri)
+            .field("headers", &self.head.headers)
+            .field("body_len", &self.head.body_len())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.code)
+            .field("reason", &self.reason())
+            .field("headers", &self.head.headers)
+            .field("body_len", &self.head.body_len())
+            .finish()
+    }
+}
+
+impl From<Request> for Message {
+    fn from(r: Request) -> Self {
+        Self::Request(r)
+    }
+}
+
+impl From<Response> for Message {
+    fn from(r: Response) -> Self {
+        Self::Response(r)
+    }
+}
+
+pub(crate) fn head_of_request(r: &Request) -> &Head {
+    &r.head
+}
+
+impl Head {
+    pub(crate) fn declared_len(&self) -> Option<usize> {
+        self.declared_len
+    }
+    pub(crate) fn parsed_body_len(&self) -> usize {
+        self.body.len()
+    }
+    pub(crate) fn has_override(&self) -> bool {
+        self.body_override.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests;

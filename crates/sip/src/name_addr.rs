@@ -1,0 +1,321 @@
+//! name-addr / addr-spec values with header parameters (From, To, Contact, Route, P-Asserted-Identity…).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
+
+use bytes::Bytes;
+
+use crate::chars::{self, Cursor};
+use crate::error::{Error, Result};
+use crate::params::{ParamSpan, Params, parse_params, perr};
+use crate::span::Span;
+use crate::uri::Uri;
+
+/// `[display-name] <URI>` or a bare `URI` (addr-spec), followed by header parameters
+/// (RFC 3261 §20.10, §20.20, §20.39, §25.1).
+///
+/// Without angle brackets, the `;params` after the URI are header parameters (RFC 3261 §20;
+/// RFC 4475 `cparam01`), and the URI may not contain `,`, `;` or `?`.
+#[derive(Clone)]
+pub struct NameAddr {
+    params: Params,
+    whole: Span,
+    display: Option<Span>,
+    uri: Uri,
+    angle: bool,
+}
+
+impl NameAddr {
+    /// Parse one name-addr or addr-spec with parameters from text (copies it).
+    ///
+    /// # Errors
+    /// [`Error::Header`] or [`Error::Uri`] with the offset of the problem.
+    pub fn parse(s: &str) -> Result<Self> {
+        Self::from_bytes(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    /// Parse one name-addr over `src` (zero-copy); the whole of `src` must be used.
+    ///
+    /// # Errors
+    /// As [`NameAddr::parse`].
+    pub fn from_bytes(src: Bytes) -> Result<Self> {
+        let text = std::str::from_utf8(&src).map_err(|e| perr(e.valid_up_to(), "UTF-8 text"))?;
+        let mut c = Cursor::new(text);
+        c.skip_lws();
+        let na = parse_one(&src, &mut c)?;
+        c.skip_lws();
+        if !c.at_end() {
+            return Err(perr(c.pos, "the end of the value"));
+        }
+        Ok(na.finish(src))
+    }
+
+    /// Build `"display" <uri>` (display name quoted when it is not a token sequence).
+    ///
+    /// # Errors
+    /// [`Error::ApiMisuse`] if the display name contains CR or LF.
+    pub fn new(display_name: Option<&str>, uri: &Uri) -> Result<Self> {
+        let text = match display_name {
+            Some(d) if d.contains(['\r', '\n']) => {
+                return Err(Error::ApiMisuse("display name must not contain CR or LF"));
+            }
+            Some(d) => {
+                let esc = d.replace('\\', "\\\\").replace('"', "\\\"");
+                format!("\"{esc}\" <{uri}>")
+            }
+            None => format!("<{uri}>"),
+        };
+        Self::parse(&text)
+    }
+
+    /// The display name as written (quotes kept), if any.
+    #[must_use]
+    pub fn display_name_raw(&self) -> Option<&str> {
+        self.display.map(|d| d.str(self.src()))
+    }
+
+    /// The display name with quotes and escapes removed, if any.
+    #[must_use]
+    pub fn display_name(&self) -> Option<Cow<'_, str>> {
+        self.display_name_raw().map(chars::unquote)
+    }
+
+    /// The URI.
+    #[must_use]
+    pub fn uri(&self) -> &Uri {
+        &self.uri
+    }
+
+    /// Whether the URI was enclosed in `<>` (name-addr form).
+    #[must_use]
+    pub fn is_name_addr(&self) -> bool {
+        self.angle
+    }
+
+    /// The header parameters (after the URI).
+    #[must_use]
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The raw value of header parameter `name` (`Some("")` for a flag).
+    #[must_use]
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.get(name)
+    }
+
+    /// The `tag` parameter (From/To, RFC 3261 §19.3).
+    #[must_use]
+    pub fn tag(&self) -> Option<&str> {
+        self.param("tag")
+    }
+
+    /// The `expires` parameter (Contact), validated as a 32-bit number when parsed.
+    #[must_use]
+    pub fn expires(&self) -> Option<u32> {
+        self.param("expires").and_then(|v| chars::parse_u32(v.as_bytes()))
+    }
+
+    /// The `q` parameter (Contact) in thousandths (`q=0.5` → 500).
+    #[must_use]
+    pub fn q(&self) -> Option<u16> {
+        self.param("q").and_then(parse_qvalue)
+    }
+
+    /// The `+sip.instance` parameter without quotes, e.g. `<urn:uuid:…>` (RFC 5626).
+    #[must_use]
+    pub fn instance(&self) -> Option<Cow<'_, str>> {
+        self.params.get_unquoted("+sip.instance")
+    }
+
+    /// The `reg-id` parameter (RFC 5626).
+    #[must_use]
+    pub fn reg_id(&self) -> Option<u32> {
+        self.param("reg-id").and_then(|v| chars::parse_u32(v.as_bytes()))
+    }
+
+    /// The value of a feature tag (RFC 3840), quotes removed: `Some("")` for a flag such as
+    /// `+g.3gpp.mcptt`, the string for `+g.3gpp.icsi-ref="urn%3A…"`.
+    #[must_use]
+    pub fn feature_tag(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.params.get_unquoted(name)
+    }
+
+    /// The `+g.3gpp.icsi-ref` feature tag value, quotes removed and `%` escapes decoded.
+    #[must_use]
+    pub fn icsi_ref(&self) -> Option<String> {
+        self.feature_tag("+g.3gpp.icsi-ref").map(|v| chars::unescape(&v).into_owned())
+    }
+
+    /// The value as written.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        self.whole.str(self.src())
+    }
+
+    fn src(&self) -> &Bytes {
+        self.params.src()
+    }
+}
+
+/// Parse a qvalue (RFC 3261 §25.1) into thousandths.
+pub(crate) fn parse_qvalue(v: &str) -> Option<u16> {
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let f: u16 = if frac.is_empty() { 0 } else { format!("{frac:0<3}").parse().ok()? };
+    match int {
+        "0" => Some(f),
+        "1" if f == 0 => Some(1000),
+        _ => None,
+    }
+}
+
+/// A name-addr being parsed (before the parameter list is attached).
+pub(crate) struct Partial {
+    whole: Span,
+    display: Option<Span>,
+    uri: Uri,
+    angle: bool,
+    list: Vec<ParamSpan>,
+}
+
+impl Partial {
+    pub(crate) fn finish(self, src: Bytes) -> NameAddr {
+        NameAddr {
+            params: Params::new(src, self.list),
+            whole: self.whole,
+            display: self.display,
+            uri: self.uri,
+            angle: self.angle,
+        }
+    }
+}
+
+fn addr_spec_end(b: u8) -> bool {
+    chars::is_lws(b) || matches!(b, b';' | b',')
+}
+
+/// Parse one `name-addr / addr-spec *(SEMI param)` at the cursor (LWS already skipped).
+pub(crate) fn parse_one(src: &Bytes, c: &mut Cursor<'_>) -> Result<Partial> {
+    let start = c.pos;
+    let mut display = None;
+    let angle;
+    // display-name = *(token LWS) / quoted-string
+    if c.peek() == Some(b'"') {
+        let q = c.quoted().ok_or_else(|| perr(c.pos, "a terminated quoted display name"))?;
+        display = Some(Span::new(q.0, q.1));
+        c.skip_lws();
+        if c.peek() != Some(b'<') {
+            return Err(perr(c.pos, "'<' after the display name"));
+        }
+        angle = true;
+    } else if c.peek() == Some(b'<') {
+        angle = true;
+    } else {
+        // tokens followed by '<' are a display name; otherwise this is an addr-spec
+        let save = c.pos;
+        let mut last_end = None;
+        while let Some(t) = c.token() {
+            last_end = Some(t.1);
+            c.skip_lws();
+        }
+        if c.peek() == Some(b'<') && last_end.is_some() {
+            display = last_end.map(|e| Span::new(save, e));
+            angle = true;
+        } else {
+            c.pos = save;
+            angle = false;
+        }
+    }
+    let uri = if angle {
+        // skip '<'
+        c.pos += 1;
+        let us = c.pos;
+        let close = memchr::memchr(b'>', c.s.get(us..).unwrap_or_default())
+            .map(|k| k + us)
+            .ok_or_else(|| perr(us, "'>' closing the URI"))?;
+        let uri = Uri::from_bytes(src.slice(us..close)).map_err(|e| e.shifted(us))?;
+        c.pos = close + 1;
+        uri
+    } else {
+        let us = c.pos;
+        let r = c.take_while(|b| !addr_spec_end(b));
+        if r.0 == r.1 {
+            return Err(perr(us, "a URI"));
+        }
+        let text = c.slice(r);
+        if text.contains(&b'?') {
+            return Err(perr(us, "a URI with headers to be enclosed in <> (RFC 3261 §20)"));
+        }
+        Uri::from_bytes(src.slice(r.0..r.1)).map_err(|e| e.shifted(us))?
+    };
+    let mut list = Vec::new();
+    parse_params(c, &mut list)?;
+    // validate well-known Contact parameters
+    for p in &list {
+        let n = p.name.str(src);
+        let v = p.value.map(|v| v.str(src));
+        if n.eq_ignore_ascii_case("expires") && v.and_then(|v| chars::parse_u32(v.as_bytes())).is_none() {
+            return Err(perr(p.name.start as usize, "expires=delta-seconds below 2^32"));
+        }
+        if n.eq_ignore_ascii_case("q") && v.and_then(parse_qvalue).is_none() {
+            return Err(perr(p.name.start as usize, "q=qvalue (0 to 1, three decimals)"));
+        }
+        if n.eq_ignore_ascii_case("reg-id") && v.and_then(|v| chars::parse_u32(v.as_bytes())).is_none() {
+            return Err(perr(p.name.start as usize, "reg-id=number"));
+        }
+    }
+    Ok(Partial { whole: Span::new(start, c.pos), display, uri, angle, list })
+}
+
+/// Parse a comma-separated list of name-addrs over the whole of `src`.
+pub(crate) fn parse_list(src: &Bytes, require_angle: bool) -> Result<Vec<NameAddr>> {
+    let text = std::str::from_utf8(src).map_err(|e| perr(e.valid_up_to(), "UTF-8 text"))?;
+    let mut c = Cursor::new(text);
+    let mut out = Vec::new();
+    loop {
+        c.skip_lws();
+        let p = parse_one(src, &mut c)?;
+        if require_angle && !p.angle {
+            return Err(perr(p.whole.start as usize, "a name-addr (<URI>)"));
+        }
+        out.push(p.finish(src.clone()));
+        c.skip_lws();
+        if c.at_end() {
+            return Ok(out);
+        }
+        if !c.eat(b',') {
+            return Err(perr(c.pos, "',' or the end of the value"));
+        }
+    }
+}
+
+impl PartialEq for NameAddr {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for NameAddr {}
+
+impl fmt::Display for NameAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for NameAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NameAddr({:?})", self.as_str())
+    }
+}
+
+impl FromStr for NameAddr {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}

@@ -1,0 +1,100 @@
+//! The typed validation layer: every known header against its grammar.
+
+use crate::access::locate;
+use crate::error::{Error, Result};
+use crate::headers::{Headers, split_commas};
+use crate::message::{Head, Message, Request, head_of_request};
+use crate::method::Method;
+use crate::name_addr::{self, NameAddr};
+use crate::names::Hid;
+use crate::params::perr;
+use crate::types::{self, AcceptContact, CSeq, ContentType, Date, Event, SubscriptionState, Warning};
+use crate::via;
+
+pub(crate) fn validate(m: &Message) -> Result<()> {
+    match m {
+        Message::Request(r) => r.validate(),
+        Message::Response(r) => r.validate(),
+    }
+}
+
+pub(crate) fn validate_request(r: &Request) -> Result<()> {
+    validate_headers(r.headers(), Some(r.method()))?;
+    check_body_len(head_of_request(r))
+}
+
+pub(crate) fn check_body_len(h: &Head) -> Result<()> {
+    if let Some(declared) = h.declared_len() {
+        if !h.has_override() && declared > h.parsed_body_len() {
+            return Err(Error::BodyTruncated { declared, available: h.parsed_body_len() });
+        }
+    }
+    Ok(())
+}
+
+fn retry_after(s: &str) -> Result<()> {
+    // Retry-After = delta-seconds [ comment ] *( SEMI retry-param )
+    let t = crate::chars::trim_lws(s);
+    let d = t.bytes().take_while(u8::is_ascii_digit).count();
+    types::parse_delta(t.get(..d).unwrap_or_default())?;
+    Ok(())
+}
+
+fn call_id(s: &str) -> Result<()> {
+    // callid = word [ "@" word ]
+    let (a, b) = match s.split_once('@') {
+        Some((a, b)) => (a, Some(b)),
+        None => (s, None),
+    };
+    let word = |w: &str| !w.is_empty() && w.bytes().all(|c| crate::chars::is(c, crate::chars::WORD));
+    if word(a) && b.is_none_or(word) { Ok(()) } else { Err(perr(0, "a Call-ID (word [\"@\" word])")) }
+}
+
+/// Type-check every known header; `method` is the request method for the CSeq check.
+pub(crate) fn validate_headers(h: &Headers, method: Option<&Method>) -> Result<()> {
+    for e in h.entries() {
+        let v = h.entry_value(e);
+        let at = e.value.start as usize;
+        let b = || h.buf().slice(e.value.range());
+        let r: Result<()> = match e.id {
+            Hid::From | Hid::To | Hid::ReplyTo | Hid::ReferredBy | Hid::ReferTo => {
+                NameAddr::from_bytes(b()).map(|_| ())
+            }
+            Hid::Contact => types::parse_contacts(&b()).map(|_| ()),
+            Hid::Route | Hid::RecordRoute | Hid::Path | Hid::ServiceRoute => {
+                name_addr::parse_list(&b(), true).map(|_| ())
+            }
+            Hid::PAssertedIdentity | Hid::PPreferredIdentity => name_addr::parse_list(&b(), false).map(|_| ()),
+            Hid::Via => via::parse_list(&b()).map(|_| ()),
+            Hid::CSeq => CSeq::parse(v).and_then(|c| match method {
+                Some(m) if *m != c.method => Err(Error::CSeqMethodMismatch {
+                    method: m.to_string(),
+                    cseq: c.method.to_string(),
+                }),
+                _ => Ok(()),
+            }),
+            Hid::CallId => call_id(v),
+            Hid::Expires | Hid::MinExpires => types::parse_delta(v).map(|_| ()),
+            Hid::RetryAfter => retry_after(v),
+            Hid::ContentType => ContentType::from_bytes(&b()).map(|_| ()),
+            Hid::Event => Event::from_bytes(&b()).map(|_| ()),
+            Hid::SubscriptionState => SubscriptionState::from_bytes(&b()).map(|_| ()),
+            Hid::AllowEvents | Hid::Supported | Hid::Require | Hid::ProxyRequire | Hid::Unsupported | Hid::Allow => {
+                types::parse_tokens(v).map(|_| ())
+            }
+            Hid::SipETag | Hid::SipIfMatch => {
+                if crate::chars::is_token_str(v.as_bytes()) { Ok(()) } else { Err(perr(0, "an entity-tag token")) }
+            }
+            Hid::Warning => split_commas(v).try_for_each(|w| Warning::parse(w).map(|_| ())),
+            Hid::Date => Date::parse(v).map(|_| ()),
+            Hid::AcceptContact | Hid::RejectContact => {
+                let buf = b();
+                split_commas(v).try_for_each(|x| AcceptContact::from_bytes(&buf.slice_ref(x.as_bytes())).map(|_| ()))
+            }
+            Hid::Accept => split_commas(v).try_for_each(|x| ContentType::parse(x).map(|_| ())),
+            _ => Ok(()),
+        };
+        r.map_err(|err| locate(err, e.id, at))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,279 @@
+//! The Via header (RFC 3261 §20.42, RFC 3581 rport, RFC 5118 IPv6).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use bytes::Bytes;
+
+use crate::chars::{self, Cursor};
+use crate::error::{Error, Result};
+use crate::params::{Params, parse_params, perr};
+use crate::span::Span;
+
+/// The RFC 3261 §8.1.1.7 magic cookie that starts a compliant branch.
+pub const BRANCH_COOKIE: &str = "z9hG4bK";
+
+/// One Via value: `SIP/2.0/TRANSPORT host[:port];params`.
+#[derive(Clone)]
+pub struct Via {
+    params: Params,
+    whole: Span,
+    protocol: Span,
+    version: Span,
+    transport: Span,
+    host: Span,
+    port: Option<u16>,
+}
+
+fn parse_host(c: &mut Cursor<'_>) -> Result<Span> {
+    let hs = c.pos;
+    if c.peek() == Some(b'[') {
+        let close = memchr::memchr(b']', c.s.get(hs..).unwrap_or_default())
+            .map(|k| k + hs)
+            .ok_or_else(|| perr(hs, "']' closing the IPv6 reference"))?;
+        let inner = c.s.get(hs + 1..close).unwrap_or_default();
+        let ok = std::str::from_utf8(inner).ok().and_then(|t| std::net::Ipv6Addr::from_str(t).ok()).is_some();
+        if !ok {
+            return Err(perr(hs + 1, "an IPv6 address (RFC 4291)"));
+        }
+        c.pos = close + 1;
+    } else {
+        let r = c.take_while(|b| chars::is(b, chars::HOST));
+        if r.0 == r.1 {
+            return Err(perr(hs, "a host"));
+        }
+    }
+    Ok(Span::new(hs, c.pos))
+}
+
+/// Parse an IP address written with or without IPv6 brackets.
+pub(crate) fn parse_ip(v: &str) -> Option<IpAddr> {
+    let v = v.strip_prefix('[').and_then(|v| v.strip_suffix(']')).unwrap_or(v);
+    IpAddr::from_str(v).ok()
+}
+
+fn parse_one(src: &Bytes, c: &mut Cursor<'_>) -> Result<Via> {
+    let start = c.pos;
+    let protocol = c.token().ok_or_else(|| perr(c.pos, "a protocol name (SIP)"))?;
+    if !c.eat_sep(b'/') {
+        return Err(perr(c.pos, "'/' after the protocol name"));
+    }
+    let version = c.token().ok_or_else(|| perr(c.pos, "a protocol version"))?;
+    if !c.eat_sep(b'/') {
+        return Err(perr(c.pos, "'/' after the protocol version"));
+    }
+    let transport = c.token().ok_or_else(|| perr(c.pos, "a transport"))?;
+    if !c.skip_lws() {
+        return Err(perr(c.pos, "white space before sent-by"));
+    }
+    let host = parse_host(c)?;
+    let mut port = None;
+    if c.eat_sep(b':') {
+        let r = c.take_while(|b| b.is_ascii_digit());
+        port = Some(
+            chars::parse_u64(c.slice(r))
+                .and_then(|p| u16::try_from(p).ok())
+                .ok_or_else(|| perr(r.0, "a port number (0-65535)"))?,
+        );
+    }
+    let mut list = Vec::new();
+    parse_params(c, &mut list)?;
+    let v = Via {
+        params: Params::new(src.clone(), list),
+        whole: Span::new(start, c.pos),
+        protocol: Span::new(protocol.0, protocol.1),
+        version: Span::new(version.0, version.1),
+        transport: Span::new(transport.0, transport.1),
+        host,
+        port,
+    };
+    // RFC 3261 §20.42 / RFC 3581 / RFC 5118 value checks
+    if let Some(r) = v.params.get("received") {
+        if parse_ip(r).is_none() {
+            return Err(perr(start, "received=IP address"));
+        }
+    }
+    if let Some(r) = v.params.get("rport") {
+        if !r.is_empty() && chars::parse_u64(r.as_bytes()).is_none_or(|p| p > 65535) {
+            return Err(perr(start, "rport=port number"));
+        }
+    }
+    if let Some(t) = v.params.get("ttl") {
+        if chars::parse_u64(t.as_bytes()).is_none_or(|p| p > 255) {
+            return Err(perr(start, "ttl=0..255"));
+        }
+    }
+    if v.params.get("branch").is_some_and(|b| b.is_empty() || b.starts_with('"')) {
+        return Err(perr(start, "branch=token"));
+    }
+    Ok(v)
+}
+
+/// Parse a comma-separated Via list over the whole of `src`.
+pub(crate) fn parse_list(src: &Bytes) -> Result<Vec<Via>> {
+    let text = std::str::from_utf8(src).map_err(|e| perr(e.valid_up_to(), "UTF-8 text"))?;
+    let mut c = Cursor::new(text);
+    let mut out = Vec::new();
+    loop {
+        c.skip_lws();
+        out.push(parse_one(src, &mut c)?);
+        c.skip_lws();
+        if c.at_end() {
+            return Ok(out);
+        }
+        if !c.eat(b',') {
+            return Err(perr(c.pos, "',' or the end of the Via value"));
+        }
+    }
+}
+
+impl Via {
+    /// Parse one Via value from text (copies it).
+    ///
+    /// # Errors
+    /// [`Error::Header`] with the offset of the problem.
+    pub fn parse(s: &str) -> Result<Self> {
+        let src = Bytes::copy_from_slice(s.as_bytes());
+        let mut v = parse_list(&src)?;
+        if v.len() != 1 {
+            return Err(perr(0, "exactly one Via value"));
+        }
+        v.pop().ok_or(perr(0, "a Via value"))
+    }
+
+    /// Build `SIP/2.0/TRANSPORT host[:port];branch=BRANCH`.
+    ///
+    /// # Errors
+    /// [`Error::Header`] if the parts do not form a valid Via.
+    pub fn new(transport: &str, host: &str, port: Option<u16>, branch: &str) -> Result<Self> {
+        let text = match port {
+            Some(p) => format!("SIP/2.0/{transport} {host}:{p};branch={branch}"),
+            None => format!("SIP/2.0/{transport} {host};branch={branch}"),
+        };
+        Self::parse(&text)
+    }
+
+    fn src(&self) -> &Bytes {
+        self.params.src()
+    }
+
+    /// The protocol name (`SIP`).
+    #[must_use]
+    pub fn protocol(&self) -> &str {
+        self.protocol.str(self.src())
+    }
+
+    /// The protocol version (`2.0`).
+    #[must_use]
+    pub fn version(&self) -> &str {
+        self.version.str(self.src())
+    }
+
+    /// The transport as written (`UDP`, `TCP`, `TLS`, `SCTP`, `WS`, …).
+    #[must_use]
+    pub fn transport(&self) -> &str {
+        self.transport.str(self.src())
+    }
+
+    /// The sent-by host (IPv6 references keep their brackets).
+    #[must_use]
+    pub fn host(&self) -> &str {
+        self.host.str(self.src())
+    }
+
+    /// The sent-by port, if written.
+    #[must_use]
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// The parameters.
+    #[must_use]
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The raw value of parameter `name` (`Some("")` for a flag).
+    #[must_use]
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.get(name)
+    }
+
+    /// The `branch` parameter.
+    #[must_use]
+    pub fn branch(&self) -> Option<&str> {
+        self.param("branch")
+    }
+
+    /// Whether the branch starts with the RFC 3261 magic cookie `z9hG4bK`.
+    #[must_use]
+    pub fn is_rfc3261_branch(&self) -> bool {
+        self.branch().is_some_and(|b| b.starts_with(BRANCH_COOKIE))
+    }
+
+    /// The `received` parameter as written (an IPv6 address may come with or without brackets,
+    /// RFC 5118 §4.5).
+    #[must_use]
+    pub fn received(&self) -> Option<&str> {
+        self.param("received")
+    }
+
+    /// The `received` parameter as an IP address.
+    #[must_use]
+    pub fn received_ip(&self) -> Option<IpAddr> {
+        self.received().and_then(parse_ip)
+    }
+
+    /// The `rport` parameter (RFC 3581): `None` when absent, `Some(None)` for a bare `rport`,
+    /// `Some(Some(port))` when filled in.
+    #[must_use]
+    pub fn rport(&self) -> Option<Option<u16>> {
+        self.param("rport").map(|v| v.parse().ok())
+    }
+
+    /// The `maddr` parameter.
+    #[must_use]
+    pub fn maddr(&self) -> Option<&str> {
+        self.param("maddr")
+    }
+
+    /// The `ttl` parameter.
+    #[must_use]
+    pub fn ttl(&self) -> Option<u8> {
+        self.param("ttl").and_then(|v| v.parse().ok())
+    }
+
+    /// The value as written.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        self.whole.str(self.src())
+    }
+}
+
+impl PartialEq for Via {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Via {}
+
+impl fmt::Display for Via {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Via {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Via({:?})", self.as_str())
+    }
+}
+
+impl FromStr for Via {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
