@@ -1,1 +1,525 @@
-//! tests
+#![allow(clippy::unwrap_used)]
+use super::*;
+use crate::directory::{McpttId, User};
+use crate::password::PasswordHash;
+use crate::random::testing::SeqRandom;
+use std::time::UNIX_EPOCH;
+
+const REDIRECT: &str = "http://127.0.0.1:7777/cb";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+fn at(s: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s)
+}
+
+fn dir() -> Directory {
+    let mut d = Directory::new();
+    d.insert_client(Client {
+        client_id: "ue".into(),
+        redirect_uris: vec![REDIRECT.into()],
+    });
+    d.insert_client(Client {
+        client_id: "other".into(),
+        redirect_uris: vec!["http://127.0.0.1:9/x".into()],
+    });
+    let mut u = User::new(McpttId::parse("sip:alice@mcptt.example").unwrap());
+    u.password = Some(PasswordHash::derive("pw", b"saltsalt", 1).unwrap());
+    d.insert(u);
+    d
+}
+
+fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect()
+}
+
+fn good_params() -> Vec<(String, String)> {
+    let challenge = s256_challenge(VERIFIER);
+    p(&[
+        ("response_type", "code"),
+        ("client_id", "ue"),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid 3gpp:mcptt:ptt_server"),
+        ("state", "st"),
+        ("nonce", "n-1"),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", "S256"),
+        ("acr_values", "3gpp:acr:password"),
+    ])
+}
+
+fn with(
+    mut params: Vec<(String, String)>,
+    name: &str,
+    value: Option<&str>,
+) -> Vec<(String, String)> {
+    params.retain(|(n, _)| n != name);
+    if let Some(v) = value {
+        params.push((name.to_owned(), v.to_owned()));
+    }
+    params
+}
+
+#[test]
+fn rfc7636_appendix_b_challenge() {
+    assert_eq!(
+        s256_challenge(VERIFIER),
+        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    );
+    assert!(is_valid_verifier(VERIFIER));
+    assert!(!is_valid_verifier(&"a".repeat(42)));
+    assert!(is_valid_verifier(&"a".repeat(128)));
+    assert!(!is_valid_verifier(&"a".repeat(129)));
+    assert!(!is_valid_verifier(&format!("{}+", "a".repeat(43))));
+}
+
+#[test]
+fn authorize_request_rules() {
+    let (d, c) = (dir(), OAuthConfig::default());
+    let r = parse_authorize(&good_params(), &d, &c).unwrap();
+    assert_eq!(r.scope, ["openid", "3gpp:mcptt:ptt_server"]);
+    assert_eq!((r.state.as_str(), r.nonce.as_deref()), ("st", Some("n-1")));
+    assert_eq!(r.acr_values, ["3gpp:acr:password"]);
+    // Round trip through to_params.
+    let again: Vec<(String, String)> = r
+        .to_params()
+        .into_iter()
+        .map(|(a, b)| (a.to_owned(), b))
+        .collect();
+    assert_eq!(parse_authorize(&again, &d, &c).unwrap(), r);
+
+    // Shown, never redirected: client and redirect URI problems.
+    for params in [
+        with(good_params(), "client_id", None),
+        with(good_params(), "client_id", Some("nobody")),
+        with(good_params(), "redirect_uri", None),
+        with(
+            good_params(),
+            "redirect_uri",
+            Some("http://127.0.0.1:7777/cb/"),
+        ),
+        with(good_params(), "redirect_uri", Some("http://127.0.0.1:9/x")),
+        {
+            let mut v = good_params();
+            v.push(("client_id".into(), "ue".into()));
+            v
+        },
+    ] {
+        let e = parse_authorize(&params, &d, &c).unwrap_err();
+        assert!(
+            matches!(e, AuthorizeError::Display(_)),
+            "{params:?} gave {e:?}"
+        );
+        assert_eq!(e.location(), None);
+    }
+
+    // Redirected with an error code.
+    let cases: Vec<(Vec<(String, String)>, ErrorCode)> = vec![
+        (
+            with(good_params(), "response_type", Some("token")),
+            ErrorCode::UnsupportedResponseType,
+        ),
+        (
+            with(good_params(), "response_type", None),
+            ErrorCode::InvalidRequest,
+        ),
+        (
+            with(good_params(), "scope", Some("3gpp:mcptt:ptt_server")),
+            ErrorCode::InvalidScope,
+        ),
+        (with(good_params(), "scope", None), ErrorCode::InvalidScope),
+        (
+            with(good_params(), "scope", Some("openid admin")),
+            ErrorCode::InvalidScope,
+        ),
+        (
+            with(good_params(), "state", None),
+            ErrorCode::InvalidRequest,
+        ),
+        (
+            with(good_params(), "code_challenge", None),
+            ErrorCode::InvalidRequest,
+        ),
+        (
+            with(good_params(), "code_challenge_method", None),
+            ErrorCode::InvalidRequest,
+        ),
+        (
+            with(good_params(), "code_challenge_method", Some("plain")),
+            ErrorCode::InvalidRequest,
+        ),
+        (
+            with(good_params(), "code_challenge_method", Some("S512")),
+            ErrorCode::InvalidRequest,
+        ),
+        (
+            with(good_params(), "code_challenge", Some("short")),
+            ErrorCode::InvalidRequest,
+        ),
+        (
+            with(good_params(), "code_challenge", Some(&"*".repeat(43))),
+            ErrorCode::InvalidRequest,
+        ),
+        (
+            with(good_params(), "nonce", Some(&"n".repeat(2000))),
+            ErrorCode::InvalidRequest,
+        ),
+        (
+            {
+                let mut v = good_params();
+                v.push(("scope".into(), "openid".into()));
+                v
+            },
+            ErrorCode::InvalidRequest,
+        ),
+    ];
+    for (params, code) in cases {
+        let e = parse_authorize(&params, &d, &c).unwrap_err();
+        assert_eq!(e.error().code, code, "{params:?}");
+        let loc = e
+            .location()
+            .unwrap_or_else(|| panic!("{params:?} not redirected"));
+        assert!(loc.starts_with("http://127.0.0.1:7777/cb?error="), "{loc}");
+        assert!(loc.contains(&format!("error={}", code.as_str())), "{loc}");
+    }
+    // The state is echoed when present.
+    let e =
+        parse_authorize(&with(good_params(), "response_type", Some("token")), &d, &c).unwrap_err();
+    assert!(e.location().unwrap().ends_with("&state=st"));
+}
+
+fn issue(server: &mut AuthorizationServer, now: SystemTime, rng: &SeqRandom) -> String {
+    let (d, c) = (dir(), OAuthConfig::default());
+    let request = parse_authorize(&good_params(), &d, &c).unwrap();
+    let location = server
+        .issue_code(
+            &request,
+            &McpttId::parse("sip:alice@mcptt.example").unwrap(),
+            "3gpp:acr:password",
+            now,
+            rng,
+        )
+        .unwrap();
+    let query = location.strip_prefix("http://127.0.0.1:7777/cb?").unwrap();
+    let q = parse_form(query, 10).unwrap();
+    assert_eq!(q[1], ("state".to_owned(), "st".to_owned()));
+    q[0].1.clone()
+}
+
+fn redeem(code: &str) -> Vec<(String, String)> {
+    p(&[
+        ("grant_type", "authorization_code"),
+        ("client_id", "ue"),
+        ("code", code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+    ])
+}
+
+#[test]
+fn code_redeemed_once() {
+    let (d, rng) = (dir(), SeqRandom::default());
+    let mut s = AuthorizationServer::new(OAuthConfig::default());
+    let code = issue(&mut s, at(0), &rng);
+    let g = s.token(&redeem(&code), &d, at(1), &rng).unwrap();
+    assert_eq!(g.mcptt_id.as_str(), "sip:alice@mcptt.example");
+    assert_eq!(
+        (g.client_id.as_str(), g.nonce.as_deref(), g.acr.as_str()),
+        ("ue", Some("n-1"), "3gpp:acr:password")
+    );
+    assert_eq!(g.auth_time, 1_700_000_000);
+    // Reuse: refused, and the refresh token it produced is revoked.
+    let e = s.token(&redeem(&code), &d, at(2), &rng).unwrap_err();
+    assert_eq!(
+        (e.code, e.description),
+        (ErrorCode::InvalidGrant, "authorization code already used")
+    );
+    let r = p(&[
+        ("grant_type", "refresh_token"),
+        ("client_id", "ue"),
+        ("refresh_token", &g.refresh_token),
+    ]);
+    assert_eq!(
+        s.token(&r, &d, at(3), &rng).unwrap_err().code,
+        ErrorCode::InvalidGrant
+    );
+}
+
+#[test]
+fn every_pkce_and_binding_rule() {
+    let (d, rng) = (dir(), SeqRandom::default());
+    let mut s = AuthorizationServer::new(OAuthConfig::default());
+    type MakeRequest = Box<dyn Fn(&str) -> Vec<(String, String)>>;
+    let cases: Vec<(MakeRequest, ErrorCode, &str)> = vec![
+        (
+            Box::new(|c| with(redeem(c), "code_verifier", None)),
+            ErrorCode::InvalidGrant,
+            "code_verifier missing (PKCE)",
+        ),
+        (
+            Box::new(|c| with(redeem(c), "code_verifier", Some(&"x".repeat(43)))),
+            ErrorCode::InvalidGrant,
+            "code_verifier does not match code_challenge",
+        ),
+        (
+            Box::new(|c| with(redeem(c), "code_verifier", Some("short"))),
+            ErrorCode::InvalidGrant,
+            "code_verifier malformed (RFC 7636 §4.1)",
+        ),
+        // A "plain" client sends the challenge itself as verifier: it does not hash to itself.
+        (
+            Box::new(|c| with(redeem(c), "code_verifier", Some(&s256_challenge(VERIFIER)))),
+            ErrorCode::InvalidGrant,
+            "code_verifier does not match code_challenge",
+        ),
+        (
+            Box::new(|c| {
+                with(
+                    redeem(c),
+                    "redirect_uri",
+                    Some("http://127.0.0.1:7777/other"),
+                )
+            }),
+            ErrorCode::InvalidGrant,
+            "redirect_uri differs from the authorization request",
+        ),
+        (
+            Box::new(|c| with(redeem(c), "client_id", Some("other"))),
+            ErrorCode::InvalidGrant,
+            "code was issued to another client",
+        ),
+    ];
+    for (make, code, description) in cases {
+        let c = issue(&mut s, at(0), &rng);
+        let e = s.token(&make(&c), &d, at(1), &rng).unwrap_err();
+        assert_eq!((e.code, e.description), (code, description));
+        // A failed attempt spends the code: even the right request fails now.
+        assert_eq!(
+            s.token(&redeem(&c), &d, at(2), &rng)
+                .unwrap_err()
+                .description,
+            "authorization code already used"
+        );
+    }
+    // Expired code (lifetime 60 s).
+    let c = issue(&mut s, at(0), &rng);
+    assert_eq!(
+        s.token(&redeem(&c), &d, at(60), &rng)
+            .unwrap_err()
+            .description,
+        "unknown or expired authorization code"
+    );
+    // Unknown code, missing fields, unknown client, unsupported grant type, repeated parameter.
+    assert_eq!(
+        s.token(&redeem("nope"), &d, at(0), &rng).unwrap_err().code,
+        ErrorCode::InvalidGrant
+    );
+    let c = issue(&mut s, at(0), &rng);
+    assert_eq!(
+        s.token(&with(redeem(&c), "redirect_uri", None), &d, at(0), &rng)
+            .unwrap_err()
+            .code,
+        ErrorCode::InvalidRequest
+    );
+    assert_eq!(
+        s.token(&with(redeem(&c), "code", None), &d, at(0), &rng)
+            .unwrap_err()
+            .code,
+        ErrorCode::InvalidRequest
+    );
+    let e = s
+        .token(
+            &with(redeem(&c), "client_id", Some("nobody")),
+            &d,
+            at(0),
+            &rng,
+        )
+        .unwrap_err();
+    assert_eq!((e.code, e.http_status()), (ErrorCode::InvalidClient, 401));
+    assert_eq!(
+        s.token(&with(redeem(&c), "client_id", None), &d, at(0), &rng)
+            .unwrap_err()
+            .code,
+        ErrorCode::InvalidClient
+    );
+    let e = s
+        .token(
+            &with(redeem(&c), "grant_type", Some("password")),
+            &d,
+            at(0),
+            &rng,
+        )
+        .unwrap_err();
+    assert_eq!(
+        (e.code, e.http_status()),
+        (ErrorCode::UnsupportedGrantType, 400)
+    );
+    assert_eq!(
+        s.token(&with(redeem(&c), "grant_type", None), &d, at(0), &rng)
+            .unwrap_err()
+            .code,
+        ErrorCode::InvalidRequest
+    );
+    let mut twice = redeem(&c);
+    twice.push(("code".into(), c.clone()));
+    assert_eq!(
+        s.token(&twice, &d, at(0), &rng).unwrap_err().code,
+        ErrorCode::InvalidRequest
+    );
+    // The untouched code still works after all that.
+    assert!(s.token(&redeem(&c), &d, at(0), &rng).is_ok());
+    assert_eq!(
+        OAuthError::new(ErrorCode::InvalidGrant, "x").to_json(),
+        r#"{"error":"invalid_grant","error_description":"x"}"#
+    );
+}
+
+#[test]
+fn refresh_rotation() {
+    let (d, rng) = (dir(), SeqRandom::default());
+    let mut s = AuthorizationServer::new(OAuthConfig::default());
+    let code = issue(&mut s, at(0), &rng);
+    let g1 = s.token(&redeem(&code), &d, at(1), &rng).unwrap();
+    let refresh = |t: &str| {
+        p(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", "ue"),
+            ("refresh_token", t),
+        ])
+    };
+    let g2 = s
+        .token(&refresh(&g1.refresh_token), &d, at(2), &rng)
+        .unwrap();
+    assert_ne!(g2.refresh_token, g1.refresh_token);
+    assert_eq!(
+        (g2.scope.clone(), g2.nonce.clone(), g2.auth_time),
+        (g1.scope.clone(), None, g1.auth_time)
+    );
+    // The old token works once only; its reuse revokes the whole family (g2's token too).
+    assert_eq!(
+        s.token(&refresh(&g1.refresh_token), &d, at(3), &rng)
+            .unwrap_err()
+            .description,
+        "refresh token already used"
+    );
+    assert_eq!(
+        s.token(&refresh(&g2.refresh_token), &d, at(4), &rng)
+            .unwrap_err()
+            .code,
+        ErrorCode::InvalidGrant
+    );
+
+    // Narrowing the scope is allowed, widening is not; another client may not use the token.
+    let c = issue(&mut s, at(10), &rng);
+    let g = s.token(&redeem(&c), &d, at(10), &rng).unwrap();
+    let narrow = s
+        .token(
+            &with(refresh(&g.refresh_token), "scope", Some("openid")),
+            &d,
+            at(11),
+            &rng,
+        )
+        .unwrap();
+    assert_eq!(narrow.scope, ["openid"]);
+    let e = s
+        .token(
+            &with(
+                refresh(&narrow.refresh_token),
+                "scope",
+                Some("openid 3gpp:mc:ptt_service"),
+            ),
+            &d,
+            at(12),
+            &rng,
+        )
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidScope);
+    let c = issue(&mut s, at(20), &rng);
+    let g = s.token(&redeem(&c), &d, at(20), &rng).unwrap();
+    let e = s
+        .token(
+            &with(refresh(&g.refresh_token), "client_id", Some("other")),
+            &d,
+            at(21),
+            &rng,
+        )
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidGrant);
+    // Expiry.
+    let c = issue(&mut s, at(30), &rng);
+    let g = s.token(&redeem(&c), &d, at(30), &rng).unwrap();
+    let e = s
+        .token(&refresh(&g.refresh_token), &d, at(30 + 12 * 3600), &rng)
+        .unwrap_err();
+    assert_eq!(e.description, "unknown or expired refresh token");
+    assert_eq!(
+        s.token(&with(refresh("x"), "refresh_token", None), &d, at(0), &rng)
+            .unwrap_err()
+            .code,
+        ErrorCode::InvalidRequest
+    );
+}
+
+#[test]
+fn limits_hold() {
+    let (d, rng) = (dir(), SeqRandom::default());
+    let mut s = AuthorizationServer::new(OAuthConfig {
+        max_codes: 2,
+        max_refresh_tokens: 1,
+        ..OAuthConfig::default()
+    });
+    let c1 = issue(&mut s, at(0), &rng);
+    issue(&mut s, at(0), &rng);
+    let request = parse_authorize(&good_params(), &d, s.config()).unwrap();
+    let id = McpttId::parse("sip:alice@mcptt.example").unwrap();
+    assert!(matches!(
+        s.issue_code(&request, &id, "a", at(0), &rng),
+        Err(Error::LimitExceeded { .. })
+    ));
+    assert!(
+        s.issue_code(&request, &id, "a", at(61), &rng).is_ok(),
+        "expired codes make room"
+    );
+    let _ = c1;
+    let c = issue(&mut s, at(61), &rng);
+    s.token(&redeem(&c), &d, at(61), &rng).unwrap();
+    let c = s.issue_code(&request, &id, "a", at(62), &rng).unwrap();
+    let code = c
+        .split("code=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        s.token(&redeem(&code), &d, at(62), &rng).unwrap_err().code,
+        ErrorCode::TemporarilyUnavailable
+    );
+}
+
+#[test]
+fn form_codec() {
+    let f = parse_form("a=1&b=x+y%2Bz&c=&d&e=%E2%82%AC", 10).unwrap();
+    assert_eq!(
+        f,
+        p(&[("a", "1"), ("b", "x y+z"), ("c", ""), ("d", ""), ("e", "€")])
+    );
+    assert!(parse_form("a=%2", 10).is_err());
+    assert!(parse_form("a=%zz", 10).is_err());
+    assert!(parse_form("a=%ff", 10).is_err());
+    assert!(matches!(
+        parse_form("a&b&c", 2),
+        Err(Error::LimitExceeded { .. })
+    ));
+    assert_eq!(
+        append_query("http://h/p?x=1", &[("s", "a b&c")]),
+        "http://h/p?x=1&s=a%20b%26c"
+    );
+    assert_eq!(
+        parse_form(&percent_encode("ä ~+&="), 1).unwrap()[0].0,
+        "ä ~+&="
+    );
+}
