@@ -1,6 +1,7 @@
 //! A bounded cache of verified access tokens.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crate::AccessToken;
@@ -24,6 +25,7 @@ struct Entry {
 pub(crate) struct TokenCache {
     capacity: usize,
     map: Mutex<HashMap<Box<str>, Entry>>,
+    hits: AtomicU64,
 }
 
 impl TokenCache {
@@ -31,14 +33,27 @@ impl TokenCache {
         Self {
             capacity,
             map: Mutex::new(HashMap::new()),
+            hits: AtomicU64::new(0),
         }
     }
 
     pub(crate) fn get(&self, token: &str, now: u64, generation: u64) -> Option<AccessToken> {
+        if self.capacity == 0 {
+            return None;
+        }
         let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         let e = map.get(token)?;
-        (now < e.expires_at && now >= e.valid_from && e.generation == generation)
-            .then(|| e.token.clone())
+        let fresh = now < e.expires_at && now >= e.valid_from && e.generation == generation;
+        let hit = fresh.then(|| e.token.clone());
+        drop(map);
+        if hit.is_some() {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        hit
+    }
+
+    pub(crate) fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
     }
 
     pub(crate) fn insert(

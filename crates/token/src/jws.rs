@@ -119,8 +119,8 @@ const KEY_HEADERS: [&str; 4] = ["jwk", "jku", "x5u", "x5c"];
 
 /// Size, segments, base64url, header rules, key selection and signature;
 /// returns the header facts, the decoded payload and the key that verified.
-pub(crate) fn verify_parts<'t, 'k>(
-    token: &'t str,
+pub(crate) fn verify_parts<'k>(
+    token: &str,
     keys: &'k JwkSet,
     limits: JwsLimits,
     typ_rule: TypRule,

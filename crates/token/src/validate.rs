@@ -185,6 +185,11 @@ impl Validator {
         self.cache.len()
     }
 
+    /// Number of access-token validations answered from the cache so far.
+    pub fn cache_hits(&self) -> u64 {
+        self.cache.hits()
+    }
+
     /// Empties the verified-token cache.
     pub fn clear_cache(&self) {
         self.cache.clear();

@@ -43,3 +43,41 @@ pub(crate) fn claims() -> AccessTokenClaims {
         ..Default::default()
     }
 }
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use mcptt_token::{JwkSet, KeyStore, Validator, ValidatorConfig};
+use ring::rand::SystemRandom;
+
+pub(crate) fn b64(s: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(s)
+}
+
+/// Signs arbitrary header and claims text (duplicates and all) with `key`.
+pub(crate) fn forge(key: &SigningKey, header: &str, claims: &str) -> String {
+    let input = format!("{}.{}", b64(header.as_bytes()), b64(claims.as_bytes()));
+    let sig = key.sign(input.as_bytes(), &SystemRandom::new()).unwrap();
+    format!("{input}.{}", b64(&sig))
+}
+
+/// The standard access-token header for `key`.
+pub(crate) fn header(key: &SigningKey) -> String {
+    format!(
+        r#"{{"alg":"{}","typ":"at+jwt","kid":"{}"}}"#,
+        key.algorithm(),
+        key.kid()
+    )
+}
+
+pub(crate) fn claims_json() -> serde_json::Value {
+    serde_json::to_value(claims()).unwrap()
+}
+
+pub(crate) fn validator_for(keys: &[&SigningKey], config: ValidatorConfig) -> Validator {
+    let set = JwkSet::from_keys(keys.iter().map(|k| k.public_jwk())).unwrap();
+    Validator::new(config, KeyStore::new(set)).unwrap()
+}
+
+pub(crate) fn config() -> ValidatorConfig {
+    ValidatorConfig::new(ISS, AUD)
+}
