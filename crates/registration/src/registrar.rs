@@ -1,0 +1,904 @@
+//! The registrar (SIP core side): RFC 3261 §10.3 with RFC 5626/5627 binding keys, identity
+//! checks, third-party registration toward application servers and the reg event package.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mcptt_sip::{Request, Response};
+
+use crate::binding::{AorRecord, Binding, BindingKey};
+use crate::error::Error;
+use crate::filter::{FailurePolicy, FilterCriteria};
+use crate::identity::IdentityMap;
+use crate::regevent::{Notifier, RegEventConfig};
+use crate::request::{ContactSpec, Contacts, RegisterRequest};
+use crate::rng::SplitMix64;
+use crate::store::{MemoryStore, RegistrationStore, StoreError};
+use crate::wire;
+
+/// How many times a REGISTER is re-applied after a store write conflict.
+const MAX_WRITE_ATTEMPTS: usize = 4;
+
+/// Registrar configuration.
+#[derive(Debug, Clone)]
+pub struct RegistrarConfig {
+    /// Smallest accepted non-zero expiry; shorter requests get `423` with `Min-Expires`
+    /// (RFC 3261 §10.3 step 7).
+    pub min_expires: u32,
+    /// Largest granted expiry; longer requests are shortened to it.
+    pub max_expires: u32,
+    /// Expiry used when neither the Contact nor the request says.
+    pub default_expires: u32,
+    /// Most bindings one address-of-record may hold (`503` beyond).
+    pub max_bindings_per_aor: usize,
+    /// Most bindings the registrar holds in total (`503` beyond).
+    pub max_bindings: usize,
+    /// Which public user identities each authenticated peer may register.
+    pub identities: IdentityMap,
+    /// Third-party registration filters, in priority order.
+    pub filters: Vec<FilterCriteria>,
+    /// The SIP core's own URI: From and Contact of third-party REGISTERs and NOTIFYs.
+    pub core_uri: String,
+    /// How long an application server has to answer a third-party REGISTER.
+    pub third_party_timeout: Duration,
+    /// Most third-party REGISTERs waiting for an answer; beyond, the new one is reported
+    /// as failed at once ([`ThirdPartyFailure::TooManyPending`]).
+    pub max_pending_third_party: usize,
+    /// The reg event package (RFC 3680) notifier.
+    pub reg_event: RegEventConfig,
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> Self {
+        Self {
+            min_expires: 60,
+            max_expires: 7200,
+            default_expires: 3600,
+            max_bindings_per_aor: 16,
+            max_bindings: 1_000_000,
+            identities: IdentityMap::new(),
+            filters: Vec::new(),
+            core_uri: "sip:scscf.invalid".into(),
+            third_party_timeout: Duration::from_secs(32),
+            max_pending_third_party: 100_000,
+            reg_event: RegEventConfig::default(),
+        }
+    }
+}
+
+/// Why a binding was removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RemovalReason {
+    /// A REGISTER with `expires=0` or `Contact: *` (RFC 3261 §10.2.2).
+    Unregistered,
+    /// Its expiry passed (`handle_timeout`, or found expired while handling a request).
+    Expired,
+    /// An application server failed the third-party REGISTER and the filter's policy is
+    /// [`FailurePolicy::Deregister`].
+    ApplicationServerFailure,
+}
+
+/// How a third-party REGISTER failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ThirdPartyFailure {
+    /// A final non-2xx response with this status code.
+    Status(u16),
+    /// No final response within [`RegistrarConfig::third_party_timeout`].
+    Timeout,
+    /// Too many third-party REGISTERs were pending; this one was not sent.
+    TooManyPending,
+}
+
+/// A change the application may act on. Every binding change produces exactly one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A new binding.
+    BindingAdded {
+        /// Address-of-record.
+        aor: String,
+        /// The binding.
+        binding: Binding,
+    },
+    /// An existing binding was refreshed (new expiry, Call-ID/CSeq, maybe new contact).
+    BindingRefreshed {
+        /// Address-of-record.
+        aor: String,
+        /// The binding after the refresh.
+        binding: Binding,
+    },
+    /// A binding is gone.
+    BindingRemoved {
+        /// Address-of-record.
+        aor: String,
+        /// The binding as it was.
+        binding: Binding,
+        /// Why.
+        reason: RemovalReason,
+    },
+    /// An application server failed a third-party REGISTER (never dropped silently).
+    ThirdPartyFailed {
+        /// Address-of-record the third-party REGISTER was about.
+        aor: String,
+        /// The application server.
+        application_server: String,
+        /// What happened.
+        failure: ThirdPartyFailure,
+        /// What the registrar did about it (the filter's policy).
+        action: FailurePolicy,
+    },
+}
+
+/// A request for the caller to send.
+#[derive(Debug, Clone)]
+pub struct Transmit {
+    /// Where to send it: the Request-URI's target (an application server, a subscriber's
+    /// contact).
+    pub destination: String,
+    /// The request.
+    pub request: Request,
+}
+
+/// The result of one REGISTER.
+#[derive(Debug)]
+pub struct RegisterOutcome {
+    /// The response to send back to the UE (200 OK listing the bindings, or the error).
+    pub response: Response,
+    /// The registered public user identity when the AoR has at least one binding after
+    /// this request: the SIP core asserts it (`P-Asserted-Identity`) on later requests from
+    /// this connection. `None` after a removal of the last binding or a failure.
+    pub registered_identity: Option<String>,
+    /// `Ok` or the error the response reports.
+    pub result: Result<(), Error>,
+}
+
+/// A pending third-party REGISTER (one client transaction).
+///
+/// ```text
+///  Waiting --2xx--> (done)
+///  Waiting --non-2xx | deadline--> (failed: Event::ThirdPartyFailed, policy applied)
+/// ```
+#[derive(Debug)]
+enum ThirdPartyTx {
+    Waiting {
+        aor: String,
+        filter: u16,
+        call_id: String,
+        deadline: Instant,
+        bindings: Vec<u64>,
+    },
+}
+
+/// Sans-IO registrar of the SIP core.
+///
+/// Binding lifecycle per (address-of-record, [`BindingKey`]), RFC 3261 §10.3:
+///
+/// ```text
+///  (absent) --REGISTER expires>0--------------------------> Active      [BindingAdded]
+///  Active   --REGISTER expires>0, newer CSeq/other Call-ID--> Active      [BindingRefreshed]
+///  Active   --REGISTER same Call-ID, CSeq <= stored---------> Active      (500, no change)
+///  Active   --REGISTER expires=0 | Contact: * + Expires: 0--> (absent)    [BindingRemoved Unregistered]
+///  Active   --handle_timeout, expires_at <= now-------------> (absent)    [BindingRemoved Expired]
+///  Active   --AS failure, policy Deregister-----------------> (absent)    [BindingRemoved ApplicationServerFailure]
+/// ```
+///
+/// Every change that matches a [`FilterCriteria`] also queues a third-party REGISTER
+/// (DESIGN.md §3) on [`Registrar::poll_transmit`], and every change queues a partial
+/// reginfo NOTIFY to the AoR's reg event subscribers.
+#[derive(Debug)]
+pub struct Registrar<S: RegistrationStore = MemoryStore> {
+    config: RegistrarConfig,
+    store: S,
+    next_binding_id: u64,
+    events: VecDeque<Event>,
+    transmit: VecDeque<Transmit>,
+    pending: HashMap<u32, ThirdPartyTx>,
+    deadlines: BTreeSet<(Instant, u32)>,
+    next_cseq: u32,
+    call_id_key: u64,
+    notifier: Notifier,
+    rng: SplitMix64,
+}
+
+/// One binding change, before it becomes an event.
+enum Change {
+    Added(Binding),
+    Refreshed(Binding),
+    Removed(Binding, RemovalReason),
+}
+
+impl Registrar<MemoryStore> {
+    /// A registrar over a fresh [`MemoryStore`]; `seed` drives Call-IDs and tags.
+    #[must_use]
+    pub fn new(config: RegistrarConfig, seed: u64) -> Self {
+        Self::with_store(config, MemoryStore::new(), seed)
+    }
+}
+
+impl<S: RegistrationStore> Registrar<S> {
+    /// A registrar over `store`; `seed` drives Call-IDs and tags.
+    #[must_use]
+    pub fn with_store(config: RegistrarConfig, store: S, seed: u64) -> Self {
+        let mut rng = SplitMix64::new(seed);
+        let call_id_key = rng.next_u64();
+        Self {
+            config,
+            store,
+            next_binding_id: 1,
+            events: VecDeque::new(),
+            transmit: VecDeque::new(),
+            pending: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            next_cseq: 1,
+            call_id_key,
+            notifier: Notifier::default(),
+            rng,
+        }
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &RegistrarConfig {
+        &self.config
+    }
+
+    /// The store.
+    #[must_use]
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The current bindings of `aor` (canonical form), as stored (expired bindings not yet
+    /// collected by `handle_timeout` are filtered out at `now`).
+    #[must_use]
+    pub fn bindings(&self, now: Instant, aor: &str) -> Vec<Binding> {
+        self.store
+            .load(aor)
+            .map(|(_, r)| {
+                r.bindings
+                    .into_iter()
+                    .filter(|b| !b.is_expired(now))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether `aor` has a live binding at `now`.
+    #[must_use]
+    pub fn is_registered(&self, now: Instant, aor: &str) -> bool {
+        !self.bindings(now, aor).is_empty()
+    }
+
+    /// Handles a REGISTER from the authenticated peer `peer` (the TLS client certificate
+    /// identity) and returns the response to send (RFC 3261 §10.3).
+    pub fn handle_register(
+        &mut self,
+        now: Instant,
+        peer: &str,
+        request: &Request,
+    ) -> RegisterOutcome {
+        let result = wire::extract_register(request).and_then(|req| {
+            self.handle_register_request(now, peer, &req)
+                .map(|o| (req, o))
+        });
+        match result {
+            Ok((req, listed)) => RegisterOutcome {
+                response: wire::register_ok(request, &listed, &self.config.core_uri),
+                registered_identity: (!listed.is_empty()).then_some(req.aor),
+                result: Ok(()),
+            },
+            Err(e) => RegisterOutcome {
+                response: wire::error_response(request, &e),
+                registered_identity: None,
+                result: Err(e),
+            },
+        }
+    }
+
+    /// Applies an already extracted REGISTER (RFC 3261 §10.3 steps 4–8) and returns the
+    /// Contact values to list in the 200 OK, each with its remaining `expires`.
+    ///
+    /// This is [`Registrar::handle_register`] without message parsing and response
+    /// building.
+    ///
+    /// # Errors
+    /// The error the response must report (see [`Error::status_code`]).
+    pub fn handle_register_request(
+        &mut self,
+        now: Instant,
+        peer: &str,
+        req: &RegisterRequest,
+    ) -> Result<Vec<String>, Error> {
+        // Step 4: authorization of the authenticated identity for this AoR.
+        if !self.config.identities.may_register(peer, &req.aor) {
+            return Err(Error::Forbidden {
+                peer: peer.to_owned(),
+                aor: req.aor.clone(),
+            });
+        }
+        // Step 6/7: validate every Contact before touching state (processing is atomic).
+        let granted = self.granted_expiries(req)?;
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let (version, mut record) = self.store.load(&req.aor).unwrap_or_default();
+            let old_len = record.bindings.len();
+            let mut changes = Vec::new();
+            purge_expired(now, &mut record, &mut changes);
+            self.apply(now, req, &granted, &mut record, &mut changes)?;
+            let new_len = record.bindings.len();
+            if new_len > self.config.max_bindings_per_aor {
+                return Err(Error::TooManyBindings {
+                    limit: self.config.max_bindings_per_aor,
+                });
+            }
+            if new_len > old_len
+                && self.store.binding_count() - old_len + new_len > self.config.max_bindings
+            {
+                return Err(Error::RegistrarFull {
+                    limit: self.config.max_bindings,
+                });
+            }
+            let listed: Vec<String> = record
+                .bindings
+                .iter()
+                .map(|b| format!("{};expires={}", b.contact, b.remaining(now)))
+                .collect();
+            let third_party = self.third_party_plan(req, &granted, &record, &changes);
+            match self.store.write(&req.aor, version, record) {
+                Ok(_) => {
+                    self.commit(now, &req.aor, changes);
+                    for (filter, expires) in third_party {
+                        let ids = self.binding_ids_for(&req.aor, filter);
+                        self.send_third_party(now, &req.aor, filter, expires, req.raw.clone(), ids);
+                    }
+                    return Ok(listed);
+                }
+                Err(StoreError::Conflict { .. }) => {}
+            }
+        }
+        Err(Error::StoreConflict(req.aor.clone()))
+    }
+
+    /// Handles the response of an application server to a third-party REGISTER.
+    /// Responses that match no pending third-party REGISTER are ignored (returns `false`).
+    pub fn handle_third_party_response(&mut self, now: Instant, response: &Response) -> bool {
+        let Some((call_id, cseq)) = wire::response_call_id_cseq(response) else {
+            return false;
+        };
+        let status = response.status();
+        if status < 200 {
+            return self.pending.contains_key(&cseq);
+        }
+        let matches = matches!(self.pending.get(&cseq), Some(ThirdPartyTx::Waiting { call_id: c, .. }) if *c == call_id);
+        if !matches {
+            return false;
+        }
+        let Some(tx) = self.pending.remove(&cseq) else {
+            return false;
+        };
+        match tx {
+            ThirdPartyTx::Waiting {
+                aor,
+                filter,
+                deadline,
+                bindings,
+                ..
+            } => {
+                self.deadlines.remove(&(deadline, cseq));
+                if !(200..300).contains(&status) {
+                    self.third_party_failed(
+                        now,
+                        aor,
+                        filter,
+                        bindings,
+                        ThirdPartyFailure::Status(status),
+                    );
+                }
+            }
+        }
+        true
+    }
+
+    /// Handles a SUBSCRIBE for the reg event package (RFC 3680) from the authenticated
+    /// peer `peer` and returns the response; the initial (full) NOTIFY is queued on
+    /// [`Registrar::poll_transmit`].
+    pub fn handle_subscribe(&mut self, now: Instant, peer: &str, request: &Request) -> Response {
+        let identities = &self.config.identities;
+        let allowed = |aor: &str| {
+            self.config.reg_event.trusted_subscribers.contains(peer)
+                || identities.may_register(peer, aor)
+        };
+        let mut out = Vec::new();
+        let response = self.notifier.handle_subscribe(
+            now,
+            peer,
+            request,
+            &self.config.reg_event,
+            &self.config.core_uri,
+            &allowed,
+            &self.store,
+            &mut self.rng,
+            &mut out,
+        );
+        self.transmit.extend(out);
+        response
+    }
+
+    /// Handles a response to a NOTIFY this registrar sent; a `481` or `408` ends the
+    /// subscription (RFC 6665 §4.2.2). Returns whether it matched a subscription.
+    pub fn handle_notify_response(&mut self, now: Instant, response: &Response) -> bool {
+        self.notifier.handle_notify_response(now, response)
+    }
+
+    /// Runs due timers: binding expiry (with third-party REGISTER `Expires: 0` and reg
+    /// event NOTIFYs), third-party REGISTER timeouts, subscription expiry.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        loop {
+            let due = self.store.due(now, 1024);
+            if due.is_empty() {
+                break;
+            }
+            for aor in due {
+                self.expire_aor(now, &aor);
+            }
+        }
+        while let Some(&(deadline, cseq)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            if let Some(ThirdPartyTx::Waiting {
+                aor,
+                filter,
+                bindings,
+                ..
+            }) = self.pending.remove(&cseq)
+            {
+                self.third_party_failed(now, aor, filter, bindings, ThirdPartyFailure::Timeout);
+            }
+        }
+        let mut out = Vec::new();
+        self.notifier.handle_timeout(
+            now,
+            &self.config.core_uri,
+            &self.store,
+            &mut self.rng,
+            &mut out,
+        );
+        self.transmit.extend(out);
+    }
+
+    /// The next request to send.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmit.pop_front()
+    }
+
+    /// The next event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Registrar::handle_timeout`] must next run.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.store.next_expiry(),
+            self.deadlines.first().map(|(t, _)| *t),
+            self.notifier.next_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Number of reg event subscriptions.
+    #[must_use]
+    pub fn subscription_count(&self) -> usize {
+        self.notifier.len()
+    }
+
+    // ---- internals ----
+
+    fn granted_expiries(&self, req: &RegisterRequest) -> Result<Vec<u32>, Error> {
+        match &req.contacts {
+            Contacts::Fetch => Ok(Vec::new()),
+            Contacts::Star => {
+                // RFC 3261 §10.3 step 6: `*` only with Expires: 0.
+                if req.expires == Some(0) {
+                    Ok(Vec::new())
+                } else {
+                    Err(Error::InvalidHeader {
+                        header: "Contact",
+                        reason: "`*` requires Expires: 0",
+                    })
+                }
+            }
+            Contacts::List(list) => list
+                .iter()
+                .map(|c| {
+                    let e = c
+                        .expires
+                        .or(req.expires)
+                        .unwrap_or(self.config.default_expires);
+                    if e != 0 && e < self.config.min_expires {
+                        Err(Error::IntervalTooBrief {
+                            min_expires: self.config.min_expires,
+                        })
+                    } else {
+                        Ok(e.min(self.config.max_expires))
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// RFC 3261 §10.3 step 7 on a copy of the record.
+    fn apply(
+        &mut self,
+        now: Instant,
+        req: &RegisterRequest,
+        granted: &[u32],
+        record: &mut AorRecord,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), Error> {
+        match &req.contacts {
+            Contacts::Fetch => Ok(()),
+            Contacts::Star => {
+                for b in &record.bindings {
+                    check_order(b, req)?;
+                }
+                for b in record.bindings.drain(..) {
+                    changes.push(Change::Removed(b, RemovalReason::Unregistered));
+                }
+                Ok(())
+            }
+            Contacts::List(list) => {
+                for (c, &expires) in list.iter().zip(granted) {
+                    let key = BindingKey::from_parts(&c.uri, c.instance.as_deref(), c.reg_id);
+                    match record.find(&key) {
+                        Some(i) => {
+                            let Some(b) = record.bindings.get(i) else {
+                                continue;
+                            };
+                            check_order(b, req)?;
+                            if expires == 0 {
+                                let b = record.bindings.remove(i);
+                                changes.push(Change::Removed(b, RemovalReason::Unregistered));
+                            } else if let Some(b) = record.bindings.get_mut(i) {
+                                refresh(b, c, req, now, expires, self.third_party_of(c));
+                                changes.push(Change::Refreshed(b.clone()));
+                            }
+                        }
+                        None if expires == 0 => {}
+                        None => {
+                            let b = Binding {
+                                id: self.next_binding_id,
+                                uri: c.uri.clone(),
+                                contact: c.value.clone(),
+                                instance: c.instance.clone(),
+                                reg_id: c.reg_id,
+                                call_id: req.call_id.clone(),
+                                cseq: req.cseq,
+                                registered_at: now,
+                                expires_at: now + Duration::from_secs(u64::from(expires)),
+                                request: req.raw.clone(),
+                                third_party: self.third_party_of(c),
+                            };
+                            self.next_binding_id += 1;
+                            changes.push(Change::Added(b.clone()));
+                            record.bindings.push(b);
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn third_party_of(&self, c: &ContactSpec) -> Vec<u16> {
+        self.config
+            .filters
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| {
+                f.matches(
+                    "REGISTER",
+                    c.params.iter().map(|(n, v)| (n.as_str(), v.as_deref())),
+                )
+            })
+            .filter_map(|(i, _)| u16::try_from(i).ok())
+            .collect()
+    }
+
+    /// Which application servers get a third-party REGISTER for this request, with which
+    /// Expires: the longest granted expiry among the request's contacts that match the
+    /// filter and are bound after the request, else 0.
+    fn third_party_plan(
+        &self,
+        req: &RegisterRequest,
+        granted: &[u32],
+        record: &AorRecord,
+        changes: &[Change],
+    ) -> Vec<(u16, u32)> {
+        let mut plan: Vec<(u16, u32)> = Vec::new();
+        let mut bump = |f: u16, e: u32| match plan.iter_mut().find(|(x, _)| *x == f) {
+            Some((_, old)) => *old = (*old).max(e),
+            None => plan.push((f, e)),
+        };
+        if let Contacts::List(list) = &req.contacts {
+            for (c, &e) in list.iter().zip(granted) {
+                let key = BindingKey::from_parts(&c.uri, c.instance.as_deref(), c.reg_id);
+                let bound = record.find(&key).is_some();
+                for f in self.third_party_of(c) {
+                    bump(f, if bound { e } else { 0 });
+                }
+            }
+        }
+        for ch in changes {
+            if let Change::Removed(b, RemovalReason::Unregistered) = ch {
+                for &f in &b.third_party {
+                    bump(f, 0);
+                }
+            }
+        }
+        plan
+    }
+
+    fn binding_ids_for(&self, aor: &str, filter: u16) -> Vec<u64> {
+        self.store
+            .load(aor)
+            .map(|(_, r)| {
+                r.bindings
+                    .iter()
+                    .filter(|b| b.third_party.contains(&filter))
+                    .map(|b| b.id)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn commit(&mut self, now: Instant, aor: &str, changes: Vec<Change>) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut out = Vec::new();
+        self.notifier.on_changes(
+            now,
+            aor,
+            &changes_view(&changes),
+            &self.config.core_uri,
+            &self.store,
+            &mut self.rng,
+            &mut out,
+        );
+        self.transmit.extend(out);
+        for ch in changes {
+            let aor = aor.to_owned();
+            self.events.push_back(match ch {
+                Change::Added(binding) => Event::BindingAdded { aor, binding },
+                Change::Refreshed(binding) => Event::BindingRefreshed { aor, binding },
+                Change::Removed(binding, reason) => Event::BindingRemoved {
+                    aor,
+                    binding,
+                    reason,
+                },
+            });
+        }
+    }
+
+    fn expire_aor(&mut self, now: Instant, aor: &str) {
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let Some((version, mut record)) = self.store.load(aor) else {
+                return;
+            };
+            let mut changes = Vec::new();
+            purge_expired(now, &mut record, &mut changes);
+            if changes.is_empty() {
+                return;
+            }
+            match self.store.write(aor, version, record) {
+                Ok(_) => {
+                    let ends: Vec<(u16, Bytes)> = changes
+                        .iter()
+                        .flat_map(|c| match c {
+                            Change::Removed(b, _) => b
+                                .third_party
+                                .iter()
+                                .map(|&f| (f, b.request.clone()))
+                                .collect::<Vec<_>>(),
+                            _ => Vec::new(),
+                        })
+                        .collect();
+                    self.commit(now, aor, changes);
+                    for (f, body) in ends {
+                        self.send_third_party(now, aor, f, 0, body, Vec::new());
+                    }
+                    return;
+                }
+                Err(StoreError::Conflict { .. }) => {}
+            }
+        }
+    }
+
+    fn third_party_call_id(&self, aor: &str, filter: u16) -> String {
+        let mut h = std::hash::DefaultHasher::new();
+        self.call_id_key.hash(&mut h);
+        aor.hash(&mut h);
+        filter.hash(&mut h);
+        format!("{:016x}-{:x}-3pr", h.finish(), self.call_id_key >> 40)
+    }
+
+    fn send_third_party(
+        &mut self,
+        now: Instant,
+        aor: &str,
+        filter: u16,
+        expires: u32,
+        body: Bytes,
+        bindings: Vec<u64>,
+    ) {
+        let Some(fc) = self.config.filters.get(usize::from(filter)) else {
+            return;
+        };
+        let application_server = fc.application_server.clone();
+        if self.pending.len() >= self.config.max_pending_third_party {
+            self.third_party_failed(
+                now,
+                aor.to_owned(),
+                filter,
+                bindings,
+                ThirdPartyFailure::TooManyPending,
+            );
+            return;
+        }
+        let cseq = self.next_cseq;
+        // CSeq stays below 2^31 (RFC 3261 §8.1.1.5); one counter serves every Call-ID, so
+        // it increases within each of them.
+        self.next_cseq = if cseq >= (1 << 31) - 1 { 1 } else { cseq + 1 };
+        let call_id = self.third_party_call_id(aor, filter);
+        let branch = self.rng.token();
+        let tag = self.rng.token();
+        match wire::third_party_register(&wire::ThirdParty {
+            application_server: &application_server,
+            core_uri: &self.config.core_uri,
+            aor,
+            call_id: &call_id,
+            cseq,
+            expires,
+            branch: &branch,
+            tag: &tag,
+            body,
+        }) {
+            Ok(request) => {
+                let deadline = now + self.config.third_party_timeout;
+                self.deadlines.insert((deadline, cseq));
+                self.pending.insert(
+                    cseq,
+                    ThirdPartyTx::Waiting {
+                        aor: aor.to_owned(),
+                        filter,
+                        call_id,
+                        deadline,
+                        bindings,
+                    },
+                );
+                self.transmit.push_back(Transmit {
+                    destination: application_server,
+                    request,
+                });
+            }
+            Err(_) => {
+                // The configured AS or core URI is not a valid URI: a configuration error,
+                // reported like an AS failure so that it is never silent.
+                self.third_party_failed(
+                    now,
+                    aor.to_owned(),
+                    filter,
+                    bindings,
+                    ThirdPartyFailure::Status(0),
+                );
+            }
+        }
+    }
+
+    fn third_party_failed(
+        &mut self,
+        now: Instant,
+        aor: String,
+        filter: u16,
+        bindings: Vec<u64>,
+        failure: ThirdPartyFailure,
+    ) {
+        let Some(fc) = self.config.filters.get(usize::from(filter)) else {
+            return;
+        };
+        let action = fc.default_handling;
+        self.events.push_back(Event::ThirdPartyFailed {
+            aor: aor.clone(),
+            application_server: fc.application_server.clone(),
+            failure,
+            action,
+        });
+        if action == FailurePolicy::Deregister && !bindings.is_empty() {
+            for _ in 0..MAX_WRITE_ATTEMPTS {
+                let Some((version, mut record)) = self.store.load(&aor) else {
+                    return;
+                };
+                let mut changes = Vec::new();
+                record.bindings.retain(|b| {
+                    if bindings.contains(&b.id) {
+                        changes.push(Change::Removed(
+                            b.clone(),
+                            RemovalReason::ApplicationServerFailure,
+                        ));
+                        false
+                    } else {
+                        true
+                    }
+                });
+                if changes.is_empty() {
+                    return;
+                }
+                if self.store.write(&aor, version, record).is_ok() {
+                    self.commit(now, &aor, changes);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn check_order(b: &Binding, req: &RegisterRequest) -> Result<(), Error> {
+    // RFC 3261 §10.3 step 7: same Call-ID needs a higher CSeq.
+    if b.call_id == req.call_id && req.cseq <= b.cseq {
+        return Err(Error::OutOfOrder {
+            cseq: req.cseq,
+            last: b.cseq,
+        });
+    }
+    Ok(())
+}
+
+fn refresh(
+    b: &mut Binding,
+    c: &ContactSpec,
+    req: &RegisterRequest,
+    now: Instant,
+    expires: u32,
+    third_party: Vec<u16>,
+) {
+    b.uri.clone_from(&c.uri);
+    b.contact.clone_from(&c.value);
+    b.call_id.clone_from(&req.call_id);
+    b.cseq = req.cseq;
+    b.expires_at = now + Duration::from_secs(u64::from(expires));
+    b.request = req.raw.clone();
+    b.third_party = third_party;
+}
+
+fn purge_expired(now: Instant, record: &mut AorRecord, changes: &mut Vec<Change>) {
+    if record.bindings.iter().any(|b| b.is_expired(now)) {
+        record.bindings.retain(|b| {
+            if b.is_expired(now) {
+                changes.push(Change::Removed(b.clone(), RemovalReason::Expired));
+                false
+            } else {
+                true
+            }
+        });
+    }
+}
+
+fn changes_view(changes: &[Change]) -> Vec<(&Binding, Option<RemovalReason>, bool)> {
+    changes
+        .iter()
+        .map(|c| match c {
+            Change::Added(b) => (b, None, true),
+            Change::Refreshed(b) => (b, None, false),
+            Change::Removed(b, r) => (b, Some(*r), false),
+        })
+        .collect()
+}

@@ -1,0 +1,623 @@
+//! The MCPTT server's view of registrations: third-party REGISTERs from the SIP core and
+//! the reg event package (RFC 3680), subscriber side.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use mcptt_sip::{Request, Response};
+
+use crate::error::Error;
+use crate::identity::canonical_aor;
+use crate::reginfo::{ContactState, DocState, RegInfo, XmlLimits};
+use crate::registrar::Transmit;
+use crate::request::Contacts;
+use crate::rng::SplitMix64;
+use crate::wire;
+
+/// Configuration of the MCPTT server side.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Peer identities of the trusted SIP cores (e.g. their TLS certificate identities);
+    /// third-party REGISTERs and reg event NOTIFYs from anyone else are refused with 403.
+    pub trusted_cores: HashSet<String>,
+    /// The MCPTT server's own URI (From/Contact of its SUBSCRIBEs).
+    pub server_uri: String,
+    /// Most public user identities tracked.
+    pub max_identities: usize,
+    /// Most UEs per public user identity.
+    pub max_ues_per_identity: usize,
+    /// Largest expiry accepted from a third-party REGISTER (longer is shortened).
+    pub max_expires: u32,
+    /// Limits for the embedded REGISTER.
+    pub sip_limits: mcptt_sip::Limits,
+    /// Limits for reginfo documents.
+    pub xml_limits: XmlLimits,
+    /// Expiry requested for reg event subscriptions.
+    pub subscription_expires: u32,
+    /// Most reg event subscriptions held.
+    pub max_subscriptions: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            trusted_cores: HashSet::new(),
+            server_uri: "sip:mcptt-server.invalid".into(),
+            max_identities: 1_000_000,
+            max_ues_per_identity: 16,
+            max_expires: 7200,
+            sip_limits: mcptt_sip::Limits::default(),
+            xml_limits: XmlLimits::default(),
+            subscription_expires: 3600,
+            max_subscriptions: 100_000,
+        }
+    }
+}
+
+/// How the server learned about a UE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// A third-party REGISTER.
+    ThirdParty,
+    /// A reg event NOTIFY.
+    RegEvent,
+}
+
+/// One registered UE of a public user identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredUe {
+    /// `+sip.instance`, without quotes.
+    pub instance: Option<String>,
+    /// The UE's contact URI.
+    pub contact: String,
+    /// When the registration lapses unless refreshed.
+    pub expires_at: Instant,
+    /// How the server learned about it last.
+    pub source: Source,
+}
+
+impl RegisteredUe {
+    fn same(&self, instance: Option<&str>, contact: &str) -> bool {
+        match (&self.instance, instance) {
+            (Some(a), Some(b)) => a == b,
+            (None, None) => self.contact.eq_ignore_ascii_case(contact),
+            _ => false,
+        }
+    }
+}
+
+/// Why a UE left the view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UeRemoval {
+    /// A third-party REGISTER with `Expires: 0` (or a contact with `expires=0`, or `*`).
+    Deregistered,
+    /// Its expiry passed without refresh.
+    Expired,
+    /// A reg event NOTIFY said the contact is terminated (or a full state omitted it).
+    RegEvent,
+}
+
+/// A change in the server's view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServerEvent {
+    /// A UE of `impu` registered.
+    UeRegistered {
+        /// Public user identity.
+        impu: String,
+        /// The UE.
+        ue: RegisteredUe,
+    },
+    /// A UE refreshed its registration.
+    UeRefreshed {
+        /// Public user identity.
+        impu: String,
+        /// The UE after the refresh.
+        ue: RegisteredUe,
+    },
+    /// A UE is no longer registered.
+    UeDeregistered {
+        /// Public user identity.
+        impu: String,
+        /// The UE as it was.
+        ue: RegisteredUe,
+        /// Why.
+        reason: UeRemoval,
+    },
+    /// A reg event partial notification skipped versions: a refreshing SUBSCRIBE (which
+    /// brings full state) was queued.
+    RegEventResync {
+        /// Public user identity of the subscription.
+        impu: String,
+    },
+    /// A reg event subscription ended (terminated by the notifier or refused).
+    SubscriptionEnded {
+        /// Public user identity of the subscription.
+        impu: String,
+    },
+}
+
+/// Subscriber-side subscription state (RFC 6665 §4.1).
+///
+/// ```text
+///  Sent --2xx--> Active --NOTIFY terminated | 4xx-6xx--> (removed, SubscriptionEnded)
+///  Active --refresh deadline--> Active (SUBSCRIBE re-sent in the dialog)
+/// ```
+#[derive(Debug)]
+enum SubState {
+    Sent,
+    Active { refresh_at: Instant },
+}
+
+#[derive(Debug)]
+struct Subscription {
+    impu: String,
+    target: String,
+    call_id: String,
+    local_tag: String,
+    remote_tag: Option<String>,
+    cseq: u32,
+    version: Option<u32>,
+    state: SubState,
+}
+
+/// Sans-IO registration view of an MCPTT server.
+#[derive(Debug)]
+pub struct RegistrationView {
+    config: ServerConfig,
+    ues: HashMap<String, Vec<RegisteredUe>>,
+    expiries: BTreeSet<(Instant, String)>,
+    events: VecDeque<ServerEvent>,
+    transmit: VecDeque<Transmit>,
+    subs: HashMap<String, Subscription>,
+    refreshes: BTreeSet<(Instant, String)>,
+    rng: SplitMix64,
+}
+
+impl RegistrationView {
+    /// A view with no registrations; `seed` drives Call-IDs and tags.
+    #[must_use]
+    pub fn new(config: ServerConfig, seed: u64) -> Self {
+        Self {
+            config,
+            ues: HashMap::new(),
+            expiries: BTreeSet::new(),
+            events: VecDeque::new(),
+            transmit: VecDeque::new(),
+            subs: HashMap::new(),
+            refreshes: BTreeSet::new(),
+            rng: SplitMix64::new(seed),
+        }
+    }
+
+    /// The UEs registered for `impu` (canonical form) at `now`.
+    #[must_use]
+    pub fn ues(&self, now: Instant, impu: &str) -> Vec<RegisteredUe> {
+        self.ues
+            .get(impu)
+            .map(|v| v.iter().filter(|u| u.expires_at > now).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether `impu` has a registered UE with `instance` at `now`.
+    #[must_use]
+    pub fn is_registered(&self, now: Instant, impu: &str, instance: &str) -> bool {
+        self.ues(now, impu)
+            .iter()
+            .any(|u| u.instance.as_deref() == Some(instance))
+    }
+
+    /// Number of public user identities with at least one UE.
+    #[must_use]
+    pub fn identity_count(&self) -> usize {
+        self.ues.len()
+    }
+
+    /// Handles a third-party REGISTER from the SIP core authenticated as `peer` and returns
+    /// the response (200 OK, or 403 for an untrusted peer, 400/415 for a bad body).
+    pub fn handle_third_party_register(
+        &mut self,
+        now: Instant,
+        peer: &str,
+        request: &Request,
+    ) -> Response {
+        match self.third_party(now, peer, request) {
+            Ok(()) => wire::plain_response(request, 200),
+            Err(e) => wire::error_response(request, &e),
+        }
+    }
+
+    fn third_party(&mut self, now: Instant, peer: &str, request: &Request) -> Result<(), Error> {
+        if !self.config.trusted_cores.contains(peer) {
+            return Err(Error::UntrustedPeer(peer.to_owned()));
+        }
+        let tp = wire::extract_third_party(request, &self.config.sip_limits)?;
+        let impu = tp.impu;
+        if tp.embedded.aor != impu {
+            return Err(Error::InvalidBody(
+                "embedded REGISTER is for another identity",
+            ));
+        }
+        let expires = tp.expires.min(self.config.max_expires);
+        match &tp.embedded.contacts {
+            Contacts::Fetch => Ok(()),
+            Contacts::Star => {
+                self.remove_where(&impu, |_| true, UeRemoval::Deregistered);
+                Ok(())
+            }
+            Contacts::List(list) => {
+                for c in list {
+                    if expires == 0 || c.expires == Some(0) {
+                        let inst = c.instance.clone();
+                        let uri = c.uri.clone();
+                        self.remove_where(
+                            &impu,
+                            |u| u.same(inst.as_deref(), &uri),
+                            UeRemoval::Deregistered,
+                        );
+                    } else {
+                        self.upsert(
+                            &impu,
+                            RegisteredUe {
+                                instance: c.instance.clone(),
+                                contact: c.uri.clone(),
+                                expires_at: now + Duration::from_secs(u64::from(expires)),
+                                source: Source::ThirdParty,
+                            },
+                        )?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn upsert(&mut self, impu: &str, ue: RegisteredUe) -> Result<(), Error> {
+        if !self.ues.contains_key(impu) && self.ues.len() >= self.config.max_identities {
+            return Err(Error::RegistrarFull {
+                limit: self.config.max_identities,
+            });
+        }
+        let list = self.ues.entry(impu.to_owned()).or_default();
+        if let Some(old) = list
+            .iter_mut()
+            .find(|u| u.same(ue.instance.as_deref(), &ue.contact))
+        {
+            self.expiries.remove(&(old.expires_at, impu.to_owned()));
+            *old = ue.clone();
+            self.expiries.insert((ue.expires_at, impu.to_owned()));
+            self.events.push_back(ServerEvent::UeRefreshed {
+                impu: impu.to_owned(),
+                ue,
+            });
+            return Ok(());
+        }
+        if list.len() >= self.config.max_ues_per_identity {
+            return Err(Error::TooManyBindings {
+                limit: self.config.max_ues_per_identity,
+            });
+        }
+        list.push(ue.clone());
+        self.expiries.insert((ue.expires_at, impu.to_owned()));
+        self.events.push_back(ServerEvent::UeRegistered {
+            impu: impu.to_owned(),
+            ue,
+        });
+        Ok(())
+    }
+
+    fn remove_where(
+        &mut self,
+        impu: &str,
+        pred: impl Fn(&RegisteredUe) -> bool,
+        reason: UeRemoval,
+    ) {
+        let Some(list) = self.ues.get_mut(impu) else {
+            return;
+        };
+        let mut removed = Vec::new();
+        list.retain(|u| {
+            if pred(u) {
+                removed.push(u.clone());
+                false
+            } else {
+                true
+            }
+        });
+        if list.is_empty() {
+            self.ues.remove(impu);
+        }
+        for ue in removed {
+            self.expiries.remove(&(ue.expires_at, impu.to_owned()));
+            self.events.push_back(ServerEvent::UeDeregistered {
+                impu: impu.to_owned(),
+                ue,
+                reason,
+            });
+        }
+    }
+
+    /// Queues a reg event SUBSCRIBE (RFC 3680) for `impu` toward the SIP core at
+    /// `core_uri`; the NOTIFYs that follow are applied by [`RegistrationView::handle_notify`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidAor`] for an unusable `impu`, [`Error::TooManySubscriptions`] at the
+    /// limit, [`Error::ApiMisuse`] when already subscribed.
+    pub fn subscribe(&mut self, now: Instant, impu: &str, core_uri: &str) -> Result<(), Error> {
+        let impu = canonical_aor(impu).ok_or(Error::InvalidAor)?;
+        if self.subs.contains_key(&impu) {
+            return Err(Error::ApiMisuse("already subscribed to this identity"));
+        }
+        if self.subs.len() >= self.config.max_subscriptions {
+            return Err(Error::TooManySubscriptions {
+                limit: self.config.max_subscriptions,
+            });
+        }
+        let sub = Subscription {
+            impu: impu.clone(),
+            target: core_uri.to_owned(),
+            call_id: format!("{}-reg", self.rng.token()),
+            local_tag: self.rng.token(),
+            remote_tag: None,
+            cseq: 0,
+            version: None,
+            state: SubState::Sent,
+        };
+        self.subs.insert(impu.clone(), sub);
+        self.send_subscribe(now, &impu, self.config.subscription_expires)
+    }
+
+    fn send_subscribe(&mut self, _now: Instant, impu: &str, expires: u32) -> Result<(), Error> {
+        let branch = self.rng.token();
+        let Some(s) = self.subs.get_mut(impu) else {
+            return Err(Error::NoSuchSubscription);
+        };
+        s.cseq += 1;
+        let request = wire::subscribe(&wire::Subscribe {
+            impu,
+            target: &s.target,
+            server_uri: &self.config.server_uri,
+            call_id: &s.call_id,
+            local_tag: &s.local_tag,
+            remote_tag: s.remote_tag.as_deref(),
+            cseq: s.cseq,
+            expires,
+            branch: &branch,
+        })?;
+        self.transmit.push_back(Transmit {
+            destination: s.target.clone(),
+            request,
+        });
+        Ok(())
+    }
+
+    fn sub_by_call_id(&self, call_id: &str) -> Option<String> {
+        self.subs
+            .values()
+            .find(|s| s.call_id == call_id)
+            .map(|s| s.impu.clone())
+    }
+
+    /// Handles the response to a SUBSCRIBE this view sent. Returns whether it matched.
+    pub fn handle_subscribe_response(&mut self, now: Instant, response: &Response) -> bool {
+        let Some((call_id, _)) = wire::response_call_id_cseq(response) else {
+            return false;
+        };
+        let Some(impu) = self.sub_by_call_id(&call_id) else {
+            return false;
+        };
+        let status = response.status();
+        if status < 200 {
+            return true;
+        }
+        if !(200..300).contains(&status) {
+            self.end_subscription(&impu);
+            return true;
+        }
+        let granted = wire::expires_of(response).unwrap_or(self.config.subscription_expires);
+        let to_tag = wire::to_tag_of(response);
+        if let Some(s) = self.subs.get_mut(&impu) {
+            if s.remote_tag.is_none() {
+                s.remote_tag = to_tag;
+            }
+            if let SubState::Active { refresh_at } = s.state {
+                self.refreshes.remove(&(refresh_at, impu.clone()));
+            }
+            // Refresh at 80% of the granted time.
+            let refresh_at = now + Duration::from_secs(u64::from(granted) * 4 / 5);
+            s.state = SubState::Active { refresh_at };
+            self.refreshes.insert((refresh_at, impu));
+        }
+        true
+    }
+
+    fn end_subscription(&mut self, impu: &str) {
+        if let Some(s) = self.subs.remove(impu) {
+            if let SubState::Active { refresh_at } = s.state {
+                self.refreshes.remove(&(refresh_at, impu.to_owned()));
+            }
+            self.events.push_back(ServerEvent::SubscriptionEnded {
+                impu: impu.to_owned(),
+            });
+        }
+    }
+
+    /// Handles a reg event NOTIFY from the SIP core authenticated as `peer`, applies its
+    /// `application/reginfo+xml` body and returns the response.
+    ///
+    /// Full documents replace the view of the identity; partial documents must carry the
+    /// next version (RFC 3680 §4.1.2) — a gap still answers 200 but queues a refreshing
+    /// SUBSCRIBE and reports [`ServerEvent::RegEventResync`].
+    pub fn handle_notify(&mut self, now: Instant, peer: &str, request: &Request) -> Response {
+        match self.notify(now, peer, request) {
+            Ok(()) => wire::plain_response(request, 200),
+            Err(e) => wire::error_response(request, &e),
+        }
+    }
+
+    fn notify(&mut self, now: Instant, peer: &str, request: &Request) -> Result<(), Error> {
+        if !self.config.trusted_cores.contains(peer) {
+            return Err(Error::UntrustedPeer(peer.to_owned()));
+        }
+        let n = wire::notify_parts(request)?;
+        if !n.event.eq_ignore_ascii_case("reg") {
+            return Err(Error::BadEvent);
+        }
+        let impu = self
+            .sub_by_call_id(&n.call_id)
+            .ok_or(Error::NoSuchSubscription)?;
+        if let Some(s) = self.subs.get_mut(&impu)
+            && s.remote_tag.is_none()
+        {
+            s.remote_tag = n.from_tag.clone();
+        }
+        if let Some(body) = &n.body {
+            let doc = RegInfo::parse_with(body, &self.config.xml_limits)?;
+            match self.apply_reginfo(now, &impu, &doc) {
+                // The NOTIFY itself is fine: accept it (a failure response could end the
+                // subscription, RFC 6665 §4.2.2); the refresh is already queued.
+                Ok(()) | Err(Error::VersionGap { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if n.terminated {
+            self.end_subscription(&impu);
+        }
+        Ok(())
+    }
+
+    /// Applies a reginfo document received in the subscription of `impu`.
+    ///
+    /// # Errors
+    /// [`Error::VersionGap`] (after queueing a resync) when a partial document skipped
+    /// versions or is older than the last one; [`Error::NoSuchSubscription`] without a
+    /// subscription for `impu`.
+    pub fn apply_reginfo(&mut self, now: Instant, impu: &str, doc: &RegInfo) -> Result<(), Error> {
+        let Some(s) = self.subs.get(impu) else {
+            return Err(Error::NoSuchSubscription);
+        };
+        if doc.state == DocState::Partial {
+            let expected = s.version.map_or(0, |v| v.wrapping_add(1));
+            if s.version.is_none() || doc.version != expected {
+                self.events.push_back(ServerEvent::RegEventResync {
+                    impu: impu.to_owned(),
+                });
+                self.send_subscribe(now, impu, self.config.subscription_expires)?;
+                return Err(Error::VersionGap {
+                    expected,
+                    got: doc.version,
+                });
+            }
+        } else if let Some(v) = s.version
+            && doc.version <= v
+            && doc.version != 0
+        {
+            // A stale full document (versions only grow within a subscription).
+            return Err(Error::VersionGap {
+                expected: v.wrapping_add(1),
+                got: doc.version,
+            });
+        }
+        if let Some(s) = self.subs.get_mut(impu) {
+            s.version = Some(doc.version);
+        }
+        for reg in doc
+            .registrations
+            .iter()
+            .filter(|r| canonical_aor(&r.aor).as_deref() == Some(impu))
+        {
+            if doc.state == DocState::Full {
+                let keep: Vec<(Option<String>, String)> = reg
+                    .contacts
+                    .iter()
+                    .filter(|c| c.state == ContactState::Active)
+                    .map(|c| (c.param("+sip.instance").map(str::to_owned), c.uri.clone()))
+                    .collect();
+                self.remove_where(
+                    impu,
+                    |u| !keep.iter().any(|(i, c)| u.same(i.as_deref(), c)),
+                    UeRemoval::RegEvent,
+                );
+            }
+            for c in &reg.contacts {
+                let inst = c.param("+sip.instance").map(str::to_owned);
+                match c.state {
+                    ContactState::Active => {
+                        let secs = c.expires.unwrap_or(0).min(self.config.max_expires);
+                        if secs == 0 {
+                            continue;
+                        }
+                        self.upsert(
+                            impu,
+                            RegisteredUe {
+                                instance: inst,
+                                contact: c.uri.clone(),
+                                expires_at: now + Duration::from_secs(u64::from(secs)),
+                                source: Source::RegEvent,
+                            },
+                        )?;
+                    }
+                    ContactState::Terminated => {
+                        let uri = c.uri.clone();
+                        self.remove_where(
+                            impu,
+                            |u| u.same(inst.as_deref(), &uri),
+                            UeRemoval::RegEvent,
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs due timers: UE expiry and subscription refreshes.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some((t, impu)) = self.expiries.first().cloned() {
+            if t > now {
+                break;
+            }
+            self.expiries.pop_first();
+            self.remove_where(&impu, |u| u.expires_at <= now, UeRemoval::Expired);
+        }
+        while let Some((t, impu)) = self.refreshes.first().cloned() {
+            if t > now {
+                break;
+            }
+            self.refreshes.pop_first();
+            if let Some(s) = self.subs.get_mut(&impu) {
+                s.state = SubState::Sent;
+            }
+            if self
+                .send_subscribe(now, &impu, self.config.subscription_expires)
+                .is_err()
+            {
+                self.end_subscription(&impu);
+            }
+        }
+    }
+
+    /// The next request to send (SUBSCRIBEs).
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmit.pop_front()
+    }
+
+    /// The next event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`RegistrationView::handle_timeout`] must next run.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.expiries.first().map(|(t, _)| *t),
+            self.refreshes.first().map(|(t, _)| *t),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+}
