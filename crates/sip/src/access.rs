@@ -15,9 +15,13 @@ use crate::via::{self, Via};
 /// Attach the header name and the value's position to an error from a value parser.
 pub(crate) fn locate(e: Error, id: Hid, at: usize) -> Error {
     match e {
-        Error::Header { offset, expected, .. } => {
-            Error::Header { name: id.name().to_owned(), offset: offset + at, expected }
-        }
+        Error::Header {
+            offset, expected, ..
+        } => Error::Header {
+            name: id.name().to_owned(),
+            offset: offset + at,
+            expected,
+        },
         other => other.shifted(at),
     }
 }
@@ -32,7 +36,9 @@ impl Headers {
     }
 
     fn single<T>(&self, id: Hid, f: impl FnOnce(&Bytes) -> Result<T>) -> Result<T> {
-        let e = self.first_id(id).ok_or(Error::MissingHeader(id.name()))?;
+        let e = self
+            .first_id(id)
+            .ok_or_else(|| Error::MissingHeader(id.name()))?;
         self.typed(e, f)
     }
 
@@ -40,7 +46,11 @@ impl Headers {
         self.first_id(id).map(|e| self.typed(e, f)).transpose()
     }
 
-    fn optional_str<'a, T>(&'a self, id: Hid, f: impl FnOnce(&'a str) -> Result<T>) -> Result<Option<T>> {
+    fn optional_str<'a, T>(
+        &'a self,
+        id: Hid,
+        f: impl FnOnce(&'a str) -> Result<T>,
+    ) -> Result<Option<T>> {
         self.first_id(id).map(|e| self.typed_str(e, f)).transpose()
     }
 
@@ -71,7 +81,9 @@ impl Headers {
     /// # Errors
     /// [`Error::MissingHeader`] or [`Error::Header`].
     pub fn cseq(&self) -> Result<CSeq> {
-        let e = self.first_id(Hid::CSeq).ok_or(Error::MissingHeader("CSeq"))?;
+        let e = self
+            .first_id(Hid::CSeq)
+            .ok_or(Error::MissingHeader("CSeq"))?;
         self.typed_str(e, CSeq::parse)
     }
 
@@ -216,7 +228,9 @@ impl Headers {
         let mut out = Vec::new();
         for e in self.by_id(Hid::Warning) {
             for v in split_commas(self.entry_value(e)) {
-                out.push(Warning::parse(v).map_err(|err| locate(err, e.id, e.value.start as usize))?);
+                out.push(
+                    Warning::parse(v).map_err(|err| locate(err, e.id, e.value.start as usize))?,
+                );
             }
         }
         Ok(out)
@@ -297,9 +311,15 @@ impl Headers {
             for v in split_commas(self.entry_value(e)) {
                 let ok = v.len() > 4
                     && v.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
-                    && v.bytes().all(|b| b > b' ' && b < 0x7f && !matches!(b, b',' | b';' | b'"' | b'<' | b'>'));
+                    && v.bytes().all(|b| {
+                        b > b' ' && b < 0x7f && !matches!(b, b',' | b';' | b'"' | b'<' | b'>')
+                    });
                 if !ok {
-                    return Err(locate(crate::params::perr(0, "a urn: service identifier"), e.id, e.value.start as usize));
+                    return Err(locate(
+                        crate::params::perr(0, "a urn: service identifier"),
+                        e.id,
+                        e.value.start as usize,
+                    ));
                 }
                 out.push(v);
             }
@@ -314,7 +334,9 @@ impl Headers {
     pub fn accept_contact(&self) -> Result<Vec<AcceptContact>> {
         self.all_lists(Hid::AcceptContact, |b| {
             let text = std::str::from_utf8(b).map_err(|_| crate::params::perr(0, "UTF-8 text"))?;
-            split_commas(text).map(|v| AcceptContact::from_bytes(&b.slice_ref(v.as_bytes()))).collect()
+            split_commas(text)
+                .map(|v| AcceptContact::from_bytes(&b.slice_ref(v.as_bytes())))
+                .collect()
         })
     }
 
@@ -429,6 +451,153 @@ macro_rules! forward {
             /// As [`Headers::content_type`].
             pub fn content_type(&self) -> Result<Option<ContentType>> {
                 self.headers().content_type()
+            }
+            /// The Min-Expires header (see [`Headers::min_expires`]).
+            ///
+            /// # Errors
+            /// As [`Headers::min_expires`].
+            pub fn min_expires(&self) -> Result<Option<u32>> {
+                self.headers().min_expires()
+            }
+            /// The first Content-Length header (see [`Headers::content_length`]).
+            ///
+            /// # Errors
+            /// As [`Headers::content_length`].
+            pub fn content_length(&self) -> Result<Option<usize>> {
+                self.headers().content_length()
+            }
+            /// The Allow-Events packages (see [`Headers::allow_events`]).
+            ///
+            /// # Errors
+            /// As [`Headers::allow_events`].
+            pub fn allow_events(&self) -> Result<Vec<&str>> {
+                self.headers().allow_events()
+            }
+            /// The Subscription-State header (see [`Headers::subscription_state`]).
+            ///
+            /// # Errors
+            /// As [`Headers::subscription_state`].
+            pub fn subscription_state(&self) -> Result<Option<SubscriptionState>> {
+                self.headers().subscription_state()
+            }
+            /// The SIP-ETag header (see [`Headers::sip_etag`]).
+            ///
+            /// # Errors
+            /// As [`Headers::sip_etag`].
+            pub fn sip_etag(&self) -> Result<Option<&str>> {
+                self.headers().sip_etag()
+            }
+            /// The SIP-If-Match header (see [`Headers::sip_if_match`]).
+            ///
+            /// # Errors
+            /// As [`Headers::sip_if_match`].
+            pub fn sip_if_match(&self) -> Result<Option<&str>> {
+                self.headers().sip_if_match()
+            }
+            /// The Warning values (see [`Headers::warning`]).
+            ///
+            /// # Errors
+            /// As [`Headers::warning`].
+            pub fn warning(&self) -> Result<Vec<Warning>> {
+                self.headers().warning()
+            }
+            /// The Supported option tags (see [`Headers::supported`]).
+            ///
+            /// # Errors
+            /// As [`Headers::supported`].
+            pub fn supported(&self) -> Result<Vec<&str>> {
+                self.headers().supported()
+            }
+            /// The Require option tags (see [`Headers::require`]).
+            ///
+            /// # Errors
+            /// As [`Headers::require`].
+            pub fn require(&self) -> Result<Vec<&str>> {
+                self.headers().require()
+            }
+            /// The Proxy-Require option tags (see [`Headers::proxy_require`]).
+            ///
+            /// # Errors
+            /// As [`Headers::proxy_require`].
+            pub fn proxy_require(&self) -> Result<Vec<&str>> {
+                self.headers().proxy_require()
+            }
+            /// The Unsupported option tags (see [`Headers::unsupported`]).
+            ///
+            /// # Errors
+            /// As [`Headers::unsupported`].
+            pub fn unsupported(&self) -> Result<Vec<&str>> {
+                self.headers().unsupported()
+            }
+            /// The Allow methods (see [`Headers::allow`]).
+            ///
+            /// # Errors
+            /// As [`Headers::allow`].
+            pub fn allow(&self) -> Result<Vec<&str>> {
+                self.headers().allow()
+            }
+            /// The Date header (see [`Headers::date`]).
+            ///
+            /// # Errors
+            /// As [`Headers::date`].
+            pub fn date(&self) -> Result<Option<Date>> {
+                self.headers().date()
+            }
+            /// The P-Asserted-Identity values (see [`Headers::p_asserted_identity`]).
+            ///
+            /// # Errors
+            /// As [`Headers::p_asserted_identity`].
+            pub fn p_asserted_identity(&self) -> Result<Vec<NameAddr>> {
+                self.headers().p_asserted_identity()
+            }
+            /// The P-Preferred-Identity values (see [`Headers::p_preferred_identity`]).
+            ///
+            /// # Errors
+            /// As [`Headers::p_preferred_identity`].
+            pub fn p_preferred_identity(&self) -> Result<Vec<NameAddr>> {
+                self.headers().p_preferred_identity()
+            }
+            /// The P-Preferred-Service values (see [`Headers::p_preferred_service`]).
+            ///
+            /// # Errors
+            /// As [`Headers::p_preferred_service`].
+            pub fn p_preferred_service(&self) -> Result<Vec<&str>> {
+                self.headers().p_preferred_service()
+            }
+            /// The Accept-Contact values (see [`Headers::accept_contact`]).
+            ///
+            /// # Errors
+            /// As [`Headers::accept_contact`].
+            pub fn accept_contact(&self) -> Result<Vec<AcceptContact>> {
+                self.headers().accept_contact()
+            }
+            /// The Route values (see [`Headers::route`]).
+            ///
+            /// # Errors
+            /// As [`Headers::route`].
+            pub fn route(&self) -> Result<Vec<NameAddr>> {
+                self.headers().route()
+            }
+            /// The Record-Route values (see [`Headers::record_route`]).
+            ///
+            /// # Errors
+            /// As [`Headers::record_route`].
+            pub fn record_route(&self) -> Result<Vec<NameAddr>> {
+                self.headers().record_route()
+            }
+            /// The Path values (see [`Headers::path`]).
+            ///
+            /// # Errors
+            /// As [`Headers::path`].
+            pub fn path(&self) -> Result<Vec<NameAddr>> {
+                self.headers().path()
+            }
+            /// The Service-Route values (see [`Headers::service_route`]).
+            ///
+            /// # Errors
+            /// As [`Headers::service_route`].
+            pub fn service_route(&self) -> Result<Vec<NameAddr>> {
+                self.headers().service_route()
             }
             /// The Event header (see [`Headers::event`]).
             ///

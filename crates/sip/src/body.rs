@@ -29,7 +29,10 @@ impl Part {
     pub fn new(content_type: &str, body: impl Into<Bytes>) -> Result<Self> {
         let mut headers = Headers::new();
         headers.push("Content-Type", content_type)?;
-        Ok(Self { headers, body: body.into() })
+        Ok(Self {
+            headers,
+            body: body.into(),
+        })
     }
 
     /// The part's Content-Type.
@@ -55,7 +58,8 @@ fn valid_boundary(b: &str) -> bool {
     !b.is_empty()
         && b.len() <= 70
         && !b.ends_with(' ')
-        && b.bytes().all(|c| c.is_ascii_alphanumeric() || b"'()+_,-./:=? ".contains(&c))
+        && b.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"'()+_,-./:=? ".contains(&c))
 }
 
 impl Multipart {
@@ -67,7 +71,10 @@ impl Multipart {
         if !valid_boundary(boundary) {
             return Err(Error::ApiMisuse("invalid multipart boundary"));
         }
-        Ok(Self { boundary: boundary.to_owned(), parts: Vec::new() })
+        Ok(Self {
+            boundary: boundary.to_owned(),
+            parts: Vec::new(),
+        })
     }
 
     /// Split `body` using the boundary of `content_type` (which must be `multipart/*`).
@@ -79,7 +86,9 @@ impl Multipart {
         if !content_type.main_type().eq_ignore_ascii_case("multipart") {
             return Err(body_err(0, "a multipart Content-Type"));
         }
-        let b = content_type.boundary().ok_or(body_err(0, "a boundary parameter"))?;
+        let b = content_type
+            .boundary()
+            .ok_or_else(|| body_err(0, "a boundary parameter"))?;
         Self::parse_with_boundary(&b, body)
     }
 
@@ -105,7 +114,7 @@ impl Multipart {
                 at = k + 1;
             }
         };
-        let mut d = find_from(0).ok_or(body_err(0, "the first boundary delimiter"))?;
+        let mut d = find_from(0).ok_or_else(|| body_err(0, "the first boundary delimiter"))?;
         let mut parts = Vec::new();
         loop {
             let after = d + delim.len();
@@ -124,7 +133,8 @@ impl Multipart {
                 return Err(body_err(p, "a line break after the boundary"));
             }
             let start = p + 1;
-            let next = find_from(start).ok_or(body_err(start, "the closing boundary delimiter"))?;
+            let next = find_from(start)
+                .ok_or_else(|| body_err(start, "the closing boundary delimiter"))?;
             // the CRLF before the delimiter belongs to it
             let mut end = next;
             if end > start && s.get(end - 1) == Some(&b'\n') {
@@ -138,14 +148,21 @@ impl Multipart {
             let mut entries = Vec::new();
             let he = headers::scan(&part, 0, &Limits::default(), &mut entries)
                 .map_err(|e| e.shifted(start))?;
-            let body_start = if he.terminated { he.body_start } else { part.len() };
+            let body_start = if he.terminated {
+                he.body_start
+            } else {
+                part.len()
+            };
             parts.push(Part {
                 body: part.slice(body_start.min(part.len())..),
                 headers: Headers::from_parts(part, entries),
             });
             d = next;
         }
-        Ok(Self { boundary: boundary.to_owned(), parts })
+        Ok(Self {
+            boundary: boundary.to_owned(),
+            parts,
+        })
     }
 
     /// Append a part.

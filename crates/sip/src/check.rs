@@ -18,7 +18,9 @@ pub struct Policy {
     /// Content types accepted in request bodies (`type/subtype`, case-insensitive); empty
     /// accepts any (415 otherwise).
     pub content_types: Vec<String>,
-    /// Whether Max-Forwards is mandatory (RFC 3261 §8.1.1; RFC 2543 peers omit it).
+    /// Whether Max-Forwards is mandatory. Default `false`: RFC 3261 §8.1.1 obliges the UAC to
+    /// send it, but neither the UAS checks of §8.2 nor a proxy (§16.6 adds one) reject a
+    /// request without it (RFC 4475 `inv2543`).
     pub require_max_forwards: bool,
 }
 
@@ -29,7 +31,7 @@ impl Default for Policy {
             proxy: false,
             schemes: vec![Scheme::Sip, Scheme::Sips, Scheme::Tel],
             content_types: Vec::new(),
-            require_max_forwards: true,
+            require_max_forwards: false,
         }
     }
 }
@@ -67,10 +69,10 @@ impl Request {
             }
         }
         let mut cls = h.by_id(Hid::ContentLength).map(|e| h.entry_value(e));
-        if let Some(first) = cls.next() {
-            if cls.any(|v| v != first) {
-                return Err(Error::ContentLengthMismatch);
-            }
+        if let Some(first) = cls.next()
+            && cls.any(|v| v != first)
+        {
+            return Err(Error::ContentLengthMismatch);
         }
         let mut mandatory = vec![Hid::To, Hid::From, Hid::CSeq, Hid::CallId, Hid::Via];
         if policy.require_max_forwards {
@@ -83,7 +85,9 @@ impl Request {
         }
         self.validate()?;
         if !policy.schemes.contains(&self.uri().scheme()) {
-            return Err(Error::UnsupportedUriScheme(self.uri().scheme_str().to_owned()));
+            return Err(Error::UnsupportedUriScheme(
+                self.uri().scheme_str().to_owned(),
+            ));
         }
         let mut unsupported: Vec<&str> = Vec::new();
         let mut tags = h.require()?;
@@ -91,19 +95,25 @@ impl Request {
             tags.extend(h.proxy_require()?);
         }
         for t in tags {
-            if !policy.supported.iter().any(|s| s.eq_ignore_ascii_case(t)) && !unsupported.contains(&t) {
+            if !policy.supported.iter().any(|s| s.eq_ignore_ascii_case(t))
+                && !unsupported.contains(&t)
+            {
                 unsupported.push(t);
             }
         }
         if !unsupported.is_empty() {
             return Err(Error::BadExtension(unsupported.join(", ")));
         }
-        if !policy.content_types.is_empty() && self.body_len() > 0 {
-            if let Some(ct) = h.content_type()? {
-                let ok = policy.content_types.iter().any(|c| c.eq_ignore_ascii_case(ct.mime_type()));
-                if !ok {
-                    return Err(Error::UnsupportedMediaType(ct.mime_type().to_owned()));
-                }
+        if !policy.content_types.is_empty()
+            && self.body_len() > 0
+            && let Some(ct) = h.content_type()?
+        {
+            let ok = policy
+                .content_types
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(ct.mime_type()));
+            if !ok {
+                return Err(Error::UnsupportedMediaType(ct.mime_type().to_owned()));
             }
         }
         if policy.proxy && h.max_forwards()? == Some(0) {

@@ -33,7 +33,10 @@ fn is_content_length(name: &[u8]) -> bool {
 /// Content-Length ([`Error::Header`]), a leading CR/LF ([`Error::StartLine`]), or a limit.
 pub fn frame(buf: &[u8], limits: &Limits) -> Result<Status> {
     if matches!(buf.first(), Some(b'\r' | b'\n')) {
-        return Err(Error::StartLine { offset: 0, expected: "a start line (skip CRLF keep-alives first)" });
+        return Err(Error::StartLine {
+            offset: 0,
+            expected: "a start line (skip CRLF keep-alives first)",
+        });
     }
     let window = buf.len().min(limits.max_head_size.saturating_add(1));
     let mut pos = 0;
@@ -42,41 +45,51 @@ pub fn frame(buf: &[u8], limits: &Limits) -> Result<Status> {
     let head_end = loop {
         let Some(k) = memchr::memchr(b'\n', buf.get(pos..window).unwrap_or_default()) else {
             if window - pos > limits.max_line_length {
-                return Err(Error::LineTooLong { offset: pos, limit: limits.max_line_length });
+                return Err(Error::LineTooLong {
+                    offset: pos,
+                    limit: limits.max_line_length,
+                });
             }
             if window > limits.max_head_size {
-                return Err(Error::HeadTooLarge { size: window, limit: limits.max_head_size });
+                return Err(Error::HeadTooLarge {
+                    size: window,
+                    limit: limits.max_head_size,
+                });
             }
             return Ok(Status::Partial);
         };
         let nl = pos + k;
         if nl - pos > limits.max_line_length {
-            return Err(Error::LineTooLong { offset: pos, limit: limits.max_line_length });
+            return Err(Error::LineTooLong {
+                offset: pos,
+                limit: limits.max_line_length,
+            });
         }
         let line = buf.get(pos..nl).unwrap_or_default();
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() && !first {
             break nl + 1;
         }
-        if !first && matches!(line.first(), Some(b'c' | b'C' | b'l' | b'L')) {
-            if let Some(colon) = memchr::memchr(b':', line) {
-                let name = line.get(..colon).unwrap_or_default();
-                let name = name.strip_suffix(b" ").unwrap_or(name);
-                let name = name.strip_suffix(b"\t").unwrap_or(name);
-                if is_content_length(name) {
-                    let v = line.get(colon + 1..).unwrap_or_default();
-                    let v = v.trim_ascii();
-                    let n = crate::chars::parse_u64(v)
-                        .and_then(|n| usize::try_from(n).ok())
-                        .ok_or(Error::Header {
-                            name: "Content-Length".into(),
-                            offset: pos + colon + 1,
-                            expected: "a decimal Content-Length",
-                        })?;
-                    match cl {
-                        Some(prev) if prev != n => return Err(Error::ContentLengthMismatch),
-                        _ => cl = Some(n),
-                    }
+        if !first
+            && matches!(line.first(), Some(b'c' | b'C' | b'l' | b'L'))
+            && let Some(colon) = memchr::memchr(b':', line)
+        {
+            let name = line.get(..colon).unwrap_or_default();
+            let name = name.strip_suffix(b" ").unwrap_or(name);
+            let name = name.strip_suffix(b"\t").unwrap_or(name);
+            if is_content_length(name) {
+                let v = line.get(colon + 1..).unwrap_or_default();
+                let v = v.trim_ascii();
+                let n = crate::chars::parse_u64(v)
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or_else(|| Error::Header {
+                        name: "Content-Length".into(),
+                        offset: pos + colon + 1,
+                        expected: "a decimal Content-Length",
+                    })?;
+                match cl {
+                    Some(prev) if prev != n => return Err(Error::ContentLengthMismatch),
+                    _ => cl = Some(n),
                 }
             }
         }
@@ -85,19 +98,31 @@ pub fn frame(buf: &[u8], limits: &Limits) -> Result<Status> {
     };
     let body = cl.ok_or(Error::MissingContentLength)?;
     if body > limits.max_body_size {
-        return Err(Error::BodyTooLarge { size: body, limit: limits.max_body_size });
+        return Err(Error::BodyTooLarge {
+            size: body,
+            limit: limits.max_body_size,
+        });
     }
     let total = head_end.saturating_add(body);
     if total > limits.max_message_size {
-        return Err(Error::MessageTooLarge { size: total, limit: limits.max_message_size });
+        return Err(Error::MessageTooLarge {
+            size: total,
+            limit: limits.max_message_size,
+        });
     }
-    Ok(if buf.len() >= total { Status::Complete(total) } else { Status::Partial })
+    Ok(if buf.len() >= total {
+        Status::Complete(total)
+    } else {
+        Status::Partial
+    })
 }
 
 /// How many CR/LF bytes (RFC 5626 keep-alives, RFC 3261 §7.5 leading CRLFs) start `buf`.
 #[must_use]
 pub fn keepalive_len(buf: &[u8]) -> usize {
-    buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count()
+    buf.iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count()
 }
 
 /// Turns a byte stream into messages: push chunks of any size, take whole messages.
@@ -127,7 +152,11 @@ impl Framer {
     /// A framer with these limits.
     #[must_use]
     pub fn new(limits: Limits) -> Self {
-        Self { buf: BytesMut::new(), limits, error: None }
+        Self {
+            buf: BytesMut::new(),
+            limits,
+            error: None,
+        }
     }
 
     /// Append received bytes. Nothing is buffered beyond the current message's limits: once a
@@ -151,7 +180,10 @@ impl Framer {
                 Ok(Status::Complete(_)) => {}
                 Ok(Status::Partial) => {
                     let size = self.buf.len() + chunk.len();
-                    self.error = Some(Error::MessageTooLarge { size, limit: self.limits.max_message_size });
+                    self.error = Some(Error::MessageTooLarge {
+                        size,
+                        limit: self.limits.max_message_size,
+                    });
                     self.buf.clear();
                     return;
                 }

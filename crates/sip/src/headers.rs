@@ -50,25 +50,52 @@ fn header_err(id: Hid, name: &[u8], offset: usize, expected: &'static str) -> Er
         Hid::Other => String::from_utf8_lossy(name).into_owned(),
         h => h.name().to_owned(),
     };
-    Error::Header { name, offset, expected }
+    Error::Header {
+        name,
+        offset,
+        expected,
+    }
 }
 
 /// Scan header lines from `pos` to the empty line (or the end of `buf`), appending entries.
-pub(crate) fn scan(buf: &[u8], mut pos: usize, limits: &Limits, entries: &mut Vec<Entry>) -> Result<HeadEnd> {
+pub(crate) fn scan(
+    buf: &[u8],
+    mut pos: usize,
+    limits: &Limits,
+    entries: &mut Vec<Entry>,
+) -> Result<HeadEnd> {
     let len = buf.len();
     let mut content_length = None;
     loop {
         if pos > limits.max_head_size {
-            return Err(Error::HeadTooLarge { size: pos, limit: limits.max_head_size });
+            return Err(Error::HeadTooLarge {
+                size: pos,
+                limit: limits.max_head_size,
+            });
         }
         let Some(&b0) = buf.get(pos) else {
-            return Ok(HeadEnd { head_end: len, body_start: len, terminated: false, content_length });
+            return Ok(HeadEnd {
+                head_end: len,
+                body_start: len,
+                terminated: false,
+                content_length,
+            });
         };
         if b0 == b'\n' {
-            return Ok(HeadEnd { head_end: pos, body_start: pos + 1, terminated: true, content_length });
+            return Ok(HeadEnd {
+                head_end: pos,
+                body_start: pos + 1,
+                terminated: true,
+                content_length,
+            });
         }
         if b0 == b'\r' && buf.get(pos + 1) == Some(&b'\n') {
-            return Ok(HeadEnd { head_end: pos, body_start: pos + 2, terminated: true, content_length });
+            return Ok(HeadEnd {
+                head_end: pos,
+                body_start: pos + 2,
+                terminated: true,
+                content_length,
+            });
         }
         // header name
         let ns = pos;
@@ -76,7 +103,11 @@ pub(crate) fn scan(buf: &[u8], mut pos: usize, limits: &Limits, entries: &mut Ve
             pos += 1;
         }
         if pos == ns {
-            return Err(Error::Header { name: String::new(), offset: pos, expected: "a header name" });
+            return Err(Error::Header {
+                name: String::new(),
+                offset: pos,
+                expected: "a header name",
+            });
         }
         let ne = pos;
         while matches!(buf.get(pos), Some(b' ' | b'\t')) {
@@ -84,7 +115,12 @@ pub(crate) fn scan(buf: &[u8], mut pos: usize, limits: &Limits, entries: &mut Ve
         }
         let name = buf.get(ns..ne).unwrap_or_default();
         if buf.get(pos) != Some(&b':') {
-            return Err(header_err(lookup(name), name, pos, "':' after the header name"));
+            return Err(header_err(
+                lookup(name),
+                name,
+                pos,
+                "':' after the header name",
+            ));
         }
         pos += 1;
         let vs = pos;
@@ -98,16 +134,25 @@ pub(crate) fn scan(buf: &[u8], mut pos: usize, limits: &Limits, entries: &mut Ve
                         pos = nl + 1;
                         continue;
                     }
-                    let ce = if nl > vs && buf.get(nl - 1) == Some(&b'\r') { nl - 1 } else { nl };
+                    let ce = if nl > vs && buf.get(nl - 1) == Some(&b'\r') {
+                        nl - 1
+                    } else {
+                        nl
+                    };
                     break (ce, nl + 1);
                 }
             }
         };
         if line_end - ns > limits.max_line_length {
-            return Err(Error::LineTooLong { offset: ns, limit: limits.max_line_length });
+            return Err(Error::LineTooLong {
+                offset: ns,
+                limit: limits.max_line_length,
+            });
         }
         if entries.len() >= limits.max_headers {
-            return Err(Error::TooManyHeaders { limit: limits.max_headers });
+            return Err(Error::TooManyHeaders {
+                limit: limits.max_headers,
+            });
         }
         let mut a = vs;
         let mut b = content_end;
@@ -129,15 +174,21 @@ pub(crate) fn scan(buf: &[u8], mut pos: usize, limits: &Limits, entries: &mut Ve
                 }
             }
             Hid::CSeq => {
-                let d = value.iter().position(|&c| !c.is_ascii_digit()).unwrap_or(value.len());
+                let d = value
+                    .iter()
+                    .position(|&c| !c.is_ascii_digit())
+                    .unwrap_or(value.len());
                 if chars::parse_u32(value.get(..d).unwrap_or_default()).is_none() {
                     return Err(header_err(id, name, a, "a CSeq number below 2^32"));
                 }
             }
-            Hid::MaxForwards => {
-                if chars::parse_u64(value).is_none_or(|v| v > 255) {
-                    return Err(header_err(id, name, a, "a Max-Forwards number from 0 to 255"));
-                }
+            Hid::MaxForwards if chars::parse_u64(value).is_none_or(|v| v > 255) => {
+                return Err(header_err(
+                    id,
+                    name,
+                    a,
+                    "a Max-Forwards number from 0 to 255",
+                ));
             }
             _ => {}
         }
@@ -197,7 +248,11 @@ impl Headers {
     }
 
     pub(crate) fn from_parts(buf: Bytes, entries: Vec<Entry>) -> Self {
-        Self { buf, entries, dirty: false }
+        Self {
+            buf,
+            entries,
+            dirty: false,
+        }
     }
 
     pub(crate) fn entries(&self) -> &[Entry] {
@@ -223,7 +278,9 @@ impl Headers {
 
     /// The raw line of an entry, terminator included if it had one.
     pub(crate) fn entry_line(&self, e: &Entry) -> &[u8] {
-        self.buf.get(e.name.start as usize..e.line_end as usize).unwrap_or_default()
+        self.buf
+            .get(e.name.start as usize..e.line_end as usize)
+            .unwrap_or_default()
     }
 
     pub(crate) fn value_bytes(&self, e: &Entry) -> Bytes {
@@ -235,7 +292,10 @@ impl Headers {
         let id = lookup(name.as_bytes());
         self.entries.iter().filter(move |e| {
             if id == Hid::Other {
-                e.id == Hid::Other && e.name.bytes(&self.buf).eq_ignore_ascii_case(name.as_bytes())
+                e.id == Hid::Other
+                    && e.name
+                        .bytes(&self.buf)
+                        .eq_ignore_ascii_case(name.as_bytes())
             } else {
                 e.id == id
             }
@@ -264,7 +324,9 @@ impl Headers {
 
     /// All header lines in order, as `(name as written, value)`.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        self.entries.iter().map(|e| (self.entry_name(e), self.entry_value(e)))
+        self.entries
+            .iter()
+            .map(|e| (self.entry_name(e), self.entry_value(e)))
     }
 
     /// The value of the first header called `name`.
@@ -369,7 +431,10 @@ impl Headers {
     fn position(&self, name: &str, id: Hid) -> Option<usize> {
         self.entries.iter().position(|e| {
             if id == Hid::Other {
-                e.id == Hid::Other && e.name.bytes(&self.buf).eq_ignore_ascii_case(name.as_bytes())
+                e.id == Hid::Other
+                    && e.name
+                        .bytes(&self.buf)
+                        .eq_ignore_ascii_case(name.as_bytes())
             } else {
                 e.id == id
             }
@@ -466,7 +531,8 @@ mod tests {
         h.push("v", "SIP/2.0/TLS b;branch=z9hG4bK2").unwrap();
         assert_eq!(h.count("via"), 2);
         assert_eq!(h.get("x-foo"), Some("1"));
-        h.push_front("Via", "SIP/2.0/TLS top;branch=z9hG4bK0").unwrap();
+        h.push_front("Via", "SIP/2.0/TLS top;branch=z9hG4bK0")
+            .unwrap();
         assert_eq!(h.get("V"), Some("SIP/2.0/TLS top;branch=z9hG4bK0"));
         h.replace("x-FOO", "2").unwrap();
         assert_eq!(h.iter().nth(2), Some(("x-FOO", "2")));

@@ -65,7 +65,7 @@
 //!     .build()?;
 //! assert_eq!(ok.status(), 200);
 //! assert_eq!(ok.to()?.tag(), Some("a6c85cf"));
-//! assert_eq!(Message::parse(ok.encode())?, Message::from(ok));
+//! assert_eq!(Message::parse(ok.encode())?, Message::Response(ok));
 //! # Ok::<(), mcptt_sip::Error>(())
 //! ```
 
@@ -100,7 +100,9 @@ pub use method::{Method, reason_phrase};
 pub use name_addr::NameAddr;
 pub use names::{canonical_name, compact_name};
 pub use params::Params;
-pub use types::{AcceptContact, CSeq, Contact, ContentType, Date, Event, SubscriptionState, Warning};
+pub use types::{
+    AcceptContact, CSeq, Contact, ContentType, Date, Event, SubscriptionState, Warning,
+};
 pub use uri::{Scheme, Uri};
 pub use via::{BRANCH_COOKIE, Via};
 

@@ -40,7 +40,9 @@ impl Head {
     }
 
     fn body_len(&self) -> usize {
-        self.body_override.as_ref().map_or(self.body.len(), Bytes::len)
+        self.body_override
+            .as_ref()
+            .map_or(self.body.len(), Bytes::len)
     }
 
     fn encode_vec(&self, out: &mut Vec<u8>) {
@@ -83,7 +85,8 @@ impl Head {
         } else if body.is_empty() {
             self.headers.remove("Content-Type");
         }
-        self.headers.replace("Content-Length", &body.len().to_string())?;
+        self.headers
+            .replace("Content-Length", &body.len().to_string())?;
         self.body_override = Some(body);
         Ok(())
     }
@@ -124,12 +127,19 @@ fn start_err(offset: usize, expected: &'static str) -> Error {
 
 /// Check `SIP/x.y` at `v`; `Ok(())` only for `SIP/2.0`.
 fn check_version(v: &[u8], offset: usize) -> Result<()> {
-    let Some(rest) = v.get(..4).filter(|p| p.eq_ignore_ascii_case(b"SIP/")).and(v.get(4..)) else {
+    let Some(rest) = v
+        .get(..4)
+        .filter(|p| p.eq_ignore_ascii_case(b"SIP/"))
+        .and_then(|_| v.get(4..))
+    else {
         return Err(start_err(offset, "SIP-Version (SIP/2.0)"));
     };
     let dot = rest.iter().position(|&b| b == b'.');
     let ok_shape = dot.is_some_and(|d| {
-        let (maj, min) = (rest.get(..d).unwrap_or_default(), rest.get(d + 1..).unwrap_or_default());
+        let (maj, min) = (
+            rest.get(..d).unwrap_or_default(),
+            rest.get(d + 1..).unwrap_or_default(),
+        );
         !maj.is_empty() && !min.is_empty() && maj.iter().chain(min).all(u8::is_ascii_digit)
     });
     if !ok_shape {
@@ -181,24 +191,40 @@ impl Message {
     /// As [`Message::parse`].
     pub fn parse_with(mut buf: Bytes, limits: &Limits) -> Result<Self> {
         if buf.len() > limits.max_message_size || u32::try_from(buf.len()).is_err() {
-            return Err(Error::MessageTooLarge { size: buf.len(), limit: limits.max_message_size });
+            return Err(Error::MessageTooLarge {
+                size: buf.len(),
+                limit: limits.max_message_size,
+            });
         }
-        let lead = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+        let lead = buf
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
         if lead > 0 {
             buf = buf.slice(lead..);
         }
         let s: &[u8] = &buf;
         let nl = memchr::memchr(b'\n', s).ok_or_else(|| {
             if s.len() > limits.max_line_length {
-                Error::LineTooLong { offset: 0, limit: limits.max_line_length }
+                Error::LineTooLong {
+                    offset: 0,
+                    limit: limits.max_line_length,
+                }
             } else {
                 start_err(s.len(), "a line break after the start line")
             }
         })?;
         if nl > limits.max_line_length {
-            return Err(Error::LineTooLong { offset: 0, limit: limits.max_line_length });
+            return Err(Error::LineTooLong {
+                offset: 0,
+                limit: limits.max_line_length,
+            });
         }
-        let line_end = if nl > 0 && s.get(nl - 1) == Some(&b'\r') { nl - 1 } else { nl };
+        let line_end = if nl > 0 && s.get(nl - 1) == Some(&b'\r') {
+            nl - 1
+        } else {
+            nl
+        };
         let line = s.get(..line_end).unwrap_or_default();
         let start_end = nl + 1;
 
@@ -206,9 +232,14 @@ impl Message {
             Req(Method, Span),
             Resp(u16, Span),
         }
-        let kind = if line.len() >= 4 && line.get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/")) {
+        let kind = if line.len() >= 4
+            && line
+                .get(..4)
+                .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+        {
             // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
-            let sp = memchr::memchr(b' ', line).ok_or_else(|| start_err(line.len(), "SP after SIP-Version"))?;
+            let sp = memchr::memchr(b' ', line)
+                .ok_or_else(|| start_err(line.len(), "SP after SIP-Version"))?;
             check_version(line.get(..sp).unwrap_or_default(), 0)?;
             let cs = sp + 1;
             let code_bytes = line.get(cs..cs + 3).unwrap_or_default();
@@ -218,17 +249,22 @@ impl Message {
             if line.get(cs + 3) != Some(&b' ') {
                 return Err(start_err(cs + 3, "SP after the status code"));
             }
-            let code = code_bytes.iter().fold(0u16, |a, &d| a * 10 + u16::from(d - b'0'));
+            let code = code_bytes
+                .iter()
+                .fold(0u16, |a, &d| a * 10 + u16::from(d - b'0'));
             if !(100..=699).contains(&code) {
                 return Err(start_err(cs, "a status code from 100 to 699"));
             }
-            if line.iter().any(|&b| b == b'\r') {
+            if line.contains(&b'\r') {
                 return Err(start_err(cs + 4, "a reason phrase without CR"));
             }
             Kind::Resp(code, Span::new(cs + 4, line_end))
         } else {
             // Request-Line = Method SP Request-URI SP SIP-Version
-            let m_end = line.iter().position(|&b| !crate::chars::is_token(b)).unwrap_or(line.len());
+            let m_end = line
+                .iter()
+                .position(|&b| !crate::chars::is_token(b))
+                .unwrap_or(line.len());
             if m_end == 0 {
                 return Err(start_err(0, "a method token"));
             }
@@ -244,7 +280,10 @@ impl Message {
             }
             check_version(line.get(ue + 1..).unwrap_or_default(), ue + 1)?;
             if ue - us > limits.max_uri_length {
-                return Err(Error::UriTooLong { size: ue - us, limit: limits.max_uri_length });
+                return Err(Error::UriTooLong {
+                    size: ue - us,
+                    limit: limits.max_uri_length,
+                });
             }
             let method = std::str::from_utf8(line.get(..m_end).unwrap_or_default())
                 .map_err(|_| start_err(0, "a method token"))
@@ -268,7 +307,10 @@ impl Message {
         };
         let announced = he.content_length.unwrap_or(body_len);
         if announced > limits.max_body_size {
-            return Err(Error::BodyTooLarge { size: announced, limit: limits.max_body_size });
+            return Err(Error::BodyTooLarge {
+                size: announced,
+                limit: limits.max_body_size,
+            });
         }
         let msg_end = he.body_start + body_len;
         buf.truncate(msg_end);
@@ -283,7 +325,8 @@ impl Message {
         };
         Ok(match kind {
             Kind::Req(method, us) => {
-                let uri = Uri::from_bytes(head.buf.slice(us.range())).map_err(|e| e.shifted(us.start as usize))?;
+                let uri = Uri::from_bytes(head.buf.slice(us.range()))
+                    .map_err(|e| e.shifted(us.start as usize))?;
                 if uri.has_headers() {
                     return Err(Error::Uri {
                         offset: us.start as usize,
@@ -450,13 +493,21 @@ impl Request {
     /// # Errors
     /// As [`Message::parse`], or [`Error::StartLine`] if the message is a response.
     pub fn parse(buf: Bytes) -> Result<Self> {
-        Message::parse(buf)?.into_request().ok_or(start_err(0, "a request"))
+        Message::parse(buf)?
+            .into_request()
+            .ok_or_else(|| start_err(0, "a request"))
     }
 
     /// Start building a request; see [`RequestBuilder`].
     #[must_use]
     pub fn builder(method: Method, uri: Uri) -> RequestBuilder {
-        RequestBuilder { method, uri, headers: Headers::new(), body: None, error: None }
+        RequestBuilder {
+            method,
+            uri,
+            headers: Headers::new(),
+            body: None,
+            error: None,
+        }
     }
 
     /// The method.
@@ -494,7 +545,9 @@ impl Response {
     /// # Errors
     /// As [`Message::parse`], or [`Error::StartLine`] if the message is a request.
     pub fn parse(buf: Bytes) -> Result<Self> {
-        Message::parse(buf)?.into_response().ok_or(start_err(0, "a response"))
+        Message::parse(buf)?
+            .into_response()
+            .ok_or_else(|| start_err(0, "a response"))
     }
 
     /// The status code.
@@ -537,8 +590,14 @@ impl Response {
     pub fn builder_for(req: &Request, code: u16) -> ResponseBuilder {
         let mut b = Self::builder(code);
         for e in req.head.headers.entries() {
-            if matches!(e.id, Hid::Via | Hid::From | Hid::To | Hid::CallId | Hid::CSeq) {
-                let (n, v) = (req.head.headers.entry_name(e), req.head.headers.entry_value(e));
+            if matches!(
+                e.id,
+                Hid::Via | Hid::From | Hid::To | Hid::CallId | Hid::CSeq
+            ) {
+                let (n, v) = (
+                    req.head.headers.entry_name(e),
+                    req.head.headers.entry_value(e),
+                );
                 // Folded values are copied unfolded (line breaks become spaces).
                 let v = unfold(v);
                 if let Err(err) = b.headers.push(n, &v) {
@@ -565,7 +624,10 @@ impl Response {
         let mut entries = Vec::with_capacity(8);
         let src = &req.head.headers;
         for e in src.entries() {
-            if matches!(e.id, Hid::Via | Hid::From | Hid::To | Hid::CallId | Hid::CSeq) {
+            if matches!(
+                e.id,
+                Hid::Via | Hid::From | Hid::To | Hid::CallId | Hid::CSeq
+            ) {
                 let ns = v.len();
                 v.extend_from_slice(src.entry_name(e).as_bytes());
                 let ne = v.len();
@@ -599,7 +661,7 @@ impl Response {
             head: Head {
                 headers: Headers::from_parts(buf.clone(), entries),
                 start_line: Span::new(0, line_end),
-                    body: Span::new(end, end),
+                body: Span::new(end, end),
                 body_override: None,
                 terminated: true,
                 declared_len: Some(0),
@@ -618,7 +680,10 @@ fn unfold(v: &str) -> std::borrow::Cow<'_, str> {
     let mut it = v.chars().peekable();
     while let Some(c) = it.next() {
         if c == '\r' || c == '\n' {
-            while it.peek().is_some_and(|&n| n == '\r' || n == '\n' || n == ' ' || n == '\t') {
+            while it
+                .peek()
+                .is_some_and(|&n| n == '\r' || n == '\n' || n == ' ' || n == '\t')
+            {
                 it.next();
             }
             out.push(' ');
@@ -629,7 +694,11 @@ fn unfold(v: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
-fn assemble(start_line: &str, headers: &Headers, body: Option<&(Option<String>, Bytes)>) -> Vec<u8> {
+fn assemble(
+    start_line: &str,
+    headers: &Headers,
+    body: Option<&(Option<String>, Bytes)>,
+) -> Vec<u8> {
     let mut v = Vec::with_capacity(256 + body.map_or(0, |b| b.1.len()));
     v.extend_from_slice(start_line.as_bytes());
     v.extend_from_slice(b"\r\n");
@@ -752,7 +821,10 @@ impl ResponseBuilder {
         if !(100..=699).contains(&self.code) {
             return Err(Error::ApiMisuse("status code must be 100..=699"));
         }
-        let reason = self.reason.as_deref().unwrap_or(reason_phrase(self.code));
+        let reason = self
+            .reason
+            .as_deref()
+            .unwrap_or_else(|| reason_phrase(self.code));
         if reason.contains(['\r', '\n']) {
             return Err(Error::ApiMisuse("reason phrase must not contain CR or LF"));
         }
@@ -761,7 +833,9 @@ impl ResponseBuilder {
                 return Err(Error::ApiMisuse("tag must be a token"));
             }
             if let Some(to) = self.headers.get("To") {
-                let has_tag = crate::NameAddr::parse(to).map(|n| n.tag().is_some()).unwrap_or(true);
+                let has_tag = crate::NameAddr::parse(to)
+                    .map(|n| n.tag().is_some())
+                    .unwrap_or(true);
                 if !has_tag {
                     let v = format!("{to};tag={tag}");
                     self.headers.replace("To", &v)?;

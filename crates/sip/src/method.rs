@@ -64,7 +64,12 @@ impl Method {
             "MESSAGE" => Self::Message,
             "UPDATE" => Self::Update,
             _ if chars::is_token_str(s.as_bytes()) => Self::Extension(s.into()),
-            _ => return Err(Error::StartLine { offset: 0, expected: "a method token" }),
+            _ => {
+                return Err(Error::StartLine {
+                    offset: 0,
+                    expected: "a method token",
+                });
+            }
         })
     }
 

@@ -114,25 +114,39 @@ impl NameAddr {
     /// The `expires` parameter (Contact), validated as a 32-bit number when parsed.
     #[must_use]
     pub fn expires(&self) -> Option<u32> {
-        self.param("expires").and_then(|v| chars::parse_u32(v.as_bytes()))
+        self.param("expires")
+            .and_then(|v| chars::parse_u32(v.as_bytes()))
     }
 
-    /// The `q` parameter (Contact) in thousandths (`q=0.5` → 500).
+    /// The `q` parameter (Contact), 0.0 to 1.0.
     #[must_use]
-    pub fn q(&self) -> Option<u16> {
+    pub fn q(&self) -> Option<f32> {
+        self.q_millis().map(|q| f32::from(q) / 1000.0)
+    }
+
+    /// The `q` parameter (Contact) in thousandths (`q=0.5` → 500), exact.
+    #[must_use]
+    pub fn q_millis(&self) -> Option<u16> {
         self.param("q").and_then(parse_qvalue)
+    }
+
+    /// Whether header parameter `name` is present (case-insensitive).
+    #[must_use]
+    pub fn has_param(&self, name: &str) -> bool {
+        self.params.contains(name)
     }
 
     /// The `+sip.instance` parameter without quotes, e.g. `<urn:uuid:…>` (RFC 5626).
     #[must_use]
-    pub fn instance(&self) -> Option<Cow<'_, str>> {
+    pub fn sip_instance(&self) -> Option<Cow<'_, str>> {
         self.params.get_unquoted("+sip.instance")
     }
 
     /// The `reg-id` parameter (RFC 5626).
     #[must_use]
     pub fn reg_id(&self) -> Option<u32> {
-        self.param("reg-id").and_then(|v| chars::parse_u32(v.as_bytes()))
+        self.param("reg-id")
+            .and_then(|v| chars::parse_u32(v.as_bytes()))
     }
 
     /// The value of a feature tag (RFC 3840), quotes removed: `Some("")` for a flag such as
@@ -145,7 +159,8 @@ impl NameAddr {
     /// The `+g.3gpp.icsi-ref` feature tag value, quotes removed and `%` escapes decoded.
     #[must_use]
     pub fn icsi_ref(&self) -> Option<String> {
-        self.feature_tag("+g.3gpp.icsi-ref").map(|v| chars::unescape(&v).into_owned())
+        self.feature_tag("+g.3gpp.icsi-ref")
+            .map(|v| chars::unescape(&v).into_owned())
     }
 
     /// The value as written.
@@ -165,7 +180,11 @@ pub(crate) fn parse_qvalue(v: &str) -> Option<u16> {
     if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let f: u16 = if frac.is_empty() { 0 } else { format!("{frac:0<3}").parse().ok()? };
+    let f: u16 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<3}").parse().ok()?
+    };
     match int {
         "0" => Some(f),
         "1" if f == 0 => Some(1000),
@@ -205,7 +224,9 @@ pub(crate) fn parse_one(src: &Bytes, c: &mut Cursor<'_>) -> Result<Partial> {
     let angle;
     // display-name = *(token LWS) / quoted-string
     if c.peek() == Some(b'"') {
-        let q = c.quoted().ok_or_else(|| perr(c.pos, "a terminated quoted display name"))?;
+        let q = c
+            .quoted()
+            .ok_or_else(|| perr(c.pos, "a terminated quoted display name"))?;
         display = Some(Span::new(q.0, q.1));
         c.skip_lws();
         if c.peek() != Some(b'<') {
@@ -248,7 +269,10 @@ pub(crate) fn parse_one(src: &Bytes, c: &mut Cursor<'_>) -> Result<Partial> {
         }
         let text = c.slice(r);
         if text.contains(&b'?') {
-            return Err(perr(us, "a URI with headers to be enclosed in <> (RFC 3261 §20)"));
+            return Err(perr(
+                us,
+                "a URI with headers to be enclosed in <> (RFC 3261 §20)",
+            ));
         }
         Uri::from_bytes(src.slice(r.0..r.1)).map_err(|e| e.shifted(us))?
     };
@@ -258,17 +282,33 @@ pub(crate) fn parse_one(src: &Bytes, c: &mut Cursor<'_>) -> Result<Partial> {
     for p in &list {
         let n = p.name.str(src);
         let v = p.value.map(|v| v.str(src));
-        if n.eq_ignore_ascii_case("expires") && v.and_then(|v| chars::parse_u32(v.as_bytes())).is_none() {
-            return Err(perr(p.name.start as usize, "expires=delta-seconds below 2^32"));
+        if n.eq_ignore_ascii_case("expires")
+            && v.and_then(|v| chars::parse_u32(v.as_bytes())).is_none()
+        {
+            return Err(perr(
+                p.name.start as usize,
+                "expires=delta-seconds below 2^32",
+            ));
         }
         if n.eq_ignore_ascii_case("q") && v.and_then(parse_qvalue).is_none() {
-            return Err(perr(p.name.start as usize, "q=qvalue (0 to 1, three decimals)"));
+            return Err(perr(
+                p.name.start as usize,
+                "q=qvalue (0 to 1, three decimals)",
+            ));
         }
-        if n.eq_ignore_ascii_case("reg-id") && v.and_then(|v| chars::parse_u32(v.as_bytes())).is_none() {
+        if n.eq_ignore_ascii_case("reg-id")
+            && v.and_then(|v| chars::parse_u32(v.as_bytes())).is_none()
+        {
             return Err(perr(p.name.start as usize, "reg-id=number"));
         }
     }
-    Ok(Partial { whole: Span::new(start, c.pos), display, uri, angle, list })
+    Ok(Partial {
+        whole: Span::new(start, c.pos),
+        display,
+        uri,
+        angle,
+        list,
+    })
 }
 
 /// Parse a comma-separated list of name-addrs over the whole of `src`.

@@ -16,7 +16,11 @@ pub(crate) struct ParamSpan {
 }
 
 pub(crate) fn perr(at: usize, expected: &'static str) -> Error {
-    Error::Header { name: String::new(), offset: at, expected }
+    Error::Header {
+        name: String::new(),
+        offset: at,
+        expected,
+    }
 }
 
 #[inline]
@@ -31,7 +35,8 @@ pub(crate) fn parse_params(c: &mut Cursor<'_>, out: &mut Vec<ParamSpan>) -> Resu
         let name = c.token().ok_or_else(|| perr(c.pos, "a parameter name"))?;
         let value = if c.eat_sep(b'=') {
             let v = if c.peek() == Some(b'"') {
-                c.quoted().ok_or_else(|| perr(c.pos, "a terminated quoted string"))?
+                c.quoted()
+                    .ok_or_else(|| perr(c.pos, "a terminated quoted string"))?
             } else {
                 let r = c.take_while(is_value_char);
                 if r.0 == r.1 {
@@ -43,7 +48,10 @@ pub(crate) fn parse_params(c: &mut Cursor<'_>, out: &mut Vec<ParamSpan>) -> Resu
         } else {
             None
         };
-        out.push(ParamSpan { name: Span::new(name.0, name.1), value });
+        out.push(ParamSpan {
+            name: Span::new(name.0, name.1),
+            value,
+        });
     }
     Ok(())
 }

@@ -13,7 +13,10 @@ impl Span {
     /// Callers guarantee both values fit in `u32` (buffers are checked on entry).
     #[inline]
     pub(crate) fn new(start: usize, end: usize) -> Self {
-        Self { start: start as u32, end: end as u32 }
+        Self {
+            start: start as u32,
+            end: end as u32,
+        }
     }
 
     #[inline]

@@ -21,7 +21,11 @@ fn text_of(src: &Bytes) -> Result<&str> {
 
 fn end(c: &mut Cursor<'_>) -> Result<()> {
     c.skip_lws();
-    if c.at_end() { Ok(()) } else { Err(perr(c.pos, "the end of the value")) }
+    if c.at_end() {
+        Ok(())
+    } else {
+        Err(perr(c.pos, "the end of the value"))
+    }
 }
 
 // ---- CSeq ----------------------------------------------------------------------------------
@@ -44,7 +48,8 @@ impl CSeq {
         let mut c = Cursor::new(s);
         c.skip_lws();
         let r = c.take_while(|b| b.is_ascii_digit());
-        let seq = chars::parse_u32(c.slice(r)).ok_or_else(|| perr(r.0, "a sequence number below 2^32"))?;
+        let seq = chars::parse_u32(c.slice(r))
+            .ok_or_else(|| perr(r.0, "a sequence number below 2^32"))?;
         if !c.skip_lws() {
             return Err(perr(c.pos, "white space after the sequence number"));
         }
@@ -120,16 +125,40 @@ impl Contact {
         self.name_addr().and_then(NameAddr::expires)
     }
 
+    /// The `q` parameter, 0.0 to 1.0.
+    #[must_use]
+    pub fn q(&self) -> Option<f32> {
+        self.name_addr().and_then(NameAddr::q)
+    }
+
     /// The `q` parameter in thousandths.
     #[must_use]
-    pub fn q(&self) -> Option<u16> {
-        self.name_addr().and_then(NameAddr::q)
+    pub fn q_millis(&self) -> Option<u16> {
+        self.name_addr().and_then(NameAddr::q_millis)
     }
 
     /// The `+sip.instance` parameter without quotes.
     #[must_use]
-    pub fn instance(&self) -> Option<Cow<'_, str>> {
-        self.name_addr().and_then(NameAddr::instance)
+    pub fn sip_instance(&self) -> Option<Cow<'_, str>> {
+        self.name_addr().and_then(NameAddr::sip_instance)
+    }
+
+    /// The `+g.3gpp.icsi-ref` feature tag, quotes removed and escapes decoded.
+    #[must_use]
+    pub fn icsi_ref(&self) -> Option<String> {
+        self.name_addr().and_then(NameAddr::icsi_ref)
+    }
+
+    /// The display name without quotes and escapes.
+    #[must_use]
+    pub fn display_name(&self) -> Option<Cow<'_, str>> {
+        self.name_addr().and_then(NameAddr::display_name)
+    }
+
+    /// Whether header parameter `name` is present.
+    #[must_use]
+    pub fn has_param(&self, name: &str) -> bool {
+        self.name_addr().is_some_and(|a| a.has_param(name))
     }
 
     /// The `reg-id` parameter.
@@ -172,7 +201,10 @@ pub(crate) fn parse_contacts(src: &Bytes) -> Result<Vec<Contact>> {
     if chars::trim_lws(t) == "*" {
         return Ok(vec![Contact::Star]);
     }
-    Ok(name_addr::parse_list(src, false)?.into_iter().map(Contact::Addr).collect())
+    Ok(name_addr::parse_list(src, false)?
+        .into_iter()
+        .map(Contact::Addr)
+        .collect())
 }
 
 // ---- value + params types ------------------------------------------------------------------
@@ -201,6 +233,12 @@ macro_rules! value_with_params {
             #[must_use]
             pub fn param(&self, name: &str) -> Option<&str> {
                 self.params.get(name)
+            }
+
+            /// Whether parameter `name` is present.
+            #[must_use]
+            pub fn has_param(&self, name: &str) -> bool {
+                self.params.contains(name)
             }
 
             /// The whole value as written.
@@ -252,7 +290,10 @@ impl Event {
         let mut list = Vec::new();
         parse_params(&mut c, &mut list)?;
         end(&mut c)?;
-        Ok(Self { params: Params::new(src.clone(), list), value: Span::new(t.0, t.1) })
+        Ok(Self {
+            params: Params::new(src.clone(), list),
+            value: Span::new(t.0, t.1),
+        })
     }
 
     /// The event package (e.g. `poc-settings`, `reg`), with its templates.
@@ -277,13 +318,20 @@ impl SubscriptionState {
     pub(crate) fn from_bytes(src: &Bytes) -> Result<Self> {
         let mut c = Cursor::new(text_of(src)?);
         c.skip_lws();
-        let t = c.token().ok_or_else(|| perr(c.pos, "a subscription state"))?;
+        let t = c
+            .token()
+            .ok_or_else(|| perr(c.pos, "a subscription state"))?;
         let mut list = Vec::new();
         parse_params(&mut c, &mut list)?;
         end(&mut c)?;
-        let s = Self { params: Params::new(src.clone(), list), value: Span::new(t.0, t.1) };
+        let s = Self {
+            params: Params::new(src.clone(), list),
+            value: Span::new(t.0, t.1),
+        };
         for p in ["expires", "retry-after"] {
-            if s.param(p).is_some_and(|v| chars::parse_u32(v.as_bytes()).is_none()) {
+            if s.param(p)
+                .is_some_and(|v| chars::parse_u32(v.as_bytes()).is_none())
+            {
                 return Err(perr(0, "expires/retry-after=delta-seconds"));
             }
         }
@@ -305,13 +353,15 @@ impl SubscriptionState {
     /// The `expires` parameter.
     #[must_use]
     pub fn expires(&self) -> Option<u32> {
-        self.param("expires").and_then(|v| chars::parse_u32(v.as_bytes()))
+        self.param("expires")
+            .and_then(|v| chars::parse_u32(v.as_bytes()))
     }
 
     /// The `retry-after` parameter.
     #[must_use]
     pub fn retry_after(&self) -> Option<u32> {
-        self.param("retry-after").and_then(|v| chars::parse_u32(v.as_bytes()))
+        self.param("retry-after")
+            .and_then(|v| chars::parse_u32(v.as_bytes()))
     }
 }
 
@@ -333,7 +383,10 @@ impl ContentType {
         let mut list = Vec::new();
         parse_params(&mut c, &mut list)?;
         end(&mut c)?;
-        Ok(Self { params: Params::new(src.clone(), list), value: Span::new(s, e.1) })
+        Ok(Self {
+            params: Params::new(src.clone(), list),
+            value: Span::new(s, e.1),
+        })
     }
 
     /// `type/subtype` as written.
@@ -385,7 +438,10 @@ impl AcceptContact {
         let mut list = Vec::new();
         parse_params(&mut c, &mut list)?;
         end(&mut c)?;
-        Ok(Self { params: Params::new(src.clone(), list), value: Span::new(0, 1) })
+        Ok(Self {
+            params: Params::new(src.clone(), list),
+            value: Span::new(0, 1),
+        })
     }
 
     /// Whether the `require` flag is present.
@@ -432,7 +488,9 @@ impl Warning {
         if r.1 - r.0 != 3 {
             return Err(perr(r.0, "a three-digit warn-code"));
         }
-        let code = chars::parse_u32(c.slice(r)).and_then(|v| u16::try_from(v).ok()).unwrap_or(0);
+        let code = chars::parse_u32(c.slice(r))
+            .and_then(|v| u16::try_from(v).ok())
+            .unwrap_or(0);
         if !c.skip_lws() {
             return Err(perr(c.pos, "SP after the warn-code"));
         }
@@ -443,7 +501,9 @@ impl Warning {
         if !c.skip_lws() {
             return Err(perr(c.pos, "SP after the warn-agent"));
         }
-        let t = c.quoted().ok_or_else(|| perr(c.pos, "a quoted warn-text"))?;
+        let t = c
+            .quoted()
+            .ok_or_else(|| perr(c.pos, "a quoted warn-text"))?;
         end(&mut c)?;
         let agent = String::from_utf8_lossy(c.slice(a)).into_owned();
         let text = chars::unquote(std::str::from_utf8(c.slice(t)).unwrap_or_default()).into_owned();
@@ -485,7 +545,9 @@ pub struct Date {
 }
 
 const WKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
 
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -521,7 +583,13 @@ impl Date {
             .iter()
             .position(|&m| m == part(8, 11))
             .ok_or_else(|| perr(8, "a month name"))?;
-        if part(7, 8) != " " || part(11, 12) != " " || part(16, 17) != " " || part(19, 20) != ":" || part(22, 23) != ":" || part(25, 26) != " " {
+        if part(7, 8) != " "
+            || part(11, 12) != " "
+            || part(16, 17) != " "
+            || part(19, 20) != ":"
+            || part(22, 23) != ":"
+            || part(25, 26) != " "
+        {
             return Err(perr(0, "an RFC 1123 date layout"));
         }
         if part(26, 29) != "GMT" {
@@ -544,7 +612,11 @@ impl Date {
     /// Seconds since the Unix epoch.
     #[must_use]
     pub fn unix_time(&self) -> i64 {
-        days_from_civil(i64::from(self.year), i64::from(self.month), i64::from(self.day)) * 86_400
+        days_from_civil(
+            i64::from(self.year),
+            i64::from(self.month),
+            i64::from(self.day),
+        ) * 86_400
             + i64::from(self.hour) * 3600
             + i64::from(self.minute) * 60
             + i64::from(self.second)
@@ -579,9 +651,19 @@ impl Date {
 
 impl fmt::Display for Date {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let days = days_from_civil(i64::from(self.year), i64::from(self.month), i64::from(self.day));
-        let wd = WKDAYS.get((days + 3).rem_euclid(7) as usize).copied().unwrap_or("Mon");
-        let mon = MONTHS.get(usize::from(self.month.saturating_sub(1))).copied().unwrap_or("Jan");
+        let days = days_from_civil(
+            i64::from(self.year),
+            i64::from(self.month),
+            i64::from(self.day),
+        );
+        let wd = WKDAYS
+            .get((days + 3).rem_euclid(7) as usize)
+            .copied()
+            .unwrap_or("Mon");
+        let mon = MONTHS
+            .get(usize::from(self.month.saturating_sub(1)))
+            .copied()
+            .unwrap_or("Jan");
         write!(
             f,
             "{wd}, {:02} {mon} {:04} {:02}:{:02}:{:02} GMT",
@@ -624,5 +706,6 @@ pub(crate) fn parse_tokens(s: &str) -> Result<Vec<&str>> {
 
 /// Parse a delta-seconds value (u32).
 pub(crate) fn parse_delta(s: &str) -> Result<u32> {
-    chars::parse_u32(chars::trim_lws(s).as_bytes()).ok_or_else(|| perr(0, "delta-seconds below 2^32"))
+    chars::parse_u32(chars::trim_lws(s).as_bytes())
+        .ok_or_else(|| perr(0, "delta-seconds below 2^32"))
 }

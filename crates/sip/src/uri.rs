@@ -57,7 +57,10 @@ fn uri_err(offset: usize, expected: &'static str) -> Error {
 fn scan_escaped(s: &[u8], mut i: usize, class: u8) -> Result<usize> {
     while let Some(&b) = s.get(i) {
         if b == b'%' {
-            match (s.get(i + 1).and_then(|x| hex(*x)), s.get(i + 2).and_then(|x| hex(*x))) {
+            match (
+                s.get(i + 1).and_then(|x| hex(*x)),
+                s.get(i + 2).and_then(|x| hex(*x)),
+            ) {
                 (Some(_), Some(_)) => i += 3,
                 _ => return Err(uri_err(i, "two hex digits after %")),
             }
@@ -248,7 +251,11 @@ impl Uri {
     fn parse_tel(&mut self, s: &[u8], start: usize) -> Result<()> {
         let mut i = start;
         while s.get(i).is_some_and(|&b| {
-            b.is_ascii_hexdigit() || matches!(b, b'*' | b'#' | b'+' | b'-' | b'.' | b'(' | b')' | b'p' | b'w')
+            b.is_ascii_hexdigit()
+                || matches!(
+                    b,
+                    b'*' | b'#' | b'+' | b'-' | b'.' | b'(' | b')' | b'p' | b'w'
+                )
         }) {
             i += 1;
         }
@@ -349,18 +356,20 @@ impl Uri {
         let end = self
             .params
             .map(|p| p.start as usize - 1)
-            .or(self.headers.map(|h| h.start as usize - 1))
-            .unwrap_or(self.src.len());
+            .or_else(|| self.headers.map(|h| h.start as usize - 1))
+            .unwrap_or_else(|| self.src.len());
         self.text(Span::new(self.host.start as usize, end))
     }
 
     /// The URI parameters in order, as `(name, value)`; flag parameters have no value.
     pub fn params(&self) -> impl Iterator<Item = (&str, Option<&str>)> + '_ {
         let text = self.params.map(|p| self.text(p)).unwrap_or_default();
-        text.split(';').filter(|p| !p.is_empty()).map(|p| match p.split_once('=') {
-            Some((n, v)) => (n, Some(v)),
-            None => (p, None),
-        })
+        text.split(';')
+            .filter(|p| !p.is_empty())
+            .map(|p| match p.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (p, None),
+            })
     }
 
     /// The value of URI parameter `name` (case-insensitive); `Some("")` for a flag parameter.

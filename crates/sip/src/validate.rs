@@ -8,7 +8,9 @@ use crate::method::Method;
 use crate::name_addr::{self, NameAddr};
 use crate::names::Hid;
 use crate::params::perr;
-use crate::types::{self, AcceptContact, CSeq, ContentType, Date, Event, SubscriptionState, Warning};
+use crate::types::{
+    self, AcceptContact, CSeq, ContentType, Date, Event, SubscriptionState, Warning,
+};
 use crate::via;
 
 pub(crate) fn validate(m: &Message) -> Result<()> {
@@ -24,10 +26,14 @@ pub(crate) fn validate_request(r: &Request) -> Result<()> {
 }
 
 pub(crate) fn check_body_len(h: &Head) -> Result<()> {
-    if let Some(declared) = h.declared_len() {
-        if !h.has_override() && declared > h.parsed_body_len() {
-            return Err(Error::BodyTruncated { declared, available: h.parsed_body_len() });
-        }
+    if let Some(declared) = h.declared_len()
+        && !h.has_override()
+        && declared > h.parsed_body_len()
+    {
+        return Err(Error::BodyTruncated {
+            declared,
+            available: h.parsed_body_len(),
+        });
     }
     Ok(())
 }
@@ -46,8 +52,13 @@ fn call_id(s: &str) -> Result<()> {
         Some((a, b)) => (a, Some(b)),
         None => (s, None),
     };
-    let word = |w: &str| !w.is_empty() && w.bytes().all(|c| crate::chars::is(c, crate::chars::WORD));
-    if word(a) && b.is_none_or(word) { Ok(()) } else { Err(perr(0, "a Call-ID (word [\"@\" word])")) }
+    let word =
+        |w: &str| !w.is_empty() && w.bytes().all(|c| crate::chars::is(c, crate::chars::WORD));
+    if word(a) && b.is_none_or(word) {
+        Ok(())
+    } else {
+        Err(perr(0, "a Call-ID (word [\"@\" word])"))
+    }
 }
 
 /// Type-check every known header; `method` is the request method for the CSeq check.
@@ -64,7 +75,9 @@ pub(crate) fn validate_headers(h: &Headers, method: Option<&Method>) -> Result<(
             Hid::Route | Hid::RecordRoute | Hid::Path | Hid::ServiceRoute => {
                 name_addr::parse_list(&b(), true).map(|_| ())
             }
-            Hid::PAssertedIdentity | Hid::PPreferredIdentity => name_addr::parse_list(&b(), false).map(|_| ()),
+            Hid::PAssertedIdentity | Hid::PPreferredIdentity => {
+                name_addr::parse_list(&b(), false).map(|_| ())
+            }
             Hid::Via => via::parse_list(&b()).map(|_| ()),
             Hid::CSeq => CSeq::parse(v).and_then(|c| match method {
                 Some(m) if *m != c.method => Err(Error::CSeqMethodMismatch {
@@ -79,17 +92,26 @@ pub(crate) fn validate_headers(h: &Headers, method: Option<&Method>) -> Result<(
             Hid::ContentType => ContentType::from_bytes(&b()).map(|_| ()),
             Hid::Event => Event::from_bytes(&b()).map(|_| ()),
             Hid::SubscriptionState => SubscriptionState::from_bytes(&b()).map(|_| ()),
-            Hid::AllowEvents | Hid::Supported | Hid::Require | Hid::ProxyRequire | Hid::Unsupported | Hid::Allow => {
-                types::parse_tokens(v).map(|_| ())
-            }
+            Hid::AllowEvents
+            | Hid::Supported
+            | Hid::Require
+            | Hid::ProxyRequire
+            | Hid::Unsupported
+            | Hid::Allow => types::parse_tokens(v).map(|_| ()),
             Hid::SipETag | Hid::SipIfMatch => {
-                if crate::chars::is_token_str(v.as_bytes()) { Ok(()) } else { Err(perr(0, "an entity-tag token")) }
+                if crate::chars::is_token_str(v.as_bytes()) {
+                    Ok(())
+                } else {
+                    Err(perr(0, "an entity-tag token"))
+                }
             }
             Hid::Warning => split_commas(v).try_for_each(|w| Warning::parse(w).map(|_| ())),
             Hid::Date => Date::parse(v).map(|_| ()),
             Hid::AcceptContact | Hid::RejectContact => {
                 let buf = b();
-                split_commas(v).try_for_each(|x| AcceptContact::from_bytes(&buf.slice_ref(x.as_bytes())).map(|_| ()))
+                split_commas(v).try_for_each(|x| {
+                    AcceptContact::from_bytes(&buf.slice_ref(x.as_bytes())).map(|_| ())
+                })
             }
             Hid::Accept => split_commas(v).try_for_each(|x| ContentType::parse(x).map(|_| ())),
             _ => Ok(()),

@@ -33,7 +33,10 @@ fn parse_host(c: &mut Cursor<'_>) -> Result<Span> {
             .map(|k| k + hs)
             .ok_or_else(|| perr(hs, "']' closing the IPv6 reference"))?;
         let inner = c.s.get(hs + 1..close).unwrap_or_default();
-        let ok = std::str::from_utf8(inner).ok().and_then(|t| std::net::Ipv6Addr::from_str(t).ok()).is_some();
+        let ok = std::str::from_utf8(inner)
+            .ok()
+            .and_then(|t| std::net::Ipv6Addr::from_str(t).ok())
+            .is_some();
         if !ok {
             return Err(perr(hs + 1, "an IPv6 address (RFC 4291)"));
         }
@@ -49,13 +52,18 @@ fn parse_host(c: &mut Cursor<'_>) -> Result<Span> {
 
 /// Parse an IP address written with or without IPv6 brackets.
 pub(crate) fn parse_ip(v: &str) -> Option<IpAddr> {
-    let v = v.strip_prefix('[').and_then(|v| v.strip_suffix(']')).unwrap_or(v);
+    let v = v
+        .strip_prefix('[')
+        .and_then(|v| v.strip_suffix(']'))
+        .unwrap_or(v);
     IpAddr::from_str(v).ok()
 }
 
 fn parse_one(src: &Bytes, c: &mut Cursor<'_>) -> Result<Via> {
     let start = c.pos;
-    let protocol = c.token().ok_or_else(|| perr(c.pos, "a protocol name (SIP)"))?;
+    let protocol = c
+        .token()
+        .ok_or_else(|| perr(c.pos, "a protocol name (SIP)"))?;
     if !c.eat_sep(b'/') {
         return Err(perr(c.pos, "'/' after the protocol name"));
     }
@@ -89,22 +97,26 @@ fn parse_one(src: &Bytes, c: &mut Cursor<'_>) -> Result<Via> {
         port,
     };
     // RFC 3261 §20.42 / RFC 3581 / RFC 5118 value checks
-    if let Some(r) = v.params.get("received") {
-        if parse_ip(r).is_none() {
-            return Err(perr(start, "received=IP address"));
-        }
+    if let Some(r) = v.params.get("received")
+        && parse_ip(r).is_none()
+    {
+        return Err(perr(start, "received=IP address"));
     }
-    if let Some(r) = v.params.get("rport") {
-        if !r.is_empty() && chars::parse_u64(r.as_bytes()).is_none_or(|p| p > 65535) {
-            return Err(perr(start, "rport=port number"));
-        }
+    if let Some(r) = v.params.get("rport")
+        && !r.is_empty()
+        && chars::parse_u64(r.as_bytes()).is_none_or(|p| p > 65535)
+    {
+        return Err(perr(start, "rport=port number"));
     }
-    if let Some(t) = v.params.get("ttl") {
-        if chars::parse_u64(t.as_bytes()).is_none_or(|p| p > 255) {
-            return Err(perr(start, "ttl=0..255"));
-        }
+    if let Some(t) = v.params.get("ttl")
+        && chars::parse_u64(t.as_bytes()).is_none_or(|p| p > 255)
+    {
+        return Err(perr(start, "ttl=0..255"));
     }
-    if v.params.get("branch").is_some_and(|b| b.is_empty() || b.starts_with('"')) {
+    if v.params
+        .get("branch")
+        .is_some_and(|b| b.is_empty() || b.starts_with('"'))
+    {
         return Err(perr(start, "branch=token"));
     }
     Ok(v)
@@ -139,7 +151,7 @@ impl Via {
         if v.len() != 1 {
             return Err(perr(0, "exactly one Via value"));
         }
-        v.pop().ok_or(perr(0, "a Via value"))
+        v.pop().ok_or_else(|| perr(0, "a Via value"))
     }
 
     /// Build `SIP/2.0/TRANSPORT host[:port];branch=BRANCH`.
@@ -230,6 +242,18 @@ impl Via {
     #[must_use]
     pub fn rport(&self) -> Option<Option<u16>> {
         self.param("rport").map(|v| v.parse().ok())
+    }
+
+    /// Whether the `rport` parameter is present (filled in or not).
+    #[must_use]
+    pub fn has_rport(&self) -> bool {
+        self.params.contains("rport")
+    }
+
+    /// Whether parameter `name` is present.
+    #[must_use]
+    pub fn has_param(&self, name: &str) -> bool {
+        self.params.contains(name)
     }
 
     /// The `maddr` parameter.

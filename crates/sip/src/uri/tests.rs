@@ -10,5 +10,8 @@ fn sip_uri_parts() {
     assert_eq!(u.port(), Some(5061));
     assert_eq!(u.transport(), Some("tls"));
     assert_eq!(u.param("lr"), Some(""));
-    assert_eq!(u.headers().collect::<Vec<_>>(), [("subject", "x"), ("h", "")]);
+    assert_eq!(
+        u.headers().collect::<Vec<_>>(),
+        [("subject", "x"), ("h", "")]
+    );
 }
