@@ -13,6 +13,7 @@
 //!
 //! [[user]]
 //! mcptt_id = "sip:alice@mcptt.example"      # required, unique
+//! login = "alice"                           # optional short login name, unique
 //! display_name = "Alice"                     # optional
 //! clients = ["mcptt-ue"]                     # optional; absent = every registered client
 //! password = "$pbkdf2-sha256$i=600000$SALT$HASH"   # optional, see PasswordHash
@@ -126,6 +127,8 @@ pub struct SimCredentials {
 pub struct User {
     /// The MCPTT ID (the `mcptt_id` claim of the user's tokens).
     pub mcptt_id: McpttId,
+    /// A short login name accepted instead of the MCPTT ID (unique in the directory).
+    pub login: Option<String>,
     /// A name for people.
     pub display_name: Option<String>,
     /// Password hash, when the user may log in by password.
@@ -144,6 +147,7 @@ impl User {
     pub fn new(mcptt_id: McpttId) -> Self {
         Self {
             mcptt_id,
+            login: None,
             display_name: None,
             password: None,
             totp: None,
@@ -163,6 +167,7 @@ impl User {
 #[derive(Clone, Debug, Default)]
 pub struct Directory {
     users: BTreeMap<McpttId, User>,
+    logins: BTreeMap<String, McpttId>,
     clients: Vec<Client>,
 }
 
@@ -186,6 +191,7 @@ struct FileClient {
 #[serde(deny_unknown_fields)]
 struct FileUser {
     mcptt_id: Spanned<String>,
+    login: Option<Spanned<String>>,
     display_name: Option<String>,
     #[serde(default)]
     clients: Vec<String>,
@@ -276,6 +282,23 @@ impl Directory {
                 ));
             }
             let mut user = User::new(id);
+            if let Some(l) = u.login {
+                let name = l.get_ref();
+                if name.is_empty()
+                    || name.contains('@')
+                    || name.contains(':')
+                    || name.chars().any(char::is_whitespace)
+                {
+                    return Err(err(
+                        l.span(),
+                        "login must be a short name without `@`, `:` or spaces".into(),
+                    ));
+                }
+                if dir.logins.contains_key(name) {
+                    return Err(err(l.span(), format!("login `{name}` listed twice")));
+                }
+                user.login = Some(name.clone());
+            }
             user.display_name = u.display_name;
             user.clients = u.clients;
             if let Some(p) = u.password {
@@ -351,13 +374,19 @@ impl Directory {
                     format!("user `{}` has a TOTP secret but no password", user.mcptt_id),
                 ));
             }
-            dir.users.insert(user.mcptt_id.clone(), user);
+            dir.insert(user);
         }
         Ok(dir)
     }
 
     /// Adds or replaces a user.
     pub fn insert(&mut self, user: User) {
+        if let Some(old) = self.users.get(&user.mcptt_id).and_then(|u| u.login.clone()) {
+            self.logins.remove(&old);
+        }
+        if let Some(login) = &user.login {
+            self.logins.insert(login.clone(), user.mcptt_id.clone());
+        }
         self.users.insert(user.mcptt_id.clone(), user);
     }
 
@@ -367,12 +396,17 @@ impl Directory {
         self.clients.push(client);
     }
 
-    /// Finds a user by MCPTT ID (as typed at a login form: the `sip:` scheme may be left out).
+    /// Finds a user by MCPTT ID (as typed at a login form: the `sip:` scheme may be left out)
+    /// or by login name.
     #[must_use]
     pub fn user(&self, login: &str) -> Option<&User> {
-        McpttId::parse(login)
-            .ok()
-            .and_then(|id| self.users.get(&id))
+        let login = login.trim();
+        match self.logins.get(login) {
+            Some(id) => self.users.get(id),
+            None => McpttId::parse(login)
+                .ok()
+                .and_then(|id| self.users.get(&id)),
+        }
     }
 
     /// All users, ordered by MCPTT ID.
@@ -443,6 +477,7 @@ redirect_uris = ["http://127.0.0.1:7777/callback"]
 
 [[user]]
 mcptt_id = "sip:alice@mcptt.example"
+login = "alice"
 display_name = "Alice"
 clients = ["mcptt-ue"]
 password = "{HASH}"
@@ -471,6 +506,12 @@ sqn = 7
         );
         let alice = dir.user("alice@mcptt.example").unwrap();
         assert_eq!(alice.display_name.as_deref(), Some("Alice"));
+        assert_eq!(
+            dir.user("alice").unwrap().mcptt_id,
+            alice.mcptt_id,
+            "login name"
+        );
+        assert!(dir.user("carol").is_none(), "carol has no login name");
         assert!(alice.allows_client("mcptt-ue") && !alice.allows_client("other"));
         let totp = alice.totp.as_ref().unwrap();
         assert_eq!(
@@ -523,6 +564,15 @@ sqn = 7
 
         let e = error_of("[[client]]\nclient_id = \"c\"\nredirect_uris = [\"ftp://x\"]\n");
         assert_eq!(e.line, 3, "{e}");
+
+        let e = error_of(&format!(
+            "[[user]]\nmcptt_id = \"sip:a@x\"\nlogin = \"a@x\"\npassword = \"{HASH}\"\n"
+        ));
+        assert_eq!(e.line, 3, "{e}");
+        let e = error_of(&format!(
+            "[[user]]\nmcptt_id = \"sip:a@x\"\nlogin = \"a\"\npassword = \"{HASH}\"\n[[user]]\nmcptt_id = \"sip:b@x\"\nlogin = \"a\"\npassword = \"{HASH}\"\n"
+        ));
+        assert_eq!(e.line, 7, "{e}");
 
         let e = error_of("[[user]\n");
         assert_eq!(e.line, 1, "{e}");
