@@ -65,6 +65,9 @@ pub struct McpttServerConfig {
     pub ue_directory: Vec<(String, UeKind)>,
     /// Subscription expiry granted.
     pub subscription_expires: u32,
+    /// Identities of the SIP cores allowed to send third-party REGISTERs: a TLS certificate
+    /// label (its first `sip:` URI SAN, e.g. `sip:scscf.example.com`) or `tcp:IP` for TCP.
+    pub trusted_cores: Vec<String>,
 }
 
 /// How the user authenticates at the IdMS.

@@ -1,15 +1,34 @@
-//! MCPTT server: accepts third-party REGISTER, PUBLISH and SUBSCRIBE, validates tokens against the IdMS JWKS, sends NOTIFYs.
+//! MCPTT server: accepts third-party REGISTER (`mcptt-registration`'s registration view),
+//! PUBLISH and SUBSCRIBE (`mcptt-service-state`'s server), validates access tokens against the
+//! IdMS JWKS (`mcptt-token`), and sends NOTIFYs. All protocol rules live in those crates; this
+//! task only moves messages between them and the `mcptt-tls` transport.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use super::ActorError;
-use super::config::McpttServerConfig;
-use crate::trace::Trace;
+use mcptt_registration::{RegistrationView, ServerConfig as ViewConfig, ServerEvent as ViewEvent};
+use mcptt_service_state::server::{Server, ServerConfig, ServerEvent};
+use mcptt_service_state::{RegistrationChange, SplitMix64, UeDirectory};
+use mcptt_sip::Message;
+use mcptt_tls::{ConnectionHandle, Event, Transport, TransportConfig};
+use mcptt_token::{JwkSet, KeyStore, Validator, ValidatorConfig};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
-/// A running McpttServer task.
+use super::clock::Clock;
+use super::config::{McpttServerConfig, Transport as Kind};
+use super::wire::{observe, uri_of, user_of};
+use super::{ActorError, net};
+use crate::scenario::UeKind;
+use crate::trace::{Actor, Trace};
+
+/// A running MCPTT server task.
 #[derive(Debug)]
 pub struct McpttServerHandle {
     local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    transport: Transport,
 }
 
 impl McpttServerHandle {
@@ -20,17 +39,241 @@ impl McpttServerHandle {
     }
 
     /// Stops the task and waits for it to end.
-    pub async fn shutdown(self) {}
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        self.transport.shutdown(Duration::from_millis(200)).await;
+    }
 }
 
-/// Binds the listener and starts the task, recording what it receives in `trace`.
+fn kind(k: UeKind) -> mcptt_service_state::UeKind {
+    match k {
+        UeKind::Personal => mcptt_service_state::UeKind::Personal,
+        UeKind::Shareable => mcptt_service_state::UeKind::Shareable,
+        UeKind::Gateway => mcptt_service_state::UeKind::Gateway,
+    }
+}
+
+/// Fetches the IdMS discovery document and JWKS and builds the token validator.
+async fn validator(config: &McpttServerConfig) -> Result<Validator, ActorError> {
+    let base = config.idms.trim_end_matches('/');
+    let timeout = Duration::from_secs(5);
+    let fetch_err = |what: &str, e: crate::http::HttpError| {
+        ActorError::Config(format!("{what} from the IdMS at {base}: {e}"))
+    };
+    let issuer = match &config.issuer {
+        Some(i) => i.clone(),
+        None => {
+            let doc =
+                crate::http::get(&format!("{base}/.well-known/openid-configuration"), timeout)
+                    .await
+                    .map_err(|e| fetch_err("discovery document", e))?;
+            discovery_issuer(&doc)
+                .ok_or_else(|| ActorError::Config("IdMS discovery document has no issuer".into()))?
+        }
+    };
+    let jwks_json = crate::http::get(&format!("{base}/jwks"), timeout)
+        .await
+        .map_err(|e| fetch_err("JWKS", e))?;
+    let set =
+        JwkSet::from_json(&jwks_json).map_err(|e| ActorError::Config(format!("IdMS JWKS: {e}")))?;
+    let mut scopes = config.scopes.iter();
+    let first = scopes
+        .next()
+        .cloned()
+        .unwrap_or_else(|| mcptt_token::SCOPE_PTT_SERVER.to_owned());
+    let mut vc = ValidatorConfig::new(issuer, config.audience.clone()).scope(first);
+    for s in scopes {
+        vc = vc.accept_scope(s.clone());
+    }
+    let v = Validator::new(vc, KeyStore::new(set))
+        .map_err(|e| ActorError::Config(format!("token validator: {e}")))?;
+    Ok(v)
+}
+
+/// The `issuer` member of an OIDC discovery document.
+fn discovery_issuer(doc: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(doc).ok()?;
+    v.get("issuer")?.as_str().map(str::to_owned)
+}
+
+/// Binds the listener, fetches the IdMS keys and starts the task, recording what it receives.
 pub async fn spawn(
     config: McpttServerConfig,
     trace: Trace,
+    clock: Clock,
 ) -> Result<McpttServerHandle, ActorError> {
-    let _ = (config, trace);
-    Err(ActorError::NotWired {
-        step: 5,
-        what: "mcptt-tls transport and mcptt-service-state server driver".into(),
+    let validator = validator(&config).await?;
+    let (transport, events) = Transport::new(TransportConfig::default());
+    let bind =
+        |e: mcptt_tls::Error| ActorError::Config(format!("listen on {}: {e}", config.listen));
+    let local_addr = match config.transport {
+        Kind::Tls => transport
+            .listen_tls(config.listen, net::server_config(&config.tls)?)
+            .await
+            .map_err(bind)?,
+        Kind::Tcp => transport.listen_tcp(config.listen).await.map_err(bind)?,
+    };
+    let host = user_of(&config.node_uri);
+    let mut sc = ServerConfig::new(host, config.psi.clone());
+    sc.transport = match config.transport {
+        Kind::Tls => "TLS".into(),
+        Kind::Tcp => "TCP".into(),
+    };
+    sc.max_subscribe_expires = config.subscription_expires;
+    let mut dir = UeDirectory::new();
+    for (impu, k) in &config.ue_directory {
+        dir.insert(impu.clone(), kind(*k));
+    }
+    sc.directory = dir;
+    let seed = clock.unix() ^ u64::from(local_addr.port());
+    let server = Server::new(sc, validator, SplitMix64(seed));
+    let view = RegistrationView::new(
+        ViewConfig {
+            trusted_cores: config.trusted_cores.iter().cloned().collect(),
+            server_uri: config.node_uri.clone(),
+            ..ViewConfig::default()
+        },
+        seed.rotate_left(17),
+    );
+    let (stop, stopped) = oneshot::channel();
+    let task = tokio::spawn(run(
+        State {
+            server,
+            view,
+            core: None,
+            replies: Vec::new(),
+            trace,
+            clock,
+        },
+        events,
+        stopped,
+    ));
+    Ok(McpttServerHandle {
+        local_addr,
+        stop: Some(stop),
+        task: Some(task),
+        transport,
     })
+}
+
+struct State {
+    server: Server<Validator, SplitMix64>,
+    view: RegistrationView,
+    /// The SIP core connection NOTIFYs go to (the last one a message came on).
+    core: Option<ConnectionHandle>,
+    /// Responses built here (third-party REGISTER), sent in order by `drain`.
+    replies: Vec<(ConnectionHandle, Message)>,
+    trace: Trace,
+    clock: Clock,
+}
+
+async fn run(mut st: State, mut events: mcptt_tls::Events, mut stopped: oneshot::Receiver<()>) {
+    loop {
+        let deadline = st.server.poll_timeout();
+        let clock = st.clock.clone();
+        tokio::select! {
+            _ = &mut stopped => break,
+            ev = events.recv() => match ev {
+                Some(Event::Message(rx)) => st.on_message(rx.message, rx.connection),
+                Some(Event::Closed { connection, error }) => {
+                    tracing::info!(peer = %connection.peer_addr, ?error, "SIP core connection closed");
+                }
+                Some(_) => {}
+                None => break,
+            },
+            () = clock.sleep_until(deadline) => {
+                let now = st.clock.now();
+                st.server.handle_timeout(now);
+                st.view.handle_timeout(now);
+            }
+        }
+        st.drain().await;
+    }
+}
+
+impl State {
+    fn on_message(&mut self, msg: Message, conn: ConnectionHandle) {
+        let label = msg
+            .headers()
+            .get("To")
+            .map(|t| user_of(&uri_of(t)))
+            .unwrap_or_default();
+        self.trace
+            .record(Actor::McpttServer, observe(&msg, Actor::SipCore, &label));
+        let peer = conn.identity().map_or_else(
+            || format!("tcp:{}", conn.peer_addr().ip()),
+            |i| i.label().to_owned(),
+        );
+        self.core = Some(conn.clone());
+        let now = self.clock.now();
+        match msg {
+            Message::Request(req) if req.method().as_str() == "REGISTER" => {
+                let resp = self.view.handle_third_party_register(now, &peer, &req);
+                self.replies.push((conn, Message::Response(resp)));
+            }
+            Message::Request(req) => {
+                self.server
+                    .handle_request_bytes(now, self.clock.unix(), &req.encode());
+            }
+            Message::Response(resp) => self.server.handle_response_bytes(now, &resp.encode()),
+        }
+    }
+
+    async fn drain(&mut self) {
+        for (conn, msg) in std::mem::take(&mut self.replies) {
+            if let Err(e) = conn.send(&msg).await {
+                tracing::warn!(error = %e, "send to SIP core failed");
+            }
+        }
+        let now = self.clock.now();
+        while let Some(ev) = self.view.poll_event() {
+            let change = match ev {
+                ViewEvent::UeRegistered { impu, ue } | ViewEvent::UeRefreshed { impu, ue } => {
+                    RegistrationChange {
+                        impu,
+                        instance: ue.instance,
+                        registered: true,
+                    }
+                }
+                ViewEvent::UeDeregistered { impu, ue, reason } => {
+                    tracing::info!(%impu, ?reason, "UE deregistered");
+                    RegistrationChange {
+                        impu,
+                        instance: ue.instance,
+                        registered: false,
+                    }
+                }
+                other => {
+                    tracing::info!(?other, "registration view event");
+                    continue;
+                }
+            };
+            self.server.handle_registration(now, change);
+        }
+        while self.view.poll_transmit().is_some() {
+            // reg event SUBSCRIBEs are not used in this flow (third-party REGISTER is).
+        }
+        while let Some(ev) = self.server.poll_event() {
+            match ev {
+                ServerEvent::AuthorisationFailed { impu, reason } => {
+                    tracing::warn!(%impu, %reason, "service authorisation failed");
+                }
+                other => tracing::info!(?other, "service-state event"),
+            }
+        }
+        while let Some(t) = self.server.poll_transmit() {
+            let Some(core) = &self.core else {
+                tracing::warn!("no SIP core connection for an outgoing message");
+                continue;
+            };
+            if let Err(e) = core.send_bytes(t.bytes.into()).await {
+                tracing::warn!(error = %e, "send to SIP core failed");
+            }
+        }
+    }
 }

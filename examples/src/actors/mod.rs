@@ -1,10 +1,14 @@
 //! The actor tasks. `flow` starts them in one process on loopback ports; the separate
 //! binaries (`sip-core`, `mcptt-server`, `ue`) run the same code.
 
+pub mod clock;
 pub mod config;
+pub mod login;
 pub mod mcptt_server;
+pub mod net;
 pub mod sip_core;
 pub mod ue;
+pub mod wire;
 
 use std::process::ExitCode;
 

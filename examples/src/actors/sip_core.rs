@@ -1,33 +1,507 @@
-//! SIP core: TLS listener for UEs, registrar, third-party registration, proxy towards the MCPTT server.
+//! SIP core: TLS listener for UEs, registrar (`mcptt-registration`: certificate → identity
+//! check, bindings, third-party REGISTER to the MCPTT server), and a small proxy moving
+//! PUBLISH / SUBSCRIBE / NOTIFY between UEs and the MCPTT server. The proxy asserts
+//! `P-Asserted-Identity` (the identity the registrar registered on that connection) and strips
+//! any the UE sent.
+//!
+//! The proxy is deliberately minimal glue (RFC 3261 §16 reduced to one next hop): it pushes its
+//! own `Via` on requests it forwards and pops it from responses, records itself in
+//! `Record-Route` on SUBSCRIBE so in-dialog NOTIFYs come back through it, and routes NOTIFYs to
+//! the UE connection that registered the Contact in the Request-URI.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use super::ActorError;
-use super::config::SipCoreConfig;
-use crate::trace::Trace;
+use mcptt_registration::{FilterCriteria, IdentityMap, Registrar, RegistrarConfig};
+use mcptt_sip::{Message, Request, Response};
+use mcptt_tls::{
+    ConnectionHandle, ConnectionId, Destination, Direction, Event, Transport, TransportConfig,
+    TransportKind,
+};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
-/// A running SipCore task.
+use super::clock::Clock;
+use super::config::{SipCoreConfig, Transport as Kind};
+use super::wire::{observe, uri_of, user_of};
+use super::{ActorError, net};
+use crate::steps::TLS;
+use crate::trace::{Actor, Observation, Trace};
+
+/// Most proxied client transactions remembered (for routing their responses).
+const MAX_PENDING: usize = 100_000;
+
+/// A running SIP core task.
 #[derive(Debug)]
 pub struct SipCoreHandle {
     local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    transport: Transport,
 }
 
 impl SipCoreHandle {
-    /// The address it listens on.
+    /// The address UEs connect to.
     #[must_use]
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
 
-    /// Stops the task and waits for it to end.
-    pub async fn shutdown(self) {}
+    /// Stops the task, closes every connection and waits for the end.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        self.transport.shutdown(Duration::from_millis(200)).await;
+    }
 }
 
-/// Binds the listener and starts the task, recording what it receives in `trace`.
-pub async fn spawn(config: SipCoreConfig, trace: Trace) -> Result<SipCoreHandle, ActorError> {
-    let _ = (config, trace);
-    Err(ActorError::NotWired {
-        step: 2,
-        what: "mcptt-tls transport (listener/connector) and mcptt-registration registrar".into(),
+struct UeConn {
+    handle: ConnectionHandle,
+    /// The certificate identity the registrar checks.
+    peer: String,
+    /// The identity registered on this connection: asserted on its requests.
+    asserted: Option<String>,
+}
+
+struct State {
+    config: SipCoreConfig,
+    host: String,
+    registrar: Registrar,
+    transport: Transport,
+    as_dest: Destination,
+    ues: HashMap<ConnectionId, UeConn>,
+    /// Contact (`user@host:port`) → UE connection, for NOTIFY routing.
+    contacts: HashMap<String, ConnectionId>,
+    /// Via branch of a request forwarded to the MCPTT server → UE connection.
+    pending: HashMap<String, ConnectionId>,
+    trace: Trace,
+    clock: Clock,
+    rand: RandomState,
+    counter: u64,
+    /// Messages to send, in order, once the current input is handled.
+    out: Vec<(Target, Message)>,
+}
+
+enum Target {
+    Ue(ConnectionHandle),
+    As,
+}
+
+/// The registrar's identity map: each demo/CLI grant `CERT-IDENTITY → IMPU...`.
+fn identities(config: &SipCoreConfig) -> IdentityMap {
+    let mut map = IdentityMap::new();
+    for (cert, impus) in &config.identities {
+        for impu in impus {
+            map.insert(cert.clone(), impu);
+        }
+    }
+    map
+}
+
+/// Binds the UE listener and starts the task, recording what it receives in `trace`.
+pub async fn spawn(
+    config: SipCoreConfig,
+    trace: Trace,
+    clock: Clock,
+) -> Result<SipCoreHandle, ActorError> {
+    let mut tc = TransportConfig::default();
+    if config.mcptt_transport == Kind::Tls {
+        tc = tc.with_client_tls(net::client_config(&config.tls)?);
+    }
+    let (transport, events) = Transport::new(tc);
+    let local_addr = transport
+        .listen_tls(config.listen, net::server_config(&config.tls)?)
+        .await
+        .map_err(|e| ActorError::Config(format!("listen on {}: {e}", config.listen)))?;
+    let registrar = Registrar::new(
+        RegistrarConfig {
+            max_expires: config.max_expires,
+            identities: identities(&config),
+            filters: vec![FilterCriteria::mcptt(config.application_server.clone())],
+            core_uri: config.node_uri.clone(),
+            ..RegistrarConfig::default()
+        },
+        clock.unix() ^ u64::from(local_addr.port()),
+    );
+    let kind = match config.mcptt_transport {
+        Kind::Tls => TransportKind::Tls,
+        Kind::Tcp => TransportKind::Tcp,
+    };
+    let as_dest = Destination::addr(config.mcptt_server, kind);
+    let host = user_of(&config.node_uri);
+    let (stop, stopped) = oneshot::channel();
+    let state = State {
+        config,
+        host,
+        registrar,
+        transport: transport.clone(),
+        as_dest,
+        ues: HashMap::new(),
+        contacts: HashMap::new(),
+        pending: HashMap::new(),
+        trace,
+        clock,
+        rand: RandomState::new(),
+        counter: 0,
+        out: Vec::new(),
+    };
+    let task = tokio::spawn(run(state, events, stopped));
+    Ok(SipCoreHandle {
+        local_addr,
+        stop: Some(stop),
+        task: Some(task),
+        transport,
     })
+}
+
+async fn run(mut st: State, mut events: mcptt_tls::Events, mut stopped: oneshot::Receiver<()>) {
+    loop {
+        let deadline = st.registrar.poll_timeout();
+        let clock = st.clock.clone();
+        tokio::select! {
+            _ = &mut stopped => break,
+            ev = events.recv() => match ev {
+                Some(ev) => st.on_event(ev),
+                None => break,
+            },
+            () = clock.sleep_until(deadline) => {
+                st.registrar.handle_timeout(st.clock.now());
+                st.drain_registrar(None);
+            }
+        }
+        st.flush().await;
+    }
+}
+
+/// `user@host:port` of a SIP URI (scheme, parameters and headers dropped), lower-cased host.
+fn contact_key(uri: &str) -> String {
+    let rest = uri.split_once(':').map_or(uri, |(_, r)| r);
+    let rest = rest.split([';', '?', '>']).next().unwrap_or(rest);
+    match rest.rsplit_once('@') {
+        Some((u, h)) => format!("{u}@{}", h.to_ascii_lowercase()),
+        None => rest.to_ascii_lowercase(),
+    }
+}
+
+/// The `branch` parameter of a Via value.
+fn branch_of(via: &str) -> Option<String> {
+    via.split(';')
+        .skip(1)
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("branch"))
+        .map(|(_, v)| v.trim().to_owned())
+}
+
+impl State {
+    fn label_for(msg: &Message) -> String {
+        msg.headers()
+            .get("To")
+            .map(|t| user_of(&uri_of(t)))
+            .unwrap_or_default()
+    }
+
+    fn on_event(&mut self, ev: Event) {
+        match ev {
+            Event::Connected(handle) => self.on_connected(handle),
+            Event::Message(rx) => {
+                let conn = rx.connection;
+                if conn.info().direction == Direction::Outbound {
+                    self.on_as_message(rx.message);
+                } else {
+                    self.on_ue_message(rx.message, conn);
+                }
+            }
+            Event::Closed { connection, error } => {
+                if let Some(ue) = self.ues.remove(&connection.id) {
+                    tracing::info!(peer = %ue.peer, ?error, "UE connection closed");
+                    self.contacts.retain(|_, c| *c != connection.id);
+                    self.pending.retain(|_, c| *c != connection.id);
+                }
+            }
+            Event::Rejected {
+                peer_addr, error, ..
+            } => {
+                tracing::warn!(%peer_addr, %error, "connection refused");
+            }
+            _ => {}
+        }
+    }
+
+    /// Step 2: a UE completed the mutual TLS handshake.
+    fn on_connected(&mut self, handle: ConnectionHandle) {
+        let info = handle.info().clone();
+        let peer = info
+            .identity
+            .as_ref()
+            .map_or_else(|| "<no certificate>".to_owned(), |i| i.label().to_owned());
+        let version = info
+            .tls_version
+            .map_or_else(|| "TLS".to_owned(), |v| format!("{v:?}"));
+        let uris = info
+            .identity
+            .as_ref()
+            .map(|i| i.uris().join(", "))
+            .unwrap_or_default();
+        self.trace.record(
+            Actor::SipCore,
+            Observation {
+                from: Some(Actor::Ue),
+                ue: user_of(&peer),
+                method: TLS.into(),
+                first_line: format!("{version} handshake, client certificate verified: {peer}"),
+                headers: vec![
+                    ("Client-Certificate-URI-SAN".into(), uris),
+                    ("Server-Certificate".into(), self.config.node_uri.clone()),
+                    ("Peer".into(), info.peer_addr.to_string()),
+                ],
+                ..Observation::default()
+            },
+        );
+        self.ues.insert(
+            info.id,
+            UeConn {
+                handle,
+                peer,
+                asserted: None,
+            },
+        );
+    }
+
+    fn next_branch(&mut self) -> String {
+        self.counter += 1;
+        format!(
+            "z9hG4bK{:016x}{:x}",
+            self.rand.hash_one(self.counter),
+            self.counter
+        )
+    }
+
+    fn on_ue_message(&mut self, msg: Message, conn: ConnectionHandle) {
+        self.trace.record(
+            Actor::SipCore,
+            observe(&msg, Actor::Ue, &Self::label_for(&msg)),
+        );
+        match msg {
+            Message::Request(req) if req.method().as_str() == "REGISTER" => {
+                self.on_register(req, conn)
+            }
+            Message::Request(req) => self.forward_to_as(req, conn),
+            Message::Response(resp) => {
+                // An answer to a NOTIFY we relayed: drop our Via, send it on to the server.
+                let mut resp = resp;
+                resp.headers_mut().remove_first("Via");
+                self.out.push((Target::As, Message::Response(resp)));
+            }
+        }
+    }
+
+    /// Steps 3–5: the registrar answers and queues the third-party REGISTER.
+    fn on_register(&mut self, req: Request, conn: ConnectionHandle) {
+        let id = conn.id();
+        let peer = self
+            .ues
+            .get(&id)
+            .map(|u| u.peer.clone())
+            .unwrap_or_default();
+        let now = self.clock.now();
+        let outcome = self.registrar.handle_register(now, &peer, &req);
+        if let Some(ue) = self.ues.get_mut(&id) {
+            ue.asserted.clone_from(&outcome.registered_identity);
+        }
+        if outcome.registered_identity.is_some() {
+            for c in req.headers().values("Contact") {
+                self.contacts.insert(contact_key(&uri_of(c)), id);
+            }
+        }
+        if let Err(e) = &outcome.result {
+            tracing::warn!(%peer, error = %e, "REGISTER refused");
+        }
+        self.out
+            .push((Target::Ue(conn), Message::Response(outcome.response)));
+        let ue_call_id = req.headers().get("Call-ID").map(str::to_owned);
+        self.drain_registrar(ue_call_id.as_deref());
+    }
+
+    /// Sends what the registrar queued (third-party REGISTERs) and logs its events.
+    fn drain_registrar(&mut self, ue_call_id: Option<&str>) {
+        while let Some(t) = self.registrar.poll_transmit() {
+            let msg = Message::Request(t.request);
+            if let (Some(ue), Some(tp)) = (ue_call_id, super::wire::call_id(&msg)) {
+                self.trace.alias(&tp, ue);
+            }
+            self.out.push((Target::As, msg));
+        }
+        while let Some(ev) = self.registrar.poll_event() {
+            tracing::info!(?ev, "registrar");
+        }
+    }
+
+    /// Steps 7–8 and 11–12: assert the registered identity and forward to the MCPTT server.
+    fn forward_to_as(&mut self, mut req: Request, conn: ConnectionHandle) {
+        let id = conn.id();
+        let Some(asserted) = self.ues.get(&id).and_then(|u| u.asserted.clone()) else {
+            tracing::warn!(
+                method = req.method().as_str(),
+                "request from an unregistered connection refused"
+            );
+            if let Ok(resp) = Response::builder_for(&req, 403)
+                .reason("Forbidden (not registered)")
+                .build()
+            {
+                self.out.push((Target::Ue(conn), Message::Response(resp)));
+            }
+            return;
+        };
+        let branch = self.next_branch();
+        let transport = match self.config.mcptt_transport {
+            Kind::Tls => "TLS",
+            Kind::Tcp => "TCP",
+        };
+        let headers = req.headers_mut();
+        // The UE may not assert itself (TS 24.229 §5.2.6.3.3): strip, then assert.
+        headers.remove("P-Asserted-Identity");
+        let via = format!("SIP/2.0/{transport} {};branch={branch}", self.host);
+        let max_forwards = headers
+            .get("Max-Forwards")
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .unwrap_or(70);
+        let ok = headers.push_front("Via", &via).is_ok()
+            && headers
+                .push("P-Asserted-Identity", &format!("<{asserted}>"))
+                .is_ok()
+            && headers
+                .replace("Max-Forwards", &max_forwards.saturating_sub(1).to_string())
+                .is_ok()
+            && (req.method().as_str() != "SUBSCRIBE"
+                || req
+                    .headers_mut()
+                    .push_front("Record-Route", &format!("<sip:{};lr>", self.host))
+                    .is_ok());
+        if !ok {
+            tracing::warn!("could not rewrite a request for forwarding");
+            return;
+        }
+        if self.pending.len() < MAX_PENDING {
+            self.pending.insert(branch, id);
+        }
+        self.out.push((Target::As, Message::Request(req)));
+    }
+
+    fn on_as_message(&mut self, msg: Message) {
+        self.trace.record(
+            Actor::SipCore,
+            observe(&msg, Actor::McpttServer, &Self::label_for(&msg)),
+        );
+        match msg {
+            Message::Response(resp) => {
+                let is_register = resp
+                    .headers()
+                    .get("CSeq")
+                    .and_then(|c| c.split_whitespace().nth(1))
+                    .is_some_and(|m| m.eq_ignore_ascii_case("REGISTER"));
+                if is_register {
+                    // Step 6: the answer to our third-party REGISTER.
+                    let _ = self
+                        .registrar
+                        .handle_third_party_response(self.clock.now(), &resp);
+                    self.drain_registrar(None);
+                    return;
+                }
+                // Steps 9 and 13: relay to the UE the request came from.
+                let Some(branch) = resp.headers().get("Via").and_then(branch_of) else {
+                    return;
+                };
+                let final_response = resp.status() >= 200;
+                let conn = if final_response {
+                    self.pending.remove(&branch)
+                } else {
+                    self.pending.get(&branch).copied()
+                };
+                let Some(handle) = conn
+                    .and_then(|c| self.ues.get(&c))
+                    .map(|u| u.handle.clone())
+                else {
+                    tracing::info!(%branch, "response for a gone UE connection dropped");
+                    return;
+                };
+                let mut resp = resp;
+                resp.headers_mut().remove_first("Via");
+                self.out.push((Target::Ue(handle), Message::Response(resp)));
+            }
+            Message::Request(req) => self.forward_to_ue(req),
+        }
+    }
+
+    /// Step 15: route a NOTIFY to the UE connection that registered its Request-URI.
+    fn forward_to_ue(&mut self, mut req: Request) {
+        let key = contact_key(&req.uri().to_string());
+        let target = self
+            .contacts
+            .get(&key)
+            .and_then(|c| self.ues.get(c))
+            .map(|u| u.handle.clone());
+        let Some(handle) = target else {
+            tracing::warn!(%key, "no connection for the Request-URI");
+            if let Ok(resp) = Response::builder_for(&req, 480).build() {
+                self.out.push((Target::As, Message::Response(resp)));
+            }
+            return;
+        };
+        let branch = self.next_branch();
+        let host = self.host.clone();
+        let headers = req.headers_mut();
+        if headers
+            .get("Route")
+            .is_some_and(|r| uri_of(r).contains(&host))
+        {
+            headers.remove_first("Route");
+        }
+        if headers
+            .push_front("Via", &format!("SIP/2.0/TLS {host};branch={branch}"))
+            .is_err()
+        {
+            return;
+        }
+        self.out.push((Target::Ue(handle), Message::Request(req)));
+    }
+
+    async fn flush(&mut self) {
+        for (target, msg) in std::mem::take(&mut self.out) {
+            let result = match target {
+                Target::Ue(h) => h.send(&msg).await,
+                Target::As => match self.transport.connect_or_reuse(&self.as_dest).await {
+                    Ok(h) => h.send(&msg).await,
+                    Err(e) => Err(e),
+                },
+            };
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "send failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contact_keys_and_branches() {
+        assert_eq!(
+            contact_key("sip:ue1@127.0.0.1:5000;transport=tls"),
+            "ue1@127.0.0.1:5000"
+        );
+        assert_eq!(contact_key("sip:ue1@EXAMPLE.com"), "ue1@example.com");
+        assert_eq!(
+            branch_of("SIP/2.0/TLS h;rport;branch=z9hG4bKabc").as_deref(),
+            Some("z9hG4bKabc")
+        );
+        assert_eq!(branch_of("SIP/2.0/TLS h"), None);
+    }
 }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use mcptt_examples::actors::clock::Clock;
 use mcptt_examples::actors::config::{McpttServerConfig, Transport};
 use mcptt_examples::actors::mcptt_server;
 use mcptt_examples::cli::{LogArgs, TlsArgs, read_table};
@@ -53,6 +54,11 @@ struct Args {
     /// (UEs not listed are personal).
     #[arg(long, value_name = "FILE")]
     ue_directory: Option<PathBuf>,
+    /// Identity of a SIP core allowed to send third-party REGISTERs (repeat for several): its
+    /// TLS certificate's first `sip:` URI SAN, or `tcp:IP` for a TCP peer.
+    #[arg(long = "trusted-core", value_name = "ID", default_values_t = [
+        "sip:scscf.example.com".to_owned(), "tcp:127.0.0.1".to_owned()])]
+    trusted_cores: Vec<String>,
     /// Subscription expiry granted, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
     subscription_expires: u32,
@@ -115,11 +121,12 @@ fn main() -> ExitCode {
         scopes: args.scopes,
         ue_directory,
         subscription_expires: args.subscription_expires,
+        trusted_cores: args.trusted_cores,
     };
     mcptt_examples::actors::serve(
         "mcptt-server",
         async move {
-            let handle = mcptt_server::spawn(config, Trace::echoing()).await?;
+            let handle = mcptt_server::spawn(config, Trace::echoing(), Clock::new()).await?;
             eprintln!("mcptt-server: listening on {}", handle.local_addr());
             Ok(handle)
         },

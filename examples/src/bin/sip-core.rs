@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use mcptt_examples::actors::clock::Clock;
 use mcptt_examples::actors::config::{SipCoreConfig, Transport};
 use mcptt_examples::actors::sip_core;
 use mcptt_examples::cli::{LogArgs, TlsArgs, read_table};
@@ -85,7 +86,7 @@ fn main() -> ExitCode {
     mcptt_examples::actors::serve(
         "sip-core",
         async move {
-            let handle = sip_core::spawn(config, Trace::echoing()).await?;
+            let handle = sip_core::spawn(config, Trace::echoing(), Clock::new()).await?;
             eprintln!("sip-core: listening on {} (TLS)", handle.local_addr());
             Ok(handle)
         },

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use mcptt_examples::actors::clock::Clock;
 use mcptt_examples::actors::config::{LoginMethod, UeConfig};
 use mcptt_examples::actors::ue;
 use mcptt_examples::cli::{LogArgs, TlsArgs};
@@ -106,7 +107,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(ue::run(&config, &Trace::echoing())) {
+    match runtime.block_on(ue::run(&config, &Trace::echoing(), &Clock::new())) {
         Ok(outcome) => {
             println!(
                 "ue: service state {} ({})",

@@ -1,0 +1,127 @@
+//! Small helpers over `mcptt-sip` messages shared by the actors: what to record in the trace,
+//! and the few header reads the proxy glue needs.
+
+use mcptt_sip::Message;
+
+use crate::trace::{Actor, Observation};
+
+/// Headers shown on the ladder under each message's first line.
+pub const KEY_HEADERS: [&str; 14] = [
+    "From",
+    "To",
+    "Contact",
+    "Expires",
+    "Event",
+    "P-Asserted-Identity",
+    "Content-Type",
+    "SIP-ETag",
+    "SIP-If-Match",
+    "Subscription-State",
+    "Warning",
+    "Accept",
+    "Record-Route",
+    "Route",
+];
+
+/// Largest body kept in a trace record (longer bodies are cut, with a note).
+pub const MAX_RECORDED_BODY: usize = 16 * 1024;
+
+/// The request method, or the CSeq method of a response.
+#[must_use]
+pub fn method(msg: &Message) -> String {
+    match msg {
+        Message::Request(r) => r.method().as_str().to_owned(),
+        Message::Response(r) => r
+            .headers()
+            .get("CSeq")
+            .and_then(|v| v.split_whitespace().nth(1))
+            .unwrap_or("")
+            .to_owned(),
+    }
+}
+
+/// The Call-ID, if present.
+#[must_use]
+pub fn call_id(msg: &Message) -> Option<String> {
+    msg.headers().get("Call-ID").map(|v| v.trim().to_owned())
+}
+
+/// The first line of a message.
+#[must_use]
+pub fn first_line(msg: &Message) -> String {
+    match msg {
+        Message::Request(r) => r.start_line().to_owned(),
+        Message::Response(r) => r.start_line().to_owned(),
+    }
+}
+
+/// The URI inside a name-addr or addr-spec header value (`"A" <sip:a@x>;tag=1` → `sip:a@x`).
+#[must_use]
+pub fn uri_of(value: &str) -> String {
+    let v = value.trim();
+    if let Some(start) = v.find('<') {
+        let rest = v.get(start + 1..).unwrap_or("");
+        return rest.split('>').next().unwrap_or("").trim().to_owned();
+    }
+    v.split(';').next().unwrap_or("").trim().to_owned()
+}
+
+/// The `user` part of a SIP URI (`sip:ue1@example.com` → `ue1`), or the whole URI.
+#[must_use]
+pub fn user_of(uri: &str) -> String {
+    let rest = uri.split_once(':').map_or(uri, |(_, r)| r);
+    match rest.split_once('@') {
+        Some((user, _)) => user.to_owned(),
+        None => rest.to_owned(),
+    }
+}
+
+/// What `from` sent, as the receiving actor records it. `label` names the UE when the
+/// Call-ID is not bound in the trace.
+#[must_use]
+pub fn observe(msg: &Message, from: Actor, label: &str) -> Observation {
+    let headers = msg
+        .headers()
+        .iter()
+        .filter(|(n, _)| KEY_HEADERS.iter().any(|k| k.eq_ignore_ascii_case(n)))
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect();
+    let body = msg.body();
+    let mut body_text = String::from_utf8_lossy(
+        body.get(..body.len().min(MAX_RECORDED_BODY))
+            .unwrap_or_default(),
+    )
+    .into_owned();
+    if body.len() > MAX_RECORDED_BODY {
+        body_text.push_str("\n[… body cut]");
+    }
+    let full = String::from_utf8_lossy(&msg.encode()).into_owned();
+    Observation {
+        from: Some(from),
+        ue: label.to_owned(),
+        call_id: call_id(msg),
+        method: method(msg),
+        status: match msg {
+            Message::Response(r) => Some(r.status()),
+            Message::Request(_) => None,
+        },
+        first_line: first_line(msg),
+        headers,
+        body: body_text,
+        full,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_and_users() {
+        assert_eq!(uri_of("\"A\" <sip:a@x;lr>;tag=1"), "sip:a@x;lr");
+        assert_eq!(uri_of("sip:a@x;tag=1"), "sip:a@x");
+        assert_eq!(user_of("sip:ue1@example.com"), "ue1");
+        assert_eq!(user_of("sip:example.com"), "example.com");
+    }
+}
