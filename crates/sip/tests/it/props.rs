@@ -1,0 +1,542 @@
+//! Property tests: generated messages round-trip, mutated bytes never panic, stream framing
+//! over any chunking equals whole-buffer parsing, limits are enforced.
+
+use mcptt_sip::{Bytes, Error, Framer, Limits, Message};
+use proptest::prelude::*;
+
+use crate::common::{data, read, table, testdata};
+use crate::generate::{Generated, message};
+
+/// Header values keep the CRLF of folded lines; the generator folded single spaces into
+/// CRLF SP or CRLF HTAB.
+fn unfold(v: &str) -> String {
+    v.replace("\r\n ", " ").replace("\r\n\t", " ")
+}
+
+fn check_generated(g: &Generated) -> Result<(), TestCaseError> {
+    let bytes = Bytes::from(g.bytes.clone());
+    let m = Message::parse(bytes).map_err(|e| {
+        TestCaseError::fail(format!("parse: {e}\n{}", String::from_utf8_lossy(&g.bytes)))
+    })?;
+    // Typed values are the generated ones.
+    prop_assert_eq!(m.call_id(), Some(g.call_id.as_str()));
+    let cseq = m
+        .cseq()
+        .map_err(|e| TestCaseError::fail(format!("cseq: {e}")))?;
+    prop_assert_eq!(cseq.seq, g.cseq);
+    prop_assert_eq!(cseq.method.to_string(), g.method.clone());
+    match (&m, g.status) {
+        (Message::Request(r), None) => prop_assert_eq!(r.method().to_string(), g.method.clone()),
+        (Message::Response(r), Some(code)) => prop_assert_eq!(r.status(), code),
+        _ => prop_assert!(false, "request/response mixed up"),
+    }
+    for (name, value) in &g.extra {
+        // First occurrence of this name (names may repeat).
+        let first = g
+            .extra
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v);
+        if first == Some(value) {
+            let got = m.headers().get(name).map(unfold);
+            prop_assert_eq!(got.as_deref(), Some(value.as_str()), "header {}", name);
+        }
+    }
+    prop_assert_eq!(&m.body()[..], &g.body[..]);
+    prop_assert!(m.via().is_ok() && m.from().is_ok() && m.to().is_ok());
+    // Byte for byte, and parse(encode(m)) == m.
+    let enc = m.encode();
+    prop_assert_eq!(&enc[..], &g.bytes[..]);
+    let again = Message::parse(enc).map_err(|e| TestCaseError::fail(format!("re-parse: {e}")))?;
+    prop_assert!(again == m, "parse(encode(m)) != m");
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn generated_messages_round_trip(g in message()) {
+        check_generated(&g)?;
+    }
+
+    /// Editing headers (replace, push, remove) then encoding gives a message that parses back
+    /// equal, with the edits visible.
+    #[test]
+    fn edited_messages_round_trip(
+        g in message(),
+        value in "[A-Za-z0-9.;=@-]{1,20}",
+        n in 0usize..4,
+    ) {
+        let mut m = Message::parse(Bytes::from(g.bytes)).unwrap();
+        for i in 0..n {
+            m.headers_mut().push(&format!("X-Added-{i}"), &value).unwrap();
+        }
+        m.headers_mut().replace("Call-ID", &value).unwrap();
+        let removed = m.headers_mut().remove("CSeq");
+        prop_assert_eq!(removed, 1);
+        let enc = m.encode();
+        let again = Message::parse(enc.clone()).unwrap();
+        prop_assert!(again == m);
+        prop_assert_eq!(again.call_id(), Some(value.as_str()));
+        prop_assert!(again.headers().get("CSeq").is_none());
+        prop_assert_eq!(again.headers().count("X-Added-0"), usize::from(n > 0));
+        prop_assert_eq!(again.encode(), enc);
+    }
+}
+
+/// Every vector we have: the seeds of the mutation test.
+fn corpus() -> Vec<Bytes> {
+    let mut out = Vec::new();
+    for row in table(&data("rfc4475.expect"), 6) {
+        out.push(read(&testdata(&format!("rfc4475/{}.dat", row[0]))));
+    }
+    for row in table(&data("rfc5118.expect"), 3) {
+        out.push(read(&testdata(&format!(
+            "rfc5118/wire-crlf/{}.dat",
+            row[0]
+        ))));
+    }
+    for e in std::fs::read_dir(data("mcptt")).unwrap() {
+        out.push(read(&e.unwrap().path()));
+    }
+    out
+}
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Flip(usize, u8),
+    Truncate(usize),
+    Insert(usize, Vec<u8>),
+    Remove(usize, usize),
+    Duplicate(usize, usize),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    let special = prop_oneof![
+        Just(b"\r\n".to_vec()),
+        Just(b"\r\n ".to_vec()),
+        Just(b":".to_vec()),
+        Just(b";".to_vec()),
+        Just(b",".to_vec()),
+        Just(b"\"".to_vec()),
+        Just(b"<".to_vec()),
+        Just(b">".to_vec()),
+        Just(b"%".to_vec()),
+        Just(b"[".to_vec()),
+        Just(b"\0".to_vec()),
+        Just(b"99999999999999999999".to_vec()),
+        Just(b"Content-Length: 5\r\n".to_vec()),
+        proptest::collection::vec(any::<u8>(), 1..8),
+    ];
+    prop_oneof![
+        (any::<usize>(), 0u8..8).prop_map(|(p, bit)| Mutation::Flip(p, bit)),
+        any::<usize>().prop_map(Mutation::Truncate),
+        (any::<usize>(), special).prop_map(|(p, b)| Mutation::Insert(p, b)),
+        (any::<usize>(), 1usize..16).prop_map(|(p, n)| Mutation::Remove(p, n)),
+        (any::<usize>(), 1usize..32).prop_map(|(p, n)| Mutation::Duplicate(p, n)),
+    ]
+}
+
+fn apply(buf: &mut Vec<u8>, m: &Mutation) {
+    if buf.is_empty() {
+        return;
+    }
+    let len = buf.len();
+    match m {
+        Mutation::Flip(p, bit) => buf[p % len] ^= 1 << bit,
+        Mutation::Truncate(p) => buf.truncate(p % len),
+        Mutation::Insert(p, b) => {
+            let p = p % (len + 1);
+            buf.splice(p..p, b.iter().copied());
+        }
+        Mutation::Remove(p, n) => {
+            let p = p % len;
+            let end = (p + n).min(len);
+            buf.drain(p..end);
+        }
+        Mutation::Duplicate(p, n) => {
+            let p = p % len;
+            let end = (p + n).min(len);
+            let piece = buf[p..end].to_vec();
+            buf.splice(p..p, piece);
+        }
+    }
+}
+
+/// Everything a user may call on a parsed message; none of it may panic.
+fn exercise(m: &Message) {
+    let _ = m.validate();
+    let _ = m.call_id();
+    let _ = m.cseq();
+    let _ = m.via();
+    let _ = m.top_via();
+    let _ = m.from();
+    let _ = m.to();
+    let _ = m.contacts();
+    let _ = m.expires();
+    let _ = m.max_forwards();
+    let _ = m.event();
+    let _ = m.headers().subscription_state();
+    let _ = m.content_type();
+    let _ = m.headers().sip_etag();
+    let _ = m.headers().warning();
+    let _ = m.headers().route();
+    let _ = m.headers().record_route();
+    let _ = m.headers().path();
+    let _ = m.headers().service_route();
+    let _ = m.headers().p_asserted_identity();
+    if let Message::Request(r) = m {
+        let _ = r.uri().to_string();
+        let _ = r.check(&mcptt_sip::Policy::default());
+    }
+    if let Ok(Some(ct)) = m.content_type() {
+        if ct.mime_type().eq_ignore_ascii_case("multipart") {
+            let _ = mcptt_sip::body::Multipart::parse(&ct, m.body());
+        }
+        if ct.subtype().eq_ignore_ascii_case("sip") {
+            let _ = mcptt_sip::body::message_sip::parse(m.body());
+        }
+    }
+    for (name, _) in m.headers().iter() {
+        let _ = m.headers().values(name).count();
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+    #[test]
+    fn mutated_bytes_never_panic(
+        seed in any::<prop::sample::Index>(),
+        muts in proptest::collection::vec(mutation(), 1..6),
+    ) {
+        let corpus = corpus();
+        let mut buf = corpus[seed.index(corpus.len())].to_vec();
+        for m in &muts {
+            apply(&mut buf, m);
+        }
+        let bytes = Bytes::from(buf.clone());
+        if let Ok(m) = Message::parse(bytes) {
+            exercise(&m);
+            // What parses, encodes and parses again to the same message.
+            let enc = m.encode();
+            let again = Message::parse(enc.clone());
+            prop_assert!(again.as_ref().is_ok_and(|a| *a == m), "re-parse of {:?}", String::from_utf8_lossy(&enc));
+        }
+        // The framer on the same bytes, in one go and byte by byte.
+        let mut f = Framer::new(Limits::default());
+        f.push(&buf);
+        for _ in 0..8 {
+            match f.next_message() {
+                Ok(Some(m)) => exercise(&m),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let _ = mcptt_sip::frame(&buf, &Limits::default());
+    }
+}
+
+/// Drain a framer: the messages it yields, then `Ok(())` when it wants more bytes or the error.
+fn drain(f: &mut Framer, out: &mut Vec<Message>) -> Result<(), Error> {
+    while let Some(m) = f.next_message()? {
+        out.push(m);
+    }
+    Ok(())
+}
+
+/// Generated messages back to back, with CRLF keep-alives (RFC 5626 §4.4.1) between some.
+fn stream() -> impl Strategy<Value = (Vec<Generated>, Vec<usize>)> {
+    (
+        proptest::collection::vec(message(), 1..6),
+        proptest::collection::vec(0usize..3, 6),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn stream_framing_over_any_chunking_equals_whole_parse(
+        (msgs, keepalives) in stream(),
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..12),
+    ) {
+        let mut wire = Vec::new();
+        for (i, g) in msgs.iter().enumerate() {
+            for _ in 0..keepalives[i] {
+                wire.extend_from_slice(b"\r\n\r\n");
+            }
+            wire.extend_from_slice(&g.bytes);
+        }
+        let want: Vec<Message> =
+            msgs.iter().map(|g| Message::parse(Bytes::from(g.bytes.clone())).unwrap()).collect();
+
+        // Whole buffer at once.
+        let mut f = Framer::new(Limits::default());
+        f.push(&wire);
+        let mut whole = Vec::new();
+        drain(&mut f, &mut whole).unwrap();
+        prop_assert!(whole == want, "whole-buffer framing differs");
+
+        // The same bytes in arbitrary chunks, draining after each.
+        let mut points: Vec<usize> = cuts.iter().map(|c| c.index(wire.len() + 1)).collect();
+        points.push(0);
+        points.push(wire.len());
+        points.sort_unstable();
+        let mut f = Framer::new(Limits::default());
+        let mut chunked = Vec::new();
+        for w in points.windows(2) {
+            f.push(&wire[w[0]..w[1]]);
+            drain(&mut f, &mut chunked).unwrap();
+        }
+        prop_assert!(chunked == want, "chunked framing differs");
+        for (got, g) in chunked.iter().zip(&msgs) {
+            prop_assert_eq!(&got.encode()[..], &g.bytes[..]);
+        }
+
+        // frame() on the whole buffer finds the same boundaries.
+        let mut pos = 0;
+        for g in &msgs {
+            while wire[pos..].starts_with(b"\r\n") {
+                pos += 2;
+            }
+            match mcptt_sip::frame(&wire[pos..], &Limits::default()).unwrap() {
+                mcptt_sip::Status::Complete(n) => prop_assert_eq!(n, g.bytes.len()),
+                mcptt_sip::Status::Partial => prop_assert!(false, "partial on a whole message"),
+            }
+            pos += g.bytes.len();
+        }
+    }
+
+    /// Any strict prefix of a message is `Partial`, never an error or a message.
+    #[test]
+    fn every_prefix_is_partial(g in message(), cut in any::<prop::sample::Index>()) {
+        let cut = cut.index(g.bytes.len());
+        let prefix = &g.bytes[..cut];
+        prop_assert!(matches!(mcptt_sip::frame(prefix, &Limits::default()), Ok(mcptt_sip::Status::Partial)));
+        let mut f = Framer::new(Limits::default());
+        f.push(prefix);
+        prop_assert!(matches!(f.next_message(), Ok(None)));
+    }
+}
+
+fn register() -> Vec<u8> {
+    read(&data("mcptt/register.sip")).to_vec()
+}
+
+fn publish() -> Vec<u8> {
+    read(&data("mcptt/publish.sip")).to_vec()
+}
+
+/// Both parse entry points and the framer report `want` for `bytes` under `limits`
+/// (`frame()` only finds message ends: it enforces the size limits, not the header count).
+fn rejected(bytes: &[u8], limits: &Limits, want: fn(&Error) -> bool) {
+    let parse = Message::parse_with(Bytes::copy_from_slice(bytes), limits);
+    assert!(parse.as_ref().is_err_and(want), "parse_with: {parse:?}");
+    if limits.max_headers == Limits::default().max_headers {
+        let frame = mcptt_sip::frame(bytes, limits);
+        assert!(frame.as_ref().is_err_and(want), "frame: {frame:?}");
+    }
+    let mut f = Framer::new(limits.clone());
+    f.push(bytes);
+    let framed = f.next_message();
+    assert!(framed.as_ref().is_err_and(want), "framer: {framed:?}");
+}
+
+fn accepted(bytes: &[u8], limits: &Limits) {
+    Message::parse_with(Bytes::copy_from_slice(bytes), limits).unwrap();
+    let mut f = Framer::new(limits.clone());
+    f.push(bytes);
+    assert!(f.next_message().unwrap().is_some());
+}
+
+#[test]
+fn limits_have_safe_defaults() {
+    let l = Limits::default();
+    assert!(l.max_message_size >= 8 * 1024 && l.max_message_size <= 1024 * 1024);
+    assert!(l.max_headers >= 64 && l.max_headers <= 1024);
+    assert!(l.max_body_size <= l.max_message_size);
+    assert!(l.max_head_size <= l.max_message_size);
+}
+
+#[test]
+fn limit_message_size() {
+    let msg = publish();
+    let tight = Limits {
+        max_message_size: msg.len() - 1,
+        ..Limits::default()
+    };
+    rejected(&msg, &tight, |e| matches!(e, Error::MessageTooLarge { .. }));
+    accepted(
+        &msg,
+        &Limits {
+            max_message_size: msg.len(),
+            ..Limits::default()
+        },
+    );
+}
+
+#[test]
+fn limit_body_size() {
+    let msg = publish();
+    let body = Message::parse(Bytes::from(msg.clone()))
+        .unwrap()
+        .body()
+        .len();
+    let tight = Limits {
+        max_body_size: body - 1,
+        ..Limits::default()
+    };
+    rejected(&msg, &tight, |e| matches!(e, Error::BodyTooLarge { .. }));
+    assert_eq!(
+        Error::BodyTooLarge { size: 2, limit: 1 }.status_code(),
+        Some(413)
+    );
+    accepted(
+        &msg,
+        &Limits {
+            max_body_size: body,
+            ..Limits::default()
+        },
+    );
+}
+
+#[test]
+fn limit_header_count() {
+    let msg = register();
+    let count = Message::parse(Bytes::from(msg.clone()))
+        .unwrap()
+        .headers()
+        .len();
+    let tight = Limits {
+        max_headers: count - 1,
+        ..Limits::default()
+    };
+    rejected(&msg, &tight, |e| matches!(e, Error::TooManyHeaders { .. }));
+    accepted(
+        &msg,
+        &Limits {
+            max_headers: count,
+            ..Limits::default()
+        },
+    );
+}
+
+#[test]
+fn limit_line_length() {
+    let msg = register();
+    let longest = msg
+        .split(|&b| b == b'\n')
+        .map(|l| l.len() + 1)
+        .max()
+        .unwrap();
+    let tight = Limits {
+        max_line_length: longest - 3,
+        ..Limits::default()
+    };
+    rejected(&msg, &tight, |e| matches!(e, Error::LineTooLong { .. }));
+    accepted(
+        &msg,
+        &Limits {
+            max_line_length: longest,
+            ..Limits::default()
+        },
+    );
+}
+
+#[test]
+fn limit_head_size() {
+    let msg = publish();
+    let head = msg.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let tight = Limits {
+        max_head_size: head - 10,
+        ..Limits::default()
+    };
+    rejected(&msg, &tight, |e| matches!(e, Error::HeadTooLarge { .. }));
+    accepted(
+        &msg,
+        &Limits {
+            max_head_size: head,
+            ..Limits::default()
+        },
+    );
+}
+
+#[test]
+fn limit_uri_length() {
+    let user = "u".repeat(300);
+    let msg = format!(
+        "OPTIONS sip:{user}@example.com SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    let uri_len = "sip:".len() + user.len() + "@example.com".len();
+    let tight = Limits {
+        max_uri_length: uri_len - 1,
+        ..Limits::default()
+    };
+    let e = Message::parse_with(Bytes::from(msg.clone()), &tight).unwrap_err();
+    assert!(matches!(e, Error::UriTooLong { .. }), "{e:?}");
+    assert_eq!(e.status_code(), Some(414));
+    Message::parse_with(
+        Bytes::from(msg),
+        &Limits {
+            max_uri_length: uri_len,
+            ..Limits::default()
+        },
+    )
+    .unwrap();
+}
+
+/// A stream announcing a huge body is refused as soon as the head is in, before buffering it.
+#[test]
+fn framer_refuses_oversized_announcements_before_buffering() {
+    let head = b"MESSAGE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: x\r\nCSeq: 1 MESSAGE\r\nContent-Length: 1000000000\r\n\r\n";
+    let mut f = Framer::new(Limits::default());
+    f.push(head);
+    let e = f.next_message().unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::BodyTooLarge { .. } | Error::MessageTooLarge { .. }
+        ),
+        "{e:?}"
+    );
+    assert!(matches!(
+        mcptt_sip::frame(head, &Limits::default()),
+        Err(Error::BodyTooLarge { .. } | Error::MessageTooLarge { .. })
+    ));
+    // An endless header section is refused once it passes the head limit.
+    let mut f = Framer::new(Limits::default());
+    f.push(b"OPTIONS sip:a@b SIP/2.0\r\n");
+    let line = b"X-Filler: 0123456789012345678901234567890123456789\r\n";
+    let mut refused = None;
+    for i in 0..2000 {
+        f.push(line);
+        if let Err(e) = f.next_message() {
+            refused = Some((i, e));
+            break;
+        }
+    }
+    let (i, e) = refused.expect("never refused");
+    assert!(
+        i * line.len() <= Limits::default().max_head_size + line.len(),
+        "refused late: {i}"
+    );
+    assert!(e.is_limit(), "{e:?}");
+}
+
+#[test]
+fn stream_without_content_length_is_an_error() {
+    let msg = b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n";
+    let mut f = Framer::new(Limits::default());
+    f.push(msg);
+    let e = f.next_message().unwrap_err();
+    assert_eq!(e, Error::MissingContentLength);
+    assert_eq!(e.status_code(), Some(400));
+    // Datagram style it is fine (the body is the rest: empty).
+    assert!(
+        Message::parse(Bytes::from_static(msg))
+            .unwrap()
+            .body()
+            .is_empty()
+    );
+}
