@@ -1,0 +1,278 @@
+//! Mutual TLS on loopback: success, and clear errors on both sides for each failure.
+
+use std::sync::Arc;
+
+use mcptt_tls::rustls::{self, AlertDescription, CertificateError};
+use mcptt_tls::{
+    Destination, Error, Event, Events, IdentityPolicy, Transport, TransportConfig, TransportKind,
+    UriSanPolicy,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::pki::Pki;
+use crate::{call_id, loopback, next, next_non_connect, ok, register, register_bytes};
+
+async fn tls_server(pki: &Pki) -> (Transport, Events, std::net::SocketAddr) {
+    let (t, e) = Transport::new(TransportConfig::default());
+    let addr = t.listen_tls(loopback(), pki.server_config()).await.unwrap();
+    (t, e, addr)
+}
+
+fn client(config: Arc<rustls::ClientConfig>) -> (Transport, Events) {
+    Transport::new(TransportConfig::default().with_client_tls(config))
+}
+
+fn dest(addr: std::net::SocketAddr) -> Destination {
+    Destination::addr(addr, TransportKind::Tls).with_server_name("sip.example.org")
+}
+
+#[tokio::test]
+async fn mutual_tls_succeeds_and_exposes_identities() {
+    let pki = Pki::new("mtls CA");
+    let (server, mut sev, addr) = tls_server(&pki).await;
+    let (ue, mut uev) = client(pki.client_config(Some(pki.ue())));
+    let conn = ue.connect(&dest(addr)).await.unwrap();
+
+    let server_id = conn.identity().unwrap();
+    assert_eq!(server_id.dns_names(), ["sip.example.org"]);
+    assert_eq!(
+        conn.info().tls_version,
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
+
+    let Event::Connected(inbound) = next(&mut sev).await else {
+        panic!("expected Connected")
+    };
+    let ue_id = inbound.identity().unwrap().clone();
+    assert_eq!(
+        ue_id.sip_uris().collect::<Vec<_>>(),
+        ["sip:alice@example.org"]
+    );
+    assert_eq!(
+        inbound.info().server_name.as_deref(),
+        Some("sip.example.org"),
+        "SNI"
+    );
+    assert!(UriSanPolicy.may_register(&ue_id, "sip:alice@example.org"));
+    assert!(!UriSanPolicy.may_register(&ue_id, "sip:bob@example.org"));
+
+    conn.send(&register("mtls", 1)).await.unwrap();
+    let Event::Message(rx) = next(&mut sev).await else {
+        panic!("expected Message")
+    };
+    assert_eq!(call_id(&rx.message), "mtls");
+    assert_eq!(rx.connection.id(), inbound.id());
+    rx.connection.send(&ok("mtls", 1)).await.unwrap();
+    let Event::Message(answer) = next(&mut uev).await else {
+        panic!("expected answer")
+    };
+    assert!(!answer.message.is_request());
+    assert_eq!(server.connection_count(), 1);
+}
+
+#[tokio::test]
+async fn mutual_tls_over_tls12() {
+    let pki = Pki::new("tls12 CA");
+    let (_server, mut sev, addr) = tls_server(&pki).await;
+    let ue = pki.ue();
+    let config = rustls::ClientConfig::builder_with_provider(mcptt_tls::crypto_provider())
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .unwrap()
+        .with_root_certificates(pki.anchors().root_store().clone())
+        .with_client_auth_cert(ue.chain().to_vec(), ue.private_key().clone_key())
+        .unwrap();
+    let (t, _uev) = client(Arc::new(config));
+    let conn = t.connect(&dest(addr)).await.unwrap();
+    assert_eq!(
+        conn.info().tls_version,
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+    let Event::Connected(inbound) = next(&mut sev).await else {
+        panic!("expected Connected")
+    };
+    assert!(inbound.identity().is_some());
+}
+
+/// The client-side failure: either `connect` fails, or (TLS 1.3, where the server judges
+/// the client certificate after the client's last flight) the connection closes with the
+/// server's alert.
+async fn client_failure(t: &Transport, events: &mut Events, addr: std::net::SocketAddr) -> Error {
+    match t.connect(&dest(addr)).await {
+        Err(e) => e,
+        Ok(_) => match next(events).await {
+            Event::Closed { error: Some(e), .. } => e,
+            other => panic!("expected Closed with error, got {other:?}"),
+        },
+    }
+}
+
+async fn server_failure(events: &mut Events) -> Error {
+    match next(events).await {
+        Event::Rejected { error, .. } => error,
+        other => panic!("expected Rejected, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn no_client_certificate() {
+    let pki = Pki::new("nocert CA");
+    let (_server, mut sev, addr) = tls_server(&pki).await;
+    let (t, mut uev) = client(pki.client_config(None));
+    let c = client_failure(&t, &mut uev, addr).await;
+    assert!(
+        matches!(
+            c,
+            Error::Tls(rustls::Error::AlertReceived(
+                AlertDescription::CertificateRequired
+            ))
+        ),
+        "client: {c}"
+    );
+    assert!(c.is_authentication_failure());
+    let s = server_failure(&mut sev).await;
+    assert!(
+        matches!(s, Error::Handshake(rustls::Error::NoCertificatesPresented)),
+        "server: {s}"
+    );
+    assert!(s.to_string().contains("TLS handshake failed"), "{s}");
+}
+
+#[tokio::test]
+async fn client_certificate_from_untrusted_ca() {
+    let pki = Pki::new("trusted CA");
+    let rogue = Pki::new("rogue CA");
+    let (_server, mut sev, addr) = tls_server(&pki).await;
+    let (t, mut uev) = client(pki.client_config(Some(rogue.ue())));
+    let c = client_failure(&t, &mut uev, addr).await;
+    assert!(
+        matches!(
+            c,
+            Error::Tls(rustls::Error::AlertReceived(AlertDescription::UnknownCA))
+        ),
+        "client: {c}"
+    );
+    let s = server_failure(&mut sev).await;
+    assert!(
+        matches!(
+            s,
+            Error::Handshake(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer
+            ))
+        ),
+        "server: {s}"
+    );
+    assert!(s.is_authentication_failure());
+}
+
+#[tokio::test]
+async fn server_certificate_from_untrusted_ca() {
+    let pki = Pki::new("server CA");
+    let other = Pki::new("client-trusted CA");
+    let (_server, mut sev, addr) = tls_server(&pki).await;
+    let (t, _uev) = client(other.client_config(Some(pki.ue())));
+    let c = t.connect(&dest(addr)).await.unwrap_err();
+    assert!(
+        matches!(
+            c,
+            Error::Handshake(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer
+            ))
+        ),
+        "client: {c}"
+    );
+    let s = server_failure(&mut sev).await;
+    assert!(
+        matches!(
+            s,
+            Error::Handshake(rustls::Error::AlertReceived(AlertDescription::UnknownCA))
+        ),
+        "server: {s}"
+    );
+}
+
+#[tokio::test]
+async fn expired_client_certificate() {
+    let pki = Pki::new("expiry CA");
+    let (_server, mut sev, addr) = tls_server(&pki).await;
+    let expired = pki
+        .leaf_full(&["ue1.example.org"], &["sip:alice@example.org"], true)
+        .credentials;
+    let (t, mut uev) = client(pki.client_config(Some(expired)));
+    let c = client_failure(&t, &mut uev, addr).await;
+    assert!(
+        matches!(
+            c,
+            Error::Tls(rustls::Error::AlertReceived(
+                AlertDescription::CertificateExpired
+            ))
+        ),
+        "client: {c}"
+    );
+    let s = server_failure(&mut sev).await;
+    assert!(
+        matches!(
+            s,
+            Error::Handshake(rustls::Error::InvalidCertificate(
+                CertificateError::Expired | CertificateError::ExpiredContext { .. }
+            ))
+        ),
+        "server: {s}"
+    );
+}
+
+#[tokio::test]
+async fn wrong_server_name() {
+    let pki = Pki::new("name CA");
+    let (_server, mut sev, addr) = tls_server(&pki).await;
+    let (t, _uev) = client(pki.client_config(Some(pki.ue())));
+    let wrong = Destination::addr(addr, TransportKind::Tls).with_server_name("other.example.org");
+    let c = t.connect(&wrong).await.unwrap_err();
+    assert!(
+        matches!(
+            c,
+            Error::Handshake(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }
+            ))
+        ),
+        "client: {c}"
+    );
+    let s = server_failure(&mut sev).await;
+    assert!(
+        matches!(
+            s,
+            Error::Handshake(rustls::Error::AlertReceived(
+                AlertDescription::BadCertificate
+            ))
+        ),
+        "server: {s}"
+    );
+}
+
+#[tokio::test]
+async fn plain_tcp_client_on_tls_port() {
+    let pki = Pki::new("plain CA");
+    let (_server, mut sev, addr) = tls_server(&pki).await;
+    // Our transport as a plain-TCP client.
+    let (t, mut uev) = Transport::new(TransportConfig::default());
+    let conn = t
+        .connect(&Destination::addr(addr, TransportKind::Tcp))
+        .await
+        .unwrap();
+    conn.send(&register("plain", 1)).await.unwrap();
+    let s = server_failure(&mut sev).await;
+    assert!(matches!(s, Error::PlaintextOnTlsPort(b'R')), "server: {s}");
+    assert!(s.to_string().contains("plain text to a TLS port"), "{s}");
+    match next_non_connect(&mut uev).await {
+        Event::Closed {
+            error: Some(Error::TlsOnPlainConnection),
+            ..
+        } => {}
+        other => panic!("client: expected TlsOnPlainConnection, got {other:?}"),
+    }
+    // A raw socket sees the TLS alert record the server answered with.
+    let mut raw = tokio::net::TcpStream::connect(addr).await.unwrap();
+    raw.write_all(&register_bytes("raw", 1)).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = raw.read_to_end(&mut answer).await;
+    assert_eq!(answer.first(), Some(&0x15), "TLS alert record: {answer:?}");
+}
