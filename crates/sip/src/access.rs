@@ -92,7 +92,7 @@ impl Headers {
     /// # Errors
     /// [`Error::MissingHeader`], [`Error::Header`] or [`Error::Uri`].
     pub fn from(&self) -> Result<NameAddr> {
-        self.single(Hid::From, |b| NameAddr::from_bytes(b.clone()))
+        self.single(Hid::From, |b| NameAddr::from_trusted(b.clone()))
     }
 
     /// The To header (`t`).
@@ -100,7 +100,7 @@ impl Headers {
     /// # Errors
     /// [`Error::MissingHeader`], [`Error::Header`] or [`Error::Uri`].
     pub fn to(&self) -> Result<NameAddr> {
-        self.single(Hid::To, |b| NameAddr::from_bytes(b.clone()))
+        self.single(Hid::To, |b| NameAddr::from_trusted(b.clone()))
     }
 
     /// Every Via value (`v`), top first, across all Via lines.

@@ -112,9 +112,9 @@ pub(crate) struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
-    pub(crate) fn new(s: &'a str) -> Self {
+    pub(crate) fn new(s: &'a (impl AsRef<[u8]> + ?Sized)) -> Self {
         Self {
-            s: s.as_bytes(),
+            s: s.as_ref(),
             pos: 0,
         }
     }

@@ -35,8 +35,6 @@ pub struct Headers {
 /// Where the header section ended.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HeadEnd {
-    /// Offset just after the last header line (the empty line starts here if present).
-    pub(crate) head_end: usize,
     /// Offset of the body (after the empty line), or the buffer length if unterminated.
     pub(crate) body_start: usize,
     /// Whether an empty line ended the header section.
@@ -75,7 +73,6 @@ pub(crate) fn scan(
         }
         let Some(&b0) = buf.get(pos) else {
             return Ok(HeadEnd {
-                head_end: len,
                 body_start: len,
                 terminated: false,
                 content_length,
@@ -83,7 +80,6 @@ pub(crate) fn scan(
         };
         if b0 == b'\n' {
             return Ok(HeadEnd {
-                head_end: pos,
                 body_start: pos + 1,
                 terminated: true,
                 content_length,
@@ -91,7 +87,6 @@ pub(crate) fn scan(
         }
         if b0 == b'\r' && buf.get(pos + 1) == Some(&b'\n') {
             return Ok(HeadEnd {
-                head_end: pos,
                 body_start: pos + 2,
                 terminated: true,
                 content_length,
@@ -99,9 +94,12 @@ pub(crate) fn scan(
         }
         // header name
         let ns = pos;
-        while buf.get(pos).is_some_and(|&b| chars::is_token(b)) {
-            pos += 1;
-        }
+        pos += buf
+            .get(pos..)
+            .unwrap_or_default()
+            .iter()
+            .position(|&b| !chars::is_token(b))
+            .unwrap_or(len - pos);
         if pos == ns {
             return Err(Error::Header {
                 name: String::new(),
@@ -289,7 +287,13 @@ impl Headers {
 
     /// Entries matching `name` (case-insensitive, compact forms included).
     pub(crate) fn matching<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
-        let id = lookup(name.as_bytes());
+        // Header names in the index are tokens; other names match nothing.
+        let token = chars::is_token_str(name.as_bytes());
+        let id = if token {
+            lookup(name.as_bytes())
+        } else {
+            Hid::Other
+        };
         self.entries.iter().filter(move |e| {
             if id == Hid::Other {
                 e.id == Hid::Other
@@ -330,6 +334,9 @@ impl Headers {
     }
 
     /// The value of the first header called `name`.
+    ///
+    /// A value that is not UTF-8 reads as `""` ([`Message::validate`](crate::Message::validate)
+    /// rejects such messages; [`Headers::get_bytes`] gives the raw bytes).
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&str> {
         self.matching(name).next().map(|e| self.entry_value(e))

@@ -13,8 +13,6 @@ use crate::uri::Uri;
 /// What requests and responses share: the buffer, the start line, the header index and the body.
 #[derive(Clone)]
 pub(crate) struct Head {
-    /// The message bytes (exactly the message: trailing datagram bytes are cut off).
-    buf: Bytes,
     /// The start line without its terminator.
     start_line: Span,
     headers: Headers,
@@ -35,7 +33,7 @@ impl Head {
     fn body(&self) -> Bytes {
         match &self.body_override {
             Some(b) => b.clone(),
-            None => self.buf.slice(self.body.range()),
+            None => self.headers.buf().slice(self.body.range()),
         }
     }
 
@@ -47,34 +45,34 @@ impl Head {
 
     fn encode_vec(&self, out: &mut Vec<u8>) {
         if self.is_clean() {
-            out.extend_from_slice(&self.buf);
+            out.extend_from_slice(self.headers.buf());
             return;
         }
-        out.extend_from_slice(self.start_line.bytes(&self.buf));
+        out.extend_from_slice(self.start_line.bytes(self.headers.buf()));
         out.extend_from_slice(b"\r\n");
         self.headers.encode_lines(out);
         out.extend_from_slice(b"\r\n");
         match &self.body_override {
             Some(b) => out.extend_from_slice(b),
-            None => out.extend_from_slice(self.body.bytes(&self.buf)),
+            None => out.extend_from_slice(self.body.bytes(self.headers.buf())),
         }
     }
 
     fn encode(&self) -> Bytes {
         if self.is_clean() {
-            return self.buf.clone();
+            return self.headers.buf().clone();
         }
-        let mut v = Vec::with_capacity(self.buf.len() + 64);
+        let mut v = Vec::with_capacity(self.headers.buf().len() + 64);
         self.encode_vec(&mut v);
         Bytes::from(v)
     }
 
     fn encode_into(&self, out: &mut BytesMut) {
         if self.is_clean() {
-            out.extend_from_slice(&self.buf);
+            out.extend_from_slice(self.headers.buf());
             return;
         }
-        let mut v = Vec::with_capacity(self.buf.len() + 64);
+        let mut v = Vec::with_capacity(self.headers.buf().len() + 64);
         self.encode_vec(&mut v);
         out.extend_from_slice(&v);
     }
@@ -293,13 +291,6 @@ impl Message {
 
         let mut entries = Vec::with_capacity(16);
         let he = headers::scan(s, start_end, limits, &mut entries)?;
-        if let Err(e) = std::str::from_utf8(s.get(..he.head_end).unwrap_or_default()) {
-            return Err(Error::Header {
-                name: String::new(),
-                offset: e.valid_up_to(),
-                expected: "UTF-8 text",
-            });
-        }
         let available = s.len() - he.body_start;
         let body_len = match he.content_length {
             Some(n) => n.min(available),
@@ -315,17 +306,16 @@ impl Message {
         let msg_end = he.body_start + body_len;
         buf.truncate(msg_end);
         let head = Head {
-            headers: Headers::from_parts(buf.clone(), entries),
+            headers: Headers::from_parts(buf, entries),
             start_line: Span::new(0, line_end),
             body: Span::new(he.body_start, msg_end),
             body_override: None,
             terminated: he.terminated,
             declared_len: he.content_length,
-            buf,
         };
         Ok(match kind {
             Kind::Req(method, us) => {
-                let uri = Uri::from_bytes(head.buf.slice(us.range()))
+                let uri = Uri::from_bytes(head.headers.buf().slice(us.range()))
                     .map_err(|e| e.shifted(us.start as usize))?;
                 if uri.has_headers() {
                     return Err(Error::Uri {
@@ -469,7 +459,7 @@ macro_rules! common_methods {
             #[must_use]
             pub fn start_line(&self) -> &str {
                 let h = self.head();
-                h.start_line.str(&h.buf)
+                h.start_line.str(h.headers.buf())
             }
         }
     };
@@ -559,7 +549,7 @@ impl Response {
     /// The reason phrase as written (may be empty).
     #[must_use]
     pub fn reason(&self) -> &str {
-        self.reason.str(&self.head.buf)
+        self.reason.str(self.head.headers.buf())
     }
 
     /// Type-check the response (see [`Message::validate`]).
@@ -614,7 +604,7 @@ impl Response {
     #[must_use]
     pub fn from_request(req: &Request, code: u16) -> Self {
         let reason = reason_phrase(code);
-        let mut v = Vec::with_capacity(req.head.buf.len().min(1024));
+        let mut v = Vec::with_capacity(req.head.headers.buf().len().min(1024));
         v.extend_from_slice(b"SIP/2.0 ");
         v.extend_from_slice(code.to_string().as_bytes());
         v.push(b' ');
@@ -659,13 +649,12 @@ impl Response {
             code,
             reason: Span::new(line_end - reason.len(), line_end),
             head: Head {
-                headers: Headers::from_parts(buf.clone(), entries),
+                headers: Headers::from_parts(buf, entries),
                 start_line: Span::new(0, line_end),
                 body: Span::new(end, end),
                 body_override: None,
                 terminated: true,
                 declared_len: Some(0),
-                buf,
             },
         }
     }

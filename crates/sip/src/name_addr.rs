@@ -40,8 +40,13 @@ impl NameAddr {
     /// # Errors
     /// As [`NameAddr::parse`].
     pub fn from_bytes(src: Bytes) -> Result<Self> {
-        let text = std::str::from_utf8(&src).map_err(|e| perr(e.valid_up_to(), "UTF-8 text"))?;
-        let mut c = Cursor::new(text);
+        std::str::from_utf8(&src).map_err(|e| perr(e.valid_up_to(), "UTF-8 text"))?;
+        Self::from_trusted(src)
+    }
+
+    /// Parse from a buffer already known to be UTF-8 (a header value of a parsed message).
+    pub(crate) fn from_trusted(src: Bytes) -> Result<Self> {
+        let mut c = Cursor::new(&src[..]);
         c.skip_lws();
         let na = parse_one(&src, &mut c)?;
         c.skip_lws();
@@ -313,8 +318,7 @@ pub(crate) fn parse_one(src: &Bytes, c: &mut Cursor<'_>) -> Result<Partial> {
 
 /// Parse a comma-separated list of name-addrs over the whole of `src`.
 pub(crate) fn parse_list(src: &Bytes, require_angle: bool) -> Result<Vec<NameAddr>> {
-    let text = std::str::from_utf8(src).map_err(|e| perr(e.valid_up_to(), "UTF-8 text"))?;
-    let mut c = Cursor::new(text);
+    let mut c = Cursor::new(&src[..]);
     let mut out = Vec::new();
     loop {
         c.skip_lws();

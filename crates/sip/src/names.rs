@@ -99,23 +99,101 @@ known! {
     WwwAuthenticate = "WWW-Authenticate";
 }
 
-/// Look a header name up (case-insensitive, compact forms included).
+/// Look a header name up (case-insensitive, compact forms included). `name` must be a token
+/// (RFC 3261 §25.1): the comparison folds case by setting bit 0x20, which is exact on tokens.
 #[inline]
 pub(crate) fn lookup(name: &[u8]) -> Hid {
-    match name {
-        [c] => compact(c.to_ascii_lowercase()),
-        [first, ..] => {
-            let f = first.to_ascii_lowercase();
-            for &h in bucket(f) {
-                let n = h.name().as_bytes();
-                if n.len() == name.len() && n.eq_ignore_ascii_case(name) {
-                    return h;
-                }
-            }
-            Hid::Other
-        }
-        [] => Hid::Other,
+    let (Some(&first), Some(&last)) = (name.first(), name.last()) else {
+        return Hid::Other;
+    };
+    if name.len() == 1 {
+        return compact(first.to_ascii_lowercase());
     }
+    let candidates: &[(Hid, &[u8])] = match (name.len(), first | 0x20, last | 0x20) {
+        (2, b't', b'o') => &[(Hid::To, b"to")],
+        (3, b'v', b'a') => &[(Hid::Via, b"via")],
+        (4, b'c', b'q') => &[(Hid::CSeq, b"cseq")],
+        (4, b'd', b'e') => &[(Hid::Date, b"date")],
+        (4, b'f', b'm') => &[(Hid::From, b"from")],
+        (4, b'p', b'h') => &[(Hid::Path, b"path")],
+        (4, b'r', b'k') => &[(Hid::RAck, b"rack")],
+        (4, b'r', b'q') => &[(Hid::RSeq, b"rseq")],
+        (5, b'a', b'w') => &[(Hid::Allow, b"allow")],
+        (5, b'e', b't') => &[(Hid::Event, b"event")],
+        (5, b'r', b'e') => &[(Hid::Route, b"route")],
+        (6, b'a', b't') => &[(Hid::Accept, b"accept")],
+        (6, b'm', b'e') => &[(Hid::MinSe, b"min-se")],
+        (6, b'r', b'n') => &[(Hid::Reason, b"reason")],
+        (6, b's', b'r') => &[(Hid::Server, b"server")],
+        (7, b'c', b'd') => &[(Hid::CallId, b"call-id")],
+        (7, b'c', b't') => &[(Hid::Contact, b"contact")],
+        (7, b'e', b's') => &[(Hid::Expires, b"expires")],
+        (7, b'r', b'e') => &[(Hid::Require, b"require")],
+        (7, b's', b't') => &[(Hid::Subject, b"subject")],
+        (7, b'w', b'g') => &[(Hid::Warning, b"warning")],
+        (8, b'i', b'y') => &[(Hid::Identity, b"identity")],
+        (8, b'p', b'y') => &[(Hid::Priority, b"priority")],
+        (8, b'r', b'o') => &[(Hid::ReferTo, b"refer-to"), (Hid::ReplyTo, b"reply-to")],
+        (8, b's', b'g') => &[(Hid::SipETag, b"sip-etag")],
+        (9, b'c', b'o') => &[(Hid::CallInfo, b"call-info")],
+        (9, b's', b'd') => &[(Hid::Supported, b"supported")],
+        (9, b't', b'p') => &[(Hid::Timestamp, b"timestamp")],
+        (10, b'a', b'o') => &[(Hid::AlertInfo, b"alert-info")],
+        (10, b'e', b'o') => &[(Hid::ErrorInfo, b"error-info")],
+        (10, b'u', b't') => &[(Hid::UserAgent, b"user-agent")],
+        (11, b'i', b'o') => &[(Hid::InReplyTo, b"in-reply-to")],
+        (11, b'm', b's') => &[(Hid::MinExpires, b"min-expires")],
+        (11, b'r', b'r') => &[(Hid::RetryAfter, b"retry-after")],
+        (11, b'r', b'y') => &[(Hid::ReferredBy, b"referred-by")],
+        (11, b'u', b'd') => &[(Hid::Unsupported, b"unsupported")],
+        (12, b'a', b's') => &[(Hid::AllowEvents, b"allow-events")],
+        (12, b'c', b'e') => &[(Hid::ContentType, b"content-type")],
+        (12, b'm', b'n') => &[(Hid::MimeVersion, b"mime-version")],
+        (12, b'm', b's') => &[(Hid::MaxForwards, b"max-forwards")],
+        (12, b'o', b'n') => &[(Hid::Organization, b"organization")],
+        (12, b'r', b'e') => &[(Hid::RecordRoute, b"record-route")],
+        (12, b's', b'h') => &[(Hid::SipIfMatch, b"sip-if-match")],
+        (13, b'a', b'n') => &[(Hid::Authorization, b"authorization")],
+        (13, b'i', b'o') => &[(Hid::IdentityInfo, b"identity-info")],
+        (13, b'p', b'e') => &[(Hid::ProxyRequire, b"proxy-require")],
+        (13, b's', b'e') => &[(Hid::ServiceRoute, b"service-route")],
+        (14, b'a', b't') => &[(Hid::AcceptContact, b"accept-contact")],
+        (14, b'c', b'h') => &[(Hid::ContentLength, b"content-length")],
+        (14, b'r', b't') => &[(Hid::RejectContact, b"reject-contact")],
+        (15, b'a', b'e') => &[(Hid::AcceptLanguage, b"accept-language")],
+        (15, b'a', b'g') => &[(Hid::AcceptEncoding, b"accept-encoding")],
+        (15, b's', b's') => &[(Hid::SessionExpires, b"session-expires")],
+        (16, b'c', b'e') => &[(Hid::ContentLanguage, b"content-language")],
+        (16, b'c', b'g') => &[(Hid::ContentEncoding, b"content-encoding")],
+        (16, b'p', b'i') => &[(Hid::PAssociatedUri, b"p-associated-uri")],
+        (16, b'w', b'e') => &[(Hid::WwwAuthenticate, b"www-authenticate")],
+        (17, b'p', b'r') => &[(Hid::PChargingVector, b"p-charging-vector")],
+        (18, b'p', b'e') => &[
+            (Hid::PAssertedService, b"p-asserted-service"),
+            (Hid::ProxyAuthenticate, b"proxy-authenticate"),
+        ],
+        (18, b's', b'e') => &[(Hid::SubscriptionState, b"subscription-state")],
+        (19, b'a', b'o') => &[(Hid::AuthenticationInfo, b"authentication-info")],
+        (19, b'c', b'n') => &[(Hid::ContentDisposition, b"content-disposition")],
+        (19, b'p', b'e') => &[(Hid::PPreferredService, b"p-preferred-service")],
+        (19, b'p', b'n') => &[(Hid::ProxyAuthorization, b"proxy-authorization")],
+        (19, b'p', b'y') => &[(Hid::PAssertedIdentity, b"p-asserted-identity")],
+        (19, b'r', b'n') => &[(Hid::RequestDisposition, b"request-disposition")],
+        (20, b'p', b'd') => &[(Hid::PVisitedNetworkId, b"p-visited-network-id")],
+        (20, b'p', b'y') => &[(Hid::PPreferredIdentity, b"p-preferred-identity")],
+        (21, b'p', b'o') => &[(Hid::PAccessNetworkInfo, b"p-access-network-info")],
+        _ => return Hid::Other,
+    };
+    for &(h, lower) in candidates {
+        let diff = name
+            .iter()
+            .zip(lower)
+            .fold(0u8, |acc, (&a, &b)| acc | ((a | 0x20) ^ b));
+        if diff == 0 && lower.len() == name.len() {
+            return h;
+        }
+    }
+    Hid::Other
 }
 
 fn compact(c: u8) -> Hid {
@@ -141,85 +219,6 @@ fn compact(c: u8) -> Hid {
         b'x' => Hid::SessionExpires,
         b'y' => Hid::Identity,
         _ => Hid::Other,
-    }
-}
-
-/// Known headers whose canonical name starts with `f` (lowercase).
-fn bucket(f: u8) -> &'static [Hid] {
-    use Hid::*;
-    match f {
-        b'a' => &[
-            Accept,
-            AcceptContact,
-            AcceptEncoding,
-            AcceptLanguage,
-            AlertInfo,
-            Allow,
-            AllowEvents,
-            AuthenticationInfo,
-            Authorization,
-        ],
-        b'c' => &[
-            CallId,
-            CSeq,
-            Contact,
-            ContentLength,
-            ContentType,
-            CallInfo,
-            ContentDisposition,
-            ContentEncoding,
-            ContentLanguage,
-        ],
-        b'd' => &[Date],
-        b'e' => &[Expires, Event, ErrorInfo],
-        b'f' => &[From],
-        b'i' => &[Identity, IdentityInfo, InReplyTo],
-        b'm' => &[MaxForwards, MinExpires, MimeVersion, MinSe],
-        b'o' => &[Organization],
-        b'p' => &[
-            PAssertedIdentity,
-            PPreferredIdentity,
-            PPreferredService,
-            Path,
-            PAccessNetworkInfo,
-            PAssertedService,
-            PAssociatedUri,
-            PChargingVector,
-            PVisitedNetworkId,
-            Priority,
-            ProxyAuthenticate,
-            ProxyAuthorization,
-            ProxyRequire,
-        ],
-        b'r' => &[
-            Route,
-            RecordRoute,
-            Require,
-            RAck,
-            RSeq,
-            Reason,
-            ReferTo,
-            ReferredBy,
-            RejectContact,
-            ReplyTo,
-            RequestDisposition,
-            RetryAfter,
-        ],
-        b's' => &[
-            Supported,
-            SipETag,
-            SipIfMatch,
-            SubscriptionState,
-            Server,
-            ServiceRoute,
-            SessionExpires,
-            Subject,
-        ],
-        b't' => &[To, Timestamp],
-        b'u' => &[UserAgent, Unsupported],
-        b'v' => &[Via],
-        b'w' => &[Warning, WwwAuthenticate],
-        _ => &[],
     }
 }
 

@@ -94,9 +94,14 @@ impl Params {
     /// The raw value of parameter `name`: `Some("")` for a flag, quoted values with quotes.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.unwrap_or_default())
+        self.list
+            .iter()
+            .find(|p| {
+                p.name
+                    .bytes(&self.src)
+                    .eq_ignore_ascii_case(name.as_bytes())
+            })
+            .map(|p| p.value.map(|v| v.str(&self.src)).unwrap_or_default())
     }
 
     /// The value of parameter `name` with quotes and escapes removed.

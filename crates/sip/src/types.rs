@@ -15,10 +15,6 @@ use crate::params::{Params, parse_params, perr};
 use crate::span::Span;
 use crate::uri::Uri;
 
-fn text_of(src: &Bytes) -> Result<&str> {
-    std::str::from_utf8(src).map_err(|e| perr(e.valid_up_to(), "UTF-8 text"))
-}
-
 fn end(c: &mut Cursor<'_>) -> Result<()> {
     c.skip_lws();
     if c.at_end() {
@@ -197,8 +193,7 @@ impl FromStr for Contact {
 }
 
 pub(crate) fn parse_contacts(src: &Bytes) -> Result<Vec<Contact>> {
-    let t = text_of(src)?;
-    if chars::trim_lws(t) == "*" {
+    if src.trim_ascii() == b"*" {
         return Ok(vec![Contact::Star]);
     }
     Ok(name_addr::parse_list(src, false)?
@@ -284,7 +279,7 @@ value_with_params! {
 
 impl Event {
     pub(crate) fn from_bytes(src: &Bytes) -> Result<Self> {
-        let mut c = Cursor::new(text_of(src)?);
+        let mut c = Cursor::new(&src[..]);
         c.skip_lws();
         let t = c.token().ok_or_else(|| perr(c.pos, "an event package"))?;
         let mut list = Vec::new();
@@ -316,7 +311,7 @@ value_with_params! {
 
 impl SubscriptionState {
     pub(crate) fn from_bytes(src: &Bytes) -> Result<Self> {
-        let mut c = Cursor::new(text_of(src)?);
+        let mut c = Cursor::new(&src[..]);
         c.skip_lws();
         let t = c
             .token()
@@ -372,7 +367,7 @@ value_with_params! {
 
 impl ContentType {
     pub(crate) fn from_bytes(src: &Bytes) -> Result<Self> {
-        let mut c = Cursor::new(text_of(src)?);
+        let mut c = Cursor::new(&src[..]);
         c.skip_lws();
         let s = c.pos;
         c.token().ok_or_else(|| perr(c.pos, "a media type"))?;
@@ -430,7 +425,7 @@ value_with_params! {
 
 impl AcceptContact {
     pub(crate) fn from_bytes(src: &Bytes) -> Result<Self> {
-        let mut c = Cursor::new(text_of(src)?);
+        let mut c = Cursor::new(&src[..]);
         c.skip_lws();
         if !c.eat(b'*') {
             return Err(perr(c.pos, "'*'"));

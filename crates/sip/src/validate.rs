@@ -64,12 +64,20 @@ fn call_id(s: &str) -> Result<()> {
 /// Type-check every known header; `method` is the request method for the CSeq check.
 pub(crate) fn validate_headers(h: &Headers, method: Option<&Method>) -> Result<()> {
     for e in h.entries() {
+        // Header text is UTF-8 (RFC 3261 §7.3.1 TEXT-UTF8); the fast path does not check it.
+        if let Err(u) = std::str::from_utf8(h.entry_line(e)) {
+            return Err(Error::Header {
+                name: h.entry_name(e).to_owned(),
+                offset: e.name.start as usize + u.valid_up_to(),
+                expected: "UTF-8 text",
+            });
+        }
         let v = h.entry_value(e);
         let at = e.value.start as usize;
         let b = || h.buf().slice(e.value.range());
         let r: Result<()> = match e.id {
             Hid::From | Hid::To | Hid::ReplyTo | Hid::ReferredBy | Hid::ReferTo => {
-                NameAddr::from_bytes(b()).map(|_| ())
+                NameAddr::from_trusted(b()).map(|_| ())
             }
             Hid::Contact => types::parse_contacts(&b()).map(|_| ()),
             Hid::Route | Hid::RecordRoute | Hid::Path | Hid::ServiceRoute => {

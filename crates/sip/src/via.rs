@@ -124,8 +124,7 @@ fn parse_one(src: &Bytes, c: &mut Cursor<'_>) -> Result<Via> {
 
 /// Parse a comma-separated Via list over the whole of `src`.
 pub(crate) fn parse_list(src: &Bytes) -> Result<Vec<Via>> {
-    let text = std::str::from_utf8(src).map_err(|e| perr(e.valid_up_to(), "UTF-8 text"))?;
-    let mut c = Cursor::new(text);
+    let mut c = Cursor::new(&src[..]);
     let mut out = Vec::new();
     loop {
         c.skip_lws();
