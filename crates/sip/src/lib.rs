@@ -69,6 +69,9 @@
 //! # Ok::<(), mcptt_sip::Error>(())
 //! ```
 
+// Tests may unwrap (STYLE.md §8); library code may not.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod access;
 pub mod body;
 mod chars;
@@ -90,6 +93,7 @@ mod via;
 
 pub use bytes::{Bytes, BytesMut};
 
+pub use body::{Multipart, Part};
 pub use check::Policy;
 pub use error::{Error, Result};
 pub use frame::{Framer, Status, frame, keepalive_len};
@@ -117,3 +121,6 @@ pub fn unescape(s: &str) -> std::borrow::Cow<'_, str> {
 pub fn unquote(s: &str) -> std::borrow::Cow<'_, str> {
     chars::unquote(s)
 }
+
+#[cfg(test)]
+mod tests;

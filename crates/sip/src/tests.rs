@@ -1,0 +1,714 @@
+//! Crate-level unit tests: framing, bodies, builders, edits, typed headers, and property tests.
+
+use bytes::Bytes;
+use proptest::prelude::*;
+
+use crate::*;
+
+const REGISTER: &str = "REGISTER sip:mcptt.example.com SIP/2.0\r\n\
+Via: SIP/2.0/TLS [2001:db8::1]:5061;branch=z9hG4bK776asdhds;rport\r\n\
+Max-Forwards: 70\r\n\
+From: \"Alice\" <sip:alice@mcptt.example.com>;tag=1928301774\r\n\
+To: \"Alice\" <sip:alice@mcptt.example.com>\r\n\
+Call-ID: a84b4c76e66710@ue.example.com\r\n\
+CSeq: 1 REGISTER\r\n\
+Contact: <sip:alice@[2001:db8::1]:5061;transport=tls;ob>;+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000a95a0e128>\";+g.3gpp.mcptt;+g.3gpp.icsi-ref=\"urn%3Aurn-7%3A3gpp-service.ims.icsi.mcptt\";reg-id=1;expires=600000\r\n\
+Expires: 600000\r\n\
+Supported: path, outbound, gruu\r\n\
+P-Preferred-Identity: <sip:alice@mcptt.example.com>\r\n\
+Content-Length: 0\r\n\r\n";
+
+fn register() -> Request {
+    Request::parse(Bytes::from_static(REGISTER.as_bytes())).unwrap()
+}
+
+// ---- framing -------------------------------------------------------------------------------
+
+#[test]
+fn framer_any_chunking_gives_the_same_messages() {
+    let mut stream = b"\r\n\r\n".to_vec();
+    stream.extend_from_slice(REGISTER.as_bytes());
+    stream.extend_from_slice(b"\r\n");
+    let with_body = Request::builder(Method::Message, Uri::parse("sip:b@example.com").unwrap())
+        .header("Call-ID", "x")
+        .body("text/plain", "hello\r\n\r\nworld")
+        .build()
+        .unwrap();
+    stream.extend_from_slice(&with_body.encode());
+    stream.extend_from_slice(REGISTER.as_bytes());
+    for size in [1, 2, 3, 7, 64, 500, 4096] {
+        let mut f = Framer::new(Limits::default());
+        let mut got = Vec::new();
+        for c in stream.chunks(size) {
+            f.push(c);
+            while let Some(m) = f.next_message().unwrap() {
+                got.push(m);
+            }
+        }
+        assert_eq!(got.len(), 3, "chunk size {size}");
+        assert_eq!(got[0].encode(), REGISTER.as_bytes());
+        assert_eq!(got[1].body(), "hello\r\n\r\nworld");
+        assert_eq!(got[2], got[0]);
+        assert_eq!(f.buffered(), 0);
+    }
+}
+
+#[test]
+fn frame_requires_content_length_and_checks_limits_early() {
+    let lim = Limits::default();
+    assert_eq!(
+        frame(b"OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n", &lim).unwrap(),
+        Status::Partial
+    );
+    assert_eq!(
+        frame(b"OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n\r\n", &lim).unwrap_err(),
+        Error::MissingContentLength
+    );
+    assert_eq!(
+        frame(b"OPTIONS sip:a@b SIP/2.0\r\nl: 3\r\n\r\nabcEXTRA", &lim).unwrap(),
+        Status::Complete(36)
+    );
+    assert_eq!(
+        frame(
+            b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 3\r\nl: 4\r\n\r\n",
+            &lim
+        )
+        .unwrap_err(),
+        Error::ContentLengthMismatch
+    );
+    // The body limit fails as soon as the header section is complete, before the body arrives.
+    let small = Limits {
+        max_body_size: 10,
+        ..Limits::default()
+    };
+    let e = frame(
+        b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 11\r\n\r\n",
+        &small,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        Error::BodyTooLarge {
+            size: 11,
+            limit: 10
+        }
+    );
+    assert_eq!(e.status_code(), Some(413));
+    // An unterminated header section fails once it passes the head limit.
+    let small = Limits {
+        max_head_size: 64,
+        ..Limits::default()
+    };
+    let long = format!("OPTIONS sip:a@b SIP/2.0\r\n{}", "X-A: b\r\n".repeat(10));
+    assert!(matches!(
+        frame(long.as_bytes(), &small),
+        Err(Error::HeadTooLarge { .. })
+    ));
+    let small = Limits {
+        max_line_length: 30,
+        ..Limits::default()
+    };
+    let long = format!("OPTIONS sip:a@b SIP/2.0\r\nX-A: {}", "b".repeat(40));
+    assert!(matches!(
+        frame(long.as_bytes(), &small),
+        Err(Error::LineTooLong { .. })
+    ));
+}
+
+#[test]
+fn framer_refuses_to_buffer_past_the_message_limit() {
+    let lim = Limits {
+        max_message_size: 100,
+        ..Limits::default()
+    };
+    let mut f = Framer::new(lim);
+    f.push(b"OPTIONS sip:a@b SIP/2.0\r\nX-Long: ");
+    f.push(&[b'a'; 200]);
+    assert_eq!(f.buffered(), 0);
+    assert!(matches!(
+        f.next_message(),
+        Err(Error::MessageTooLarge { .. })
+    ));
+    // sticky
+    assert!(f.next_message().is_err());
+}
+
+// ---- limits --------------------------------------------------------------------------------
+
+#[test]
+fn each_limit_has_its_own_error() {
+    let buf = Bytes::from_static(REGISTER.as_bytes());
+    let d = Limits::default;
+    type Case = (Limits, fn(&Error) -> bool);
+    let cases: [Case; 5] = [
+        (
+            Limits {
+                max_message_size: 100,
+                ..d()
+            },
+            |e| matches!(e, Error::MessageTooLarge { .. }),
+        ),
+        (
+            Limits {
+                max_head_size: 100,
+                ..d()
+            },
+            |e| matches!(e, Error::HeadTooLarge { .. }),
+        ),
+        (
+            Limits {
+                max_headers: 3,
+                ..d()
+            },
+            |e| matches!(e, Error::TooManyHeaders { .. }),
+        ),
+        (
+            Limits {
+                max_line_length: 100,
+                ..d()
+            },
+            |e| matches!(e, Error::LineTooLong { .. }),
+        ),
+        (
+            Limits {
+                max_uri_length: 5,
+                ..d()
+            },
+            |e| matches!(e, Error::UriTooLong { .. }),
+        ),
+    ];
+    for (lim, is) in cases {
+        let e = Message::parse_with(buf.clone(), &lim).unwrap_err();
+        assert!(is(&e), "{lim:?}: {e}");
+        assert!(e.is_limit());
+    }
+    let body = Bytes::from_static(b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length: 5\r\n\r\nhello");
+    let e = Message::parse_with(
+        body,
+        &Limits {
+            max_body_size: 4,
+            ..d()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(e, Error::BodyTooLarge { size: 5, limit: 4 });
+}
+
+// ---- parse details -------------------------------------------------------------------------
+
+#[test]
+fn errors_carry_offset_expectation_and_status() {
+    let e = Message::parse(Bytes::from_static(b"OPTIONS  sip:a@b SIP/2.0\r\n\r\n")).unwrap_err();
+    assert_eq!(e.offset(), Some(8));
+    assert_eq!(e.expected(), Some("a Request-URI"));
+    assert_eq!(e.status_code(), Some(400));
+    let e = Message::parse(Bytes::from_static(b"OPTIONS sip:a@b SIP/3.0\r\n\r\n")).unwrap_err();
+    assert_eq!(e.status_code(), Some(505));
+    let e = Message::parse(Bytes::from_static(b"SIP/2.0 2000 OK\r\n\r\n")).unwrap_err();
+    assert!(matches!(e, Error::StartLine { offset: 11, .. }), "{e}");
+    let e = Message::parse(Bytes::from_static(b"SIP/2.0 20 OK\r\n\r\n")).unwrap_err();
+    assert!(matches!(e, Error::StartLine { offset: 8, .. }), "{e}");
+    let e = Message::parse(Bytes::from_static(
+        b"OPTIONS sip:a@b SIP/2.0\r\nVia x\r\n\r\n",
+    ))
+    .unwrap_err();
+    assert!(
+        matches!(&e, Error::Header { name, offset: 29, .. } if name == "Via"),
+        "{e}"
+    );
+}
+
+#[test]
+fn compact_and_long_names_are_the_same_header() {
+    let m = Message::parse(Bytes::from_static(
+        b"OPTIONS sip:a@b SIP/2.0\r\nv: SIP/2.0/TCP a;branch=z9hG4bK1\r\nVIA: SIP/2.0/TCP b;branch=z9hG4bK2\r\ni: cid\r\nX-Unknown: 1\r\nx-unknown: 2\r\n\r\n",
+    ))
+    .unwrap();
+    assert_eq!(m.headers().count("Via"), 2);
+    assert_eq!(m.headers().count("v"), 2);
+    assert_eq!(m.call_id(), Some("cid"));
+    assert_eq!(
+        m.headers().get_all("X-UNKNOWN").collect::<Vec<_>>(),
+        ["1", "2"]
+    );
+    assert_eq!(m.via().unwrap().len(), 2);
+    let names: Vec<_> = m.headers().iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["v", "VIA", "i", "X-Unknown", "x-unknown"]);
+}
+
+#[test]
+fn folded_lines_read_as_white_space() {
+    let m = Message::parse(Bytes::from_static(
+        b"OPTIONS sip:a@b SIP/2.0\r\nCSeq: 7\r\n  OPTIONS\r\nVia: SIP/2.0/UDP h\r\n\t;branch=z9hG4bK1\r\n\r\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        m.cseq().unwrap(),
+        CSeq {
+            seq: 7,
+            method: Method::Options
+        }
+    );
+    assert_eq!(m.top_via().unwrap().branch(), Some("z9hG4bK1"));
+    m.validate().unwrap();
+}
+
+// ---- typed headers -------------------------------------------------------------------------
+
+#[test]
+fn mcptt_register_types() {
+    let r = register();
+    r.validate().unwrap();
+    let via = r.top_via().unwrap();
+    assert_eq!(via.host(), "[2001:db8::1]");
+    assert!(via.has_rport());
+    assert!(via.is_rfc3261_branch());
+    assert_eq!(r.from().unwrap().display_name().as_deref(), Some("Alice"));
+    assert_eq!(r.from().unwrap().tag(), Some("1928301774"));
+    assert_eq!(r.to().unwrap().tag(), None);
+    let c = &r.contacts().unwrap()[0];
+    assert_eq!(c.uri().unwrap().transport(), Some("tls"));
+    assert!(c.uri().unwrap().has_param("ob"));
+    assert_eq!(
+        c.sip_instance().as_deref(),
+        Some("<urn:uuid:00000000-0000-1000-8000-000a95a0e128>")
+    );
+    assert_eq!(c.feature_tag("+g.3gpp.mcptt").as_deref(), Some(""));
+    assert_eq!(
+        c.icsi_ref().as_deref(),
+        Some("urn:urn-7:3gpp-service.ims.icsi.mcptt")
+    );
+    assert_eq!((c.reg_id(), c.expires()), (Some(1), Some(600_000)));
+    assert_eq!(r.expires().unwrap(), Some(600_000));
+    assert_eq!(r.supported().unwrap(), ["path", "outbound", "gruu"]);
+    assert_eq!(
+        r.p_preferred_identity().unwrap()[0].uri().user(),
+        Some("alice")
+    );
+    assert_eq!(r.max_forwards().unwrap(), Some(70));
+}
+
+#[test]
+fn via_received_ipv6_with_and_without_brackets() {
+    let a = Via::parse("SIP/2.0/UDP [2001:db8::9:1];received=[2001:db8::9:255];branch=z9hG4bK1")
+        .unwrap();
+    let b = Via::parse(
+        "SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;rport=5060;branch=z9hG4bK1",
+    )
+    .unwrap();
+    assert_eq!(a.received_ip(), b.received_ip());
+    assert_eq!(a.received(), Some("[2001:db8::9:255]"));
+    assert_eq!(b.rport(), Some(Some(5060)));
+    assert_eq!(a.rport(), None);
+    assert!(Via::parse("SIP/2.0/UDP h;received=not-an-ip").is_err());
+    assert!(Via::parse("SIP/2.0/UDP h;;branch=z9hG4bK1").is_err());
+    assert!(Via::parse("SIP/2.0/UDP [2001:db8:::1]").is_err());
+}
+
+#[test]
+fn contact_forms() {
+    let m = Message::parse(Bytes::from_static(
+        b"REGISTER sip:r SIP/2.0\r\nContact: *\r\nExpires: 0\r\n\r\n",
+    ))
+    .unwrap();
+    assert_eq!(m.contacts().unwrap(), [Contact::Star]);
+    let m = Message::parse(Bytes::from_static(
+        b"REGISTER sip:r SIP/2.0\r\nm: \"A, B\" <sip:a@h;p=1>;q=0.7, sip:b@h;expires=30\r\n\r\n",
+    ))
+    .unwrap();
+    let cs = m.contacts().unwrap();
+    assert_eq!(cs.len(), 2);
+    assert_eq!(cs[0].display_name().as_deref(), Some("A, B"));
+    assert_eq!(cs[0].q_millis(), Some(700));
+    assert_eq!(cs[0].uri().unwrap().param("p"), Some("1"));
+    assert_eq!(cs[1].expires(), Some(30));
+    // addr-spec form: the parameter belongs to the header, not to the URI (RFC 4475 cparam01)
+    assert!(!cs[1].uri().unwrap().has_param("expires"));
+    assert!(Contact::parse("<sip:a@h>;q=2").is_err());
+    assert!(Contact::parse("<sip:a@h>;expires=4294967296").is_err());
+}
+
+#[test]
+fn event_state_etag_warning_date_and_friends() {
+    let m = Message::parse(Bytes::from_static(
+        b"NOTIFY sip:ue@h SIP/2.0\r\n\
+o: mcptt-service-state;id=7\r\n\
+u: presence, reg\r\n\
+Subscription-State: terminated;reason=timeout;retry-after=30\r\n\
+SIP-ETag: dx200xyz\r\n\
+SIP-If-Match: abc.1\r\n\
+Min-Expires: 60\r\n\
+Warning: 399 mcptt.example.com \"101 service authorisation failed\", 301 [2001:db8::1]:5061 \"x\"\r\n\
+Date: Sat, 13 Nov 2010 23:29:00 GMT\r\n\
+Require: pref\r\n\
+P-Asserted-Identity: \"Alice\" <sip:alice@h>, <tel:+4930123>\r\n\
+P-Preferred-Service: urn:urn-7:3gpp-service.ims.icsi.mcptt\r\n\
+a: *;+g.3gpp.mcptt;require;explicit\r\n\
+Route: <sip:p1;lr>, <sip:p2;lr>\r\n\
+Record-Route: <sip:rr;lr>\r\n\
+Path: <sip:path@p;lr>\r\n\
+Service-Route: <sip:orig@scscf;lr>\r\n\
+c: multipart/mixed;boundary=\"b 1\"\r\n\
+Content-Length: 0\r\n\r\n",
+    ))
+    .unwrap();
+    m.validate().unwrap();
+    let h = m.headers();
+    let ev = m.event().unwrap().unwrap();
+    assert_eq!((ev.package(), ev.id()), ("mcptt-service-state", Some("7")));
+    assert_eq!(h.allow_events().unwrap(), ["presence", "reg"]);
+    let ss = h.subscription_state().unwrap().unwrap();
+    assert_eq!(
+        (ss.state(), ss.reason(), ss.retry_after()),
+        ("terminated", Some("timeout"), Some(30))
+    );
+    assert_eq!(h.sip_etag().unwrap(), Some("dx200xyz"));
+    assert_eq!(h.sip_if_match().unwrap(), Some("abc.1"));
+    assert_eq!(h.min_expires().unwrap(), Some(60));
+    let w = h.warning().unwrap();
+    assert_eq!(
+        (w[0].code, w[0].agent.as_str(), w[0].text.as_str()),
+        (399, "mcptt.example.com", "101 service authorisation failed")
+    );
+    assert_eq!(w[1].agent, "[2001:db8::1]:5061");
+    let d = h.date().unwrap().unwrap();
+    assert_eq!(d.to_string(), "Sat, 13 Nov 2010 23:29:00 GMT");
+    assert_eq!(Date::from_unix_time(d.unix_time()), d);
+    assert_eq!(h.require().unwrap(), ["pref"]);
+    let pai = h.p_asserted_identity().unwrap();
+    assert_eq!(pai[1].uri().scheme(), Scheme::Tel);
+    assert_eq!(pai[1].uri().user(), Some("+4930123"));
+    assert_eq!(
+        h.p_preferred_service().unwrap(),
+        ["urn:urn-7:3gpp-service.ims.icsi.mcptt"]
+    );
+    let ac = &h.accept_contact().unwrap()[0];
+    assert!(ac.require() && ac.explicit() && ac.feature_tag("+g.3gpp.mcptt").is_some());
+    assert_eq!(h.route().unwrap().len(), 2);
+    assert_eq!(h.record_route().unwrap()[0].uri().host(), "rr");
+    assert_eq!(h.path().unwrap()[0].uri().user(), Some("path"));
+    assert_eq!(h.service_route().unwrap()[0].uri().user(), Some("orig"));
+    let ct = m.content_type().unwrap().unwrap();
+    assert!(ct.is("Multipart", "MIXED"));
+    assert_eq!(ct.boundary().as_deref(), Some("b 1"));
+    assert!(Date::parse("Fri, 01 Jan 2010 16:00:00 EST").is_err());
+    assert!(Warning::parse("1812 overture \"In Progress\"").is_err());
+}
+
+// ---- builders and edits --------------------------------------------------------------------
+
+#[test]
+fn response_from_request_copies_the_rfc3261_headers() {
+    let req = register();
+    let resp = Response::from_request(&req, 200);
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.reason(), "OK");
+    let names: Vec<_> = resp.headers().iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        ["Via", "From", "To", "Call-ID", "CSeq", "Content-Length"]
+    );
+    assert_eq!(resp.top_via().unwrap(), req.top_via().unwrap());
+    assert_eq!(resp.cseq().unwrap(), req.cseq().unwrap());
+    assert_eq!(Response::parse(resp.encode()).unwrap(), resp);
+    let ok = Response::builder_for(&req, 200)
+        .to_tag("xyz")
+        .header("Expires", 600)
+        .build()
+        .unwrap();
+    assert_eq!(ok.to().unwrap().tag(), Some("xyz"));
+    assert_eq!(ok.from().unwrap(), req.from().unwrap());
+    assert_eq!(ok.expires().unwrap(), Some(600));
+    assert_eq!(ok.headers().get("Content-Length"), Some("0"));
+    assert!(Response::builder(99).build().is_err());
+    assert!(Response::builder(200).reason("a\r\nb").build().is_err());
+}
+
+#[test]
+fn request_builder_and_body() {
+    let r = Request::builder(
+        Method::Publish,
+        Uri::parse("sip:mcptt-server@example.com").unwrap(),
+    )
+    .header("Via", "SIP/2.0/TLS ue;branch=z9hG4bK9")
+    .header("Event", "poc-settings")
+    .header("Content-Length", 999)
+    .body("application/vnd.3gpp.mcptt-info+xml", "<mcpttinfo/>")
+    .build()
+    .unwrap();
+    assert_eq!(r.method(), &Method::Publish);
+    assert_eq!(r.body(), "<mcpttinfo/>");
+    assert_eq!(
+        r.headers().get_all("Content-Length").collect::<Vec<_>>(),
+        ["12"]
+    );
+    assert_eq!(
+        r.content_type().unwrap().unwrap().mime_type(),
+        "application/vnd.3gpp.mcptt-info+xml"
+    );
+    assert_eq!(Request::parse(r.encode()).unwrap(), r);
+    assert!(
+        Request::builder(Method::Bye, Uri::parse("sip:a@b").unwrap())
+            .header("Bad Name", 1)
+            .build()
+            .is_err()
+    );
+}
+
+#[test]
+fn edits_keep_untouched_lines_byte_for_byte() {
+    let mut r = register();
+    r.headers_mut()
+        .push_front("Via", "SIP/2.0/TLS proxy.example.com;branch=z9hG4bKp1")
+        .unwrap();
+    r.headers_mut().replace("Max-Forwards", "69").unwrap();
+    assert_eq!(r.headers_mut().remove("P-Preferred-Identity"), 1);
+    r.headers_mut()
+        .push("P-Asserted-Identity", "<sip:alice@mcptt.example.com>")
+        .unwrap();
+    let wire = r.encode();
+    let text = std::str::from_utf8(&wire).unwrap();
+    assert!(text.starts_with("REGISTER sip:mcptt.example.com SIP/2.0\r\nVia: SIP/2.0/TLS proxy.example.com;branch=z9hG4bKp1\r\nVia: SIP/2.0/TLS [2001:db8::1]:5061;branch=z9hG4bK776asdhds;rport\r\nMax-Forwards: 69\r\n"));
+    assert!(!text.contains("P-Preferred-Identity"));
+    assert!(text.ends_with("P-Asserted-Identity: <sip:alice@mcptt.example.com>\r\n\r\n"));
+    let again = Request::parse(wire).unwrap();
+    assert_eq!(again, r);
+    assert_eq!(again.via().unwrap().len(), 2);
+    r.set_body(Some("text/plain"), Bytes::from_static(b"hi"))
+        .unwrap();
+    let again = Request::parse(r.encode()).unwrap();
+    assert_eq!(again.body(), "hi");
+    assert_eq!(again.headers().content_length().unwrap(), Some(2));
+    assert_eq!(again, r);
+}
+
+// ---- bodies --------------------------------------------------------------------------------
+
+#[test]
+fn multipart_split_and_build() {
+    let mut mp = Multipart::new("boundary1").unwrap();
+    mp.push(Part::new("application/vnd.3gpp.mcptt-info+xml", "<mcpttinfo/>").unwrap());
+    mp.push(
+        Part::new(
+            "application/poc-settings+xml",
+            Bytes::from_static(b"\x00\xff binary\r\n--not-a-boundary"),
+        )
+        .unwrap(),
+    );
+    let body = mp.encode();
+    let ct = ContentType::parse(&mp.content_type()).unwrap();
+    let back = Multipart::parse(&ct, body.clone()).unwrap();
+    assert_eq!(back, mp);
+    assert_eq!(
+        back.parts[1].content_type().unwrap().unwrap().mime_type(),
+        "application/poc-settings+xml"
+    );
+    // inside a PUBLISH
+    let publish = Request::builder(Method::Publish, Uri::parse("sip:s@h").unwrap())
+        .body(&mp.content_type(), body)
+        .build()
+        .unwrap();
+    let publish = Request::parse(publish.encode()).unwrap();
+    let ct = publish.content_type().unwrap().unwrap();
+    assert_eq!(
+        Multipart::parse(&ct, publish.body()).unwrap().parts.len(),
+        2
+    );
+    assert!(
+        Multipart::parse_with_boundary("zz", Bytes::from_static(b"--zz\r\n\r\nno close")).is_err()
+    );
+}
+
+#[test]
+fn rfc4475_mpart01_splits() {
+    let p = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/sip/rfc4475/mpart01.dat"
+    );
+    let m = Message::parse(Bytes::from(std::fs::read(p).unwrap())).unwrap();
+    let ct = m.content_type().unwrap().unwrap();
+    let mp = Multipart::parse(&ct, m.body()).unwrap();
+    assert_eq!(mp.parts.len(), 2);
+    assert_eq!(mp.parts[0].body, "Hello");
+    let ct1 = mp.parts[1].content_type().unwrap().unwrap();
+    assert!(ct1.is("application", "octet-stream"));
+    assert!(mp.parts[1].body.len() > 300);
+}
+
+#[test]
+fn message_sip_body_round_trip() {
+    let inner = Message::Request(register());
+    let outer = Request::builder(
+        Method::Register,
+        Uri::parse("sip:mcptt-server.example.com").unwrap(),
+    )
+    .header("To", "<sip:alice@mcptt.example.com>")
+    .header("Expires", 600_000)
+    .body(
+        body::message_sip::CONTENT_TYPE,
+        body::message_sip::build(&inner),
+    )
+    .build()
+    .unwrap();
+    let outer = Request::parse(outer.encode()).unwrap();
+    let carried = body::message_sip::parse(outer.body()).unwrap();
+    assert_eq!(carried, inner);
+    assert_eq!(carried.encode(), REGISTER.as_bytes());
+}
+
+// ---- semantic layer ------------------------------------------------------------------------
+
+#[test]
+fn policy_checks() {
+    let r = register();
+    r.check(&Policy::default()).unwrap();
+    let mut bad = r.clone();
+    bad.headers_mut().push("Require", "sec-agree, foo").unwrap();
+    let e = bad.check(&Policy::default()).unwrap_err();
+    assert_eq!(
+        (e.status_code(), e.to_string().contains("sec-agree, foo")),
+        (Some(420), true)
+    );
+    let policy = Policy {
+        supported: vec!["sec-agree".into(), "foo".into()],
+        ..Policy::default()
+    };
+    bad.check(&policy).unwrap();
+    let mut mf = r.clone();
+    mf.headers_mut().replace("Max-Forwards", "0").unwrap();
+    mf.check(&Policy::default()).unwrap();
+    assert_eq!(
+        mf.check(&Policy {
+            proxy: true,
+            ..Policy::default()
+        })
+        .unwrap_err(),
+        Error::TooManyHops
+    );
+    let mut dup = r.clone();
+    dup.headers_mut().push("Call-ID", "other").unwrap();
+    assert_eq!(
+        dup.check(&Policy::default()).unwrap_err(),
+        Error::DuplicateHeader("Call-ID")
+    );
+    let mut miss = r;
+    miss.headers_mut().remove("From");
+    assert_eq!(
+        miss.check(&Policy::default()).unwrap_err(),
+        Error::MissingHeader("From")
+    );
+}
+
+// ---- properties ----------------------------------------------------------------------------
+
+fn token() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9][a-zA-Z0-9.!%*_+`'~-]{0,12}"
+}
+
+fn host() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z][a-z0-9-]{0,10}(\\.[a-z][a-z0-9-]{0,10}){0,3}",
+        (0u8..=255, 0u8..=255, 0u8..=255, 0u8..=255)
+            .prop_map(|(a, b, c, d)| format!("{a}.{b}.{c}.{d}")),
+        any::<[u16; 8]>().prop_map(|g| format!("[{}]", std::net::Ipv6Addr::from(g))),
+    ]
+}
+
+type UriParts = (
+    String,
+    Option<String>,
+    String,
+    Option<u16>,
+    Vec<(String, Option<String>)>,
+);
+
+fn sip_uri() -> impl Strategy<Value = UriParts> {
+    (
+        prop_oneof![
+            Just("sip".to_string()),
+            Just("sips".to_string()),
+            Just("SIP".to_string())
+        ],
+        proptest::option::of("([a-zA-Z0-9._~!*'()&=+$,;?/-]|%[0-9A-F]{2}){1,12}"),
+        host(),
+        proptest::option::of(any::<u16>()),
+        proptest::collection::vec(
+            (
+                "[a-z][a-z0-9-]{0,6}",
+                proptest::option::of("[a-zA-Z0-9._~-]{1,8}"),
+            ),
+            0..4,
+        ),
+    )
+}
+
+proptest! {
+    #[test]
+    fn uri_round_trips((scheme, user, host, port, params) in sip_uri()) {
+        let mut s = format!("{scheme}:");
+        if let Some(u) = &user { s.push_str(u); s.push('@'); }
+        s.push_str(&host);
+        if let Some(p) = port { s.push_str(&format!(":{p}")); }
+        for (n, v) in &params {
+            s.push(';'); s.push_str(n);
+            if let Some(v) = v { s.push('='); s.push_str(v); }
+        }
+        let u = Uri::parse(&s).unwrap();
+        prop_assert_eq!(u.as_str(), s.as_str());
+        prop_assert_eq!(u.user(), user.as_deref());
+        prop_assert_eq!(u.host(), host.as_str());
+        prop_assert_eq!(u.port(), port);
+        let got: Vec<_> = u.params().map(|(n, v)| (n.to_string(), v.map(str::to_string))).collect();
+        prop_assert_eq!(got, params);
+        prop_assert_eq!(Uri::parse(&u.to_string()).unwrap(), u);
+    }
+
+    #[test]
+    fn generated_messages_round_trip(
+        method in token(),
+        hdrs in proptest::collection::vec((token(), "[ -~]{0,30}"), 0..12),
+        body in proptest::collection::vec(any::<u8>(), 0..64),
+        display in "[ -~]{0,10}",
+        tag in token(),
+    ) {
+        let uri = Uri::parse("sip:bob@example.com").unwrap();
+        let method = Method::parse(&method).unwrap();
+        let from = NameAddr::new(Some(&display), &uri).unwrap();
+        let mut b = Request::builder(method, uri).header("From", format!("{from};tag={tag}"));
+        for (n, v) in &hdrs {
+            // Content-Length/Content-Type are the builder's; other values are free text.
+            if n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("l") { continue; }
+            b = b.header(n, v);
+        }
+        let r = b.body("application/octet-stream", body.clone()).build().unwrap();
+        let again = Request::parse(r.encode()).unwrap();
+        prop_assert_eq!(&again, &r);
+        prop_assert_eq!(again.body(), Bytes::from(body));
+        let f = again.from().unwrap();
+        let dn = f.display_name();
+        prop_assert_eq!(dn.as_deref(), Some(display.as_str()));
+        prop_assert_eq!(f.tag(), Some(tag.as_str()));
+        // byte for byte once parsed
+        prop_assert_eq!(again.encode(), r.encode());
+    }
+
+    #[test]
+    fn mutated_bytes_never_panic(
+        idx in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut v = REGISTER.as_bytes().to_vec();
+        for (i, b) in idx { let i = i.index(v.len()); v[i] = b; }
+        let n = cut.index(v.len() + 1);
+        let v = Bytes::from(v[..n].to_vec());
+        let _ = frame(&v, &Limits::default());
+        if let Ok(m) = Message::parse(v) {
+            let _ = m.validate();
+            let h = m.headers();
+            let _ = (h.via(), h.contacts(), h.from(), h.to(), h.cseq(), h.expires(), h.event());
+            let _ = (h.p_asserted_identity(), h.accept_contact(), h.warning(), h.date());
+            if let Message::Request(r) = &m { let _ = r.check(&Policy::default()); }
+            let _ = Message::parse(m.encode());
+        }
+    }
+}
