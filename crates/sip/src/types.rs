@@ -465,7 +465,7 @@ impl AcceptContact {
 pub struct Warning {
     /// The three-digit warning code.
     pub code: u16,
-    /// The warn-agent (host[:port] or pseudonym).
+    /// The warn-agent (`host[:port]` or pseudonym).
     pub agent: String,
     /// The warn-text with quotes and escapes removed.
     pub text: String,
