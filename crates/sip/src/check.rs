@@ -2,7 +2,9 @@
 
 use crate::error::{Error, Result};
 use crate::message::Request;
+use crate::method::Method;
 use crate::names::Hid;
+use crate::types::ContentType;
 use crate::uri::Scheme;
 
 /// What a UAS, registrar or proxy supports, for [`Request::check`].
@@ -18,6 +20,12 @@ pub struct Policy {
     /// Content types accepted in request bodies (`type/subtype`, case-insensitive); empty
     /// accepts any (415 otherwise).
     pub content_types: Vec<String>,
+    /// Methods this element handles; empty handles any (405 otherwise, RFC 3261 §8.2.1).
+    pub methods: Vec<Method>,
+    /// Media types this element can put in response bodies (`type/subtype`); when non-empty and
+    /// the request has an Accept header that matches none of them (wildcards included), 406
+    /// (RFC 3261 §8.2.3, RFC 4475 `sdp01`).
+    pub produces: Vec<String>,
     /// Whether Max-Forwards is mandatory. Default `false`: RFC 3261 §8.1.1 obliges the UAC to
     /// send it, but neither the UAS checks of §8.2 nor a proxy (§16.6 adds one) reject a
     /// request without it (RFC 4475 `inv2543`).
@@ -31,6 +39,8 @@ impl Default for Policy {
             proxy: false,
             schemes: vec![Scheme::Sip, Scheme::Sips, Scheme::Tel],
             content_types: Vec::new(),
+            methods: Vec::new(),
+            produces: Vec::new(),
             require_max_forwards: false,
         }
     }
@@ -54,8 +64,9 @@ impl Request {
     /// typed validation ([`Request::validate`], 400/505), mandatory headers To, From, CSeq,
     /// Call-ID, Via (and Max-Forwards unless [`Policy::require_max_forwards`] is off) (400),
     /// single-value headers present more than once (400), disagreeing Content-Length
-    /// headers (400), the Request-URI scheme (416), `Require` (and for proxies
-    /// `Proxy-Require`) option tags (420), the body's Content-Type (415), and for proxies
+    /// headers (400), the method (405), the Request-URI scheme (416), `Require` (and for proxies
+    /// `Proxy-Require`) option tags (420), the body's Content-Type (415), the Accept header
+    /// against [`Policy::produces`] (406), and for proxies
     /// `Max-Forwards: 0` (483). [`Error::status_code`] gives the response to send.
     ///
     /// # Errors
@@ -84,6 +95,9 @@ impl Request {
             }
         }
         self.validate()?;
+        if !policy.methods.is_empty() && !policy.methods.contains(self.method()) {
+            return Err(Error::MethodNotAllowed(self.method().to_string()));
+        }
         if !policy.schemes.contains(&self.uri().scheme()) {
             return Err(Error::UnsupportedUriScheme(
                 self.uri().scheme_str().to_owned(),
@@ -114,6 +128,24 @@ impl Request {
                 .any(|c| c.eq_ignore_ascii_case(ct.mime_type()));
             if !ok {
                 return Err(Error::UnsupportedMediaType(ct.mime_type().to_owned()));
+            }
+        }
+        if !policy.produces.is_empty() && h.contains("Accept") {
+            let accepted: Vec<ContentType> = h
+                .values("Accept")
+                .map(ContentType::parse)
+                .collect::<Result<_>>()?;
+            let ok = accepted.iter().any(|a| {
+                policy.produces.iter().any(|p| {
+                    let (pt, ps) = p.split_once('/').unwrap_or((p, ""));
+                    (a.main_type() == "*" || a.main_type().eq_ignore_ascii_case(pt))
+                        && (a.subtype() == "*" || a.subtype().eq_ignore_ascii_case(ps))
+                })
+            });
+            if !ok {
+                return Err(Error::NotAcceptable(
+                    h.get("Accept").unwrap_or_default().to_owned(),
+                ));
             }
         }
         if policy.proxy && h.max_forwards()? == Some(0) {

@@ -144,6 +144,9 @@ pub enum Error {
     /// The body's Content-Type is not supported (RFC 3261 §8.2.3: 415).
     #[error("unsupported media type {0}")]
     UnsupportedMediaType(String),
+    /// No type the request's Accept header lists can be produced (RFC 3261 §8.2.3: 406).
+    #[error("none of the accepted media types can be produced: {0}")]
+    NotAcceptable(String),
     /// Max-Forwards reached zero on a request that must be forwarded (RFC 3261 §16.3: 483).
     #[error("too many hops")]
     TooManyHops,
@@ -185,6 +188,7 @@ impl Error {
             Self::MethodNotAllowed(_) => 405,
             Self::BadExtension(_) => 420,
             Self::UnsupportedMediaType(_) => 415,
+            Self::NotAcceptable(_) => 406,
             Self::TooManyHops => 483,
             Self::ApiMisuse(_) => return None,
         })

@@ -591,6 +591,24 @@ fn policy_checks() {
         dup.check(&Policy::default()).unwrap_err(),
         Error::DuplicateHeader("Call-ID")
     );
+    let only_invite = Policy {
+        methods: vec![Method::Invite],
+        ..Policy::default()
+    };
+    assert_eq!(r.check(&only_invite).unwrap_err().status_code(), Some(405));
+    let p = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/sip/rfc4475/sdp01.dat"
+    );
+    let sdp01 = Request::parse(Bytes::from(std::fs::read(p).unwrap())).unwrap();
+    let sdp = Policy {
+        produces: vec!["application/sdp".into()],
+        ..Policy::default()
+    };
+    assert_eq!(sdp01.check(&sdp).unwrap_err().status_code(), Some(406));
+    let mut any = sdp01.clone();
+    any.headers_mut().push("Accept", "application/*").unwrap();
+    any.check(&sdp).unwrap();
     let mut miss = r;
     miss.headers_mut().remove("From");
     assert_eq!(

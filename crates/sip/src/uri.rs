@@ -422,6 +422,92 @@ impl Uri {
     }
 }
 
+impl Uri {
+    /// URI equivalence of RFC 3261 §19.1.4 (for SIP/SIPS; RFC 3966 §4 for TEL, where visual
+    /// separators are ignored): scheme, unescaped user and password (case-sensitive), host
+    /// and port (case-insensitive, no default port); `user`, `ttl`, `method`, `maddr` and
+    /// `transport` must agree when either side has them; other parameters must agree when both
+    /// have them; URI headers must be the same set. Other schemes compare as text with a
+    /// case-insensitive scheme.
+    #[must_use]
+    pub fn matches(&self, other: &Self) -> bool {
+        if self.scheme != other.scheme {
+            return false;
+        }
+        match self.scheme {
+            Scheme::Other => {
+                let (a, b) = (self.as_str(), other.as_str());
+                let (sa, ra) = a.split_at(self.scheme_end as usize);
+                let (sb, rb) = b.split_at(other.scheme_end as usize);
+                sa.eq_ignore_ascii_case(sb) && ra == rb
+            }
+            Scheme::Tel => {
+                let digits = |u: &Self| -> String {
+                    u.user()
+                        .unwrap_or_default()
+                        .chars()
+                        .filter(|c| !matches!(c, '-' | '.' | '(' | ')'))
+                        .map(|c| c.to_ascii_lowercase())
+                        .collect()
+                };
+                digits(self) == digits(other) && params_match(self, other, &[])
+            }
+            Scheme::Sip | Scheme::Sips => {
+                fn un(s: Option<&str>) -> Option<Cow<'_, str>> {
+                    s.map(chars::unescape)
+                }
+                un(self.user()) == un(other.user())
+                    && un(self.password()) == un(other.password())
+                    && self.host().eq_ignore_ascii_case(other.host())
+                    && self.port == other.port
+                    && params_match(
+                        self,
+                        other,
+                        &["user", "ttl", "method", "maddr", "transport"],
+                    )
+                    && headers_match(self, other)
+            }
+        }
+    }
+}
+
+fn params_match(a: &Uri, b: &Uri, must: &[&str]) -> bool {
+    let get = |u: &Uri, n: &str| {
+        u.params()
+            .find(|(k, _)| chars::unescape(k).eq_ignore_ascii_case(n))
+            .map(|(_, v)| chars::unescape(v.unwrap_or_default()).to_ascii_lowercase())
+    };
+    for n in must {
+        if get(a, n) != get(b, n) {
+            return false;
+        }
+    }
+    a.params().all(|(k, _)| {
+        let k = chars::unescape(k);
+        match (get(a, &k), get(b, &k)) {
+            (Some(x), Some(y)) => x == y,
+            _ => true,
+        }
+    })
+}
+
+fn headers_match(a: &Uri, b: &Uri) -> bool {
+    let set = |u: &Uri| {
+        let mut v: Vec<(String, String)> = u
+            .headers()
+            .map(|(k, v)| {
+                (
+                    chars::unescape(k).to_ascii_lowercase(),
+                    chars::unescape(v).into_owned(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    set(a) == set(b)
+}
+
 impl PartialEq for Uri {
     fn eq(&self, other: &Self) -> bool {
         self.src == other.src

@@ -15,3 +15,99 @@ fn sip_uri_parts() {
         [("subject", "x"), ("h", "")]
     );
 }
+
+#[test]
+fn rfc3261_equivalence_examples() {
+    // RFC 3261 §19.1.4: equivalent pairs
+    for (a, b) in [
+        (
+            "sip:%61lice@atlanta.com;transport=TCP",
+            "sip:alice@AtLanTa.CoM;Transport=tcp",
+        ),
+        ("sip:carol@chicago.com", "sip:carol@chicago.com;newparam=5"),
+        (
+            "sip:carol@chicago.com;security=on",
+            "sip:carol@chicago.com;newparam=5",
+        ),
+        (
+            "sip:biloxi.com;transport=tcp;method=REGISTER?to=sip:bob%40biloxi.com",
+            "sip:biloxi.com;method=REGISTER;transport=tcp?to=sip:bob%40biloxi.com",
+        ),
+        (
+            "sip:alice@atlanta.com?subject=project%20x&priority=urgent",
+            "sip:alice@atlanta.com?priority=urgent&subject=project%20x",
+        ),
+        ("tel:+1-201-555-0123", "tel:+1.201.555.0123"),
+    ] {
+        let (a, b) = (Uri::parse(a).unwrap(), Uri::parse(b).unwrap());
+        assert!(a.matches(&b) && b.matches(&a), "{a} ~ {b}");
+    }
+    // and the non-equivalent ones
+    for (a, b) in [
+        (
+            "SIP:ALICE@AtLanTa.CoM;Transport=udp",
+            "sip:alice@AtLanTa.CoM;Transport=UDP",
+        ),
+        ("sip:bob@biloxi.com", "sip:bob@biloxi.com:5060"),
+        ("sip:bob@biloxi.com", "sip:bob@biloxi.com;transport=udp"),
+        (
+            "sip:bob@biloxi.com",
+            "sip:bob@biloxi.com:6000;transport=tcp",
+        ),
+        (
+            "sip:carol@chicago.com",
+            "sip:carol@chicago.com?Subject=next%20meeting",
+        ),
+        ("sip:bob@phone21.boxesbybob.com", "sip:bob@192.0.2.4"),
+        (
+            "sip:carol@chicago.com;security=on",
+            "sip:carol@chicago.com;security=off",
+        ),
+        ("sip:a@h", "sips:a@h"),
+    ] {
+        let (a, b) = (Uri::parse(a).unwrap(), Uri::parse(b).unwrap());
+        assert!(!a.matches(&b), "{a} !~ {b}");
+    }
+}
+
+#[test]
+fn rejects_bad_uris() {
+    for s in [
+        "",
+        "sip:",
+        "sip:@h",
+        "sip:a@",
+        "sip:a@h:99999",
+        "sip:a@h:",
+        "sip:a@[::1",
+        "sip:a@[2001:db8:::1]",
+        "sip:a@h;",
+        "sip:a@h;=x",
+        "sip:a@h?",
+        "sip:a@h?x",
+        "sip:a b@h",
+        "sip:a%4@h",
+        "<sip:a@h>",
+        "sip:a@h>",
+        "tel:",
+        "tel:abc;",
+        "1sip:a@h",
+        "x:",
+        "x:a b",
+    ] {
+        assert!(Uri::parse(s).is_err(), "{s:?} accepted");
+    }
+    let u = Uri::parse("sip:user;par=u%40example.net@example.com").unwrap();
+    assert_eq!(u.user(), Some("user;par=u%40example.net"));
+    assert_eq!(
+        u.user_unescaped().as_deref(),
+        Some("user;par=u@example.net")
+    );
+    let u = Uri::parse("soap.beep://192.0.2.103:3002").unwrap();
+    assert_eq!((u.scheme(), u.scheme_str()), (Scheme::Other, "soap.beep"));
+    let u = Uri::parse("tel:+358-555-1234567;postd=pp22").unwrap();
+    assert_eq!(
+        (u.user(), u.param("postd")),
+        (Some("+358-555-1234567"), Some("pp22"))
+    );
+}
