@@ -606,7 +606,7 @@ fn policy_checks() {
         ..Policy::default()
     };
     assert_eq!(sdp01.check(&sdp).unwrap_err().status_code(), Some(406));
-    let mut any = sdp01.clone();
+    let mut any = sdp01;
     any.headers_mut().push("Accept", "application/*").unwrap();
     any.check(&sdp).unwrap();
     let mut miss = r;
