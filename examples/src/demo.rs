@@ -18,8 +18,10 @@ pub struct FlowConfig {
     pub token_lifetime: Duration,
     /// Registration expiry the UEs ask for.
     pub register_expires: u32,
-    /// Bound on the whole run.
-    pub timeout: Duration,
+    /// Bound on each wait for an answer.
+    pub step_timeout: Duration,
+    /// Token clock leeway of the MCPTT server, seconds.
+    pub leeway: u64,
 }
 
 impl Default for FlowConfig {
@@ -29,7 +31,8 @@ impl Default for FlowConfig {
             load: None,
             token_lifetime: Duration::from_secs(3600),
             register_expires: 600,
-            timeout: Duration::from_secs(30),
+            step_timeout: Duration::from_secs(10),
+            leeway: 60,
         }
     }
 }

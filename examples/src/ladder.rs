@@ -12,8 +12,8 @@ use crate::trace::{Actor, Seen};
 const LANE: [usize; 4] = [2, 20, 38, 56];
 /// Width of the lane drawing.
 const WIDTH: usize = 60;
-/// Width of the `[step NN] ` prefix.
-const PREFIX: usize = 11;
+/// Width of the `[step NN]` label.
+const LABEL: usize = 9;
 
 /// How much of each message the ladder shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,7 +64,7 @@ pub fn header() -> String {
     let mut row = vec![' '; WIDTH + 14];
     for a in Actor::ALL {
         let name = a.name();
-        let start = (LANE[a.column()] + PREFIX).saturating_sub(name.len() / 2);
+        let start = (LANE[a.column()] + LABEL + 1).saturating_sub(name.len() / 2);
         for (i, ch) in name.chars().enumerate() {
             if let Some(c) = row.get_mut(start + i) {
                 *c = ch;
@@ -77,7 +77,7 @@ pub fn header() -> String {
 
 fn step_label(s: &Seen) -> String {
     s.step
-        .map_or_else(|| " ".repeat(PREFIX - 1), |n| format!("[step {n:>2}]"))
+        .map_or_else(|| " ".repeat(LABEL), |n| format!("[step {n:>2}]"))
 }
 
 /// Renders one record as ladder lines (no trailing newline on the last line).
@@ -96,7 +96,7 @@ pub fn render(s: &Seen, detail: Detail, show_ue: bool) -> String {
         arrow(s.from, s.to),
         s.first_line
     );
-    let pad = format!("{} {}    ", " ".repeat(PREFIX - 1), blank_lanes());
+    let pad = format!("{} {}    ", " ".repeat(LABEL), blank_lanes());
     match detail {
         Detail::FirstLine => {}
         Detail::KeyHeaders => {

@@ -3,7 +3,6 @@
 pub mod actors;
 pub mod cli;
 pub mod demo;
-pub mod http;
 pub mod ladder;
 pub mod pki;
 pub mod scenario;

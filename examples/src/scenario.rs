@@ -4,6 +4,10 @@ use std::fmt;
 
 use crate::steps::{ALL, ON_REGISTERED_UE};
 
+/// Steps of the `bad-token` scenario: the refused PUBLISH (403 at steps 9–10) and the refused
+/// SUBSCRIBE (403 at steps 13–14); no NOTIFY goes to a user the server could not authorise.
+pub const BAD_TOKEN_STEPS: [u8; 14] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
+
 /// UE kind in the MCPTT server's UE directory (DESIGN.md §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum UeKind {
@@ -78,6 +82,8 @@ pub struct SignIn {
     pub final_state: &'static str,
     /// The authorisation state of the last NOTIFY it must see (`authorised`, `replaced`, …).
     pub final_authorisation: &'static str,
+    /// An authorisation state some earlier NOTIFY must have shown (e.g. `expired`).
+    pub must_see: Option<&'static str>,
 }
 
 /// Domain of the demo identities.
@@ -93,6 +99,7 @@ fn sign_in(ue: &str, kind: UeKind, user: &str, state: &'static str, auth: &'stat
         user: user.to_owned(),
         final_state: state,
         final_authorisation: auth,
+        must_see: None,
     }
 }
 
@@ -129,17 +136,22 @@ impl Scenario {
                 .iter()
                 .map(|u| sign_in("gw1", Gateway, u, "full-access", "authorised"))
                 .collect(),
-            Self::BadToken => vec![sign_in("ue1", Personal, "alice", "limited", "unauthorised")],
-            Self::Expiry => vec![sign_in(
-                "ue1",
-                Personal,
-                "alice",
-                "full-access",
-                "authorised",
-            )],
+            Self::BadToken => {
+                let mut s = sign_in("ue1", Personal, "alice", "limited", "unauthorised");
+                s.steps = &BAD_TOKEN_STEPS;
+                vec![s]
+            }
+            Self::Expiry => {
+                let mut s = sign_in("ue1", Personal, "alice", "full-access", "authorised");
+                s.must_see = Some("expired");
+                vec![s]
+            }
         };
         // Later users of an already registered UE skip steps 2–6.
         for i in 1..list.len() {
+            if list[i].steps != ALL {
+                continue;
+            }
             let ue = list[i].ue.clone();
             if list[..i].iter().any(|s| s.ue == ue) {
                 list[i].steps = &ON_REGISTERED_UE;

@@ -224,31 +224,109 @@ pub const ALL: [u8; 18] = [
 /// The steps of a user signing in on a UE that is already connected and registered.
 pub const ON_REGISTERED_UE: [u8; 13] = [1, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18];
 
-/// Checks that `records` contain the `expected` steps in that order (each step's first
-/// occurrence after the previous one's). Returns the first step missing from that order.
-pub fn check_order(records: &[Seen], expected: &[u8]) -> Result<(), StepFailure> {
-    let mut idx = 0;
-    for r in records {
-        match expected.get(idx) {
-            Some(&want) if r.step == Some(want) => idx += 1,
-            Some(_) => {}
-            None => break,
+/// The steps each step causally follows (happens-before, DESIGN.md §1). The numbering is a
+/// logical order, not a total one: the answer to the SUBSCRIBE (14) and the first NOTIFY (15)
+/// travel at the same time on different legs, as do the answer to the third-party REGISTER (6)
+/// and the UE's PUBLISH (7). Everything else is a chain.
+#[must_use]
+pub fn predecessors(n: u8) -> &'static [u8] {
+    match n {
+        2 => &[1],
+        3 => &[2],
+        4 | 5 => &[3],
+        6 => &[5],
+        7 => &[4],
+        15 => &[13],
+        16 => &[14, 15],
+        n if (8..=18).contains(&n) => {
+            const CHAIN: [[u8; 1]; 19] = [
+                [0],
+                [0],
+                [0],
+                [0],
+                [0],
+                [0],
+                [0],
+                [0],
+                [7],
+                [8],
+                [9],
+                [10],
+                [11],
+                [12],
+                [13],
+                [0],
+                [0],
+                [16],
+                [17],
+            ];
+            CHAIN.get(usize::from(n)).map_or(&[], |p| p.as_slice())
+        }
+        _ => &[],
+    }
+}
+
+/// The predecessors of `n` restricted to `expected`: a predecessor outside it is replaced by
+/// its own predecessors (e.g. a user signing in on an already registered UE publishes after
+/// its login: 7 follows 1 when 2–6 are not expected).
+fn effective_predecessors(n: u8, expected: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut todo: Vec<u8> = predecessors(n).to_vec();
+    while let Some(p) = todo.pop() {
+        if expected.contains(&p) {
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        } else {
+            todo.extend_from_slice(predecessors(p));
         }
     }
-    let Some(&missing) = expected.get(idx) else {
-        return Ok(());
-    };
-    let before = idx.checked_sub(1).and_then(|i| expected.get(i));
-    let seen_elsewhere = records.iter().any(|r| r.step == Some(missing));
-    let reason = match before {
-        None => format!("step {missing} never happened"),
-        Some(b) if seen_elsewhere => format!("step {missing} was seen, but not after step {b}"),
-        Some(b) => format!("step {missing} never happened after step {b}"),
-    };
-    Err(StepFailure {
-        step: missing,
-        reason,
-    })
+    out
+}
+
+/// Checks that `records` contain every `expected` step, each (its first occurrence after its
+/// predecessors) after the steps it causally follows ([`predecessors`]). Returns the first
+/// step, in `expected` order, that did not happen in order.
+pub fn check_order(records: &[Seen], expected: &[u8]) -> Result<(), StepFailure> {
+    let mut at: Vec<(u8, usize)> = Vec::with_capacity(expected.len());
+    for &n in expected {
+        let preds = effective_predecessors(n, expected);
+        let mut after = 0usize;
+        for p in &preds {
+            match at.iter().find(|(s, _)| s == p) {
+                Some(&(_, i)) => after = after.max(i + 1),
+                None => {
+                    return Err(StepFailure {
+                        step: *p,
+                        reason: format!("step {p} never happened"),
+                    });
+                }
+            }
+        }
+        match records
+            .iter()
+            .enumerate()
+            .skip(after)
+            .find(|(_, r)| r.step == Some(n))
+        {
+            Some((i, _)) => at.push((n, i)),
+            None => {
+                let seen_elsewhere = records.iter().any(|r| r.step == Some(n));
+                let names = preds
+                    .iter()
+                    .map(|p| format!("step {p}"))
+                    .collect::<Vec<_>>()
+                    .join(" and ");
+                let reason = match (preds.is_empty(), seen_elsewhere) {
+                    (true, _) => format!("step {n} never happened"),
+                    (false, true) => format!("step {n} was seen, but not after {names}"),
+                    (false, false) => format!("step {n} never happened after {names}"),
+                };
+                return Err(StepFailure { step: n, reason });
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -294,9 +372,33 @@ mod tests {
         let err = check_order(&missing, &ALL);
         assert_eq!(err.as_ref().map_err(|e| e.step), Err(9));
         assert!(err.is_err_and(|e| e.reason.contains("not after step 8")));
+        // 14 and 15 race, as do 6 and 7: both orders pass.
+        let raced: Vec<Seen> = [
+            1, 2, 3, 4, 5, 7, 6, 8, 9, 10, 11, 12, 13, 15, 14, 16, 17, 18,
+        ]
+        .into_iter()
+        .map(seen)
+        .collect();
+        assert_eq!(check_order(&raced, &ALL), Ok(()));
+        // ...but 16 must follow both 14 and 15.
+        let early: Vec<Seen> = [
+            1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 16, 14, 17, 18,
+        ]
+        .into_iter()
+        .map(seen)
+        .collect();
+        assert_eq!(check_order(&early, &ALL).map_err(|e| e.step), Err(16));
         assert_eq!(check_order(&[], &ALL).map_err(|e| e.step), Err(1));
         let later: Vec<Seen> = ON_REGISTERED_UE.iter().map(|&n| seen(n)).collect();
         assert_eq!(check_order(&later, &ON_REGISTERED_UE), Ok(()));
         assert_eq!(check_order(&later, &ALL).map_err(|e| e.step), Err(2));
+        let bad: Vec<Seen> = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
+            .into_iter()
+            .map(seen)
+            .collect();
+        assert_eq!(
+            check_order(&bad, &bad.iter().filter_map(|s| s.step).collect::<Vec<_>>()),
+            Ok(())
+        );
     }
 }

@@ -9,6 +9,8 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use tokio::sync::Notify;
+
 /// One of the four actors of the flow (DESIGN.md §1), in ladder column order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Actor {
@@ -145,6 +147,11 @@ struct Inner {
     limit: usize,
     dropped: u64,
     echo: bool,
+    keep_text: bool,
+    /// Records per step (counted even past the limit).
+    per_step: [usize; 19],
+    /// Steps seen per label, as bit masks (bit N = step N), bounded like `labels`.
+    masks: HashMap<String, u32>,
 }
 
 /// A shared, append-only record of what each actor saw. Cheap to clone (one `Arc`).
@@ -154,6 +161,7 @@ struct Inner {
 #[derive(Debug, Clone)]
 pub struct Trace {
     inner: Arc<Mutex<Inner>>,
+    changed: Arc<Notify>,
 }
 
 impl Default for Trace {
@@ -183,7 +191,11 @@ impl Trace {
                 limit,
                 dropped: 0,
                 echo: false,
+                keep_text: true,
+                per_step: [0; 19],
+                masks: HashMap::new(),
             })),
+            changed: Arc::new(Notify::new()),
         }
     }
 
@@ -194,6 +206,79 @@ impl Trace {
         let t = Self::with_limit(0);
         t.lock().echo = true;
         t
+    }
+
+    /// Stops keeping bodies and whole-message texts (load runs keep first lines and key
+    /// headers only).
+    #[must_use]
+    pub fn without_text(self) -> Self {
+        self.lock().keep_text = false;
+        self
+    }
+
+    /// How many records of step `n` were seen (including those past the storage limit).
+    #[must_use]
+    pub fn step_count(&self, n: u8) -> usize {
+        self.lock()
+            .per_step
+            .get(usize::from(n))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Waits until records of step `n` labelled `label` were seen, or `timeout` passes.
+    pub async fn wait_label_step(&self, label: &str, n: u8, timeout: Duration) -> bool {
+        let limit = tokio::time::Instant::now() + timeout;
+        let has = || {
+            self.lock()
+                .masks
+                .get(label)
+                .is_some_and(|m| m & (1 << n) != 0)
+        };
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if has() {
+                return true;
+            }
+            if tokio::time::timeout_at(limit, notified).await.is_err() {
+                return has();
+            }
+        }
+    }
+
+    /// Waits until at least `count` records of step `n` were seen, or `timeout` passes.
+    pub async fn wait_step_count(&self, n: u8, count: usize, timeout: Duration) -> bool {
+        let limit = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.step_count(n) >= count {
+                return true;
+            }
+            if tokio::time::timeout_at(limit, notified).await.is_err() {
+                return self.step_count(n) >= count;
+            }
+        }
+    }
+
+    /// Waits until `done` holds for the stored records, or `timeout` passes; returns whether it
+    /// holds. Wakes on every new record (no polling).
+    pub async fn wait_until(&self, timeout: Duration, done: impl Fn(&[Seen]) -> bool) -> bool {
+        let limit = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if done(&self.lock().records) {
+                return true;
+            }
+            if tokio::time::timeout_at(limit, notified).await.is_err() {
+                return done(&self.lock().records);
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -213,6 +298,11 @@ impl Trace {
             .unwrap_or(obs.ue);
         let seq = inner.records.len() as u64 + inner.dropped;
         let at = inner.start.elapsed();
+        let (body, full) = if inner.keep_text {
+            (obs.body, obs.full)
+        } else {
+            (String::new(), String::new())
+        };
         let seen = Seen {
             seq,
             at,
@@ -225,8 +315,8 @@ impl Trace {
             status: obs.status,
             first_line: obs.first_line,
             headers: obs.headers,
-            body: obs.body,
-            full: obs.full,
+            body,
+            full,
         };
         if inner.echo {
             println!(
@@ -234,11 +324,24 @@ impl Trace {
                 crate::ladder::render(&seen, crate::ladder::Detail::KeyHeaders, true)
             );
         }
+        if let Some(n) = step.and_then(|s| inner.per_step.get_mut(usize::from(s))) {
+            *n += 1;
+        }
+        if let Some(s) = step {
+            let known = inner.masks.contains_key(&seen.ue);
+            if known || inner.masks.len() < inner.limit.max(1024) {
+                *inner.masks.entry(seen.ue.clone()).or_insert(0) |= 1 << s;
+            }
+        }
         if inner.records.len() >= inner.limit {
             inner.dropped += 1;
+            drop(inner);
+            self.changed.notify_waiters();
             return;
         }
         inner.records.push(seen);
+        drop(inner);
+        self.changed.notify_waiters();
     }
 
     /// Labels every later record of messages with this Call-ID (the UE binds the Call-IDs it

@@ -53,10 +53,11 @@ pub struct McpttServerConfig {
     pub node_uri: String,
     /// Public service identity (PUBLISH and SUBSCRIBE Request-URI).
     pub psi: String,
-    /// The IdMS whose JWKS signs access tokens (HTTP base URL, e.g. `http://127.0.0.1:8080`).
-    pub idms: String,
-    /// Expected token issuer (`iss`); `None` takes the IdMS discovery document's.
-    pub issuer: Option<String>,
+    /// The IdMS keys and issuer access tokens are checked against (fetched from the IdMS by
+    /// the caller). `None`: no IdMS is known, every token is refused (and the reason logged).
+    pub keys: Option<TokenKeys>,
+    /// Clock leeway for token `exp`/`nbf`/`iat`, seconds (at most 300).
+    pub leeway: u64,
     /// Expected token audience (`aud`).
     pub audience: String,
     /// Accepted MCPTT scopes (any one suffices).
@@ -68,6 +69,15 @@ pub struct McpttServerConfig {
     /// Identities of the SIP cores allowed to send third-party REGISTERs: a TLS certificate
     /// label (its first `sip:` URI SAN, e.g. `sip:scscf.example.com`) or `tcp:IP` for TCP.
     pub trusted_cores: Vec<String>,
+}
+
+/// The IdMS's issuer name and JWKS, as the MCPTT server trusts them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenKeys {
+    /// Expected `iss` (the IdMS discovery document's `issuer`).
+    pub issuer: String,
+    /// The IdMS JWKS document.
+    pub jwks_json: String,
 }
 
 /// How the user authenticates at the IdMS.
@@ -89,8 +99,10 @@ pub struct UeConfig {
     pub label: String,
     /// Label of the UE's own records (TLS, registration), e.g. `ue1`.
     pub ue_label: String,
-    /// The IdMS base URL.
+    /// The IdMS base URL (`https://…`).
     pub idms: String,
+    /// CAs trusted for the IdMS's HTTPS certificate.
+    pub idms_roots: Vec<rustls_pki_types::CertificateDer<'static>>,
     /// OAuth client id of the MCPTT client.
     pub client_id: String,
     /// The user's login name.

@@ -58,56 +58,42 @@ fn kind(k: UeKind) -> mcptt_service_state::UeKind {
     }
 }
 
-/// Fetches the IdMS discovery document and JWKS and builds the token validator.
-async fn validator(config: &McpttServerConfig) -> Result<Validator, ActorError> {
-    let base = config.idms.trim_end_matches('/');
-    let timeout = Duration::from_secs(5);
-    let fetch_err = |what: &str, e: crate::http::HttpError| {
-        ActorError::Config(format!("{what} from the IdMS at {base}: {e}"))
-    };
-    let issuer = match &config.issuer {
-        Some(i) => i.clone(),
+/// The token validator over the configured IdMS keys (none: an empty key set, so every token
+/// is refused with the reason logged).
+fn validator(config: &McpttServerConfig) -> Result<Validator, ActorError> {
+    let (issuer, set) = match &config.keys {
+        Some(k) => (
+            k.issuer.clone(),
+            JwkSet::from_json(&k.jwks_json)
+                .map_err(|e| ActorError::Config(format!("IdMS JWKS: {e}")))?,
+        ),
         None => {
-            let doc =
-                crate::http::get(&format!("{base}/.well-known/openid-configuration"), timeout)
-                    .await
-                    .map_err(|e| fetch_err("discovery document", e))?;
-            discovery_issuer(&doc)
-                .ok_or_else(|| ActorError::Config("IdMS discovery document has no issuer".into()))?
+            tracing::warn!("no IdMS keys configured: every access token will be refused");
+            ("urn:mcptt-examples:no-idms".to_owned(), JwkSet::new())
         }
     };
-    let jwks_json = crate::http::get(&format!("{base}/jwks"), timeout)
-        .await
-        .map_err(|e| fetch_err("JWKS", e))?;
-    let set =
-        JwkSet::from_json(&jwks_json).map_err(|e| ActorError::Config(format!("IdMS JWKS: {e}")))?;
     let mut scopes = config.scopes.iter();
     let first = scopes
         .next()
         .cloned()
         .unwrap_or_else(|| mcptt_token::SCOPE_PTT_SERVER.to_owned());
-    let mut vc = ValidatorConfig::new(issuer, config.audience.clone()).scope(first);
+    let mut vc = ValidatorConfig::new(issuer, config.audience.clone())
+        .scope(first)
+        .leeway(config.leeway);
     for s in scopes {
         vc = vc.accept_scope(s.clone());
     }
-    let v = Validator::new(vc, KeyStore::new(set))
-        .map_err(|e| ActorError::Config(format!("token validator: {e}")))?;
-    Ok(v)
+    Validator::new(vc, KeyStore::new(set))
+        .map_err(|e| ActorError::Config(format!("token validator: {e}")))
 }
 
-/// The `issuer` member of an OIDC discovery document.
-fn discovery_issuer(doc: &str) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(doc).ok()?;
-    v.get("issuer")?.as_str().map(str::to_owned)
-}
-
-/// Binds the listener, fetches the IdMS keys and starts the task, recording what it receives.
+/// Binds the listener and starts the task, recording what it receives.
 pub async fn spawn(
     config: McpttServerConfig,
     trace: Trace,
     clock: Clock,
 ) -> Result<McpttServerHandle, ActorError> {
-    let validator = validator(&config).await?;
+    let validator = validator(&config)?;
     let (transport, events) = Transport::new(TransportConfig::default());
     let bind =
         |e: mcptt_tls::Error| ActorError::Config(format!("listen on {}: {e}", config.listen));

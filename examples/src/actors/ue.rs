@@ -549,7 +549,7 @@ pub async fn run(
     trace: &Trace,
     clock: &Clock,
 ) -> Result<UeOutcome, StepFailure> {
-    let tokens = super::login::login(config, trace).await?;
+    let tokens = super::login::login(config, trace, clock).await?;
     let mut ue = Ue::connect(config.clone(), trace.clone(), clock.clone()).await?;
     ue.register().await?;
     let idx = ue.publish(&config.label, tokens).await?;

@@ -39,8 +39,8 @@ struct Args {
     /// Access-token lifetime in seconds (the `expiry` scenario defaults to 2).
     #[arg(long, value_name = "SECS")]
     token_lifetime: Option<u64>,
-    /// Give up after this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    /// Give up waiting for any one answer after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
     timeout: u64,
     #[command(flatten)]
     log: LogArgs,
@@ -68,7 +68,7 @@ fn main() -> ExitCode {
         scenario: args.scenario,
         load: args.ues,
         token_lifetime: Duration::from_secs(args.token_lifetime.unwrap_or(default_lifetime)),
-        timeout: Duration::from_secs(args.timeout),
+        step_timeout: Duration::from_secs(args.timeout),
         ..FlowConfig::default()
     };
     let total = config.sign_ins().len();

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use mcptt_examples::actors::clock::Clock;
 use mcptt_examples::actors::config::{McpttServerConfig, Transport};
-use mcptt_examples::actors::mcptt_server;
+use mcptt_examples::actors::{login, mcptt_server};
 use mcptt_examples::cli::{LogArgs, TlsArgs, read_table};
 use mcptt_examples::scenario::UeKind;
 use mcptt_examples::trace::Trace;
@@ -38,14 +38,20 @@ struct Args {
     )]
     psi: String,
     /// Base URL of the IdMS whose JWKS signs the access tokens.
-    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(long, value_name = "URL", default_value = "https://127.0.0.1:8443")]
     idms: String,
     /// Expected token issuer (default: the IdMS discovery document's `issuer`).
     #[arg(long, value_name = "URL")]
     issuer: Option<String>,
+    /// PEM file of the CA that signed the IdMS's HTTPS certificate (default: the demo CA).
+    #[arg(long, value_name = "FILE")]
+    idms_ca: Option<PathBuf>,
     /// Expected token audience.
     #[arg(long, default_value = "mcptt-server")]
     audience: String,
+    /// Clock leeway for token times, in seconds (at most 300).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    leeway: u64,
     /// Accepted MCPTT scope (repeat for several; any one suffices).
     #[arg(long = "scope", value_name = "SCOPE", default_values_t = [
         "3gpp:mcptt:ptt_server".to_owned(), "3gpp:mc:ptt_service".to_owned()])]
@@ -115,17 +121,34 @@ fn main() -> ExitCode {
         tls,
         node_uri: args.node_uri,
         psi: args.psi,
-        idms: args.idms,
-        issuer: args.issuer,
+        keys: None,
+        leeway: args.leeway,
         audience: args.audience,
         scopes: args.scopes,
         ue_directory,
         subscription_expires: args.subscription_expires,
         trusted_cores: args.trusted_cores,
     };
+    let idms_roots = match args
+        .idms_ca
+        .as_deref()
+        .map(mcptt_examples::pki::load_ca_file)
+    {
+        None => config.tls.roots.clone(),
+        Some(Ok(r)) => r,
+        Some(Err(e)) => {
+            eprintln!("mcptt-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (idms, issuer) = (args.idms, args.issuer);
+    let mut config = config;
     mcptt_examples::actors::serve(
         "mcptt-server",
         async move {
+            let keys =
+                login::fetch_keys(&idms, issuer.as_deref(), &idms_roots, &Clock::new()).await?;
+            config.keys = Some(keys);
             let handle = mcptt_server::spawn(config, Trace::echoing(), Clock::new()).await?;
             eprintln!("mcptt-server: listening on {}", handle.local_addr());
             Ok(handle)

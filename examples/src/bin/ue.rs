@@ -21,8 +21,12 @@ use mcptt_examples::trace::Trace;
 #[command(version)]
 struct Args {
     /// Base URL of the IdMS.
-    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(long, value_name = "URL", default_value = "https://127.0.0.1:8443")]
     idms: String,
+    /// PEM file of the CA that signed the IdMS's HTTPS certificate (default: the CAs of --ca,
+    /// or the demo CA).
+    #[arg(long, value_name = "FILE")]
+    idms_ca: Option<std::path::PathBuf>,
     /// OAuth client id of this MCPTT client.
     #[arg(long, default_value = "mcptt-client")]
     client_id: String,
@@ -80,7 +84,20 @@ fn main() -> ExitCode {
         .next()
         .unwrap_or("ue")
         .to_owned();
+    let idms_roots = match args
+        .idms_ca
+        .as_deref()
+        .map(mcptt_examples::pki::load_ca_file)
+    {
+        None => tls.roots.clone(),
+        Some(Ok(r)) => r,
+        Some(Err(e)) => {
+            eprintln!("ue: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let config = UeConfig {
+        idms_roots,
         label: format!("{ue_label}/{}", args.user),
         ue_label,
         idms: args.idms,
