@@ -730,3 +730,62 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn validate_checks_the_other_known_headers() {
+    let ok = [
+        "Authorization: Digest username=\"alice\", realm=\"h\", nonce=\"n\", uri=\"sip:h\", response=\"0a\"",
+        "Authorization: NoOneKnowsThisScheme opaque-data=here",
+        "Authorization: Bearer eyJhbGciOi.eyJzdWIi.c2ln",
+        "WWW-Authenticate: Digest realm=\"h\", nonce=\"x\", algorithm=MD5, qop=\"auth\"",
+        "RAck: 776656 1 INVITE",
+        "RSeq: 988789",
+        "Timestamp: 54.1 0.5",
+        "Session-Expires: 4000;refresher=uac",
+        "MIME-Version: 1.0",
+        "Content-Disposition: session;handling=required",
+        "Accept-Encoding: gzip;q=0.5, identity",
+        "Supported:",
+        "Reason: SIP;cause=200;text=\"Call completed elsewhere\"",
+        "P-Associated-URI: <sip:alice@h>, <tel:+1234>",
+    ];
+    for h in ok {
+        let m = Message::parse(Bytes::from(format!(
+            "OPTIONS sip:a@b SIP/2.0\r\n{h}\r\n\r\n"
+        )))
+        .unwrap();
+        m.validate().unwrap_or_else(|e| panic!("{h}: {e}"));
+    }
+    let bad = [
+        "Authorization: Digest realm=\"x\", nonce=\"y",
+        "RAck: 1 x INVITE",
+        "RSeq: -1",
+        "Timestamp: abc",
+        "Session-Expires: soon",
+        "MIME-Version: 1",
+        "Content-Disposition: ;x",
+        "Expires: 4294967296",
+        "Call-ID: a b",
+        "Event: ;id=1",
+        "Subscription-State: active;expires=x",
+        "SIP-ETag: \"q\"",
+        "Content-Type: text",
+        "Route: sip:p1",
+        "Max-Forwards: 256",
+        "Via: SIP/2.0/UDP",
+        "To: <sip:a@b",
+        "From: \"unterminated <sip:a@b>",
+    ];
+    for h in bad {
+        let r = Message::parse(Bytes::from(format!(
+            "OPTIONS sip:a@b SIP/2.0\r\n{h}\r\n\r\n"
+        )))
+        .and_then(|m| m.validate());
+        let e = r.expect_err(h);
+        assert_eq!(e.status_code(), Some(400), "{h}: {e}");
+        assert!(
+            matches!(e, Error::Header { .. } | Error::Uri { .. }),
+            "{h}: {e:?}"
+        );
+    }
+}

@@ -704,3 +704,127 @@ pub(crate) fn parse_delta(s: &str) -> Result<u32> {
     chars::parse_u32(chars::trim_lws(s).as_bytes())
         .ok_or_else(|| perr(0, "delta-seconds below 2^32"))
 }
+
+/// Validate a comma-separated list of `token *(SEMI generic-param)` (Accept-Encoding,
+/// Accept-Language, Content-Disposition, Reason…); `allow_empty` accepts an empty value.
+pub(crate) fn check_token_param_list(s: &[u8], allow_empty: bool) -> Result<()> {
+    let mut c = Cursor::new(s);
+    c.skip_lws();
+    if c.at_end() {
+        return if allow_empty {
+            Ok(())
+        } else {
+            Err(perr(0, "a value"))
+        };
+    }
+    let mut scratch = Vec::new();
+    loop {
+        c.token().ok_or_else(|| perr(c.pos, "a token"))?;
+        parse_params(&mut c, &mut scratch)?;
+        scratch.clear();
+        c.skip_lws();
+        if c.at_end() {
+            return Ok(());
+        }
+        if !c.eat(b',') {
+            return Err(perr(c.pos, "',' or ';'"));
+        }
+        c.skip_lws();
+    }
+}
+
+/// Validate a delta-seconds value followed by parameters (Session-Expires, Min-SE).
+pub(crate) fn check_delta_params(s: &[u8]) -> Result<()> {
+    let mut c = Cursor::new(s);
+    c.skip_lws();
+    let r = c.take_while(|b| b.is_ascii_digit());
+    chars::parse_u32(c.slice(r)).ok_or_else(|| perr(r.0, "delta-seconds below 2^32"))?;
+    parse_params(&mut c, &mut Vec::new())?;
+    end(&mut c)
+}
+
+/// Validate credentials or a challenge (RFC 3261 §25.1, RFC 7235): an auth scheme, then
+/// comma-separated `name=token/quoted-string` parameters or a token68.
+pub(crate) fn check_auth(s: &[u8]) -> Result<()> {
+    let mut c = Cursor::new(s);
+    c.skip_lws();
+    c.token().ok_or_else(|| perr(c.pos, "an auth scheme"))?;
+    if c.at_end() {
+        return Ok(());
+    }
+    if !c.skip_lws() {
+        return Err(perr(c.pos, "white space after the auth scheme"));
+    }
+    let save = c.pos;
+    // token68
+    let t = c.take_while(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b));
+    if t.0 != t.1 {
+        c.take_while(|b| b == b'=');
+        c.skip_lws();
+        if c.at_end() {
+            return Ok(());
+        }
+    }
+    c.pos = save;
+    loop {
+        c.token()
+            .ok_or_else(|| perr(c.pos, "an auth parameter name"))?;
+        if !c.eat_sep(b'=') {
+            return Err(perr(c.pos, "'=' in the auth parameter"));
+        }
+        if c.peek() == Some(b'"') {
+            c.quoted()
+                .ok_or_else(|| perr(c.pos, "a terminated quoted string"))?;
+        } else {
+            c.token()
+                .ok_or_else(|| perr(c.pos, "an auth parameter value"))?;
+        }
+        c.skip_lws();
+        if c.at_end() {
+            return Ok(());
+        }
+        if !c.eat(b',') {
+            return Err(perr(c.pos, "',' between auth parameters"));
+        }
+        c.skip_lws();
+    }
+}
+
+/// Validate RAck: `response-num LWS CSeq-num LWS Method` (RFC 3262 §7.2).
+pub(crate) fn check_rack(s: &[u8]) -> Result<()> {
+    let mut c = Cursor::new(s);
+    c.skip_lws();
+    for _ in 0..2 {
+        let r = c.take_while(|b| b.is_ascii_digit());
+        chars::parse_u32(c.slice(r)).ok_or_else(|| perr(r.0, "a number below 2^32"))?;
+        if !c.skip_lws() {
+            return Err(perr(c.pos, "white space"));
+        }
+    }
+    c.token().ok_or_else(|| perr(c.pos, "a method"))?;
+    end(&mut c)
+}
+
+/// Validate Timestamp: `1*DIGIT ["." *DIGIT] [LWS delay]` (RFC 3261 §20.38).
+pub(crate) fn check_timestamp(s: &[u8]) -> Result<()> {
+    let mut c = Cursor::new(s);
+    c.skip_lws();
+    for i in 0..2 {
+        let r = c.take_while(|b| b.is_ascii_digit());
+        if r.0 == r.1 {
+            return if i == 1 && c.at_end() {
+                Ok(())
+            } else {
+                Err(perr(c.pos, "digits"))
+            };
+        }
+        if c.eat(b'.') {
+            c.take_while(|b| b.is_ascii_digit());
+        }
+        c.skip_lws();
+        if c.at_end() {
+            return Ok(());
+        }
+    }
+    end(&mut c)
+}

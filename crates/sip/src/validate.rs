@@ -122,6 +122,34 @@ pub(crate) fn validate_headers(h: &Headers, method: Option<&Method>) -> Result<(
                 })
             }
             Hid::Accept => split_commas(v).try_for_each(|x| ContentType::parse(x).map(|_| ())),
+            Hid::AcceptEncoding
+            | Hid::AcceptLanguage
+            | Hid::ContentEncoding
+            | Hid::ContentLanguage => types::check_token_param_list(v.as_bytes(), true),
+            Hid::ContentDisposition | Hid::Reason | Hid::Priority | Hid::RequestDisposition => {
+                types::check_token_param_list(v.as_bytes(), false)
+            }
+            Hid::SessionExpires | Hid::MinSe => types::check_delta_params(v.as_bytes()),
+            Hid::RSeq => types::parse_delta(v).map(|_| ()),
+            Hid::RAck => types::check_rack(v.as_bytes()),
+            Hid::Timestamp => types::check_timestamp(v.as_bytes()),
+            Hid::MimeVersion => {
+                let ok = v.split_once('.').is_some_and(|(a, b)| {
+                    !a.is_empty()
+                        && !b.is_empty()
+                        && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
+                });
+                if ok {
+                    Ok(())
+                } else {
+                    Err(perr(0, "MIME-Version 1*DIGIT \".\" 1*DIGIT"))
+                }
+            }
+            Hid::Authorization
+            | Hid::ProxyAuthorization
+            | Hid::WwwAuthenticate
+            | Hid::ProxyAuthenticate => types::check_auth(v.as_bytes()),
+            Hid::PAssociatedUri => name_addr::parse_list(&b(), true).map(|_| ()),
             _ => Ok(()),
         };
         r.map_err(|err| locate(err, e.id, at))?;
