@@ -3,6 +3,7 @@
 pub mod actors;
 pub mod cli;
 pub mod demo;
+pub mod idm;
 pub mod ladder;
 pub mod pki;
 pub mod scenario;

@@ -1,0 +1,452 @@
+//! The IdMS over HTTPS: rustls (ring provider) → hyper HTTP/1.1 → axum router → `mcptt-idm`.
+//!
+//! | method | path | answer |
+//! |---|---|---|
+//! | GET | `/.well-known/openid-configuration` | discovery JSON |
+//! | GET | `/jwks` | JWKS (every key of the ring) |
+//! | GET | `/authorize?…` | HTML login form, or 303 to the client with an error, or an error page |
+//! | POST | `/authorize` | 303 to the client with `code` on success; otherwise the form again (HTML) or, with `Accept: application/json`, JSON: a SIM challenge (200), a login failure (401, 429 with `Retry-After` when locked out) |
+//! | POST | `/token` | token response JSON, or an RFC 6749 §5.2 error |
+//!
+//! Bounded: request bodies 16 KiB, request heads 16 KiB, 10 s for the TLS handshake and the
+//! request head, at most `max_connections` connections at once.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use mcptt_idm::oauth::{AuthorizeError, ErrorCode, OAuthError, parse_form};
+use mcptt_idm::{
+    AUTHORIZE_PATH, AuthFailure, DISCOVERY_PATH, Idms, JWKS_PATH, LoginOutcome, SystemRandom,
+    TOKEN_PATH,
+};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tower::ServiceExt as _;
+
+use super::html;
+
+/// Largest request body.
+pub const MAX_BODY: usize = 16 * 1024;
+/// Most form fields in a request.
+pub const MAX_FIELDS: usize = 64;
+
+/// The wall clock the server reads (a test passes a virtual one).
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(SystemTime::now)
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The TLS configuration was refused.
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    /// Binding the socket failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Builds the rustls server configuration (ring provider, TLS 1.3 and 1.2, ALPN `http/1.1`).
+///
+/// # Errors
+/// [`ServerError::Tls`] when the key does not match the certificate or is unsupported.
+pub fn tls_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<rustls::ServerConfig>, ServerError> {
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+#[derive(Clone)]
+struct AppState {
+    idms: Arc<Mutex<Idms>>,
+    clock: Clock,
+    rng: Arc<SystemRandom>,
+}
+
+/// A running IdMS.
+#[derive(Debug)]
+pub struct IdmsHandle {
+    /// The bound address.
+    pub local_addr: SocketAddr,
+    /// The core, shared with the server (e.g. to rotate keys).
+    pub idms: Arc<Mutex<Idms>>,
+    task: JoinHandle<()>,
+}
+
+impl IdmsHandle {
+    /// The base URL (`https://127.0.0.1:PORT`).
+    pub fn base_url(&self) -> String {
+        format!("https://{}", self.local_addr)
+    }
+
+    /// Stops accepting connections.
+    pub fn shutdown(self) {
+        self.task.abort();
+    }
+}
+
+/// The axum router of the IdMS endpoints.
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route(DISCOVERY_PATH, get(discovery))
+        .route(JWKS_PATH, get(jwks))
+        .route(AUTHORIZE_PATH, get(authorize_get).post(authorize_post))
+        .route(TOKEN_PATH, axum::routing::post(token))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// Starts serving `idms` on `listener` over TLS.
+pub fn spawn(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    idms: Idms,
+    clock: Clock,
+    max_connections: usize,
+) -> Result<IdmsHandle, ServerError> {
+    let local_addr = listener.local_addr()?;
+    let idms = Arc::new(Mutex::new(idms));
+    let app = router(AppState {
+        idms: idms.clone(),
+        clock,
+        rng: Arc::new(SystemRandom::new()),
+    });
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
+    let task = tokio::spawn(async move {
+        loop {
+            let (tcp, peer) = match listener.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("idms: accept failed: {e}");
+                    continue;
+                }
+            };
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                tracing::warn!("idms: connection limit reached, dropping {peer}");
+                continue;
+            };
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                let _permit = permit;
+                let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
+                    .await
+                {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        return tracing::debug!("idms: TLS handshake with {peer} failed: {e}");
+                    }
+                    Err(_) => return tracing::debug!("idms: TLS handshake with {peer} timed out"),
+                };
+                let service = hyper::service::service_fn(
+                    move |mut req: hyper::Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(ConnectInfo(peer));
+                        app.clone().oneshot(req)
+                    },
+                );
+                let result = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(10))
+                    .max_buf_size(16 * 1024)
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+                if let Err(e) = result {
+                    tracing::debug!("idms: connection with {peer}: {e}");
+                }
+            });
+        }
+    });
+    Ok(IdmsHandle {
+        local_addr,
+        idms,
+        task,
+    })
+}
+
+fn lock(state: &AppState) -> std::sync::MutexGuard<'_, Idms> {
+    // A panic while holding the lock would be a bug; the state stays usable.
+    state
+        .idms
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn json(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r
+}
+
+fn html_response(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    r
+}
+
+fn see_other(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(v) => {
+            let mut r = StatusCode::SEE_OTHER.into_response();
+            r.headers_mut().insert(header::LOCATION, v);
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(_) => html_response(
+            StatusCode::BAD_REQUEST,
+            html::error_page(&OAuthError {
+                code: ErrorCode::InvalidRequest,
+                description: "bad redirect",
+            }),
+        ),
+    }
+}
+
+fn authorize_error(e: &AuthorizeError, wants_json: bool) -> Response {
+    match e.location() {
+        Some(loc) => see_other(&loc),
+        None if wants_json => json(StatusCode::BAD_REQUEST, e.error().to_json()),
+        None => html_response(StatusCode::BAD_REQUEST, html::error_page(e.error())),
+    }
+}
+
+/// Decodes a form body; `None` unless the content type is `application/x-www-form-urlencoded`.
+fn form_body(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Option<Result<Vec<(String, String)>, mcptt_idm::Error>> {
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+    let text = std::str::from_utf8(body).ok().filter(|_| is_form)?;
+    Some(parse_form(text, MAX_FIELDS))
+}
+
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/json"))
+}
+
+async fn discovery(State(state): State<AppState>) -> Response {
+    let doc = lock(&state).discovery();
+    json(StatusCode::OK, doc.to_string())
+}
+
+async fn jwks(State(state): State<AppState>) -> Response {
+    match lock(&state).jwks_json() {
+        Ok(body) => {
+            let mut r = json(StatusCode::OK, body);
+            r.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("max-age=300"),
+            );
+            r.headers_mut().remove(header::PRAGMA);
+            r
+        }
+        Err(e) => {
+            tracing::error!("idms: JWKS: {e}");
+            json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                OAuthError {
+                    code: ErrorCode::ServerError,
+                    description: "JWKS unavailable",
+                }
+                .to_json(),
+            )
+        }
+    }
+}
+
+async fn authorize_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let json_wanted = wants_json(&headers);
+    let Ok(params) = parse_form(query.as_deref().unwrap_or(""), MAX_FIELDS) else {
+        let e = OAuthError {
+            code: ErrorCode::InvalidRequest,
+            description: "malformed query",
+        };
+        return authorize_error(&AuthorizeError::Display(e), json_wanted);
+    };
+    let result = lock(&state).authorize(&params);
+    match result {
+        Ok(page) => html_response(StatusCode::OK, html::login_page(&page, None, None)),
+        Err(e) => authorize_error(&e, json_wanted),
+    }
+}
+
+async fn authorize_post(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let json_wanted = wants_json(&headers);
+    let Some(Ok(params)) = form_body(&headers, &body) else {
+        let e = OAuthError {
+            code: ErrorCode::InvalidRequest,
+            description: "expected an application/x-www-form-urlencoded body",
+        };
+        return authorize_error(&AuthorizeError::Display(e), json_wanted);
+    };
+    let now = (state.clock)();
+    // PBKDF2 takes a while: keep it off the async workers.
+    let worker = state.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        lock(&worker).login(&params, peer.ip(), now, worker.rng.as_ref())
+    })
+    .await;
+    let Ok(outcome) = outcome else {
+        return json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            OAuthError {
+                code: ErrorCode::ServerError,
+                description: "internal error",
+            }
+            .to_json(),
+        );
+    };
+    match outcome {
+        LoginOutcome::Redirect(location) => see_other(&location),
+        LoginOutcome::Challenge { page, challenge } => {
+            if json_wanted {
+                let mut doc = serde_json::json!({
+                    "challenge_id": challenge.id,
+                    "acr": page.acr,
+                    "expires_in": challenge.expires.duration_since(now).map_or(0, |d| d.as_secs()),
+                });
+                for (k, v) in &challenge.params {
+                    doc[*k] = serde_json::Value::String(v.clone());
+                }
+                json(StatusCode::OK, doc.to_string())
+            } else {
+                html_response(
+                    StatusCode::OK,
+                    html::login_page(&page, None, Some(&challenge)),
+                )
+            }
+        }
+        LoginOutcome::Failed { page, failure } => {
+            tracing::info!(
+                "idms: login failed from {peer} for {:?}: {failure}",
+                page.username.as_deref().unwrap_or("")
+            );
+            let (status, message, retry) = match failure {
+                AuthFailure::Locked { until } => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many failed attempts. Try again later.",
+                    until.duration_since(now).ok().map(|d| d.as_secs().max(1)),
+                ),
+                AuthFailure::Busy | AuthFailure::Internal => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The service is busy. Try again later.",
+                    Some(5),
+                ),
+                _ => (StatusCode::UNAUTHORIZED, "Sign-in failed.", None),
+            };
+            let mut r = if json_wanted {
+                let code = if status == StatusCode::UNAUTHORIZED {
+                    "access_denied"
+                } else {
+                    "temporarily_unavailable"
+                };
+                json(
+                    status,
+                    serde_json::json!({ "error": code, "error_description": message }).to_string(),
+                )
+            } else {
+                html_response(status, html::login_page(&page, Some(message), None))
+            };
+            if let Some(secs) = retry {
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            r
+        }
+        LoginOutcome::Error(e) => authorize_error(&e, json_wanted),
+        _ => json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            OAuthError {
+                code: ErrorCode::ServerError,
+                description: "internal error",
+            }
+            .to_json(),
+        ),
+    }
+}
+
+async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(Ok(params)) = form_body(&headers, &body) else {
+        let e = OAuthError {
+            code: ErrorCode::InvalidRequest,
+            description: "expected an application/x-www-form-urlencoded body",
+        };
+        return json(StatusCode::BAD_REQUEST, e.to_json());
+    };
+    let now = (state.clock)();
+    let result = lock(&state).token(&params, now, state.rng.as_ref());
+    match result {
+        Ok(t) => json(StatusCode::OK, t.to_json()),
+        Err(e) => {
+            tracing::info!("idms: token request refused: {e}");
+            let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+            let mut r = json(status, e.to_json());
+            if status == StatusCode::UNAUTHORIZED {
+                // RFC 6749 §5.2: 401 comes with WWW-Authenticate.
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"idms\""),
+                );
+            }
+            r
+        }
+    }
+}

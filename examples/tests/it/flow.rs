@@ -1,0 +1,249 @@
+//! The flow end to end, per scenario: IdMS, SIP core, MCPTT server and UEs in-process on
+//! loopback (real HTTPS, real mutual TLS, real SIP through the workspace crates), asserting on
+//! what each actor saw: methods, key headers, bodies and order. No sleeps: the `expiry`
+//! scenario moves the actors' shared clock.
+#![allow(clippy::unwrap_used)]
+
+use mcptt_examples::demo::{FlowConfig, FlowReport, run};
+use mcptt_examples::scenario::Scenario;
+use mcptt_examples::steps::check_order;
+use mcptt_examples::trace::{Actor, Seen, Trace};
+
+async fn flow(scenario: Scenario) -> FlowReport {
+    let config = FlowConfig {
+        scenario,
+        ..FlowConfig::default()
+    };
+    run(&config, Trace::new(), &|| {}).await
+}
+
+fn assert_success(report: &FlowReport) {
+    if let Some((who, failure)) = report.failure() {
+        let ladder = mcptt_examples::ladder::render_all(
+            &report.trace.snapshot(),
+            mcptt_examples::ladder::Detail::KeyHeaders,
+        );
+        panic!("{who}: {failure}\n{ladder}");
+    }
+    assert!(report.success());
+}
+
+/// Records `observer` saw of `method` (requests) or responses to `method`, for `label`.
+fn seen(report: &FlowReport, observer: Actor, label: &str) -> Vec<Seen> {
+    report
+        .trace
+        .seen_by(observer)
+        .into_iter()
+        .filter(|s| s.ue == label)
+        .collect()
+}
+
+fn requests<'a>(records: &'a [Seen], method: &str) -> Vec<&'a Seen> {
+    records
+        .iter()
+        .filter(|s| !s.is_response() && s.method == method)
+        .collect()
+}
+
+fn responses<'a>(records: &'a [Seen], method: &str) -> Vec<&'a Seen> {
+    records
+        .iter()
+        .filter(|s| s.is_response() && s.method == method)
+        .collect()
+}
+
+/// The service-state JSON bodies of the NOTIFYs the UE received for `label`, in order, as
+/// (state, authorisation, mcptt-id).
+fn notified(report: &FlowReport, label: &str) -> Vec<(String, String, String)> {
+    requests(&seen(report, Actor::Ue, label), "NOTIFY")
+        .iter()
+        .map(|n| {
+            let v: serde_json::Value = serde_json::from_str(&n.body).unwrap();
+            let s = |k: &str| v[k].as_str().unwrap().to_owned();
+            (s("state"), s("authorisation"), s("mcptt-id"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_runs_all_18_steps_through_every_actor() {
+    let report = flow(Scenario::Basic).await;
+    assert_success(&report);
+    let all = report.trace.for_labels(&["ue1/alice", "ue1"]);
+    check_order(&all, &mcptt_examples::steps::ALL).unwrap();
+
+    // Step 1: the UE holds tokens from the IdMS.
+    let ue = seen(&report, Actor::Ue, "ue1/alice");
+    let login = ue.iter().find(|s| s.step == Some(1)).unwrap();
+    assert_eq!(login.from, Actor::Idms);
+    assert_eq!(login.header("mcptt_id"), Some("sip:alice@example.com"));
+    assert!(login.header("scope").unwrap().contains("3gpp:mcptt:ptt_server"));
+
+    // Step 2 and 3 at the SIP core: the verified client certificate, then the REGISTER.
+    let core_ue = seen(&report, Actor::SipCore, "ue1");
+    let tls = core_ue.iter().find(|s| s.step == Some(2)).unwrap();
+    assert_eq!(tls.header("Client-Certificate-URI-SAN"), Some("sip:ue1@example.com"));
+    let register = requests(&core_ue, "REGISTER");
+    assert_eq!(register.len(), 1);
+    let contact = register[0].header("Contact").unwrap();
+    for tag in ["+sip.instance=\"<urn:uuid:", "+g.3gpp.mcptt", "urn%3Aurn-7%3A3gpp-service.ims.icsi.mcptt", "transport=tls"] {
+        assert!(contact.contains(tag), "{tag} missing from {contact}");
+    }
+    // Step 4 at the UE: 200 OK listing the binding.
+    let ue_reg = seen(&report, Actor::Ue, "ue1");
+    let ok = responses(&ue_reg, "REGISTER");
+    assert_eq!(ok[0].status, Some(200));
+    assert!(ok[0].header("Contact").unwrap().contains("+sip.instance"));
+
+    // Steps 5–6: third-party REGISTER with the UE's REGISTER as message/sip.
+    let server_reg = seen(&report, Actor::McpttServer, "ue1");
+    let third = requests(&server_reg, "REGISTER");
+    assert_eq!(third.len(), 1);
+    assert!(third[0].first_line.starts_with("REGISTER sip:mcptt.example.com SIP/2.0"));
+    assert_eq!(third[0].header("Content-Type"), Some("message/sip"));
+    assert!(third[0].header("To").unwrap().contains("sip:ue1@example.com"));
+    assert!(third[0].header("From").unwrap().contains("sip:scscf.example.com"));
+    assert!(third[0].body.starts_with("REGISTER sip:example.com SIP/2.0"));
+    assert!(third[0].body.contains("+g.3gpp.mcptt"));
+    assert_eq!(responses(&seen(&report, Actor::SipCore, "ue1"), "REGISTER")[0].status, Some(200));
+
+    // Steps 7–10: PUBLISH with the token; the server sees the core's P-Asserted-Identity.
+    let server = seen(&report, Actor::McpttServer, "ue1/alice");
+    let methods: Vec<String> = server
+        .iter()
+        .map(|s| if s.is_response() { format!("{} {}", s.status.unwrap(), s.method) } else { s.method.clone() })
+        .collect();
+    assert_eq!(methods, ["PUBLISH", "SUBSCRIBE", "200 NOTIFY"]);
+    let publish = requests(&server, "PUBLISH")[0];
+    assert_eq!(publish.header("Event"), Some("poc-settings"));
+    assert_eq!(publish.header("P-Asserted-Identity"), Some("<sip:ue1@example.com>"));
+    assert!(publish.header("Content-Type").unwrap().starts_with("multipart/mixed"));
+    assert!(publish.body.contains("urn:3gpp:ns:mcpttInfo:1.0"));
+    assert!(publish.body.contains("<mcptt-access-token"));
+    let published = responses(&ue, "PUBLISH")[0];
+    assert_eq!(published.status, Some(200));
+    assert!(published.header("SIP-ETag").is_some());
+
+    // Steps 11–18: SUBSCRIBE, NOTIFY full-access, answered.
+    let subscribe = requests(&server, "SUBSCRIBE")[0];
+    assert_eq!(subscribe.header("Event"), Some("mcptt-service-state"));
+    assert_eq!(subscribe.header("P-Asserted-Identity"), Some("<sip:ue1@example.com>"));
+    let notify = requests(&ue, "NOTIFY")[0];
+    assert!(notify.header("Subscription-State").unwrap().starts_with("active"));
+    assert_eq!(
+        notified(&report, "ue1/alice"),
+        [("full-access".into(), "authorised".into(), "sip:alice@example.com".into())]
+    );
+    assert_eq!(responses(&server, "NOTIFY")[0].status, Some(200));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_device_signs_one_user_in_on_three_ues() {
+    let report = flow(Scenario::MultiDevice).await;
+    assert_success(&report);
+    for ue in ["ue1", "ue2", "ue3"] {
+        let label = format!("{ue}/alice");
+        let third = requests(&seen(&report, Actor::McpttServer, ue), "REGISTER").len();
+        assert_eq!(third, 1, "{ue}: one third-party REGISTER");
+        let publish = requests(&seen(&report, Actor::McpttServer, &label), "PUBLISH")[0].clone();
+        assert_eq!(publish.header("P-Asserted-Identity"), Some(format!("<sip:{ue}@example.com>").as_str()));
+        assert_eq!(
+            notified(&report, &label),
+            [("full-access".into(), "authorised".into(), "sip:alice@example.com".into())]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shareable_takeover_replaces_the_first_user() {
+    let report = flow(Scenario::Shareable).await;
+    assert_success(&report);
+    // One UE registration, two users publishing from it.
+    assert_eq!(requests(&seen(&report, Actor::SipCore, "ue1"), "REGISTER").len(), 1);
+    for user in ["alice", "bob"] {
+        let p = requests(&seen(&report, Actor::McpttServer, &format!("ue1/{user}")), "PUBLISH")[0].clone();
+        assert_eq!(p.header("P-Asserted-Identity"), Some("<sip:ue1@example.com>"));
+    }
+    assert_eq!(
+        notified(&report, "ue1/alice"),
+        [
+            ("full-access".into(), "authorised".into(), "sip:alice@example.com".into()),
+            ("limited".into(), "replaced".into(), "sip:alice@example.com".into()),
+        ]
+    );
+    assert_eq!(
+        notified(&report, "ue1/bob"),
+        [("full-access".into(), "authorised".into(), "sip:bob@example.com".into())]
+    );
+    // Alice was replaced only after Bob's PUBLISH reached the server.
+    let all = report.trace.snapshot();
+    let bob_publish = all.iter().position(|s| s.ue == "ue1/bob" && s.step == Some(8)).unwrap();
+    let replaced = all
+        .iter()
+        .position(|s| s.ue == "ue1/alice" && s.step == Some(16) && s.body.contains("\"replaced\""))
+        .unwrap();
+    assert!(bob_publish < replaced);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_keeps_three_users_at_full_access() {
+    let report = flow(Scenario::Gateway).await;
+    assert_success(&report);
+    assert_eq!(requests(&seen(&report, Actor::SipCore, "gw1"), "REGISTER").len(), 1);
+    for user in ["alice", "bob", "carol"] {
+        let label = format!("gw1/{user}");
+        let sub = requests(&seen(&report, Actor::McpttServer, &label), "SUBSCRIBE")[0].clone();
+        // A gateway's SUBSCRIBE names its user with the token in an mcptt-info body.
+        assert!(sub.body.contains("<mcptt-access-token"), "{label}");
+        assert_eq!(
+            notified(&report, &label),
+            [("full-access".into(), "authorised".into(), format!("sip:{user}@example.com"))]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_token_is_refused_with_warning_101_and_no_notify() {
+    let report = flow(Scenario::BadToken).await;
+    assert_success(&report);
+    let ue = seen(&report, Actor::Ue, "ue1/alice");
+    for method in ["PUBLISH", "SUBSCRIBE"] {
+        let r = responses(&ue, method)[0];
+        assert_eq!(r.status, Some(403), "{method}");
+        assert_eq!(
+            r.header("Warning"),
+            Some("399 mcptt.example.com \"101 service authorisation failed\""),
+            "{method}"
+        );
+    }
+    assert!(requests(&ue, "NOTIFY").is_empty());
+    // The server saw the PUBLISH (with the asserted identity) and refused it; the UE stays
+    // registered (limited: registered, not authorised).
+    let server = seen(&report, Actor::McpttServer, "ue1/alice");
+    assert_eq!(requests(&server, "PUBLISH").len(), 1);
+    assert_eq!(responses(&seen(&report, Actor::Ue, "ue1"), "REGISTER")[0].status, Some(200));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_notifies_expired_then_full_access_after_refresh() {
+    let report = flow(Scenario::Expiry).await;
+    assert_success(&report);
+    assert_eq!(
+        notified(&report, "ue1/alice"),
+        [
+            ("full-access".into(), "authorised".into(), "sip:alice@example.com".into()),
+            ("limited".into(), "expired".into(), "sip:alice@example.com".into()),
+            ("full-access".into(), "authorised".into(), "sip:alice@example.com".into()),
+        ]
+    );
+    let ue = seen(&report, Actor::Ue, "ue1/alice");
+    let logins: Vec<&Seen> = ue.iter().filter(|s| s.step == Some(1)).collect();
+    assert_eq!(logins.len(), 2);
+    assert!(logins[1].first_line.contains("refresh_token"));
+    // The second PUBLISH (new token) refreshes the same publication: SIP-If-Match.
+    let server = seen(&report, Actor::McpttServer, "ue1/alice");
+    let publishes = requests(&server, "PUBLISH");
+    assert_eq!(publishes.len(), 2);
+    assert!(publishes[0].header("SIP-If-Match").is_none());
+    assert!(publishes[1].header("SIP-If-Match").is_some());
+}

@@ -1,0 +1,4 @@
+//! Integration tests of the example actors (one binary, one module per actor).
+
+mod flow;
+mod idms;
