@@ -584,13 +584,12 @@ impl Response {
                 e.id,
                 Hid::Via | Hid::From | Hid::To | Hid::CallId | Hid::CSeq
             ) {
-                let (n, v) = (
-                    req.head.headers.entry_name(e),
-                    req.head.headers.entry_value(e),
-                );
-                // Folded values are copied unfolded (line breaks become spaces).
-                let v = unfold(v);
-                if let Err(err) = b.headers.push(n, &v) {
+                let h = &req.head.headers;
+                // Folded values are copied unfolded (line breaks become spaces); bytes that are
+                // not UTF-8 (which `validate` rejects) are replaced.
+                let v = String::from_utf8_lossy(&unfold(e.value.bytes(h.buf()))).into_owned();
+                let n = String::from_utf8_lossy(e.name.bytes(h.buf())).into_owned();
+                if let Err(err) = b.headers.push(&n, &v) {
                     b.error.get_or_insert(err);
                 }
             }
@@ -619,11 +618,11 @@ impl Response {
                 Hid::Via | Hid::From | Hid::To | Hid::CallId | Hid::CSeq
             ) {
                 let ns = v.len();
-                v.extend_from_slice(src.entry_name(e).as_bytes());
+                v.extend_from_slice(e.name.bytes(src.buf()));
                 let ne = v.len();
                 v.extend_from_slice(b": ");
                 let vs = v.len();
-                v.extend_from_slice(unfold(src.entry_value(e)).as_bytes());
+                v.extend_from_slice(&unfold(e.value.bytes(src.buf())));
                 let ve = v.len();
                 v.extend_from_slice(b"\r\n");
                 entries.push(Entry {
@@ -661,21 +660,21 @@ impl Response {
 }
 
 /// Replace folded line breaks (CRLF + white space) by single spaces.
-fn unfold(v: &str) -> std::borrow::Cow<'_, str> {
-    if !v.contains(['\r', '\n']) {
+fn unfold(v: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if !v.iter().any(|&b| b == b'\r' || b == b'\n') {
         return std::borrow::Cow::Borrowed(v);
     }
-    let mut out = String::with_capacity(v.len());
-    let mut it = v.chars().peekable();
+    let mut out = Vec::with_capacity(v.len());
+    let mut it = v.iter().copied().peekable();
     while let Some(c) = it.next() {
-        if c == '\r' || c == '\n' {
+        if c == b'\r' || c == b'\n' {
             while it
                 .peek()
-                .is_some_and(|&n| n == '\r' || n == '\n' || n == ' ' || n == '\t')
+                .is_some_and(|&n| matches!(n, b'\r' | b'\n' | b' ' | b'\t'))
             {
                 it.next();
             }
-            out.push(' ');
+            out.push(b' ');
         } else {
             out.push(c);
         }

@@ -789,3 +789,20 @@ fn validate_checks_the_other_known_headers() {
         );
     }
 }
+
+#[test]
+fn from_request_copies_raw_bytes_even_when_not_utf8() {
+    let req = Request::parse(Bytes::from_static(
+        b"OPTIONS sip:a@b SIP/2.0\r\nCSeq: 9 OPTI\xc3ONS\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\r\n",
+    ))
+    .unwrap();
+    assert!(req.validate().is_err());
+    let resp = Response::from_request(&req, 400);
+    assert_eq!(Response::parse(resp.encode()).unwrap(), resp);
+    assert_eq!(
+        resp.headers().get_bytes("CSeq").unwrap(),
+        &b"9 OPTI\xc3ONS"[..]
+    );
+    let b = Response::builder_for(&req, 400).build().unwrap();
+    assert_eq!(b.headers().get("CSeq"), Some("9 OPTI\u{fffd}ONS"));
+}
