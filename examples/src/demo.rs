@@ -38,6 +38,21 @@ impl Default for FlowConfig {
 }
 
 impl FlowConfig {
+    /// The defaults for `scenario`: the `expiry` scenario issues 120 s tokens (the clock is
+    /// then moved past their expiry, well before the 600 s registration would lapse).
+    #[must_use]
+    pub fn new(scenario: Scenario) -> Self {
+        Self {
+            scenario,
+            token_lifetime: if scenario == Scenario::Expiry {
+                Duration::from_secs(120)
+            } else {
+                Duration::from_secs(3600)
+            },
+            ..Self::default()
+        }
+    }
+
     /// The sign-ins to run.
     #[must_use]
     pub fn sign_ins(&self) -> Vec<SignIn> {
@@ -57,6 +72,8 @@ pub struct SignInResult {
     pub latency: Option<Duration>,
     /// Whether its steps and final state were as the scenario requires.
     pub outcome: Result<(), StepFailure>,
+    /// What the UE last learnt, e.g. `full-access (authorised)`.
+    pub final_state: Option<String>,
 }
 
 /// The result of a `flow` run.
@@ -66,8 +83,10 @@ pub struct FlowReport {
     pub trace: Trace,
     /// Per sign-in results, in the scenario's order.
     pub results: Vec<SignInResult>,
-    /// Wall time of the UE part of the run.
+    /// Wall time of the UE part of the run (servers already started).
     pub elapsed: Duration,
+    /// Wall time of the server start (IdMS with its users, SIP core, MCPTT server).
+    pub setup_time: Duration,
     /// A failure before any UE ran (e.g. a server could not start), naming the step it blocks.
     pub setup: Result<(), StepFailure>,
 }
@@ -91,34 +110,50 @@ impl FlowReport {
     }
 }
 
+/// The service state of the last NOTIFY the UE received for `label` (from the trace).
+fn last_notified(records: &[crate::trace::Seen], label: &str) -> Option<String> {
+    records
+        .iter()
+        .rev()
+        .find(|r| r.ue == label && r.step == Some(16))
+        .and_then(|r| r.header("Body"))
+        .map(str::to_owned)
+}
+
 /// Runs the flow. Progress of load runs is reported through `on_done` (called once per
 /// finished sign-in).
 pub async fn run(config: &FlowConfig, trace: Trace, on_done: &(dyn Fn() + Sync)) -> FlowReport {
     let start = Instant::now();
     let sign_ins = config.sign_ins();
     let setup = crate::actors::start_servers(config, &sign_ins, &trace).await;
+    let setup_time = start.elapsed();
     let (servers, setup) = match setup {
         Ok(s) => (Some(s), Ok(())),
         Err(e) => (None, Err(e)),
     };
     let mut results = Vec::new();
+    let ue_start = Instant::now();
     if let Some(servers) = &servers {
         results = crate::actors::run_ues(config, servers, &sign_ins, &trace, on_done).await;
         // The order check reads the trace, so it covers what the actors saw, not what the UE
         // believes happened.
         for (r, s) in results.iter_mut().zip(&sign_ins) {
+            let records = trace.for_labels(&[&s.label, &s.ue]);
             if r.outcome.is_ok() {
-                r.outcome = check_order(&trace.for_labels(&[&s.label, &s.ue]), s.steps);
+                r.outcome = check_order(&records, s.steps);
             }
+            r.final_state = last_notified(&records, &s.label);
         }
     }
+    let ue_elapsed = ue_start.elapsed();
     if let Some(servers) = servers {
         servers.shutdown().await;
     }
     FlowReport {
         trace,
         results,
-        elapsed: start.elapsed(),
+        elapsed: ue_elapsed,
+        setup_time,
         setup,
     }
 }

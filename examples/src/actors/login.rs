@@ -1,19 +1,27 @@
 //! Step 1: the user authenticates at the IdMS and the UE obtains its tokens, through the
-//! UE-side IdM client (authorization code + PKCE S256) of `examples/src/idm`.
-//!
-//! Not wired in this build: the IdM client and server (`examples/src/idm`) are not available
-//! yet, so every function here reports step 1 (or the JWKS fetch) as not wired.
+//! UE-side IdM client (authorization code + PKCE S256) of [`crate::idm::client`]; and the
+//! in-process IdMS `flow` starts ([`crate::idm::server`] over `mcptt-idm`).
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use mcptt_idm::password::PasswordHash;
+use mcptt_idm::{Idms, IdmsConfig, KeyRing, McpttId, SystemRandom, TOKEN_PATH, User};
+use mcptt_token::{Algorithm, SigningKey};
 
 use super::ActorError;
 use super::clock::Clock;
-use super::config::{TokenKeys, UeConfig};
+use super::config::{LoginMethod, TokenKeys, UeConfig};
+use crate::idm::client::{Credentials, IdmClient, LoginRequest};
+use crate::idm::{demo, server};
 use crate::pki::DemoPki;
-use crate::steps::StepFailure;
-use crate::trace::Trace;
+use crate::steps::{LOGIN, StepFailure};
+use crate::trace::{Actor, Observation, Trace};
 
-const NO_IDM: &str = "not wired yet: the IdMS and its UE-side client (examples/src/idm) are not available in this build";
+/// Scopes the UE asks for.
+pub const SCOPE: &str = "openid 3gpp:mcptt:ptt_server";
+/// PBKDF2 iterations of the users `flow` creates (kept low: the demo hashes hundreds).
+pub const FLOW_ITERATIONS: u32 = 1_000;
 
 /// What the UE holds after step 1.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,17 +36,91 @@ pub struct Tokens {
     pub expires_in: Option<u64>,
 }
 
-fn not_wired() -> StepFailure {
+fn fail(reason: impl std::fmt::Display) -> StepFailure {
     StepFailure {
         step: 1,
-        reason: NO_IDM.into(),
+        reason: reason.to_string(),
     }
 }
 
-/// Step 1: logs the user in at the IdMS.
+fn wall_clock(clock: &Clock) -> server::Clock {
+    let clock = clock.clone();
+    Arc::new(move || SystemTime::now() + clock.offset())
+}
+
+fn client(
+    idms: &str,
+    roots: &[rustls_pki_types::CertificateDer<'static>],
+    clock: &Clock,
+) -> Result<IdmClient, StepFailure> {
+    Ok(IdmClient::new(idms, roots)
+        .map_err(fail)?
+        .with_clock(wall_clock(clock)))
+}
+
+fn short(token: &str) -> String {
+    let head: String = token.chars().take(16).collect();
+    format!("{head}… ({} bytes)", token.len())
+}
+
+/// Step 1: logs the user in at the IdMS (authorization code + PKCE S256, with the configured
+/// method) and records the token response as the UE received it.
 pub async fn login(config: &UeConfig, trace: &Trace, clock: &Clock) -> Result<Tokens, StepFailure> {
-    let _ = (config, trace, clock);
-    Err(not_wired())
+    let c = client(&config.idms, &config.idms_roots, clock)?;
+    let credentials = match config.method {
+        LoginMethod::Password => Credentials::Password {
+            username: config.user.clone(),
+            password: config.password.clone(),
+        },
+        LoginMethod::TwoFactor => Credentials::TwoFactor {
+            username: config.user.clone(),
+            password: config.password.clone(),
+            totp: demo::demo_totp(),
+        },
+        LoginMethod::Sim => Credentials::Sim {
+            username: config.user.clone(),
+            usim: Arc::new(Mutex::new(demo::demo_usim(&config.user))),
+        },
+    };
+    let acr = credentials.acr();
+    let request = LoginRequest {
+        client_id: config.client_id.clone(),
+        redirect_uri: demo::DEMO_REDIRECT_URI.into(),
+        scope: SCOPE.into(),
+        credentials,
+    };
+    let tokens = tokio::time::timeout(config.timeout, c.login(&request))
+        .await
+        .map_err(|_| fail("IdMS login timed out"))?
+        .map_err(|e| fail(format!("IdMS login failed: {e}")))?;
+    let r = &tokens.response;
+    trace.record(
+        Actor::Ue,
+        Observation {
+            from: Some(Actor::Idms),
+            ue: config.label.clone(),
+            method: LOGIN.into(),
+            first_line: format!(
+                "POST {TOKEN_PATH} (authorization_code, PKCE S256) -> 200: access, ID and refresh tokens"
+            ),
+            headers: vec![
+                ("acr_values".into(), acr.into()),
+                ("scope".into(), r.scope.clone()),
+                ("expires_in".into(), r.expires_in.to_string()),
+                ("mcptt_id".into(), tokens.id_token.mcptt_id.clone()),
+                ("access_token".into(), short(&r.access_token)),
+            ],
+            body: r.to_json(),
+            full: r.to_json(),
+            ..Observation::default()
+        },
+    );
+    Ok(Tokens {
+        access_token: r.access_token.clone(),
+        id_token: r.id_token.clone(),
+        refresh_token: Some(r.refresh_token.clone()),
+        expires_in: Some(r.expires_in),
+    })
 }
 
 /// Step 1 again: a `refresh_token` grant for fresh tokens.
@@ -48,22 +130,67 @@ pub async fn refresh(
     trace: &Trace,
     clock: &Clock,
 ) -> Result<Tokens, StepFailure> {
-    let _ = (config, tokens, trace, clock);
-    Err(not_wired())
+    let c = client(&config.idms, &config.idms_roots, clock)?;
+    let refresh_token = tokens
+        .refresh_token
+        .as_deref()
+        .ok_or_else(|| fail("no refresh token"))?;
+    let r = tokio::time::timeout(config.timeout, c.refresh(&config.client_id, refresh_token))
+        .await
+        .map_err(|_| fail("token refresh timed out"))?
+        .map_err(|e| fail(format!("token refresh failed: {e}")))?;
+    trace.record(
+        Actor::Ue,
+        Observation {
+            from: Some(Actor::Idms),
+            ue: config.label.clone(),
+            method: LOGIN.into(),
+            first_line: format!("POST {TOKEN_PATH} (refresh_token) -> 200: fresh access token"),
+            headers: vec![
+                ("scope".into(), r.scope.clone()),
+                ("expires_in".into(), r.expires_in.to_string()),
+                ("access_token".into(), short(&r.access_token)),
+            ],
+            body: r.to_json(),
+            full: r.to_json(),
+            ..Observation::default()
+        },
+    );
+    Ok(Tokens {
+        access_token: r.access_token.clone(),
+        id_token: r.id_token.clone(),
+        refresh_token: Some(r.refresh_token.clone()),
+        expires_in: Some(r.expires_in),
+    })
 }
 
-/// Fetches the IdMS issuer and JWKS over HTTPS.
+/// Fetches the IdMS discovery document (for its `issuer`, unless given) and JWKS over HTTPS,
+/// as the MCPTT server trusts them.
 pub async fn fetch_keys(
     idms: &str,
     issuer: Option<&str>,
     roots: &[rustls_pki_types::CertificateDer<'static>],
     clock: &Clock,
 ) -> Result<TokenKeys, ActorError> {
-    let _ = (idms, issuer, roots, clock);
-    Err(ActorError::NotWired {
-        step: 8,
-        what: NO_IDM.into(),
-    })
+    let err = |what: &str, e: &dyn std::fmt::Display| {
+        ActorError::Config(format!("{what} from the IdMS at {idms}: {e}"))
+    };
+    let c = IdmClient::new(idms, roots)
+        .map_err(|e| err("client", &e))?
+        .with_clock(wall_clock(clock));
+    let issuer = match issuer {
+        Some(i) => i.to_owned(),
+        None => c
+            .discovery()
+            .await
+            .map_err(|e| err("discovery document", &e))?
+            .get("issuer")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| ActorError::Config("IdMS discovery document has no issuer".into()))?,
+    };
+    let jwks_json = c.jwks().await.map_err(|e| err("JWKS", &e))?;
+    Ok(TokenKeys { issuer, jwks_json })
 }
 
 /// An IdMS started in-process by `flow`.
@@ -71,16 +198,21 @@ pub async fn fetch_keys(
 pub struct IdmsRunning {
     /// Its base URL.
     pub base_url: String,
-    /// The issuer and JWKS the MCPTT server trusts.
+    /// The issuer and JWKS the MCPTT server trusts (fetched over HTTPS like a real server).
     pub keys: TokenKeys,
+    handle: server::IdmsHandle,
 }
 
 impl IdmsRunning {
     /// Stops it.
-    pub fn shutdown(self) {}
+    pub fn shutdown(self) {
+        self.handle.shutdown();
+    }
 }
 
-/// Starts the IdMS in-process.
+/// Starts the IdMS in-process on a loopback port with the demo users plus `users` (password
+/// `NAME-password`), its HTTPS certificate issued by `pki`, access tokens for `audience` living
+/// `lifetime`, on `clock`; then fetches its keys over HTTPS.
 pub async fn start_idms(
     pki: &DemoPki,
     users: &[String],
@@ -88,9 +220,50 @@ pub async fn start_idms(
     lifetime: Duration,
     clock: &Clock,
 ) -> Result<IdmsRunning, ActorError> {
-    let _ = (pki, users, audience, lifetime, clock);
-    Err(ActorError::NotWired {
-        step: 1,
-        what: NO_IDM.into(),
+    let cfg = |e: &dyn std::fmt::Display| ActorError::Config(format!("IdMS: {e}"));
+    let rng = SystemRandom::new();
+    let mut directory = demo::demo_directory(FLOW_ITERATIONS, &[], &rng).map_err(|e| cfg(&e))?;
+    for name in users {
+        if directory.user(name).is_some() {
+            continue;
+        }
+        let mut u = User::new(McpttId::parse(&demo::demo_mcptt_id(name)).map_err(|e| cfg(&e))?);
+        u.login = Some(name.clone());
+        u.password = Some(
+            PasswordHash::generate(&format!("{name}-password"), FLOW_ITERATIONS, &rng)
+                .map_err(|e| cfg(&e))?,
+        );
+        directory.insert(u);
+    }
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(|source| ActorError::Io {
+            what: "IdMS listener".into(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ActorError::Io {
+        what: "IdMS listener".into(),
+        source,
+    })?;
+    let base_url = format!("https://{addr}");
+    let key = SigningKey::generate(
+        Algorithm::Es256,
+        "flow-es256",
+        &ring::rand::SystemRandom::new(),
+    )
+    .map_err(|e| cfg(&e))?;
+    let mut config = IdmsConfig::new(base_url.clone());
+    config.audience = vec![audience.to_owned()];
+    config.access_lifetime = lifetime;
+    let idms = Idms::new(config, directory, KeyRing::new(key)).map_err(|e| cfg(&e))?;
+    let cert = pki.issue_server("sip:idms.example.com")?;
+    let tls = server::tls_config(cert.chain(), cert.key()).map_err(|e| cfg(&e))?;
+    let handle =
+        server::spawn(listener, tls, idms, wall_clock(clock), 4096).map_err(|e| cfg(&e))?;
+    let keys = fetch_keys(&base_url, None, &[pki.ca_cert()], clock).await?;
+    Ok(IdmsRunning {
+        base_url,
+        keys,
+        handle,
     })
 }

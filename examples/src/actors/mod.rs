@@ -314,6 +314,7 @@ async fn shared(
         .iter()
         .map(|s| SignInResult {
             label: s.label.clone(),
+            final_state: None,
             latency: None,
             outcome: Ok(()),
         })
@@ -433,6 +434,7 @@ async fn bad_token(
 ) -> SignInResult {
     let mut result = SignInResult {
         label: s.label.clone(),
+        final_state: None,
         latency: None,
         outcome: Ok(()),
     };
@@ -491,10 +493,35 @@ async fn expiry(config: &FlowConfig, servers: &Servers, s: &SignIn, trace: &Trac
         let idx = ue.publish(&s.label, tokens.clone()).await?;
         expect_published(&ue, idx)?;
         ue.subscribe(idx).await?;
+        // The answer to the first NOTIFY must reach the server before time jumps.
+        settle(trace, &s.label, config.step_timeout).await;
         let n = ue.users().get(idx).map_or(0, |u| u.states.len());
         let jump = config.token_lifetime + Duration::from_secs(config.leeway + 1);
+        if jump >= Duration::from_secs(u64::from(config.register_expires)) {
+            return Err(fail(
+                15,
+                format!(
+                    "token lifetime + leeway ({} s) must be shorter than the registration expiry ({} s)",
+                    jump.as_secs(),
+                    config.register_expires
+                ),
+            ));
+        }
         tracing::info!(?jump, "advancing the shared clock past the token expiry");
         servers.clock.advance(jump);
+        trace.record(
+            crate::trace::Actor::McpttServer,
+            crate::trace::Observation {
+                from: Some(crate::trace::Actor::McpttServer),
+                ue: s.label.clone(),
+                method: "CLOCK".into(),
+                first_line: format!(
+                    "(clock of the in-process actors moved {} s forward: token exp + leeway passed)",
+                    jump.as_secs()
+                ),
+                ..crate::trace::Observation::default()
+            },
+        );
         ue.wait_states(idx, n + 1).await?;
         let fresh = login::refresh(&cfg, &tokens, trace, &servers.clock).await?;
         let n = ue.users().get(idx).map_or(0, |u| u.states.len());
@@ -509,6 +536,7 @@ async fn expiry(config: &FlowConfig, servers: &Servers, s: &SignIn, trace: &Trac
     .await;
     SignInResult {
         label: s.label.clone(),
+        final_state: None,
         latency: outcome.is_ok().then(|| start.elapsed()),
         outcome,
     }
@@ -547,6 +575,7 @@ pub async fn run_ues(
             for (i, s) in sign_ins.iter().enumerate() {
                 results.push(SignInResult {
                     label: s.label.clone(),
+                    final_state: None,
                     latency: None,
                     outcome: Err(fail(1, "did not run")),
                 });

@@ -76,6 +76,53 @@ pub fn user_of(uri: &str) -> String {
     }
 }
 
+/// A one-line summary of the bodies the ladder cares about: the service state of a NOTIFY,
+/// the first line of a third-party REGISTER's `message/sip` body.
+#[must_use]
+pub fn body_summary(msg: &Message) -> Option<String> {
+    let ct = msg.headers().get("Content-Type")?.to_ascii_lowercase();
+    let body = msg.body();
+    if ct.starts_with(mcptt_service_state::body::SERVICE_STATE_CONTENT_TYPE) {
+        return Some(
+            match mcptt_service_state::body::ServiceState::parse(&body) {
+                Ok(s) => format!(
+                    "state={} authorisation={} registration={} mcptt-id={} version={}",
+                    super::ue::combined(s.state),
+                    s.authorisation.as_str(),
+                    if s.registration == mcptt_service_state::RegistrationState::Registered {
+                        "registered"
+                    } else {
+                        "not-registered"
+                    },
+                    s.mcptt_id,
+                    s.version
+                ),
+                Err(e) => format!("unparsable service state: {e}"),
+            },
+        );
+    }
+    if ct.starts_with("message/sip") {
+        let text = String::from_utf8_lossy(&body);
+        return text.lines().next().map(|l| format!("message/sip: {l}"));
+    }
+    if ct.starts_with("multipart/mixed")
+        || ct.starts_with(mcptt_service_state::body::MCPTT_INFO_CONTENT_TYPE)
+    {
+        let text = String::from_utf8_lossy(&body);
+        let has_token = text.contains("mcptt-access-token");
+        return Some(format!(
+            "{} bytes{}",
+            body.len(),
+            if has_token {
+                ", carries mcptt-access-token"
+            } else {
+                ""
+            }
+        ));
+    }
+    None
+}
+
 /// What `from` sent, as the receiving actor records it. `label` names the UE when the
 /// Call-ID is not bound in the trace.
 #[must_use]
@@ -94,6 +141,10 @@ pub fn observe(msg: &Message, from: Actor, label: &str) -> Observation {
     .into_owned();
     if body.len() > MAX_RECORDED_BODY {
         body_text.push_str("\n[… body cut]");
+    }
+    let mut headers: Vec<(String, String)> = headers;
+    if let Some(summary) = body_summary(msg) {
+        headers.push(("Body".into(), summary));
     }
     let full = String::from_utf8_lossy(&msg.encode()).into_owned();
     Observation {

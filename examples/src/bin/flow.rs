@@ -36,7 +36,8 @@ struct Args {
     /// Also write the run as a Mermaid sequence diagram to FILE.
     #[arg(long, value_name = "FILE")]
     mermaid: Option<PathBuf>,
-    /// Access-token lifetime in seconds (the `expiry` scenario defaults to 2).
+    /// Access-token lifetime in seconds (the `expiry` scenario defaults to 120 and then moves
+    /// the shared clock of the in-process actors past the expiry instead of waiting).
     #[arg(long, value_name = "SECS")]
     token_lifetime: Option<u64>,
     /// Give up waiting for any one answer after this many seconds.
@@ -59,22 +60,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let default_lifetime = if args.scenario == Scenario::Expiry && args.ues.is_none() {
-        2
-    } else {
-        3600
-    };
-    let config = FlowConfig {
-        scenario: args.scenario,
-        load: args.ues,
-        token_lifetime: Duration::from_secs(args.token_lifetime.unwrap_or(default_lifetime)),
-        step_timeout: Duration::from_secs(args.timeout),
-        ..FlowConfig::default()
-    };
+    let mut config = FlowConfig::new(args.scenario);
+    config.load = args.ues;
+    config.step_timeout = Duration::from_secs(args.timeout);
+    if let Some(secs) = args.token_lifetime {
+        config.token_lifetime = Duration::from_secs(secs);
+    }
     let total = config.sign_ins().len();
     let load = args.ues.is_some();
     let trace = if load {
-        Trace::with_limit(2_000)
+        Trace::with_limit(total.saturating_mul(40).max(Trace::DEFAULT_LIMIT)).without_text()
     } else {
         Trace::new()
     };
@@ -100,9 +95,10 @@ fn main() -> ExitCode {
     let records = report.trace.snapshot();
     if load {
         println!(
-            "flow --ues {total}: {} of {total} UEs completed all 18 steps in {:.2?}",
+            "flow --ues {total}: {} of {total} UEs completed all 18 steps in {:.2?} (servers started in {:.2?})",
             report.results.iter().filter(|r| r.outcome.is_ok()).count(),
-            report.elapsed
+            report.elapsed,
+            report.setup_time
         );
         let lat: Vec<Duration> = report
             .results
@@ -139,9 +135,17 @@ fn main() -> ExitCode {
         None if report.success() => {
             if !load {
                 for r in &report.results {
-                    println!("{}: ok", r.label);
+                    println!(
+                        "{}: ok; last NOTIFY: {}",
+                        r.label,
+                        r.final_state
+                            .as_deref()
+                            .unwrap_or("none (no NOTIFY for this user)")
+                    );
                 }
-                println!("all 18 steps happened in order; final states as required");
+                println!(
+                    "every expected step happened, in causal order; final service states as the scenario requires"
+                );
             }
             ExitCode::SUCCESS
         }

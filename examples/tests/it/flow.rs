@@ -10,10 +10,7 @@ use mcptt_examples::steps::check_order;
 use mcptt_examples::trace::{Actor, Seen, Trace};
 
 async fn flow(scenario: Scenario) -> FlowReport {
-    let config = FlowConfig {
-        scenario,
-        ..FlowConfig::default()
-    };
+    let config = FlowConfig::new(scenario);
     run(&config, Trace::new(), &|| {}).await
 }
 
@@ -77,16 +74,29 @@ async fn basic_runs_all_18_steps_through_every_actor() {
     let login = ue.iter().find(|s| s.step == Some(1)).unwrap();
     assert_eq!(login.from, Actor::Idms);
     assert_eq!(login.header("mcptt_id"), Some("sip:alice@example.com"));
-    assert!(login.header("scope").unwrap().contains("3gpp:mcptt:ptt_server"));
+    assert!(
+        login
+            .header("scope")
+            .unwrap()
+            .contains("3gpp:mcptt:ptt_server")
+    );
 
     // Step 2 and 3 at the SIP core: the verified client certificate, then the REGISTER.
     let core_ue = seen(&report, Actor::SipCore, "ue1");
     let tls = core_ue.iter().find(|s| s.step == Some(2)).unwrap();
-    assert_eq!(tls.header("Client-Certificate-URI-SAN"), Some("sip:ue1@example.com"));
+    assert_eq!(
+        tls.header("Client-Certificate-URI-SAN"),
+        Some("sip:ue1@example.com")
+    );
     let register = requests(&core_ue, "REGISTER");
     assert_eq!(register.len(), 1);
     let contact = register[0].header("Contact").unwrap();
-    for tag in ["+sip.instance=\"<urn:uuid:", "+g.3gpp.mcptt", "urn%3Aurn-7%3A3gpp-service.ims.icsi.mcptt", "transport=tls"] {
+    for tag in [
+        "+sip.instance=\"<urn:uuid:",
+        "+g.3gpp.mcptt",
+        "urn%3Aurn-7%3A3gpp-service.ims.icsi.mcptt",
+        "transport=tls",
+    ] {
         assert!(contact.contains(tag), "{tag} missing from {contact}");
     }
     // Step 4 at the UE: 200 OK listing the binding.
@@ -99,25 +109,60 @@ async fn basic_runs_all_18_steps_through_every_actor() {
     let server_reg = seen(&report, Actor::McpttServer, "ue1");
     let third = requests(&server_reg, "REGISTER");
     assert_eq!(third.len(), 1);
-    assert!(third[0].first_line.starts_with("REGISTER sip:mcptt.example.com SIP/2.0"));
+    assert!(
+        third[0]
+            .first_line
+            .starts_with("REGISTER sip:mcptt.example.com SIP/2.0")
+    );
     assert_eq!(third[0].header("Content-Type"), Some("message/sip"));
-    assert!(third[0].header("To").unwrap().contains("sip:ue1@example.com"));
-    assert!(third[0].header("From").unwrap().contains("sip:scscf.example.com"));
-    assert!(third[0].body.starts_with("REGISTER sip:example.com SIP/2.0"));
+    assert!(
+        third[0]
+            .header("To")
+            .unwrap()
+            .contains("sip:ue1@example.com")
+    );
+    assert!(
+        third[0]
+            .header("From")
+            .unwrap()
+            .contains("sip:scscf.example.com")
+    );
+    assert!(
+        third[0]
+            .body
+            .starts_with("REGISTER sip:example.com SIP/2.0")
+    );
     assert!(third[0].body.contains("+g.3gpp.mcptt"));
-    assert_eq!(responses(&seen(&report, Actor::SipCore, "ue1"), "REGISTER")[0].status, Some(200));
+    assert_eq!(
+        responses(&seen(&report, Actor::SipCore, "ue1"), "REGISTER")[0].status,
+        Some(200)
+    );
 
     // Steps 7–10: PUBLISH with the token; the server sees the core's P-Asserted-Identity.
     let server = seen(&report, Actor::McpttServer, "ue1/alice");
     let methods: Vec<String> = server
         .iter()
-        .map(|s| if s.is_response() { format!("{} {}", s.status.unwrap(), s.method) } else { s.method.clone() })
+        .map(|s| {
+            if s.is_response() {
+                format!("{} {}", s.status.unwrap(), s.method)
+            } else {
+                s.method.clone()
+            }
+        })
         .collect();
     assert_eq!(methods, ["PUBLISH", "SUBSCRIBE", "200 NOTIFY"]);
     let publish = requests(&server, "PUBLISH")[0];
     assert_eq!(publish.header("Event"), Some("poc-settings"));
-    assert_eq!(publish.header("P-Asserted-Identity"), Some("<sip:ue1@example.com>"));
-    assert!(publish.header("Content-Type").unwrap().starts_with("multipart/mixed"));
+    assert_eq!(
+        publish.header("P-Asserted-Identity"),
+        Some("<sip:ue1@example.com>")
+    );
+    assert!(
+        publish
+            .header("Content-Type")
+            .unwrap()
+            .starts_with("multipart/mixed")
+    );
     assert!(publish.body.contains("urn:3gpp:ns:mcpttInfo:1.0"));
     assert!(publish.body.contains("<mcptt-access-token"));
     let published = responses(&ue, "PUBLISH")[0];
@@ -127,12 +172,24 @@ async fn basic_runs_all_18_steps_through_every_actor() {
     // Steps 11–18: SUBSCRIBE, NOTIFY full-access, answered.
     let subscribe = requests(&server, "SUBSCRIBE")[0];
     assert_eq!(subscribe.header("Event"), Some("mcptt-service-state"));
-    assert_eq!(subscribe.header("P-Asserted-Identity"), Some("<sip:ue1@example.com>"));
+    assert_eq!(
+        subscribe.header("P-Asserted-Identity"),
+        Some("<sip:ue1@example.com>")
+    );
     let notify = requests(&ue, "NOTIFY")[0];
-    assert!(notify.header("Subscription-State").unwrap().starts_with("active"));
+    assert!(
+        notify
+            .header("Subscription-State")
+            .unwrap()
+            .starts_with("active")
+    );
     assert_eq!(
         notified(&report, "ue1/alice"),
-        [("full-access".into(), "authorised".into(), "sip:alice@example.com".into())]
+        [(
+            "full-access".into(),
+            "authorised".into(),
+            "sip:alice@example.com".into()
+        )]
     );
     assert_eq!(responses(&server, "NOTIFY")[0].status, Some(200));
 }
@@ -146,10 +203,17 @@ async fn multi_device_signs_one_user_in_on_three_ues() {
         let third = requests(&seen(&report, Actor::McpttServer, ue), "REGISTER").len();
         assert_eq!(third, 1, "{ue}: one third-party REGISTER");
         let publish = requests(&seen(&report, Actor::McpttServer, &label), "PUBLISH")[0].clone();
-        assert_eq!(publish.header("P-Asserted-Identity"), Some(format!("<sip:{ue}@example.com>").as_str()));
+        assert_eq!(
+            publish.header("P-Asserted-Identity"),
+            Some(format!("<sip:{ue}@example.com>").as_str())
+        );
         assert_eq!(
             notified(&report, &label),
-            [("full-access".into(), "authorised".into(), "sip:alice@example.com".into())]
+            [(
+                "full-access".into(),
+                "authorised".into(),
+                "sip:alice@example.com".into()
+            )]
         );
     }
 }
@@ -159,25 +223,50 @@ async fn shareable_takeover_replaces_the_first_user() {
     let report = flow(Scenario::Shareable).await;
     assert_success(&report);
     // One UE registration, two users publishing from it.
-    assert_eq!(requests(&seen(&report, Actor::SipCore, "ue1"), "REGISTER").len(), 1);
+    assert_eq!(
+        requests(&seen(&report, Actor::SipCore, "ue1"), "REGISTER").len(),
+        1
+    );
     for user in ["alice", "bob"] {
-        let p = requests(&seen(&report, Actor::McpttServer, &format!("ue1/{user}")), "PUBLISH")[0].clone();
-        assert_eq!(p.header("P-Asserted-Identity"), Some("<sip:ue1@example.com>"));
+        let p = requests(
+            &seen(&report, Actor::McpttServer, &format!("ue1/{user}")),
+            "PUBLISH",
+        )[0]
+        .clone();
+        assert_eq!(
+            p.header("P-Asserted-Identity"),
+            Some("<sip:ue1@example.com>")
+        );
     }
     assert_eq!(
         notified(&report, "ue1/alice"),
         [
-            ("full-access".into(), "authorised".into(), "sip:alice@example.com".into()),
-            ("limited".into(), "replaced".into(), "sip:alice@example.com".into()),
+            (
+                "full-access".into(),
+                "authorised".into(),
+                "sip:alice@example.com".into()
+            ),
+            (
+                "limited".into(),
+                "replaced".into(),
+                "sip:alice@example.com".into()
+            ),
         ]
     );
     assert_eq!(
         notified(&report, "ue1/bob"),
-        [("full-access".into(), "authorised".into(), "sip:bob@example.com".into())]
+        [(
+            "full-access".into(),
+            "authorised".into(),
+            "sip:bob@example.com".into()
+        )]
     );
     // Alice was replaced only after Bob's PUBLISH reached the server.
     let all = report.trace.snapshot();
-    let bob_publish = all.iter().position(|s| s.ue == "ue1/bob" && s.step == Some(8)).unwrap();
+    let bob_publish = all
+        .iter()
+        .position(|s| s.ue == "ue1/bob" && s.step == Some(8))
+        .unwrap();
     let replaced = all
         .iter()
         .position(|s| s.ue == "ue1/alice" && s.step == Some(16) && s.body.contains("\"replaced\""))
@@ -189,7 +278,10 @@ async fn shareable_takeover_replaces_the_first_user() {
 async fn gateway_keeps_three_users_at_full_access() {
     let report = flow(Scenario::Gateway).await;
     assert_success(&report);
-    assert_eq!(requests(&seen(&report, Actor::SipCore, "gw1"), "REGISTER").len(), 1);
+    assert_eq!(
+        requests(&seen(&report, Actor::SipCore, "gw1"), "REGISTER").len(),
+        1
+    );
     for user in ["alice", "bob", "carol"] {
         let label = format!("gw1/{user}");
         let sub = requests(&seen(&report, Actor::McpttServer, &label), "SUBSCRIBE")[0].clone();
@@ -197,7 +289,11 @@ async fn gateway_keeps_three_users_at_full_access() {
         assert!(sub.body.contains("<mcptt-access-token"), "{label}");
         assert_eq!(
             notified(&report, &label),
-            [("full-access".into(), "authorised".into(), format!("sip:{user}@example.com"))]
+            [(
+                "full-access".into(),
+                "authorised".into(),
+                format!("sip:{user}@example.com")
+            )]
         );
     }
 }
@@ -221,7 +317,10 @@ async fn bad_token_is_refused_with_warning_101_and_no_notify() {
     // registered (limited: registered, not authorised).
     let server = seen(&report, Actor::McpttServer, "ue1/alice");
     assert_eq!(requests(&server, "PUBLISH").len(), 1);
-    assert_eq!(responses(&seen(&report, Actor::Ue, "ue1"), "REGISTER")[0].status, Some(200));
+    assert_eq!(
+        responses(&seen(&report, Actor::Ue, "ue1"), "REGISTER")[0].status,
+        Some(200)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,9 +330,21 @@ async fn expiry_notifies_expired_then_full_access_after_refresh() {
     assert_eq!(
         notified(&report, "ue1/alice"),
         [
-            ("full-access".into(), "authorised".into(), "sip:alice@example.com".into()),
-            ("limited".into(), "expired".into(), "sip:alice@example.com".into()),
-            ("full-access".into(), "authorised".into(), "sip:alice@example.com".into()),
+            (
+                "full-access".into(),
+                "authorised".into(),
+                "sip:alice@example.com".into()
+            ),
+            (
+                "limited".into(),
+                "expired".into(),
+                "sip:alice@example.com".into()
+            ),
+            (
+                "full-access".into(),
+                "authorised".into(),
+                "sip:alice@example.com".into()
+            ),
         ]
     );
     let ue = seen(&report, Actor::Ue, "ue1/alice");
