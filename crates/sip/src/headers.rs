@@ -334,9 +334,6 @@ impl Headers {
     }
 
     /// The value of the first header called `name`.
-    ///
-    /// A value that is not UTF-8 reads as `""` ([`Message::validate`](crate::Message::validate)
-    /// rejects such messages; [`Headers::get_bytes`] gives the raw bytes).
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&str> {
         self.matching(name).next().map(|e| self.entry_value(e))

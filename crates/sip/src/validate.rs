@@ -64,7 +64,8 @@ fn call_id(s: &str) -> Result<()> {
 /// Type-check every known header; `method` is the request method for the CSeq check.
 pub(crate) fn validate_headers(h: &Headers, method: Option<&Method>) -> Result<()> {
     for e in h.entries() {
-        // Header text is UTF-8 (RFC 3261 §7.3.1 TEXT-UTF8); the fast path does not check it.
+        // Header text is UTF-8 (RFC 3261 §7.3.1 TEXT-UTF8); parsed messages are checked already,
+        // this covers edited headers built from other buffers.
         if let Err(u) = std::str::from_utf8(h.entry_line(e)) {
             return Err(Error::Header {
                 name: h.entry_name(e).to_owned(),
