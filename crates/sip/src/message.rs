@@ -292,20 +292,20 @@ impl Message {
         let mut entries = Vec::with_capacity(16);
         let he = headers::scan(s, start_end, limits, &mut entries)?;
         let head = s.get(..he.body_start).unwrap_or_default();
-        if !head.is_ascii() {
-            if let Err(e) = std::str::from_utf8(head) {
-                let at = e.valid_up_to();
-                let name = entries
-                    .iter()
-                    .find(|x| (x.name.start as usize..x.line_end as usize).contains(&at))
-                    .and_then(|x| std::str::from_utf8(x.name.bytes(s)).ok())
-                    .unwrap_or_default();
-                return Err(Error::Header {
-                    name: name.to_owned(),
-                    offset: at,
-                    expected: "UTF-8 text",
-                });
-            }
+        if !head.is_ascii()
+            && let Err(e) = std::str::from_utf8(head)
+        {
+            let at = e.valid_up_to();
+            let name = entries
+                .iter()
+                .find(|x| (x.name.start as usize..x.line_end as usize).contains(&at))
+                .and_then(|x| std::str::from_utf8(x.name.bytes(s)).ok())
+                .unwrap_or_default();
+            return Err(Error::Header {
+                name: name.to_owned(),
+                offset: at,
+                expected: "UTF-8 text",
+            });
         }
         let available = s.len() - he.body_start;
         let body_len = match he.content_length {
