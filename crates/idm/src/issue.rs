@@ -44,6 +44,12 @@ impl KeyRing {
         self.signers.len() != before
     }
 
+    /// The `kid`s in the ring, oldest first (the last one signs).
+    #[must_use]
+    pub fn kids(&self) -> Vec<&str> {
+        self.signers.iter().map(|s| s.key().kid()).collect()
+    }
+
     /// The signer in use.
     #[must_use]
     pub fn active(&self) -> &Signer {

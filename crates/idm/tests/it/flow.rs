@@ -425,6 +425,7 @@ fn key_rotation_keeps_old_tokens_valid() {
     idms.keys_mut().rotate(k2);
     let jwks = JwkSet::from_json(&idms.jwks_json().unwrap()).unwrap();
     assert_eq!(jwks.len(), 2);
+    assert_eq!(idms.keys_mut().kids(), ["k1", "k2"]);
     let code = code_of(&login(
         &mut idms,
         ACR_PASSWORD,
@@ -451,6 +452,7 @@ fn key_rotation_keeps_old_tokens_valid() {
     // After retiring k1, old tokens no longer verify.
     assert!(idms.keys_mut().retire("k1"));
     assert!(!idms.keys_mut().retire("k2"), "the active key stays");
+    assert_eq!(idms.keys_mut().kids(), ["k2"]);
     assert!(
         validator(&idms, AUDIENCE)
             .validate_access_token(&old.access_token, T0 + 3)
