@@ -19,6 +19,8 @@ pub(crate) struct Head {
     /// Body within `buf`, unless replaced.
     body: Span,
     body_override: Option<Bytes>,
+    /// A replaced start line (without its terminator).
+    start_override: Option<Box<str>>,
     /// Whether an empty line ended the header section.
     terminated: bool,
     /// The first Content-Length value, as parsed.
@@ -27,7 +29,14 @@ pub(crate) struct Head {
 
 impl Head {
     fn is_clean(&self) -> bool {
-        !self.headers.is_dirty() && self.body_override.is_none()
+        !self.headers.is_dirty() && self.body_override.is_none() && self.start_override.is_none()
+    }
+
+    fn start_line(&self) -> &str {
+        match &self.start_override {
+            Some(s) => s,
+            None => self.start_line.str(self.headers.buf()),
+        }
     }
 
     fn body(&self) -> Bytes {
@@ -48,7 +57,10 @@ impl Head {
             out.extend_from_slice(self.headers.buf());
             return;
         }
-        out.extend_from_slice(self.start_line.bytes(self.headers.buf()));
+        match &self.start_override {
+            Some(s) => out.extend_from_slice(s.as_bytes()),
+            None => out.extend_from_slice(self.start_line.bytes(self.headers.buf())),
+        }
         out.extend_from_slice(b"\r\n");
         self.headers.encode_lines(out);
         out.extend_from_slice(b"\r\n");
@@ -326,6 +338,7 @@ impl Message {
             start_line: Span::new(0, line_end),
             body: Span::new(he.body_start, msg_end),
             body_override: None,
+            start_override: None,
             terminated: he.terminated,
             declared_len: he.content_length,
         };
@@ -474,8 +487,7 @@ macro_rules! common_methods {
             /// The start line as written (without its line terminator).
             #[must_use]
             pub fn start_line(&self) -> &str {
-                let h = self.head();
-                h.start_line.str(h.headers.buf())
+                self.head().start_line()
             }
         }
     };
@@ -526,6 +538,20 @@ impl Request {
     #[must_use]
     pub fn uri(&self) -> &Uri {
         &self.uri
+    }
+
+    /// Replace the Request-URI (e.g. when a proxy retargets the request, RFC 3261 §16.5).
+    ///
+    /// # Errors
+    /// [`Error::ApiMisuse`] if the URI carries headers, which a Request-URI may not
+    /// (RFC 3261 §19.1.1).
+    pub fn set_uri(&mut self, uri: Uri) -> Result<()> {
+        if uri.has_headers() {
+            return Err(Error::ApiMisuse("a Request-URI cannot carry headers"));
+        }
+        self.head.start_override = Some(format!("{} {} SIP/2.0", self.method, uri).into());
+        self.uri = uri;
+        Ok(())
     }
 
     /// Type-check the request (see [`Message::validate`]).
@@ -668,6 +694,7 @@ impl Response {
                 start_line: Span::new(0, line_end),
                 body: Span::new(end, end),
                 body_override: None,
+                start_override: None,
                 terminated: true,
                 declared_len: Some(0),
             },

@@ -285,9 +285,12 @@ pub(crate) fn parse_one(src: &Bytes, c: &mut Cursor<'_>) -> Result<Partial> {
     parse_params(c, &mut list)?;
     // validate well-known Contact parameters
     for p in &list {
-        let n = p.name.str(src);
+        let n = p.name.bytes(src);
+        if !matches!(n.len(), 1 | 6 | 7) {
+            continue;
+        }
         let v = p.value.map(|v| v.str(src));
-        if n.eq_ignore_ascii_case("expires")
+        if n.eq_ignore_ascii_case(b"expires")
             && v.and_then(|v| chars::parse_u32(v.as_bytes())).is_none()
         {
             return Err(perr(
@@ -295,13 +298,13 @@ pub(crate) fn parse_one(src: &Bytes, c: &mut Cursor<'_>) -> Result<Partial> {
                 "expires=delta-seconds below 2^32",
             ));
         }
-        if n.eq_ignore_ascii_case("q") && v.and_then(parse_qvalue).is_none() {
+        if n.eq_ignore_ascii_case(b"q") && v.and_then(parse_qvalue).is_none() {
             return Err(perr(
                 p.name.start as usize,
                 "q=qvalue (0 to 1, three decimals)",
             ));
         }
-        if n.eq_ignore_ascii_case("reg-id")
+        if n.eq_ignore_ascii_case(b"reg-id")
             && v.and_then(|v| chars::parse_u32(v.as_bytes())).is_none()
         {
             return Err(perr(p.name.start as usize, "reg-id=number"));

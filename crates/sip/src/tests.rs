@@ -809,3 +809,19 @@ fn header_text_must_be_utf8() {
     assert_eq!(m.headers().get("subject"), Some("Grüße"));
     assert_eq!(m.body(), &[0xff, 0x00][..]);
 }
+
+#[test]
+fn retargeting_rewrites_only_the_request_line() {
+    let mut r = register();
+    let target = Uri::parse("sip:mcptt-server.example.com;transport=tls").unwrap();
+    r.set_uri(target.clone()).unwrap();
+    let wire = r.encode();
+    assert!(
+        wire.starts_with(b"REGISTER sip:mcptt-server.example.com;transport=tls SIP/2.0\r\nVia: ")
+    );
+    assert!(wire.ends_with(&REGISTER.as_bytes()[REGISTER.find("\r\nVia").unwrap() + 2..]));
+    let again = Request::parse(wire).unwrap();
+    assert_eq!(again.uri(), &target);
+    assert_eq!(again, r);
+    assert!(r.set_uri(Uri::parse("sip:a@b?x=y").unwrap()).is_err());
+}
