@@ -49,6 +49,13 @@ struct Args {
     /// Extra redirect URI registered for the demo client (repeatable).
     #[arg(long = "demo-redirect", value_name = "URI")]
     demo_redirects: Vec<String>,
+    /// Write the generated demo users file here (edit it and pass it back with --users).
+    #[arg(long, value_name = "FILE", conflicts_with = "users")]
+    write_users: Option<PathBuf>,
+    /// Rotate the token signing key every SECS seconds (0: never). The JWKS keeps the
+    /// previous key so tokens signed before a rotation still verify.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    rotate_every: u64,
     /// PBKDF2 iterations for demo users.
     #[arg(long, default_value_t = 100_000)]
     demo_iterations: u32,
@@ -103,8 +110,13 @@ fn run(args: Args) -> Result<(), String> {
             Directory::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?
         }
         None => {
-            let dir = demo::demo_directory(args.demo_iterations, &args.demo_redirects, &rng)
+            let text = demo::demo_users_toml(args.demo_iterations, &args.demo_redirects, &rng)
                 .map_err(|e| e.to_string())?;
+            if let Some(path) = &args.write_users {
+                std::fs::write(path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
+                tracing::info!("demo users file written to {}", path.display());
+            }
+            let dir = Directory::from_toml(&text).map_err(|e| e.to_string())?;
             tracing::info!(
                 "demo users {:?} in {}: password NAME-password, TOTP secret {} (SHA-1, 6 digits, 30 s), SIM K = SHA-256(\"mcptt-demo-sim:NAME\")[..16]; client {} with redirect {}",
                 demo::DEMO_USERS,
@@ -159,10 +171,53 @@ fn run(args: Args) -> Result<(), String> {
         )
         .map_err(|e| e.to_string())?;
         tracing::info!("IdMS listening on {}", handle.base_url());
+        if args.rotate_every > 0 {
+            spawn_rotation(handle.idms.clone(), Duration::from_secs(args.rotate_every));
+        }
         tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
         handle.shutdown();
         Ok(())
     })
+}
+
+/// Rotates the signing key every `period`, keeping the new key and the one before it.
+fn spawn_rotation(idms: std::sync::Arc<std::sync::Mutex<Idms>>, period: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            tick.tick().await;
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let key = match SigningKey::generate(
+                Algorithm::Es256,
+                format!("es256-{stamp}"),
+                &ring::rand::SystemRandom::new(),
+            ) {
+                Ok(k) => k,
+                Err(e) => {
+                    tracing::error!("key rotation: {e}");
+                    continue;
+                }
+            };
+            let mut idms = idms
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let keys = idms.keys_mut();
+            keys.rotate(key);
+            let old: Vec<String> = keys
+                .kids()
+                .iter()
+                .rev()
+                .skip(2)
+                .map(|k| (*k).to_owned())
+                .collect();
+            for kid in old {
+                keys.retire(&kid);
+            }
+            tracing::info!("signing key rotated; JWKS now {:?}", keys.kids());
+        }
+    });
 }
 
 fn main() -> ExitCode {

@@ -10,12 +10,11 @@
 //!
 //! These are public: never use them outside a demo.
 
-use mcptt_idm::directory::{Directory, McpttId, SimCredentials, User};
+use mcptt_idm::directory::Directory;
 use mcptt_idm::milenage::{Milenage, Usim};
-use mcptt_idm::oauth::Client;
 use mcptt_idm::otp::{OtpAlgorithm, Totp, encode_base32};
 use mcptt_idm::password::PasswordHash;
-use mcptt_idm::{Error, RandomSource};
+use mcptt_idm::{Error, RandomSource, hex};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// MCPTT domain of the demo users.
@@ -67,41 +66,58 @@ pub fn demo_mcptt_id(name: &str) -> String {
     format!("sip:{name}@{DEMO_DOMAIN}")
 }
 
-/// The demo directory: the users above and the client [`DEMO_CLIENT_ID`] with
-/// [`DEMO_REDIRECT_URI`] plus `extra_redirects`. `iterations` is the PBKDF2 count.
+/// The demo directory as a users file (the TOML format of `mcptt_idm::directory`): the users
+/// above and the client [`DEMO_CLIENT_ID`] with [`DEMO_REDIRECT_URI`] plus `extra_redirects`.
+/// `iterations` is the PBKDF2 count.
 ///
 /// # Errors
 /// [`Error`] from hashing (random generator failure).
+pub fn demo_users_toml(
+    iterations: u32,
+    extra_redirects: &[String],
+    rng: &dyn RandomSource,
+) -> Result<String, Error> {
+    let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+    let mut redirect_uris = vec![quote(DEMO_REDIRECT_URI)];
+    redirect_uris.extend(extra_redirects.iter().map(|r| quote(r)));
+    let mut t = format!(
+        "# MCPTT IdMS demo users (public demo credentials: never use them elsewhere).\n\n\
+         [[client]]\nclient_id = {}\nredirect_uris = [{}]\n",
+        quote(DEMO_CLIENT_ID),
+        redirect_uris.join(", ")
+    );
+    for name in DEMO_USERS {
+        let hash = PasswordHash::generate(&format!("{name}-password"), iterations, rng)?;
+        t.push_str(&format!(
+            "\n[[user]]\nmcptt_id = {}\nlogin = {}\ndisplay_name = {}\npassword = {}\n\n\
+             [user.totp]\nsecret = {}\nalgorithm = \"SHA1\"\ndigits = 6\nstep = 30\nwindow = 1\n\n\
+             [user.sim]\nk = {}\nopc = {}\namf = \"8000\"\nsqn = 0\n",
+            quote(&demo_mcptt_id(name)),
+            quote(name),
+            quote(&(name[..1].to_uppercase() + &name[1..])),
+            quote(&hash.encode()),
+            quote(&demo_totp_base32()),
+            quote(&hex::encode(&demo_sim_key(name))),
+            quote(&hex::encode(&DEMO_OPC)),
+        ));
+    }
+    Ok(t)
+}
+
+/// The demo directory, loaded from [`demo_users_toml`] (so the demo goes through the file format).
+///
+/// # Errors
+/// [`Error`] from hashing or, were the generated file wrong, from loading it.
 pub fn demo_directory(
     iterations: u32,
     extra_redirects: &[String],
     rng: &dyn RandomSource,
 ) -> Result<Directory, Error> {
-    let mut dir = Directory::new();
-    let mut redirect_uris = vec![DEMO_REDIRECT_URI.to_owned()];
-    redirect_uris.extend(extra_redirects.iter().cloned());
-    dir.insert_client(Client {
-        client_id: DEMO_CLIENT_ID.into(),
-        redirect_uris,
-    });
-    for name in DEMO_USERS {
-        let mut u = User::new(McpttId::parse(&demo_mcptt_id(name))?);
-        u.login = Some((*name).to_owned());
-        u.display_name = Some(name[..1].to_uppercase() + &name[1..]);
-        u.password = Some(PasswordHash::generate(
-            &format!("{name}-password"),
-            iterations,
-            rng,
-        )?);
-        u.totp = Some(demo_totp());
-        u.sim = Some(SimCredentials {
-            milenage: Milenage::new(demo_sim_key(name), DEMO_OPC),
-            amf: [0x80, 0x00],
-            sqn: 0,
-        });
-        dir.insert(u);
-    }
-    Ok(dir)
+    Ok(Directory::from_toml(&demo_users_toml(
+        iterations,
+        extra_redirects,
+        rng,
+    )?)?)
 }
 
 /// A self-signed TLS certificate for `localhost`, `127.0.0.1` and `::1`, with its key.
@@ -120,4 +136,39 @@ pub fn self_signed_cert()
     let der = ck.cert.der().clone();
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
     Ok((der, key, pem))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use mcptt_idm::SystemRandom;
+
+    #[test]
+    fn demo_file_loads_with_every_method() {
+        let extra = vec!["http://127.0.0.1:5555/cb".to_owned()];
+        let dir = demo_directory(10, &extra, &SystemRandom::new()).unwrap();
+        assert_eq!(
+            dir.client(DEMO_CLIENT_ID).unwrap().redirect_uris,
+            [DEMO_REDIRECT_URI, "http://127.0.0.1:5555/cb"]
+        );
+        for name in DEMO_USERS {
+            let u = dir.user(name).unwrap();
+            assert_eq!(u.mcptt_id.as_str(), demo_mcptt_id(name));
+            assert!(
+                u.password
+                    .as_ref()
+                    .unwrap()
+                    .verify(&format!("{name}-password"))
+            );
+            assert_eq!(
+                u.totp.as_ref().unwrap().code_at(59).unwrap(),
+                demo_totp().code_at(59).unwrap()
+            );
+            let sim = u.sim.as_ref().unwrap();
+            let mut usim = demo_usim(name);
+            let v = mcptt_idm::milenage::AuthVector::generate(&sim.milenage, [7; 16], 32, sim.amf);
+            assert_eq!(usim.respond(&v.rand, &v.autn), Ok(v.xres), "{name}");
+        }
+    }
 }
