@@ -127,8 +127,8 @@ pub fn keepalive_len(buf: &[u8]) -> usize {
 
 /// Turns a byte stream into messages: push chunks of any size, take whole messages.
 ///
-/// CRLF keep-alives between messages are skipped (RFC 5626 §4.4.1; answering a double-CRLF
-/// ping with a single CRLF pong is the transport's job). After an error the stream cannot be
+/// CRLF keep-alives between messages are skipped (RFC 5626 §4.4.1); [`Framer::take_pings`]
+/// says how many double-CRLF pings arrived, for the transport to answer with CRLF pongs. After an error the stream cannot be
 /// resynchronised: close the connection (a 400/513 may be sent first).
 ///
 /// ```
@@ -146,6 +146,9 @@ pub struct Framer {
     buf: BytesMut,
     limits: Limits,
     error: Option<Error>,
+    /// Keep-alive state between messages: CR/LF bytes seen in the current run.
+    crlf_run: u8,
+    pings: usize,
 }
 
 impl Framer {
@@ -156,7 +159,35 @@ impl Framer {
             buf: BytesMut::new(),
             limits,
             error: None,
+            crlf_run: 0,
+            pings: 0,
         }
+    }
+
+    /// Count the keep-alive bytes at the start of `bytes` (between messages) and return how
+    /// many there are. A double CRLF is a ping (RFC 5626 §4.4.1).
+    fn skip_keepalives(&mut self, bytes: &[u8]) -> usize {
+        let n = keepalive_len(bytes);
+        for &b in bytes.get(..n).unwrap_or_default() {
+            // the run follows CR LF CR LF; anything else starts over
+            let expect = if self.crlf_run % 2 == 0 { b'\r' } else { b'\n' };
+            self.crlf_run = if b == expect {
+                self.crlf_run + 1
+            } else {
+                u8::from(b == b'\r')
+            };
+            if self.crlf_run == 4 {
+                self.pings += 1;
+                self.crlf_run = 0;
+            }
+        }
+        n
+    }
+
+    /// How many double-CRLF keep-alive pings (RFC 5626 §4.4.1) were skipped since the last
+    /// call; the transport answers each with a single CRLF pong.
+    pub fn take_pings(&mut self) -> usize {
+        std::mem::take(&mut self.pings)
     }
 
     /// Append received bytes. Nothing is buffered beyond the current message's limits: once a
@@ -167,7 +198,8 @@ impl Framer {
             return;
         }
         if self.buf.is_empty() {
-            chunk = chunk.get(keepalive_len(chunk)..).unwrap_or_default();
+            let n = self.skip_keepalives(chunk);
+            chunk = chunk.get(n..).unwrap_or_default();
         }
         if chunk.is_empty() {
             return;
@@ -208,11 +240,14 @@ impl Framer {
         }
         let skip = keepalive_len(&self.buf);
         if skip > 0 {
-            let _ = self.buf.split_to(skip);
+            let prefix = self.buf.split_to(skip);
+            self.skip_keepalives(&prefix);
         }
         if self.buf.is_empty() {
             return Ok(None);
         }
+        // a message starts: the next keep-alive run starts afresh
+        self.crlf_run = 0;
         match frame(&self.buf, &self.limits) {
             Ok(Status::Partial) => Ok(None),
             Ok(Status::Complete(n)) => {

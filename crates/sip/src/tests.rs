@@ -825,3 +825,21 @@ fn retargeting_rewrites_only_the_request_line() {
     assert_eq!(again, r);
     assert!(r.set_uri(Uri::parse("sip:a@b?x=y").unwrap()).is_err());
 }
+
+#[test]
+fn framer_counts_double_crlf_pings_across_chunks() {
+    let mut f = Framer::new(Limits::default());
+    f.push(b"\r\n\r");
+    assert_eq!(f.take_pings(), 0);
+    f.push(b"\n");
+    assert_eq!(f.take_pings(), 1);
+    f.push(b"\r\n"); // a pong from the other side is not a ping
+    assert!(f.next_message().unwrap().is_none());
+    assert_eq!(f.take_pings(), 0);
+    f.push(REGISTER.as_bytes());
+    f.push(b"\r\n\r\n\r\n\r\n");
+    assert!(f.next_message().unwrap().is_some());
+    assert!(f.next_message().unwrap().is_none());
+    assert_eq!(f.take_pings(), 2);
+    assert_eq!(f.buffered(), 0);
+}
