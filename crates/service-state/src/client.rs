@@ -262,9 +262,25 @@ impl<R: Random> Publisher<R> {
     /// # Errors
     /// [`Error::MalformedMessage`] for an unreadable response; [`Error::NoMatch`] when it does not
     /// answer the pending PUBLISH.
-    pub fn handle_response(&mut self, now: Instant, response: &[u8]) -> Result<(), Error> {
-        let resp =
-            View::parse(response).map_err(|what| Error::MalformedMessage { what: what.into() })?;
+    pub fn handle_response(
+        &mut self,
+        now: Instant,
+        response: &mcptt_sip::Response,
+    ) -> Result<(), Error> {
+        let view = crate::sip::glue::view_response(response);
+        self.on_response(now, view)
+    }
+
+    /// As [`Publisher::handle_response`], for one encoded message.
+    ///
+    /// # Errors
+    /// As [`Publisher::handle_response`].
+    pub fn handle_response_bytes(&mut self, now: Instant, response: &[u8]) -> Result<(), Error> {
+        self.on_response(now, View::parse(response))
+    }
+
+    fn on_response(&mut self, now: Instant, view: Result<View, &'static str>) -> Result<(), Error> {
+        let resp = view.map_err(|what| Error::MalformedMessage { what: what.into() })?;
         let PubState::Pending { op, cseq, etag } = self.state.clone() else {
             return Err(Error::NoMatch("no PUBLISH pending"));
         };
@@ -317,7 +333,7 @@ impl<R: Random> Publisher<R> {
             }
             status => {
                 self.state = PubState::Idle;
-                let warning = glue_warning(response);
+                let warning = resp.warning.clone();
                 self.events
                     .push_back(PublisherEvent::Rejected { status, warning });
             }
@@ -357,15 +373,6 @@ impl<R: Random> Publisher<R> {
             _ => None,
         }
     }
-}
-
-/// The `Warning` header of an encoded message.
-fn glue_warning(msg: &[u8]) -> Option<String> {
-    let head = std::str::from_utf8(msg.get(..memchr::memmem::find(msg, b"\r\n\r\n")?)?).ok()?;
-    head.split("\r\n")
-        .filter_map(|l| l.split_once(':'))
-        .find(|(n, _)| n.trim().eq_ignore_ascii_case("warning"))
-        .map(|(_, v)| v.trim().to_owned())
 }
 
 /// Events of a [`Subscriber`].
@@ -561,9 +568,25 @@ impl<R: Random> Subscriber<R> {
     ///
     /// # Errors
     /// [`Error::MalformedMessage`] or [`Error::NoMatch`].
-    pub fn handle_response(&mut self, now: Instant, response: &[u8]) -> Result<(), Error> {
-        let resp =
-            View::parse(response).map_err(|what| Error::MalformedMessage { what: what.into() })?;
+    pub fn handle_response(
+        &mut self,
+        now: Instant,
+        response: &mcptt_sip::Response,
+    ) -> Result<(), Error> {
+        let view = crate::sip::glue::view_response(response);
+        self.on_response(now, view)
+    }
+
+    /// As [`Subscriber::handle_response`], for one encoded message.
+    ///
+    /// # Errors
+    /// As [`Subscriber::handle_response`].
+    pub fn handle_response_bytes(&mut self, now: Instant, response: &[u8]) -> Result<(), Error> {
+        self.on_response(now, View::parse(response))
+    }
+
+    fn on_response(&mut self, now: Instant, view: Result<View, &'static str>) -> Result<(), Error> {
+        let resp = view.map_err(|what| Error::MalformedMessage { what: what.into() })?;
         if resp.call_id != self.call_id
             || Some(resp.cseq) != self.pending_cseq
             || resp.from_tag.as_deref() != Some(&self.local_tag)
@@ -615,9 +638,25 @@ impl<R: Random> Subscriber<R> {
     /// # Errors
     /// [`Error::OutOfOrderCSeq`], [`Error::NoMatch`], or body/message errors; the matching
     /// response is queued either way.
-    pub fn handle_request(&mut self, now: Instant, request: &[u8]) -> Result<(), Error> {
-        let req =
-            View::parse(request).map_err(|what| Error::MalformedMessage { what: what.into() })?;
+    pub fn handle_request(
+        &mut self,
+        now: Instant,
+        request: &mcptt_sip::Request,
+    ) -> Result<(), Error> {
+        let view = crate::sip::glue::view_request(request);
+        self.on_request(now, view)
+    }
+
+    /// As [`Subscriber::handle_request`], for one encoded message.
+    ///
+    /// # Errors
+    /// As [`Subscriber::handle_request`].
+    pub fn handle_request_bytes(&mut self, now: Instant, request: &[u8]) -> Result<(), Error> {
+        self.on_request(now, View::parse(request))
+    }
+
+    fn on_request(&mut self, now: Instant, view: Result<View, &'static str>) -> Result<(), Error> {
+        let req = view.map_err(|what| Error::MalformedMessage { what: what.into() })?;
         let result = self.notify(now, &req);
         let code = match &result {
             Ok(()) => 200,

@@ -103,6 +103,11 @@ pub enum ServerEvent {
         /// Why (token validation error, unregistered identity, UE in use, ...).
         reason: String,
     },
+    /// A request could not be read far enough to answer it (missing From/To/Call-ID/CSeq ...).
+    MalformedRequest {
+        /// What was missing or wrong.
+        what: &'static str,
+    },
     /// A subscription was created.
     SubscriptionCreated {
         /// Subscribed user.
@@ -397,16 +402,25 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
 
     /// Handles a parsed request (PUBLISH, SUBSCRIBE; others get 405). `now_unix` is the wall
     /// clock in seconds since the Unix epoch, for token `exp` checks.
+    pub fn handle_request(&mut self, now: Instant, now_unix: u64, request: &mcptt_sip::Request) {
+        let view = crate::sip::glue::view_request(request);
+        self.handle_read(now, now_unix, view);
+    }
+
+    /// As [`Server::handle_request`], for one encoded request (read with this crate's small
+    /// header reader; prefer the typed method when the message is already parsed).
     pub fn handle_request_bytes(&mut self, now: Instant, now_unix: u64, request: &[u8]) {
-        match View::parse(request) {
+        self.handle_read(now, now_unix, View::parse(request));
+    }
+
+    fn handle_read(&mut self, now: Instant, now_unix: u64, view: Result<View, &'static str>) {
+        match view {
             Ok(view) => self.handle_view(now, now_unix, &view),
             Err(what) => {
-                // Enough of the message may be missing that no response can be built; the
-                // transport layer answers what it can. Report it as a failed request.
-                self.events.push_back(ServerEvent::AuthorisationFailed {
-                    impu: String::new(),
-                    reason: format!("malformed request: {what}"),
-                });
+                // Too little of the message is readable to build a response; the transport
+                // layer answers what it can.
+                self.events
+                    .push_back(ServerEvent::MalformedRequest { what });
             }
         }
     }
@@ -572,13 +586,13 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
             UeKind::Gateway if others.len() >= self.config.max_users_per_gateway => {
                 return Err(self.fail(impu, "gateway UE user limit reached"));
             }
-            UeKind::Shareable => {
-                for id in others {
-                    self.set_auth(now, id, Auth::Replaced);
-                }
-            }
             _ => {}
         }
+        let replaced = if kind == UeKind::Shareable {
+            others
+        } else {
+            Vec::new()
+        };
         let id = self.session_for(impu, &grant.mcptt_id);
         let etag = self.fresh_etag();
         let publication = Publication {
@@ -586,16 +600,23 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
             expires_at: now + secs(expires),
         };
         let token_deadline = now + secs64(grant.expires_at.saturating_sub(now_unix));
-        self.set_auth(
-            now,
-            id,
-            Auth::Authorised {
-                publication,
-                token_deadline,
-                token_exp: grant.expires_at,
-            },
-        );
+        let next = Auth::Authorised {
+            publication,
+            token_deadline,
+            token_exp: grant.expires_at,
+        };
+        // A new sign-in of the same user with the same token expiry is not a state change.
+        let changes_state = self.sessions.get(&id).is_none_or(|s| {
+            s.version == 0
+                || s.auth.public() != next.public()
+                || s.auth.token_exp() != next.token_exp()
+        });
+        // The response goes out before the NOTIFYs it causes.
         self.respond_publish(req, &etag, expires);
+        for other in replaced {
+            self.set_auth(now, other, Auth::Replaced);
+        }
+        self.replace_auth(now, id, next, changes_state);
         Ok(())
     }
 
@@ -624,12 +645,12 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         let mcptt_id = session.mcptt_id.clone();
         let current = session.auth.clone();
         if expires == 0 {
-            self.set_auth(now, id, Auth::SignedOff);
             let mut b = Builder::response(req, 200, None);
             b.header("SIP-ETag", etag).header("Expires", "0");
             self.transmit.push_back(Transmit {
                 bytes: b.finish(None),
             });
+            self.set_auth(now, id, Auth::SignedOff);
             return Ok(());
         }
         let new_etag = self.fresh_etag();
@@ -668,8 +689,8 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         };
         let changes_state =
             next.public() != current.public() || next.token_exp() != current.token_exp();
-        self.replace_auth(now, id, next, changes_state);
         self.respond_publish(req, &new_etag, expires);
+        self.replace_auth(now, id, next, changes_state);
         Ok(())
     }
 
@@ -1153,6 +1174,13 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
 
     /// Handles a response to one of the server's NOTIFYs (RFC 6665 §4.2.2: 481, other
     /// failures end the subscription).
+    pub fn handle_response(&mut self, now: Instant, response: &mcptt_sip::Response) {
+        if let Ok(view) = crate::sip::glue::view_response(response) {
+            self.handle_response_view(now, &view);
+        }
+    }
+
+    /// As [`Server::handle_response`], for one encoded response.
     pub fn handle_response_bytes(&mut self, now: Instant, response: &[u8]) {
         if let Ok(view) = View::parse(response) {
             self.handle_response_view(now, &view);

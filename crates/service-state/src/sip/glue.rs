@@ -159,6 +159,7 @@ pub(crate) fn view_from_parts<'a>(
             }
             "sip-if-match" => v.sip_if_match = Some(value.to_owned()),
             "sip-etag" => v.sip_etag = Some(value.to_owned()),
+            "warning" if v.warning.is_none() => v.warning = Some(value.to_owned()),
             "content-type" => v.content_type = Some(value.to_owned()),
             "p-asserted-identity" => v
                 .pai
@@ -179,6 +180,22 @@ pub(crate) fn view_from_parts<'a>(
         (_, _, false, _) => Err("Call-ID header"),
         _ => Err("CSeq header"),
     }
+}
+
+/// Reads an `mcptt-sip` request.
+pub(crate) fn view_request(req: &mcptt_sip::Request) -> Result<View, &'static str> {
+    view_from_parts(
+        req.method().as_str(),
+        req.uri().as_str(),
+        0,
+        req.headers().iter(),
+        req.body(),
+    )
+}
+
+/// Reads an `mcptt-sip` response.
+pub(crate) fn view_response(resp: &mcptt_sip::Response) -> Result<View, &'static str> {
+    view_from_parts("", "", resp.status(), resp.headers().iter(), resp.body())
 }
 
 #[cfg(test)]

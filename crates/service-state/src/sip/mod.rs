@@ -54,6 +54,8 @@ pub(crate) struct View {
     pub(crate) contact: Option<String>,
     /// `Record-Route` entries (full name-addr values), in order.
     pub(crate) record_route: Vec<String>,
+    /// `Warning` value (first).
+    pub(crate) warning: Option<String>,
     /// Message body.
     pub(crate) body: Bytes,
 }

@@ -116,6 +116,24 @@ pub struct Net {
     pub server_out: Vec<String>,
 }
 
+/// Parses with `mcptt-sip`, as the transport would.
+pub fn parse(bytes: &[u8]) -> mcptt_sip::Message {
+    mcptt_sip::Message::parse(mcptt_sip::Bytes::copy_from_slice(bytes)).unwrap_or_else(|e| {
+        panic!(
+            "mcptt-sip cannot parse {}: {e}",
+            String::from_utf8_lossy(bytes)
+        )
+    })
+}
+
+pub fn req(bytes: &[u8]) -> mcptt_sip::Request {
+    parse(bytes).into_request().expect("a request")
+}
+
+pub fn resp(bytes: &[u8]) -> mcptt_sip::Response {
+    parse(bytes).into_response().expect("a response")
+}
+
 pub fn call_id(msg: &str) -> String {
     header(msg, "Call-ID").unwrap_or_default()
 }
@@ -237,8 +255,8 @@ impl Net {
     pub fn raw_to_server(&mut self, ue: usize, msg: &str) -> Vec<String> {
         let bytes = Self::assert_identity(msg.as_bytes(), &self.ues[ue].impu.clone());
         let unix = self.unix();
-        self.server.handle_request_bytes(self.now, unix, &bytes);
         let before = self.server_out.len();
+        self.server.handle_request(self.now, unix, &req(&bytes));
         self.pump();
         self.server_out[before..].to_vec()
     }
@@ -255,7 +273,7 @@ impl Net {
                     self.owners.insert(cid, Owner::Publisher(i));
                     let bytes = Self::assert_identity(&t.bytes, &self.ues[i].impu);
                     let unix = self.unix();
-                    self.server.handle_request_bytes(now, unix, &bytes);
+                    self.server.handle_request(now, unix, &req(&bytes));
                 }
                 while let Some(e) = self.ues[i].publisher.poll_event() {
                     self.ues[i].pub_events.push(e);
@@ -266,13 +284,13 @@ impl Net {
                     moved = true;
                     let text = String::from_utf8(t.bytes.clone()).unwrap();
                     if status(&text).is_some() {
-                        self.server.handle_response_bytes(now, &t.bytes);
+                        self.server.handle_response(now, &resp(&t.bytes));
                     } else {
                         self.owners.insert(call_id(&text), Owner::Subscriber(i));
                         let impu = self.ues[self.subs[i].ue].impu.clone();
                         let bytes = Self::assert_identity(&t.bytes, &impu);
                         let unix = self.unix();
-                        self.server.handle_request_bytes(now, unix, &bytes);
+                        self.server.handle_request(now, unix, &req(&bytes));
                     }
                 }
                 while let Some(e) = self.subs[i].sub.poll_event() {
@@ -285,11 +303,11 @@ impl Net {
                 self.server_out.push(text.clone());
                 match self.owners.get(&call_id(&text)).copied() {
                     Some(Owner::Publisher(i)) => {
-                        let _ = self.ues[i].publisher.handle_response(now, &t.bytes);
+                        let _ = self.ues[i].publisher.handle_response(now, &resp(&t.bytes));
                     }
                     Some(Owner::Subscriber(i)) => {
                         if status(&text).is_some() {
-                            let _ = self.subs[i].sub.handle_response(now, &t.bytes);
+                            let _ = self.subs[i].sub.handle_response(now, &resp(&t.bytes));
                         } else {
                             self.subs[i].notifies.push(text.clone());
                             if self.subs[i].mute {
@@ -297,10 +315,11 @@ impl Net {
                             }
                             if let Some(code) = self.subs[i].answer_with {
                                 let resp = text_response(&text, code);
-                                self.server.handle_response_bytes(now, resp.as_bytes());
+                                self.server
+                                    .handle_response(now, &self::resp(resp.as_bytes()));
                                 continue;
                             }
-                            let _ = self.subs[i].sub.handle_request(now, &t.bytes);
+                            let _ = self.subs[i].sub.handle_request(now, &req(&t.bytes));
                         }
                     }
                     None => {}
