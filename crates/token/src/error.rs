@@ -42,7 +42,7 @@ pub enum Error {
     /// The compact serialization does not have exactly three `.`-separated segments.
     #[error("malformed token: expected 3 segments, found {found}")]
     Segments {
-        /// Number of segments seen (counting stops at 4).
+        /// Number of segments seen.
         found: usize,
     },
     /// A segment is not strict unpadded base64url (RFC 7515 §2, §3.1).

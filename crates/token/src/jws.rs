@@ -82,28 +82,18 @@ pub(crate) struct Parts {
 type Segments<'t> = (&'t [u8], &'t [u8], &'t [u8]);
 
 fn segments(token: &str) -> Result<Segments<'_>, Error> {
-    let bytes = token.as_bytes();
-    let mut dots = memchr_iter(bytes);
-    let (Some(d1), Some(d2)) = (dots.next(), dots.next()) else {
-        return Err(Error::Segments {
-            found: 1 + bytes.iter().filter(|b| **b == b'.').count(),
-        });
-    };
-    if dots.next().is_some() {
-        return Err(Error::Segments { found: 4 });
+    // `str::split_once(char)` searches with memchr.
+    let dots = || 1 + token.bytes().filter(|b| *b == b'.').count();
+    let (h, rest) = token
+        .split_once('.')
+        .ok_or_else(|| Error::Segments { found: dots() })?;
+    let (p, s) = rest
+        .split_once('.')
+        .ok_or_else(|| Error::Segments { found: dots() })?;
+    if s.contains('.') {
+        return Err(Error::Segments { found: dots() });
     }
-    let (h, rest) = bytes.split_at(d1);
-    let p = rest.get(1..d2 - d1).unwrap_or_default();
-    let s = bytes.get(d2 + 1..).unwrap_or_default();
-    Ok((h, p, s))
-}
-
-fn memchr_iter(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    bytes
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| **b == b'.')
-        .map(|(i, _)| i)
+    Ok((h.as_bytes(), p.as_bytes(), s.as_bytes()))
 }
 
 pub(crate) fn json_error(part: Part, e: JsonError) -> Error {

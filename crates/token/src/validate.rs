@@ -215,12 +215,11 @@ impl Validator {
         }
         let (kid, payload) = self.verify(token, &snapshot.set, now_unix, TypRule::AccessToken)?;
         let claims = self.parse_claims(&payload)?;
-        let common = self.common(&claims, now_unix)?;
-        let client_id = required_str(&claims, "client_id")?;
-        let token_id = required_str(&claims, "jti")?;
-        let scope = claims
-            .get("scope")
-            .ok_or(Error::MissingClaim { name: "scope" })?;
+        let slots = Slots::of(&claims);
+        let common = self.common(&slots, now_unix)?;
+        let client_id = required_str(slots.client_id, "client_id")?;
+        let token_id = required_str(slots.jti, "jti")?;
+        let scope = slots.scope.ok_or(Error::MissingClaim { name: "scope" })?;
         let Json::Str(scope) = scope else {
             return Err(invalid(
                 "scope",
@@ -273,9 +272,10 @@ impl Validator {
         let snapshot = self.keys.snapshot();
         let (_, payload) = self.verify(token, &snapshot.set, now_unix, TypRule::IdToken)?;
         let claims = self.parse_claims(&payload)?;
-        let common = self.common(&claims, now_unix)?;
+        let slots = Slots::of(&claims);
+        let common = self.common(&slots, now_unix)?;
         if common.audiences.len() > 1 {
-            match optional_str(&claims, "azp")? {
+            match optional_str(slots.azp, "azp")? {
                 Some(azp) if azp == self.config.audience => {}
                 _ => {
                     return Err(invalid(
@@ -286,7 +286,7 @@ impl Validator {
                 }
             }
         }
-        let nonce = optional_str(&claims, "nonce")?;
+        let nonce = optional_str(slots.nonce, "nonce")?;
         if let Some(expected) = expected_nonce {
             match &nonce {
                 None => return Err(Error::Nonce { reason: "missing" }),
@@ -298,7 +298,7 @@ impl Validator {
                 Some(_) => {}
             }
         }
-        let auth_time = match claims.get("auth_time") {
+        let auth_time = match slots.auth_time {
             None => None,
             Some(v) => Some(numeric_date("auth_time", v, Round::Down)?),
         };
@@ -347,32 +347,28 @@ impl Validator {
         Ok(claims)
     }
 
-    fn common(&self, claims: &Json<'_>, now: u64) -> Result<Common, Error> {
+    fn common(&self, slots: &Slots<'_, '_>, now: u64) -> Result<Common, Error> {
         let leeway = self.config.leeway;
         // Issuer and audience first: a token for someone else is that, whatever its times.
-        let issuer = required_str(claims, "iss")?;
+        let issuer = required_str(slots.iss, "iss")?;
         if issuer != self.config.issuer {
             return Err(Error::Issuer {
                 expected: self.config.issuer.clone(),
                 received: issuer,
             });
         }
-        let audiences = audiences(claims)?;
+        let audiences = audiences(slots.aud)?;
         if !audiences.contains(&self.config.audience) {
             return Err(Error::Audience {
                 expected: self.config.audience.clone(),
                 received: audiences,
             });
         }
-        let exp_v = claims
-            .get("exp")
-            .ok_or(Error::MissingClaim { name: "exp" })?;
+        let exp_v = slots.exp.ok_or(Error::MissingClaim { name: "exp" })?;
         let exp = numeric_date("exp", exp_v, Round::Down)?;
-        let iat_v = claims
-            .get("iat")
-            .ok_or(Error::MissingClaim { name: "iat" })?;
+        let iat_v = slots.iat.ok_or(Error::MissingClaim { name: "iat" })?;
         let iat = numeric_date("iat", iat_v, Round::Up)?;
-        let nbf = match claims.get("nbf") {
+        let nbf = match slots.nbf {
             None => None,
             Some(v) => Some(numeric_date("nbf", v, Round::Up)?),
         };
@@ -388,10 +384,10 @@ impl Validator {
         if iat > now.saturating_add(leeway) {
             return Err(Error::IssuedInFuture { iat, now, leeway });
         }
-        let subject = required_str(claims, "sub")?;
-        let mcptt_id = required_str(claims, "mcptt_id")?;
+        let subject = required_str(slots.sub, "sub")?;
+        let mcptt_id = required_str(slots.mcptt_id, "mcptt_id")?;
         sip_uri::check(&mcptt_id).map_err(|reason| Error::McpttId { reason })?;
-        let acr = optional_str(claims, "acr")?;
+        let acr = optional_str(slots.acr, "acr")?;
         let valid_from = nbf.unwrap_or(0).max(iat).saturating_sub(leeway);
         Ok(Common {
             issuer,
@@ -406,6 +402,54 @@ impl Validator {
     }
 }
 
+/// The registered claims this crate reads, found in one pass over the members.
+#[derive(Default)]
+struct Slots<'j, 'a> {
+    iss: Option<&'j Json<'a>>,
+    sub: Option<&'j Json<'a>>,
+    aud: Option<&'j Json<'a>>,
+    exp: Option<&'j Json<'a>>,
+    iat: Option<&'j Json<'a>>,
+    nbf: Option<&'j Json<'a>>,
+    jti: Option<&'j Json<'a>>,
+    client_id: Option<&'j Json<'a>>,
+    scope: Option<&'j Json<'a>>,
+    mcptt_id: Option<&'j Json<'a>>,
+    acr: Option<&'j Json<'a>>,
+    nonce: Option<&'j Json<'a>>,
+    azp: Option<&'j Json<'a>>,
+    auth_time: Option<&'j Json<'a>>,
+}
+
+impl<'j, 'a> Slots<'j, 'a> {
+    fn of(claims: &'j Json<'a>) -> Self {
+        let mut s = Self::default();
+        if let Json::Obj(members) = claims {
+            for (name, value) in members {
+                let slot = match name.as_ref() {
+                    "iss" => &mut s.iss,
+                    "sub" => &mut s.sub,
+                    "aud" => &mut s.aud,
+                    "exp" => &mut s.exp,
+                    "iat" => &mut s.iat,
+                    "nbf" => &mut s.nbf,
+                    "jti" => &mut s.jti,
+                    "client_id" => &mut s.client_id,
+                    "scope" => &mut s.scope,
+                    "mcptt_id" => &mut s.mcptt_id,
+                    "acr" => &mut s.acr,
+                    "nonce" => &mut s.nonce,
+                    "azp" => &mut s.azp,
+                    "auth_time" => &mut s.auth_time,
+                    _ => continue,
+                };
+                *slot = Some(value);
+            }
+        }
+        s
+    }
+}
+
 fn invalid(name: &'static str, expected: &'static str, received: &str) -> Error {
     Error::InvalidClaim {
         name,
@@ -414,8 +458,8 @@ fn invalid(name: &'static str, expected: &'static str, received: &str) -> Error 
     }
 }
 
-fn required_str(claims: &Json<'_>, name: &'static str) -> Result<String, Error> {
-    match claims.get(name) {
+fn required_str(slot: Option<&Json<'_>>, name: &'static str) -> Result<String, Error> {
+    match slot {
         None => Err(Error::MissingClaim { name }),
         Some(Json::Str(s)) if !s.is_empty() => Ok(s.to_string()),
         Some(Json::Str(_)) => Err(invalid(name, "a non-empty string", "empty string")),
@@ -423,17 +467,17 @@ fn required_str(claims: &Json<'_>, name: &'static str) -> Result<String, Error> 
     }
 }
 
-fn optional_str(claims: &Json<'_>, name: &'static str) -> Result<Option<String>, Error> {
-    match claims.get(name) {
+fn optional_str(slot: Option<&Json<'_>>, name: &'static str) -> Result<Option<String>, Error> {
+    match slot {
         None => Ok(None),
         Some(Json::Str(s)) => Ok(Some(s.to_string())),
         Some(v) => Err(invalid(name, "a string", v.type_name())),
     }
 }
 
-fn audiences(claims: &Json<'_>) -> Result<Vec<String>, Error> {
+fn audiences(slot: Option<&Json<'_>>) -> Result<Vec<String>, Error> {
     const EXPECTED: &str = "a non-empty string or array of non-empty strings";
-    match claims.get("aud") {
+    match slot {
         None => Err(Error::MissingClaim { name: "aud" }),
         Some(Json::Str(s)) if !s.is_empty() => Ok(vec![s.to_string()]),
         Some(Json::Str(_)) => Err(invalid("aud", EXPECTED, "empty string")),
