@@ -170,7 +170,11 @@ impl Framer {
         let n = keepalive_len(bytes);
         for &b in bytes.get(..n).unwrap_or_default() {
             // the run follows CR LF CR LF; anything else starts over
-            let expect = if self.crlf_run % 2 == 0 { b'\r' } else { b'\n' };
+            let expect = if self.crlf_run.is_multiple_of(2) {
+                b'\r'
+            } else {
+                b'\n'
+            };
             self.crlf_run = if b == expect {
                 self.crlf_run + 1
             } else {
