@@ -556,6 +556,30 @@ async fn html_form_for_people() {
     assert!(page.contains("&lt;script&gt;") && !page.contains("<script>"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_limits_hold() {
+    let s = start(&[]).await;
+    // A body over 16 KiB is refused before it is read into memory.
+    let big = format!(
+        "grant_type=refresh_token&client_id=x&refresh_token={}",
+        "a".repeat(20 * 1024)
+    );
+    assert_eq!(post(&s, "/token", &big).await.status, 413);
+    // More than 64 form fields.
+    let many: Vec<String> = (0..100).map(|i| format!("f{i}=v")).collect();
+    let r = post(&s, "/token", &many.join("&")).await;
+    assert_eq!((r.status, error_of(&r).as_str()), (400, "invalid_request"));
+    // A request head over 16 KiB is answered 431 by hyper, never reaching the IdMS core.
+    let long_query = format!("/authorize?state={}", "s".repeat(20 * 1024));
+    let r = s
+        .client
+        .request("GET", &long_query, None, "text/html")
+        .await;
+    assert_eq!(r.unwrap().status, 431);
+    // The server still serves afterwards.
+    assert!(s.client.discovery().await.is_ok());
+}
+
 /// Drives the login page with headless Chromium through WebDriver (chromedriver).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_page_in_headless_chromium() {
