@@ -616,16 +616,13 @@ impl Response {
         }
     }
 
-    /// Start building a response to `req`, with its Via, From, To, Call-ID and CSeq copied
-    /// (RFC 3261 §8.2.6.2); add a To tag with [`ResponseBuilder::to_tag`].
+    /// Start building a response to `req`, with the headers [`Response::from_request`] copies;
+    /// add a To tag with [`ResponseBuilder::to_tag`].
     #[must_use]
     pub fn builder_for(req: &Request, code: u16) -> ResponseBuilder {
         let mut b = Self::builder(code);
         for e in req.head.headers.entries() {
-            if matches!(
-                e.id,
-                Hid::Via | Hid::From | Hid::To | Hid::CallId | Hid::CSeq
-            ) {
+            if copied(req, code, e.id) {
                 let h = &req.head.headers;
                 // Folded values are copied unfolded (line breaks become spaces); bytes that are
                 // not UTF-8 (which `validate` rejects) are replaced.
@@ -640,8 +637,10 @@ impl Response {
     }
 
     /// A response to `req` with the default reason phrase, copying Via, From, To, Call-ID and
-    /// CSeq (RFC 3261 §8.2.6.2) and with `Content-Length: 0`. Use [`Response::builder_for`] to
-    /// add a To tag, other headers or a body.
+    /// CSeq (RFC 3261 §8.2.6.2), Timestamp in a 100 (§8.2.6.1), and Record-Route in 101-299
+    /// responses to INVITE, SUBSCRIBE and REFER (§12.1.1), with `Content-Length: 0`. Use
+    /// [`Response::builder_for`] to add a To tag (which every response but 100 to a request
+    /// without one needs, §8.2.6.2), other headers or a body.
     #[must_use]
     pub fn from_request(req: &Request, code: u16) -> Self {
         let reason = reason_phrase(code);
@@ -655,10 +654,7 @@ impl Response {
         let mut entries = Vec::with_capacity(8);
         let src = &req.head.headers;
         for e in src.entries() {
-            if matches!(
-                e.id,
-                Hid::Via | Hid::From | Hid::To | Hid::CallId | Hid::CSeq
-            ) {
+            if copied(req, code, e.id) {
                 let ns = v.len();
                 v.extend_from_slice(e.name.bytes(src.buf()));
                 let ne = v.len();
@@ -699,6 +695,24 @@ impl Response {
                 declared_len: Some(0),
             },
         }
+    }
+}
+
+/// Which request headers a response copies: Via, From, To, Call-ID and CSeq (RFC 3261
+/// §8.2.6.2), Timestamp in a 100 (§8.2.6.1), and Record-Route in 101-299 responses to
+/// dialog-creating requests (INVITE, SUBSCRIBE, REFER: §12.1.1, RFC 6665 §4.2.1).
+fn copied(req: &Request, code: u16, id: Hid) -> bool {
+    match id {
+        Hid::Via | Hid::From | Hid::To | Hid::CallId | Hid::CSeq => true,
+        Hid::Timestamp => code == 100,
+        Hid::RecordRoute => {
+            (101..300).contains(&code)
+                && matches!(
+                    req.method,
+                    Method::Invite | Method::Subscribe | Method::Refer
+                )
+        }
+        _ => false,
     }
 }
 

@@ -843,3 +843,28 @@ fn framer_counts_double_crlf_pings_across_chunks() {
     assert_eq!(f.take_pings(), 2);
     assert_eq!(f.buffered(), 0);
 }
+
+#[test]
+fn responses_copy_record_route_for_dialogs_and_timestamp_in_100() {
+    let sub = Request::parse(Bytes::from_static(
+        b"SUBSCRIBE sip:ms@h SIP/2.0\r\nVia: SIP/2.0/TLS p;branch=z9hG4bK1\r\nRecord-Route: <sip:p;lr>\r\nTimestamp: 54\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:ms@h>\r\nCall-ID: c\r\nCSeq: 1 SUBSCRIBE\r\nEvent: mcptt-service-state\r\nContent-Length: 0\r\n\r\n",
+    ))
+    .unwrap();
+    let ok = Response::builder_for(&sub, 200)
+        .to_tag("t")
+        .build()
+        .unwrap();
+    assert_eq!(ok.record_route().unwrap().len(), 1);
+    assert!(!ok.headers().contains("Timestamp"));
+    let trying = Response::from_request(&sub, 100);
+    assert!(trying.headers().contains("Timestamp"));
+    assert!(!trying.headers().contains("Record-Route"));
+    let err = Response::from_request(&sub, 489);
+    assert!(!err.headers().contains("Record-Route"));
+    let reg = register();
+    assert!(
+        !Response::from_request(&reg, 200)
+            .headers()
+            .contains("Record-Route")
+    );
+}
