@@ -545,6 +545,23 @@ async fn html_form_for_people() {
         .unwrap();
     assert_eq!(r.status, 401);
     assert!(r.text().contains("Sign-in failed."));
+    // SIM login in the browser: the first submission shows RAND and AUTN and asks for RES.
+    let sim = authorize_form(ACR_SIM, "erin");
+    let r = s
+        .client
+        .request("POST", "/authorize", Some(&sim), "text/html")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let page = r.text();
+    for needle in [
+        "id=\"rand\"",
+        "id=\"autn\"",
+        "name=\"challenge_id\"",
+        "name=\"res\"",
+    ] {
+        assert!(page.contains(needle), "{needle} missing in {page}");
+    }
     // Markup in parameters is escaped.
     let q = query.replace("state=st", "state=%3Cscript%3E");
     let page = s
