@@ -304,3 +304,134 @@ pub(crate) fn parse_u64(s: &[u8]) -> Option<u64> {
 pub(crate) fn parse_u32(s: &[u8]) -> Option<u32> {
     parse_u64(s).and_then(|v| u32::try_from(v).ok())
 }
+
+/// Whether `s` is an IPv6 address in RFC 4291 §2.2 text form (without brackets): eight groups
+/// of 1-4 hex digits, at most one `::`, optionally ending in a dotted IPv4 address.
+pub(crate) fn is_ipv6(s: &[u8]) -> bool {
+    let mut groups = 0usize;
+    let mut compressed = false;
+    let mut i = 0;
+    if s.starts_with(b"::") {
+        compressed = true;
+        i = 2;
+        if s.len() == 2 {
+            return true;
+        }
+    } else if s.first() == Some(&b':') {
+        return false;
+    }
+    loop {
+        // one group (or a trailing IPv4 address)
+        let start = i;
+        while s.get(i).is_some_and(u8::is_ascii_hexdigit) {
+            i += 1;
+        }
+        if s.get(i) == Some(&b'.') {
+            // dotted quad takes the place of two groups
+            return is_ipv4(s.get(start..).unwrap_or_default())
+                && if compressed {
+                    groups + 2 < 8
+                } else {
+                    groups + 2 == 8
+                };
+        }
+        let len = i - start;
+        if len == 0 || len > 4 {
+            return false;
+        }
+        groups += 1;
+        match s.get(i) {
+            None => return if compressed { groups < 8 } else { groups == 8 },
+            Some(b':') => {
+                if s.get(i + 1) == Some(&b':') {
+                    if compressed {
+                        return false;
+                    }
+                    compressed = true;
+                    i += 2;
+                    if i == s.len() {
+                        return groups < 8;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            Some(_) => return false,
+        }
+        if groups >= 8 {
+            return false;
+        }
+    }
+}
+
+/// Whether `s` is a dotted-quad IPv4 address.
+pub(crate) fn is_ipv4(s: &[u8]) -> bool {
+    let mut n = 0;
+    for part in s.split(|&b| b == b'.') {
+        n += 1;
+        if part.is_empty()
+            || part.len() > 3
+            || (part.len() > 1 && part.first() == Some(&b'0'))
+            || !part.iter().all(u8::is_ascii_digit)
+        {
+            return false;
+        }
+        if parse_u64(part).is_none_or(|v| v > 255) {
+            return false;
+        }
+    }
+    n == 4
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_matches_std() {
+        for s in [
+            "::",
+            "::1",
+            "1::",
+            "2001:db8::10",
+            "2001:db8::10:5070",
+            "::ffff:192.0.2.2",
+            "2001:db8::192.0.2.1",
+            "1:2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:192.0.2.1",
+            "1::8",
+            "fe80::1:2:3:4:5:6",
+            "1:2:3:4:5:6:7::",
+            "2001:db8:::192.0.2.1",
+            "1:2:3:4:5:6:7:8:9",
+            "1:2:3:4:5:6:7",
+            ":1::2",
+            "1::2::3",
+            "12345::",
+            "g::1",
+            "1:2:3:4:5:6:7:192.0.2.1",
+            "::192.0.2.256",
+            "::1.2.3",
+            "1:",
+            ":",
+            "",
+            "1::2:",
+            "::ffff:1.2.3.04",
+            "1:2:3:4:5:6:7:8::",
+            "::1:2:3:4:5:6:7",
+            "1:2:3:4::5:6:7:8",
+        ] {
+            let std_ok = s.parse::<std::net::Ipv6Addr>().is_ok();
+            assert_eq!(is_ipv6(s.as_bytes()), std_ok, "{s:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ipv6_agrees_with_std(s in "[0-9a-fA-F:.]{0,45}", g in proptest::prelude::any::<[u16; 8]>()) {
+            proptest::prop_assert_eq!(is_ipv6(s.as_bytes()), s.parse::<std::net::Ipv6Addr>().is_ok(), "{:?}", s);
+            let text = std::net::Ipv6Addr::from(g).to_string();
+            proptest::prop_assert!(is_ipv6(text.as_bytes()), "{}", text);
+        }
+    }
+}

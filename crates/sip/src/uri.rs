@@ -176,10 +176,7 @@ impl Uri {
                 .map(|k| k + i)
                 .ok_or_else(|| uri_err(i, "']' closing the IPv6 reference"))?;
             let inner = s.get(i + 1..close).unwrap_or_default();
-            let ok = std::str::from_utf8(inner)
-                .ok()
-                .and_then(|t| std::net::Ipv6Addr::from_str(t).ok())
-                .is_some();
+            let ok = chars::is_ipv6(inner);
             if !ok {
                 return Err(uri_err(i + 1, "an IPv6 address (RFC 4291)"));
             }

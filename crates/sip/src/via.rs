@@ -33,10 +33,7 @@ fn parse_host(c: &mut Cursor<'_>) -> Result<Span> {
             .map(|k| k + hs)
             .ok_or_else(|| perr(hs, "']' closing the IPv6 reference"))?;
         let inner = c.s.get(hs + 1..close).unwrap_or_default();
-        let ok = std::str::from_utf8(inner)
-            .ok()
-            .and_then(|t| std::net::Ipv6Addr::from_str(t).ok())
-            .is_some();
+        let ok = chars::is_ipv6(inner);
         if !ok {
             return Err(perr(hs + 1, "an IPv6 address (RFC 4291)"));
         }
@@ -48,6 +45,14 @@ fn parse_host(c: &mut Cursor<'_>) -> Result<Span> {
         }
     }
     Ok(Span::new(hs, c.pos))
+}
+
+/// Whether `v` is an IPv4 address or an IPv6 address with or without brackets (RFC 5118 §4.5).
+fn is_ip(v: &[u8]) -> bool {
+    match v.strip_prefix(b"[").and_then(|v| v.strip_suffix(b"]")) {
+        Some(v6) => chars::is_ipv6(v6),
+        None => chars::is_ipv4(v) || chars::is_ipv6(v),
+    }
 }
 
 /// Parse an IP address written with or without IPv6 brackets.
@@ -98,7 +103,7 @@ fn parse_one(src: &Bytes, c: &mut Cursor<'_>) -> Result<Via> {
     };
     // RFC 3261 §20.42 / RFC 3581 / RFC 5118 value checks
     if let Some(r) = v.params.get("received")
-        && parse_ip(r).is_none()
+        && !is_ip(r.as_bytes())
     {
         return Err(perr(start, "received=IP address"));
     }
