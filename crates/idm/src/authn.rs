@@ -9,6 +9,31 @@
 //! An agency adds its own method by implementing [`Authenticator`] and registering it with
 //! [`crate::Idms::add_method`]. A method may finish in one step ([`Outcome::Authenticated`]) or
 //! hand back a [`Challenge`] whose parameters the client answers in the next request.
+//!
+//! ```
+//! use mcptt_idm::authn::{AuthFailure, Authenticator, Field, FieldKind, LoginInput, Outcome};
+//! use mcptt_idm::{RandomSource, User};
+//! use std::time::SystemTime;
+//!
+//! /// An agency method: a badge number checked by the agency's own rule.
+//! struct BadgeMethod;
+//!
+//! impl Authenticator for BadgeMethod {
+//!     fn acr(&self) -> &str {
+//!         "urn:example-agency:acr:badge"
+//!     }
+//!     fn fields(&self) -> &'static [Field] {
+//!         &[Field { name: "badge", label: "Badge number", kind: FieldKind::Password }]
+//!     }
+//!     fn authenticate(&mut self, user: &User, input: &LoginInput<'_>, _now: SystemTime, _rng: &dyn RandomSource) -> Result<Outcome, AuthFailure> {
+//!         let badge = input.get("badge").ok_or(AuthFailure::MissingField("badge"))?;
+//!         let expected = if user.mcptt_id.as_str() == "sip:alice@mcptt.example" { "4711" } else { "" };
+//!         if !expected.is_empty() && badge == expected { Ok(Outcome::Authenticated) } else { Err(AuthFailure::WrongPassword) }
+//!     }
+//! }
+//! // Registered with `idms.add_method(Box::new(BadgeMethod))`; a request with
+//! // `acr_values=urn:example-agency:acr:badge` then uses it, and the tokens carry that `acr`.
+//! ```
 
 use crate::directory::{McpttId, User};
 use crate::milenage::{AkaFailure, AuthVector, RAND_LEN};

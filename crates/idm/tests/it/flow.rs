@@ -497,3 +497,79 @@ fn discovery_document() {
         serde_json::json!([ACR_PASSWORD, ACR_TWO_FACTOR, ACR_SIM])
     );
 }
+
+/// An agency's own method, plugged in through the trait.
+struct BadgeMethod;
+
+impl mcptt_idm::Authenticator for BadgeMethod {
+    fn acr(&self) -> &str {
+        "urn:example-agency:acr:badge"
+    }
+    fn fields(&self) -> &'static [mcptt_idm::authn::Field] {
+        &[mcptt_idm::authn::Field {
+            name: "badge",
+            label: "Badge",
+            kind: mcptt_idm::authn::FieldKind::Password,
+        }]
+    }
+    fn authenticate(
+        &mut self,
+        user: &mcptt_idm::User,
+        input: &mcptt_idm::authn::LoginInput<'_>,
+        _now: SystemTime,
+        _rng: &dyn mcptt_idm::RandomSource,
+    ) -> Result<mcptt_idm::authn::Outcome, AuthFailure> {
+        match input.get("badge") {
+            Some("4711") if user.mcptt_id.as_str() == "sip:alice@mcptt.example" => {
+                Ok(mcptt_idm::authn::Outcome::Authenticated)
+            }
+            Some(_) => Err(AuthFailure::WrongPassword),
+            None => Err(AuthFailure::MissingField("badge")),
+        }
+    }
+}
+
+#[test]
+fn agency_method_plugs_in() {
+    let mut idms = idms();
+    idms.add_method(Box::new(BadgeMethod));
+    let acr = "urn:example-agency:acr:badge";
+    assert!(idms.acr_values().iter().any(|a| a == acr));
+    assert_eq!(
+        idms.discovery()["acr_values_supported"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    let page = idms
+        .authorize(&parse_form(&authorize_params(acr), 64).unwrap())
+        .unwrap();
+    assert_eq!(page.fields[0].name, "badge");
+    let out = login(
+        &mut idms,
+        acr,
+        "username=sip%3Aalice%40mcptt.example&badge=1234",
+        source(7),
+        at(0),
+    );
+    assert!(
+        matches!(
+            out,
+            LoginOutcome::Failed {
+                failure: AuthFailure::WrongPassword,
+                ..
+            }
+        ),
+        "{out:?}"
+    );
+    let code = code_of(&login(
+        &mut idms,
+        acr,
+        "username=sip%3Aalice%40mcptt.example&badge=4711",
+        source(7),
+        at(1),
+    ));
+    let t = redeem(&mut idms, &code, at(2)).unwrap();
+    check_tokens(&idms, &t, "sip:alice@mcptt.example", acr, T0 + 2);
+}
