@@ -32,6 +32,22 @@ fn is_content_length(name: &[u8]) -> bool {
 /// [`Error::MissingContentLength`], [`Error::ContentLengthMismatch`], a malformed
 /// Content-Length ([`Error::Header`]), a leading CR/LF ([`Error::StartLine`]), or a limit.
 pub fn frame(buf: &[u8], limits: &Limits) -> Result<Status> {
+    frame_from(buf, limits, &mut Scan::default())
+}
+
+/// How far [`frame_from`] got in the current message, so that a framer fed small chunks
+/// resumes instead of rescanning (linear time in the message size).
+#[derive(Debug, Clone, Copy, Default)]
+struct Scan {
+    /// Start of the first line not yet scanned.
+    pos: usize,
+    /// Whether the start line was scanned.
+    started: bool,
+    cl: Option<usize>,
+    head_end: Option<usize>,
+}
+
+fn frame_from(buf: &[u8], limits: &Limits, st: &mut Scan) -> Result<Status> {
     if matches!(buf.first(), Some(b'\r' | b'\n')) {
         return Err(Error::StartLine {
             offset: 0,
@@ -39,10 +55,11 @@ pub fn frame(buf: &[u8], limits: &Limits) -> Result<Status> {
         });
     }
     let window = buf.len().min(limits.max_head_size.saturating_add(1));
-    let mut pos = 0;
-    let mut first = true;
-    let mut cl: Option<usize> = None;
     let head_end = loop {
+        if let Some(h) = st.head_end {
+            break h;
+        }
+        let pos = st.pos;
         let Some(k) = memchr::memchr(b'\n', buf.get(pos..window).unwrap_or_default()) else {
             if window - pos > limits.max_line_length {
                 return Err(Error::LineTooLong {
@@ -67,16 +84,15 @@ pub fn frame(buf: &[u8], limits: &Limits) -> Result<Status> {
         }
         let line = buf.get(pos..nl).unwrap_or_default();
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() && !first {
+        if line.is_empty() && st.started {
+            st.head_end = Some(nl + 1);
             break nl + 1;
         }
-        if !first
+        if st.started
             && matches!(line.first(), Some(b'c' | b'C' | b'l' | b'L'))
             && let Some(colon) = memchr::memchr(b':', line)
         {
-            let name = line.get(..colon).unwrap_or_default();
-            let name = name.strip_suffix(b" ").unwrap_or(name);
-            let name = name.strip_suffix(b"\t").unwrap_or(name);
+            let name = line.get(..colon).unwrap_or_default().trim_ascii_end();
             if is_content_length(name) {
                 let v = line.get(colon + 1..).unwrap_or_default();
                 let v = v.trim_ascii();
@@ -87,16 +103,16 @@ pub fn frame(buf: &[u8], limits: &Limits) -> Result<Status> {
                         offset: pos + colon + 1,
                         expected: "a decimal Content-Length",
                     })?;
-                match cl {
+                match st.cl {
                     Some(prev) if prev != n => return Err(Error::ContentLengthMismatch),
-                    _ => cl = Some(n),
+                    _ => st.cl = Some(n),
                 }
             }
         }
-        first = false;
-        pos = nl + 1;
+        st.started = true;
+        st.pos = nl + 1;
     };
-    let body = cl.ok_or(Error::MissingContentLength)?;
+    let body = st.cl.ok_or(Error::MissingContentLength)?;
     if body > limits.max_body_size {
         return Err(Error::BodyTooLarge {
             size: body,
@@ -149,6 +165,8 @@ pub struct Framer {
     /// Keep-alive state between messages: CR/LF bytes seen in the current run.
     crlf_run: u8,
     pings: usize,
+    /// Progress of the framing scan of the buffered message.
+    scan: Scan,
 }
 
 impl Framer {
@@ -161,6 +179,7 @@ impl Framer {
             error: None,
             crlf_run: 0,
             pings: 0,
+            scan: Scan::default(),
         }
     }
 
@@ -246,15 +265,17 @@ impl Framer {
         if skip > 0 {
             let prefix = self.buf.split_to(skip);
             self.skip_keepalives(&prefix);
+            self.scan = Scan::default();
         }
         if self.buf.is_empty() {
             return Ok(None);
         }
         // a message starts: the next keep-alive run starts afresh
         self.crlf_run = 0;
-        match frame(&self.buf, &self.limits) {
+        match frame_from(&self.buf, &self.limits, &mut self.scan) {
             Ok(Status::Partial) => Ok(None),
             Ok(Status::Complete(n)) => {
+                self.scan = Scan::default();
                 let bytes = self.buf.split_to(n).freeze();
                 match Message::parse_with(bytes, &self.limits) {
                     Ok(m) => Ok(Some(m)),

@@ -868,3 +868,32 @@ fn responses_copy_record_route_for_dialogs_and_timestamp_in_100() {
             .contains("Record-Route")
     );
 }
+
+#[test]
+fn framer_resumes_its_scan_on_byte_by_byte_input() {
+    // a large head fed one byte at a time frames in linear time and equals the whole parse
+    let mut head = String::from("OPTIONS sip:a@b SIP/2.0\r\n");
+    for i in 0..300 {
+        head.push_str(&format!("X-H{i}: {}\r\n", "v".repeat(30)));
+    }
+    head.push_str("Content-Length  : 4\r\n\r\nbody");
+    let lim = Limits {
+        max_head_size: 64 * 1024,
+        max_headers: 1000,
+        ..Limits::default()
+    };
+    let mut f = Framer::new(lim.clone());
+    let mut got = None;
+    for b in head.as_bytes() {
+        f.push(std::slice::from_ref(b));
+        if let Some(m) = f.next_message().unwrap() {
+            got = Some(m);
+        }
+    }
+    let whole = Message::parse_with(Bytes::from(head.clone()), &lim).unwrap();
+    assert_eq!(got, Some(whole));
+    assert_eq!(
+        frame(head.as_bytes(), &lim).unwrap(),
+        Status::Complete(head.len())
+    );
+}
