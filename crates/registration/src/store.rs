@@ -26,7 +26,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::binding::AorRecord;
+use crate::binding::{AorRecord, Binding};
 
 /// Why a store refused a write.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,6 +53,10 @@ pub trait RegistrationStore {
     /// # Errors
     /// [`StoreError::Conflict`] when the current version differs.
     fn write(&mut self, aor: &str, expected: u64, record: AorRecord) -> Result<u64, StoreError>;
+
+    /// Atomically removes and returns the bindings of `aor` expired at `now`
+    /// (`expires_at <= now`); a shared store implements it as one conditional delete.
+    fn remove_expired(&mut self, aor: &str, now: Instant) -> Vec<Binding>;
 
     /// The earliest binding expiry in the store.
     fn next_expiry(&self) -> Option<Instant>;
@@ -108,7 +112,12 @@ impl RegistrationStore for MemoryStore {
         self.map.get(aor).map(|e| (e.version, e.record.clone()))
     }
 
-    fn write(&mut self, aor: &str, expected: u64, record: AorRecord) -> Result<u64, StoreError> {
+    fn write(
+        &mut self,
+        aor: &str,
+        expected: u64,
+        mut record: AorRecord,
+    ) -> Result<u64, StoreError> {
         let current = self.map.get(aor).map_or(0, |e| e.version);
         if current != expected {
             return Err(StoreError::Conflict { current });
@@ -130,6 +139,8 @@ impl RegistrationStore for MemoryStore {
         if record.bindings.is_empty() {
             return Ok(version);
         }
+        // Most AoRs hold one binding: do not keep Vec's default growth slack.
+        record.bindings.shrink_to_fit();
         let next_expiry = record.next_expiry();
         if let Some(t) = next_expiry {
             self.expiry.insert((t, Arc::clone(&key)));
@@ -146,17 +157,59 @@ impl RegistrationStore for MemoryStore {
         Ok(version)
     }
 
+    fn remove_expired(&mut self, aor: &str, now: Instant) -> Vec<Binding> {
+        let Some((key, entry)) = self.map.get_key_value(aor) else {
+            return Vec::new();
+        };
+        if entry.next_expiry.is_none_or(|t| t > now) {
+            return Vec::new();
+        }
+        let key = Arc::clone(key);
+        let Some(mut entry) = self.map.remove(aor) else {
+            return Vec::new();
+        };
+        if let Some(t) = entry.next_expiry {
+            self.expiry.remove(&(t, Arc::clone(&key)));
+        }
+        let (expired, kept): (Vec<Binding>, Vec<Binding>) = entry
+            .record
+            .bindings
+            .drain(..)
+            .partition(|b| b.is_expired(now));
+        self.bindings -= expired.len();
+        self.next_version += 1;
+        if !kept.is_empty() {
+            let record = AorRecord { bindings: kept };
+            let next_expiry = record.next_expiry();
+            if let Some(t) = next_expiry {
+                self.expiry.insert((t, Arc::clone(&key)));
+            }
+            self.map.insert(
+                key,
+                Entry {
+                    version: self.next_version,
+                    record,
+                    next_expiry,
+                },
+            );
+        }
+        expired
+    }
+
     fn next_expiry(&self) -> Option<Instant> {
         self.expiry.first().map(|(t, _)| *t)
     }
 
     fn due(&self, now: Instant, max: usize) -> Vec<String> {
-        self.expiry
-            .iter()
-            .take_while(|(t, _)| *t <= now)
-            .take(max)
-            .map(|(_, a)| a.to_string())
-            .collect()
+        let mut out = Vec::with_capacity(max.min(64));
+        out.extend(
+            self.expiry
+                .iter()
+                .take_while(|(t, _)| *t <= now)
+                .take(max)
+                .map(|(_, a)| a.to_string()),
+        );
+        out
     }
 
     fn aor_count(&self) -> usize {
@@ -165,5 +218,84 @@ impl RegistrationStore for MemoryStore {
 
     fn binding_count(&self) -> usize {
         self.bindings
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn binding(id: u64, at: Instant, secs: u64) -> Binding {
+        Binding {
+            id,
+            uri: format!("sip:u@192.0.2.{id}"),
+            contact: format!("<sip:u@192.0.2.{id}>"),
+            instance: None,
+            reg_id: None,
+            call_id: "c".into(),
+            cseq: 1,
+            registered_at: at,
+            expires_at: at + Duration::from_secs(secs),
+            request: Bytes::new(),
+            third_party: Vec::new(),
+        }
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // the test's clock origin
+    fn versioned_writes_expiry_index_and_remove_expired() {
+        let t = Instant::now();
+        let mut s = MemoryStore::new();
+        let v1 = s
+            .write(
+                "a",
+                0,
+                AorRecord {
+                    bindings: vec![binding(1, t, 10), binding(2, t, 20)],
+                },
+            )
+            .unwrap();
+        // A writer holding a stale version is refused.
+        assert_eq!(
+            s.write("a", 0, AorRecord::default()),
+            Err(StoreError::Conflict { current: v1 })
+        );
+        let v2 = s
+            .write(
+                "b",
+                0,
+                AorRecord {
+                    bindings: vec![binding(3, t, 5)],
+                },
+            )
+            .unwrap();
+        assert!(v2 > v1);
+        assert_eq!(s.binding_count(), 3);
+        assert_eq!(s.aor_count(), 2);
+        assert_eq!(s.next_expiry(), Some(t + Duration::from_secs(5)));
+        assert!(s.due(t + Duration::from_secs(4), 10).is_empty());
+        assert_eq!(
+            s.due(t + Duration::from_secs(10), 10),
+            vec!["b".to_owned(), "a".to_owned()]
+        );
+        assert_eq!(s.due(t + Duration::from_secs(10), 1).len(), 1);
+        let gone = s.remove_expired("a", t + Duration::from_secs(10));
+        assert_eq!(gone.iter().map(|b| b.id).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(s.get("a").unwrap().bindings.len(), 1);
+        // The version moved: the old one is refused.
+        assert!(s.write("a", v1, AorRecord::default()).is_err());
+        let (v, _) = s.load("a").unwrap();
+        s.write("a", v, AorRecord::default()).unwrap();
+        assert!(s.load("a").is_none(), "an empty record deletes the AoR");
+        assert_eq!(s.remove_expired("b", t + Duration::from_secs(5)).len(), 1);
+        assert_eq!(
+            (s.aor_count(), s.binding_count(), s.next_expiry()),
+            (0, 0, None)
+        );
     }
 }

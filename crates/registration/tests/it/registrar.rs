@@ -388,3 +388,71 @@ fn malformed_registers_get_400_not_panic() {
     }
     assert_eq!(r.store().binding_count(), 0);
 }
+
+/// A store shared with another (simulated) instance that writes to the same AoR between
+/// our load and our write `conflicts` times.
+struct Contended {
+    inner: mcptt_registration::MemoryStore,
+    conflicts: usize,
+}
+
+impl RegistrationStore for Contended {
+    fn load(&self, aor: &str) -> Option<(u64, mcptt_registration::AorRecord)> {
+        self.inner.load(aor)
+    }
+    fn write(
+        &mut self,
+        aor: &str,
+        expected: u64,
+        record: mcptt_registration::AorRecord,
+    ) -> Result<u64, mcptt_registration::StoreError> {
+        if self.conflicts > 0 {
+            self.conflicts -= 1;
+            // The other instance rewrites the current record: the version moves on.
+            let (v, rec) = self.inner.load(aor).unwrap_or_default();
+            self.inner.write(aor, v, rec)?;
+        }
+        self.inner.write(aor, expected, record)
+    }
+    fn remove_expired(
+        &mut self,
+        aor: &str,
+        now: std::time::Instant,
+    ) -> Vec<mcptt_registration::Binding> {
+        self.inner.remove_expired(aor, now)
+    }
+    fn next_expiry(&self) -> Option<std::time::Instant> {
+        self.inner.next_expiry()
+    }
+    fn due(&self, now: std::time::Instant, max: usize) -> Vec<String> {
+        self.inner.due(now, max)
+    }
+    fn aor_count(&self) -> usize {
+        self.inner.aor_count()
+    }
+    fn binding_count(&self) -> usize {
+        self.inner.binding_count()
+    }
+}
+
+#[test]
+fn versioned_writes_retry_on_conflict_then_give_up_with_500() {
+    let now = Clock::new().now();
+    let store = Contended {
+        inner: mcptt_registration::MemoryStore::new(),
+        conflicts: 2,
+    };
+    let mut r = mcptt_registration::Registrar::with_store(config(), store, 1);
+    let out = r.handle_register(now, PEER, &register(AOR, "a", 1, &[ce(1, 600)], None));
+    assert_eq!(out.response.status(), 200, "{:?}", out.result);
+    assert_eq!(r.bindings(now, AOR).len(), 1);
+    let evs: Vec<Event> = std::iter::from_fn(|| r.poll_event()).collect();
+    assert_eq!(evs.len(), 1, "one event despite the retries: {evs:?}");
+
+    // Another instance keeps rewriting the AoR: after a bounded number of attempts, 500.
+    r.store_mut().conflicts = 100;
+    let out = r.handle_register(now, PEER, &register(AOR, "a", 2, &[ce(1, 900)], None));
+    assert_eq!(out.response.status(), 500);
+    assert!(r.poll_event().is_none());
+    assert_eq!(r.bindings(now, AOR)[0].cseq, 1, "nothing changed");
+}
