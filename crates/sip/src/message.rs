@@ -176,7 +176,9 @@ fn unlimited() -> Limits {
 impl Message {
     /// Parse one message from a datagram-style buffer with the default [`Limits`].
     ///
-    /// Leading CRLFs are skipped. The body is the Content-Length bytes after the header
+    /// The buffer must start with the start line (stream keep-alives are the framer's to skip,
+    /// RFC 3261 §7.5), so an unmodified message encodes byte for byte as received. The body is
+    /// the Content-Length bytes after the header
     /// section; bytes after that are ignored (RFC 3261 §18.3, RFC 4475 `dblreq`). Without a
     /// Content-Length the body is the rest of the buffer. If Content-Length announces more bytes
     /// than there are, the message keeps the bytes that are there and [`Message::validate`]
@@ -205,13 +207,6 @@ impl Message {
                 size: buf.len(),
                 limit: limits.max_message_size,
             });
-        }
-        let lead = buf
-            .iter()
-            .take_while(|&&b| b == b'\r' || b == b'\n')
-            .count();
-        if lead > 0 {
-            buf = buf.slice(lead..);
         }
         let s: &[u8] = &buf;
         let nl = memchr::memchr(b'\n', s).ok_or_else(|| {
