@@ -279,7 +279,11 @@ impl<R: Random> Publisher<R> {
         self.on_response(now, View::parse(response))
     }
 
-    fn on_response(&mut self, now: Instant, view: Result<View, &'static str>) -> Result<(), Error> {
+    fn on_response(
+        &mut self,
+        now: Instant,
+        view: Result<View<'_>, &'static str>,
+    ) -> Result<(), Error> {
         let resp = view.map_err(|what| Error::MalformedMessage { what: what.into() })?;
         let PubState::Pending { op, cseq, etag } = self.state.clone() else {
             return Err(Error::NoMatch("no PUBLISH pending"));
@@ -297,7 +301,11 @@ impl<R: Random> Publisher<R> {
                 self.events.push_back(PublisherEvent::SignedOff);
             }
             200..=299 => {
-                let new_etag = resp.sip_etag.clone().or(etag).unwrap_or_default();
+                let new_etag = resp
+                    .sip_etag
+                    .map(str::to_owned)
+                    .or(etag)
+                    .unwrap_or_default();
                 let expires = resp.expires.unwrap_or(self.expires);
                 // Refresh ahead of expiry: at 3/4 of the interval, at least 5 s before it.
                 let ahead = u64::from(expires / 4).max(5).min(u64::from(expires));
@@ -333,7 +341,7 @@ impl<R: Random> Publisher<R> {
             }
             status => {
                 self.state = PubState::Idle;
-                let warning = resp.warning.clone();
+                let warning = resp.warning.map(str::to_owned);
                 self.events
                     .push_back(PublisherEvent::Rejected { status, warning });
             }
@@ -546,15 +554,15 @@ impl<R: Random> Subscriber<R> {
 
     fn learn_dialog(
         &mut self,
-        remote_tag: Option<&String>,
-        contact: Option<&String>,
-        record_route: &[String],
+        remote_tag: Option<&str>,
+        contact: Option<&str>,
+        record_route: &[&str],
         reverse: bool,
     ) {
         if self.remote_tag.is_none() {
-            self.remote_tag = remote_tag.cloned();
+            self.remote_tag = remote_tag.map(str::to_owned);
             // RFC 3261 §12.1.2: the UAC's route set is the Record-Route list reversed.
-            self.route_set = record_route.to_vec();
+            self.route_set = record_route.iter().map(|r| (*r).to_owned()).collect();
             if reverse {
                 self.route_set.reverse();
             }
@@ -585,7 +593,11 @@ impl<R: Random> Subscriber<R> {
         self.on_response(now, View::parse(response))
     }
 
-    fn on_response(&mut self, now: Instant, view: Result<View, &'static str>) -> Result<(), Error> {
+    fn on_response(
+        &mut self,
+        now: Instant,
+        view: Result<View<'_>, &'static str>,
+    ) -> Result<(), Error> {
         let resp = view.map_err(|what| Error::MalformedMessage { what: what.into() })?;
         if resp.call_id != self.call_id
             || Some(resp.cseq) != self.pending_cseq
@@ -599,12 +611,7 @@ impl<R: Random> Subscriber<R> {
         self.pending_cseq = None;
         match resp.status {
             200..=299 => {
-                self.learn_dialog(
-                    resp.to_tag.as_ref(),
-                    resp.contact.as_ref(),
-                    &resp.record_route,
-                    true,
-                );
+                self.learn_dialog(resp.to_tag, resp.contact, &resp.record_route, true);
                 if self.state != SubState::Terminating && self.state != SubState::Terminated {
                     let expires = resp.expires.unwrap_or(self.expires);
                     self.schedule_refresh(now, expires);
@@ -655,7 +662,11 @@ impl<R: Random> Subscriber<R> {
         self.on_request(now, View::parse(request))
     }
 
-    fn on_request(&mut self, now: Instant, view: Result<View, &'static str>) -> Result<(), Error> {
+    fn on_request(
+        &mut self,
+        now: Instant,
+        view: Result<View<'_>, &'static str>,
+    ) -> Result<(), Error> {
         let req = view.map_err(|what| Error::MalformedMessage { what: what.into() })?;
         let result = self.notify(now, &req);
         let code = match &result {
@@ -669,13 +680,13 @@ impl<R: Random> Subscriber<R> {
         result
     }
 
-    fn notify(&mut self, now: Instant, req: &View) -> Result<(), Error> {
+    fn notify(&mut self, now: Instant, req: &View<'_>) -> Result<(), Error> {
         if req.method != "NOTIFY" {
             return Err(Error::NoMatch("only NOTIFY is accepted in the dialog"));
         }
         let ours = req.call_id == self.call_id
             && req.to_tag.as_deref() == Some(&self.local_tag)
-            && (self.remote_tag.is_none() || req.from_tag == self.remote_tag)
+            && (self.remote_tag.is_none() || req.from_tag == self.remote_tag.as_deref())
             && !matches!(self.state, SubState::Idle | SubState::Terminated);
         if !ours {
             return Err(Error::NoMatch(
@@ -688,7 +699,7 @@ impl<R: Random> Subscriber<R> {
             .is_some_and(|(p, _)| p.eq_ignore_ascii_case(SERVICE_STATE_EVENT))
         {
             return Err(Error::BadEvent(
-                req.event.as_ref().map(|e| e.0.clone()).unwrap_or_default(),
+                req.event.map(|e| e.0.to_owned()).unwrap_or_default(),
             ));
         }
         if let Some(last) = self.remote_cseq
@@ -723,12 +734,7 @@ impl<R: Random> Subscriber<R> {
             Some(ServiceState::parse(&req.body)?)
         };
         self.remote_cseq = Some(req.cseq);
-        self.learn_dialog(
-            req.from_tag.as_ref(),
-            req.contact.as_ref(),
-            &req.record_route,
-            false,
-        );
+        self.learn_dialog(req.from_tag, req.contact, &req.record_route, false);
         if let Some(s) = body {
             // Versions never go back; an older version (reordered delivery) is not surfaced.
             if self.last_version.is_none_or(|v| s.version >= v) {
@@ -736,8 +742,8 @@ impl<R: Random> Subscriber<R> {
                 self.events.push_back(SubscriberEvent::State(s));
             }
         }
-        match state.as_str() {
-            "terminated" => self.end(reason),
+        match state.to_ascii_lowercase().as_str() {
+            "terminated" => self.end(reason.map(str::to_owned)),
             _ => {
                 if let (Some(e), SubState::Pending | SubState::Active { .. }) =
                     (expires, self.state)

@@ -413,7 +413,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         self.handle_read(now, now_unix, View::parse(request));
     }
 
-    fn handle_read(&mut self, now: Instant, now_unix: u64, view: Result<View, &'static str>) {
+    fn handle_read(&mut self, now: Instant, now_unix: u64, view: Result<View<'_>, &'static str>) {
         match view {
             Ok(view) => self.handle_view(now, now_unix, &view),
             Err(what) => {
@@ -425,8 +425,8 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         }
     }
 
-    pub(crate) fn handle_view(&mut self, now: Instant, now_unix: u64, req: &View) {
-        let result = match req.method.as_str() {
+    pub(crate) fn handle_view(&mut self, now: Instant, now_unix: u64, req: &View<'_>) {
+        let result = match req.method {
             "PUBLISH" => self.publish(now, now_unix, req),
             "SUBSCRIBE" => self.subscribe(now, now_unix, req),
             _ => Err(Refusal::with(405, "Allow", "PUBLISH, SUBSCRIBE".into())),
@@ -459,7 +459,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         Refusal::forbidden()
     }
 
-    fn asserted(req: &View) -> Option<String> {
+    fn asserted(req: &View<'_>) -> Option<String> {
         req.pai
             .iter()
             .find(|u| {
@@ -492,7 +492,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         Ok(grant)
     }
 
-    fn event_package(req: &View, expected: &'static str) -> Result<(), Refusal> {
+    fn event_package(req: &View<'_>, expected: &'static str) -> Result<(), Refusal> {
         match &req.event {
             Some((package, _)) if package.eq_ignore_ascii_case(expected) => Ok(()),
             _ => Err(Refusal::with(489, "Allow-Events", expected.into())),
@@ -501,7 +501,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
 
     // ----- PUBLISH (RFC 3903 §6) -----
 
-    fn publish(&mut self, now: Instant, now_unix: u64, req: &View) -> Result<(), Refusal> {
+    fn publish(&mut self, now: Instant, now_unix: u64, req: &View<'_>) -> Result<(), Refusal> {
         Self::event_package(req, POC_SETTINGS_EVENT)?;
         let body = match PublishBody::parse_with(
             req.content_type.as_deref().unwrap_or(""),
@@ -554,7 +554,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         &mut self,
         now: Instant,
         now_unix: u64,
-        req: &View,
+        req: &View<'_>,
         impu: &str,
         token: &str,
         client_id: Option<&str>,
@@ -625,7 +625,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         &mut self,
         now: Instant,
         now_unix: u64,
-        req: &View,
+        req: &View<'_>,
         impu: &str,
         etag: &str,
         expires: u32,
@@ -694,7 +694,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         Ok(())
     }
 
-    fn respond_publish(&mut self, req: &View, etag: &str, expires: u32) {
+    fn respond_publish(&mut self, req: &View<'_>, etag: &str, expires: u32) {
         let mut b = Builder::response(req, 200, None);
         b.header("SIP-ETag", etag)
             .header_fmt("Expires", format_args!("{expires}"));
@@ -828,7 +828,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
 
     // ----- SUBSCRIBE (RFC 6665 §4.2) -----
 
-    fn subscribe(&mut self, now: Instant, now_unix: u64, req: &View) -> Result<(), Refusal> {
+    fn subscribe(&mut self, now: Instant, now_unix: u64, req: &View<'_>) -> Result<(), Refusal> {
         Self::event_package(req, SERVICE_STATE_EVENT)?;
         let expires = req.expires.unwrap_or(self.config.max_subscribe_expires);
         if expires != 0 && expires < self.config.min_subscribe_expires {
@@ -921,16 +921,16 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         self.next_id += 1;
         let sub = Subscription {
             session,
-            call_id: req.call_id.clone(),
+            call_id: req.call_id.to_owned(),
             our_tag: our_tag.clone(),
-            their_tag: from_tag,
-            local_uri: req.to_uri.clone(),
-            remote_uri: req.from_uri.clone(),
-            remote_target: contact,
-            route_set: req.record_route.clone(),
+            their_tag: from_tag.to_owned(),
+            local_uri: req.to_uri.to_owned(),
+            remote_uri: req.from_uri.to_owned(),
+            remote_target: contact.to_owned(),
+            route_set: req.record_route.iter().map(|r| (*r).to_owned()).collect(),
             local_cseq: 0,
             remote_cseq: req.cseq,
-            event_id: req.event.as_ref().and_then(|(_, id)| id.clone()),
+            event_id: req.event.and_then(|(_, id)| id).map(str::to_owned),
             expires_at: now + secs(expires),
             outstanding: Vec::new(),
         };
@@ -953,7 +953,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         self.events.push_back(ServerEvent::SubscriptionCreated {
             mcptt_id,
             impu,
-            call_id: req.call_id.clone(),
+            call_id: req.call_id.to_owned(),
         });
         if let Some(state) = self.sessions.get(&session).map(|s| self.snapshot(s)) {
             self.notify(now, id, &state, None);
@@ -964,7 +964,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
     fn fetch(
         &mut self,
         now: Instant,
-        req: &View,
+        req: &View<'_>,
         impu: &str,
         mcptt_id: &str,
         from_tag: &str,
@@ -982,16 +982,16 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
             .unwrap_or_else(|| self.detached(impu, mcptt_id));
         let sub = Subscription {
             session: 0,
-            call_id: req.call_id.clone(),
+            call_id: req.call_id.to_owned(),
             our_tag,
             their_tag: from_tag.to_owned(),
-            local_uri: req.to_uri.clone(),
-            remote_uri: req.from_uri.clone(),
+            local_uri: req.to_uri.to_owned(),
+            remote_uri: req.from_uri.to_owned(),
             remote_target: contact.to_owned(),
-            route_set: req.record_route.clone(),
+            route_set: req.record_route.iter().map(|r| (*r).to_owned()).collect(),
             local_cseq: 0,
             remote_cseq: req.cseq,
-            event_id: req.event.as_ref().and_then(|(_, id)| id.clone()),
+            event_id: req.event.and_then(|(_, id)| id).map(str::to_owned),
             expires_at: now,
             outstanding: Vec::new(),
         };
@@ -1023,7 +1023,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
     fn resubscribe(
         &mut self,
         now: Instant,
-        req: &View,
+        req: &View<'_>,
         tag: &str,
         expires: u32,
     ) -> Result<(), Refusal> {
@@ -1041,7 +1041,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         }
         sub.remote_cseq = req.cseq;
         if let Some(c) = &req.contact {
-            c.clone_into(&mut sub.remote_target);
+            (*c).clone_into(&mut sub.remote_target);
         }
         let old_expiry = sub.expires_at;
         let session = sub.session;
@@ -1187,12 +1187,12 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         }
     }
 
-    pub(crate) fn handle_response_view(&mut self, now: Instant, resp: &View) {
+    pub(crate) fn handle_response_view(&mut self, now: Instant, resp: &View<'_>) {
         if resp.status < 200 || !resp.cseq_method.eq_ignore_ascii_case("NOTIFY") {
             return;
         }
         let Some(tag) = &resp.from_tag else { return };
-        let Some(&id) = self.dialogs.get(tag) else {
+        let Some(&id) = self.dialogs.get(*tag) else {
             return;
         };
         let Some(sub) = self.subs.get_mut(&id) else {

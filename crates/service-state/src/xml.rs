@@ -34,11 +34,17 @@ impl Default for XmlLimits {
     }
 }
 
+/// Namespaces the bodies of this crate use.
+const KNOWN_NS: [&str; 2] = [crate::body::MCPTT_INFO_NS, crate::body::POC_SETTINGS_NS];
+/// Stands for every other namespace (no real namespace URI is empty).
+pub(crate) const OTHER_NS: &str = "";
+
 /// One element of a parsed document.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Element {
-    /// Namespace URI, if the element is in one.
-    pub(crate) ns: Option<String>,
+    /// Namespace URI, if the element is in one (namespaces this crate does not know are all
+    /// represented by [`OTHER_NS`], so no namespace string is allocated per element).
+    pub(crate) ns: Option<&'static str>,
     /// Local name.
     pub(crate) name: String,
     /// Attributes (local name, unescaped value); namespace declarations are left out.
@@ -62,12 +68,12 @@ impl Element {
     pub(crate) fn child(&self, ns: &str, name: &str) -> Option<&Self> {
         self.children
             .iter()
-            .find(|c| c.name == name && c.ns.as_deref() == Some(ns))
+            .find(|c| c.name == name && c.ns == Some(ns))
     }
 
     /// Whether the element is `name` in namespace `ns`.
     pub(crate) fn is(&self, ns: &str, name: &str) -> bool {
-        self.name == name && self.ns.as_deref() == Some(ns)
+        self.name == name && self.ns == Some(ns)
     }
 }
 
@@ -111,7 +117,13 @@ pub(crate) fn parse(kind: BodyKind, input: &[u8], limits: &XmlLimits) -> Result<
             .read_resolved_event()
             .map_err(|e| malformed(kind, offset, format!("well-formed XML ({e})")))?;
         let ns = match ns {
-            ResolveResult::Bound(ns) => Some(utf8(kind, offset, ns.0)?),
+            ResolveResult::Bound(ns) => Some(
+                KNOWN_NS
+                    .iter()
+                    .find(|k| k.as_bytes() == ns.0)
+                    .copied()
+                    .unwrap_or(OTHER_NS),
+            ),
             ResolveResult::Unbound => None,
             ResolveResult::Unknown(_) => {
                 return Err(malformed(kind, offset, "a declared namespace prefix"));

@@ -5,20 +5,56 @@ use bytes::Bytes;
 
 use super::View;
 
-/// Canonical long name of a header name (RFC 3261 §7.3.3 compact forms, RFC 6665 `o`/`u`).
-fn canonical(name: &str) -> String {
-    match name.to_ascii_lowercase().as_str() {
-        "f" => "from".to_owned(),
-        "t" => "to".to_owned(),
-        "i" => "call-id".to_owned(),
-        "v" => "via".to_owned(),
-        "m" => "contact".to_owned(),
-        "c" => "content-type".to_owned(),
-        "l" => "content-length".to_owned(),
-        "o" => "event".to_owned(),
-        "u" => "allow-events".to_owned(),
-        other => other.to_owned(),
-    }
+/// The header a (possibly compact, any-case) name stands for (RFC 3261 §7.3.3, RFC 6665 `o`).
+fn known(name: &str) -> Option<H> {
+    const NAMES: [(&str, Option<&str>, H); 19] = [
+        ("via", Some("v"), H::Via),
+        ("from", Some("f"), H::From),
+        ("to", Some("t"), H::To),
+        ("call-id", Some("i"), H::CallId),
+        ("cseq", None, H::CSeq),
+        ("expires", None, H::Expires),
+        ("min-expires", None, H::MinExpires),
+        ("event", Some("o"), H::Event),
+        ("subscription-state", None, H::SubscriptionState),
+        ("sip-if-match", None, H::SipIfMatch),
+        ("sip-etag", None, H::SipETag),
+        ("content-type", Some("c"), H::ContentType),
+        ("p-asserted-identity", None, H::Pai),
+        ("contact", Some("m"), H::Contact),
+        ("record-route", None, H::RecordRoute),
+        ("warning", None, H::Warning),
+        ("max-forwards", None, H::Other),
+        ("content-length", Some("l"), H::Other),
+        ("route", None, H::Other),
+    ];
+    NAMES
+        .iter()
+        .find(|(long, short, _)| {
+            name.eq_ignore_ascii_case(long) || short.is_some_and(|s| name.eq_ignore_ascii_case(s))
+        })
+        .map(|(_, _, h)| *h)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum H {
+    Via,
+    From,
+    To,
+    CallId,
+    CSeq,
+    Expires,
+    MinExpires,
+    Event,
+    SubscriptionState,
+    SipIfMatch,
+    SipETag,
+    ContentType,
+    Pai,
+    Contact,
+    RecordRoute,
+    Warning,
+    Other,
 }
 
 /// Splits a header value at top-level commas (not inside quotes or `<>`).
@@ -46,8 +82,8 @@ pub(crate) fn split_commas(value: &str) -> Vec<&str> {
     out
 }
 
-/// The URI and the header parameters of a name-addr / addr-spec value.
-pub(crate) fn name_addr(value: &str) -> (String, Vec<(String, String)>) {
+/// The URI and the header-parameter text (`;a=b;c`) of a name-addr / addr-spec value.
+pub(crate) fn name_addr(value: &str) -> (&str, &str) {
     let value = value.trim();
     let (uri, params) = if let Some(open) = value.find('<') {
         let rest = value.get(open + 1..).unwrap_or("");
@@ -65,42 +101,30 @@ pub(crate) fn name_addr(value: &str) -> (String, Vec<(String, String)>) {
             None => (value, ""),
         }
     };
-    (uri.trim().to_owned(), params_of(params))
+    (uri.trim(), params)
 }
 
-/// `;name=value` parameters (names lower-cased, quotes removed).
-pub(crate) fn params_of(s: &str) -> Vec<(String, String)> {
-    s.split(';')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (
-                k.trim().to_ascii_lowercase(),
-                v.trim().trim_matches('"').to_owned(),
-            ),
-            None => (p.to_ascii_lowercase(), String::new()),
-        })
-        .collect()
-}
-
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+/// The value of parameter `name` (case-insensitive) in `;a=b;c` text, quotes removed.
+pub(crate) fn param<'a>(params: &'a str, name: &str) -> Option<&'a str> {
+    params.split(';').find_map(|p| {
+        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().trim_matches('"'))
+    })
 }
 
 /// Builds a [`View`] from a start line and the raw headers.
 pub(crate) fn view_from_parts<'a>(
-    method: &str,
-    request_uri: &str,
+    method: &'a str,
+    request_uri: &'a str,
     status: u16,
     headers: impl Iterator<Item = (&'a str, &'a str)>,
     body: Bytes,
-) -> Result<View, &'static str> {
+) -> Result<View<'a>, &'static str> {
     let mut v = View {
-        method: method.to_owned(),
-        request_uri: request_uri.to_owned(),
+        method,
+        request_uri,
         status,
         body,
         ..View::default()
@@ -108,68 +132,63 @@ pub(crate) fn view_from_parts<'a>(
     let mut have = (false, false, false, false);
     for (name, value) in headers {
         let value = value.trim();
-        match canonical(name).as_str() {
-            "via" => v
-                .vias
-                .extend(split_commas(value).into_iter().map(str::to_owned)),
-            "from" => {
-                v.from_raw = value.to_owned();
+        let Some(h) = known(name.trim()) else {
+            continue;
+        };
+        match h {
+            H::Via => v.vias.extend(split_commas(value)),
+            H::From => {
+                v.from_raw = value;
                 let (uri, params) = name_addr(value);
                 v.from_uri = uri;
-                v.from_tag = param(&params, "tag").map(str::to_owned);
+                v.from_tag = param(params, "tag");
                 have.0 = true;
             }
-            "to" => {
-                v.to_raw = value.to_owned();
+            H::To => {
+                v.to_raw = value;
                 let (uri, params) = name_addr(value);
                 v.to_uri = uri;
-                v.to_tag = param(&params, "tag").map(str::to_owned);
+                v.to_tag = param(params, "tag");
                 have.1 = true;
             }
-            "call-id" => {
-                value.clone_into(&mut v.call_id);
+            H::CallId => {
+                v.call_id = value;
                 have.2 = true;
             }
-            "cseq" => {
+            H::CSeq => {
                 let mut it = value.split_whitespace();
                 v.cseq = it
                     .next()
                     .and_then(|n| n.parse().ok())
                     .ok_or("CSeq number")?;
-                v.cseq_method = it.next().ok_or("CSeq method")?.to_owned();
+                v.cseq_method = it.next().ok_or("CSeq method")?;
                 have.3 = true;
             }
-            "expires" => v.expires = Some(value.parse().map_err(|_| "Expires delta-seconds")?),
-            "min-expires" => v.min_expires = value.parse().ok(),
-            "event" => {
-                let mut parts = value.splitn(2, ';');
-                let package = parts.next().unwrap_or("").trim().to_owned();
-                let params = params_of(parts.next().unwrap_or(""));
-                v.event = Some((package, param(&params, "id").map(str::to_owned)));
+            H::Expires => v.expires = Some(value.parse().map_err(|_| "Expires delta-seconds")?),
+            H::MinExpires => v.min_expires = value.parse().ok(),
+            H::Event => {
+                let (package, params) = value.split_once(';').unwrap_or((value, ""));
+                v.event = Some((package.trim(), param(params, "id")));
             }
-            "subscription-state" => {
-                let mut parts = value.splitn(2, ';');
-                let state = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-                let params = params_of(parts.next().unwrap_or(""));
+            H::SubscriptionState => {
+                let (state, params) = value.split_once(';').unwrap_or((value, ""));
                 v.subscription_state = Some((
-                    state,
-                    param(&params, "reason").map(str::to_owned),
-                    param(&params, "expires").and_then(|e| e.parse().ok()),
+                    state.trim(),
+                    param(params, "reason"),
+                    param(params, "expires").and_then(|e| e.parse().ok()),
                 ));
             }
-            "sip-if-match" => v.sip_if_match = Some(value.to_owned()),
-            "sip-etag" => v.sip_etag = Some(value.to_owned()),
-            "warning" if v.warning.is_none() => v.warning = Some(value.to_owned()),
-            "content-type" => v.content_type = Some(value.to_owned()),
-            "p-asserted-identity" => v
+            H::SipIfMatch => v.sip_if_match = Some(value),
+            H::SipETag => v.sip_etag = Some(value),
+            H::ContentType => v.content_type = Some(value),
+            H::Pai => v
                 .pai
                 .extend(split_commas(value).into_iter().map(|a| name_addr(a).0)),
-            "contact" if v.contact.is_none() => {
+            H::Contact if v.contact.is_none() => {
                 v.contact = split_commas(value).first().map(|c| name_addr(c).0);
             }
-            "record-route" => v
-                .record_route
-                .extend(split_commas(value).into_iter().map(str::to_owned)),
+            H::RecordRoute => v.record_route.extend(split_commas(value)),
+            H::Warning if v.warning.is_none() => v.warning = Some(value),
             _ => {}
         }
     }
@@ -183,7 +202,7 @@ pub(crate) fn view_from_parts<'a>(
 }
 
 /// Reads an `mcptt-sip` request.
-pub(crate) fn view_request(req: &mcptt_sip::Request) -> Result<View, &'static str> {
+pub(crate) fn view_request(req: &mcptt_sip::Request) -> Result<View<'_>, &'static str> {
     view_from_parts(
         req.method().as_str(),
         req.uri().as_str(),
@@ -194,7 +213,7 @@ pub(crate) fn view_request(req: &mcptt_sip::Request) -> Result<View, &'static st
 }
 
 /// Reads an `mcptt-sip` response.
-pub(crate) fn view_response(resp: &mcptt_sip::Response) -> Result<View, &'static str> {
+pub(crate) fn view_response(resp: &mcptt_sip::Response) -> Result<View<'_>, &'static str> {
     view_from_parts("", "", resp.status(), resp.headers().iter(), resp.body())
 }
 
@@ -211,9 +230,9 @@ mod tests {
         );
         let (uri, params) = name_addr("\"Alice\" <sip:alice@example.org;transport=tls>;tag=abc");
         assert_eq!(uri, "sip:alice@example.org;transport=tls");
-        assert_eq!(param(&params, "tag"), Some("abc"));
+        assert_eq!(param(params, "tag"), Some("abc"));
         let (uri, params) = name_addr("sip:bob@example.org;tag=9");
         assert_eq!(uri, "sip:bob@example.org");
-        assert_eq!(param(&params, "tag"), Some("9"));
+        assert_eq!(param(params, "tag"), Some("9"));
     }
 }

@@ -5,57 +5,58 @@ use std::fmt::Write as _;
 
 use bytes::Bytes;
 
-/// The headers of one incoming request or response that the drivers use.
+/// The headers of one incoming request or response that the drivers use, borrowed from the
+/// message (no copies on the hot path).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct View {
+pub(crate) struct View<'a> {
     /// Request method (empty for responses).
-    pub(crate) method: String,
+    pub(crate) method: &'a str,
     /// Request-URI (requests).
-    pub(crate) request_uri: String,
+    pub(crate) request_uri: &'a str,
     /// Status code (responses; 0 for requests).
     pub(crate) status: u16,
     /// Raw `Via` values, in order.
-    pub(crate) vias: Vec<String>,
+    pub(crate) vias: Vec<&'a str>,
     /// Raw `From` value.
-    pub(crate) from_raw: String,
+    pub(crate) from_raw: &'a str,
     /// Raw `To` value.
-    pub(crate) to_raw: String,
+    pub(crate) to_raw: &'a str,
     /// URI of `From`.
-    pub(crate) from_uri: String,
+    pub(crate) from_uri: &'a str,
     /// `tag` of `From`.
-    pub(crate) from_tag: Option<String>,
+    pub(crate) from_tag: Option<&'a str>,
     /// URI of `To`.
-    pub(crate) to_uri: String,
+    pub(crate) to_uri: &'a str,
     /// `tag` of `To`.
-    pub(crate) to_tag: Option<String>,
+    pub(crate) to_tag: Option<&'a str>,
     /// `Call-ID`.
-    pub(crate) call_id: String,
+    pub(crate) call_id: &'a str,
     /// `CSeq` number.
     pub(crate) cseq: u32,
     /// `CSeq` method.
-    pub(crate) cseq_method: String,
+    pub(crate) cseq_method: &'a str,
     /// `Expires`.
     pub(crate) expires: Option<u32>,
     /// `Min-Expires` (423 responses).
     pub(crate) min_expires: Option<u32>,
     /// `Event` package and `id` parameter.
-    pub(crate) event: Option<(String, Option<String>)>,
+    pub(crate) event: Option<(&'a str, Option<&'a str>)>,
     /// `Subscription-State`: state, reason, expires.
-    pub(crate) subscription_state: Option<(String, Option<String>, Option<u32>)>,
+    pub(crate) subscription_state: Option<(&'a str, Option<&'a str>, Option<u32>)>,
     /// `SIP-If-Match`.
-    pub(crate) sip_if_match: Option<String>,
+    pub(crate) sip_if_match: Option<&'a str>,
     /// `SIP-ETag`.
-    pub(crate) sip_etag: Option<String>,
+    pub(crate) sip_etag: Option<&'a str>,
     /// `Content-Type` value.
-    pub(crate) content_type: Option<String>,
+    pub(crate) content_type: Option<&'a str>,
     /// URIs of `P-Asserted-Identity`, in order.
-    pub(crate) pai: Vec<String>,
+    pub(crate) pai: Vec<&'a str>,
     /// URI of the first `Contact`.
-    pub(crate) contact: Option<String>,
+    pub(crate) contact: Option<&'a str>,
     /// `Record-Route` entries (full name-addr values), in order.
-    pub(crate) record_route: Vec<String>,
+    pub(crate) record_route: Vec<&'a str>,
     /// `Warning` value (first).
-    pub(crate) warning: Option<String>,
+    pub(crate) warning: Option<&'a str>,
     /// Message body.
     pub(crate) body: Bytes,
 }
@@ -96,24 +97,24 @@ impl Builder {
 
     /// A status line plus the headers RFC 3261 §8.2.6.2 copies from the request; `to_tag` is
     /// added to `To` when it has none.
-    pub(crate) fn response(req: &View, code: u16, to_tag: Option<&str>) -> Self {
+    pub(crate) fn response(req: &View<'_>, code: u16, to_tag: Option<&str>) -> Self {
         let mut out = String::with_capacity(512);
         let _ = write!(out, "SIP/2.0 {code} {}\r\n", reason(code));
         let mut b = Self { out };
         for via in &req.vias {
             b.header("Via", via);
         }
-        b.header("From", &req.from_raw);
+        b.header("From", req.from_raw);
         match (to_tag, &req.to_tag) {
             (Some(tag), None) => {
                 let to = format!("{};tag={tag}", req.to_raw);
                 b.header("To", &to);
             }
             _ => {
-                b.header("To", &req.to_raw);
+                b.header("To", req.to_raw);
             }
         }
-        b.header("Call-ID", &req.call_id);
+        b.header("Call-ID", req.call_id);
         let cseq = format!("{} {}", req.cseq, req.cseq_method);
         b.header("CSeq", &cseq);
         b
@@ -193,14 +194,19 @@ mod tests {
 
 pub(crate) mod glue;
 
-impl View {
+impl<'a> View<'a> {
     /// Reads one encoded message (head and body; `Content-Length` trusted only up to the
     /// bytes present). Used for messages this crate built itself and by tests.
-    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, &'static str> {
+    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, &'static str> {
         let split = memchr::memmem::find(bytes, b"\r\n\r\n").ok_or("end of head")?;
         let head =
             std::str::from_utf8(bytes.get(..split).ok_or("head")?).map_err(|_| "UTF-8 head")?;
-        let body = Bytes::copy_from_slice(bytes.get(split + 4..).unwrap_or_default());
+        let rest = bytes.get(split + 4..).unwrap_or_default();
+        let body = if rest.is_empty() {
+            Bytes::new()
+        } else {
+            Bytes::copy_from_slice(rest)
+        };
         let mut lines = head.split("\r\n");
         let start = lines.next().ok_or("start line")?;
         let headers = lines.filter_map(|l| l.split_once(':'));
