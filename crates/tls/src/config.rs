@@ -3,8 +3,11 @@
 //! Both sides use the `ring` crypto provider, TLS 1.3 and TLS 1.2 only, no ALPN unless asked.
 //! The server requires a client certificate by default (mutual TLS, flow step 2).
 
-use std::path::Path;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::Mutex;
 
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
@@ -241,7 +244,7 @@ pub struct ServerTlsConfig {
     credentials: Credentials,
     client_auth: ClientAuth,
     alpn: Vec<Vec<u8>>,
-    key_log: bool,
+    key_log: KeyLog,
     tls13_only: bool,
 }
 
@@ -254,7 +257,7 @@ impl ServerTlsConfig {
             credentials,
             client_auth: ClientAuth::Required(client_cas),
             alpn: Vec::new(),
-            key_log: false,
+            key_log: KeyLog::Off,
             tls13_only: false,
         }
     }
@@ -277,7 +280,14 @@ impl ServerTlsConfig {
     /// so that captures can be decrypted in Wireshark. Off by default.
     #[must_use]
     pub fn key_log(mut self, enabled: bool) -> Self {
-        self.key_log = enabled;
+        self.key_log = if enabled { KeyLog::Env } else { KeyLog::Off };
+        self
+    }
+
+    /// Append session secrets (NSS key log format) to `path`, whatever `SSLKEYLOGFILE` says.
+    #[must_use]
+    pub fn key_log_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.key_log = KeyLog::File(path.into());
         self
     }
 
@@ -317,8 +327,8 @@ impl ServerTlsConfig {
             .with_single_cert(self.credentials.chain, self.credentials.key)
             .map_err(Error::Config)?;
         config.alpn_protocols = self.alpn;
-        if self.key_log {
-            config.key_log = Arc::new(rustls::KeyLogFile::new());
+        if let Some(k) = self.key_log.build()? {
+            config.key_log = k;
         }
         Ok(Arc::new(config))
     }
@@ -331,7 +341,7 @@ pub struct ClientTlsConfig {
     credentials: Option<Credentials>,
     server_cas: TrustAnchors,
     alpn: Vec<Vec<u8>>,
-    key_log: bool,
+    key_log: KeyLog,
     tls13_only: bool,
 }
 
@@ -344,7 +354,7 @@ impl ClientTlsConfig {
             credentials: None,
             server_cas,
             alpn: Vec::new(),
-            key_log: false,
+            key_log: KeyLog::Off,
             tls13_only: false,
         }
     }
@@ -366,7 +376,14 @@ impl ClientTlsConfig {
     /// Write session secrets to `SSLKEYLOGFILE` (if set). Off by default.
     #[must_use]
     pub fn key_log(mut self, enabled: bool) -> Self {
-        self.key_log = enabled;
+        self.key_log = if enabled { KeyLog::Env } else { KeyLog::Off };
+        self
+    }
+
+    /// Append session secrets (NSS key log format) to `path`, whatever `SSLKEYLOGFILE` says.
+    #[must_use]
+    pub fn key_log_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.key_log = KeyLog::File(path.into());
         self
     }
 
@@ -394,8 +411,8 @@ impl ClientTlsConfig {
         };
         config.alpn_protocols = self.alpn;
         config.enable_sni = true;
-        if self.key_log {
-            config.key_log = Arc::new(rustls::KeyLogFile::new());
+        if let Some(k) = self.key_log.build()? {
+            config.key_log = k;
         }
         Ok(Arc::new(config))
     }
@@ -403,4 +420,57 @@ impl ClientTlsConfig {
 
 fn versions(tls13_only: bool) -> &'static [&'static rustls::SupportedProtocolVersion] {
     if tls13_only { &VERSIONS[..1] } else { VERSIONS }
+}
+
+/// Where session secrets go.
+#[derive(Debug, Clone)]
+enum KeyLog {
+    Off,
+    /// rustls' `KeyLogFile`: the file named by `SSLKEYLOGFILE`, if set.
+    Env,
+    File(PathBuf),
+}
+
+impl KeyLog {
+    fn build(&self) -> Result<Option<Arc<dyn rustls::KeyLog>>, Error> {
+        Ok(match self {
+            Self::Off => None,
+            Self::Env => Some(Arc::new(rustls::KeyLogFile::new())),
+            Self::File(path) => {
+                let file = File::options().append(true).create(true).open(path)?;
+                Some(Arc::new(KeyLogTo(Mutex::new(file))))
+            }
+        })
+    }
+}
+
+/// NSS key log lines (`LABEL client_random secret`, hex) appended to a file.
+#[derive(Debug)]
+struct KeyLogTo(Mutex<File>);
+
+impl rustls::KeyLog for KeyLogTo {
+    fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
+        let mut line =
+            String::with_capacity(label.len() + 2 * (client_random.len() + secret.len()) + 3);
+        line.push_str(label);
+        line.push(' ');
+        hex(&mut line, client_random);
+        line.push(' ');
+        hex(&mut line, secret);
+        line.push('\n');
+        let mut file = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Best effort: a failing key log must not break the connection.
+        let _ = file.write_all(line.as_bytes());
+    }
+}
+
+fn hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
 }

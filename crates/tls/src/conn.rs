@@ -41,7 +41,20 @@ const WRITE_BATCH: usize = 64 * 1024;
 
 pub(crate) enum Outgoing {
     Data(Bytes),
+    /// Shutdown started: stop reading at the next message boundary.
+    Drain,
+    /// Flush and close.
     Close,
+}
+
+impl Outgoing {
+    /// Copy of a control item (`Drain`, `Close`); data is never copied this way.
+    pub(crate) fn clone_control(&self) -> Self {
+        match self {
+            Self::Drain => Self::Drain,
+            Self::Close | Self::Data(_) => Self::Close,
+        }
+    }
 }
 
 pub(crate) enum Stream {
@@ -126,7 +139,11 @@ pub(crate) struct Connection {
     /// without waiting for readiness.
     read_more: bool,
     eof: bool,
+    /// Shutdown started: stop reading at the next message boundary.
+    draining: bool,
     drain_checked: bool,
+    /// Fires at or before the idle / message deadline (re-armed lazily, see `deadline`).
+    timer: Pin<Box<tokio::time::Sleep>>,
     pong_due: bool,
     partial_since: Option<Instant>,
     last_activity: Instant,
@@ -186,7 +203,9 @@ impl Connection {
             rbuf: BytesMut::new(),
             read_more: true,
             eof: false,
+            draining: false,
             drain_checked: false,
+            timer: Box::pin(tokio::time::sleep(inner.config.idle_timeout)),
             pong_due: false,
             partial_since: None,
             last_activity: Instant::now(),
@@ -229,9 +248,26 @@ impl Connection {
         self.last_activity = Instant::now();
     }
 
+    /// The deadline the peer must meet now, and whether it is the message timeout.
+    /// `None` while an event waits for the application (back-pressure is not the peer's
+    /// fault).
+    fn deadline(&self) -> Option<(Instant, bool)> {
+        if self.pending.is_some() {
+            return None;
+        }
+        let config = &self.inner.config;
+        let idle = self.last_activity + config.idle_timeout;
+        Some(match self.partial_since {
+            Some(since) => {
+                let m = since + config.message_timeout;
+                (m.min(idle), m <= idle)
+            }
+            None => (idle, false),
+        })
+    }
+
     async fn drive(&mut self) -> Result<(), Error> {
         let inner = self.inner.clone();
-        let mut phase = inner.phase.subscribe();
         loop {
             if self.pending.is_none() {
                 while let Some(event) = self.parse_next()? {
@@ -262,15 +298,16 @@ impl Connection {
                     Err(Error::TruncatedMessage(self.rbuf.len()))
                 };
             }
-            let current = *phase.borrow_and_update();
-            if current == Phase::Closing {
-                return self.finish().await;
+            match inner.phase() {
+                Phase::Running => {}
+                Phase::Draining => self.draining = true,
+                Phase::Closing => return self.finish().await,
             }
-            let draining = current == Phase::Draining && self.rbuf.is_empty();
-            if draining && !self.drain_checked {
-                // Bytes that reached us before the shutdown are in flight: pick them up
-                // (without waiting) and finish that message.
-                // (The reactor may not have seen their readiness yet: give it a moment.)
+            let stop_reading = self.draining && self.rbuf.is_empty();
+            if stop_reading && !self.drain_checked {
+                // Bytes that reached us before the shutdown are in flight: pick them up and
+                // finish that message. (The reactor may not have seen their readiness yet:
+                // give it a moment.)
                 self.drain_checked = true;
                 let probe = self.stream.tcp().readable();
                 if tokio::time::timeout(DRAIN_PROBE, probe).await.is_ok() {
@@ -280,26 +317,10 @@ impl Connection {
                     continue;
                 }
             }
-            let reading = self.pending.is_none() && !draining;
-            let config = &inner.config;
-            let (deadline, partial) = match (self.pending.is_some(), self.partial_since) {
-                // The application is slow: not the peer's fault, no timer.
-                (true, _) => (None, false),
-                (false, Some(since)) => {
-                    let m = since + config.message_timeout;
-                    let i = self.last_activity + config.idle_timeout;
-                    (Some(m.min(i)), m <= i)
-                }
-                (false, None) => (Some(self.last_activity + config.idle_timeout), false),
-            };
+            let reading = self.pending.is_none() && !stop_reading;
             let read_now = self.read_more;
             tokio::select! {
                 biased;
-                changed = phase.changed() => {
-                    if changed.is_err() {
-                        return self.finish().await;
-                    }
-                }
                 permit = inner.events.reserve(), if self.pending.is_some() => match permit {
                     Ok(permit) => {
                         if let Some(event) = self.pending.take() {
@@ -314,18 +335,29 @@ impl Connection {
                             return self.finish().await;
                         }
                     }
+                    Some(Outgoing::Drain) => self.draining = true,
                     Some(Outgoing::Close) | None => return self.finish().await,
                 },
                 ready = readable(&self.stream, read_now), if reading => {
                     ready?;
                     self.read_once()?;
                 }
-                () = sleep_until(deadline), if deadline.is_some() => {
-                    return Err(if partial {
-                        Error::MessageTimeout(config.message_timeout)
-                    } else {
-                        Error::IdleTimeout(config.idle_timeout)
-                    });
+                () = &mut self.timer => {
+                    // The timer is set lazily: it may fire before the real deadline, which
+                    // moves with activity; re-arm until the real one passes.
+                    let now = Instant::now();
+                    match self.deadline() {
+                        Some((deadline, partial)) if deadline <= now => {
+                            let config = &inner.config;
+                            return Err(if partial {
+                                Error::MessageTimeout(config.message_timeout)
+                            } else {
+                                Error::IdleTimeout(config.idle_timeout)
+                            });
+                        }
+                        Some((deadline, _)) => self.timer.as_mut().reset(deadline),
+                        None => self.timer.as_mut().reset(now + inner.config.idle_timeout),
+                    }
                 }
             }
         }
@@ -335,6 +367,7 @@ impl Connection {
     /// waiting) and `eof`.
     fn read_once(&mut self) -> Result<(), Error> {
         let chunk = self.inner.config.read_chunk.max(512);
+        let before = self.rbuf.len();
         match &mut self.stream {
             Stream::Tcp(tcp) => {
                 self.rbuf.reserve(chunk);
@@ -382,6 +415,9 @@ impl Connection {
                 }
             }
         }
+        if self.rbuf.len() > before {
+            self.touch();
+        }
         Ok(())
     }
 
@@ -428,14 +464,18 @@ impl Connection {
             match mcptt_sip::frame(buf, limits)? {
                 Status::Partial => {
                     if self.partial_since.is_none() {
-                        self.partial_since = Some(Instant::now());
+                        let now = Instant::now();
+                        self.partial_since = Some(now);
+                        let due = now + self.inner.config.message_timeout;
+                        if due < self.timer.deadline() {
+                            self.timer.as_mut().reset(due);
+                        }
                     }
                     return Ok(None);
                 }
                 Status::Complete(n) => {
                     let bytes = self.rbuf.split_to(n).freeze();
                     self.partial_since = None;
-                    self.last_activity = Instant::now();
                     return Ok(Some(match Message::parse_with(bytes.clone(), limits) {
                         Ok(message) => {
                             self.check_via_alias(&message);
@@ -504,6 +544,7 @@ impl Connection {
     async fn write_batch(&mut self, first: Bytes) -> Result<bool, Error> {
         let mut batch: Option<BytesMut> = None;
         let mut close = false;
+        let mut yielded = false;
         while batch.as_ref().map_or(first.len(), BytesMut::len) < WRITE_BATCH {
             match self.rx.try_recv() {
                 Ok(Outgoing::Data(more)) => {
@@ -514,9 +555,16 @@ impl Connection {
                     });
                     b.extend_from_slice(&more);
                 }
+                Ok(Outgoing::Drain) => self.draining = true,
                 Ok(Outgoing::Close) => {
                     close = true;
                     break;
+                }
+                Err(_) if !yielded => {
+                    // Give producers (often mid-burst on another task) one turn to queue
+                    // more, so a burst goes out in one TLS record / syscall.
+                    yielded = true;
+                    tokio::task::yield_now().await;
                 }
                 Err(_) => break,
             }
@@ -545,12 +593,6 @@ async fn readable(stream: &Stream, now: bool) -> io::Result<()> {
         Ok(())
     } else {
         stream.tcp().readable().await
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    if let Some(d) = deadline {
-        tokio::time::sleep_until(d).await;
     }
 }
 

@@ -81,7 +81,7 @@ pub enum Direction {
 pub struct TransportConfig {
     /// Time allowed for the TLS handshake of a new connection. Default 10 s.
     pub handshake_timeout: Duration,
-    /// A connection with no complete message, keep-alive or write for this long is closed.
+    /// A connection with no bytes received or written for this long is closed.
     /// Default 300 s (RFC 5626 clients ping every 95–120 s).
     pub idle_timeout: Duration,
     /// Time allowed between the first and the last byte of one message (slowloris guard).
@@ -397,12 +397,12 @@ pub(crate) fn alias_key(host: &str, port: u16, kind: TransportKind) -> AliasKey 
 /// Lifecycle of the transport, broadcast to listeners and connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
-    Running,
+    Running = 0,
     /// Stop accepting; connections finish the message they are receiving, then stop reading;
     /// sending still works.
-    Draining,
+    Draining = 1,
     /// Flush send queues and close.
-    Closing,
+    Closing = 2,
 }
 
 pub(crate) struct Inner {
@@ -416,6 +416,8 @@ pub(crate) struct Inner {
     tasks: AtomicUsize,
     tasks_done: Notify,
     pub(crate) phase: watch::Sender<Phase>,
+    /// Mirror of `phase` read on every connection loop turn (no lock).
+    phase_now: std::sync::atomic::AtomicU8,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -483,7 +485,37 @@ impl Inner {
     }
 
     pub(crate) fn phase(&self) -> Phase {
-        *self.phase.borrow()
+        match self.phase_now.load(Ordering::SeqCst) {
+            0 => Phase::Running,
+            1 => Phase::Draining,
+            _ => Phase::Closing,
+        }
+    }
+
+    /// Enter `phase` and tell every registered connection (connections registering later
+    /// read the phase themselves).
+    async fn set_phase(&self, phase: Phase) {
+        self.phase_now.store(phase as u8, Ordering::SeqCst);
+        self.phase.send_replace(phase);
+        let handles: Vec<ConnectionHandle> =
+            lock(&self.conns).values().map(|(h, _)| h.clone()).collect();
+        let control = match phase {
+            Phase::Running => return,
+            Phase::Draining => Outgoing::Drain,
+            Phase::Closing => Outgoing::Close,
+        };
+        for h in handles {
+            match h.tx.try_send(control.clone_control()) {
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+                Err(mpsc::error::TrySendError::Full(c)) => {
+                    // A full queue drains within the write timeout or the connection dies.
+                    let tx = h.tx.clone();
+                    tokio::spawn(async move {
+                        let _ = tx.send(c).await;
+                    });
+                }
+            }
+        }
     }
 
     pub(crate) fn register(&self, handle: &ConnectionHandle, alias: Option<AliasKey>) {
@@ -575,6 +607,7 @@ impl Transport {
             tasks: AtomicUsize::new(0),
             tasks_done: Notify::new(),
             phase,
+            phase_now: std::sync::atomic::AtomicU8::new(Phase::Running as u8),
         });
         (Self { inner }, Events(rx))
     }
@@ -787,9 +820,9 @@ impl Transport {
     /// `grace` (responses to requests already delivered), then flush the send queues, send
     /// TLS close_notify and close. Returns when every connection is closed.
     pub async fn shutdown(&self, grace: Duration) {
-        self.inner.phase.send_replace(Phase::Draining);
+        self.inner.set_phase(Phase::Draining).await;
         let _ = tokio::time::timeout(grace, self.wait_idle()).await;
-        self.inner.phase.send_replace(Phase::Closing);
+        self.inner.set_phase(Phase::Closing).await;
         let flush = self.inner.config.write_timeout + Duration::from_millis(100);
         let _ = tokio::time::timeout(flush, self.wait_idle()).await;
     }

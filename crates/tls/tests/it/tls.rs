@@ -276,3 +276,37 @@ async fn plain_tcp_client_on_tls_port() {
     let _ = raw.read_to_end(&mut answer).await;
     assert_eq!(answer.first(), Some(&0x15), "TLS alert record: {answer:?}");
 }
+
+#[tokio::test]
+async fn key_log_file_records_session_secrets() {
+    let pki = Pki::new("keylog CA");
+    let path = std::env::temp_dir().join(format!("mcptt-tls-keylog-{}.txt", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let server_cfg =
+        mcptt_tls::ServerTlsConfig::new(pki.leaf(&["sip.example.org"], &[]), pki.anchors())
+            .key_log_file(&path)
+            .build()
+            .unwrap();
+    let (server, mut sev) = Transport::new(TransportConfig::default());
+    let addr = server.listen_tls(loopback(), server_cfg).await.unwrap();
+    let (t, _uev) = client(pki.client_config(Some(pki.ue())));
+    t.connect(&dest(addr)).await.unwrap();
+    let Event::Connected(_) = next(&mut sev).await else {
+        panic!()
+    };
+    let log = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    for label in [
+        "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+        "SERVER_TRAFFIC_SECRET_0",
+        "CLIENT_TRAFFIC_SECRET_0",
+    ] {
+        let line = log
+            .lines()
+            .find(|l| l.starts_with(label))
+            .unwrap_or_else(|| panic!("{label} in {log}"));
+        let fields: Vec<&str> = line.split(' ').collect();
+        assert_eq!(fields.len(), 3);
+        assert_eq!(fields[1].len(), 64, "32-byte client random in hex");
+    }
+}
