@@ -156,6 +156,28 @@ pub struct RegistrationChange {
     pub registered: bool,
 }
 
+impl RegistrationChange {
+    /// The change an `mcptt-registration` MCPTT-server-view event stands for (`None` for
+    /// events that change no registration, e.g. reg event bookkeeping).
+    #[must_use]
+    pub fn from_registration_event(event: &mcptt_registration::ServerEvent) -> Option<Self> {
+        use mcptt_registration::ServerEvent as E;
+        match event {
+            E::UeRegistered { impu, ue } | E::UeRefreshed { impu, ue } => Some(Self {
+                impu: impu.clone(),
+                instance: ue.instance.clone(),
+                registered: true,
+            }),
+            E::UeDeregistered { impu, ue, .. } => Some(Self {
+                impu: impu.clone(),
+                instance: ue.instance.clone(),
+                registered: false,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// What a validated access token grants, as the server needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenGrant {
@@ -218,4 +240,65 @@ impl<R: Random + ?Sized> Random for &mut R {
 /// A short random token (16 lowercase hex digits) for tags, branches and ETags.
 pub(crate) fn random_token(rng: &mut dyn Random) -> String {
     format!("{:016x}", rng.next_u64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // an arbitrary Instant for a plain data field
+    fn registration_events_map_to_changes() {
+        use mcptt_registration::{RegisteredUe, ServerEvent, Source, UeRemoval};
+        let ue = RegisteredUe {
+            instance: Some("<urn:uuid:1>".into()),
+            contact: "sip:ue1.example.org".into(),
+            expires_at: std::time::Instant::now() + std::time::Duration::from_secs(1),
+            source: Source::ThirdParty,
+        };
+        let up = ServerEvent::UeRegistered {
+            impu: "sip:ue1@example.org".into(),
+            ue: ue.clone(),
+        };
+        let down = ServerEvent::UeDeregistered {
+            impu: "sip:ue1@example.org".into(),
+            ue,
+            reason: UeRemoval::Expired,
+        };
+        let c = RegistrationChange::from_registration_event(&up);
+        assert_eq!(
+            c,
+            Some(RegistrationChange {
+                impu: "sip:ue1@example.org".into(),
+                instance: Some("<urn:uuid:1>".into()),
+                registered: true
+            })
+        );
+        let c = RegistrationChange::from_registration_event(&down);
+        assert_eq!(c.map(|c| c.registered), Some(false));
+        let other = ServerEvent::SubscriptionEnded { impu: "x".into() };
+        assert_eq!(RegistrationChange::from_registration_event(&other), None);
+    }
+
+    #[test]
+    fn combined_state_table() {
+        use AuthorisationState as A;
+        use RegistrationState as R;
+        assert_eq!(
+            CombinedState::of(R::Registered, A::Authorised),
+            CombinedState::FullAccess
+        );
+        assert_eq!(
+            CombinedState::of(R::NotRegistered, A::Authorised),
+            CombinedState::Limited
+        );
+        assert_eq!(
+            CombinedState::of(R::Registered, A::Expired),
+            CombinedState::Limited
+        );
+        assert_eq!(
+            CombinedState::of(R::NotRegistered, A::Replaced),
+            CombinedState::None
+        );
+    }
 }
