@@ -1,0 +1,322 @@
+//! `mcptt-tls` over loopback: mutual TLS 1.3 handshakes (ECDSA P-256 certificates on both
+//! sides) and SIP REGISTER → 200 OK echo over an established connection, each next to raw
+//! `tokio-rustls` doing the same work on the same bytes (the floor: no framing, no parsing,
+//! no queues).
+//!
+//! - `tls_handshake`: one full mutual handshake per iteration; the iteration ends when the
+//!   server has verified the client certificate. Elements/s = handshakes/s.
+//! - `tls_echo/pipelined32`: the client queues 32 REGISTERs (the 680-byte MCPTT REGISTER of
+//!   `crates/sip/tests/data/mcptt/register.sip`), the server answers each with a 200 OK, the
+//!   client waits for the 32 answers. Elements/s = messages/s. `mcptt_tls` frames and parses
+//!   every message on both sides; `raw_tokio_rustls` echoes 200 OK bytes for every 680 bytes
+//!   it reads.
+//! - `tls_echo/ping_pong`: one request in flight at a time (latency-bound).
+//!
+//! Both sides run in one 2-worker tokio runtime in this process.
+//!
+//! Run: `cargo bench -p mcptt-benches --bench tls -- --warm-up-time 1 --measurement-time 3`
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use mcptt_sip::{Message, Response};
+use mcptt_tls::rustls::{ClientConfig, ServerConfig};
+use mcptt_tls::{
+    ClientTlsConfig, Credentials, Destination, Event, Events, ServerTlsConfig, Transport,
+    TransportConfig, TransportKind, TrustAnchors,
+};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
+use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
+
+const REGISTER: &[u8] = include_bytes!("../../crates/sip/tests/data/mcptt/register.sip");
+const PIPELINE: usize = 32;
+
+fn leaf(issuer: &Issuer<'_, KeyPair>, dns: &str, uri: &str) -> Credentials {
+    let mut params = CertificateParams::new(vec![dns.to_owned()]).unwrap();
+    params
+        .subject_alt_names
+        .push(SanType::URI(uri.try_into().unwrap()));
+    let key = KeyPair::generate().unwrap(); // ECDSA P-256
+    let cert = params.signed_by(&key, issuer).unwrap();
+    Credentials::from_der(
+        vec![cert.der().clone()],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    )
+    .unwrap()
+}
+
+/// Server and client configs: TLS 1.3 only, client certificate required.
+fn configs() -> (Arc<ServerConfig>, Arc<ClientConfig>) {
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let anchors = TrustAnchors::from_der([ca_cert.der().clone()]).unwrap();
+    let server = ServerTlsConfig::new(
+        leaf(&issuer, "sip.example.org", "sip:core@example.org"),
+        anchors.clone(),
+    )
+    .tls13_only(true)
+    .build()
+    .unwrap();
+    let client = ClientTlsConfig::new(anchors)
+        .credentials(leaf(&issuer, "ue1.example.org", "sip:alice@example.org"))
+        .tls13_only(true)
+        .build()
+        .unwrap();
+    (server, client)
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn loopback() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+fn ok_for(register: &Message) -> Message {
+    let Message::Request(req) = register else {
+        panic!("REGISTER expected")
+    };
+    Message::Response(Response::from_request(req, 200))
+}
+
+fn server_name() -> ServerName<'static> {
+    ServerName::try_from("sip.example.org").unwrap()
+}
+
+/// Raw tokio-rustls server: completes mutual handshakes, reports each, then (echo mode)
+/// answers every `REGISTER.len()` bytes with `answer`.
+async fn raw_server(
+    config: Arc<ServerConfig>,
+    answer: Bytes,
+) -> (SocketAddr, mpsc::UnboundedReceiver<()>) {
+    let listener = TcpListener::bind(loopback()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            tcp.set_nodelay(true).unwrap();
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let _ = tx.send(());
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut pending = 0usize;
+                let mut out = Vec::with_capacity(64 * 1024);
+                loop {
+                    let n = match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    pending += n;
+                    out.clear();
+                    while pending >= REGISTER.len() {
+                        pending -= REGISTER.len();
+                        out.extend_from_slice(&answer);
+                    }
+                    if !out.is_empty() && tls.write_all(&out).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+async fn mcptt_server(config: Arc<ServerConfig>) -> (Transport, Events, SocketAddr) {
+    let mut c = TransportConfig::default();
+    c.max_connections_per_ip = 100_000;
+    let (t, e) = Transport::new(c);
+    let addr = t.listen_tls(loopback(), config).await.unwrap();
+    (t, e, addr)
+}
+
+fn handshakes(c: &mut Criterion) {
+    let rt = runtime();
+    let (server_cfg, client_cfg) = configs();
+    let mut group = c.benchmark_group("tls_handshake");
+    group.throughput(Throughput::Elements(1));
+
+    let (_server, mut sev, addr) = rt.block_on(mcptt_server(server_cfg.clone()));
+    let (client, _cev) =
+        Transport::new(TransportConfig::default().with_client_tls(client_cfg.clone()));
+    let dest = Destination::addr(addr, TransportKind::Tls).with_server_name("sip.example.org");
+    group.bench_function("mcptt_tls", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let conn = client.connect(&dest).await.unwrap();
+                loop {
+                    match sev.recv().await.unwrap() {
+                        Event::Connected(_) => break,
+                        Event::Rejected { error, .. } => panic!("{error}"),
+                        _ => {}
+                    }
+                }
+                conn.close().await;
+            });
+        });
+    });
+
+    let (raw_addr, mut done) = rt.block_on(raw_server(server_cfg, Bytes::new()));
+    let connector = tokio_rustls::TlsConnector::from(client_cfg);
+    group.bench_function("raw_tokio_rustls", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let tcp = TcpStream::connect(raw_addr).await.unwrap();
+                tcp.set_nodelay(true).unwrap();
+                let mut tls = connector.connect(server_name(), tcp).await.unwrap();
+                done.recv().await.unwrap();
+                let _ = tls.shutdown().await;
+            });
+        });
+    });
+    group.finish();
+}
+
+/// Runs `iteration` in a task on the runtime each time the driver says go, and reports
+/// back: the client side lives on the worker threads like the server, not on the
+/// criterion thread.
+fn driver<F, Fut>(
+    rt: &Runtime,
+    mut iteration: F,
+) -> (mpsc::UnboundedSender<()>, mpsc::UnboundedReceiver<()>)
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let (go_tx, mut go_rx) = mpsc::unbounded_channel::<()>();
+    let (done_tx, done_rx) = mpsc::unbounded_channel::<()>();
+    rt.spawn(async move {
+        while go_rx.recv().await.is_some() {
+            iteration().await;
+            done_tx.send(()).unwrap();
+        }
+    });
+    (go_tx, done_rx)
+}
+
+fn run(rt: &Runtime, go: &mpsc::UnboundedSender<()>, done: &mut mpsc::UnboundedReceiver<()>) {
+    go.send(()).unwrap();
+    rt.block_on(done.recv()).unwrap();
+}
+
+/// REGISTER → 200 echo; `conns` connections with `window` requests in flight on each.
+fn echo_group(c: &mut Criterion, name: &str, conns: usize, window: usize) {
+    let rt = runtime();
+    let (server_cfg, client_cfg) = configs();
+    let register = Message::parse(Bytes::from_static(REGISTER)).unwrap();
+    let ok = ok_for(&register);
+    let ok_bytes = ok.encode();
+
+    // mcptt-tls on both sides; the server application answers on the request's connection.
+    let (_server, mut sev, addr) = rt.block_on(mcptt_server(server_cfg.clone()));
+    rt.spawn(async move {
+        while let Some(ev) = sev.recv().await {
+            if let Event::Message(rx) = ev {
+                rx.connection.send(&ok).await.unwrap();
+            }
+        }
+    });
+    let (client, cev) =
+        Transport::new(TransportConfig::default().with_client_tls(client_cfg.clone()));
+    let dest = Destination::addr(addr, TransportKind::Tls).with_server_name("sip.example.org");
+    let handles: Vec<_> = (0..conns)
+        .map(|_| rt.block_on(client.connect(&dest)).unwrap())
+        .collect();
+    let cev = Arc::new(tokio::sync::Mutex::new(cev));
+    let (mgo, mut mdone) = driver(&rt, move || {
+        let handles = handles.clone();
+        let register = register.clone();
+        let cev = cev.clone();
+        async move {
+            for h in &handles {
+                for _ in 0..window {
+                    h.send(&register).await.unwrap();
+                }
+            }
+            let mut cev = cev.lock().await;
+            let mut got = 0;
+            while got < conns * window {
+                if let Event::Message(rx) = cev.recv().await.unwrap() {
+                    assert!(!rx.message.is_request());
+                    got += 1;
+                }
+            }
+        }
+    });
+
+    // Raw tokio-rustls on both sides, same bytes; one task per connection.
+    let (raw_addr, _hs) = rt.block_on(raw_server(server_cfg, ok_bytes.clone()));
+    let connector = tokio_rustls::TlsConnector::from(client_cfg);
+    let (done_tx, mut rdone) = mpsc::unbounded_channel::<()>();
+    let mut rgo = Vec::new();
+    for _ in 0..conns {
+        let (go_tx, mut go_rx) = mpsc::unbounded_channel::<()>();
+        rgo.push(go_tx);
+        let done = done_tx.clone();
+        let connector = connector.clone();
+        let expect = ok_bytes.len() * window;
+        rt.spawn(async move {
+            let tcp = TcpStream::connect(raw_addr).await.unwrap();
+            tcp.set_nodelay(true).unwrap();
+            let mut tls = connector.connect(server_name(), tcp).await.unwrap();
+            let wire = REGISTER.repeat(window);
+            let mut buf = vec![0u8; 64 * 1024];
+            while go_rx.recv().await.is_some() {
+                tls.write_all(&wire).await.unwrap();
+                let mut got = 0;
+                while got < expect {
+                    got += tls.read(&mut buf).await.unwrap();
+                }
+                done.send(()).unwrap();
+            }
+        });
+    }
+
+    let mut group = c.benchmark_group(format!("tls_echo/{name}"));
+    group.throughput(Throughput::Elements((conns * window) as u64));
+    group.bench_function("mcptt_tls", |b| b.iter(|| run(&rt, &mgo, &mut mdone)));
+    group.bench_function("raw_tokio_rustls", |b| {
+        b.iter(|| {
+            for g in &rgo {
+                g.send(()).unwrap();
+            }
+            rt.block_on(async {
+                for _ in 0..conns {
+                    rdone.recv().await.unwrap();
+                }
+            });
+        });
+    });
+    group.finish();
+}
+
+fn echo(c: &mut Criterion) {
+    echo_group(c, "1conn_pipelined32", 1, PIPELINE);
+    echo_group(c, "16conns_pipelined32", 16, PIPELINE);
+    echo_group(c, "1conn_ping_pong", 1, 1);
+}
+
+criterion_group!(benches, handshakes, echo);
+criterion_main!(benches);
