@@ -41,7 +41,9 @@ fn register_with_mcptt_contact() {
     assert_eq!(via.host(), "192.0.2.10");
     assert_eq!(via.port(), Some(50626));
     assert_eq!(via.branch(), Some("z9hG4bK.ue1-5a8b1cd3e4f-0001b2c3d4e5f6"));
+    assert!(via.has_rport());
     assert_eq!(via.rport(), Some(None), "rport without a value");
+    assert!(via.is_rfc3261_branch());
     assert_eq!(via.received(), None);
     assert_eq!(m.max_forwards().unwrap(), Some(70));
 
@@ -66,8 +68,13 @@ fn register_with_mcptt_contact() {
     assert_eq!(uri.port(), Some(50626));
     assert_eq!(uri.transport(), Some("tls"));
     assert!(uri.has_param("ob"));
-    assert_eq!(c.feature_tag("+sip.instance").as_deref(), Some(INSTANCE));
+    assert_eq!(c.sip_instance().as_deref(), Some(INSTANCE));
+    assert!(c.has_param("+g.3gpp.mcptt"));
     assert_eq!(c.feature_tag("+g.3gpp.mcptt").as_deref(), Some(""));
+    assert_eq!(
+        c.icsi_ref().as_deref(),
+        Some("urn:urn-7:3gpp-service.ims.icsi.mcptt")
+    );
     assert_eq!(c.feature_tag("+g.3gpp.icsi-ref").as_deref(), Some(ICSI));
     assert_eq!(
         c.name_addr().and_then(|a| a.icsi_ref()).as_deref(),
@@ -78,7 +85,7 @@ fn register_with_mcptt_contact() {
     assert_eq!(c.q(), None);
 
     assert_eq!(m.expires().unwrap(), Some(600_000));
-    let supported: Vec<&str> = m.headers().values("Supported").collect();
+    let supported = m.supported().unwrap();
     assert_eq!(
         supported,
         ["path", "gruu", "outbound", "100rel", "sec-agree", "timer"]
@@ -112,9 +119,10 @@ fn register_200_with_several_contacts() {
     let v6 = contacts[1].uri().unwrap();
     assert_eq!(v6.host(), "[2001:db8::20]");
     assert_eq!(v6.port(), Some(5061));
-    assert_eq!(contacts[1].param("q"), Some("0.5"));
+    assert_eq!(contacts[1].q(), Some(0.5));
+    assert_eq!(contacts[1].q_millis(), Some(500));
     assert_eq!(contacts[1].expires(), Some(3600));
-    assert_eq!(contacts[1].feature_tag("+g.3gpp.icsi-ref"), None);
+    assert_eq!(contacts[1].icsi_ref(), None);
     assert_eq!(
         contacts[1].feature_tag("+g.3gpp.mcptt").as_deref(),
         Some("")
@@ -127,7 +135,7 @@ fn register_200_with_several_contacts() {
         Some("Alice, desk")
     );
     assert_eq!(contacts[2].uri().unwrap().scheme(), Scheme::Sips);
-    assert_eq!(contacts[2].param("q"), Some("1.0"));
+    assert_eq!(contacts[2].q_millis(), Some(1000));
     assert_eq!(contacts[2].expires(), Some(120));
 
     let sr = m.headers().service_route().unwrap();
@@ -141,7 +149,7 @@ fn register_200_with_several_contacts() {
         m.headers().get("Date"),
         Some("Sat, 28 Nov 2026 02:30:00 GMT")
     );
-    let date = m.headers().date().unwrap().unwrap();
+    let date = m.date().unwrap().unwrap();
     assert_eq!(date.unix_time(), 1_795_833_000);
 }
 
@@ -186,12 +194,17 @@ fn publish_with_multipart_mcptt_info_and_poc_settings() {
     assert_eq!(ev.package(), "poc-settings");
     assert_eq!(ev.id(), None);
     assert_eq!(m.expires().unwrap(), Some(3600));
-    let ppi = m.headers().get("P-Preferred-Identity").unwrap();
-    assert_eq!(ppi, "<sip:alice@mcptt.example.com>");
+    let ppi = m.p_preferred_identity().unwrap();
+    assert_eq!(ppi.len(), 1);
+    assert_eq!(ppi[0].uri().to_string(), "sip:alice@mcptt.example.com");
     assert_eq!(
-        m.headers().get("P-Preferred-Service"),
-        Some("urn:urn-7:3gpp-service.ims.icsi.mcptt")
+        m.p_preferred_service().unwrap(),
+        ["urn:urn-7:3gpp-service.ims.icsi.mcptt"]
     );
+    let ac = m.accept_contact().unwrap();
+    assert_eq!(ac.len(), 1);
+    assert!(ac[0].require() && ac[0].explicit());
+    assert_eq!(ac[0].feature_tag("+g.3gpp.mcptt").as_deref(), Some(""));
     assert_eq!(
         m.headers().get("a"),
         Some("*;+g.3gpp.mcptt;require;explicit"),
@@ -274,7 +287,7 @@ fn notify_with_service_state() {
     assert_eq!(ss.state(), "active");
     assert_eq!(ss.expires(), Some(3599));
     assert_eq!(ss.reason(), None);
-    let events: Vec<&str> = m.headers().values("Allow-Events").collect();
+    let events = m.allow_events().unwrap();
     assert_eq!(events, ["poc-settings", "mcptt-service-state", "reg"]);
     assert_eq!(m.max_forwards().unwrap(), Some(69));
     assert!(

@@ -25,6 +25,8 @@ pub(crate) fn check(name: &str, m: &Message) {
             assert_eq!(to.tag(), Some("1918181833n"));
             let from = m.from().unwrap();
             assert_eq!(from.tag(), Some("98asjd8"));
+            assert_eq!(from.display_name().as_deref(), Some("J Rosenberg \\\""));
+            assert_eq!(from.display_name_raw(), Some("\"J Rosenberg \\\\\\\"\""));
             let vias = m.via().unwrap();
             assert_eq!(vias.len(), 3);
             assert_eq!(vias[0].transport(), "UDP");
@@ -37,7 +39,7 @@ pub(crate) fn check(name: &str, m: &Message) {
             assert_eq!(vias[2].branch(), Some("z9hG4bK30239"));
             let contacts = m.contacts().unwrap();
             assert_eq!(contacts.len(), 1);
-            assert_eq!(contacts[0].param("q"), Some("0.33"));
+            assert_eq!(contacts[0].q_millis(), Some(330));
             assert_eq!(contacts[0].param("newparam"), Some("newvalue"));
             assert_eq!(contacts[0].param("secondparam"), Some(""));
             let display = contacts[0]
