@@ -151,7 +151,6 @@ enum SubState {
 
 #[derive(Debug)]
 struct Subscription {
-    impu: String,
     target: String,
     call_id: String,
     local_tag: String,
@@ -170,6 +169,7 @@ pub struct RegistrationView {
     events: VecDeque<ServerEvent>,
     transmit: VecDeque<Transmit>,
     subs: HashMap<String, Subscription>,
+    by_call_id: HashMap<String, String>,
     refreshes: BTreeSet<(Instant, String)>,
     rng: SplitMix64,
 }
@@ -185,6 +185,7 @@ impl RegistrationView {
             events: VecDeque::new(),
             transmit: VecDeque::new(),
             subs: HashMap::new(),
+            by_call_id: HashMap::new(),
             refreshes: BTreeSet::new(),
             rng: SplitMix64::new(seed),
         }
@@ -285,7 +286,7 @@ impl RegistrationView {
         {
             self.expiries.remove(&(old.expires_at, impu.to_owned()));
             *old = ue.clone();
-            self.expiries.insert((ue.expires_at, impu.to_owned()));
+            self.reindex(impu);
             self.events.push_back(ServerEvent::UeRefreshed {
                 impu: impu.to_owned(),
                 ue,
@@ -327,13 +328,25 @@ impl RegistrationView {
         if list.is_empty() {
             self.ues.remove(impu);
         }
-        for ue in removed {
+        for ue in &removed {
             self.expiries.remove(&(ue.expires_at, impu.to_owned()));
+        }
+        // Entries are per (instant, identity): put back those other UEs still need.
+        self.reindex(impu);
+        for ue in removed {
             self.events.push_back(ServerEvent::UeDeregistered {
                 impu: impu.to_owned(),
                 ue,
                 reason,
             });
+        }
+    }
+
+    fn reindex(&mut self, impu: &str) {
+        if let Some(list) = self.ues.get(impu) {
+            for u in list {
+                self.expiries.insert((u.expires_at, impu.to_owned()));
+            }
         }
     }
 
@@ -354,7 +367,6 @@ impl RegistrationView {
             });
         }
         let sub = Subscription {
-            impu: impu.clone(),
             target: core_uri.to_owned(),
             call_id: format!("{}-reg", self.rng.token()),
             local_tag: self.rng.token(),
@@ -363,6 +375,7 @@ impl RegistrationView {
             version: None,
             state: SubState::Sent,
         };
+        self.by_call_id.insert(sub.call_id.clone(), impu.clone());
         self.subs.insert(impu.clone(), sub);
         self.send_subscribe(now, &impu, self.config.subscription_expires)
     }
@@ -392,10 +405,7 @@ impl RegistrationView {
     }
 
     fn sub_by_call_id(&self, call_id: &str) -> Option<String> {
-        self.subs
-            .values()
-            .find(|s| s.call_id == call_id)
-            .map(|s| s.impu.clone())
+        self.by_call_id.get(call_id).cloned()
     }
 
     /// Handles the response to a SUBSCRIBE this view sent. Returns whether it matched.
@@ -433,6 +443,7 @@ impl RegistrationView {
 
     fn end_subscription(&mut self, impu: &str) {
         if let Some(s) = self.subs.remove(impu) {
+            self.by_call_id.remove(&s.call_id);
             if let SubState::Active { refresh_at } = s.state {
                 self.refreshes.remove(&(refresh_at, impu.to_owned()));
             }

@@ -385,3 +385,40 @@ fn server_refuses_bad_third_party_bodies() {
     assert!(s.poll_event().is_none());
     assert_eq!(s.identity_count(), 0);
 }
+
+#[test]
+fn server_expires_each_ue_even_with_equal_expiry_instants() {
+    let mut s = server();
+    let mut clock = Clock::new();
+    let now = clock.now();
+    let mut r = registrar();
+    // Two UEs of one identity with the same expiry instant, then one deregisters.
+    r.handle_register(
+        now,
+        PEER,
+        &register(AOR, "c1", 1, &[ue_contact(1, "")], Some(600)),
+    );
+    s.handle_third_party_register(now, CORE_PEER, &only_transmit(&mut r).request);
+    r.handle_register(
+        now,
+        PEER,
+        &register(AOR, "c2", 1, &[ue_contact(2, "")], Some(600)),
+    );
+    s.handle_third_party_register(now, CORE_PEER, &only_transmit(&mut r).request);
+    r.handle_register(
+        now,
+        PEER,
+        &register(AOR, "c1", 2, &[ue_contact(1, "")], Some(0)),
+    );
+    s.handle_third_party_register(now, CORE_PEER, &only_transmit(&mut r).request);
+    assert_eq!(s.ues(now, AOR).len(), 1);
+    // The remaining UE still has its timer.
+    assert_eq!(
+        s.poll_timeout(),
+        Some(now + std::time::Duration::from_secs(600))
+    );
+    let now = clock.advance(600);
+    s.handle_timeout(now);
+    assert_eq!(s.identity_count(), 0);
+    assert_eq!(s.poll_timeout(), None);
+}
