@@ -12,7 +12,7 @@ use std::cell::Cell;
 use std::collections::HashSet;
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 
 /// A JSON number as written: unsigned, negative, or with a fraction/exponent.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -205,6 +205,189 @@ impl<'de> Visitor<'de> for Seed<'_> {
     }
 }
 
+/// Parses `input` as a JSON object and returns the values of the members
+/// named in `names` (same order), without building the other members: they
+/// are walked with the same duplicate and depth checks and dropped.
+///
+/// # Errors
+/// As [`parse`]; a document that is not an object gives `Ok(Err(type name))`.
+pub(crate) fn parse_fields<'a, const N: usize>(
+    input: &'a [u8],
+    max_depth: usize,
+    names: &[&str; N],
+) -> Result<Result<[Option<Json<'a>>; N], &'static str>, JsonError> {
+    let failure = Cell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(input);
+    let seed = Seed {
+        depth: 0,
+        max_depth,
+        failure: &failure,
+    };
+    let top = TopSeed { seed, names };
+    let result = top.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
+    match result {
+        Ok(v) => Ok(v),
+        Err(e) => Err(failure.take().unwrap_or_else(|| JsonError::Syntax {
+            message: e.to_string(),
+            column: e.column(),
+        })),
+    }
+}
+
+struct TopSeed<'f, 'n, const N: usize> {
+    seed: Seed<'f>,
+    names: &'n [&'n str; N],
+}
+
+impl<'de, const N: usize> DeserializeSeed<'de> for TopSeed<'_, '_, N> {
+    type Value = Result<[Option<Json<'de>>; N], &'static str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, const N: usize> Visitor<'de> for TopSeed<'_, '_, N> {
+    type Value = Result<[Option<Json<'de>>; N], &'static str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let inner = self.seed.nested()?;
+        let mut slots: [Option<Json<'de>>; N] = std::array::from_fn(|_| None);
+        let mut others = NameSet::default();
+        while let Some(name) = map.next_key_seed(KeySeed)? {
+            match self.names.iter().position(|n| *n == name) {
+                Some(i) => {
+                    let slot = slots.get_mut(i).ok_or_else(|| A::Error::custom("slot"))?;
+                    if slot.is_some() {
+                        return Err(self.seed.fail(JsonError::Duplicate {
+                            name: name.into_owned(),
+                        }));
+                    }
+                    *slot = Some(map.next_value_seed(inner)?);
+                }
+                None => {
+                    if !others.insert(name.clone()) {
+                        return Err(self.seed.fail(JsonError::Duplicate {
+                            name: name.into_owned(),
+                        }));
+                    }
+                    map.next_value_seed(Skip(inner))?;
+                }
+            }
+        }
+        Ok(Ok(slots))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Err("null"))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Err("boolean"))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Err("number"))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Err("number"))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Err("number"))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Err("string"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let inner = self.seed.nested()?;
+        while seq.next_element_seed(Skip(inner))?.is_some() {}
+        Ok(Err("array"))
+    }
+}
+
+/// Walks a value with the strict checks and keeps nothing.
+#[derive(Clone, Copy)]
+struct Skip<'f>(Seed<'f>);
+
+impl<'de> DeserializeSeed<'de> for Skip<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Skip<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let inner = Skip(self.0.nested()?);
+        while seq.next_element_seed(inner)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let inner = Skip(self.0.nested()?);
+        let mut names = NameSet::default();
+        while let Some(name) = map.next_key_seed(KeySeed)? {
+            if !names.insert(name.clone()) {
+                return Err(self.0.fail(JsonError::Duplicate {
+                    name: name.into_owned(),
+                }));
+            }
+            map.next_value_seed(inner)?;
+        }
+        Ok(())
+    }
+}
+
+/// Member names seen in one object: a list while small, a hash set beyond
+/// 16 names, so that objects with many members stay linear to check.
+#[derive(Default)]
+struct NameSet<'de> {
+    names: Vec<Cow<'de, str>>,
+    index: Option<HashSet<Cow<'de, str>>>,
+}
+
+impl<'de> NameSet<'de> {
+    /// Records `name`; `false` when it was already there.
+    fn insert(&mut self, name: Cow<'de, str>) -> bool {
+        if let Some(set) = &mut self.index {
+            return set.insert(name);
+        }
+        if self.names.contains(&name) {
+            return false;
+        }
+        self.names.push(name);
+        if self.names.len() > 16 {
+            self.index = Some(self.names.drain(..).collect());
+        }
+        true
+    }
+}
+
 /// Deserializes an object member name, borrowing it when unescaped.
 struct KeySeed;
 
@@ -277,6 +460,50 @@ mod tests {
         assert_eq!(
             parse(doc.as_bytes(), 8),
             Err(JsonError::Duplicate { name: "m3".into() })
+        );
+    }
+
+    #[test]
+    fn field_extraction_keeps_the_checks() {
+        let names = ["a", "b"];
+        let [a, b] = parse_fields(br#"{"x":{"y":[1,{"z":2}]},"a":"s","c":3}"#, 8, &names)
+            .unwrap()
+            .unwrap();
+        assert_eq!(a, Some(Json::Str(Cow::Borrowed("s"))));
+        assert_eq!(b, None);
+        for doc in [
+            &br#"{"a":1,"a":2}"#[..],
+            br#"{"c":1,"c":2}"#,
+            br#"{"c":{"d":1,"d":2}}"#,
+            br#"{"c":[{"d":1,"\u0064":2}]}"#,
+        ] {
+            assert!(
+                matches!(
+                    parse_fields(doc, 8, &names),
+                    Err(JsonError::Duplicate { .. })
+                ),
+                "{doc:?}"
+            );
+        }
+        let deep = format!(r#"{{"c":{}{}}}"#, "[".repeat(20), "]".repeat(20));
+        assert_eq!(
+            parse_fields(deep.as_bytes(), 16, &names),
+            Err(JsonError::TooDeep { limit: 16 })
+        );
+        assert_eq!(parse_fields(b"[1]", 8, &names), Ok(Err("array")));
+        assert_eq!(parse_fields(b"\"x\"", 8, &names), Ok(Err("string")));
+        assert!(matches!(
+            parse_fields(b"{} 1", 8, &names),
+            Err(JsonError::Syntax { .. })
+        ));
+        let mut many = String::from("{");
+        for i in 0..40 {
+            many.push_str(&format!("\"m{i}\":{{\"k{i}\":1}},"));
+        }
+        many.push_str("\"m7\":0}");
+        assert_eq!(
+            parse_fields(many.as_bytes(), 8, &names),
+            Err(JsonError::Duplicate { name: "m7".into() })
         );
     }
 

@@ -104,8 +104,22 @@ pub(crate) fn json_error(part: Part, e: JsonError) -> Error {
     }
 }
 
-/// Header members that carry or point at keys; keys come only from configuration.
-const KEY_HEADERS: [&str; 4] = ["jwk", "jku", "x5u", "x5c"];
+fn header_str<'v>(v: &'v Option<Json<'_>>, name: &'static str) -> Result<Option<&'v str>, Error> {
+    match v {
+        None => Ok(None),
+        Some(Json::Str(s)) => Ok(Some(s)),
+        Some(_) => Err(Error::HeaderType {
+            name,
+            expected: "string",
+        }),
+    }
+}
+
+/// The header members this crate reads. The last four carry or point at
+/// keys, which come only from configuration.
+const HEADER_NAMES: [&str; 10] = [
+    "alg", "kid", "typ", "cty", "crit", "b64", "jwk", "jku", "x5u", "x5c",
+];
 
 /// Size, segments, base64url, header rules, key selection and signature;
 /// returns the header facts, the decoded payload and the key that verified.
@@ -123,43 +137,21 @@ pub(crate) fn verify_parts<'k>(
     }
     let (h64, p64, s64) = segments(token)?;
     let header_bytes = b64::decode(h64, Part::Header)?;
-    let header = json::parse(&header_bytes, limits.max_json_depth)
-        .map_err(|e| json_error(Part::Header, e))?;
-    let Json::Obj(members) = &header else {
-        return Err(Error::NotObject {
+    let fields = json::parse_fields(&header_bytes, limits.max_json_depth, &HEADER_NAMES)
+        .map_err(|e| json_error(Part::Header, e))?
+        .map_err(|found| Error::NotObject {
             part: Part::Header,
-            found: header.type_name(),
-        });
-    };
-
-    let mut alg_name = None;
-    let mut kid = None;
-    let mut typ = None;
-    let mut crit = None;
-    let mut b64_member = false;
-    let mut cty = None;
-    let mut embedded = None;
-    for (name, value) in members {
-        let as_str = |n: &'static str| {
-            value.as_str().ok_or(Error::HeaderType {
-                name: n,
-                expected: "string",
-            })
-        };
-        match name.as_ref() {
-            "alg" => alg_name = Some(as_str("alg")?),
-            "kid" => kid = Some(as_str("kid")?),
-            "typ" => typ = Some(as_str("typ")?),
-            "cty" => cty = Some(as_str("cty")?),
-            "crit" => crit = Some(value),
-            "b64" => b64_member = true,
-            other => {
-                if let Some(n) = KEY_HEADERS.iter().find(|k| **k == other) {
-                    embedded.get_or_insert(*n);
-                }
-            }
-        }
-    }
+            found,
+        })?;
+    let [alg_v, kid_v, typ_v, cty_v, crit, b64_v, jwk, jku, x5u, x5c] = &fields;
+    let alg_name = header_str(alg_v, "alg")?;
+    let kid = header_str(kid_v, "kid")?;
+    let typ = header_str(typ_v, "typ")?;
+    let cty = header_str(cty_v, "cty")?;
+    let b64_member = b64_v.is_some();
+    let embedded = [(jwk, "jwk"), (jku, "jku"), (x5u, "x5u"), (x5c, "x5c")]
+        .into_iter()
+        .find_map(|(v, n)| v.is_some().then_some(n));
     // Fixed order, so the reported check does not depend on member order.
     let alg_name = alg_name.unwrap_or_default();
     let alg = Algorithm::from_name(alg_name).ok_or_else(|| Error::UnsupportedAlgorithm {

@@ -335,16 +335,13 @@ impl Validator {
         }
     }
 
-    fn parse_claims<'p>(&self, payload: &'p [u8]) -> Result<Json<'p>, Error> {
-        let claims = json::parse(payload, self.config.limits.max_json_depth)
-            .map_err(|e| jws::json_error(Part::Claims, e))?;
-        if !matches!(claims, Json::Obj(_)) {
-            return Err(Error::NotObject {
+    fn parse_claims<'p>(&self, payload: &'p [u8]) -> Result<[Option<Json<'p>>; 14], Error> {
+        json::parse_fields(payload, self.config.limits.max_json_depth, &CLAIM_NAMES)
+            .map_err(|e| jws::json_error(Part::Claims, e))?
+            .map_err(|found| Error::NotObject {
                 part: Part::Claims,
-                found: claims.type_name(),
-            });
-        }
-        Ok(claims)
+                found,
+            })
     }
 
     fn common(&self, slots: &Slots<'_, '_>, now: u64) -> Result<Common, Error> {
@@ -402,8 +399,25 @@ impl Validator {
     }
 }
 
-/// The registered claims this crate reads, found in one pass over the members.
-#[derive(Default)]
+/// The registered claims this crate reads.
+const CLAIM_NAMES: [&str; 14] = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "client_id",
+    "scope",
+    "mcptt_id",
+    "acr",
+    "nonce",
+    "azp",
+    "auth_time",
+];
+
+/// The values of [`CLAIM_NAMES`], by name.
 struct Slots<'j, 'a> {
     iss: Option<&'j Json<'a>>,
     sub: Option<&'j Json<'a>>,
@@ -422,31 +436,39 @@ struct Slots<'j, 'a> {
 }
 
 impl<'j, 'a> Slots<'j, 'a> {
-    fn of(claims: &'j Json<'a>) -> Self {
-        let mut s = Self::default();
-        if let Json::Obj(members) = claims {
-            for (name, value) in members {
-                let slot = match name.as_ref() {
-                    "iss" => &mut s.iss,
-                    "sub" => &mut s.sub,
-                    "aud" => &mut s.aud,
-                    "exp" => &mut s.exp,
-                    "iat" => &mut s.iat,
-                    "nbf" => &mut s.nbf,
-                    "jti" => &mut s.jti,
-                    "client_id" => &mut s.client_id,
-                    "scope" => &mut s.scope,
-                    "mcptt_id" => &mut s.mcptt_id,
-                    "acr" => &mut s.acr,
-                    "nonce" => &mut s.nonce,
-                    "azp" => &mut s.azp,
-                    "auth_time" => &mut s.auth_time,
-                    _ => continue,
-                };
-                *slot = Some(value);
-            }
+    fn of(v: &'j [Option<Json<'a>>; 14]) -> Self {
+        let [
+            iss,
+            sub,
+            aud,
+            exp,
+            iat,
+            nbf,
+            jti,
+            client_id,
+            scope,
+            mcptt_id,
+            acr,
+            nonce,
+            azp,
+            auth_time,
+        ] = v;
+        Self {
+            iss: iss.as_ref(),
+            sub: sub.as_ref(),
+            aud: aud.as_ref(),
+            exp: exp.as_ref(),
+            iat: iat.as_ref(),
+            nbf: nbf.as_ref(),
+            jti: jti.as_ref(),
+            client_id: client_id.as_ref(),
+            scope: scope.as_ref(),
+            mcptt_id: mcptt_id.as_ref(),
+            acr: acr.as_ref(),
+            nonce: nonce.as_ref(),
+            azp: azp.as_ref(),
+            auth_time: auth_time.as_ref(),
         }
-        s
     }
 }
 
