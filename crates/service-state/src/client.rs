@@ -601,7 +601,7 @@ impl<R: Random> Subscriber<R> {
         let resp = view.map_err(|what| Error::MalformedMessage { what: what.into() })?;
         if resp.call_id != self.call_id
             || Some(resp.cseq) != self.pending_cseq
-            || resp.from_tag.as_deref() != Some(&self.local_tag)
+            || resp.from_tag != Some(&self.local_tag)
         {
             return Err(Error::NoMatch("not the pending SUBSCRIBE"));
         }
@@ -685,7 +685,7 @@ impl<R: Random> Subscriber<R> {
             return Err(Error::NoMatch("only NOTIFY is accepted in the dialog"));
         }
         let ours = req.call_id == self.call_id
-            && req.to_tag.as_deref() == Some(&self.local_tag)
+            && req.to_tag == Some(&self.local_tag)
             && (self.remote_tag.is_none() || req.from_tag == self.remote_tag.as_deref())
             && !matches!(self.state, SubState::Idle | SubState::Terminated);
         if !ours {
@@ -712,7 +712,6 @@ impl<R: Random> Subscriber<R> {
         }
         let (state, reason, expires) =
             req.subscription_state
-                .clone()
                 .ok_or_else(|| Error::MalformedMessage {
                     what: "Subscription-State header".into(),
                 })?;
@@ -721,7 +720,6 @@ impl<R: Random> Subscriber<R> {
         } else {
             let media = req
                 .content_type
-                .as_deref()
                 .unwrap_or("")
                 .split(';')
                 .next()

@@ -504,7 +504,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
     fn publish(&mut self, now: Instant, now_unix: u64, req: &View<'_>) -> Result<(), Refusal> {
         Self::event_package(req, POC_SETTINGS_EVENT)?;
         let body = match PublishBody::parse_with(
-            req.content_type.as_deref().unwrap_or(""),
+            req.content_type.unwrap_or(""),
             &req.body,
             &self.config.xml_limits,
         ) {
@@ -845,14 +845,14 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         let Some(impu) = Self::asserted(req) else {
             return Err(self.fail("", "no P-Asserted-Identity"));
         };
-        let Some(from_tag) = req.from_tag.clone() else {
+        let Some(from_tag) = req.from_tag else {
             return Err(Refusal::code(400));
         };
-        let Some(contact) = req.contact.clone() else {
+        let Some(contact) = req.contact else {
             return Err(Refusal::code(400));
         };
         let body = match PublishBody::parse_with(
-            req.content_type.as_deref().unwrap_or(""),
+            req.content_type.unwrap_or(""),
             &req.body,
             &self.config.xml_limits,
         ) {
@@ -887,7 +887,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
             }
         };
         // Only the user's own state (DESIGN.md §3): a Request-URI naming an MCPTT ID must name this one.
-        let target = identity(&req.request_uri);
+        let target = identity(req.request_uri);
         if target != identity(&self.config.service_uri) && target != identity(&mcptt_id) {
             return Err(self.fail(
                 &impu,
@@ -896,7 +896,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         }
         if expires == 0 {
             // A fetch (RFC 6665 §4.4.3): answer and send one terminated NOTIFY without keeping state.
-            self.fetch(now, req, &impu, &mcptt_id, &from_tag, &contact);
+            self.fetch(now, req, &impu, &mcptt_id, from_tag, contact);
             return Ok(());
         }
         if !self.ues.contains_key(&impu) && self.ues.len() >= self.config.max_ues {
@@ -1033,7 +1033,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         let Some(sub) = self.subs.get_mut(&id) else {
             return Err(Refusal::code(481));
         };
-        if sub.call_id != req.call_id || req.from_tag.as_deref() != Some(sub.their_tag.as_str()) {
+        if sub.call_id != req.call_id || req.from_tag != Some(sub.their_tag.as_str()) {
             return Err(Refusal::code(481));
         }
         if req.cseq <= sub.remote_cseq {
