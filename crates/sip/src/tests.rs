@@ -748,6 +748,12 @@ fn validate_checks_the_other_known_headers() {
         "Supported:",
         "Reason: SIP;cause=200;text=\"Call completed elsewhere\"",
         "P-Associated-URI: <sip:alice@h>, <tel:+1234>",
+        "P-Charging-Vector: icid-value=1234bc9876e;icid-generated-at=192.0.6.8;orig-ioi=home1.net",
+        "P-Access-Network-Info: 3GPP-UTRAN-TDD; utran-cell-id-3gpp=23456789ABCDE; network-provided",
+        "P-Visited-Network-ID: other.net, \"Visited network number 1\"",
+        "Call-Info: <http://wwww.example.com/alice/photo.jpg>;purpose=icon",
+        "P-Asserted-Service: urn:urn-7:3gpp-service.ims.icsi.mcptt",
+        "In-Reply-To: 70710@saturn.bell-tel.com, 17320@saturn.bell-tel.com",
     ];
     for h in ok {
         let m = Message::parse(Bytes::from(format!(
@@ -775,6 +781,9 @@ fn validate_checks_the_other_known_headers() {
         "Via: SIP/2.0/UDP",
         "To: <sip:a@b",
         "From: \"unterminated <sip:a@b>",
+        "P-Charging-Vector: icid-value=",
+        "Call-Info: http://example.com/x",
+        "P-Asserted-Service: mcptt",
     ];
     for h in bad {
         let r = Message::parse(Bytes::from(format!(

@@ -828,3 +828,40 @@ pub(crate) fn check_timestamp(s: &[u8]) -> Result<()> {
     }
     end(&mut c)
 }
+
+/// Validate a comma-separated list of `(token / quoted-string) [EQUAL gen-value] *(SEMI
+/// generic-param)` (P-Charging-Vector, P-Visited-Network-ID, Authentication-Info…).
+pub(crate) fn check_param_list(s: &[u8]) -> Result<()> {
+    let mut c = Cursor::new(s);
+    c.skip_lws();
+    let mut scratch = Vec::new();
+    loop {
+        if c.peek() == Some(b'"') {
+            c.quoted()
+                .ok_or_else(|| perr(c.pos, "a terminated quoted string"))?;
+        } else {
+            c.token().ok_or_else(|| perr(c.pos, "a token"))?;
+            if c.eat_sep(b'=') {
+                let ok = if c.peek() == Some(b'"') {
+                    c.quoted().is_some()
+                } else {
+                    let r = c.take_while(|b| chars::is_token(b) || matches!(b, b':' | b'[' | b']'));
+                    r.0 != r.1
+                };
+                if !ok {
+                    return Err(perr(c.pos, "a parameter value"));
+                }
+            }
+        }
+        parse_params(&mut c, &mut scratch)?;
+        scratch.clear();
+        c.skip_lws();
+        if c.at_end() {
+            return Ok(());
+        }
+        if !c.eat(b',') {
+            return Err(perr(c.pos, "',' or ';'"));
+        }
+        c.skip_lws();
+    }
+}

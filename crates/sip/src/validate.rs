@@ -150,7 +150,26 @@ pub(crate) fn validate_headers(h: &Headers, method: Option<&Method>) -> Result<(
             | Hid::ProxyAuthorization
             | Hid::WwwAuthenticate
             | Hid::ProxyAuthenticate => types::check_auth(v.as_bytes()),
-            Hid::PAssociatedUri => name_addr::parse_list(&b(), true).map(|_| ()),
+            Hid::PAssociatedUri | Hid::AlertInfo | Hid::CallInfo | Hid::ErrorInfo => {
+                name_addr::parse_list(&b(), true).map(|_| ())
+            }
+            Hid::PChargingVector
+            | Hid::PVisitedNetworkId
+            | Hid::PAccessNetworkInfo
+            | Hid::AuthenticationInfo => types::check_param_list(v.as_bytes()),
+            Hid::InReplyTo => split_commas(v).try_for_each(call_id),
+            Hid::PAssertedService | Hid::PPreferredService => {
+                let ok = split_commas(v).all(|x| {
+                    x.len() > 4
+                        && x.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+                        && !x.contains([' ', '\t', ';', '"', '<', '>'])
+                });
+                if ok {
+                    Ok(())
+                } else {
+                    Err(perr(0, "a urn: service identifier"))
+                }
+            }
             _ => Ok(()),
         };
         r.map_err(|err| locate(err, e.id, at))?;
