@@ -620,3 +620,103 @@ fn subscriber_rejects_out_of_order_notify() {
         ServiceState::parse(first.split("\r\n\r\n").nth(1).unwrap().as_bytes()).unwrap();
     assert_eq!(parsed.version, 1);
 }
+
+#[test]
+fn fetch_subscription_gets_one_terminated_notify() {
+    let (mut net, ue, _) = signed_in(ALICE);
+    let before = net.server.subscription_count();
+    let msg = format!(
+        "SUBSCRIBE {PSI} SIP/2.0\r\nVia: SIP/2.0/TLS ue0.example.org;branch=z9hG4bKf\r\nMax-Forwards: 70\r\n\
+From: <sip:ue1@example.org>;tag=f1\r\nTo: <{PSI}>\r\nCall-ID: fetch-1\r\nCSeq: 1 SUBSCRIBE\r\n\
+Contact: <sip:ue0.example.org>\r\nEvent: mcptt-service-state\r\nExpires: 0\r\nContent-Length: 0\r\n\r\n"
+    );
+    let out = net.raw_to_server(ue, &msg);
+    assert_eq!(status(&out[0]), Some(200));
+    assert_eq!(header(&out[0], "Expires").as_deref(), Some("0"));
+    let notify = &out[1];
+    assert_eq!(
+        header(notify, "Subscription-State").as_deref(),
+        Some("terminated")
+    );
+    let body = ServiceState::parse(notify.split("\r\n\r\n").nth(1).unwrap().as_bytes()).unwrap();
+    assert_eq!(body.state, CombinedState::FullAccess);
+    assert_eq!(
+        net.server.subscription_count(),
+        before,
+        "a fetch keeps no subscription"
+    );
+}
+
+#[test]
+fn subscriber_takes_a_notify_that_overtakes_the_200() {
+    let mut net = Net::new(UeDirectory::new());
+    let ue = net.add_ue("sip:ue1@example.org");
+    net.register(ue, true);
+    let t = net.idms.token(ALICE, net.unix(), 3600);
+    net.publish(ue, &t);
+    let sub = net.add_sub(ue, 600);
+    let now = net.now;
+    net.subs[sub].sub.subscribe(now, None).unwrap();
+    let s = net.subs[sub].sub.poll_transmit().unwrap();
+    let s = Net::assert_identity(&s.bytes, "sip:ue1@example.org");
+    let unix = net.unix();
+    net.server.handle_request(now, unix, &req(&s));
+    let ok = net.server.poll_transmit().unwrap();
+    let notify = net.server.poll_transmit().unwrap();
+    // NOTIFY first (RFC 6665 §4.1.2.4 allows it), then the 200.
+    net.subs[sub]
+        .sub
+        .handle_request(now, &req(&notify.bytes))
+        .unwrap();
+    net.subs[sub]
+        .sub
+        .handle_response(now, &resp(&ok.bytes))
+        .unwrap();
+    let events: Vec<SubscriberEvent> =
+        std::iter::from_fn(|| net.subs[sub].sub.poll_event()).collect();
+    assert!(
+        events.iter().any(
+            |e| matches!(e, SubscriberEvent::State(s) if s.state == CombinedState::FullAccess)
+        ),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&SubscriberEvent::Active { expires: 600 }),
+        "{events:?}"
+    );
+    // A refresh goes in the dialog (To tag of the server) and is accepted.
+    net.subs[sub].sub.refresh(now).unwrap();
+    net.pump();
+    assert_eq!(
+        status(
+            &net.server_out
+                .iter()
+                .rev()
+                .find(|m| status(m).is_some())
+                .unwrap()
+                .clone()
+        ),
+        Some(200)
+    );
+    assert_eq!(net.server.subscription_count(), 1);
+}
+
+#[test]
+fn subscriber_retries_after_423() {
+    let (mut net, ue, _) = signed_in(ALICE);
+    let sub = net.add_sub(ue, 30);
+    net.subscribe(sub, None);
+    assert!(
+        net.server_out
+            .iter()
+            .any(|m| status(m) == Some(423) && header(m, "Min-Expires").as_deref() == Some("60"))
+    );
+    assert!(
+        net.subs[sub]
+            .events
+            .contains(&SubscriberEvent::Active { expires: 60 }),
+        "{:?}",
+        net.subs[sub].events
+    );
+    assert_eq!(net.last_state(sub).state, CombinedState::FullAccess);
+}
