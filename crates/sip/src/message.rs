@@ -583,6 +583,24 @@ impl Response {
         self.code
     }
 
+    /// Whether this is a provisional (1xx) response.
+    #[must_use]
+    pub fn is_provisional(&self) -> bool {
+        self.code < 200
+    }
+
+    /// Whether this is a success (2xx) response.
+    #[must_use]
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.code)
+    }
+
+    /// Whether this is a final (2xx-6xx) response.
+    #[must_use]
+    pub fn is_final(&self) -> bool {
+        self.code >= 200
+    }
+
     /// The reason phrase as written (may be empty).
     #[must_use]
     pub fn reason(&self) -> &str {
