@@ -38,6 +38,8 @@ pub struct SipCoreConfig {
     pub identities: Vec<(String, Vec<String>)>,
     /// Largest registration expiry granted.
     pub max_expires: u32,
+    /// Most simultaneous UE connections from one IP address (all demo UEs share 127.0.0.1).
+    pub max_connections_per_ip: usize,
 }
 
 /// MCPTT server: third-party REGISTER, PUBLISH, SUBSCRIBE, NOTIFY; token validation.

@@ -203,10 +203,9 @@ impl State {
                 self.replies.push((conn, Message::Response(resp)));
             }
             Message::Request(req) => {
-                self.server
-                    .handle_request_bytes(now, self.clock.unix(), &req.encode());
+                self.server.handle_request(now, self.clock.unix(), &req);
             }
-            Message::Response(resp) => self.server.handle_response_bytes(now, &resp.encode()),
+            Message::Response(resp) => self.server.handle_response(now, &resp),
         }
     }
 

@@ -147,6 +147,7 @@ pub async fn start_servers(
             psi: PSI.into(),
             identities,
             max_expires: 3600,
+            max_connections_per_ip: sign_ins.len().max(256),
         },
         trace.clone(),
         clock.clone(),

@@ -111,6 +111,8 @@ pub async fn spawn(
     clock: Clock,
 ) -> Result<SipCoreHandle, ActorError> {
     let mut tc = TransportConfig::default();
+    tc.max_connections_per_ip = config.max_connections_per_ip;
+    tc.max_connections = tc.max_connections.max(config.max_connections_per_ip + 16);
     if config.mcptt_transport == Kind::Tls {
         tc = tc.with_client_tls(net::client_config(&config.tls)?);
     }

@@ -484,7 +484,6 @@ impl Ue {
             observe(&msg, Actor::SipCore, &self.config.ue_label),
         );
         let now = self.clock.now();
-        let bytes = msg.encode();
         let cid = call_id(&msg).unwrap_or_default();
         match &msg {
             Message::Response(r) if method(&msg) == "REGISTER" && cid == self.reg.call_id => {
@@ -493,29 +492,29 @@ impl Ue {
                     self.reg.registered = (200..300).contains(&r.status());
                 }
             }
-            Message::Response(_) => {
+            Message::Response(r) => {
                 if let Some(u) = self
                     .by_call_id
                     .get(&cid)
                     .and_then(|&i| self.users.get_mut(i))
                 {
                     let res = if method(&msg) == "PUBLISH" {
-                        u.publisher.handle_response(now, &bytes)
+                        u.publisher.handle_response(now, r)
                     } else {
-                        u.subscriber.handle_response(now, &bytes)
+                        u.subscriber.handle_response(now, r)
                     };
                     if let Err(e) = res {
                         tracing::warn!(error = %e, "response refused by the driver");
                     }
                 }
             }
-            Message::Request(_) => {
+            Message::Request(r) => {
                 if let Some(u) = self
                     .by_call_id
                     .get(&cid)
                     .and_then(|&i| self.users.get_mut(i))
                 {
-                    if let Err(e) = u.subscriber.handle_request(now, &bytes) {
+                    if let Err(e) = u.subscriber.handle_request(now, r) {
                         tracing::warn!(error = %e, "NOTIFY refused by the subscriber");
                     }
                 } else {

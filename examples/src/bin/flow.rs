@@ -106,6 +106,37 @@ fn main() -> ExitCode {
             .filter(|r| r.outcome.is_ok())
             .filter_map(|r| r.latency)
             .collect();
+        let mut failures: std::collections::BTreeMap<String, usize> =
+            std::collections::BTreeMap::new();
+        for r in &report.results {
+            if let Err(e) = &r.outcome {
+                *failures
+                    .entry(format!("step {}: {}", e.step, e.reason))
+                    .or_default() += 1;
+            }
+        }
+        for (why, n) in &failures {
+            println!("  {n} UE(s) failed at {why}");
+        }
+        // Where the time goes: median time (since the trace started) at which each step was
+        // first seen, over all UEs.
+        let mut first: std::collections::HashMap<(String, u8), Duration> =
+            std::collections::HashMap::new();
+        for r in &records {
+            if let Some(step) = r.step {
+                first.entry((r.ue.clone(), step)).or_insert(r.at);
+            }
+        }
+        let mut line = String::from("median time each step was first seen:");
+        for step in 1..=18u8 {
+            let times: Vec<Duration> = first
+                .iter()
+                .filter(|((_, s), _)| *s == step)
+                .map(|(_, t)| *t)
+                .collect();
+            line.push_str(&format!(" {step}:{:.0?}", summarize(&times).p50));
+        }
+        println!("{line}");
         let s = summarize(&lat);
         println!(
             "rate {:.1} registrations/s; latency p50 {:.2?}, p99 {:.2?}, max {:.2?}",

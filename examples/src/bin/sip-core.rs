@@ -46,6 +46,9 @@ struct Args {
     /// (a certificate's own `sip:` URI SANs are always granted).
     #[arg(long, value_name = "FILE")]
     identities: Option<PathBuf>,
+    /// Most simultaneous UE connections from one IP address.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    max_connections_per_ip: usize,
     /// Largest registration expiry granted, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
     max_expires: u32,
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
         psi: args.psi,
         identities,
         max_expires: args.max_expires,
+        max_connections_per_ip: args.max_connections_per_ip,
     };
     mcptt_examples::actors::serve(
         "sip-core",
