@@ -171,7 +171,7 @@ enum Auth {
 
 #[derive(Debug, Clone)]
 struct Publication {
-    etag: String,
+    etag: u64,
     expires_at: Instant,
 }
 
@@ -236,7 +236,7 @@ struct Ue {
 struct Subscription {
     session: u64,
     call_id: String,
-    our_tag: String,
+    our_tag: u64,
     their_tag: String,
     local_uri: String,
     remote_uri: String,
@@ -299,9 +299,9 @@ pub struct Server<V, R> {
     rng: R,
     ues: HashMap<String, Ue>,
     sessions: HashMap<u64, Session>,
-    etags: HashMap<String, u64>,
+    etags: HashMap<u64, u64>,
     subs: HashMap<u64, Subscription>,
-    dialogs: HashMap<String, u64>,
+    dialogs: HashMap<u64, u64>,
     timers: BTreeSet<(Instant, Timer)>,
     next_id: u64,
     transmit: VecDeque<Transmit>,
@@ -380,6 +380,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         let instance = change.instance.unwrap_or_default();
         if change.registered {
             if !ue.instances.contains(&instance) {
+                ue.instances.reserve_exact(1);
                 ue.instances.push(instance);
             }
         } else {
@@ -596,7 +597,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         let id = self.session_for(impu, &grant.mcptt_id);
         let etag = self.fresh_etag();
         let publication = Publication {
-            etag: etag.clone(),
+            etag,
             expires_at: now + secs(expires),
         };
         let token_deadline = now + secs64(grant.expires_at.saturating_sub(now_unix));
@@ -612,7 +613,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
                 || s.auth.token_exp() != next.token_exp()
         });
         // The response goes out before the NOTIFYs it causes.
-        self.respond_publish(req, &etag, expires);
+        self.respond_publish(req, etag, expires);
         for other in replaced {
             self.set_auth(now, other, Auth::Replaced);
         }
@@ -632,7 +633,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         token: Option<String>,
         client_id: Option<String>,
     ) -> Result<(), Refusal> {
-        let Some(&id) = self.etags.get(etag) else {
+        let Some(&id) = tag_value(etag).and_then(|e| self.etags.get(&e)) else {
             return Err(Refusal::code(412));
         };
         let Some(session) = self.sessions.get(&id) else {
@@ -655,7 +656,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         }
         let new_etag = self.fresh_etag();
         let publication = Publication {
-            etag: new_etag.clone(),
+            etag: new_etag,
             expires_at: now + secs(expires),
         };
         let next = match token {
@@ -689,23 +690,23 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         };
         let changes_state =
             next.public() != current.public() || next.token_exp() != current.token_exp();
-        self.respond_publish(req, &new_etag, expires);
+        self.respond_publish(req, new_etag, expires);
         self.replace_auth(now, id, next, changes_state);
         Ok(())
     }
 
-    fn respond_publish(&mut self, req: &View<'_>, etag: &str, expires: u32) {
+    fn respond_publish(&mut self, req: &View<'_>, etag: u64, expires: u32) {
         let mut b = Builder::response(req, 200, None);
-        b.header("SIP-ETag", etag)
+        b.header_fmt("SIP-ETag", format_args!("{etag:016x}"))
             .header_fmt("Expires", format_args!("{expires}"));
         self.transmit.push_back(Transmit {
             bytes: b.finish(None),
         });
     }
 
-    fn fresh_etag(&mut self) -> String {
+    fn fresh_etag(&mut self) -> u64 {
         loop {
-            let etag = random_token(&mut self.rng);
+            let etag = self.rng.next_u64();
             if !self.etags.contains_key(&etag) {
                 return etag;
             }
@@ -725,6 +726,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         }
         let id = self.next_id;
         self.next_id += 1;
+        ue.sessions.reserve_exact(1);
         ue.sessions.push(id);
         self.sessions.insert(
             id,
@@ -758,7 +760,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
             self.timers.remove(&(token_deadline, Timer::Token(id)));
         }
         if let Some(p) = session.auth.publication() {
-            self.etags.insert(p.etag.clone(), id);
+            self.etags.insert(p.etag, id);
             self.timers.insert((p.expires_at, Timer::Publication(id)));
         }
         if let Auth::Authorised { token_deadline, .. } = session.auth {
@@ -912,7 +914,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
             return Err(self.fail(&impu, "too many subscriptions for this user on this UE"));
         }
         let our_tag = loop {
-            let t = random_token(&mut self.rng);
+            let t = self.rng.next_u64();
             if !self.dialogs.contains_key(&t) {
                 break t;
             }
@@ -922,7 +924,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         let sub = Subscription {
             session,
             call_id: req.call_id.to_owned(),
-            our_tag: our_tag.clone(),
+            our_tag,
             their_tag: from_tag.to_owned(),
             local_uri: req.to_uri.to_owned(),
             remote_uri: req.from_uri.to_owned(),
@@ -937,14 +939,16 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         self.timers
             .insert((sub.expires_at, Timer::Subscription(id)));
         self.subs.insert(id, sub);
-        self.dialogs.insert(our_tag.clone(), id);
+        self.dialogs.insert(our_tag, id);
         if let Some(s) = self.sessions.get_mut(&session) {
+            s.subs.reserve_exact(1);
             s.subs.push(id);
             if s.version == 0 {
                 s.version = 1;
             }
         }
-        let mut b = Builder::response(req, 200, Some(&our_tag));
+        let tag = format!("{our_tag:016x}");
+        let mut b = Builder::response(req, 200, Some(&tag));
         b.header_fmt("Expires", format_args!("{expires}"))
             .header_fmt("Contact", format_args!("<{}>", self.config.contact));
         self.transmit.push_back(Transmit {
@@ -970,8 +974,9 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         from_tag: &str,
         contact: &str,
     ) {
-        let our_tag = random_token(&mut self.rng);
-        let mut b = Builder::response(req, 200, Some(&our_tag));
+        let our_tag = self.rng.next_u64();
+        let tag = format!("{our_tag:016x}");
+        let mut b = Builder::response(req, 200, Some(&tag));
         b.header("Expires", "0")
             .header_fmt("Contact", format_args!("<{}>", self.config.contact));
         self.transmit.push_back(Transmit {
@@ -1027,7 +1032,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         tag: &str,
         expires: u32,
     ) -> Result<(), Refusal> {
-        let Some(&id) = self.dialogs.get(tag) else {
+        let Some(&id) = tag_value(tag).and_then(|t| self.dialogs.get(&t)) else {
             return Err(Refusal::code(481));
         };
         let Some(sub) = self.subs.get_mut(&id) else {
@@ -1090,7 +1095,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         b.header("Max-Forwards", "70")
             .header_fmt(
                 "From",
-                format_args!("<{}>;tag={}", sub.local_uri, sub.our_tag),
+                format_args!("<{}>;tag={:016x}", sub.local_uri, sub.our_tag),
             )
             .header_fmt(
                 "To",
@@ -1192,7 +1197,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
             return;
         }
         let Some(tag) = &resp.from_tag else { return };
-        let Some(&id) = self.dialogs.get(*tag) else {
+        let Some(&id) = tag_value(tag).and_then(|t| self.dialogs.get(&t)) else {
             return;
         };
         let Some(sub) = self.subs.get_mut(&id) else {
@@ -1205,6 +1210,10 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
             return;
         };
         let (cseq, deadline) = sub.outstanding.swap_remove(pos);
+        if sub.outstanding.is_empty() {
+            // Give the buffer back: most subscriptions have nothing outstanding most of the time.
+            sub.outstanding = Vec::new();
+        }
         self.timers.remove(&(deadline, Timer::Notify(id, cseq)));
         if resp.status >= 300 {
             self.terminate(
@@ -1284,6 +1293,16 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.first().map(|(at, _)| *at)
     }
+}
+
+/// Reads an entity-tag or dialog tag this server issued (16 hex digits).
+fn tag_value(s: &str) -> Option<u64> {
+    let s = s.trim();
+    // Exactly as issued: 16 lower-case hex digits (entity-tags compare as opaque strings).
+    if s.len() != 16 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    u64::from_str_radix(s, 16).ok()
 }
 
 fn secs(s: u32) -> Duration {
