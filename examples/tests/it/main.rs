@@ -2,3 +2,4 @@
 
 mod flow;
 mod idms;
+mod interop;
