@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use mcptt_registration::{
-    ContactSpec, Contacts, IdentityMap, RegisterRequest, Registrar, RegistrarConfig, RegistrationStore,
+    ContactSpec, Contacts, IdentityMap, RegisterRequest, Registrar, RegistrarConfig,
+    RegistrationStore,
 };
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
@@ -31,7 +32,12 @@ fn aor(i: usize) -> String {
 /// sees after parsing.
 fn request(i: usize, cseq: u32, expires: u32) -> RegisterRequest {
     let aor = aor(i);
-    let uri = format!("sip:user{i:06}@10.{}.{}.{}:5061;transport=tls", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+    let uri = format!(
+        "sip:user{i:06}@10.{}.{}.{}:5061;transport=tls",
+        (i >> 16) & 255,
+        (i >> 8) & 255,
+        i & 255
+    );
     let instance = format!("<urn:uuid:00000000-0000-1000-8000-{i:012}>");
     let contact = format!(
         "<{uri}>;+sip.instance=\"{instance}\";+g.3gpp.mcptt;+g.3gpp.icsi-ref=\"urn%3Aurn-7%3A3gpp-service.ims.icsi.mcptt\";expires={expires}"
@@ -52,7 +58,10 @@ fn request(i: usize, cseq: u32, expires: u32) -> RegisterRequest {
             instance: Some(instance),
             reg_id: None,
             params: vec![
-                ("+sip.instance".into(), Some(format!("\"<urn:uuid:00000000-0000-1000-8000-{i:012}>\""))),
+                (
+                    "+sip.instance".into(),
+                    Some(format!("\"<urn:uuid:00000000-0000-1000-8000-{i:012}>\"")),
+                ),
                 ("+g.3gpp.mcptt".into(), None),
             ],
         }]),
@@ -111,28 +120,68 @@ fn memory_per_binding(cfg: &RegistrarConfig, reqs: &[RegisterRequest], now: Inst
     drop(r);
 }
 
+/// CPU time of this thread in ns (`/proc/thread-self/schedstat`, first field): unlike the
+/// wall clock it does not count time spent waiting for a core on a loaded machine.
+fn cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// One-shot figures on thread CPU time, printed next to criterion's wall-clock ones.
+fn cpu_figures(cfg: &RegistrarConfig, reqs: &[RegisterRequest], t0: Instant) {
+    let Some(start) = cpu_ns() else {
+        println!("registration/cpu: /proc/thread-self/schedstat not available");
+        return;
+    };
+    let mut r = Registrar::new(cfg.clone(), 1);
+    for q in reqs {
+        r.handle_register_request(t0, PEER, q).expect("registered");
+        while r.poll_event().is_some() {}
+    }
+    let initial = cpu_ns().unwrap_or(start) - start;
+    let mut refresh: Vec<RegisterRequest> = (0..UES).map(|i| request(i, 2, 3600)).collect();
+    let start = cpu_ns().unwrap_or(0);
+    for q in &mut refresh {
+        r.handle_register_request(t0, PEER, q).expect("refreshed");
+        while r.poll_event().is_some() {}
+    }
+    let refreshed = cpu_ns().unwrap_or(start) - start;
+    drop(r);
+    let mixed: Vec<RegisterRequest> = (0..UES)
+        .map(|i| request(i, 1, if i % 10 == 0 { 60 } else { 3600 }))
+        .collect();
+    let mut r = registered(cfg, &mixed, t0);
+    let start = cpu_ns().unwrap_or(0);
+    r.handle_timeout(t0 + Duration::from_secs(60));
+    let expiry = cpu_ns().unwrap_or(start) - start;
+    let mut n = 0;
+    while r.poll_event().is_some() {
+        n += 1;
+    }
+    assert_eq!(n, UES / 10);
+    let per_sec = |ns: u64| (UES as u64 * 1_000_000_000).checked_div(ns).unwrap_or(0);
+    println!(
+        "registration/cpu: {UES} initial registrations {:.1} ms CPU = {} /s; {UES} refreshes {:.1} ms CPU = {} /s; handle_timeout expiring {} of {UES}: {:.1} ms CPU = {:.2} us per expiry",
+        initial as f64 / 1e6,
+        per_sec(initial),
+        refreshed as f64 / 1e6,
+        per_sec(refreshed),
+        UES / 10,
+        expiry as f64 / 1e6,
+        expiry as f64 / 1e3 / (UES / 10) as f64
+    );
+}
+
 fn bench(c: &mut Criterion) {
     let cfg = config();
     let t0 = origin();
     let reqs: Vec<RegisterRequest> = (0..UES).map(|i| request(i, 1, 3600)).collect();
     memory_per_binding(&cfg, &reqs, t0);
-    if std::env::var_os("REG_PROBE").is_some() {
-        let mixed: Vec<RegisterRequest> = (0..UES)
-            .map(|i| request(i, 1, if i % 10 == 0 { 60 } else { 3600 }))
-            .collect();
-        let mut r = registered(&cfg, &mixed, t0);
-        let region = Region::new(GLOBAL);
-        let a = origin();
-        r.handle_timeout(t0 + Duration::from_secs(60));
-        let b = origin();
-        println!("probe: {:?}", region.change());
-        let mut n = 0;
-        while r.poll_event().is_some() {
-            n += 1;
-        }
-        let c = origin();
-        println!("probe: handle_timeout {:?}, drain {n} events {:?}", b - a, c - b);
-    }
+    cpu_figures(&cfg, &reqs, t0);
 
     let mut g = c.benchmark_group("registration");
     g.sample_size(10);

@@ -198,6 +198,8 @@ pub struct Registrar<S: RegistrationStore = MemoryStore> {
     deadlines: BTreeSet<(Instant, u32)>,
     next_cseq: u32,
     call_id_key: u64,
+    /// To tag of REGISTER responses (RFC 3261 §8.2.6.2; registrations create no dialog).
+    response_tag: String,
     notifier: Notifier,
     rng: SplitMix64,
 }
@@ -223,6 +225,7 @@ impl<S: RegistrationStore> Registrar<S> {
     pub fn with_store(config: RegistrarConfig, store: S, seed: u64) -> Self {
         let mut rng = SplitMix64::new(seed);
         let call_id_key = rng.next_u64();
+        let response_tag = rng.token();
         Self {
             config,
             store,
@@ -233,6 +236,7 @@ impl<S: RegistrationStore> Registrar<S> {
             deadlines: BTreeSet::new(),
             next_cseq: 1,
             call_id_key,
+            response_tag,
             notifier: Notifier::default(),
             rng,
         }
@@ -290,7 +294,7 @@ impl<S: RegistrationStore> Registrar<S> {
         });
         match result {
             Ok((req, listed)) => RegisterOutcome {
-                response: wire::register_ok(request, &listed, &self.config.core_uri),
+                response: wire::register_ok(request, &listed, &self.response_tag),
                 registered_identity: (!listed.is_empty()).then_some(req.aor),
                 result: Ok(()),
             },

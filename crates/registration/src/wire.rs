@@ -284,8 +284,8 @@ pub(crate) fn error_response(req: &Request, e: &Error) -> Response {
 }
 
 /// 200 OK to a REGISTER listing the current bindings (RFC 3261 §10.3 step 8).
-pub(crate) fn register_ok(req: &Request, contacts: &[String], _core_uri: &str) -> Response {
-    let mut b = Response::builder_for(req, 200).to_tag("reg");
+pub(crate) fn register_ok(req: &Request, contacts: &[String], to_tag: &str) -> Response {
+    let mut b = Response::builder_for(req, 200).to_tag(to_tag);
     for c in contacts {
         b = b.header("Contact", c);
     }
