@@ -388,3 +388,55 @@ fn edited_message_round_trips() {
     );
     again.validate().unwrap();
 }
+
+#[test]
+fn built_publish_with_multipart_body_matches_the_file() {
+    let (file_bytes, file) = load("publish.sip");
+    let ct = file.content_type().unwrap().unwrap();
+    let parsed = mcptt_sip::body::Multipart::parse(&ct, file.body()).unwrap();
+    // Build the body again from the two XML documents.
+    let mut mp = mcptt_sip::body::Multipart::new("mcptt-boundary-7f3a").unwrap();
+    mp.push(
+        mcptt_sip::body::Part::new(
+            "application/vnd.3gpp.mcptt-info+xml",
+            parsed.parts[0].body.clone(),
+        )
+        .unwrap(),
+    );
+    mp.push(
+        mcptt_sip::body::Part::new("application/poc-settings+xml", parsed.parts[1].body.clone())
+            .unwrap(),
+    );
+    assert_eq!(mp.encode(), file.body());
+    assert_eq!(
+        mp.content_type(),
+        "multipart/mixed;boundary=\"mcptt-boundary-7f3a\""
+    );
+    let built = Request::builder(
+        Method::Publish,
+        Uri::parse("sip:mcptt-server.mcptt.example.com").unwrap(),
+    )
+    .header(
+        "Via",
+        "SIP/2.0/TLS 192.0.2.10:50626;branch=z9hG4bK.pub-1e2d3c;rport",
+    )
+    .header("Max-Forwards", 70)
+    .header("From", "<sip:alice@mcptt.example.com>;tag=pub-41c2")
+    .header("To", "<sip:alice@mcptt.example.com>")
+    .header("Call-ID", "pub-5b1e8a3f@192.0.2.10")
+    .header("CSeq", "1 PUBLISH")
+    .header("P-Preferred-Identity", "<sip:alice@mcptt.example.com>")
+    .header(
+        "P-Preferred-Service",
+        "urn:urn-7:3gpp-service.ims.icsi.mcptt",
+    )
+    .header("Accept-Contact", "*;+g.3gpp.mcptt;require;explicit")
+    .header("Event", "poc-settings")
+    .header("Expires", 3600)
+    .body(&mp.content_type(), mp.encode())
+    .build()
+    .unwrap();
+    let built = Message::Request(built);
+    assert_eq!(built.encode(), file_bytes);
+    assert_eq!(Message::parse(built.encode()).unwrap(), file);
+}
