@@ -134,6 +134,10 @@ pub enum Error {
     /// The To URI is not a usable address-of-record (RFC 3261 §10.3 step 5).
     #[error("not a valid address-of-record")]
     InvalidAor,
+    /// The request requires an extension this registrar does not support (RFC 3261 §10.3
+    /// step 2); the response lists it in `Unsupported`.
+    #[error("unsupported extension `{0}`")]
+    BadExtension(String),
     /// An `Event` package other than `reg`.
     #[error("bad event package")]
     BadEvent,
@@ -179,6 +183,7 @@ impl Error {
             Self::Forbidden { .. } | Self::UntrustedPeer(_) => 403,
             Self::InvalidAor => 404,
             Self::BadEvent => 489,
+            Self::BadExtension(_) => 420,
             Self::NoSuchSubscription => 481,
             Self::ApiMisuse(_) => return None,
         })

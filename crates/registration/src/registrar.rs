@@ -48,6 +48,9 @@ pub struct RegistrarConfig {
     pub max_pending_third_party: usize,
     /// The reg event package (RFC 3680) notifier.
     pub reg_event: RegEventConfig,
+    /// Option tags a REGISTER may list in `Require` (RFC 3261 §10.3 step 2); any other
+    /// gets `420 Bad Extension`. Empty by default.
+    pub supported_extensions: Vec<String>,
 }
 
 impl Default for RegistrarConfig {
@@ -64,6 +67,7 @@ impl Default for RegistrarConfig {
             third_party_timeout: Duration::from_secs(32),
             max_pending_third_party: 100_000,
             reg_event: RegEventConfig::default(),
+            supported_extensions: Vec::new(),
         }
     }
 }
@@ -288,10 +292,12 @@ impl<S: RegistrationStore> Registrar<S> {
         peer: &str,
         request: &Request,
     ) -> RegisterOutcome {
-        let result = wire::extract_register(request).and_then(|req| {
-            self.handle_register_request(now, peer, &req)
-                .map(|o| (req, o))
-        });
+        let result = wire::check_require(request, &self.config.supported_extensions)
+            .and_then(|()| wire::extract_register(request))
+            .and_then(|req| {
+                self.handle_register_request(now, peer, &req)
+                    .map(|o| (req, o))
+            });
         match result {
             Ok((req, listed)) => RegisterOutcome {
                 response: wire::register_ok(request, &listed, &self.response_tag),

@@ -113,6 +113,16 @@ fn contact_spec(na: &NameAddr) -> ContactSpec {
     }
 }
 
+/// RFC 3261 §10.3 step 2: every option tag in `Require` must be supported.
+pub(crate) fn check_require(req: &Request, supported: &[String]) -> Result<(), Error> {
+    for tag in req.headers().require()? {
+        if !supported.iter().any(|s| s.eq_ignore_ascii_case(tag)) {
+            return Err(Error::BadExtension(tag.to_owned()));
+        }
+    }
+    Ok(())
+}
+
 /// `(Call-ID, CSeq number)` of a response.
 pub(crate) fn response_call_id_cseq(resp: &Response) -> Option<(String, u32)> {
     let call_id = call_id_of(resp.headers()).ok()?;
@@ -276,6 +286,7 @@ pub(crate) fn error_response(req: &Request, e: &Error) -> Response {
     let b = match e {
         Error::IntervalTooBrief { min_expires } => b.header("Min-Expires", min_expires),
         Error::BadEvent => b.header("Allow-Events", "reg"),
+        Error::BadExtension(tag) => b.header("Unsupported", tag),
         Error::UnsupportedMediaType => b.header("Accept", "message/sip, application/reginfo+xml"),
         _ => b,
     };

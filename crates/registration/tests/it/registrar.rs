@@ -369,6 +369,30 @@ fn expiry_runs_on_handle_timeout_with_poll_timeout() {
 }
 
 #[test]
+fn unsupported_require_is_420_with_unsupported() {
+    let mut r = registrar();
+    let now = Clock::new().now();
+    let t = format!(
+        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/TLS h;branch=z9hG4bK1\nFrom: <{AOR}>;tag=1\nTo: <{AOR}>\nCall-ID: x\nCSeq: 1 REGISTER\nRequire: foo\nContact: {}\nContent-Length: 0\n\n",
+        ce(1, 600)
+    );
+    let out = r.handle_register(now, PEER, &parse_request(&t));
+    assert_eq!(out.response.status(), 420);
+    assert_eq!(out.response.headers().get("Unsupported"), Some("foo"));
+    assert_eq!(r.store().binding_count(), 0);
+    // Once configured as supported, the same request is accepted.
+    let mut cfg = config();
+    cfg.supported_extensions = vec!["foo".into()];
+    let mut r = mcptt_registration::Registrar::new(cfg, 1);
+    assert_eq!(
+        r.handle_register(now, PEER, &parse_request(&t))
+            .response
+            .status(),
+        200
+    );
+}
+
+#[test]
 fn malformed_registers_get_400_not_panic() {
     let mut r = registrar();
     let now = Clock::new().now();
