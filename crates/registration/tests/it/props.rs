@@ -225,3 +225,125 @@ proptest! {
         }
     }
 }
+
+mod reginfo_roundtrip {
+    use mcptt_registration::RegInfo;
+    use mcptt_registration::reginfo::{
+        ContactEvent, ContactInfo, ContactState, DocState, RegistrationInfo, RegistrationState,
+    };
+    use proptest::prelude::*;
+
+    /// Values as a parser hands them back: no surrounding white space (layout is trimmed).
+    fn text() -> impl Strategy<Value = String> {
+        "[ -~éß€<>&\"']{0,24}".prop_map(|s| s.trim().to_owned())
+    }
+
+    fn contact() -> impl Strategy<Value = ContactInfo> {
+        (
+            (
+                text(),
+                any::<bool>(),
+                0..9usize,
+                proptest::option::of(any::<u32>()),
+            ),
+            (
+                proptest::option::of(any::<u32>()),
+                proptest::option::of(text()),
+            ),
+            (
+                proptest::option::of(text()),
+                proptest::option::of(any::<u32>()),
+            ),
+            ("[a-z:@.0-9]{1,30}", proptest::option::of(text())),
+            proptest::collection::vec(("[+a-z.\\-]{1,12}", text()), 0..3),
+        )
+            .prop_map(
+                |(
+                    (id, active, ev, expires),
+                    (dur, q),
+                    (call_id, cseq),
+                    (uri, display_name),
+                    params,
+                )| {
+                    const EVENTS: [ContactEvent; 9] = [
+                        ContactEvent::Registered,
+                        ContactEvent::Created,
+                        ContactEvent::Refreshed,
+                        ContactEvent::Shortened,
+                        ContactEvent::Expired,
+                        ContactEvent::Deactivated,
+                        ContactEvent::Probation,
+                        ContactEvent::Unregistered,
+                        ContactEvent::Rejected,
+                    ];
+                    ContactInfo {
+                        id,
+                        state: if active {
+                            ContactState::Active
+                        } else {
+                            ContactState::Terminated
+                        },
+                        event: EVENTS[ev],
+                        expires,
+                        duration_registered: dur,
+                        q,
+                        call_id,
+                        cseq,
+                        uri: format!("sip:{uri}"),
+                        display_name,
+                        params,
+                    }
+                },
+            )
+    }
+
+    fn doc() -> impl Strategy<Value = RegInfo> {
+        (
+            any::<u32>(),
+            any::<bool>(),
+            proptest::collection::vec(
+                (
+                    text(),
+                    text(),
+                    0..3usize,
+                    proptest::collection::vec(contact(), 0..4),
+                ),
+                0..4,
+            ),
+        )
+            .prop_map(|(version, full, regs)| RegInfo {
+                version,
+                state: if full {
+                    DocState::Full
+                } else {
+                    DocState::Partial
+                },
+                registrations: regs
+                    .into_iter()
+                    .map(|(aor, id, st, contacts)| RegistrationInfo {
+                        aor,
+                        id,
+                        state: [
+                            RegistrationState::Init,
+                            RegistrationState::Active,
+                            RegistrationState::Terminated,
+                        ][st],
+                        contacts,
+                    })
+                    .collect(),
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn encode_then_parse_gives_the_same_document(d in doc()) {
+            let xml = d.encode();
+            prop_assert_eq!(RegInfo::parse(xml.as_bytes()).unwrap(), d);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = RegInfo::parse(&b);
+        }
+    }
+}
