@@ -674,7 +674,7 @@ where
             return ExitCode::from(2);
         }
     };
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
         let handle = match start.await {
             Ok(h) => h,
             Err(e) => {
@@ -686,7 +686,21 @@ where
             eprintln!("{name}: cannot wait for Ctrl-C: {e}");
         }
         eprintln!("{name}: shutting down");
-        stop(handle).await;
+        // Watchdog: whatever happens below, the process ends within 5 s of Ctrl-C.
+        let owner = name.to_owned();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(5));
+            eprintln!("{owner}: shutdown did not finish in 5 s; exiting");
+            std::process::exit(1);
+        });
+        if tokio::time::timeout(Duration::from_secs(3), stop(handle))
+            .await
+            .is_err()
+        {
+            eprintln!("{name}: shutdown took longer than 3 s; exiting anyway");
+        }
         ExitCode::SUCCESS
-    })
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    code
 }

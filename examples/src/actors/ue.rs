@@ -374,6 +374,22 @@ impl Ue {
         .await
     }
 
+    /// Ends session `idx`'s subscription (SUBSCRIBE `Expires: 0`) and waits for it to end.
+    pub async fn unsubscribe(&mut self, idx: usize) -> Result<(), StepFailure> {
+        let now = self.clock.now();
+        let Some(u) = self.users.get_mut(idx) else {
+            return Err(fail(11, "no such session"));
+        };
+        u.subscriber
+            .unsubscribe(now)
+            .map_err(|e| fail(11, e.to_string()))?;
+        self.flush_drivers(11).await?;
+        self.pump_until(16, |ue| {
+            ue.users.get(idx).is_some_and(|u| u.terminated.is_some())
+        })
+        .await
+    }
+
     /// Signs session `idx` off (PUBLISH `Expires: 0`).
     pub async fn sign_off(&mut self, idx: usize) -> Result<(), StepFailure> {
         let now = self.clock.now();
@@ -449,6 +465,23 @@ impl Ue {
         done: impl Fn(&Self) -> bool,
     ) -> Result<(), StepFailure> {
         let limit = tokio::time::Instant::now() + self.config.timeout;
+        self.pump(step, done, limit, true).await
+    }
+
+    /// Drives the connection and the drivers (their refresh timers included) for `d`; fails
+    /// only if the connection ends.
+    pub async fn pump_for(&mut self, d: Duration) -> Result<(), StepFailure> {
+        self.pump(0, |_| false, tokio::time::Instant::now() + d, false)
+            .await
+    }
+
+    async fn pump(
+        &mut self,
+        step: u8,
+        done: impl Fn(&Self) -> bool,
+        limit: tokio::time::Instant,
+        limit_is_error: bool,
+    ) -> Result<(), StepFailure> {
         while !done(self) {
             if self.closed {
                 return Err(fail(step, "connection to the SIP core closed"));
@@ -469,6 +502,9 @@ impl Ue {
                     }
                 }
                 () = tokio::time::sleep_until(limit) => {
+                    if !limit_is_error {
+                        return Ok(());
+                    }
                     return Err(fail(step, format!("timed out after {:?}", self.config.timeout)));
                 }
             }
@@ -574,4 +610,57 @@ pub fn combined(state: mcptt_service_state::CombinedState) -> &'static str {
         mcptt_service_state::CombinedState::Limited => "limited",
         mcptt_service_state::CombinedState::None => "none",
     }
+}
+
+/// The `ue` binary: steps 1–18, then stays signed in — re-REGISTERs, refreshes its token
+/// (refresh_token grant + PUBLISH with the new token) before they lapse, lets the drivers
+/// refresh publication and subscription, prints every message it receives — until `stop`
+/// completes (Ctrl-C), then signs off cleanly: PUBLISH `Expires: 0`, SUBSCRIBE `Expires: 0`,
+/// REGISTER `expires=0`.
+pub async fn run_until(
+    config: &UeConfig,
+    trace: &Trace,
+    clock: &Clock,
+    stop: impl Future<Output = ()>,
+) -> Result<UeOutcome, StepFailure> {
+    let mut tokens = super::login::login(config, trace, clock).await?;
+    let mut ue = Ue::connect(config.clone(), trace.clone(), clock.clone()).await?;
+    ue.register().await?;
+    let idx = ue.publish(&config.label, tokens.clone()).await?;
+    ue.subscribe(idx).await?;
+    let renew = |secs: u64| clock.now() + Duration::from_secs(secs.saturating_mul(3) / 4);
+    let mut reregister_at = renew(u64::from(config.register_expires));
+    let mut token_at = renew(tokens.expires_in.unwrap_or(3600));
+    tokio::pin!(stop);
+    loop {
+        let next = reregister_at.min(token_at);
+        let wait = next.saturating_duration_since(clock.now());
+        tokio::select! {
+            () = &mut stop => break,
+            r = ue.pump_for(wait) => r?,
+        }
+        if clock.now() >= reregister_at {
+            ue.register().await?;
+            reregister_at = renew(u64::from(config.register_expires));
+        }
+        if clock.now() >= token_at {
+            tokens = super::login::refresh(config, &tokens, trace, clock).await?;
+            ue.republish(idx, tokens.clone()).await?;
+            token_at = renew(tokens.expires_in.unwrap_or(3600));
+        }
+    }
+    let outcome = ue
+        .users()
+        .get(idx)
+        .and_then(UserSession::last_state)
+        .map(|s| UeOutcome {
+            state: combined(s.state).to_owned(),
+            authorisation: s.authorisation.as_str().to_owned(),
+        })
+        .ok_or_else(|| fail(16, "no service state NOTIFYed"))?;
+    ue.sign_off(idx).await?;
+    ue.unsubscribe(idx).await?;
+    ue.deregister().await?;
+    ue.close().await;
+    Ok(outcome)
 }

@@ -42,8 +42,10 @@ struct Args {
         default_value = "sip:mcptt-server@example.com"
     )]
     psi: String,
-    /// Table of extra grants, one per line: `CERT-IDENTITY PUBLIC-USER-IDENTITY...`
-    /// (a certificate's own `sip:` URI SANs are always granted).
+    /// Table of grants, one per line: `CERT-IDENTITY PUBLIC-USER-IDENTITY...`: the
+    /// certificate identity (its first `sip:` URI SAN, else DNS SAN or CN) may register those
+    /// public user identities. Default: the demo grants, `sip:ueN@example.com` (N = 1..1000)
+    /// and `sip:gwN@example.com` (N = 1..10) each to the certificate carrying that URI.
     #[arg(long, value_name = "FILE")]
     identities: Option<PathBuf>,
     /// Most simultaneous UE connections from one IP address.
@@ -58,6 +60,13 @@ struct Args {
     log: LogArgs,
 }
 
+/// The demo grants: each demo UE identity to the certificate that carries it.
+fn demo_grants() -> Vec<(String, Vec<String>)> {
+    let ue = (1..=1000).map(|n| format!("sip:ue{n}@example.com"));
+    let gw = (1..=10).map(|n| format!("sip:gw{n}@example.com"));
+    ue.chain(gw).map(|u| (u.clone(), vec![u])).collect()
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     args.log.init();
@@ -69,7 +78,8 @@ fn main() -> ExitCode {
         }
     };
     let identities = match args.identities.as_deref().map(read_table).transpose() {
-        Ok(t) => t.unwrap_or_default(),
+        Ok(Some(t)) => t,
+        Ok(None) => demo_grants(),
         Err(e) => {
             eprintln!("sip-core: {e}");
             return ExitCode::from(2);

@@ -124,10 +124,21 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(ue::run(&config, &Trace::echoing(), &Clock::new())) {
+    let stop = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        eprintln!("ue: Ctrl-C, signing off");
+    };
+    match runtime.block_on(ue::run_until(
+        &config,
+        &Trace::echoing(),
+        &Clock::new(),
+        stop,
+    )) {
         Ok(outcome) => {
             println!(
-                "ue: service state {} ({})",
+                "ue: signed off cleanly; last service state {} ({})",
                 outcome.state, outcome.authorisation
             );
             ExitCode::SUCCESS
