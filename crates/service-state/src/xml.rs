@@ -241,6 +241,9 @@ fn attach(stack: &mut [Element], root: &mut Option<Element>, element: Element) {
 
 fn push_text(kind: BodyKind, offset: u64, stack: &mut [Element], s: &str) -> Result<(), Error> {
     match stack.last_mut() {
+        // Leading whitespace is insignificant in every body this crate reads (values are
+        // trimmed); skipping it spares an allocation per container element.
+        Some(parent) if parent.text.is_empty() && s.trim().is_empty() => Ok(()),
         Some(parent) => {
             parent.text.push_str(s);
             Ok(())
