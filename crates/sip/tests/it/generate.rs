@@ -16,16 +16,16 @@ pub(crate) struct Generated {
     pub(crate) body: Vec<u8>,
 }
 
-fn token() -> impl Strategy<Value = String> {
+pub(crate) fn token() -> impl Strategy<Value = String> {
     "[A-Za-z0-9][A-Za-z0-9.!%*_+`'~-]{0,11}"
 }
 
 /// A token that is also valid unescaped in a URI parameter (no `%` or backquote).
-fn uri_token() -> impl Strategy<Value = String> {
+pub(crate) fn uri_token() -> impl Strategy<Value = String> {
     "[A-Za-z0-9][A-Za-z0-9.!*_+~'-]{0,11}"
 }
 
-fn host() -> impl Strategy<Value = String> {
+pub(crate) fn host() -> impl Strategy<Value = String> {
     prop_oneof![
         "[a-z][a-z0-9-]{0,8}(\\.[a-z][a-z0-9-]{0,8}){0,3}",
         (1u8..=254, 0u8..=255, 0u8..=255, 1u8..=254)
@@ -34,14 +34,14 @@ fn host() -> impl Strategy<Value = String> {
     ]
 }
 
-fn port() -> impl Strategy<Value = String> {
+pub(crate) fn port() -> impl Strategy<Value = String> {
     prop_oneof![
         Just(String::new()),
         (1u16..=65535).prop_map(|p| format!(":{p}"))
     ]
 }
 
-fn sip_uri() -> impl Strategy<Value = String> {
+pub(crate) fn sip_uri() -> impl Strategy<Value = String> {
     (
         prop_oneof![Just("sip"), Just("sips")],
         proptest::option::of("[a-z0-9][a-z0-9._+-]{0,10}"),

@@ -540,3 +540,64 @@ fn stream_without_content_length_is_an_error() {
             .is_empty()
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Typed values: parse(text) displays as the same text, and parses back equal.
+    #[test]
+    fn typed_values_round_trip(
+        uri in crate::generate::sip_uri(),
+        display in proptest::option::of("[A-Za-z0-9 .,]{1,16}"),
+        tag in crate::generate::token(),
+        host in crate::generate::host(),
+        port in crate::generate::port(),
+        branch in "[A-Za-z0-9.-]{1,16}",
+        seq in any::<u32>(),
+        expires in any::<u32>(),
+        q in 0u16..=1000,
+    ) {
+        let u = mcptt_sip::Uri::parse(&uri).unwrap();
+        prop_assert_eq!(u.to_string(), uri.as_str());
+        prop_assert_eq!(mcptt_sip::Uri::parse(&u.to_string()).unwrap(), u);
+
+        let na_text = match &display {
+            Some(d) => format!("\"{d}\" <{uri}>;tag={tag}"),
+            None => format!("<{uri}>;tag={tag}"),
+        };
+        let na = mcptt_sip::NameAddr::parse(&na_text).unwrap();
+        prop_assert_eq!(na.to_string(), na_text.as_str());
+        prop_assert_eq!(na.tag(), Some(tag.as_str()));
+        let shown = na.display_name().map(|d| d.into_owned());
+        prop_assert_eq!(shown, display);
+        prop_assert_eq!(mcptt_sip::NameAddr::parse(&na.to_string()).unwrap(), na);
+
+        let via_text = format!("SIP/2.0/TLS {host}{port};branch=z9hG4bK{branch};rport");
+        let via = mcptt_sip::Via::parse(&via_text).unwrap();
+        prop_assert_eq!(via.to_string(), via_text.as_str());
+        prop_assert_eq!(via.host(), host.as_str());
+        prop_assert_eq!(via.port(), port.strip_prefix(':').map(|p| p.parse::<u16>().unwrap()));
+        let want_branch = format!("z9hG4bK{branch}");
+        prop_assert_eq!(via.branch(), Some(want_branch.as_str()));
+        prop_assert_eq!(mcptt_sip::Via::parse(&via.to_string()).unwrap(), via);
+
+        let cseq = mcptt_sip::CSeq::parse(&format!("{seq} REGISTER")).unwrap();
+        prop_assert_eq!(cseq.seq, seq);
+        prop_assert_eq!(mcptt_sip::CSeq::parse(&cseq.to_string()).unwrap(), cseq);
+
+        let q_text = format!("{}.{:03}", q / 1000, q % 1000);
+        let contact_text = format!(
+            "<{uri}>;+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000a95a0e128>\";+g.3gpp.mcptt;\
+             +g.3gpp.icsi-ref=\"urn%3Aurn-7%3A3gpp-service.ims.icsi.mcptt\";q={q_text};expires={expires}"
+        );
+        let c = mcptt_sip::Contact::parse(&contact_text).unwrap();
+        prop_assert_eq!(c.to_string(), contact_text.as_str());
+        prop_assert_eq!(c.expires(), Some(expires));
+        prop_assert_eq!(c.q_millis(), Some(q));
+        prop_assert_eq!(
+            c.icsi_ref(),
+            Some("urn:urn-7:3gpp-service.ims.icsi.mcptt".to_owned())
+        );
+        prop_assert_eq!(mcptt_sip::Contact::parse(&c.to_string()).unwrap(), c);
+    }
+}
