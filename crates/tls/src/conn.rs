@@ -383,6 +383,7 @@ impl Connection {
                 // (`readable`), so no read buffer is held while the connection is idle.
                 let mut cx = Context::from_waker(Waker::noop());
                 let mut copied = 0;
+                self.rbuf.reserve(chunk);
                 while copied < chunk {
                     match Pin::new(&mut **tls).poll_fill_buf(&mut cx) {
                         Poll::Ready(Ok([])) => {
@@ -515,6 +516,9 @@ impl Connection {
         let Some(via) = message.headers().get("Via") else {
             return;
         };
+        if !via.contains("alias") {
+            return;
+        }
         let Some((host, port)) = via_alias_sent_by(via) else {
             return;
         };

@@ -218,7 +218,15 @@ impl ConnectionHandle {
     /// # Errors
     /// As [`ConnectionHandle::send`].
     pub async fn send_bytes(&self, bytes: Bytes) -> Result<(), Error> {
-        match tokio::time::timeout(self.write_timeout, self.tx.send(Outgoing::Data(bytes))).await {
+        // Fast path without a timer: there is room in the queue.
+        let item = match self.tx.try_send(Outgoing::Data(bytes)) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                return Err(Error::ConnectionClosed(self.info.id));
+            }
+            Err(mpsc::error::TrySendError::Full(item)) => item,
+        };
+        match tokio::time::timeout(self.write_timeout, self.tx.send(item)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(Error::ConnectionClosed(self.info.id)),
             Err(_) => Err(Error::SendQueueFull(self.info.id)),

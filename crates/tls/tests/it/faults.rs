@@ -1,5 +1,7 @@
 //! Faulty peers cost bounded memory and time and never disturb other connections.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use mcptt_tls::{Destination, Error, Event, Events, Transport, TransportConfig, TransportKind};
@@ -267,20 +269,32 @@ async fn slow_application_back_pressures_the_peer() {
         .cycle()
         .take(one.len() * count)
         .collect();
-    let mut written = 0usize;
-    let stalled = tokio::time::timeout(Duration::from_millis(500), async {
+    let total = wire.len();
+    let written = Arc::new(AtomicUsize::new(0));
+    let w = written.clone();
+    let mut writer = tokio::spawn(async move {
         for chunk in wire.chunks(64 * 1024) {
             fast.write_all(chunk).await.unwrap();
-            written += chunk.len();
+            w.fetch_add(chunk.len(), Ordering::SeqCst);
         }
-    })
-    .await
-    .is_err();
+        fast
+    });
+    // The writer blocks once the kernel buffers are full, and makes no progress at all
+    // while the application does not read: the server stopped reading the socket.
     assert!(
-        stalled,
-        "the writer must block while the application does not read"
+        tokio::time::timeout(Duration::from_millis(500), &mut writer)
+            .await
+            .is_err()
     );
-    assert!(written < wire.len());
+    let w1 = written.load(Ordering::SeqCst);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut writer)
+            .await
+            .is_err()
+    );
+    let w2 = written.load(Ordering::SeqCst);
+    assert_eq!(w1, w2, "no progress while the application does not read");
+    assert!(w1 < total);
     // The application catches up: messages arrive, in order, none lost.
     for _ in 0..100 {
         let Event::Message(rx) = next_non_connect(&mut ev).await else {
