@@ -62,6 +62,8 @@ enum SubState {
 #[derive(Debug)]
 struct Subscription {
     aor: String,
+    /// The authenticated peer that created it: only it may refresh or end it.
+    peer: String,
     call_id: String,
     local_tag: String,
     /// Our From (the SUBSCRIBE's To value with our tag).
@@ -188,7 +190,7 @@ impl Notifier {
     fn subscribe<S: RegistrationStore>(
         &mut self,
         now: Instant,
-        _peer: &str,
+        peer: &str,
         req: &Request,
         cfg: &RegEventConfig,
         core_uri: &str,
@@ -214,6 +216,14 @@ impl Notifier {
                 .by_dialog
                 .get(&(d.call_id.clone(), to_tag.clone()))
                 .ok_or(Error::NoSuchSubscription)?;
+            if let Some(s) = self.subs.get(&id)
+                && s.peer != peer
+            {
+                return Err(Error::Forbidden {
+                    peer: peer.to_owned(),
+                    aor: s.aor.clone(),
+                });
+            }
             if expires == 0 {
                 self.terminate(now, id, "timeout", core_uri, store, rng, out);
             } else {
@@ -230,7 +240,7 @@ impl Notifier {
         let aor = canonical_aor(&d.request_uri).ok_or(Error::InvalidAor)?;
         if !allowed(&aor) {
             return Err(Error::Forbidden {
-                peer: _peer.to_owned(),
+                peer: peer.to_owned(),
                 aor,
             });
         }
@@ -247,6 +257,7 @@ impl Notifier {
             id,
             Subscription {
                 aor: aor.clone(),
+                peer: peer.to_owned(),
                 call_id: d.call_id.clone(),
                 local_tag: tag.clone(),
                 local: format!("{};tag={tag}", d.to),

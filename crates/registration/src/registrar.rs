@@ -93,6 +93,9 @@ pub enum ThirdPartyFailure {
     Timeout,
     /// Too many third-party REGISTERs were pending; this one was not sent.
     TooManyPending,
+    /// The configured application server or SIP core URI is not a valid SIP URI, so the
+    /// request could not be built (a configuration error, reported rather than dropped).
+    InvalidUri,
 }
 
 /// A change the application may act on. Every binding change produces exactly one event.
@@ -803,7 +806,7 @@ impl<S: RegistrationStore> Registrar<S> {
                     aor.to_owned(),
                     filter,
                     bindings,
-                    ThirdPartyFailure::Status(0),
+                    ThirdPartyFailure::InvalidUri,
                 );
             }
         }

@@ -224,8 +224,29 @@ fn subscription_rules() {
     let resp = reg.handle_subscribe(now, PEER, &wire(&sub));
     assert_eq!(resp.status(), 200);
     assert_eq!(reg.subscription_count(), 1);
+    // Another peer cannot refresh or end that subscription, even knowing the dialog.
+    let n0 = reg.poll_transmit().unwrap();
+    let to_tag = n0
+        .request
+        .headers()
+        .from()
+        .unwrap()
+        .tag()
+        .unwrap()
+        .to_owned();
+    let hijack = parse_request(&format!(
+        "SUBSCRIBE {AOR} SIP/2.0\nVia: SIP/2.0/TLS h;branch=z9hG4bK9\nFrom: {}\nTo: <{AOR}>;tag={to_tag}\nCall-ID: {}\nCSeq: 9 SUBSCRIBE\nEvent: reg\nContact: <{AS_URI}>\nExpires: 0\nContent-Length: 0\n\n",
+        sub.request.headers().get("From").unwrap(),
+        sub.request.headers().call_id().unwrap(),
+    ));
+    assert_eq!(
+        reg.handle_subscribe(now, "ue2.example.com", &hijack)
+            .status(),
+        403
+    );
+    assert_eq!(reg.subscription_count(), 1);
+    let n = n0;
     // NOTIFY from an untrusted peer is refused by the view.
-    let n = reg.poll_transmit().unwrap();
     assert_eq!(view.handle_notify(now, "intruder", &wire(&n)).status(), 403);
     // Subscription expiry: final NOTIFY terminated.
     let now = clock.advance(600);
