@@ -122,7 +122,7 @@ pub enum Error {
         refresh_requested: bool,
     },
     /// The `typ` header is not the one this token kind requires (RFC 9068 §2.1, RFC 8725 §3.11).
-    #[error("wrong token type: expected {expected}, received {received:?}")]
+    #[error("wrong token type: expected {expected}, received {}", .received.as_deref().map_or_else(|| "none".to_owned(), |t| format!("{t:?}")))]
     Type {
         /// What was expected.
         expected: &'static str,

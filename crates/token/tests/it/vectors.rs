@@ -374,3 +374,31 @@ fn wycheproof_ed25519() {
     });
     assert_eq!((ok, rejected), (88, 63));
 }
+
+#[test]
+fn tokens_signed_by_another_implementation() {
+    let v: Value =
+        serde_json::from_slice(&crate::common::data("interop_es256_tokens.json")).unwrap();
+    let keys = mcptt_token::KeyStore::new(JwkSet::from_json(&v["jwks"].to_string()).unwrap());
+    let validator = mcptt_token::Validator::new(
+        mcptt_token::ValidatorConfig::new(
+            v["issuer"].as_str().unwrap(),
+            v["audience"].as_str().unwrap(),
+        ),
+        keys,
+    )
+    .unwrap();
+    let now = v["now"].as_u64().unwrap();
+    let cases = v["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 7);
+    for c in cases {
+        let got = match validator.validate_access_token(c["token"].as_str().unwrap(), now) {
+            Ok(at) => {
+                assert_eq!(at.mcptt_id, "sip:alice@mcptt.example");
+                "accept"
+            }
+            Err(e) => e.kind(),
+        };
+        assert_eq!(got, c["expected"].as_str().unwrap(), "{}", c["name"]);
+    }
+}
