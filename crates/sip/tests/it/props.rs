@@ -245,7 +245,7 @@ fn drain(f: &mut Framer, out: &mut Vec<Message>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Generated messages back to back, with CRLF keep-alives (RFC 5626 §4.4.1) between some.
+/// Generated messages back to back, with CRLF keep-alives (RFC 5626) between some.
 fn stream() -> impl Strategy<Value = (Vec<Generated>, Vec<usize>)> {
     (
         proptest::collection::vec(message(), 1..6),
@@ -263,8 +263,9 @@ proptest! {
     ) {
         let mut wire = Vec::new();
         for (i, g) in msgs.iter().enumerate() {
-            for _ in 0..keepalives[i] {
-                wire.extend_from_slice(b"\r\n\r\n");
+            // Double-CRLF pings and single-CRLF pongs (RFC 5626 §3.5.1).
+            for k in 0..keepalives[i] {
+                wire.extend_from_slice(if k % 2 == 0 { b"\r\n\r\n" } else { b"\r\n" });
             }
             wire.extend_from_slice(&g.bytes);
         }
