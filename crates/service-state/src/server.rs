@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::body::{PublishBody, SERVICE_STATE_CONTENT_TYPE, ServiceState, XmlLimits};
+use crate::body::{PocSettings, PublishBody, SERVICE_STATE_CONTENT_TYPE, ServiceState, XmlLimits};
 use crate::model::{
     AuthorisationState, CombinedState, Random, RegistrationChange, RegistrationState, TokenGrant,
     TokenValidator, UeDirectory, UeKind, random_token,
@@ -102,6 +102,15 @@ pub enum ServerEvent {
         impu: String,
         /// Why (token validation error, unregistered identity, UE in use, ...).
         reason: String,
+    },
+    /// A PUBLISH that was accepted carried poc-settings (answer mode, ...) for the user on the UE.
+    SettingsPublished {
+        /// The user.
+        mcptt_id: String,
+        /// The UE.
+        impu: String,
+        /// The published settings.
+        settings: PocSettings,
     },
     /// A request could not be read far enough to answer it (missing From/To/Call-ID/CSeq ...).
     MalformedRequest {
@@ -526,7 +535,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         let expires = expires.min(self.config.max_publish_expires);
         let token = body.info.as_ref().and_then(|i| i.access_token.clone());
         let client_id = body.info.as_ref().and_then(|i| i.client_id.clone());
-        match &req.sip_if_match {
+        let signed_in = match &req.sip_if_match {
             Some(etag) => {
                 self.publish_refresh(now, now_unix, req, &impu, etag, expires, token, client_id)
             }
@@ -547,7 +556,15 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
                     expires,
                 )
             }
+        }?;
+        if let (Some(settings), true) = (body.settings, expires != 0) {
+            self.events.push_back(ServerEvent::SettingsPublished {
+                mcptt_id: signed_in,
+                impu,
+                settings,
+            });
         }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -560,7 +577,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         token: &str,
         client_id: Option<&str>,
         expires: u32,
-    ) -> Result<(), Refusal> {
+    ) -> Result<String, Refusal> {
         let grant = self.validate(impu, token, now_unix, client_id)?;
         let registered = self.ues.get(impu).is_some_and(|u| u.registered);
         if !registered {
@@ -618,7 +635,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
             self.set_auth(now, other, Auth::Replaced);
         }
         self.replace_auth(now, id, next, changes_state);
-        Ok(())
+        Ok(grant.mcptt_id)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -632,7 +649,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         expires: u32,
         token: Option<String>,
         client_id: Option<String>,
-    ) -> Result<(), Refusal> {
+    ) -> Result<String, Refusal> {
         let Some(&id) = tag_value(etag).and_then(|e| self.etags.get(&e)) else {
             return Err(Refusal::code(412));
         };
@@ -652,7 +669,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
                 bytes: b.finish(None),
             });
             self.set_auth(now, id, Auth::SignedOff);
-            return Ok(());
+            return Ok(mcptt_id);
         }
         let new_etag = self.fresh_etag();
         let publication = Publication {
@@ -692,7 +709,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
             next.public() != current.public() || next.token_exp() != current.token_exp();
         self.respond_publish(req, new_etag, expires);
         self.replace_auth(now, id, next, changes_state);
-        Ok(())
+        Ok(mcptt_id)
     }
 
     fn respond_publish(&mut self, req: &View<'_>, etag: u64, expires: u32) {

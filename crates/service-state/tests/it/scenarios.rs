@@ -720,3 +720,34 @@ fn subscriber_retries_after_423() {
     );
     assert_eq!(net.last_state(sub).state, CombinedState::FullAccess);
 }
+
+#[test]
+fn published_poc_settings_reach_the_application() {
+    use mcptt_service_state::body::{AnswerMode, PocEntity, PocSettings};
+    let mut net = Net::new(UeDirectory::new());
+    let ue = net.add_ue("sip:ue1@example.org");
+    net.register(ue, true);
+    let t = net.idms.token(ALICE, net.unix(), 3600);
+    let settings = PocSettings {
+        entities: vec![PocEntity {
+            id: "urn:uuid:00000000-0000-0000-0000-000000000000".into(),
+            answer_mode: Some(AnswerMode::Manual),
+            ..PocEntity::default()
+        }],
+    };
+    let now = net.now;
+    net.ues[ue]
+        .publisher
+        .publish(now, &t, Some("mcptt-client"), Some(settings.clone()));
+    net.pump();
+    assert_eq!(status(&last_response(&net)), Some(200));
+    assert!(
+        net.server_events.iter().any(|e| matches!(
+            e,
+            ServerEvent::SettingsPublished { mcptt_id, impu, settings: s }
+                if mcptt_id == ALICE && impu == "sip:ue1@example.org" && *s == settings
+        )),
+        "{:?}",
+        net.server_events
+    );
+}
