@@ -19,6 +19,35 @@ pub(crate) fn decode(input: &[u8], part: Part) -> Result<Vec<u8>, Error> {
     })
 }
 
+/// Decodes like [`decode`] into `buf` when the result fits (no allocation),
+/// otherwise into a new vector; returns the decoded bytes.
+pub(crate) fn decode_small<'b, const N: usize>(
+    input: &[u8],
+    part: Part,
+    buf: &'b mut [u8; N],
+    spill: &'b mut Vec<u8>,
+) -> Result<&'b [u8], Error> {
+    if input.len() / 4 * 3 + 3 <= N {
+        let n = URL_SAFE_NO_PAD
+            .decode_slice(input, buf)
+            .map_err(|e| map_slice_err(e, input, part))?;
+        return Ok(buf.get(..n).unwrap_or_default());
+    }
+    *spill = decode(input, part)?;
+    Ok(spill)
+}
+
+fn map_slice_err(e: base64::DecodeSliceError, input: &[u8], part: Part) -> Error {
+    let offset = match e {
+        base64::DecodeSliceError::DecodeError(
+            base64::DecodeError::InvalidByte(o, _) | base64::DecodeError::InvalidLastSymbol(o, _),
+        ) => o,
+        base64::DecodeSliceError::DecodeError(base64::DecodeError::InvalidLength(l)) => l,
+        _ => input.len(),
+    };
+    Error::Base64 { part, offset }
+}
+
 /// Encodes as unpadded base64url.
 pub(crate) fn encode(input: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(input)
@@ -58,5 +87,23 @@ mod tests {
             })
         ));
         assert_eq!(encode(b"\xfb\xff"), "-_8");
+        // The stack path and the spill path agree with `decode`.
+        let long = encode(&[7u8; 100]);
+        for input in [&b"Zm9v"[..], b"Zm8", long.as_bytes()] {
+            let (mut buf, mut spill) = ([0u8; 16], Vec::new());
+            let got = decode_small(input, Part::Claims, &mut buf, &mut spill)
+                .unwrap()
+                .to_vec();
+            assert_eq!(got, decode(input, Part::Claims).unwrap());
+        }
+        let (mut buf, mut spill) = ([0u8; 16], Vec::new());
+        assert!(matches!(
+            decode_small(b"Zm+v", Part::Header, &mut buf, &mut spill),
+            Err(Error::Base64 {
+                part: Part::Header,
+                offset: 2
+            })
+        ));
+        assert!(decode_small(b"Zm9", Part::Header, &mut buf, &mut spill).is_err());
     }
 }

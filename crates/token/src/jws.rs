@@ -136,8 +136,9 @@ pub(crate) fn verify_parts<'k>(
         });
     }
     let (h64, p64, s64) = segments(token)?;
-    let header_bytes = b64::decode(h64, Part::Header)?;
-    let fields = json::parse_fields(&header_bytes, limits.max_json_depth, &HEADER_NAMES)
+    let (mut header_buf, mut header_spill) = ([0u8; 512], Vec::new());
+    let header_bytes = b64::decode_small(h64, Part::Header, &mut header_buf, &mut header_spill)?;
+    let fields = json::parse_fields(header_bytes, limits.max_json_depth, &HEADER_NAMES)
         .map_err(|e| json_error(Part::Header, e))?
         .map_err(|found| Error::NotObject {
             part: Part::Header,
@@ -198,15 +199,19 @@ pub(crate) fn verify_parts<'k>(
     }
     // All three segments are strict base64url before any signature work.
     let payload = b64::decode(p64, Part::Claims)?;
-    let sig = b64::decode(s64, Part::Signature)?;
+    // 1024 bytes: the largest RSA signature (8192-bit modulus).
+    let (mut sig_buf, mut sig_spill) = ([0u8; 1024], Vec::new());
+    let sig = b64::decode_small(s64, Part::Signature, &mut sig_buf, &mut sig_spill)?;
     let signing_input = token
         .as_bytes()
         .get(..h64.len() + 1 + p64.len())
         .unwrap_or_default();
-    verify_signature(alg, key, signing_input, &sig)?;
+    verify_signature(alg, key, signing_input, sig)?;
     let parts = Parts {
         kid: kid.map(str::to_owned),
-        typ: typ.map(str::to_owned),
+        typ: (typ_rule == TypRule::Any)
+            .then(|| typ.map(str::to_owned))
+            .flatten(),
         payload,
     };
     Ok((parts, key))

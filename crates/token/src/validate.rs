@@ -241,7 +241,7 @@ impl Validator {
             mcptt_id: common.mcptt_id,
             subject: common.subject,
             client_id,
-            scopes: scopes.into_iter().map(str::to_owned).collect(),
+            scopes,
             audiences: common.audiences,
             issuer: common.issuer,
             expires_at: common.exp,
@@ -518,9 +518,8 @@ fn audiences(slot: Option<&Json<'_>>) -> Result<Vec<String>, Error> {
 
 /// RFC 6749 §3.3: `scope = scope-token *( SP scope-token )`,
 /// `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
-fn split_scope(scope: &str) -> Result<Vec<&str>, Error> {
-    let tokens: Vec<&str> = scope.split(' ').collect();
-    let ok = tokens.iter().all(|t| {
+fn split_scope(scope: &str) -> Result<Vec<String>, Error> {
+    let ok = scope.split(' ').all(|t| {
         !t.is_empty()
             && t.bytes()
                 .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
@@ -532,7 +531,7 @@ fn split_scope(scope: &str) -> Result<Vec<&str>, Error> {
             "empty token or invalid character",
         ));
     }
-    Ok(tokens)
+    Ok(scope.split(' ').map(str::to_owned).collect())
 }
 
 #[derive(Clone, Copy)]
