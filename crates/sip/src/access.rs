@@ -111,17 +111,14 @@ impl Headers {
         self.all_lists(Hid::Via, via::parse_list)
     }
 
-    /// The topmost Via value.
+    /// The topmost Via value (the rest of the list is not examined).
     ///
     /// # Errors
     /// [`Error::MissingHeader`] or [`Error::Header`].
     pub fn top_via(&self) -> Result<Via> {
         let e = self.first_id(Hid::Via).ok_or(Error::MissingHeader("Via"))?;
-        let mut list = self.typed(e, via::parse_list)?;
-        if list.is_empty() {
-            return Err(Error::MissingHeader("Via"));
-        }
-        Ok(list.swap_remove(0))
+        // Only the first value is parsed; `via()` or `validate()` check the whole list.
+        self.typed(e, via::parse_first)
     }
 
     /// Every Contact value (`m`), across all Contact lines.

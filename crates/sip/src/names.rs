@@ -99,6 +99,98 @@ known! {
     WwwAuthenticate = "WWW-Authenticate";
 }
 
+/// Multiplier of the perfect hash over (length, first, third and last byte) of the known
+/// names (found by search; `every_known_name_is_found` checks it).
+const HASH_K: u32 = 2056846563;
+
+/// Slot → 1-based index into [`BY_INDEX`] (0: no known name hashes there).
+static SLOTS: [u8; 256] = [
+    0, 0, 0, 63, 0, 0, 0, 0, 0, 0, 56, 0, 2, 49, 0, 0, 10, 71, 0, 31, 7, 0, 53, 0, 0, 0, 0, 0, 14,
+    38, 43, 0, 0, 64, 15, 0, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 25, 0, 0, 0, 0, 28, 0, 0, 0, 1, 17, 0,
+    46, 0, 0, 0, 0, 0, 0, 0, 0, 18, 0, 0, 0, 0, 0, 0, 0, 0, 57, 70, 19, 0, 0, 0, 30, 0, 35, 34, 0,
+    0, 0, 37, 44, 0, 0, 0, 50, 0, 0, 0, 0, 0, 0, 41, 0, 0, 0, 51, 0, 0, 0, 0, 48, 0, 0, 40, 0, 54,
+    0, 0, 13, 0, 36, 0, 0, 59, 0, 0, 0, 0, 0, 0, 0, 0, 61, 0, 45, 0, 0, 0, 0, 0, 29, 0, 0, 0, 62,
+    26, 33, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 60, 0, 22, 0, 0, 0, 0, 12, 0, 32, 0, 0, 0, 24, 0, 47, 0,
+    6, 3, 0, 0, 0, 0, 0, 4, 0, 9, 0, 0, 0, 0, 0, 0, 0, 42, 0, 0, 0, 0, 0, 0, 0, 0, 0, 69, 0, 0, 0,
+    0, 58, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 68, 0, 0, 55, 0, 0, 0, 20, 11, 27, 0, 21, 0, 0, 0,
+    0, 52, 65, 39, 66, 0, 0, 67, 0, 0, 0, 0, 0, 5, 23, 0, 0, 0, 0, 0, 0, 0,
+];
+
+/// Known headers in declaration order, and their lowercase names.
+static BY_INDEX: [(Hid, &[u8]); 71] = [
+    (Hid::Accept, b"accept"),
+    (Hid::AcceptContact, b"accept-contact"),
+    (Hid::AcceptEncoding, b"accept-encoding"),
+    (Hid::AcceptLanguage, b"accept-language"),
+    (Hid::AlertInfo, b"alert-info"),
+    (Hid::Allow, b"allow"),
+    (Hid::AllowEvents, b"allow-events"),
+    (Hid::AuthenticationInfo, b"authentication-info"),
+    (Hid::Authorization, b"authorization"),
+    (Hid::CallId, b"call-id"),
+    (Hid::CallInfo, b"call-info"),
+    (Hid::Contact, b"contact"),
+    (Hid::ContentDisposition, b"content-disposition"),
+    (Hid::ContentEncoding, b"content-encoding"),
+    (Hid::ContentLanguage, b"content-language"),
+    (Hid::ContentLength, b"content-length"),
+    (Hid::ContentType, b"content-type"),
+    (Hid::CSeq, b"cseq"),
+    (Hid::Date, b"date"),
+    (Hid::ErrorInfo, b"error-info"),
+    (Hid::Event, b"event"),
+    (Hid::Expires, b"expires"),
+    (Hid::From, b"from"),
+    (Hid::Identity, b"identity"),
+    (Hid::IdentityInfo, b"identity-info"),
+    (Hid::InReplyTo, b"in-reply-to"),
+    (Hid::MaxForwards, b"max-forwards"),
+    (Hid::MimeVersion, b"mime-version"),
+    (Hid::MinExpires, b"min-expires"),
+    (Hid::MinSe, b"min-se"),
+    (Hid::Organization, b"organization"),
+    (Hid::PAccessNetworkInfo, b"p-access-network-info"),
+    (Hid::PAssertedIdentity, b"p-asserted-identity"),
+    (Hid::PAssertedService, b"p-asserted-service"),
+    (Hid::PAssociatedUri, b"p-associated-uri"),
+    (Hid::PChargingVector, b"p-charging-vector"),
+    (Hid::PPreferredIdentity, b"p-preferred-identity"),
+    (Hid::PPreferredService, b"p-preferred-service"),
+    (Hid::PVisitedNetworkId, b"p-visited-network-id"),
+    (Hid::Path, b"path"),
+    (Hid::Priority, b"priority"),
+    (Hid::ProxyAuthenticate, b"proxy-authenticate"),
+    (Hid::ProxyAuthorization, b"proxy-authorization"),
+    (Hid::ProxyRequire, b"proxy-require"),
+    (Hid::RAck, b"rack"),
+    (Hid::RSeq, b"rseq"),
+    (Hid::Reason, b"reason"),
+    (Hid::RecordRoute, b"record-route"),
+    (Hid::ReferTo, b"refer-to"),
+    (Hid::ReferredBy, b"referred-by"),
+    (Hid::RejectContact, b"reject-contact"),
+    (Hid::ReplyTo, b"reply-to"),
+    (Hid::RequestDisposition, b"request-disposition"),
+    (Hid::Require, b"require"),
+    (Hid::RetryAfter, b"retry-after"),
+    (Hid::Route, b"route"),
+    (Hid::Server, b"server"),
+    (Hid::ServiceRoute, b"service-route"),
+    (Hid::SessionExpires, b"session-expires"),
+    (Hid::SipETag, b"sip-etag"),
+    (Hid::SipIfMatch, b"sip-if-match"),
+    (Hid::Subject, b"subject"),
+    (Hid::SubscriptionState, b"subscription-state"),
+    (Hid::Supported, b"supported"),
+    (Hid::Timestamp, b"timestamp"),
+    (Hid::To, b"to"),
+    (Hid::Unsupported, b"unsupported"),
+    (Hid::UserAgent, b"user-agent"),
+    (Hid::Via, b"via"),
+    (Hid::Warning, b"warning"),
+    (Hid::WwwAuthenticate, b"www-authenticate"),
+];
+
 /// Look a header name up (case-insensitive, compact forms included). `name` must be a token
 /// (RFC 3261 §25.1): the comparison folds case by setting bit 0x20, which is exact on tokens.
 #[inline]
@@ -109,91 +201,51 @@ pub(crate) fn lookup(name: &[u8]) -> Hid {
     if name.len() == 1 {
         return compact(first.to_ascii_lowercase());
     }
-    let candidates: &[(Hid, &[u8])] = match (name.len(), first | 0x20, last | 0x20) {
-        (2, b't', b'o') => &[(Hid::To, b"to")],
-        (3, b'v', b'a') => &[(Hid::Via, b"via")],
-        (4, b'c', b'q') => &[(Hid::CSeq, b"cseq")],
-        (4, b'd', b'e') => &[(Hid::Date, b"date")],
-        (4, b'f', b'm') => &[(Hid::From, b"from")],
-        (4, b'p', b'h') => &[(Hid::Path, b"path")],
-        (4, b'r', b'k') => &[(Hid::RAck, b"rack")],
-        (4, b'r', b'q') => &[(Hid::RSeq, b"rseq")],
-        (5, b'a', b'w') => &[(Hid::Allow, b"allow")],
-        (5, b'e', b't') => &[(Hid::Event, b"event")],
-        (5, b'r', b'e') => &[(Hid::Route, b"route")],
-        (6, b'a', b't') => &[(Hid::Accept, b"accept")],
-        (6, b'm', b'e') => &[(Hid::MinSe, b"min-se")],
-        (6, b'r', b'n') => &[(Hid::Reason, b"reason")],
-        (6, b's', b'r') => &[(Hid::Server, b"server")],
-        (7, b'c', b'd') => &[(Hid::CallId, b"call-id")],
-        (7, b'c', b't') => &[(Hid::Contact, b"contact")],
-        (7, b'e', b's') => &[(Hid::Expires, b"expires")],
-        (7, b'r', b'e') => &[(Hid::Require, b"require")],
-        (7, b's', b't') => &[(Hid::Subject, b"subject")],
-        (7, b'w', b'g') => &[(Hid::Warning, b"warning")],
-        (8, b'i', b'y') => &[(Hid::Identity, b"identity")],
-        (8, b'p', b'y') => &[(Hid::Priority, b"priority")],
-        (8, b'r', b'o') => &[(Hid::ReferTo, b"refer-to"), (Hid::ReplyTo, b"reply-to")],
-        (8, b's', b'g') => &[(Hid::SipETag, b"sip-etag")],
-        (9, b'c', b'o') => &[(Hid::CallInfo, b"call-info")],
-        (9, b's', b'd') => &[(Hid::Supported, b"supported")],
-        (9, b't', b'p') => &[(Hid::Timestamp, b"timestamp")],
-        (10, b'a', b'o') => &[(Hid::AlertInfo, b"alert-info")],
-        (10, b'e', b'o') => &[(Hid::ErrorInfo, b"error-info")],
-        (10, b'u', b't') => &[(Hid::UserAgent, b"user-agent")],
-        (11, b'i', b'o') => &[(Hid::InReplyTo, b"in-reply-to")],
-        (11, b'm', b's') => &[(Hid::MinExpires, b"min-expires")],
-        (11, b'r', b'r') => &[(Hid::RetryAfter, b"retry-after")],
-        (11, b'r', b'y') => &[(Hid::ReferredBy, b"referred-by")],
-        (11, b'u', b'd') => &[(Hid::Unsupported, b"unsupported")],
-        (12, b'a', b's') => &[(Hid::AllowEvents, b"allow-events")],
-        (12, b'c', b'e') => &[(Hid::ContentType, b"content-type")],
-        (12, b'm', b'n') => &[(Hid::MimeVersion, b"mime-version")],
-        (12, b'm', b's') => &[(Hid::MaxForwards, b"max-forwards")],
-        (12, b'o', b'n') => &[(Hid::Organization, b"organization")],
-        (12, b'r', b'e') => &[(Hid::RecordRoute, b"record-route")],
-        (12, b's', b'h') => &[(Hid::SipIfMatch, b"sip-if-match")],
-        (13, b'a', b'n') => &[(Hid::Authorization, b"authorization")],
-        (13, b'i', b'o') => &[(Hid::IdentityInfo, b"identity-info")],
-        (13, b'p', b'e') => &[(Hid::ProxyRequire, b"proxy-require")],
-        (13, b's', b'e') => &[(Hid::ServiceRoute, b"service-route")],
-        (14, b'a', b't') => &[(Hid::AcceptContact, b"accept-contact")],
-        (14, b'c', b'h') => &[(Hid::ContentLength, b"content-length")],
-        (14, b'r', b't') => &[(Hid::RejectContact, b"reject-contact")],
-        (15, b'a', b'e') => &[(Hid::AcceptLanguage, b"accept-language")],
-        (15, b'a', b'g') => &[(Hid::AcceptEncoding, b"accept-encoding")],
-        (15, b's', b's') => &[(Hid::SessionExpires, b"session-expires")],
-        (16, b'c', b'e') => &[(Hid::ContentLanguage, b"content-language")],
-        (16, b'c', b'g') => &[(Hid::ContentEncoding, b"content-encoding")],
-        (16, b'p', b'i') => &[(Hid::PAssociatedUri, b"p-associated-uri")],
-        (16, b'w', b'e') => &[(Hid::WwwAuthenticate, b"www-authenticate")],
-        (17, b'p', b'r') => &[(Hid::PChargingVector, b"p-charging-vector")],
-        (18, b'p', b'e') => &[
-            (Hid::PAssertedService, b"p-asserted-service"),
-            (Hid::ProxyAuthenticate, b"proxy-authenticate"),
-        ],
-        (18, b's', b'e') => &[(Hid::SubscriptionState, b"subscription-state")],
-        (19, b'a', b'o') => &[(Hid::AuthenticationInfo, b"authentication-info")],
-        (19, b'c', b'n') => &[(Hid::ContentDisposition, b"content-disposition")],
-        (19, b'p', b'e') => &[(Hid::PPreferredService, b"p-preferred-service")],
-        (19, b'p', b'n') => &[(Hid::ProxyAuthorization, b"proxy-authorization")],
-        (19, b'p', b'y') => &[(Hid::PAssertedIdentity, b"p-asserted-identity")],
-        (19, b'r', b'n') => &[(Hid::RequestDisposition, b"request-disposition")],
-        (20, b'p', b'd') => &[(Hid::PVisitedNetworkId, b"p-visited-network-id")],
-        (20, b'p', b'y') => &[(Hid::PPreferredIdentity, b"p-preferred-identity")],
-        (21, b'p', b'o') => &[(Hid::PAccessNetworkInfo, b"p-access-network-info")],
-        _ => return Hid::Other,
-    };
-    for &(h, lower) in candidates {
-        let diff = name
-            .iter()
-            .zip(lower)
-            .fold(0u8, |acc, (&a, &b)| acc | ((a | 0x20) ^ b));
-        if diff == 0 && lower.len() == name.len() {
-            return h;
-        }
+    let third = name.get(2).map_or(0, |&b| b | 0x20);
+    let key = (name.len() as u32 & 0xff)
+        | u32::from(first | 0x20) << 8
+        | u32::from(last | 0x20) << 16
+        | u32::from(third) << 24;
+    let slot = usize::from(SLOTS[(key.wrapping_mul(HASH_K) >> 24) as usize]);
+    match slot.checked_sub(1).and_then(|i| BY_INDEX.get(i)) {
+        Some(&(h, lower)) if eq_folded(name, lower) => h,
+        _ => Hid::Other,
     }
-    Hid::Other
+}
+
+/// `name` with bit 0x20 set in every byte equals `lower` (word-wise, overlapping windows).
+#[inline]
+fn eq_folded(name: &[u8], lower: &[u8]) -> bool {
+    fn w8(s: &[u8], at: usize) -> u64 {
+        s.get(at..at + 8)
+            .and_then(|x| x.try_into().ok())
+            .map_or(u64::MAX, u64::from_le_bytes)
+    }
+    fn w4(s: &[u8], at: usize) -> u32 {
+        s.get(at..at + 4)
+            .and_then(|x| x.try_into().ok())
+            .map_or(u32::MAX, u32::from_le_bytes)
+    }
+    const F8: u64 = 0x2020_2020_2020_2020;
+    const F4: u32 = 0x2020_2020;
+    let n = name.len();
+    if n != lower.len() {
+        return false;
+    }
+    if n >= 8 {
+        let mut diff = 0;
+        let mut i = 0;
+        while i + 8 < n {
+            diff |= (w8(name, i) | F8) ^ w8(lower, i);
+            i += 8;
+        }
+        diff |= (w8(name, n - 8) | F8) ^ w8(lower, n - 8);
+        diff == 0
+    } else if n >= 4 {
+        ((w4(name, 0) | F4) ^ w4(lower, 0)) | ((w4(name, n - 4) | F4) ^ w4(lower, n - 4)) == 0
+    } else {
+        name.iter().zip(lower).all(|(&a, &b)| a | 0x20 == b)
+    }
 }
 
 fn compact(c: u8) -> Hid {

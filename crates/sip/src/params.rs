@@ -48,6 +48,10 @@ pub(crate) fn parse_params(c: &mut Cursor<'_>, out: &mut Vec<ParamSpan>) -> Resu
         } else {
             None
         };
+        if out.capacity() == 0 {
+            // one allocation for the usual lists (a Contact carries five or six)
+            out.reserve(8);
+        }
         out.push(ParamSpan {
             name: Span::new(name.0, name.1),
             value,

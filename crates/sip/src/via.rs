@@ -144,6 +144,19 @@ pub(crate) fn parse_list(src: &Bytes) -> Result<Vec<Via>> {
     }
 }
 
+/// Parse the first Via value of `src` (the rest of the list is not examined).
+pub(crate) fn parse_first(src: &Bytes) -> Result<Via> {
+    let mut c = Cursor::new(&src[..]);
+    c.skip_lws();
+    let v = parse_one(src, &mut c)?;
+    c.skip_lws();
+    if c.at_end() || c.eat(b',') {
+        Ok(v)
+    } else {
+        Err(perr(c.pos, "',' or the end of the Via value"))
+    }
+}
+
 impl Via {
     /// Parse one Via value from text (copies it).
     ///
