@@ -12,7 +12,7 @@ use mcptt_service_state::{RegistrationChange, SplitMix64, UeDirectory};
 use mcptt_sip::Message;
 use mcptt_tls::{ConnectionHandle, Event, Transport, TransportConfig};
 use mcptt_token::{JwkSet, KeyStore, Validator, ValidatorConfig};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::clock::Clock;
@@ -26,12 +26,45 @@ use crate::trace::{Actor, Trace};
 #[derive(Debug)]
 pub struct McpttServerHandle {
     local_addr: SocketAddr,
+    counts: watch::Receiver<ServerCounts>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     transport: Transport,
 }
 
+/// What the server holds, as of its last event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerCounts {
+    /// Live publications (users signed in on a UE).
+    pub publications: usize,
+    /// Live `mcptt-service-state` subscriptions.
+    pub subscriptions: usize,
+    /// Public user identities with a registered UE (third-party registration view).
+    pub registered_identities: usize,
+}
+
 impl McpttServerHandle {
+    /// Publication, subscription and registration counts after the last handled input.
+    #[must_use]
+    pub fn counts(&self) -> ServerCounts {
+        *self.counts.borrow()
+    }
+
+    /// Waits until the counts satisfy `done`, or `timeout` passes; returns the last counts
+    /// and whether `done` held.
+    pub async fn wait_counts(
+        &self,
+        timeout: Duration,
+        done: impl FnMut(&ServerCounts) -> bool,
+    ) -> (ServerCounts, bool) {
+        let mut rx = self.counts.clone();
+        let ok = matches!(
+            tokio::time::timeout(timeout, rx.wait_for(done)).await,
+            Ok(Ok(_))
+        );
+        (self.counts(), ok)
+    }
+
     /// The address it listens on.
     #[must_use]
     pub fn local_addr(&self) -> SocketAddr {
@@ -127,12 +160,14 @@ pub async fn spawn(
         seed.rotate_left(17),
     );
     let (stop, stopped) = oneshot::channel();
+    let (counts_tx, counts) = watch::channel(ServerCounts::default());
     let task = tokio::spawn(run(
         State {
             server,
             view,
             core: None,
             replies: Vec::new(),
+            counts: counts_tx,
             trace,
             clock,
         },
@@ -141,6 +176,7 @@ pub async fn spawn(
     ));
     Ok(McpttServerHandle {
         local_addr,
+        counts,
         stop: Some(stop),
         task: Some(task),
         transport,
@@ -154,13 +190,17 @@ struct State {
     core: Option<ConnectionHandle>,
     /// Responses built here (third-party REGISTER), sent in order by `drain`.
     replies: Vec<(ConnectionHandle, Message)>,
+    counts: watch::Sender<ServerCounts>,
     trace: Trace,
     clock: Clock,
 }
 
 async fn run(mut st: State, mut events: mcptt_tls::Events, mut stopped: oneshot::Receiver<()>) {
     loop {
-        let deadline = st.server.poll_timeout();
+        let deadline = [st.server.poll_timeout(), st.view.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min();
         let clock = st.clock.clone();
         tokio::select! {
             _ = &mut stopped => break,
@@ -210,6 +250,20 @@ impl State {
     }
 
     async fn drain(&mut self) {
+        self.drain_inner().await;
+        let c = ServerCounts {
+            publications: self.server.publication_count(),
+            subscriptions: self.server.subscription_count(),
+            registered_identities: self.view.identity_count(),
+        };
+        self.counts.send_if_modified(|old| {
+            let changed = *old != c;
+            *old = c;
+            changed
+        });
+    }
+
+    async fn drain_inner(&mut self) {
         for (conn, msg) in std::mem::take(&mut self.replies) {
             if let Err(e) = conn.send(&msg).await {
                 tracing::warn!(error = %e, "send to SIP core failed");

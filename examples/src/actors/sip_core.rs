@@ -14,7 +14,9 @@ use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mcptt_registration::{FilterCriteria, IdentityMap, Registrar, RegistrarConfig};
+use mcptt_registration::{
+    Event as RegistrarEvent, FilterCriteria, IdentityMap, Registrar, RegistrarConfig,
+};
 use mcptt_sip::{Message, Request, Response};
 use mcptt_tls::{
     ConnectionHandle, ConnectionId, Destination, Direction, Event, Transport, TransportConfig,
@@ -341,6 +343,36 @@ impl State {
         }
         while let Some(ev) = self.registrar.poll_event() {
             tracing::info!(?ev, "registrar");
+            let note = match &ev {
+                RegistrarEvent::ThirdPartyFailed {
+                    aor,
+                    application_server,
+                    failure,
+                    action,
+                } => Some((
+                    aor.clone(),
+                    format!(
+                        "(registrar: third-party REGISTER to {application_server} failed: {failure:?}; policy {action:?})"
+                    ),
+                )),
+                RegistrarEvent::BindingRemoved { aor, reason, .. } => Some((
+                    aor.clone(),
+                    format!("(registrar: binding of {aor} removed: {reason:?})"),
+                )),
+                _ => None,
+            };
+            if let Some((aor, first_line)) = note {
+                self.trace.record(
+                    Actor::SipCore,
+                    Observation {
+                        from: Some(Actor::SipCore),
+                        ue: user_of(&aor),
+                        method: "EVENT".into(),
+                        first_line,
+                        ..Observation::default()
+                    },
+                );
+            }
         }
     }
 

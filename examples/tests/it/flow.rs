@@ -358,3 +358,184 @@ async fn expiry_notifies_expired_then_full_access_after_refresh() {
     assert!(publishes[0].header("SIP-If-Match").is_none());
     assert!(publishes[1].header("SIP-If-Match").is_some());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Faults.
+
+use std::time::Duration;
+
+use mcptt_examples::actors::clock::Clock;
+use mcptt_examples::actors::config::{LoginMethod, SipCoreConfig, Transport, UeConfig};
+use mcptt_examples::actors::ue::Ue;
+use mcptt_examples::actors::{self, MCPTT_SERVER_URI, PSI, SIP_CORE_URI, login, sip_core};
+use mcptt_examples::cli::TlsMaterial;
+use mcptt_examples::pki::DemoPki;
+
+fn loopback() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcptt_server_unreachable_at_step_5_keeps_the_binding_and_says_so() {
+    let trace = Trace::new();
+    let clock = Clock::new();
+    let pki = DemoPki::generate().unwrap();
+    // A loopback port nobody listens on.
+    let dead = std::net::TcpListener::bind(loopback())
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let impu = "sip:ue1@example.com".to_owned();
+    let core = sip_core::spawn(
+        SipCoreConfig {
+            listen: loopback(),
+            tls: TlsMaterial {
+                identity: pki.issue_server(SIP_CORE_URI).unwrap(),
+                roots: vec![pki.ca_cert()],
+            },
+            mcptt_server: dead,
+            mcptt_transport: Transport::Tls,
+            node_uri: SIP_CORE_URI.into(),
+            application_server: MCPTT_SERVER_URI.into(),
+            psi: PSI.into(),
+            identities: vec![(impu.clone(), vec![impu.clone()])],
+            max_expires: 3600,
+            max_connections_per_ip: 16,
+        },
+        trace.clone(),
+        clock.clone(),
+    )
+    .await
+    .unwrap();
+    let cfg = UeConfig {
+        label: "ue1/alice".into(),
+        ue_label: "ue1".into(),
+        idms: String::new(),
+        idms_roots: Vec::new(),
+        client_id: actors::CLIENT_ID.into(),
+        user: "alice".into(),
+        password: String::new(),
+        method: LoginMethod::Password,
+        sip_core: core.local_addr(),
+        tls: TlsMaterial {
+            identity: pki.issue_ue(&impu).unwrap(),
+            roots: vec![pki.ca_cert()],
+        },
+        public_user_identity: impu,
+        psi: PSI.into(),
+        register_expires: 600,
+        publish_expires: 600,
+        subscribe_expires: 600,
+        timeout: Duration::from_secs(10),
+    };
+    let mut ue = Ue::connect(cfg, trace.clone(), clock.clone())
+        .await
+        .unwrap();
+    // Steps 3–4 do not wait for the application server.
+    ue.register().await.unwrap();
+    assert!(ue.is_registered());
+    // Past the third-party REGISTER timeout (64·T1 = 32 s) on the actors' clock.
+    clock.advance(Duration::from_secs(33));
+    let logged = trace
+        .wait_until(Duration::from_secs(10), |r| {
+            r.iter()
+                .any(|s| s.method == "EVENT" && s.first_line.contains("third-party REGISTER"))
+        })
+        .await;
+    assert!(logged, "the failure is not in the record");
+    let event = trace
+        .seen_by(Actor::SipCore)
+        .into_iter()
+        .find(|s| s.method == "EVENT")
+        .unwrap();
+    assert!(
+        event.first_line.contains(MCPTT_SERVER_URI),
+        "{}",
+        event.first_line
+    );
+    assert!(event.first_line.contains("Timeout"), "{}", event.first_line);
+    // The filter's default handling is to keep the binding: a refresh is still accepted.
+    assert!(event.first_line.contains("Keep"), "{}", event.first_line);
+    assert!(trace.seen_by(Actor::McpttServer).is_empty());
+    ue.register().await.unwrap();
+    assert!(ue.is_registered());
+    ue.close().await;
+    core.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_ue_connection_ends_everything_by_expiry() {
+    let config = FlowConfig::new(Scenario::Basic);
+    let sign_ins = config.sign_ins();
+    let trace = Trace::new();
+    let servers = actors::start_servers(&config, &sign_ins, &trace)
+        .await
+        .unwrap();
+    let cfg = actors::ue_config(&config, &servers, &sign_ins[0]).unwrap();
+    let tokens = login::login(&cfg, &trace, &servers.clock).await.unwrap();
+    let mut ue = Ue::connect(cfg, trace.clone(), servers.clock.clone())
+        .await
+        .unwrap();
+    ue.register().await.unwrap();
+    let idx = ue.publish("ue1/alice", tokens).await.unwrap();
+    ue.subscribe(idx).await.unwrap();
+    let (counts, ok) = servers
+        .mcptt
+        .wait_counts(Duration::from_secs(10), |c| {
+            c.publications == 1 && c.subscriptions == 1 && c.registered_identities == 1
+        })
+        .await;
+    assert!(ok, "{counts:?}");
+    // The connection drops: no sign-off, no unsubscribe, no de-registration.
+    ue.close().await;
+    // Registration, publication and subscription all lapse after 600 s.
+    servers.clock.advance(Duration::from_secs(601));
+    let (counts, ok) = servers
+        .mcptt
+        .wait_counts(Duration::from_secs(10), |c| {
+            c.publications == 0 && c.subscriptions == 0 && c.registered_identities == 0
+        })
+        .await;
+    assert!(ok, "server state after expiry: {counts:?}");
+    // The SIP core told the server by a third-party REGISTER with Expires: 0.
+    let told = trace
+        .wait_until(Duration::from_secs(10), |r| {
+            r.iter().any(|s| {
+                s.observer == Actor::McpttServer
+                    && s.method == "REGISTER"
+                    && !s.is_response()
+                    && s.header("Expires") == Some("0")
+            })
+        })
+        .await;
+    assert!(
+        told,
+        "no third-party REGISTER with Expires: 0 reached the server"
+    );
+    let dereg = seen(&servers_trace(&trace), Actor::McpttServer, "ue1");
+    let ends: Vec<&Seen> = requests(&dereg, "REGISTER")
+        .into_iter()
+        .filter(|s| s.header("Expires") == Some("0"))
+        .collect();
+    assert_eq!(
+        ends.len(),
+        1,
+        "{:#?}",
+        trace
+            .seen_by(Actor::McpttServer)
+            .iter()
+            .map(|s| (&s.ue, &s.first_line, &s.headers))
+            .collect::<Vec<_>>()
+    );
+    servers.shutdown().await;
+}
+
+fn servers_trace(trace: &Trace) -> FlowReport {
+    FlowReport {
+        trace: trace.clone(),
+        results: Vec::new(),
+        elapsed: Duration::ZERO,
+        setup_time: Duration::ZERO,
+        setup: Ok(()),
+    }
+}
