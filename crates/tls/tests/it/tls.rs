@@ -310,3 +310,63 @@ async fn key_log_file_records_session_secrets() {
         assert_eq!(fields[1].len(), 64, "32-byte client random in hex");
     }
 }
+
+/// Captured log output.
+#[derive(Clone, Default)]
+struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Self;
+    fn make_writer(&'a self) -> Self {
+        self.clone()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn connection_span_names_peer_and_identity() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(capture.clone())
+        .finish();
+    // Thread-local: this test's runtime runs every task on this thread.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let pki = Pki::new("span CA");
+    let (_server, mut sev, addr) = tls_server(&pki).await;
+    let (ue, _uev) = client(pki.client_config(Some(pki.ue())));
+    let conn = ue.connect(&dest(addr)).await.unwrap();
+    let Event::Connected(_) = next(&mut sev).await else {
+        panic!()
+    };
+    conn.close().await;
+    let Event::Closed { .. } = next(&mut sev).await else {
+        panic!()
+    };
+    let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let inbound = log
+        .lines()
+        .find(|l| l.contains("sip_conn{") && l.contains("dir=\"in\"") && l.contains("connected"))
+        .unwrap_or_else(|| panic!("no inbound connection span in:\n{log}"));
+    assert!(inbound.contains("peer=127.0.0.1:"), "{inbound}");
+    assert!(
+        inbound.contains("identity=\"sip:alice@example.org\""),
+        "{inbound}"
+    );
+    assert!(inbound.contains("transport=\"TLS\""), "{inbound}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("dir=\"in\"") && l.contains("closed")),
+        "close logged in the span:\n{log}"
+    );
+}
