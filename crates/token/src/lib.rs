@@ -17,6 +17,37 @@
 //! seconds) and fetches key sets itself; the [`KeyStore`] only says when a
 //! refresh is due. It spawns no threads and reads no clock.
 //!
+//! # API overview
+//!
+//! | need | API |
+//! |---|---|
+//! | load a private key (PKCS#8 DER) bound to one algorithm | [`SigningKey::from_pkcs8`], [`SigningKey::generate`] (ES256/EdDSA, demos) |
+//! | publish the public keys | [`SigningKey::public_jwk`], [`JwkSet::from_keys`], [`JwkSet::to_json`] |
+//! | issue tokens | [`Signer::sign_access_token`] ([`AccessTokenClaims`]), [`Signer::sign_id_token`] ([`IdTokenClaims`]) |
+//! | configure keys | [`JwkSet::from_json`], [`KeyStore::new`], [`KeyStore::replace`] (rotation) |
+//! | refresh on unknown `kid` | [`KeyStore::poll_refresh`], [`KeyStore::handle_refresh_json`] / [`KeyStore::handle_refresh_result`] |
+//! | validate | [`Validator::new`] ([`ValidatorConfig`]), [`Validator::validate_access_token`] → [`AccessToken`], [`Validator::validate_id_token`] → [`IdToken`] |
+//! | handle failures | [`Error::kind`] (log field), [`Error::status_code`] (403 + "101 service authorisation failed") |
+//! | lower level | [`verify_compact`] (any compact JWS), [`verify_signature`] (one signature), [`sip_uri::check`] |
+//!
+//! # What is refused
+//!
+//! Tokens longer than the limit (8192 bytes by default, checked before
+//! decoding); anything but three strict base64url segments; duplicate JSON
+//! member names at any depth (`serde_json` alone keeps the last one);
+//! nesting deeper than 16; `alg` `none`, HMAC and everything except ES256
+//! (64-byte `R‖S` only, DER refused), RS256/PS256 (2048-bit keys and up)
+//! and EdDSA (Ed25519); an `alg` other than the one the key is bound to;
+//! `crit`, `b64`, `cty: JWT`, `jwk`, `jku`, `x5u`, `x5c` headers; a `typ`
+//! other than `at+jwt`/`application/at+jwt` (access tokens) or `JWT`/none
+//! (ID tokens); missing, mistyped or empty claims (`exp`, `nbf`, `iat` must
+//! be JSON numbers); wrong `iss` or `aud`; expiry, `nbf` and `iat` beyond
+//! the leeway (default 60 s, at most 300 s); a `scope` without an accepted
+//! scope as a whole space-separated token; an `mcptt_id` that is not a
+//! `sip:`/`sips:` URI with a user part. Key sets with private or symmetric
+//! key material, duplicate `kid`s, RSA keys below 2048 bits or with the
+//! ROCA fingerprint are refused when loaded.
+//!
 //! # Example
 //!
 //! ```
