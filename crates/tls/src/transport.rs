@@ -692,6 +692,10 @@ impl Transport {
     /// With TLS 1.3 the server checks our certificate after our side of the handshake is
     /// done: a rejection then shows up as [`Event::Closed`] with the server's alert.
     ///
+    /// The connection stays open for reuse after the handle is dropped, until
+    /// [`ConnectionHandle::close`], the idle timeout, the peer, or [`Transport::shutdown`]
+    /// ends it.
+    ///
     /// # Errors
     /// [`Error::Resolve`], [`Error::Io`], [`Error::Handshake`], [`Error::HandshakeTimeout`],
     /// [`Error::TooManyConnections`], [`Error::NoClientTlsConfig`], [`Error::ShuttingDown`].
