@@ -59,6 +59,11 @@ enum H {
 
 /// Splits a header value at top-level commas (not inside quotes or `<>`).
 pub(crate) fn split_commas(value: &str) -> Vec<&str> {
+    if !value.contains(',') {
+        // The common case: one value, no scan for quotes needed.
+        let v = value.trim();
+        return if v.is_empty() { Vec::new() } else { vec![v] };
+    }
     let mut out = Vec::new();
     let (mut quoted, mut angle, mut start) = (false, false, 0);
     let bytes = value.as_bytes();
@@ -136,6 +141,7 @@ pub(crate) fn view_from_parts<'a>(
             continue;
         };
         match h {
+            H::Via if !value.contains(',') => v.vias.push(value),
             H::Via => v.vias.extend(split_commas(value)),
             H::From => {
                 v.from_raw = value;
