@@ -273,7 +273,10 @@ pub(crate) fn unescape(s: &str) -> std::borrow::Cow<'_, str> {
         out.push(c);
         i += 1;
     }
-    std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+    std::borrow::Cow::Owned(
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    )
 }
 
 pub(crate) fn hex(b: u8) -> Option<u8> {

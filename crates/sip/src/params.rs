@@ -76,6 +76,10 @@ impl Params {
         &self.src
     }
 
+    pub(crate) fn spans(&self) -> &[ParamSpan] {
+        &self.list
+    }
+
     /// Number of parameters.
     #[must_use]
     pub fn len(&self) -> usize {

@@ -101,28 +101,29 @@ fn parse_one(src: &Bytes, c: &mut Cursor<'_>) -> Result<Via> {
         host,
         port,
     };
-    // RFC 3261 §20.42 / RFC 3581 / RFC 5118 value checks
-    if let Some(r) = v.params.get("received")
-        && !is_ip(r.as_bytes())
-    {
-        return Err(perr(start, "received=IP address"));
-    }
-    if let Some(r) = v.params.get("rport")
-        && !r.is_empty()
-        && chars::parse_u64(r.as_bytes()).is_none_or(|p| p > 65535)
-    {
-        return Err(perr(start, "rport=port number"));
-    }
-    if let Some(t) = v.params.get("ttl")
-        && chars::parse_u64(t.as_bytes()).is_none_or(|p| p > 255)
-    {
-        return Err(perr(start, "ttl=0..255"));
-    }
-    if v.params
-        .get("branch")
-        .is_some_and(|b| b.is_empty() || b.starts_with('"'))
-    {
-        return Err(perr(start, "branch=token"));
+    // RFC 3261 §20.42 / RFC 3581 / RFC 5118 value checks, in one pass over the parameters
+    let src = v.params.src();
+    for p in v.params.spans() {
+        let name = p.name.bytes(src);
+        let value = p.value.map(|x| x.bytes(src));
+        let bad = match name.len() {
+            8 if name.eq_ignore_ascii_case(b"received") => value
+                .is_none_or(|r| !is_ip(r))
+                .then_some("received=IP address"),
+            5 if name.eq_ignore_ascii_case(b"rport") => value
+                .is_some_and(|r| chars::parse_u64(r).is_none_or(|n| n > 65535))
+                .then_some("rport=port number"),
+            3 if name.eq_ignore_ascii_case(b"ttl") => value
+                .is_none_or(|t| chars::parse_u64(t).is_none_or(|n| n > 255))
+                .then_some("ttl=0..255"),
+            6 if name.eq_ignore_ascii_case(b"branch") => value
+                .is_none_or(|b| b.is_empty() || b.starts_with(b"\""))
+                .then_some("branch=token"),
+            _ => None,
+        };
+        if let Some(expected) = bad {
+            return Err(perr(p.name.start as usize, expected));
+        }
     }
     Ok(v)
 }
