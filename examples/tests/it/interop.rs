@@ -29,7 +29,7 @@ use mcptt_examples::trace::Trace;
 
 /// Bound on a process start (port open) and on each client run.
 const START: Duration = Duration::from_secs(20);
-const RUN: Duration = Duration::from_secs(90);
+const RUN: Duration = Duration::from_secs(150);
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -201,6 +201,21 @@ struct Run {
 
 /// Runs a client to completion (bounded by `RUN`; killed past it), output captured in a file.
 fn run_client(name: &str, cmd: &mut Command, dir: &Path) -> Run {
+    run_client_until(name, cmd, dir, None)
+}
+
+/// When a client that would run on is stopped: once `.1` holds for the text of file `.0`, it
+/// gets signal `.2`.
+type Interrupt<'a> = (PathBuf, &'a dyn Fn(&str) -> bool, &'a str);
+
+/// As [`run_client`], stopping the client as `interrupt_at` says (the `ue` binary stays signed
+/// in until Ctrl-C, then signs off and exits).
+fn run_client_until(
+    name: &str,
+    cmd: &mut Command,
+    dir: &Path,
+    interrupt_at: Option<Interrupt<'_>>,
+) -> Run {
     let log = dir.join(format!("{name}.out"));
     let out = fs::File::create(&log).unwrap();
     let err = out.try_clone().unwrap();
@@ -212,9 +227,20 @@ fn run_client(name: &str, cmd: &mut Command, dir: &Path) -> Run {
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
     let limit = Instant::now() + RUN;
+    let mut interrupted = false;
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
+        }
+        if let Some((watched, done, signal)) = &interrupt_at
+            && !interrupted
+            && fs::read_to_string(watched).is_ok_and(|t| done(&t))
+        {
+            let _ = Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(child.id().to_string())
+                .status();
+            interrupted = true;
         }
         if Instant::now() > limit {
             signal_group(child.id(), "KILL");
@@ -420,9 +446,24 @@ impl Stack {
         }
     }
 
-    /// Runs the `ue` binary through the SIP core: steps 1–18 for `user` on UE `impu`.
-    fn ue(&self, name: &str, impu: &str, user: &str, pki_dir: Option<&Path>) -> Run {
-        run_client(
+    /// Runs the `ue` binary through the SIP core: steps 1–18 for `user` on UE `impu`. Once the
+    /// first NOTIFY arrived it is stopped: with `sign_off`, by Ctrl-C (it then signs off:
+    /// PUBLISH and SUBSCRIBE `Expires: 0`, REGISTER `expires=0`, and exits), otherwise killed.
+    fn ue(
+        &self,
+        name: &str,
+        impu: &str,
+        user: &str,
+        pki_dir: Option<&Path>,
+        sign_off: bool,
+    ) -> Run {
+        // Step 18 for this UE: the MCPTT server got the UE's 200 OK to the first NOTIFY.
+        let label = format!("{}: SIP/2.0 200", name);
+        let done = move |log: &str| {
+            log.lines()
+                .any(|l| l.starts_with("[step 18]") && l.contains(&label))
+        };
+        run_client_until(
             name,
             Command::new(env!("CARGO_BIN_EXE_ue"))
                 .arg("--idms")
@@ -440,6 +481,11 @@ impl Stack {
                 .arg("--pki-dir")
                 .arg(pki_dir.unwrap_or(&self.pki_dir)),
             &self.dir.0,
+            Some((
+                self.mcptt_server.as_ref().unwrap().log.clone(),
+                &done,
+                if sign_off { "INT" } else { "KILL" },
+            )),
         )
     }
 
@@ -454,11 +500,15 @@ impl Stack {
             .unwrap_or_default()
     }
 
-    /// Everything the servers logged, for failure messages.
+    /// The end of what the servers logged and whether they still run, for failure messages.
     fn logs(&self) -> String {
+        let state =
+            |s: &Option<Server>| s.as_ref().map_or_else(String::new, |s| probe(s.child.id()));
         format!(
-            "--- core ---\n{}\n--- mcptt-server ---\n{}",
+            "--- core ({}) ---\n{}\n--- mcptt-server ({}) ---\n{}",
+            state(&self.core),
             tail(&self.core_log(), 120),
+            state(&self.mcptt_server),
             tail(&self.mcptt_log(), 80)
         )
     }
@@ -544,7 +594,7 @@ impl Stack {
             .arg("-recv_timeout")
             .arg("10s")
             .arg("-timeout")
-            .arg("80s")
+            .arg("140s")
             .arg("-timeout_error")
             .arg("-trace_err")
             .arg("-error_file")
@@ -572,6 +622,22 @@ impl Drop for Stack {
         drop(self.mcptt_server.take());
         drop(self.idms.take());
         drop(self.second_idms.take());
+    }
+}
+
+/// Whether process `pid` is still alive (not reaped, not a zombie).
+fn probe(pid: u32) -> String {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat)
+            if stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z')) =>
+        {
+            "EXITED (zombie)".to_owned()
+        }
+        Ok(_) => "running".to_owned(),
+        Err(_) => "EXITED".to_owned(),
     }
 }
 
@@ -603,12 +669,26 @@ fn kamailio_steps(log: &str) -> std::collections::BTreeSet<u8> {
         .collect()
 }
 
-/// The final line of a `ue` run: `ue: service state STATE (AUTHORISATION)`.
+/// The state the last NOTIFY a `ue` run printed showed: `STATE (AUTHORISATION)`.
+fn notified_state(run: &Run) -> Option<String> {
+    let body = run
+        .output
+        .lines()
+        .rev()
+        .find_map(|l| l.split_once("Body: state=").map(|(_, b)| b))?;
+    let mut words = body.split_whitespace();
+    let state = words.next()?;
+    let auth = words.find_map(|w| w.strip_prefix("authorisation="))?;
+    Some(format!("{state} ({auth})"))
+}
+
+/// The final line of a `ue` run after Ctrl-C:
+/// `ue: signed off cleanly; last service state STATE (AUTHORISATION)`.
 fn final_state(run: &Run) -> Option<String> {
     run.output
         .lines()
         .rev()
-        .find_map(|l| l.strip_prefix("ue: service state "))
+        .find_map(|l| l.strip_prefix("ue: signed off cleanly; last service state "))
         .map(str::to_owned)
 }
 
@@ -649,10 +729,9 @@ const KAMAILIO: StackOptions = StackOptions {
 #[test]
 fn kamailio_ue_and_mcptt_server_complete_all_18_steps() {
     let stack = Stack::start(&KAMAILIO);
-    let run = stack.ue("ue1", "sip:ue1@example.com", "alice", None);
-    expect_success(&stack, &run, "ue through Kamailio");
+    let run = stack.ue("ue1", "sip:ue1@example.com", "alice", None, false);
     assert_eq!(
-        final_state(&run).as_deref(),
+        notified_state(&run).as_deref(),
         Some("full-access (authorised)"),
         "{}",
         run.output
@@ -700,18 +779,47 @@ fn kamailio_ue_and_mcptt_server_complete_all_18_steps() {
     assert!(server_log.contains("<sip:ue1@example.com>"), "{server_log}");
 }
 
+/// Ctrl-C on the `ue` binary: it signs off (PUBLISH `Expires: 0`), ends its subscription
+/// (in-dialog SUBSCRIBE `Expires: 0`, routed by the Record-Route set) and de-registers; the
+/// de-registration reaches the MCPTT server as a third-party REGISTER with `Expires: 0`.
+#[test]
+#[ignore = "fails until mcptt-service-state copies Record-Route into its 2xx to SUBSCRIBE \
+            (RFC 3261 §12.1.1): the UE's in-dialog SUBSCRIBE then carries no Route and \
+            Kamailio answers 404; see /work/notes/interop-requests.md"]
+fn kamailio_ue_signs_off_and_deregisters() {
+    let stack = Stack::start(&KAMAILIO);
+    let run = stack.ue("ue1", "sip:ue1@example.com", "alice", None, true);
+    expect_success(&stack, &run, "ue sign-off through Kamailio");
+    assert_eq!(
+        final_state(&run).as_deref(),
+        Some("full-access (authorised)"),
+        "{}",
+        run.output
+    );
+    let log = stack.core_log();
+    for line in [
+        "mcptt-step 5: third-party REGISTER for sip:ue1@example.com sent, Expires 600",
+        "mcptt-step 5: third-party REGISTER for sip:ue1@example.com sent, Expires 0",
+    ] {
+        assert!(log.contains(line), "{line} missing:\n{}", stack.logs());
+    }
+    assert!(
+        !log.contains("without a Route to this core"),
+        "{}",
+        stack.logs()
+    );
+}
+
 /// Runs the multi-device scenario (one user on two UEs at once) through `core` and returns
 /// each UE's final state.
 fn multi_device(core: Core) -> Vec<Option<String>> {
     let stack = Stack::start(&StackOptions { core, ..KAMAILIO });
     let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(|| stack.ue("ue1", "sip:ue1@example.com", "alice", None));
-        let b = s.spawn(|| stack.ue("ue2", "sip:ue2@example.com", "alice", None));
+        let a = s.spawn(|| stack.ue("ue1", "sip:ue1@example.com", "alice", None, false));
+        let b = s.spawn(|| stack.ue("ue2", "sip:ue2@example.com", "alice", None, false));
         (a.join().unwrap(), b.join().unwrap())
     });
-    expect_success(&stack, &a, "ue1/alice");
-    expect_success(&stack, &b, "ue2/alice");
-    vec![final_state(&a), final_state(&b)]
+    vec![notified_state(&a), notified_state(&b)]
 }
 
 #[test]
@@ -733,7 +841,7 @@ fn bad_token(core: Core) -> (Option<u8>, bool, String) {
         foreign_keys: true,
         test_tcp: false,
     });
-    let run = stack.ue("ue1", "sip:ue1@example.com", "alice", None);
+    let run = stack.ue("ue1", "sip:ue1@example.com", "alice", None, false);
     assert!(
         !run.status.success(),
         "a foreign token was accepted:\n{}",
@@ -761,7 +869,13 @@ fn kamailio_bad_token_behaves_as_our_sip_core() {
 fn kamailio_refuses_a_client_certificate_from_another_ca() {
     let stack = Stack::start(&KAMAILIO);
     let other = stack.dir.0.join("other-pki");
-    let run = stack.ue("ue-other-ca", "sip:ue1@example.com", "alice", Some(&other));
+    let run = stack.ue(
+        "ue-other-ca",
+        "sip:ue1@example.com",
+        "alice",
+        Some(&other),
+        false,
+    );
     assert!(!run.status.success(), "{}", run.output);
     assert_eq!(failed_step(&run), Some(2), "{}", run.output);
     assert!(
@@ -857,38 +971,102 @@ fn sipp_ue_through_kamailio_to_mcptt_server() {
     }
 }
 
-/// A short form of the load run (the 30 s run is `interop/load.sh`): REGISTERs at a fixed rate
-/// through Kamailio, then every binding is counted (usrloc statistics and one query per UE).
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name}={v}: not a number"))
+        })
+        .unwrap_or(default)
+}
+
+/// Polls `count` until it reaches `want` or `limit` passes; returns the last count.
+fn poll_count(want: usize, limit: Duration, count: impl Fn() -> usize) -> usize {
+    let end = Instant::now() + limit;
+    loop {
+        let n = count();
+        if n >= want || Instant::now() > end {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// REGISTERs from SIPp at a fixed rate through Kamailio (each one also a third-party REGISTER
+/// to mcptt-server), then every binding is counted: Kamailio's usrloc statistics, one
+/// binding query per UE, and the third-party REGISTERs the MCPTT server accepted.
+///
+/// The suite runs a short form (200/s for 3 s). The measured run of the README is the same
+/// test with `MCPTT_INTEROP_LOAD_RATE=300 MCPTT_INTEROP_LOAD_SECS=30` and `--nocapture`,
+/// which prints the achieved rates.
 #[test]
 fn sipp_register_load_through_kamailio_loses_no_binding() {
     need("sipp", "sip-tester");
+    let rate = env_u64("MCPTT_INTEROP_LOAD_RATE", 200);
+    let secs = env_u64("MCPTT_INTEROP_LOAD_SECS", 3);
+    let n = rate * secs;
+    assert!(
+        n > 0,
+        "MCPTT_INTEROP_LOAD_RATE and MCPTT_INTEROP_LOAD_SECS must be positive"
+    );
     let stack = Stack::start(&StackOptions {
         test_tcp: true,
         ..KAMAILIO
     });
     let tcp = stack.core_tcp.unwrap();
-    let n = 600;
+    let started = Instant::now();
     let load = stack.sipp(
         "sipp-load",
         "ue_register.xml",
         tcp,
         &[("user", "load")],
-        &["-r", "200", "-m", &n.to_string(), "-l", "400"],
+        &["-r", &rate.to_string(), "-m", &n.to_string(), "-l", "2000"],
     );
+    let load_time = started.elapsed();
     expect_sipp(&stack, &load, "REGISTER load");
-    assert_eq!(stack.kamailio_contacts(), n, "{}", stack.logs());
+    let contacts = stack.kamailio_contacts();
+    assert_eq!(contacts, n, "bindings in Kamailio\n{}", stack.logs());
+    let started = Instant::now();
     let query = stack.sipp(
         "sipp-query",
         "ue_query.xml",
         tcp,
         &[("user", "load")],
-        &["-r", "400", "-m", &n.to_string(), "-l", "400"],
+        &[
+            "-r",
+            &(rate * 2).to_string(),
+            "-m",
+            &n.to_string(),
+            "-l",
+            "2000",
+        ],
     );
+    let query_time = started.elapsed();
     expect_sipp(&stack, &query, "binding query");
-    // Every REGISTER carried +g.3gpp.mcptt: the MCPTT server was told of each UE.
-    let log = stack.core_log();
-    let told = log
-        .matches("mcptt-step 6: third-party REGISTER answered 200")
-        .count();
-    assert_eq!(told, usize::try_from(n).unwrap(), "{}", stack.logs());
+    // Every REGISTER carried +g.3gpp.mcptt: the MCPTT server must have accepted each UE.
+    let want = usize::try_from(n).unwrap();
+    let told = poll_count(want, Duration::from_secs(20), || {
+        stack
+            .core_log()
+            .matches("mcptt-step 6: third-party REGISTER answered 200")
+            .count()
+    });
+    assert_eq!(
+        told,
+        want,
+        "third-party REGISTERs accepted\n{}",
+        stack.logs()
+    );
+    #[allow(clippy::cast_precision_loss)]
+    let per_sec = |d: Duration| n as f64 / d.as_secs_f64();
+    println!(
+        "interop load: {n} REGISTERs offered at {rate}/s through Kamailio in {:.1} s ({:.0}/s achieved), \
+         {contacts} bindings in Kamailio, {n} binding queries answered with the binding in {:.1} s ({:.0}/s), \
+         {told} third-party REGISTERs accepted by mcptt-server",
+        load_time.as_secs_f64(),
+        per_sec(load_time),
+        query_time.as_secs_f64(),
+        per_sec(query_time),
+    );
 }
