@@ -163,7 +163,9 @@ pub struct ConnectionInfo {
 /// handle of its connection, so responses go back where the request came from
 /// (RFC 3261 §18.2.2).
 #[derive(Clone)]
-pub struct ConnectionHandle {
+pub struct ConnectionHandle(Arc<HandleInner>);
+
+struct HandleInner {
     info: Arc<ConnectionInfo>,
     tx: mpsc::Sender<Outgoing>,
     write_timeout: Duration,
@@ -172,9 +174,9 @@ pub struct ConnectionHandle {
 impl fmt::Debug for ConnectionHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConnectionHandle")
-            .field("id", &self.info.id)
-            .field("peer", &self.info.peer_addr)
-            .field("kind", &self.info.kind)
+            .field("id", &self.0.info.id)
+            .field("peer", &self.0.info.peer_addr)
+            .field("kind", &self.0.info.kind)
             .finish()
     }
 }
@@ -183,25 +185,25 @@ impl ConnectionHandle {
     /// The connection id.
     #[must_use]
     pub fn id(&self) -> ConnectionId {
-        self.info.id
+        self.0.info.id
     }
 
     /// Everything known about the connection.
     #[must_use]
     pub fn info(&self) -> &Arc<ConnectionInfo> {
-        &self.info
+        &self.0.info
     }
 
     /// The peer's address.
     #[must_use]
     pub fn peer_addr(&self) -> SocketAddr {
-        self.info.peer_addr
+        self.0.info.peer_addr
     }
 
     /// The peer's verified certificate identity, if any.
     #[must_use]
     pub fn identity(&self) -> Option<&Arc<PeerIdentity>> {
-        self.info.identity.as_ref()
+        self.0.info.identity.as_ref()
     }
 
     /// Queue a message for sending; waits for room in the send queue at most the write
@@ -219,17 +221,17 @@ impl ConnectionHandle {
     /// As [`ConnectionHandle::send`].
     pub async fn send_bytes(&self, bytes: Bytes) -> Result<(), Error> {
         // Fast path without a timer: there is room in the queue.
-        let item = match self.tx.try_send(Outgoing::Data(bytes)) {
+        let item = match self.0.tx.try_send(Outgoing::Data(bytes)) {
             Ok(()) => return Ok(()),
             Err(mpsc::error::TrySendError::Closed(_)) => {
-                return Err(Error::ConnectionClosed(self.info.id));
+                return Err(Error::ConnectionClosed(self.0.info.id));
             }
             Err(mpsc::error::TrySendError::Full(item)) => item,
         };
-        match tokio::time::timeout(self.write_timeout, self.tx.send(item)).await {
+        match tokio::time::timeout(self.0.write_timeout, self.0.tx.send(item)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(Error::ConnectionClosed(self.info.id)),
-            Err(_) => Err(Error::SendQueueFull(self.info.id)),
+            Ok(Err(_)) => Err(Error::ConnectionClosed(self.0.info.id)),
+            Err(_) => Err(Error::SendQueueFull(self.0.info.id)),
         }
     }
 
@@ -238,11 +240,12 @@ impl ConnectionHandle {
     /// # Errors
     /// [`Error::SendQueueFull`] or [`Error::ConnectionClosed`].
     pub fn try_send(&self, message: &Message) -> Result<(), Error> {
-        self.tx
+        self.0
+            .tx
             .try_send(Outgoing::Data(message.encode()))
             .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => Error::SendQueueFull(self.info.id),
-                mpsc::error::TrySendError::Closed(_) => Error::ConnectionClosed(self.info.id),
+                mpsc::error::TrySendError::Full(_) => Error::SendQueueFull(self.0.info.id),
+                mpsc::error::TrySendError::Closed(_) => Error::ConnectionClosed(self.0.info.id),
             })
     }
 
@@ -258,13 +261,13 @@ impl ConnectionHandle {
     /// Close the connection after the messages already queued are written (TLS
     /// close_notify, then FIN).
     pub async fn close(&self) {
-        let _ = self.tx.send(Outgoing::Close).await;
+        let _ = self.0.tx.send(Outgoing::Close).await;
     }
 
     /// True once the connection's task has ended.
     #[must_use]
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        self.0.tx.is_closed()
     }
 }
 
@@ -513,11 +516,11 @@ impl Inner {
             Phase::Closing => Outgoing::Close,
         };
         for h in handles {
-            match h.tx.try_send(control.clone_control()) {
+            match h.0.tx.try_send(control.clone_control()) {
                 Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
                 Err(mpsc::error::TrySendError::Full(c)) => {
                     // A full queue drains within the write timeout or the connection dies.
-                    let tx = h.tx.clone();
+                    let tx = h.0.tx.clone();
                     tokio::spawn(async move {
                         let _ = tx.send(c).await;
                     });
@@ -954,9 +957,9 @@ pub(crate) fn new_handle(
     tx: mpsc::Sender<Outgoing>,
     write_timeout: Duration,
 ) -> ConnectionHandle {
-    ConnectionHandle {
+    ConnectionHandle(Arc::new(HandleInner {
         info,
         tx,
         write_timeout,
-    }
+    }))
 }
