@@ -118,16 +118,21 @@ pub fn render(s: &Seen, detail: Detail, show_ue: bool) -> String {
     out
 }
 
+/// Whether the records concern more than one sign-in (`ue/user` label), so lines name theirs.
+fn several_sign_ins(records: &[Seen]) -> bool {
+    records
+        .iter()
+        .map(|s| s.ue.as_str())
+        .filter(|u| u.contains('/'))
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        > 1
+}
+
 /// Renders the whole ladder: column header, then one entry per record.
 #[must_use]
 pub fn render_all(records: &[Seen], detail: Detail) -> String {
-    let show_ue = records
-        .iter()
-        .map(|s| s.ue.as_str())
-        .filter(|u| !u.is_empty())
-        .collect::<std::collections::BTreeSet<_>>()
-        .len()
-        > 1;
+    let show_ue = several_sign_ins(records);
     let mut out = header();
     out.push('\n');
     for s in records {
@@ -162,12 +167,7 @@ pub fn mermaid(records: &[Seen]) -> String {
     for a in Actor::ALL {
         let _ = writeln!(out, "    participant {} as {}", a.id(), a.name());
     }
-    let show_ue = records
-        .iter()
-        .map(|s| s.ue.as_str())
-        .collect::<std::collections::BTreeSet<_>>()
-        .len()
-        > 1;
+    let show_ue = several_sign_ins(records);
     for s in records {
         let arrow = if s.is_response() { "-->>" } else { "->>" };
         let label = match s.step {
