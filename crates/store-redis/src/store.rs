@@ -1,0 +1,572 @@
+//! [`RedisStore`]: the [`RegistrationStore`] over Redis.
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use mcptt_registration::{AorRecord, Binding, RegistrationStore, StoreError};
+use redis::{Connection, Value};
+
+use crate::codec;
+use crate::error::Error;
+use crate::time::TimeBase;
+
+/// The version [`RegistrationStore::write`] reports in [`StoreError::Conflict`] when the
+/// write failed because Redis was unavailable (real versions never reach it). The
+/// registrar retries a bounded number of times and then answers 500.
+pub const UNAVAILABLE_VERSION: u64 = u64::MAX;
+
+/// Versioned compare-and-set of one AoR record, its bucket's expiry index and counters.
+///
+/// KEYS: record hash, expiry zset, count hash. ARGV: expected version, AoR, data,
+/// binding count (0 = delete), earliest expiry (Unix ms), key expiry (Unix ms).
+/// New versions are `max(old + 1, Redis TIME in µs)`: unique across a deleted and
+/// re-created AoR without a global counter key (which Redis Cluster could not reach
+/// from the same script).
+const WRITE_SCRIPT: &str = r"
+local cur = redis.call('HGET', KEYS[1], 'v') or '0'
+if cur ~= ARGV[1] then return {0, cur} end
+local t = redis.call('TIME')
+local nv = math.max(tonumber(cur) + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
+local ver = string.format('%.0f', nv)
+local old_n = tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0')
+local n = tonumber(ARGV[4])
+if n == 0 then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[2])
+  redis.call('HDEL', KEYS[3], ARGV[2])
+else
+  redis.call('HSET', KEYS[1], 'v', ver, 'd', ARGV[3])
+  redis.call('PEXPIREAT', KEYS[1], ARGV[6])
+  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[2])
+  redis.call('HSET', KEYS[3], ARGV[2], n)
+end
+local total = redis.call('HINCRBY', KEYS[3], '#b', n - old_n)
+return {1, ver, total, redis.call('HLEN', KEYS[3]) - 1}
+";
+
+/// Field of a bucket's count hash holding the bucket's binding total (AoRs never start
+/// with `#`: they are `sip:`/`sips:`/`tel:` URIs).
+const TOTAL_FIELD: &str = "#b";
+
+/// Per bucket: due `(aor, score)` entries, binding total, count hash length.
+type BucketScan = (Vec<(String, f64)>, Option<u64>, u64);
+
+/// Settings of a [`RedisStore`].
+#[derive(Debug, Clone)]
+pub struct RedisStoreConfig {
+    /// Redis URL, e.g. `redis://127.0.0.1:6379` (`redis://:password@host:port/db` works).
+    pub url: String,
+    /// Prefix of every key, so several deployments can share one Redis.
+    pub key_prefix: String,
+    /// Number of buckets the expiry index and counters are split into (1..=1024). Each
+    /// bucket's keys share one hash tag, so a bucket lives on one Redis Cluster shard.
+    /// Every instance sharing the store must use the same value.
+    pub buckets: u16,
+    /// How long after its last binding's expiry Redis itself deletes an AoR record
+    /// (`PEXPIREAT`), when no registrar instance removed it first (all instances down).
+    /// Registrars normally remove expired bindings themselves, with events; this is
+    /// the bound on how long stale state can outlive its expiry.
+    pub ttl_grace: Duration,
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Read and write timeout of each command.
+    pub response_timeout: Duration,
+}
+
+impl Default for RedisStoreConfig {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".into(),
+            key_prefix: "mcptt".into(),
+            buckets: 16,
+            ttl_grace: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+struct Inner {
+    conn: Option<Connection>,
+    script_loaded: bool,
+    /// Last seen `(aors, bindings)` per bucket.
+    counts: Vec<(u64, u64)>,
+    round_trips: u64,
+    last_error: Option<String>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("connected", &self.conn.is_some())
+            .field("counts", &self.counts)
+            .field("round_trips", &self.round_trips)
+            .field("last_error", &self.last_error)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A [`RegistrationStore`] kept in Redis and shared by several registrar instances.
+///
+/// # Data layout
+/// For bucket `B = fnv1a64(aor) % buckets`, with hash tag `{P:reg:B}` (`P` = key prefix):
+///
+/// | key | type | content |
+/// |---|---|---|
+/// | `{P:reg:B}:aor:<aor>` | hash | `v` = version, `d` = record ([codec](crate)); `PEXPIREAT` = last expiry + `ttl_grace` |
+/// | `{P:reg:B}:exp` | sorted set | member AoR, score = earliest binding expiry (Unix ms) |
+/// | `{P:reg:B}:n` | hash | AoR → binding count, `#b` → bucket total |
+///
+/// # Round trips
+/// [`load`](RegistrationStore::load) is one pipelined round trip (record and the bucket's
+/// counters); [`write`](RegistrationStore::write) is one `EVALSHA` (plus one `SCRIPT LOAD`
+/// the first time on a connection, or after Redis lost its script cache);
+/// [`due`](RegistrationStore::due) and [`next_expiry`](RegistrationStore::next_expiry) are
+/// one pipelined round trip over all buckets;
+/// [`remove_expired`](RegistrationStore::remove_expired) is a load plus a versioned write.
+///
+/// # Counts
+/// [`aor_count`](RegistrationStore::aor_count) and
+/// [`binding_count`](RegistrationStore::binding_count) answer without a round trip from
+/// the per-bucket counters this instance saw last (refreshed for one bucket by every
+/// load and write, for all buckets by every `due`); they lag other instances' writes to
+/// buckets this instance has not touched since.
+///
+/// # Failures
+/// The trait cannot carry I/O errors. While Redis is unreachable, `load` answers `None`,
+/// `write` answers [`StoreError::Conflict`] with [`UNAVAILABLE_VERSION`] (so the registrar
+/// answers 500 after its retries and changes nothing), `remove_expired`/`due` answer
+/// nothing (expiry is delayed, never early), each failure is logged at `error` level and
+/// kept for [`RedisStore::take_error`]. The `try_*` methods return the [`Error`]
+/// (`status_code()` 503). When the kept connection turns out broken (Redis restarted),
+/// the call reconnects and is tried once more.
+#[derive(Debug)]
+pub struct RedisStore {
+    client: redis::Client,
+    config: RedisStoreConfig,
+    time: TimeBase,
+    script: redis::Script,
+    inner: Mutex<Inner>,
+}
+
+fn fnv1a64(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+impl RedisStore {
+    /// A store over the Redis at `config.url`, translating times through `time`
+    /// (normally [`TimeBase::system`]). Connects lazily: call [`RedisStore::ping`] to
+    /// check reachability at start-up.
+    ///
+    /// # Errors
+    /// [`Error::ApiMisuse`] for out-of-range settings, [`Error::Redis`] for a bad URL.
+    pub fn new(config: RedisStoreConfig, time: TimeBase) -> Result<Self, Error> {
+        if !(1..=1024).contains(&config.buckets) {
+            return Err(Error::ApiMisuse("buckets must be within 1..=1024"));
+        }
+        if config.connect_timeout.is_zero() || config.response_timeout.is_zero() {
+            return Err(Error::ApiMisuse("timeouts must be non-zero"));
+        }
+        let client = redis::Client::open(config.url.as_str())?;
+        let buckets = usize::from(config.buckets);
+        Ok(Self {
+            client,
+            config,
+            time,
+            script: redis::Script::new(WRITE_SCRIPT),
+            inner: Mutex::new(Inner {
+                conn: None,
+                script_loaded: false,
+                counts: vec![(0, 0); buckets],
+                round_trips: 0,
+                last_error: None,
+            }),
+        })
+    }
+
+    /// The settings.
+    #[must_use]
+    pub fn config(&self) -> &RedisStoreConfig {
+        &self.config
+    }
+
+    /// The time base.
+    #[must_use]
+    pub fn time_base(&self) -> &TimeBase {
+        &self.time
+    }
+
+    /// Round trips to Redis made so far (each command or pipeline counts one).
+    #[must_use]
+    pub fn round_trips(&self) -> u64 {
+        self.lock().round_trips
+    }
+
+    /// The last failure seen by a [`RegistrationStore`] method (which cannot return it),
+    /// cleared by this call. A caller that got `None` from `load` checks this to tell
+    /// "no binding" from "store unavailable" (and answers 503).
+    pub fn take_error(&self) -> Option<String> {
+        self.lock().last_error.take()
+    }
+
+    /// The bucket of `aor`.
+    #[must_use]
+    pub fn bucket(&self, aor: &str) -> u16 {
+        u16::try_from(fnv1a64(aor) % u64::from(self.config.buckets)).unwrap_or(0)
+    }
+
+    fn tag(&self, bucket: u16) -> String {
+        format!("{{{}:reg:{bucket}}}", self.config.key_prefix)
+    }
+
+    /// The Redis key of the record of `aor`.
+    #[must_use]
+    pub fn record_key(&self, aor: &str) -> String {
+        format!("{}:aor:{aor}", self.tag(self.bucket(aor)))
+    }
+
+    fn expiry_key(&self, bucket: u16) -> String {
+        format!("{}:exp", self.tag(bucket))
+    }
+
+    fn count_key(&self, bucket: u16) -> String {
+        format!("{}:n", self.tag(bucket))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain data behind; keep using it.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs `f` on a connection (opened if needed); drops the connection on I/O errors
+    /// so the next call reconnects.
+    fn with_conn<T>(
+        &self,
+        inner: &mut Inner,
+        mut f: impl FnMut(&mut Connection, &mut Inner) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let broken = |r: &Result<T, Error>| {
+            matches!(r, Err(Error::Redis(e)) if e.is_io_error() || e.is_timeout()
+                || e.is_connection_dropped() || e.is_unrecoverable_error())
+        };
+        // A pooled connection may have been closed by a Redis restart: on an I/O failure
+        // reconnect and try once more. Writes stay safe when the first attempt did land:
+        // the retry then fails the version check and the caller reloads.
+        if let Some(mut conn) = inner.conn.take() {
+            let r = f(&mut conn, inner);
+            if !broken(&r) {
+                inner.conn = Some(conn);
+                return r;
+            }
+        }
+        let conn = self
+            .client
+            .get_connection_with_timeout(self.config.connect_timeout)?;
+        conn.set_read_timeout(Some(self.config.response_timeout))?;
+        conn.set_write_timeout(Some(self.config.response_timeout))?;
+        inner.script_loaded = false;
+        let mut conn = conn;
+        let r = f(&mut conn, inner);
+        if !broken(&r) {
+            inner.conn = Some(conn);
+        }
+        r
+    }
+
+    /// Checks that Redis answers.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when it does not.
+    pub fn ping(&self) -> Result<(), Error> {
+        let mut inner = self.lock();
+        self.with_conn(&mut inner, |c, inner| {
+            inner.round_trips += 1;
+            redis::cmd("PING").query::<String>(c)?;
+            Ok(())
+        })
+    }
+
+    /// [`RegistrationStore::load`] with errors.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis is unavailable, [`Error::Corrupt`] for an unreadable record.
+    pub fn try_load(&self, aor: &str) -> Result<Option<(u64, AorRecord)>, Error> {
+        let bucket = self.bucket(aor);
+        let key = self.record_key(aor);
+        let ckey = self.count_key(bucket);
+        let mut inner = self.lock();
+        let (v, d, total, len): (Option<String>, Option<Vec<u8>>, Option<u64>, u64) = self
+            .with_conn(&mut inner, |c, inner| {
+                inner.round_trips += 1;
+                Ok(redis::pipe()
+                    .cmd("HMGET")
+                    .arg(&key)
+                    .arg("v")
+                    .arg("d")
+                    .cmd("HGET")
+                    .arg(&ckey)
+                    .arg(TOTAL_FIELD)
+                    .cmd("HLEN")
+                    .arg(&ckey)
+                    .query::<((Option<String>, Option<Vec<u8>>), Option<u64>, u64)>(c)
+                    .map(|((v, d), t, l)| (v, d, t, l))?)
+            })?;
+        if let Some(slot) = inner.counts.get_mut(usize::from(bucket)) {
+            *slot = (
+                len.saturating_sub(u64::from(total.is_some())),
+                total.unwrap_or(0),
+            );
+        }
+        drop(inner);
+        let (Some(v), Some(d)) = (v, d) else {
+            return Ok(None);
+        };
+        let corrupt = |reason| Error::Corrupt {
+            aor: aor.to_owned(),
+            reason,
+        };
+        let version = v.parse::<u64>().map_err(|_| corrupt("invalid version"))?;
+        let record = codec::decode(&d, &self.time).map_err(corrupt)?;
+        Ok(Some((version, record)))
+    }
+
+    /// [`RegistrationStore::write`] with errors: `Ok(Err(current))` is a version conflict.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis is unavailable.
+    pub fn try_write(
+        &self,
+        aor: &str,
+        expected: u64,
+        record: &AorRecord,
+    ) -> Result<Result<u64, u64>, Error> {
+        let bucket = self.bucket(aor);
+        let n = record.bindings.len();
+        let (data, earliest, key_expiry) = if n == 0 {
+            (Vec::new(), 0, 0)
+        } else {
+            let earliest = record
+                .next_expiry()
+                .map_or(0, |t| self.time.to_unix_ms_ceil(t));
+            let latest = record
+                .bindings
+                .iter()
+                .map(|b| self.time.to_unix_ms_ceil(b.expires_at))
+                .max()
+                .unwrap_or(earliest);
+            let grace = i64::try_from(self.config.ttl_grace.as_millis()).unwrap_or(i64::MAX);
+            (
+                codec::encode(record, &self.time),
+                earliest,
+                latest.saturating_add(grace),
+            )
+        };
+        let mut inv = self.script.prepare_invoke();
+        inv.key(self.record_key(aor))
+            .key(self.expiry_key(bucket))
+            .key(self.count_key(bucket))
+            .arg(expected.to_string())
+            .arg(aor)
+            .arg(data)
+            .arg(n)
+            .arg(earliest)
+            .arg(key_expiry);
+        let mut inner = self.lock();
+        let reply: Vec<Value> = self.with_conn(&mut inner, |c, inner| {
+            if !inner.script_loaded {
+                inner.round_trips += 1;
+                inv.load(c)?;
+                inner.script_loaded = true;
+            }
+            inner.round_trips += 1;
+            // `invoke` re-loads the script itself on NOSCRIPT (Redis flushed its script
+            // cache under a live connection): two more round trips, not counted here.
+            Ok(inv.invoke::<Vec<Value>>(c)?)
+        })?;
+        let num = |v: Option<&Value>| -> Option<u64> {
+            match v? {
+                Value::Int(i) => u64::try_from(*i).ok(),
+                Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+                Value::SimpleString(s) => s.parse().ok(),
+                _ => None,
+            }
+        };
+        let bad = Error::UnexpectedReply("write script reply");
+        match num(reply.first()) {
+            Some(1) => {
+                let version =
+                    num(reply.get(1)).ok_or(Error::UnexpectedReply("write script reply"))?;
+                if let (Some(total), Some(aors)) = (num(reply.get(2)), num(reply.get(3)))
+                    && let Some(slot) = inner.counts.get_mut(usize::from(bucket))
+                {
+                    *slot = (aors, total);
+                }
+                Ok(Ok(version))
+            }
+            Some(0) => Ok(Err(num(reply.get(1)).ok_or(bad)?)),
+            _ => Err(bad),
+        }
+    }
+
+    /// [`RegistrationStore::remove_expired`] with errors: a load and a versioned write,
+    /// repeated while other instances change the record. Of several instances racing on
+    /// the same AoR, exactly one gets each expired binding. An index entry whose record
+    /// Redis already deleted (`ttl_grace` passed) is cleaned up.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis is unavailable.
+    pub fn try_remove_expired(&self, aor: &str, now: Instant) -> Result<Vec<Binding>, Error> {
+        for _ in 0..8 {
+            let Some((version, mut record)) = self.try_load(aor)? else {
+                // Drop a stale index entry (no-op when there is none).
+                let _ = self.try_write(aor, 0, &AorRecord::default())?;
+                return Ok(Vec::new());
+            };
+            let (expired, kept): (Vec<Binding>, Vec<Binding>) =
+                record.bindings.drain(..).partition(|b| b.is_expired(now));
+            if expired.is_empty() {
+                return Ok(Vec::new());
+            }
+            record.bindings = kept;
+            if self.try_write(aor, version, &record)?.is_ok() {
+                return Ok(expired);
+            }
+        }
+        // Another instance keeps changing this AoR: it will expire the bindings itself.
+        Ok(Vec::new())
+    }
+
+    /// [`RegistrationStore::due`] with errors; also refreshes all bucket counters.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis is unavailable.
+    pub fn try_due(&self, now: Instant, max: usize) -> Result<Vec<String>, Error> {
+        let now_ms = self.time.to_unix_ms_floor(now);
+        let mut pipe = redis::pipe();
+        for b in 0..self.config.buckets {
+            pipe.cmd("ZRANGEBYSCORE")
+                .arg(self.expiry_key(b))
+                .arg("-inf")
+                .arg(now_ms)
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(max);
+            pipe.cmd("HGET").arg(self.count_key(b)).arg(TOTAL_FIELD);
+            pipe.cmd("HLEN").arg(self.count_key(b));
+        }
+        let mut inner = self.lock();
+        let replies: Vec<BucketScan> = self.with_conn(&mut inner, |c, inner| {
+            inner.round_trips += 1;
+            let flat: Vec<Value> = pipe.query(c)?;
+            flat.chunks(3)
+                .map(|ch| match ch {
+                    [z, t, l] => Ok((
+                        redis::from_redis_value_ref(z).map_err(redis::RedisError::from)?,
+                        redis::from_redis_value_ref(t).map_err(redis::RedisError::from)?,
+                        redis::from_redis_value_ref(l).map_err(redis::RedisError::from)?,
+                    )),
+                    _ => Err(Error::UnexpectedReply("due pipeline reply")),
+                })
+                .collect::<Result<_, Error>>()
+        })?;
+        let mut all = Vec::new();
+        for (b, (due, total, len)) in replies.into_iter().enumerate() {
+            if let Some(slot) = inner.counts.get_mut(b) {
+                *slot = (
+                    len.saturating_sub(u64::from(total.is_some())),
+                    total.unwrap_or(0),
+                );
+            }
+            all.extend(due.into_iter().map(|(aor, score)| (score, aor)));
+        }
+        all.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        all.truncate(max);
+        Ok(all.into_iter().map(|(_, aor)| aor).collect())
+    }
+
+    /// [`RegistrationStore::next_expiry`] with errors.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis is unavailable.
+    pub fn try_next_expiry(&self) -> Result<Option<Instant>, Error> {
+        let mut pipe = redis::pipe();
+        for b in 0..self.config.buckets {
+            pipe.cmd("ZRANGE")
+                .arg(self.expiry_key(b))
+                .arg(0)
+                .arg(0)
+                .arg("WITHSCORES");
+        }
+        let mut inner = self.lock();
+        let firsts: Vec<Vec<(String, f64)>> = self.with_conn(&mut inner, |c, inner| {
+            inner.round_trips += 1;
+            Ok(pipe.query(c)?)
+        })?;
+        drop(inner);
+        let min = firsts
+            .iter()
+            .flatten()
+            .map(|(_, s)| *s)
+            .min_by(f64::total_cmp);
+        // Scores are integral Unix milliseconds written by this crate (exact in an f64).
+        #[allow(clippy::cast_possible_truncation)]
+        Ok(min.map(|ms| self.time.from_unix_ms(ms as i64)))
+    }
+
+    fn note<T>(&self, what: &str, aor: &str, r: Result<T, Error>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::error!(operation = what, aor, error = %e, "registration store failure");
+                self.lock().last_error = Some(format!("{what} {aor}: {e}"));
+                None
+            }
+        }
+    }
+}
+
+impl RegistrationStore for RedisStore {
+    fn load(&self, aor: &str) -> Option<(u64, AorRecord)> {
+        self.note("load", aor, self.try_load(aor)).flatten()
+    }
+
+    fn write(&mut self, aor: &str, expected: u64, record: AorRecord) -> Result<u64, StoreError> {
+        match self.note("write", aor, self.try_write(aor, expected, &record)) {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(current)) => Err(StoreError::Conflict { current }),
+            None => Err(StoreError::Conflict {
+                current: UNAVAILABLE_VERSION,
+            }),
+        }
+    }
+
+    fn remove_expired(&mut self, aor: &str, now: Instant) -> Vec<Binding> {
+        self.note("remove_expired", aor, self.try_remove_expired(aor, now))
+            .unwrap_or_default()
+    }
+
+    fn next_expiry(&self) -> Option<Instant> {
+        self.note("next_expiry", "", self.try_next_expiry())
+            .flatten()
+    }
+
+    fn due(&self, now: Instant, max: usize) -> Vec<String> {
+        self.note("due", "", self.try_due(now, max))
+            .unwrap_or_default()
+    }
+
+    fn aor_count(&self) -> usize {
+        let n: u64 = self.lock().counts.iter().map(|c| c.0).sum();
+        usize::try_from(n).unwrap_or(usize::MAX)
+    }
+
+    fn binding_count(&self) -> usize {
+        let n: u64 = self.lock().counts.iter().map(|c| c.1).sum();
+        usize::try_from(n).unwrap_or(usize::MAX)
+    }
+}

@@ -1,0 +1,5 @@
+//! Integration tests against a real `redis-server` started by each test (no mocks).
+#![allow(clippy::unwrap_used)]
+mod registrar;
+mod store;
+mod support;
