@@ -1,1 +1,239 @@
+//! Two `mcptt-registration` registrars (two SIP core instances) sharing one Redis, and the
+//! measured cost per registration (round trips, memory in Redis).
 
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mcptt_registration::{
+    Event, FilterCriteria, IdentityMap, Registrar, RegistrarConfig, RegistrationStore,
+};
+use mcptt_sip::{Message, Request};
+use mcptt_store_redis::{RedisStore, TimeBase};
+
+use crate::support::Server;
+
+const PEER: &str = "ue1.example.com";
+
+fn config(ues: u32, filter: bool) -> RegistrarConfig {
+    let mut identities = IdentityMap::new();
+    for n in 0..ues {
+        identities = identities.allow(PEER, &format!("sip:ue{n}@example.com"));
+    }
+    RegistrarConfig {
+        identities,
+        filters: if filter {
+            vec![FilterCriteria::mcptt("sip:mcptt-as.example.com")]
+        } else {
+            Vec::new()
+        },
+        core_uri: "sip:scscf.example.com".into(),
+        min_expires: 60,
+        max_expires: 3600,
+        default_expires: 1800,
+        max_bindings: 1_000_000,
+        ..RegistrarConfig::default()
+    }
+}
+
+/// A MCPTT UE's REGISTER (DESIGN.md §3) for `ue{n}`.
+fn register(n: u32, cseq: u32, expires: u32) -> Request {
+    let text = format!(
+        "REGISTER sip:example.com SIP/2.0\r\n\
+         Via: SIP/2.0/TLS 192.0.2.1:5061;branch=z9hG4bK-{n}-{cseq}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:ue{n}@example.com>;tag=f{n}\r\n\
+         To: <sip:ue{n}@example.com>\r\n\
+         Call-ID: reg-{n}@192.0.2.1\r\n\
+         CSeq: {cseq} REGISTER\r\n\
+         Contact: <sip:ue{n}@192.0.2.1:5061;transport=tls>;+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-{n:012}>\";+g.3gpp.mcptt;+g.3gpp.icsi-ref=\"urn%3Aurn-7%3A3gpp-service.ims.icsi.mcptt\"\r\n\
+         Expires: {expires}\r\n\
+         Supported: path, gruu\r\n\
+         User-Agent: mcptt-ue/0.1\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    Message::parse(Bytes::from(text))
+        .unwrap()
+        .into_request()
+        .unwrap()
+}
+
+fn registrar(
+    server: &Server,
+    tb: TimeBase,
+    ues: u32,
+    filter: bool,
+    seed: u64,
+) -> Registrar<RedisStore> {
+    Registrar::with_store(config(ues, filter), server.store_with(16, tb), seed)
+}
+
+fn events<S: RegistrationStore>(r: &mut Registrar<S>) -> Vec<String> {
+    std::iter::from_fn(|| r.poll_event())
+        .filter_map(|e| match e {
+            Event::BindingAdded { .. } => Some("added".to_owned()),
+            Event::BindingRefreshed { .. } => Some("refreshed".to_owned()),
+            Event::BindingRemoved { reason, .. } => Some(format!("removed:{reason:?}")),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn two_sip_cores_share_bindings_and_expire_each_once() {
+    let server = Server::start(false);
+    let tb = TimeBase::system();
+    let t = Instant::now();
+    let mut a = registrar(&server, tb, 2, false, 1);
+    let mut b = registrar(&server, tb, 2, false, 2);
+    // Register via A, refresh via B: B sees A's binding (a refresh, not a new one).
+    assert_eq!(
+        a.handle_register(t, PEER, &register(0, 1, 600))
+            .response
+            .status(),
+        200
+    );
+    assert_eq!(events(&mut a), ["added"]);
+    assert_eq!(
+        b.handle_register(t, PEER, &register(0, 2, 600))
+            .response
+            .status(),
+        200
+    );
+    assert_eq!(events(&mut b), ["refreshed"]);
+    assert_eq!(a.bindings(t, "sip:ue0@example.com")[0].cseq, 2);
+    // A replayed CSeq via A is refused against B's newer state (RFC 3261 §10.3 step 7).
+    assert_eq!(
+        a.handle_register(t, PEER, &register(0, 2, 600))
+            .response
+            .status(),
+        500
+    );
+    // Expiry: handled once, by whichever instance runs its timer first.
+    assert_eq!(
+        a.handle_register(t, PEER, &register(1, 1, 60))
+            .response
+            .status(),
+        200
+    );
+    assert_eq!(events(&mut a), ["added"]);
+    let later = t + Duration::from_secs(61);
+    assert!(b.poll_timeout().is_some_and(|d| d <= later));
+    b.handle_timeout(later);
+    assert_eq!(events(&mut b), ["removed:Expired"]);
+    a.handle_timeout(later);
+    assert!(
+        events(&mut a).is_empty(),
+        "A must not expire it a second time"
+    );
+    assert!(a.bindings(later, "sip:ue1@example.com").is_empty());
+    // De-register via A what was refreshed via B.
+    assert_eq!(
+        a.handle_register(later, PEER, &register(0, 3, 0))
+            .response
+            .status(),
+        200
+    );
+    assert_eq!(events(&mut a), ["removed:Unregistered"]);
+    assert!(b.bindings(later, "sip:ue0@example.com").is_empty());
+}
+
+#[test]
+fn redis_down_gives_500_and_a_logged_cause_then_recovers() {
+    let mut server = Server::start(true);
+    let tb = TimeBase::system();
+    let t = Instant::now();
+    let mut a = registrar(&server, tb, 1, false, 1);
+    assert_eq!(
+        a.handle_register(t, PEER, &register(0, 1, 600))
+            .response
+            .status(),
+        200
+    );
+    assert_eq!(events(&mut a), ["added"]);
+    server.kill();
+    let out = a.handle_register(t, PEER, &register(0, 2, 600));
+    assert_eq!(out.response.status(), 500);
+    assert!(out.result.is_err());
+    let cause = a.store().take_error().unwrap();
+    assert!(cause.contains("redis unavailable"), "{cause}");
+    assert!(
+        events(&mut a).is_empty(),
+        "no change reported while Redis is down"
+    );
+    server.restart();
+    // The binding written before the outage is intact and refreshable.
+    assert_eq!(
+        a.handle_register(t, PEER, &register(0, 2, 600))
+            .response
+            .status(),
+        200
+    );
+    assert_eq!(events(&mut a), ["refreshed"]);
+}
+
+/// Prints the measured round trips per registration and Redis memory per registered UE
+/// (run with `--nocapture` to see the figures); asserts the issue's goals.
+#[test]
+fn measured_round_trips_and_memory_per_registration() {
+    const N: u32 = 1000;
+    let server = Server::start(false);
+    let tb = TimeBase::system();
+    let t = Instant::now();
+    let mut c = server.conn();
+    let used = |c: &mut redis::Connection| -> i64 {
+        let info: String = redis::cmd("INFO").arg("memory").query(c).unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    for filter in [false, true] {
+        redis::cmd("FLUSHALL").query::<()>(&mut c).unwrap();
+        let before = used(&mut c);
+        let mut r = registrar(&server, tb, N, filter, 1);
+        r.store().ping().unwrap();
+        let rt0 = r.store().round_trips();
+        for n in 0..N {
+            assert_eq!(
+                r.handle_register(t, PEER, &register(n, 1, 600))
+                    .response
+                    .status(),
+                200
+            );
+        }
+        let rt1 = r.store().round_trips();
+        for n in 0..N {
+            assert_eq!(
+                r.handle_register(t, PEER, &register(n, 2, 600))
+                    .response
+                    .status(),
+                200
+            );
+        }
+        let rt2 = r.store().round_trips();
+        let after = used(&mut c);
+        let key = r.store().record_key("sip:ue0@example.com");
+        let one: i64 = redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(&key)
+            .query(&mut c)
+            .unwrap();
+        let per_ue = (after - before) / i64::from(N);
+        let new_rt = f64::from(u32::try_from(rt1 - rt0).unwrap()) / f64::from(N);
+        let refresh_rt = f64::from(u32::try_from(rt2 - rt1).unwrap()) / f64::from(N);
+        eprintln!(
+            "third-party filter {filter}: round trips per new registration {new_rt:.3}, per refresh {refresh_rt:.3}; \
+             Redis used_memory per registered UE {per_ue} B (N = {N}), MEMORY USAGE of one record {one} B"
+        );
+        assert_eq!(r.store().aor_count(), usize::try_from(N).unwrap());
+        assert!(per_ue > 0 && per_ue <= 2048, "{per_ue} B per UE");
+        // The write script was loaded once (one extra round trip for the whole run).
+        let expected = if filter { 3.0 } else { 2.0 };
+        assert!(
+            (new_rt - expected).abs() < 0.01 && (refresh_rt - expected).abs() < 0.01,
+            "{new_rt} {refresh_rt}"
+        );
+    }
+}
