@@ -27,9 +27,14 @@
 //! This crate does the I/O (a blocking `redis` connection with connect and response
 //! timeouts); `mcptt-registration` itself stays sans-IO.
 //!
-//! Not covered here: change propagation between instances (pub/sub), the
-//! publication/subscription state of `mcptt-service-state`, and Redis Cluster connections
-//! (the key layout is cluster-ready: each script touches keys of one hash tag).
+//! - **Change feed**: every successful write also publishes `<version> <AoR>` on a pub/sub
+//!   channel in the same script; [`ChangeFeed`] reads it, so another instance can learn of
+//!   a change (at-most-once delivery: resync after a reconnect).
+//!
+//! Not covered here: wiring the change feed into the registrar (it has no input for
+//! remote changes yet), the publication/subscription state of `mcptt-service-state` (it
+//! has no store seam), and Redis Cluster connections (the key layout is cluster-ready:
+//! each script touches keys of one hash tag).
 //!
 //! # Example
 //!
@@ -61,5 +66,5 @@ mod store;
 mod time;
 
 pub use error::Error;
-pub use store::{RedisStore, RedisStoreConfig, UNAVAILABLE_VERSION};
+pub use store::{Change, ChangeFeed, RedisStore, RedisStoreConfig, UNAVAILABLE_VERSION};
 pub use time::TimeBase;

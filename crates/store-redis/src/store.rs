@@ -18,7 +18,8 @@ pub const UNAVAILABLE_VERSION: u64 = u64::MAX;
 /// Versioned compare-and-set of one AoR record, its bucket's expiry index and counters.
 ///
 /// KEYS: record hash, expiry zset, count hash. ARGV: expected version, AoR, data,
-/// binding count (0 = delete), earliest expiry (Unix ms), key expiry (Unix ms).
+/// binding count (0 = delete), earliest expiry (Unix ms), key expiry (Unix ms), change
+/// channel. Each successful write publishes `<new version> <AoR>` on the change channel.
 /// New versions are `max(old + 1, Redis TIME in µs)`: unique across a deleted and
 /// re-created AoR without a global counter key (which Redis Cluster could not reach
 /// from the same script).
@@ -41,6 +42,7 @@ else
   redis.call('HSET', KEYS[3], ARGV[2], n)
 end
 local total = redis.call('HINCRBY', KEYS[3], '#b', n - old_n)
+redis.call('PUBLISH', ARGV[7], ver .. ' ' .. ARGV[2])
 return {1, ver, total, redis.call('HLEN', KEYS[3]) - 1}
 ";
 
@@ -149,6 +151,86 @@ pub struct RedisStore {
     inner: Mutex<Inner>,
 }
 
+fn is_bulk(v: &Value, want: &[u8]) -> bool {
+    match v {
+        Value::BulkString(b) => b.as_slice() == want,
+        Value::SimpleString(s) => s.as_bytes() == want,
+        _ => false,
+    }
+}
+
+/// A change written to the store by some instance (this one included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The address-of-record whose record changed (or was deleted).
+    pub aor: String,
+    /// The version the write created (compare with a version this instance wrote to skip
+    /// its own changes).
+    pub version: u64,
+}
+
+/// The stream of [`Change`]s of a store, over Redis pub/sub (a dedicated connection).
+///
+/// Delivery is at most once: changes published while the feed is disconnected are lost,
+/// so after an error the consumer makes a new feed and re-reads the records it serves
+/// (e.g. sends full-state reg event NOTIFYs). The registrar does not consume it yet
+/// (see the crate documentation).
+pub struct ChangeFeed {
+    conn: Connection,
+    channel: String,
+}
+
+impl std::fmt::Debug for ChangeFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeFeed")
+            .field("channel", &self.channel)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChangeFeed {
+    /// The next change, waiting at most `timeout` (non-zero); `Ok(None)` when none came.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when the connection failed (make a new feed and resync),
+    /// [`Error::ApiMisuse`] for a zero timeout.
+    pub fn next(&mut self, timeout: Duration) -> Result<Option<Change>, Error> {
+        if timeout.is_zero() {
+            return Err(Error::ApiMisuse("timeout must be non-zero"));
+        }
+        self.conn.set_read_timeout(Some(timeout))?;
+        loop {
+            let v = match self.conn.recv_response() {
+                Ok(v) => v,
+                Err(e) if e.is_timeout() => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            let Value::Array(parts) = v else { continue };
+            let [kind, channel, payload] = parts.as_slice() else {
+                continue;
+            };
+            if !is_bulk(kind, b"message") || !is_bulk(channel, self.channel.as_bytes()) {
+                continue;
+            }
+            let Value::BulkString(p) = payload else {
+                continue;
+            };
+            let text =
+                std::str::from_utf8(p).map_err(|_| Error::UnexpectedReply("change payload"))?;
+            let (version, aor) = text
+                .split_once(' ')
+                .ok_or(Error::UnexpectedReply("change payload"))?;
+            let version = version
+                .parse()
+                .map_err(|_| Error::UnexpectedReply("change payload"))?;
+            return Ok(Some(Change {
+                aor: aor.to_owned(),
+                version,
+            }));
+        }
+    }
+}
+
 fn fnv1a64(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
@@ -225,6 +307,33 @@ impl RedisStore {
     #[must_use]
     pub fn record_key(&self, aor: &str) -> String {
         format!("{}:aor:{aor}", self.tag(self.bucket(aor)))
+    }
+
+    /// The pub/sub channel every successful write publishes `<version> <AoR>` on.
+    #[must_use]
+    pub fn change_channel(&self) -> String {
+        format!("{}:reg:changes", self.config.key_prefix)
+    }
+
+    /// Subscribes to the changes every instance writes (see [`ChangeFeed`]) on a
+    /// connection of its own.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis is unavailable.
+    pub fn subscribe_changes(&self) -> Result<ChangeFeed, Error> {
+        let mut conn = self
+            .client
+            .get_connection_with_timeout(self.config.connect_timeout)?;
+        conn.set_write_timeout(Some(self.config.response_timeout))?;
+        conn.set_read_timeout(Some(self.config.response_timeout))?;
+        let channel = self.change_channel();
+        conn.send_packed_command(&redis::cmd("SUBSCRIBE").arg(&channel).get_packed_command())?;
+        // The subscription is in place once Redis confirms it.
+        match conn.recv_response()? {
+            Value::Array(v) if v.first().is_some_and(|k| is_bulk(k, b"subscribe")) => {}
+            _ => return Err(Error::UnexpectedReply("SUBSCRIBE confirmation")),
+        }
+        Ok(ChangeFeed { conn, channel })
     }
 
     fn expiry_key(&self, bucket: u16) -> String {
@@ -374,7 +483,8 @@ impl RedisStore {
             .arg(data)
             .arg(n)
             .arg(earliest)
-            .arg(key_expiry);
+            .arg(key_expiry)
+            .arg(self.change_channel());
         let mut inner = self.lock();
         let reply: Vec<Value> = self.with_conn(&mut inner, |c, inner| {
             if !inner.script_loaded {

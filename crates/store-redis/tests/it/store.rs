@@ -376,3 +376,38 @@ fn concurrent_refreshes_from_two_instances_lose_no_update() {
     // The test only means something if the writers really raced.
     assert!(conflicts > 0, "no conflicting writes happened");
 }
+
+#[test]
+fn every_write_is_published_to_other_instances() {
+    let server = Server::start(false);
+    let tb = TimeBase::system();
+    let t = Instant::now();
+    let mut a = server.store_with(4, tb);
+    let b = server.store_with(4, tb);
+    let mut feed = b.subscribe_changes().unwrap();
+    let v1 = a
+        .write(
+            "sip:alice@example.com",
+            0,
+            record(vec![binding(1, t, 600, 1)]),
+        )
+        .unwrap();
+    // A refused write publishes nothing; the deletion does.
+    assert!(
+        a.write("sip:alice@example.com", 0, AorRecord::default())
+            .is_err()
+    );
+    let v2 = a
+        .write("sip:alice@example.com", v1, AorRecord::default())
+        .unwrap();
+    let wait = Duration::from_secs(5);
+    let got = [feed.next(wait).unwrap(), feed.next(wait).unwrap()];
+    let want = [v1, v2].map(|version| {
+        Some(mcptt_store_redis::Change {
+            aor: "sip:alice@example.com".into(),
+            version,
+        })
+    });
+    assert_eq!(got, want);
+    assert_eq!(feed.next(Duration::from_millis(50)).unwrap(), None);
+}
