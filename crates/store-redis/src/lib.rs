@@ -1,4 +1,4 @@
-//! A Redis-backed [`RegistrationStore`] for [`mcptt_registration`]: several SIP core
+//! A Redis-backed [`RegistrationStore`](mcptt_registration::RegistrationStore) for [`mcptt_registration`]: several SIP core
 //! instances behind one address share their bindings, so a UE's REGISTER, refresh or
 //! de-registration works on whichever instance it lands, and bindings outlive the death
 //! of the instance that created them.

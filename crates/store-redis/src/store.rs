@@ -115,9 +115,17 @@ impl std::fmt::Debug for Inner {
 ///
 /// | key | type | content |
 /// |---|---|---|
-/// | `{P:reg:B}:aor:<aor>` | hash | `v` = version, `d` = record ([codec](crate)); `PEXPIREAT` = last expiry + `ttl_grace` |
+/// | `{P:reg:B}:aor:<aor>` | hash | `v` = version, `d` = encoded bindings (below); `PEXPIREAT` = last expiry + `ttl_grace` |
 /// | `{P:reg:B}:exp` | sorted set | member AoR, score = earliest binding expiry (Unix ms) |
 /// | `{P:reg:B}:n` | hash | AoR → binding count, `#b` → bucket total |
+///
+/// Encoded bindings (big-endian; `str` = `u32` length + UTF-8, `opt x` = `0` | `1` x):
+///
+/// ```text
+/// 0x01 count:u32 { id:u64 uri:str contact:str instance:opt str reg_id:opt u32 call_id:str
+///                  cseq:u32 registered_at:i64 expires_at:i64 (Unix ms) request:u32+bytes
+///                  n:u16 third_party:u16*n }*count
+/// ```
 ///
 /// # Round trips
 /// [`load`](RegistrationStore::load) is one pipelined round trip (record and the bucket's
