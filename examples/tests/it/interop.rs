@@ -406,7 +406,8 @@ impl Stack {
                 let grants = dir.0.join("identities");
                 fs::write(
                     &grants,
-                    "sip:ue1@example.com sip:ue1@example.com\nsip:ue2@example.com sip:ue2@example.com\n",
+                    "sip:ue1@example.com sip:ue1@example.com\nsip:ue2@example.com sip:ue2@example.com\n\
+                     sip:sippue1@example.com sip:sippue1@example.com\n",
                 )
                 .unwrap();
                 let mut s = Server::spawn(
@@ -991,6 +992,66 @@ fn poll_count(want: usize, limit: Duration, count: impl Fn() -> usize) -> usize 
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// SIPp as a UE against our own `sip-core`: SIPp has no TLS, so `socat` carries its TCP
+/// connection over mutual TLS with a client certificate for `sip:sippue1@example.com`.
+#[test]
+fn sipp_ue_through_tls_relay_to_our_sip_core() {
+    need("sipp", "sip-tester");
+    let socat = need("socat", "socat");
+    let stack = Stack::start(&StackOptions {
+        core: Core::Ours,
+        ..KAMAILIO
+    });
+    let pki = DemoPki::load(&stack.pki_dir).unwrap();
+    pki.issue_ue("sip:sippue1@example.com")
+        .unwrap()
+        .write(&stack.dir.0, "sippue")
+        .unwrap();
+    let relay = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let d = &stack.dir.0;
+    let mut socat = Server::spawn(
+        "socat",
+        Command::new(socat)
+            .arg(format!(
+                "TCP-LISTEN:{},bind=127.0.0.1,reuseaddr,fork",
+                relay.port()
+            ))
+            .arg(format!(
+                "OPENSSL:{},cert={},key={},cafile={},verify=1",
+                stack.core_tls,
+                d.join("sippue.crt").display(),
+                d.join("sippue.key").display(),
+                stack.pki_dir.join("ca.crt").display()
+            )),
+        d,
+    );
+    socat.wait_port(relay);
+    let token = stack.token("alice");
+    let flow = stack.sipp(
+        "sipp-ue-ours",
+        "ue_flow.xml",
+        relay,
+        &[("user", "sippue"), ("token", &token)],
+        &["-m", "1"],
+    );
+    expect_sipp(
+        &stack,
+        &flow,
+        &format!(
+            "UE flow through socat to sip-core\n--- socat ---\n{}",
+            socat.log_text()
+        ),
+    );
+    // The MCPTT server saw the SIPp UE's PUBLISH with the identity our core asserted.
+    let server = stack.mcptt_log();
+    assert!(
+        server
+            .lines()
+            .any(|l| l.starts_with("[step  8]") && l.contains("sippue1")),
+        "{server}"
+    );
 }
 
 /// REGISTERs from SIPp at a fixed rate through Kamailio (each one also a third-party REGISTER
