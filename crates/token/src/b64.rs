@@ -132,6 +132,18 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
+        #[test]
+        fn round_trips_through_both_paths(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+            let text = encode(&bytes);
+            prop_assert_eq!(&decode(text.as_bytes(), Part::Claims).unwrap(), &bytes);
+            let (mut buf, mut spill) = ([0u8; 64], Vec::new());
+            let small = decode_small(text.as_bytes(), Part::Claims, &mut buf, &mut spill).unwrap();
+            prop_assert_eq!(small, &bytes[..]);
+        }
+    }
+    use proptest::prelude::*;
+
+    proptest! {
         /// Our decoder agrees with the `base64` crate's strict URL-safe,
         /// no-padding engine on every input: same bytes, same refusals.
         #[test]
