@@ -2,6 +2,7 @@
 # Installs the real SIP peers the interop tests run against (Debian/Ubuntu, as root):
 #   kamailio, kamailio-tls-modules  Kamailio as the SIP core (interop/kamailio/kamailio.cfg)
 #   sip-tester                      SIPp (interop/sipp/*.xml)
+#   socat                           TLS relay in front of our sip-core for SIPp (no TLS in SIPp)
 # The packages' own daemon is not started: a policy-rc.d that exits 101 blocks it for the
 # duration of the install (the tests start Kamailio themselves, in the foreground, on
 # loopback ports, with a run directory of their own).
@@ -31,7 +32,7 @@ chmod +x "$policy"
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
-apt-get install -y --no-install-recommends kamailio kamailio-tls-modules sip-tester
+apt-get install -y --no-install-recommends kamailio kamailio-tls-modules sip-tester socat
 
 # A daemon started anyway (e.g. under systemd) would hold port 5060: stop it.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet kamailio 2>/dev/null; then

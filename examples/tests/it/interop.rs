@@ -27,6 +27,9 @@ use mcptt_examples::cli::TlsMaterial;
 use mcptt_examples::pki::{DemoPki, load_ca_file};
 use mcptt_examples::trace::Trace;
 
+/// Identities `sip:relayN@example.com` our sip-core grants to the relay's certificate.
+const LOAD_VIA_RELAY: u64 = 400;
+
 /// Bound on a process start (port open) and on each client run.
 const START: Duration = Duration::from_secs(20);
 const RUN: Duration = Duration::from_secs(150);
@@ -64,7 +67,7 @@ fn need(binary: &str, package: &str) -> PathBuf {
     }
     panic!(
         "`{binary}` not found: the interop tests need the Debian package `{package}`. \
-         Install it with `sudo interop/setup.sh` (apt-get install kamailio kamailio-tls-modules sip-tester)."
+         Install it with `sudo interop/setup.sh` (apt-get install kamailio kamailio-tls-modules sip-tester socat)."
     );
 }
 
@@ -404,10 +407,13 @@ impl Stack {
             None => {
                 // The certificate → identity grants of the UEs these tests run.
                 let grants = dir.0.join("identities");
+                let load: String = (1..=LOAD_VIA_RELAY)
+                    .map(|i| format!(" sip:relay{i}@example.com"))
+                    .collect();
                 fs::write(
                     &grants,
-                    "sip:ue1@example.com sip:ue1@example.com\nsip:ue2@example.com sip:ue2@example.com\n\
-                     sip:sippue1@example.com sip:sippue1@example.com\n",
+                    format!("sip:ue1@example.com sip:ue1@example.com\nsip:ue2@example.com sip:ue2@example.com\n\
+                     sip:sippue1@example.com sip:sippue1@example.com{load}\n"),
                 )
                 .unwrap();
                 let mut s = Server::spawn(
@@ -570,6 +576,37 @@ impl Stack {
                     String::from_utf8_lossy(&out.stderr)
                 )
             })
+    }
+
+    /// A `socat` relay: loopback TCP in, mutual TLS to the core's UE listener out, with a
+    /// client certificate for `sip:sippue1@example.com` (our sip-core grants it the
+    /// `relayN` identities too).
+    fn tls_relay(&self, socat: &Path) -> (SocketAddr, Server) {
+        let pki = DemoPki::load(&self.pki_dir).unwrap();
+        let d = &self.dir.0;
+        pki.issue_ue("sip:sippue1@example.com")
+            .unwrap()
+            .write(d, "sippue")
+            .unwrap();
+        let relay = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let mut server = Server::spawn(
+            "socat",
+            Command::new(socat)
+                .arg(format!(
+                    "TCP-LISTEN:{},bind=127.0.0.1,reuseaddr,fork",
+                    relay.port()
+                ))
+                .arg(format!(
+                    "OPENSSL:{},cert={},key={},cafile={},verify=1",
+                    self.core_tls,
+                    d.join("sippue.crt").display(),
+                    d.join("sippue.key").display(),
+                    self.pki_dir.join("ca.crt").display()
+                )),
+            d,
+        );
+        server.wait_port(relay);
+        (relay, server)
     }
 
     /// Runs SIPp with `scenario` over TCP against `target`; `keys` become `-key NAME VALUE`.
@@ -1004,30 +1041,7 @@ fn sipp_ue_through_tls_relay_to_our_sip_core() {
         core: Core::Ours,
         ..KAMAILIO
     });
-    let pki = DemoPki::load(&stack.pki_dir).unwrap();
-    pki.issue_ue("sip:sippue1@example.com")
-        .unwrap()
-        .write(&stack.dir.0, "sippue")
-        .unwrap();
-    let relay = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let d = &stack.dir.0;
-    let mut socat = Server::spawn(
-        "socat",
-        Command::new(socat)
-            .arg(format!(
-                "TCP-LISTEN:{},bind=127.0.0.1,reuseaddr,fork",
-                relay.port()
-            ))
-            .arg(format!(
-                "OPENSSL:{},cert={},key={},cafile={},verify=1",
-                stack.core_tls,
-                d.join("sippue.crt").display(),
-                d.join("sippue.key").display(),
-                stack.pki_dir.join("ca.crt").display()
-            )),
-        d,
-    );
-    socat.wait_port(relay);
+    let (relay, socat) = stack.tls_relay(&socat);
     let token = stack.token("alice");
     let flow = stack.sipp(
         "sipp-ue-ours",
@@ -1130,4 +1144,34 @@ fn sipp_register_load_through_kamailio_loses_no_binding() {
         query_time.as_secs_f64(),
         per_sec(query_time),
     );
+}
+
+/// REGISTER load against our own `sip-core` through the `socat` TLS relay (one connection, the
+/// relay certificate granted `LOAD_VIA_RELAY` identities), then one binding query per UE.
+#[test]
+fn sipp_register_load_through_tls_relay_to_our_sip_core() {
+    need("sipp", "sip-tester");
+    let socat = need("socat", "socat");
+    let stack = Stack::start(&StackOptions {
+        core: Core::Ours,
+        ..KAMAILIO
+    });
+    let (relay, _socat) = stack.tls_relay(&socat);
+    let n = LOAD_VIA_RELAY.to_string();
+    let load = stack.sipp(
+        "sipp-load-ours",
+        "ue_register.xml",
+        relay,
+        &[("user", "relay")],
+        &["-r", "200", "-m", &n, "-l", "2000"],
+    );
+    expect_sipp(&stack, &load, "REGISTER load through socat to sip-core");
+    let query = stack.sipp(
+        "sipp-query-ours",
+        "ue_query.xml",
+        relay,
+        &[("user", "relay")],
+        &["-r", "400", "-m", &n, "-l", "2000"],
+    );
+    expect_sipp(&stack, &query, "binding query through socat to sip-core");
 }
