@@ -22,6 +22,8 @@ pub struct FlowConfig {
     pub step_timeout: Duration,
     /// Token clock leeway of the MCPTT server, seconds.
     pub leeway: u64,
+    /// Most UEs in flight at once in a `--ues N` run.
+    pub concurrency: usize,
 }
 
 impl Default for FlowConfig {
@@ -33,6 +35,7 @@ impl Default for FlowConfig {
             register_expires: 600,
             step_timeout: Duration::from_secs(10),
             leeway: 60,
+            concurrency: 64,
         }
     }
 }

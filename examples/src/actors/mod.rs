@@ -571,6 +571,7 @@ pub async fn run_ues(
         }
         _ => {
             let mut set = tokio::task::JoinSet::new();
+            let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(config.concurrency.max(1)));
             let idms_err = servers.idms.as_ref().err().cloned();
             let mut results: Vec<SignInResult> = Vec::with_capacity(sign_ins.len());
             for (i, s) in sign_ins.iter().enumerate() {
@@ -589,7 +590,13 @@ pub async fn run_ues(
                             trace.clone(),
                             servers.clock.clone(),
                         );
-                        set.spawn(async move { (i, fut.await) });
+                        let slots = slots.clone();
+                        set.spawn(async move {
+                            // Bounded concurrency: a UE starts (and its latency clock runs)
+                            // once it has a slot.
+                            let _slot = slots.acquire_owned().await;
+                            (i, fut.await)
+                        });
                     }
                     Err(e) => {
                         if let Some(r) = results.get_mut(i) {
