@@ -966,6 +966,10 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         }
         let tag = format!("{our_tag:016x}");
         let mut b = Builder::response(req, 200, Some(&tag));
+        // RFC 3261 §12.1.1: the 2xx to a dialog-creating request copies the Record-Route.
+        for rr in &req.record_route {
+            b.header("Record-Route", rr);
+        }
         b.header_fmt("Expires", format_args!("{expires}"))
             .header_fmt("Contact", format_args!("<{}>", self.config.contact));
         self.transmit.push_back(Transmit {
@@ -994,6 +998,10 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         let our_tag = self.rng.next_u64();
         let tag = format!("{our_tag:016x}");
         let mut b = Builder::response(req, 200, Some(&tag));
+        // RFC 3261 §12.1.1: the 2xx to a dialog-creating request copies the Record-Route.
+        for rr in &req.record_route {
+            b.header("Record-Route", rr);
+        }
         b.header("Expires", "0")
             .header_fmt("Contact", format_args!("<{}>", self.config.contact));
         self.transmit.push_back(Transmit {

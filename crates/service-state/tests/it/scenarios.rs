@@ -751,3 +751,43 @@ fn published_poc_settings_reach_the_application() {
         net.server_events
     );
 }
+
+#[test]
+fn subscribe_2xx_copies_record_route_and_notify_follows_the_route_set() {
+    let (mut net, ue, _) = signed_in(ALICE);
+    let msg = format!(
+        "SUBSCRIBE {PSI} SIP/2.0\r\nVia: SIP/2.0/TLS core.example.org;branch=z9hG4bKrr\r\n\
+Via: SIP/2.0/TLS ue0.example.org;branch=z9hG4bKrr0\r\nMax-Forwards: 69\r\n\
+Record-Route: <sip:core2.example.org;lr>, <sip:core1.example.org;lr>\r\n\
+From: <sip:ue1@example.org>;tag=rr1\r\nTo: <{PSI}>\r\nCall-ID: rr-1\r\nCSeq: 1 SUBSCRIBE\r\n\
+Contact: <sip:ue0.example.org;transport=tls>\r\nEvent: mcptt-service-state\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n"
+    );
+    let out = net.raw_to_server(ue, &msg);
+    assert_eq!(status(&out[0]), Some(200));
+    let head = out[0].split("\r\n\r\n").next().unwrap();
+    let rr: Vec<&str> = head
+        .lines()
+        .filter(|l| l.starts_with("Record-Route:"))
+        .collect();
+    assert_eq!(
+        rr,
+        vec![
+            "Record-Route: <sip:core2.example.org;lr>",
+            "Record-Route: <sip:core1.example.org;lr>"
+        ]
+    );
+    // The NOTIFY uses the route set in Record-Route order (RFC 3261 §12.1.1) and the Contact.
+    let notify = &out[1];
+    assert!(
+        notify.starts_with("NOTIFY sip:ue0.example.org;transport=tls SIP/2.0"),
+        "{notify}"
+    );
+    let routes: Vec<&str> = notify.lines().filter(|l| l.starts_with("Route:")).collect();
+    assert_eq!(
+        routes,
+        vec![
+            "Route: <sip:core2.example.org;lr>",
+            "Route: <sip:core1.example.org;lr>"
+        ]
+    );
+}
