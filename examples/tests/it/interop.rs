@@ -27,9 +27,6 @@ use mcptt_examples::cli::TlsMaterial;
 use mcptt_examples::pki::{DemoPki, load_ca_file};
 use mcptt_examples::trace::Trace;
 
-/// Identities `sip:relayN@example.com` our sip-core grants to the relay's certificate.
-const LOAD_VIA_RELAY: u64 = 400;
-
 /// Bound on a process start (port open) and on each client run.
 const START: Duration = Duration::from_secs(20);
 const RUN: Duration = Duration::from_secs(150);
@@ -299,6 +296,9 @@ struct StackOptions {
     foreign_keys: bool,
     /// Kamailio accepts loopback TCP UEs (`-A WITH_TEST_TCP`), for SIPp.
     test_tcp: bool,
+    /// How many `sip:relayN@example.com` identities our sip-core grants to the certificate of
+    /// the `socat` relay (SIPp load against our sip-core).
+    relay_identities: u64,
 }
 
 impl Stack {
@@ -407,7 +407,7 @@ impl Stack {
             None => {
                 // The certificate → identity grants of the UEs these tests run.
                 let grants = dir.0.join("identities");
-                let load: String = (1..=LOAD_VIA_RELAY)
+                let load: String = (1..=opts.relay_identities)
                     .map(|i| format!(" sip:relay{i}@example.com"))
                     .collect();
                 fs::write(
@@ -758,6 +758,7 @@ const KAMAILIO: StackOptions = StackOptions {
     core: Core::Kamailio,
     foreign_keys: false,
     test_tcp: false,
+    relay_identities: 0,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -877,7 +878,7 @@ fn bad_token(core: Core) -> (Option<u8>, bool, String) {
     let stack = Stack::start(&StackOptions {
         core,
         foreign_keys: true,
-        test_tcp: false,
+        ..KAMAILIO
     });
     let run = stack.ue("ue1", "sip:ue1@example.com", "alice", None, false);
     assert!(
@@ -1147,31 +1148,60 @@ fn sipp_register_load_through_kamailio_loses_no_binding() {
 }
 
 /// REGISTER load against our own `sip-core` through the `socat` TLS relay (one connection, the
-/// relay certificate granted `LOAD_VIA_RELAY` identities), then one binding query per UE.
+/// relay certificate granted one identity per UE), then one binding query per UE. Rate and
+/// duration as in the Kamailio load test (`MCPTT_INTEROP_LOAD_RATE`, `MCPTT_INTEROP_LOAD_SECS`).
 #[test]
 fn sipp_register_load_through_tls_relay_to_our_sip_core() {
     need("sipp", "sip-tester");
     let socat = need("socat", "socat");
+    let rate = env_u64("MCPTT_INTEROP_LOAD_RATE", 200);
+    let secs = env_u64("MCPTT_INTEROP_LOAD_SECS", 2);
+    let n = rate * secs;
+    assert!(
+        n > 0,
+        "MCPTT_INTEROP_LOAD_RATE and MCPTT_INTEROP_LOAD_SECS must be positive"
+    );
     let stack = Stack::start(&StackOptions {
         core: Core::Ours,
+        relay_identities: n,
         ..KAMAILIO
     });
     let (relay, _socat) = stack.tls_relay(&socat);
-    let n = LOAD_VIA_RELAY.to_string();
+    let started = Instant::now();
     let load = stack.sipp(
         "sipp-load-ours",
         "ue_register.xml",
         relay,
         &[("user", "relay")],
-        &["-r", "200", "-m", &n, "-l", "2000"],
+        &["-r", &rate.to_string(), "-m", &n.to_string(), "-l", "2000"],
     );
+    let load_time = started.elapsed();
     expect_sipp(&stack, &load, "REGISTER load through socat to sip-core");
+    let started = Instant::now();
     let query = stack.sipp(
         "sipp-query-ours",
         "ue_query.xml",
         relay,
         &[("user", "relay")],
-        &["-r", "400", "-m", &n, "-l", "2000"],
+        &[
+            "-r",
+            &(rate * 2).to_string(),
+            "-m",
+            &n.to_string(),
+            "-l",
+            "2000",
+        ],
     );
+    let query_time = started.elapsed();
     expect_sipp(&stack, &query, "binding query through socat to sip-core");
+    #[allow(clippy::cast_precision_loss)]
+    let per_sec = |d: Duration| n as f64 / d.as_secs_f64();
+    println!(
+        "interop load (our sip-core via socat TLS): {n} REGISTERs offered at {rate}/s in {:.1} s \
+         ({:.0}/s achieved), {n} binding queries answered with the binding in {:.1} s ({:.0}/s)",
+        load_time.as_secs_f64(),
+        per_sec(load_time),
+        query_time.as_secs_f64(),
+        per_sec(query_time),
+    );
 }
