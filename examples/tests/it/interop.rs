@@ -822,9 +822,6 @@ fn kamailio_ue_and_mcptt_server_complete_all_18_steps() {
 /// (in-dialog SUBSCRIBE `Expires: 0`, routed by the Record-Route set) and de-registers; the
 /// de-registration reaches the MCPTT server as a third-party REGISTER with `Expires: 0`.
 #[test]
-#[ignore = "fails until mcptt-service-state copies Record-Route into its 2xx to SUBSCRIBE \
-            (RFC 3261 §12.1.1): the UE's in-dialog SUBSCRIBE then carries no Route and \
-            Kamailio answers 404; see /work/notes/interop-requests.md"]
 fn kamailio_ue_signs_off_and_deregisters() {
     let stack = Stack::start(&KAMAILIO);
     let run = stack.ue("ue1", "sip:ue1@example.com", "alice", None, true);
