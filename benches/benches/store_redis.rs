@@ -18,12 +18,13 @@ use mcptt_store_redis::{RedisStore, RedisStoreConfig, TimeBase};
 const UES: u32 = 1000;
 const PEER: &str = "ue-peer";
 
-struct Server(Child);
+struct Server(Child, std::path::PathBuf);
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(&self.1);
     }
 }
 
@@ -51,7 +52,7 @@ fn start_redis() -> (Server, String) {
         .unwrap_or_else(|e| {
             panic!("cannot start `redis-server` ({e}): install the Debian package `redis-server`")
         });
-    let server = Server(child);
+    let server = Server(child, dir);
     let url = format!("redis://127.0.0.1:{port}");
     let client = redis::Client::open(url.as_str()).expect("url");
     let deadline = Instant::now() + Duration::from_secs(10);
