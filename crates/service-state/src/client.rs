@@ -276,7 +276,10 @@ impl<R: Random> Publisher<R> {
     /// # Errors
     /// As [`Publisher::handle_response`].
     pub fn handle_response_bytes(&mut self, now: Instant, response: &[u8]) -> Result<(), Error> {
-        self.on_response(now, View::parse(response))
+        match crate::sip::parse_response(response) {
+            Ok(r) => self.handle_response(now, &r),
+            Err(what) => self.on_response(now, Err(what)),
+        }
     }
 
     fn on_response(
@@ -590,7 +593,10 @@ impl<R: Random> Subscriber<R> {
     /// # Errors
     /// As [`Subscriber::handle_response`].
     pub fn handle_response_bytes(&mut self, now: Instant, response: &[u8]) -> Result<(), Error> {
-        self.on_response(now, View::parse(response))
+        match crate::sip::parse_response(response) {
+            Ok(r) => self.handle_response(now, &r),
+            Err(what) => self.on_response(now, Err(what)),
+        }
     }
 
     fn on_response(
@@ -659,7 +665,10 @@ impl<R: Random> Subscriber<R> {
     /// # Errors
     /// As [`Subscriber::handle_request`].
     pub fn handle_request_bytes(&mut self, now: Instant, request: &[u8]) -> Result<(), Error> {
-        self.on_request(now, View::parse(request))
+        match crate::sip::parse_request(request) {
+            Ok(r) => self.handle_request(now, &r),
+            Err(what) => self.on_request(now, Err(what)),
+        }
     }
 
     fn on_request(

@@ -258,6 +258,34 @@ struct Subscription {
     outstanding: Vec<(u32, Instant)>,
 }
 
+impl Subscription {
+    /// The dialog state a SUBSCRIBE creates (RFC 6665 §4.1.2, RFC 3261 §12.1.1).
+    fn new(
+        req: &View<'_>,
+        session: u64,
+        our_tag: u64,
+        their_tag: &str,
+        remote_target: &str,
+        expires_at: Instant,
+    ) -> Self {
+        Self {
+            session,
+            call_id: req.call_id.to_owned(),
+            our_tag,
+            their_tag: their_tag.to_owned(),
+            local_uri: req.to_uri.to_owned(),
+            remote_uri: req.from_uri.to_owned(),
+            remote_target: remote_target.to_owned(),
+            route_set: req.record_route.iter().map(|r| (*r).to_owned()).collect(),
+            local_cseq: 0,
+            remote_cseq: req.cseq,
+            event_id: req.event.and_then(|(_, id)| id).map(str::to_owned),
+            expires_at,
+            outstanding: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     Publication(u64),
@@ -417,10 +445,13 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         self.handle_read(now, now_unix, view);
     }
 
-    /// As [`Server::handle_request`], for one encoded request (read with this crate's small
-    /// header reader; prefer the typed method when the message is already parsed).
+    /// As [`Server::handle_request`], for one encoded request (read with
+    /// `mcptt_sip::Message::parse`; prefer the typed method when the message is already parsed).
     pub fn handle_request_bytes(&mut self, now: Instant, now_unix: u64, request: &[u8]) {
-        self.handle_read(now, now_unix, View::parse(request));
+        match crate::sip::parse_request(request) {
+            Ok(r) => self.handle_request(now, now_unix, &r),
+            Err(what) => self.handle_read(now, now_unix, Err(what)),
+        }
     }
 
     fn handle_read(&mut self, now: Instant, now_unix: u64, view: Result<View<'_>, &'static str>) {
@@ -513,9 +544,9 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
 
     fn publish(&mut self, now: Instant, now_unix: u64, req: &View<'_>) -> Result<(), Refusal> {
         Self::event_package(req, POC_SETTINGS_EVENT)?;
-        let body = match PublishBody::parse_with(
+        let body = match PublishBody::parse_shared(
             req.content_type.unwrap_or(""),
-            &req.body,
+            req.body.clone(),
             &self.config.xml_limits,
         ) {
             Ok(b) => b,
@@ -870,9 +901,9 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         let Some(contact) = req.contact else {
             return Err(Refusal::code(400));
         };
-        let body = match PublishBody::parse_with(
+        let body = match PublishBody::parse_shared(
             req.content_type.unwrap_or(""),
-            &req.body,
+            req.body.clone(),
             &self.config.xml_limits,
         ) {
             Ok(b) => b,
@@ -938,21 +969,14 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         };
         let id = self.next_id;
         self.next_id += 1;
-        let sub = Subscription {
+        let sub = Subscription::new(
+            req,
             session,
-            call_id: req.call_id.to_owned(),
             our_tag,
-            their_tag: from_tag.to_owned(),
-            local_uri: req.to_uri.to_owned(),
-            remote_uri: req.from_uri.to_owned(),
-            remote_target: contact.to_owned(),
-            route_set: req.record_route.iter().map(|r| (*r).to_owned()).collect(),
-            local_cseq: 0,
-            remote_cseq: req.cseq,
-            event_id: req.event.and_then(|(_, id)| id).map(str::to_owned),
-            expires_at: now + secs(expires),
-            outstanding: Vec::new(),
-        };
+            from_tag,
+            contact,
+            now + secs(expires),
+        );
         self.timers
             .insert((sub.expires_at, Timer::Subscription(id)));
         self.subs.insert(id, sub);
@@ -1010,21 +1034,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         let state = self
             .state(impu, mcptt_id)
             .unwrap_or_else(|| self.detached(impu, mcptt_id));
-        let sub = Subscription {
-            session: 0,
-            call_id: req.call_id.to_owned(),
-            our_tag,
-            their_tag: from_tag.to_owned(),
-            local_uri: req.to_uri.to_owned(),
-            remote_uri: req.from_uri.to_owned(),
-            remote_target: contact.to_owned(),
-            route_set: req.record_route.iter().map(|r| (*r).to_owned()).collect(),
-            local_cseq: 0,
-            remote_cseq: req.cseq,
-            event_id: req.event.and_then(|(_, id)| id).map(str::to_owned),
-            expires_at: now,
-            outstanding: Vec::new(),
-        };
+        let sub = Subscription::new(req, 0, our_tag, from_tag, contact, now);
         let bytes = self.build_notify(now, &sub, &state, Some("terminated"));
         self.transmit.push_back(Transmit { bytes });
     }
@@ -1212,8 +1222,8 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
 
     /// As [`Server::handle_response`], for one encoded response.
     pub fn handle_response_bytes(&mut self, now: Instant, response: &[u8]) {
-        if let Ok(view) = View::parse(response) {
-            self.handle_response_view(now, &view);
+        if let Ok(r) = crate::sip::parse_response(response) {
+            self.handle_response(now, &r);
         }
     }
 

@@ -3,6 +3,8 @@
 
 use bytes::Bytes;
 
+use mcptt_sip::split_commas;
+
 use super::View;
 
 /// The header a (possibly compact, any-case) name stands for (RFC 3261 §7.3.3, RFC 6665 `o`).
@@ -55,36 +57,6 @@ enum H {
     RecordRoute,
     Warning,
     Other,
-}
-
-/// Splits a header value at top-level commas (not inside quotes or `<>`).
-pub(crate) fn split_commas(value: &str) -> Vec<&str> {
-    if !value.contains(',') {
-        // The common case: one value, no scan for quotes needed.
-        let v = value.trim();
-        return if v.is_empty() { Vec::new() } else { vec![v] };
-    }
-    let mut out = Vec::new();
-    let (mut quoted, mut angle, mut start) = (false, false, 0);
-    let bytes = value.as_bytes();
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'\\' if quoted => i += 1,
-            b'"' => quoted = !quoted,
-            b'<' if !quoted => angle = true,
-            b'>' if !quoted => angle = false,
-            b',' if !quoted && !angle => {
-                out.push(value.get(start..i).unwrap_or("").trim());
-                start = i + 1;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    out.push(value.get(start..).unwrap_or("").trim());
-    out.retain(|s| !s.is_empty());
-    out
 }
 
 /// The URI and the header-parameter text (`;a=b;c`) of a name-addr / addr-spec value.
@@ -187,11 +159,9 @@ pub(crate) fn view_from_parts<'a>(
             H::SipIfMatch => v.sip_if_match = Some(value),
             H::SipETag => v.sip_etag = Some(value),
             H::ContentType => v.content_type = Some(value),
-            H::Pai => v
-                .pai
-                .extend(split_commas(value).into_iter().map(|a| name_addr(a).0)),
+            H::Pai => v.pai.extend(split_commas(value).map(|a| name_addr(a).0)),
             H::Contact if v.contact.is_none() => {
-                v.contact = split_commas(value).first().map(|c| name_addr(c).0);
+                v.contact = split_commas(value).next().map(|c| name_addr(c).0);
             }
             H::RecordRoute => v.record_route.extend(split_commas(value)),
             H::Warning if v.warning.is_none() => v.warning = Some(value),
@@ -230,10 +200,6 @@ mod tests {
 
     #[test]
     fn header_value_helpers() {
-        assert_eq!(
-            split_commas("<sip:a@b;x=1,2>;q=1, \"x,y\" <sip:c@d>"),
-            vec!["<sip:a@b;x=1,2>;q=1", "\"x,y\" <sip:c@d>"]
-        );
         let (uri, params) = name_addr("\"Alice\" <sip:alice@example.org;transport=tls>;tag=abc");
         assert_eq!(uri, "sip:alice@example.org;transport=tls");
         assert_eq!(param(params, "tag"), Some("abc"));

@@ -194,33 +194,20 @@ mod tests {
 
 pub(crate) mod glue;
 
-impl<'a> View<'a> {
-    /// Reads one encoded message (head and body; `Content-Length` trusted only up to the
-    /// bytes present). Used for messages this crate built itself and by tests.
-    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, &'static str> {
-        let split = memchr::memmem::find(bytes, b"\r\n\r\n").ok_or("end of head")?;
-        let head =
-            std::str::from_utf8(bytes.get(..split).ok_or("head")?).map_err(|_| "UTF-8 head")?;
-        let rest = bytes.get(split + 4..).unwrap_or_default();
-        let body = if rest.is_empty() {
-            Bytes::new()
-        } else {
-            Bytes::copy_from_slice(rest)
-        };
-        let mut lines = head.split("\r\n");
-        let start = lines.next().ok_or("start line")?;
-        let headers = lines.filter_map(|l| l.split_once(':'));
-        if let Some(rest) = start.strip_prefix("SIP/2.0 ") {
-            let status = rest
-                .get(..3)
-                .and_then(|c| c.parse().ok())
-                .ok_or("status code")?;
-            glue::view_from_parts("", "", status, headers, body)
-        } else {
-            let mut it = start.split(' ');
-            let method = it.next().ok_or("method")?;
-            let uri = it.next().ok_or("Request-URI")?;
-            glue::view_from_parts(method, uri, 0, headers, body)
-        }
+/// Reads one encoded request with `mcptt-sip` (the `*_bytes` entry points).
+pub(crate) fn parse_request(bytes: &[u8]) -> Result<mcptt_sip::Request, &'static str> {
+    match mcptt_sip::Message::parse(Bytes::copy_from_slice(bytes)) {
+        Ok(mcptt_sip::Message::Request(r)) => Ok(r),
+        Ok(mcptt_sip::Message::Response(_)) => Err("a request, not a response"),
+        Err(_) => Err("a well-formed SIP message"),
+    }
+}
+
+/// Reads one encoded response with `mcptt-sip` (the `*_bytes` entry points).
+pub(crate) fn parse_response(bytes: &[u8]) -> Result<mcptt_sip::Response, &'static str> {
+    match mcptt_sip::Message::parse(Bytes::copy_from_slice(bytes)) {
+        Ok(mcptt_sip::Message::Response(r)) => Ok(r),
+        Ok(mcptt_sip::Message::Request(_)) => Err("a response, not a request"),
+        Err(_) => Err("a well-formed SIP message"),
     }
 }
