@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::transport::{
-    ConnectionHandle, ConnectionInfo, Direction, Event, Inner, Phase, Received, Slot,
+    AliasKey, ConnectionHandle, ConnectionInfo, Direction, Event, Inner, Phase, Received, Slot,
     TransportKind, alias_key, new_handle,
 };
 use crate::{ConnectionId, Error, PeerIdentity};
@@ -149,6 +149,8 @@ pub(crate) struct Connection {
     last_activity: Instant,
     /// A parsed event waiting for room in the application's queue (back-pressure).
     pending: Option<Event>,
+    /// The last Via `alias` sent-by seen and the alias it gave (none: certificate mismatch).
+    alias_cache: Option<(Box<str>, Option<AliasKey>)>,
     _slot: Slot,
 }
 
@@ -210,6 +212,7 @@ impl Connection {
             partial_since: None,
             last_activity: Instant::now(),
             pending: None,
+            alias_cache: None,
             _slot: slot,
         };
         Ok((handle, conn))
@@ -502,7 +505,12 @@ impl Connection {
     /// RFC 5923: a request over an inbound TLS connection whose top Via carries `alias`
     /// makes this connection the one toward the Via sent-by, if the peer's certificate
     /// names that host (RFC 5923 §5.2 / RFC 5922).
-    fn check_via_alias(&self, message: &Message) {
+    ///
+    /// The verdict for a sent-by is cached: the peer's identity does not change on a
+    /// connection, and a peer sends the same sent-by on every request. A cached alias is
+    /// claimed again only when another connection took it meanwhile (last request wins, as
+    /// without the cache).
+    fn check_via_alias(&mut self, message: &Message) {
         let info = self.handle.info();
         if !self.inner.config.via_alias
             || info.direction != Direction::Inbound
@@ -519,18 +527,38 @@ impl Connection {
         if !via.contains("alias") {
             return;
         }
-        let Some((host, port)) = via_alias_sent_by(via) else {
+        let Some(sent_by) = via_alias_param(via) else {
             return;
         };
-        let Some(identity) = &info.identity else {
+        if let Some((cached, key)) = &self.alias_cache
+            && **cached == *sent_by
+        {
+            if let Some(key) = key
+                && !self.inner.has_alias(info.id, key)
+            {
+                self.inner.add_alias(info.id, key.clone());
+            }
             return;
-        };
-        if identity.matches_host(&host) {
-            let key = alias_key(&host, port.unwrap_or(5061), TransportKind::Tls);
+        }
+        let key = self.alias_for(sent_by);
+        if let Some(key) = &key {
+            self.inner.add_alias(info.id, key.clone());
+        }
+        self.alias_cache = Some((sent_by.into(), key));
+    }
+
+    /// The alias key for a Via sent-by, if the peer's certificate names its host.
+    fn alias_for(&self, sent_by: &str) -> Option<AliasKey> {
+        let info = self.handle.info();
+        let (host, port) = split_sent_by(sent_by)?;
+        let identity = info.identity.as_ref()?;
+        if identity.matches_host(host) {
+            let key = alias_key(host, port.unwrap_or(5061), TransportKind::Tls);
             debug!(alias = %format!("{}:{}", key.0, key.1), "via alias registered");
-            self.inner.add_alias(info.id, key);
+            Some(key)
         } else {
             debug!(host = %host, "via alias ignored: certificate does not name the sent-by host");
+            None
         }
     }
 
@@ -601,7 +629,7 @@ async fn readable(stream: &Stream, now: bool) -> io::Result<()> {
 }
 
 /// The sent-by of a Via header value (first entry) when it carries the `alias` parameter.
-fn via_alias_sent_by(via: &str) -> Option<(String, Option<u16>)> {
+fn via_alias_param(via: &str) -> Option<&str> {
     let first = via.split(',').next()?.trim();
     // "SIP/2.0/TLS host:port;params"
     let (_, rest) = first.split_once(char::is_whitespace)?;
@@ -611,9 +639,11 @@ fn via_alias_sent_by(via: &str) -> Option<(String, Option<u16>)> {
         let name = p.split('=').next().unwrap_or_default().trim();
         name.eq_ignore_ascii_case("alias")
     });
-    if !has_alias {
-        return None;
-    }
+    has_alias.then_some(sent_by)
+}
+
+/// Host and port of a Via sent-by (`host`, `host:port`, `[v6]`, `[v6]:port`).
+fn split_sent_by(sent_by: &str) -> Option<(&str, Option<u16>)> {
     let (host, port) = if let Some(v6) = sent_by.strip_prefix('[') {
         let (h, after) = v6.split_once(']')?;
         (h, after.strip_prefix(':'))
@@ -627,6 +657,14 @@ fn via_alias_sent_by(via: &str) -> Option<(String, Option<u16>)> {
         Some(p) => Some(p.trim().parse().ok()?),
         None => None,
     };
+    Some((host, port))
+}
+
+/// The sent-by of a Via header value (first entry) when it carries the `alias` parameter,
+/// split into host and port.
+#[cfg(test)]
+fn via_alias_sent_by(via: &str) -> Option<(String, Option<u16>)> {
+    let (host, port) = split_sent_by(via_alias_param(via)?)?;
     Some((host.to_owned(), port))
 }
 

@@ -539,6 +539,11 @@ impl Inner {
         lock(&self.conns).insert(id, (handle.clone(), keys));
     }
 
+    /// Whether `key` currently leads to connection `id`.
+    pub(crate) fn has_alias(&self, id: ConnectionId, key: &AliasKey) -> bool {
+        lock(&self.aliases).get(key) == Some(&id)
+    }
+
     pub(crate) fn add_alias(&self, id: ConnectionId, key: AliasKey) -> bool {
         let mut conns = lock(&self.conns);
         let Some((_, keys)) = conns.get_mut(&id) else {
