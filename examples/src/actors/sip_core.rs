@@ -42,6 +42,8 @@ pub struct SipCoreHandle {
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     transport: Transport,
+    /// What [`SipCoreHandle::restart`] starts again.
+    restart: (SipCoreConfig, Trace, Clock),
 }
 
 impl SipCoreHandle {
@@ -53,6 +55,10 @@ impl SipCoreHandle {
 
     /// Stops the task, closes every connection and waits for the end.
     pub async fn shutdown(mut self) {
+        self.stop().await;
+    }
+
+    async fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -60,6 +66,20 @@ impl SipCoreHandle {
             let _ = task.await;
         }
         self.transport.shutdown(Duration::from_millis(200)).await;
+    }
+
+    /// Simulates a SIP core restart: stops it (every UE connection closes, every binding
+    /// and proxied transaction is forgotten), then starts a fresh one listening on the same
+    /// address.
+    ///
+    /// # Errors
+    /// When the address cannot be bound again.
+    pub async fn restart(&mut self) -> Result<(), ActorError> {
+        self.stop().await;
+        let (mut config, trace, clock) = self.restart.clone();
+        config.listen = self.local_addr;
+        *self = spawn(config, trace, clock).await?;
+        Ok(())
     }
 }
 
@@ -140,6 +160,7 @@ pub async fn spawn(
     let as_dest = Destination::addr(config.mcptt_server, kind);
     let host = user_of(&config.node_uri);
     let (stop, stopped) = oneshot::channel();
+    let restart = (config.clone(), trace.clone(), clock.clone());
     let state = State {
         config,
         host,
@@ -161,6 +182,7 @@ pub async fn spawn(
         stop: Some(stop),
         task: Some(task),
         transport,
+        restart,
     })
 }
 

@@ -127,6 +127,16 @@ fn hex(rng: &mut SplitMix64) -> String {
     format!("{:016x}", rng.next_u64())
 }
 
+/// The UE's Contact URI on the connection bound to `local`.
+fn contact_uri(impu: &str, local: SocketAddr) -> String {
+    format!("sip:{}@{local};transport=tls", super::wire::user_of(impu))
+}
+
+/// Connection attempts [`Ue::recover`] makes before giving up.
+const RECONNECT_ATTEMPTS: u32 = 6;
+/// First wait between reconnection attempts (doubled each time, at most 8 s).
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(250);
+
 impl Ue {
     /// Step 2: connects to the SIP core over mutual TLS with the UE's certificate.
     pub async fn connect(
@@ -160,10 +170,7 @@ impl Ue {
                     b.get(4..16).unwrap_or("0"),
                 )
             },
-            contact: format!(
-                "sip:{}@{local};transport=tls",
-                super::wire::user_of(&config.public_user_identity)
-            ),
+            contact: contact_uri(&config.public_user_identity, local),
             expires: config.register_expires,
             registered: false,
             last_status: None,
@@ -195,6 +202,110 @@ impl Ue {
     #[must_use]
     pub fn users(&self) -> &[UserSession] {
         &self.users
+    }
+
+    /// Whether the connection to the SIP core has ended (see [`Ue::recover`]).
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The local address of the current connection to the SIP core.
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Drives the connection (answering NOTIFYs, refreshing) until the SIP core closes it;
+    /// fails only on the configured step timeout.
+    pub async fn wait_closed(&mut self) -> Result<(), StepFailure> {
+        self.pump_until(2, |ue| ue.closed).await
+    }
+
+    /// After the connection to the SIP core was lost (e.g. the SIP core restarted and forgot
+    /// every binding and dialog): connects again with the client certificate (`mcptt-tls`,
+    /// retried with a doubling back-off on the actors' clock), REGISTERs the new Contact
+    /// (same `+sip.instance`, same Call-ID, next CSeq), then for every user whose publication
+    /// was in force starts a new publication with the user's current access token, and for
+    /// every user whose subscription was in force starts a new subscription (new
+    /// `mcptt-service-state` drivers: the old dialogs were routed through the lost
+    /// connection). Returns once each re-subscribed user has been NOTIFYed again.
+    pub async fn recover(&mut self) -> Result<(), StepFailure> {
+        let dest = Destination::addr(self.config.sip_core, TransportKind::Tls);
+        let mut backoff = RECONNECT_BACKOFF;
+        let mut attempt = 0;
+        let conn = loop {
+            attempt += 1;
+            let err = match tokio::time::timeout(self.config.timeout, self.transport.connect(&dest))
+                .await
+            {
+                Ok(Ok(conn)) => break conn,
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "timed out".to_owned(),
+            };
+            if attempt >= RECONNECT_ATTEMPTS {
+                return Err(fail(
+                    2,
+                    format!("reconnecting to the SIP core failed {attempt} times: {err}"),
+                ));
+            }
+            tracing::warn!(attempt, error = %err, ?backoff, "reconnecting to the SIP core");
+            let until = self.clock.now() + backoff;
+            while self.clock.now() < until {
+                self.clock.sleep_until(Some(until)).await;
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(8));
+        };
+        self.conn.close().await;
+        self.local = conn.info().local_addr;
+        self.conn = conn;
+        self.closed = false;
+        self.reg.contact = contact_uri(&self.config.public_user_identity, self.local);
+        self.reg.registered = false;
+        self.register().await?;
+        for idx in 0..self.users.len() {
+            self.restart_session(idx).await?;
+        }
+        Ok(())
+    }
+
+    /// Replaces session `idx`'s drivers by fresh ones on the current connection and, as far
+    /// as the old ones were in force, publishes and subscribes again.
+    async fn restart_session(&mut self, idx: usize) -> Result<(), StepFailure> {
+        let seed = {
+            use mcptt_service_state::Random as _;
+            self.rng.next_u64()
+        };
+        let driver = self.driver_config();
+        let (publish_expires, subscribe_expires) =
+            (self.config.publish_expires, self.config.subscribe_expires);
+        let Some(u) = self.users.get_mut(idx) else {
+            return Ok(());
+        };
+        let published = matches!(u.last_publish, Some(PublisherEvent::Published { .. }));
+        let subscribed = (u.subscribed || !u.states.is_empty()) && u.terminated.is_none();
+        let old = [
+            Some(u.subscriber.call_id().to_owned()),
+            u.publish_call_id.take(),
+        ];
+        u.publisher = Publisher::new(driver.clone(), SplitMix64(seed), publish_expires);
+        u.subscriber = Subscriber::new(driver, SplitMix64(seed.rotate_left(32)), subscribe_expires);
+        u.subscribed = false;
+        for c in old.into_iter().flatten() {
+            self.by_call_id.remove(&c);
+        }
+        if published {
+            let tokens = self
+                .users
+                .get(idx)
+                .map(|u| u.tokens.clone())
+                .ok_or_else(|| fail(7, "no such session"))?;
+            self.republish(idx, tokens).await?;
+        }
+        if subscribed {
+            self.subscribe(idx).await?;
+        }
+        Ok(())
     }
 
     /// Whether the last REGISTER was accepted.
@@ -491,7 +602,13 @@ impl Ue {
             tokio::select! {
                 ev = self.events.recv() => match ev {
                     Some(Event::Message(rx)) => self.on_message(rx.message),
-                    Some(Event::Closed { .. }) | None => self.closed = true,
+                    Some(Event::Closed { connection, .. }) => {
+                        // A stale close of a connection already replaced is not ours.
+                        if connection.id == self.conn.id() {
+                            self.closed = true;
+                        }
+                    }
+                    None => self.closed = true,
                     Some(_) => {}
                 },
                 () = clock.sleep_until(deadline) => {
@@ -635,9 +752,19 @@ pub async fn run_until(
     loop {
         let next = reregister_at.min(token_at);
         let wait = next.saturating_duration_since(clock.now());
-        tokio::select! {
+        let pumped = tokio::select! {
             () = &mut stop => break,
-            r = ue.pump_for(wait) => r?,
+            r = ue.pump_for(wait) => r,
+        };
+        if let Err(e) = pumped {
+            if !ue.is_closed() {
+                return Err(e);
+            }
+            // The SIP core went away (restart, network): connect, register, publish and
+            // subscribe again.
+            tracing::warn!("connection to the SIP core lost; recovering");
+            ue.recover().await?;
+            reregister_at = renew(u64::from(config.register_expires));
         }
         if clock.now() >= reregister_at {
             ue.register().await?;

@@ -366,7 +366,7 @@ use std::time::Duration;
 
 use mcptt_examples::actors::clock::Clock;
 use mcptt_examples::actors::config::{LoginMethod, SipCoreConfig, Transport, UeConfig};
-use mcptt_examples::actors::ue::Ue;
+use mcptt_examples::actors::ue::{self, Ue};
 use mcptt_examples::actors::{self, MCPTT_SERVER_URI, PSI, SIP_CORE_URI, login, sip_core};
 use mcptt_examples::cli::TlsMaterial;
 use mcptt_examples::pki::DemoPki;
@@ -538,4 +538,144 @@ fn servers_trace(trace: &Trace) -> FlowReport {
         setup_time: Duration::ZERO,
         setup: Ok(()),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sip_core_restart_mid_flow_the_ue_reconnects_and_regains_full_access() {
+    let config = FlowConfig::new(Scenario::Basic);
+    let sign_ins = config.sign_ins();
+    let trace = Trace::new();
+    let mut servers = actors::start_servers(&config, &sign_ins, &trace)
+        .await
+        .unwrap();
+    let cfg = actors::ue_config(&config, &servers, &sign_ins[0]).unwrap();
+    let tokens = login::login(&cfg, &trace, &servers.clock).await.unwrap();
+    let mut ue = Ue::connect(cfg, trace.clone(), servers.clock.clone())
+        .await
+        .unwrap();
+    ue.register().await.unwrap();
+    let idx = ue.publish("ue1/alice", tokens).await.unwrap();
+    ue.subscribe(idx).await.unwrap();
+    assert!(
+        trace
+            .wait_label_step("ue1/alice", 18, Duration::from_secs(10))
+            .await
+    );
+    let first_local = ue.local_addr();
+    let before = trace.snapshot().len();
+
+    // The SIP core restarts on the same address: the UE's connection ends, and the new SIP
+    // core knows no binding, no connection and no dialog.
+    let core_addr = servers.sip_core.local_addr();
+    servers.sip_core.restart().await.unwrap();
+    assert_eq!(servers.sip_core.local_addr(), core_addr);
+    ue.wait_closed().await.unwrap();
+    assert!(ue.is_closed());
+    ue.recover().await.unwrap();
+    assert!(!ue.is_closed());
+    assert!(ue.is_registered());
+    assert_ne!(ue.local_addr(), first_local);
+    let last = ue.users()[idx].last_state().unwrap();
+    assert_eq!(ue::combined(last.state), "full-access");
+    assert!(
+        trace
+            .wait_until(Duration::from_secs(10), |r| {
+                r.iter()
+                    .filter(|s| {
+                        s.ue == "ue1/alice"
+                            && s.observer == Actor::McpttServer
+                            && s.method == "NOTIFY"
+                            && s.is_response()
+                    })
+                    .count()
+                    == 2
+            })
+            .await
+    );
+
+    // What the actors saw after the restart, in order.
+    let after: Vec<Seen> = trace.snapshot().into_iter().skip(before).collect();
+    let at = |observer: Actor, label: &str, what: &str| -> Vec<Seen> {
+        after
+            .iter()
+            .filter(|s| s.observer == observer && s.ue == label)
+            .filter(|s| {
+                if let Some(status) = what.strip_prefix("2xx ") {
+                    s.is_response() && s.method == status && s.status == Some(200)
+                } else {
+                    !s.is_response() && s.method == what
+                }
+            })
+            .cloned()
+            .collect()
+    };
+    // Step 2 again: a new mutual-TLS handshake from a new port, with the same certificate.
+    let tls = at(Actor::SipCore, "ue1", mcptt_examples::steps::TLS);
+    assert_eq!(tls.len(), 1, "{after:#?}");
+    assert_eq!(
+        tls[0].header("Client-Certificate-URI-SAN"),
+        Some("sip:ue1@example.com")
+    );
+    assert_eq!(
+        tls[0].header("Peer"),
+        Some(ue.local_addr().to_string().as_str())
+    );
+    // Steps 3–6 again: REGISTER of the new Contact (same instance), third-party REGISTER.
+    let register = at(Actor::SipCore, "ue1", "REGISTER");
+    assert_eq!(register.len(), 1);
+    let contact = register[0].header("Contact").unwrap();
+    assert!(contact.contains(&format!("@{};transport=tls", ue.local_addr())));
+    let first_contact = requests(
+        &seen(&servers_trace(&trace), Actor::SipCore, "ue1"),
+        "REGISTER",
+    )[0]
+    .header("Contact")
+    .unwrap()
+    .to_owned();
+    let instance = |c: &str| {
+        c.split(";+sip.instance=")
+            .nth(1)
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(instance(contact), instance(&first_contact));
+    assert_eq!(at(Actor::Ue, "ue1", "2xx REGISTER").len(), 1);
+    let third = at(Actor::McpttServer, "ue1", "REGISTER");
+    assert_eq!(third.len(), 1);
+    assert!(third[0].body.contains(&ue.local_addr().to_string()));
+    // Steps 7–18 again: a new publication and a new subscription, asserted by the new core.
+    let publish = at(Actor::McpttServer, "ue1/alice", "PUBLISH");
+    assert_eq!(publish.len(), 1);
+    assert_eq!(
+        publish[0].header("P-Asserted-Identity"),
+        Some("<sip:ue1@example.com>")
+    );
+    assert!(publish[0].body.contains("<mcptt-access-token"));
+    assert_eq!(at(Actor::Ue, "ue1/alice", "2xx PUBLISH").len(), 1);
+    let subscribe = at(Actor::McpttServer, "ue1/alice", "SUBSCRIBE");
+    assert_eq!(subscribe.len(), 1);
+    assert_eq!(
+        subscribe[0].header("P-Asserted-Identity"),
+        Some("<sip:ue1@example.com>")
+    );
+    let notify = at(Actor::Ue, "ue1/alice", "NOTIFY");
+    assert_eq!(notify.len(), 1);
+    let body: serde_json::Value = serde_json::from_str(&notify[0].body).unwrap();
+    assert_eq!(body["state"], "full-access");
+    assert_eq!(body["authorisation"], "authorised");
+    // Order: handshake, REGISTER, third-party REGISTER, PUBLISH, SUBSCRIBE, NOTIFY.
+    let seqs = [
+        tls[0].seq,
+        register[0].seq,
+        third[0].seq,
+        publish[0].seq,
+        subscribe[0].seq,
+        notify[0].seq,
+    ];
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    ue.close().await;
+    servers.shutdown().await;
 }
