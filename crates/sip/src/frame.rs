@@ -4,7 +4,13 @@ use bytes::BytesMut;
 
 use crate::error::{Error, Result};
 use crate::limits::Limits;
-use crate::message::Message;
+use crate::message::{Message, ParsedHead, parse_head};
+use crate::names::Hid;
+
+/// Finds the CRLF empty line that ends a head (built once: building a finder costs more than
+/// searching a head).
+static EMPTY_LINE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\n\r\n"));
 
 /// The result of [`frame`]: not enough bytes yet, or the length of the first whole message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,6 +173,9 @@ pub struct Framer {
     pings: usize,
     /// Progress of the framing scan of the buffered message.
     scan: Scan,
+    /// The buffered message's head, parsed in one pass, and its total length: waiting for
+    /// the rest of its body.
+    pending: Option<(ParsedHead, usize)>,
 }
 
 impl Framer {
@@ -180,6 +189,7 @@ impl Framer {
             crlf_run: 0,
             pings: 0,
             scan: Scan::default(),
+            pending: None,
         }
     }
 
@@ -272,6 +282,26 @@ impl Framer {
         }
         // a message starts: the next keep-alive run starts afresh
         self.crlf_run = 0;
+        if let Some((_, total)) = &self.pending {
+            if self.buf.len() < *total {
+                return Ok(None);
+            }
+            let total = *total;
+            return match self.pending.take() {
+                Some((head, _)) => Ok(Some(self.take_parsed(head, total)?)),
+                None => Ok(None),
+            };
+        }
+        if self.scan.pos == 0
+            && !self.scan.started
+            && let Some((head, total)) = self.one_pass()
+        {
+            if self.buf.len() < total {
+                self.pending = Some((head, total));
+                return Ok(None);
+            }
+            return Ok(Some(self.take_parsed(head, total)?));
+        }
         match frame_from(&self.buf, &self.limits, &mut self.scan) {
             Ok(Status::Partial) => Ok(None),
             Ok(Status::Complete(n)) => {
@@ -292,6 +322,52 @@ impl Framer {
                 Err(e)
             }
         }
+    }
+
+    /// The single-pass path: when the buffered head is complete, parse it once (the header
+    /// index the framing scan would only have measured) and check the framing rules on the
+    /// result. `None` whenever that is not conclusive (head incomplete, any error, any limit
+    /// close): the caller then takes the two-pass path, which decides exactly as before, so
+    /// errors and their order are unchanged. Returns the head and the message's total length.
+    fn one_pass(&self) -> Option<(ParsedHead, usize)> {
+        let limits = &self.limits;
+        let window = self
+            .buf
+            .len()
+            .min(limits.max_message_size)
+            .min(limits.max_head_size.saturating_add(1));
+        let s = self.buf.get(..window)?;
+        // cheap test that an empty CRLF line is there before parsing anything
+        EMPTY_LINE.find(s)?;
+        u32::try_from(self.buf.len().min(limits.max_message_size)).ok()?;
+        let head = parse_head(s, limits).ok()?;
+        let he = head.he;
+        let cl = he.content_length?;
+        // frame(): the head ends within max_head_size + 1 bytes, every Content-Length agrees
+        if !he.terminated || he.body_start > window {
+            return None;
+        }
+        for e in head.entries().iter().filter(|e| e.id == Hid::ContentLength) {
+            let v = crate::chars::parse_u64(e.value.bytes(s))?;
+            if usize::try_from(v).ok()? != cl {
+                return None;
+            }
+        }
+        let total = he.body_start.checked_add(cl)?;
+        if cl > limits.max_body_size || total > limits.max_message_size {
+            return None;
+        }
+        Some((head, total))
+    }
+
+    /// Hand out the first `total` buffered bytes as the message whose head is parsed.
+    fn take_parsed(&mut self, head: ParsedHead, total: usize) -> Result<Message> {
+        self.scan = Scan::default();
+        let bytes = self.buf.split_to(total).freeze();
+        Message::finish(head, bytes).inspect_err(|e| {
+            self.error = Some(e.clone());
+            self.buf.clear();
+        })
     }
 
     /// Bytes buffered and not yet returned as messages.

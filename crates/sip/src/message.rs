@@ -201,131 +201,31 @@ impl Message {
     ///
     /// # Errors
     /// As [`Message::parse`].
-    pub fn parse_with(mut buf: Bytes, limits: &Limits) -> Result<Self> {
+    pub fn parse_with(buf: Bytes, limits: &Limits) -> Result<Self> {
         if buf.len() > limits.max_message_size || u32::try_from(buf.len()).is_err() {
             return Err(Error::MessageTooLarge {
                 size: buf.len(),
                 limit: limits.max_message_size,
             });
         }
-        let s: &[u8] = &buf;
-        let nl = memchr::memchr(b'\n', s).ok_or_else(|| {
-            if s.len() > limits.max_line_length {
-                Error::LineTooLong {
-                    offset: 0,
-                    limit: limits.max_line_length,
-                }
-            } else {
-                start_err(s.len(), "a line break after the start line")
-            }
-        })?;
-        if nl > limits.max_line_length {
-            return Err(Error::LineTooLong {
-                offset: 0,
-                limit: limits.max_line_length,
-            });
-        }
-        let line_end = if nl > 0 && s.get(nl - 1) == Some(&b'\r') {
-            nl - 1
-        } else {
-            nl
-        };
-        let line = s.get(..line_end).unwrap_or_default();
-        let start_end = nl + 1;
+        let parsed = parse_head(&buf, limits)?;
+        Self::finish(parsed, buf)
+    }
 
-        enum Kind {
-            Req(Method, Span),
-            Resp(u16, Span),
-        }
-        let kind = if line.len() >= 4
-            && line
-                .get(..4)
-                .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
-        {
-            // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
-            let sp = memchr::memchr(b' ', line)
-                .ok_or_else(|| start_err(line.len(), "SP after SIP-Version"))?;
-            check_version(line.get(..sp).unwrap_or_default(), 0)?;
-            let cs = sp + 1;
-            let code_bytes = line.get(cs..cs + 3).unwrap_or_default();
-            if code_bytes.len() != 3 || !code_bytes.iter().all(u8::is_ascii_digit) {
-                return Err(start_err(cs, "a three-digit status code"));
-            }
-            if line.get(cs + 3) != Some(&b' ') {
-                return Err(start_err(cs + 3, "SP after the status code"));
-            }
-            let code = code_bytes
-                .iter()
-                .fold(0u16, |a, &d| a * 10 + u16::from(d - b'0'));
-            if !(100..=699).contains(&code) {
-                return Err(start_err(cs, "a status code from 100 to 699"));
-            }
-            if line.contains(&b'\r') {
-                return Err(start_err(cs + 4, "a reason phrase without CR"));
-            }
-            Kind::Resp(code, Span::new(cs + 4, line_end))
-        } else {
-            // Request-Line = Method SP Request-URI SP SIP-Version
-            let m_end = line
-                .iter()
-                .position(|&b| !crate::chars::is_token(b))
-                .unwrap_or(line.len());
-            if m_end == 0 {
-                return Err(start_err(0, "a method token"));
-            }
-            if line.get(m_end) != Some(&b' ') {
-                return Err(start_err(m_end, "SP after the method"));
-            }
-            let us = m_end + 1;
-            let ue = memchr::memchr(b' ', line.get(us..).unwrap_or_default())
-                .map(|k| k + us)
-                .ok_or_else(|| start_err(line.len(), "SP after the Request-URI"))?;
-            if ue == us {
-                return Err(start_err(us, "a Request-URI"));
-            }
-            check_version(line.get(ue + 1..).unwrap_or_default(), ue + 1)?;
-            if ue - us > limits.max_uri_length {
-                return Err(Error::UriTooLong {
-                    size: ue - us,
-                    limit: limits.max_uri_length,
-                });
-            }
-            let method = std::str::from_utf8(line.get(..m_end).unwrap_or_default())
-                .map_err(|_| start_err(0, "a method token"))
-                .and_then(Method::parse)?;
-            Kind::Req(method, Span::new(us, ue))
-        };
-
-        let mut entries = Vec::with_capacity(16);
-        let he = headers::scan(s, start_end, limits, &mut entries)?;
-        let head = s.get(..he.body_start).unwrap_or_default();
-        if !head.is_ascii()
-            && let Err(e) = std::str::from_utf8(head)
-        {
-            let at = e.valid_up_to();
-            let name = entries
-                .iter()
-                .find(|x| (x.name.start as usize..x.line_end as usize).contains(&at))
-                .and_then(|x| std::str::from_utf8(x.name.bytes(s)).ok())
-                .unwrap_or_default();
-            return Err(Error::Header {
-                name: name.to_owned(),
-                offset: at,
-                expected: "UTF-8 text",
-            });
-        }
-        let available = s.len() - he.body_start;
+    /// Build the message from a head parsed over the start of `buf` ([`parse_head`]): the
+    /// body is the Content-Length bytes after the head that `buf` holds.
+    pub(crate) fn finish(p: ParsedHead, mut buf: Bytes) -> Result<Self> {
+        let ParsedHead {
+            kind,
+            line_end,
+            entries,
+            he,
+        } = p;
+        let available = buf.len().saturating_sub(he.body_start);
         let body_len = match he.content_length {
             Some(n) => n.min(available),
             None => available,
         };
-        let announced = he.content_length.unwrap_or(body_len);
-        if announced > limits.max_body_size {
-            return Err(Error::BodyTooLarge {
-                size: announced,
-                limit: limits.max_body_size,
-            });
-        }
         let msg_end = he.body_start + body_len;
         buf.truncate(msg_end);
         let head = Head {
@@ -976,3 +876,145 @@ impl Head {
 
 #[cfg(test)]
 mod tests;
+
+#[derive(Debug)]
+pub(crate) enum Kind {
+    Req(Method, Span),
+    Resp(u16, Span),
+}
+
+/// A parsed start line and header index, before the body and the Request-URI are attached.
+#[derive(Debug)]
+pub(crate) struct ParsedHead {
+    kind: Kind,
+    /// End of the start line without its terminator.
+    line_end: usize,
+    entries: Vec<Entry>,
+    pub(crate) he: headers::HeadEnd,
+}
+
+impl ParsedHead {
+    pub(crate) fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+}
+
+/// The datagram-style parse of everything but the Request-URI over `s` (which must fit the
+/// size limits: [`Message::parse_with`] checks them first).
+pub(crate) fn parse_head(s: &[u8], limits: &Limits) -> Result<ParsedHead> {
+    let nl = memchr::memchr(b'\n', s).ok_or_else(|| {
+        if s.len() > limits.max_line_length {
+            Error::LineTooLong {
+                offset: 0,
+                limit: limits.max_line_length,
+            }
+        } else {
+            start_err(s.len(), "a line break after the start line")
+        }
+    })?;
+    if nl > limits.max_line_length {
+        return Err(Error::LineTooLong {
+            offset: 0,
+            limit: limits.max_line_length,
+        });
+    }
+    let line_end = if nl > 0 && s.get(nl - 1) == Some(&b'\r') {
+        nl - 1
+    } else {
+        nl
+    };
+    let line = s.get(..line_end).unwrap_or_default();
+    let start_end = nl + 1;
+
+    let kind = if line.len() >= 4
+        && line
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+    {
+        // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
+        let sp = memchr::memchr(b' ', line)
+            .ok_or_else(|| start_err(line.len(), "SP after SIP-Version"))?;
+        check_version(line.get(..sp).unwrap_or_default(), 0)?;
+        let cs = sp + 1;
+        let code_bytes = line.get(cs..cs + 3).unwrap_or_default();
+        if code_bytes.len() != 3 || !code_bytes.iter().all(u8::is_ascii_digit) {
+            return Err(start_err(cs, "a three-digit status code"));
+        }
+        if line.get(cs + 3) != Some(&b' ') {
+            return Err(start_err(cs + 3, "SP after the status code"));
+        }
+        let code = code_bytes
+            .iter()
+            .fold(0u16, |a, &d| a * 10 + u16::from(d - b'0'));
+        if !(100..=699).contains(&code) {
+            return Err(start_err(cs, "a status code from 100 to 699"));
+        }
+        if line.contains(&b'\r') {
+            return Err(start_err(cs + 4, "a reason phrase without CR"));
+        }
+        Kind::Resp(code, Span::new(cs + 4, line_end))
+    } else {
+        // Request-Line = Method SP Request-URI SP SIP-Version
+        let m_end = line
+            .iter()
+            .position(|&b| !crate::chars::is_token(b))
+            .unwrap_or(line.len());
+        if m_end == 0 {
+            return Err(start_err(0, "a method token"));
+        }
+        if line.get(m_end) != Some(&b' ') {
+            return Err(start_err(m_end, "SP after the method"));
+        }
+        let us = m_end + 1;
+        let ue = memchr::memchr(b' ', line.get(us..).unwrap_or_default())
+            .map(|k| k + us)
+            .ok_or_else(|| start_err(line.len(), "SP after the Request-URI"))?;
+        if ue == us {
+            return Err(start_err(us, "a Request-URI"));
+        }
+        check_version(line.get(ue + 1..).unwrap_or_default(), ue + 1)?;
+        if ue - us > limits.max_uri_length {
+            return Err(Error::UriTooLong {
+                size: ue - us,
+                limit: limits.max_uri_length,
+            });
+        }
+        let method = std::str::from_utf8(line.get(..m_end).unwrap_or_default())
+            .map_err(|_| start_err(0, "a method token"))
+            .and_then(Method::parse)?;
+        Kind::Req(method, Span::new(us, ue))
+    };
+
+    let mut entries = Vec::with_capacity(16);
+    let he = headers::scan(s, start_end, limits, &mut entries)?;
+    let head = s.get(..he.body_start).unwrap_or_default();
+    if !head.is_ascii()
+        && let Err(e) = std::str::from_utf8(head)
+    {
+        let at = e.valid_up_to();
+        let name = entries
+            .iter()
+            .find(|x| (x.name.start as usize..x.line_end as usize).contains(&at))
+            .and_then(|x| std::str::from_utf8(x.name.bytes(s)).ok())
+            .unwrap_or_default();
+        return Err(Error::Header {
+            name: name.to_owned(),
+            offset: at,
+            expected: "UTF-8 text",
+        });
+    }
+    let available = s.len() - he.body_start;
+    let announced = he.content_length.unwrap_or(available);
+    if announced > limits.max_body_size {
+        return Err(Error::BodyTooLarge {
+            size: announced,
+            limit: limits.max_body_size,
+        });
+    }
+    Ok(ParsedHead {
+        kind,
+        line_end,
+        entries,
+        he,
+    })
+}
