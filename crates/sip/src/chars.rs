@@ -76,6 +76,19 @@ const fn build() -> [u8; 256] {
     t
 }
 
+/// qdtext bytes that need no attention inside a quoted-string: not `"`, `\\`, DEL or a
+/// control character other than SP/HTAB (UTF-8 bytes above 0x7f are qdtext).
+static QDTEXT: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = (b >= 0x20 && b != 0x7f && b != b'"' && b != b'\\') || b == b'\t';
+        c += 1;
+    }
+    t
+};
+
 /// The class table.
 pub(crate) static CLASS: [u8; 256] = build();
 
@@ -130,15 +143,10 @@ impl<'a> Cursor<'a> {
     }
 
     /// Skip LWS; returns whether any was skipped.
+    #[inline]
     pub(crate) fn skip_lws(&mut self) -> bool {
         let start = self.pos;
-        while let Some(b) = self.peek() {
-            if is_lws(b) {
-                self.pos += 1;
-            } else {
-                break;
-            }
-        }
+        self.take_while(is_lws);
         self.pos != start
     }
 
@@ -166,15 +174,13 @@ impl<'a> Cursor<'a> {
     }
 
     /// Consume bytes while `f` holds; returns the consumed range.
+    #[inline]
     pub(crate) fn take_while(&mut self, f: impl Fn(u8) -> bool) -> (usize, usize) {
         let start = self.pos;
-        while let Some(b) = self.peek() {
-            if f(b) {
-                self.pos += 1;
-            } else {
-                break;
-            }
-        }
+        let rest = self.s.get(start..).unwrap_or_default();
+        // one pass over the slice, no per-byte bounds checks
+        let n = rest.iter().position(|&b| !f(b)).unwrap_or(rest.len());
+        self.pos = start + n;
         (start, self.pos)
     }
 
@@ -190,6 +196,8 @@ impl<'a> Cursor<'a> {
         if !self.eat(b'"') {
             return None;
         }
+        // runs of plain qdtext in one pass; the loop below sees only the bytes that stop them
+        self.take_while(|b| QDTEXT[usize::from(b)]);
         while let Some(b) = self.peek() {
             match b {
                 b'"' => {
@@ -199,7 +207,10 @@ impl<'a> Cursor<'a> {
                 b'\\' => {
                     // quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)
                     match self.s.get(self.pos + 1) {
-                        Some(&n) if n <= 0x7f && n != b'\n' && n != b'\r' => self.pos += 2,
+                        Some(&n) if n <= 0x7f && n != b'\n' && n != b'\r' => {
+                            self.pos += 2;
+                            self.take_while(|b| QDTEXT[usize::from(b)]);
+                        }
                         _ => {
                             self.pos = start;
                             return None;
@@ -215,7 +226,10 @@ impl<'a> Cursor<'a> {
                     self.pos = start;
                     return None;
                 }
-                _ => self.pos += 1,
+                _ => {
+                    self.pos += 1;
+                    self.take_while(|b| QDTEXT[usize::from(b)]);
+                }
             }
         }
         self.pos = start;

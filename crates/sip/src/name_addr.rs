@@ -119,8 +119,7 @@ impl NameAddr {
     /// The `expires` parameter (Contact), validated as a 32-bit number when parsed.
     #[must_use]
     pub fn expires(&self) -> Option<u32> {
-        self.param("expires")
-            .and_then(|v| chars::parse_u32(v.as_bytes()))
+        self.params.get_bytes("expires").and_then(chars::parse_u32)
     }
 
     /// The `q` parameter (Contact), 0.0 to 1.0.
@@ -150,8 +149,7 @@ impl NameAddr {
     /// The `reg-id` parameter (RFC 5626).
     #[must_use]
     pub fn reg_id(&self) -> Option<u32> {
-        self.param("reg-id")
-            .and_then(|v| chars::parse_u32(v.as_bytes()))
+        self.params.get_bytes("reg-id").and_then(chars::parse_u32)
     }
 
     /// The value of a feature tag (RFC 3840), quotes removed: `Some("")` for a flag such as
@@ -289,24 +287,24 @@ pub(crate) fn parse_one(src: &Bytes, c: &mut Cursor<'_>) -> Result<Partial> {
         if !matches!(n.len(), 1 | 6 | 7) {
             continue;
         }
-        let v = p.value.map(|v| v.str(src));
-        if n.eq_ignore_ascii_case(b"expires")
-            && v.and_then(|v| chars::parse_u32(v.as_bytes())).is_none()
-        {
+        let v = p.value.map(|v| v.bytes(src));
+        if n.eq_ignore_ascii_case(b"expires") && v.and_then(chars::parse_u32).is_none() {
             return Err(perr(
                 p.name.start as usize,
                 "expires=delta-seconds below 2^32",
             ));
         }
-        if n.eq_ignore_ascii_case(b"q") && v.and_then(parse_qvalue).is_none() {
+        if n.eq_ignore_ascii_case(b"q")
+            && v.and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(parse_qvalue)
+                .is_none()
+        {
             return Err(perr(
                 p.name.start as usize,
                 "q=qvalue (0 to 1, three decimals)",
             ));
         }
-        if n.eq_ignore_ascii_case(b"reg-id")
-            && v.and_then(|v| chars::parse_u32(v.as_bytes())).is_none()
-        {
+        if n.eq_ignore_ascii_case(b"reg-id") && v.and_then(chars::parse_u32).is_none() {
             return Err(perr(p.name.start as usize, "reg-id=number"));
         }
     }

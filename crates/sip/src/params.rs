@@ -102,14 +102,26 @@ impl Params {
     /// The raw value of parameter `name`: `Some("")` for a flag, quoted values with quotes.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.list
-            .iter()
-            .find(|p| {
-                p.name
-                    .bytes(&self.src)
-                    .eq_ignore_ascii_case(name.as_bytes())
-            })
+        self.find(name)
             .map(|p| p.value.map(|v| v.str(&self.src)).unwrap_or_default())
+    }
+
+    fn find(&self, name: &str) -> Option<&ParamSpan> {
+        let name = name.as_bytes();
+        let first = name.first()?.to_ascii_lowercase();
+        self.list.iter().find(|p| {
+            // length and first byte reject most names before the byte-wise comparison
+            p.name.len() == name.len() && {
+                let n = p.name.bytes(&self.src);
+                n.first().map(u8::to_ascii_lowercase) == Some(first) && n.eq_ignore_ascii_case(name)
+            }
+        })
+    }
+
+    /// The raw value of `name` as bytes (no UTF-8 conversion): for numeric values.
+    pub(crate) fn get_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.find(name)
+            .map(|p| p.value.map(|v| v.bytes(&self.src)).unwrap_or_default())
     }
 
     /// The value of parameter `name` with quotes and escapes removed.
@@ -121,7 +133,7 @@ impl Params {
     /// Whether parameter `name` is present.
     #[must_use]
     pub fn contains(&self, name: &str) -> bool {
-        self.get(name).is_some()
+        self.find(name).is_some()
     }
 }
 

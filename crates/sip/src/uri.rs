@@ -372,9 +372,25 @@ impl Uri {
     /// The value of URI parameter `name` (case-insensitive); `Some("")` for a flag parameter.
     #[must_use]
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.unwrap_or_default())
+        if name.is_empty() || name.contains('=') {
+            return self
+                .params()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.unwrap_or_default());
+        }
+        // as `params()`, without splitting the names that do not match
+        let text = self.params.map(|p| self.text(p)).unwrap_or_default();
+        text.split(';').find_map(|p| {
+            let (n, v) = p.as_bytes().split_at_checked(name.len())?;
+            if !n.eq_ignore_ascii_case(name.as_bytes()) {
+                return None;
+            }
+            match v.first() {
+                None => Some(""),
+                Some(b'=') => p.get(name.len() + 1..),
+                Some(_) => None,
+            }
+        })
     }
 
     /// Whether URI parameter `name` is present.
