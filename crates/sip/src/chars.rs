@@ -107,6 +107,35 @@ pub(crate) fn is_token_str(s: &[u8]) -> bool {
     !s.is_empty() && s.iter().all(|&b| is_token(b))
 }
 
+/// ASCII case-insensitive equality (as `<[u8]>::eq_ignore_ascii_case`), eight bytes at a time.
+#[inline]
+pub(crate) fn eq_ci(a: &[u8], b: &[u8]) -> bool {
+    /// Lower-case the ASCII capitals of eight bytes at once (other bytes unchanged).
+    #[inline]
+    fn lower8(x: u64) -> u64 {
+        const L: u64 = 0x0101_0101_0101_0101;
+        let low7 = x & (L * 0x7f);
+        // bit 7 of each byte: >= 'A', > 'Z', and an ASCII byte
+        let ge_a = low7 + L * (0x80 - 0x41);
+        let gt_z = low7 + L * (0x80 - 0x5b);
+        let upper = ge_a & !gt_z & !x & (L * 0x80);
+        x | (upper >> 2)
+    }
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        let x = <[u8; 8]>::try_from(x).map_or(0, u64::from_le_bytes);
+        let y = <[u8; 8]>::try_from(y).map_or(0, u64::from_le_bytes);
+        if x != y && lower8(x) != lower8(y) {
+            return false;
+        }
+    }
+    ca.remainder().eq_ignore_ascii_case(cb.remainder())
+}
+
 /// Linear white space inside a header value: SP, HTAB, and the CR/LF of folded lines.
 #[inline]
 pub(crate) fn is_lws(b: u8) -> bool {
@@ -273,20 +302,22 @@ pub(crate) fn unescape(s: &str) -> std::borrow::Cow<'_, str> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        if c == b'%'
-            && let (Some(h), Some(l)) = (
-                b.get(i + 1).and_then(|x| hex(*x)),
-                b.get(i + 2).and_then(|x| hex(*x)),
-            )
-        {
+    // copy the runs between '%' whole
+    while let Some(k) = memchr::memchr(b'%', b.get(i..).unwrap_or_default()) {
+        let p = i + k;
+        out.extend_from_slice(b.get(i..p).unwrap_or_default());
+        if let (Some(h), Some(l)) = (
+            b.get(p + 1).and_then(|x| hex(*x)),
+            b.get(p + 2).and_then(|x| hex(*x)),
+        ) {
             out.push(h << 4 | l);
-            i += 3;
-            continue;
+            i = p + 3;
+        } else {
+            out.push(b'%');
+            i = p + 1;
         }
-        out.push(c);
-        i += 1;
     }
+    out.extend_from_slice(b.get(i..).unwrap_or_default());
     std::borrow::Cow::Owned(
         String::from_utf8(out)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
@@ -450,5 +481,26 @@ mod tests {
             let text = std::net::Ipv6Addr::from(g).to_string();
             proptest::prop_assert!(is_ipv6(text.as_bytes()), "{}", text);
         }
+    }
+}
+
+#[cfg(test)]
+mod eq_ci_tests {
+    #[test]
+    fn eq_ci_matches_std_on_every_byte_pair_and_long_names() {
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                let x = [b'x', a, b'-', b'y', b'Z', b'q', b'.', b'+', a, b'k'];
+                let y = [b'x', b, b'-', b'y', b'Z', b'q', b'.', b'+', b, b'k'];
+                assert_eq!(
+                    super::eq_ci(&x, &y),
+                    x.eq_ignore_ascii_case(&y),
+                    "{a:#x} {b:#x}"
+                );
+            }
+        }
+        assert!(super::eq_ci(b"+G.3GPP.ICSI-REF", b"+g.3gpp.icsi-ref"));
+        assert!(!super::eq_ci(b"+g.3gpp.icsi-reg", b"+g.3gpp.icsi-ref"));
+        assert!(!super::eq_ci(b"abc", b"abcd"));
     }
 }

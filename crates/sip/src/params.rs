@@ -113,7 +113,7 @@ impl Params {
             // length and first byte reject most names before the byte-wise comparison
             p.name.len() == name.len() && {
                 let n = p.name.bytes(&self.src);
-                n.first().map(u8::to_ascii_lowercase) == Some(first) && n.eq_ignore_ascii_case(name)
+                n.first().map(u8::to_ascii_lowercase) == Some(first) && chars::eq_ci(n, name)
             }
         })
     }

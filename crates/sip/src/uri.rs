@@ -382,7 +382,7 @@ impl Uri {
         let text = self.params.map(|p| self.text(p)).unwrap_or_default();
         text.split(';').find_map(|p| {
             let (n, v) = p.as_bytes().split_at_checked(name.len())?;
-            if !n.eq_ignore_ascii_case(name.as_bytes()) {
+            if !chars::eq_ci(n, name.as_bytes()) {
                 return None;
             }
             match v.first() {
