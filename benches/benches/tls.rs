@@ -21,9 +21,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use mcptt_sip::{Message, Response};
+use mcptt_sip::{Limits, Message, Response, Status};
 use mcptt_tls::rustls::{ClientConfig, ServerConfig};
 use mcptt_tls::{
     ClientTlsConfig, Credentials, Destination, Event, Events, ServerTlsConfig, Transport,
@@ -100,10 +100,13 @@ fn server_name() -> ServerName<'static> {
 }
 
 /// Raw tokio-rustls server: completes mutual handshakes, reports each, then (echo mode)
-/// answers every `REGISTER.len()` bytes with `answer`.
+/// answers every `REGISTER.len()` bytes with `answer`. With `framed`, it instead frames
+/// and parses every request with `mcptt-sip` in the connection's task (no queues, no
+/// application hop) and answers each parsed request.
 async fn raw_server(
     config: Arc<ServerConfig>,
     answer: Bytes,
+    framed: bool,
 ) -> (SocketAddr, mpsc::UnboundedReceiver<()>) {
     let listener = TcpListener::bind(loopback()).await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -123,17 +126,26 @@ async fn raw_server(
                 let _ = tx.send(());
                 let mut buf = vec![0u8; 64 * 1024];
                 let mut pending = 0usize;
+                let mut rbuf = BytesMut::new();
                 let mut out = Vec::with_capacity(64 * 1024);
                 loop {
                     let n = match tls.read(&mut buf).await {
                         Ok(0) | Err(_) => return,
                         Ok(n) => n,
                     };
-                    pending += n;
                     out.clear();
-                    while pending >= REGISTER.len() {
-                        pending -= REGISTER.len();
-                        out.extend_from_slice(&answer);
+                    if framed {
+                        rbuf.extend_from_slice(&buf[..n]);
+                        for m in parse_all(&mut rbuf) {
+                            assert!(m.is_request());
+                            out.extend_from_slice(&answer);
+                        }
+                    } else {
+                        pending += n;
+                        while pending >= REGISTER.len() {
+                            pending -= REGISTER.len();
+                            out.extend_from_slice(&answer);
+                        }
                     }
                     if !out.is_empty() && tls.write_all(&out).await.is_err() {
                         return;
@@ -143,6 +155,17 @@ async fn raw_server(
         }
     });
     (addr, rx)
+}
+
+/// Frame and parse every whole message at the start of `rbuf` (the work a SIP transport
+/// cannot skip).
+fn parse_all(rbuf: &mut BytesMut) -> Vec<Message> {
+    let limits = Limits::default();
+    let mut v = Vec::new();
+    while let Status::Complete(n) = mcptt_sip::frame(rbuf, &limits).unwrap() {
+        v.push(Message::parse_with(rbuf.split_to(n).freeze(), &limits).unwrap());
+    }
+    v
 }
 
 async fn mcptt_server(config: Arc<ServerConfig>) -> (Transport, Events, SocketAddr) {
@@ -179,7 +202,7 @@ fn handshakes(c: &mut Criterion) {
         });
     });
 
-    let (raw_addr, mut done) = rt.block_on(raw_server(server_cfg, Bytes::new()));
+    let (raw_addr, mut done) = rt.block_on(raw_server(server_cfg, Bytes::new(), false));
     let connector = tokio_rustls::TlsConnector::from(client_cfg);
     group.bench_function("raw_tokio_rustls", |b| {
         b.iter(|| {
@@ -267,48 +290,31 @@ fn echo_group(c: &mut Criterion, name: &str, conns: usize, window: usize) {
         }
     });
 
-    // Raw tokio-rustls on both sides, same bytes; one task per connection.
-    let (raw_addr, _hs) = rt.block_on(raw_server(server_cfg, ok_bytes.clone()));
-    let connector = tokio_rustls::TlsConnector::from(client_cfg);
-    let (done_tx, mut rdone) = mpsc::unbounded_channel::<()>();
-    let mut rgo = Vec::new();
-    for _ in 0..conns {
-        let (go_tx, mut go_rx) = mpsc::unbounded_channel::<()>();
-        rgo.push(go_tx);
-        let done = done_tx.clone();
-        let connector = connector.clone();
-        let expect = ok_bytes.len() * window;
-        rt.spawn(async move {
-            let tcp = TcpStream::connect(raw_addr).await.unwrap();
-            tcp.set_nodelay(true).unwrap();
-            let mut tls = connector.connect(server_name(), tcp).await.unwrap();
-            let wire = REGISTER.repeat(window);
-            let mut buf = vec![0u8; 64 * 1024];
-            while go_rx.recv().await.is_some() {
-                tls.write_all(&wire).await.unwrap();
-                let mut got = 0;
-                while got < expect {
-                    got += tls.read(&mut buf).await.unwrap();
-                }
-                done.send(()).unwrap();
-            }
-        });
-    }
-
-    let mut raw_iteration = || {
-        for g in &rgo {
-            g.send(()).unwrap();
-        }
-        rt.block_on(async {
-            for _ in 0..conns {
-                rdone.recv().await.unwrap();
-            }
-        });
-    };
+    // Raw tokio-rustls on both sides, same bytes; one task per connection. `framed`: the
+    // same, but both ends also frame and parse every message with mcptt-sip.
+    let mut raw_iteration = raw_echo(
+        &rt,
+        &server_cfg,
+        &client_cfg,
+        &ok_bytes,
+        conns,
+        window,
+        false,
+    );
+    let mut framed_iteration = raw_echo(
+        &rt,
+        &server_cfg,
+        &client_cfg,
+        &ok_bytes,
+        conns,
+        window,
+        true,
+    );
     let mut group = c.benchmark_group(format!("tls_echo/{name}"));
     group.throughput(Throughput::Elements((conns * window) as u64));
     group.bench_function("mcptt_tls", |b| b.iter(|| run(&rt, &mgo, &mut mdone)));
     group.bench_function("raw_tokio_rustls", |b| b.iter(&mut raw_iteration));
+    group.bench_function("raw_tokio_rustls_framed", |b| b.iter(&mut framed_iteration));
     group.finish();
 
     // The same work measured in CPU time of this process (all threads) instead of wall
@@ -334,7 +340,78 @@ fn echo_group(c: &mut Criterion, name: &str, conns: usize, window: usize) {
             process_cpu() - start
         });
     });
+    group.bench_function("raw_tokio_rustls_framed", |b| {
+        b.iter_custom(|iters| {
+            let start = process_cpu();
+            for _ in 0..iters {
+                framed_iteration();
+            }
+            process_cpu() - start
+        });
+    });
     group.finish();
+}
+
+/// Raw tokio-rustls echo with `conns` connections and `window` requests in flight on
+/// each; returns one iteration (driven from the calling thread, like the mcptt side).
+#[allow(clippy::too_many_arguments)]
+fn raw_echo<'a>(
+    rt: &'a Runtime,
+    server_cfg: &Arc<ServerConfig>,
+    client_cfg: &Arc<ClientConfig>,
+    ok_bytes: &Bytes,
+    conns: usize,
+    window: usize,
+    framed: bool,
+) -> impl FnMut() + 'a {
+    let (raw_addr, _hs) = rt.block_on(raw_server(server_cfg.clone(), ok_bytes.clone(), framed));
+    let connector = tokio_rustls::TlsConnector::from(client_cfg.clone());
+    let (done_tx, mut rdone) = mpsc::unbounded_channel::<()>();
+    let mut rgo = Vec::new();
+    for _ in 0..conns {
+        let (go_tx, mut go_rx) = mpsc::unbounded_channel::<()>();
+        rgo.push(go_tx);
+        let done = done_tx.clone();
+        let connector = connector.clone();
+        let expect = ok_bytes.len() * window;
+        rt.spawn(async move {
+            let tcp = TcpStream::connect(raw_addr).await.unwrap();
+            tcp.set_nodelay(true).unwrap();
+            let mut tls = connector.connect(server_name(), tcp).await.unwrap();
+            let wire = REGISTER.repeat(window);
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut rbuf = BytesMut::new();
+            while go_rx.recv().await.is_some() {
+                tls.write_all(&wire).await.unwrap();
+                let mut got = 0;
+                if framed {
+                    while got < window {
+                        let n = tls.read(&mut buf).await.unwrap();
+                        rbuf.extend_from_slice(&buf[..n]);
+                        for m in parse_all(&mut rbuf) {
+                            assert!(!m.is_request());
+                            got += 1;
+                        }
+                    }
+                } else {
+                    while got < expect {
+                        got += tls.read(&mut buf).await.unwrap();
+                    }
+                }
+                done.send(()).unwrap();
+            }
+        });
+    }
+    move || {
+        for g in &rgo {
+            g.send(()).unwrap();
+        }
+        rt.block_on(async {
+            for _ in 0..conns {
+                rdone.recv().await.unwrap();
+            }
+        });
+    }
 }
 
 /// CPU time used so far by all threads of this process (Linux schedstat, nanoseconds).

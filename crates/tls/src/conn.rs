@@ -13,7 +13,7 @@
 //!                         Closing (flush send queue, close_notify, FIN)
 //! ```
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -38,6 +38,8 @@ const DRAIN_PROBE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Largest batch of queued messages written with one TLS write.
 const WRITE_BATCH: usize = 64 * 1024;
+/// Most queued items written with one (vectored) write.
+const WRITE_BATCH_PARTS: usize = 64;
 
 pub(crate) enum Outgoing {
     Data(Bytes),
@@ -77,6 +79,27 @@ impl Stream {
                 s.write_all(data).await?;
                 s.flush().await
             }
+        }
+    }
+
+    /// Write `parts` in order as if concatenated, without copying them into one buffer
+    /// (rustls encrypts straight from the slices; plain TCP uses `writev`).
+    async fn write_parts_flush(&mut self, parts: &[Bytes]) -> io::Result<()> {
+        let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+        let mut bufs = &mut slices[..];
+        while !bufs.is_empty() {
+            let n = match self {
+                Self::Tcp(s) => s.write_vectored(bufs).await?,
+                Self::Tls(s) => s.write_vectored(bufs).await?,
+            };
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            IoSlice::advance_slices(&mut bufs, n);
+        }
+        match self {
+            Self::Tcp(_) => Ok(()),
+            Self::Tls(s) => s.flush().await,
         }
     }
 
@@ -151,6 +174,8 @@ pub(crate) struct Connection {
     pending: Option<Event>,
     /// The last Via `alias` sent-by seen and the alias it gave (none: certificate mismatch).
     alias_cache: Option<(Box<str>, Option<AliasKey>)>,
+    /// Reused list of queued messages written together (empty between writes).
+    wbatch: Vec<Bytes>,
     _slot: Slot,
 }
 
@@ -213,6 +238,7 @@ impl Connection {
             last_activity: Instant::now(),
             pending: None,
             alias_cache: None,
+            wbatch: Vec::new(),
             _slot: slot,
         };
         Ok((handle, conn))
@@ -571,21 +597,20 @@ impl Connection {
         Ok(())
     }
 
-    /// Write `first` and whatever else is queued (up to [`WRITE_BATCH`]) in one go.
+    /// Write `first` and whatever else is queued (up to [`WRITE_BATCH`] bytes and
+    /// [`WRITE_BATCH_PARTS`] items) in one go, without copying them together.
     /// Returns true when a close was requested behind the data.
     async fn write_batch(&mut self, first: Bytes) -> Result<bool, Error> {
-        let mut batch: Option<BytesMut> = None;
+        let mut batch = std::mem::take(&mut self.wbatch);
+        let mut size = first.len();
+        batch.push(first);
         let mut close = false;
         let mut yielded = false;
-        while batch.as_ref().map_or(first.len(), BytesMut::len) < WRITE_BATCH {
+        while size < WRITE_BATCH && batch.len() < WRITE_BATCH_PARTS {
             match self.rx.try_recv() {
                 Ok(Outgoing::Data(more)) => {
-                    let b = batch.get_or_insert_with(|| {
-                        let mut b = BytesMut::with_capacity(first.len() + more.len());
-                        b.extend_from_slice(&first);
-                        b
-                    });
-                    b.extend_from_slice(&more);
+                    size += more.len();
+                    batch.push(more);
                 }
                 Ok(Outgoing::Drain) => self.draining = true,
                 Ok(Outgoing::Close) => {
@@ -601,8 +626,15 @@ impl Connection {
                 Err(_) => break,
             }
         }
-        let data = batch.map_or(first, BytesMut::freeze);
-        self.write(data).await?;
+        let timeout = self.inner.config.write_timeout;
+        let written = tokio::time::timeout(timeout, self.stream.write_parts_flush(&batch)).await;
+        batch.clear();
+        // Keep a small list for the next burst; a big one is not held by an idle connection.
+        if batch.capacity() <= 16 {
+            self.wbatch = batch;
+        }
+        written.map_err(|_| Error::WriteTimeout(timeout))??;
+        self.touch();
         Ok(close)
     }
 
