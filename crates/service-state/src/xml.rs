@@ -1,13 +1,16 @@
-//! A small, bounded XML tree reader on top of `quick-xml` (private).
+//! A small, bounded, streaming XML reader on top of `quick-xml` (private).
 //!
-//! The bodies this crate reads are tiny documents. Reading them into a small owned tree keeps the
-//! element-by-element rules of each body simple. Safety rules for peer XML:
+//! The bodies this crate reads are tiny documents; [`walk`] hands each element start, end and
+//! piece of text to the body's reader, borrowed from the input, so nothing is allocated per
+//! event. Safety rules for peer XML:
 //! - a document type declaration (`<!DOCTYPE …>`) is refused outright, so no internal or external
 //!   entity is ever defined or fetched;
 //! - only the five predefined entities and character references are expanded;
 //! - the size, nesting depth and element count are bounded by [`XmlLimits`].
 
-use quick_xml::events::Event as XmlEvent;
+use std::borrow::Cow;
+
+use quick_xml::events::{BytesStart, Event as XmlEvent};
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
 
@@ -39,44 +42,6 @@ const KNOWN_NS: [&str; 2] = [crate::body::MCPTT_INFO_NS, crate::body::POC_SETTIN
 /// Stands for every other namespace (no real namespace URI is empty).
 pub(crate) const OTHER_NS: &str = "";
 
-/// One element of a parsed document.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Element {
-    /// Namespace URI, if the element is in one (namespaces this crate does not know are all
-    /// represented by [`OTHER_NS`], so no namespace string is allocated per element).
-    pub(crate) ns: Option<&'static str>,
-    /// Local name.
-    pub(crate) name: String,
-    /// Attributes (local name, unescaped value); namespace declarations are left out.
-    pub(crate) attrs: Vec<(String, String)>,
-    /// Concatenated character data directly inside the element.
-    pub(crate) text: String,
-    /// Child elements in document order.
-    pub(crate) children: Vec<Self>,
-}
-
-impl Element {
-    /// The value of the attribute with this local name.
-    pub(crate) fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The first child with this local name in namespace `ns`.
-    pub(crate) fn child(&self, ns: &str, name: &str) -> Option<&Self> {
-        self.children
-            .iter()
-            .find(|c| c.name == name && c.ns == Some(ns))
-    }
-
-    /// Whether the element is `name` in namespace `ns`.
-    pub(crate) fn is(&self, ns: &str, name: &str) -> bool {
-        self.name == name && self.ns == Some(ns)
-    }
-}
-
 fn malformed(kind: BodyKind, offset: u64, what: impl Into<String>) -> Error {
     Error::MalformedBody {
         kind,
@@ -85,14 +50,75 @@ fn malformed(kind: BodyKind, offset: u64, what: impl Into<String>) -> Error {
     }
 }
 
-fn utf8(kind: BodyKind, offset: u64, bytes: &[u8]) -> Result<String, Error> {
-    std::str::from_utf8(bytes)
-        .map(str::to_owned)
-        .map_err(|_| malformed(kind, offset, "UTF-8 text"))
+/// One step of a document walk, borrowed from the input (nothing allocated per event).
+pub(crate) enum Step<'s, 'e> {
+    /// An element opens at `depth` (the root is at 0). Its attributes have been checked
+    /// (well-formed, UTF-8, only predefined entities); read them with [`attr`].
+    Start {
+        /// Nesting depth (root 0).
+        depth: usize,
+        /// Namespace URI, if the element is in one (namespaces this crate does not know are
+        /// all [`OTHER_NS`]).
+        ns: Option<&'static str>,
+        /// Local name.
+        name: &'s [u8],
+        /// The start tag.
+        start: &'s BytesStart<'e>,
+    },
+    /// The element opened at `depth` closes (also sent for empty elements).
+    End {
+        /// Nesting depth.
+        depth: usize,
+    },
+    /// Character data directly inside the element open at `depth` (text, CDATA, or a resolved
+    /// entity or character reference; one element's text may come in several pieces).
+    Text {
+        /// Nesting depth of the element the text is in.
+        depth: usize,
+        /// The text.
+        text: &'s str,
+    },
 }
 
-/// Parses `input` into its root element.
-pub(crate) fn parse(kind: BodyKind, input: &[u8], limits: &XmlLimits) -> Result<Element, Error> {
+/// The unescaped value of the attribute with local name `name` of a start tag that
+/// [`walk`] has already checked.
+pub(crate) fn attr<'a>(start: &'a BytesStart<'_>, name: &[u8]) -> Option<Cow<'a, str>> {
+    // Already checked by `walk` (including duplicates), so the lookup skips the checks.
+    start.attributes().with_checks(false).find_map(|a| {
+        let a = a.ok()?;
+        if a.key.local_name().as_ref() != name
+            || a.key.as_ref() == b"xmlns"
+            || a.key.prefix().is_some_and(|p| p.as_ref() == b"xmlns")
+        {
+            return None;
+        }
+        match a.value {
+            Cow::Borrowed(raw) => {
+                let raw = std::str::from_utf8(raw).ok()?;
+                quick_xml::escape::unescape(raw).ok()
+            }
+            Cow::Owned(raw) => {
+                let raw = String::from_utf8(raw).ok()?;
+                quick_xml::escape::unescape(&raw)
+                    .ok()
+                    .map(|v| Cow::Owned(v.into_owned()))
+            }
+        }
+    })
+}
+
+/// Walks `input` with the safety rules and limits of this module, calling `visit` for each
+/// element start, end and piece of text. Character data outside the root (other than
+/// whitespace), a second root, a DOCTYPE, undeclared prefixes and undefined entities are errors.
+pub(crate) fn walk<F>(
+    kind: BodyKind,
+    input: &[u8],
+    limits: &XmlLimits,
+    mut visit: F,
+) -> Result<(), Error>
+where
+    F: FnMut(Step<'_, '_>),
+{
     if input.len() > limits.max_bytes {
         return Err(Error::BodyTooLarge {
             kind,
@@ -108,8 +134,8 @@ pub(crate) fn parse(kind: BodyKind, input: &[u8], limits: &XmlLimits) -> Result<
     let mut reader = NsReader::from_str(text);
     reader.config_mut().check_end_names = true;
     reader.config_mut().expand_empty_elements = false;
-    let mut stack: Vec<Element> = Vec::new();
-    let mut root: Option<Element> = None;
+    let mut depth = 0usize;
+    let mut root_seen = false;
     let mut elements = 0usize;
     loop {
         let offset = reader.buffer_position();
@@ -139,14 +165,13 @@ pub(crate) fn parse(kind: BodyKind, input: &[u8], limits: &XmlLimits) -> Result<
                         limit: limits.max_elements,
                     });
                 }
-                if root.is_some() {
+                if depth == 0 && root_seen {
                     return Err(malformed(kind, offset, "a single root element"));
                 }
-                let mut element = Element {
-                    ns,
-                    name: utf8(kind, offset, start.local_name().as_ref())?,
-                    ..Element::default()
-                };
+                root_seen = true;
+                // Names and attribute values are slices of the input, which is known to be
+                // UTF-8 and is cut only at ASCII markup: no per-name UTF-8 check is needed.
+                let name = start.local_name().into_inner();
                 for attr in start.attributes() {
                     let attr =
                         attr.map_err(|e| malformed(kind, offset, format!("an attribute ({e})")))?;
@@ -156,55 +181,64 @@ pub(crate) fn parse(kind: BodyKind, input: &[u8], limits: &XmlLimits) -> Result<
                     {
                         continue;
                     }
-                    let raw = std::str::from_utf8(&attr.value)
-                        .map_err(|_| malformed(kind, offset, "UTF-8 attribute value"))?;
-                    let value = quick_xml::escape::unescape(raw).map_err(|_| {
-                        malformed(kind, offset, "a predefined entity or character reference")
-                    })?;
-                    element.attrs.push((
-                        utf8(kind, offset, key.local_name().as_ref())?,
-                        value.into_owned(),
-                    ));
-                }
-                if matches!(event, XmlEvent::Start(_)) {
-                    if stack.len() >= limits.max_depth {
-                        return Err(Error::BodyLimit {
-                            kind,
-                            what: "nesting depth",
-                            limit: limits.max_depth,
-                        });
+                    if attr.value.contains(&b'&') {
+                        let raw = std::str::from_utf8(&attr.value)
+                            .map_err(|_| malformed(kind, offset, "UTF-8 attribute value"))?;
+                        quick_xml::escape::unescape(raw).map_err(|_| {
+                            malformed(kind, offset, "a predefined entity or character reference")
+                        })?;
                     }
-                    stack.push(element);
+                }
+                let open = matches!(event, XmlEvent::Start(_));
+                if open && depth >= limits.max_depth {
+                    return Err(Error::BodyLimit {
+                        kind,
+                        what: "nesting depth",
+                        limit: limits.max_depth,
+                    });
+                }
+                visit(Step::Start {
+                    depth,
+                    ns,
+                    name,
+                    start,
+                });
+                if open {
+                    depth += 1;
                 } else {
-                    attach(&mut stack, &mut root, element);
+                    visit(Step::End { depth });
                 }
             }
             XmlEvent::End(_) => {
-                let Some(done) = stack.pop() else {
+                let Some(d) = depth.checked_sub(1) else {
                     return Err(malformed(kind, offset, "a matching start tag"));
                 };
-                attach(&mut stack, &mut root, done);
+                depth = d;
+                visit(Step::End { depth });
             }
             XmlEvent::Text(t) => {
                 let s = t
                     .decode()
                     .map_err(|_| malformed(kind, offset, "UTF-8 text"))?;
-                push_text(kind, offset, &mut stack, &s)?;
+                text_step(kind, offset, depth, &s, &mut visit)?;
             }
             XmlEvent::CData(t) => {
                 let s = t
                     .decode()
                     .map_err(|_| malformed(kind, offset, "UTF-8 CDATA"))?;
-                push_text(kind, offset, &mut stack, &s)?;
+                text_step(kind, offset, depth, &s, &mut visit)?;
             }
             XmlEvent::GeneralRef(r) => {
-                let resolved = if r.is_char_ref() {
-                    r.resolve_char_ref().ok().flatten().map(|c| c.to_string())
+                let mut buf = [0u8; 4];
+                let resolved: Option<&str> = if r.is_char_ref() {
+                    r.resolve_char_ref()
+                        .ok()
+                        .flatten()
+                        .map(|c| &*c.encode_utf8(&mut buf))
                 } else {
                     r.decode()
                         .ok()
                         .and_then(|name| quick_xml::escape::resolve_predefined_entity(&name))
-                        .map(str::to_owned)
                 };
                 let Some(s) = resolved else {
                     return Err(malformed(
@@ -213,7 +247,7 @@ pub(crate) fn parse(kind: BodyKind, input: &[u8], limits: &XmlLimits) -> Result<
                         "a predefined entity or character reference",
                     ));
                 };
-                push_text(kind, offset, &mut stack, &s)?;
+                text_step(kind, offset, depth, s, &mut visit)?;
             }
             XmlEvent::DocType(_) => {
                 return Err(Error::MalformedBody {
@@ -226,26 +260,28 @@ pub(crate) fn parse(kind: BodyKind, input: &[u8], limits: &XmlLimits) -> Result<
             XmlEvent::Eof => break,
         }
     }
-    if !stack.is_empty() {
+    if depth != 0 {
         return Err(malformed(kind, input.len() as u64, "closing tags"));
     }
-    root.ok_or_else(|| malformed(kind, 0, "a root element"))
-}
-
-fn attach(stack: &mut [Element], root: &mut Option<Element>, element: Element) {
-    match stack.last_mut() {
-        Some(parent) => parent.children.push(element),
-        None => *root = Some(element),
+    if !root_seen {
+        return Err(malformed(kind, 0, "a root element"));
     }
+    Ok(())
 }
 
-fn push_text(kind: BodyKind, offset: u64, stack: &mut [Element], s: &str) -> Result<(), Error> {
-    match stack.last_mut() {
-        // Leading whitespace is insignificant in every body this crate reads (values are
-        // trimmed); skipping it spares an allocation per container element.
-        Some(parent) if parent.text.is_empty() && s.trim().is_empty() => Ok(()),
-        Some(parent) => {
-            parent.text.push_str(s);
+fn text_step<F>(
+    kind: BodyKind,
+    offset: u64,
+    depth: usize,
+    s: &str,
+    visit: &mut F,
+) -> Result<(), Error>
+where
+    F: FnMut(Step<'_, '_>),
+{
+    match depth.checked_sub(1) {
+        Some(depth) => {
+            visit(Step::Text { depth, text: s });
             Ok(())
         }
         None if s.trim().is_empty() => Ok(()),
@@ -258,6 +294,6 @@ fn push_text(kind: BodyKind, offset: u64, stack: &mut [Element], s: &str) -> Res
 }
 
 /// Escapes text for element content and attribute values.
-pub(crate) fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn escape(s: &str) -> Cow<'_, str> {
     quick_xml::escape::escape(s)
 }

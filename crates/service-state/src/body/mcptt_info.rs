@@ -1,7 +1,7 @@
 //! `application/vnd.3gpp.mcptt-info+xml` (TS 24.379 Annex F.1), the parts this crate uses.
 
 use crate::error::{BodyKind, Error};
-use crate::xml::{self, Element, XmlLimits};
+use crate::xml::{self, Step, XmlLimits};
 
 /// XML namespace of the mcptt-info document.
 pub const MCPTT_INFO_NS: &str = "urn:3gpp:ns:mcpttInfo:1.0";
@@ -48,22 +48,85 @@ impl McpttInfo {
     /// # Errors
     /// As [`McpttInfo::parse`].
     pub fn parse_with(input: &[u8], limits: &XmlLimits) -> Result<Self, Error> {
-        let root = xml::parse(BodyKind::McpttInfo, input, limits)?;
-        if !root.is(MCPTT_INFO_NS, "mcpttinfo") {
+        // One streaming pass over the document (no tree): only the text of the chosen
+        // `<mcpttString>`/`<mcpttURI>` elements is copied out.
+        let mut root_ok = false;
+        let mut params = Params::None;
+        let mut fields: [Field; 3] = Default::default();
+        let mut cur: Option<usize> = None;
+        let mut capture: Option<(usize, bool)> = None;
+        xml::walk(BodyKind::McpttInfo, input, limits, |step| match step {
+            Step::Start {
+                depth,
+                ns,
+                name,
+                start,
+            } => {
+                let ours = ns == Some(MCPTT_INFO_NS);
+                match depth {
+                    0 => root_ok = ours && name == b"mcpttinfo",
+                    1 if root_ok && ours && name == b"mcptt-Params" && params == Params::None => {
+                        params = Params::Open;
+                    }
+                    2 if params == Params::Open && ours => {
+                        cur = FIELDS.iter().position(|f| f.as_bytes() == name);
+                        match cur.and_then(|i| fields.get_mut(i)) {
+                            Some(f) if !f.seen => {
+                                f.seen = true;
+                                f.bad_type = match xml::attr(start, b"type") {
+                                    None => None,
+                                    Some(t) if t == "Normal" => None,
+                                    Some(t) => Some(t.into_owned()),
+                                };
+                            }
+                            _ => cur = None,
+                        }
+                    }
+                    3 if ours => {
+                        if let Some(f) = cur.and_then(|i| fields.get_mut(i)) {
+                            let slot = match name {
+                                b"mcpttString" => Some((&mut f.string, false)),
+                                b"mcpttURI" => Some((&mut f.uri, true)),
+                                _ => None,
+                            };
+                            if let Some((slot @ None, uri)) = slot {
+                                *slot = Some(String::new());
+                                capture = cur.map(|i| (i, uri));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Step::End { depth } => match depth {
+                1 if params == Params::Open => params = Params::Done,
+                2 => cur = None,
+                3 => capture = None,
+                _ => {}
+            },
+            Step::Text { depth: 3, text } => {
+                if let Some((i, uri)) = capture
+                    && let Some(f) = fields.get_mut(i)
+                    && let Some(buf) = if uri { &mut f.uri } else { &mut f.string }
+                {
+                    buf.push_str(text);
+                }
+            }
+            Step::Text { .. } => {}
+        })?;
+        if !root_ok {
             return Err(Error::MalformedBody {
                 kind: BodyKind::McpttInfo,
                 offset: 0,
                 what: format!("root element <mcpttinfo xmlns=\"{MCPTT_INFO_NS}\">"),
             });
         }
-        let mut info = Self::default();
-        let Some(params) = root.child(MCPTT_INFO_NS, "mcptt-Params") else {
-            return Ok(info);
-        };
-        info.access_token = content(params, "mcptt-access-token")?;
-        info.client_id = content(params, "mcptt-client-id")?;
-        info.request_uri = content(params, "mcptt-request-uri")?;
-        Ok(info)
+        let [access_token, client_id, request_uri] = fields;
+        Ok(Self {
+            access_token: access_token.value(FIELDS[0])?,
+            client_id: client_id.value(FIELDS[1])?,
+            request_uri: request_uri.value(FIELDS[2])?,
+        })
     }
 
     /// Encodes the document (UTF-8, with an XML declaration).
@@ -93,24 +156,59 @@ impl McpttInfo {
     }
 }
 
-/// Reads a `contentType` element (`mcpttString` or `mcpttURI` choice) of `type="Normal"`.
-fn content(params: &Element, name: &str) -> Result<Option<String>, Error> {
-    let Some(el) = params.child(MCPTT_INFO_NS, name) else {
-        return Ok(None);
-    };
-    match el.attr("type") {
-        None | Some("Normal") => {}
-        Some(other) => return Err(Error::UnsupportedContentType(other.to_owned())),
+/// The `contentType` elements read, in the order their errors are reported.
+const FIELDS: [&str; 3] = ["mcptt-access-token", "mcptt-client-id", "mcptt-request-uri"];
+
+/// Where the walk is relative to the (first) `<mcptt-Params>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Params {
+    None,
+    Open,
+    Done,
+}
+
+/// What the walk saw of the first `contentType` element of one name.
+#[derive(Debug, Default)]
+struct Field {
+    seen: bool,
+    /// The `type` attribute when it is not `Normal`.
+    bad_type: Option<String>,
+    /// Text of the first `<mcpttString>` child, if any.
+    string: Option<String>,
+    /// Text of the first `<mcpttURI>` child, if any.
+    uri: Option<String>,
+}
+
+impl Field {
+    /// The value of a `type="Normal"` element (`mcpttString` preferred over `mcpttURI`).
+    fn value(self, name: &str) -> Result<Option<String>, Error> {
+        if !self.seen {
+            return Ok(None);
+        }
+        if let Some(other) = self.bad_type {
+            return Err(Error::UnsupportedContentType(other));
+        }
+        let text = self
+            .string
+            .or(self.uri)
+            .ok_or_else(|| Error::MalformedBody {
+                kind: BodyKind::McpttInfo,
+                offset: 0,
+                what: format!("<mcpttString> or <mcpttURI> inside <{name}>"),
+            })?;
+        Ok(Some(trimmed(text)))
     }
-    let value = el
-        .child(MCPTT_INFO_NS, "mcpttString")
-        .or_else(|| el.child(MCPTT_INFO_NS, "mcpttURI"))
-        .ok_or_else(|| Error::MalformedBody {
-            kind: BodyKind::McpttInfo,
-            offset: 0,
-            what: format!("<mcpttString> or <mcpttURI> inside <{name}>"),
-        })?;
-    Ok(Some(value.text.trim().to_owned()))
+}
+
+/// `text` without surrounding whitespace, reusing its buffer.
+pub(crate) fn trimmed(mut text: String) -> String {
+    let end = text.trim_end().len();
+    text.truncate(end);
+    let start = text.len() - text.trim_start().len();
+    if start > 0 {
+        text.drain(..start);
+    }
+    text
 }
 
 #[cfg(test)]
@@ -202,5 +300,21 @@ mod tests {
             request_uri: Some("sip:a@b;x=<y>".into()),
         };
         assert_eq!(McpttInfo::parse(info.encode().as_bytes()).unwrap(), info);
+    }
+
+    #[test]
+    fn uri_choice_split_text_and_first_element_rules() {
+        let doc = br#"<mcpttinfo xmlns="urn:3gpp:ns:mcpttInfo:1.0"><mcptt-Params>
+<mcptt-request-uri type="Normal"><mcpttURI> sip:a&#64;b<x>inner</x>;c </mcpttURI></mcptt-request-uri>
+<mcptt-request-uri type="Encrypted"/>
+<mcptt-client-id><mcpttString>one</mcpttString><mcpttString>two</mcpttString></mcptt-client-id>
+</mcptt-Params><mcptt-Params><mcptt-access-token><mcpttString>later</mcpttString></mcptt-access-token></mcptt-Params></mcpttinfo>"#;
+        let info = McpttInfo::parse(doc).unwrap();
+        assert_eq!(info.request_uri.as_deref(), Some("sip:a@b;c"));
+        assert_eq!(info.client_id.as_deref(), Some("one"));
+        assert_eq!(info.access_token, None);
+        let no_choice = br#"<mcpttinfo xmlns="urn:3gpp:ns:mcpttInfo:1.0"><mcptt-Params><mcptt-client-id/></mcptt-Params></mcpttinfo>"#;
+        let err = McpttInfo::parse(no_choice).unwrap_err();
+        assert!(err.to_string().contains("mcptt-client-id"), "{err}");
     }
 }

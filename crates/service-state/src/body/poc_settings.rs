@@ -1,7 +1,9 @@
 //! `application/poc-settings+xml` (OMA PoC settings as used by TS 24.379 §7.2), the common subset.
 
 use crate::error::{BodyKind, Error};
-use crate::xml::{self, Element, XmlLimits};
+use std::borrow::Cow;
+
+use crate::xml::{self, Step, XmlLimits};
 
 /// XML namespace of the poc-settings document.
 pub const POC_SETTINGS_NS: &str = "urn:oma:params:xml:ns:poc:poc-settings";
@@ -54,15 +56,60 @@ fn bad(what: impl Into<String>) -> Error {
     }
 }
 
-fn active(el: Option<&Element>) -> Result<Option<bool>, Error> {
-    let Some(el) = el else { return Ok(None) };
-    match el.attr("active") {
-        Some("true" | "1") => Ok(Some(true)),
-        Some("false" | "0") => Ok(Some(false)),
-        _ => Err(bad(format!(
-            "active=\"true\" or \"false\" on <{}>",
-            el.name
-        ))),
+/// An `active` attribute value (`None` when the attribute is missing or not a boolean).
+fn active(value: Option<&str>) -> Option<bool> {
+    match value {
+        Some("true" | "1") => Some(true),
+        Some("false" | "0") => Some(false),
+        _ => None,
+    }
+}
+
+fn active_error(element: &str) -> Error {
+    bad(format!("active=\"true\" or \"false\" on <{element}>"))
+}
+
+/// What the walk saw of one `<entity>` (only the first of each settings element counts).
+#[derive(Debug, Default)]
+struct EntityState {
+    id: Option<String>,
+    /// Depth-2 container the walk is in: 1 am-settings, 2 ipab-settings, 3 sess-part-settings.
+    container: u8,
+    am_seen: bool,
+    ipab_seen: bool,
+    sess_seen: bool,
+    /// `answer-mode` seen (its text is in the shared buffer while open).
+    mode_seen: bool,
+    capturing: bool,
+    mode: Option<Result<AnswerMode, ()>>,
+    ipab: Option<Option<bool>>,
+    sess: Option<Option<bool>>,
+}
+
+impl EntityState {
+    fn finish(self) -> Result<PocEntity, Error> {
+        let id = self.id.ok_or_else(|| bad("an id attribute on <entity>"))?;
+        let answer_mode = match self.mode {
+            None => None,
+            Some(Ok(m)) => Some(m),
+            Some(Err(())) => return Err(bad("answer-mode automatic or manual")),
+        };
+        let incoming_personal_alert_barring = match self.ipab {
+            None => None,
+            Some(Some(b)) => Some(b),
+            Some(None) => return Err(active_error("incoming-personal-alert-barring")),
+        };
+        let allow_session_participation = match self.sess {
+            None => None,
+            Some(Some(b)) => Some(b),
+            Some(None) => return Err(active_error("allow-sess-part")),
+        };
+        Ok(PocEntity {
+            id,
+            answer_mode,
+            incoming_personal_alert_barring,
+            allow_session_participation,
+        })
     }
 }
 
@@ -80,42 +127,98 @@ impl PocSettings {
     /// # Errors
     /// As [`PocSettings::parse`].
     pub fn parse_with(input: &[u8], limits: &XmlLimits) -> Result<Self, Error> {
+        // One streaming pass (no tree); schema errors are reported after the document is
+        // known to be well-formed, the first entity's first.
         let ns = POC_SETTINGS_NS;
-        let root = xml::parse(BodyKind::PocSettings, input, limits)?;
-        if !root.is(ns, "poc-settings") {
+        let mut root_ok = false;
+        let mut out = Self::default();
+        let mut failed: Option<Error> = None;
+        let mut entity: Option<EntityState> = None;
+        let mut text = String::new();
+        xml::walk(BodyKind::PocSettings, input, limits, |step| match step {
+            Step::Start {
+                depth,
+                ns: el_ns,
+                name,
+                start,
+            } => {
+                let ours = el_ns == Some(ns);
+                match (depth, entity.as_mut()) {
+                    (0, _) => root_ok = ours && name == b"poc-settings",
+                    (1, _) if root_ok && ours && name == b"entity" && failed.is_none() => {
+                        entity = Some(EntityState {
+                            id: xml::attr(start, b"id").map(Cow::into_owned),
+                            ..EntityState::default()
+                        });
+                    }
+                    (2, Some(e)) if ours => {
+                        e.container = match name {
+                            b"am-settings" if !e.am_seen => {
+                                e.am_seen = true;
+                                1
+                            }
+                            b"ipab-settings" if !e.ipab_seen => {
+                                e.ipab_seen = true;
+                                2
+                            }
+                            b"sess-part-settings" if !e.sess_seen => {
+                                e.sess_seen = true;
+                                3
+                            }
+                            _ => 0,
+                        };
+                    }
+                    (3, Some(e)) if ours => match (e.container, name) {
+                        (1, b"answer-mode") if !e.mode_seen => {
+                            e.mode_seen = true;
+                            e.capturing = true;
+                            text.clear();
+                        }
+                        (2, b"incoming-personal-alert-barring") if e.ipab.is_none() => {
+                            e.ipab = Some(active(xml::attr(start, b"active").as_deref()));
+                        }
+                        (3, b"allow-sess-part") if e.sess.is_none() => {
+                            e.sess = Some(active(xml::attr(start, b"active").as_deref()));
+                        }
+                        _ => {}
+                    },
+                    _ => {}
+                }
+            }
+            Step::Text { depth: 3, text: t } => {
+                if entity.as_ref().is_some_and(|e| e.capturing) {
+                    text.push_str(t);
+                }
+            }
+            Step::Text { .. } => {}
+            Step::End { depth } => match (depth, entity.as_mut()) {
+                (1, Some(_)) => {
+                    if let Some(e) = entity.take() {
+                        match e.finish() {
+                            Ok(e) => out.entities.push(e),
+                            Err(err) => failed = Some(err),
+                        }
+                    }
+                }
+                (2, Some(e)) => e.container = 0,
+                (3, Some(e)) if e.capturing => {
+                    e.capturing = false;
+                    e.mode = Some(match text.trim() {
+                        "automatic" => Ok(AnswerMode::Automatic),
+                        "manual" => Ok(AnswerMode::Manual),
+                        _ => Err(()),
+                    });
+                }
+                _ => {}
+            },
+        })?;
+        if !root_ok {
             return Err(bad(format!("root element <poc-settings xmlns=\"{ns}\">")));
         }
-        let mut out = Self::default();
-        for entity in root.children.iter().filter(|c| c.is(ns, "entity")) {
-            let id = entity
-                .attr("id")
-                .ok_or_else(|| bad("an id attribute on <entity>"))?;
-            let answer_mode = match entity
-                .child(ns, "am-settings")
-                .and_then(|a| a.child(ns, "answer-mode"))
-                .map(|m| m.text.trim())
-            {
-                None => None,
-                Some("automatic") => Some(AnswerMode::Automatic),
-                Some("manual") => Some(AnswerMode::Manual),
-                Some(_) => return Err(bad("answer-mode automatic or manual")),
-            };
-            out.entities.push(PocEntity {
-                id: id.to_owned(),
-                answer_mode,
-                incoming_personal_alert_barring: active(
-                    entity
-                        .child(ns, "ipab-settings")
-                        .and_then(|s| s.child(ns, "incoming-personal-alert-barring")),
-                )?,
-                allow_session_participation: active(
-                    entity
-                        .child(ns, "sess-part-settings")
-                        .and_then(|s| s.child(ns, "allow-sess-part")),
-                )?,
-            });
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(out),
         }
-        Ok(out)
     }
 
     /// Encodes the document (UTF-8, with an XML declaration).
@@ -193,5 +296,27 @@ mod tests {
             PocSettings::parse(bad_mode),
             Err(Error::MalformedBody { .. })
         ));
+    }
+
+    #[test]
+    fn first_settings_element_counts_and_entity_errors_come_in_order() {
+        let doc = br#"<poc-settings xmlns="urn:oma:params:xml:ns:poc:poc-settings">
+<entity id="a"><am-settings><x/></am-settings><am-settings><answer-mode>manual</answer-mode></am-settings>
+<ipab-settings><incoming-personal-alert-barring active="1"/><incoming-personal-alert-barring active="0"/></ipab-settings></entity>
+<entity id="b&amp;c"><am-settings><answer-mode> auto<!-- c -->matic </answer-mode></am-settings></entity>
+</poc-settings>"#;
+        let s = PocSettings::parse(doc).unwrap();
+        assert_eq!(s.entities.len(), 2);
+        assert_eq!(s.entities[0].answer_mode, None);
+        assert_eq!(s.entities[0].incoming_personal_alert_barring, Some(true));
+        assert_eq!(s.entities[1].id, "b&c");
+        assert_eq!(s.entities[1].answer_mode, Some(AnswerMode::Automatic));
+        let bad_active = br#"<poc-settings xmlns="urn:oma:params:xml:ns:poc:poc-settings"><entity id="x"><sess-part-settings><allow-sess-part active="yes"/></sess-part-settings></entity><entity/></poc-settings>"#;
+        let err = PocSettings::parse(bad_active).unwrap_err();
+        assert!(err.to_string().contains("allow-sess-part"), "{err}");
+        // Well-formedness errors are reported before schema errors.
+        let broken = br#"<poc-settings xmlns="urn:oma:params:xml:ns:poc:poc-settings"><entity/><a></b></poc-settings>"#;
+        let err = PocSettings::parse(broken).unwrap_err();
+        assert!(err.to_string().contains("well-formed"), "{err}");
     }
 }
