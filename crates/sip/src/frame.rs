@@ -292,8 +292,9 @@ impl Framer {
                 None => Ok(None),
             };
         }
-        if self.scan.pos == 0
-            && !self.scan.started
+        // Until the framing scan has found the end of the head, a buffered empty line lets the
+        // head be parsed once instead of scanned to its end and then parsed.
+        if self.scan.head_end.is_none()
             && let Some((head, total)) = self.one_pass()
         {
             if self.buf.len() < total {

@@ -53,6 +53,86 @@ fn framer_any_chunking_gives_the_same_messages() {
     }
 }
 
+/// What the Framer owes on `stream`: frame() then parse_with() message by message, up to the
+/// first error (the two-pass definition the single-pass path must match).
+fn two_pass(stream: &[u8], limits: &Limits) -> (Vec<Message>, Option<Error>) {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    loop {
+        pos += keepalive_len(&stream[pos..]);
+        if pos >= stream.len() {
+            return (out, None);
+        }
+        match frame(&stream[pos..], limits) {
+            Ok(Status::Complete(n)) => {
+                let bytes = Bytes::copy_from_slice(&stream[pos..pos + n]);
+                match Message::parse_with(bytes, limits) {
+                    Ok(m) => out.push(m),
+                    Err(e) => return (out, Some(e)),
+                }
+                pos += n;
+            }
+            Ok(Status::Partial) => return (out, None),
+            Err(e) => return (out, Some(e)),
+        }
+    }
+}
+
+#[test]
+fn framer_single_pass_decides_as_frame_then_parse() {
+    let ok = REGISTER.as_bytes();
+    let faulty: [&[u8]; 8] = [
+        // header error after a complete head, body still to come
+        b"MESSAGE sip:a@b SIP/2.0\r\nBad Name: x\r\nContent-Length: 4\r\n\r\nabcd",
+        // two different Content-Length values
+        b"MESSAGE sip:a@b SIP/2.0\r\nl: 4\r\nContent-Length: 5\r\n\r\nabcde",
+        // two equal ones
+        b"MESSAGE sip:a@b SIP/2.0\r\nl: 4\r\nContent-Length: 4\r\n\r\nabcd",
+        // no Content-Length
+        b"MESSAGE sip:a@b SIP/2.0\r\nCall-ID: x\r\n\r\n",
+        // folded Content-Length
+        b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length: 1\r\n 0\r\n\r\nx",
+        // Request-URI error (found only when the message is built)
+        b"MESSAGE sip:a@b?x=y SIP/2.0\r\nContent-Length: 0\r\n\r\n",
+        // LF-only line ends
+        b"MESSAGE sip:a@b SIP/2.0\nContent-Length: 2\n\nhi",
+        // body above the limit
+        b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length: 99999999\r\n\r\n",
+    ];
+    let limits = Limits {
+        max_body_size: 1000,
+        ..Limits::default()
+    };
+    for bad in faulty {
+        let mut stream = ok.to_vec();
+        stream.extend_from_slice(b"\r\n\r\n");
+        stream.extend_from_slice(bad);
+        stream.extend_from_slice(ok);
+        let (want, want_err) = two_pass(&stream, &limits);
+        for size in [1, 5, 64, 700, 1400, stream.len()] {
+            let mut f = Framer::new(limits.clone());
+            let mut got = Vec::new();
+            let mut err = None;
+            'feed: for c in stream.chunks(size) {
+                f.push(c);
+                loop {
+                    match f.next_message() {
+                        Ok(Some(m)) => got.push(m),
+                        Ok(None) => break,
+                        Err(e) => {
+                            err = Some(e);
+                            break 'feed;
+                        }
+                    }
+                }
+            }
+            let what = String::from_utf8_lossy(bad);
+            assert_eq!(got, want, "{what:?} in chunks of {size}");
+            assert_eq!(err, want_err, "{what:?} in chunks of {size}");
+        }
+    }
+}
+
 #[test]
 fn frame_requires_content_length_and_checks_limits_early() {
     let lim = Limits::default();
