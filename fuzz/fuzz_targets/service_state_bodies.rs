@@ -20,7 +20,11 @@ impl TokenValidator for AnyToken {
         now_unix: u64,
     ) -> Result<TokenGrant, Box<dyn std::error::Error + Send + Sync>> {
         if token.starts_with("sip:") {
-            Ok(TokenGrant { mcptt_id: token.to_owned(), client_id: None, expires_at: now_unix + 60 })
+            Ok(TokenGrant {
+                mcptt_id: token.to_owned(),
+                client_id: None,
+                expires_at: now_unix + 60,
+            })
         } else {
             Err("not a test token".into())
         }
@@ -28,7 +32,9 @@ impl TokenValidator for AnyToken {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     match mode % 5 {
         0 => {
             if let Ok(v) = McpttInfo::parse(rest) {
@@ -66,7 +72,11 @@ fuzz_target!(|data: &[u8]| {
             let now = Instant::now();
             server.handle_registration(
                 now,
-                RegistrationChange { impu: "sip:ue@example.org".into(), instance: None, registered: true },
+                RegistrationChange {
+                    impu: "sip:ue@example.org".into(),
+                    instance: None,
+                    registered: true,
+                },
             );
             for msg in rest.split(|b| *b == 0) {
                 server.handle_request_bytes(now, 1_800_000_000, msg);
