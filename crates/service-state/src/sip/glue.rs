@@ -30,11 +30,19 @@ fn known(name: &str) -> Option<H> {
         ("content-length", Some("l"), H::Other),
         ("route", None, H::Other),
     ];
+    // Names are compared only against those of the same first letter (most messages carry a
+    // dozen headers; a full scan of the table per header showed in profiles).
+    if name.len() == 1 {
+        return NAMES
+            .iter()
+            .find(|(_, short, _)| short.is_some_and(|s| name.eq_ignore_ascii_case(s)))
+            .map(|(_, _, h)| *h);
+    }
+    let first = name.as_bytes().first()?.to_ascii_lowercase();
     NAMES
         .iter()
-        .find(|(long, short, _)| {
-            name.eq_ignore_ascii_case(long) || short.is_some_and(|s| name.eq_ignore_ascii_case(s))
-        })
+        .filter(|(long, _, _)| long.as_bytes().first() == Some(&first))
+        .find(|(long, _, _)| name.eq_ignore_ascii_case(long))
         .map(|(_, _, h)| *h)
 }
 
@@ -206,5 +214,27 @@ mod tests {
         let (uri, params) = name_addr("sip:bob@example.org;tag=9");
         assert_eq!(uri, "sip:bob@example.org");
         assert_eq!(param(params, "tag"), Some("9"));
+    }
+
+    #[test]
+    fn long_and_compact_names_in_any_case() {
+        for (name, h) in [
+            ("Call-ID", H::CallId),
+            ("i", H::CallId),
+            ("O", H::Event),
+            ("event", H::Event),
+            ("m", H::Contact),
+            ("CONTACT", H::Contact),
+            ("c", H::ContentType),
+            ("l", H::Other),
+            ("v", H::Via),
+            ("P-Asserted-Identity", H::Pai),
+            ("SIP-If-Match", H::SipIfMatch),
+        ] {
+            assert_eq!(known(name), Some(h), "{name}");
+        }
+        assert_eq!(known("x"), None);
+        assert_eq!(known("Subject"), None);
+        assert_eq!(known(""), None);
     }
 }
