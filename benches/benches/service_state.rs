@@ -50,7 +50,10 @@ fn impu(i: usize) -> String {
 fn publish(i: usize) -> Vec<u8> {
     let body = PublishBody {
         info: Some(McpttInfo {
-            access_token: Some(format!("tok|sip:user{i:06}@mcptt.example.org|{}", NOW_UNIX + 3600)),
+            access_token: Some(format!(
+                "tok|sip:user{i:06}@mcptt.example.org|{}",
+                NOW_UNIX + 3600
+            )),
             client_id: Some("mcptt-client".into()),
             request_uri: Some(PSI.into()),
         }),
@@ -128,7 +131,12 @@ fn register(server: &mut Server<PlainTokens, SplitMix64>, now: Instant, i: usize
 
 /// One sign-in: PUBLISH, SUBSCRIBE, NOTIFY answered. Returns the time spent in the server and
 /// the server's dialog tag.
-fn sign_in(server: &mut Server<PlainTokens, SplitMix64>, now: Instant, i: usize, n: u64) -> (Duration, String) {
+fn sign_in(
+    server: &mut Server<PlainTokens, SplitMix64>,
+    now: Instant,
+    i: usize,
+    n: u64,
+) -> (Duration, String) {
     let (p, s) = (publish(i), subscribe(i, n));
     let t = Instant::now();
     server.handle_request_bytes(now, NOW_UNIX, &p);
@@ -159,7 +167,13 @@ fn sign_in(server: &mut Server<PlainTokens, SplitMix64>, now: Instant, i: usize,
 }
 
 /// Ends the subscription `n` of UE `i` (SUBSCRIBE Expires: 0 in its dialog), untimed.
-fn unsubscribe(server: &mut Server<PlainTokens, SplitMix64>, now: Instant, i: usize, n: u64, tag: &str) {
+fn unsubscribe(
+    server: &mut Server<PlainTokens, SplitMix64>,
+    now: Instant,
+    i: usize,
+    n: u64,
+    tag: &str,
+) {
     let m = String::from_utf8(subscribe(i, n))
         .expect("ASCII")
         .replace("CSeq: 1 SUBSCRIBE", "CSeq: 2 SUBSCRIBE")
@@ -217,21 +231,33 @@ fn cpu_time_per_sign_in(_c: &mut Criterion) {
         for i in range.clone() {
             register(&mut server, now, i);
         }
-        let msgs: Vec<(Vec<u8>, Vec<u8>)> = range.clone().map(|i| (publish(i), subscribe(i, 0))).collect();
+        let msgs: Vec<(Vec<u8>, Vec<u8>)> = range
+            .clone()
+            .map(|i| (publish(i), subscribe(i, 0)))
+            .collect();
         let mut notifies = Vec::with_capacity(BATCH);
-        let (Some(t0), mut ok) = (thread_cpu_ns(), true) else { return };
+        let (Some(t0), mut ok) = (thread_cpu_ns(), true) else {
+            return;
+        };
         for (p, s) in &msgs {
             server.handle_request_bytes(now, NOW_UNIX, p);
-            ok &= server.poll_transmit().is_some_and(|t| t.bytes.starts_with(b"SIP/2.0 200"));
+            ok &= server
+                .poll_transmit()
+                .is_some_and(|t| t.bytes.starts_with(b"SIP/2.0 200"));
             server.handle_request_bytes(now, NOW_UNIX, s);
-            ok &= server.poll_transmit().is_some_and(|t| t.bytes.starts_with(b"SIP/2.0 200"));
+            ok &= server
+                .poll_transmit()
+                .is_some_and(|t| t.bytes.starts_with(b"SIP/2.0 200"));
             if let Some(n) = server.poll_transmit() {
                 notifies.push(n.bytes);
             }
             while server.poll_event().is_some() {}
         }
         let Some(t1) = thread_cpu_ns() else { return };
-        assert!(ok && notifies.len() == BATCH, "every sign-in accepted with one NOTIFY");
+        assert!(
+            ok && notifies.len() == BATCH,
+            "every sign-in accepted with one NOTIFY"
+        );
         let responses: Vec<Vec<u8>> = notifies.iter().map(|n| ok_for(n)).collect();
         let Some(t2) = thread_cpu_ns() else { return };
         for r in &responses {
@@ -257,20 +283,23 @@ fn cpu_per_sign_in(c: &mut Criterion) {
     let mut group = c.benchmark_group("service_state");
     group.throughput(Throughput::Elements(1));
     let mut n = 1u64;
-    group.bench_function("publish+subscribe+notify (100k UEs, no signature check)", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let i = (n as usize) % UES;
-                let (spent, tag) = sign_in(&mut server, now, i, n);
-                total += spent;
-                // Untimed clean-up so the population stays at 100k subscriptions.
-                unsubscribe(&mut server, now, i, n, &tag);
-                n += 1;
-            }
-            total
-        });
-    });
+    group.bench_function(
+        "publish+subscribe+notify (100k UEs, no signature check)",
+        |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let i = (n as usize) % UES;
+                    let (spent, tag) = sign_in(&mut server, now, i, n);
+                    total += spent;
+                    // Untimed clean-up so the population stays at 100k subscriptions.
+                    unsubscribe(&mut server, now, i, n, &tag);
+                    n += 1;
+                }
+                total
+            });
+        },
+    );
     group.finish();
     println!(
         "service_state after bench: {} publications, {} subscriptions",
@@ -286,18 +315,36 @@ fn parts(c: &mut Criterion) {
     let body = p[split..].to_vec();
     let mut group = c.benchmark_group("service_state_parts");
     group.throughput(Throughput::Bytes(body.len() as u64));
-    group.bench_function("PUBLISH multipart body parse (mcptt-info + poc-settings)", |b| {
-        b.iter(|| PublishBody::parse("multipart/mixed;boundary=boundary1", std::hint::black_box(&body)))
-    });
+    group.bench_function(
+        "PUBLISH multipart body parse (mcptt-info + poc-settings)",
+        |b| {
+            b.iter(|| {
+                PublishBody::parse(
+                    "multipart/mixed;boundary=boundary1",
+                    std::hint::black_box(&body),
+                )
+            })
+        },
+    );
     let mut server = server();
     let now = Instant::now();
     register(&mut server, now, 7);
     let _ = sign_in(&mut server, now, 7, 0);
-    let state = server.state(&impu(7), "sip:user000007@mcptt.example.org").expect("state");
+    let state = server
+        .state(&impu(7), "sip:user000007@mcptt.example.org")
+        .expect("state");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("service-state JSON encode", |b| b.iter(|| std::hint::black_box(&state).encode()));
+    group.bench_function("service-state JSON encode", |b| {
+        b.iter(|| std::hint::black_box(&state).encode())
+    });
     group.finish();
 }
 
-criterion_group!(benches, memory_per_ue, cpu_time_per_sign_in, cpu_per_sign_in, parts);
+criterion_group!(
+    benches,
+    memory_per_ue,
+    cpu_time_per_sign_in,
+    cpu_per_sign_in,
+    parts
+);
 criterion_main!(benches);
