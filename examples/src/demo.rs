@@ -24,6 +24,10 @@ pub struct FlowConfig {
     pub leeway: u64,
     /// Most UEs in flight at once in a `--ues N` run.
     pub concurrency: usize,
+    /// Runtime to start the servers (IdMS, SIP core, MCPTT server) on, apart from the UEs;
+    /// when its threads are named [`crate::cpu::SERVER_THREAD_NAME`], the report carries
+    /// their CPU time ([`FlowReport::server_cpu`]). `None`: the caller's runtime.
+    pub servers_runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Default for FlowConfig {
@@ -36,6 +40,7 @@ impl Default for FlowConfig {
             step_timeout: Duration::from_secs(10),
             leeway: 60,
             concurrency: 64,
+            servers_runtime: None,
         }
     }
 }
@@ -92,6 +97,9 @@ pub struct FlowReport {
     pub setup_time: Duration,
     /// A failure before any UE ran (e.g. a server could not start), naming the step it blocks.
     pub setup: Result<(), StepFailure>,
+    /// CPU time the servers' threads used while the UEs ran (only with
+    /// [`FlowConfig::servers_runtime`] and readable per-thread accounting).
+    pub server_cpu: Option<Duration>,
 }
 
 impl FlowReport {
@@ -128,7 +136,26 @@ fn last_notified(records: &[crate::trace::Seen], label: &str) -> Option<String> 
 pub async fn run(config: &FlowConfig, trace: Trace, on_done: &(dyn Fn() + Sync)) -> FlowReport {
     let start = Instant::now();
     let sign_ins = config.sign_ins();
-    let setup = crate::actors::start_servers(config, &sign_ins, &trace).await;
+    let setup = match &config.servers_runtime {
+        Some(rt) => {
+            let (c, s, t) = (config.clone(), sign_ins.clone(), trace.clone());
+            rt.spawn(async move { crate::actors::start_servers(&c, &s, &t).await })
+                .await
+                .unwrap_or_else(|e| {
+                    Err(StepFailure {
+                        step: 2,
+                        reason: format!("server start task failed: {e}"),
+                    })
+                })
+        }
+        None => crate::actors::start_servers(config, &sign_ins, &trace).await,
+    };
+    let cpu = || {
+        config
+            .servers_runtime
+            .as_ref()
+            .and_then(|_| crate::cpu::threads_cpu(crate::cpu::SERVER_THREAD_NAME))
+    };
     let setup_time = start.elapsed();
     let (servers, setup) = match setup {
         Ok(s) => (Some(s), Ok(())),
@@ -136,8 +163,11 @@ pub async fn run(config: &FlowConfig, trace: Trace, on_done: &(dyn Fn() + Sync))
     };
     let mut results = Vec::new();
     let ue_start = Instant::now();
+    let cpu_before = cpu();
+    let mut cpu_after = None;
     if let Some(servers) = &servers {
         results = crate::actors::run_ues(config, servers, &sign_ins, &trace, on_done).await;
+        cpu_after = cpu();
         // The order check reads the trace, so it covers what the actors saw, not what the UE
         // believes happened.
         for (r, s) in results.iter_mut().zip(&sign_ins) {
@@ -150,7 +180,12 @@ pub async fn run(config: &FlowConfig, trace: Trace, on_done: &(dyn Fn() + Sync))
     }
     let ue_elapsed = ue_start.elapsed();
     if let Some(servers) = servers {
-        servers.shutdown().await;
+        match &config.servers_runtime {
+            Some(rt) => {
+                let _ = rt.spawn(servers.shutdown()).await;
+            }
+            None => servers.shutdown().await,
+        }
     }
     FlowReport {
         trace,
@@ -158,5 +193,6 @@ pub async fn run(config: &FlowConfig, trace: Trace, on_done: &(dyn Fn() + Sync))
         elapsed: ue_elapsed,
         setup_time,
         setup,
+        server_cpu: cpu_before.zip(cpu_after).map(|(b, a)| a.saturating_sub(b)),
     }
 }

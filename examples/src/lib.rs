@@ -2,6 +2,7 @@
 
 pub mod actors;
 pub mod cli;
+pub mod cpu;
 pub mod demo;
 pub mod idm;
 pub mod ladder;

@@ -51,6 +51,39 @@ struct Args {
     log: LogArgs,
 }
 
+/// Server-side CPU per UE against the floor (TLS handshakes + ES256 verifications), both
+/// measured in this run on this machine.
+fn print_cpu(report: &mcptt_examples::demo::FlowReport, completed: usize) {
+    use mcptt_examples::cpu;
+    let Some(server) = report.server_cpu else {
+        println!("server-side CPU: not measurable here (no /proc/self/task/*/schedstat)");
+        return;
+    };
+    let per_ue = server / u32::try_from(completed.max(1)).unwrap_or(u32::MAX);
+    println!(
+        "server-side CPU (SIP core + MCPTT server + IdMS threads): {server:.2?} in total, {per_ue:.2?} per UE"
+    );
+    match cpu::measure_floor(200) {
+        Ok(f) => {
+            let floor = f.per_ue();
+            println!(
+                "floor per UE: {floor:.2?} = {} ({:.2?} + {:.2?}; a mutual-TLS handshake pair costs {:.2?}) + {} ES256 verifications ({:.2?} each)",
+                cpu::FLOOR_HANDSHAKES,
+                f.mutual_tls_server,
+                f.server_auth_tls_server,
+                f.mutual_tls_pair,
+                cpu::FLOOR_VERIFICATIONS,
+                f.es256_verify
+            );
+            println!(
+                "server-side CPU per UE / floor = {:.2}x (goal <= 1.5x)",
+                per_ue.as_secs_f64() / floor.as_secs_f64().max(f64::MIN_POSITIVE)
+            );
+        }
+        Err(e) => println!("floor: could not be measured: {e}"),
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     args.log.init();
@@ -73,6 +106,26 @@ fn main() -> ExitCode {
     }
     let total = config.sign_ins().len();
     let load = args.ues.is_some();
+    // Load runs: the servers get their own runtime (two named workers, the machine's cores),
+    // so their CPU time can be told from the UEs'.
+    let servers_runtime = if load {
+        match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(mcptt_examples::cpu::SERVER_THREAD_NAME)
+            .thread_keep_alive(Duration::from_secs(3600))
+            .enable_all()
+            .build()
+        {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("flow: cannot start the servers' runtime: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        None
+    };
+    config.servers_runtime = servers_runtime.as_ref().map(|r| r.handle().clone());
     let trace = if load {
         Trace::with_limit(total.saturating_mul(40).max(Trace::DEFAULT_LIMIT)).without_text()
     } else {
@@ -151,6 +204,7 @@ fn main() -> ExitCode {
             s.p99,
             s.max
         );
+        print_cpu(&report, s.count);
     } else {
         let detail = if args.verbose {
             Detail::Full

@@ -537,6 +537,7 @@ fn servers_trace(trace: &Trace) -> FlowReport {
         elapsed: Duration::ZERO,
         setup_time: Duration::ZERO,
         setup: Ok(()),
+        server_cpu: None,
     }
 }
 
@@ -678,4 +679,33 @@ async fn sip_core_restart_mid_flow_the_ue_reconnects_and_regains_full_access() {
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     ue.close().await;
     servers.shutdown().await;
+}
+
+/// `flow --ues N` with the servers on their own named runtime: every UE completes and the
+/// report carries the servers' CPU time (SIP core, MCPTT server, IdMS), not the UEs'.
+#[test]
+fn load_run_on_a_separate_server_runtime_reports_server_cpu() {
+    let servers_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(mcptt_examples::cpu::SERVER_THREAD_NAME)
+        .enable_all()
+        .build()
+        .unwrap();
+    let ues_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut config = FlowConfig::new(Scenario::Basic);
+    config.load = Some(4);
+    config.servers_runtime = Some(servers_rt.handle().clone());
+    let report = ues_rt.block_on(run(&config, Trace::new(), &|| {}));
+    assert_success(&report);
+    assert_eq!(report.results.len(), 4);
+    let cpu = report.server_cpu.expect("per-thread CPU readable on Linux");
+    // Four mutual-TLS handshakes, four logins and eight token checks at least.
+    let floor = mcptt_examples::cpu::measure_floor(5).unwrap();
+    assert!(cpu > floor.mutual_tls_server * 4, "{cpu:?} vs {floor:?}");
+    // The servers ran on their runtime: its threads are named as the report reads them.
+    assert!(mcptt_examples::cpu::threads_cpu(mcptt_examples::cpu::SERVER_THREAD_NAME).is_some());
 }

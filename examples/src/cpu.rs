@@ -1,0 +1,223 @@
+//! Server-side CPU accounting for `flow --ues N`: the CPU time of the server threads (SIP
+//! core, MCPTT server and IdMS run on their own runtime, whose threads carry
+//! [`SERVER_THREAD_NAME`]), read from `/proc/self/task/*/schedstat`, and the floor it is
+//! compared with: the CPU cost of the TLS handshakes and ES256 token verifications a
+//! registration cannot do without, timed on the same machine in the same run.
+//!
+//! ```
+//! let floor = mcptt_examples::cpu::measure_floor(2).unwrap();
+//! assert!(floor.mutual_tls_server > std::time::Duration::ZERO);
+//! assert!(floor.per_ue() > floor.es256_verify);
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mcptt_tls::ClientTlsConfig;
+use ring::signature::{ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, KeyPair as _};
+
+use crate::actors::ActorError;
+use crate::cli::TlsMaterial;
+use crate::pki::DemoPki;
+
+/// Name of the threads of the servers' runtime in `flow --ues N` (`comm` is cut at 15 bytes).
+pub const SERVER_THREAD_NAME: &str = "mcptt-servers";
+
+/// Server-side TLS handshakes a registration needs: one mutual-TLS connection UE → SIP core,
+/// one server-authenticated HTTPS connection UE → IdMS.
+pub const FLOOR_HANDSHAKES: &str = "1 mutual-TLS (SIP core) + 1 server-auth TLS (IdMS)";
+/// ES256 access-token verifications a registration needs: the MCPTT server checks the token
+/// carried by the PUBLISH (step 8) and by the SUBSCRIBE (step 12).
+pub const FLOOR_VERIFICATIONS: u32 = 2;
+
+/// Total CPU time (user + system, as scheduled) of this process's threads whose name is
+/// `name`, from `/proc/self/task/*/schedstat`; `None` where that is not readable (non-Linux).
+#[must_use]
+pub fn threads_cpu(name: &str) -> Option<Duration> {
+    let mut total = 0u64;
+    let mut found = false;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let path = task.path();
+        let Ok(comm) = std::fs::read_to_string(path.join("comm")) else {
+            continue;
+        };
+        if comm.trim_end() != name {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(path.join("schedstat")) else {
+            continue;
+        };
+        if let Some(ns) = stat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            total = total.saturating_add(ns);
+            found = true;
+        }
+    }
+    found.then(|| Duration::from_nanos(total))
+}
+
+/// The floor's parts, each the mean CPU cost of one operation on this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Floor {
+    /// Server side of a mutual-TLS handshake (SIP core accepting a UE).
+    pub mutual_tls_server: Duration,
+    /// Both sides of a mutual-TLS handshake (the "pair").
+    pub mutual_tls_pair: Duration,
+    /// Server side of a server-authenticated TLS handshake (IdMS accepting a UE).
+    pub server_auth_tls_server: Duration,
+    /// One ES256 (ECDSA P-256 SHA-256) signature verification over a token-sized input.
+    pub es256_verify: Duration,
+}
+
+impl Floor {
+    /// Server-side floor per UE: [`FLOOR_HANDSHAKES`] plus [`FLOOR_VERIFICATIONS`] verifies.
+    #[must_use]
+    pub fn per_ue(&self) -> Duration {
+        self.mutual_tls_server
+            + self.server_auth_tls_server
+            + self.es256_verify * FLOOR_VERIFICATIONS
+    }
+}
+
+fn err(what: &str, e: impl std::fmt::Display) -> ActorError {
+    ActorError::Config(format!("floor measurement, {what}: {e}"))
+}
+
+/// Runs one in-memory handshake; returns (server-side time, total time).
+fn handshake(
+    server: &Arc<rustls::ServerConfig>,
+    client: &Arc<rustls::ClientConfig>,
+) -> Result<(Duration, Duration), ActorError> {
+    let name =
+        rustls_pki_types::ServerName::try_from("localhost").map_err(|e| err("server name", e))?;
+    let start = Instant::now();
+    let mut c = rustls::ClientConnection::new(client.clone(), name.to_owned())
+        .map_err(|e| err("client", e))?;
+    let mut server_time = Duration::ZERO;
+    let t = Instant::now();
+    let mut s = rustls::ServerConnection::new(server.clone()).map_err(|e| err("server", e))?;
+    server_time += t.elapsed();
+    let mut buf = Vec::with_capacity(16 * 1024);
+    for _ in 0..16 {
+        if !c.is_handshaking() && !s.is_handshaking() {
+            let total = start.elapsed();
+            return Ok((server_time, total));
+        }
+        buf.clear();
+        while c.wants_write() {
+            c.write_tls(&mut buf).map_err(|e| err("client write", e))?;
+        }
+        let t = Instant::now();
+        let mut rd = buf.as_slice();
+        while !rd.is_empty() {
+            s.read_tls(&mut rd).map_err(|e| err("server read", e))?;
+            s.process_new_packets().map_err(|e| err("server", e))?;
+        }
+        buf.clear();
+        while s.wants_write() {
+            s.write_tls(&mut buf).map_err(|e| err("server write", e))?;
+        }
+        server_time += t.elapsed();
+        let mut rd = buf.as_slice();
+        while !rd.is_empty() {
+            c.read_tls(&mut rd).map_err(|e| err("client read", e))?;
+            c.process_new_packets().map_err(|e| err("client", e))?;
+        }
+    }
+    Err(err("handshake", "did not complete"))
+}
+
+/// Measures the floor's parts, `rounds` times each (after one warm-up), with the same demo
+/// PKI, TLS configurations (`mcptt-tls`, ring provider) and key type the flow uses.
+///
+/// # Errors
+/// When the demo PKI or a TLS configuration cannot be built, or a handshake fails.
+pub fn measure_floor(rounds: u32) -> Result<Floor, ActorError> {
+    let rounds = rounds.max(1);
+    let pki = DemoPki::generate()?;
+    let server_tls = TlsMaterial {
+        identity: pki.issue_server(crate::actors::SIP_CORE_URI)?,
+        roots: vec![pki.ca_cert()],
+    };
+    let ue_tls = TlsMaterial {
+        identity: pki.issue_ue("sip:ue1@example.com")?,
+        roots: vec![pki.ca_cert()],
+    };
+    let mutual_server = crate::actors::net::server_config(&server_tls)?;
+    let mutual_client = crate::actors::net::client_config(&ue_tls)?;
+    let idms_server =
+        crate::idm::server::tls_config(server_tls.identity.chain(), server_tls.identity.key())
+            .map_err(|e| err("IdMS TLS configuration", e))?;
+    let plain_client = ClientTlsConfig::new(crate::actors::net::anchors(&ue_tls)?)
+        .build()
+        .map_err(|e| err("client TLS configuration", e))?;
+    let mut mutual = (Duration::ZERO, Duration::ZERO);
+    let mut plain = Duration::ZERO;
+    handshake(&mutual_server, &mutual_client)?;
+    handshake(&idms_server, &plain_client)?;
+    for _ in 0..rounds {
+        let (s, t) = handshake(&mutual_server, &mutual_client)?;
+        mutual.0 += s;
+        mutual.1 += t;
+        plain += handshake(&idms_server, &plain_client)?.0;
+    }
+    // ES256 over a token-sized signing input (header.payload of a ~700-byte access token).
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 =
+        ring::signature::EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map_err(|e| err("ES256 key", e))?;
+    let key = ring::signature::EcdsaKeyPair::from_pkcs8(
+        &ECDSA_P256_SHA256_FIXED_SIGNING,
+        pkcs8.as_ref(),
+        &rng,
+    )
+    .map_err(|e| err("ES256 key", e))?;
+    let input = vec![b'a'; 700];
+    let sig = key.sign(&rng, &input).map_err(|e| err("ES256 sign", e))?;
+    let public = ring::signature::UnparsedPublicKey::new(
+        &ECDSA_P256_SHA256_FIXED,
+        key.public_key().as_ref().to_vec(),
+    );
+    let verify_rounds = rounds.saturating_mul(4);
+    let start = Instant::now();
+    for _ in 0..verify_rounds {
+        public
+            .verify(std::hint::black_box(&input), sig.as_ref())
+            .map_err(|e| err("ES256 verify", e))?;
+    }
+    let verify = start.elapsed() / verify_rounds;
+    Ok(Floor {
+        mutual_tls_server: mutual.0 / rounds,
+        mutual_tls_pair: mutual.1 / rounds,
+        server_auth_tls_server: plain / rounds,
+        es256_verify: verify,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_thread_is_counted_under_its_name() {
+        let t = std::thread::Builder::new()
+            .name("cpu-test-busy".into())
+            .spawn(|| {
+                let mut x = 0u64;
+                let end = Instant::now() + Duration::from_millis(30);
+                while Instant::now() < end {
+                    x = x.wrapping_add(std::hint::black_box(1));
+                }
+                let cpu = threads_cpu("cpu-test-busy");
+                (x, cpu)
+            })
+            .unwrap();
+        let (_, cpu) = t.join().unwrap();
+        assert!(cpu.unwrap() >= Duration::from_millis(5), "{cpu:?}");
+        assert_eq!(threads_cpu("no-such-thread-name"), None);
+    }
+}
