@@ -189,8 +189,8 @@ pub struct TokenGrant {
     pub expires_at: u64,
 }
 
-/// Validates access tokens for the server; implement it with `mcptt-token`'s `Validator`
-/// (see [`crate::token`]) or anything else.
+/// Validates access tokens for the server; this crate implements it for `mcptt-token`'s
+/// [`Validator`](mcptt_token::Validator), and callers may implement it for anything else.
 ///
 /// The implementation checks signature, issuer, audience, scope, `exp`/`nbf` against `now_unix`
 /// and returns the grant, or a reason that the server reports in
