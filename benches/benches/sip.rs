@@ -162,8 +162,12 @@ fn encode_group(c: &mut Criterion) {
         let rsip_msg = rsip::SipMessage::try_from(Bytes::from_static(bytes)).unwrap();
         let mut g = c.benchmark_group(format!("sip_encode/{name}"));
         g.throughput(Throughput::Bytes(bytes.len() as u64));
-        g.bench_function("mcptt_sip_unmodified", |b| b.iter(|| black_box(&msg).encode()));
-        g.bench_function("mcptt_sip_edited", |b| b.iter(|| black_box(&edited).encode()));
+        g.bench_function("mcptt_sip_unmodified", |b| {
+            b.iter(|| black_box(&msg).encode())
+        });
+        g.bench_function("mcptt_sip_edited", |b| {
+            b.iter(|| black_box(&edited).encode())
+        });
         g.bench_function("mcptt_sip_encode_into_reused", |b| {
             let mut out = bytes::BytesMut::with_capacity(4096);
             b.iter(|| {
@@ -172,7 +176,9 @@ fn encode_group(c: &mut Criterion) {
                 out.len()
             })
         });
-        g.bench_function("rsip_to_string", |b| b.iter(|| black_box(&rsip_msg).to_string()));
+        g.bench_function("rsip_to_string", |b| {
+            b.iter(|| black_box(&rsip_msg).to_string())
+        });
         g.finish();
     }
 }
@@ -231,5 +237,11 @@ fn framing_group(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, parse_group, typed_group, encode_group, framing_group);
+criterion_group!(
+    benches,
+    parse_group,
+    typed_group,
+    encode_group,
+    framing_group
+);
 criterion_main!(benches);
