@@ -107,33 +107,64 @@ pub(crate) fn is_token_str(s: &[u8]) -> bool {
     !s.is_empty() && s.iter().all(|&b| is_token(b))
 }
 
-/// ASCII case-insensitive equality (as `<[u8]>::eq_ignore_ascii_case`), eight bytes at a time.
+/// ASCII case-insensitive equality (as `<[u8]>::eq_ignore_ascii_case`), a word at a time.
 #[inline]
 pub(crate) fn eq_ci(a: &[u8], b: &[u8]) -> bool {
-    /// Lower-case the ASCII capitals of eight bytes at once (other bytes unchanged).
+    const L8: u64 = 0x0101_0101_0101_0101;
+    const L4: u32 = 0x0101_0101;
+    /// Lower-case the ASCII capitals of eight bytes at once (other bytes unchanged): bit 7 of
+    /// each byte says ">= 'A'", "> 'Z'" and "ASCII".
     #[inline]
     fn lower8(x: u64) -> u64 {
-        const L: u64 = 0x0101_0101_0101_0101;
-        let low7 = x & (L * 0x7f);
-        // bit 7 of each byte: >= 'A', > 'Z', and an ASCII byte
-        let ge_a = low7 + L * (0x80 - 0x41);
-        let gt_z = low7 + L * (0x80 - 0x5b);
-        let upper = ge_a & !gt_z & !x & (L * 0x80);
+        let low7 = x & (L8 * 0x7f);
+        let upper = (low7 + L8 * (0x80 - 0x41)) & !(low7 + L8 * (0x80 - 0x5b)) & !x & (L8 * 0x80);
         x | (upper >> 2)
     }
-    if a.len() != b.len() {
+    #[inline]
+    fn lower4(x: u32) -> u32 {
+        let low7 = x & (L4 * 0x7f);
+        let upper = (low7 + L4 * (0x80 - 0x41)) & !(low7 + L4 * (0x80 - 0x5b)) & !x & (L4 * 0x80);
+        x | (upper >> 2)
+    }
+    #[inline]
+    fn eq8(a: &[u8], b: &[u8], at: usize) -> bool {
+        let w = |s: &[u8]| {
+            s.get(at..at + 8)
+                .and_then(|x| <[u8; 8]>::try_from(x).ok())
+                .map_or(0, u64::from_le_bytes)
+        };
+        let (x, y) = (w(a), w(b));
+        x == y || lower8(x) == lower8(y)
+    }
+    #[inline]
+    fn eq4(a: &[u8], b: &[u8], at: usize) -> bool {
+        let w = |s: &[u8]| {
+            s.get(at..at + 4)
+                .and_then(|x| <[u8; 4]>::try_from(x).ok())
+                .map_or(0, u32::from_le_bytes)
+        };
+        let (x, y) = (w(a), w(b));
+        x == y || lower4(x) == lower4(y)
+    }
+    let n = a.len();
+    if n != b.len() {
         return false;
     }
-    let mut ca = a.chunks_exact(8);
-    let mut cb = b.chunks_exact(8);
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        let x = <[u8; 8]>::try_from(x).map_or(0, u64::from_le_bytes);
-        let y = <[u8; 8]>::try_from(y).map_or(0, u64::from_le_bytes);
-        if x != y && lower8(x) != lower8(y) {
-            return false;
+    if n >= 8 {
+        // whole words, then one overlapping word for the tail
+        let mut i = 0;
+        while i + 8 < n {
+            if !eq8(a, b, i) {
+                return false;
+            }
+            i += 8;
         }
+        eq8(a, b, n - 8)
+    } else if n >= 4 {
+        eq4(a, b, 0) && eq4(a, b, n - 4)
+    } else {
+        a.eq_ignore_ascii_case(b)
     }
-    ca.remainder().eq_ignore_ascii_case(cb.remainder())
 }
 
 /// Linear white space inside a header value: SP, HTAB, and the CR/LF of folded lines.
@@ -498,6 +529,24 @@ mod eq_ci_tests {
                     "{a:#x} {b:#x}"
                 );
             }
+        }
+        // every length, with the differing byte at every position
+        let base = b"+G.3gpp.ICSI-ref+sip.Instance";
+        for n in 0..=base.len() {
+            let x = &base[..n];
+            for at in 0..n {
+                for c in [b'a', b'A', b'@', b'`', b'[', b'{', 0xc1, 0xe1] {
+                    let mut y = x.to_vec();
+                    y[at] = c;
+                    assert_eq!(
+                        super::eq_ci(x, &y),
+                        x.eq_ignore_ascii_case(&y),
+                        "{n} {at} {c}"
+                    );
+                }
+            }
+            let lower = x.to_ascii_lowercase();
+            assert!(super::eq_ci(x, &lower));
         }
         assert!(super::eq_ci(b"+G.3GPP.ICSI-REF", b"+g.3gpp.icsi-ref"));
         assert!(!super::eq_ci(b"+g.3gpp.icsi-reg", b"+g.3gpp.icsi-ref"));
