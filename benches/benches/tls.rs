@@ -9,7 +9,9 @@
 //!   `crates/sip/tests/data/mcptt/register.sip`), the server answers each with a 200 OK, the
 //!   client waits for the 32 answers. Elements/s = messages/s. `mcptt_tls` frames and parses
 //!   every message on both sides; `raw_tokio_rustls` echoes 200 OK bytes for every 680 bytes
-//!   it reads.
+//!   it reads. `raw_tokio_rustls_framed` is the same raw echo where both ends also frame and
+//!   parse every message with `mcptt-sip` inside the connection's task (no queues, no
+//!   application hop): the floor for any SIP transport, next to the unframed physical floor.
 //! - `tls_echo/ping_pong`: one request in flight at a time (latency-bound).
 //!
 //! Both sides run in one 2-worker tokio runtime in this process.

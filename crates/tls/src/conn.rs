@@ -661,17 +661,28 @@ async fn readable(stream: &Stream, now: bool) -> io::Result<()> {
 }
 
 /// The sent-by of a Via header value (first entry) when it carries the `alias` parameter.
+/// Runs on every request of an inbound TLS connection: byte scans only (the separators
+/// and LWS of a Via are ASCII).
 fn via_alias_param(via: &str) -> Option<&str> {
-    let first = via.split(',').next()?.trim();
+    let first = via
+        .find(',')
+        .map_or(via, |i| via.get(..i).unwrap_or_default());
     // "SIP/2.0/TLS host:port;params"
-    let (_, rest) = first.split_once(char::is_whitespace)?;
-    let mut parts = rest.trim().split(';');
-    let sent_by = parts.next()?.trim();
-    let has_alias = parts.any(|p| {
-        let name = p.split('=').next().unwrap_or_default().trim();
-        name.eq_ignore_ascii_case("alias")
-    });
-    has_alias.then_some(sent_by)
+    let first = first.trim_ascii();
+    let space = first.find([' ', '\t'])?;
+    let rest = first.get(space..)?;
+    let (sent_by, mut params) = rest.split_once(';')?;
+    loop {
+        let (param, more) = params.split_once(';').unwrap_or((params, ""));
+        let name = param.split_once('=').map_or(param, |(n, _)| n);
+        if name.trim_ascii().eq_ignore_ascii_case("alias") {
+            return Some(sent_by.trim_ascii());
+        }
+        if more.is_empty() {
+            return None;
+        }
+        params = more;
+    }
 }
 
 /// Host and port of a Via sent-by (`host`, `host:port`, `[v6]`, `[v6]:port`).
@@ -719,5 +730,11 @@ mod tests {
             None
         );
         assert_eq!(via_alias_sent_by("SIP/2.0/TLS a.example:x;alias"), None);
+        assert_eq!(
+            via_alias_sent_by("SIP/2.0/TLS\t a.example:5063 ; branch=z9hG4bK2 ; ALIAS = 1"),
+            Some(("a.example".into(), Some(5063)))
+        );
+        assert_eq!(via_alias_sent_by("SIP/2.0/TLS a.example;aliased"), None);
+        assert_eq!(via_alias_sent_by("SIP/2.0/TLS a.example, x;alias"), None);
     }
 }
