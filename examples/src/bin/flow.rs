@@ -63,7 +63,7 @@ fn print_cpu(report: &mcptt_examples::demo::FlowReport, completed: usize) {
     println!(
         "server-side CPU (SIP core + MCPTT server + IdMS threads): {server:.2?} in total, {per_ue:.2?} per UE"
     );
-    match cpu::measure_floor(200) {
+    match cpu::measure_floor(300) {
         Ok(f) => {
             let floor = f.per_ue();
             println!(

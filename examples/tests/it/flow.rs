@@ -709,3 +709,30 @@ fn load_run_on_a_separate_server_runtime_reports_server_cpu() {
     // The servers ran on their runtime: its threads are named as the report reads them.
     assert!(mcptt_examples::cpu::threads_cpu(mcptt_examples::cpu::SERVER_THREAD_NAME).is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcptt_server_stops_promptly_while_the_sip_core_stays_connected() {
+    let config = FlowConfig::new(Scenario::Basic);
+    let sign_ins = config.sign_ins();
+    let trace = Trace::new();
+    let servers = actors::start_servers(&config, &sign_ins, &trace)
+        .await
+        .unwrap();
+    let cfg = actors::ue_config(&config, &servers, &sign_ins[0]).unwrap();
+    let tokens = login::login(&cfg, &trace, &servers.clock).await.unwrap();
+    let mut ue = Ue::connect(cfg, trace.clone(), servers.clock.clone())
+        .await
+        .unwrap();
+    ue.register().await.unwrap();
+    let idx = ue.publish("ue1/alice", tokens).await.unwrap();
+    ue.subscribe(idx).await.unwrap();
+    let actors::Servers {
+        mcptt, sip_core, ..
+    } = servers;
+    let started = std::time::Instant::now();
+    let stopped = tokio::time::timeout(Duration::from_secs(3), mcptt.shutdown()).await;
+    let took = started.elapsed();
+    assert!(stopped.is_ok(), "MCPTT server shutdown hung ({took:?})");
+    ue.close().await;
+    sip_core.shutdown().await;
+}
