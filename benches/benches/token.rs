@@ -60,7 +60,11 @@ fn bench_alg(c: &mut Criterion, alg: Algorithm, pk8: &str) {
 
     let (signing_input, sig) = token.rsplit_once('.').unwrap();
     let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
-    let b64 = |name: &str| URL_SAFE_NO_PAD.decode(jwk_json[name].as_str().unwrap()).unwrap();
+    let b64 = |name: &str| {
+        URL_SAFE_NO_PAD
+            .decode(jwk_json[name].as_str().unwrap())
+            .unwrap()
+    };
 
     // jsonwebtoken: same key from JWK components, issuer/audience/exp checked.
     let (jwt_alg, jwt_key) = match alg {
@@ -92,7 +96,11 @@ fn bench_alg(c: &mut Criterion, alg: Algorithm, pk8: &str) {
     let mut g = c.benchmark_group(format!("token_{}", alg.as_str().to_lowercase()));
     g.throughput(Throughput::Bytes(token.len() as u64));
     g.bench_function("mcptt-token validate", |b| {
-        b.iter(|| validator.validate_access_token(black_box(&token), NOW).unwrap())
+        b.iter(|| {
+            validator
+                .validate_access_token(black_box(&token), NOW)
+                .unwrap()
+        })
     });
     let mut point = vec![4u8];
     let (n, e) = match alg {
@@ -119,7 +127,9 @@ fn bench_alg(c: &mut Criterion, alg: Algorithm, pk8: &str) {
     };
     g.bench_function("ring verify (signature only)", |b| b.iter(ring_verify));
     g.bench_function("jsonwebtoken decode (aws-lc-rs)", |b| {
-        b.iter(|| jsonwebtoken::decode::<JwtClaims>(black_box(&token), &jwt_key, &validation).unwrap())
+        b.iter(|| {
+            jsonwebtoken::decode::<JwtClaims>(black_box(&token), &jwt_key, &validation).unwrap()
+        })
     });
     // This machine is shared and noisy: the runs above may see different
     // load. Here each iteration times both, back to back (order
@@ -132,7 +142,11 @@ fn bench_alg(c: &mut Criterion, alg: Algorithm, pk8: &str) {
             for i in 0..iters {
                 let time_ours = || {
                     let t = Instant::now();
-                    black_box(validator.validate_access_token(black_box(&token), NOW).unwrap());
+                    black_box(
+                        validator
+                            .validate_access_token(black_box(&token), NOW)
+                            .unwrap(),
+                    );
                     t.elapsed()
                 };
                 let time_raw = || {
@@ -156,44 +170,54 @@ fn bench_alg(c: &mut Criterion, alg: Algorithm, pk8: &str) {
     });
     // Same pairing, reporting the median of the per-pair differences: the
     // absolute cost of everything but the signature check.
-    g.bench_function("overhead: validate minus ring verify (paired median)", |b| {
-        b.iter_custom(|iters| {
-            let mut diffs = Vec::with_capacity(iters as usize);
-            for i in 0..iters {
-                let time_ours = || {
-                    let t = Instant::now();
-                    black_box(validator.validate_access_token(black_box(&token), NOW).unwrap());
-                    t.elapsed()
-                };
-                let time_raw = || {
-                    let t = Instant::now();
-                    ring_verify();
-                    t.elapsed()
-                };
-                let (ours, raw) = if i % 2 == 0 {
-                    let o = time_ours();
-                    (o, time_raw())
-                } else {
-                    let r = time_raw();
-                    (time_ours(), r)
-                };
-                diffs.push(ours.as_nanos() as i128 - raw.as_nanos() as i128);
-            }
-            diffs.sort_unstable();
-            let median = diffs.get(diffs.len() / 2).copied().unwrap_or(0).max(0);
-            Duration::from_nanos(median as u64) * iters as u32
-        })
-    });
+    g.bench_function(
+        "overhead: validate minus ring verify (paired median)",
+        |b| {
+            b.iter_custom(|iters| {
+                let mut diffs = Vec::with_capacity(iters as usize);
+                for i in 0..iters {
+                    let time_ours = || {
+                        let t = Instant::now();
+                        black_box(
+                            validator
+                                .validate_access_token(black_box(&token), NOW)
+                                .unwrap(),
+                        );
+                        t.elapsed()
+                    };
+                    let time_raw = || {
+                        let t = Instant::now();
+                        ring_verify();
+                        t.elapsed()
+                    };
+                    let (ours, raw) = if i % 2 == 0 {
+                        let o = time_ours();
+                        (o, time_raw())
+                    } else {
+                        let r = time_raw();
+                        (time_ours(), r)
+                    };
+                    diffs.push(ours.as_nanos() as i128 - raw.as_nanos() as i128);
+                }
+                diffs.sort_unstable();
+                let median = diffs.get(diffs.len() / 2).copied().unwrap_or(0).max(0);
+                Duration::from_nanos(median as u64) * iters as u32
+            })
+        },
+    );
     g.finish();
 
     if alg == Algorithm::Es256 {
-        let cached =
-            Validator::new(config.cache_capacity(1024), KeyStore::new(set)).unwrap();
+        let cached = Validator::new(config.cache_capacity(1024), KeyStore::new(set)).unwrap();
         cached.validate_access_token(&token, NOW).unwrap();
         let mut g = c.benchmark_group("token_cache");
         g.throughput(Throughput::Bytes(token.len() as u64));
         g.bench_function("mcptt-token cache hit", |b| {
-            b.iter(|| cached.validate_access_token(black_box(&token), NOW).unwrap())
+            b.iter(|| {
+                cached
+                    .validate_access_token(black_box(&token), NOW)
+                    .unwrap()
+            })
         });
         g.finish();
         eprintln!("token length: {} bytes (ES256)", token.len());
