@@ -72,6 +72,39 @@
 // Tests may unwrap (STYLE.md §8); library code may not.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+/// Implements, for a value type with `as_str()` and `parse(&str)`: `PartialEq`/`Eq` on the text
+/// as written, `Display` (that text), `Debug` (`Type("text")`) and `FromStr` (`parse`).
+macro_rules! text_value_traits {
+    ($t:ident) => {
+        impl PartialEq for $t {
+            fn eq(&self, other: &Self) -> bool {
+                self.as_str() == other.as_str()
+            }
+        }
+
+        impl Eq for $t {}
+
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, concat!(stringify!($t), "({:?})"), self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $t {
+            type Err = crate::error::Error;
+            fn from_str(s: &str) -> crate::error::Result<Self> {
+                Self::parse(s)
+            }
+        }
+    };
+}
+
 mod access;
 pub mod body;
 mod chars;

@@ -1,8 +1,6 @@
 //! name-addr / addr-spec values with header parameters (From, To, Contact, Route, P-Asserted-Identity…).
 
 use std::borrow::Cow;
-use std::fmt;
-use std::str::FromStr;
 
 use bytes::Bytes;
 
@@ -338,29 +336,4 @@ pub(crate) fn parse_list(src: &Bytes, require_angle: bool) -> Result<Vec<NameAdd
     }
 }
 
-impl PartialEq for NameAddr {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
-
-impl Eq for NameAddr {}
-
-impl fmt::Display for NameAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl fmt::Debug for NameAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "NameAddr({:?})", self.as_str())
-    }
-}
-
-impl FromStr for NameAddr {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Self::parse(s)
-    }
-}
+text_value_traits!(NameAddr);

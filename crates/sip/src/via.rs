@@ -1,13 +1,12 @@
 //! The Via header (RFC 3261 §20.42, RFC 3581 rport, RFC 5118 IPv6).
 
-use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
 use bytes::Bytes;
 
 use crate::chars::{self, Cursor};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::params::{Params, parse_params, perr};
 use crate::span::Span;
 
@@ -162,7 +161,7 @@ impl Via {
     /// Parse one Via value from text (copies it).
     ///
     /// # Errors
-    /// [`Error::Header`] with the offset of the problem.
+    /// [`Error::Header`](crate::Error::Header) with the offset of the problem.
     pub fn parse(s: &str) -> Result<Self> {
         let src = Bytes::copy_from_slice(s.as_bytes());
         let mut v = parse_list(&src)?;
@@ -175,7 +174,7 @@ impl Via {
     /// Build `SIP/2.0/TRANSPORT host[:port];branch=BRANCH`.
     ///
     /// # Errors
-    /// [`Error::Header`] if the parts do not form a valid Via.
+    /// [`Error::Header`](crate::Error::Header) if the parts do not form a valid Via.
     pub fn new(transport: &str, host: &str, port: Option<u16>, branch: &str) -> Result<Self> {
         let text = match port {
             Some(p) => format!("SIP/2.0/{transport} {host}:{p};branch={branch}"),
@@ -293,29 +292,4 @@ impl Via {
     }
 }
 
-impl PartialEq for Via {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
-
-impl Eq for Via {}
-
-impl fmt::Display for Via {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl fmt::Debug for Via {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Via({:?})", self.as_str())
-    }
-}
-
-impl FromStr for Via {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Self::parse(s)
-    }
-}
+text_value_traits!(Via);
