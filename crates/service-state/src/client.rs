@@ -276,10 +276,7 @@ impl<R: Random> Publisher<R> {
     /// # Errors
     /// As [`Publisher::handle_response`].
     pub fn handle_response_bytes(&mut self, now: Instant, response: &[u8]) -> Result<(), Error> {
-        match crate::sip::parse_response(response) {
-            Ok(r) => self.handle_response(now, &r),
-            Err(what) => self.on_response(now, Err(what)),
-        }
+        crate::sip::with_response_view(response, |view| self.on_response(now, view))
     }
 
     fn on_response(
@@ -593,10 +590,7 @@ impl<R: Random> Subscriber<R> {
     /// # Errors
     /// As [`Subscriber::handle_response`].
     pub fn handle_response_bytes(&mut self, now: Instant, response: &[u8]) -> Result<(), Error> {
-        match crate::sip::parse_response(response) {
-            Ok(r) => self.handle_response(now, &r),
-            Err(what) => self.on_response(now, Err(what)),
-        }
+        crate::sip::with_response_view(response, |view| self.on_response(now, view))
     }
 
     fn on_response(

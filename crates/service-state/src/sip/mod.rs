@@ -211,3 +211,15 @@ pub(crate) fn parse_response(bytes: &[u8]) -> Result<mcptt_sip::Response, &'stat
         Err(_) => Err("a well-formed SIP message"),
     }
 }
+
+/// Reads one encoded response and hands its [`View`] to `on_view` (the clients'
+/// `handle_response_bytes`); a message that cannot be read is handed over as `Err`.
+pub(crate) fn with_response_view<R>(
+    bytes: &[u8],
+    on_view: impl FnOnce(Result<View<'_>, &'static str>) -> R,
+) -> R {
+    match parse_response(bytes) {
+        Ok(r) => on_view(glue::view_response(&r)),
+        Err(what) => on_view(Err(what)),
+    }
+}
