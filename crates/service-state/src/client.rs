@@ -659,10 +659,7 @@ impl<R: Random> Subscriber<R> {
     /// # Errors
     /// As [`Subscriber::handle_request`].
     pub fn handle_request_bytes(&mut self, now: Instant, request: &[u8]) -> Result<(), Error> {
-        match crate::sip::parse_request(request) {
-            Ok(r) => self.handle_request(now, &r),
-            Err(what) => self.on_request(now, Err(what)),
-        }
+        crate::sip::with_request_view(request, |view| self.on_request(now, view))
     }
 
     fn on_request(

@@ -448,10 +448,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
     /// As [`Server::handle_request`], for one encoded request (read with
     /// `mcptt_sip::Message::parse`; prefer the typed method when the message is already parsed).
     pub fn handle_request_bytes(&mut self, now: Instant, now_unix: u64, request: &[u8]) {
-        match crate::sip::parse_request(request) {
-            Ok(r) => self.handle_request(now, now_unix, &r),
-            Err(what) => self.handle_read(now, now_unix, Err(what)),
-        }
+        crate::sip::with_request_view(request, |view| self.handle_read(now, now_unix, view));
     }
 
     fn handle_read(&mut self, now: Instant, now_unix: u64, view: Result<View<'_>, &'static str>) {

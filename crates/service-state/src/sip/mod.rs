@@ -212,6 +212,18 @@ pub(crate) fn parse_response(bytes: &[u8]) -> Result<mcptt_sip::Response, &'stat
     }
 }
 
+/// Reads one encoded request and hands its [`View`] to `on_view` (the `handle_request_bytes`
+/// entry points); a message that cannot be read is handed over as `Err`.
+pub(crate) fn with_request_view<R>(
+    bytes: &[u8],
+    on_view: impl FnOnce(Result<View<'_>, &'static str>) -> R,
+) -> R {
+    match parse_request(bytes) {
+        Ok(r) => on_view(glue::view_request(&r)),
+        Err(what) => on_view(Err(what)),
+    }
+}
+
 /// Reads one encoded response and hands its [`View`] to `on_view` (the clients'
 /// `handle_response_bytes`); a message that cannot be read is handed over as `Err`.
 pub(crate) fn with_response_view<R>(
