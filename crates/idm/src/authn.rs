@@ -77,13 +77,25 @@ pub struct Field {
 #[derive(Clone, Copy, Debug)]
 pub struct LoginInput<'a> {
     fields: &'a [(String, String)],
+    /// The result of checking `password` against the user's hash, when [`crate::Idms`] ran
+    /// that check already (outside its lock; see [`crate::Idms::begin_login`]).
+    password_checked: Option<bool>,
 }
 
 impl<'a> LoginInput<'a> {
     /// Wraps decoded form fields.
     #[must_use]
     pub fn new(fields: &'a [(String, String)]) -> Self {
-        Self { fields }
+        Self {
+            fields,
+            password_checked: None,
+        }
+    }
+
+    /// The same input with the password check already done against the user's stored hash.
+    pub(crate) fn with_password_checked(mut self, ok: bool) -> Self {
+        self.password_checked = Some(ok);
+        self
     }
 
     /// The value of a field (the first one if repeated).
@@ -189,6 +201,13 @@ pub trait Authenticator: Send {
         now: SystemTime,
         rng: &dyn RandomSource,
     ) -> Result<Outcome, AuthFailure>;
+
+    /// Whether this method checks the user's password (the built-in password and two-factor
+    /// methods do). [`crate::Idms`] then runs that check, the expensive part of a login,
+    /// before calling [`Authenticator::authenticate`] and without holding its state.
+    fn uses_password(&self) -> bool {
+        false
+    }
 }
 
 const PASSWORD_FIELDS: &[Field] = &[Field {
@@ -222,7 +241,11 @@ fn check_password(user: &User, input: &LoginInput<'_>) -> Result<(), AuthFailure
     let password = input
         .get("password")
         .ok_or(AuthFailure::MissingField("password"))?;
-    if hash.verify(password) {
+    let ok = match input.password_checked {
+        Some(ok) => ok,
+        None => hash.verify(password),
+    };
+    if ok {
         Ok(())
     } else {
         Err(AuthFailure::WrongPassword)
@@ -236,6 +259,9 @@ pub struct PasswordMethod;
 impl Authenticator for PasswordMethod {
     fn acr(&self) -> &str {
         ACR_PASSWORD
+    }
+    fn uses_password(&self) -> bool {
+        true
     }
     fn fields(&self) -> &'static [Field] {
         PASSWORD_FIELDS
@@ -269,6 +295,9 @@ impl TwoFactorMethod {
 impl Authenticator for TwoFactorMethod {
     fn acr(&self) -> &str {
         ACR_TWO_FACTOR
+    }
+    fn uses_password(&self) -> bool {
+        true
     }
     fn fields(&self) -> &'static [Field] {
         TWO_FACTOR_FIELDS

@@ -13,7 +13,7 @@ use crate::oauth::{
 };
 use crate::password::PasswordHash;
 use crate::random::RandomSource;
-use crate::throttle::{Throttle, ThrottleConfig};
+use crate::throttle::{Refusal, Throttle, ThrottleConfig};
 use crate::{Error, unix_seconds};
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
@@ -101,6 +101,67 @@ pub enum LoginOutcome {
     },
     /// The authorization request itself is invalid.
     Error(AuthorizeError),
+}
+
+/// A login submission admitted by [`Idms::begin_login`]: its password check (PBKDF2, the
+/// expensive part) runs in [`PendingLogin::verify`], which needs no [`Idms`], and
+/// [`Idms::finish_login`] completes it. Every `PendingLogin` must be finished: until then it
+/// holds one of the throttle's in-flight slots for its user and source.
+#[derive(Debug)]
+#[must_use = "a pending login holds a throttle slot until Idms::finish_login"]
+pub struct PendingLogin {
+    inner: Pending,
+}
+
+#[derive(Debug)]
+enum Pending {
+    /// Decided without a password check (bad request, locked out, missing username).
+    Decided(LoginOutcome),
+    /// Admitted; the password check is to run against `check`'s hash.
+    Admitted(Admitted),
+}
+
+#[derive(Debug)]
+struct Admitted {
+    params: Vec<(String, String)>,
+    page: LoginPage,
+    index: usize,
+    username: String,
+    key: String,
+    source: IpAddr,
+    /// The hash to check the submitted password against (the user's, or the dummy for an
+    /// unknown user) and, once [`PendingLogin::verify`] ran, the result.
+    check: Option<(PasswordHash, Option<bool>)>,
+}
+
+impl PendingLogin {
+    /// Runs the password check (PBKDF2-HMAC-SHA256 at the stored iteration count), if the
+    /// login needs one. Call it without holding the lock on the [`Idms`].
+    pub fn verify(mut self) -> Self {
+        if let Pending::Admitted(a) = &mut self.inner
+            && let Some((hash, result @ None)) = &mut a.check
+        {
+            let password = a
+                .params
+                .iter()
+                .find(|(n, _)| n == "password")
+                .map_or("", |(_, v)| v.as_str());
+            *result = Some(hash.verify(password));
+        }
+        self
+    }
+
+    /// Whether [`PendingLogin::verify`] has a password check to run (the expensive part).
+    #[must_use]
+    pub fn needs_verify(&self) -> bool {
+        matches!(&self.inner, Pending::Admitted(a) if matches!(a.check, Some((_, None))))
+    }
+
+    /// Whether the outcome is already known (no password check is needed).
+    #[must_use]
+    pub fn is_decided(&self) -> bool {
+        matches!(self.inner, Pending::Decided(_))
+    }
 }
 
 /// The identity management server core.
@@ -220,7 +281,10 @@ impl Idms {
     }
 
     /// Handles a login form submission (`POST /authorize`): the authorization request's
-    /// parameters plus `username` and the method's fields.
+    /// parameters plus `username` and the method's fields. The same as
+    /// [`Idms::begin_login`], [`PendingLogin::verify`] and [`Idms::finish_login`] in a row;
+    /// a server that shares the `Idms` between requests calls those three instead, so the
+    /// password check (PBKDF2) runs without the `Idms` locked.
     pub fn login(
         &mut self,
         params: &[(String, String)],
@@ -228,13 +292,32 @@ impl Idms {
         now: SystemTime,
         rng: &dyn RandomSource,
     ) -> LoginOutcome {
+        let pending = self.begin_login(params, source, now).verify();
+        self.finish_login(pending, now, rng)
+    }
+
+    /// First part of a login: validates the authorization request, finds the method and the
+    /// user, and admits the attempt through the brute-force throttle (an attempt in flight
+    /// counts as a possible failure until [`Idms::finish_login`], so attempts running at once
+    /// cannot get past the lock-out threshold). Cheap: the password check is left to
+    /// [`PendingLogin::verify`]. An unknown user gets a check against a dummy hash of the same
+    /// cost, so the time of a login does not tell whether the user exists.
+    pub fn begin_login(
+        &mut self,
+        params: &[(String, String)],
+        source: IpAddr,
+        now: SystemTime,
+    ) -> PendingLogin {
+        let decided = |outcome| PendingLogin {
+            inner: Pending::Decided(outcome),
+        };
         let request = match parse_authorize(params, &self.directory, &self.config.oauth) {
             Ok(r) => r,
-            Err(e) => return LoginOutcome::Error(e),
+            Err(e) => return decided(LoginOutcome::Error(e)),
         };
         let index = match self.method_index(&request) {
             Ok(i) => i,
-            Err(e) => return LoginOutcome::Error(e),
+            Err(e) => return decided(LoginOutcome::Error(e)),
         };
         let input = LoginInput::new(params);
         let username = input
@@ -248,37 +331,103 @@ impl Idms {
             (!username.is_empty()).then(|| username.clone()),
         );
         if username.is_empty() {
-            return LoginOutcome::Failed {
+            return decided(LoginOutcome::Failed {
                 page,
                 failure: AuthFailure::MissingField("username"),
-            };
+            });
         }
         let key: String = self.directory.user(&username).map_or_else(
             || username.chars().take(256).collect(),
             |u| u.mcptt_id.to_string(),
         );
-        if let Err(until) = self.throttle.check(&key, source, now) {
-            return LoginOutcome::Failed {
-                page,
-                failure: AuthFailure::Locked { until },
-            };
+        match self.throttle.begin(&key, source, now) {
+            Ok(()) => {}
+            Err(Refusal::Locked(until)) => {
+                return decided(LoginOutcome::Failed {
+                    page,
+                    failure: AuthFailure::Locked { until },
+                });
+            }
+            Err(_) => {
+                return decided(LoginOutcome::Failed {
+                    page,
+                    failure: AuthFailure::Busy,
+                });
+            }
         }
+        let password = input.get("password");
+        let hash = match self.directory.user(&username) {
+            None => password.map(|_| self.dummy.clone()),
+            Some(user)
+                if user.allows_client(&page.request.client_id)
+                    && self.methods.get(index).is_some_and(|m| m.uses_password()) =>
+            {
+                password.and_then(|_| user.password.clone())
+            }
+            Some(_) => None,
+        };
+        PendingLogin {
+            inner: Pending::Admitted(Admitted {
+                params: params.to_vec(),
+                page,
+                index,
+                username,
+                key,
+                source,
+                check: hash.map(|h| (h, None)),
+            }),
+        }
+    }
+
+    /// Last part of a login: runs the method with the password check of
+    /// [`PendingLogin::verify`] (done here if it was not), records the outcome in the
+    /// throttle and, on success, issues the authorization code.
+    pub fn finish_login(
+        &mut self,
+        pending: PendingLogin,
+        now: SystemTime,
+        rng: &dyn RandomSource,
+    ) -> LoginOutcome {
+        let a = match pending.inner {
+            Pending::Decided(outcome) => return outcome,
+            Pending::Admitted(a) => a,
+        };
+        let Admitted {
+            params,
+            page,
+            index,
+            username,
+            key,
+            source,
+            check,
+        } = a;
+        self.throttle.end(&key, source);
+        let mut input = LoginInput::new(&params);
         let result = match self.directory.user(&username) {
             None => {
-                if input.get("password").is_some() {
-                    let _ = self.dummy.verify(input.get("password").unwrap_or(""));
+                // Same work as a known user's check (done now unless verify() ran).
+                if let Some((hash, None)) = &check {
+                    let _ = hash.verify(input.get("password").unwrap_or(""));
                 }
                 Err(AuthFailure::UnknownUser)
             }
             Some(user) if !user.allows_client(&page.request.client_id) => {
                 Err(AuthFailure::ClientNotAllowed)
             }
-            Some(user) => match self.methods.get_mut(index) {
-                Some(method) => method
-                    .authenticate(user, &input, now, rng)
-                    .map(|o| (o, user.mcptt_id.clone())),
-                None => Err(AuthFailure::Internal),
-            },
+            Some(user) => {
+                // Use the check only if it was made against this user's current hash.
+                if let Some((hash, Some(ok))) = &check
+                    && user.password.as_ref() == Some(hash)
+                {
+                    input = input.with_password_checked(*ok);
+                }
+                match self.methods.get_mut(index) {
+                    Some(method) => method
+                        .authenticate(user, &input, now, rng)
+                        .map(|o| (o, user.mcptt_id.clone())),
+                    None => Err(AuthFailure::Internal),
+                }
+            }
         };
         match result {
             Ok((Outcome::Authenticated, mcptt_id)) => {
@@ -306,6 +455,12 @@ impl Idms {
                 LoginOutcome::Failed { page, failure }
             }
         }
+    }
+
+    /// Attempts admitted by [`Idms::begin_login`] and not yet finished (users, sources).
+    #[must_use]
+    pub fn logins_in_flight(&self) -> (u32, u32) {
+        self.throttle.in_flight()
     }
 
     /// Handles a token request (`POST /token`, form fields decoded).

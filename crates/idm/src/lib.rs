@@ -79,7 +79,7 @@ pub use directory::{Directory, McpttId, User};
 pub use error::{DirectoryError, Error};
 pub use idms::{
     AUTHORIZE_PATH, DISCOVERY_PATH, Idms, IdmsConfig, JWKS_PATH, LoginOutcome, LoginPage,
-    TOKEN_PATH,
+    PendingLogin, TOKEN_PATH,
 };
 pub use issue::{KeyRing, TokenResponse};
 pub use random::{RandomSource, SystemRandom};

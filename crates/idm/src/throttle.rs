@@ -12,6 +12,11 @@
 //! user's counter, never the source's (one good account must not unlock a password-spraying
 //! source). The tables are bounded: when full, forgotten entries are dropped first, then the
 //! entry with the oldest failure.
+//!
+//! Attempts whose credentials are checked outside the caller's lock (PBKDF2 takes a while)
+//! go through [`Throttle::begin`] and [`Throttle::end`]: an attempt in flight counts as a
+//! possible failure, so however many run at once, no more than `max` failures are ever
+//! checked for one user or source before the lock-out.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -75,6 +80,13 @@ impl<K: Eq + Hash + Clone> Table<K> {
             .filter(|&t| t > now)
     }
 
+    fn failures(&self, key: &K, now: SystemTime, forget_after: Duration) -> u32 {
+        self.map
+            .get(key)
+            .filter(|c| !c.forgotten(now, forget_after))
+            .map_or(0, |c| c.failures)
+    }
+
     fn fail(&mut self, key: &K, now: SystemTime, config: &ThrottleConfig) {
         if !self.map.contains_key(key) && self.map.len() >= config.max_entries {
             self.map
@@ -115,12 +127,38 @@ impl<K: Eq + Hash + Clone> Table<K> {
     }
 }
 
+/// Why [`Throttle::begin`] refused an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The user or the source is locked out until this time.
+    Locked(SystemTime),
+    /// So many attempts are in flight that, were they all to fail, the lock-out would be
+    /// reached: try again when they have finished.
+    InFlight,
+}
+
 /// Per-user and per-source failure counters.
 #[derive(Debug)]
 pub struct Throttle {
     config: ThrottleConfig,
     users: Table<String>,
     sources: Table<IpAddr>,
+    pending_users: HashMap<String, u32>,
+    pending_sources: HashMap<IpAddr, u32>,
+}
+
+fn pending<K: Eq + Hash>(map: &HashMap<K, u32>, key: &K) -> u32 {
+    map.get(key).copied().unwrap_or(0)
+}
+
+fn release<K: Eq + Hash>(map: &mut HashMap<K, u32>, key: &K) {
+    if let Some(n) = map.get_mut(key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            map.remove(key);
+        }
+    }
 }
 
 impl Throttle {
@@ -137,6 +175,8 @@ impl Throttle {
                 max: config.max_source_failures.max(1),
                 map: HashMap::new(),
             },
+            pending_users: HashMap::new(),
+            pending_sources: HashMap::new(),
         }
     }
 
@@ -158,6 +198,54 @@ impl Throttle {
             (None, None) => Ok(()),
             (a, b) => Err(a.max(b).unwrap_or(now)),
         }
+    }
+
+    /// Admits an attempt whose credentials will be checked later: refused when the user or
+    /// source is locked, or when other attempts are in flight and its failures plus those
+    /// attempts reach the lock-out threshold (so concurrent attempts never get more failures
+    /// checked than sequential ones would). Every admitted attempt must be closed with [`Throttle::end`].
+    ///
+    /// # Errors
+    /// [`Refusal`] naming why.
+    pub fn begin(&mut self, user: &str, source: IpAddr, now: SystemTime) -> Result<(), Refusal> {
+        self.check(user, source, now).map_err(Refusal::Locked)?;
+        let forget = self.config.forget_after;
+        let user_key = user.to_owned();
+        // With others in flight, this attempt is admitted only if all of them failing could
+        // not reach the lock-out (alone, it is admitted as a sequential attempt would be).
+        let full = |failures: u32, in_flight: u32, max: u32| {
+            in_flight > 0 && failures.saturating_add(in_flight) >= max
+        };
+        if full(
+            self.users.failures(&user_key, now, forget),
+            pending(&self.pending_users, &user_key),
+            self.users.max,
+        ) || full(
+            self.sources.failures(&source, now, forget),
+            pending(&self.pending_sources, &source),
+            self.sources.max,
+        ) {
+            return Err(Refusal::InFlight);
+        }
+        *self.pending_users.entry(user_key).or_insert(0) += 1;
+        *self.pending_sources.entry(source).or_insert(0) += 1;
+        Ok(())
+    }
+
+    /// Closes an attempt admitted by [`Throttle::begin`] (before its outcome is recorded with
+    /// [`Throttle::record_failure`] or [`Throttle::record_success`]).
+    pub fn end(&mut self, user: &str, source: IpAddr) {
+        release(&mut self.pending_users, &user.to_owned());
+        release(&mut self.pending_sources, &source);
+    }
+
+    /// Attempts in flight (admitted, not ended) for users and sources, for tests and metrics.
+    #[must_use]
+    pub fn in_flight(&self) -> (u32, u32) {
+        (
+            self.pending_users.values().sum(),
+            self.pending_sources.values().sum(),
+        )
     }
 
     /// Counts a failed attempt.
@@ -242,6 +330,41 @@ mod tests {
             "spraying many users from one source"
         );
         assert!(t.check("u5", B, at(3)).is_ok());
+    }
+
+    #[test]
+    fn attempts_in_flight_count_as_possible_failures() {
+        let config = ThrottleConfig {
+            max_user_failures: 3,
+            max_source_failures: 4,
+            ..Default::default()
+        };
+        let mut t = Throttle::new(config);
+        // One failure, then two attempts in flight: a third would allow a 4th failure.
+        t.record_failure("alice", A, at(0));
+        assert_eq!(t.begin("alice", A, at(1)), Ok(()));
+        assert_eq!(t.begin("alice", B, at(1)), Ok(()));
+        assert_eq!(t.begin("alice", B, at(1)), Err(Refusal::InFlight));
+        assert_eq!(t.in_flight(), (2, 2));
+        // Both fail: the 3rd failure locks the user.
+        for src in [A, B] {
+            t.end("alice", src);
+            t.record_failure("alice", src, at(2));
+        }
+        assert_eq!(t.in_flight(), (0, 0));
+        assert_eq!(t.begin("alice", A, at(3)), Err(Refusal::Locked(at(32))));
+        // Source A: 2 failures and 2 in flight reach its limit of 4 for any user.
+        assert_eq!(t.begin("bob", A, at(3)), Ok(()));
+        assert_eq!(t.begin("carol", A, at(3)), Ok(()));
+        assert_eq!(t.begin("dave", A, at(3)), Err(Refusal::InFlight));
+        // A success frees the slot without touching the source's failures.
+        t.end("bob", A);
+        t.record_success("bob");
+        assert_eq!(t.begin("dave", A, at(3)), Ok(()));
+        assert_eq!(t.in_flight(), (2, 2));
+        // Once a lock has ended, one attempt at a time (as before it), not two.
+        assert_eq!(t.begin("alice", B, at(32)), Ok(()));
+        assert_eq!(t.begin("alice", A, at(32)), Err(Refusal::InFlight));
     }
 
     #[test]

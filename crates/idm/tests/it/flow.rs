@@ -388,6 +388,126 @@ fn lockout_through_login() {
     ));
 }
 
+/// The split login a server uses to check passwords outside its lock: attempts in flight
+/// count against the lock-out, so concurrent guesses get no more checks than sequential ones.
+#[test]
+fn concurrent_logins_respect_the_lockout() {
+    let mut idms = idms();
+    let form = |pw: &str| {
+        parse_form(
+            &format!(
+                "{}&username=sip%3Aalice%40mcptt.example&password={pw}",
+                authorize_params(ACR_PASSWORD)
+            ),
+            64,
+        )
+        .unwrap()
+    };
+    let guess = form("guess");
+    // Five guesses in flight at once (from five sources); the sixth is refused unchecked.
+    let pending: Vec<_> = (0..5)
+        .map(|i| idms.begin_login(&guess, source(10 + i), at(0)))
+        .collect();
+    assert!(pending.iter().all(|p| !p.is_decided()));
+    assert_eq!(idms.logins_in_flight(), (5, 5));
+    let sixth = idms.begin_login(&guess, source(20), at(0));
+    assert!(sixth.is_decided());
+    assert!(matches!(
+        idms.finish_login(sixth, at(0), &SystemRandom::new()),
+        LoginOutcome::Failed {
+            failure: AuthFailure::Busy,
+            ..
+        }
+    ));
+    // The checks run without the Idms (a server runs them outside its lock).
+    let checked: Vec<_> = pending.into_iter().map(|p| p.verify()).collect();
+    for p in checked {
+        let out = idms.finish_login(p, at(1), &SystemRandom::new());
+        assert!(
+            matches!(
+                out,
+                LoginOutcome::Failed {
+                    failure: AuthFailure::WrongPassword,
+                    ..
+                }
+            ),
+            "{out:?}"
+        );
+    }
+    assert_eq!(idms.logins_in_flight(), (0, 0));
+    // Five failures: locked, even for the right password.
+    let out = idms.begin_login(&form("pw"), source(30), at(2));
+    assert!(out.is_decided());
+    assert!(matches!(
+        idms.finish_login(out, at(2), &SystemRandom::new()),
+        LoginOutcome::Failed {
+            failure: AuthFailure::Locked { .. },
+            ..
+        }
+    ));
+}
+
+#[test]
+fn split_login_checks_known_and_unknown_users_alike() {
+    let mut idms = idms();
+    let rng = SystemRandom::new();
+    let form = |user: &str, pw: &str| {
+        parse_form(
+            &format!(
+                "{}&username={}&password={pw}",
+                authorize_params(ACR_PASSWORD),
+                percent_encode(user)
+            ),
+            64,
+        )
+        .unwrap()
+    };
+    // An unknown user's attempt waits for a (dummy) password check like a known user's.
+    let unknown = idms.begin_login(&form("sip:nobody@mcptt.example", "pw"), source(1), at(0));
+    let known = idms.begin_login(&form("sip:alice@mcptt.example", "pw"), source(1), at(0));
+    assert!(!unknown.is_decided() && !known.is_decided());
+    assert!(unknown.needs_verify() && known.needs_verify());
+    let out = idms.finish_login(unknown.verify(), at(0), &rng);
+    assert!(
+        matches!(
+            out,
+            LoginOutcome::Failed {
+                failure: AuthFailure::UnknownUser,
+                ..
+            }
+        ),
+        "{out:?}"
+    );
+    code_of(&idms.finish_login(known.verify(), at(0), &rng));
+    // Finished without verify(): the check is done under the lock instead, same outcome.
+    let wrong = idms.begin_login(&form("sip:alice@mcptt.example", "nope"), source(1), at(0));
+    assert!(matches!(
+        idms.finish_login(wrong, at(0), &rng),
+        LoginOutcome::Failed {
+            failure: AuthFailure::WrongPassword,
+            ..
+        }
+    ));
+    let right = idms.begin_login(&form("sip:alice@mcptt.example", "pw"), source(1), at(0));
+    code_of(&idms.finish_login(right, at(0), &rng));
+    // A method without a password (SIM) is not held up by a check.
+    let sim = parse_form(
+        &format!(
+            "{}&username=sip%3Acarol%40mcptt.example",
+            authorize_params(ACR_SIM)
+        ),
+        64,
+    )
+    .unwrap();
+    let p = idms.begin_login(&sim, source(1), at(0));
+    assert!(!p.is_decided() && !p.needs_verify());
+    assert!(matches!(
+        idms.finish_login(p, at(0), &rng),
+        LoginOutcome::Challenge { .. }
+    ));
+    assert_eq!(idms.logins_in_flight(), (0, 0));
+}
+
 #[test]
 fn acr_values_choose_the_method() {
     let idms = idms();
