@@ -178,7 +178,7 @@ fuzz_target!(|ops: Vec<Op>| {
                 reg.handle_timeout(now);
                 view.handle_timeout(now);
                 for a in AORS {
-                    if let Some((_, rec)) = reg.store().load(a) {
+                    if let Ok(Some((_, rec))) = reg.store().load(a) {
                         assert!(rec.bindings.iter().all(|b| b.expires_at > now));
                     }
                 }

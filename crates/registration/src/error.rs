@@ -157,6 +157,12 @@ pub enum Error {
     #[error("store write conflict for `{0}`")]
     StoreConflict(String),
 
+    // ---- the binding store ----
+    /// The binding store could not be reached (the cause, for the log); nothing changed.
+    /// Answered with `503` and `Retry-After` ([`Error::RETRY_AFTER_SECS`]), not retried.
+    #[error("binding store unavailable: {0}")]
+    StoreUnavailable(String),
+
     // ---- caller misuse ----
     /// The caller used the API wrongly (a bug in the caller, never peer data).
     #[error("API misuse: {0}")]
@@ -164,6 +170,9 @@ pub enum Error {
 }
 
 impl Error {
+    /// `Retry-After` (seconds) of the `503` answering [`Error::StoreUnavailable`].
+    pub const RETRY_AFTER_SECS: u32 = 5;
+
     /// The SIP status code to answer with, if this error answers a request.
     #[must_use]
     pub fn status_code(&self) -> Option<u16> {
@@ -177,7 +186,7 @@ impl Error {
             | Self::VersionGap { .. } => 400,
             Self::UnsupportedMediaType => 415,
             Self::TooManyBindings { .. } | Self::RegistrarFull { .. } => 503,
-            Self::TooManySubscriptions { .. } => 503,
+            Self::TooManySubscriptions { .. } | Self::StoreUnavailable(_) => 503,
             Self::IntervalTooBrief { .. } => 423,
             Self::OutOfOrder { .. } | Self::StoreConflict(_) => 500,
             Self::Forbidden { .. } | Self::UntrustedPeer(_) => 403,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use mcptt_sip::{Request, Response};
 
-use crate::binding::Binding;
+use crate::binding::{AorRecord, Binding};
 use crate::error::Error;
 use crate::identity::canonical_aor;
 use crate::reginfo::{
@@ -15,7 +15,7 @@ use crate::reginfo::{
 };
 use crate::registrar::{RemovalReason, Transmit};
 use crate::rng::SplitMix64;
-use crate::store::RegistrationStore;
+use crate::store::{RegistrationStore, StoreError};
 use crate::wire;
 
 /// Configuration of the reg event notifier.
@@ -85,6 +85,9 @@ pub(crate) struct Notifier {
     by_aor: HashMap<String, Vec<u64>>,
     expiries: BTreeSet<(Instant, u64)>,
     next_id: u64,
+    /// Per AoR with subscriptions: the store version its subscribers were last NOTIFYed
+    /// about (`0` = absent), when known; repeated remote changes are skipped with it.
+    versions: HashMap<String, u64>,
 }
 
 /// `(binding, removal reason if removed, newly added)`.
@@ -128,20 +131,31 @@ fn contact_info(
     }
 }
 
-/// The full registration state of `aor` at `now` (what a full NOTIFY carries).
-pub(crate) fn full_registration<S: RegistrationStore>(
+/// The full registration state of `aor` read from `store`.
+///
+/// # Errors
+/// [`Error::StoreUnavailable`] when the store cannot answer.
+fn load_registration<S: RegistrationStore>(
     now: Instant,
     aor: &str,
     store: &S,
+) -> Result<RegistrationInfo, Error> {
+    match store.load(aor) {
+        Ok(loaded) => Ok(full_registration(now, aor, loaded.as_ref().map(|(_, r)| r))),
+        Err(StoreError::Unavailable(reason)) => Err(Error::StoreUnavailable(reason)),
+        Err(StoreError::Conflict { .. }) => Err(Error::StoreConflict(aor.to_owned())),
+    }
+}
+
+/// The full registration state of `aor` at `now` (what a full NOTIFY carries), from its
+/// stored record (`None` = no binding).
+pub(crate) fn full_registration(
+    now: Instant,
+    aor: &str,
+    record: Option<&AorRecord>,
 ) -> RegistrationInfo {
-    let bindings: Vec<Binding> = store
-        .load(aor)
-        .map(|(_, r)| {
-            r.bindings
-                .into_iter()
-                .filter(|b| !b.is_expired(now))
-                .collect()
-        })
+    let bindings: Vec<&Binding> = record
+        .map(|r| r.bindings.iter().filter(|b| !b.is_expired(now)).collect())
         .unwrap_or_default();
     RegistrationInfo {
         aor: aor.to_owned(),
@@ -165,6 +179,49 @@ impl Notifier {
 
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
         self.expiries.first().map(|(t, _)| *t)
+    }
+
+    pub(crate) fn has_subscribers(&self, aor: &str) -> bool {
+        self.by_aor.contains_key(aor)
+    }
+
+    pub(crate) fn last_version(&self, aor: &str) -> Option<u64> {
+        self.versions.get(aor).copied()
+    }
+
+    pub(crate) fn aors(&self) -> Vec<String> {
+        self.by_aor.keys().cloned().collect()
+    }
+
+    /// Full NOTIFYs of `record` (stored `version`) to every subscription of `aor`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn notify_aor_full(
+        &mut self,
+        now: Instant,
+        aor: &str,
+        version: u64,
+        record: Option<&AorRecord>,
+        core_uri: &str,
+        rng: &mut SplitMix64,
+        out: &mut Vec<Transmit>,
+    ) {
+        let Some(ids) = self.by_aor.get(aor).cloned() else {
+            return;
+        };
+        self.versions.insert(aor.to_owned(), version);
+        let reg = full_registration(now, aor, record);
+        for id in ids {
+            self.send(
+                now,
+                id,
+                DocState::Full,
+                Some(reg.clone()),
+                None,
+                core_uri,
+                rng,
+                out,
+            );
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -227,13 +284,20 @@ impl Notifier {
             if expires == 0 {
                 self.terminate(now, id, "timeout", core_uri, store, rng, out);
             } else {
+                // Read the state first: a store failure leaves the subscription as it was.
+                let aor = self
+                    .subs
+                    .get(&id)
+                    .map(|s| s.aor.clone())
+                    .unwrap_or_default();
+                let reg = load_registration(now, &aor, store)?;
                 if let Some(s) = self.subs.get_mut(&id) {
                     let SubState::Active { expires_at } = &mut s.state;
                     self.expiries.remove(&(*expires_at, id));
                     *expires_at = now + Duration::from_secs(u64::from(expires));
                     self.expiries.insert((*expires_at, id));
                 }
-                self.notify_full(now, id, core_uri, store, rng, out);
+                self.send(now, id, DocState::Full, Some(reg), None, core_uri, rng, out);
             }
             return Ok((to_tag.clone(), expires));
         }
@@ -249,6 +313,8 @@ impl Notifier {
                 limit: cfg.max_subscriptions,
             });
         }
+        // Read the state first: with the store down no subscription is created (503).
+        let reg = load_registration(now, &aor, store)?;
         let tag = rng.token();
         let id = self.next_id;
         self.next_id += 1;
@@ -272,10 +338,20 @@ impl Notifier {
         self.by_aor.entry(aor).or_default().push(id);
         if expires == 0 {
             // A fetch: one NOTIFY with the state, then the subscription ends.
-            self.terminate(now, id, "timeout", core_uri, store, rng, out);
+            self.send(
+                now,
+                id,
+                DocState::Full,
+                Some(reg),
+                Some("timeout"),
+                core_uri,
+                rng,
+                out,
+            );
+            self.remove(id);
         } else {
             self.expiries.insert((expires_at, id));
-            self.notify_full(now, id, core_uri, store, rng, out);
+            self.send(now, id, DocState::Full, Some(reg), None, core_uri, rng, out);
         }
         Ok((tag, expires))
     }
@@ -309,15 +385,16 @@ impl Notifier {
         }
     }
 
-    /// Partial NOTIFYs for a change of `aor`'s bindings.
+    /// Partial NOTIFYs for a change of `aor`'s bindings; `written` is whether the AoR
+    /// still has bindings and the store version after the change, when known.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn on_changes<S: RegistrationStore>(
+    pub(crate) fn on_changes(
         &mut self,
         now: Instant,
         aor: &str,
         changes: &[ChangeView<'_>],
+        written: Option<(bool, u64)>,
         core_uri: &str,
-        store: &S,
         rng: &mut SplitMix64,
         out: &mut Vec<Transmit>,
     ) {
@@ -325,7 +402,18 @@ impl Notifier {
             return;
         };
         let ids = ids.clone();
-        let active = store.load(aor).is_some_and(|(_, r)| !r.bindings.is_empty());
+        let active = match written {
+            Some((active, version)) => {
+                // A deleted record reads back as version 0.
+                let version = if active { version } else { 0 };
+                self.versions.insert(aor.to_owned(), version);
+                active
+            }
+            None => {
+                self.versions.remove(aor);
+                changes.iter().any(|(_, removed, _)| removed.is_none())
+            }
+        };
         let contacts: Vec<ContactInfo> = changes
             .iter()
             .map(|(b, removed, added)| match removed {
@@ -366,29 +454,13 @@ impl Notifier {
                 now,
                 id,
                 DocState::Partial,
-                reg.clone(),
+                Some(reg.clone()),
                 None,
                 core_uri,
                 rng,
                 out,
             );
         }
-    }
-
-    fn notify_full<S: RegistrationStore>(
-        &mut self,
-        now: Instant,
-        id: u64,
-        core_uri: &str,
-        store: &S,
-        rng: &mut SplitMix64,
-        out: &mut Vec<Transmit>,
-    ) {
-        let Some(aor) = self.subs.get(&id).map(|s| s.aor.clone()) else {
-            return;
-        };
-        let reg = full_registration(now, &aor, store);
-        self.send(now, id, DocState::Full, reg, None, core_uri, rng, out);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -405,7 +477,9 @@ impl Notifier {
         let Some(aor) = self.subs.get(&id).map(|s| s.aor.clone()) else {
             return;
         };
-        let reg = full_registration(now, &aor, store);
+        // With the store down the final NOTIFY carries no <registration> (it claims
+        // nothing about the bindings) rather than a wrong "no binding".
+        let reg = load_registration(now, &aor, store).ok();
         self.send(
             now,
             id,
@@ -428,6 +502,7 @@ impl Notifier {
                 v.retain(|x| *x != id);
                 if v.is_empty() {
                     self.by_aor.remove(&s.aor);
+                    self.versions.remove(&s.aor);
                 }
             }
         }
@@ -439,7 +514,7 @@ impl Notifier {
         now: Instant,
         id: u64,
         state: DocState,
-        reg: RegistrationInfo,
+        reg: Option<RegistrationInfo>,
         terminated: Option<&str>,
         core_uri: &str,
         rng: &mut SplitMix64,
@@ -451,7 +526,7 @@ impl Notifier {
         let doc = RegInfo {
             version: s.version,
             state,
-            registrations: vec![reg],
+            registrations: reg.into_iter().collect(),
         };
         s.version = s.version.wrapping_add(1);
         s.cseq += 1;

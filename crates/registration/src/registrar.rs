@@ -136,6 +136,15 @@ pub enum Event {
         /// What the registrar did about it (the filter's policy).
         action: FailurePolicy,
     },
+    /// The binding store failed during timer work (expiry, a deregistration after an
+    /// application server failure) or a remote change: that work is retried on a later
+    /// [`Registrar::handle_timeout`] / remote change, nothing was lost.
+    StoreUnavailable {
+        /// What the registrar was doing.
+        operation: &'static str,
+        /// The store's explanation.
+        reason: String,
+    },
 }
 
 /// A request for the caller to send.
@@ -198,7 +207,6 @@ enum ThirdPartyTx {
 pub struct Registrar<S: RegistrationStore = MemoryStore> {
     config: RegistrarConfig,
     store: S,
-    next_binding_id: u64,
     events: VecDeque<Event>,
     transmit: VecDeque<Transmit>,
     pending: HashMap<u32, ThirdPartyTx>,
@@ -236,7 +244,6 @@ impl<S: RegistrationStore> Registrar<S> {
         Self {
             config,
             store,
-            next_binding_id: 1,
             events: VecDeque::new(),
             transmit: VecDeque::new(),
             pending: HashMap::new(),
@@ -268,23 +275,78 @@ impl<S: RegistrationStore> Registrar<S> {
 
     /// The current bindings of `aor` (canonical form), as stored (expired bindings not yet
     /// collected by `handle_timeout` are filtered out at `now`).
-    #[must_use]
-    pub fn bindings(&self, now: Instant, aor: &str) -> Vec<Binding> {
-        self.store
+    ///
+    /// # Errors
+    /// [`Error::StoreUnavailable`] when the store cannot answer (never "no binding").
+    pub fn bindings(&self, now: Instant, aor: &str) -> Result<Vec<Binding>, Error> {
+        Ok(self
+            .store
             .load(aor)
+            .map_err(|e| store_error(aor, e))?
             .map(|(_, r)| {
                 r.bindings
                     .into_iter()
                     .filter(|b| !b.is_expired(now))
                     .collect()
             })
-            .unwrap_or_default()
+            .unwrap_or_default())
     }
 
     /// Whether `aor` has a live binding at `now`.
-    #[must_use]
-    pub fn is_registered(&self, now: Instant, aor: &str) -> bool {
-        !self.bindings(now, aor).is_empty()
+    ///
+    /// # Errors
+    /// [`Error::StoreUnavailable`] when the store cannot answer.
+    pub fn is_registered(&self, now: Instant, aor: &str) -> Result<bool, Error> {
+        Ok(!self.bindings(now, aor)?.is_empty())
+    }
+
+    /// Another instance sharing the store changed the record of `aor` (an input from the
+    /// store's change feed, e.g. `mcptt-store-redis`'s `ChangeFeed`).
+    ///
+    /// When this registrar holds reg event subscriptions to `aor`, it re-reads the record
+    /// and queues a full-state NOTIFY (RFC 3680 §4.1) to each of them, unless the stored
+    /// version is the one they were last told about (a repeated or stale change, or this
+    /// instance's own write). Without such a subscription it does nothing: no store round
+    /// trip. The instance that made the change NOTIFYs the subscriptions it holds itself,
+    /// so each change is NOTIFYed once, by the holder of the subscriber's dialog.
+    ///
+    /// # Errors
+    /// [`Error::StoreUnavailable`] when the record could not be read: nothing was sent;
+    /// call again (or [`Registrar::handle_remote_resync`]) once the store is back.
+    pub fn handle_remote_change(&mut self, now: Instant, aor: &str) -> Result<(), Error> {
+        if !self.notifier.has_subscribers(aor) {
+            return Ok(());
+        }
+        let loaded = self.store.load(aor).map_err(|e| store_error(aor, e))?;
+        let version = loaded.as_ref().map_or(0, |(v, _)| *v);
+        if self.notifier.last_version(aor) == Some(version) {
+            return Ok(());
+        }
+        let mut out = Vec::new();
+        self.notifier.notify_aor_full(
+            now,
+            aor,
+            version,
+            loaded.as_ref().map(|(_, r)| r),
+            &self.config.core_uri,
+            &mut self.rng,
+            &mut out,
+        );
+        self.transmit.extend(out);
+        Ok(())
+    }
+
+    /// Re-reads every AoR this registrar holds reg event subscriptions for and NOTIFYs
+    /// the changed ones ([`Registrar::handle_remote_change`] for each): after the change
+    /// feed was interrupted (changes published meanwhile are lost) or the store was back.
+    ///
+    /// # Errors
+    /// [`Error::StoreUnavailable`] at the first AoR that could not be read.
+    pub fn handle_remote_resync(&mut self, now: Instant) -> Result<(), Error> {
+        for aor in self.notifier.aors() {
+            self.handle_remote_change(now, &aor)?;
+        }
+        Ok(())
     }
 
     /// Handles a REGISTER from the authenticated peer `peer` (the TLS client certificate
@@ -339,7 +401,11 @@ impl<S: RegistrationStore> Registrar<S> {
         // Step 6/7: validate every Contact before touching state (processing is atomic).
         let granted = self.granted_expiries(req)?;
         for _ in 0..MAX_WRITE_ATTEMPTS {
-            let (version, mut record) = self.store.load(&req.aor).unwrap_or_default();
+            let (version, mut record) = self
+                .store
+                .load(&req.aor)
+                .map_err(|e| store_error(&req.aor, e))?
+                .unwrap_or_default();
             let old_len = record.bindings.len();
             let mut changes = Vec::new();
             purge_expired(now, &mut record, &mut changes);
@@ -362,17 +428,25 @@ impl<S: RegistrationStore> Registrar<S> {
                 .iter()
                 .map(|b| format!("{};expires={}", b.contact, b.remaining(now)))
                 .collect();
-            let third_party = self.third_party_plan(req, &granted, &record, &changes);
+            // The bindings each third-party REGISTER is about (those this request added or
+            // refreshed), known before the write: no second read of the store.
+            let third_party: Vec<(u16, u32, Vec<u64>)> = self
+                .third_party_plan(req, &granted, &record, &changes)
+                .into_iter()
+                .map(|(filter, expires)| (filter, expires, binding_ids_for(&changes, filter)))
+                .collect();
+            let active = !record.bindings.is_empty();
             match self.store.write(&req.aor, version, record) {
-                Ok(_) => {
-                    self.commit(now, &req.aor, changes);
-                    for (filter, expires) in third_party {
-                        let ids = self.binding_ids_for(&req.aor, filter);
+                Ok(new_version) => {
+                    self.commit(now, &req.aor, changes, Some((active, new_version)));
+                    for (filter, expires, ids) in third_party {
                         self.send_third_party(now, &req.aor, filter, expires, req.raw.clone(), ids);
                     }
                     return Ok(listed);
                 }
                 Err(StoreError::Conflict { .. }) => {}
+                // Not retried: the store is down, the UE retries after `Retry-After`.
+                Err(e) => return Err(store_error(&req.aor, e)),
             }
         }
         Err(Error::StoreConflict(req.aor.clone()))
@@ -455,14 +529,23 @@ impl<S: RegistrationStore> Registrar<S> {
         // Small batches: the list stays a small allocation (large ones make glibc's malloc
         // consolidate its free lists, which dominated the cost with 10,000 expiries).
         let mut previous: Vec<String> = Vec::new();
-        loop {
-            let due = self.store.due(now, 16);
+        'expiry: loop {
+            let due = match self.store.due(now, 16) {
+                Ok(due) => due,
+                Err(e) => {
+                    self.store_failed("expiry", e);
+                    break;
+                }
+            };
             if due.is_empty() || due == previous {
                 // Nothing due, or no progress (the store kept refusing the writes).
                 break;
             }
             for aor in &due {
-                self.expire_aor(now, aor);
+                if let Err(e) = self.expire_aor(now, aor) {
+                    self.store_failed("expiry", e);
+                    break 'expiry;
+                }
             }
             previous = due;
         }
@@ -598,7 +681,7 @@ impl<S: RegistrationStore> Registrar<S> {
                         None if expires == 0 => {}
                         None => {
                             let b = Binding {
-                                id: self.next_binding_id,
+                                id: new_binding_id(&mut self.rng, record),
                                 uri: c.uri.clone(),
                                 contact: c.value.clone(),
                                 instance: c.instance.clone(),
@@ -610,7 +693,6 @@ impl<S: RegistrationStore> Registrar<S> {
                                 request: req.raw.clone(),
                                 third_party: self.third_party_of(c),
                             };
-                            self.next_binding_id += 1;
                             changes.push(Change::Added(b.clone()));
                             record.bindings.push(b);
                         }
@@ -670,20 +752,25 @@ impl<S: RegistrationStore> Registrar<S> {
         plan
     }
 
-    fn binding_ids_for(&self, aor: &str, filter: u16) -> Vec<u64> {
-        self.store
-            .load(aor)
-            .map(|(_, r)| {
-                r.bindings
-                    .iter()
-                    .filter(|b| b.third_party.contains(&filter))
-                    .map(|b| b.id)
-                    .collect()
-            })
-            .unwrap_or_default()
+    /// Reports a store failure met outside a request (timers, remote changes).
+    fn store_failed(&mut self, operation: &'static str, e: StoreError) {
+        let reason = match e {
+            StoreError::Unavailable(reason) => reason,
+            other => other.to_string(),
+        };
+        self.events
+            .push_back(Event::StoreUnavailable { operation, reason });
     }
 
-    fn commit(&mut self, now: Instant, aor: &str, changes: Vec<Change>) {
+    /// Queues the events and partial NOTIFYs of `changes`. `written` is whether the AoR
+    /// still has bindings and the version the write created, when known.
+    fn commit(
+        &mut self,
+        now: Instant,
+        aor: &str,
+        changes: Vec<Change>,
+        written: Option<(bool, u64)>,
+    ) {
         if changes.is_empty() {
             return;
         }
@@ -692,8 +779,8 @@ impl<S: RegistrationStore> Registrar<S> {
             now,
             aor,
             &changes_view(&changes),
+            written,
             &self.config.core_uri,
-            &self.store,
             &mut self.rng,
             &mut out,
         );
@@ -712,10 +799,10 @@ impl<S: RegistrationStore> Registrar<S> {
         }
     }
 
-    fn expire_aor(&mut self, now: Instant, aor: &str) {
-        let expired = self.store.remove_expired(aor, now);
+    fn expire_aor(&mut self, now: Instant, aor: &str) -> Result<(), StoreError> {
+        let expired = self.store.remove_expired(aor, now)?;
         if expired.is_empty() {
-            return;
+            return Ok(());
         }
         let mut ends: Vec<(u16, Bytes)> = Vec::new();
         for b in &expired {
@@ -725,10 +812,21 @@ impl<S: RegistrationStore> Registrar<S> {
             .into_iter()
             .map(|b| Change::Removed(b, RemovalReason::Expired))
             .collect();
-        self.commit(now, aor, changes);
+        // `remove_expired` does not say what remains: read it back only when a local
+        // subscriber needs it (its partial NOTIFY carries the registration state).
+        let written = if self.notifier.has_subscribers(aor) {
+            match self.store.load(aor) {
+                Ok(loaded) => Some(loaded.map_or((false, 0), |(v, r)| (!r.bindings.is_empty(), v))),
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
+        self.commit(now, aor, changes, written);
         for (f, body) in ends {
             self.send_third_party(now, aor, f, 0, body, Vec::new());
         }
+        Ok(())
     }
 
     fn third_party_call_id(&self, aor: &str, filter: u16) -> String {
@@ -832,8 +930,13 @@ impl<S: RegistrationStore> Registrar<S> {
         });
         if action == FailurePolicy::Deregister && !bindings.is_empty() {
             for _ in 0..MAX_WRITE_ATTEMPTS {
-                let Some((version, mut record)) = self.store.load(&aor) else {
-                    return;
+                let (version, mut record) = match self.store.load(&aor) {
+                    Ok(Some(loaded)) => loaded,
+                    Ok(None) => return,
+                    Err(e) => {
+                        self.store_failed("deregistration after application server failure", e);
+                        return;
+                    }
                 };
                 let mut changes = Vec::new();
                 record.bindings.retain(|b| {
@@ -850,13 +953,55 @@ impl<S: RegistrationStore> Registrar<S> {
                 if changes.is_empty() {
                     return;
                 }
-                if self.store.write(&aor, version, record).is_ok() {
-                    self.commit(now, &aor, changes);
-                    return;
+                let active = !record.bindings.is_empty();
+                match self.store.write(&aor, version, record) {
+                    Ok(v) => {
+                        self.commit(now, &aor, changes, Some((active, v)));
+                        return;
+                    }
+                    Err(StoreError::Conflict { .. }) => {}
+                    Err(e) => {
+                        self.store_failed("deregistration after application server failure", e);
+                        return;
+                    }
                 }
             }
         }
     }
+}
+
+/// The registrar error for a store failure on `aor`.
+fn store_error(aor: &str, e: StoreError) -> Error {
+    match e {
+        StoreError::Unavailable(reason) => Error::StoreUnavailable(reason),
+        StoreError::Conflict { .. } => Error::StoreConflict(aor.to_owned()),
+    }
+}
+
+/// A binding id from the injected randomness: unique across instances sharing a store
+/// (as long as their seeds differ), and never one already in `record` nor `0`.
+fn new_binding_id(rng: &mut SplitMix64, record: &AorRecord) -> u64 {
+    loop {
+        let id = rng.next_u64();
+        if id != 0 && record.bindings.iter().all(|b| b.id != id) {
+            return id;
+        }
+    }
+}
+
+/// Ids of the bindings a third-party REGISTER through `filter` is about: those the request
+/// added or refreshed (an application server refusing it, with
+/// [`FailurePolicy::Deregister`], removes these, never another device's binding).
+fn binding_ids_for(changes: &[Change], filter: u16) -> Vec<u64> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Added(b) | Change::Refreshed(b) if b.third_party.contains(&filter) => {
+                Some(b.id)
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 fn check_order(b: &Binding, req: &RegisterRequest) -> Result<(), Error> {

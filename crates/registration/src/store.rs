@@ -19,8 +19,15 @@
 //!   racing to expire the same binding produce one removal (the loser sees a conflict,
 //!   reloads and finds nothing left to expire). Which instance emits the expiry event is
 //!   whichever wins the write.
-//! - **Events** are produced by the instance that made the change; other instances
-//!   learn about changes through the reg event package, not through the store.
+//! - **Events** are produced by the instance that made the change. Other instances learn
+//!   of it through a change feed of the shared store, handed to
+//!   [`Registrar::handle_remote_change`](crate::Registrar::handle_remote_change): the
+//!   instance holding a reg event subscription re-reads the record and NOTIFYs it, so each
+//!   change is NOTIFYed once, by the holder of the subscriber's dialog.
+//! - **Failures.** A shared store may be unreachable: its methods then return
+//!   [`StoreError::Unavailable`], the registrar changes nothing, answers `503` with
+//!   `Retry-After` ([`Error::StoreUnavailable`](crate::Error::StoreUnavailable)) and never
+//!   mistakes the failure for "no binding".
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -38,6 +45,9 @@ pub enum StoreError {
         /// The version now stored (`0` = absent).
         current: u64,
     },
+    /// The store could not be reached or failed (the cause, for the log); nothing changed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Storage of bindings keyed by address-of-record, with versioned writes.
@@ -45,24 +55,35 @@ pub enum StoreError {
 /// See the [module documentation](self) for the consistency the registrar assumes.
 pub trait RegistrationStore {
     /// The record of `aor` and its version, or `None` when the AoR has no binding.
-    fn load(&self, aor: &str) -> Option<(u64, AorRecord)>;
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot answer.
+    fn load(&self, aor: &str) -> Result<Option<(u64, AorRecord)>, StoreError>;
 
     /// Replaces the record of `aor` if its current version is `expected` (`0` = absent).
     /// Writing a record without bindings deletes the AoR. Returns the new version.
     ///
     /// # Errors
-    /// [`StoreError::Conflict`] when the current version differs.
+    /// [`StoreError::Conflict`] when the current version differs,
+    /// [`StoreError::Unavailable`] when the store cannot answer (nothing written).
     fn write(&mut self, aor: &str, expected: u64, record: AorRecord) -> Result<u64, StoreError>;
 
     /// Atomically removes and returns the bindings of `aor` expired at `now`
     /// (`expires_at <= now`); a shared store implements it as one conditional delete.
-    fn remove_expired(&mut self, aor: &str, now: Instant) -> Vec<Binding>;
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot answer (nothing removed).
+    fn remove_expired(&mut self, aor: &str, now: Instant) -> Result<Vec<Binding>, StoreError>;
 
-    /// The earliest binding expiry in the store.
+    /// The earliest binding expiry in the store. A store that cannot answer returns the
+    /// time it wants to be asked again (never `None`, which means "no binding").
     fn next_expiry(&self) -> Option<Instant>;
 
     /// Up to `max` AoRs that hold a binding expired at `now` (`expires_at <= now`).
-    fn due(&self, now: Instant, max: usize) -> Vec<String>;
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot answer.
+    fn due(&self, now: Instant, max: usize) -> Result<Vec<String>, StoreError>;
 
     /// Number of AoRs with at least one binding.
     fn aor_count(&self) -> usize;
@@ -108,8 +129,8 @@ impl MemoryStore {
 }
 
 impl RegistrationStore for MemoryStore {
-    fn load(&self, aor: &str) -> Option<(u64, AorRecord)> {
-        self.map.get(aor).map(|e| (e.version, e.record.clone()))
+    fn load(&self, aor: &str) -> Result<Option<(u64, AorRecord)>, StoreError> {
+        Ok(self.map.get(aor).map(|e| (e.version, e.record.clone())))
     }
 
     fn write(
@@ -157,16 +178,16 @@ impl RegistrationStore for MemoryStore {
         Ok(version)
     }
 
-    fn remove_expired(&mut self, aor: &str, now: Instant) -> Vec<Binding> {
+    fn remove_expired(&mut self, aor: &str, now: Instant) -> Result<Vec<Binding>, StoreError> {
         let Some((key, entry)) = self.map.get_key_value(aor) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         if entry.next_expiry.is_none_or(|t| t > now) {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let key = Arc::clone(key);
         let Some(mut entry) = self.map.remove(aor) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         if let Some(t) = entry.next_expiry {
             self.expiry.remove(&(t, Arc::clone(&key)));
@@ -193,14 +214,14 @@ impl RegistrationStore for MemoryStore {
                 },
             );
         }
-        expired
+        Ok(expired)
     }
 
     fn next_expiry(&self) -> Option<Instant> {
         self.expiry.first().map(|(t, _)| *t)
     }
 
-    fn due(&self, now: Instant, max: usize) -> Vec<String> {
+    fn due(&self, now: Instant, max: usize) -> Result<Vec<String>, StoreError> {
         let mut out = Vec::with_capacity(max.min(64));
         out.extend(
             self.expiry
@@ -209,7 +230,7 @@ impl RegistrationStore for MemoryStore {
                 .take(max)
                 .map(|(_, a)| a.to_string()),
         );
-        out
+        Ok(out)
     }
 
     fn aor_count(&self) -> usize {
@@ -278,21 +299,29 @@ mod tests {
         assert_eq!(s.binding_count(), 3);
         assert_eq!(s.aor_count(), 2);
         assert_eq!(s.next_expiry(), Some(t + Duration::from_secs(5)));
-        assert!(s.due(t + Duration::from_secs(4), 10).is_empty());
+        assert!(s.due(t + Duration::from_secs(4), 10).unwrap().is_empty());
         assert_eq!(
-            s.due(t + Duration::from_secs(10), 10),
+            s.due(t + Duration::from_secs(10), 10).unwrap(),
             vec!["b".to_owned(), "a".to_owned()]
         );
-        assert_eq!(s.due(t + Duration::from_secs(10), 1).len(), 1);
-        let gone = s.remove_expired("a", t + Duration::from_secs(10));
+        assert_eq!(s.due(t + Duration::from_secs(10), 1).unwrap().len(), 1);
+        let gone = s.remove_expired("a", t + Duration::from_secs(10)).unwrap();
         assert_eq!(gone.iter().map(|b| b.id).collect::<Vec<_>>(), vec![1]);
         assert_eq!(s.get("a").unwrap().bindings.len(), 1);
         // The version moved: the old one is refused.
         assert!(s.write("a", v1, AorRecord::default()).is_err());
-        let (v, _) = s.load("a").unwrap();
+        let (v, _) = s.load("a").unwrap().unwrap();
         s.write("a", v, AorRecord::default()).unwrap();
-        assert!(s.load("a").is_none(), "an empty record deletes the AoR");
-        assert_eq!(s.remove_expired("b", t + Duration::from_secs(5)).len(), 1);
+        assert!(
+            s.load("a").unwrap().is_none(),
+            "an empty record deletes the AoR"
+        );
+        assert_eq!(
+            s.remove_expired("b", t + Duration::from_secs(5))
+                .unwrap()
+                .len(),
+            1
+        );
         assert_eq!(
             (s.aor_count(), s.binding_count(), s.next_expiry()),
             (0, 0, None)

@@ -286,6 +286,7 @@ pub(crate) fn error_response(req: &Request, e: &Error) -> Response {
     let b = match e {
         Error::IntervalTooBrief { min_expires } => b.header("Min-Expires", min_expires),
         Error::BadEvent => b.header("Allow-Events", "reg"),
+        Error::StoreUnavailable(_) => b.header("Retry-After", Error::RETRY_AFTER_SECS),
         Error::BadExtension(tag) => b.header("Unsupported", tag),
         Error::UnsupportedMediaType => b.header("Accept", "message/sip, application/reginfo+xml"),
         _ => b,

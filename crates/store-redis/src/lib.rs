@@ -20,21 +20,43 @@
 //!   key also carries a Redis `PEXPIREAT` of its last binding's expiry plus
 //!   [`RedisStoreConfig::ttl_grace`], so no record outlives its expiry by more than that
 //!   even when every registrar instance is down, and state survives instance restarts.
-//! - **Failures are visible**: while Redis is unreachable the trait methods change nothing,
-//!   log at `error` level and make the registrar answer 500; the `try_*` methods return an
-//!   [`Error`] whose [`status_code`](Error::status_code) is 503.
+//! - **Failures are visible**: while Redis is unreachable every trait method returns
+//!   [`StoreError::Unavailable`](mcptt_registration::StoreError::Unavailable) with the
+//!   cause (logged at `error` level too); the registrar changes nothing and answers `503`
+//!   with `Retry-After`, without retrying. The `try_*` methods return an [`Error`].
+//! - **Change feed**: every successful write also publishes
+//!   `<version> <instance id> <AoR>` on a pub/sub channel from the same script.
+//!   [`ChangeFeed`] listens on a thread of its own and [`ChangeFeed::deliver`] hands the
+//!   changes of *other* instances to
+//!   [`Registrar::handle_remote_change`](mcptt_registration::Registrar::handle_remote_change):
+//!   the instance holding a reg event subscription NOTIFYs it, once. Pub/sub is at most
+//!   once; after a reconnect the feed has the registrar resync its subscriptions.
+//! - **Redis Cluster**: set [`RedisStoreConfig::cluster_nodes`]; keys are hash-tagged per
+//!   bucket (`{P:reg:B}`), so every write script touches one slot, and the `due` /
+//!   `next_expiry` scans are split per node by the `redis` crate's cluster pipeline.
 //!
 //! This crate does the I/O (a blocking `redis` connection with connect and response
-//! timeouts); `mcptt-registration` itself stays sans-IO.
+//! timeouts, one listener thread per feed); `mcptt-registration` itself stays sans-IO.
 //!
-//! - **Change feed**: every successful write also publishes `<version> <AoR>` on a pub/sub
-//!   channel in the same script; [`ChangeFeed`] reads it, so another instance can learn of
-//!   a change (at-most-once delivery: resync after a reconnect).
+//! Not covered here: the publication/subscription state of `mcptt-service-state`, reg
+//! event subscriptions themselves (they stay in the memory of the instance holding the
+//! dialog: if it dies, the subscriber must re-subscribe), and a hard global
+//! `max_bindings` cap (the count is per-bucket and cached, see [`RedisStore`]).
 //!
-//! Not covered here: wiring the change feed into the registrar (it has no input for
-//! remote changes yet), the publication/subscription state of `mcptt-service-state` (it
-//! has no store seam), and Redis Cluster connections (the key layout is cluster-ready:
-//! each script touches keys of one hash tag).
+//! # A local Redis Cluster
+//!
+//! The tests start one like this (Redis 7; the ports are free loopback ports):
+//!
+//! ```sh
+//! for p in 17001 17002 17003; do mkdir -p /tmp/rc/$p
+//!   redis-server --port $p --bind 127.0.0.1 --cluster-enabled yes \
+//!     --cluster-config-file nodes.conf --save '' --appendonly no --dir /tmp/rc/$p &
+//! done
+//! redis-cli --cluster create 127.0.0.1:17001 127.0.0.1:17002 127.0.0.1:17003 \
+//!   --cluster-replicas 0 --cluster-yes
+//! ```
+//!
+//! then `RedisStoreConfig { cluster_nodes: vec!["redis://127.0.0.1:17001".into(), …], … }`.
 //!
 //! # Example
 //!
@@ -52,8 +74,12 @@
 //!     ..RegistrarConfig::default()
 //! };
 //! let mut registrar = Registrar::with_store(config, store, 7);
-//! // Drive it as with the in-memory store; a 500 whose cause was Redis shows in the log
-//! // and in `registrar.store().take_error()`.
+//! // Changes other SIP core instances write reach this one's reg event subscribers:
+//! let mut feed = registrar.store().subscribe_changes()?;
+//! // ... in the driver loop, with `now` from the clock:
+//! let now = std::time::Instant::now();
+//! feed.deliver(&mut registrar, now, std::time::Duration::from_millis(10), 256)?;
+//! while let Some(_notify) = registrar.poll_transmit() { /* send it */ }
 //! let _next = registrar.poll_timeout();
 //! # Ok::<(), mcptt_store_redis::Error>(())
 //! ```
@@ -62,9 +88,11 @@
 
 mod codec;
 mod error;
+mod feed;
 mod store;
 mod time;
 
 pub use error::Error;
-pub use store::{Change, ChangeFeed, RedisStore, RedisStoreConfig, UNAVAILABLE_VERSION};
+pub use feed::{Change, ChangeFeed};
+pub use store::{RedisStore, RedisStoreConfig};
 pub use time::TimeBase;

@@ -1,25 +1,112 @@
 //! [`RedisStore`]: the [`RegistrationStore`] over Redis.
 
+use std::hash::{BuildHasher, Hasher};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use mcptt_registration::{AorRecord, Binding, RegistrationStore, StoreError};
-use redis::{Connection, Value};
+use redis::cluster::{ClusterClient, ClusterConnection};
+use redis::{Cmd, Connection, ConnectionLike, Value};
 
 use crate::codec;
 use crate::error::Error;
+use crate::feed::ChangeFeed;
 use crate::time::TimeBase;
 
-/// The version [`RegistrationStore::write`] reports in [`StoreError::Conflict`] when the
-/// write failed because Redis was unavailable (real versions never reach it). The
-/// registrar retries a bounded number of times and then answers 500.
-pub const UNAVAILABLE_VERSION: u64 = u64::MAX;
+/// How long [`RegistrationStore::next_expiry`] asks to be called again after a failure.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
+/// A connection to one Redis node or to a Redis Cluster.
+enum Conn {
+    Single(Connection),
+    Cluster(Box<ClusterConnection>),
+}
+
+impl Conn {
+    fn like(&mut self) -> &mut dyn ConnectionLike {
+        match self {
+            Self::Single(c) => c,
+            Self::Cluster(c) => &mut **c,
+        }
+    }
+
+    /// Sends `cmds` pipelined (split per node on a cluster) and returns one reply each.
+    fn pipeline(&mut self, cmds: Vec<Cmd>) -> redis::RedisResult<Vec<Value>> {
+        match self {
+            Self::Single(c) => {
+                let mut p = redis::pipe();
+                for cmd in cmds {
+                    p.add_command(cmd);
+                }
+                p.query(c)
+            }
+            Self::Cluster(c) => {
+                let mut p = redis::cluster::cluster_pipe();
+                for cmd in cmds {
+                    p.add_command(cmd);
+                }
+                p.query(c)
+            }
+        }
+    }
+}
+
+/// How to reach Redis: one node, or a cluster through its seed nodes.
+#[derive(Clone)]
+enum Client {
+    Single(redis::Client),
+    Cluster(Box<(ClusterClient, redis::Client)>),
+}
+
+impl Client {
+    fn open(config: &RedisStoreConfig) -> Result<Self, Error> {
+        if config.cluster_nodes.is_empty() {
+            return Ok(Self::Single(redis::Client::open(config.url.as_str())?));
+        }
+        let cluster = ClusterClient::builder(config.cluster_nodes.iter().map(String::as_str))
+            .connection_timeout(config.connect_timeout)
+            .response_timeout(config.response_timeout)
+            .retries(2)
+            .build()?;
+        // Pub/sub messages reach every node of a cluster: the change feed listens on the
+        // first seed node.
+        let first = config
+            .cluster_nodes
+            .first()
+            .ok_or(Error::ApiMisuse("cluster_nodes is empty"))?;
+        Ok(Self::Cluster(Box::new((
+            cluster,
+            redis::Client::open(first.as_str())?,
+        ))))
+    }
+
+    fn connect(&self, config: &RedisStoreConfig) -> Result<Conn, Error> {
+        match self {
+            Self::Single(c) => {
+                let conn = c.get_connection_with_timeout(config.connect_timeout)?;
+                conn.set_read_timeout(Some(config.response_timeout))?;
+                conn.set_write_timeout(Some(config.response_timeout))?;
+                Ok(Conn::Single(conn))
+            }
+            Self::Cluster(c) => Ok(Conn::Cluster(Box::new(c.0.get_connection()?))),
+        }
+    }
+
+    /// A plain connection for pub/sub.
+    fn pubsub_client(&self) -> &redis::Client {
+        match self {
+            Self::Single(c) => c,
+            Self::Cluster(c) => &c.1,
+        }
+    }
+}
 
 /// Versioned compare-and-set of one AoR record, its bucket's expiry index and counters.
 ///
 /// KEYS: record hash, expiry zset, count hash. ARGV: expected version, AoR, data,
 /// binding count (0 = delete), earliest expiry (Unix ms), key expiry (Unix ms), change
-/// channel. Each successful write publishes `<new version> <AoR>` on the change channel.
+/// channel, writer instance id. Each successful write publishes
+/// `<new version> <instance> <AoR>` on the change channel.
 /// New versions are `max(old + 1, Redis TIME in µs)`: unique across a deleted and
 /// re-created AoR without a global counter key (which Redis Cluster could not reach
 /// from the same script).
@@ -42,7 +129,7 @@ else
   redis.call('HSET', KEYS[3], ARGV[2], n)
 end
 local total = redis.call('HINCRBY', KEYS[3], '#b', n - old_n)
-redis.call('PUBLISH', ARGV[7], ver .. ' ' .. ARGV[2])
+redis.call('PUBLISH', ARGV[7], ver .. ' ' .. ARGV[8] .. ' ' .. ARGV[2])
 return {1, ver, total, redis.call('HLEN', KEYS[3]) - 1}
 ";
 
@@ -57,7 +144,12 @@ type BucketScan = (Vec<(String, f64)>, Option<u64>, u64);
 #[derive(Debug, Clone)]
 pub struct RedisStoreConfig {
     /// Redis URL, e.g. `redis://127.0.0.1:6379` (`redis://:password@host:port/db` works).
+    /// Unused when [`RedisStoreConfig::cluster_nodes`] is set.
     pub url: String,
+    /// Redis Cluster seed nodes (`redis://host:port` each); empty = a single node at
+    /// [`RedisStoreConfig::url`]. Keys are hash-tagged per bucket, so every write script
+    /// touches one slot; `MOVED`/`ASK` redirections are followed by the `redis` crate.
+    pub cluster_nodes: Vec<String>,
     /// Prefix of every key, so several deployments can share one Redis.
     pub key_prefix: String,
     /// Number of buckets the expiry index and counters are split into (1..=1024). Each
@@ -79,6 +171,7 @@ impl Default for RedisStoreConfig {
     fn default() -> Self {
         Self {
             url: "redis://127.0.0.1:6379".into(),
+            cluster_nodes: Vec::new(),
             key_prefix: "mcptt".into(),
             buckets: 16,
             ttl_grace: Duration::from_secs(60),
@@ -89,7 +182,7 @@ impl Default for RedisStoreConfig {
 }
 
 struct Inner {
-    conn: Option<Connection>,
+    conn: Option<Conn>,
     script_loaded: bool,
     /// Last seen `(aors, bindings)` per bucket.
     counts: Vec<(u64, u64)>,
@@ -143,99 +236,30 @@ impl std::fmt::Debug for Inner {
 /// buckets this instance has not touched since.
 ///
 /// # Failures
-/// The trait cannot carry I/O errors. While Redis is unreachable, `load` answers `None`,
-/// `write` answers [`StoreError::Conflict`] with [`UNAVAILABLE_VERSION`] (so the registrar
-/// answers 500 after its retries and changes nothing), `remove_expired`/`due` answer
-/// nothing (expiry is delayed, never early), each failure is logged at `error` level and
-/// kept for [`RedisStore::take_error`]. The `try_*` methods return the [`Error`]
-/// (`status_code()` 503). When the kept connection turns out broken (Redis restarted),
-/// the call reconnects and is tried once more.
-#[derive(Debug)]
+/// While Redis is unreachable the trait methods return
+/// [`StoreError::Unavailable`] with the cause (the registrar then answers `503` with
+/// `Retry-After` and changes nothing; expiry is delayed, never early), each failure is
+/// logged at `error` level and kept for [`RedisStore::take_error`];
+/// [`next_expiry`](RegistrationStore::next_expiry) asks to be called again a second later.
+/// The `try_*` methods return the [`Error`]. When the kept connection turns out broken
+/// (Redis restarted), the call reconnects and is tried once more.
 pub struct RedisStore {
-    client: redis::Client,
+    client: Client,
+    /// This instance's id in the change feed (random per store).
+    origin: u64,
     config: RedisStoreConfig,
     time: TimeBase,
     script: redis::Script,
     inner: Mutex<Inner>,
 }
 
-fn is_bulk(v: &Value, want: &[u8]) -> bool {
-    match v {
-        Value::BulkString(b) => b.as_slice() == want,
-        Value::SimpleString(s) => s.as_bytes() == want,
-        _ => false,
-    }
-}
-
-/// A change written to the store by some instance (this one included).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
-    /// The address-of-record whose record changed (or was deleted).
-    pub aor: String,
-    /// The version the write created (compare with a version this instance wrote to skip
-    /// its own changes).
-    pub version: u64,
-}
-
-/// The stream of [`Change`]s of a store, over Redis pub/sub (a dedicated connection).
-///
-/// Delivery is at most once: changes published while the feed is disconnected are lost,
-/// so after an error the consumer makes a new feed and re-reads the records it serves
-/// (e.g. sends full-state reg event NOTIFYs). The registrar does not consume it yet
-/// (see the crate documentation).
-pub struct ChangeFeed {
-    conn: Connection,
-    channel: String,
-}
-
-impl std::fmt::Debug for ChangeFeed {
+impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChangeFeed")
-            .field("channel", &self.channel)
+        f.debug_struct("RedisStore")
+            .field("config", &self.config)
+            .field("origin", &self.origin)
+            .field("inner", &self.inner)
             .finish_non_exhaustive()
-    }
-}
-
-impl ChangeFeed {
-    /// The next change, waiting at most `timeout` (non-zero); `Ok(None)` when none came.
-    ///
-    /// # Errors
-    /// [`Error::Redis`] when the connection failed (make a new feed and resync),
-    /// [`Error::ApiMisuse`] for a zero timeout.
-    pub fn next(&mut self, timeout: Duration) -> Result<Option<Change>, Error> {
-        if timeout.is_zero() {
-            return Err(Error::ApiMisuse("timeout must be non-zero"));
-        }
-        self.conn.set_read_timeout(Some(timeout))?;
-        loop {
-            let v = match self.conn.recv_response() {
-                Ok(v) => v,
-                Err(e) if e.is_timeout() => return Ok(None),
-                Err(e) => return Err(e.into()),
-            };
-            let Value::Array(parts) = v else { continue };
-            let [kind, channel, payload] = parts.as_slice() else {
-                continue;
-            };
-            if !is_bulk(kind, b"message") || !is_bulk(channel, self.channel.as_bytes()) {
-                continue;
-            }
-            let Value::BulkString(p) = payload else {
-                continue;
-            };
-            let text =
-                std::str::from_utf8(p).map_err(|_| Error::UnexpectedReply("change payload"))?;
-            let (version, aor) = text
-                .split_once(' ')
-                .ok_or(Error::UnexpectedReply("change payload"))?;
-            let version = version
-                .parse()
-                .map_err(|_| Error::UnexpectedReply("change payload"))?;
-            return Ok(Some(Change {
-                aor: aor.to_owned(),
-                version,
-            }));
-        }
     }
 }
 
@@ -259,10 +283,15 @@ impl RedisStore {
         if config.connect_timeout.is_zero() || config.response_timeout.is_zero() {
             return Err(Error::ApiMisuse("timeouts must be non-zero"));
         }
-        let client = redis::Client::open(config.url.as_str())?;
+        let client = Client::open(&config)?;
         let buckets = usize::from(config.buckets);
+        // A random id per store instance (std's hasher keys are seeded randomly).
+        let mut h = std::hash::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        let origin = h.finish();
         Ok(Self {
             client,
+            origin,
             config,
             time,
             script: redis::Script::new(WRITE_SCRIPT),
@@ -294,9 +323,13 @@ impl RedisStore {
         self.lock().round_trips
     }
 
-    /// The last failure seen by a [`RegistrationStore`] method (which cannot return it),
-    /// cleared by this call. A caller that got `None` from `load` checks this to tell
-    /// "no binding" from "store unavailable" (and answers 503).
+    /// This instance's id in the change feed (random per store value).
+    #[must_use]
+    pub fn instance_id(&self) -> u64 {
+        self.origin
+    }
+
+    /// The last failure seen by a [`RegistrationStore`] method, cleared by this call.
     pub fn take_error(&self) -> Option<String> {
         self.lock().last_error.take()
     }
@@ -317,7 +350,8 @@ impl RedisStore {
         format!("{}:aor:{aor}", self.tag(self.bucket(aor)))
     }
 
-    /// The pub/sub channel every successful write publishes `<version> <AoR>` on.
+    /// The pub/sub channel every successful write publishes `<version> <instance> <AoR>`
+    /// on (version decimal, instance id hexadecimal).
     #[must_use]
     pub fn change_channel(&self) -> String {
         format!("{}:reg:changes", self.config.key_prefix)
@@ -329,19 +363,12 @@ impl RedisStore {
     /// # Errors
     /// [`Error::Redis`] when Redis is unavailable.
     pub fn subscribe_changes(&self) -> Result<ChangeFeed, Error> {
-        let mut conn = self
-            .client
-            .get_connection_with_timeout(self.config.connect_timeout)?;
-        conn.set_write_timeout(Some(self.config.response_timeout))?;
-        conn.set_read_timeout(Some(self.config.response_timeout))?;
-        let channel = self.change_channel();
-        conn.send_packed_command(&redis::cmd("SUBSCRIBE").arg(&channel).get_packed_command())?;
-        // The subscription is in place once Redis confirms it.
-        match conn.recv_response()? {
-            Value::Array(v) if v.first().is_some_and(|k| is_bulk(k, b"subscribe")) => {}
-            _ => return Err(Error::UnexpectedReply("SUBSCRIBE confirmation")),
-        }
-        Ok(ChangeFeed { conn, channel })
+        ChangeFeed::start(
+            self.client.pubsub_client().clone(),
+            self.change_channel(),
+            self.origin,
+            self.config.connect_timeout,
+        )
     }
 
     fn expiry_key(&self, bucket: u16) -> String {
@@ -364,7 +391,7 @@ impl RedisStore {
     fn with_conn<T>(
         &self,
         inner: &mut Inner,
-        mut f: impl FnMut(&mut Connection, &mut Inner) -> Result<T, Error>,
+        mut f: impl FnMut(&mut Conn, &mut Inner) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let broken = |r: &Result<T, Error>| {
             matches!(r, Err(Error::Redis(e)) if e.is_io_error() || e.is_timeout()
@@ -380,13 +407,8 @@ impl RedisStore {
                 return r;
             }
         }
-        let conn = self
-            .client
-            .get_connection_with_timeout(self.config.connect_timeout)?;
-        conn.set_read_timeout(Some(self.config.response_timeout))?;
-        conn.set_write_timeout(Some(self.config.response_timeout))?;
+        let mut conn = self.client.connect(&self.config)?;
         inner.script_loaded = false;
-        let mut conn = conn;
         let r = f(&mut conn, inner);
         if !broken(&r) {
             inner.conn = Some(conn);
@@ -402,7 +424,7 @@ impl RedisStore {
         let mut inner = self.lock();
         self.with_conn(&mut inner, |c, inner| {
             inner.round_trips += 1;
-            redis::cmd("PING").query::<String>(c)?;
+            redis::cmd("PING").query::<String>(c.like())?;
             Ok(())
         })
     }
@@ -419,18 +441,24 @@ impl RedisStore {
         let (v, d, total, len): (Option<String>, Option<Vec<u8>>, Option<u64>, u64) = self
             .with_conn(&mut inner, |c, inner| {
                 inner.round_trips += 1;
-                Ok(redis::pipe()
-                    .cmd("HMGET")
-                    .arg(&key)
-                    .arg("v")
-                    .arg("d")
-                    .cmd("HGET")
-                    .arg(&ckey)
-                    .arg(TOTAL_FIELD)
-                    .cmd("HLEN")
-                    .arg(&ckey)
-                    .query::<((Option<String>, Option<Vec<u8>>), Option<u64>, u64)>(c)
-                    .map(|((v, d), t, l)| (v, d, t, l))?)
+                let mut hmget = redis::cmd("HMGET");
+                hmget.arg(&key).arg("v").arg("d");
+                let mut hget = redis::cmd("HGET");
+                hget.arg(&ckey).arg(TOTAL_FIELD);
+                let mut hlen = redis::cmd("HLEN");
+                hlen.arg(&ckey);
+                let replies = c.pipeline(vec![hmget, hget, hlen])?;
+                let [vd, t, l] = replies.as_slice() else {
+                    return Err(Error::UnexpectedReply("load pipeline reply"));
+                };
+                let (v, d): (Option<String>, Option<Vec<u8>>) =
+                    redis::from_redis_value_ref(vd).map_err(redis::RedisError::from)?;
+                Ok((
+                    v,
+                    d,
+                    redis::from_redis_value_ref(t).map_err(redis::RedisError::from)?,
+                    redis::from_redis_value_ref(l).map_err(redis::RedisError::from)?,
+                ))
             })?;
         if let Some(slot) = inner.counts.get_mut(usize::from(bucket)) {
             *slot = (
@@ -492,18 +520,19 @@ impl RedisStore {
             .arg(n)
             .arg(earliest)
             .arg(key_expiry)
-            .arg(self.change_channel());
+            .arg(self.change_channel())
+            .arg(format!("{:x}", self.origin));
         let mut inner = self.lock();
         let reply: Vec<Value> = self.with_conn(&mut inner, |c, inner| {
             if !inner.script_loaded {
                 inner.round_trips += 1;
-                inv.load(c)?;
+                inv.load(c.like())?;
                 inner.script_loaded = true;
             }
             inner.round_trips += 1;
             // `invoke` re-loads the script itself on NOSCRIPT (Redis flushed its script
             // cache under a live connection): two more round trips, not counted here.
-            Ok(inv.invoke::<Vec<Value>>(c)?)
+            Ok(inv.invoke::<Vec<Value>>(c.like())?)
         })?;
         let num = |v: Option<&Value>| -> Option<u64> {
             match v? {
@@ -564,23 +593,26 @@ impl RedisStore {
     /// [`Error::Redis`] when Redis is unavailable.
     pub fn try_due(&self, now: Instant, max: usize) -> Result<Vec<String>, Error> {
         let now_ms = self.time.to_unix_ms_floor(now);
-        let mut pipe = redis::pipe();
+        let mut cmds = Vec::with_capacity(3 * usize::from(self.config.buckets));
         for b in 0..self.config.buckets {
-            pipe.cmd("ZRANGEBYSCORE")
-                .arg(self.expiry_key(b))
+            let mut z = redis::cmd("ZRANGEBYSCORE");
+            z.arg(self.expiry_key(b))
                 .arg("-inf")
                 .arg(now_ms)
                 .arg("WITHSCORES")
                 .arg("LIMIT")
                 .arg(0)
                 .arg(max);
-            pipe.cmd("HGET").arg(self.count_key(b)).arg(TOTAL_FIELD);
-            pipe.cmd("HLEN").arg(self.count_key(b));
+            let mut t = redis::cmd("HGET");
+            t.arg(self.count_key(b)).arg(TOTAL_FIELD);
+            let mut l = redis::cmd("HLEN");
+            l.arg(self.count_key(b));
+            cmds.extend([z, t, l]);
         }
         let mut inner = self.lock();
         let replies: Vec<BucketScan> = self.with_conn(&mut inner, |c, inner| {
             inner.round_trips += 1;
-            let flat: Vec<Value> = pipe.query(c)?;
+            let flat: Vec<Value> = c.pipeline(cmds.clone())?;
             flat.chunks(3)
                 .map(|ch| match ch {
                     [z, t, l] => Ok((
@@ -612,18 +644,23 @@ impl RedisStore {
     /// # Errors
     /// [`Error::Redis`] when Redis is unavailable.
     pub fn try_next_expiry(&self) -> Result<Option<Instant>, Error> {
-        let mut pipe = redis::pipe();
-        for b in 0..self.config.buckets {
-            pipe.cmd("ZRANGE")
-                .arg(self.expiry_key(b))
-                .arg(0)
-                .arg(0)
-                .arg("WITHSCORES");
-        }
+        let cmds: Vec<Cmd> = (0..self.config.buckets)
+            .map(|b| {
+                let mut z = redis::cmd("ZRANGE");
+                z.arg(self.expiry_key(b)).arg(0).arg(0).arg("WITHSCORES");
+                z
+            })
+            .collect();
         let mut inner = self.lock();
         let firsts: Vec<Vec<(String, f64)>> = self.with_conn(&mut inner, |c, inner| {
             inner.round_trips += 1;
-            Ok(pipe.query(c)?)
+            c.pipeline(cmds.clone())?
+                .iter()
+                .map(|v| {
+                    redis::from_redis_value_ref(v)
+                        .map_err(|e| Error::Redis(redis::RedisError::from(e)))
+                })
+                .collect()
         })?;
         drop(inner);
         let min = firsts
@@ -636,46 +673,39 @@ impl RedisStore {
         Ok(min.map(|ms| self.time.from_unix_ms(ms as i64)))
     }
 
-    fn note<T>(&self, what: &str, aor: &str, r: Result<T, Error>) -> Option<T> {
-        match r {
-            Ok(v) => Some(v),
-            Err(e) => {
-                tracing::error!(operation = what, aor, error = %e, "registration store failure");
-                self.lock().last_error = Some(format!("{what} {aor}: {e}"));
-                None
-            }
-        }
+    /// Logs a failure, keeps it for [`RedisStore::take_error`] and converts it.
+    fn note<T>(&self, what: &str, aor: &str, r: Result<T, Error>) -> Result<T, StoreError> {
+        r.map_err(|e| {
+            tracing::error!(operation = what, aor, error = %e, "registration store failure");
+            let reason = format!("redis {what} {aor}: {e}");
+            self.lock().last_error = Some(reason.clone());
+            StoreError::Unavailable(reason)
+        })
     }
 }
 
 impl RegistrationStore for RedisStore {
-    fn load(&self, aor: &str) -> Option<(u64, AorRecord)> {
-        self.note("load", aor, self.try_load(aor)).flatten()
+    fn load(&self, aor: &str) -> Result<Option<(u64, AorRecord)>, StoreError> {
+        self.note("load", aor, self.try_load(aor))
     }
 
     fn write(&mut self, aor: &str, expected: u64, record: AorRecord) -> Result<u64, StoreError> {
-        match self.note("write", aor, self.try_write(aor, expected, &record)) {
-            Some(Ok(v)) => Ok(v),
-            Some(Err(current)) => Err(StoreError::Conflict { current }),
-            None => Err(StoreError::Conflict {
-                current: UNAVAILABLE_VERSION,
-            }),
-        }
+        self.note("write", aor, self.try_write(aor, expected, &record))?
+            .map_err(|current| StoreError::Conflict { current })
     }
 
-    fn remove_expired(&mut self, aor: &str, now: Instant) -> Vec<Binding> {
+    fn remove_expired(&mut self, aor: &str, now: Instant) -> Result<Vec<Binding>, StoreError> {
         self.note("remove_expired", aor, self.try_remove_expired(aor, now))
-            .unwrap_or_default()
     }
 
     fn next_expiry(&self) -> Option<Instant> {
+        // Unavailable: ask again shortly (the I/O edge may read the clock).
         self.note("next_expiry", "", self.try_next_expiry())
-            .flatten()
+            .unwrap_or_else(|_| Some(Instant::now() + RETRY_AFTER_FAILURE))
     }
 
-    fn due(&self, now: Instant, max: usize) -> Vec<String> {
+    fn due(&self, now: Instant, max: usize) -> Result<Vec<String>, StoreError> {
         self.note("due", "", self.try_due(now, max))
-            .unwrap_or_default()
     }
 
     fn aor_count(&self) -> usize {

@@ -4,5 +4,6 @@
 mod props;
 mod regevent;
 mod registrar;
+mod shared;
 mod support;
 mod third_party;

@@ -125,7 +125,7 @@ proptest! {
                         }
                         // After handle_timeout nothing expired remains in the store.
                         for aor in AORS {
-                            if let Some((_, rec)) = r.store().load(aor) {
+                            if let Some((_, rec)) = r.store().load(aor).unwrap() {
                                 prop_assert!(rec.bindings.iter().all(|b| b.expires_at > now));
                             }
                         }
@@ -202,7 +202,7 @@ proptest! {
             let now = clock.now();
             for (a, aor) in AORS.iter().enumerate() {
                 let stored: BTreeMap<u32, (String, u32, Instant)> =
-                    r.store().load(aor)
+                    r.store().load(aor).unwrap()
                         .map(|(_, rec)| {
                             rec.bindings
                                 .iter()
@@ -212,7 +212,7 @@ proptest! {
                         .unwrap_or_default();
                 prop_assert_eq!(&stored, &model[a]);
                 // No binding outlives its expiry in any view.
-                prop_assert!(r.bindings(now, aor).iter().all(|b| b.expires_at > now));
+                prop_assert!(r.bindings(now, aor).unwrap().iter().all(|b| b.expires_at > now));
             }
             prop_assert_eq!(
                 r.store().binding_count(),

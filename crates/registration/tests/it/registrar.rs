@@ -351,7 +351,7 @@ fn expiry_runs_on_handle_timeout_with_poll_timeout() {
     assert!(
         std::iter::from_fn(|| r.poll_event()).all(|e| !matches!(e, Event::BindingRemoved { .. }))
     );
-    assert_eq!(r.bindings(now, AOR).len(), 2);
+    assert_eq!(r.bindings(now, AOR).unwrap().len(), 2);
     let now = clock.advance(1);
     r.handle_timeout(now);
     let evs: Vec<Event> = std::iter::from_fn(|| r.poll_event()).collect();
@@ -365,7 +365,7 @@ fn expiry_runs_on_handle_timeout_with_poll_timeout() {
     r.handle_timeout(now);
     assert_eq!(r.store().binding_count(), 0);
     assert_eq!(r.store().aor_count(), 0);
-    assert!(!r.is_registered(now, AOR));
+    assert!(!r.is_registered(now, AOR).unwrap());
 }
 
 #[test]
@@ -421,7 +421,10 @@ struct Contended {
 }
 
 impl RegistrationStore for Contended {
-    fn load(&self, aor: &str) -> Option<(u64, mcptt_registration::AorRecord)> {
+    fn load(
+        &self,
+        aor: &str,
+    ) -> Result<Option<(u64, mcptt_registration::AorRecord)>, mcptt_registration::StoreError> {
         self.inner.load(aor)
     }
     fn write(
@@ -433,7 +436,7 @@ impl RegistrationStore for Contended {
         if self.conflicts > 0 {
             self.conflicts -= 1;
             // The other instance rewrites the current record: the version moves on.
-            let (v, rec) = self.inner.load(aor).unwrap_or_default();
+            let (v, rec) = self.inner.load(aor)?.unwrap_or_default();
             self.inner.write(aor, v, rec)?;
         }
         self.inner.write(aor, expected, record)
@@ -442,13 +445,17 @@ impl RegistrationStore for Contended {
         &mut self,
         aor: &str,
         now: std::time::Instant,
-    ) -> Vec<mcptt_registration::Binding> {
+    ) -> Result<Vec<mcptt_registration::Binding>, mcptt_registration::StoreError> {
         self.inner.remove_expired(aor, now)
     }
     fn next_expiry(&self) -> Option<std::time::Instant> {
         self.inner.next_expiry()
     }
-    fn due(&self, now: std::time::Instant, max: usize) -> Vec<String> {
+    fn due(
+        &self,
+        now: std::time::Instant,
+        max: usize,
+    ) -> Result<Vec<String>, mcptt_registration::StoreError> {
         self.inner.due(now, max)
     }
     fn aor_count(&self) -> usize {
@@ -469,7 +476,7 @@ fn versioned_writes_retry_on_conflict_then_give_up_with_500() {
     let mut r = mcptt_registration::Registrar::with_store(config(), store, 1);
     let out = r.handle_register(now, PEER, &register(AOR, "a", 1, &[ce(1, 600)], None));
     assert_eq!(out.response.status(), 200, "{:?}", out.result);
-    assert_eq!(r.bindings(now, AOR).len(), 1);
+    assert_eq!(r.bindings(now, AOR).unwrap().len(), 1);
     let evs: Vec<Event> = std::iter::from_fn(|| r.poll_event()).collect();
     assert_eq!(evs.len(), 1, "one event despite the retries: {evs:?}");
 
@@ -478,5 +485,5 @@ fn versioned_writes_retry_on_conflict_then_give_up_with_500() {
     let out = r.handle_register(now, PEER, &register(AOR, "a", 2, &[ce(1, 900)], None));
     assert_eq!(out.response.status(), 500);
     assert!(r.poll_event().is_none());
-    assert_eq!(r.bindings(now, AOR)[0].cseq, 1, "nothing changed");
+    assert_eq!(r.bindings(now, AOR).unwrap()[0].cseq, 1, "nothing changed");
 }

@@ -260,7 +260,7 @@ fn as_failure_with_keep_policy_is_an_event_and_keeps_the_binding() {
             action: FailurePolicy::Keep,
         }]
     );
-    assert!(r.is_registered(now, AOR));
+    assert!(r.is_registered(now, AOR).unwrap());
     // A second final response to the same transaction is not matched again.
     assert!(!r.handle_third_party_response(now, &answer(&t, 503)));
 }
@@ -293,7 +293,7 @@ fn as_failure_with_deregister_policy_removes_the_binding() {
             ..
         })
     ));
-    assert!(!r.is_registered(now, AOR));
+    assert!(!r.is_registered(now, AOR).unwrap());
 }
 
 #[test]
@@ -322,7 +322,7 @@ fn as_timeout_is_an_event() {
             ..
         })
     ));
-    assert!(!r.is_registered(now, AOR));
+    assert!(!r.is_registered(now, AOR).unwrap());
     // A late answer matches nothing.
     assert!(!r.handle_third_party_response(now, &answer(&t, 200)));
 }

@@ -4,8 +4,11 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use std::collections::HashSet;
+
 use mcptt_registration::{
-    Event, FilterCriteria, IdentityMap, Registrar, RegistrarConfig, RegistrationStore,
+    Error, Event, FilterCriteria, IdentityMap, RegEventConfig, Registrar, RegistrarConfig,
+    RegistrationStore, RegistrationView, ServerConfig, ServerEvent, Transmit,
 };
 use mcptt_sip::{Message, Request};
 use mcptt_store_redis::{RedisStore, TimeBase};
@@ -31,8 +34,55 @@ fn config(ues: u32, filter: bool) -> RegistrarConfig {
         max_expires: 3600,
         default_expires: 1800,
         max_bindings: 1_000_000,
+        reg_event: RegEventConfig {
+            trusted_subscribers: HashSet::from([SERVER_PEER.to_owned()]),
+            ..RegEventConfig::default()
+        },
         ..RegistrarConfig::default()
     }
+}
+
+const SERVER_PEER: &str = "mcptt-as.example.com";
+const CORE_PEER: &str = "scscf.example.com";
+
+fn on_wire(t: &Transmit) -> Request {
+    Message::parse(t.request.encode())
+        .unwrap()
+        .into_request()
+        .unwrap()
+}
+
+fn transmits<S: RegistrationStore>(r: &mut Registrar<S>) -> Vec<Transmit> {
+    std::iter::from_fn(|| r.poll_transmit()).collect()
+}
+
+/// An MCPTT server's registration view subscribed (reg event) to `ue0` through `reg`.
+fn subscribed_view<S: RegistrationStore>(reg: &mut Registrar<S>, now: Instant) -> RegistrationView {
+    let mut view = RegistrationView::new(
+        ServerConfig {
+            trusted_cores: HashSet::from([CORE_PEER.to_owned()]),
+            server_uri: "sip:mcptt-as.example.com".into(),
+            ..ServerConfig::default()
+        },
+        3,
+    );
+    view.subscribe(now, "sip:ue0@example.com", "sip:scscf.example.com")
+        .unwrap();
+    let sub = view.poll_transmit().unwrap();
+    let resp = reg.handle_subscribe(now, SERVER_PEER, &on_wire(&sub));
+    assert_eq!(resp.status(), 200);
+    let resp = Message::parse(resp.encode())
+        .unwrap()
+        .into_response()
+        .unwrap();
+    assert!(view.handle_subscribe_response(now, &resp));
+    let n = transmits(reg);
+    assert_eq!(n.len(), 1, "initial NOTIFY");
+    assert_eq!(
+        view.handle_notify(now, CORE_PEER, &on_wire(&n[0])).status(),
+        200
+    );
+    view
 }
 
 /// A MCPTT UE's REGISTER (DESIGN.md §3) for `ue{n}`.
@@ -105,7 +155,7 @@ fn two_sip_cores_share_bindings_and_expire_each_once() {
         200
     );
     assert_eq!(events(&mut b), ["refreshed"]);
-    assert_eq!(a.bindings(t, "sip:ue0@example.com")[0].cseq, 2);
+    assert_eq!(a.bindings(t, "sip:ue0@example.com").unwrap()[0].cseq, 2);
     // A replayed CSeq via A is refused against B's newer state (RFC 3261 §10.3 step 7).
     assert_eq!(
         a.handle_register(t, PEER, &register(0, 2, 600))
@@ -130,7 +180,7 @@ fn two_sip_cores_share_bindings_and_expire_each_once() {
         events(&mut a).is_empty(),
         "A must not expire it a second time"
     );
-    assert!(a.bindings(later, "sip:ue1@example.com").is_empty());
+    assert!(a.bindings(later, "sip:ue1@example.com").unwrap().is_empty());
     // De-register via A what was refreshed via B.
     assert_eq!(
         a.handle_register(later, PEER, &register(0, 3, 0))
@@ -139,11 +189,11 @@ fn two_sip_cores_share_bindings_and_expire_each_once() {
         200
     );
     assert_eq!(events(&mut a), ["removed:Unregistered"]);
-    assert!(b.bindings(later, "sip:ue0@example.com").is_empty());
+    assert!(b.bindings(later, "sip:ue0@example.com").unwrap().is_empty());
 }
 
 #[test]
-fn redis_down_gives_500_and_a_logged_cause_then_recovers() {
+fn redis_down_gives_503_and_a_clear_cause_then_recovers_with_state_kept_by_aof() {
     let mut server = Server::start(true);
     let tb = TimeBase::system();
     let t = Instant::now();
@@ -156,15 +206,25 @@ fn redis_down_gives_500_and_a_logged_cause_then_recovers() {
     );
     assert_eq!(events(&mut a), ["added"]);
     server.kill();
+    let rt = a.store().round_trips();
     let out = a.handle_register(t, PEER, &register(0, 2, 600));
-    assert_eq!(out.response.status(), 500);
-    assert!(out.result.is_err());
-    let cause = a.store().take_error().unwrap();
+    assert_eq!(out.response.status(), 503);
+    assert_eq!(out.response.headers().get("Retry-After"), Some("5"));
+    let Err(Error::StoreUnavailable(cause)) = &out.result else {
+        panic!("{:?}", out.result);
+    };
+    assert!(cause.contains("redis load sip:ue0@example.com"), "{cause}");
     assert!(cause.contains("redis unavailable"), "{cause}");
+    assert_eq!(a.store().round_trips(), rt + 1, "not retried");
+    assert!(
+        a.bindings(t, "sip:ue0@example.com").is_err(),
+        "never \"no binding\""
+    );
     assert!(
         events(&mut a).is_empty(),
         "no change reported while Redis is down"
     );
+    // SIGKILL while down; AOF brings the state back.
     server.restart();
     // The binding written before the outage is intact and refreshable.
     assert_eq!(
@@ -235,7 +295,7 @@ fn measured_round_trips_and_memory_per_registration() {
         assert_eq!(r.store().aor_count(), usize::try_from(N).unwrap());
         assert!(per_ue > 0 && per_ue <= 2048, "{per_ue} B per UE");
         // The write script was loaded once (one extra round trip for the whole run).
-        let expected = if filter { 3.0 } else { 2.0 };
+        let expected = 2.0;
         assert!(
             (new_rt - expected).abs() < 0.01 && (refresh_rt - expected).abs() < 0.01,
             "{new_rt} {refresh_rt}"
@@ -285,7 +345,9 @@ fn many_ues_refreshing_through_both_instances_lose_no_update() {
         handles.into_iter().map(|h| h.join().unwrap()).collect();
     let check = registrar(&server, tb, UES, false, 9);
     for n in 0..UES {
-        let bindings = check.bindings(t, &format!("sip:ue{n}@example.com"));
+        let bindings = check
+            .bindings(t, &format!("sip:ue{n}@example.com"))
+            .unwrap();
         for (dev, (last_ok, _, _)) in results.iter().enumerate() {
             let b = bindings
                 .iter()
@@ -305,4 +367,147 @@ fn many_ues_refreshing_through_both_instances_lose_no_update() {
     );
     // The test only means something if the instances really raced.
     assert!(retries > 0, "no write conflict happened");
+}
+
+#[test]
+fn reg_event_subscriber_on_b_is_notified_once_of_changes_handled_by_a() {
+    let server = Server::start(false);
+    let tb = TimeBase::system();
+    let t = Instant::now();
+    let mut a = registrar(&server, tb, 1, false, 1);
+    let mut b = registrar(&server, tb, 1, false, 2);
+    let mut feed_a = a.store().subscribe_changes().unwrap();
+    let mut feed_b = b.store().subscribe_changes().unwrap();
+    // The MCPTT server's reg event dialog is held by B.
+    let mut view = subscribed_view(&mut b, t);
+    let wait = Duration::from_secs(5);
+    let quick = Duration::from_millis(100);
+
+    // The UE registers through A: A holds no subscription and sends no NOTIFY.
+    assert_eq!(
+        a.handle_register(t, PEER, &register(0, 1, 120))
+            .response
+            .status(),
+        200
+    );
+    assert_eq!(events(&mut a), ["added"]);
+    assert!(transmits(&mut a).is_empty());
+    // A's feed skips A's own write; B's feed brings it and B NOTIFYs, once.
+    assert_eq!(feed_a.deliver(&mut a, t, quick, 64).unwrap(), 0);
+    assert!(transmits(&mut a).is_empty());
+    assert_eq!(feed_b.deliver(&mut b, t, wait, 64).unwrap(), 1);
+    let sent = transmits(&mut b);
+    assert_eq!(sent.len(), 1, "one NOTIFY, by the holder");
+    assert_eq!(
+        view.handle_notify(t, CORE_PEER, &on_wire(&sent[0]))
+            .status(),
+        200
+    );
+    assert!(matches!(
+        view.poll_event(),
+        Some(ServerEvent::UeRegistered { .. })
+    ));
+    assert_eq!(feed_b.deliver(&mut b, t, quick, 64).unwrap(), 0);
+    assert!(transmits(&mut b).is_empty());
+
+    // The binding expires; A runs the expiry (B's timer has not fired): B NOTIFYs.
+    let later = t + Duration::from_secs(121);
+    a.handle_timeout(later);
+    assert_eq!(events(&mut a), ["removed:Expired"]);
+    assert!(transmits(&mut a).is_empty());
+    assert_eq!(feed_b.deliver(&mut b, later, wait, 64).unwrap(), 1);
+    let sent = transmits(&mut b);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        view.handle_notify(later, CORE_PEER, &on_wire(&sent[0]))
+            .status(),
+        200
+    );
+    assert!(matches!(
+        view.poll_event(),
+        Some(ServerEvent::UeDeregistered { .. })
+    ));
+    // B's own timer finds nothing left to expire: no second removal, no NOTIFY.
+    b.handle_timeout(later);
+    assert!(events(&mut b).is_empty());
+    assert!(transmits(&mut b).is_empty());
+}
+
+#[test]
+fn expiry_survives_an_instance_restart_and_is_never_early() {
+    let server = Server::start(false);
+    let t = Instant::now();
+    {
+        let mut a = registrar(&server, TimeBase::system(), 1, false, 1);
+        assert_eq!(
+            a.handle_register(t, PEER, &register(0, 1, 60))
+                .response
+                .status(),
+            200
+        );
+        // Instance A stops here (dropped without any shutdown work).
+    }
+    // A new instance (its own time base) takes over the expiry.
+    let mut c = registrar(&server, TimeBase::system(), 1, false, 3);
+    let due = c.poll_timeout().unwrap();
+    assert!(due >= t + Duration::from_secs(60) && due < t + Duration::from_millis(60_002));
+    c.handle_timeout(t + Duration::from_secs(59));
+    assert!(events(&mut c).is_empty(), "not a second early");
+    assert_eq!(
+        c.bindings(t + Duration::from_secs(59), "sip:ue0@example.com")
+            .unwrap()
+            .len(),
+        1
+    );
+    c.handle_timeout(t + Duration::from_millis(60_002));
+    assert_eq!(events(&mut c), ["removed:Expired"]);
+    assert!(c.store().load("sip:ue0@example.com").unwrap().is_none());
+}
+
+#[test]
+fn feed_reconnects_after_a_redis_restart_and_resyncs_the_subscribers() {
+    let mut server = Server::start(true);
+    let tb = TimeBase::system();
+    let t = Instant::now();
+    let mut a = registrar(&server, tb, 1, false, 1);
+    let mut b = registrar(&server, tb, 1, false, 2);
+    let mut feed_b = b.store().subscribe_changes().unwrap();
+    let mut view = subscribed_view(&mut b, t);
+    server.kill();
+    // The listener sees the connection drop at once (bounded wait for that report).
+    assert!(
+        feed_b
+            .deliver(&mut b, t, Duration::from_secs(5), 64)
+            .is_err()
+    );
+    assert!(!feed_b.is_connected());
+    server.restart();
+    // A change made while B's feed was away is lost by pub/sub...
+    assert_eq!(
+        a.handle_register(t, PEER, &register(0, 1, 600))
+            .response
+            .status(),
+        200
+    );
+    // ...but once the feed is back B re-reads the subscribed AoR and NOTIFYs it (or the
+    // feed reconnected in time to carry the change): one NOTIFY either way.
+    for _ in 0..20 {
+        if feed_b.is_connected() {
+            break;
+        }
+        let _ = feed_b.deliver(&mut b, t, Duration::from_secs(5), 64);
+    }
+    assert!(feed_b.is_connected(), "the feed reconnected");
+    let _ = feed_b.deliver(&mut b, t, Duration::from_millis(200), 64);
+    let sent = transmits(&mut b);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        view.handle_notify(t, CORE_PEER, &on_wire(&sent[0]))
+            .status(),
+        200
+    );
+    assert!(matches!(
+        view.poll_event(),
+        Some(ServerEvent::UeRegistered { .. })
+    ));
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mcptt_registration::{AorRecord, Binding, RegistrationStore, StoreError};
-use mcptt_store_redis::{TimeBase, UNAVAILABLE_VERSION};
+use mcptt_store_redis::TimeBase;
 use redis::Commands;
 
 use crate::support::Server;
@@ -71,7 +71,7 @@ fn versioned_writes_layout_ttl_and_counts() {
     let tb = TimeBase::system();
     let t = Instant::now();
     let mut s = server.store_with(4, tb);
-    assert_eq!(s.load("sip:alice@example.com"), None);
+    assert_eq!(s.load("sip:alice@example.com"), Ok(None));
     let rec = record(vec![binding(1, t, 600, 1), binding(2, t, 1200, 1)]);
     let v1 = s.write("sip:alice@example.com", 0, rec.clone()).unwrap();
     // A stale writer (expected "absent") is refused and told the current version.
@@ -79,7 +79,7 @@ fn versioned_writes_layout_ttl_and_counts() {
         s.write("sip:alice@example.com", 0, AorRecord::default()),
         Err(StoreError::Conflict { current: v1 })
     );
-    let (v, got) = s.load("sip:alice@example.com").unwrap();
+    let (v, got) = s.load("sip:alice@example.com").unwrap().unwrap();
     assert_eq!(v, v1);
     assert_eq!(got.bindings.len(), 2);
     assert_same(&got.bindings[0], &rec.bindings[0]);
@@ -117,7 +117,7 @@ fn versioned_writes_layout_ttl_and_counts() {
         .unwrap();
     assert!(!c.exists::<_, bool>(&key).unwrap());
     assert_eq!(
-        s.due(t + Duration::from_secs(10_000), 10),
+        s.due(t + Duration::from_secs(10_000), 10).unwrap(),
         vec!["sip:bob@example.com".to_owned()]
     );
     let v3 = s
@@ -153,7 +153,7 @@ fn instances_with_different_monotonic_clocks_agree_on_expiry() {
         record(vec![binding(1, t, 600, 1)]),
     )
     .unwrap();
-    let (_, rec) = b.load("sip:alice@example.com").unwrap();
+    let (_, rec) = b.load("sip:alice@example.com").unwrap().unwrap();
     let b_now = t + Duration::from_secs(1000);
     let left = rec.bindings[0].expires_at - b_now;
     assert!(
@@ -161,8 +161,17 @@ fn instances_with_different_monotonic_clocks_agree_on_expiry() {
         "{left:?}"
     );
     // B sees it due exactly when A does, and not a millisecond before.
-    assert!(b.due(b_now + Duration::from_secs(599), 10).is_empty());
-    assert_eq!(b.due(b_now + Duration::from_millis(600_001), 10).len(), 1);
+    assert!(
+        b.due(b_now + Duration::from_secs(599), 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        b.due(b_now + Duration::from_millis(600_001), 10)
+            .unwrap()
+            .len(),
+        1
+    );
     let nb = b.next_expiry().unwrap();
     assert!(nb >= b_now + Duration::from_secs(600) && nb < b_now + Duration::from_millis(600_002));
 }
@@ -187,15 +196,15 @@ fn racing_expiry_removes_each_binding_once() {
         a.next_expiry().map(|n| n >= t + Duration::from_secs(100)),
         Some(true)
     );
-    let due = a.due(later, 100);
+    let due = a.due(later, 100).unwrap();
     assert_eq!(due.len(), 11, "u0..=u10 expire by +110 s");
-    assert_eq!(a.due(later, 3).len(), 3);
+    assert_eq!(a.due(later, 3).unwrap().len(), 3);
     let barrier = Arc::new(Barrier::new(2));
     let run = |mut s: mcptt_store_redis::RedisStore, due: Vec<String>, barrier: Arc<Barrier>| {
         std::thread::spawn(move || {
             barrier.wait();
             due.iter()
-                .map(|aor| s.remove_expired(aor, later).len())
+                .map(|aor| s.remove_expired(aor, later).unwrap().len())
                 .sum::<usize>()
         })
     };
@@ -207,9 +216,15 @@ fn racing_expiry_removes_each_binding_once() {
         "each expired binding removed by exactly one instance"
     );
     let check = server.store_with(8, tb);
-    assert!(check.due(later, 100).is_empty());
+    assert!(check.due(later, 100).unwrap().is_empty());
     assert_eq!(
-        check.load("sip:u0@example.com").unwrap().1.bindings.len(),
+        check
+            .load("sip:u0@example.com")
+            .unwrap()
+            .unwrap()
+            .1
+            .bindings
+            .len(),
         1
     );
 }
@@ -235,12 +250,22 @@ fn record_deleted_by_redis_ttl_leaves_no_stale_index() {
     s.write("sip:alice@example.com", 0, record(vec![b]))
         .unwrap();
     assert!(
-        s.load("sip:alice@example.com").is_none(),
+        s.load("sip:alice@example.com").unwrap().is_none(),
         "Redis expired the record"
     );
-    assert_eq!(s.due(t, 10), vec!["sip:alice@example.com".to_owned()]);
-    assert!(s.remove_expired("sip:alice@example.com", t).is_empty());
-    assert!(s.due(t, 10).is_empty(), "stale index entry cleaned");
+    assert_eq!(
+        s.due(t, 10).unwrap(),
+        vec!["sip:alice@example.com".to_owned()]
+    );
+    assert!(
+        s.remove_expired("sip:alice@example.com", t)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.due(t, 10).unwrap().is_empty(),
+        "stale index entry cleaned"
+    );
     assert_eq!((s.aor_count(), s.binding_count()), (0, 0));
 }
 
@@ -260,13 +285,14 @@ fn aof_keeps_state_across_a_redis_crash() {
     server.kill(); // SIGKILL: only what the AOF fsynced survives
     server.restart();
     // The store reconnects by itself.
-    let (v2, rec) = s.load("sip:alice@example.com").unwrap_or_else(|| {
-        panic!("state lost across restart: {:?}", s.take_error());
-    });
+    let (v2, rec) = s
+        .load("sip:alice@example.com")
+        .unwrap()
+        .expect("state survives the restart");
     assert_eq!(v2, v);
     assert_eq!(rec.bindings[0].cseq, 1);
     assert_eq!(
-        s.due(t + Duration::from_secs(601), 10).len(),
+        s.due(t + Duration::from_secs(601), 10).unwrap().len(),
         1,
         "expiry index survived"
     );
@@ -292,25 +318,28 @@ fn unreachable_redis_is_an_error_never_silent_and_recovers() {
     let e = s.try_load("sip:alice@example.com").unwrap_err();
     assert_eq!(e.status_code(), 503, "{e}");
     assert!(e.to_string().contains("redis unavailable"), "{e}");
-    assert_eq!(
-        s.write("sip:alice@example.com", v, AorRecord::default()),
-        Err(StoreError::Conflict {
-            current: UNAVAILABLE_VERSION
-        })
-    );
-    assert!(
-        s.take_error()
-            .unwrap()
-            .contains("write sip:alice@example.com")
-    );
-    assert!(
-        s.remove_expired("sip:alice@example.com", t + Duration::from_secs(700))
-            .is_empty()
-    );
+    let Err(StoreError::Unavailable(why)) =
+        s.write("sip:alice@example.com", v, AorRecord::default())
+    else {
+        panic!("a write to an unreachable Redis must fail as unavailable");
+    };
+    assert!(why.contains("write sip:alice@example.com"), "{why}");
+    assert!(s.take_error().unwrap().contains("redis unavailable"));
+    assert!(matches!(
+        s.remove_expired("sip:alice@example.com", t + Duration::from_secs(700)),
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(matches!(s.due(t, 10), Err(StoreError::Unavailable(_))));
+    assert!(matches!(
+        s.load("sip:alice@example.com"),
+        Err(StoreError::Unavailable(_))
+    ));
+    // Asked again shortly, never "no binding".
+    assert!(s.next_expiry().is_some());
     assert!(s.take_error().is_some());
     server.restart();
     // Nothing was dropped while Redis was away; the store reconnects.
-    let (v2, rec) = s.load("sip:alice@example.com").unwrap();
+    let (v2, rec) = s.load("sip:alice@example.com").unwrap().unwrap();
     assert_eq!((v2, rec.bindings.len()), (v, 1));
     assert!(s.take_error().is_none());
 }
@@ -337,7 +366,7 @@ fn concurrent_refreshes_from_two_instances_lose_no_update() {
                     let a = (i * 7 + usize::try_from(w).unwrap()) % AORS;
                     let aor = format!("sip:ue{a}@example.com");
                     loop {
-                        let (v, mut rec) = s.load(&aor).unwrap_or_default();
+                        let (v, mut rec) = s.load(&aor).unwrap().unwrap_or_default();
                         if rec.bindings.is_empty() {
                             rec.bindings.push(binding(1, t, 600, 0));
                         }
@@ -345,10 +374,7 @@ fn concurrent_refreshes_from_two_instances_lose_no_update() {
                         rec.bindings[0].call_id = format!("w{w}");
                         match s.write(&aor, v, rec) {
                             Ok(_) => break,
-                            Err(StoreError::Conflict { current }) => {
-                                assert_ne!(current, UNAVAILABLE_VERSION, "{:?}", s.take_error());
-                                conflicts += 1;
-                            }
+                            Err(StoreError::Conflict { .. }) => conflicts += 1,
                             Err(e) => panic!("unexpected store error {e}"),
                         }
                     }
@@ -369,7 +395,7 @@ fn concurrent_refreshes_from_two_instances_lose_no_update() {
     }
     let s = server.store_with(4, tb);
     for (a, want) in model.iter().enumerate() {
-        let (_, rec) = s.load(&format!("sip:ue{a}@example.com")).unwrap();
+        let (_, rec) = s.load(&format!("sip:ue{a}@example.com")).unwrap().unwrap();
         assert_eq!(rec.bindings[0].cseq, *want, "lost update on ue{a}");
     }
     assert_eq!(model.iter().sum::<u32>(), 4 * u32::try_from(OPS).unwrap());
@@ -385,6 +411,7 @@ fn every_write_is_published_to_other_instances() {
     let mut a = server.store_with(4, tb);
     let b = server.store_with(4, tb);
     let mut feed = b.subscribe_changes().unwrap();
+    let mut own = a.subscribe_changes().unwrap();
     let v1 = a
         .write(
             "sip:alice@example.com",
@@ -406,8 +433,12 @@ fn every_write_is_published_to_other_instances() {
         Some(mcptt_store_redis::Change {
             aor: "sip:alice@example.com".into(),
             version,
+            origin: a.instance_id(),
         })
     });
     assert_eq!(got, want);
     assert_eq!(feed.next(Duration::from_millis(50)).unwrap(), None);
+    // The writer's own feed skips its own changes.
+    assert_ne!(a.instance_id(), b.instance_id());
+    assert_eq!(own.next(Duration::from_millis(50)).unwrap(), None);
 }

@@ -1,0 +1,269 @@
+//! [`ChangeFeed`]: the changes other instances write, over Redis pub/sub, delivered to a
+//! [`Registrar`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mcptt_registration::{Registrar, RegistrationStore};
+
+use crate::error::Error;
+
+/// How often the listener thread checks whether the feed was dropped.
+const POLL: Duration = Duration::from_millis(250);
+/// Pause between reconnection attempts while Redis is unreachable.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
+
+/// A change written to the store by another instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The address-of-record whose record changed (or was deleted).
+    pub aor: String,
+    /// The version the write created.
+    pub version: u64,
+    /// The id of the writing instance ([`crate::RedisStore::instance_id`]).
+    pub origin: u64,
+}
+
+/// What the listener thread reports.
+enum Note {
+    Change(Change),
+    /// The subscription is (again) in place.
+    Up,
+    /// The connection failed; the thread reconnects.
+    Down(redis::RedisError),
+}
+
+/// The stream of [`Change`]s other instances write to a store, over Redis pub/sub, and
+/// its delivery to a [`Registrar`] ([`ChangeFeed::deliver`] →
+/// [`Registrar::handle_remote_change`]).
+///
+/// A listener thread of its own holds the pub/sub connection (dropped with the feed) and
+/// reconnects by itself while Redis is away. Pub/sub delivery is at most once: changes
+/// published while disconnected are lost, so once reconnected [`ChangeFeed::deliver`]
+/// has the registrar re-read every AoR it holds reg event subscriptions for
+/// ([`Registrar::handle_remote_resync`]); a change the registrar could not act on (the
+/// store was unavailable) also triggers that resync on the next delivery. Changes the
+/// subscribing store itself wrote are skipped (its registrar NOTIFYed them already).
+/// Message payload: `<version> <instance id, hex> <AoR>`.
+pub struct ChangeFeed {
+    rx: Receiver<Note>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    connected: bool,
+    resync: bool,
+}
+
+impl std::fmt::Debug for ChangeFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeFeed")
+            .field("connected", &self.connected)
+            .field("resync", &self.resync)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for ChangeFeed {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            // The thread notices within `POLL` (or a connect timeout).
+            let _ = t.join();
+        }
+    }
+}
+
+fn parse(payload: &[u8]) -> Option<Change> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let (version, rest) = text.split_once(' ')?;
+    let (origin, aor) = rest.split_once(' ')?;
+    Some(Change {
+        aor: aor.to_owned(),
+        version: version.parse().ok()?,
+        origin: u64::from_str_radix(origin, 16).ok()?,
+    })
+}
+
+/// The listener: (re)connects, subscribes, forwards changes until `stop` or the feed is
+/// gone.
+fn listen(
+    client: &redis::Client,
+    channel: &str,
+    own: u64,
+    connect_timeout: Duration,
+    stop: &AtomicBool,
+    tx: &Sender<Note>,
+) {
+    let mut reported_down = false;
+    while !stop.load(Ordering::Relaxed) {
+        let subscribed = client
+            .get_connection_with_timeout(connect_timeout)
+            .and_then(|conn| {
+                conn.set_write_timeout(Some(connect_timeout))?;
+                Ok(conn)
+            });
+        let mut conn = match subscribed {
+            Ok(c) => c,
+            Err(e) => {
+                if !reported_down && tx.send(Note::Down(e)).is_err() {
+                    return;
+                }
+                reported_down = true;
+                std::thread::sleep(RECONNECT_PAUSE);
+                continue;
+            }
+        };
+        let mut ps = conn.as_pubsub();
+        if let Err(e) = ps
+            .set_read_timeout(Some(POLL))
+            .and_then(|()| ps.subscribe(channel))
+        {
+            if !reported_down && tx.send(Note::Down(e)).is_err() {
+                return;
+            }
+            reported_down = true;
+            std::thread::sleep(RECONNECT_PAUSE);
+            continue;
+        }
+        if tx.send(Note::Up).is_err() {
+            return;
+        }
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            match ps.get_message() {
+                Ok(msg) => {
+                    let Some(change) = parse(msg.get_payload_bytes()) else {
+                        tracing::warn!("unreadable registration change message ignored");
+                        continue;
+                    };
+                    if change.origin != own && tx.send(Note::Change(change)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) if e.is_timeout() => {}
+                Err(e) => {
+                    reported_down = true;
+                    if tx.send(Note::Down(e)).is_err() {
+                        return;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}
+
+impl ChangeFeed {
+    /// Starts the listener on `channel` and waits until it is subscribed.
+    pub(crate) fn start(
+        client: redis::Client,
+        channel: String,
+        own: u64,
+        connect_timeout: Duration,
+    ) -> Result<Self, Error> {
+        let (tx, rx) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("mcptt-redis-feed".into())
+            .spawn(move || listen(&client, &channel, own, connect_timeout, &flag, &tx))
+            .map_err(|_| Error::ApiMisuse("cannot spawn the change feed thread"))?;
+        let mut feed = Self {
+            rx,
+            stop,
+            thread: Some(thread),
+            connected: false,
+            resync: false,
+        };
+        // The first report says whether the subscription is in place.
+        match feed.rx.recv() {
+            Ok(Note::Up) => {
+                feed.connected = true;
+                Ok(feed)
+            }
+            Ok(Note::Down(e)) => Err(Error::Redis(e)),
+            Ok(Note::Change(_)) | Err(_) => Err(Error::UnexpectedReply("change feed start")),
+        }
+    }
+
+    /// Whether the subscription is in place (last seen by [`ChangeFeed::next`]).
+    #[must_use]
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// The next change written by another instance, waiting at most `timeout`;
+    /// `Ok(None)` when none came, or when the feed has just reconnected (then changes may
+    /// have been missed: [`ChangeFeed::deliver`] resyncs).
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when the connection failed (the listener reconnects by itself).
+    pub fn next(&mut self, timeout: Duration) -> Result<Option<Change>, Error> {
+        let note = match self.rx.recv_timeout(timeout) {
+            Ok(n) => n,
+            Err(RecvTimeoutError::Timeout) => return Ok(None),
+            Err(RecvTimeoutError::Disconnected) => {
+                self.connected = false;
+                return Err(Error::UnexpectedReply("change feed listener ended"));
+            }
+        };
+        match note {
+            Note::Change(c) => Ok(Some(c)),
+            Note::Up => {
+                self.connected = true;
+                self.resync = true;
+                Ok(None)
+            }
+            Note::Down(e) => {
+                self.connected = false;
+                self.resync = true;
+                Err(Error::Redis(e))
+            }
+        }
+    }
+
+    /// Hands the changes other instances wrote to `registrar`
+    /// ([`Registrar::handle_remote_change`]): waits at most `wait` for the first one,
+    /// then takes those already arrived (at most `max`). After a reconnect, or when the
+    /// registrar could not read a changed record, it first resyncs the registrar
+    /// ([`Registrar::handle_remote_resync`]). Returns the number of changes handed over;
+    /// the registrar's NOTIFYs are then on its `poll_transmit`.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when the feed's connection failed (call again later: the
+    /// listener reconnects and the next delivery resyncs).
+    pub fn deliver<S: RegistrationStore>(
+        &mut self,
+        registrar: &mut Registrar<S>,
+        now: Instant,
+        wait: Duration,
+        max: usize,
+    ) -> Result<usize, Error> {
+        let mut n = 0;
+        let mut timeout = wait;
+        while n < max {
+            let change = self.next(timeout);
+            if self.resync && self.connected {
+                match registrar.handle_remote_resync(now) {
+                    Ok(()) => self.resync = false,
+                    Err(e) => {
+                        tracing::error!(error = %e, "registration resync failed");
+                    }
+                }
+            }
+            let Some(change) = change? else { break };
+            n += 1;
+            if let Err(e) = registrar.handle_remote_change(now, &change.aor) {
+                tracing::error!(aor = change.aor, error = %e, "remote registration change not applied");
+                self.resync = true;
+            }
+            // Only the first read waits.
+            timeout = Duration::ZERO;
+        }
+        Ok(n)
+    }
+}
