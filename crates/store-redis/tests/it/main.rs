@@ -1,5 +1,6 @@
 //! Integration tests against a real `redis-server` started by each test (no mocks).
 #![allow(clippy::unwrap_used)]
+mod cluster;
 mod registrar;
 mod store;
 mod support;

@@ -52,7 +52,7 @@ fn on_wire(t: &Transmit) -> Request {
         .unwrap()
 }
 
-fn transmits<S: RegistrationStore>(r: &mut Registrar<S>) -> Vec<Transmit> {
+pub(crate) fn transmits<S: RegistrationStore>(r: &mut Registrar<S>) -> Vec<Transmit> {
     std::iter::from_fn(|| r.poll_transmit()).collect()
 }
 
@@ -86,7 +86,7 @@ fn subscribed_view<S: RegistrationStore>(reg: &mut Registrar<S>, now: Instant) -
 }
 
 /// A MCPTT UE's REGISTER (DESIGN.md §3) for `ue{n}`.
-fn register(n: u32, cseq: u32, expires: u32) -> Request {
+pub(crate) fn register(n: u32, cseq: u32, expires: u32) -> Request {
     register_dev(n, 0, cseq, expires)
 }
 
@@ -122,7 +122,16 @@ fn registrar(
     Registrar::with_store(config(ues, filter), server.store_with(16, tb), seed)
 }
 
-fn events<S: RegistrationStore>(r: &mut Registrar<S>) -> Vec<String> {
+pub(crate) fn registrar_on(
+    store: RedisStore,
+    ues: u32,
+    filter: bool,
+    seed: u64,
+) -> Registrar<RedisStore> {
+    Registrar::with_store(config(ues, filter), store, seed)
+}
+
+pub(crate) fn events<S: RegistrationStore>(r: &mut Registrar<S>) -> Vec<String> {
     std::iter::from_fn(|| r.poll_event())
         .filter_map(|e| match e {
             Event::BindingAdded { .. } => Some("added".to_owned()),

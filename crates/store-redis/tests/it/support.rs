@@ -127,3 +127,145 @@ impl Drop for Server {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A local 3-node Redis Cluster (no replicas) on free loopback ports, as documented in
+/// the crate docs: three `redis-server --cluster-enabled yes` then
+/// `redis-cli --cluster create … --cluster-yes`. Nodes are killed by pid on drop.
+pub(crate) struct Cluster {
+    nodes: Vec<Child>,
+    pub(crate) ports: Vec<u16>,
+    dir: PathBuf,
+}
+
+impl Cluster {
+    pub(crate) fn start() -> Self {
+        let n = NEXT_DIR.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "mcptt-store-redis-cluster-{}-{n}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut c = Self {
+            nodes: Vec::new(),
+            ports: Vec::new(),
+            dir,
+        };
+        for _ in 0..3 {
+            let port = free_port();
+            let d = c.dir.join(port.to_string());
+            std::fs::create_dir_all(&d).expect("node dir");
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args([
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                ])
+                .args(["--save", "", "--appendonly", "no", "--dir"])
+                .arg(&d)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server (Debian package `redis-server`)");
+            c.nodes.push(child);
+            c.ports.push(port);
+        }
+        for url in c.urls() {
+            wait_for_ping(&url);
+        }
+        let addrs: Vec<String> = c.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        // Every node must agree the cluster is up before it serves every slot.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for url in c.urls() {
+            let client = redis::Client::open(url).expect("url");
+            loop {
+                let ok = client
+                    .get_connection_with_timeout(Duration::from_millis(200))
+                    .and_then(|mut conn| {
+                        redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut conn)
+                    })
+                    .is_ok_and(|info| info.contains("cluster_state:ok"));
+                if ok {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "cluster did not become ready");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        c
+    }
+
+    pub(crate) fn urls(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect()
+    }
+
+    /// A store on the cluster.
+    pub(crate) fn store(&self, tb: TimeBase) -> RedisStore {
+        RedisStore::new(
+            RedisStoreConfig {
+                cluster_nodes: self.urls(),
+                buckets: 16,
+                response_timeout: Duration::from_secs(2),
+                connect_timeout: Duration::from_millis(500),
+                ..RedisStoreConfig::default()
+            },
+            tb,
+        )
+        .expect("store")
+    }
+
+    /// Number of keys on each node.
+    pub(crate) fn key_counts(&self) -> Vec<u64> {
+        self.urls()
+            .iter()
+            .map(|u| {
+                let mut c = redis::Client::open(u.as_str())
+                    .expect("url")
+                    .get_connection()
+                    .expect("connect");
+                redis::cmd("DBSIZE").query(&mut c).expect("DBSIZE")
+            })
+            .collect()
+    }
+}
+
+fn wait_for_ping(url: &str) {
+    let client = redis::Client::open(url).expect("url");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut c) = client.get_connection_with_timeout(Duration::from_millis(200))
+            && redis::cmd("PING").query::<String>(&mut c).is_ok()
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "redis-server did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in &mut self.nodes {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
