@@ -8,7 +8,8 @@ use crate::body::{McpttInfo, PocSettings, PublishBody, SERVICE_STATE_CONTENT_TYP
 use crate::error::Error;
 use crate::model::{Random, random_token};
 use crate::server::{POC_SETTINGS_EVENT, SERVICE_STATE_EVENT, Transmit};
-use crate::sip::{Builder, View};
+use crate::sip::{Answer, Ids};
+use mcptt_sip::{Method, Request, RequestBuilder, Response};
 
 /// Identity and addressing of the UE for its PUBLISH and SUBSCRIBE requests.
 #[derive(Debug, Clone)]
@@ -47,16 +48,18 @@ impl UeConfig {
     }
 }
 
+/// A request with Via, Route and Max-Forwards (`mcptt_sip::Request::builder`); `None` when the
+/// configured URI does not parse.
 fn start_request(
     config: &UeConfig,
     rng: &mut dyn Random,
-    method: &str,
+    method: Method,
     uri: &str,
     routes: &[String],
-) -> Builder {
-    let mut b = Builder::request(method, uri);
+) -> Option<RequestBuilder> {
+    let uri = mcptt_sip::Uri::parse(uri).ok()?;
     let branch = random_token(rng);
-    b.header_fmt(
+    let mut b = Request::builder(method, uri).header(
         "Via",
         format_args!(
             "SIP/2.0/{} {};branch=z9hG4bK{branch}",
@@ -64,10 +67,36 @@ fn start_request(
         ),
     );
     for r in routes {
-        b.header("Route", r);
+        b = b.header("Route", r);
     }
-    b.header("Max-Forwards", "70");
-    b
+    Some(b.header("Max-Forwards", 70))
+}
+
+/// A message that cannot be read as a `MalformedMessage` error.
+fn malformed(what: &str) -> Error {
+    Error::MalformedMessage { what: what.into() }
+}
+
+/// The wire bytes of a built request (empty when configured text made the build fail).
+fn finish(b: RequestBuilder) -> Vec<u8> {
+    b.build().map(|r| Vec::from(r.encode())).unwrap_or_default()
+}
+
+/// The first `Contact` URI of a message, if any.
+fn first_contact(headers: &mcptt_sip::Headers) -> Option<String> {
+    let contacts = headers.contacts().ok()?;
+    contacts
+        .first()
+        .and_then(|c| c.uri())
+        .map(|u| u.as_str().to_owned())
+}
+
+/// The `Record-Route` entries of a message, in order.
+fn record_route(headers: &mcptt_sip::Headers) -> Vec<String> {
+    headers
+        .record_route()
+        .map(|r| r.iter().map(|n| n.as_str().to_owned()).collect())
+        .unwrap_or_default()
 }
 
 /// Events of a [`Publisher`].
@@ -218,36 +247,38 @@ impl<R: Random> Publisher<R> {
         };
         let etag = if op == PubOp::Initial { None } else { etag };
         self.cseq += 1;
-        let uri = self.config.service_uri.clone();
-        let mut b = start_request(
+        let bytes = match start_request(
             &self.config,
             &mut self.rng,
-            "PUBLISH",
-            &uri,
+            Method::Publish,
+            &self.config.service_uri,
             &self.config.route,
-        );
-        b.header_fmt(
-            "From",
-            format_args!("<{}>;tag={}", self.config.impu, self.from_tag),
-        )
-        .header_fmt("To", format_args!("<{}>", self.config.impu))
-        .header("Call-ID", &self.call_id)
-        .header_fmt("CSeq", format_args!("{} PUBLISH", self.cseq))
-        .header("Event", POC_SETTINGS_EVENT)
-        .header_fmt(
-            "Expires",
-            format_args!("{}", if op == PubOp::Remove { 0 } else { self.expires }),
-        );
-        if let Some(e) = &etag {
-            b.header("SIP-If-Match", e);
-        }
-        let bytes = match op {
-            PubOp::Initial | PubOp::Modify => {
-                let boundary = random_token(&mut self.rng);
-                let (ct, body) = self.body.encode(&boundary);
-                b.finish(Some((&ct, &body)))
+        ) {
+            Some(b) => {
+                let mut b = b
+                    .header(
+                        "From",
+                        format_args!("<{}>;tag={}", self.config.impu, self.from_tag),
+                    )
+                    .header("To", format_args!("<{}>", self.config.impu))
+                    .header("Call-ID", &self.call_id)
+                    .header("CSeq", format_args!("{} PUBLISH", self.cseq))
+                    .header("Event", POC_SETTINGS_EVENT)
+                    .header(
+                        "Expires",
+                        if op == PubOp::Remove { 0 } else { self.expires },
+                    );
+                if let Some(e) = &etag {
+                    b = b.header("SIP-If-Match", e);
+                }
+                if matches!(op, PubOp::Initial | PubOp::Modify) {
+                    let boundary = random_token(&mut self.rng);
+                    let (ct, body) = self.body.encode(&boundary);
+                    b = b.body(&ct, body);
+                }
+                finish(b)
             }
-            PubOp::Refresh | PubOp::Remove => b.finish(None),
+            None => Vec::new(),
         };
         self.state = PubState::Pending {
             op,
@@ -262,51 +293,37 @@ impl<R: Random> Publisher<R> {
     /// # Errors
     /// [`Error::MalformedMessage`] for an unreadable response; [`Error::NoMatch`] when it does not
     /// answer the pending PUBLISH.
-    pub fn handle_response(
-        &mut self,
-        now: Instant,
-        response: &mcptt_sip::Response,
-    ) -> Result<(), Error> {
-        let view = crate::sip::glue::view_response(response);
-        self.on_response(now, view)
-    }
-
-    /// As [`Publisher::handle_response`], for one encoded message.
-    ///
-    /// # Errors
-    /// As [`Publisher::handle_response`].
-    pub fn handle_response_bytes(&mut self, now: Instant, response: &[u8]) -> Result<(), Error> {
-        crate::sip::with_response_view(response, |view| self.on_response(now, view))
-    }
-
-    fn on_response(
-        &mut self,
-        now: Instant,
-        view: Result<View<'_>, &'static str>,
-    ) -> Result<(), Error> {
-        let resp = view.map_err(|what| Error::MalformedMessage { what: what.into() })?;
+    pub fn handle_response(&mut self, now: Instant, response: &Response) -> Result<(), Error> {
+        let ids = Ids::read(response.headers()).map_err(malformed)?;
+        let status = response.status();
         let PubState::Pending { op, cseq, etag } = self.state.clone() else {
             return Err(Error::NoMatch("no PUBLISH pending"));
         };
-        if resp.call_id != self.call_id || resp.cseq != cseq || resp.status < 200 {
-            return if resp.status < 200 {
+        if ids.call_id != self.call_id || ids.cseq.seq != cseq || status < 200 {
+            return if status < 200 {
                 Ok(())
             } else {
                 Err(Error::NoMatch("not the pending PUBLISH"))
             };
         }
-        match resp.status {
+        let expires_header = response
+            .expires()
+            .map_err(|_| malformed("Expires header"))?;
+        let min_expires = response.min_expires().ok().flatten();
+        match status {
             200..=299 if op == PubOp::Remove => {
                 self.state = PubState::Idle;
                 self.events.push_back(PublisherEvent::SignedOff);
             }
             200..=299 => {
-                let new_etag = resp
-                    .sip_etag
+                let new_etag = response
+                    .sip_etag()
+                    .ok()
+                    .flatten()
                     .map(str::to_owned)
                     .or(etag)
                     .unwrap_or_default();
-                let expires = resp.expires.unwrap_or(self.expires);
+                let expires = expires_header.unwrap_or(self.expires);
                 // Refresh ahead of expiry: at 3/4 of the interval, at least 5 s before it.
                 let ahead = u64::from(expires / 4).max(5).min(u64::from(expires));
                 let refresh_at = now + Duration::from_secs(u64::from(expires) - ahead);
@@ -328,8 +345,8 @@ impl<R: Random> Publisher<R> {
                     self.events.push_back(PublisherEvent::SignedOff);
                 }
             }
-            423 if resp.min_expires.is_some_and(|m| m > self.expires) => {
-                self.expires = resp.min_expires.unwrap_or(self.expires);
+            423 if min_expires.is_some_and(|m| m > self.expires) => {
+                self.expires = min_expires.unwrap_or(self.expires);
                 self.state = match etag {
                     Some(etag) => PubState::Published {
                         etag,
@@ -341,7 +358,7 @@ impl<R: Random> Publisher<R> {
             }
             status => {
                 self.state = PubState::Idle;
-                let warning = resp.warning.map(str::to_owned);
+                let warning = response.headers().get("Warning").map(str::to_owned);
                 self.events
                     .push_back(PublisherEvent::Rejected { status, warning });
             }
@@ -350,6 +367,15 @@ impl<R: Random> Publisher<R> {
             self.start(now, next);
         }
         Ok(())
+    }
+
+    /// As [`Publisher::handle_response`], for one encoded message.
+    ///
+    /// # Errors
+    /// As [`Publisher::handle_response`].
+    pub fn handle_response_bytes(&mut self, now: Instant, response: &[u8]) -> Result<(), Error> {
+        let response = crate::sip::parse_response(response).map_err(malformed)?;
+        self.handle_response(now, &response)
     }
 
     /// Sends the refresh when due.
@@ -518,29 +544,34 @@ impl<R: Random> Subscriber<R> {
         } else {
             self.config.route.clone()
         };
-        let target = self.remote_target.clone();
-        let mut b = start_request(&self.config, &mut self.rng, "SUBSCRIBE", &target, &routes);
-        b.header_fmt(
+        let Some(b) = start_request(
+            &self.config,
+            &mut self.rng,
+            Method::Subscribe,
+            &self.remote_target,
+            &routes,
+        ) else {
+            return;
+        };
+        let b = b.header(
             "From",
             format_args!("<{}>;tag={}", self.config.impu, self.local_tag),
         );
-        match &self.remote_tag {
-            Some(t) => b.header_fmt("To", format_args!("<{}>;tag={t}", self.config.service_uri)),
-            None => b.header_fmt("To", format_args!("<{}>", self.config.service_uri)),
+        let b = match &self.remote_tag {
+            Some(t) => b.header("To", format_args!("<{}>;tag={t}", self.config.service_uri)),
+            None => b.header("To", format_args!("<{}>", self.config.service_uri)),
         };
-        b.header("Call-ID", &self.call_id)
-            .header_fmt("CSeq", format_args!("{} SUBSCRIBE", self.local_cseq))
-            .header_fmt("Contact", format_args!("<{}>", self.config.contact))
+        let mut b = b
+            .header("Call-ID", &self.call_id)
+            .header("CSeq", format_args!("{} SUBSCRIBE", self.local_cseq))
+            .header("Contact", format_args!("<{}>", self.config.contact))
             .header("Event", SERVICE_STATE_EVENT)
             .header("Accept", SERVICE_STATE_CONTENT_TYPE)
-            .header_fmt("Expires", format_args!("{expires}"));
-        let bytes = match (&self.info, self.remote_tag.is_none()) {
-            (Some(info), true) => {
-                let xml = info.encode();
-                b.finish(Some((crate::body::MCPTT_INFO_CONTENT_TYPE, xml.as_bytes())))
-            }
-            _ => b.finish(None),
-        };
+            .header("Expires", expires);
+        if let (Some(info), true) = (&self.info, self.remote_tag.is_none()) {
+            b = b.body(crate::body::MCPTT_INFO_CONTENT_TYPE, info.encode());
+        }
+        let bytes = finish(b);
         self.transmit.push_back(Transmit { bytes });
     }
 
@@ -555,20 +586,20 @@ impl<R: Random> Subscriber<R> {
     fn learn_dialog(
         &mut self,
         remote_tag: Option<&str>,
-        contact: Option<&str>,
-        record_route: &[&str],
+        contact: Option<String>,
+        record_route: Vec<String>,
         reverse: bool,
     ) {
         if self.remote_tag.is_none() {
             self.remote_tag = remote_tag.map(str::to_owned);
             // RFC 3261 §12.1.2: the UAC's route set is the Record-Route list reversed.
-            self.route_set = record_route.iter().map(|r| (*r).to_owned()).collect();
+            self.route_set = record_route;
             if reverse {
                 self.route_set.reverse();
             }
         }
         if let Some(c) = contact {
-            c.clone_into(&mut self.remote_target);
+            self.remote_target = c;
         }
     }
 
@@ -576,49 +607,32 @@ impl<R: Random> Subscriber<R> {
     ///
     /// # Errors
     /// [`Error::MalformedMessage`] or [`Error::NoMatch`].
-    pub fn handle_response(
-        &mut self,
-        now: Instant,
-        response: &mcptt_sip::Response,
-    ) -> Result<(), Error> {
-        let view = crate::sip::glue::view_response(response);
-        self.on_response(now, view)
-    }
-
-    /// As [`Subscriber::handle_response`], for one encoded message.
-    ///
-    /// # Errors
-    /// As [`Subscriber::handle_response`].
-    pub fn handle_response_bytes(&mut self, now: Instant, response: &[u8]) -> Result<(), Error> {
-        crate::sip::with_response_view(response, |view| self.on_response(now, view))
-    }
-
-    fn on_response(
-        &mut self,
-        now: Instant,
-        view: Result<View<'_>, &'static str>,
-    ) -> Result<(), Error> {
-        let resp = view.map_err(|what| Error::MalformedMessage { what: what.into() })?;
-        if resp.call_id != self.call_id
-            || Some(resp.cseq) != self.pending_cseq
-            || resp.from_tag != Some(&self.local_tag)
+    pub fn handle_response(&mut self, now: Instant, response: &Response) -> Result<(), Error> {
+        let ids = Ids::read(response.headers()).map_err(malformed)?;
+        let status = response.status();
+        if ids.call_id != self.call_id
+            || Some(ids.cseq.seq) != self.pending_cseq
+            || ids.from.tag() != Some(&self.local_tag)
         {
             return Err(Error::NoMatch("not the pending SUBSCRIBE"));
         }
-        if resp.status < 200 {
+        if status < 200 {
             return Ok(());
         }
         self.pending_cseq = None;
-        match resp.status {
+        let min_expires = response.min_expires().ok().flatten();
+        match status {
             200..=299 => {
-                self.learn_dialog(resp.to_tag, resp.contact, &resp.record_route, true);
+                let contact = first_contact(response.headers());
+                let record_route = record_route(response.headers());
+                self.learn_dialog(ids.to.tag(), contact, record_route, true);
                 if self.state != SubState::Terminating && self.state != SubState::Terminated {
-                    let expires = resp.expires.unwrap_or(self.expires);
+                    let expires = response.expires().ok().flatten().unwrap_or(self.expires);
                     self.schedule_refresh(now, expires);
                 }
             }
-            423 if resp.min_expires.is_some_and(|m| m > self.expires) => {
-                self.expires = resp.min_expires.unwrap_or(self.expires);
+            423 if min_expires.is_some_and(|m| m > self.expires) => {
+                self.expires = min_expires.unwrap_or(self.expires);
                 self.send_subscribe(self.expires);
             }
             481 if self.remote_tag.is_some() => self.end(Some("481".into())),
@@ -629,6 +643,15 @@ impl<R: Random> Subscriber<R> {
             _ => {}
         }
         Ok(())
+    }
+
+    /// As [`Subscriber::handle_response`], for one encoded message.
+    ///
+    /// # Errors
+    /// As [`Subscriber::handle_response`].
+    pub fn handle_response_bytes(&mut self, now: Instant, response: &[u8]) -> Result<(), Error> {
+        let response = crate::sip::parse_response(response).map_err(malformed)?;
+        self.handle_response(now, &response)
     }
 
     fn end(&mut self, reason: Option<String>) {
@@ -645,13 +668,17 @@ impl<R: Random> Subscriber<R> {
     /// # Errors
     /// [`Error::OutOfOrderCSeq`], [`Error::NoMatch`], or body/message errors; the matching
     /// response is queued either way.
-    pub fn handle_request(
-        &mut self,
-        now: Instant,
-        request: &mcptt_sip::Request,
-    ) -> Result<(), Error> {
-        let view = crate::sip::glue::view_request(request);
-        self.on_request(now, view)
+    pub fn handle_request(&mut self, now: Instant, request: &Request) -> Result<(), Error> {
+        Ids::read(request.headers()).map_err(malformed)?;
+        let result = self.notify(now, request);
+        let code = match &result {
+            Ok(()) => 200,
+            Err(e) => e.status_code().unwrap_or(500),
+        };
+        self.transmit.push_back(Transmit {
+            bytes: Answer::new(request, code).finish(),
+        });
+        result
     }
 
     /// As [`Subscriber::handle_request`], for one encoded message.
@@ -659,80 +686,59 @@ impl<R: Random> Subscriber<R> {
     /// # Errors
     /// As [`Subscriber::handle_request`].
     pub fn handle_request_bytes(&mut self, now: Instant, request: &[u8]) -> Result<(), Error> {
-        crate::sip::with_request_view(request, |view| self.on_request(now, view))
+        let request = crate::sip::parse_request(request).map_err(malformed)?;
+        self.handle_request(now, &request)
     }
 
-    fn on_request(
-        &mut self,
-        now: Instant,
-        view: Result<View<'_>, &'static str>,
-    ) -> Result<(), Error> {
-        let req = view.map_err(|what| Error::MalformedMessage { what: what.into() })?;
-        let result = self.notify(now, &req);
-        let code = match &result {
-            Ok(()) => 200,
-            Err(e) => e.status_code().unwrap_or(500),
-        };
-        let b = Builder::response(&req, code, None);
-        self.transmit.push_back(Transmit {
-            bytes: b.finish(None),
-        });
-        result
-    }
-
-    fn notify(&mut self, now: Instant, req: &View<'_>) -> Result<(), Error> {
-        if req.method != "NOTIFY" {
+    fn notify(&mut self, now: Instant, req: &Request) -> Result<(), Error> {
+        if *req.method() != Method::Notify {
             return Err(Error::NoMatch("only NOTIFY is accepted in the dialog"));
         }
-        let ours = req.call_id == self.call_id
-            && req.to_tag == Some(&self.local_tag)
-            && (self.remote_tag.is_none() || req.from_tag == self.remote_tag.as_deref())
+        let ids = Ids::read(req.headers()).map_err(malformed)?;
+        let ours = ids.call_id == self.call_id
+            && ids.to.tag() == Some(&self.local_tag)
+            && (self.remote_tag.is_none() || ids.from.tag() == self.remote_tag.as_deref())
             && !matches!(self.state, SubState::Idle | SubState::Terminated);
         if !ours {
             return Err(Error::NoMatch(
                 "NOTIFY for no subscription of this subscriber",
             ));
         }
-        if !req
-            .event
-            .as_ref()
-            .is_some_and(|(p, _)| p.eq_ignore_ascii_case(SERVICE_STATE_EVENT))
-        {
-            return Err(Error::BadEvent(
-                req.event.map(|e| e.0.to_owned()).unwrap_or_default(),
-            ));
+        let event = req.event().map_err(|_| malformed("Event header"))?;
+        let package = event.as_ref().map(|e| e.package());
+        if !package.is_some_and(|p| p.eq_ignore_ascii_case(SERVICE_STATE_EVENT)) {
+            return Err(Error::BadEvent(package.unwrap_or_default().to_owned()));
         }
+        let cseq = ids.cseq.seq;
         if let Some(last) = self.remote_cseq
-            && req.cseq <= last
+            && cseq <= last
         {
-            return Err(Error::OutOfOrderCSeq {
-                got: req.cseq,
-                last,
-            });
+            return Err(Error::OutOfOrderCSeq { got: cseq, last });
         }
-        let (state, reason, expires) =
-            req.subscription_state
-                .ok_or_else(|| Error::MalformedMessage {
-                    what: "Subscription-State header".into(),
-                })?;
-        let body = if req.body.is_empty() {
+        let subscription_state = req
+            .subscription_state()
+            .ok()
+            .flatten()
+            .ok_or_else(|| malformed("Subscription-State header"))?;
+        let body = if req.body_len() == 0 {
             None
         } else {
-            let media = req
-                .content_type
-                .unwrap_or("")
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
+            let content_type = req
+                .content_type()
+                .map_err(|_| malformed("Content-Type header"))?;
+            let media = content_type
+                .as_ref()
+                .map(|c| c.mime_type().to_ascii_lowercase())
+                .unwrap_or_default();
             if media != SERVICE_STATE_CONTENT_TYPE {
                 return Err(Error::UnsupportedMediaType(media));
             }
-            Some(ServiceState::parse(&req.body)?)
+            Some(ServiceState::parse(&req.body())?)
         };
-        self.remote_cseq = Some(req.cseq);
-        self.learn_dialog(req.from_tag, req.contact, &req.record_route, false);
+        self.remote_cseq = Some(cseq);
+        let contact = first_contact(req.headers());
+        let record_route = record_route(req.headers());
+        self.learn_dialog(ids.from.tag(), contact, record_route, false);
         if let Some(s) = body {
             // Versions never go back; an older version (reordered delivery) is not surfaced.
             if self.last_version.is_none_or(|v| s.version >= v) {
@@ -740,15 +746,15 @@ impl<R: Random> Subscriber<R> {
                 self.events.push_back(SubscriberEvent::State(s));
             }
         }
-        match state.to_ascii_lowercase().as_str() {
-            "terminated" => self.end(reason.map(str::to_owned)),
-            _ => {
-                if let (Some(e), SubState::Pending | SubState::Active { .. }) =
-                    (expires, self.state)
-                {
-                    self.schedule_refresh(now, e);
-                }
-            }
+        if subscription_state
+            .state()
+            .eq_ignore_ascii_case("terminated")
+        {
+            self.end(subscription_state.reason().map(str::to_owned));
+        } else if let (Some(e), SubState::Pending | SubState::Active { .. }) =
+            (subscription_state.expires(), self.state)
+        {
+            self.schedule_refresh(now, e);
         }
         Ok(())
     }

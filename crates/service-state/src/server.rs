@@ -9,7 +9,9 @@ use crate::model::{
     AuthorisationState, CombinedState, Random, RegistrationChange, RegistrationState, TokenGrant,
     TokenValidator, UeDirectory, UeKind, random_token,
 };
-use crate::sip::{Builder, View, identity};
+use mcptt_sip::{Method, NameAddr, Request};
+
+use crate::sip::{Answer, Ids, identity};
 
 /// Event package of the PUBLISH that carries the access token.
 pub const POC_SETTINGS_EVENT: &str = "poc-settings";
@@ -261,29 +263,42 @@ struct Subscription {
 impl Subscription {
     /// The dialog state a SUBSCRIBE creates (RFC 6665 §4.1.2, RFC 3261 §12.1.1).
     fn new(
-        req: &View<'_>,
+        sub: &SubscribeRequest<'_>,
         session: u64,
         our_tag: u64,
-        their_tag: &str,
         remote_target: &str,
         expires_at: Instant,
     ) -> Self {
+        let ids = &sub.ids;
         Self {
             session,
-            call_id: req.call_id.to_owned(),
+            call_id: ids.call_id.to_owned(),
             our_tag,
-            their_tag: their_tag.to_owned(),
-            local_uri: req.to_uri.to_owned(),
-            remote_uri: req.from_uri.to_owned(),
+            their_tag: ids.from.tag().unwrap_or_default().to_owned(),
+            local_uri: ids.to.uri().as_str().to_owned(),
+            remote_uri: ids.from.uri().as_str().to_owned(),
             remote_target: remote_target.to_owned(),
-            route_set: req.record_route.iter().map(|r| (*r).to_owned()).collect(),
+            route_set: sub
+                .record_route
+                .iter()
+                .map(|r| r.as_str().to_owned())
+                .collect(),
             local_cseq: 0,
-            remote_cseq: req.cseq,
-            event_id: req.event.and_then(|(_, id)| id).map(str::to_owned),
+            remote_cseq: ids.cseq.seq,
+            event_id: sub.event_id.clone(),
             expires_at,
             outstanding: Vec::new(),
         }
     }
+}
+
+/// What a SUBSCRIBE says, read with `mcptt-sip`'s typed access.
+struct SubscribeRequest<'m> {
+    ids: Ids<'m>,
+    /// `Record-Route` entries, in order.
+    record_route: Vec<NameAddr>,
+    /// `id` of the `Event` header.
+    event_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -379,7 +394,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
     #[must_use]
     pub fn state(&self, impu: &str, mcptt_id: &str) -> Option<ServiceState> {
         let impu = identity(impu);
-        let ue = self.ues.get(&impu)?;
+        let ue = self.ues.get(impu.as_ref())?;
         ue.sessions
             .iter()
             .filter_map(|id| self.sessions.get(id))
@@ -404,7 +419,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
     /// When the UE's registered/not-registered state flips, every user on it gets a new state
     /// version and a NOTIFY (e.g. `full-access` → `limited` on deregistration).
     pub fn handle_registration(&mut self, now: Instant, change: RegistrationChange) {
-        let impu = identity(&change.impu);
+        let impu = identity(&change.impu).into_owned();
         if !self.ues.contains_key(&impu) {
             if !change.registered || self.ues.len() >= self.config.max_ues {
                 return;
@@ -440,52 +455,48 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
 
     /// Handles a parsed request (PUBLISH, SUBSCRIBE; others get 405). `now_unix` is the wall
     /// clock in seconds since the Unix epoch, for token `exp` checks.
-    pub fn handle_request(&mut self, now: Instant, now_unix: u64, request: &mcptt_sip::Request) {
-        let view = crate::sip::glue::view_request(request);
-        self.handle_read(now, now_unix, view);
-    }
-
-    /// As [`Server::handle_request`], for one encoded request (read with
-    /// `mcptt_sip::Message::parse`; prefer the typed method when the message is already parsed).
-    pub fn handle_request_bytes(&mut self, now: Instant, now_unix: u64, request: &[u8]) {
-        crate::sip::with_request_view(request, |view| self.handle_read(now, now_unix, view));
-    }
-
-    fn handle_read(&mut self, now: Instant, now_unix: u64, view: Result<View<'_>, &'static str>) {
-        match view {
-            Ok(view) => self.handle_view(now, now_unix, &view),
+    pub fn handle_request(&mut self, now: Instant, now_unix: u64, request: &Request) {
+        let ids = match Ids::read(request.headers()) {
+            Ok(ids) => ids,
             Err(what) => {
                 // Too little of the message is readable to build a response; the transport
                 // layer answers what it can.
                 self.events
                     .push_back(ServerEvent::MalformedRequest { what });
+                return;
             }
-        }
-    }
-
-    pub(crate) fn handle_view(&mut self, now: Instant, now_unix: u64, req: &View<'_>) {
-        let result = match req.method {
-            "PUBLISH" => self.publish(now, now_unix, req),
-            "SUBSCRIBE" => self.subscribe(now, now_unix, req),
+        };
+        let result = match request.method() {
+            Method::Publish => self.publish(now, now_unix, request),
+            Method::Subscribe => self.subscribe(now, now_unix, request, ids),
             _ => Err(Refusal::with(405, "Allow", "PUBLISH, SUBSCRIBE".into())),
         };
         if let Err(refusal) = result {
-            let mut b = Builder::response(req, refusal.code, None);
+            let mut answer = Answer::new(request, refusal.code);
             if refusal.warning {
-                b.header_fmt(
-                    "Warning",
-                    format_args!(
-                        "399 {} \"{AUTHORISATION_FAILED_WARNING}\"",
-                        self.config.host
-                    ),
+                let warning = format!(
+                    "399 {} \"{AUTHORISATION_FAILED_WARNING}\"",
+                    self.config.host
                 );
+                answer = answer.header("Warning", &warning);
             }
             if let Some((name, value)) = &refusal.extra {
-                b.header(name, value);
+                answer = answer.header(name, value);
             }
             self.transmit.push_back(Transmit {
-                bytes: b.finish(None),
+                bytes: answer.finish(),
             });
+        }
+    }
+
+    /// As [`Server::handle_request`], for one encoded request (read with
+    /// `mcptt_sip::Message::parse`; prefer the typed method when the message is already parsed).
+    pub fn handle_request_bytes(&mut self, now: Instant, now_unix: u64, request: &[u8]) {
+        match crate::sip::parse_request(request) {
+            Ok(r) => self.handle_request(now, now_unix, &r),
+            Err(what) => self
+                .events
+                .push_back(ServerEvent::MalformedRequest { what }),
         }
     }
 
@@ -497,15 +508,49 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         Refusal::forbidden()
     }
 
-    fn asserted(req: &View<'_>) -> Option<String> {
-        req.pai
-            .iter()
-            .find(|u| {
-                let l = u.trim_start_matches('<').to_ascii_lowercase();
-                l.starts_with("sip:") || l.starts_with("sips:")
+    /// The asserted identity (the first SIP URI of `P-Asserted-Identity`, else the first).
+    fn asserted(req: &Request) -> Option<String> {
+        let pai = req.p_asserted_identity().ok()?;
+        pai.iter()
+            .find(|a| {
+                let scheme = a.uri().scheme_str();
+                scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips")
             })
-            .or_else(|| req.pai.first())
-            .map(|u| identity(u))
+            .or_else(|| pai.first())
+            .map(|a| identity(a.uri().as_str()).into_owned())
+    }
+
+    /// The request's PUBLISH/SUBSCRIBE body (an mcptt-info document, for SUBSCRIBE).
+    fn body(&self, req: &Request) -> Result<PublishBody, Refusal> {
+        if req.body_len() == 0 {
+            return Ok(PublishBody::default());
+        }
+        let ct = req.content_type().map_err(|_| Refusal::code(415))?;
+        PublishBody::parse_typed(ct.as_ref(), req.body(), &self.config.xml_limits)
+            .map_err(|e| Refusal::code(e.status_code().unwrap_or(400)))
+    }
+
+    /// The URI of the first `Contact` (`Err` for a malformed one; `None` when there is none or
+    /// it is `*`).
+    fn first_contact(req: &Request) -> Result<Option<String>, ()> {
+        let contacts = req.contacts().map_err(|_| ())?;
+        Ok(contacts
+            .first()
+            .and_then(|c| c.uri())
+            .map(|u| u.as_str().to_owned()))
+    }
+
+    /// The remote target of a new dialog: the first `Contact` URI (RFC 3261 §12.1.1), required.
+    fn contact(req: &Request) -> Result<String, Refusal> {
+        match Self::first_contact(req) {
+            Ok(Some(c)) => Ok(c),
+            _ => Err(Refusal::code(400)),
+        }
+    }
+
+    /// `Expires`, a malformed value being a bad request.
+    fn expires(req: &Request) -> Result<Option<u32>, Refusal> {
+        req.expires().map_err(|_| Refusal::code(400))
     }
 
     fn validate(
@@ -530,29 +575,27 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         Ok(grant)
     }
 
-    fn event_package(req: &View<'_>, expected: &'static str) -> Result<(), Refusal> {
-        match &req.event {
-            Some((package, _)) if package.eq_ignore_ascii_case(expected) => Ok(()),
-            _ => Err(Refusal::with(489, "Allow-Events", expected.into())),
+    /// Checks the `Event` package (RFC 6665 §8.2.3: 489 for another one); returns the event's
+    /// `id` parameter.
+    fn event_package(req: &Request, expected: &'static str) -> Result<Option<String>, Refusal> {
+        match req.event() {
+            Ok(Some(event)) if event.package().eq_ignore_ascii_case(expected) => {
+                Ok(event.id().map(str::to_owned))
+            }
+            Ok(_) => Err(Refusal::with(489, "Allow-Events", expected.into())),
+            Err(_) => Err(Refusal::code(400)),
         }
     }
 
     // ----- PUBLISH (RFC 3903 §6) -----
 
-    fn publish(&mut self, now: Instant, now_unix: u64, req: &View<'_>) -> Result<(), Refusal> {
+    fn publish(&mut self, now: Instant, now_unix: u64, req: &Request) -> Result<(), Refusal> {
         Self::event_package(req, POC_SETTINGS_EVENT)?;
-        let body = match PublishBody::parse_shared(
-            req.content_type.unwrap_or(""),
-            req.body.clone(),
-            &self.config.xml_limits,
-        ) {
-            Ok(b) => b,
-            Err(e) => return Err(Refusal::code(e.status_code().unwrap_or(400))),
-        };
+        let PublishBody { info, settings } = self.body(req)?;
         let Some(impu) = Self::asserted(req) else {
             return Err(self.fail("", "no P-Asserted-Identity"));
         };
-        let expires = req.expires.unwrap_or(self.config.max_publish_expires);
+        let expires = Self::expires(req)?.unwrap_or(self.config.max_publish_expires);
         if expires != 0 && expires < self.config.min_publish_expires {
             return Err(Refusal::with(
                 423,
@@ -561,9 +604,9 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
             ));
         }
         let expires = expires.min(self.config.max_publish_expires);
-        let token = body.info.as_ref().and_then(|i| i.access_token.clone());
-        let client_id = body.info.as_ref().and_then(|i| i.client_id.clone());
-        let signed_in = match &req.sip_if_match {
+        let (token, client_id) = info.map_or((None, None), |i| (i.access_token, i.client_id));
+        let if_match = req.sip_if_match().map_err(|_| Refusal::code(400))?;
+        let signed_in = match if_match {
             Some(etag) => {
                 self.publish_refresh(now, now_unix, req, &impu, etag, expires, token, client_id)
             }
@@ -585,7 +628,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
                 )
             }
         }?;
-        if let (Some(settings), true) = (body.settings, expires != 0) {
+        if let (Some(settings), true) = (settings, expires != 0) {
             self.events.push_back(ServerEvent::SettingsPublished {
                 mcptt_id: signed_in,
                 impu,
@@ -600,7 +643,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         &mut self,
         now: Instant,
         now_unix: u64,
-        req: &View<'_>,
+        req: &Request,
         impu: &str,
         token: &str,
         client_id: Option<&str>,
@@ -671,7 +714,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         &mut self,
         now: Instant,
         now_unix: u64,
-        req: &View<'_>,
+        req: &Request,
         impu: &str,
         etag: &str,
         expires: u32,
@@ -691,11 +734,11 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         let mcptt_id = session.mcptt_id.clone();
         let current = session.auth.clone();
         if expires == 0 {
-            let mut b = Builder::response(req, 200, None);
-            b.header("SIP-ETag", etag).header("Expires", "0");
-            self.transmit.push_back(Transmit {
-                bytes: b.finish(None),
-            });
+            let bytes = Answer::new(req, 200)
+                .header("SIP-ETag", etag)
+                .header("Expires", "0")
+                .finish();
+            self.transmit.push_back(Transmit { bytes });
             self.set_auth(now, id, Auth::SignedOff);
             return Ok(mcptt_id);
         }
@@ -740,13 +783,12 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         Ok(mcptt_id)
     }
 
-    fn respond_publish(&mut self, req: &View<'_>, etag: u64, expires: u32) {
-        let mut b = Builder::response(req, 200, None);
-        b.header_fmt("SIP-ETag", format_args!("{etag:016x}"))
-            .header_fmt("Expires", format_args!("{expires}"));
-        self.transmit.push_back(Transmit {
-            bytes: b.finish(None),
-        });
+    fn respond_publish(&mut self, req: &Request, etag: u64, expires: u32) {
+        let bytes = Answer::new(req, 200)
+            .header("SIP-ETag", &format!("{etag:016x}"))
+            .header("Expires", &expires.to_string())
+            .finish();
+        self.transmit.push_back(Transmit { bytes });
     }
 
     fn fresh_etag(&mut self) -> u64 {
@@ -875,9 +917,15 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
 
     // ----- SUBSCRIBE (RFC 6665 §4.2) -----
 
-    fn subscribe(&mut self, now: Instant, now_unix: u64, req: &View<'_>) -> Result<(), Refusal> {
-        Self::event_package(req, SERVICE_STATE_EVENT)?;
-        let expires = req.expires.unwrap_or(self.config.max_subscribe_expires);
+    fn subscribe(
+        &mut self,
+        now: Instant,
+        now_unix: u64,
+        req: &Request,
+        ids: Ids<'_>,
+    ) -> Result<(), Refusal> {
+        let event_id = Self::event_package(req, SERVICE_STATE_EVENT)?;
+        let expires = Self::expires(req)?.unwrap_or(self.config.max_subscribe_expires);
         if expires != 0 && expires < self.config.min_subscribe_expires {
             return Err(Refusal::with(
                 423,
@@ -886,31 +934,21 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
             ));
         }
         let expires = expires.min(self.config.max_subscribe_expires);
-        if let Some(tag) = &req.to_tag {
-            return self.resubscribe(now, req, tag, expires);
+        if let Some(tag) = ids.to.tag() {
+            return self.resubscribe(now, req, &ids, tag, expires);
         }
         let Some(impu) = Self::asserted(req) else {
             return Err(self.fail("", "no P-Asserted-Identity"));
         };
-        let Some(from_tag) = req.from_tag else {
+        if ids.from.tag().is_none() {
             return Err(Refusal::code(400));
-        };
-        let Some(contact) = req.contact else {
-            return Err(Refusal::code(400));
-        };
-        let body = match PublishBody::parse_shared(
-            req.content_type.unwrap_or(""),
-            req.body.clone(),
-            &self.config.xml_limits,
-        ) {
-            Ok(b) => b,
-            Err(e) => return Err(Refusal::code(e.status_code().unwrap_or(400))),
-        };
-        let token = body.info.as_ref().and_then(|i| i.access_token.clone());
+        }
+        let contact = Self::contact(req)?;
+        let info = self.body(req)?.info;
+        let (token, client_id) = info.map_or((None, None), |i| (i.access_token, i.client_id));
         let kind = self.config.directory.kind(&impu);
         let mcptt_id = match token {
             Some(token) => {
-                let client_id = body.info.as_ref().and_then(|i| i.client_id.clone());
                 self.validate(&impu, &token, now_unix, client_id.as_deref())?
                     .mcptt_id
             }
@@ -934,16 +972,21 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
             }
         };
         // Only the user's own state (DESIGN.md §3): a Request-URI naming an MCPTT ID must name this one.
-        let target = identity(req.request_uri);
+        let target = identity(req.uri().as_str());
         if target != identity(&self.config.service_uri) && target != identity(&mcptt_id) {
             return Err(self.fail(
                 &impu,
                 format!("SUBSCRIBE for another user's state ({target})"),
             ));
         }
+        let sub_req = SubscribeRequest {
+            record_route: req.record_route().map_err(|_| Refusal::code(400))?,
+            ids,
+            event_id,
+        };
         if expires == 0 {
             // A fetch (RFC 6665 §4.4.3): answer and send one terminated NOTIFY without keeping state.
-            self.fetch(now, req, &impu, &mcptt_id, from_tag, contact);
+            self.fetch(now, req, &sub_req, &impu, &mcptt_id, &contact);
             return Ok(());
         }
         if !self.ues.contains_key(&impu) && self.ues.len() >= self.config.max_ues {
@@ -966,14 +1009,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         };
         let id = self.next_id;
         self.next_id += 1;
-        let sub = Subscription::new(
-            req,
-            session,
-            our_tag,
-            from_tag,
-            contact,
-            now + secs(expires),
-        );
+        let sub = Subscription::new(&sub_req, session, our_tag, &contact, now + secs(expires));
         self.timers
             .insert((sub.expires_at, Timer::Subscription(id)));
         self.subs.insert(id, sub);
@@ -985,21 +1021,18 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
                 s.version = 1;
             }
         }
-        let tag = format!("{our_tag:016x}");
-        let mut b = Builder::response(req, 200, Some(&tag));
-        // RFC 3261 §12.1.1: the 2xx to a dialog-creating request copies the Record-Route.
-        for rr in &req.record_route {
-            b.header("Record-Route", rr);
-        }
-        b.header_fmt("Expires", format_args!("{expires}"))
-            .header_fmt("Contact", format_args!("<{}>", self.config.contact));
-        self.transmit.push_back(Transmit {
-            bytes: b.finish(None),
-        });
+        // RFC 3261 §12.1.1: the 2xx to a dialog-creating request copies the Record-Route
+        // (`Response::from_request` does).
+        let bytes = Answer::new(req, 200)
+            .with_to_tag(&sub_req.ids.to, &format!("{our_tag:016x}"))
+            .header("Expires", &expires.to_string())
+            .header("Contact", &format!("<{}>", self.config.contact))
+            .finish();
+        self.transmit.push_back(Transmit { bytes });
         self.events.push_back(ServerEvent::SubscriptionCreated {
             mcptt_id,
             impu,
-            call_id: req.call_id.to_owned(),
+            call_id: sub_req.ids.call_id.to_owned(),
         });
         if let Some(state) = self.sessions.get(&session).map(|s| self.snapshot(s)) {
             self.notify(now, id, &state, None);
@@ -1010,28 +1043,24 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
     fn fetch(
         &mut self,
         now: Instant,
-        req: &View<'_>,
+        req: &Request,
+        sub_req: &SubscribeRequest<'_>,
         impu: &str,
         mcptt_id: &str,
-        from_tag: &str,
         contact: &str,
     ) {
         let our_tag = self.rng.next_u64();
-        let tag = format!("{our_tag:016x}");
-        let mut b = Builder::response(req, 200, Some(&tag));
-        // RFC 3261 §12.1.1: the 2xx to a dialog-creating request copies the Record-Route.
-        for rr in &req.record_route {
-            b.header("Record-Route", rr);
-        }
-        b.header("Expires", "0")
-            .header_fmt("Contact", format_args!("<{}>", self.config.contact));
-        self.transmit.push_back(Transmit {
-            bytes: b.finish(None),
-        });
+        // RFC 3261 §12.1.1: the 2xx copies the Record-Route (`Response::from_request` does).
+        let bytes = Answer::new(req, 200)
+            .with_to_tag(&sub_req.ids.to, &format!("{our_tag:016x}"))
+            .header("Expires", "0")
+            .header("Contact", &format!("<{}>", self.config.contact))
+            .finish();
+        self.transmit.push_back(Transmit { bytes });
         let state = self
             .state(impu, mcptt_id)
             .unwrap_or_else(|| self.detached(impu, mcptt_id));
-        let sub = Subscription::new(req, 0, our_tag, from_tag, contact, now);
+        let sub = Subscription::new(sub_req, 0, our_tag, contact, now);
         let bytes = self.build_notify(now, &sub, &state, Some("terminated"));
         self.transmit.push_back(Transmit { bytes });
     }
@@ -1060,25 +1089,27 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
     fn resubscribe(
         &mut self,
         now: Instant,
-        req: &View<'_>,
+        req: &Request,
+        ids: &Ids<'_>,
         tag: &str,
         expires: u32,
     ) -> Result<(), Refusal> {
+        let contact = Self::first_contact(req).map_err(|()| Refusal::code(400))?;
         let Some(&id) = tag_value(tag).and_then(|t| self.dialogs.get(&t)) else {
             return Err(Refusal::code(481));
         };
         let Some(sub) = self.subs.get_mut(&id) else {
             return Err(Refusal::code(481));
         };
-        if sub.call_id != req.call_id || req.from_tag != Some(sub.their_tag.as_str()) {
+        if sub.call_id != ids.call_id || ids.from.tag() != Some(sub.their_tag.as_str()) {
             return Err(Refusal::code(481));
         }
-        if req.cseq <= sub.remote_cseq {
+        if ids.cseq.seq <= sub.remote_cseq {
             return Err(Refusal::code(500));
         }
-        sub.remote_cseq = req.cseq;
-        if let Some(c) = &req.contact {
-            (*c).clone_into(&mut sub.remote_target);
+        sub.remote_cseq = ids.cseq.seq;
+        if let Some(c) = contact {
+            sub.remote_target = c;
         }
         let old_expiry = sub.expires_at;
         let session = sub.session;
@@ -1088,12 +1119,11 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
             self.timers
                 .insert((now + secs(expires), Timer::Subscription(id)));
         }
-        let mut b = Builder::response(req, 200, None);
-        b.header_fmt("Expires", format_args!("{expires}"))
-            .header_fmt("Contact", format_args!("<{}>", self.config.contact));
-        self.transmit.push_back(Transmit {
-            bytes: b.finish(None),
-        });
+        let bytes = Answer::new(req, 200)
+            .header("Expires", &expires.to_string())
+            .header("Contact", &format!("<{}>", self.config.contact))
+            .finish();
+        self.transmit.push_back(Transmit { bytes });
         if expires == 0 {
             self.terminate(now, id, TerminationReason::Unsubscribed, Some("terminated"));
             return Ok(());
@@ -1112,43 +1142,51 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         state: &ServiceState,
         final_state: Option<&str>,
     ) -> Vec<u8> {
-        let mut b = Builder::request("NOTIFY", &sub.remote_target);
         let branch = random_token(&mut self.rng);
-        b.header_fmt(
+        let config = &self.config;
+        let Ok(target) = mcptt_sip::Uri::parse(&sub.remote_target) else {
+            // The remote target was read from a Contact that mcptt-sip parsed: not reached.
+            return Vec::new();
+        };
+        let mut b = Request::builder(Method::Notify, target).header(
             "Via",
             format_args!(
                 "SIP/2.0/{} {};branch=z9hG4bK{branch}",
-                self.config.transport, self.config.host
+                config.transport, config.host
             ),
         );
         for route in &sub.route_set {
-            b.header("Route", route);
+            b = b.header("Route", route);
         }
-        b.header("Max-Forwards", "70")
-            .header_fmt(
+        b = b
+            .header("Max-Forwards", 70)
+            .header(
                 "From",
                 format_args!("<{}>;tag={:016x}", sub.local_uri, sub.our_tag),
             )
-            .header_fmt(
+            .header(
                 "To",
                 format_args!("<{}>;tag={}", sub.remote_uri, sub.their_tag),
             )
             .header("Call-ID", &sub.call_id)
-            .header_fmt("CSeq", format_args!("{} NOTIFY", sub.local_cseq))
-            .header_fmt("Contact", format_args!("<{}>", self.config.contact));
-        match &sub.event_id {
-            Some(id) => b.header_fmt("Event", format_args!("{SERVICE_STATE_EVENT};id={id}")),
+            .header("CSeq", format_args!("{} NOTIFY", sub.local_cseq))
+            .header("Contact", format_args!("<{}>", config.contact));
+        b = match &sub.event_id {
+            Some(id) => b.header("Event", format_args!("{SERVICE_STATE_EVENT};id={id}")),
             None => b.header("Event", SERVICE_STATE_EVENT),
         };
-        match final_state {
+        b = match final_state {
             Some(s) => b.header("Subscription-State", s),
             None => {
                 let left = sub.expires_at.saturating_duration_since(now).as_secs();
-                b.header_fmt("Subscription-State", format_args!("active;expires={left}"))
+                b.header("Subscription-State", format_args!("active;expires={left}"))
             }
         };
-        let json = state.encode();
-        b.finish(Some((SERVICE_STATE_CONTENT_TYPE, &json)))
+        match b.body(SERVICE_STATE_CONTENT_TYPE, state.encode()).build() {
+            Ok(request) => Vec::from(request.encode()),
+            // Only configured text (host, contact) can make the build fail.
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Sends a NOTIFY on subscription `id` (`final_state` = `terminated;…` for the last one).
@@ -1212,33 +1250,24 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
     /// Handles a response to one of the server's NOTIFYs (RFC 6665 §4.2.2: 481, other
     /// failures end the subscription).
     pub fn handle_response(&mut self, now: Instant, response: &mcptt_sip::Response) {
-        if let Ok(view) = crate::sip::glue::view_response(response) {
-            self.handle_response_view(now, &view);
-        }
-    }
-
-    /// As [`Server::handle_response`], for one encoded response.
-    pub fn handle_response_bytes(&mut self, now: Instant, response: &[u8]) {
-        if let Ok(r) = crate::sip::parse_response(response) {
-            self.handle_response(now, &r);
-        }
-    }
-
-    pub(crate) fn handle_response_view(&mut self, now: Instant, resp: &View<'_>) {
-        if resp.status < 200 || !resp.cseq_method.eq_ignore_ascii_case("NOTIFY") {
+        let status = response.status();
+        let Ok(ids) = Ids::read(response.headers()) else {
+            return;
+        };
+        if status < 200 || ids.cseq.method != Method::Notify {
             return;
         }
-        let Some(tag) = &resp.from_tag else { return };
+        let Some(tag) = ids.from.tag() else { return };
         let Some(&id) = tag_value(tag).and_then(|t| self.dialogs.get(&t)) else {
             return;
         };
         let Some(sub) = self.subs.get_mut(&id) else {
             return;
         };
-        if sub.call_id != resp.call_id {
+        if sub.call_id != ids.call_id {
             return;
         }
-        let Some(pos) = sub.outstanding.iter().position(|(c, _)| *c == resp.cseq) else {
+        let Some(pos) = sub.outstanding.iter().position(|(c, _)| *c == ids.cseq.seq) else {
             return;
         };
         let (cseq, deadline) = sub.outstanding.swap_remove(pos);
@@ -1247,13 +1276,15 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
             sub.outstanding = Vec::new();
         }
         self.timers.remove(&(deadline, Timer::Notify(id, cseq)));
-        if resp.status >= 300 {
-            self.terminate(
-                now,
-                id,
-                TerminationReason::NotifyRejected(resp.status),
-                None,
-            );
+        if status >= 300 {
+            self.terminate(now, id, TerminationReason::NotifyRejected(status), None);
+        }
+    }
+
+    /// As [`Server::handle_response`], for one encoded response.
+    pub fn handle_response_bytes(&mut self, now: Instant, response: &[u8]) {
+        if let Ok(r) = crate::sip::parse_response(response) {
+            self.handle_response(now, &r);
         }
     }
 

@@ -11,8 +11,7 @@
 use std::borrow::Cow;
 
 use quick_xml::events::{BytesStart, Event as XmlEvent};
-use quick_xml::name::ResolveResult;
-use quick_xml::reader::NsReader;
+use quick_xml::reader::Reader;
 
 use crate::error::{BodyKind, Error};
 
@@ -41,6 +40,10 @@ impl Default for XmlLimits {
 const KNOWN_NS: [&str; 2] = [crate::body::MCPTT_INFO_NS, crate::body::POC_SETTINGS_NS];
 /// Stands for every other namespace (no real namespace URI is empty).
 pub(crate) const OTHER_NS: &str = "";
+/// Most namespace declarations in scope at once (a fixed table: nothing is allocated).
+const MAX_NS_BINDINGS: usize = 32;
+/// Most attributes on one element (duplicates are found in a fixed table).
+const MAX_ATTRIBUTES: usize = 32;
 
 fn malformed(kind: BodyKind, offset: u64, what: impl Into<String>) -> Error {
     Error::MalformedBody {
@@ -53,7 +56,7 @@ fn malformed(kind: BodyKind, offset: u64, what: impl Into<String>) -> Error {
 /// One step of a document walk, borrowed from the input (nothing allocated per event).
 pub(crate) enum Step<'s, 'e> {
     /// An element opens at `depth` (the root is at 0). Its attributes have been checked
-    /// (well-formed, UTF-8, only predefined entities); read them with [`attr`].
+    /// (well-formed, no duplicates, only predefined entities); read them with [`attr`].
     Start {
         /// Nesting depth (root 0).
         depth: usize,
@@ -80,36 +83,193 @@ pub(crate) enum Step<'s, 'e> {
     },
 }
 
+/// `piece`, when it is a sub-slice of the (UTF-8) document `doc`, cut out of `doc` without a
+/// second UTF-8 check (the reader cuts only at ASCII markup, so the bounds are char
+/// boundaries; `str::get` checks that in constant time).
+fn doc_slice<'d>(doc: &'d str, piece: &[u8]) -> Option<&'d str> {
+    let start = (piece.as_ptr() as usize).wrapping_sub(doc.as_ptr() as usize);
+    doc.get(start..start.wrapping_add(piece.len()))
+        .filter(|s| s.as_ptr() == piece.as_ptr())
+}
+
+/// `piece` as text: a sub-slice of `doc` without a second UTF-8 check, anything else checked.
+fn piece_str<'a>(doc: &'a str, piece: &'a [u8]) -> Option<&'a str> {
+    doc_slice(doc, piece).or_else(|| std::str::from_utf8(piece).ok())
+}
+
+/// Unescapes an attribute value already checked by [`walk`].
+fn attr_value<'a>(raw: Cow<'a, [u8]>) -> Option<Cow<'a, str>> {
+    match raw {
+        Cow::Borrowed(raw) => {
+            let raw = std::str::from_utf8(raw).ok()?;
+            if raw.contains('&') {
+                quick_xml::escape::unescape(raw).ok()
+            } else {
+                Some(Cow::Borrowed(raw))
+            }
+        }
+        Cow::Owned(raw) => {
+            let raw = String::from_utf8(raw).ok()?;
+            quick_xml::escape::unescape(&raw)
+                .ok()
+                .map(|v| Cow::Owned(v.into_owned()))
+        }
+    }
+}
+
+/// Whether an attribute key declares a namespace (`xmlns` or `xmlns:p`).
+fn is_xmlns(key: &[u8]) -> bool {
+    key == b"xmlns" || key.starts_with(b"xmlns:")
+}
+
 /// The unescaped value of the attribute with local name `name` of a start tag that
 /// [`walk`] has already checked.
 pub(crate) fn attr<'a>(start: &'a BytesStart<'_>, name: &[u8]) -> Option<Cow<'a, str>> {
     // Already checked by `walk` (including duplicates), so the lookup skips the checks.
     start.attributes().with_checks(false).find_map(|a| {
         let a = a.ok()?;
-        if a.key.local_name().as_ref() != name
-            || a.key.as_ref() == b"xmlns"
-            || a.key.prefix().is_some_and(|p| p.as_ref() == b"xmlns")
-        {
+        if a.key.local_name().as_ref() != name || is_xmlns(a.key.as_ref()) {
             return None;
         }
-        match a.value {
-            Cow::Borrowed(raw) => {
-                let raw = std::str::from_utf8(raw).ok()?;
-                quick_xml::escape::unescape(raw).ok()
-            }
-            Cow::Owned(raw) => {
-                let raw = String::from_utf8(raw).ok()?;
-                quick_xml::escape::unescape(&raw)
-                    .ok()
-                    .map(|v| Cow::Owned(v.into_owned()))
-            }
-        }
+        attr_value(a.value)
     })
+}
+
+/// A namespace binding in scope: prefix (empty for the default namespace), the namespace
+/// (`None` when `xmlns=""` undeclares the default) and the depth of the declaring element.
+#[derive(Clone, Copy)]
+struct Binding<'d> {
+    prefix: &'d [u8],
+    ns: Option<&'static str>,
+    depth: usize,
+}
+
+/// The namespaces in scope, in a fixed table (XML Namespaces 1.0 §6).
+struct Scope<'d> {
+    bindings: [Binding<'d>; MAX_NS_BINDINGS],
+    len: usize,
+}
+
+impl<'d> Scope<'d> {
+    fn new() -> Self {
+        Self {
+            bindings: [Binding {
+                prefix: b"",
+                ns: None,
+                depth: 0,
+            }; MAX_NS_BINDINGS],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, kind: BodyKind, b: Binding<'d>) -> Result<(), Error> {
+        let slot = self.bindings.get_mut(self.len).ok_or(Error::BodyLimit {
+            kind,
+            what: "namespace declarations in scope",
+            limit: MAX_NS_BINDINGS,
+        })?;
+        *slot = b;
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Drops the bindings declared at `depth` or deeper.
+    fn pop_to(&mut self, depth: usize) {
+        while self.len > 0
+            && self
+                .bindings
+                .get(self.len - 1)
+                .is_some_and(|b| b.depth >= depth)
+        {
+            self.len -= 1;
+        }
+    }
+
+    /// The namespace of `prefix`: `Err` when it is not declared.
+    fn resolve(&self, prefix: &[u8]) -> Result<Option<&'static str>, ()> {
+        let in_scope = self.bindings.get(..self.len).unwrap_or_default();
+        match in_scope.iter().rev().find(|b| b.prefix == prefix) {
+            Some(b) => Ok(b.ns),
+            None if prefix.is_empty() => Ok(None),
+            // The `xml` prefix is bound by definition (XML Namespaces 1.0 §3).
+            None if prefix == b"xml" => Ok(Some(OTHER_NS)),
+            None => Err(()),
+        }
+    }
+}
+
+/// The namespace a declared URI stands for here.
+fn known_ns(uri: &[u8]) -> &'static str {
+    KNOWN_NS
+        .iter()
+        .find(|k| k.as_bytes() == uri)
+        .copied()
+        .unwrap_or(OTHER_NS)
+}
+
+/// Checks the attributes of a start tag (syntax, duplicates, entities) and declares its
+/// namespaces at `depth`.
+fn start_tag<'d>(
+    kind: BodyKind,
+    offset: u64,
+    doc: &'d str,
+    start: &BytesStart<'d>,
+    depth: usize,
+    scope: &mut Scope<'d>,
+) -> Result<(), Error> {
+    if start.attributes_raw().iter().all(u8::is_ascii_whitespace) {
+        // Most elements of these bodies carry no attribute at all.
+        return Ok(());
+    }
+    let mut keys: [&[u8]; MAX_ATTRIBUTES] = [b""; MAX_ATTRIBUTES];
+    for (count, attr) in start.attributes().with_checks(false).enumerate() {
+        let attr = attr.map_err(|e| malformed(kind, offset, format!("an attribute ({e})")))?;
+        // The key borrows the tag, which borrows the document: take it from `doc` so that a
+        // namespace binding can outlive this tag.
+        let key = doc_slice(doc, attr.key.into_inner())
+            .ok_or_else(|| malformed(kind, offset, "an attribute name"))?
+            .as_bytes();
+        let seen = keys.get(..count).unwrap_or_default();
+        if seen.contains(&key) {
+            return Err(malformed(kind, offset, "attributes with distinct names"));
+        }
+        let slot = keys.get_mut(count).ok_or(Error::BodyLimit {
+            kind,
+            what: "attributes per element",
+            limit: MAX_ATTRIBUTES,
+        })?;
+        *slot = key;
+        if attr.value.contains(&b'&') {
+            let raw = std::str::from_utf8(&attr.value)
+                .map_err(|_| malformed(kind, offset, "UTF-8 attribute value"))?;
+            quick_xml::escape::unescape(raw).map_err(|_| {
+                malformed(kind, offset, "a predefined entity or character reference")
+            })?;
+        }
+        if is_xmlns(key) {
+            let prefix = key.get(6..).unwrap_or_default();
+            let value =
+                attr_value(attr.value).ok_or_else(|| malformed(kind, offset, "a namespace URI"))?;
+            let ns = match (prefix.is_empty(), value.is_empty()) {
+                (true, true) => None,
+                (false, true) => {
+                    return Err(malformed(kind, offset, "a non-empty namespace URI"));
+                }
+                (_, false) => Some(known_ns(value.as_bytes())),
+            };
+            scope.push(kind, Binding { prefix, ns, depth })?;
+        }
+    }
+    Ok(())
 }
 
 /// Walks `input` with the safety rules and limits of this module, calling `visit` for each
 /// element start, end and piece of text. Character data outside the root (other than
 /// whitespace), a second root, a DOCTYPE, undeclared prefixes and undefined entities are errors.
+///
+/// quick-xml's plain [`Reader`] over the borrowed input does the tokenising; namespace prefixes
+/// are resolved here against a fixed table of the declarations in scope, only as far as the
+/// bodies need (which of the crate's namespaces, if any, an element is in).
 pub(crate) fn walk<F>(
     kind: BodyKind,
     input: &[u8],
@@ -126,35 +286,23 @@ where
             limit: limits.max_bytes,
         });
     }
-    let text = std::str::from_utf8(input).map_err(|e| Error::MalformedBody {
+    let doc = std::str::from_utf8(input).map_err(|e| Error::MalformedBody {
         kind,
         offset: e.valid_up_to(),
         what: "UTF-8 document".into(),
     })?;
-    let mut reader = NsReader::from_str(text);
+    let mut reader = Reader::from_str(doc);
     reader.config_mut().check_end_names = true;
     reader.config_mut().expand_empty_elements = false;
+    let mut scope = Scope::new();
     let mut depth = 0usize;
     let mut root_seen = false;
     let mut elements = 0usize;
     loop {
         let offset = reader.buffer_position();
-        let (ns, event) = reader
-            .read_resolved_event()
+        let event = reader
+            .read_event()
             .map_err(|e| malformed(kind, offset, format!("well-formed XML ({e})")))?;
-        let ns = match ns {
-            ResolveResult::Bound(ns) => Some(
-                KNOWN_NS
-                    .iter()
-                    .find(|k| k.as_bytes() == ns.0)
-                    .copied()
-                    .unwrap_or(OTHER_NS),
-            ),
-            ResolveResult::Unbound => None,
-            ResolveResult::Unknown(_) => {
-                return Err(malformed(kind, offset, "a declared namespace prefix"));
-            }
-        };
         match event {
             XmlEvent::Start(ref start) | XmlEvent::Empty(ref start) => {
                 elements += 1;
@@ -169,26 +317,6 @@ where
                     return Err(malformed(kind, offset, "a single root element"));
                 }
                 root_seen = true;
-                // Names and attribute values are slices of the input, which is known to be
-                // UTF-8 and is cut only at ASCII markup: no per-name UTF-8 check is needed.
-                let name = start.local_name().into_inner();
-                for attr in start.attributes() {
-                    let attr =
-                        attr.map_err(|e| malformed(kind, offset, format!("an attribute ({e})")))?;
-                    let key = attr.key;
-                    if key.as_ref() == b"xmlns"
-                        || key.prefix().is_some_and(|p| p.as_ref() == b"xmlns")
-                    {
-                        continue;
-                    }
-                    if attr.value.contains(&b'&') {
-                        let raw = std::str::from_utf8(&attr.value)
-                            .map_err(|_| malformed(kind, offset, "UTF-8 attribute value"))?;
-                        quick_xml::escape::unescape(raw).map_err(|_| {
-                            malformed(kind, offset, "a predefined entity or character reference")
-                        })?;
-                    }
-                }
                 let open = matches!(event, XmlEvent::Start(_));
                 if open && depth >= limits.max_depth {
                     return Err(Error::BodyLimit {
@@ -197,6 +325,12 @@ where
                         limit: limits.max_depth,
                     });
                 }
+                start_tag(kind, offset, doc, start, depth, &mut scope)?;
+                let qname = start.name().into_inner();
+                let (prefix, name) = split_qname(qname);
+                let ns = scope
+                    .resolve(prefix)
+                    .map_err(|()| malformed(kind, offset, "a declared namespace prefix"))?;
                 visit(Step::Start {
                     depth,
                     ns,
@@ -206,6 +340,7 @@ where
                 if open {
                     depth += 1;
                 } else {
+                    scope.pop_to(depth);
                     visit(Step::End { depth });
                 }
             }
@@ -214,19 +349,16 @@ where
                     return Err(malformed(kind, offset, "a matching start tag"));
                 };
                 depth = d;
+                scope.pop_to(depth);
                 visit(Step::End { depth });
             }
             XmlEvent::Text(t) => {
-                let s = t
-                    .decode()
-                    .map_err(|_| malformed(kind, offset, "UTF-8 text"))?;
-                text_step(kind, offset, depth, &s, &mut visit)?;
+                let s = piece_str(doc, &t).ok_or_else(|| malformed(kind, offset, "UTF-8 text"))?;
+                text_step(kind, offset, depth, s, &mut visit)?;
             }
             XmlEvent::CData(t) => {
-                let s = t
-                    .decode()
-                    .map_err(|_| malformed(kind, offset, "UTF-8 CDATA"))?;
-                text_step(kind, offset, depth, &s, &mut visit)?;
+                let s = piece_str(doc, &t).ok_or_else(|| malformed(kind, offset, "UTF-8 CDATA"))?;
+                text_step(kind, offset, depth, s, &mut visit)?;
             }
             XmlEvent::GeneralRef(r) => {
                 let mut buf = [0u8; 4];
@@ -236,9 +368,7 @@ where
                         .flatten()
                         .map(|c| &*c.encode_utf8(&mut buf))
                 } else {
-                    r.decode()
-                        .ok()
-                        .and_then(|name| quick_xml::escape::resolve_predefined_entity(&name))
+                    piece_str(doc, &r).and_then(quick_xml::escape::resolve_predefined_entity)
                 };
                 let Some(s) = resolved else {
                     return Err(malformed(
@@ -267,6 +397,17 @@ where
         return Err(malformed(kind, 0, "a root element"));
     }
     Ok(())
+}
+
+/// Prefix (empty when none) and local name of a qualified name.
+fn split_qname(qname: &[u8]) -> (&[u8], &[u8]) {
+    match qname.iter().position(|&b| b == b':') {
+        Some(i) => (
+            qname.get(..i).unwrap_or_default(),
+            qname.get(i + 1..).unwrap_or_default(),
+        ),
+        None => (b"", qname),
+    }
 }
 
 fn text_step<F>(

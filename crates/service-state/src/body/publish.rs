@@ -81,12 +81,28 @@ impl PublishBody {
         body: Bytes,
         limits: &XmlLimits,
     ) -> Result<Self, Error> {
+        if body.is_empty() {
+            return Ok(Self::default());
+        }
+        let ct = ContentType::parse(content_type)
+            .map_err(|_| Error::UnsupportedMediaType(content_type.trim().to_ascii_lowercase()))?;
+        Self::parse_typed(Some(&ct), body, limits)
+    }
+
+    /// As [`PublishBody::parse_shared`], for a `Content-Type` already read with `mcptt-sip`'s
+    /// typed access (`None`: no such header).
+    pub(crate) fn parse_typed(
+        ct: Option<&ContentType>,
+        body: Bytes,
+        limits: &XmlLimits,
+    ) -> Result<Self, Error> {
         let mut out = Self::default();
         if body.is_empty() {
             return Ok(out);
         }
-        let ct = ContentType::parse(content_type)
-            .map_err(|_| Error::UnsupportedMediaType(content_type.trim().to_ascii_lowercase()))?;
+        let Some(ct) = ct else {
+            return Err(Error::UnsupportedMediaType(String::new()));
+        };
         if ct.is("multipart", "mixed") {
             let boundary = ct
                 .boundary()

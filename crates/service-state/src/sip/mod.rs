@@ -1,69 +1,16 @@
-//! The SIP edge of the drivers (private): a flat view of the headers the drivers read, and a
-//! small text builder for the messages they send.
+//! The SIP edge of the drivers (private): messages are read with `mcptt-sip` (parse and typed
+//! header access) and answered with `mcptt_sip::Response::from_request`; requests are built
+//! with `mcptt_sip::Request::builder`.
 
-use std::fmt::Write as _;
+use std::borrow::Cow;
 
 use bytes::Bytes;
-
-/// The headers of one incoming request or response that the drivers use, borrowed from the
-/// message (no copies on the hot path).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct View<'a> {
-    /// Request method (empty for responses).
-    pub(crate) method: &'a str,
-    /// Request-URI (requests).
-    pub(crate) request_uri: &'a str,
-    /// Status code (responses; 0 for requests).
-    pub(crate) status: u16,
-    /// Raw `Via` values, in order.
-    pub(crate) vias: Vec<&'a str>,
-    /// Raw `From` value.
-    pub(crate) from_raw: &'a str,
-    /// Raw `To` value.
-    pub(crate) to_raw: &'a str,
-    /// URI of `From`.
-    pub(crate) from_uri: &'a str,
-    /// `tag` of `From`.
-    pub(crate) from_tag: Option<&'a str>,
-    /// URI of `To`.
-    pub(crate) to_uri: &'a str,
-    /// `tag` of `To`.
-    pub(crate) to_tag: Option<&'a str>,
-    /// `Call-ID`.
-    pub(crate) call_id: &'a str,
-    /// `CSeq` number.
-    pub(crate) cseq: u32,
-    /// `CSeq` method.
-    pub(crate) cseq_method: &'a str,
-    /// `Expires`.
-    pub(crate) expires: Option<u32>,
-    /// `Min-Expires` (423 responses).
-    pub(crate) min_expires: Option<u32>,
-    /// `Event` package and `id` parameter.
-    pub(crate) event: Option<(&'a str, Option<&'a str>)>,
-    /// `Subscription-State`: state, reason, expires.
-    pub(crate) subscription_state: Option<(&'a str, Option<&'a str>, Option<u32>)>,
-    /// `SIP-If-Match`.
-    pub(crate) sip_if_match: Option<&'a str>,
-    /// `SIP-ETag`.
-    pub(crate) sip_etag: Option<&'a str>,
-    /// `Content-Type` value.
-    pub(crate) content_type: Option<&'a str>,
-    /// URIs of `P-Asserted-Identity`, in order.
-    pub(crate) pai: Vec<&'a str>,
-    /// URI of the first `Contact`.
-    pub(crate) contact: Option<&'a str>,
-    /// `Record-Route` entries (full name-addr values), in order.
-    pub(crate) record_route: Vec<&'a str>,
-    /// `Warning` value (first).
-    pub(crate) warning: Option<&'a str>,
-    /// Message body.
-    pub(crate) body: Bytes,
-}
+use mcptt_sip::{CSeq, Headers, NameAddr, Request, Response};
 
 /// Normalises a URI for identity comparison: angle brackets and URI parameters/headers removed,
-/// scheme and host lower-cased (RFC 3261 §19.1.4: user parts stay case-sensitive).
-pub(crate) fn identity(uri: &str) -> String {
+/// scheme and host lower-cased (RFC 3261 §19.1.4: user parts stay case-sensitive). Borrows
+/// when the URI is already in that form.
+pub(crate) fn identity(uri: &str) -> Cow<'_, str> {
     let uri = uri.trim().trim_start_matches('<');
     let uri = uri.split(['>', ';', '?']).next().unwrap_or("");
     let (scheme, rest) = uri.split_once(':').unwrap_or(("", uri));
@@ -71,7 +18,11 @@ pub(crate) fn identity(uri: &str) -> String {
         Some((u, h)) => (Some(u), h),
         None => (None, rest),
     };
-    let mut out = String::with_capacity(uri.len());
+    let lower = |s: &str| !s.bytes().any(|b| b.is_ascii_uppercase());
+    if lower(scheme) && lower(host) && uri.contains(':') {
+        return Cow::Borrowed(uri);
+    }
+    let mut out = String::with_capacity(uri.len() + 1);
     out.push_str(&scheme.to_ascii_lowercase());
     out.push(':');
     if let Some(u) = user {
@@ -79,100 +30,93 @@ pub(crate) fn identity(uri: &str) -> String {
         out.push('@');
     }
     out.push_str(&host.to_ascii_lowercase());
-    out
+    Cow::Owned(out)
 }
 
-/// Text builder for one outgoing SIP message.
-pub(crate) struct Builder {
-    out: String,
+/// Reads one encoded request with `mcptt-sip` (the `*_bytes` entry points).
+pub(crate) fn parse_request(bytes: &[u8]) -> Result<Request, &'static str> {
+    match mcptt_sip::Message::parse(Bytes::copy_from_slice(bytes)) {
+        Ok(mcptt_sip::Message::Request(r)) => Ok(r),
+        Ok(mcptt_sip::Message::Response(_)) => Err("a request, not a response"),
+        Err(_) => Err("a well-formed SIP message"),
+    }
 }
 
-impl Builder {
-    /// A request line.
-    pub(crate) fn request(method: &str, uri: &str) -> Self {
-        let mut out = String::with_capacity(768);
-        let _ = write!(out, "{method} {uri} SIP/2.0\r\n");
-        Self { out }
+/// Reads one encoded response with `mcptt-sip` (the `*_bytes` entry points).
+pub(crate) fn parse_response(bytes: &[u8]) -> Result<Response, &'static str> {
+    match mcptt_sip::Message::parse(Bytes::copy_from_slice(bytes)) {
+        Ok(mcptt_sip::Message::Response(r)) => Ok(r),
+        Ok(mcptt_sip::Message::Request(_)) => Err("a response, not a request"),
+        Err(_) => Err("a well-formed SIP message"),
+    }
+}
+
+/// The headers that identify the transaction and dialog of every request and response
+/// (RFC 3261 §8.1.1), read with `mcptt-sip`'s typed access; a message without them cannot be
+/// answered.
+pub(crate) struct Ids<'m> {
+    /// `Call-ID`.
+    pub(crate) call_id: &'m str,
+    /// `CSeq`.
+    pub(crate) cseq: CSeq,
+    /// `From`.
+    pub(crate) from: NameAddr,
+    /// `To`.
+    pub(crate) to: NameAddr,
+}
+
+impl<'m> Ids<'m> {
+    /// Reads them; `Err` names the first one missing or malformed.
+    pub(crate) fn read(headers: &'m Headers) -> Result<Self, &'static str> {
+        let from = headers.from().map_err(|_| "From header")?;
+        let to = headers.to().map_err(|_| "To header")?;
+        let call_id = headers.call_id().ok_or("Call-ID header")?;
+        let cseq = headers.cseq().map_err(|_| "CSeq header")?;
+        Ok(Self {
+            call_id,
+            cseq,
+            from,
+            to,
+        })
+    }
+}
+
+/// A response to a request: `Response::from_request` (Via, From, To, Call-ID, CSeq and, for a
+/// 2xx to SUBSCRIBE, Record-Route copied; `Content-Length: 0`) plus the headers a driver adds.
+pub(crate) struct Answer(Response);
+
+impl Answer {
+    /// The response with code `code` to `req`.
+    pub(crate) fn new(req: &Request, code: u16) -> Self {
+        Self(Response::from_request(req, code))
     }
 
-    /// A status line plus the headers RFC 3261 §8.2.6.2 copies from the request; `to_tag` is
-    /// added to `To` when it has none.
-    pub(crate) fn response(req: &View<'_>, code: u16, to_tag: Option<&str>) -> Self {
-        let mut out = String::with_capacity(512);
-        let _ = write!(out, "SIP/2.0 {code} {}\r\n", reason(code));
-        let mut b = Self { out };
-        for via in &req.vias {
-            b.header("Via", via);
+    /// Adds `;tag=TAG` to `To` (whose value in the request was `to`) when it has no tag.
+    pub(crate) fn with_to_tag(mut self, to: &NameAddr, tag: &str) -> Self {
+        if to.tag().is_none() {
+            let value = format!("{};tag={tag}", to.as_str());
+            // A tag this crate made (hex digits) and a value read from a header line: the
+            // replacement cannot fail.
+            let _ = self.0.headers_mut().replace("To", &value);
         }
-        b.header("From", req.from_raw);
-        match (to_tag, &req.to_tag) {
-            (Some(tag), None) => {
-                let to = format!("{};tag={tag}", req.to_raw);
-                b.header("To", &to);
-            }
-            _ => {
-                b.header("To", req.to_raw);
-            }
-        }
-        b.header("Call-ID", req.call_id);
-        let cseq = format!("{} {}", req.cseq, req.cseq_method);
-        b.header("CSeq", &cseq);
-        b
-    }
-
-    /// Appends a header line.
-    pub(crate) fn header(&mut self, name: &str, value: &str) -> &mut Self {
-        self.out.push_str(name);
-        self.out.push_str(": ");
-        self.out.push_str(value);
-        self.out.push_str("\r\n");
         self
     }
 
-    /// Appends a header line from format arguments.
-    pub(crate) fn header_fmt(&mut self, name: &str, value: std::fmt::Arguments<'_>) -> &mut Self {
-        self.out.push_str(name);
-        self.out.push_str(": ");
-        let _ = self.out.write_fmt(value);
-        self.out.push_str("\r\n");
+    /// Adds a header line (before the final `Content-Length`).
+    pub(crate) fn header(mut self, name: &str, value: &str) -> Self {
+        let headers = self.0.headers_mut();
+        let at = headers.len().saturating_sub(1);
+        // Names are constants; values are numbers, tags or configured text, and a value with
+        // CR or LF (a misconfiguration) is left out rather than sent.
+        let _ = headers.insert(at, name, value);
         self
     }
 
-    /// Finishes with a body (or none) and returns the wire bytes.
-    pub(crate) fn finish(mut self, body: Option<(&str, &[u8])>) -> Vec<u8> {
-        match body {
-            Some((ct, bytes)) => {
-                self.header("Content-Type", ct);
-                let _ = write!(self.out, "Content-Length: {}\r\n\r\n", bytes.len());
-                let mut v = self.out.into_bytes();
-                v.extend_from_slice(bytes);
-                v
-            }
-            None => {
-                self.out.push_str("Content-Length: 0\r\n\r\n");
-                self.out.into_bytes()
-            }
-        }
-    }
-}
-
-/// Reason phrases of the codes this crate sends.
-pub(crate) fn reason(code: u16) -> &'static str {
-    match code {
-        200 => "OK",
-        202 => "Accepted",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        405 => "Method Not Allowed",
-        412 => "Conditional Request Failed",
-        413 => "Request Entity Too Large",
-        415 => "Unsupported Media Type",
-        423 => "Interval Too Brief",
-        481 => "Call/Transaction Does Not Exist",
-        489 => "Bad Event",
-        500 => "Server Internal Error",
-        503 => "Service Unavailable",
-        _ => "Unknown",
+    /// The wire bytes.
+    pub(crate) fn finish(self) -> Vec<u8> {
+        let bytes = self.0.encode();
+        drop(self.0);
+        Vec::from(bytes)
     }
 }
 
@@ -189,49 +133,10 @@ mod tests {
         );
         assert_eq!(identity("SIP:ue1@Example.org"), "sip:ue1@example.org");
         assert_eq!(identity("tel:+123"), "tel:+123");
-    }
-}
-
-pub(crate) mod glue;
-
-/// Reads one encoded request with `mcptt-sip` (the `*_bytes` entry points).
-pub(crate) fn parse_request(bytes: &[u8]) -> Result<mcptt_sip::Request, &'static str> {
-    match mcptt_sip::Message::parse(Bytes::copy_from_slice(bytes)) {
-        Ok(mcptt_sip::Message::Request(r)) => Ok(r),
-        Ok(mcptt_sip::Message::Response(_)) => Err("a request, not a response"),
-        Err(_) => Err("a well-formed SIP message"),
-    }
-}
-
-/// Reads one encoded response with `mcptt-sip` (the `*_bytes` entry points).
-pub(crate) fn parse_response(bytes: &[u8]) -> Result<mcptt_sip::Response, &'static str> {
-    match mcptt_sip::Message::parse(Bytes::copy_from_slice(bytes)) {
-        Ok(mcptt_sip::Message::Response(r)) => Ok(r),
-        Ok(mcptt_sip::Message::Request(_)) => Err("a response, not a request"),
-        Err(_) => Err("a well-formed SIP message"),
-    }
-}
-
-/// Reads one encoded request and hands its [`View`] to `on_view` (the `handle_request_bytes`
-/// entry points); a message that cannot be read is handed over as `Err`.
-pub(crate) fn with_request_view<R>(
-    bytes: &[u8],
-    on_view: impl FnOnce(Result<View<'_>, &'static str>) -> R,
-) -> R {
-    match parse_request(bytes) {
-        Ok(r) => on_view(glue::view_request(&r)),
-        Err(what) => on_view(Err(what)),
-    }
-}
-
-/// Reads one encoded response and hands its [`View`] to `on_view` (the clients'
-/// `handle_response_bytes`); a message that cannot be read is handed over as `Err`.
-pub(crate) fn with_response_view<R>(
-    bytes: &[u8],
-    on_view: impl FnOnce(Result<View<'_>, &'static str>) -> R,
-) -> R {
-    match parse_response(bytes) {
-        Ok(r) => on_view(glue::view_response(&r)),
-        Err(what) => on_view(Err(what)),
+        assert!(matches!(
+            identity("<sip:ue1@example.org>"),
+            std::borrow::Cow::Borrowed("sip:ue1@example.org")
+        ));
+        assert_eq!(identity("no-scheme"), ":no-scheme");
     }
 }

@@ -764,17 +764,16 @@ Contact: <sip:ue0.example.org;transport=tls>\r\nEvent: mcptt-service-state\r\nEx
     );
     let out = net.raw_to_server(ue, &msg);
     assert_eq!(status(&out[0]), Some(200));
-    let head = out[0].split("\r\n\r\n").next().unwrap();
-    let rr: Vec<&str> = head
-        .lines()
-        .filter(|l| l.starts_with("Record-Route:"))
+    // Copied as received (RFC 3261 §12.1.1): the same entries in the same order.
+    let rr: Vec<String> = resp(out[0].as_bytes())
+        .record_route()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().to_owned())
         .collect();
     assert_eq!(
         rr,
-        vec![
-            "Record-Route: <sip:core2.example.org;lr>",
-            "Record-Route: <sip:core1.example.org;lr>"
-        ]
+        vec!["<sip:core2.example.org;lr>", "<sip:core1.example.org;lr>"]
     );
     // The NOTIFY uses the route set in Record-Route order (RFC 3261 §12.1.1) and the Contact.
     let notify = &out[1];

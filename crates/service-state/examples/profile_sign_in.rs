@@ -1,0 +1,174 @@
+//! Sign-in loop for profiling (`valgrind --tool=callgrind --toggle-collect='*sign_ins*'`):
+//! the bench's PUBLISH (multipart mcptt-info + poc-settings) + SUBSCRIBE + the NOTIFY's 200 for
+//! N UEs (first argument, default 2000), messages built before the measured part.
+//!
+//! `cargo build --release -p mcptt-service-state --example profile_sign_in`
+
+#![allow(clippy::disallowed_methods)] // the example owns the clock
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Instant;
+
+use mcptt_service_state::body::{AnswerMode, McpttInfo, PocEntity, PocSettings, PublishBody};
+use mcptt_service_state::server::{Server, ServerConfig};
+use mcptt_service_state::{RegistrationChange, SplitMix64, TokenGrant, TokenValidator};
+
+const PSI: &str = "sip:mcptt-server@mcptt.example.org";
+const NOW_UNIX: u64 = 1_800_000_000;
+
+/// Claims from `tok|<mcptt_id>|<exp>`: no signature.
+struct PlainTokens;
+
+impl TokenValidator for PlainTokens {
+    fn validate(
+        &self,
+        token: &str,
+        _now_unix: u64,
+    ) -> Result<TokenGrant, Box<dyn std::error::Error + Send + Sync>> {
+        let mut it = token.splitn(3, '|');
+        let (Some("tok"), Some(id), Some(exp)) = (it.next(), it.next(), it.next()) else {
+            return Err("not a test token".into());
+        };
+        Ok(TokenGrant {
+            mcptt_id: id.to_owned(),
+            client_id: Some("mcptt-client".into()),
+            expires_at: exp.parse()?,
+        })
+    }
+}
+
+fn impu(i: usize) -> String {
+    format!("sip:ue{i:06}@example.org")
+}
+
+fn publish(i: usize) -> Vec<u8> {
+    let body = PublishBody {
+        info: Some(McpttInfo {
+            access_token: Some(format!(
+                "tok|sip:user{i:06}@mcptt.example.org|{}",
+                NOW_UNIX + 3600
+            )),
+            client_id: Some("mcptt-client".into()),
+            request_uri: Some(PSI.into()),
+        }),
+        settings: Some(PocSettings {
+            entities: vec![PocEntity {
+                id: format!("urn:uuid:00000000-0000-0000-0000-{i:012}"),
+                answer_mode: Some(AnswerMode::Automatic),
+                ..PocEntity::default()
+            }],
+        }),
+    };
+    let (ct, body) = body.encode("boundary1");
+    let mut m = format!(
+        "PUBLISH {PSI} SIP/2.0\r\nVia: SIP/2.0/TLS core.example.org;branch=z9hG4bKp{i}\r\n\
+Via: SIP/2.0/TLS ue{i}.example.org;branch=z9hG4bKu{i}\r\nMax-Forwards: 69\r\n\
+From: <{u}>;tag=pf{i}\r\nTo: <{u}>\r\nCall-ID: pub-{i}@ue.example.org\r\nCSeq: 1 PUBLISH\r\n\
+P-Asserted-Identity: <{u}>\r\nEvent: poc-settings\r\nExpires: 3600\r\n\
+Content-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
+        body.len(),
+        u = impu(i)
+    )
+    .into_bytes();
+    m.extend_from_slice(&body);
+    m
+}
+
+fn subscribe(i: usize) -> Vec<u8> {
+    format!(
+        "SUBSCRIBE {PSI} SIP/2.0\r\nVia: SIP/2.0/TLS core.example.org;branch=z9hG4bKs{i}\r\n\
+Via: SIP/2.0/TLS ue{i}.example.org;branch=z9hG4bKv{i}\r\nMax-Forwards: 69\r\n\
+Record-Route: <sip:core.example.org;transport=tls;lr>\r\n\
+From: <{u}>;tag=sf{i}\r\nTo: <{PSI}>\r\nCall-ID: sub-{i}@ue.example.org\r\nCSeq: 1 SUBSCRIBE\r\n\
+P-Asserted-Identity: <{u}>\r\nContact: <sip:ue{i}.example.org;transport=tls>\r\n\
+Event: mcptt-service-state\r\nAccept: application/vnd.mcptt-service-state+json\r\nExpires: 3600\r\n\
+Content-Length: 0\r\n\r\n",
+        u = impu(i)
+    )
+    .into_bytes()
+}
+
+/// The UE's 200 to a NOTIFY.
+fn ok_for(notify: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(notify);
+    let mut out = String::from("SIP/2.0 200 OK\r\n");
+    for line in text.split("\r\n").skip(1) {
+        let name = line.split(':').next().unwrap_or("");
+        if ["Via", "From", "To", "Call-ID", "CSeq"].contains(&name) {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+        if line.is_empty() {
+            break;
+        }
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    out.into_bytes()
+}
+
+/// PUBLISH + SUBSCRIBE for every message pair; returns the NOTIFYs.
+#[inline(never)]
+fn sign_ins(
+    server: &mut Server<PlainTokens, SplitMix64>,
+    now: Instant,
+    msgs: &[(Vec<u8>, Vec<u8>)],
+) -> Vec<Vec<u8>> {
+    let mut notifies = Vec::with_capacity(msgs.len());
+    for (p, s) in msgs {
+        server.handle_request_bytes(now, NOW_UNIX, p);
+        let ok = server.poll_transmit().expect("200 to PUBLISH");
+        assert!(ok.bytes.starts_with(b"SIP/2.0 200"));
+        server.handle_request_bytes(now, NOW_UNIX, s);
+        let ok = server.poll_transmit().expect("200 to SUBSCRIBE");
+        assert!(ok.bytes.starts_with(b"SIP/2.0 200"));
+        notifies.push(server.poll_transmit().expect("NOTIFY").bytes);
+        while server.poll_event().is_some() {}
+    }
+    notifies
+}
+
+/// The NOTIFYs' 200s.
+#[inline(never)]
+fn sign_ins_answers(
+    server: &mut Server<PlainTokens, SplitMix64>,
+    now: Instant,
+    responses: &[Vec<u8>],
+) {
+    for r in responses {
+        server.handle_response_bytes(now, r);
+    }
+}
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(2000);
+    let now = Instant::now();
+    let mut config = ServerConfig::new("mcptt.example.org", PSI);
+    config.max_ues = 2 * n + 10;
+    let mut server = Server::new(config, PlainTokens, SplitMix64(1));
+    for i in 0..n {
+        server.handle_registration(
+            now,
+            RegistrationChange {
+                impu: impu(i),
+                instance: Some(format!("<urn:uuid:00000000-0000-0000-0000-{i:012}>")),
+                registered: true,
+            },
+        );
+    }
+    let msgs: Vec<_> = (0..n).map(|i| (publish(i), subscribe(i))).collect();
+    let t = Instant::now();
+    let notifies = sign_ins(&mut server, now, &msgs);
+    let spent = t.elapsed();
+    let responses: Vec<_> = notifies.iter().map(|n| ok_for(n)).collect();
+    let t = Instant::now();
+    sign_ins_answers(&mut server, now, &responses);
+    let spent = spent + t.elapsed();
+    assert_eq!(server.subscription_count(), n);
+    println!(
+        "{n} sign-ins: {:?} wall per sign-in",
+        spent / u32::try_from(n.max(1)).unwrap_or(u32::MAX)
+    );
+}
