@@ -1,6 +1,6 @@
 //! Typed accessors on [`Headers`], forwarded by [`Message`], [`Request`] and [`Response`].
 
-use bytes::Bytes;
+use bytestring::ByteString;
 
 use crate::error::{Error, Result};
 use crate::headers::{Entry, Headers, split_commas};
@@ -27,22 +27,24 @@ pub(crate) fn locate(e: Error, id: Hid, at: usize) -> Error {
 }
 
 impl Headers {
-    fn typed<T>(&self, e: &Entry, f: impl FnOnce(&Bytes) -> Result<T>) -> Result<T> {
-        f(&self.value_bytes(e)).map_err(|err| locate(err, e.id, e.value.start as usize))
+    fn typed<T>(&self, e: &Entry, f: impl FnOnce(&ByteString) -> Result<T>) -> Result<T> {
+        self.value_text(e)
+            .and_then(|t| f(&t))
+            .map_err(|err| locate(err, e.id, e.value.start as usize))
     }
 
     fn typed_str<'a, T>(&'a self, e: &Entry, f: impl FnOnce(&'a str) -> Result<T>) -> Result<T> {
         f(self.entry_value(e)).map_err(|err| locate(err, e.id, e.value.start as usize))
     }
 
-    fn single<T>(&self, id: Hid, f: impl FnOnce(&Bytes) -> Result<T>) -> Result<T> {
+    fn single<T>(&self, id: Hid, f: impl FnOnce(&ByteString) -> Result<T>) -> Result<T> {
         let e = self
             .first_id(id)
             .ok_or_else(|| Error::MissingHeader(id.name()))?;
         self.typed(e, f)
     }
 
-    fn optional<T>(&self, id: Hid, f: impl FnOnce(&Bytes) -> Result<T>) -> Result<Option<T>> {
+    fn optional<T>(&self, id: Hid, f: impl FnOnce(&ByteString) -> Result<T>) -> Result<Option<T>> {
         self.first_id(id).map(|e| self.typed(e, f)).transpose()
     }
 
@@ -54,7 +56,7 @@ impl Headers {
         self.first_id(id).map(|e| self.typed_str(e, f)).transpose()
     }
 
-    fn all_lists<T>(&self, id: Hid, f: impl Fn(&Bytes) -> Result<Vec<T>>) -> Result<Vec<T>> {
+    fn all_lists<T>(&self, id: Hid, f: impl Fn(&ByteString) -> Result<Vec<T>>) -> Result<Vec<T>> {
         let mut out = Vec::new();
         for e in self.by_id(id) {
             out.extend(self.typed(e, &f)?);
@@ -92,7 +94,7 @@ impl Headers {
     /// # Errors
     /// [`Error::MissingHeader`], [`Error::Header`] or [`Error::Uri`].
     pub fn from(&self) -> Result<NameAddr> {
-        self.single(Hid::From, |b| NameAddr::from_trusted(b.clone()))
+        self.single(Hid::From, |b| NameAddr::from_text(b.clone()))
     }
 
     /// The To header (`t`).
@@ -100,7 +102,7 @@ impl Headers {
     /// # Errors
     /// [`Error::MissingHeader`], [`Error::Header`] or [`Error::Uri`].
     pub fn to(&self) -> Result<NameAddr> {
-        self.single(Hid::To, |b| NameAddr::from_trusted(b.clone()))
+        self.single(Hid::To, |b| NameAddr::from_text(b.clone()))
     }
 
     /// Every Via value (`v`), top first, across all Via lines.
@@ -174,7 +176,7 @@ impl Headers {
     /// # Errors
     /// [`Error::Header`] for a malformed media type.
     pub fn content_type(&self) -> Result<Option<ContentType>> {
-        self.optional(Hid::ContentType, ContentType::from_bytes)
+        self.optional(Hid::ContentType, ContentType::from_text)
     }
 
     /// The Event header (`o`).
@@ -182,7 +184,7 @@ impl Headers {
     /// # Errors
     /// [`Error::Header`] for a malformed value.
     pub fn event(&self) -> Result<Option<Event>> {
-        self.optional(Hid::Event, Event::from_bytes)
+        self.optional(Hid::Event, Event::from_text)
     }
 
     /// The Allow-Events packages (`u`), across all lines.
@@ -198,7 +200,7 @@ impl Headers {
     /// # Errors
     /// [`Error::Header`] for a malformed value.
     pub fn subscription_state(&self) -> Result<Option<SubscriptionState>> {
-        self.optional(Hid::SubscriptionState, SubscriptionState::from_bytes)
+        self.optional(Hid::SubscriptionState, SubscriptionState::from_text)
     }
 
     /// The SIP-ETag header (RFC 3903 §11.3.1).
@@ -330,9 +332,8 @@ impl Headers {
     /// [`Error::Header`] for a malformed value.
     pub fn accept_contact(&self) -> Result<Vec<AcceptContact>> {
         self.all_lists(Hid::AcceptContact, |b| {
-            let text = std::str::from_utf8(b).map_err(|_| crate::params::perr(0, "UTF-8 text"))?;
-            split_commas(text)
-                .map(|v| AcceptContact::from_bytes(&b.slice_ref(v.as_bytes())))
+            split_commas(b)
+                .map(|v| AcceptContact::from_text(&b.slice_ref(v)))
                 .collect()
         })
     }

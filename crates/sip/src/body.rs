@@ -155,7 +155,13 @@ impl Multipart {
             };
             parts.push(Part {
                 body: part.slice(body_start.min(part.len())..),
-                headers: Headers::from_parts(part, entries),
+                headers: Headers::from_parts(
+                    part.clone(),
+                    // the part's head as checked text when it is UTF-8 (else read per value)
+                    bytestring::ByteString::try_from(part.slice(..body_start.min(part.len())))
+                        .unwrap_or_default(),
+                    entries,
+                ),
             });
             d = next;
         }

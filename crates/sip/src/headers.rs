@@ -1,6 +1,7 @@
 //! The ordered header index of a message.
 
 use bytes::Bytes;
+use bytestring::ByteString;
 
 use crate::chars::{self, is_lws};
 use crate::error::{Error, Result};
@@ -28,6 +29,10 @@ pub(crate) struct Entry {
 #[derive(Clone, Default)]
 pub struct Headers {
     buf: Bytes,
+    /// A prefix of `buf` known to be UTF-8 (the parsed head): values inside it are read
+    /// without another UTF-8 check; values after it (lines appended to a buffer whose body is
+    /// not UTF-8) are checked when read.
+    text: ByteString,
     entries: Vec<Entry>,
     dirty: bool,
 }
@@ -245,9 +250,11 @@ impl Headers {
         Self::default()
     }
 
-    pub(crate) fn from_parts(buf: Bytes, entries: Vec<Entry>) -> Self {
+    /// `text` must be a prefix of `buf` (or empty).
+    pub(crate) fn from_parts(buf: Bytes, text: ByteString, entries: Vec<Entry>) -> Self {
         Self {
             buf,
+            text,
             entries,
             dirty: false,
         }
@@ -266,12 +273,27 @@ impl Headers {
         self.dirty
     }
 
+    /// The text of `sp`: from the checked prefix when it lies there, else checked now.
+    #[inline]
+    pub(crate) fn span_str(&self, sp: Span) -> &str {
+        if sp.end as usize <= self.text.len() {
+            sp.text(&self.text)
+        } else {
+            sp.str(&self.buf)
+        }
+    }
+
     pub(crate) fn entry_value(&self, e: &Entry) -> &str {
-        e.value.str(&self.buf)
+        self.span_str(e.value)
     }
 
     pub(crate) fn entry_name(&self, e: &Entry) -> &str {
-        e.name.str(&self.buf)
+        self.span_str(e.name)
+    }
+
+    /// The checked UTF-8 prefix of the buffer (the parsed head).
+    pub(crate) fn text(&self) -> &ByteString {
+        &self.text
     }
 
     /// The raw line of an entry, terminator included if it had one.
@@ -283,6 +305,19 @@ impl Headers {
 
     pub(crate) fn value_bytes(&self, e: &Entry) -> Bytes {
         self.buf.slice(e.value.range())
+    }
+
+    /// The value of an entry as a zero-copy string, checked for UTF-8 once here so that
+    /// typed values read it without further checks.
+    pub(crate) fn value_text(&self, e: &Entry) -> Result<ByteString> {
+        if e.value.end as usize <= self.text.len() {
+            return Ok(e.value.sub(&self.text));
+        }
+        ByteString::try_from(self.value_bytes(e)).map_err(|u| Error::Header {
+            name: String::new(),
+            offset: u.valid_up_to(),
+            expected: "UTF-8 text",
+        })
     }
 
     /// Entries matching `name` (case-insensitive, compact forms included).
@@ -390,7 +425,13 @@ impl Headers {
             return Err(Error::ApiMisuse("header section larger than 4 GiB"));
         }
         let line_end = v.len();
-        self.buf = Bytes::from(v);
+        let buf = Bytes::from(v);
+        // the checked prefix becomes the whole buffer when it is UTF-8 (a body that is not
+        // keeps it where it was); edits copy the buffer anyway, so checking it costs little
+        self.text = ByteString::try_from(buf.clone()).unwrap_or_else(|_| {
+            ByteString::try_from(buf.slice(..self.text.len())).unwrap_or_default()
+        });
+        self.buf = buf;
         self.dirty = true;
         Ok(Entry {
             name: Span::new(ns, ne),

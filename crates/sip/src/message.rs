@@ -1,6 +1,7 @@
 //! Requests, responses, the datagram-style parser, the encoder and the builders.
 
 use bytes::{Bytes, BytesMut};
+use bytestring::ByteString;
 
 use crate::error::{Error, Result};
 use crate::headers::{self, Entry, Headers};
@@ -35,7 +36,7 @@ impl Head {
     fn start_line(&self) -> &str {
         match &self.start_override {
             Some(s) => s,
-            None => self.start_line.str(self.headers.buf()),
+            None => self.headers.span_str(self.start_line),
         }
     }
 
@@ -228,8 +229,23 @@ impl Message {
         };
         let msg_end = he.body_start + body_len;
         buf.truncate(msg_end);
+        // The head must be UTF-8 (RFC 3261 §7.3.1 TEXT-UTF8): checked once here, it becomes the
+        // headers' text, which every value and typed accessor then reads without a check.
+        let text = ByteString::try_from(buf.slice(..he.body_start)).map_err(|e| {
+            let at = e.valid_up_to();
+            let name = entries
+                .iter()
+                .find(|x| (x.name.start as usize..x.line_end as usize).contains(&at))
+                .and_then(|x| std::str::from_utf8(x.name.bytes(&buf)).ok())
+                .unwrap_or_default();
+            Error::Header {
+                name: name.to_owned(),
+                offset: at,
+                expected: "UTF-8 text",
+            }
+        })?;
         let head = Head {
-            headers: Headers::from_parts(buf, entries),
+            headers: Headers::from_parts(buf, text, entries),
             start_line: Span::new(0, line_end),
             body: Span::new(he.body_start, msg_end),
             body_override: None,
@@ -239,7 +255,7 @@ impl Message {
         };
         Ok(match kind {
             Kind::Req(method, us) => {
-                let uri = Uri::from_bytes(head.headers.buf().slice(us.range()))
+                let uri = Uri::from_text(us.sub(head.headers.text()))
                     .map_err(|e| e.shifted(us.start as usize))?;
                 if uri.has_headers() {
                     return Err(Error::Uri {
@@ -504,7 +520,7 @@ impl Response {
     /// The reason phrase as written (may be empty).
     #[must_use]
     pub fn reason(&self) -> &str {
-        self.reason.str(self.head.headers.buf())
+        self.head.headers.span_str(self.reason)
     }
 
     /// Type-check the response (see [`Message::validate`]).
@@ -595,11 +611,13 @@ impl Response {
         v.extend_from_slice(b"\r\n");
         let end = v.len();
         let buf = Bytes::from(v);
+        // copied from a parsed request's head and our own ASCII: UTF-8
+        let text = ByteString::try_from(buf.clone()).unwrap_or_default();
         Self {
             code,
             reason: Span::new(line_end - reason.len(), line_end),
             head: Head {
-                headers: Headers::from_parts(buf, entries),
+                headers: Headers::from_parts(buf, text, entries),
                 start_line: Span::new(0, line_end),
                 body: Span::new(end, end),
                 body_override: None,
@@ -899,8 +917,9 @@ impl ParsedHead {
     }
 }
 
-/// The datagram-style parse of everything but the Request-URI over `s` (which must fit the
-/// size limits: [`Message::parse_with`] checks them first).
+/// The datagram-style parse of everything but the Request-URI and the UTF-8 check of the head
+/// (both in [`Message::finish`]) over `s` (which must fit the size limits:
+/// [`Message::parse_with`] checks them first).
 pub(crate) fn parse_head(s: &[u8], limits: &Limits) -> Result<ParsedHead> {
     let nl = memchr::memchr(b'\n', s).ok_or_else(|| {
         if s.len() > limits.max_line_length {
@@ -987,22 +1006,6 @@ pub(crate) fn parse_head(s: &[u8], limits: &Limits) -> Result<ParsedHead> {
 
     let mut entries = Vec::with_capacity(16);
     let he = headers::scan(s, start_end, limits, &mut entries)?;
-    let head = s.get(..he.body_start).unwrap_or_default();
-    if !head.is_ascii()
-        && let Err(e) = std::str::from_utf8(head)
-    {
-        let at = e.valid_up_to();
-        let name = entries
-            .iter()
-            .find(|x| (x.name.start as usize..x.line_end as usize).contains(&at))
-            .and_then(|x| std::str::from_utf8(x.name.bytes(s)).ok())
-            .unwrap_or_default();
-        return Err(Error::Header {
-            name: name.to_owned(),
-            offset: at,
-            expected: "UTF-8 text",
-        });
-    }
     let available = s.len() - he.body_start;
     let announced = he.content_length.unwrap_or(available);
     if announced > limits.max_body_size {

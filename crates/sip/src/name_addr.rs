@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
+use bytestring::ByteString;
 
 use crate::chars::{self, Cursor};
 use crate::error::{Error, Result};
@@ -30,7 +31,7 @@ impl NameAddr {
     /// # Errors
     /// [`Error::Header`] or [`Error::Uri`] with the offset of the problem.
     pub fn parse(s: &str) -> Result<Self> {
-        Self::from_bytes(Bytes::copy_from_slice(s.as_bytes()))
+        Self::from_text(ByteString::from(s))
     }
 
     /// Parse one name-addr over `src` (zero-copy); the whole of `src` must be used.
@@ -38,13 +39,13 @@ impl NameAddr {
     /// # Errors
     /// As [`NameAddr::parse`].
     pub fn from_bytes(src: Bytes) -> Result<Self> {
-        std::str::from_utf8(&src).map_err(|e| perr(e.valid_up_to(), "UTF-8 text"))?;
-        Self::from_trusted(src)
+        let src = ByteString::try_from(src).map_err(|e| perr(e.valid_up_to(), "UTF-8 text"))?;
+        Self::from_text(src)
     }
 
-    /// Parse from a buffer already known to be UTF-8 (a header value of a parsed message).
-    pub(crate) fn from_trusted(src: Bytes) -> Result<Self> {
-        let mut c = Cursor::new(&src[..]);
+    /// Parse from text (a header value of a parsed message, zero-copy).
+    pub(crate) fn from_text(src: ByteString) -> Result<Self> {
+        let mut c = Cursor::new(src.as_bytes());
         c.skip_lws();
         let na = parse_one(&src, &mut c)?;
         c.skip_lws();
@@ -75,7 +76,7 @@ impl NameAddr {
     /// The display name as written (quotes kept), if any.
     #[must_use]
     pub fn display_name_raw(&self) -> Option<&str> {
-        self.display.map(|d| d.str(self.src()))
+        self.display.map(|d| d.text(self.src()))
     }
 
     /// The display name with quotes and escapes removed, if any.
@@ -167,10 +168,10 @@ impl NameAddr {
     /// The value as written.
     #[must_use]
     pub fn as_str(&self) -> &str {
-        self.whole.str(self.src())
+        self.whole.text(self.src())
     }
 
-    fn src(&self) -> &Bytes {
+    fn src(&self) -> &ByteString {
         self.params.src()
     }
 }
@@ -203,7 +204,7 @@ pub(crate) struct Partial {
 }
 
 impl Partial {
-    pub(crate) fn finish(self, src: Bytes) -> NameAddr {
+    pub(crate) fn finish(self, src: ByteString) -> NameAddr {
         NameAddr {
             params: Params::new(src, self.list),
             whole: self.whole,
@@ -219,7 +220,7 @@ fn addr_spec_end(b: u8) -> bool {
 }
 
 /// Parse one `name-addr / addr-spec *(SEMI param)` at the cursor (LWS already skipped).
-pub(crate) fn parse_one(src: &Bytes, c: &mut Cursor<'_>) -> Result<Partial> {
+pub(crate) fn parse_one(src: &ByteString, c: &mut Cursor<'_>) -> Result<Partial> {
     let start = c.pos;
     let mut display = None;
     let angle;
@@ -259,7 +260,7 @@ pub(crate) fn parse_one(src: &Bytes, c: &mut Cursor<'_>) -> Result<Partial> {
         let close = memchr::memchr(b'>', c.s.get(us..).unwrap_or_default())
             .map(|k| k + us)
             .ok_or_else(|| perr(us, "'>' closing the URI"))?;
-        let uri = Uri::from_bytes(src.slice(us..close)).map_err(|e| e.shifted(us))?;
+        let uri = Uri::from_text(Span::new(us, close).sub(src)).map_err(|e| e.shifted(us))?;
         c.pos = close + 1;
         uri
     } else {
@@ -275,17 +276,17 @@ pub(crate) fn parse_one(src: &Bytes, c: &mut Cursor<'_>) -> Result<Partial> {
                 "a URI with headers to be enclosed in <> (RFC 3261 §20)",
             ));
         }
-        Uri::from_bytes(src.slice(r.0..r.1)).map_err(|e| e.shifted(us))?
+        Uri::from_text(Span::new(r.0, r.1).sub(src)).map_err(|e| e.shifted(us))?
     };
     let mut list = Vec::new();
     parse_params(c, &mut list)?;
     // validate well-known Contact parameters
     for p in &list {
-        let n = p.name.bytes(src);
+        let n = p.name.bytes(src.as_bytes());
         if !matches!(n.len(), 1 | 6 | 7) {
             continue;
         }
-        let v = p.value.map(|v| v.bytes(src));
+        let v = p.value.map(|v| v.bytes(src.as_bytes()));
         if n.eq_ignore_ascii_case(b"expires") && v.and_then(chars::parse_u32).is_none() {
             return Err(perr(
                 p.name.start as usize,
@@ -316,8 +317,8 @@ pub(crate) fn parse_one(src: &Bytes, c: &mut Cursor<'_>) -> Result<Partial> {
 }
 
 /// Parse a comma-separated list of name-addrs over the whole of `src`.
-pub(crate) fn parse_list(src: &Bytes, require_angle: bool) -> Result<Vec<NameAddr>> {
-    let mut c = Cursor::new(&src[..]);
+pub(crate) fn parse_list(src: &ByteString, require_angle: bool) -> Result<Vec<NameAddr>> {
+    let mut c = Cursor::new(src.as_bytes());
     let mut out = Vec::new();
     loop {
         c.skip_lws();

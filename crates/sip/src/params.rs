@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use bytes::Bytes;
+use bytestring::ByteString;
 
 use crate::chars::{self, Cursor};
 use crate::error::{Error, Result};
@@ -63,16 +63,16 @@ pub(crate) fn parse_params(c: &mut Cursor<'_>, out: &mut Vec<ParamSpan>) -> Resu
 /// A parsed parameter list over a shared buffer, with lookups by name (case-insensitive).
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Params {
-    src: Bytes,
+    src: ByteString,
     list: Vec<ParamSpan>,
 }
 
 impl Params {
-    pub(crate) fn new(src: Bytes, list: Vec<ParamSpan>) -> Self {
+    pub(crate) fn new(src: ByteString, list: Vec<ParamSpan>) -> Self {
         Self { src, list }
     }
 
-    pub(crate) fn src(&self) -> &Bytes {
+    pub(crate) fn src(&self) -> &ByteString {
         &self.src
     }
 
@@ -96,14 +96,14 @@ impl Params {
     pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>)> + '_ {
         self.list
             .iter()
-            .map(|p| (p.name.str(&self.src), p.value.map(|v| v.str(&self.src))))
+            .map(|p| (p.name.text(&self.src), p.value.map(|v| v.text(&self.src))))
     }
 
     /// The raw value of parameter `name`: `Some("")` for a flag, quoted values with quotes.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&str> {
         self.find(name)
-            .map(|p| p.value.map(|v| v.str(&self.src)).unwrap_or_default())
+            .map(|p| p.value.map(|v| v.text(&self.src)).unwrap_or_default())
     }
 
     fn find(&self, name: &str) -> Option<&ParamSpan> {
@@ -112,7 +112,7 @@ impl Params {
         self.list.iter().find(|p| {
             // length and first byte reject most names before the byte-wise comparison
             p.name.len() == name.len() && {
-                let n = p.name.bytes(&self.src);
+                let n = p.name.bytes(self.src.as_bytes());
                 n.first().map(u8::to_ascii_lowercase) == Some(first) && chars::eq_ci(n, name)
             }
         })
@@ -120,8 +120,11 @@ impl Params {
 
     /// The raw value of `name` as bytes (no UTF-8 conversion): for numeric values.
     pub(crate) fn get_bytes(&self, name: &str) -> Option<&[u8]> {
-        self.find(name)
-            .map(|p| p.value.map(|v| v.bytes(&self.src)).unwrap_or_default())
+        self.find(name).map(|p| {
+            p.value
+                .map(|v| v.bytes(self.src.as_bytes()))
+                .unwrap_or_default()
+        })
     }
 
     /// The value of parameter `name` with quotes and escapes removed.

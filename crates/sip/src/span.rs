@@ -1,5 +1,7 @@
 //! Byte ranges into a shared buffer.
 
+use bytestring::ByteString;
+
 /// A `start..end` byte range into a buffer, stored compactly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Span {
@@ -32,6 +34,19 @@ impl Span {
     #[inline]
     pub(crate) fn bytes(self, buf: &[u8]) -> &[u8] {
         buf.get(self.range()).unwrap_or_default()
+    }
+
+    /// The range of a text buffer (no UTF-8 check); empty if out of range or not on a
+    /// character boundary.
+    #[inline]
+    pub(crate) fn text(self, s: &str) -> &str {
+        s.get(self.range()).unwrap_or_default()
+    }
+
+    /// The range of a text buffer as a zero-copy sub-string (no UTF-8 check).
+    #[inline]
+    pub(crate) fn sub(self, s: &ByteString) -> ByteString {
+        s.slice_ref(self.text(s))
     }
 
     /// The range as `&str`; empty if it is not UTF-8 (buffers are checked on entry).

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
-use bytes::Bytes;
+use bytestring::ByteString;
 
 use crate::chars::{self, Cursor};
 use crate::error::{Error, Result};
@@ -192,8 +192,8 @@ impl FromStr for Contact {
     }
 }
 
-pub(crate) fn parse_contacts(src: &Bytes) -> Result<Vec<Contact>> {
-    if src.trim_ascii() == b"*" {
+pub(crate) fn parse_contacts(src: &ByteString) -> Result<Vec<Contact>> {
+    if src.trim_ascii() == "*" {
         return Ok(vec![Contact::Star]);
     }
     Ok(name_addr::parse_list(src, false)?
@@ -214,7 +214,7 @@ macro_rules! value_with_params {
         }
 
         impl $t {
-            fn src(&self) -> &Bytes {
+            fn src(&self) -> &ByteString {
                 self.params.src()
             }
 
@@ -239,7 +239,7 @@ macro_rules! value_with_params {
             /// The whole value as written.
             #[must_use]
             pub fn as_str(&self) -> &str {
-                std::str::from_utf8(self.src()).unwrap_or_default()
+                self.src()
             }
 
             /// Parse from text.
@@ -247,7 +247,7 @@ macro_rules! value_with_params {
             /// # Errors
             /// [`Error::Header`] with the offset of the problem.
             pub fn parse(s: &str) -> Result<Self> {
-                Self::from_bytes(&Bytes::copy_from_slice(chars::trim_lws(s).as_bytes()))
+                Self::from_text(&ByteString::from(chars::trim_lws(s)))
             }
         }
 
@@ -278,8 +278,8 @@ value_with_params! {
 }
 
 impl Event {
-    pub(crate) fn from_bytes(src: &Bytes) -> Result<Self> {
-        let mut c = Cursor::new(&src[..]);
+    pub(crate) fn from_text(src: &ByteString) -> Result<Self> {
+        let mut c = Cursor::new(src.as_bytes());
         c.skip_lws();
         let t = c.token().ok_or_else(|| perr(c.pos, "an event package"))?;
         let mut list = Vec::new();
@@ -294,7 +294,7 @@ impl Event {
     /// The event package (e.g. `poc-settings`, `reg`), with its templates.
     #[must_use]
     pub fn package(&self) -> &str {
-        self.value.str(self.src())
+        self.value.text(self.src())
     }
 
     /// The `id` parameter.
@@ -310,8 +310,8 @@ value_with_params! {
 }
 
 impl SubscriptionState {
-    pub(crate) fn from_bytes(src: &Bytes) -> Result<Self> {
-        let mut c = Cursor::new(&src[..]);
+    pub(crate) fn from_text(src: &ByteString) -> Result<Self> {
+        let mut c = Cursor::new(src.as_bytes());
         c.skip_lws();
         let t = c
             .token()
@@ -336,7 +336,7 @@ impl SubscriptionState {
     /// The state as written (`active`, `pending`, `terminated` or an extension).
     #[must_use]
     pub fn state(&self) -> &str {
-        self.value.str(self.src())
+        self.value.text(self.src())
     }
 
     /// The `reason` parameter.
@@ -366,8 +366,8 @@ value_with_params! {
 }
 
 impl ContentType {
-    pub(crate) fn from_bytes(src: &Bytes) -> Result<Self> {
-        let mut c = Cursor::new(&src[..]);
+    pub(crate) fn from_text(src: &ByteString) -> Result<Self> {
+        let mut c = Cursor::new(src.as_bytes());
         c.skip_lws();
         let s = c.pos;
         c.token().ok_or_else(|| perr(c.pos, "a media type"))?;
@@ -387,7 +387,7 @@ impl ContentType {
     /// `type/subtype` as written.
     #[must_use]
     pub fn mime_type(&self) -> &str {
-        self.value.str(self.src())
+        self.value.text(self.src())
     }
 
     /// The type (before `/`).
@@ -424,8 +424,8 @@ value_with_params! {
 }
 
 impl AcceptContact {
-    pub(crate) fn from_bytes(src: &Bytes) -> Result<Self> {
-        let mut c = Cursor::new(&src[..]);
+    pub(crate) fn from_text(src: &ByteString) -> Result<Self> {
+        let mut c = Cursor::new(src.as_bytes());
         c.skip_lws();
         if !c.eat(b'*') {
             return Err(perr(c.pos, "'*'"));

@@ -5,6 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use bytes::Bytes;
+use bytestring::ByteString;
 
 use crate::chars::{self, HNV, PARAM, PASSWORD, UNRESERVED, USER, hex, is};
 use crate::error::{Error, Result};
@@ -36,7 +37,7 @@ pub enum Scheme {
 /// textual (the exact wire form).
 #[derive(Clone)]
 pub struct Uri {
-    src: Bytes,
+    src: ByteString,
     scheme: Scheme,
     scheme_end: u32,
     user: Option<Span>,
@@ -79,7 +80,7 @@ impl Uri {
     /// # Errors
     /// [`Error::Uri`] with the offset of the first byte that does not fit the grammar.
     pub fn parse(s: &str) -> Result<Self> {
-        Self::from_bytes(Bytes::copy_from_slice(s.as_bytes()))
+        Self::from_text(ByteString::from(s))
     }
 
     /// Parse a URI that is the whole of `src` (zero-copy).
@@ -87,7 +88,21 @@ impl Uri {
     /// # Errors
     /// [`Error::Uri`] with the offset of the first byte that does not fit the grammar.
     pub fn from_bytes(src: Bytes) -> Result<Self> {
-        let s: &[u8] = &src;
+        let mut uri = Self::scan(&src)?;
+        // the grammar admits ASCII only, so this holds for every URI that scanned
+        uri.src = ByteString::try_from(src).map_err(|e| uri_err(e.valid_up_to(), "UTF-8 text"))?;
+        Ok(uri)
+    }
+
+    /// Parse a URI that is the whole of `src` (zero-copy, no UTF-8 check).
+    pub(crate) fn from_text(src: ByteString) -> Result<Self> {
+        let mut uri = Self::scan(src.as_bytes())?;
+        uri.src = src;
+        Ok(uri)
+    }
+
+    /// The grammar check and the offsets; `src` is left empty.
+    fn scan(s: &[u8]) -> Result<Self> {
         if u32::try_from(s.len()).is_err() {
             return Err(uri_err(0, "a shorter URI"));
         }
@@ -126,7 +141,7 @@ impl Uri {
             port: None,
             params: None,
             headers: None,
-            src: Bytes::new(),
+            src: ByteString::new(),
         };
         let start = i + 1;
         match scheme {
@@ -144,7 +159,6 @@ impl Uri {
                 }
             }
         }
-        uri.src = src;
         Ok(uri)
     }
 
@@ -283,19 +297,19 @@ impl Uri {
     }
 
     fn text(&self, sp: Span) -> &str {
-        sp.str(&self.src)
+        sp.text(&self.src)
     }
 
     /// The whole URI as it appears on the wire.
     #[must_use]
     pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.src).unwrap_or_default()
+        &self.src
     }
 
     /// The underlying buffer (a sub-slice of the message it was parsed from).
     #[must_use]
     pub fn as_bytes(&self) -> &Bytes {
-        &self.src
+        self.src.as_bytes()
     }
 
     /// The scheme.
@@ -427,7 +441,7 @@ impl Uri {
             None => self.clone(),
             Some(h) => {
                 let mut u = self.clone();
-                u.src = self.src.slice(..h.start as usize - 1);
+                u.src = Span::new(0, h.start as usize - 1).sub(&self.src);
                 u.headers = None;
                 u
             }

@@ -75,19 +75,19 @@ pub(crate) fn validate_headers(h: &Headers, method: Option<&Method>) -> Result<(
         }
         let v = h.entry_value(e);
         let at = e.value.start as usize;
-        let b = || h.buf().slice(e.value.range());
+        let b = || h.value_text(e);
         let r: Result<()> = match e.id {
             Hid::From | Hid::To | Hid::ReplyTo | Hid::ReferredBy | Hid::ReferTo => {
-                NameAddr::from_trusted(b()).map(|_| ())
+                b().and_then(NameAddr::from_text).map(|_| ())
             }
-            Hid::Contact => types::parse_contacts(&b()).map(|_| ()),
-            Hid::Route | Hid::RecordRoute | Hid::Path | Hid::ServiceRoute => {
-                name_addr::parse_list(&b(), true).map(|_| ())
-            }
-            Hid::PAssertedIdentity | Hid::PPreferredIdentity => {
-                name_addr::parse_list(&b(), false).map(|_| ())
-            }
-            Hid::Via => via::parse_list(&b()).map(|_| ()),
+            Hid::Contact => b().and_then(|b| types::parse_contacts(&b)).map(|_| ()),
+            Hid::Route | Hid::RecordRoute | Hid::Path | Hid::ServiceRoute => b()
+                .and_then(|b| name_addr::parse_list(&b, true))
+                .map(|_| ()),
+            Hid::PAssertedIdentity | Hid::PPreferredIdentity => b()
+                .and_then(|b| name_addr::parse_list(&b, false))
+                .map(|_| ()),
+            Hid::Via => b().and_then(|b| via::parse_list(&b)).map(|_| ()),
             Hid::CSeq => CSeq::parse(v).and_then(|c| match method {
                 Some(m) if *m != c.method => Err(Error::CSeqMethodMismatch {
                     method: m.to_string(),
@@ -98,9 +98,11 @@ pub(crate) fn validate_headers(h: &Headers, method: Option<&Method>) -> Result<(
             Hid::CallId => call_id(v),
             Hid::Expires | Hid::MinExpires => types::parse_delta(v).map(|_| ()),
             Hid::RetryAfter => retry_after(v),
-            Hid::ContentType => ContentType::from_bytes(&b()).map(|_| ()),
-            Hid::Event => Event::from_bytes(&b()).map(|_| ()),
-            Hid::SubscriptionState => SubscriptionState::from_bytes(&b()).map(|_| ()),
+            Hid::ContentType => b().and_then(|b| ContentType::from_text(&b)).map(|_| ()),
+            Hid::Event => b().and_then(|b| Event::from_text(&b)).map(|_| ()),
+            Hid::SubscriptionState => b()
+                .and_then(|b| SubscriptionState::from_text(&b))
+                .map(|_| ()),
             Hid::AllowEvents
             | Hid::Supported
             | Hid::Require
@@ -116,12 +118,10 @@ pub(crate) fn validate_headers(h: &Headers, method: Option<&Method>) -> Result<(
             }
             Hid::Warning => split_commas(v).try_for_each(|w| Warning::parse(w).map(|_| ())),
             Hid::Date => Date::parse(v).map(|_| ()),
-            Hid::AcceptContact | Hid::RejectContact => {
-                let buf = b();
-                split_commas(v).try_for_each(|x| {
-                    AcceptContact::from_bytes(&buf.slice_ref(x.as_bytes())).map(|_| ())
-                })
-            }
+            Hid::AcceptContact | Hid::RejectContact => b().and_then(|buf| {
+                split_commas(&buf)
+                    .try_for_each(|x| AcceptContact::from_text(&buf.slice_ref(x)).map(|_| ()))
+            }),
             Hid::Accept => split_commas(v).try_for_each(|x| ContentType::parse(x).map(|_| ())),
             Hid::AcceptEncoding
             | Hid::AcceptLanguage
@@ -150,9 +150,9 @@ pub(crate) fn validate_headers(h: &Headers, method: Option<&Method>) -> Result<(
             | Hid::ProxyAuthorization
             | Hid::WwwAuthenticate
             | Hid::ProxyAuthenticate => types::check_auth(v.as_bytes()),
-            Hid::PAssociatedUri | Hid::AlertInfo | Hid::CallInfo | Hid::ErrorInfo => {
-                name_addr::parse_list(&b(), true).map(|_| ())
-            }
+            Hid::PAssociatedUri | Hid::AlertInfo | Hid::CallInfo | Hid::ErrorInfo => b()
+                .and_then(|b| name_addr::parse_list(&b, true))
+                .map(|_| ()),
             Hid::PChargingVector
             | Hid::PVisitedNetworkId
             | Hid::PAccessNetworkInfo

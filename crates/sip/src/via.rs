@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use bytes::Bytes;
+use bytestring::ByteString;
 
 use crate::chars::{self, Cursor};
 use crate::error::Result;
@@ -63,7 +63,7 @@ pub(crate) fn parse_ip(v: &str) -> Option<IpAddr> {
     IpAddr::from_str(v).ok()
 }
 
-fn parse_one(src: &Bytes, c: &mut Cursor<'_>) -> Result<Via> {
+fn parse_one(src: &ByteString, c: &mut Cursor<'_>) -> Result<Via> {
     let start = c.pos;
     let protocol = c
         .token()
@@ -103,8 +103,8 @@ fn parse_one(src: &Bytes, c: &mut Cursor<'_>) -> Result<Via> {
     // RFC 3261 §20.42 / RFC 3581 / RFC 5118 value checks, in one pass over the parameters
     let src = v.params.src();
     for p in v.params.spans() {
-        let name = p.name.bytes(src);
-        let value = p.value.map(|x| x.bytes(src));
+        let name = p.name.bytes(src.as_bytes());
+        let value = p.value.map(|x| x.bytes(src.as_bytes()));
         let bad = match name.len() {
             8 if name.eq_ignore_ascii_case(b"received") => value
                 .is_none_or(|r| !is_ip(r))
@@ -128,8 +128,8 @@ fn parse_one(src: &Bytes, c: &mut Cursor<'_>) -> Result<Via> {
 }
 
 /// Parse a comma-separated Via list over the whole of `src`.
-pub(crate) fn parse_list(src: &Bytes) -> Result<Vec<Via>> {
-    let mut c = Cursor::new(&src[..]);
+pub(crate) fn parse_list(src: &ByteString) -> Result<Vec<Via>> {
+    let mut c = Cursor::new(src.as_bytes());
     let mut out = Vec::new();
     loop {
         c.skip_lws();
@@ -145,8 +145,8 @@ pub(crate) fn parse_list(src: &Bytes) -> Result<Vec<Via>> {
 }
 
 /// Parse the first Via value of `src` (the rest of the list is not examined).
-pub(crate) fn parse_first(src: &Bytes) -> Result<Via> {
-    let mut c = Cursor::new(&src[..]);
+pub(crate) fn parse_first(src: &ByteString) -> Result<Via> {
+    let mut c = Cursor::new(src.as_bytes());
     c.skip_lws();
     let v = parse_one(src, &mut c)?;
     c.skip_lws();
@@ -163,7 +163,7 @@ impl Via {
     /// # Errors
     /// [`Error::Header`](crate::Error::Header) with the offset of the problem.
     pub fn parse(s: &str) -> Result<Self> {
-        let src = Bytes::copy_from_slice(s.as_bytes());
+        let src = ByteString::from(s);
         let mut v = parse_list(&src)?;
         if v.len() != 1 {
             return Err(perr(0, "exactly one Via value"));
@@ -183,32 +183,32 @@ impl Via {
         Self::parse(&text)
     }
 
-    fn src(&self) -> &Bytes {
+    fn src(&self) -> &ByteString {
         self.params.src()
     }
 
     /// The protocol name (`SIP`).
     #[must_use]
     pub fn protocol(&self) -> &str {
-        self.protocol.str(self.src())
+        self.protocol.text(self.src())
     }
 
     /// The protocol version (`2.0`).
     #[must_use]
     pub fn version(&self) -> &str {
-        self.version.str(self.src())
+        self.version.text(self.src())
     }
 
     /// The transport as written (`UDP`, `TCP`, `TLS`, `SCTP`, `WS`, …).
     #[must_use]
     pub fn transport(&self) -> &str {
-        self.transport.str(self.src())
+        self.transport.text(self.src())
     }
 
     /// The sent-by host (IPv6 references keep their brackets).
     #[must_use]
     pub fn host(&self) -> &str {
-        self.host.str(self.src())
+        self.host.text(self.src())
     }
 
     /// The sent-by port, if written.
@@ -288,7 +288,7 @@ impl Via {
     /// The value as written.
     #[must_use]
     pub fn as_str(&self) -> &str {
-        self.whole.str(self.src())
+        self.whole.text(self.src())
     }
 }
 
