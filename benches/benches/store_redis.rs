@@ -2,7 +2,14 @@
 //! store and with `mcptt-store-redis` against a real `redis-server` on loopback (started
 //! here, killed at the end; the Debian package `redis-server` must be installed), side by
 //! side in one group. Each iteration is one REGISTER refresh of one of 1,000 registered
-//! MCPTT UEs (parsing, RFC 3261 §10.3 processing, store load and versioned write, response).
+//! MCPTT UEs (parsing, RFC 3261 §10.3 processing, store load and versioned write, response;
+//! the `*_mcptt_filter` variants also build the third-party REGISTER toward the MCPTT
+//! application server and handle its 200 OK).
+//!
+//! Before the timed group it prints, for 1,000 UEs, the Redis round trips per new
+//! registration and per refresh (with and without the third-party filter; goal ≤ 2) and
+//! the Redis memory per registered UE (`INFO memory` `used_memory` delta / UEs, and
+//! `MEMORY USAGE` of one record; goal ≤ 2 KiB).
 #![allow(missing_docs)] // criterion_group! generates an undocumented function
 
 use std::net::TcpListener;
@@ -11,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use mcptt_registration::{IdentityMap, Registrar, RegistrarConfig, RegistrationStore};
+use mcptt_registration::{
+    FilterCriteria, IdentityMap, Registrar, RegistrarConfig, RegistrationStore,
+};
 use mcptt_sip::{Message, Request};
 use mcptt_store_redis::{RedisStore, RedisStoreConfig, TimeBase};
 
@@ -88,7 +97,7 @@ fn register(n: u32, cseq: u32) -> Request {
         .expect("a request")
 }
 
-fn config() -> RegistrarConfig {
+fn config(filter: bool) -> RegistrarConfig {
     let mut identities = IdentityMap::new();
     for n in 0..UES {
         identities = identities.allow(PEER, &format!("sip:user{n:06}@mcptt.example.com"));
@@ -96,8 +105,109 @@ fn config() -> RegistrarConfig {
     RegistrarConfig {
         identities,
         max_expires: 3600,
+        filters: if filter {
+            vec![FilterCriteria::mcptt("sip:mcptt-as.example.com")]
+        } else {
+            Vec::new()
+        },
+        core_uri: "sip:scscf.example.com".into(),
         ..RegistrarConfig::default()
     }
+}
+
+/// Answers every queued third-party REGISTER with 200 OK (what the MCPTT server does).
+fn answer_third_party<S: RegistrationStore>(r: &mut Registrar<S>, t: Instant) {
+    while let Some(tx) = r.poll_transmit() {
+        let ok = mcptt_sip::Response::from_request(&tx.request, 200);
+        let _ = r.handle_third_party_response(t, &ok);
+    }
+}
+
+/// A store on `url` whose keys start with `prefix` (each run gets its own records).
+fn redis_store(url: &str, prefix: &str) -> RedisStore {
+    let store = RedisStore::new(
+        RedisStoreConfig {
+            url: url.to_owned(),
+            key_prefix: prefix.to_owned(),
+            ..RedisStoreConfig::default()
+        },
+        TimeBase::system(),
+    )
+    .expect("store");
+    store.ping().expect("redis answers");
+    store
+}
+
+fn used_memory(c: &mut redis::Connection) -> i64 {
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query(c)
+        .expect("INFO memory");
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("used_memory in INFO")
+}
+
+/// Prints round trips per registration and Redis memory per registered UE.
+fn measure(url: &str) {
+    let mut c = redis::Client::open(url)
+        .expect("url")
+        .get_connection()
+        .expect("connect");
+    let t = Instant::now();
+    for filter in [false, true] {
+        redis::cmd("FLUSHALL")
+            .query::<()>(&mut c)
+            .expect("FLUSHALL");
+        let before = used_memory(&mut c);
+        let mut r = Registrar::with_store(config(filter), redis_store(url, "measure"), 1);
+        // The write script is loaded once per connection: load it before counting.
+        let warm = r.handle_register(t, PEER, &register(0, 1));
+        assert_eq!(warm.response.status(), 200);
+        answer_third_party(&mut r, t);
+        let rt0 = r.store().round_trips();
+        for n in 1..UES {
+            assert_eq!(
+                r.handle_register(t, PEER, &register(n, 1))
+                    .response
+                    .status(),
+                200
+            );
+            answer_third_party(&mut r, t);
+        }
+        let rt1 = r.store().round_trips();
+        for n in 0..UES {
+            assert_eq!(
+                r.handle_register(t, PEER, &register(n, 2))
+                    .response
+                    .status(),
+                200
+            );
+            answer_third_party(&mut r, t);
+        }
+        let rt2 = r.store().round_trips();
+        let per_ue = (used_memory(&mut c) - before) / i64::from(UES);
+        let one: i64 = redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(r.store().record_key("sip:user000001@mcptt.example.com"))
+            .query(&mut c)
+            .expect("MEMORY USAGE");
+        #[allow(clippy::cast_precision_loss)] // small counts
+        let (new_rt, refresh_rt) = (
+            (rt1 - rt0) as f64 / f64::from(UES - 1),
+            (rt2 - rt1) as f64 / f64::from(UES),
+        );
+        println!(
+            "store_redis: third-party filter {}: Redis round trips per new registration {new_rt:.2}, \
+             per refresh {refresh_rt:.2} (goal <= 2); Redis memory per registered UE {per_ue} B \
+             (used_memory delta / {UES} UEs; MEMORY USAGE of one record {one} B; goal <= 2048 B)",
+            if filter { "on (MCPTT AS)" } else { "off" }
+        );
+    }
+    redis::cmd("FLUSHALL")
+        .query::<()>(&mut c)
+        .expect("FLUSHALL");
 }
 
 fn run<S: RegistrationStore>(
@@ -113,6 +223,7 @@ fn run<S: RegistrationStore>(
                 .status(),
             200
         );
+        answer_third_party(&mut r, t);
     }
     let mut i: u64 = 0;
     c.bench_function(name, |b| {
@@ -126,6 +237,7 @@ fn run<S: RegistrationStore>(
             |req| {
                 let out = r.handle_register(t, PEER, &req);
                 assert_eq!(out.response.status(), 200);
+                answer_third_party(&mut r, t);
                 while r.poll_event().is_some() {}
             },
             BatchSize::SmallInput,
@@ -135,19 +247,25 @@ fn run<S: RegistrationStore>(
 
 fn bench(c: &mut Criterion) {
     let (_server, url) = start_redis();
+    measure(&url);
     let mut g = c.benchmark_group("registrar_refresh");
     g.throughput(Throughput::Elements(1));
-    run(&mut g, "memory", Registrar::new(config(), 1));
-    let store = RedisStore::new(
-        RedisStoreConfig {
-            url,
-            ..RedisStoreConfig::default()
-        },
-        TimeBase::system(),
-    )
-    .expect("store");
-    store.ping().expect("redis answers");
-    run(&mut g, "redis", Registrar::with_store(config(), store, 1));
+    run(&mut g, "memory", Registrar::new(config(false), 1));
+    run(
+        &mut g,
+        "redis",
+        Registrar::with_store(config(false), redis_store(&url, "plain"), 1),
+    );
+    run(
+        &mut g,
+        "memory_mcptt_filter",
+        Registrar::new(config(true), 1),
+    );
+    run(
+        &mut g,
+        "redis_mcptt_filter",
+        Registrar::with_store(config(true), redis_store(&url, "filter"), 1),
+    );
     g.finish();
 }
 
