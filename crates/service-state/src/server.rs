@@ -4,14 +4,15 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use crate::body::StateRef;
 use crate::body::{PocSettings, PublishBody, SERVICE_STATE_CONTENT_TYPE, ServiceState, XmlLimits};
 use crate::model::{
     AuthorisationState, CombinedState, Random, RegistrationChange, RegistrationState, TokenGrant,
-    TokenValidator, UeDirectory, UeKind, random_token,
+    TokenValidator, UeDirectory, UeKind,
 };
 use mcptt_sip::{Method, NameAddr, Request};
 
-use crate::sip::{Answer, Ids, identity};
+use crate::sip::{Answer, Ids, identity, push_hex16, push_u64};
 
 /// Event package of the PUBLISH that carries the access token.
 pub const POC_SETTINGS_EVENT: &str = "poc-settings";
@@ -358,12 +359,21 @@ pub struct Server<V, R> {
     next_id: u64,
     transmit: VecDeque<Transmit>,
     events: VecDeque<ServerEvent>,
+    /// `Contact` value of responses and NOTIFYs (`<` config.contact `>`).
+    contact: String,
+    /// `Warning` value of a service-authorisation failure.
+    warning: String,
+    /// Reused buffer for NOTIFY bodies.
+    scratch: Vec<u8>,
 }
 
 impl<V: TokenValidator, R: Random> Server<V, R> {
     /// A server with the given configuration, token validator and randomness source.
     pub fn new(config: ServerConfig, validator: V, rng: R) -> Self {
         Self {
+            contact: format!("<{}>", config.contact),
+            warning: format!("399 {} \"{AUTHORISATION_FAILED_WARNING}\"", config.host),
+            scratch: Vec::new(),
             config,
             validator,
             rng,
@@ -474,11 +484,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         if let Err(refusal) = result {
             let mut answer = Answer::new(request, refusal.code);
             if refusal.warning {
-                let warning = format!(
-                    "399 {} \"{AUTHORISATION_FAILED_WARNING}\"",
-                    self.config.host
-                );
-                answer = answer.header("Warning", &warning);
+                answer = answer.header("Warning", &self.warning);
             }
             if let Some((name, value)) = &refusal.extra {
                 answer = answer.header(name, value);
@@ -785,8 +791,8 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
 
     fn respond_publish(&mut self, req: &Request, etag: u64, expires: u32) {
         let bytes = Answer::new(req, 200)
-            .header("SIP-ETag", &format!("{etag:016x}"))
-            .header("Expires", &expires.to_string())
+            .header_hex16("SIP-ETag", etag)
+            .header_num("Expires", expires.into())
             .finish();
         self.transmit.push_back(Transmit { bytes });
     }
@@ -877,7 +883,8 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         }
     }
 
-    fn snapshot(&self, s: &Session) -> ServiceState {
+    /// The service state of a session, borrowed from the server's tables.
+    fn state_ref<'a>(&'a self, s: &'a Session) -> StateRef<'a> {
         let ue = self.ues.get(&s.impu);
         let registration = if ue.is_some_and(|u| u.registered) {
             RegistrationState::Registered
@@ -885,11 +892,16 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
             RegistrationState::NotRegistered
         };
         let authorisation = s.auth.public();
-        ServiceState {
+        StateRef {
             version: s.version,
-            mcptt_id: s.mcptt_id.clone(),
-            impu: s.impu.clone(),
-            instance: ue.and_then(|u| u.instances.iter().find(|i| !i.is_empty()).cloned()),
+            mcptt_id: &s.mcptt_id,
+            impu: &s.impu,
+            instance: ue.and_then(|u| {
+                u.instances
+                    .iter()
+                    .find(|i| !i.is_empty())
+                    .map(String::as_str)
+            }),
             ue_kind: self.config.directory.kind(&s.impu),
             registration,
             authorisation,
@@ -898,19 +910,49 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         }
     }
 
+    fn snapshot(&self, s: &Session) -> ServiceState {
+        let r = self.state_ref(s);
+        ServiceState {
+            version: r.version,
+            mcptt_id: r.mcptt_id.to_owned(),
+            impu: r.impu.to_owned(),
+            instance: r.instance.map(str::to_owned),
+            ue_kind: r.ue_kind,
+            registration: r.registration,
+            authorisation: r.authorisation,
+            state: r.state,
+            token_expires: r.token_expires,
+        }
+    }
+
+    /// Sends a NOTIFY with the current state of `session` on subscription `id`.
+    fn notify_state(&mut self, now: Instant, id: u64, session: u64, final_state: Option<&str>) {
+        // The body is written into a buffer the server keeps for it, then into the NOTIFY.
+        let mut body = std::mem::take(&mut self.scratch);
+        body.clear();
+        if let Some(s) = self.sessions.get(&session) {
+            self.state_ref(s).write_json(&mut body);
+            self.notify(now, id, &body, final_state);
+        }
+        self.scratch = body;
+    }
+
     /// A state change of session `id`: new version, event, NOTIFY to every subscriber.
     fn changed(&mut self, now: Instant, id: u64) {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
         session.version += 1;
-        let subs = session.subs.clone();
         let Some(session) = self.sessions.get(&id) else {
             return;
         };
         let state = self.snapshot(session);
-        for sub in subs {
-            self.notify(now, sub, &state, None);
+        if !session.subs.is_empty() {
+            let subs = session.subs.clone();
+            let body = state.encode();
+            for sub in subs {
+                self.notify(now, sub, &body, None);
+            }
         }
         self.events.push_back(ServerEvent::StateChanged(state));
     }
@@ -1023,10 +1065,9 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         }
         // RFC 3261 §12.1.1: the 2xx to a dialog-creating request copies the Record-Route
         // (`Response::from_request` does).
-        let bytes = Answer::new(req, 200)
-            .with_to_tag(&sub_req.ids.to, &format!("{our_tag:016x}"))
-            .header("Expires", &expires.to_string())
-            .header("Contact", &format!("<{}>", self.config.contact))
+        let bytes = Answer::with_to_tag(req, 200, &sub_req.ids.to, &format!("{our_tag:016x}"))
+            .header_num("Expires", expires.into())
+            .header("Contact", &self.contact)
             .finish();
         self.transmit.push_back(Transmit { bytes });
         self.events.push_back(ServerEvent::SubscriptionCreated {
@@ -1034,9 +1075,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
             impu,
             call_id: sub_req.ids.call_id.to_owned(),
         });
-        if let Some(state) = self.sessions.get(&session).map(|s| self.snapshot(s)) {
-            self.notify(now, id, &state, None);
-        }
+        self.notify_state(now, id, session, None);
         Ok(())
     }
 
@@ -1051,17 +1090,18 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
     ) {
         let our_tag = self.rng.next_u64();
         // RFC 3261 §12.1.1: the 2xx copies the Record-Route (`Response::from_request` does).
-        let bytes = Answer::new(req, 200)
-            .with_to_tag(&sub_req.ids.to, &format!("{our_tag:016x}"))
+        let bytes = Answer::with_to_tag(req, 200, &sub_req.ids.to, &format!("{our_tag:016x}"))
             .header("Expires", "0")
-            .header("Contact", &format!("<{}>", self.config.contact))
+            .header("Contact", &self.contact)
             .finish();
         self.transmit.push_back(Transmit { bytes });
         let state = self
             .state(impu, mcptt_id)
             .unwrap_or_else(|| self.detached(impu, mcptt_id));
         let sub = Subscription::new(sub_req, 0, our_tag, contact, now);
-        let bytes = self.build_notify(now, &sub, &state, Some("terminated"));
+        let branch = self.rng.next_u64();
+        let body = state.encode();
+        let bytes = write_notify(&self.config, branch, &sub, now, Some("terminated"), &body);
         self.transmit.push_back(Transmit { bytes });
     }
 
@@ -1120,8 +1160,8 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
                 .insert((now + secs(expires), Timer::Subscription(id)));
         }
         let bytes = Answer::new(req, 200)
-            .header("Expires", &expires.to_string())
-            .header("Contact", &format!("<{}>", self.config.contact))
+            .header_num("Expires", expires.into())
+            .header("Contact", &self.contact)
             .finish();
         self.transmit.push_back(Transmit { bytes });
         if expires == 0 {
@@ -1129,80 +1169,25 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
             return Ok(());
         }
         // RFC 6665 §4.2.1.2: a NOTIFY follows every accepted refresh.
-        if let Some(state) = self.sessions.get(&session).map(|s| self.snapshot(s)) {
-            self.notify(now, id, &state, None);
-        }
+        self.notify_state(now, id, session, None);
         Ok(())
     }
 
-    fn build_notify(
-        &mut self,
-        now: Instant,
-        sub: &Subscription,
-        state: &ServiceState,
-        final_state: Option<&str>,
-    ) -> Vec<u8> {
-        let branch = random_token(&mut self.rng);
-        let config = &self.config;
-        let Ok(target) = mcptt_sip::Uri::parse(&sub.remote_target) else {
-            // The remote target was read from a Contact that mcptt-sip parsed: not reached.
-            return Vec::new();
-        };
-        let mut b = Request::builder(Method::Notify, target).header(
-            "Via",
-            format_args!(
-                "SIP/2.0/{} {};branch=z9hG4bK{branch}",
-                config.transport, config.host
-            ),
-        );
-        for route in &sub.route_set {
-            b = b.header("Route", route);
-        }
-        b = b
-            .header("Max-Forwards", 70)
-            .header(
-                "From",
-                format_args!("<{}>;tag={:016x}", sub.local_uri, sub.our_tag),
-            )
-            .header(
-                "To",
-                format_args!("<{}>;tag={}", sub.remote_uri, sub.their_tag),
-            )
-            .header("Call-ID", &sub.call_id)
-            .header("CSeq", format_args!("{} NOTIFY", sub.local_cseq))
-            .header("Contact", format_args!("<{}>", config.contact));
-        b = match &sub.event_id {
-            Some(id) => b.header("Event", format_args!("{SERVICE_STATE_EVENT};id={id}")),
-            None => b.header("Event", SERVICE_STATE_EVENT),
-        };
-        b = match final_state {
-            Some(s) => b.header("Subscription-State", s),
-            None => {
-                let left = sub.expires_at.saturating_duration_since(now).as_secs();
-                b.header("Subscription-State", format_args!("active;expires={left}"))
-            }
-        };
-        match b.body(SERVICE_STATE_CONTENT_TYPE, state.encode()).build() {
-            Ok(request) => Vec::from(request.encode()),
-            // Only configured text (host, contact) can make the build fail.
-            Err(_) => Vec::new(),
-        }
-    }
-
-    /// Sends a NOTIFY on subscription `id` (`final_state` = `terminated;…` for the last one).
-    fn notify(&mut self, now: Instant, id: u64, state: &ServiceState, final_state: Option<&str>) {
-        let Some(mut sub) = self.subs.remove(&id) else {
+    /// Sends a NOTIFY with `body` on subscription `id` (`final_state` = `terminated;…` for the
+    /// last one).
+    fn notify(&mut self, now: Instant, id: u64, body: &[u8], final_state: Option<&str>) {
+        let Some(sub) = self.subs.get_mut(&id) else {
             return;
         };
         sub.local_cseq = sub.local_cseq.wrapping_add(1);
-        let bytes = self.build_notify(now, &sub, state, final_state);
+        let branch = self.rng.next_u64();
+        let bytes = write_notify(&self.config, branch, sub, now, final_state, body);
         if final_state.is_none() {
             let deadline = now + self.config.notify_timeout;
             sub.outstanding.push((sub.local_cseq, deadline));
             self.timers
                 .insert((deadline, Timer::Notify(id, sub.local_cseq)));
         }
-        self.subs.insert(id, sub);
         self.transmit.push_back(Transmit { bytes });
     }
 
@@ -1217,10 +1202,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         if let Some(state) = final_state
             && let Some(session) = self.subs.get(&id).map(|s| s.session)
         {
-            let snapshot = self.sessions.get(&session).map(|s| self.snapshot(s));
-            if let Some(snapshot) = snapshot {
-                self.notify(now, id, &snapshot, Some(state));
-            }
+            self.notify_state(now, id, session, Some(state));
         }
         let Some(sub) = self.subs.remove(&id) else {
             return;
@@ -1356,6 +1338,78 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.first().map(|(at, _)| *at)
     }
+}
+
+/// Writes a NOTIFY on `sub` (whose `local_cseq` is already this NOTIFY's) into one buffer:
+/// request line, Via, the route set, From/To with the dialog tags, Call-ID, CSeq, Contact,
+/// Event, Subscription-State (`active;expires=N`, or `final_state`) and the service-state body.
+fn write_notify(
+    config: &ServerConfig,
+    branch: u64,
+    sub: &Subscription,
+    now: Instant,
+    final_state: Option<&str>,
+    body: &[u8],
+) -> Vec<u8> {
+    let mut out =
+        Vec::with_capacity(480 + body.len() + sub.route_set.iter().map(String::len).sum::<usize>());
+    let mut put = |parts: &[&[u8]]| {
+        for p in parts {
+            out.extend_from_slice(p);
+        }
+    };
+    put(&[
+        b"NOTIFY ",
+        sub.remote_target.as_bytes(),
+        b" SIP/2.0\r\nVia: SIP/2.0/",
+        config.transport.as_bytes(),
+        b" ",
+        config.host.as_bytes(),
+        b";branch=z9hG4bK",
+    ]);
+    push_hex16(&mut out, branch);
+    for route in &sub.route_set {
+        out.extend_from_slice(b"\r\nRoute: ");
+        out.extend_from_slice(route.as_bytes());
+    }
+    out.extend_from_slice(b"\r\nMax-Forwards: 70\r\nFrom: <");
+    out.extend_from_slice(sub.local_uri.as_bytes());
+    out.extend_from_slice(b">;tag=");
+    push_hex16(&mut out, sub.our_tag);
+    out.extend_from_slice(b"\r\nTo: <");
+    out.extend_from_slice(sub.remote_uri.as_bytes());
+    out.extend_from_slice(b">;tag=");
+    out.extend_from_slice(sub.their_tag.as_bytes());
+    out.extend_from_slice(b"\r\nCall-ID: ");
+    out.extend_from_slice(sub.call_id.as_bytes());
+    out.extend_from_slice(b"\r\nCSeq: ");
+    push_u64(&mut out, sub.local_cseq.into());
+    out.extend_from_slice(b" NOTIFY\r\nContact: <");
+    out.extend_from_slice(config.contact.as_bytes());
+    out.extend_from_slice(b">\r\nEvent: ");
+    out.extend_from_slice(SERVICE_STATE_EVENT.as_bytes());
+    if let Some(id) = &sub.event_id {
+        out.extend_from_slice(b";id=");
+        out.extend_from_slice(id.as_bytes());
+    }
+    out.extend_from_slice(b"\r\nSubscription-State: ");
+    match final_state {
+        Some(s) => out.extend_from_slice(s.as_bytes()),
+        None => {
+            out.extend_from_slice(b"active;expires=");
+            push_u64(
+                &mut out,
+                sub.expires_at.saturating_duration_since(now).as_secs(),
+            );
+        }
+    }
+    out.extend_from_slice(b"\r\nContent-Type: ");
+    out.extend_from_slice(SERVICE_STATE_CONTENT_TYPE.as_bytes());
+    out.extend_from_slice(b"\r\nContent-Length: ");
+    push_u64(&mut out, body.len() as u64);
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(body);
+    out
 }
 
 /// Reads an entity-tag or dialog tag this server issued (16 hex digits).

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{BodyKind, Error};
 use crate::model::{AuthorisationState, CombinedState, RegistrationState, UeKind};
+use crate::sip::push_u64;
 
 /// Largest service-state document accepted by [`ServiceState::parse`] (bytes).
 pub const MAX_SERVICE_STATE_BYTES: usize = 8 * 1024;
@@ -101,9 +102,111 @@ impl ServiceState {
     /// Encodes the document (compact JSON, members in schema order).
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
-        // Serialising this plain struct of strings, integers and unit enums cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        let mut out = Vec::with_capacity(256);
+        self.as_ref().write_json(&mut out);
+        out
     }
+
+    /// The document's fields, borrowed.
+    pub(crate) fn as_ref(&self) -> StateRef<'_> {
+        StateRef {
+            version: self.version,
+            mcptt_id: &self.mcptt_id,
+            impu: &self.impu,
+            instance: self.instance.as_deref(),
+            ue_kind: self.ue_kind,
+            registration: self.registration,
+            authorisation: self.authorisation,
+            state: self.state,
+            token_expires: self.token_expires,
+        }
+    }
+}
+
+/// A service-state document's fields borrowed from wherever they live, written as JSON without
+/// building a [`ServiceState`] (the server writes NOTIFY bodies straight from its tables).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StateRef<'a> {
+    pub(crate) version: u64,
+    pub(crate) mcptt_id: &'a str,
+    pub(crate) impu: &'a str,
+    pub(crate) instance: Option<&'a str>,
+    pub(crate) ue_kind: UeKind,
+    pub(crate) registration: RegistrationState,
+    pub(crate) authorisation: AuthorisationState,
+    pub(crate) state: CombinedState,
+    pub(crate) token_expires: Option<u64>,
+}
+
+impl StateRef<'_> {
+    /// Appends the document to `out`: compact JSON, members in schema order (the same bytes
+    /// `serde_json` writes for [`ServiceState`]).
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"version\":");
+        push_u64(out, self.version);
+        out.extend_from_slice(b",\"mcptt-id\":");
+        push_json_str(out, self.mcptt_id);
+        out.extend_from_slice(b",\"impu\":");
+        push_json_str(out, self.impu);
+        out.extend_from_slice(b",\"instance\":");
+        match self.instance {
+            Some(i) => push_json_str(out, i),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"ue-kind\":\"");
+        out.extend_from_slice(self.ue_kind.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"registration\":\"");
+        out.extend_from_slice(match self.registration {
+            RegistrationState::Registered => b"registered".as_slice(),
+            RegistrationState::NotRegistered => b"not-registered",
+        });
+        out.extend_from_slice(b"\",\"authorisation\":\"");
+        out.extend_from_slice(self.authorisation.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"state\":\"");
+        out.extend_from_slice(match self.state {
+            CombinedState::FullAccess => b"full-access".as_slice(),
+            CombinedState::Limited => b"limited",
+            CombinedState::None => b"none",
+        });
+        out.extend_from_slice(b"\",\"token-expires\":");
+        match self.token_expires {
+            Some(t) => push_u64(out, t),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.push(b'}');
+    }
+}
+
+/// Appends `s` as a JSON string (RFC 8259 §7; escapes as `serde_json` does).
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(bytes.get(start..i).unwrap_or_default());
+        if escape.is_empty() {
+            let hex = |n: u8| if n < 10 { b'0' + n } else { b'a' + n - 10 };
+            out.extend_from_slice(b"\\u00");
+            out.push(hex(b >> 4));
+            out.push(hex(b & 0xf));
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(bytes.get(start..).unwrap_or_default());
+    out.push(b'"');
 }
 
 /// Converts serde_json's 1-based line/column into a byte offset.
@@ -122,6 +225,35 @@ fn offset_of(input: &[u8], line: usize, column: usize) -> usize {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encode_writes_what_serde_json_writes() {
+        for (instance, token_expires, id) in [
+            (None, None, "sip:a@b".to_owned()),
+            (
+                Some("<urn:uuid:1>".to_owned()),
+                Some(u64::MAX),
+                "q\"\\ \n\r\t\u{8}\u{c}\u{1}\u{1f}é€".to_owned(),
+            ),
+        ] {
+            let s = ServiceState {
+                version: 0,
+                mcptt_id: id,
+                impu: "sip:u@b".into(),
+                instance,
+                ue_kind: UeKind::Shareable,
+                registration: RegistrationState::NotRegistered,
+                authorisation: AuthorisationState::SignedOff,
+                state: CombinedState::None,
+                token_expires,
+            };
+            assert_eq!(
+                String::from_utf8(s.encode()).unwrap(),
+                serde_json::to_string(&s).unwrap()
+            );
+            assert_eq!(ServiceState::parse(&s.encode()).unwrap(), s);
+        }
+    }
 
     #[test]
     fn unknown_members_ignored_and_errors_located() {

@@ -81,49 +81,135 @@ impl<'m> Ids<'m> {
     }
 }
 
+/// The end of the head `Response::from_request` writes; headers added here go before it.
+const LENGTH_ZERO_END: &[u8] = b"Content-Length: 0\r\n\r\n";
+
 /// A response to a request: `Response::from_request` (Via, From, To, Call-ID, CSeq and, for a
-/// 2xx to SUBSCRIBE, Record-Route copied; `Content-Length: 0`) plus the headers a driver adds.
-pub(crate) struct Answer(Response);
+/// 2xx to SUBSCRIBE, Record-Route copied per RFC 3261 §8.2.6.2 and §12.1.1; no body) plus the
+/// header lines a driver adds, appended to its bytes in the same buffer.
+pub(crate) struct Answer {
+    out: Vec<u8>,
+    /// Whether `out` still ends with its own `Content-Length` line (only if the bytes from
+    /// `mcptt-sip` did not end as expected).
+    has_length: bool,
+}
 
 impl Answer {
     /// The response with code `code` to `req`.
     pub(crate) fn new(req: &Request, code: u16) -> Self {
-        Self(Response::from_request(req, code))
+        Self::from_response(Response::from_request(req, code))
     }
 
-    /// Adds `;tag=TAG` to `To` (whose value in the request was `to`) when it has no tag.
-    pub(crate) fn with_to_tag(mut self, to: &NameAddr, tag: &str) -> Self {
+    /// As [`Answer::new`], adding `;tag=TAG` to `To` (whose value in the request was `to`) when
+    /// it has no tag (RFC 3261 §8.2.6.2).
+    pub(crate) fn with_to_tag(req: &Request, code: u16, to: &NameAddr, tag: &str) -> Self {
+        let mut response = Response::from_request(req, code);
         if to.tag().is_none() {
             let value = format!("{};tag={tag}", to.as_str());
-            // A tag this crate made (hex digits) and a value read from a header line: the
-            // replacement cannot fail.
-            let _ = self.0.headers_mut().replace("To", &value);
+            // A value read from a header line plus hex digits: the replacement cannot fail.
+            let _ = response.headers_mut().replace("To", &value);
+        }
+        Self::from_response(response)
+    }
+
+    fn from_response(response: Response) -> Self {
+        let wire = response.encode();
+        drop(response);
+        let mut out = Vec::from(wire);
+        let has_length = if out.ends_with(LENGTH_ZERO_END) {
+            out.truncate(out.len() - LENGTH_ZERO_END.len());
+            false
+        } else {
+            // Keep its own header lines; drop the empty line that ends the head.
+            out.truncate(out.len().saturating_sub(2));
+            true
+        };
+        Self { out, has_length }
+    }
+
+    /// Adds a header line. Names are constants; a value with CR or LF (only a misconfigured
+    /// host or contact could have one) is left out rather than sent.
+    pub(crate) fn header(mut self, name: &str, value: &str) -> Self {
+        if !value.contains(['\r', '\n']) {
+            self.out.extend_from_slice(name.as_bytes());
+            self.out.extend_from_slice(b": ");
+            self.out.extend_from_slice(value.as_bytes());
+            self.out.extend_from_slice(b"\r\n");
         }
         self
     }
 
-    /// Adds a header line (before the final `Content-Length`).
-    pub(crate) fn header(mut self, name: &str, value: &str) -> Self {
-        let headers = self.0.headers_mut();
-        let at = headers.len().saturating_sub(1);
-        // Names are constants; values are numbers, tags or configured text, and a value with
-        // CR or LF (a misconfiguration) is left out rather than sent.
-        let _ = headers.insert(at, name, value);
+    /// Adds a header line with a decimal value.
+    pub(crate) fn header_num(mut self, name: &str, value: u64) -> Self {
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(b": ");
+        push_u64(&mut self.out, value);
+        self.out.extend_from_slice(b"\r\n");
+        self
+    }
+
+    /// Adds a header line with a 16-hex-digit value (tags and entity-tags).
+    pub(crate) fn header_hex16(mut self, name: &str, value: u64) -> Self {
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(b": ");
+        push_hex16(&mut self.out, value);
+        self.out.extend_from_slice(b"\r\n");
         self
     }
 
     /// The wire bytes.
-    pub(crate) fn finish(self) -> Vec<u8> {
-        let bytes = self.0.encode();
-        drop(self.0);
-        Vec::from(bytes)
+    pub(crate) fn finish(mut self) -> Vec<u8> {
+        if self.has_length {
+            self.out.extend_from_slice(b"\r\n");
+        } else {
+            self.out.extend_from_slice(LENGTH_ZERO_END);
+        }
+        self.out
+    }
+}
+
+/// Appends `n` in decimal.
+pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(i..).unwrap_or_default());
+}
+
+/// Appends `n` as 16 lower-case hex digits (the form of this crate's tags and entity-tags).
+pub(crate) fn push_hex16(out: &mut Vec<u8>, n: u64) {
+    for shift in (0..16).rev() {
+        let d = ((n >> (shift * 4)) & 0xf) as u8;
+        out.push(if d < 10 { b'0' + d } else { b'a' + d - 10 });
     }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::identity;
+    use super::{identity, push_hex16, push_u64};
+
+    #[test]
+    fn number_writers() {
+        let mut out = Vec::new();
+        for n in [0, 7, 10, 1_800_000_000, u64::MAX] {
+            out.clear();
+            push_u64(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+            out.clear();
+            push_hex16(&mut out, n);
+            assert_eq!(out, format!("{n:016x}").as_bytes());
+        }
+    }
 
     #[test]
     fn identity_normalises_brackets_params_and_host_case() {
