@@ -131,9 +131,18 @@ pub enum Error {
     /// The request came from a peer that is not a configured trusted SIP core.
     #[error("untrusted peer `{0}`")]
     UntrustedPeer(String),
-    /// The To URI is not a usable address-of-record (RFC 3261 §10.3 step 5).
+    /// The To URI is not a usable address-of-record, or not one of the Request-URI's
+    /// domain (RFC 3261 §10.3 step 5).
     #[error("not a valid address-of-record")]
     InvalidAor,
+    /// The Request-URI's scheme is not `sip`/`sips` (RFC 3261 §10.3 step 1, §21.4.16).
+    #[error("unsupported Request-URI scheme `{0}`")]
+    UnsupportedUriScheme(String),
+    /// The Request-URI names a domain this registrar does not serve
+    /// ([`RegistrarConfig::domains`](crate::RegistrarConfig::domains); RFC 3261 §10.3
+    /// step 1: the registrar is no proxy, so it does not forward).
+    #[error("domain `{0}` not served here")]
+    UnknownDomain(String),
     /// The request requires an extension this registrar does not support (RFC 3261 §10.3
     /// step 2); the response lists it in `Unsupported`.
     #[error("unsupported extension `{0}`")]
@@ -190,7 +199,8 @@ impl Error {
             Self::IntervalTooBrief { .. } => 423,
             Self::OutOfOrder { .. } | Self::StoreConflict(_) => 500,
             Self::Forbidden { .. } | Self::UntrustedPeer(_) => 403,
-            Self::InvalidAor => 404,
+            Self::InvalidAor | Self::UnknownDomain(_) => 404,
+            Self::UnsupportedUriScheme(_) => 416,
             Self::BadEvent => 489,
             Self::BadExtension(_) => 420,
             Self::NoSuchSubscription => 481,

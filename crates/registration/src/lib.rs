@@ -13,7 +13,13 @@
 //!   user identity, the registered UEs; it also subscribes to reg events and applies full and
 //!   partial `application/reginfo+xml` notifications ([`RegInfo`]).
 //! - [`RegistrationStore`] with the default [`MemoryStore`]: bindings keyed by AoR, versioned
-//!   writes (see [`store`] for the consistency a shared store must give).
+//!   writes (see [`store`] for the consistency a shared store must give). A shared store
+//!   (e.g. `mcptt-store-redis`) lets several SIP core instances serve the same UEs: binding
+//!   ids come from the injected randomness (unique across instances), a REGISTER costs at
+//!   most two store round trips (one read, one versioned write), an unavailable store is
+//!   answered `503` with `Retry-After` ([`Error::StoreUnavailable`]), and
+//!   [`Registrar::handle_remote_change`] lets the instance holding a reg event
+//!   subscription NOTIFY changes another instance made.
 //!
 //! The crate does no I/O and reads no clock: every input carries `now`, outputs are polled
 //! (`poll_transmit`, `poll_event`, `poll_timeout`), randomness comes from a caller seed. The

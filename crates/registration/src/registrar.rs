@@ -51,6 +51,11 @@ pub struct RegistrarConfig {
     /// Option tags a REGISTER may list in `Require` (RFC 3261 §10.3 step 2); any other
     /// gets `420 Bad Extension`. Empty by default.
     pub supported_extensions: Vec<String>,
+    /// The domains this registrar serves (host part of the Request-URI, compared
+    /// case-insensitively). When non-empty, a REGISTER for another domain gets `404` and
+    /// an address-of-record outside the Request-URI's domain gets `404` (RFC 3261 §10.3
+    /// steps 1 and 5). Empty (the default) accepts any domain.
+    pub domains: Vec<String>,
 }
 
 impl Default for RegistrarConfig {
@@ -68,6 +73,7 @@ impl Default for RegistrarConfig {
             max_pending_third_party: 100_000,
             reg_event: RegEventConfig::default(),
             supported_extensions: Vec::new(),
+            domains: Vec::new(),
         }
     }
 }
@@ -194,6 +200,7 @@ enum ThirdPartyTx {
 /// ```text
 ///  (absent) --REGISTER expires>0--------------------------> Active      [BindingAdded]
 ///  Active   --REGISTER expires>0, newer CSeq/other Call-ID--> Active      [BindingRefreshed]
+///  Active   --the same REGISTER again (Call-ID, CSeq, bytes)-> Active      (200, no change)
 ///  Active   --REGISTER same Call-ID, CSeq <= stored---------> Active      (500, no change)
 ///  Active   --REGISTER expires=0 | Contact: * + Expires: 0--> (absent)    [BindingRemoved Unregistered]
 ///  Active   --handle_timeout, expires_at <= now-------------> (absent)    [BindingRemoved Expired]
@@ -357,9 +364,12 @@ impl<S: RegistrationStore> Registrar<S> {
         peer: &str,
         request: &Request,
     ) -> RegisterOutcome {
-        let result = wire::check_require(request, &self.config.supported_extensions)
+        let result = self
+            .check_request_uri(request)
+            .and_then(|()| wire::check_require(request, &self.config.supported_extensions))
             .and_then(|()| wire::extract_register(request))
             .and_then(|req| {
+                self.check_aor_domain(request, &req.aor)?;
                 self.handle_register_request(now, peer, &req)
                     .map(|o| (req, o))
             });
@@ -428,6 +438,10 @@ impl<S: RegistrationStore> Registrar<S> {
                 .iter()
                 .map(|b| format!("{};expires={}", b.contact, b.remaining(now)))
                 .collect();
+            if changes.is_empty() {
+                // A fetch or an already applied duplicate: nothing to write or announce.
+                return Ok(listed);
+            }
             // The bindings each third-party REGISTER is about (those this request added or
             // refreshed), known before the write: no second read of the store.
             let third_party: Vec<(u16, u32, Vec<u64>)> = self
@@ -608,6 +622,52 @@ impl<S: RegistrationStore> Registrar<S> {
 
     // ---- internals ----
 
+    /// RFC 3261 §10.3 step 1: a SIP Request-URI (`416` otherwise) of a served domain
+    /// (`404` otherwise, when [`RegistrarConfig::domains`] is set).
+    fn check_request_uri(&self, request: &Request) -> Result<(), Error> {
+        let uri = request.uri();
+        let scheme = uri.scheme_str();
+        if !scheme.eq_ignore_ascii_case("sip") && !scheme.eq_ignore_ascii_case("sips") {
+            return Err(Error::UnsupportedUriScheme(scheme.to_owned()));
+        }
+        let host = uri.host();
+        if !self.config.domains.is_empty()
+            && !self
+                .config
+                .domains
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(host))
+        {
+            return Err(Error::UnknownDomain(host.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// RFC 3261 §10.3 step 5: with [`RegistrarConfig::domains`] set, a SIP AoR must be
+    /// of the Request-URI's domain (`404` otherwise).
+    fn check_aor_domain(&self, request: &Request, aor: &str) -> Result<(), Error> {
+        if self.config.domains.is_empty() {
+            return Ok(());
+        }
+        let Some(rest) = aor.strip_prefix("sip:") else {
+            // tel: AoRs have no domain to compare.
+            return Ok(());
+        };
+        let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+        let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        });
+        if host.eq_ignore_ascii_case(request.uri().host()) {
+            Ok(())
+        } else {
+            Err(Error::InvalidAor)
+        }
+    }
+
     fn granted_expiries(&self, req: &RegisterRequest) -> Result<Vec<u32>, Error> {
         match &req.contacts {
             Contacts::Fetch => Ok(Vec::new()),
@@ -669,6 +729,12 @@ impl<S: RegistrationStore> Registrar<S> {
                             let Some(b) = record.bindings.get(i) else {
                                 continue;
                             };
+                            if is_duplicate(b, req) {
+                                // Already applied (e.g. retransmitted to another
+                                // instance after a failover): answer with the current
+                                // bindings, change nothing.
+                                continue;
+                            }
                             check_order(b, req)?;
                             if expires == 0 {
                                 let b = record.bindings.remove(i);
@@ -1002,6 +1068,12 @@ fn binding_ids_for(changes: &[Change], filter: u16) -> Vec<u64> {
             _ => None,
         })
         .collect()
+}
+
+/// The very request that last updated `b` (same Call-ID, CSeq and bytes): a
+/// retransmission whose first copy already took effect.
+fn is_duplicate(b: &Binding, req: &RegisterRequest) -> bool {
+    b.call_id == req.call_id && b.cseq == req.cseq && b.request == req.raw
 }
 
 fn check_order(b: &Binding, req: &RegisterRequest) -> Result<(), Error> {

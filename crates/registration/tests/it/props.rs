@@ -112,6 +112,9 @@ proptest! {
         let mut clock = Clock::new();
         let mut model: [ModelAor; 2] = [BTreeMap::new(), BTreeMap::new()];
         let mut last_cseq = [[0u32; 2]; 2];
+        // Per (AoR, contact): (call id, CSeq, expires) of the request that last set the
+        // binding; the same request again is a duplicate (200, no change).
+        let mut last_req: BTreeMap<(usize, u32), (usize, u32, u32)> = BTreeMap::new();
         for op in ops {
             let now = clock.now();
             let mut expected: Vec<Ev> = Vec::new();
@@ -142,6 +145,11 @@ proptest! {
                     purge(now, &mut m, aor, &mut evs);
                     let status = if e != 0 && e < 60 {
                         423
+                    } else if m.contains_key(&contact)
+                        && last_req.get(&(aor, contact)) == Some(&(call_id, cseq, e))
+                    {
+                        // Duplicate of the request that set the binding: nothing changes.
+                        200
                     } else if m.get(&contact).is_some_and(|(c, s, _)| c == CALL_IDS[call_id] && cseq <= *s) {
                         500
                     } else {
@@ -154,6 +162,7 @@ proptest! {
                             let kind = if m.contains_key(&contact) { "refreshed" } else { "added" };
                             m.insert(contact, (CALL_IDS[call_id].to_owned(), cseq, now + Duration::from_secs(u64::from(granted))));
                             evs.push((kind, aor, contact));
+                            last_req.insert((aor, contact), (call_id, cseq, e));
                         }
                         200
                     };

@@ -487,3 +487,79 @@ fn versioned_writes_retry_on_conflict_then_give_up_with_500() {
     assert!(r.poll_event().is_none());
     assert_eq!(r.bindings(now, AOR).unwrap()[0].cseq, 1, "nothing changed");
 }
+
+#[test]
+fn request_uri_scheme_and_domain_rfc3261_10_3_steps_1_and_5() {
+    let mut cfg = config();
+    cfg.domains = vec!["Example.com".into()];
+    let mut r = mcptt_registration::Registrar::new(cfg, 3);
+    let now = Clock::new().now();
+    let with_uri = |uri: &str, to: &str| {
+        parse_request(&format!(
+            "REGISTER {uri} SIP/2.0\nVia: SIP/2.0/TLS 192.0.2.1:5061;branch=z9hG4bKu\nMax-Forwards: 70\nFrom: <{to}>;tag=ft\nTo: <{to}>\nCall-ID: u1\nCSeq: 1 REGISTER\nContact: {}\nContent-Length: 0\n\n",
+            ce(1, 600)
+        ))
+    };
+    // Not a SIP Request-URI: 416 (RFC 3261 §21.4.16).
+    let out = r.handle_register(now, PEER, &with_uri("tel:+4930123", AOR));
+    assert_eq!(out.response.status(), 416, "{:?}", out.result);
+    // A domain this registrar does not serve: 404, nothing bound.
+    let out = r.handle_register(now, PEER, &with_uri("sip:other.example.net", AOR));
+    assert_eq!(out.response.status(), 404, "{:?}", out.result);
+    assert_eq!(
+        out.result,
+        Err(mcptt_registration::Error::UnknownDomain(
+            "other.example.net".into()
+        ))
+    );
+    // An AoR outside the Request-URI's domain: 404 (step 5).
+    let out = r.handle_register(
+        now,
+        PEER,
+        &with_uri("sip:example.com", "sip:alice@elsewhere.example.org"),
+    );
+    assert_eq!(out.response.status(), 404, "{:?}", out.result);
+    assert_eq!(r.store().binding_count(), 0);
+    // The served domain, compared case-insensitively.
+    let out = r.handle_register(now, PEER, &with_uri("sip:EXAMPLE.com", AOR));
+    assert_eq!(out.response.status(), 200, "{:?}", out.result);
+    // Without configured domains any SIP domain is accepted (the default).
+    let mut open = registrar();
+    let out = open.handle_register(now, PEER, &with_uri("sip:other.example.net", AOR));
+    assert_eq!(out.response.status(), 200, "{:?}", out.result);
+}
+
+#[test]
+fn the_same_register_again_is_answered_200_without_change_an_older_one_500() {
+    let mut r = registrar();
+    let now = Clock::new().now();
+    let first = register(AOR, "d1", 5, &[ce(1, 600)], None);
+    assert_eq!(r.handle_register(now, PEER, &first).response.status(), 200);
+    let _ = std::iter::from_fn(|| r.poll_event()).count();
+    let _ = std::iter::from_fn(|| r.poll_transmit()).count();
+    // The same request again (e.g. retransmitted to another instance after a failover,
+    // whose transaction layer never saw it): 200 with the bindings, no change.
+    let later = now + std::time::Duration::from_secs(10);
+    let out = r.handle_register(later, PEER, &first);
+    assert_eq!(out.response.status(), 200, "{:?}", out.result);
+    assert_eq!(listed_expiries(&out.response), vec![590]);
+    assert!(r.poll_event().is_none(), "no event for a duplicate");
+    assert!(r.poll_transmit().is_none(), "no third-party REGISTER again");
+    assert_eq!(
+        r.bindings(later, AOR).unwrap()[0].expires_at,
+        now + std::time::Duration::from_secs(600)
+    );
+    // Same Call-ID and CSeq but another request: out of order, 500.
+    let other = register(AOR, "d1", 5, &[ce(1, 900)], None);
+    assert_eq!(
+        r.handle_register(later, PEER, &other).response.status(),
+        500
+    );
+    // An older CSeq: 500 as well (RFC 3261 §10.3 step 7).
+    let older = register(AOR, "d1", 4, &[ce(1, 600)], None);
+    assert_eq!(
+        r.handle_register(later, PEER, &older).response.status(),
+        500
+    );
+    assert!(r.poll_event().is_none());
+}

@@ -165,9 +165,18 @@ fn two_sip_cores_share_bindings_and_expire_each_once() {
     );
     assert_eq!(events(&mut b), ["refreshed"]);
     assert_eq!(a.bindings(t, "sip:ue0@example.com").unwrap()[0].cseq, 2);
-    // A replayed CSeq via A is refused against B's newer state (RFC 3261 §10.3 step 7).
+    // The UE retransmits the same REGISTER to A (B's 200 was lost in a failover): A finds
+    // it already applied, answers 200 and changes nothing.
     assert_eq!(
         a.handle_register(t, PEER, &register(0, 2, 600))
+            .response
+            .status(),
+        200
+    );
+    assert!(events(&mut a).is_empty());
+    // An older CSeq via A is refused against B's newer state (RFC 3261 §10.3 step 7).
+    assert_eq!(
+        a.handle_register(t, PEER, &register(0, 1, 600))
             .response
             .status(),
         500
