@@ -2,6 +2,7 @@
 //! subscriptions (RFC 6665), sans-IO.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
 use crate::body::StateRef;
@@ -351,10 +352,10 @@ pub struct Server<V, R> {
     validator: V,
     rng: R,
     ues: HashMap<String, Ue>,
-    sessions: HashMap<u64, Session>,
-    etags: HashMap<u64, u64>,
-    subs: HashMap<u64, Subscription>,
-    dialogs: HashMap<u64, u64>,
+    sessions: IdMap<Session>,
+    etags: IdMap<u64>,
+    subs: IdMap<Subscription>,
+    dialogs: IdMap<u64>,
     timers: BTreeSet<(Instant, Timer)>,
     next_id: u64,
     transmit: VecDeque<Transmit>,
@@ -378,10 +379,10 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
             validator,
             rng,
             ues: HashMap::new(),
-            sessions: HashMap::new(),
-            etags: HashMap::new(),
-            subs: HashMap::new(),
-            dialogs: HashMap::new(),
+            sessions: IdMap::default(),
+            etags: IdMap::default(),
+            subs: IdMap::default(),
+            dialogs: IdMap::default(),
             timers: BTreeSet::new(),
             next_id: 1,
             transmit: VecDeque::new(),
@@ -1410,6 +1411,32 @@ fn write_notify(
     out.extend_from_slice(b"\r\n\r\n");
     out.extend_from_slice(body);
     out
+}
+
+/// A map keyed by numbers this server chose itself (sequential ids, random entity-tags and
+/// dialog tags): no peer picks these keys, so a multiply-and-rotate hash is enough (SipHash,
+/// the default, is for keys an attacker could choose).
+type IdMap<T> = HashMap<u64, T, BuildHasherDefault<IdHasher>>;
+
+/// The hasher of [`IdMap`] (Fibonacci hashing of one `u64`).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by u64 keys; kept correct for any other input.
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 /// Reads an entity-tag or dialog tag this server issued (16 hex digits).

@@ -97,25 +97,39 @@ pub(crate) struct Answer {
 impl Answer {
     /// The response with code `code` to `req`.
     pub(crate) fn new(req: &Request, code: u16) -> Self {
-        Self::from_response(Response::from_request(req, code))
+        let wire = Response::from_request(req, code).encode();
+        Self::from_wire(wire, None)
     }
 
     /// As [`Answer::new`], adding `;tag=TAG` to `To` (whose value in the request was `to`) when
     /// it has no tag (RFC 3261 §8.2.6.2).
     pub(crate) fn with_to_tag(req: &Request, code: u16, to: &NameAddr, tag: &str) -> Self {
-        let mut response = Response::from_request(req, code);
-        if to.tag().is_none() {
-            let value = format!("{};tag={tag}", to.as_str());
-            // A value read from a header line plus hex digits: the replacement cannot fail.
-            let _ = response.headers_mut().replace("To", &value);
+        let response = Response::from_request(req, code);
+        let wire = response.encode();
+        if to.tag().is_some() {
+            return Self::from_wire(wire, None);
         }
-        Self::from_response(response)
+        // An unedited response encodes as its own buffer, of which the copied `To` value is a
+        // slice: the tag goes right after that value.
+        let to_end = response.headers().get("To").and_then(|v| {
+            let start = (v.as_ptr() as usize).checked_sub(wire.as_ptr() as usize)?;
+            Some(start + v.len()).filter(|end| *end <= wire.len())
+        });
+        drop(response);
+        Self::from_wire(wire, to_end.map(|at| (at, tag)))
     }
 
-    fn from_response(response: Response) -> Self {
-        let wire = response.encode();
-        drop(response);
+    /// Takes the bytes of a `Response::from_request`, inserting `;tag=` + the tag at the
+    /// offset given.
+    fn from_wire(wire: Bytes, to_tag: Option<(usize, &str)>) -> Self {
         let mut out = Vec::from(wire);
+        if let Some((at, tag)) = to_tag {
+            let tail = out.split_off(at.min(out.len()));
+            out.reserve(tail.len() + tag.len() + 96);
+            out.extend_from_slice(b";tag=");
+            out.extend_from_slice(tag.as_bytes());
+            out.extend_from_slice(&tail);
+        }
         let has_length = if out.ends_with(LENGTH_ZERO_END) {
             out.truncate(out.len() - LENGTH_ZERO_END.len());
             false
