@@ -128,7 +128,12 @@ impl Headers {
     /// # Errors
     /// [`Error::Header`] or [`Error::Uri`] for a malformed value.
     pub fn contacts(&self) -> Result<Vec<Contact>> {
-        self.all_lists(Hid::Contact, types::parse_contacts)
+        // one list for every line's values (no list per line to append)
+        let mut out = Vec::new();
+        for e in self.by_id(Hid::Contact) {
+            self.typed(e, |b| types::parse_contacts_into(b, &mut out))?;
+        }
+        Ok(out)
     }
 
     /// The Expires header.

@@ -250,6 +250,34 @@ impl<'a> Cursor<'a> {
         (r.0 != r.1).then_some(r)
     }
 
+    /// Skip plain qdtext (see [`QDTEXT`]): eight bytes a round while none of them is `"`,
+    /// `\\`, DEL or below SP, then byte by byte up to the first byte that is not plain qdtext.
+    #[inline]
+    fn skip_qdtext(&mut self) {
+        const L8: u64 = 0x0101_0101_0101_0101;
+        const H8: u64 = 0x8080_8080_8080_8080;
+        /// The high bit of the bytes below `n` (n <= 0x80); non-zero iff there is one.
+        #[inline(always)]
+        fn below(w: u64, n: u8) -> u64 {
+            w.wrapping_sub(L8 * u64::from(n)) & !w & H8
+        }
+        let mut rest = self.s.get(self.pos..).unwrap_or_default();
+        while let Some((c, tail)) = rest.split_first_chunk::<8>() {
+            let w = u64::from_le_bytes(*c);
+            // HTAB is qdtext but flagged with the other controls: the byte loop takes it
+            let stop = below(w, 0x20)
+                | below(w ^ (L8 * u64::from(b'"')), 1)
+                | below(w ^ (L8 * u64::from(b'\\')), 1)
+                | below(w ^ (L8 * 0x7f), 1);
+            if stop != 0 {
+                break;
+            }
+            self.pos += 8;
+            rest = tail;
+        }
+        self.take_while(|b| QDTEXT[usize::from(b)]);
+    }
+
     /// Consume a quoted-string (with the quotes); `None` if not at `"` or unterminated.
     pub(crate) fn quoted(&mut self) -> Option<(usize, usize)> {
         let start = self.pos;
@@ -257,7 +285,7 @@ impl<'a> Cursor<'a> {
             return None;
         }
         // runs of plain qdtext in one pass; the loop below sees only the bytes that stop them
-        self.take_while(|b| QDTEXT[usize::from(b)]);
+        self.skip_qdtext();
         while let Some(b) = self.peek() {
             match b {
                 b'"' => {
@@ -269,7 +297,7 @@ impl<'a> Cursor<'a> {
                     match self.s.get(self.pos + 1) {
                         Some(&n) if n <= 0x7f && n != b'\n' && n != b'\r' => {
                             self.pos += 2;
-                            self.take_while(|b| QDTEXT[usize::from(b)]);
+                            self.skip_qdtext();
                         }
                         _ => {
                             self.pos = start;
@@ -288,7 +316,7 @@ impl<'a> Cursor<'a> {
                 }
                 _ => {
                     self.pos += 1;
-                    self.take_while(|b| QDTEXT[usize::from(b)]);
+                    self.skip_qdtext();
                 }
             }
         }
@@ -303,10 +331,12 @@ impl<'a> Cursor<'a> {
 
 /// Remove the quotes and quoted-pair escapes of a quoted-string.
 pub(crate) fn unquote(s: &str) -> std::borrow::Cow<'_, str> {
-    let inner = s
-        .strip_prefix('"')
-        .and_then(|s| s.strip_suffix('"'))
-        .unwrap_or(s);
+    let b = s.as_bytes();
+    let inner = if b.len() >= 2 && b.first() == Some(&b'"') && b.last() == Some(&b'"') {
+        s.get(1..s.len() - 1).unwrap_or_default()
+    } else {
+        s
+    };
     if !inner.contains('\\') {
         return std::borrow::Cow::Borrowed(inner);
     }
@@ -327,28 +357,35 @@ pub(crate) fn unquote(s: &str) -> std::borrow::Cow<'_, str> {
 /// Decode `%XX` escapes. Invalid escapes are kept as they are; bytes that do not form UTF-8
 /// are replaced (U+FFFD).
 pub(crate) fn unescape(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.contains('%') {
+    let b = s.as_bytes();
+    // plain byte loops for the runs: these strings are short
+    let run = |from: usize| {
+        let rest = b.get(from..).unwrap_or_default();
+        rest.iter().position(|&c| c == b'%').unwrap_or(rest.len())
+    };
+    let first = run(0);
+    if first == b.len() {
         return std::borrow::Cow::Borrowed(s);
     }
-    let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    // copy the runs between '%' whole
-    while let Some(k) = memchr::memchr(b'%', b.get(i..).unwrap_or_default()) {
-        let p = i + k;
-        out.extend_from_slice(b.get(i..p).unwrap_or_default());
-        if let (Some(h), Some(l)) = (
+    out.extend_from_slice(b.get(..first).unwrap_or_default());
+    let mut p = first;
+    // `p` is at a '%'
+    while p < b.len() {
+        let i = if let (Some(h), Some(l)) = (
             b.get(p + 1).and_then(|x| hex(*x)),
             b.get(p + 2).and_then(|x| hex(*x)),
         ) {
             out.push(h << 4 | l);
-            i = p + 3;
+            p + 3
         } else {
             out.push(b'%');
-            i = p + 1;
-        }
+            p + 1
+        };
+        let k = run(i);
+        out.extend_from_slice(b.get(i..i + k).unwrap_or_default());
+        p = i + k;
     }
-    out.extend_from_slice(b.get(i..).unwrap_or_default());
     std::borrow::Cow::Owned(
         String::from_utf8(out)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
@@ -517,6 +554,76 @@ mod tests {
 
 #[cfg(test)]
 mod eq_ci_tests {
+    use super::{Cursor, is_lws, unescape, unquote};
+
+    /// quoted-string by the grammar, byte by byte: the end offset.
+    fn quoted_ref(s: &[u8]) -> Option<usize> {
+        if s.first() != Some(&b'"') {
+            return None;
+        }
+        let mut i = 1;
+        while let Some(&b) = s.get(i) {
+            match b {
+                b'"' => return Some(i + 1),
+                b'\\' => match s.get(i + 1) {
+                    Some(&n) if n <= 0x7f && n != b'\n' && n != b'\r' => i += 2,
+                    _ => return None,
+                },
+                0x7f => return None,
+                b if b < 0x20 && !is_lws(b) => return None,
+                _ => i += 1,
+            }
+        }
+        None
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn quoted_agrees_with_the_grammar(
+            body in proptest::collection::vec(proptest::sample::select(
+                vec![b'a', b'"', b'\\', b'\t', b'\r', b'\n', 1u8, 0x1f, b' ', 0x7f, 0xc3, 0xa9, b'%', b'4']
+            ), 0..48),
+        ) {
+            let mut s = vec![b'"'];
+            s.extend_from_slice(&body);
+            let mut c = Cursor::new(&s[..]);
+            let got = c.quoted().map(|r| r.1);
+            proptest::prop_assert_eq!(got, quoted_ref(&s));
+            proptest::prop_assert_eq!(c.pos, got.unwrap_or(0));
+        }
+
+        #[test]
+        fn unquote_and_unescape_agree_with_char_loops(s in "[a\"\\\\%4Fé;]{0,24}") {
+            // unquote: strip one pair of enclosing quotes, drop each quoting backslash
+            let inner = s.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(&s);
+            let mut want = String::new();
+            let mut it = inner.chars();
+            while let Some(ch) = it.next() {
+                if ch == '\\' {
+                    if let Some(n) = it.next() { want.push(n); }
+                } else {
+                    want.push(ch);
+                }
+            }
+            let got = unquote(&s);
+            proptest::prop_assert_eq!(got.as_ref(), want.as_str());
+            // unescape: %HH decoded, anything else kept
+            let b = s.as_bytes();
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < b.len() {
+                let h = |k: usize| b.get(k).and_then(|x| (*x as char).to_digit(16));
+                match (b[i], h(i + 1), h(i + 2)) {
+                    (b'%', Some(x), Some(y)) => { out.push((x * 16 + y) as u8); i += 3; }
+                    (c, _, _) => { out.push(c); i += 1; }
+                }
+            }
+            let want = String::from_utf8_lossy(&out).into_owned();
+            let got = unescape(&s);
+            proptest::prop_assert_eq!(got.as_ref(), want.as_str());
+        }
+    }
+
     #[test]
     fn eq_ci_matches_std_on_every_byte_pair_and_long_names() {
         for a in 0..=255u8 {

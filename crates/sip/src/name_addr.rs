@@ -318,18 +318,28 @@ pub(crate) fn parse_one(src: &ByteString, c: &mut Cursor<'_>) -> Result<Partial>
 
 /// Parse a comma-separated list of name-addrs over the whole of `src`.
 pub(crate) fn parse_list(src: &ByteString, require_angle: bool) -> Result<Vec<NameAddr>> {
-    let mut c = Cursor::new(src.as_bytes());
     let mut out = Vec::new();
+    parse_list_with(src, require_angle, |a| out.push(a))?;
+    Ok(out)
+}
+
+/// [`parse_list`], handing each name-addr to `out` as it is parsed (no list of its own).
+pub(crate) fn parse_list_with(
+    src: &ByteString,
+    require_angle: bool,
+    mut out: impl FnMut(NameAddr),
+) -> Result<()> {
+    let mut c = Cursor::new(src.as_bytes());
     loop {
         c.skip_lws();
         let p = parse_one(src, &mut c)?;
         if require_angle && !p.angle {
             return Err(perr(p.whole.start as usize, "a name-addr (<URI>)"));
         }
-        out.push(p.finish(src.clone()));
+        out(p.finish(src.clone()));
         c.skip_lws();
         if c.at_end() {
-            return Ok(out);
+            return Ok(());
         }
         if !c.eat(b',') {
             return Err(perr(c.pos, "',' or the end of the value"));

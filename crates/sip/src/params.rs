@@ -49,8 +49,9 @@ pub(crate) fn parse_params(c: &mut Cursor<'_>, out: &mut Vec<ParamSpan>) -> Resu
             None
         };
         if out.capacity() == 0 {
-            // one allocation for the usual lists (a Contact carries five or six)
-            out.reserve(8);
+            // one allocation for the usual lists (a Contact carries five or six), made
+            // directly rather than through the growth path of `reserve`
+            *out = Vec::with_capacity(8);
         }
         out.push(ParamSpan {
             name: Span::new(name.0, name.1),

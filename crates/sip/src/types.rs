@@ -193,13 +193,18 @@ impl FromStr for Contact {
 }
 
 pub(crate) fn parse_contacts(src: &ByteString) -> Result<Vec<Contact>> {
+    let mut out = Vec::new();
+    parse_contacts_into(src, &mut out)?;
+    Ok(out)
+}
+
+/// [`parse_contacts`], appending to `out`.
+pub(crate) fn parse_contacts_into(src: &ByteString, out: &mut Vec<Contact>) -> Result<()> {
     if src.trim_ascii() == "*" {
-        return Ok(vec![Contact::Star]);
+        out.push(Contact::Star);
+        return Ok(());
     }
-    Ok(name_addr::parse_list(src, false)?
-        .into_iter()
-        .map(Contact::Addr)
-        .collect())
+    name_addr::parse_list_with(src, false, |a| out.push(Contact::Addr(a)))
 }
 
 // ---- value + params types ------------------------------------------------------------------

@@ -111,3 +111,28 @@ fn rejects_bad_uris() {
         (Some("+358-555-1234567"), Some("pp22"))
     );
 }
+
+proptest::proptest! {
+    /// `param` (one byte loop) finds what a search over `params()` finds.
+    #[test]
+    fn param_lookup_agrees_with_params(
+        list in proptest::collection::vec(("[a-cA-C]{1,3}", proptest::option::of("[a-c0-9]{0,3}")), 0..6),
+        name in "[a-cA-C]{1,3}",
+    ) {
+        let mut text = String::from("sip:h.example.com");
+        for (n, v) in &list {
+            text.push(';');
+            text.push_str(n);
+            if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
+                text.push('=');
+                text.push_str(v);
+            }
+        }
+        let u = Uri::parse(&text).unwrap();
+        let want = u
+            .params()
+            .find(|(n, _)| n.eq_ignore_ascii_case(&name))
+            .map(|(_, v)| v.unwrap_or_default());
+        proptest::prop_assert_eq!(u.param(&name), want, "{} {}", text, name);
+    }
+}
