@@ -1,6 +1,6 @@
 //! Arbitrary sequences of REGISTERs (structured and raw), AS responses, SUBSCRIBEs, NOTIFYs
-//! and clock steps through the registrar and the MCPTT server's view: nothing panics, and
-//! after `handle_timeout` no expired binding is left.
+//! remote-change inputs and clock steps through the registrar and the MCPTT server's view:
+//! nothing panics, and after `handle_timeout` no expired binding is left.
 #![no_main]
 
 use std::collections::HashSet;
@@ -30,6 +30,8 @@ enum Op {
     Reginfo(Vec<u8>),
     AnswerThirdParty(u16),
     Subscribe(u8),
+    RemoteChange(u8),
+    Resync,
     Advance(u16),
     Timeout,
 }
@@ -172,6 +174,12 @@ fuzz_target!(|ops: Vec<Op>| {
                 while let Some(t) = view.poll_transmit() {
                     let _ = reg.handle_subscribe(now, "as", &t.request);
                 }
+            }
+            Op::RemoteChange(a) => {
+                let _ = reg.handle_remote_change(now, AORS[usize::from(*a) % AORS.len()]);
+            }
+            Op::Resync => {
+                let _ = reg.handle_remote_resync(now);
             }
             Op::Advance(s) => now += Duration::from_secs(u64::from(*s)),
             Op::Timeout => {
