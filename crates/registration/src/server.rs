@@ -124,8 +124,9 @@ pub enum ServerEvent {
         /// Why.
         reason: UeRemoval,
     },
-    /// A reg event partial notification skipped versions: a refreshing SUBSCRIBE (which
-    /// brings full state) was queued.
+    /// A reg event partial notification skipped versions, or a refresh was answered `481`
+    /// (the SIP core instance holding the dialog is gone): a SUBSCRIBE that brings full
+    /// state was queued (a new subscription after a `481`).
     RegEventResync {
         /// Public user identity of the subscription.
         impu: String,
@@ -142,6 +143,7 @@ pub enum ServerEvent {
 /// ```text
 ///  Sent --2xx--> Active --NOTIFY terminated | 4xx-6xx--> (removed, SubscriptionEnded)
 ///  Active --refresh deadline--> Active (SUBSCRIBE re-sent in the dialog)
+///  Active --481 to a refresh--> Sent (new dialog: initial SUBSCRIBE, RegEventResync)
 /// ```
 #[derive(Debug)]
 enum SubState {
@@ -420,6 +422,13 @@ impl RegistrationView {
         if status < 200 {
             return true;
         }
+        if status == 481 && self.subs.get(&impu).is_some_and(|s| s.remote_tag.is_some()) {
+            // The notifier no longer knows the dialog: the SIP core instance holding it
+            // died (or lost it) and the refresh landed on another instance. Start a new
+            // subscription, which any live instance accepts with full state.
+            self.resubscribe(now, &impu);
+            return true;
+        }
         if !(200..300).contains(&status) {
             self.end_subscription(&impu);
             return true;
@@ -439,6 +448,36 @@ impl RegistrationView {
             self.refreshes.insert((refresh_at, impu));
         }
         true
+    }
+
+    /// Replaces the dialog of `impu`'s subscription by a new one (new Call-ID and tag)
+    /// and sends its initial SUBSCRIBE; reports [`ServerEvent::RegEventResync`].
+    fn resubscribe(&mut self, now: Instant, impu: &str) {
+        let call_id = format!("{}-reg", self.rng.token());
+        let local_tag = self.rng.token();
+        let Some(s) = self.subs.get_mut(impu) else {
+            return;
+        };
+        self.by_call_id.remove(&s.call_id);
+        if let SubState::Active { refresh_at } = s.state {
+            self.refreshes.remove(&(refresh_at, impu.to_owned()));
+        }
+        s.call_id.clone_from(&call_id);
+        s.local_tag = local_tag;
+        s.remote_tag = None;
+        s.cseq = 0;
+        s.version = None;
+        s.state = SubState::Sent;
+        self.by_call_id.insert(call_id, impu.to_owned());
+        self.events.push_back(ServerEvent::RegEventResync {
+            impu: impu.to_owned(),
+        });
+        if self
+            .send_subscribe(now, impu, self.config.subscription_expires)
+            .is_err()
+        {
+            self.end_subscription(impu);
+        }
     }
 
     fn end_subscription(&mut self, impu: &str) {

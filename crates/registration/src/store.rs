@@ -24,6 +24,14 @@
 //!   [`Registrar::handle_remote_change`](crate::Registrar::handle_remote_change): the
 //!   instance holding a reg event subscription re-reads the record and NOTIFYs it, so each
 //!   change is NOTIFYed once, by the holder of the subscriber's dialog.
+//! - **Instance death.** Bindings live in the store, so the UE's next REGISTER works on any
+//!   instance. Reg event subscriptions (dialogs) stay in the memory of the instance that
+//!   accepted them: when it dies, the subscriber's next in-dialog refresh lands on another
+//!   instance, is answered `481`, and [`RegistrationView`](crate::RegistrationView) starts
+//!   a new subscription there (full state). The takeover thus happens within the
+//!   subscriber's refresh interval (80% of the granted expiry, at most
+//!   [`RegEventConfig::max_expires`](crate::RegEventConfig::max_expires)); changes made
+//!   meanwhile reach it in that first full NOTIFY.
 //! - **Failures.** A shared store may be unreachable: its methods then return
 //!   [`StoreError::Unavailable`], the registrar changes nothing, answers `503` with
 //!   `Retry-After` ([`Error::StoreUnavailable`](crate::Error::StoreUnavailable)) and never

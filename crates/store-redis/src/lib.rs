@@ -40,8 +40,10 @@
 //!
 //! Not covered here: the publication/subscription state of `mcptt-service-state`, reg
 //! event subscriptions themselves (they stay in the memory of the instance holding the
-//! dialog: if it dies, the subscriber must re-subscribe), and a hard global
-//! `max_bindings` cap (the count is per-bucket and cached, see [`RedisStore`]).
+//! dialog; when it dies, `mcptt-registration`'s `RegistrationView` re-subscribes after
+//! the `481` its next refresh gets from another instance: takeover within the refresh
+//! interval, see [`mcptt_registration::store`]), and a hard global `max_bindings` cap
+//! (the count is per-bucket and cached, see [`RedisStore`]).
 //!
 //! # A local Redis Cluster
 //!

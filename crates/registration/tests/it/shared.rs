@@ -437,3 +437,76 @@ fn remote_change_is_notified_once_by_the_subscription_holder() {
     let doc = RegInfo::parse(&sent[0].request.body()).unwrap();
     assert!(doc.registrations[0].contacts.is_empty());
 }
+
+#[test]
+fn subscriber_moves_to_a_live_instance_when_the_dialog_holder_died() {
+    let store = Shared::default();
+    let mut a = instance(&store, 1, Vec::new());
+    let mut b = instance(&store, 2, Vec::new());
+    let mut v = view();
+    let mut clock = Clock::new();
+    let now = clock.now();
+    subscribe(&mut a, &mut v, now);
+    while v.poll_event().is_some() {}
+    // Instance A dies with the dialog; the UE registers through B meanwhile. B holds no
+    // subscription: nobody NOTIFYs yet.
+    drop(a);
+    let out = b.handle_register(
+        now,
+        PEER,
+        &register(AOR, "c1", 1, &[ue_contact(1, "")], Some(3600)),
+    );
+    assert_eq!(out.response.status(), 200);
+    assert!(transmits(&mut b).is_empty());
+    // At the refresh time (80% of the 600 s granted) the view refreshes in the dialog;
+    // behind the shared address the refresh lands on B, which answers 481.
+    let refresh = v.poll_timeout().unwrap();
+    assert_eq!(refresh, now + std::time::Duration::from_secs(480));
+    let now = clock.advance(480);
+    v.handle_timeout(now);
+    let sub = v.poll_transmit().unwrap();
+    let resp = b.handle_subscribe(now, SERVER_PEER, &on_wire(&sub));
+    assert_eq!(resp.status(), 481);
+    assert!(v.handle_subscribe_response(now, &response(&resp)));
+    assert!(matches!(
+        v.poll_event(),
+        Some(ServerEvent::RegEventResync { .. })
+    ));
+    // The view starts a new subscription, which B accepts with full state.
+    let sub = v.poll_transmit().expect("a new SUBSCRIBE");
+    assert_eq!(
+        on_wire(&sub)
+            .headers()
+            .get("To")
+            .map(|t| t.contains("tag=")),
+        Some(false)
+    );
+    let resp = b.handle_subscribe(now, SERVER_PEER, &on_wire(&sub));
+    assert_eq!(resp.status(), 200);
+    assert!(v.handle_subscribe_response(now, &response(&resp)));
+    let n = transmits(&mut b);
+    assert_eq!(n.len(), 1);
+    assert_eq!(
+        v.handle_notify(now, CORE_PEER, &on_wire(&n[0])).status(),
+        200
+    );
+    assert!(matches!(
+        v.poll_event(),
+        Some(ServerEvent::UeRegistered { .. })
+    ));
+    assert_eq!(v.ues(now, AOR).len(), 1);
+    // From now on B NOTIFYs the changes.
+    let out = b.handle_register(
+        now,
+        PEER,
+        &register(AOR, "c1", 2, &[ue_contact(1, "")], Some(0)),
+    );
+    assert_eq!(out.response.status(), 200);
+    let n = transmits(&mut b);
+    assert_eq!(n.len(), 1);
+    assert_eq!(
+        v.handle_notify(now, CORE_PEER, &on_wire(&n[0])).status(),
+        200
+    );
+    assert!(v.ues(now, AOR).is_empty());
+}
