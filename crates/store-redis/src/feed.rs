@@ -41,7 +41,7 @@ enum Note {
 /// [`Registrar::handle_remote_change`]).
 ///
 /// A listener thread of its own holds the pub/sub connection (dropped with the feed) and
-/// reconnects by itself while Redis is away. Pub/sub delivery is at most once: changes
+/// reconnects by itself while Redis is away (on a cluster, to the next seed node). Pub/sub delivery is at most once: changes
 /// published while disconnected are lost, so once reconnected [`ChangeFeed::deliver`]
 /// has the registrar re-read every AoR it holds reg event subscriptions for
 /// ([`Registrar::handle_remote_resync`]); a change the registrar could not act on (the
@@ -89,7 +89,7 @@ fn parse(payload: &[u8]) -> Option<Change> {
 /// The listener: (re)connects, subscribes, forwards changes until `stop` or the feed is
 /// gone.
 fn listen(
-    client: &redis::Client,
+    clients: &[redis::Client],
     channel: &str,
     own: u64,
     connect_timeout: Duration,
@@ -97,7 +97,13 @@ fn listen(
     tx: &Sender<Note>,
 ) {
     let mut reported_down = false;
+    // On a cluster, each failure moves on to the next seed node.
+    let mut next = 0usize;
     while !stop.load(Ordering::Relaxed) {
+        let Some(client) = clients.get(next % clients.len().max(1)) else {
+            return;
+        };
+        next = next.wrapping_add(1);
         let subscribed = client
             .get_connection_with_timeout(connect_timeout)
             .and_then(|conn| {
@@ -160,7 +166,7 @@ fn listen(
 impl ChangeFeed {
     /// Starts the listener on `channel` and waits until it is subscribed.
     pub(crate) fn start(
-        client: redis::Client,
+        clients: Vec<redis::Client>,
         channel: String,
         own: u64,
         connect_timeout: Duration,
@@ -170,7 +176,7 @@ impl ChangeFeed {
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("mcptt-redis-feed".into())
-            .spawn(move || listen(&client, &channel, own, connect_timeout, &flag, &tx))
+            .spawn(move || listen(&clients, &channel, own, connect_timeout, &flag, &tx))
             .map_err(|_| Error::ApiMisuse("cannot spawn the change feed thread"))?;
         let mut feed = Self {
             rx,

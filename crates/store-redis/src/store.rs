@@ -55,7 +55,8 @@ impl Conn {
 #[derive(Clone)]
 enum Client {
     Single(redis::Client),
-    Cluster(Box<(ClusterClient, redis::Client)>),
+    /// The cluster client and a plain client per seed node (for pub/sub).
+    Cluster(Box<(ClusterClient, Vec<redis::Client>)>),
 }
 
 impl Client {
@@ -68,16 +69,14 @@ impl Client {
             .response_timeout(config.response_timeout)
             .retries(2)
             .build()?;
-        // Pub/sub messages reach every node of a cluster: the change feed listens on the
-        // first seed node.
-        let first = config
+        // Pub/sub messages reach every node of a cluster: the change feed listens on one
+        // seed node and moves to the next when it fails.
+        let nodes = config
             .cluster_nodes
-            .first()
-            .ok_or(Error::ApiMisuse("cluster_nodes is empty"))?;
-        Ok(Self::Cluster(Box::new((
-            cluster,
-            redis::Client::open(first.as_str())?,
-        ))))
+            .iter()
+            .map(|n| redis::Client::open(n.as_str()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::Cluster(Box::new((cluster, nodes))))
     }
 
     fn connect(&self, config: &RedisStoreConfig) -> Result<Conn, Error> {
@@ -92,11 +91,11 @@ impl Client {
         }
     }
 
-    /// A plain connection for pub/sub.
-    fn pubsub_client(&self) -> &redis::Client {
+    /// Plain clients for pub/sub (one per seed node on a cluster).
+    fn pubsub_clients(&self) -> Vec<redis::Client> {
         match self {
-            Self::Single(c) => c,
-            Self::Cluster(c) => &c.1,
+            Self::Single(c) => vec![c.clone()],
+            Self::Cluster(c) => c.1.clone(),
         }
     }
 }
@@ -223,9 +222,10 @@ impl std::fmt::Debug for Inner {
 /// # Round trips
 /// [`load`](RegistrationStore::load) is one pipelined round trip (record and the bucket's
 /// counters); [`write`](RegistrationStore::write) is one `EVALSHA` (plus one `SCRIPT LOAD`
-/// the first time on a connection, or after Redis lost its script cache);
+/// the first time on a single-node connection; on a cluster, or after Redis lost its
+/// script cache, one `EVAL` after the `NOSCRIPT` answer, once per node);
 /// [`due`](RegistrationStore::due) and [`next_expiry`](RegistrationStore::next_expiry) are
-/// one pipelined round trip over all buckets;
+/// one pipelined round trip over all buckets (on a cluster: one per node, counted as one);
 /// [`remove_expired`](RegistrationStore::remove_expired) is a load plus a versioned write.
 ///
 /// # Counts
@@ -364,7 +364,7 @@ impl RedisStore {
     /// [`Error::Redis`] when Redis is unavailable.
     pub fn subscribe_changes(&self) -> Result<ChangeFeed, Error> {
         ChangeFeed::start(
-            self.client.pubsub_client().clone(),
+            self.client.pubsub_clients(),
             self.change_channel(),
             self.origin,
             self.config.connect_timeout,
@@ -510,29 +510,48 @@ impl RedisStore {
                 latest.saturating_add(grace),
             )
         };
-        let mut inv = self.script.prepare_invoke();
-        inv.key(self.record_key(aor))
-            .key(self.expiry_key(bucket))
-            .key(self.count_key(bucket))
-            .arg(expected.to_string())
-            .arg(aor)
-            .arg(data)
-            .arg(n)
-            .arg(earliest)
-            .arg(key_expiry)
-            .arg(self.change_channel())
-            .arg(format!("{:x}", self.origin));
+        // KEYS then ARGV of the write script.
+        let keys = [
+            self.record_key(aor),
+            self.expiry_key(bucket),
+            self.count_key(bucket),
+        ];
+        let mut eval = |name: &str, script: &str| {
+            let mut cmd = redis::cmd(name);
+            cmd.arg(script).arg(keys.len()).arg(&keys[..]);
+            cmd.arg(expected.to_string())
+                .arg(aor)
+                .arg(&data)
+                .arg(n)
+                .arg(earliest)
+                .arg(key_expiry)
+                .arg(self.change_channel())
+                .arg(format!("{:x}", self.origin));
+            cmd
+        };
+        let evalsha = eval("EVALSHA", self.script.get_hash());
+        let eval_full = eval("EVAL", WRITE_SCRIPT);
         let mut inner = self.lock();
         let reply: Vec<Value> = self.with_conn(&mut inner, |c, inner| {
-            if !inner.script_loaded {
+            let cluster = matches!(c, Conn::Cluster(_));
+            if !cluster && !inner.script_loaded {
                 inner.round_trips += 1;
-                inv.load(c.like())?;
+                self.script.load(c.like())?;
                 inner.script_loaded = true;
             }
             inner.round_trips += 1;
-            // `invoke` re-loads the script itself on NOSCRIPT (Redis flushed its script
-            // cache under a live connection): two more round trips, not counted here.
-            Ok(inv.invoke::<Vec<Value>>(c.like())?)
+            match evalsha.query::<Vec<Value>>(c.like()) {
+                // Redis lost its script cache (restart, SCRIPT FLUSH), or this cluster
+                // node has not seen the script yet: EVAL sends and caches it on the node
+                // owning the key only (a `SCRIPT LOAD` would need every node up).
+                Err(e)
+                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    inner.round_trips += 1;
+                    Ok(eval_full.query::<Vec<Value>>(c.like())?)
+                }
+                r => Ok(r?),
+            }
         })?;
         let num = |v: Option<&Value>| -> Option<u64> {
             match v? {

@@ -71,3 +71,51 @@ fn registrars_share_bindings_through_a_three_node_cluster() {
     assert_eq!(a.store().due(later, 100).unwrap().len(), 0);
     assert!(a.store().next_expiry().is_none());
 }
+
+#[test]
+fn change_feed_moves_to_another_seed_node_when_its_node_dies() {
+    let mut cluster = Cluster::start();
+    let tb = TimeBase::system();
+    let t = Instant::now();
+    let store = cluster.store(tb);
+    let mut feed = store.subscribe_changes().unwrap();
+    let mut writer = cluster.store(tb);
+    // The feed listens on the first seed node; kill it.
+    cluster.kill(0);
+    assert!(
+        feed.next(Duration::from_secs(5)).is_err(),
+        "the drop is reported"
+    );
+    for _ in 0..20 {
+        if feed.is_connected() {
+            break;
+        }
+        let _ = feed.next(Duration::from_secs(5));
+    }
+    assert!(feed.is_connected(), "reconnected to another seed node");
+    // Write records until one lands on a live node; its change reaches the feed.
+    let rec = mcptt_registration::AorRecord {
+        bindings: vec![mcptt_registration::Binding {
+            id: 1,
+            uri: "sip:u@192.0.2.1".into(),
+            contact: "<sip:u@192.0.2.1>".into(),
+            instance: None,
+            reg_id: None,
+            call_id: "c".into(),
+            cseq: 1,
+            registered_at: t,
+            expires_at: t + Duration::from_secs(600),
+            request: bytes::Bytes::new(),
+            third_party: Vec::new(),
+        }],
+    };
+    let written = (0..16)
+        .map(|n| format!("sip:u{n}@example.com"))
+        .find(|aor| writer.write(aor, 0, rec.clone()).is_ok())
+        .expect("some bucket lives on a live node");
+    let change = feed
+        .next(Duration::from_secs(5))
+        .unwrap()
+        .expect("a change");
+    assert_eq!(change.aor, written);
+}

@@ -162,6 +162,8 @@ impl Cluster {
                     "--cluster-config-file",
                     "nodes.conf",
                 ])
+                // Live nodes keep serving their slots while one node is down.
+                .args(["--cluster-require-full-coverage", "no"])
                 .args(["--save", "", "--appendonly", "no", "--dir"])
                 .arg(&d)
                 .stdout(Stdio::null())
@@ -229,6 +231,14 @@ impl Cluster {
             tb,
         )
         .expect("store")
+    }
+
+    /// Kills node `i` (SIGKILL, by its pid).
+    pub(crate) fn kill(&mut self, i: usize) {
+        if let Some(c) = self.nodes.get_mut(i) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 
     /// Number of keys on each node.
