@@ -516,7 +516,7 @@ impl RedisStore {
             self.expiry_key(bucket),
             self.count_key(bucket),
         ];
-        let mut eval = |name: &str, script: &str| {
+        let eval = |name: &str, script: &str| {
             let mut cmd = redis::cmd(name);
             cmd.arg(script).arg(keys.len()).arg(&keys[..]);
             cmd.arg(expected.to_string())
