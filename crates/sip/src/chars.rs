@@ -182,6 +182,8 @@ pub(crate) fn trim_lws(s: &str) -> &str {
 pub(crate) struct Cursor<'a> {
     pub(crate) s: &'a [u8],
     pub(crate) pos: usize,
+    /// Set by [`Cursor::quoted`] when the string held a quoted-pair (never cleared by it).
+    pub(crate) escapes: bool,
 }
 
 impl<'a> Cursor<'a> {
@@ -189,6 +191,7 @@ impl<'a> Cursor<'a> {
         Self {
             s: s.as_ref(),
             pos: 0,
+            escapes: false,
         }
     }
 
@@ -297,6 +300,7 @@ impl<'a> Cursor<'a> {
                     match self.s.get(self.pos + 1) {
                         Some(&n) if n <= 0x7f && n != b'\n' && n != b'\r' => {
                             self.pos += 2;
+                            self.escapes = true;
                             self.skip_qdtext();
                         }
                         _ => {

@@ -13,6 +13,24 @@ use crate::span::Span;
 pub(crate) struct ParamSpan {
     pub(crate) name: Span,
     pub(crate) value: Option<Span>,
+    /// [`name_key`] of the name: lookups compare it before the name itself.
+    key: u32,
+    /// The value is a quoted-string with a quoted-pair (`\\x`) in it.
+    escaped: bool,
+}
+
+/// Length, first, middle and last byte of a parameter name, with bit 0x20 set in each byte:
+/// names equal but for ASCII case have equal keys.
+#[inline]
+fn name_key(n: &[u8]) -> u32 {
+    let (Some(&f), Some(&l)) = (n.first(), n.last()) else {
+        return 0;
+    };
+    let m = n.get(n.len() / 2).copied().unwrap_or(0);
+    (n.len() as u32 & 0xff)
+        | u32::from(f | 0x20) << 8
+        | u32::from(m | 0x20) << 16
+        | u32::from(l | 0x20) << 24
 }
 
 pub(crate) fn perr(at: usize, expected: &'static str) -> Error {
@@ -33,10 +51,15 @@ fn is_value_char(b: u8) -> bool {
 pub(crate) fn parse_params(c: &mut Cursor<'_>, out: &mut Vec<ParamSpan>) -> Result<()> {
     while c.eat_sep(b';') {
         let name = c.token().ok_or_else(|| perr(c.pos, "a parameter name"))?;
+        let mut escaped = false;
         let value = if c.eat_sep(b'=') {
             let v = if c.peek() == Some(b'"') {
-                c.quoted()
-                    .ok_or_else(|| perr(c.pos, "a terminated quoted string"))?
+                c.escapes = false;
+                let q = c
+                    .quoted()
+                    .ok_or_else(|| perr(c.pos, "a terminated quoted string"))?;
+                escaped = c.escapes;
+                q
             } else {
                 let r = c.take_while(is_value_char);
                 if r.0 == r.1 {
@@ -56,6 +79,8 @@ pub(crate) fn parse_params(c: &mut Cursor<'_>, out: &mut Vec<ParamSpan>) -> Resu
         out.push(ParamSpan {
             name: Span::new(name.0, name.1),
             value,
+            key: name_key(c.slice(name)),
+            escaped,
         });
     }
     Ok(())
@@ -109,14 +134,14 @@ impl Params {
 
     fn find(&self, name: &str) -> Option<&ParamSpan> {
         let name = name.as_bytes();
-        let first = name.first()?.to_ascii_lowercase();
-        self.list.iter().find(|p| {
-            // length and first byte reject most names before the byte-wise comparison
-            p.name.len() == name.len() && {
-                let n = p.name.bytes(self.src.as_bytes());
-                n.first().map(u8::to_ascii_lowercase) == Some(first) && chars::eq_ci(n, name)
-            }
-        })
+        if name.is_empty() {
+            return None;
+        }
+        // the key (length and three bytes) rejects the other names in one comparison
+        let key = name_key(name);
+        self.list
+            .iter()
+            .find(|p| p.key == key && chars::eq_ci(p.name.bytes(self.src.as_bytes()), name))
     }
 
     /// The raw value of `name` as bytes (no UTF-8 conversion): for numeric values.
@@ -131,7 +156,17 @@ impl Params {
     /// The value of parameter `name` with quotes and escapes removed.
     #[must_use]
     pub fn get_unquoted(&self, name: &str) -> Option<Cow<'_, str>> {
-        self.get(name).map(chars::unquote)
+        let p = self.find(name)?;
+        let raw = p.value.map(|v| v.text(&self.src)).unwrap_or_default();
+        if p.escaped {
+            return Some(chars::unquote(raw));
+        }
+        // no quoted-pair (the parse saw none), so no backslash: only the quotes go
+        Some(Cow::Borrowed(
+            raw.strip_prefix('"')
+                .and_then(|r| r.strip_suffix('"'))
+                .unwrap_or(raw),
+        ))
     }
 
     /// Whether parameter `name` is present.
@@ -144,5 +179,30 @@ impl Params {
 impl std::fmt::Debug for Params {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::NameAddr;
+
+    #[test]
+    fn lookups_fold_case_and_unquote_only_what_needs_it() {
+        let a = NameAddr::parse(
+            r#"<sip:a@b>;x="a\"b\\c";Y="<urn:x>";z=tok;Expires=5;ab;ba;abc=1;acb=2"#,
+        )
+        .unwrap();
+        assert_eq!(a.feature_tag("x").as_deref(), Some(r#"a"b\c"#));
+        assert_eq!(a.feature_tag("y").as_deref(), Some("<urn:x>"));
+        assert_eq!(a.feature_tag("Z").as_deref(), Some("tok"));
+        assert_eq!(a.param("y"), Some(r#""<urn:x>""#));
+        assert_eq!(a.expires(), Some(5));
+        // same length, first and last byte as other names: the key only filters
+        assert_eq!((a.param("AB"), a.param("bA")), (Some(""), Some("")));
+        assert_eq!((a.param("abc"), a.param("ACB")), (Some("1"), Some("2")));
+        assert_eq!(
+            (a.param("bb"), a.param("expire"), a.param("")),
+            (None, None, None)
+        );
     }
 }
