@@ -156,6 +156,14 @@ fn measure(url: &str) {
         .get_connection()
         .expect("connect");
     let t = Instant::now();
+    // Warm-up: Redis's first allocations (script cache, keyspace tables, client buffers)
+    // are not per-UE memory.
+    let mut warm = Registrar::with_store(config(true), redis_store(url, "warmup"), 1);
+    for n in 0..UES {
+        let _ = warm.handle_register(t, PEER, &register(n, 1));
+        answer_third_party(&mut warm, t);
+    }
+    drop(warm);
     for filter in [false, true] {
         redis::cmd("FLUSHALL")
             .query::<()>(&mut c)
