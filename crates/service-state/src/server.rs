@@ -366,6 +366,8 @@ pub struct Server<V, R> {
     warning: String,
     /// Reused buffer for NOTIFY bodies.
     scratch: Vec<u8>,
+    /// `identity` of the configured public service identity.
+    service_identity: String,
 }
 
 impl<V: TokenValidator, R: Random> Server<V, R> {
@@ -375,6 +377,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
             contact: format!("<{}>", config.contact),
             warning: format!("399 {} \"{AUTHORISATION_FAILED_WARNING}\"", config.host),
             scratch: Vec::new(),
+            service_identity: identity(&config.service_uri).into_owned(),
             config,
             validator,
             rng,
@@ -1016,7 +1019,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         };
         // Only the user's own state (DESIGN.md §3): a Request-URI naming an MCPTT ID must name this one.
         let target = identity(req.uri().as_str());
-        if target != identity(&self.config.service_uri) && target != identity(&mcptt_id) {
+        if target != self.service_identity && target != identity(&mcptt_id) {
             return Err(self.fail(
                 &impu,
                 format!("SUBSCRIBE for another user's state ({target})"),

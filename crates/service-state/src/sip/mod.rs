@@ -12,14 +12,19 @@ use mcptt_sip::{CSeq, Headers, NameAddr, Request, Response};
 /// when the URI is already in that form.
 pub(crate) fn identity(uri: &str) -> Cow<'_, str> {
     let uri = uri.trim().trim_start_matches('<');
-    let uri = uri.split(['>', ';', '?']).next().unwrap_or("");
+    // Up to the first of `>`, `;`, `?` (all ASCII, so the cut is a char boundary).
+    let end = uri
+        .bytes()
+        .position(|b| matches!(b, b'>' | b';' | b'?'))
+        .unwrap_or(uri.len());
+    let uri = uri.get(..end).unwrap_or(uri);
     let (scheme, rest) = uri.split_once(':').unwrap_or(("", uri));
     let (user, host) = match rest.rsplit_once('@') {
         Some((u, h)) => (Some(u), h),
         None => (None, rest),
     };
     let lower = |s: &str| !s.bytes().any(|b| b.is_ascii_uppercase());
-    if lower(scheme) && lower(host) && uri.contains(':') {
+    if lower(scheme) && lower(host) && rest.len() < uri.len() {
         return Cow::Borrowed(uri);
     }
     let mut out = String::with_capacity(uri.len() + 1);
