@@ -202,6 +202,15 @@ impl ChangeFeed {
         self.connected
     }
 
+    /// Whether changes may have been missed since the last call (the feed reconnected, or
+    /// [`ChangeFeed::deliver`] could not apply one), clearing the flag. A driver that
+    /// forwards [`ChangeFeed::next`]'s changes to its registrar elsewhere (e.g. from a
+    /// blocking thread to an async task) calls
+    /// [`Registrar::handle_remote_resync`] when this says so.
+    pub fn take_resync(&mut self) -> bool {
+        std::mem::take(&mut self.resync)
+    }
+
     /// The next change written by another instance, waiting at most `timeout`;
     /// `Ok(None)` when none came, or when the feed has just reconnected (then changes may
     /// have been missed: [`ChangeFeed::deliver`] resyncs).

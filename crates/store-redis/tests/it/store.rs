@@ -442,3 +442,26 @@ fn every_write_is_published_to_other_instances() {
     assert_ne!(a.instance_id(), b.instance_id());
     assert_eq!(own.next(Duration::from_millis(50)).unwrap(), None);
 }
+
+#[test]
+fn feed_reports_a_reconnect_as_a_resync_once() {
+    let mut server = Server::start(false);
+    let tb = TimeBase::system();
+    let s = server.store_with(4, tb);
+    let mut feed = s.subscribe_changes().unwrap();
+    assert!(!feed.take_resync());
+    server.kill();
+    // Bounded waits for the listener's reports (it notices the drop at once).
+    assert!(feed.next(Duration::from_secs(5)).is_err());
+    assert!(!feed.is_connected());
+    server.restart();
+    for _ in 0..20 {
+        if feed.is_connected() {
+            break;
+        }
+        let _ = feed.next(Duration::from_secs(5));
+    }
+    assert!(feed.is_connected());
+    assert!(feed.take_resync(), "changes may have been missed");
+    assert!(!feed.take_resync(), "reported once");
+}
