@@ -23,6 +23,9 @@ use crate::pki::DemoPki;
 /// Name of the threads of the servers' runtime in `flow --ues N` (`comm` is cut at 15 bytes).
 pub const SERVER_THREAD_NAME: &str = "mcptt-servers";
 
+/// Name of the IdMS's threads in `flow --ues N` (its own runtime, so its share is known).
+pub const IDMS_THREAD_NAME: &str = "mcptt-idms";
+
 /// Server-side TLS handshakes a registration needs: one mutual-TLS connection UE → SIP core,
 /// one server-authenticated HTTPS connection UE → IdMS.
 pub const FLOOR_HANDSHAKES: &str = "1 mutual-TLS (SIP core) + 1 server-auth TLS (IdMS)";
@@ -228,6 +231,123 @@ pub fn measure_floor(rounds: u32) -> Result<Floor, ActorError> {
     })
 }
 
+/// CPU time of `n` runs of `f` on this thread (wall time where per-thread accounting is not
+/// readable), divided by `n`.
+fn per_run<E>(n: u32, mut f: impl FnMut() -> Result<(), E>) -> Result<Duration, E> {
+    let n = n.max(1);
+    f()?;
+    let cpu0 = thread_cpu();
+    let start = Instant::now();
+    for _ in 0..n {
+        f()?;
+    }
+    let spent = match (cpu0, thread_cpu()) {
+        (Some(a), Some(b)) if b > a => b - a,
+        _ => start.elapsed(),
+    };
+    Ok(spent / n)
+}
+
+/// The login's own crypto, which the floor leaves out: what the IdMS must compute for one
+/// login with each method, and the two ES256 signatures of the token response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginCrypto {
+    /// One PBKDF2-HMAC-SHA256 password check at [`crate::actors::login::FLOW_ITERATIONS`].
+    pub pbkdf2_verify: Duration,
+    /// One TOTP check (HMAC-SHA1 over the window of three steps).
+    pub totp_verify: Duration,
+    /// One MILENAGE authentication vector (f1–f5, AES-128) for a SIM challenge.
+    pub milenage_vector: Duration,
+    /// One ES256 signature (the IdMS signs an access token and an ID token per login).
+    pub es256_sign: Duration,
+}
+
+impl LoginCrypto {
+    /// Signatures per token response (access token and ID token).
+    pub const SIGNATURES: u32 = 2;
+
+    /// The login crypto of one login with `method`, token signatures included.
+    #[must_use]
+    pub fn per_login(&self, method: crate::actors::config::LoginMethod) -> Duration {
+        use crate::actors::config::LoginMethod;
+        let check = match method {
+            LoginMethod::Password => self.pbkdf2_verify,
+            LoginMethod::TwoFactor => self.pbkdf2_verify + self.totp_verify,
+            LoginMethod::Sim => self.milenage_vector,
+        };
+        check + self.es256_sign * Self::SIGNATURES
+    }
+
+    /// What [`LoginCrypto::per_login`] counts for `method`, for people.
+    #[must_use]
+    pub fn describe(method: crate::actors::config::LoginMethod) -> &'static str {
+        use crate::actors::config::LoginMethod;
+        match method {
+            LoginMethod::Password => "1 PBKDF2-HMAC-SHA256 check (1,000 iterations)",
+            LoginMethod::TwoFactor => {
+                "1 PBKDF2-HMAC-SHA256 check (1,000 iterations) + 1 TOTP check"
+            }
+            LoginMethod::Sim => "1 MILENAGE authentication vector",
+        }
+    }
+}
+
+/// Measures [`LoginCrypto`] with the same code the IdMS runs (`mcptt-idm`, `mcptt-token`).
+///
+/// # Errors
+/// When a key or hash cannot be made.
+pub fn measure_login_crypto(rounds: u32) -> Result<LoginCrypto, ActorError> {
+    use mcptt_idm::milenage::{AuthVector, Milenage};
+    let rounds = rounds.max(1);
+    let hash = mcptt_idm::password::PasswordHash::derive(
+        "user1-password",
+        b"sixteen byte salt",
+        crate::actors::login::FLOW_ITERATIONS,
+    )
+    .map_err(|e| err("PBKDF2", e))?;
+    let pbkdf2_verify = per_run(rounds, || {
+        hash.verify(std::hint::black_box("user1-password"))
+            .then_some(())
+            .ok_or_else(|| err("PBKDF2", "check failed"))
+    })?;
+    let totp = crate::idm::demo::demo_totp();
+    let now = 1_800_000_000u64;
+    let code = totp.code_at(now).map_err(|e| err("TOTP", e))?;
+    let totp_verify = per_run(rounds.saturating_mul(4), || {
+        totp.verify(std::hint::black_box(&code), now, None)
+            .map(|_| ())
+            .map_err(|e| err("TOTP", e))
+    })?;
+    let milenage = Milenage::new(
+        crate::idm::demo::demo_sim_key("user1"),
+        crate::idm::demo::DEMO_OPC,
+    );
+    let milenage_vector = per_run(rounds.saturating_mul(4), || {
+        std::hint::black_box(AuthVector::generate(
+            &milenage,
+            std::hint::black_box([7; 16]),
+            32,
+            [0x80, 0],
+        ));
+        Ok::<(), ActorError>(())
+    })?;
+    let rng = ring::rand::SystemRandom::new();
+    let key = mcptt_token::SigningKey::generate(mcptt_token::Algorithm::Es256, "cpu", &rng)
+        .map_err(|e| err("ES256 key", e))?;
+    let input = vec![b'a'; 700];
+    let es256_sign = per_run(rounds.saturating_mul(4), || {
+        key.sign(std::hint::black_box(&input), &rng)
+            .map(|_| ())
+            .map_err(|e| err("ES256 sign", e))
+    })?;
+    Ok(LoginCrypto {
+        pbkdf2_verify,
+        totp_verify,
+        milenage_vector,
+        es256_sign,
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -250,5 +370,17 @@ mod tests {
         let (_, cpu) = t.join().unwrap();
         assert!(cpu.unwrap() >= Duration::from_millis(5), "{cpu:?}");
         assert_eq!(threads_cpu("no-such-thread-name"), None);
+    }
+
+    #[test]
+    fn login_crypto_orders_the_methods() {
+        use crate::actors::config::LoginMethod;
+        let c = measure_login_crypto(3).unwrap();
+        assert!(c.es256_sign > Duration::ZERO && c.milenage_vector > Duration::ZERO);
+        assert!(c.per_login(LoginMethod::TwoFactor) > c.per_login(LoginMethod::Password));
+        assert_eq!(
+            c.per_login(LoginMethod::Sim),
+            c.milenage_vector + c.es256_sign * 2
+        );
     }
 }

@@ -24,10 +24,15 @@ pub struct FlowConfig {
     pub leeway: u64,
     /// Most UEs in flight at once in a `--ues N` run.
     pub concurrency: usize,
+    /// How the users of a `--ues N` run log in at the IdMS (the scenarios use passwords).
+    pub login: crate::actors::config::LoginMethod,
     /// Runtime to start the servers (IdMS, SIP core, MCPTT server) on, apart from the UEs;
     /// when its threads are named [`crate::cpu::SERVER_THREAD_NAME`], the report carries
     /// their CPU time ([`FlowReport::server_cpu`]). `None`: the caller's runtime.
     pub servers_runtime: Option<tokio::runtime::Handle>,
+    /// Runtime of the IdMS alone (its threads named [`crate::cpu::IDMS_THREAD_NAME`] give
+    /// [`FlowReport::idms_cpu`]). `None`: with the other servers.
+    pub idms_runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Default for FlowConfig {
@@ -40,7 +45,9 @@ impl Default for FlowConfig {
             step_timeout: Duration::from_secs(10),
             leeway: 60,
             concurrency: 64,
+            login: crate::actors::config::LoginMethod::Password,
             servers_runtime: None,
+            idms_runtime: None,
         }
     }
 }
@@ -100,6 +107,9 @@ pub struct FlowReport {
     /// CPU time the servers' threads used while the UEs ran (only with
     /// [`FlowConfig::servers_runtime`] and readable per-thread accounting).
     pub server_cpu: Option<Duration>,
+    /// CPU time the IdMS's own threads used while the UEs ran (only with
+    /// [`FlowConfig::idms_runtime`]); the servers' total is `server_cpu + idms_cpu`.
+    pub idms_cpu: Option<Duration>,
 }
 
 impl FlowReport {
@@ -163,11 +173,20 @@ pub async fn run(config: &FlowConfig, trace: Trace, on_done: &(dyn Fn() + Sync))
     };
     let mut results = Vec::new();
     let ue_start = Instant::now();
+    let idms_cpu = || {
+        config
+            .idms_runtime
+            .as_ref()
+            .and_then(|_| crate::cpu::threads_cpu(crate::cpu::IDMS_THREAD_NAME))
+    };
     let cpu_before = cpu();
+    let idms_before = idms_cpu();
     let mut cpu_after = None;
+    let mut idms_after = None;
     if let Some(servers) = &servers {
         results = crate::actors::run_ues(config, servers, &sign_ins, &trace, on_done).await;
         cpu_after = cpu();
+        idms_after = idms_cpu();
         // The order check reads the trace, so it covers what the actors saw, not what the UE
         // believes happened.
         for (r, s) in results.iter_mut().zip(&sign_ins) {
@@ -194,5 +213,8 @@ pub async fn run(config: &FlowConfig, trace: Trace, on_done: &(dyn Fn() + Sync))
         setup_time,
         setup,
         server_cpu: cpu_before.zip(cpu_after).map(|(b, a)| a.saturating_sub(b)),
+        idms_cpu: idms_before
+            .zip(idms_after)
+            .map(|(b, a)| a.saturating_sub(b)),
     }
 }

@@ -5,6 +5,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use mcptt_idm::directory::SimCredentials;
+use mcptt_idm::milenage::Milenage;
 use mcptt_idm::password::PasswordHash;
 use mcptt_idm::{Idms, IdmsConfig, KeyRing, McpttId, SystemRandom, TOKEN_PATH, User};
 use mcptt_token::{Algorithm, SigningKey};
@@ -212,13 +214,15 @@ impl IdmsRunning {
 
 /// Starts the IdMS in-process on a loopback port with the demo users plus `users` (password
 /// `NAME-password`), its HTTPS certificate issued by `pki`, access tokens for `audience` living
-/// `lifetime`, on `clock`; then fetches its keys over HTTPS.
+/// `lifetime`, on `clock`, on `runtime` (the caller's when `None`); then fetches its keys over
+/// HTTPS.
 pub async fn start_idms(
     pki: &DemoPki,
     users: &[String],
     audience: &str,
     lifetime: Duration,
     clock: &Clock,
+    runtime: Option<&tokio::runtime::Handle>,
 ) -> Result<IdmsRunning, ActorError> {
     let cfg = |e: &dyn std::fmt::Display| ActorError::Config(format!("IdMS: {e}"));
     let rng = SystemRandom::new();
@@ -233,18 +237,22 @@ pub async fn start_idms(
             PasswordHash::generate(&format!("{name}-password"), FLOW_ITERATIONS, &rng)
                 .map_err(|e| cfg(&e))?,
         );
+        // Every login method works for every user, as for the demo users.
+        u.totp = Some(demo::demo_totp());
+        u.sim = Some(SimCredentials {
+            milenage: Milenage::new(demo::demo_sim_key(name), demo::DEMO_OPC),
+            amf: [0x80, 0x00],
+            sqn: 0,
+        });
         directory.insert(u);
     }
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .map_err(|source| ActorError::Io {
-            what: "IdMS listener".into(),
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| ActorError::Io {
+    let io = |source| ActorError::Io {
         what: "IdMS listener".into(),
         source,
-    })?;
+    };
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(io)?;
+    listener.set_nonblocking(true).map_err(io)?;
+    let addr = listener.local_addr().map_err(io)?;
     let base_url = format!("https://{addr}");
     let key = SigningKey::generate(
         Algorithm::Es256,
@@ -254,12 +262,22 @@ pub async fn start_idms(
     .map_err(|e| cfg(&e))?;
     let mut config = IdmsConfig::new(base_url.clone());
     config.audience = vec![audience.to_owned()];
+    // Every flow UE signs in from 127.0.0.1, and logins in flight count against the
+    // per-source limit: allow one per user at once from this one address.
+    config.throttle.max_source_failures = config
+        .throttle
+        .max_source_failures
+        .max(u32::try_from(directory.users().count() + 1).unwrap_or(u32::MAX));
     config.access_lifetime = lifetime;
     let idms = Idms::new(config, directory, KeyRing::new(key)).map_err(|e| cfg(&e))?;
     let cert = pki.issue_server("sip:idms.example.com")?;
     let tls = server::tls_config(cert.chain(), cert.key()).map_err(|e| cfg(&e))?;
-    let handle =
-        server::spawn(listener, tls, idms, wall_clock(clock), 4096).map_err(|e| cfg(&e))?;
+    let handle = {
+        // On `runtime` when given: the listener, the server's tasks and its blocking threads.
+        let _enter = runtime.map(tokio::runtime::Handle::enter);
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(io)?;
+        server::spawn(listener, tls, idms, wall_clock(clock), 4096).map_err(|e| cfg(&e))?
+    };
     let keys = fetch_keys(&base_url, None, &[pki.ca_cert()], clock).await?;
     Ok(IdmsRunning {
         base_url,

@@ -87,9 +87,16 @@ pub async fn start_servers(
     let clock = Clock::new();
     let pki = DemoPki::generate().map_err(|e| setup_err(2, e))?;
     let users: Vec<String> = sign_ins.iter().map(|s| s.user.clone()).collect();
-    let idms = login::start_idms(&pki, &users, AUDIENCE, config.token_lifetime, &clock)
-        .await
-        .map_err(|e| setup_err(e.step().max(1), e));
+    let idms = login::start_idms(
+        &pki,
+        &users,
+        AUDIENCE,
+        config.token_lifetime,
+        &clock,
+        config.idms_runtime.as_ref(),
+    )
+    .await
+    .map_err(|e| setup_err(e.step().max(1), e));
     let server_tls = |uri: &str| -> Result<TlsMaterial, StepFailure> {
         Ok(TlsMaterial {
             identity: pki.issue_server(uri).map_err(|e| setup_err(2, e))?,
@@ -185,7 +192,11 @@ pub fn ue_config(
         client_id: CLIENT_ID.into(),
         user: s.user.clone(),
         password: format!("{}-password", s.user),
-        method: LoginMethod::Password,
+        method: if config.load.is_some() {
+            config.login
+        } else {
+            LoginMethod::Password
+        },
         sip_core: servers.sip_core.local_addr(),
         tls: TlsMaterial {
             identity,

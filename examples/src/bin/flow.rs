@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
+use mcptt_examples::actors::config::LoginMethod;
 use mcptt_examples::cli::LogArgs;
 use mcptt_examples::demo::{FlowConfig, run};
 use mcptt_examples::ladder::{Detail, mermaid, render_all};
@@ -37,6 +38,10 @@ struct Args {
     /// starts; the rest wait for a slot).
     #[arg(long, value_name = "N", default_value_t = 64)]
     concurrency: usize,
+    /// With --ues: how each user logs in at the IdMS (password: PBKDF2-HMAC-SHA256 at 1,000
+    /// iterations; two-factor: password and TOTP; sim: MILENAGE challenge–response).
+    #[arg(long, value_enum, default_value_t = LoginMethod::Password)]
+    login: LoginMethod,
     /// Also write the run as a Mermaid sequence diagram to FILE.
     #[arg(long, value_name = "FILE")]
     mermaid: Option<PathBuf>,
@@ -53,19 +58,39 @@ struct Args {
 
 /// Server-side CPU per UE against the floor (TLS handshakes + ES256 verifications), both
 /// measured in this run on this machine.
-fn print_cpu(report: &mcptt_examples::demo::FlowReport, completed: usize) {
+fn print_cpu(report: &mcptt_examples::demo::FlowReport, completed: usize, login: LoginMethod) {
     use mcptt_examples::cpu;
-    let Some(server) = report.server_cpu else {
+    let (Some(sip_side), Some(idms)) = (report.server_cpu, report.idms_cpu) else {
         println!("server-side CPU: not measurable here (no /proc/self/task/*/schedstat)");
         return;
     };
-    let per_ue = server / u32::try_from(completed.max(1)).unwrap_or(u32::MAX);
+    let n = u32::try_from(completed.max(1)).unwrap_or(u32::MAX);
+    let server = sip_side + idms;
+    let per_ue = server / n;
     println!(
-        "server-side CPU (SIP core + MCPTT server + IdMS threads): {server:.2?} in total, {per_ue:.2?} per UE"
+        "server-side CPU (SIP core + MCPTT server + IdMS threads): {server:.2?} in total, {per_ue:.2?} per UE (SIP core + MCPTT server {:.2?}, IdMS {:.2?})",
+        sip_side / n,
+        idms / n
     );
     match cpu::measure_floor(300) {
         Ok(f) => {
             let floor = f.per_ue();
+            println!(
+                "by part: SIP core + MCPTT server {:.2?} per UE against its floor {:.2?} (mutual-TLS server side + {} ES256 verifications) = {:.2}x; IdMS {:.2?} per UE against its floor {:.2?} (server-auth TLS server side) = {:.2}x",
+                sip_side / n,
+                f.mutual_tls_server + f.es256_verify * cpu::FLOOR_VERIFICATIONS,
+                cpu::FLOOR_VERIFICATIONS,
+                (sip_side / n).as_secs_f64()
+                    / (f.mutual_tls_server + f.es256_verify * cpu::FLOOR_VERIFICATIONS)
+                        .as_secs_f64()
+                        .max(f64::MIN_POSITIVE),
+                idms / n,
+                f.server_auth_tls_server,
+                (idms / n).as_secs_f64()
+                    / f.server_auth_tls_server
+                        .as_secs_f64()
+                        .max(f64::MIN_POSITIVE)
+            );
             println!(
                 "floor per UE: {floor:.2?} = {} ({:.2?} + {:.2?}; a mutual-TLS handshake pair costs {:.2?}) + {} ES256 verifications ({:.2?} each)",
                 cpu::FLOOR_HANDSHAKES,
@@ -75,12 +100,40 @@ fn print_cpu(report: &mcptt_examples::demo::FlowReport, completed: usize) {
                 cpu::FLOOR_VERIFICATIONS,
                 f.es256_verify
             );
+            let ratio = |f: Duration| per_ue.as_secs_f64() / f.as_secs_f64().max(f64::MIN_POSITIVE);
             println!(
-                "server-side CPU per UE / floor = {:.2}x (goal <= 1.5x)",
-                per_ue.as_secs_f64() / floor.as_secs_f64().max(f64::MIN_POSITIVE)
+                "server-side CPU per UE / floor = {:.2}x (goal <= 1.5x) [login: {}]",
+                ratio(floor),
+                login_name(login)
             );
+            match cpu::measure_login_crypto(100) {
+                Ok(c) => {
+                    let with_login = floor + c.per_login(login);
+                    println!(
+                        "floor + the login's own crypto: {with_login:.2?} = floor + {} ({:.2?}) + {} ES256 signatures of the token response ({:.2?} each)",
+                        cpu::LoginCrypto::describe(login),
+                        c.per_login(login) - c.es256_sign * cpu::LoginCrypto::SIGNATURES,
+                        cpu::LoginCrypto::SIGNATURES,
+                        c.es256_sign
+                    );
+                    println!(
+                        "server-side CPU per UE / (floor + login crypto) = {:.2}x [login: {}]",
+                        ratio(with_login),
+                        login_name(login)
+                    );
+                }
+                Err(e) => println!("login crypto: could not be measured: {e}"),
+            }
         }
         Err(e) => println!("floor: could not be measured: {e}"),
+    }
+}
+
+fn login_name(login: LoginMethod) -> &'static str {
+    match login {
+        LoginMethod::Password => "password",
+        LoginMethod::TwoFactor => "two-factor",
+        LoginMethod::Sim => "sim",
     }
 }
 
@@ -100,6 +153,7 @@ fn main() -> ExitCode {
     let mut config = FlowConfig::new(args.scenario);
     config.load = args.ues;
     config.concurrency = args.concurrency;
+    config.login = args.login;
     config.step_timeout = Duration::from_secs(args.timeout);
     if let Some(secs) = args.token_lifetime {
         config.token_lifetime = Duration::from_secs(secs);
@@ -125,7 +179,26 @@ fn main() -> ExitCode {
     } else {
         None
     };
+    // The IdMS on a runtime of its own, so its share of the CPU is known.
+    let idms_runtime = if load {
+        match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(mcptt_examples::cpu::IDMS_THREAD_NAME)
+            .thread_keep_alive(Duration::from_secs(3600))
+            .enable_all()
+            .build()
+        {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("flow: cannot start the IdMS's runtime: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        None
+    };
     config.servers_runtime = servers_runtime.as_ref().map(|r| r.handle().clone());
+    config.idms_runtime = idms_runtime.as_ref().map(|r| r.handle().clone());
     let trace = if load {
         Trace::with_limit(total.saturating_mul(40).max(Trace::DEFAULT_LIMIT)).without_text()
     } else {
@@ -153,7 +226,8 @@ fn main() -> ExitCode {
     let records = report.trace.snapshot();
     if load {
         println!(
-            "flow --ues {total}: {} of {total} UEs completed all 18 steps in {:.2?} (servers started in {:.2?})",
+            "flow --ues {total} --login {}: {} of {total} UEs completed all 18 steps in {:.2?} (servers started in {:.2?})",
+            login_name(args.login),
             report.results.iter().filter(|r| r.outcome.is_ok()).count(),
             report.elapsed,
             report.setup_time
@@ -204,7 +278,7 @@ fn main() -> ExitCode {
             s.p99,
             s.max
         );
-        print_cpu(&report, s.count);
+        print_cpu(&report, s.count, args.login);
     } else {
         let detail = if args.verbose {
             Detail::Full

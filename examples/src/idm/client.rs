@@ -182,6 +182,31 @@ pub struct Tokens {
     pub id_token: IdToken,
 }
 
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// The HTTPS connection a series of exchanges shares: a login's authorize, token, discovery
+/// and JWKS requests all go over one keep-alive connection, so a login costs one TLS handshake.
+#[derive(Default)]
+struct Session {
+    sender: Option<Sender>,
+    keep_alive: bool,
+}
+
+impl Session {
+    /// A session that keeps its connection open between exchanges.
+    fn keep_alive() -> Self {
+        Self {
+            keep_alive: true,
+            ..Self::default()
+        }
+    }
+
+    /// A session of one exchange (`Connection: close`).
+    fn closing() -> Self {
+        Self::default()
+    }
+}
+
 /// An HTTPS client for one IdMS.
 #[derive(Clone)]
 pub struct IdmClient {
@@ -293,7 +318,8 @@ impl IdmClient {
         &self.base
     }
 
-    /// One HTTP/1.1 exchange on a fresh TLS connection. Redirects are not followed.
+    /// One HTTP/1.1 exchange on a fresh TLS connection (closed after the answer). Redirects
+    /// are not followed.
     ///
     /// # Errors
     /// [`ClientError::Transport`] or [`ClientError::Timeout`].
@@ -304,38 +330,72 @@ impl IdmClient {
         form: Option<&str>,
         accept: &str,
     ) -> Result<HttpResponse, ClientError> {
-        tokio::time::timeout(EXCHANGE_TIMEOUT, self.exchange(method, path, form, accept))
-            .await
-            .map_err(|_| ClientError::Timeout)?
+        let mut once = Session::closing();
+        self.request_on(&mut once, method, path, form, accept).await
     }
 
-    async fn exchange(
+    /// One exchange on `session`'s keep-alive connection (opened, or opened again when the
+    /// IdMS closed it, before the request is sent; a request is never sent twice).
+    async fn request_on(
         &self,
+        session: &mut Session,
         method: &str,
         path: &str,
         form: Option<&str>,
         accept: &str,
     ) -> Result<HttpResponse, ClientError> {
+        tokio::time::timeout(
+            EXCHANGE_TIMEOUT,
+            self.exchange(session, method, path, form, accept),
+        )
+        .await
+        .map_err(|_| ClientError::Timeout)?
+    }
+
+    async fn connect(&self) -> Result<Sender, ClientError> {
         let tcp = TcpStream::connect(&self.authority)
             .await
             .map_err(transport)?;
+        let _ = tcp.set_nodelay(true);
         let tls = self
             .connector
             .connect(self.server_name.clone(), tcp)
             .await
             .map_err(transport)?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(transport)?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
+        Ok(sender)
+    }
+
+    async fn exchange(
+        &self,
+        session: &mut Session,
+        method: &str,
+        path: &str,
+        form: Option<&str>,
+        accept: &str,
+    ) -> Result<HttpResponse, ClientError> {
+        // Take the open connection if it is still usable, else open one.
+        let open = match session.sender.take() {
+            Some(mut s) if !s.is_closed() => s.ready().await.is_ok().then_some(s),
+            _ => None,
+        };
+        let mut sender = match open {
+            Some(s) => s,
+            None => self.connect().await?,
+        };
         let mut builder = hyper::Request::builder()
             .method(method)
             .uri(path)
             .header(hyper::header::HOST, self.authority.as_str())
-            .header(hyper::header::ACCEPT, accept)
-            .header(hyper::header::CONNECTION, "close");
+            .header(hyper::header::ACCEPT, accept);
+        if !session.keep_alive {
+            builder = builder.header(hyper::header::CONNECTION, "close");
+        }
         if form.is_some() {
             builder = builder.header(
                 hyper::header::CONTENT_TYPE,
@@ -351,6 +411,9 @@ impl IdmClient {
             .await
             .map_err(transport)?
             .to_bytes();
+        if session.keep_alive {
+            session.sender = Some(sender);
+        }
         let headers = parts
             .headers
             .iter()
@@ -373,7 +436,13 @@ impl IdmClient {
     /// # Errors
     /// [`ClientError::Protocol`] for another status.
     pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
-        let r = self.request("GET", path, None, "application/json").await?;
+        self.get_text_on(&mut Session::closing(), path).await
+    }
+
+    async fn get_text_on(&self, session: &mut Session, path: &str) -> Result<String, ClientError> {
+        let r = self
+            .request_on(session, "GET", path, None, "application/json")
+            .await?;
         if r.status != 200 {
             return Err(ClientError::Protocol(format!(
                 "GET {path}: status {}",
@@ -388,7 +457,11 @@ impl IdmClient {
     /// # Errors
     /// As [`IdmClient::get_text`], or [`ClientError::Protocol`] for bad JSON.
     pub async fn discovery(&self) -> Result<serde_json::Value, ClientError> {
-        serde_json::from_str(&self.get_text(DISCOVERY_PATH).await?)
+        self.discovery_on(&mut Session::closing()).await
+    }
+
+    async fn discovery_on(&self, session: &mut Session) -> Result<serde_json::Value, ClientError> {
+        serde_json::from_str(&self.get_text_on(session, DISCOVERY_PATH).await?)
             .map_err(|e| ClientError::Protocol(format!("discovery: {e}")))
     }
 
@@ -401,10 +474,20 @@ impl IdmClient {
     }
 
     /// Performs the whole login (authorization code + PKCE S256) and returns validated tokens.
+    /// Every exchange of the login (authorize, token, discovery, JWKS) goes over one
+    /// keep-alive HTTPS connection.
     ///
     /// # Errors
     /// [`ClientError`] naming what failed.
     pub async fn login(&self, request: &LoginRequest) -> Result<Tokens, ClientError> {
+        self.login_on(&mut Session::keep_alive(), request).await
+    }
+
+    async fn login_on(
+        &self,
+        session: &mut Session,
+        request: &LoginRequest,
+    ) -> Result<Tokens, ClientError> {
         let verifier = random_token(32)?;
         let state = random_token(16)?;
         let nonce = random_token(16)?;
@@ -444,7 +527,8 @@ impl IdmClient {
         // At most: challenge, resynchronisation + new challenge, answer.
         for _ in 0..4 {
             let r = self
-                .request(
+                .request_on(
+                    session,
                     "POST",
                     AUTHORIZE_PATH,
                     Some(&format!("{form}{extra}")),
@@ -457,7 +541,7 @@ impl IdmClient {
                         .header("location")
                         .ok_or_else(|| ClientError::Protocol("303 without Location".into()))?;
                     return self
-                        .redeem(request, location, &state, &verifier, &nonce)
+                        .redeem(session, request, location, &state, &verifier, &nonce)
                         .await;
                 }
                 200 => {
@@ -512,6 +596,7 @@ impl IdmClient {
 
     async fn redeem(
         &self,
+        session: &mut Session,
         request: &LoginRequest,
         location: &str,
         state: &str,
@@ -550,16 +635,22 @@ impl IdmClient {
                 ("code_verifier", verifier),
             ],
         );
-        let response = self.token_request(form.trim_start_matches('?')).await?;
+        let response = self
+            .token_request(session, form.trim_start_matches('?'))
+            .await?;
         let id_token = self
-            .validate_id_token(&response, &request.client_id, Some(nonce))
+            .validate_id_token_on(session, &response, &request.client_id, Some(nonce))
             .await?;
         Ok(Tokens { response, id_token })
     }
 
-    async fn token_request(&self, form: &str) -> Result<TokenResponse, ClientError> {
+    async fn token_request(
+        &self,
+        session: &mut Session,
+        form: &str,
+    ) -> Result<TokenResponse, ClientError> {
         let r = self
-            .request("POST", TOKEN_PATH, Some(form), "application/json")
+            .request_on(session, "POST", TOKEN_PATH, Some(form), "application/json")
             .await?;
         if r.status != 200 {
             let (error, description) = oauth_error(&r.body);
@@ -583,18 +674,29 @@ impl IdmClient {
         client_id: &str,
         nonce: Option<&str>,
     ) -> Result<IdToken, ClientError> {
+        self.validate_id_token_on(&mut Session::keep_alive(), response, client_id, nonce)
+            .await
+    }
+
+    async fn validate_id_token_on(
+        &self,
+        session: &mut Session,
+        response: &TokenResponse,
+        client_id: &str,
+        nonce: Option<&str>,
+    ) -> Result<IdToken, ClientError> {
         let token = response
             .id_token
             .as_deref()
             .ok_or_else(|| ClientError::Protocol("no id_token".into()))?;
         let issuer = self
-            .discovery()
+            .discovery_on(session)
             .await?
             .get("issuer")
             .and_then(|v| v.as_str())
             .map(str::to_owned)
             .ok_or_else(|| ClientError::Protocol("discovery without issuer".into()))?;
-        let set = JwkSet::from_json(&self.jwks().await?)?;
+        let set = JwkSet::from_json(&self.get_text_on(session, JWKS_PATH).await?)?;
         let validator =
             Validator::new(ValidatorConfig::new(issuer, client_id), KeyStore::new(set))?;
         Ok(validator.validate_id_token(token, self.now_unix(), nonce)?)
@@ -617,6 +719,7 @@ impl IdmClient {
                 ("refresh_token", refresh_token),
             ],
         );
-        self.token_request(form.trim_start_matches('?')).await
+        self.token_request(&mut Session::closing(), form.trim_start_matches('?'))
+            .await
     }
 }

@@ -12,6 +12,7 @@
 //! request head, at most `max_connections` connections at once.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -91,6 +92,7 @@ pub struct IdmsHandle {
     pub local_addr: SocketAddr,
     /// The core, shared with the server (e.g. to rotate keys).
     pub idms: Arc<Mutex<Idms>>,
+    accepted: Arc<AtomicU64>,
     task: JoinHandle<()>,
 }
 
@@ -98,6 +100,11 @@ impl IdmsHandle {
     /// The base URL (`https://127.0.0.1:PORT`).
     pub fn base_url(&self) -> String {
         format!("https://{}", self.local_addr)
+    }
+
+    /// How many TCP connections the server has accepted so far.
+    pub fn connections_accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
     }
 
     /// Stops accepting connections.
@@ -134,6 +141,8 @@ pub fn spawn(
     });
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let counter = accepted.clone();
     let task = tokio::spawn(async move {
         loop {
             let (tcp, peer) = match listener.accept().await {
@@ -143,6 +152,8 @@ pub fn spawn(
                     continue;
                 }
             };
+            counter.fetch_add(1, Ordering::Relaxed);
+            let _ = tcp.set_nodelay(true);
             let Ok(permit) = slots.clone().try_acquire_owned() else {
                 tracing::warn!("idms: connection limit reached, dropping {peer}");
                 continue;
@@ -180,6 +191,7 @@ pub fn spawn(
     Ok(IdmsHandle {
         local_addr,
         idms,
+        accepted,
         task,
     })
 }
@@ -338,12 +350,20 @@ async fn authorize_post(
         return authorize_error(&AuthorizeError::Display(e), json_wanted);
     };
     let now = (state.clock)();
-    // PBKDF2 takes a while: keep it off the async workers.
-    let worker = state.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        lock(&worker).login(&params, peer.ip(), now, worker.rng.as_ref())
-    })
-    .await;
+    // The password check (PBKDF2) takes a while: it runs on a blocking thread and without the
+    // lock, so logins of other users go on meanwhile. The blocking task owns the pending login
+    // and always finishes it (its throttle slot is released) even if this request is dropped.
+    let pending = lock(&state).begin_login(&params, peer.ip(), now);
+    let outcome = if pending.needs_verify() {
+        let worker = state.clone();
+        tokio::task::spawn_blocking(move || {
+            let checked = pending.verify();
+            lock(&worker).finish_login(checked, now, worker.rng.as_ref())
+        })
+        .await
+    } else {
+        Ok(lock(&state).finish_login(pending, now, state.rng.as_ref()))
+    };
     let Ok(outcome) = outcome else {
         return json(
             StatusCode::INTERNAL_SERVER_ERROR,

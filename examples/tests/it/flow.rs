@@ -538,6 +538,7 @@ fn servers_trace(trace: &Trace) -> FlowReport {
         setup_time: Duration::ZERO,
         setup: Ok(()),
         server_cpu: None,
+        idms_cpu: None,
     }
 }
 

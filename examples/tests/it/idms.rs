@@ -169,11 +169,14 @@ async fn discovery_and_jwks_over_https() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_login_tokens_and_refresh_rotation() {
     let s = start(&[]).await;
+    let before = s.handle.connections_accepted();
     let tokens = s
         .client
         .login(&password("alice", "alice-password"))
         .await
         .unwrap();
+    // Authorize, token, discovery and JWKS share one keep-alive HTTPS connection.
+    assert_eq!(s.handle.connections_accepted() - before, 1);
     assert_eq!(tokens.id_token.mcptt_id, "sip:alice@example.com");
     assert_eq!(tokens.id_token.acr.as_deref(), Some(ACR_PASSWORD));
     let at = validator(&s, "mcptt-server")
@@ -333,7 +336,10 @@ async fn sim_success_wrong_res_sqn_replay_and_resync() {
         },
         ..password("", "")
     };
+    let before = s.handle.connections_accepted();
     let tokens = s.client.login(&req).await.unwrap();
+    // Two authorize rounds (challenge, answer), token, discovery, JWKS: one connection.
+    assert_eq!(s.handle.connections_accepted() - before, 1);
     assert_eq!(tokens.id_token.acr.as_deref(), Some(ACR_SIM));
     assert_eq!(tokens.id_token.mcptt_id, "sip:erin@example.com");
 
