@@ -164,6 +164,12 @@ pub struct RedisStoreConfig {
     pub connect_timeout: Duration,
     /// Read and write timeout of each command.
     pub response_timeout: Duration,
+    /// How long [`RegistrationStore::next_expiry`] (what the registrar's `poll_timeout`
+    /// asks after every input) answers from this instance's cache instead of scanning
+    /// Redis: the cache takes in this instance's own writes at once and other instances'
+    /// writes after at most this long (their earlier expiries are also run by their own
+    /// timers). `Duration::ZERO` scans on every call.
+    pub expiry_cache: Duration,
 }
 
 impl Default for RedisStoreConfig {
@@ -176,6 +182,7 @@ impl Default for RedisStoreConfig {
             ttl_grace: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(1),
+            expiry_cache: Duration::from_secs(1),
         }
     }
 }
@@ -187,6 +194,9 @@ struct Inner {
     counts: Vec<(u64, u64)>,
     round_trips: u64,
     last_error: Option<String>,
+    /// `next_expiry` as scanned at the first instant, lowered by this instance's writes
+    /// since; `None` = scan on the next call.
+    expiry_cache: Option<(Instant, Option<Instant>)>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -301,6 +311,7 @@ impl RedisStore {
                 counts: vec![(0, 0); buckets],
                 round_trips: 0,
                 last_error: None,
+                expiry_cache: None,
             }),
         })
     }
@@ -571,6 +582,12 @@ impl RedisStore {
                 {
                     *slot = (aors, total);
                 }
+                // The cached earliest expiry may only move earlier (never late).
+                if let (Some((_, cached)), Some(t)) =
+                    (inner.expiry_cache.as_mut(), record.next_expiry())
+                {
+                    *cached = Some(cached.map_or(t, |c| c.min(t)));
+                }
                 Ok(Ok(version))
             }
             Some(0) => Ok(Err(num(reply.get(1)).ok_or(bad)?)),
@@ -714,16 +731,31 @@ impl RegistrationStore for RedisStore {
     }
 
     fn remove_expired(&mut self, aor: &str, now: Instant) -> Result<Vec<Binding>, StoreError> {
+        // The earliest expiry moves later: scan again next time.
+        self.lock().expiry_cache = None;
         self.note("remove_expired", aor, self.try_remove_expired(aor, now))
     }
 
     fn next_expiry(&self) -> Option<Instant> {
-        // Unavailable: ask again shortly (the I/O edge may read the clock).
-        self.note("next_expiry", "", self.try_next_expiry())
-            .unwrap_or_else(|_| Some(Instant::now() + RETRY_AFTER_FAILURE))
+        // The I/O edge may read the clock.
+        let now = Instant::now();
+        if let Some((at, cached)) = self.lock().expiry_cache
+            && now.saturating_duration_since(at) < self.config.expiry_cache
+        {
+            return cached;
+        }
+        match self.note("next_expiry", "", self.try_next_expiry()) {
+            Ok(v) => {
+                self.lock().expiry_cache = Some((now, v));
+                v
+            }
+            // Unavailable: ask again shortly.
+            Err(_) => Some(now + RETRY_AFTER_FAILURE),
+        }
     }
 
     fn due(&self, now: Instant, max: usize) -> Result<Vec<String>, StoreError> {
+        self.lock().expiry_cache = None;
         self.note("due", "", self.try_due(now, max))
     }
 

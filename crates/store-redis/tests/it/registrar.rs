@@ -529,3 +529,47 @@ fn feed_reconnects_after_a_redis_restart_and_resyncs_the_subscribers() {
         Some(ServerEvent::UeRegistered { .. })
     ));
 }
+
+#[test]
+fn poll_timeout_after_a_register_costs_no_round_trip() {
+    let server = Server::start(false);
+    let t = Instant::now();
+    let store = RedisStore::new(
+        mcptt_store_redis::RedisStoreConfig {
+            url: server.url(),
+            // Long enough that a loaded test machine cannot age it out mid-test.
+            expiry_cache: Duration::from_secs(600),
+            ..mcptt_store_redis::RedisStoreConfig::default()
+        },
+        TimeBase::system(),
+    )
+    .unwrap();
+    let mut r = Registrar::with_store(config(2, false), store, 1);
+    assert_eq!(r.poll_timeout(), None);
+    let rt = r.store().round_trips();
+    assert_eq!(r.poll_timeout(), None);
+    assert_eq!(r.store().round_trips(), rt, "answered from the cache");
+    let out = r.handle_register(t, PEER, &register(0, 1, 60));
+    assert_eq!(out.response.status(), 200);
+    let rt = r.store().round_trips();
+    // This instance's own write lowers the cached expiry at once, without a scan.
+    let due = r.poll_timeout().unwrap();
+    assert_eq!(r.store().round_trips(), rt);
+    assert!(due >= t + Duration::from_secs(60) && due < t + Duration::from_millis(60_002));
+    // A refresh to a later expiry leaves the cache early (never late): the timer fires,
+    // finds nothing due, and the next poll scans the truth.
+    let out = r.handle_register(t, PEER, &register(0, 2, 600));
+    assert_eq!(out.response.status(), 200);
+    let _ = events(&mut r);
+    let early = r.poll_timeout().unwrap();
+    r.handle_timeout(early);
+    assert!(events(&mut r).is_empty());
+    let rt = r.store().round_trips();
+    let due = r.poll_timeout().unwrap();
+    assert_eq!(
+        r.store().round_trips(),
+        rt + 1,
+        "one scan after the timer ran"
+    );
+    assert!(due >= t + Duration::from_secs(600));
+}
