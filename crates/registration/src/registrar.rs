@@ -426,8 +426,10 @@ impl<S: RegistrationStore> Registrar<S> {
                     limit: self.config.max_bindings_per_aor,
                 });
             }
+            // A shared store's count may lag other instances' writes: never underflow.
             if new_len > old_len
-                && self.store.binding_count() - old_len + new_len > self.config.max_bindings
+                && self.store.binding_count().saturating_sub(old_len) + new_len
+                    > self.config.max_bindings
             {
                 return Err(Error::RegistrarFull {
                     limit: self.config.max_bindings,
