@@ -31,6 +31,9 @@
 //!   [`Registrar::handle_remote_change`](mcptt_registration::Registrar::handle_remote_change):
 //!   the instance holding a reg event subscription NOTIFYs it, once. Pub/sub is at most
 //!   once; after a reconnect the feed has the registrar resync its subscriptions.
+//! - **Round trips**: a REGISTER is one pipelined read and one `EVALSHA`; the registrar's
+//!   `poll_timeout` after it is answered from a cache of the earliest expiry
+//!   ([`RedisStoreConfig::expiry_cache`]) that this instance's writes keep exact.
 //! - **Redis Cluster**: set [`RedisStoreConfig::cluster_nodes`]; keys are hash-tagged per
 //!   bucket (`{P:reg:B}`), so every write script touches one slot, and the `due` /
 //!   `next_expiry` scans are split per node by the `redis` crate's cluster pipeline.
