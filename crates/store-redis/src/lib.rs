@@ -48,6 +48,9 @@
 //! interval, see [`mcptt_registration::store`]), and a hard global `max_bindings` cap
 //! (the count is per-bucket and cached, see [`RedisStore`]).
 //!
+//! A binary that takes `--store memory|redis://…` holds a `Registrar<`[`StoreChoice`]`>`
+//! ([`StoreChoice::open`] parses the value).
+//!
 //! # A local Redis Cluster
 //!
 //! The tests start one like this (Redis 7; the ports are free loopback ports):
@@ -91,12 +94,14 @@
 //!
 //! A doctest that runs against a real server is in `tests/it` (it starts `redis-server`).
 
+mod choice;
 mod codec;
 mod error;
 mod feed;
 mod store;
 mod time;
 
+pub use choice::StoreChoice;
 pub use error::Error;
 pub use feed::{Change, ChangeFeed};
 pub use store::{RedisStore, RedisStoreConfig};

@@ -573,3 +573,49 @@ fn poll_timeout_after_a_register_costs_no_round_trip() {
     );
     assert!(due >= t + Duration::from_secs(600));
 }
+
+#[test]
+fn store_choice_from_a_store_option() {
+    use mcptt_store_redis::StoreChoice;
+    let server = Server::start(false);
+    let t = Instant::now();
+    let tb = TimeBase::system();
+    assert!(matches!(
+        StoreChoice::open("memory", tb).unwrap(),
+        StoreChoice::Memory(_)
+    ));
+    assert!(
+        StoreChoice::open("memory", tb)
+            .unwrap()
+            .subscribe_changes()
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        StoreChoice::open("postgres://x", tb),
+        Err(mcptt_store_redis::Error::ApiMisuse(_))
+    ));
+    // Nothing listens there: fails at start-up.
+    let dead = format!("redis://127.0.0.1:{}", server.port + 1);
+    assert!(StoreChoice::open(&dead, tb).is_err());
+    let store = StoreChoice::open(&server.url(), tb).unwrap();
+    assert!(matches!(store, StoreChoice::Redis(_)));
+    let mut feed = store.subscribe_changes().unwrap().unwrap();
+    let mut a = Registrar::with_store(config(1, false), store, 1);
+    let mut b = Registrar::with_store(
+        config(1, false),
+        StoreChoice::open(&server.url(), tb).unwrap(),
+        2,
+    );
+    assert_eq!(
+        b.handle_register(t, PEER, &register(0, 1, 600))
+            .response
+            .status(),
+        200
+    );
+    assert_eq!(a.bindings(t, "sip:ue0@example.com").unwrap().len(), 1);
+    assert_eq!(
+        feed.deliver(&mut a, t, Duration::from_secs(5), 8).unwrap(),
+        1
+    );
+}
