@@ -138,6 +138,10 @@ fn start_err(offset: usize, expected: &'static str) -> Error {
 
 /// Check `SIP/x.y` at `v`; `Ok(())` only for `SIP/2.0`.
 fn check_version(v: &[u8], offset: usize) -> Result<()> {
+    // the version every SIP/2.0 peer writes, in one comparison; the grammar below decides the rest
+    if v == b"SIP/2.0" {
+        return Ok(());
+    }
     let Some(rest) = v
         .get(..4)
         .filter(|p| p.eq_ignore_ascii_case(b"SIP/"))
@@ -998,9 +1002,7 @@ pub(crate) fn parse_head(s: &[u8], limits: &Limits) -> Result<ParsedHead> {
                 limit: limits.max_uri_length,
             });
         }
-        let method = std::str::from_utf8(line.get(..m_end).unwrap_or_default())
-            .map_err(|_| start_err(0, "a method token"))
-            .and_then(Method::parse)?;
+        let method = Method::parse_bytes(line.get(..m_end).unwrap_or_default())?;
         Kind::Req(method, Span::new(us, ue))
     };
 

@@ -48,22 +48,30 @@ impl Method {
     /// # Errors
     /// [`Error::StartLine`] if `s` is not a token.
     pub fn parse(s: &str) -> Result<Self> {
+        Self::parse_bytes(s.as_bytes())
+    }
+
+    /// [`Method::parse`] on bytes: the known methods without a UTF-8 check (a token is ASCII).
+    pub(crate) fn parse_bytes(s: &[u8]) -> Result<Self> {
         Ok(match s {
-            "INVITE" => Self::Invite,
-            "ACK" => Self::Ack,
-            "BYE" => Self::Bye,
-            "CANCEL" => Self::Cancel,
-            "OPTIONS" => Self::Options,
-            "REGISTER" => Self::Register,
-            "PRACK" => Self::Prack,
-            "SUBSCRIBE" => Self::Subscribe,
-            "NOTIFY" => Self::Notify,
-            "PUBLISH" => Self::Publish,
-            "INFO" => Self::Info,
-            "REFER" => Self::Refer,
-            "MESSAGE" => Self::Message,
-            "UPDATE" => Self::Update,
-            _ if chars::is_token_str(s.as_bytes()) => Self::Extension(s.into()),
+            b"INVITE" => Self::Invite,
+            b"ACK" => Self::Ack,
+            b"BYE" => Self::Bye,
+            b"CANCEL" => Self::Cancel,
+            b"OPTIONS" => Self::Options,
+            b"REGISTER" => Self::Register,
+            b"PRACK" => Self::Prack,
+            b"SUBSCRIBE" => Self::Subscribe,
+            b"NOTIFY" => Self::Notify,
+            b"PUBLISH" => Self::Publish,
+            b"INFO" => Self::Info,
+            b"REFER" => Self::Refer,
+            b"MESSAGE" => Self::Message,
+            b"UPDATE" => Self::Update,
+            _ if chars::is_token_str(s) => {
+                // tokens are ASCII
+                Self::Extension(std::str::from_utf8(s).unwrap_or_default().into())
+            }
             _ => {
                 return Err(Error::StartLine {
                     offset: 0,

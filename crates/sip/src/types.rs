@@ -50,8 +50,7 @@ impl CSeq {
             return Err(perr(c.pos, "white space after the sequence number"));
         }
         let m = c.token().ok_or_else(|| perr(c.pos, "a method token"))?;
-        let method = Method::parse(std::str::from_utf8(c.slice(m)).unwrap_or_default())
-            .map_err(|_| perr(m.0, "a method token"))?;
+        let method = Method::parse_bytes(c.slice(m)).map_err(|_| perr(m.0, "a method token"))?;
         end(&mut c)?;
         Ok(Self { seq, method })
     }
