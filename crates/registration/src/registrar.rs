@@ -391,7 +391,8 @@ impl<S: RegistrationStore> Registrar<S> {
     /// Contact values to list in the 200 OK, each with its remaining `expires`.
     ///
     /// This is [`Registrar::handle_register`] without message parsing and response
-    /// building.
+    /// building, and without the Request-URI checks (scheme, [`RegistrarConfig::domains`]):
+    /// the caller has done them.
     ///
     /// # Errors
     /// The error the response must report (see [`Error::status_code`]).
