@@ -65,8 +65,8 @@ pub(crate) enum Step<'s, 'e> {
         ns: Option<&'static str>,
         /// Local name.
         name: &'s [u8],
-        /// The start tag.
-        start: &'s BytesStart<'e>,
+        /// Its attributes (namespace declarations left out).
+        attrs: &'s Attrs<'e>,
     },
     /// The element opened at `depth` closes (also sent for empty elements).
     End {
@@ -97,42 +97,40 @@ fn piece_str<'a>(doc: &'a str, piece: &'a [u8]) -> Option<&'a str> {
     doc_slice(doc, piece).or_else(|| std::str::from_utf8(piece).ok())
 }
 
-/// Unescapes an attribute value already checked by [`walk`].
-fn attr_value<'a>(raw: Cow<'a, [u8]>) -> Option<Cow<'a, str>> {
-    match raw {
-        Cow::Borrowed(raw) => {
-            let raw = std::str::from_utf8(raw).ok()?;
-            if raw.contains('&') {
-                quick_xml::escape::unescape(raw).ok()
-            } else {
-                Some(Cow::Borrowed(raw))
-            }
-        }
-        Cow::Owned(raw) => {
-            let raw = String::from_utf8(raw).ok()?;
-            quick_xml::escape::unescape(&raw)
-                .ok()
-                .map(|v| Cow::Owned(v.into_owned()))
-        }
-    }
-}
-
 /// Whether an attribute key declares a namespace (`xmlns` or `xmlns:p`).
 fn is_xmlns(key: &[u8]) -> bool {
     key == b"xmlns" || key.starts_with(b"xmlns:")
 }
 
-/// The unescaped value of the attribute with local name `name` of a start tag that
-/// [`walk`] has already checked.
-pub(crate) fn attr<'a>(start: &'a BytesStart<'_>, name: &[u8]) -> Option<Cow<'a, str>> {
-    // Already checked by `walk` (including duplicates), so the lookup skips the checks.
-    start.attributes().with_checks(false).find_map(|a| {
-        let a = a.ok()?;
-        if a.key.local_name().as_ref() != name || is_xmlns(a.key.as_ref()) {
-            return None;
+/// The attributes of one start tag, as [`walk`] checked them: local names and raw values,
+/// borrowed from the document, in a fixed table (nothing is allocated per element).
+pub(crate) struct Attrs<'d> {
+    items: [(&'d [u8], &'d str); MAX_ATTRIBUTES],
+    len: usize,
+}
+
+impl<'d> Attrs<'d> {
+    fn new() -> Self {
+        Self {
+            items: [(b"", ""); MAX_ATTRIBUTES],
+            len: 0,
         }
-        attr_value(a.value)
-    })
+    }
+
+    /// The unescaped value of the attribute with local name `name`.
+    pub(crate) fn get(&self, name: &[u8]) -> Option<Cow<'d, str>> {
+        let (_, raw) = self
+            .items
+            .get(..self.len)
+            .unwrap_or_default()
+            .iter()
+            .find(|(k, _)| *k == name)?;
+        if raw.contains('&') {
+            quick_xml::escape::unescape(raw).ok()
+        } else {
+            Some(Cow::Borrowed(*raw))
+        }
+    }
 }
 
 /// A namespace binding in scope: prefix (empty for the default namespace), the namespace
@@ -216,7 +214,9 @@ fn start_tag<'d>(
     start: &BytesStart<'d>,
     depth: usize,
     scope: &mut Scope<'d>,
+    attrs: &mut Attrs<'d>,
 ) -> Result<(), Error> {
+    attrs.len = 0;
     if start.attributes_raw().iter().all(u8::is_ascii_whitespace) {
         // Most elements of these bodies carry no attribute at all.
         return Ok(());
@@ -224,8 +224,8 @@ fn start_tag<'d>(
     let mut keys: [&[u8]; MAX_ATTRIBUTES] = [b""; MAX_ATTRIBUTES];
     for (count, attr) in start.attributes().with_checks(false).enumerate() {
         let attr = attr.map_err(|e| malformed(kind, offset, format!("an attribute ({e})")))?;
-        // The key borrows the tag, which borrows the document: take it from `doc` so that a
-        // namespace binding can outlive this tag.
+        // Key and value borrow the tag, which borrows the document: take them from `doc` so
+        // that they can outlive this tag.
         let key = doc_slice(doc, attr.key.into_inner())
             .ok_or_else(|| malformed(kind, offset, "an attribute name"))?
             .as_bytes();
@@ -239,17 +239,17 @@ fn start_tag<'d>(
             limit: MAX_ATTRIBUTES,
         })?;
         *slot = key;
-        if attr.value.contains(&b'&') {
-            let raw = std::str::from_utf8(&attr.value)
-                .map_err(|_| malformed(kind, offset, "UTF-8 attribute value"))?;
+        let raw = doc_slice(doc, &attr.value)
+            .ok_or_else(|| malformed(kind, offset, "a UTF-8 attribute value"))?;
+        let value = if raw.contains('&') {
             quick_xml::escape::unescape(raw).map_err(|_| {
                 malformed(kind, offset, "a predefined entity or character reference")
-            })?;
-        }
+            })?
+        } else {
+            Cow::Borrowed(raw)
+        };
         if is_xmlns(key) {
             let prefix = key.get(6..).unwrap_or_default();
-            let value =
-                attr_value(attr.value).ok_or_else(|| malformed(kind, offset, "a namespace URI"))?;
             let ns = match (prefix.is_empty(), value.is_empty()) {
                 (true, true) => None,
                 (false, true) => {
@@ -258,6 +258,10 @@ fn start_tag<'d>(
                 (_, false) => Some(known_ns(value.as_bytes())),
             };
             scope.push(kind, Binding { prefix, ns, depth })?;
+        } else if let Some(item) = attrs.items.get_mut(attrs.len) {
+            // `keys` bounds the count, so every attribute has its slot.
+            *item = (split_qname(key).1, raw);
+            attrs.len += 1;
         }
     }
     Ok(())
@@ -295,6 +299,7 @@ where
     reader.config_mut().check_end_names = true;
     reader.config_mut().expand_empty_elements = false;
     let mut scope = Scope::new();
+    let mut attrs = Attrs::new();
     let mut depth = 0usize;
     let mut root_seen = false;
     let mut elements = 0usize;
@@ -325,7 +330,7 @@ where
                         limit: limits.max_depth,
                     });
                 }
-                start_tag(kind, offset, doc, start, depth, &mut scope)?;
+                start_tag(kind, offset, doc, start, depth, &mut scope, &mut attrs)?;
                 let qname = start.name().into_inner();
                 let (prefix, name) = split_qname(qname);
                 let ns = scope
@@ -335,7 +340,7 @@ where
                     depth,
                     ns,
                     name,
-                    start,
+                    attrs: &attrs,
                 });
                 if open {
                     depth += 1;
@@ -437,4 +442,101 @@ where
 /// Escapes text for element content and attribute values.
 pub(crate) fn escape(s: &str) -> Cow<'_, str> {
     quick_xml::escape::escape(s)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// (depth, namespace, local name, `a` attribute) of every element start.
+    fn starts(
+        doc: &str,
+    ) -> Result<Vec<(usize, Option<&'static str>, String, Option<String>)>, Error> {
+        let mut out = Vec::new();
+        walk(
+            BodyKind::McpttInfo,
+            doc.as_bytes(),
+            &XmlLimits::default(),
+            |step| {
+                if let Step::Start {
+                    depth,
+                    ns,
+                    name,
+                    attrs,
+                } = step
+                {
+                    out.push((
+                        depth,
+                        ns,
+                        String::from_utf8_lossy(name).into_owned(),
+                        attrs.get(b"a").map(Cow::into_owned),
+                    ));
+                }
+            },
+        )?;
+        Ok(out)
+    }
+
+    #[test]
+    fn namespaces_resolve_by_scope() {
+        let info = crate::body::MCPTT_INFO_NS;
+        let doc = format!(
+            r#"<r xmlns="{info}" xmlns:p="urn:x"><p:a a="1&amp;2"/><b xmlns=""><c/></b><d xmlns:p="{info}"><p:e/></d><p:f/></r>"#
+        );
+        let got = starts(&doc).unwrap();
+        let ns: Vec<(usize, Option<&str>, &str)> = got
+            .iter()
+            .map(|(d, n, l, _)| (*d, *n, l.as_str()))
+            .collect();
+        assert_eq!(
+            ns,
+            vec![
+                (0, Some(info), "r"),
+                (1, Some(OTHER_NS), "a"),
+                (1, None, "b"),
+                (2, None, "c"),
+                (1, Some(info), "d"),
+                (2, Some(info), "e"),
+                (1, Some(OTHER_NS), "f"),
+            ]
+        );
+        assert_eq!(got[1].3.as_deref(), Some("1&2"));
+    }
+
+    #[test]
+    fn malformed_attributes_and_prefixes_are_refused() {
+        for doc in [
+            r#"<r a="1" a="2"/>"#,
+            r#"<r p:a="1" p:a="2" xmlns:p="urn:x"/>"#,
+            r#"<p:r/>"#,
+            r#"<r><p:a xmlns:p="urn:x"/><p:b/></r>"#,
+            r#"<r xmlns:p=""/>"#,
+            r#"<r a="&bogus;"/>"#,
+            r#"<r><a></b></r>"#,
+        ] {
+            assert!(
+                matches!(starts(doc), Err(Error::MalformedBody { .. })),
+                "{doc}: {:?}",
+                starts(doc)
+            );
+        }
+        let many: String = (0..=MAX_ATTRIBUTES)
+            .map(|i| format!(" a{i}=\"\""))
+            .collect();
+        assert!(matches!(
+            starts(&format!("<r{many}/>")),
+            Err(Error::BodyLimit {
+                what: "attributes per element",
+                ..
+            })
+        ));
+        let decls: String = (0..=MAX_NS_BINDINGS)
+            .map(|i| format!(" xmlns:p{i}=\"urn:x\""))
+            .collect();
+        assert!(matches!(
+            starts(&format!("<r{decls}/>")),
+            Err(Error::BodyLimit { .. })
+        ));
+    }
 }

@@ -60,7 +60,7 @@ impl McpttInfo {
                 depth,
                 ns,
                 name,
-                start,
+                attrs,
             } => {
                 let ours = ns == Some(MCPTT_INFO_NS);
                 match depth {
@@ -73,7 +73,7 @@ impl McpttInfo {
                         match cur.and_then(|i| fields.get_mut(i)) {
                             Some(f) if !f.seen => {
                                 f.seen = true;
-                                f.bad_type = match xml::attr(start, b"type") {
+                                f.bad_type = match attrs.get(b"type") {
                                     None => None,
                                     Some(t) if t == "Normal" => None,
                                     Some(t) => Some(t.into_owned()),

@@ -140,14 +140,14 @@ impl PocSettings {
                 depth,
                 ns: el_ns,
                 name,
-                start,
+                attrs,
             } => {
                 let ours = el_ns == Some(ns);
                 match (depth, entity.as_mut()) {
                     (0, _) => root_ok = ours && name == b"poc-settings",
                     (1, _) if root_ok && ours && name == b"entity" && failed.is_none() => {
                         entity = Some(EntityState {
-                            id: xml::attr(start, b"id").map(Cow::into_owned),
+                            id: attrs.get(b"id").map(Cow::into_owned),
                             ..EntityState::default()
                         });
                     }
@@ -175,10 +175,10 @@ impl PocSettings {
                             text.clear();
                         }
                         (2, b"incoming-personal-alert-barring") if e.ipab.is_none() => {
-                            e.ipab = Some(active(xml::attr(start, b"active").as_deref()));
+                            e.ipab = Some(active(attrs.get(b"active").as_deref()));
                         }
                         (3, b"allow-sess-part") if e.sess.is_none() => {
-                            e.sess = Some(active(xml::attr(start, b"active").as_deref()));
+                            e.sess = Some(active(attrs.get(b"active").as_deref()));
                         }
                         _ => {}
                     },
