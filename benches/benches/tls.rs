@@ -13,6 +13,14 @@
 //!   parse every message with `mcptt-sip` inside the connection's task (no queues, no
 //!   application hop): the floor for any SIP transport, next to the unframed physical floor.
 //! - `tls_echo/ping_pong`: one request in flight at a time (latency-bound).
+//! - `tls_echo_cpu/*`: the same, timed in CPU time of this process (robust to load).
+//! - `tls_frame_parse`: framing and parsing 32 pipelined messages alone, no I/O: the
+//!   per-message cost any SIP transport adds to the raw floor.
+//!
+//! The mcptt-tls applications use the batch API: the server takes the events of a read
+//! with `Events::recv_many` and answers each on its connection (`queue`, the last one
+//! `send`); the client queues its window and sends the last request, like the raw
+//! client's single write.
 //!
 //! Both sides run in one 2-worker tokio runtime in this process.
 //!
@@ -258,9 +266,21 @@ fn echo_group(c: &mut Criterion, name: &str, conns: usize, window: usize) {
     // mcptt-tls on both sides; the server application answers on the request's connection.
     let (_server, mut sev, addr) = rt.block_on(mcptt_server(server_cfg.clone()));
     rt.spawn(async move {
-        while let Some(ev) = sev.recv().await {
-            if let Event::Message(rx) = ev {
-                rx.connection.send(&ok).await.unwrap();
+        // Take the events of one read at once; answer each on its connection. The last
+        // answer of the batch is sent at once (it also writes what is queued on its
+        // connection); the others are queued and written by their connection's task in one
+        // TLS write per connection.
+        let mut batch = Vec::with_capacity(256);
+        while sev.recv_many(&mut batch, 256).await > 0 {
+            let last = batch.len() - 1;
+            for (i, ev) in batch.drain(..).enumerate() {
+                if let Event::Message(rx) = ev {
+                    if i == last {
+                        rx.connection.send(&ok).await.unwrap();
+                    } else {
+                        rx.connection.queue(&ok).await.unwrap();
+                    }
+                }
             }
         }
     });
@@ -276,17 +296,27 @@ fn echo_group(c: &mut Criterion, name: &str, conns: usize, window: usize) {
         let register = register.clone();
         let cev = cev.clone();
         async move {
+            // Like the raw client's one write of the whole window: queue the window,
+            // send its last request (which writes them all).
             for h in &handles {
-                for _ in 0..window {
-                    h.send(&register).await.unwrap();
+                for i in 0..window {
+                    if i + 1 == window {
+                        h.send(&register).await.unwrap();
+                    } else {
+                        h.queue(&register).await.unwrap();
+                    }
                 }
             }
             let mut cev = cev.lock().await;
             let mut got = 0;
+            let mut batch = Vec::with_capacity(256);
             while got < conns * window {
-                if let Event::Message(rx) = cev.recv().await.unwrap() {
-                    assert!(!rx.message.is_request());
-                    got += 1;
+                assert!(cev.recv_many(&mut batch, 256).await > 0);
+                for ev in batch.drain(..) {
+                    if let Event::Message(rx) = ev {
+                        assert!(!rx.message.is_request());
+                        got += 1;
+                    }
                 }
             }
         }
@@ -428,11 +458,31 @@ fn process_cpu() -> Duration {
     Duration::from_nanos(ns)
 }
 
+/// Framing and parsing alone, no I/O: what any SIP transport pays per message on top of
+/// the raw floor (read next to `tls_echo`). Each iteration frames and parses 32 pipelined
+/// copies of one message out of one buffer, like a connection task does after a read.
+fn frame_parse(c: &mut Criterion) {
+    let register = Message::parse(Bytes::from_static(REGISTER)).unwrap();
+    let ok = ok_for(&register).encode();
+    let mut group = c.benchmark_group("tls_frame_parse");
+    group.throughput(Throughput::Elements(PIPELINE as u64));
+    for (name, one) in [("register", Bytes::from_static(REGISTER)), ("ok200", ok)] {
+        let wire = one.repeat(PIPELINE);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut rbuf = BytesMut::from(&wire[..]);
+                assert_eq!(parse_all(&mut rbuf).len(), PIPELINE);
+            });
+        });
+    }
+    group.finish();
+}
+
 fn echo(c: &mut Criterion) {
     echo_group(c, "1conn_pipelined32", 1, PIPELINE);
     echo_group(c, "16conns_pipelined32", 16, PIPELINE);
     echo_group(c, "1conn_ping_pong", 1, 1);
 }
 
-criterion_group!(benches, handshakes, echo);
+criterion_group!(benches, handshakes, echo, frame_parse);
 criterion_main!(benches);

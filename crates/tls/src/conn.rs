@@ -1,5 +1,9 @@
 //! One task per connection: reads through rustls into the SIP framer, delivers whole
-//! messages, answers keep-alives, writes queued messages, enforces the timeouts.
+//! messages, answers keep-alives, enforces the timeouts, and writes what senders could not
+//! (a full socket, [`ConnectionHandle::queue`]d batches, the close).
+//!
+//! Senders do not hop through this task: they encode into the connection's shared write
+//! buffer and write it to the socket (through rustls) from their own task; see [`Shared`].
 //!
 //! ```text
 //!            handshake ok
@@ -13,17 +17,17 @@
 //!                         Closing (flush send queue, close_notify, FIN)
 //! ```
 
-use std::io::{self, IoSlice};
+use std::io::{self, BufRead, IoSlice, Write};
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use mcptt_sip::{Message, Status};
 use rustls::ServerConfig;
-use tokio::io::{AsyncBufRead, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
@@ -36,79 +40,13 @@ use crate::{ConnectionId, Error, PeerIdentity};
 /// How long a draining connection waits for bytes already sent before the shutdown.
 const DRAIN_PROBE: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// Largest batch of queued messages written with one TLS write.
-const WRITE_BATCH: usize = 64 * 1024;
-/// Most queued items written with one (vectored) write.
-const WRITE_BATCH_PARTS: usize = 64;
+/// A write buffer bigger than this is released once written (idle connections stay small).
+const KEEP_WRITE_BUFFER: usize = 16 * 1024;
 
-pub(crate) enum Outgoing {
-    Data(Bytes),
-    /// Shutdown started: stop reading at the next message boundary.
-    Drain,
-    /// Flush and close.
-    Close,
-}
-
-impl Outgoing {
-    /// Copy of a control item (`Drain`, `Close`); data is never copied this way.
-    pub(crate) fn clone_control(&self) -> Self {
-        match self {
-            Self::Drain => Self::Drain,
-            Self::Close | Self::Data(_) => Self::Close,
-        }
-    }
-}
-
+/// The socket and TLS state of an established connection, before the task starts.
 pub(crate) enum Stream {
     Tcp(TcpStream),
     Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
-}
-
-impl Stream {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Self::Tcp(s) => s,
-            Self::Tls(s) => s.get_ref().0,
-        }
-    }
-
-    async fn write_all_flush(&mut self, data: &[u8]) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.write_all(data).await,
-            Self::Tls(s) => {
-                s.write_all(data).await?;
-                s.flush().await
-            }
-        }
-    }
-
-    /// Write `parts` in order as if concatenated, without copying them into one buffer
-    /// (rustls encrypts straight from the slices; plain TCP uses `writev`).
-    async fn write_parts_flush(&mut self, parts: &[Bytes]) -> io::Result<()> {
-        let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
-        let mut bufs = &mut slices[..];
-        while !bufs.is_empty() {
-            let n = match self {
-                Self::Tcp(s) => s.write_vectored(bufs).await?,
-                Self::Tls(s) => s.write_vectored(bufs).await?,
-            };
-            if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            IoSlice::advance_slices(&mut bufs, n);
-        }
-        match self {
-            Self::Tcp(_) => Ok(()),
-            Self::Tls(s) => s.flush().await,
-        }
-    }
-
-    async fn shutdown(&mut self) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.shutdown().await,
-            Self::Tls(s) => s.shutdown().await,
-        }
-    }
 }
 
 /// Map a tokio-rustls I/O error to ours, keeping the rustls error (alert, certificate
@@ -116,13 +54,6 @@ impl Stream {
 pub(crate) fn handshake_error(e: io::Error) -> Error {
     match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
         Some(tls) => Error::Handshake(tls.clone()),
-        None => Error::Io(e),
-    }
-}
-
-fn tls_read_error(e: io::Error) -> Error {
-    match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-        Some(tls) => Error::Tls(tls.clone()),
         None => Error::Io(e),
     }
 }
@@ -151,11 +82,257 @@ pub(crate) async fn accept_tls(
         .map_err(|_| Error::HandshakeTimeout(timeout))?
 }
 
+/// `io::Read` / `io::Write` over a shared tokio socket without waiting (rustls drives
+/// them; `WouldBlock` clears the readiness the connection task then waits for).
+struct Nonblocking<'a>(&'a TcpStream);
+
+impl io::Read for Nonblocking<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_read(buf)
+    }
+}
+
+impl Write for Nonblocking<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.0.try_write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What an append to the write buffer did.
+pub(crate) enum Queued {
+    /// Appended (and written, or handed to the connection task).
+    Done,
+    /// No room: the buffer holds the configured bytes / messages already.
+    Full,
+}
+
+/// The write side of a connection, shared by its task and every [`ConnectionHandle`].
+///
+/// Senders encode straight into `out` and, for [`ConnectionHandle::send`], write it to
+/// the socket (through rustls) from their own task: no channel hop and no task wake-up
+/// per message. Only when the socket is full does the connection task take over, waiting
+/// for writability under the write timeout; senders then wait for room (bounded bytes and
+/// messages).
+pub(crate) struct Shared {
+    state: Mutex<WriteState>,
+    /// Wakes the connection task: bytes wait for it, a sender's write failed, or a
+    /// drain / close was asked for.
+    task: Notify,
+    /// Wakes senders waiting for room in `out`.
+    room: Notify,
+    closed: AtomicBool,
+    send_buffer: usize,
+    send_queue: usize,
+}
+
+struct WriteState {
+    /// `None` once the connection task has ended.
+    tcp: Option<Arc<TcpStream>>,
+    tls: Option<rustls::Connection>,
+    /// Encoded messages not yet handed to rustls / the socket.
+    out: BytesMut,
+    /// Messages in `out`.
+    queued: usize,
+    /// The socket refused bytes: the connection task writes the rest once it is writable.
+    blocked: bool,
+    /// Bytes were written since the connection task last looked (idle timeout).
+    wrote: bool,
+    /// A sender's write failed: the connection closes with this error.
+    error: Option<io::Error>,
+    drain: bool,
+    close: bool,
+}
+
+fn lock(m: &Mutex<WriteState>) -> MutexGuard<'_, WriteState> {
+    // The state stays consistent between statements that could panic; keep using it.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl WriteState {
+    /// Write what is buffered (rustls records first, then `out`) without waiting.
+    /// `Ok(true)`: all written; `Ok(false)`: the socket is full (`blocked` is set).
+    fn flush(&mut self) -> io::Result<bool> {
+        let Some(tcp) = self.tcp.as_deref() else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
+        let mut wr = Nonblocking(tcp);
+        match &mut self.tls {
+            None => {
+                while !self.out.is_empty() {
+                    match tcp.try_write(&self.out) {
+                        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                        Ok(n) => self.out.advance(n),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            self.blocked = true;
+                            return Ok(false);
+                        }
+                        Err(e) => return Err(e),
+                    }
+                    self.wrote = true;
+                }
+            }
+            Some(tls) => loop {
+                if tls.wants_write() {
+                    match tls.write_tls(&mut wr) {
+                        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                        Ok(_) => self.wrote = true,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            self.blocked = true;
+                            return Ok(false);
+                        }
+                        Err(e) => return Err(e),
+                    }
+                } else if !self.out.is_empty() {
+                    // rustls holds at most one buffer's worth: `out` moves in only once the
+                    // previous records are on the socket. (No rustls buffer limit is set.)
+                    tls.writer().write_all(&self.out)?;
+                    self.out.clear();
+                } else {
+                    break;
+                }
+            },
+        }
+        self.queued = 0;
+        self.blocked = false;
+        if self.out.capacity() > KEEP_WRITE_BUFFER {
+            self.out = BytesMut::new();
+        }
+        Ok(true)
+    }
+}
+
+impl Shared {
+    fn new(
+        tcp: Arc<TcpStream>,
+        tls: Option<rustls::Connection>,
+        config: &crate::TransportConfig,
+    ) -> Self {
+        Self {
+            state: Mutex::new(WriteState {
+                tcp: Some(tcp),
+                tls,
+                out: BytesMut::new(),
+                queued: 0,
+                blocked: false,
+                wrote: false,
+                error: None,
+                drain: false,
+                close: false,
+            }),
+            task: Notify::new(),
+            room: Notify::new(),
+            closed: AtomicBool::new(false),
+            send_buffer: config.send_buffer.max(1),
+            send_queue: config.send_queue.max(1),
+        }
+    }
+
+    /// True once the connection task has ended (or a close was asked for).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Append the bytes `encode` writes (one or more whole messages) if there is room;
+    /// with `now`, write them (and anything queued before) to the socket at once, else
+    /// leave them for the connection task (woken once per batch). `Err` once closed.
+    pub(crate) fn append(
+        &self,
+        encode: &mut (dyn FnMut(&mut BytesMut) + Send),
+        now: bool,
+    ) -> Result<Queued, ()> {
+        let mut st = lock(&self.state);
+        if st.tcp.is_none() || st.close || st.error.is_some() {
+            return Err(());
+        }
+        let before = st.out.len();
+        encode(&mut st.out);
+        // One message always fits in an empty buffer; otherwise both bounds hold.
+        if before > 0 && (st.out.len() > self.send_buffer || st.queued >= self.send_queue) {
+            st.out.truncate(before);
+            return Ok(Queued::Full);
+        }
+        let was_empty = before == 0;
+        st.queued += 1;
+        if st.blocked {
+            // The connection task writes once the socket drains.
+            return Ok(Queued::Done);
+        }
+        if now {
+            match st.flush() {
+                Ok(true) => {}
+                Ok(false) => {
+                    drop(st);
+                    self.task.notify_one();
+                }
+                Err(e) => {
+                    st.error = Some(e);
+                    drop(st);
+                    self.task.notify_one();
+                }
+            }
+        } else if was_empty {
+            drop(st);
+            self.task.notify_one();
+        }
+        Ok(Queued::Done)
+    }
+
+    /// Write what is queued now (see [`ConnectionHandle::flush`]).
+    pub(crate) fn flush(&self) {
+        let mut st = lock(&self.state);
+        if st.blocked || st.tcp.is_none() || st.out.is_empty() {
+            return;
+        }
+        match st.flush() {
+            Ok(true) => {}
+            Ok(false) => {
+                drop(st);
+                self.task.notify_one();
+            }
+            Err(e) => {
+                st.error = Some(e);
+                drop(st);
+                self.task.notify_one();
+            }
+        }
+    }
+
+    /// A future resolving when room may have opened (create before checking).
+    pub(crate) fn room(&self) -> tokio::sync::futures::Notified<'_> {
+        self.room.notified()
+    }
+
+    pub(crate) fn request_drain(&self) {
+        lock(&self.state).drain = true;
+        self.task.notify_one();
+    }
+
+    pub(crate) fn request_close(&self) {
+        lock(&self.state).close = true;
+        self.task.notify_one();
+    }
+}
+
+/// What the connection task must do about the write side.
+enum Control {
+    None,
+    Close,
+}
+
 pub(crate) struct Connection {
     inner: Arc<Inner>,
     handle: ConnectionHandle,
-    stream: Stream,
-    rx: mpsc::Receiver<Outgoing>,
+    shared: Arc<Shared>,
+    tcp: Arc<TcpStream>,
+    tls: bool,
     /// Bytes received and not yet framed. Released when empty and the socket is drained.
     rbuf: BytesMut,
     /// The last read returned data: the socket or rustls may hold more, read again
@@ -165,18 +342,27 @@ pub(crate) struct Connection {
     /// Shutdown started: stop reading at the next message boundary.
     draining: bool,
     drain_checked: bool,
-    /// Fires at or before the idle / message deadline (re-armed lazily, see `deadline`).
+    /// Fires at or before the idle / message / write deadline (re-armed lazily, see
+    /// `deadline`).
     timer: Pin<Box<tokio::time::Sleep>>,
     pong_due: bool,
     partial_since: Option<Instant>,
+    /// Since when the socket refuses our bytes (write timeout).
+    blocked_since: Option<Instant>,
     last_activity: Instant,
     /// A parsed event waiting for room in the application's queue (back-pressure).
     pending: Option<Event>,
     /// The last Via `alias` sent-by seen and the alias it gave (none: certificate mismatch).
     alias_cache: Option<(Box<str>, Option<AliasKey>)>,
-    /// Reused list of queued messages written together (empty between writes).
-    wbatch: Vec<Bytes>,
     _slot: Slot,
+}
+
+/// Which timeout a deadline enforces.
+#[derive(Clone, Copy)]
+enum Due {
+    Idle,
+    Message,
+    Write,
 }
 
 impl Connection {
@@ -220,13 +406,29 @@ impl Connection {
             tls_version,
             server_name,
         });
-        let (tx, rx) = mpsc::channel(inner.config.send_queue.max(1));
-        let handle = new_handle(info, tx, inner.config.write_timeout);
+        let (tcp, tls) = match stream {
+            Stream::Tcp(tcp) => (tcp, None),
+            Stream::Tls(tls) => match *tls {
+                tokio_rustls::TlsStream::Server(s) => {
+                    let (tcp, conn) = s.into_inner();
+                    (tcp, Some(rustls::Connection::Server(conn)))
+                }
+                tokio_rustls::TlsStream::Client(s) => {
+                    let (tcp, conn) = s.into_inner();
+                    (tcp, Some(rustls::Connection::Client(conn)))
+                }
+            },
+        };
+        let tcp = Arc::new(tcp);
+        let is_tls = tls.is_some();
+        let shared = Arc::new(Shared::new(tcp.clone(), tls, &inner.config));
+        let handle = new_handle(info, shared.clone(), inner.config.write_timeout);
         let conn = Self {
             inner: inner.clone(),
             handle: handle.clone(),
-            stream,
-            rx,
+            shared,
+            tcp,
+            tls: is_tls,
             rbuf: BytesMut::new(),
             read_more: true,
             eof: false,
@@ -235,10 +437,10 @@ impl Connection {
             timer: Box::pin(tokio::time::sleep(inner.config.idle_timeout)),
             pong_due: false,
             partial_since: None,
+            blocked_since: None,
             last_activity: Instant::now(),
             pending: None,
             alias_cache: None,
-            wbatch: Vec::new(),
             _slot: slot,
         };
         Ok((handle, conn))
@@ -263,9 +465,17 @@ impl Connection {
                 Some(e)
             }
         };
-        // Drop the socket (and the slot) before telling the application.
-        drop(self.rx);
-        drop(self.stream);
+        // Drop the socket (and the slot) before telling the application; senders see the
+        // connection closed from now on.
+        {
+            let mut st = lock(&self.shared.state);
+            st.tcp = None;
+            st.tls = None;
+            st.out = BytesMut::new();
+        }
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.room.notify_waiters();
+        drop(self.tcp);
         drop(self._slot);
         self.inner.emit_reliable(Event::Closed {
             connection: info,
@@ -277,26 +487,88 @@ impl Connection {
         self.last_activity = Instant::now();
     }
 
-    /// The deadline the peer must meet now, and whether it is the message timeout.
-    /// `None` while an event waits for the application (back-pressure is not the peer's
-    /// fault).
-    fn deadline(&self) -> Option<(Instant, bool)> {
-        if self.pending.is_some() {
-            return None;
-        }
+    /// The deadline the peer must meet now and which timeout it is. Idle and message
+    /// deadlines pause while an event waits for the application (back-pressure is not the
+    /// peer's fault); the write deadline does not.
+    fn deadline(&self) -> Option<(Instant, Due)> {
         let config = &self.inner.config;
-        let idle = self.last_activity + config.idle_timeout;
-        Some(match self.partial_since {
-            Some(since) => {
-                let m = since + config.message_timeout;
-                (m.min(idle), m <= idle)
+        let write = self
+            .blocked_since
+            .map(|since| (since + config.write_timeout, Due::Write));
+        let read = if self.pending.is_some() {
+            None
+        } else {
+            let idle = self.last_activity + config.idle_timeout;
+            Some(match self.partial_since {
+                Some(since) => {
+                    let m = since + config.message_timeout;
+                    if m <= idle {
+                        (m, Due::Message)
+                    } else {
+                        (idle, Due::Idle)
+                    }
+                }
+                None => (idle, Due::Idle),
+            })
+        };
+        match (write, read) {
+            (Some(w), Some(r)) => Some(if w.0 <= r.0 { w } else { r }),
+            (w, r) => w.or(r),
+        }
+    }
+
+    /// Look at the write side: a sender's failed write, bytes queued for this task
+    /// (written now), a blocked socket (write timeout starts), drain / close requests.
+    fn check_writes(&mut self) -> Result<Control, Error> {
+        let mut st = lock(&self.shared.state);
+        if let Some(e) = st.error.take() {
+            return Err(Error::Io(e));
+        }
+        if st.wrote {
+            st.wrote = false;
+            self.last_activity = Instant::now();
+        }
+        if self.pong_due {
+            self.pong_due = false;
+            st.out.extend_from_slice(b"\r\n");
+            st.queued += 1;
+        }
+        if !st.blocked && !st.out.is_empty() {
+            let done = st.flush()?;
+            if done {
+                drop(st);
+                self.shared.room.notify_waiters();
+                st = lock(&self.shared.state);
             }
-            None => (idle, false),
-        })
+        }
+        if st.drain {
+            self.draining = true;
+        }
+        let close = st.close;
+        if st.blocked {
+            if self.blocked_since.is_none() {
+                let now = Instant::now();
+                self.blocked_since = Some(now);
+                let due = now + self.inner.config.write_timeout;
+                if due < self.timer.deadline() {
+                    self.timer.as_mut().reset(due);
+                }
+            }
+        } else {
+            self.blocked_since = None;
+        }
+        Ok(if close { Control::Close } else { Control::None })
     }
 
     async fn drive(&mut self) -> Result<(), Error> {
         let inner = self.inner.clone();
+        // TLS 1.3 session tickets and the like may wait in rustls after the handshake.
+        {
+            let mut st = lock(&self.shared.state);
+            if st.tls.as_ref().is_some_and(|tls| tls.wants_write()) {
+                st.flush()?;
+            }
+        }
         loop {
             if self.pending.is_none() {
                 while let Some(event) = self.parse_next()? {
@@ -311,9 +583,8 @@ impl Connection {
                     }
                 }
             }
-            if self.pong_due {
-                self.pong_due = false;
-                self.write(Bytes::from_static(b"\r\n")).await?;
+            if let Control::Close = self.check_writes()? {
+                return self.finish().await;
             }
             if self.eof && self.pending.is_none() {
                 let leftover = self
@@ -321,11 +592,12 @@ impl Connection {
                     .iter()
                     .filter(|b| !matches!(b, b'\r' | b'\n'))
                     .count();
-                return if leftover == 0 {
-                    Ok(())
-                } else {
-                    Err(Error::TruncatedMessage(self.rbuf.len()))
-                };
+                if leftover > 0 {
+                    return Err(Error::TruncatedMessage(self.rbuf.len()));
+                }
+                // Best effort for what the application queued before the peer left.
+                let _ = lock(&self.shared.state).flush();
+                return Ok(());
             }
             match inner.phase() {
                 Phase::Running => {}
@@ -338,7 +610,7 @@ impl Connection {
                 // finish that message. (The reactor may not have seen their readiness yet:
                 // give it a moment.)
                 self.drain_checked = true;
-                let probe = self.stream.tcp().readable();
+                let probe = self.tcp.readable();
                 if tokio::time::timeout(DRAIN_PROBE, probe).await.is_ok() {
                     self.read_once()?;
                 }
@@ -348,6 +620,8 @@ impl Connection {
             }
             let reading = self.pending.is_none() && !stop_reading;
             let read_now = self.read_more;
+            let blocked = self.blocked_since.is_some();
+            let tcp = self.tcp.clone();
             tokio::select! {
                 biased;
                 permit = inner.events.reserve(), if self.pending.is_some() => match permit {
@@ -358,30 +632,37 @@ impl Connection {
                     }
                     Err(_) => return Ok(()),
                 },
-                out = self.rx.recv() => match out {
-                    Some(Outgoing::Data(bytes)) => {
-                        if self.write_batch(bytes).await? {
-                            return self.finish().await;
-                        }
+                () = self.shared.task.notified() => {}
+                ready = tcp.writable(), if blocked => {
+                    ready?;
+                    let mut st = lock(&self.shared.state);
+                    st.blocked = false;
+                    if st.flush()? {
+                        drop(st);
+                        self.shared.room.notify_waiters();
                     }
-                    Some(Outgoing::Drain) => self.draining = true,
-                    Some(Outgoing::Close) | None => return self.finish().await,
-                },
-                ready = readable(&self.stream, read_now), if reading => {
+                }
+                ready = readable(&tcp, read_now), if reading => {
                     ready?;
                     self.read_once()?;
                 }
                 () = &mut self.timer => {
                     // The timer is set lazily: it may fire before the real deadline, which
                     // moves with activity; re-arm until the real one passes.
+                    {
+                        let mut st = lock(&self.shared.state);
+                        if std::mem::take(&mut st.wrote) {
+                            self.last_activity = Instant::now();
+                        }
+                    }
                     let now = Instant::now();
                     match self.deadline() {
-                        Some((deadline, partial)) if deadline <= now => {
+                        Some((deadline, due)) if deadline <= now => {
                             let config = &inner.config;
-                            return Err(if partial {
-                                Error::MessageTimeout(config.message_timeout)
-                            } else {
-                                Error::IdleTimeout(config.idle_timeout)
+                            return Err(match due {
+                                Due::Message => Error::MessageTimeout(config.message_timeout),
+                                Due::Idle => Error::IdleTimeout(config.idle_timeout),
+                                Due::Write => Error::WriteTimeout(config.write_timeout),
                             });
                         }
                         Some((deadline, _)) => self.timer.as_mut().reset(deadline),
@@ -392,57 +673,41 @@ impl Connection {
         }
     }
 
-    /// One non-blocking read into `rbuf`. Sets `read_more` (data came: try again before
-    /// waiting) and `eof`.
+    /// One non-blocking read into `rbuf` (through rustls for TLS). Sets `read_more` (data
+    /// came: try again before waiting) and `eof`.
     fn read_once(&mut self) -> Result<(), Error> {
         let chunk = self.inner.config.read_chunk.max(512);
         let before = self.rbuf.len();
-        match &mut self.stream {
-            Stream::Tcp(tcp) => {
-                self.rbuf.reserve(chunk);
-                match tcp.try_read_buf(&mut self.rbuf) {
-                    Ok(0) => self.eof = true,
-                    Ok(_) => self.read_more = true,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.read_more = false,
-                    Err(e) => return Err(e.into()),
+        if !self.tls {
+            self.rbuf.reserve(chunk);
+            match self.tcp.try_read_buf(&mut self.rbuf) {
+                Ok(0) => self.eof = true,
+                Ok(_) => self.read_more = true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.read_more = false,
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            let mut st = lock(&self.shared.state);
+            let st = &mut *st;
+            let Some(tls) = st.tls.as_mut() else {
+                return Err(Error::Io(io::ErrorKind::NotConnected.into()));
+            };
+            let result = read_tls(tls, &self.tcp, &mut self.rbuf, chunk);
+            // Answers rustls owes the peer (alerts, key updates, tickets).
+            if tls.wants_write() && !st.blocked {
+                match st.flush() {
+                    Ok(_) => {}
+                    Err(e) if result.is_ok() => return Err(e.into()),
+                    Err(_) => {}
+                }
+                if st.blocked {
+                    self.shared.task.notify_one();
                 }
             }
-            Stream::Tls(tls) => {
-                // Poll rustls once with a no-op waker: readiness is awaited separately
-                // (`readable`), so no read buffer is held while the connection is idle.
-                let mut cx = Context::from_waker(Waker::noop());
-                let mut copied = 0;
-                self.rbuf.reserve(chunk);
-                while copied < chunk {
-                    match Pin::new(&mut **tls).poll_fill_buf(&mut cx) {
-                        Poll::Ready(Ok([])) => {
-                            // close_notify received and nothing buffered.
-                            if copied == 0 {
-                                self.eof = true;
-                            }
-                            break;
-                        }
-                        Poll::Ready(Ok(data)) => {
-                            let n = data.len().min(chunk - copied);
-                            self.rbuf
-                                .extend_from_slice(data.get(..n).unwrap_or_default());
-                            Pin::new(&mut **tls).consume(n);
-                            copied += n;
-                            self.read_more = true;
-                        }
-                        Poll::Ready(Err(_)) if copied > 0 => break,
-                        Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                            // TCP FIN without close_notify: common among SIP peers.
-                            self.eof = true;
-                            break;
-                        }
-                        Poll::Ready(Err(e)) => return Err(tls_read_error(e)),
-                        Poll::Pending => {
-                            self.read_more = false;
-                            break;
-                        }
-                    }
-                }
+            match result? {
+                TlsRead::More => self.read_more = true,
+                TlsRead::Drained => self.read_more = false,
+                TlsRead::Eof => self.eof = true,
             }
         }
         if self.rbuf.len() > before {
@@ -588,78 +853,110 @@ impl Connection {
         }
     }
 
-    async fn write(&mut self, data: Bytes) -> Result<(), Error> {
-        let timeout = self.inner.config.write_timeout;
-        tokio::time::timeout(timeout, self.stream.write_all_flush(&data))
-            .await
-            .map_err(|_| Error::WriteTimeout(timeout))??;
-        self.touch();
-        Ok(())
-    }
-
-    /// Write `first` and whatever else is queued (up to [`WRITE_BATCH`] bytes and
-    /// [`WRITE_BATCH_PARTS`] items) in one go, without copying them together.
-    /// Returns true when a close was requested behind the data.
-    async fn write_batch(&mut self, first: Bytes) -> Result<bool, Error> {
-        let mut batch = std::mem::take(&mut self.wbatch);
-        let mut size = first.len();
-        batch.push(first);
-        let mut close = false;
-        let mut yielded = false;
-        while size < WRITE_BATCH && batch.len() < WRITE_BATCH_PARTS {
-            match self.rx.try_recv() {
-                Ok(Outgoing::Data(more)) => {
-                    size += more.len();
-                    batch.push(more);
-                }
-                Ok(Outgoing::Drain) => self.draining = true,
-                Ok(Outgoing::Close) => {
-                    close = true;
-                    break;
-                }
-                Err(_) if !yielded => {
-                    // Give producers (often mid-burst on another task) one turn to queue
-                    // more, so a burst goes out in one TLS record / syscall.
-                    yielded = true;
-                    tokio::task::yield_now().await;
-                }
-                Err(_) => break,
-            }
-        }
-        let timeout = self.inner.config.write_timeout;
-        let written = tokio::time::timeout(timeout, self.stream.write_parts_flush(&batch)).await;
-        batch.clear();
-        // Keep a small list for the next burst; a big one is not held by an idle connection.
-        if batch.capacity() <= 16 {
-            self.wbatch = batch;
-        }
-        written.map_err(|_| Error::WriteTimeout(timeout))??;
-        self.touch();
-        Ok(close)
-    }
-
-    /// Flush what is queued, then close_notify / FIN.
+    /// Flush what is queued, then close_notify and FIN, within the write timeout.
     async fn finish(&mut self) -> Result<(), Error> {
-        self.rx.close();
-        while let Ok(out) = self.rx.try_recv() {
-            if let Outgoing::Data(bytes) = out {
-                self.write(bytes).await?;
+        let timeout = self.inner.config.write_timeout;
+        lock(&self.shared.state).close = true;
+        // Senders waiting for room see the close.
+        self.shared.room.notify_waiters();
+        let tcp = self.tcp.clone();
+        let shared = self.shared.clone();
+        let flushed = tokio::time::timeout(timeout, async move {
+            let mut close_notify_sent = false;
+            loop {
+                {
+                    let mut st = lock(&shared.state);
+                    st.blocked = false;
+                    if st.flush()? {
+                        match st.tls.as_mut() {
+                            Some(tls) if !close_notify_sent => {
+                                tls.send_close_notify();
+                                close_notify_sent = true;
+                                continue;
+                            }
+                            _ => break,
+                        }
+                    }
+                }
+                tcp.writable().await?;
+            }
+            Ok::<(), io::Error>(())
+        })
+        .await;
+        lock(&self.shared.state).tcp = None;
+        match flushed {
+            Err(_) => return Err(Error::WriteTimeout(timeout)),
+            Ok(Err(e)) => return Err(e.into()),
+            Ok(Ok(())) => {}
+        }
+        if let Some(tcp) = Arc::get_mut(&mut self.tcp) {
+            let _ = tokio::time::timeout(timeout, tcp.shutdown()).await;
+        }
+        Ok(())
+    }
+}
+
+/// What one TLS read produced.
+enum TlsRead {
+    /// Data came and more may be buffered: read again before waiting.
+    More,
+    /// The socket has nothing more for now.
+    Drained,
+    /// The peer closed (close_notify, or FIN without it: common among SIP peers).
+    Eof,
+}
+
+/// Move decrypted bytes from rustls into `rbuf` (at most `chunk`), reading the socket
+/// without waiting as rustls needs more.
+fn read_tls(
+    tls: &mut rustls::Connection,
+    tcp: &TcpStream,
+    rbuf: &mut BytesMut,
+    chunk: usize,
+) -> Result<TlsRead, Error> {
+    let mut copied = 0;
+    loop {
+        loop {
+            match tls.reader().fill_buf() {
+                Ok([]) => {
+                    return Ok(if copied > 0 {
+                        TlsRead::More
+                    } else {
+                        TlsRead::Eof
+                    });
+                }
+                Ok(data) => {
+                    let n = data.len().min(chunk - copied);
+                    rbuf.extend_from_slice(data.get(..n).unwrap_or_default());
+                    tls.reader().consume(n);
+                    copied += n;
+                    if copied >= chunk {
+                        return Ok(TlsRead::More);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Ok(if copied > 0 {
+                        TlsRead::More
+                    } else {
+                        TlsRead::Eof
+                    });
+                }
+                Err(e) => return Err(Error::Io(e)),
             }
         }
-        let timeout = self.inner.config.write_timeout;
-        let _ = tokio::time::timeout(timeout, self.stream.shutdown()).await;
-        Ok(())
+        match tls.read_tls(&mut Nonblocking(tcp)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(TlsRead::Drained),
+            Err(e) => return Err(Error::Io(e)),
+        }
+        tls.process_new_packets().map_err(Error::Tls)?;
     }
 }
 
-async fn readable(stream: &Stream, now: bool) -> io::Result<()> {
-    if now {
-        Ok(())
-    } else {
-        stream.tcp().readable().await
-    }
+async fn readable(tcp: &TcpStream, now: bool) -> io::Result<()> {
+    if now { Ok(()) } else { tcp.readable().await }
 }
-
 /// The sent-by of a Via header value (first entry) when it carries the `alias` parameter.
 /// Runs on every request of an inbound TLS connection: byte scans only (the separators
 /// and LWS of a Via are ASCII).

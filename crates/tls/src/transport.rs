@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use mcptt_sip::{Limits, Message};
 use rustls::{ClientConfig, ServerConfig};
 use rustls_pki_types::ServerName;
@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc, watch};
 use tracing::{Instrument, debug, field, info_span, warn};
 
-use crate::conn::{self, Outgoing, Stream};
+use crate::conn::{self, Queued, Shared, Stream};
 use crate::{Error, PeerIdentity};
 
 /// Identifies one connection for the lifetime of a [`Transport`].
@@ -98,8 +98,12 @@ pub struct TransportConfig {
     /// Capacity of the event queue to the application: when full, connections stop reading
     /// (back-pressure reaches the peers through TCP). Default 1024.
     pub event_queue: usize,
-    /// Capacity of each connection's send queue. Default 64.
+    /// Most messages waiting in a connection's write buffer (not yet accepted by the
+    /// socket) before senders wait. Default 64.
     pub send_queue: usize,
+    /// Most bytes waiting in a connection's write buffer before senders wait (one message
+    /// is always accepted into an empty buffer). Default 256 KiB.
+    pub send_buffer: usize,
     /// Largest single read from a socket, in bytes. Default 16 KiB.
     pub read_chunk: usize,
     /// Client configuration for outbound TLS connections (see [`ClientTlsConfig`](crate::ClientTlsConfig)).
@@ -121,6 +125,7 @@ impl Default for TransportConfig {
             sip_limits: Limits::default(),
             event_queue: 1024,
             send_queue: 64,
+            send_buffer: 256 * 1024,
             read_chunk: 16 * 1024,
             client_tls: None,
             via_alias: true,
@@ -167,7 +172,7 @@ pub struct ConnectionHandle(Arc<HandleInner>);
 
 struct HandleInner {
     info: Arc<ConnectionInfo>,
-    tx: mpsc::Sender<Outgoing>,
+    shared: Arc<Shared>,
     write_timeout: Duration,
 }
 
@@ -206,47 +211,90 @@ impl ConnectionHandle {
         self.0.info.identity.as_ref()
     }
 
-    /// Queue a message for sending; waits for room in the send queue at most the write
-    /// timeout.
+    /// Send a message now: it is encoded into the connection's write buffer and written
+    /// to the socket (through TLS) from the calling task, together with anything
+    /// [`queue`](Self::queue)d before. When the socket is full the connection's task
+    /// writes the rest; then this waits for room in the buffer
+    /// ([`TransportConfig::send_buffer`] bytes, [`TransportConfig::send_queue`] messages)
+    /// at most the write timeout.
     ///
     /// # Errors
     /// [`Error::ConnectionClosed`], or [`Error::SendQueueFull`] when the peer stopped reading.
     pub async fn send(&self, message: &Message) -> Result<(), Error> {
-        self.send_bytes(message.encode()).await
+        self.append(&mut |out| message.encode_into(out), true).await
     }
 
-    /// Queue pre-encoded bytes (one or more whole messages).
+    /// Queue a message for the connection's task to write soon, in one TLS write with every
+    /// other message queued meanwhile: the cheaper way to send a burst (say, the answers to
+    /// a batch from [`Events::recv_many`]). [`send`](Self::send) or
+    /// [`flush`](Self::flush) writes what is queued at once. Waits for room like `send`.
+    ///
+    /// # Errors
+    /// As [`ConnectionHandle::send`].
+    pub async fn queue(&self, message: &Message) -> Result<(), Error> {
+        self.append(&mut |out| message.encode_into(out), false)
+            .await
+    }
+
+    /// Write what is [`queue`](Self::queue)d now, from the calling task, without waiting
+    /// (a full socket is left to the connection's task).
+    pub fn flush(&self) {
+        self.0.shared.flush();
+    }
+
+    /// Send pre-encoded bytes (one or more whole messages) now, as [`send`](Self::send).
     ///
     /// # Errors
     /// As [`ConnectionHandle::send`].
     pub async fn send_bytes(&self, bytes: Bytes) -> Result<(), Error> {
-        // Fast path without a timer: there is room in the queue.
-        let item = match self.0.tx.try_send(Outgoing::Data(bytes)) {
-            Ok(()) => return Ok(()),
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                return Err(Error::ConnectionClosed(self.0.info.id));
-            }
-            Err(mpsc::error::TrySendError::Full(item)) => item,
-        };
-        match tokio::time::timeout(self.0.write_timeout, self.0.tx.send(item)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(Error::ConnectionClosed(self.0.info.id)),
-            Err(_) => Err(Error::SendQueueFull(self.0.info.id)),
-        }
+        self.append(&mut |out| out.extend_from_slice(&bytes), true)
+            .await
     }
 
-    /// Queue a message without waiting.
+    async fn append(
+        &self,
+        encode: &mut (dyn FnMut(&mut BytesMut) + Send),
+        now: bool,
+    ) -> Result<(), Error> {
+        let id = self.0.info.id;
+        let shared = &self.0.shared;
+        // Fast path without a timer: there is room.
+        match shared.append(encode, now) {
+            Ok(Queued::Done) => return Ok(()),
+            Ok(Queued::Full) => {}
+            Err(()) => return Err(Error::ConnectionClosed(id)),
+        }
+        let wait = async {
+            loop {
+                let room = shared.room();
+                tokio::pin!(room);
+                room.as_mut().enable();
+                match shared.append(encode, now) {
+                    Ok(Queued::Done) => return Ok(()),
+                    Ok(Queued::Full) => room.await,
+                    Err(()) => return Err(Error::ConnectionClosed(id)),
+                }
+            }
+        };
+        tokio::time::timeout(self.0.write_timeout, wait)
+            .await
+            .unwrap_or(Err(Error::SendQueueFull(id)))
+    }
+
+    /// Send a message now if there is room, without waiting.
     ///
     /// # Errors
     /// [`Error::SendQueueFull`] or [`Error::ConnectionClosed`].
     pub fn try_send(&self, message: &Message) -> Result<(), Error> {
-        self.0
-            .tx
-            .try_send(Outgoing::Data(message.encode()))
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => Error::SendQueueFull(self.0.info.id),
-                mpsc::error::TrySendError::Closed(_) => Error::ConnectionClosed(self.0.info.id),
-            })
+        match self
+            .0
+            .shared
+            .append(&mut |out| message.encode_into(out), true)
+        {
+            Ok(Queued::Done) => Ok(()),
+            Ok(Queued::Full) => Err(Error::SendQueueFull(self.0.info.id)),
+            Err(()) => Err(Error::ConnectionClosed(self.0.info.id)),
+        }
     }
 
     /// Send an RFC 5626 keep-alive ping (CRLF CRLF); the answer shows up as
@@ -261,13 +309,13 @@ impl ConnectionHandle {
     /// Close the connection after the messages already queued are written (TLS
     /// close_notify, then FIN).
     pub async fn close(&self) {
-        let _ = self.0.tx.send(Outgoing::Close).await;
+        self.0.shared.request_close();
     }
 
     /// True once the connection's task has ended.
     #[must_use]
     pub fn is_closed(&self) -> bool {
-        self.0.tx.is_closed()
+        self.0.shared.is_closed()
     }
 }
 
@@ -332,6 +380,13 @@ impl Events {
     /// The next event if one is queued.
     pub fn try_recv(&mut self) -> Option<Event> {
         self.0.try_recv().ok()
+    }
+
+    /// Wait for events and append up to `limit` of those queued to `buf` (one wake-up for
+    /// a batch); returns how many were appended, 0 once the transport and all its
+    /// connections are gone (or when `limit` is 0).
+    pub async fn recv_many(&mut self, buf: &mut Vec<Event>, limit: usize) -> usize {
+        self.0.recv_many(buf, limit).await
     }
 }
 
@@ -510,21 +565,11 @@ impl Inner {
         self.phase.send_replace(phase);
         let handles: Vec<ConnectionHandle> =
             lock(&self.conns).values().map(|(h, _)| h.clone()).collect();
-        let control = match phase {
-            Phase::Running => return,
-            Phase::Draining => Outgoing::Drain,
-            Phase::Closing => Outgoing::Close,
-        };
         for h in handles {
-            match h.0.tx.try_send(control.clone_control()) {
-                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
-                Err(mpsc::error::TrySendError::Full(c)) => {
-                    // A full queue drains within the write timeout or the connection dies.
-                    let tx = h.0.tx.clone();
-                    tokio::spawn(async move {
-                        let _ = tx.send(c).await;
-                    });
-                }
+            match phase {
+                Phase::Running => {}
+                Phase::Draining => h.0.shared.request_drain(),
+                Phase::Closing => h.0.shared.request_close(),
             }
         }
     }
@@ -959,12 +1004,12 @@ fn accept_one(
 
 pub(crate) fn new_handle(
     info: Arc<ConnectionInfo>,
-    tx: mpsc::Sender<Outgoing>,
+    shared: Arc<Shared>,
     write_timeout: Duration,
 ) -> ConnectionHandle {
     ConnectionHandle(Arc::new(HandleInner {
         info,
-        tx,
+        shared,
         write_timeout,
     }))
 }
