@@ -449,10 +449,11 @@ pub(crate) fn escape(s: &str) -> Cow<'_, str> {
 mod tests {
     use super::*;
 
-    /// (depth, namespace, local name, `a` attribute) of every element start.
-    fn starts(
-        doc: &str,
-    ) -> Result<Vec<(usize, Option<&'static str>, String, Option<String>)>, Error> {
+    /// (depth, namespace, local name, `a` attribute) of one element start.
+    type Seen = (usize, Option<&'static str>, String, Option<String>);
+
+    /// Every element start of `doc`.
+    fn starts(doc: &str) -> Result<Vec<Seen>, Error> {
         let mut out = Vec::new();
         walk(
             BodyKind::McpttInfo,
