@@ -6,7 +6,9 @@
 //! - a document type declaration (`<!DOCTYPE …>`) is refused outright, so no internal or external
 //!   entity is ever defined or fetched;
 //! - only the five predefined entities and character references are expanded;
-//! - the size, nesting depth and element count are bounded by [`XmlLimits`].
+//! - the size, nesting depth and element count are bounded by [`XmlLimits`]; attributes per
+//!   element and namespace declarations in scope by fixed tables (32 each);
+//! - attribute names must be distinct and element prefixes declared (XML Namespaces 1.0).
 
 use std::borrow::Cow;
 

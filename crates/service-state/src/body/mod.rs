@@ -5,9 +5,11 @@
 //! - [`ServiceState`] — `application/vnd.mcptt-service-state+json`, this project's NOTIFY body;
 //! - [`PublishBody`] — the PUBLISH body, either `multipart/mixed` with the two XML parts or a single part.
 //!
-//! XML is read with `quick-xml` into a bounded tree: no DOCTYPE (so no entity can be defined or
-//! fetched), only predefined entities and character references, and size, depth and element
-//! count limits ([`XmlLimits`]).
+//! XML is read in one streaming pass with `quick-xml`'s plain reader over the borrowed bytes
+//! (namespace prefixes resolved only as far as telling this crate's namespaces apart; no tree,
+//! nothing allocated per element): no DOCTYPE (so no entity can be defined or fetched), only
+//! predefined entities and character references, distinct attribute names, declared prefixes,
+//! and size, depth and element count limits ([`XmlLimits`]).
 
 mod mcptt_info;
 mod poc_settings;

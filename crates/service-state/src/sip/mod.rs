@@ -215,7 +215,48 @@ pub(crate) fn push_hex16(out: &mut Vec<u8>, n: u64) {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::{identity, push_hex16, push_u64};
+    use super::{Answer, Ids, identity, push_hex16, push_u64};
+
+    #[test]
+    fn answers_build_on_from_request() {
+        let req = mcptt_sip::Request::parse(bytes::Bytes::from_static(
+            b"SUBSCRIBE sip:psi@example.org SIP/2.0\r\nVia: SIP/2.0/TLS a;branch=z9hG4bK1\r\n\
+Record-Route: <sip:p1;lr>, <sip:p2;lr>\r\nf: <sip:u@example.org>;tag=x\r\nt: <sip:psi@example.org>\r\n\
+i: c1\r\nCSeq: 7 SUBSCRIBE\r\nContact: <sip:u@h>\r\nContent-Length: 0\r\n\r\n",
+        ))
+        .unwrap();
+        let ids = Ids::read(req.headers()).unwrap();
+        assert_eq!((ids.call_id, ids.cseq.seq), ("c1", 7));
+        let wire = Answer::with_to_tag(&req, 200, &ids.to, "00000000000000ab")
+            .header_num("Expires", 600)
+            .header_hex16("SIP-ETag", 0xab)
+            .header("Bad", "a\r\nInjected: 1")
+            .finish();
+        let resp = mcptt_sip::Response::parse(bytes::Bytes::from(wire)).unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.to().unwrap().tag(), Some("00000000000000ab"));
+        assert_eq!(resp.expires().unwrap(), Some(600));
+        assert_eq!(resp.sip_etag().unwrap(), Some("00000000000000ab"));
+        assert_eq!(resp.record_route().unwrap().len(), 2);
+        assert_eq!(resp.headers().get("Injected"), None);
+        assert_eq!(resp.content_length().unwrap(), Some(0));
+        assert_eq!(resp.headers().count("Content-Length"), 1);
+        // A To that already has a tag (an in-dialog request) keeps it.
+        let in_dialog = mcptt_sip::Request::parse(bytes::Bytes::from_static(
+            b"SUBSCRIBE sip:psi@example.org SIP/2.0\r\nVia: SIP/2.0/TLS a;branch=z9hG4bK2\r\n\
+From: <sip:u@example.org>;tag=x\r\nTo: <sip:psi@example.org>;tag=ee\r\n\
+Call-ID: c1\r\nCSeq: 8 SUBSCRIBE\r\nContent-Length: 0\r\n\r\n",
+        ))
+        .unwrap();
+        let in_ids = Ids::read(in_dialog.headers()).unwrap();
+        let again = Answer::with_to_tag(&in_dialog, 481, &in_ids.to, "ff").finish();
+        let again = mcptt_sip::Response::parse(bytes::Bytes::from(again)).unwrap();
+        assert_eq!(again.to().unwrap().tag(), Some("ee"));
+        let plain = Answer::new(&req, 405).header("Allow", "PUBLISH").finish();
+        let plain = mcptt_sip::Response::parse(bytes::Bytes::from(plain)).unwrap();
+        assert_eq!(plain.to().unwrap().tag(), None);
+        assert_eq!(plain.headers().get("Allow"), Some("PUBLISH"));
+    }
 
     #[test]
     fn number_writers() {
