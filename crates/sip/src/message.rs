@@ -198,6 +198,7 @@ impl Message {
     /// # Errors
     /// Malformed input ([`Error::StartLine`], [`Error::Version`], [`Error::Header`],
     /// [`Error::Uri`]) or an exceeded limit.
+    #[inline]
     pub fn parse(buf: Bytes) -> Result<Self> {
         Self::parse_with(buf, &Limits::default())
     }
@@ -206,6 +207,7 @@ impl Message {
     ///
     /// # Errors
     /// As [`Message::parse`].
+    #[inline]
     pub fn parse_with(buf: Bytes, limits: &Limits) -> Result<Self> {
         if buf.len() > limits.max_message_size || u32::try_from(buf.len()).is_err() {
             return Err(Error::MessageTooLarge {
@@ -219,6 +221,7 @@ impl Message {
 
     /// Build the message from a head parsed over the start of `buf` ([`parse_head`]): the
     /// body is the Content-Length bytes after the head that `buf` holds.
+    #[inline]
     pub(crate) fn finish(p: ParsedHead, mut buf: Bytes) -> Result<Self> {
         let ParsedHead {
             kind,
