@@ -41,7 +41,7 @@ use crate::{ConnectionId, Error, PeerIdentity};
 const DRAIN_PROBE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// A write buffer bigger than this is released once written (idle connections stay small).
-const KEEP_WRITE_BUFFER: usize = 16 * 1024;
+const KEEP_WRITE_BUFFER: usize = 4 * 1024;
 
 /// The socket and TLS state of an established connection, before the task starts.
 pub(crate) enum Stream {

@@ -341,3 +341,51 @@ async fn peer_that_does_not_read_is_bounded_by_queue_and_write_timeout() {
     healthy_exchange(&mut ev, addr, "after-lazy").await;
     assert!(server.connection(conn.id()).is_none());
 }
+
+/// The byte bound of the write buffer holds on its own (message bound out of the way):
+/// toward a peer that does not read, `queue` stops accepting within the write timeout and
+/// the connection dies of the write timeout, holding about one buffer.
+#[tokio::test]
+async fn peer_that_does_not_read_is_bounded_by_the_write_buffer_bytes() {
+    let mut config = quick_config();
+    config.send_queue = 1_000_000;
+    config.send_buffer = 64 * 1024;
+    let (server, mut ev, addr) = tcp_server(config).await;
+    let _lazy = TcpStream::connect(addr).await.unwrap(); // never reads
+    let Event::Connected(conn) = next(&mut ev).await else {
+        panic!()
+    };
+    let body = "y".repeat(20_000);
+    let big = mcptt_sip::Message::parse(mcptt_sip::Bytes::from(format!(
+        "MESSAGE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP a;branch=z9hG4bK1\r\nMax-Forwards: 70\r\n\
+         From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: big\r\nCSeq: 1 MESSAGE\r\n\
+         Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )))
+    .unwrap();
+    let start = Instant::now();
+    let mut accepted = 0usize;
+    let err = loop {
+        match conn.queue(&big).await {
+            Ok(()) => accepted += 1,
+            Err(e) => break e,
+        }
+        assert!(accepted < 10_000, "queueing never failed");
+    };
+    assert!(
+        matches!(err, Error::SendQueueFull(_) | Error::ConnectionClosed(_)),
+        "{err}"
+    );
+    // Kernel buffers plus at most the 64 KiB write buffer (and the records rustls or the
+    // socket took): far below what unbounded queueing would accept in that time.
+    assert!(accepted * 20_000 < 64 * 1024 * 1024, "{accepted} accepted");
+    assert!(start.elapsed() < Duration::from_secs(5));
+    let closed = closed_error(&mut ev).await;
+    assert!(matches!(closed, Some(Error::WriteTimeout(_))), "{closed:?}");
+    assert!(conn.is_closed());
+    assert!(matches!(
+        conn.try_send(&big),
+        Err(Error::ConnectionClosed(_))
+    ));
+    assert!(server.connection(conn.id()).is_none());
+}
