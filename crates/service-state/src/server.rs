@@ -470,7 +470,13 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
     /// Handles a parsed request (PUBLISH, SUBSCRIBE; others get 405). `now_unix` is the wall
     /// clock in seconds since the Unix epoch, for token `exp` checks.
     pub fn handle_request(&mut self, now: Instant, now_unix: u64, request: &Request) {
-        let ids = match Ids::read(request.headers()) {
+        // A SUBSCRIBE's dialog needs the tags and URIs of From and To; other requests are
+        // answered by copying them.
+        let read = match request.method() {
+            Method::Subscribe => Ids::read(request.headers()).map(Some),
+            _ => Ids::check(request.headers()).map(|_| None),
+        };
+        let ids = match read {
             Ok(ids) => ids,
             Err(what) => {
                 // Too little of the message is readable to build a response; the transport
@@ -480,9 +486,9 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
                 return;
             }
         };
-        let result = match request.method() {
-            Method::Publish => self.publish(now, now_unix, request),
-            Method::Subscribe => self.subscribe(now, now_unix, request, ids),
+        let result = match (request.method(), ids) {
+            (Method::Publish, _) => self.publish(now, now_unix, request),
+            (Method::Subscribe, Some(ids)) => self.subscribe(now, now_unix, request, ids),
             _ => Err(Refusal::with(405, "Allow", "PUBLISH, SUBSCRIBE".into())),
         };
         if let Err(refusal) = result {
@@ -1237,23 +1243,24 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
     /// failures end the subscription).
     pub fn handle_response(&mut self, now: Instant, response: &mcptt_sip::Response) {
         let status = response.status();
-        let Ok(ids) = Ids::read(response.headers()) else {
+        let Ok((call_id, cseq)) = Ids::check(response.headers()) else {
             return;
         };
-        if status < 200 || ids.cseq.method != Method::Notify {
+        if status < 200 || cseq.method != Method::Notify {
             return;
         }
-        let Some(tag) = ids.from.tag() else { return };
+        let Ok(from) = response.from() else { return };
+        let Some(tag) = from.tag() else { return };
         let Some(&id) = tag_value(tag).and_then(|t| self.dialogs.get(&t)) else {
             return;
         };
         let Some(sub) = self.subs.get_mut(&id) else {
             return;
         };
-        if sub.call_id != ids.call_id {
+        if sub.call_id != call_id {
             return;
         }
-        let Some(pos) = sub.outstanding.iter().position(|(c, _)| *c == ids.cseq.seq) else {
+        let Some(pos) = sub.outstanding.iter().position(|(c, _)| *c == cseq.seq) else {
             return;
         };
         let (cseq, deadline) = sub.outstanding.swap_remove(pos);

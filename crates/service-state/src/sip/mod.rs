@@ -71,6 +71,21 @@ pub(crate) struct Ids<'m> {
 }
 
 impl<'m> Ids<'m> {
+    /// Checks that all four are present and reads `Call-ID` and `CSeq` only (`From` and `To` are
+    /// parsed where their tags or URIs are needed); `Err` names the first one missing or
+    /// malformed.
+    pub(crate) fn check(headers: &'m Headers) -> Result<(&'m str, CSeq), &'static str> {
+        if !headers.contains("From") {
+            return Err("From header");
+        }
+        if !headers.contains("To") {
+            return Err("To header");
+        }
+        let call_id = headers.call_id().ok_or("Call-ID header")?;
+        let cseq = headers.cseq().map_err(|_| "CSeq header")?;
+        Ok((call_id, cseq))
+    }
+
     /// Reads them; `Err` names the first one missing or malformed.
     pub(crate) fn read(headers: &'m Headers) -> Result<Self, &'static str> {
         let from = headers.from().map_err(|_| "From header")?;
