@@ -192,7 +192,7 @@ impl WriteState {
                     }
                 } else if !self.out.is_empty() {
                     // rustls holds at most one buffer's worth: `out` moves in only once the
-                    // previous records are on the socket. (No rustls buffer limit is set.)
+                    // previous records are on the socket (rustls' buffer limit is lifted).
                     tls.writer().write_all(&self.out)?;
                     self.out.clear();
                 } else {
@@ -419,6 +419,13 @@ impl Connection {
                 }
             },
         };
+        let mut tls = tls;
+        if let Some(tls) = &mut tls {
+            // Our write buffer bounds what waits (send_buffer / send_queue) and moves into
+            // rustls only once its records are on the socket; rustls' own 64 KiB limit
+            // would cut a larger flush short.
+            tls.set_buffer_limit(None);
+        }
         let tcp = Arc::new(tcp);
         let is_tls = tls.is_some();
         let shared = Arc::new(Shared::new(tcp.clone(), tls, &inner.config));

@@ -421,3 +421,32 @@ async fn queued_bursts_and_recv_many_over_tls() {
     let batches = answering.await.unwrap();
     assert!(batches < N, "{batches} batches for {N} requests");
 }
+
+/// One flush bigger than rustls' own default buffer (64 KiB): 40 queued messages of 4 KiB
+/// go out in one write and arrive whole.
+#[tokio::test]
+async fn flush_of_a_large_queued_batch_over_tls() {
+    let pki = Pki::new("bigbatch CA");
+    let (_server, mut sev, addr) = tls_server(&pki).await;
+    let (client, _cev) = client(pki.client_config(Some(pki.ue())));
+    let conn = client.connect(&dest(addr)).await.unwrap();
+    let body = "z".repeat(4000);
+    for n in 1..=40 {
+        let m = mcptt_sip::Message::parse(mcptt_sip::Bytes::from(format!(
+            "MESSAGE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TLS a;branch=z9hG4bK{n}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: big\r\n\
+             CSeq: {n} MESSAGE\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )))
+        .unwrap();
+        conn.queue(&m).await.unwrap();
+    }
+    conn.flush();
+    for n in 1..=40 {
+        let Event::Message(rx) = next_non_connect(&mut sev).await else {
+            panic!("expected message {n}")
+        };
+        assert_eq!(cseq(&rx.message), format!("{n} MESSAGE"));
+        assert_eq!(rx.message.body_len(), 4000);
+    }
+}
