@@ -355,20 +355,27 @@ mod tests {
 
     #[test]
     fn this_thread_is_counted_under_its_name() {
+        // Busy until this thread has used 10 ms of CPU by its own account (however loaded the
+        // machine is), then read the per-name total, which must include all of it.
         let t = std::thread::Builder::new()
             .name("cpu-test-busy".into())
             .spawn(|| {
+                let want = Duration::from_millis(10);
+                let deadline = Instant::now() + Duration::from_secs(30);
                 let mut x = 0u64;
-                let end = Instant::now() + Duration::from_millis(30);
-                while Instant::now() < end {
-                    x = x.wrapping_add(std::hint::black_box(1));
+                while thread_cpu().unwrap() < want && Instant::now() < deadline {
+                    for _ in 0..10_000 {
+                        x = x.wrapping_add(std::hint::black_box(1));
+                    }
                 }
+                let own = thread_cpu().unwrap();
                 let cpu = threads_cpu("cpu-test-busy");
-                (x, cpu)
+                (x, own, cpu)
             })
             .unwrap();
-        let (_, cpu) = t.join().unwrap();
-        assert!(cpu.unwrap() >= Duration::from_millis(5), "{cpu:?}");
+        let (_, own, cpu) = t.join().unwrap();
+        assert!(own >= Duration::from_millis(10), "{own:?}");
+        assert!(cpu.unwrap() >= own, "{cpu:?} < {own:?}");
         assert_eq!(threads_cpu("no-such-thread-name"), None);
     }
 

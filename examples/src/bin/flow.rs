@@ -160,11 +160,13 @@ fn main() -> ExitCode {
     }
     let total = config.sign_ins().len();
     let load = args.ues.is_some();
-    // Load runs: the servers get their own runtime (two named workers, the machine's cores),
-    // so their CPU time can be told from the UEs'.
+    // Load runs: the servers get runtimes of their own, so their CPU time can be told from the
+    // UEs': SIP core and MCPTT server on one named worker, the IdMS on another (two server
+    // threads, the machine's cores; a second worker per runtime measured 10-20% more CPU per
+    // UE in work stealing and parking, for little more throughput).
     let servers_runtime = if load {
         match tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(1)
             .thread_name(mcptt_examples::cpu::SERVER_THREAD_NAME)
             .thread_keep_alive(Duration::from_secs(3600))
             .enable_all()
@@ -179,10 +181,9 @@ fn main() -> ExitCode {
     } else {
         None
     };
-    // The IdMS on a runtime of its own, so its share of the CPU is known.
     let idms_runtime = if load {
         match tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(1)
             .thread_name(mcptt_examples::cpu::IDMS_THREAD_NAME)
             .thread_keep_alive(Duration::from_secs(3600))
             .enable_all()
