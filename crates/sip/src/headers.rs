@@ -411,26 +411,40 @@ impl Headers {
             return Err(Error::ApiMisuse("header value must not contain CR or LF"));
         }
         let value = chars::trim_lws(value);
-        let mut v = Vec::with_capacity(self.buf.len() + name.len() + value.len() + 4);
-        v.extend_from_slice(&self.buf);
-        let ns = v.len();
-        v.extend_from_slice(name.as_bytes());
-        let ne = v.len();
-        v.extend_from_slice(b": ");
-        let vs = v.len();
-        v.extend_from_slice(value.as_bytes());
-        let ve = v.len();
-        v.extend_from_slice(b"\r\n");
-        if u32::try_from(v.len()).is_err() {
+        let len = self.buf.len() + name.len() + value.len() + 4;
+        if u32::try_from(len).is_err() {
             return Err(Error::ApiMisuse("header section larger than 4 GiB"));
         }
-        let line_end = v.len();
-        let buf = Bytes::from(v);
-        // the checked prefix becomes the whole buffer when it is UTF-8 (a body that is not
-        // keeps it where it was); edits copy the buffer anyway, so checking it costs little
-        self.text = ByteString::try_from(buf.clone()).unwrap_or_else(|_| {
-            ByteString::try_from(buf.slice(..self.text.len())).unwrap_or_default()
-        });
+        let ns = self.buf.len();
+        let (ne, vs) = (ns + name.len(), ns + name.len() + 2);
+        let ve = vs + value.len();
+        let (buf, text) = if self.text.len() == self.buf.len() {
+            // the whole buffer is checked text: the new one is too, built as a String (no check)
+            let mut line = String::with_capacity(len);
+            line.push_str(&self.text);
+            line.push_str(name);
+            line.push_str(": ");
+            line.push_str(value);
+            line.push_str("\r\n");
+            let text = ByteString::from(line);
+            (text.as_bytes().clone(), text)
+        } else {
+            // a body that was not checked (or is not UTF-8) sits between: check the copy once
+            // (the checked prefix stays at least where it was)
+            let mut v = Vec::with_capacity(len);
+            v.extend_from_slice(&self.buf);
+            v.extend_from_slice(name.as_bytes());
+            v.extend_from_slice(b": ");
+            v.extend_from_slice(value.as_bytes());
+            v.extend_from_slice(b"\r\n");
+            let buf = Bytes::from(v);
+            let text = ByteString::try_from(buf.clone()).unwrap_or_else(|_| {
+                ByteString::try_from(buf.slice(..self.text.len())).unwrap_or_default()
+            });
+            (buf, text)
+        };
+        let line_end = buf.len();
+        self.text = text;
         self.buf = buf;
         self.dirty = true;
         Ok(Entry {
@@ -566,6 +580,27 @@ mod tests {
         assert_eq!(v, [r#""a,\"b" <sip:x;y=1,2>;p=1"#, "<sip:z>", "c"]);
         assert_eq!(split_commas("").count(), 0);
         assert_eq!(split_commas(" , ,").count(), 0);
+    }
+
+    #[test]
+    fn edits_after_a_body_that_is_not_utf8_read_back() {
+        let mut m = crate::Message::parse(Bytes::from_static(
+            b"MESSAGE sip:a@b SIP/2.0\r\nCall-ID: x\r\nSubject: caf\xc3\xa9\r\nContent-Length: 2\r\n\r\n\xff\xfe",
+        ))
+        .unwrap();
+        let h = m.headers_mut();
+        h.push("X-New", "d\u{e9}j\u{e0}").unwrap();
+        h.push("X-Two", "2").unwrap();
+        assert_eq!(h.get("x-new"), Some("d\u{e9}j\u{e0}"));
+        assert_eq!(h.get("x-two"), Some("2"));
+        assert_eq!(h.get("subject"), Some("caf\u{e9}"));
+        assert_eq!(m.call_id(), Some("x"));
+        // a UTF-8 buffer stays text across edits (the String path)
+        let mut h = Headers::new();
+        h.push("Subject", "\u{e9}t\u{e9}").unwrap();
+        h.push("To", "<sip:b@c>;tag=1").unwrap();
+        assert_eq!(h.get("subject"), Some("\u{e9}t\u{e9}"));
+        assert_eq!(h.to().unwrap().tag(), Some("1"));
     }
 
     #[test]
