@@ -14,7 +14,7 @@
 //!                         Draining (no new reads at a message boundary; writes go on)
 //!                           │ grace over / close()
 //!                           ▼
-//!                         Closing (flush send queue, close_notify, FIN)
+//!                         Closing (flush the write buffer, close_notify, FIN)
 //! ```
 
 use std::io::{self, BufRead, IoSlice, Write};

@@ -103,7 +103,7 @@ pub enum Error {
         /// The configured limit.
         limit: usize,
     },
-    /// The connection's send queue is full: the peer reads slower than we write.
+    /// The connection's write buffer is full: the peer reads slower than we write.
     #[error("send queue of connection {0} is full")]
     SendQueueFull(ConnectionId),
 

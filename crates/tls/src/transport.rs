@@ -87,7 +87,7 @@ pub struct TransportConfig {
     /// Time allowed between the first and the last byte of one message (slowloris guard).
     /// Default 30 s.
     pub message_timeout: Duration,
-    /// Time a write (or a wait for room in a full send queue) may take. Default 10 s.
+    /// Time a write (or a wait for room in a full write buffer) may take. Default 10 s.
     pub write_timeout: Duration,
     /// Most connections at once (inbound, outbound and handshaking). Default 16 384.
     pub max_connections: usize,
