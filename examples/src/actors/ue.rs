@@ -16,7 +16,7 @@ use mcptt_service_state::body::{McpttInfo, ServiceState};
 use mcptt_service_state::client::{
     Publisher, PublisherEvent, Subscriber, SubscriberEvent, UeConfig as DriverConfig,
 };
-use mcptt_sip::{Message, Method, Request, Uri};
+use mcptt_sip::{Message, Method, Request, Response, Uri};
 use mcptt_tls::{
     ConnectionHandle, Destination, Event, Events, Transport, TransportConfig, TransportKind,
 };
@@ -94,6 +94,8 @@ struct Registration {
     registered: bool,
     /// Last final status received.
     last_status: Option<u16>,
+    /// Last final response received.
+    last_response: Option<Response>,
 }
 
 /// A connected UE.
@@ -104,6 +106,9 @@ pub struct Ue {
     transport: Transport,
     events: Events,
     conn: ConnectionHandle,
+    /// Connections to other SIP cores opened by [`Ue::use_core`], kept open for the dialogs
+    /// routed through them.
+    other_conns: Vec<ConnectionHandle>,
     local: SocketAddr,
     rng: SplitMix64,
     reg: Registration,
@@ -174,6 +179,7 @@ impl Ue {
             expires: config.register_expires,
             registered: false,
             last_status: None,
+            last_response: None,
         };
         trace.bind(&reg.call_id, &config.ue_label);
         Ok(Self {
@@ -183,6 +189,7 @@ impl Ue {
             transport,
             events,
             conn,
+            other_conns: Vec::new(),
             local,
             rng,
             reg,
@@ -208,6 +215,59 @@ impl Ue {
     #[must_use]
     pub fn is_closed(&self) -> bool {
         self.closed
+    }
+
+    /// Sends the following requests through the SIP core at `addr` (another instance of the
+    /// same service, sharing the registration store): connects to it with the same client
+    /// certificate unless a connection to it is open already. The other connections stay
+    /// open (NOTIFYs of dialogs set up through them still arrive there). The registered
+    /// Contact is unchanged until the next [`Ue::register`], which registers this
+    /// connection's Contact (same `+sip.instance`, same Call-ID, next CSeq).
+    pub async fn use_core(&mut self, addr: SocketAddr) -> Result<(), StepFailure> {
+        if self.conn.info().peer_addr == addr {
+            return Ok(());
+        }
+        let conn = match self
+            .other_conns
+            .iter()
+            .position(|c| c.info().peer_addr == addr)
+        {
+            Some(i) => self.other_conns.swap_remove(i),
+            None => {
+                let dest = Destination::addr(addr, TransportKind::Tls);
+                tokio::time::timeout(self.config.timeout, self.transport.connect(&dest))
+                    .await
+                    .map_err(|_| {
+                        fail(
+                            2,
+                            format!("TLS connection to the SIP core {addr} timed out"),
+                        )
+                    })?
+                    .map_err(|e| {
+                        fail(
+                            2,
+                            format!("TLS connection to the SIP core {addr} failed: {e}"),
+                        )
+                    })?
+            }
+        };
+        self.local = conn.info().local_addr;
+        let previous = std::mem::replace(&mut self.conn, conn);
+        self.other_conns.push(previous);
+        self.closed = false;
+        Ok(())
+    }
+
+    /// The SIP core the current connection goes to.
+    #[must_use]
+    pub fn sip_core(&self) -> SocketAddr {
+        self.conn.info().peer_addr
+    }
+
+    /// The last final response to a REGISTER (e.g. a `503` with `Retry-After`).
+    #[must_use]
+    pub fn last_register_response(&self) -> Option<&Response> {
+        self.reg.last_response.as_ref()
     }
 
     /// The local address of the current connection to the SIP core.
@@ -345,8 +405,9 @@ impl Ue {
             .map_err(|e| fail(3, format!("building REGISTER: {e}")))
     }
 
-    /// Steps 3–4: REGISTER and wait for the final answer.
+    /// Steps 3–4: REGISTER the current connection's Contact and wait for the final answer.
     pub async fn register(&mut self) -> Result<(), StepFailure> {
+        self.reg.contact = contact_uri(&self.config.public_user_identity, self.local);
         let req = self.register_request(self.reg.expires)?;
         self.reg.last_status = None;
         self.send(Message::Request(req), 3).await?;
@@ -518,8 +579,11 @@ impl Ue {
         .await
     }
 
-    /// Closes the connection.
+    /// Closes the connection(s).
     pub async fn close(self) {
+        for c in &self.other_conns {
+            c.close().await;
+        }
         self.conn.close().await;
         self.transport.shutdown(Duration::from_millis(100)).await;
     }
@@ -643,6 +707,7 @@ impl Ue {
                 if r.status() >= 200 {
                     self.reg.last_status = Some(r.status());
                     self.reg.registered = (200..300).contains(&r.status());
+                    self.reg.last_response = Some(r.clone());
                 }
             }
             Message::Response(r) => {
