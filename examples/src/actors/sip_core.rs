@@ -357,6 +357,17 @@ async fn run(
     }
 }
 
+/// Whether `req` subscribes to the reg event package (answered by the registrar, not
+/// forwarded).
+fn is_reg_subscribe(req: &Request) -> bool {
+    req.method().as_str() == "SUBSCRIBE"
+        && req
+            .headers()
+            .get("Event")
+            .and_then(|e| e.split(';').next())
+            .is_some_and(|e| e.trim().eq_ignore_ascii_case("reg"))
+}
+
 /// `user@host:port` of a SIP URI (scheme, parameters and headers dropped), lower-cased host.
 fn contact_key(uri: &str) -> String {
     let rest = uri.split_once(':').map_or(uri, |(_, r)| r);
@@ -520,7 +531,20 @@ impl State {
             Message::Request(req) if req.method().as_str() == "REGISTER" => {
                 self.on_register(req, conn)
             }
+            Message::Request(req) if is_reg_subscribe(&req) => self.on_reg_subscribe(req, conn),
             Message::Request(req) => self.forward_to_as(req, conn),
+            Message::Response(resp)
+                if resp
+                    .headers()
+                    .get("CSeq")
+                    .is_some_and(|c| c.trim_end().ends_with("NOTIFY"))
+                    && self
+                        .registrar
+                        .handle_notify_response(self.clock.now(), &resp) =>
+            {
+                // The answer to one of our reg event NOTIFYs.
+                self.drain_registrar(None);
+            }
             Message::Response(resp) => {
                 // An answer to a NOTIFY we relayed: drop our Via, send it on to the server.
                 let mut resp = resp;
@@ -571,6 +595,26 @@ impl State {
             .push((Target::Ue(conn), Message::Response(outcome.response)));
         let ue_call_id = req.headers().get("Call-ID").map(str::to_owned);
         self.drain_registrar(ue_call_id.as_deref());
+    }
+
+    /// A reg event SUBSCRIBE (RFC 3680) from a UE for its own registration state: the
+    /// registrar answers and NOTIFYs; the subscriber's Contact is reached on this connection.
+    fn on_reg_subscribe(&mut self, req: Request, conn: ConnectionHandle) {
+        let id = conn.id();
+        let peer = self
+            .ues
+            .get(&id)
+            .map(|u| u.peer.clone())
+            .unwrap_or_default();
+        let now = self.clock.now();
+        let resp = self.store_io(|r| r.handle_subscribe(now, &peer, &req));
+        if (200..300).contains(&resp.status())
+            && let Some(c) = req.headers().get("Contact")
+        {
+            self.contacts.insert(contact_key(&uri_of(c)), id);
+        }
+        self.out.push((Target::Ue(conn), Message::Response(resp)));
+        self.drain_registrar(None);
     }
 
     /// Sends what the registrar queued (third-party REGISTERs) and logs its events.

@@ -98,6 +98,16 @@ struct Registration {
     last_response: Option<Response>,
 }
 
+/// The UE's reg event subscription (RFC 3680) to its own registration state.
+#[derive(Debug)]
+struct RegWatch {
+    call_id: String,
+    /// Final status of the SUBSCRIBE.
+    status: Option<u16>,
+    /// The `application/reginfo+xml` bodies NOTIFYed, in order.
+    notifies: Vec<String>,
+}
+
 /// A connected UE.
 pub struct Ue {
     config: UeConfig,
@@ -115,6 +125,10 @@ pub struct Ue {
     users: Vec<UserSession>,
     /// Call-ID → index into `users` (publisher and subscriber dialogs).
     by_call_id: HashMap<String, usize>,
+    /// Reg event subscription, once [`Ue::subscribe_reg`] ran.
+    reg_watch: Option<RegWatch>,
+    /// Responses to send on the connection their request came on.
+    replies: Vec<(ConnectionHandle, Message)>,
     closed: bool,
 }
 
@@ -195,6 +209,8 @@ impl Ue {
             reg,
             users: Vec::new(),
             by_call_id: HashMap::new(),
+            reg_watch: None,
+            replies: Vec::new(),
             closed: false,
         })
     }
@@ -366,6 +382,68 @@ impl Ue {
             self.subscribe(idx).await?;
         }
         Ok(())
+    }
+
+    /// Subscribes to the reg event package (RFC 3680) for its own public user identity
+    /// through the current SIP core, as IMS UEs do (TS 24.229 §5.1.1.3), answering each
+    /// NOTIFY with 200 OK on the connection it came on; waits for the answer and the first
+    /// NOTIFY. The reginfo bodies are in [`Ue::reg_notifications`].
+    pub async fn subscribe_reg(&mut self, expires: u32) -> Result<(), StepFailure> {
+        let impu = self.config.public_user_identity.clone();
+        let call_id = format!("{}@{}", hex(&mut self.rng), self.local.ip());
+        let method = Method::parse("SUBSCRIBE").map_err(|e| fail(11, e.to_string()))?;
+        let uri = Uri::parse(&impu).map_err(|e| fail(11, e.to_string()))?;
+        let req = Request::builder(method, uri)
+            .header(
+                "Via",
+                format!(
+                    "SIP/2.0/TLS {};branch=z9hG4bK{};rport",
+                    self.local,
+                    hex(&mut self.rng)
+                ),
+            )
+            .header("Max-Forwards", 70)
+            .header("From", format!("<{impu}>;tag={}", hex(&mut self.rng)))
+            .header("To", format!("<{impu}>"))
+            .header("Call-ID", &call_id)
+            .header("CSeq", "1 SUBSCRIBE")
+            .header("Contact", format!("<{}>", self.reg.contact))
+            .header("Event", "reg")
+            .header("Accept", "application/reginfo+xml")
+            .header("Expires", expires)
+            .build()
+            .map_err(|e| fail(11, format!("building SUBSCRIBE: {e}")))?;
+        self.trace.bind(&call_id, &self.config.ue_label);
+        self.reg_watch = Some(RegWatch {
+            call_id,
+            status: None,
+            notifies: Vec::new(),
+        });
+        self.send(Message::Request(req), 11).await?;
+        self.pump_until(16, |ue| {
+            ue.reg_watch.as_ref().is_some_and(|w| match w.status {
+                Some(s) if (200..300).contains(&s) => !w.notifies.is_empty(),
+                Some(_) => true,
+                None => false,
+            })
+        })
+        .await?;
+        match self.reg_watch.as_ref().and_then(|w| w.status) {
+            Some(s) if (200..300).contains(&s) => Ok(()),
+            other => Err(fail(14, format!("reg event SUBSCRIBE answered {other:?}"))),
+        }
+    }
+
+    /// The reginfo documents NOTIFYed to the reg event subscription, in order.
+    #[must_use]
+    pub fn reg_notifications(&self) -> &[String] {
+        self.reg_watch.as_ref().map_or(&[], |w| &w.notifies)
+    }
+
+    /// Waits until the reg event subscription has seen `n` NOTIFYs in total.
+    pub async fn wait_reg_notifications(&mut self, n: usize) -> Result<(), StepFailure> {
+        self.pump_until(16, |ue| ue.reg_notifications().len() >= n)
+            .await
     }
 
     /// Whether the last REGISTER was accepted.
@@ -597,6 +675,11 @@ impl Ue {
 
     /// Sends what the drivers queued, binding their Call-IDs to the sessions' labels first.
     async fn flush_drivers(&mut self, step: u8) -> Result<(), StepFailure> {
+        for (conn, msg) in std::mem::take(&mut self.replies) {
+            if let Err(e) = conn.send(&msg).await {
+                tracing::warn!(error = %e, "answer to the SIP core not sent");
+            }
+        }
         let mut out: Vec<Bytes> = Vec::new();
         for (idx, u) in self.users.iter_mut().enumerate() {
             while let Some(t) = u.publisher.poll_transmit() {
@@ -665,7 +748,7 @@ impl Ue {
             let clock = self.clock.clone();
             tokio::select! {
                 ev = self.events.recv() => match ev {
-                    Some(Event::Message(rx)) => self.on_message(rx.message),
+                    Some(Event::Message(rx)) => self.on_message(rx.message, rx.connection),
                     Some(Event::Closed { connection, .. }) => {
                         // A stale close of a connection already replaced is not ours.
                         if connection.id == self.conn.id() {
@@ -695,13 +778,31 @@ impl Ue {
         Ok(())
     }
 
-    fn on_message(&mut self, msg: Message) {
+    fn on_message(&mut self, msg: Message, conn: ConnectionHandle) {
         self.trace.record(
             Actor::Ue,
             observe(&msg, Actor::SipCore, &self.config.ue_label),
         );
         let now = self.clock.now();
         let cid = call_id(&msg).unwrap_or_default();
+        if let Some(w) = self.reg_watch.as_mut()
+            && w.call_id == cid
+        {
+            match &msg {
+                Message::Response(r) if r.status() >= 200 => w.status = Some(r.status()),
+                Message::Response(_) => {}
+                Message::Request(r) => {
+                    if r.method().as_str() == "NOTIFY" {
+                        w.notifies
+                            .push(String::from_utf8_lossy(&r.body()).into_owned());
+                    }
+                    if let Ok(ok) = Response::builder_for(r, 200).build() {
+                        self.replies.push((conn, Message::Response(ok)));
+                    }
+                }
+            }
+            return;
+        }
         match &msg {
             Message::Response(r) if method(&msg) == "REGISTER" && cid == self.reg.call_id => {
                 if r.status() >= 200 {

@@ -20,6 +20,7 @@ use mcptt_examples::pki::DemoPki;
 use mcptt_examples::scenario::Scenario;
 use mcptt_examples::trace::{Actor, Seen, Trace};
 use mcptt_registration::RegistrationStore;
+use mcptt_registration::reginfo::{ContactState, DocState, RegInfo, RegistrationState};
 use mcptt_service_state::client::PublisherEvent;
 use mcptt_store_redis::{RedisStore, RedisStoreConfig, TimeBase};
 
@@ -391,4 +392,96 @@ fn sip_core_binary_documents_and_checks_store() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("registration store"), "{err}");
     assert!(err.contains("redis"), "{err}");
+}
+
+fn reginfo(body: &str) -> RegInfo {
+    RegInfo::parse(body.as_bytes()).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+fn active_contacts(info: &RegInfo) -> Vec<String> {
+    info.registrations
+        .iter()
+        .flat_map(|r| &r.contacts)
+        .filter(|c| c.state == ContactState::Active)
+        .map(|c| c.uri.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reg_event_subscription_on_core_a_is_notified_of_changes_made_through_core_b() {
+    let redis = Redis::start();
+    let clock = Clock::new();
+    let pki = DemoPki::generate().unwrap();
+    let dead = TcpListener::bind(loopback()).unwrap().local_addr().unwrap();
+    let (a, _trace_a) = core(&pki, dead, &redis.url(), &clock).await;
+    let (b, trace_b) = core(&pki, dead, &redis.url(), &clock).await;
+    let trace = Trace::new();
+    let cfg = UeConfig {
+        label: "ue1/alice".into(),
+        ue_label: "ue1".into(),
+        idms: String::new(),
+        idms_roots: Vec::new(),
+        client_id: actors::CLIENT_ID.into(),
+        user: "alice".into(),
+        password: String::new(),
+        method: LoginMethod::Password,
+        sip_core: a.local_addr(),
+        tls: TlsMaterial {
+            identity: pki.issue_ue(IMPU).unwrap(),
+            roots: vec![pki.ca_cert()],
+        },
+        public_user_identity: IMPU.into(),
+        psi: PSI.into(),
+        register_expires: 600,
+        publish_expires: 600,
+        subscribe_expires: 600,
+        timeout: Duration::from_secs(10),
+    };
+    let mut ue = Ue::connect(cfg, trace.clone(), clock.clone())
+        .await
+        .unwrap();
+    ue.register().await.unwrap();
+    let contact_a = ue.local_addr().to_string();
+    // The UE watches its own registration through core A (RFC 3680).
+    ue.subscribe_reg(600).await.unwrap();
+    assert_eq!(ue.reg_notifications().len(), 1);
+    let first = reginfo(&ue.reg_notifications()[0]);
+    assert_eq!(first.state, DocState::Full);
+    assert_eq!(first.registrations[0].state, RegistrationState::Active);
+    assert_eq!(
+        active_contacts(&first),
+        [format!("sip:ue1@{contact_a};transport=tls")]
+    );
+
+    // A refresh through core B (new connection, new Contact): core A hears of it on the
+    // Redis change feed and NOTIFYs its subscriber; core B holds no subscription.
+    ue.use_core(b.local_addr()).await.unwrap();
+    ue.register().await.unwrap();
+    let contact_b = ue.local_addr().to_string();
+    ue.wait_reg_notifications(2).await.unwrap();
+    assert_eq!(ue.reg_notifications().len(), 2);
+    let second = reginfo(&ue.reg_notifications()[1]);
+    assert!(second.version > first.version);
+    assert_eq!(second.registrations[0].state, RegistrationState::Active);
+    assert_eq!(
+        active_contacts(&second),
+        [format!("sip:ue1@{contact_b};transport=tls")]
+    );
+    assert!(requests(&trace_b, "SUBSCRIBE").is_empty());
+
+    // De-registration through B: A NOTIFYs that the registration ended.
+    ue.deregister().await.unwrap();
+    ue.wait_reg_notifications(3).await.unwrap();
+    assert_eq!(ue.reg_notifications().len(), 3);
+    let third = reginfo(&ue.reg_notifications()[2]);
+    assert!(third.version > second.version);
+    assert_eq!(third.registrations[0].aor, IMPU);
+    // Full state of a record that no longer exists: no active registration (`init`).
+    assert_ne!(third.registrations[0].state, RegistrationState::Active);
+    assert!(active_contacts(&third).is_empty());
+    assert!(redis.store().load(IMPU).unwrap().is_none());
+
+    ue.close().await;
+    a.shutdown().await;
+    b.shutdown().await;
 }
