@@ -262,9 +262,9 @@ pub async fn spawn(
         .listen_tls(config.listen, net::server_config(&config.tls)?)
         .await
         .map_err(|e| ActorError::Config(format!("listen on {}: {e}", config.listen)))?;
-    let blocking_store = !is_memory(&config.store);
     let store = blocking_io(|| StoreChoice::open(&config.store, TimeBase::system()))
         .map_err(|e| ActorError::Config(format!("registration store: {e}")))?;
+    let blocking_store = matches!(store, StoreChoice::Redis(_));
     let registrar = Registrar::with_store(
         RegistrarConfig {
             max_expires: config.max_expires,
