@@ -534,10 +534,11 @@ impl State {
             Message::Request(req) if is_reg_subscribe(&req) => self.on_reg_subscribe(req, conn),
             Message::Request(req) => self.forward_to_as(req, conn),
             Message::Response(resp)
-                if resp
-                    .headers()
-                    .get("CSeq")
-                    .is_some_and(|c| c.trim_end().ends_with("NOTIFY"))
+                if self.registrar.subscription_count() > 0
+                    && resp
+                        .headers()
+                        .get("CSeq")
+                        .is_some_and(|c| c.trim_end().ends_with("NOTIFY"))
                     && self
                         .registrar
                         .handle_notify_response(self.clock.now(), &resp) =>
