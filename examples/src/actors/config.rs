@@ -16,6 +16,9 @@ pub enum Transport {
     Tcp,
 }
 
+/// The `--store` value of the in-memory registration store (the default: nothing to install).
+pub const MEMORY_STORE: &str = "memory";
+
 /// SIP core: TLS listener for UEs, registrar, third-party registration, proxy.
 #[derive(Debug, Clone)]
 pub struct SipCoreConfig {
@@ -40,6 +43,11 @@ pub struct SipCoreConfig {
     pub max_expires: u32,
     /// Most simultaneous UE connections from one IP address (all demo UEs share 127.0.0.1).
     pub max_connections_per_ip: usize,
+    /// Where the registrar keeps its bindings: `memory` (this process only, the default),
+    /// `redis://host:port` (one Redis node shared by several SIP core instances), or
+    /// comma-separated `redis://` seed nodes of a Redis Cluster (see
+    /// `mcptt_store_redis::StoreChoice::open`).
+    pub store: String,
 }
 
 /// MCPTT server: third-party REGISTER, PUBLISH, SUBSCRIBE, NOTIFY; token validation.

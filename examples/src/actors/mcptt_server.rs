@@ -2,25 +2,36 @@
 //! PUBLISH and SUBSCRIBE (`mcptt-service-state`'s server), validates access tokens against the
 //! IdMS JWKS (`mcptt-token`), and sends NOTIFYs. All protocol rules live in those crates; this
 //! task only moves messages between them and the `mcptt-tls` transport.
+//!
+//! With several SIP core instances connected, an in-dialog NOTIFY goes back through the SIP
+//! core connection its SUBSCRIBE came on (that core recorded the route and knows the UE's
+//! connection); with one, every outgoing request goes to the last SIP core connection heard
+//! from. The server's publications and subscriptions stay in this process's memory.
 
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use mcptt_registration::{RegistrationView, ServerConfig as ViewConfig, ServerEvent as ViewEvent};
 use mcptt_service_state::server::{Server, ServerConfig, ServerEvent};
 use mcptt_service_state::{RegistrationChange, SplitMix64, UeDirectory};
 use mcptt_sip::Message;
-use mcptt_tls::{ConnectionHandle, Event, Transport, TransportConfig};
+use mcptt_tls::{ConnectionHandle, ConnectionId, Event, Transport, TransportConfig};
 use mcptt_token::{JwkSet, KeyStore, Validator, ValidatorConfig};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::clock::Clock;
 use super::config::{McpttServerConfig, Transport as Kind};
-use super::wire::{observe, uri_of, user_of};
+use super::wire::{call_id, observe, uri_of, user_of};
 use super::{ActorError, net};
 use crate::scenario::UeKind;
 use crate::trace::{Actor, Trace};
+
+/// Most subscription dialogs whose SIP core connection is remembered.
+const MAX_DIALOG_ROUTES: usize = 100_000;
 
 /// A running MCPTT server task.
 #[derive(Debug)]
@@ -166,6 +177,8 @@ pub async fn spawn(
             server,
             view,
             core: None,
+            cores: HashSet::new(),
+            dialog_cores: HashMap::new(),
             replies: Vec::new(),
             counts: counts_tx,
             trace,
@@ -188,6 +201,10 @@ struct State {
     view: RegistrationView,
     /// The SIP core connection NOTIFYs go to (the last one a message came on).
     core: Option<ConnectionHandle>,
+    /// Live SIP core connections.
+    cores: HashSet<ConnectionId>,
+    /// Subscription Call-ID → the SIP core connection its SUBSCRIBE came on.
+    dialog_cores: HashMap<String, ConnectionHandle>,
     /// Responses built here (third-party REGISTER), sent in order by `drain`.
     replies: Vec<(ConnectionHandle, Message)>,
     counts: watch::Sender<ServerCounts>,
@@ -208,6 +225,8 @@ async fn run(mut st: State, mut events: mcptt_tls::Events, mut stopped: oneshot:
                 Some(Event::Message(rx)) => st.on_message(rx.message, rx.connection),
                 Some(Event::Closed { connection, error }) => {
                     tracing::info!(peer = %connection.peer_addr, ?error, "SIP core connection closed");
+                    st.cores.remove(&connection.id);
+                    st.dialog_cores.retain(|_, c| c.id() != connection.id);
                 }
                 Some(_) => {}
                 None => break,
@@ -223,6 +242,30 @@ async fn run(mut st: State, mut events: mcptt_tls::Events, mut stopped: oneshot:
 }
 
 impl State {
+    /// The SIP core connection an outgoing message goes to: with several SIP cores, the one
+    /// its dialog's SUBSCRIBE came on (dropped once the NOTIFY ends the subscription);
+    /// otherwise the last one heard from.
+    fn core_for(&mut self, bytes: &Bytes) -> Option<ConnectionHandle> {
+        if self.cores.len() > 1
+            && let Ok(msg) = Message::parse(bytes.clone())
+            && let Some(cid) = call_id(&msg)
+        {
+            let ended = msg
+                .headers()
+                .get("Subscription-State")
+                .is_some_and(|s| s.trim_start().starts_with("terminated"));
+            let routed = if ended {
+                self.dialog_cores.remove(&cid)
+            } else {
+                self.dialog_cores.get(&cid).cloned()
+            };
+            if routed.is_some() {
+                return routed;
+            }
+        }
+        self.core.clone()
+    }
+
     fn on_message(&mut self, msg: Message, conn: ConnectionHandle) {
         let label = msg
             .headers()
@@ -236,6 +279,14 @@ impl State {
             |i| i.label().to_owned(),
         );
         self.core = Some(conn.clone());
+        self.cores.insert(conn.id());
+        if let Message::Request(req) = &msg
+            && req.method().as_str() == "SUBSCRIBE"
+            && let Some(cid) = call_id(&msg)
+            && (self.dialog_cores.len() < MAX_DIALOG_ROUTES || self.dialog_cores.contains_key(&cid))
+        {
+            self.dialog_cores.insert(cid, conn.clone());
+        }
         let now = self.clock.now();
         match msg {
             Message::Request(req) if req.method().as_str() == "REGISTER" => {
@@ -306,11 +357,12 @@ impl State {
             }
         }
         while let Some(t) = self.server.poll_transmit() {
-            let Some(core) = &self.core else {
+            let bytes = Bytes::from(t.bytes);
+            let Some(core) = self.core_for(&bytes) else {
                 tracing::warn!("no SIP core connection for an outgoing message");
                 continue;
             };
-            if let Err(e) = core.send_bytes(t.bytes.into()).await {
+            if let Err(e) = core.send_bytes(bytes).await {
                 tracing::warn!(error = %e, "send to SIP core failed");
             }
         }

@@ -155,6 +155,7 @@ pub async fn start_servers(
             identities,
             max_expires: 3600,
             max_connections_per_ip: sign_ins.len().max(256),
+            store: config::MEMORY_STORE.into(),
         },
         trace.clone(),
         clock.clone(),

@@ -16,7 +16,7 @@ use mcptt_service_state::body::{McpttInfo, ServiceState};
 use mcptt_service_state::client::{
     Publisher, PublisherEvent, Subscriber, SubscriberEvent, UeConfig as DriverConfig,
 };
-use mcptt_sip::{Message, Method, Request, Uri};
+use mcptt_sip::{Message, Method, Request, Response, Uri};
 use mcptt_tls::{
     ConnectionHandle, Destination, Event, Events, Transport, TransportConfig, TransportKind,
 };
@@ -94,6 +94,18 @@ struct Registration {
     registered: bool,
     /// Last final status received.
     last_status: Option<u16>,
+    /// Last final response received.
+    last_response: Option<Response>,
+}
+
+/// The UE's reg event subscription (RFC 3680) to its own registration state.
+#[derive(Debug)]
+struct RegWatch {
+    call_id: String,
+    /// Final status of the SUBSCRIBE.
+    status: Option<u16>,
+    /// The `application/reginfo+xml` bodies NOTIFYed, in order.
+    notifies: Vec<String>,
 }
 
 /// A connected UE.
@@ -104,12 +116,19 @@ pub struct Ue {
     transport: Transport,
     events: Events,
     conn: ConnectionHandle,
+    /// Connections to other SIP cores opened by [`Ue::use_core`], kept open for the dialogs
+    /// routed through them.
+    other_conns: Vec<ConnectionHandle>,
     local: SocketAddr,
     rng: SplitMix64,
     reg: Registration,
     users: Vec<UserSession>,
     /// Call-ID → index into `users` (publisher and subscriber dialogs).
     by_call_id: HashMap<String, usize>,
+    /// Reg event subscription, once [`Ue::subscribe_reg`] ran.
+    reg_watch: Option<RegWatch>,
+    /// Responses to send on the connection their request came on.
+    replies: Vec<(ConnectionHandle, Message)>,
     closed: bool,
 }
 
@@ -174,6 +193,7 @@ impl Ue {
             expires: config.register_expires,
             registered: false,
             last_status: None,
+            last_response: None,
         };
         trace.bind(&reg.call_id, &config.ue_label);
         Ok(Self {
@@ -183,11 +203,14 @@ impl Ue {
             transport,
             events,
             conn,
+            other_conns: Vec::new(),
             local,
             rng,
             reg,
             users: Vec::new(),
             by_call_id: HashMap::new(),
+            reg_watch: None,
+            replies: Vec::new(),
             closed: false,
         })
     }
@@ -208,6 +231,59 @@ impl Ue {
     #[must_use]
     pub fn is_closed(&self) -> bool {
         self.closed
+    }
+
+    /// Sends the following requests through the SIP core at `addr` (another instance of the
+    /// same service, sharing the registration store): connects to it with the same client
+    /// certificate unless a connection to it is open already. The other connections stay
+    /// open (NOTIFYs of dialogs set up through them still arrive there). The registered
+    /// Contact is unchanged until the next [`Ue::register`], which registers this
+    /// connection's Contact (same `+sip.instance`, same Call-ID, next CSeq).
+    pub async fn use_core(&mut self, addr: SocketAddr) -> Result<(), StepFailure> {
+        if self.conn.info().peer_addr == addr {
+            return Ok(());
+        }
+        let conn = match self
+            .other_conns
+            .iter()
+            .position(|c| c.info().peer_addr == addr)
+        {
+            Some(i) => self.other_conns.swap_remove(i),
+            None => {
+                let dest = Destination::addr(addr, TransportKind::Tls);
+                tokio::time::timeout(self.config.timeout, self.transport.connect(&dest))
+                    .await
+                    .map_err(|_| {
+                        fail(
+                            2,
+                            format!("TLS connection to the SIP core {addr} timed out"),
+                        )
+                    })?
+                    .map_err(|e| {
+                        fail(
+                            2,
+                            format!("TLS connection to the SIP core {addr} failed: {e}"),
+                        )
+                    })?
+            }
+        };
+        self.local = conn.info().local_addr;
+        let previous = std::mem::replace(&mut self.conn, conn);
+        self.other_conns.push(previous);
+        self.closed = false;
+        Ok(())
+    }
+
+    /// The SIP core the current connection goes to.
+    #[must_use]
+    pub fn sip_core(&self) -> SocketAddr {
+        self.conn.info().peer_addr
+    }
+
+    /// The last final response to a REGISTER (e.g. a `503` with `Retry-After`).
+    #[must_use]
+    pub fn last_register_response(&self) -> Option<&Response> {
+        self.reg.last_response.as_ref()
     }
 
     /// The local address of the current connection to the SIP core.
@@ -308,6 +384,68 @@ impl Ue {
         Ok(())
     }
 
+    /// Subscribes to the reg event package (RFC 3680) for its own public user identity
+    /// through the current SIP core, as IMS UEs do (TS 24.229 §5.1.1.3), answering each
+    /// NOTIFY with 200 OK on the connection it came on; waits for the answer and the first
+    /// NOTIFY. The reginfo bodies are in [`Ue::reg_notifications`].
+    pub async fn subscribe_reg(&mut self, expires: u32) -> Result<(), StepFailure> {
+        let impu = self.config.public_user_identity.clone();
+        let call_id = format!("{}@{}", hex(&mut self.rng), self.local.ip());
+        let method = Method::parse("SUBSCRIBE").map_err(|e| fail(11, e.to_string()))?;
+        let uri = Uri::parse(&impu).map_err(|e| fail(11, e.to_string()))?;
+        let req = Request::builder(method, uri)
+            .header(
+                "Via",
+                format!(
+                    "SIP/2.0/TLS {};branch=z9hG4bK{};rport",
+                    self.local,
+                    hex(&mut self.rng)
+                ),
+            )
+            .header("Max-Forwards", 70)
+            .header("From", format!("<{impu}>;tag={}", hex(&mut self.rng)))
+            .header("To", format!("<{impu}>"))
+            .header("Call-ID", &call_id)
+            .header("CSeq", "1 SUBSCRIBE")
+            .header("Contact", format!("<{}>", self.reg.contact))
+            .header("Event", "reg")
+            .header("Accept", "application/reginfo+xml")
+            .header("Expires", expires)
+            .build()
+            .map_err(|e| fail(11, format!("building SUBSCRIBE: {e}")))?;
+        self.trace.bind(&call_id, &self.config.ue_label);
+        self.reg_watch = Some(RegWatch {
+            call_id,
+            status: None,
+            notifies: Vec::new(),
+        });
+        self.send(Message::Request(req), 11).await?;
+        self.pump_until(16, |ue| {
+            ue.reg_watch.as_ref().is_some_and(|w| match w.status {
+                Some(s) if (200..300).contains(&s) => !w.notifies.is_empty(),
+                Some(_) => true,
+                None => false,
+            })
+        })
+        .await?;
+        match self.reg_watch.as_ref().and_then(|w| w.status) {
+            Some(s) if (200..300).contains(&s) => Ok(()),
+            other => Err(fail(14, format!("reg event SUBSCRIBE answered {other:?}"))),
+        }
+    }
+
+    /// The reginfo documents NOTIFYed to the reg event subscription, in order.
+    #[must_use]
+    pub fn reg_notifications(&self) -> &[String] {
+        self.reg_watch.as_ref().map_or(&[], |w| &w.notifies)
+    }
+
+    /// Waits until the reg event subscription has seen `n` NOTIFYs in total.
+    pub async fn wait_reg_notifications(&mut self, n: usize) -> Result<(), StepFailure> {
+        self.pump_until(16, |ue| ue.reg_notifications().len() >= n)
+            .await
+    }
+
     /// Whether the last REGISTER was accepted.
     #[must_use]
     pub fn is_registered(&self) -> bool {
@@ -345,8 +483,9 @@ impl Ue {
             .map_err(|e| fail(3, format!("building REGISTER: {e}")))
     }
 
-    /// Steps 3–4: REGISTER and wait for the final answer.
+    /// Steps 3–4: REGISTER the current connection's Contact and wait for the final answer.
     pub async fn register(&mut self) -> Result<(), StepFailure> {
+        self.reg.contact = contact_uri(&self.config.public_user_identity, self.local);
         let req = self.register_request(self.reg.expires)?;
         self.reg.last_status = None;
         self.send(Message::Request(req), 3).await?;
@@ -518,8 +657,11 @@ impl Ue {
         .await
     }
 
-    /// Closes the connection.
+    /// Closes the connection(s).
     pub async fn close(self) {
+        for c in &self.other_conns {
+            c.close().await;
+        }
         self.conn.close().await;
         self.transport.shutdown(Duration::from_millis(100)).await;
     }
@@ -533,6 +675,11 @@ impl Ue {
 
     /// Sends what the drivers queued, binding their Call-IDs to the sessions' labels first.
     async fn flush_drivers(&mut self, step: u8) -> Result<(), StepFailure> {
+        for (conn, msg) in std::mem::take(&mut self.replies) {
+            if let Err(e) = conn.send(&msg).await {
+                tracing::warn!(error = %e, "answer to the SIP core not sent");
+            }
+        }
         let mut out: Vec<Bytes> = Vec::new();
         for (idx, u) in self.users.iter_mut().enumerate() {
             while let Some(t) = u.publisher.poll_transmit() {
@@ -601,7 +748,7 @@ impl Ue {
             let clock = self.clock.clone();
             tokio::select! {
                 ev = self.events.recv() => match ev {
-                    Some(Event::Message(rx)) => self.on_message(rx.message),
+                    Some(Event::Message(rx)) => self.on_message(rx.message, rx.connection),
                     Some(Event::Closed { connection, .. }) => {
                         // A stale close of a connection already replaced is not ours.
                         if connection.id == self.conn.id() {
@@ -631,18 +778,37 @@ impl Ue {
         Ok(())
     }
 
-    fn on_message(&mut self, msg: Message) {
+    fn on_message(&mut self, msg: Message, conn: ConnectionHandle) {
         self.trace.record(
             Actor::Ue,
             observe(&msg, Actor::SipCore, &self.config.ue_label),
         );
         let now = self.clock.now();
         let cid = call_id(&msg).unwrap_or_default();
+        if let Some(w) = self.reg_watch.as_mut()
+            && w.call_id == cid
+        {
+            match &msg {
+                Message::Response(r) if r.status() >= 200 => w.status = Some(r.status()),
+                Message::Response(_) => {}
+                Message::Request(r) => {
+                    if r.method().as_str() == "NOTIFY" {
+                        w.notifies
+                            .push(String::from_utf8_lossy(&r.body()).into_owned());
+                    }
+                    if let Ok(ok) = Response::builder_for(r, 200).build() {
+                        self.replies.push((conn, Message::Response(ok)));
+                    }
+                }
+            }
+            return;
+        }
         match &msg {
             Message::Response(r) if method(&msg) == "REGISTER" && cid == self.reg.call_id => {
                 if r.status() >= 200 {
                     self.reg.last_status = Some(r.status());
                     self.reg.registered = (200..300).contains(&r.status());
+                    self.reg.last_response = Some(r.clone());
                 }
             }
             Message::Response(r) => {

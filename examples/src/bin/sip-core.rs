@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use mcptt_examples::actors::clock::Clock;
-use mcptt_examples::actors::config::{SipCoreConfig, Transport};
+use mcptt_examples::actors::config::{MEMORY_STORE, SipCoreConfig, Transport};
 use mcptt_examples::actors::sip_core;
 use mcptt_examples::cli::{LogArgs, TlsArgs, read_table};
 use mcptt_examples::trace::Trace;
@@ -54,6 +54,13 @@ struct Args {
     /// Largest registration expiry granted, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
     max_expires: u32,
+    /// Where the registrar keeps its bindings: `memory` (this process only), `redis://HOST:PORT`
+    /// (one Redis node, shared by several SIP core instances behind one address), or
+    /// comma-separated `redis://HOST:PORT` seed nodes of a Redis Cluster. A Redis store is
+    /// checked with PING at start-up; while Redis is unreachable REGISTERs are answered
+    /// 503 with Retry-After and the reason is logged.
+    #[arg(long, value_name = "memory|redis://HOST:PORT[,...]", default_value = MEMORY_STORE)]
+    store: String,
     #[command(flatten)]
     tls: TlsArgs,
     #[command(flatten)]
@@ -96,12 +103,17 @@ fn main() -> ExitCode {
         identities,
         max_expires: args.max_expires,
         max_connections_per_ip: args.max_connections_per_ip,
+        store: args.store,
     };
     mcptt_examples::actors::serve(
         "sip-core",
         async move {
             let handle = sip_core::spawn(config, Trace::echoing(), Clock::new()).await?;
-            eprintln!("sip-core: listening on {} (TLS)", handle.local_addr());
+            eprintln!(
+                "sip-core: listening on {} (TLS), registration store {}",
+                handle.local_addr(),
+                handle.store()
+            );
             Ok(handle)
         },
         |h| h.shutdown(),

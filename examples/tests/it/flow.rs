@@ -401,6 +401,7 @@ async fn mcptt_server_unreachable_at_step_5_keeps_the_binding_and_says_so() {
             identities: vec![(impu.clone(), vec![impu.clone()])],
             max_expires: 3600,
             max_connections_per_ip: 16,
+            store: actors::config::MEMORY_STORE.into(),
         },
         trace.clone(),
         clock.clone(),

@@ -3,3 +3,4 @@
 mod flow;
 mod idms;
 mod interop;
+mod store;
