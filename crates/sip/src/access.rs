@@ -105,6 +105,33 @@ impl Headers {
         self.single(Hid::To, |b| NameAddr::from_text(b.clone()))
     }
 
+    /// The `tag` parameter of the From header (`f`), without typing its URI: what dialog
+    /// matching needs (RFC 3261 §12.2.2), at a fraction of the cost of [`Headers::from`].
+    /// The display name and URI are only delimited; the parameters are checked against their
+    /// grammar. `Ok(None)` when From has no tag.
+    ///
+    /// # Errors
+    /// [`Error::MissingHeader`] or [`Error::Header`].
+    pub fn from_tag(&self) -> Result<Option<&str>> {
+        self.tag_of(Hid::From)
+    }
+
+    /// The `tag` parameter of the To header (`t`), without typing its URI (see
+    /// [`Headers::from_tag`]). `Ok(None)` when To has no tag.
+    ///
+    /// # Errors
+    /// [`Error::MissingHeader`] or [`Error::Header`].
+    pub fn to_tag(&self) -> Result<Option<&str>> {
+        self.tag_of(Hid::To)
+    }
+
+    fn tag_of(&self, id: Hid) -> Result<Option<&str>> {
+        let e = self
+            .first_id(id)
+            .ok_or_else(|| Error::MissingHeader(id.name()))?;
+        self.typed_str(e, |v| name_addr::header_param(v, "tag"))
+    }
+
     /// Every Via value (`v`), top first, across all Via lines.
     ///
     /// # Errors
@@ -296,6 +323,16 @@ impl Headers {
         self.all_lists(Hid::PAssertedIdentity, |b| name_addr::parse_list(b, false))
     }
 
+    /// The first P-Asserted-Identity value (RFC 3325), if any: the first name-addr of the
+    /// first P-Asserted-Identity line, without building the list (the values after its `,`
+    /// and later lines are not examined; [`Headers::p_asserted_identity`] checks them all).
+    ///
+    /// # Errors
+    /// [`Error::Header`] or [`Error::Uri`] for a malformed first value.
+    pub fn p_asserted_identity_first(&self) -> Result<Option<NameAddr>> {
+        self.optional(Hid::PAssertedIdentity, name_addr::parse_first)
+    }
+
     /// The P-Preferred-Identity values (RFC 3325), across all lines.
     ///
     /// # Errors
@@ -412,6 +449,20 @@ macro_rules! forward {
             /// As [`Headers::to`].
             pub fn to(&self) -> Result<NameAddr> {
                 self.headers().to()
+            }
+            /// The From tag without typing the URI (see [`Headers::from_tag`]).
+            ///
+            /// # Errors
+            /// As [`Headers::from_tag`].
+            pub fn from_tag(&self) -> Result<Option<&str>> {
+                self.headers().from_tag()
+            }
+            /// The To tag without typing the URI (see [`Headers::to_tag`]).
+            ///
+            /// # Errors
+            /// As [`Headers::to_tag`].
+            pub fn to_tag(&self) -> Result<Option<&str>> {
+                self.headers().to_tag()
             }
             /// Every Via value (see [`Headers::via`]).
             ///
@@ -552,6 +603,14 @@ macro_rules! forward {
             /// As [`Headers::p_asserted_identity`].
             pub fn p_asserted_identity(&self) -> Result<Vec<NameAddr>> {
                 self.headers().p_asserted_identity()
+            }
+            /// The first P-Asserted-Identity value (see
+            /// [`Headers::p_asserted_identity_first`]).
+            ///
+            /// # Errors
+            /// As [`Headers::p_asserted_identity_first`].
+            pub fn p_asserted_identity_first(&self) -> Result<Option<NameAddr>> {
+                self.headers().p_asserted_identity_first()
             }
             /// The P-Preferred-Identity values (see [`Headers::p_preferred_identity`]).
             ///

@@ -316,6 +316,81 @@ pub(crate) fn parse_one(src: &ByteString, c: &mut Cursor<'_>) -> Result<Partial>
     })
 }
 
+/// The raw value of header parameter `name` (`""` for a flag, quotes kept) of the single
+/// name-addr / addr-spec that makes up `s`, found as [`parse_one`] finds it but without
+/// typing the display name's URI: the URI is only delimited (`<...>`, or up to LWS, `;` or `,`
+/// for an addr-spec), the parameter list is checked against its grammar and nothing may follow
+/// it. No allocation.
+pub(crate) fn header_param<'a>(s: &'a str, name: &str) -> Result<Option<&'a str>> {
+    let mut c = Cursor::new(s.as_bytes());
+    c.skip_lws();
+    let angle = if c.peek() == Some(b'"') {
+        c.quoted()
+            .ok_or_else(|| perr(c.pos, "a terminated quoted display name"))?;
+        c.skip_lws();
+        if c.peek() != Some(b'<') {
+            return Err(perr(c.pos, "'<' after the display name"));
+        }
+        true
+    } else if c.peek() == Some(b'<') {
+        true
+    } else {
+        let save = c.pos;
+        let mut any = false;
+        while c.token().is_some() {
+            any = true;
+            c.skip_lws();
+        }
+        if c.peek() == Some(b'<') && any {
+            true
+        } else {
+            c.pos = save;
+            false
+        }
+    };
+    if angle {
+        let us = c.pos + 1;
+        let close = memchr::memchr(b'>', c.s.get(us..).unwrap_or_default())
+            .map(|k| k + us)
+            .ok_or_else(|| perr(us, "'>' closing the URI"))?;
+        if close == us {
+            return Err(perr(us, "a URI"));
+        }
+        c.pos = close + 1;
+    } else {
+        let us = c.pos;
+        let r = c.take_while(|b| !addr_spec_end(b));
+        if r.0 == r.1 {
+            return Err(perr(us, "a URI"));
+        }
+        if c.slice(r).contains(&b'?') {
+            return Err(perr(
+                us,
+                "a URI with headers to be enclosed in <> (RFC 3261 §20)",
+            ));
+        }
+    }
+    let found = crate::params::find_param(&mut c, name.as_bytes())?;
+    c.skip_lws();
+    if !c.at_end() {
+        return Err(perr(c.pos, "the end of the value"));
+    }
+    Ok(found.map(|(a, b)| s.get(a..b).unwrap_or_default()))
+}
+
+/// The first name-addr of a comma-separated list over `src`; what follows its `,` is not
+/// examined.
+pub(crate) fn parse_first(src: &ByteString) -> Result<NameAddr> {
+    let mut c = Cursor::new(src.as_bytes());
+    c.skip_lws();
+    let p = parse_one(src, &mut c)?;
+    c.skip_lws();
+    if !c.at_end() && c.peek() != Some(b',') {
+        return Err(perr(c.pos, "',' or the end of the value"));
+    }
+    Ok(p.finish(src.clone()))
+}
+
 /// Parse a comma-separated list of name-addrs over the whole of `src`.
 pub(crate) fn parse_list(src: &ByteString, require_angle: bool) -> Result<Vec<NameAddr>> {
     let mut out = Vec::new();

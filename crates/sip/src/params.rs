@@ -49,6 +49,37 @@ fn is_value_char(b: u8) -> bool {
 
 /// Parse `*( SEMI generic-param )` at the cursor, appending to `out`.
 pub(crate) fn parse_params(c: &mut Cursor<'_>, out: &mut Vec<ParamSpan>) -> Result<()> {
+    parse_params_with(c, |p| {
+        if out.capacity() == 0 {
+            // one allocation for the usual lists (a Contact carries five or six), made
+            // directly rather than through the growth path of `reserve`
+            *out = Vec::with_capacity(8);
+        }
+        out.push(p);
+    })
+}
+
+/// Parse `*( SEMI generic-param )` at the cursor and return the raw value (`""` for a
+/// flag, quotes kept) of the first parameter named `name` (case-insensitive), as
+/// [`Params::get`] would, without building a list.
+pub(crate) fn find_param(c: &mut Cursor<'_>, name: &[u8]) -> Result<Option<(usize, usize)>> {
+    let key = name_key(name);
+    let s = c.s;
+    let mut found = None;
+    parse_params_with(c, |p| {
+        if found.is_none() && p.key == key && chars::eq_ci(p.name.bytes(s), name) {
+            found = Some(
+                p.value
+                    .map_or((0, 0), |v| (v.start as usize, v.end as usize)),
+            );
+        }
+    })?;
+    Ok(found)
+}
+
+/// Parse `*( SEMI generic-param )` at the cursor, handing each parameter to `out`.
+#[inline]
+fn parse_params_with(c: &mut Cursor<'_>, mut out: impl FnMut(ParamSpan)) -> Result<()> {
     while c.eat_sep(b';') {
         let name = c.token().ok_or_else(|| perr(c.pos, "a parameter name"))?;
         let mut escaped = false;
@@ -71,12 +102,7 @@ pub(crate) fn parse_params(c: &mut Cursor<'_>, out: &mut Vec<ParamSpan>) -> Resu
         } else {
             None
         };
-        if out.capacity() == 0 {
-            // one allocation for the usual lists (a Contact carries five or six), made
-            // directly rather than through the growth path of `reserve`
-            *out = Vec::with_capacity(8);
-        }
-        out.push(ParamSpan {
+        out(ParamSpan {
             name: Span::new(name.0, name.1),
             value,
             key: name_key(c.slice(name)),

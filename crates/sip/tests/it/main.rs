@@ -11,3 +11,4 @@ mod props;
 mod rfc4475;
 mod rfc4475_typed;
 mod rfc5118;
+mod tags;
