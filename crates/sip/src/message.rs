@@ -560,11 +560,10 @@ impl Response {
         for e in req.head.headers.entries() {
             if copied(req, code, e.id) {
                 let h = &req.head.headers;
-                // Folded values are copied unfolded (line breaks become spaces); bytes that are
-                // not UTF-8 (which `validate` rejects) are replaced.
-                let v = String::from_utf8_lossy(&unfold(e.value.bytes(h.buf()))).into_owned();
-                let n = String::from_utf8_lossy(e.name.bytes(h.buf())).into_owned();
-                if let Err(err) = b.headers.push(&n, &v) {
+                // Folded values are copied unfolded (line breaks become spaces).
+                let mut v = String::new();
+                push_unfolded(&mut v, h.entry_value(e));
+                if let Err(err) = b.headers.push(h.entry_name(e), &v) {
                     b.error.get_or_insert(err);
                 }
             }
@@ -580,25 +579,27 @@ impl Response {
     #[must_use]
     pub fn from_request(req: &Request, code: u16) -> Self {
         let reason = reason_phrase(code);
-        let mut v = Vec::with_capacity(req.head.headers.buf().len().min(1024));
-        v.extend_from_slice(b"SIP/2.0 ");
-        v.extend_from_slice(code.to_string().as_bytes());
-        v.push(b' ');
-        v.extend_from_slice(reason.as_bytes());
+        // Built as a String from the request's text (every header value is UTF-8: parsed
+        // values were checked, pushed ones are `&str`) and our own ASCII: no UTF-8 check.
+        let mut v = String::with_capacity(req.head.headers.buf().len().min(1024));
+        v.push_str("SIP/2.0 ");
+        push_decimal(&mut v, code);
+        v.push(' ');
+        v.push_str(reason);
         let line_end = v.len();
-        v.extend_from_slice(b"\r\n");
+        v.push_str("\r\n");
         let mut entries = Vec::with_capacity(8);
         let src = &req.head.headers;
         for e in src.entries() {
             if copied(req, code, e.id) {
                 let ns = v.len();
-                v.extend_from_slice(e.name.bytes(src.buf()));
+                v.push_str(src.entry_name(e));
                 let ne = v.len();
-                v.extend_from_slice(b": ");
+                v.push_str(": ");
                 let vs = v.len();
-                v.extend_from_slice(&unfold(e.value.bytes(src.buf())));
+                push_unfolded(&mut v, src.entry_value(e));
                 let ve = v.len();
-                v.extend_from_slice(b"\r\n");
+                v.push_str("\r\n");
                 entries.push(Entry {
                     name: Span::new(ns, ne),
                     value: Span::new(vs, ve),
@@ -608,18 +609,17 @@ impl Response {
             }
         }
         let ns = v.len();
-        v.extend_from_slice(b"Content-Length: 0\r\n");
+        v.push_str("Content-Length: 0\r\n");
         entries.push(Entry {
             name: Span::new(ns, ns + 14),
             value: Span::new(ns + 16, ns + 17),
             line_end: v.len() as u32,
             id: Hid::ContentLength,
         });
-        v.extend_from_slice(b"\r\n");
+        v.push_str("\r\n");
         let end = v.len();
-        let buf = Bytes::from(v);
-        // copied from a parsed request's head and our own ASCII: UTF-8
-        let text = ByteString::try_from(buf.clone()).unwrap_or_default();
+        let text = ByteString::from(v);
+        let buf = text.as_bytes().clone();
         Self {
             code,
             reason: Span::new(line_end - reason.len(), line_end),
@@ -654,27 +654,43 @@ fn copied(req: &Request, code: u16, id: Hid) -> bool {
     }
 }
 
-/// Replace folded line breaks (CRLF + white space) by single spaces.
-fn unfold(v: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    if !v.iter().any(|&b| b == b'\r' || b == b'\n') {
-        return std::borrow::Cow::Borrowed(v);
+/// Append `v` with each folded line break (CR or LF and the CR, LF and white space after
+/// it) replaced by a single space; runs without a line break are copied whole (memchr2).
+fn push_unfolded(out: &mut String, v: &str) {
+    let b = v.as_bytes();
+    let mut start = 0;
+    while let Some(k) = memchr::memchr2(b'\r', b'\n', b.get(start..).unwrap_or_default()) {
+        let at = start + k;
+        // CR and LF are ASCII: both ends of the copied run are character boundaries
+        out.push_str(v.get(start..at).unwrap_or_default());
+        let mut j = at;
+        while matches!(b.get(j), Some(b'\r' | b'\n' | b' ' | b'\t')) {
+            j += 1;
+        }
+        out.push(' ');
+        start = j;
     }
-    let mut out = Vec::with_capacity(v.len());
-    let mut it = v.iter().copied().peekable();
-    while let Some(c) = it.next() {
-        if c == b'\r' || c == b'\n' {
-            while it
-                .peek()
-                .is_some_and(|&n| matches!(n, b'\r' | b'\n' | b' ' | b'\t'))
-            {
-                it.next();
-            }
-            out.push(b' ');
-        } else {
-            out.push(c);
+    out.push_str(v.get(start..).unwrap_or_default());
+}
+
+/// Append `n` in decimal (no allocation).
+fn push_decimal(out: &mut String, n: u16) {
+    let mut digits = [0u8; 5];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
         }
     }
-    std::borrow::Cow::Owned(out)
+    for &d in digits.get(i..).unwrap_or_default() {
+        out.push(char::from(d));
+    }
 }
 
 fn assemble(

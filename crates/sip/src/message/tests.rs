@@ -135,3 +135,33 @@ fn rfc5118_accepts_and_rejects() {
         assert!(Message::parse(read("rfc5118", name)).is_err(), "{name}");
     }
 }
+
+#[test]
+fn responses_copy_folded_values_unfolded_and_any_code() {
+    let req = Message::parse(Bytes::from_static(
+        "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nFrom: \"d\u{e9}j\u{e0}\"\r\n <sip:a@b>;tag=1\r\nTo: <sip:b@c>\r\n\t\r\n ;x=2\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nSubject: s\r\n\r\n"
+            .as_bytes(),
+    ))
+    .unwrap()
+    .into_request()
+    .unwrap();
+    for code in [100, 200, 699, 0, 9, 65535] {
+        let r = Response::from_request(&req, code);
+        assert_eq!(r.status(), code);
+        assert!(r.start_line().starts_with(&format!("SIP/2.0 {code} ")));
+        if !(100..=699).contains(&code) {
+            continue;
+        }
+        let back = Message::parse(r.encode()).unwrap().into_response().unwrap();
+        assert_eq!(back.status(), code);
+        assert_eq!(
+            r.headers().get("from"),
+            Some("\"d\u{e9}j\u{e0}\" <sip:a@b>;tag=1")
+        );
+        assert_eq!(r.headers().get("to"), Some("<sip:b@c> ;x=2"));
+        assert_eq!(r.headers().get("subject"), None);
+        assert_eq!(back.from_tag().unwrap(), Some("1"));
+        let b = Response::builder_for(&req, 200).build().unwrap();
+        assert_eq!(b.headers().get("to"), Some("<sip:b@c> ;x=2"));
+    }
+}
