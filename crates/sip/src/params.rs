@@ -49,37 +49,6 @@ fn is_value_char(b: u8) -> bool {
 
 /// Parse `*( SEMI generic-param )` at the cursor, appending to `out`.
 pub(crate) fn parse_params(c: &mut Cursor<'_>, out: &mut Vec<ParamSpan>) -> Result<()> {
-    parse_params_with(c, |p| {
-        if out.capacity() == 0 {
-            // one allocation for the usual lists (a Contact carries five or six), made
-            // directly rather than through the growth path of `reserve`
-            *out = Vec::with_capacity(8);
-        }
-        out.push(p);
-    })
-}
-
-/// Parse `*( SEMI generic-param )` at the cursor and return the raw value (`""` for a
-/// flag, quotes kept) of the first parameter named `name` (case-insensitive), as
-/// [`Params::get`] would, without building a list.
-pub(crate) fn find_param(c: &mut Cursor<'_>, name: &[u8]) -> Result<Option<(usize, usize)>> {
-    let key = name_key(name);
-    let s = c.s;
-    let mut found = None;
-    parse_params_with(c, |p| {
-        if found.is_none() && p.key == key && chars::eq_ci(p.name.bytes(s), name) {
-            found = Some(
-                p.value
-                    .map_or((0, 0), |v| (v.start as usize, v.end as usize)),
-            );
-        }
-    })?;
-    Ok(found)
-}
-
-/// Parse `*( SEMI generic-param )` at the cursor, handing each parameter to `out`.
-#[inline]
-fn parse_params_with(c: &mut Cursor<'_>, mut out: impl FnMut(ParamSpan)) -> Result<()> {
     while c.eat_sep(b';') {
         let name = c.token().ok_or_else(|| perr(c.pos, "a parameter name"))?;
         let mut escaped = false;
@@ -102,7 +71,12 @@ fn parse_params_with(c: &mut Cursor<'_>, mut out: impl FnMut(ParamSpan)) -> Resu
         } else {
             None
         };
-        out(ParamSpan {
+        if out.capacity() == 0 {
+            // one allocation for the usual lists (a Contact carries five or six), made
+            // directly rather than through the growth path of `reserve`
+            *out = Vec::with_capacity(8);
+        }
+        out.push(ParamSpan {
             name: Span::new(name.0, name.1),
             value,
             key: name_key(c.slice(name)),
@@ -110,6 +84,35 @@ fn parse_params_with(c: &mut Cursor<'_>, mut out: impl FnMut(ParamSpan)) -> Resu
         });
     }
     Ok(())
+}
+
+/// Parse `*( SEMI generic-param )` at the cursor and return the raw value (`""` for a
+/// flag, quotes kept) of the first parameter named `name` (case-insensitive), as
+/// [`Params::get`] would, without building a list (the grammar is [`parse_params`]'s).
+pub(crate) fn find_param(c: &mut Cursor<'_>, name: &[u8]) -> Result<Option<(usize, usize)>> {
+    let key = name_key(name);
+    let mut found = None;
+    while c.eat_sep(b';') {
+        let n = c.token().ok_or_else(|| perr(c.pos, "a parameter name"))?;
+        let value = if c.eat_sep(b'=') {
+            if c.peek() == Some(b'"') {
+                c.quoted()
+                    .ok_or_else(|| perr(c.pos, "a terminated quoted string"))?
+            } else {
+                let r = c.take_while(is_value_char);
+                if r.0 == r.1 {
+                    return Err(perr(c.pos, "a parameter value"));
+                }
+                r
+            }
+        } else {
+            (0, 0)
+        };
+        if found.is_none() && name_key(c.slice(n)) == key && c.slice(n).eq_ignore_ascii_case(name) {
+            found = Some(value);
+        }
+    }
+    Ok(found)
 }
 
 /// A parsed parameter list over a shared buffer, with lookups by name (case-insensitive).
