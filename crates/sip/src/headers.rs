@@ -129,7 +129,7 @@ pub(crate) fn scan(
         let vs = pos;
         // the logical line, folded lines included
         let (content_end, line_end) = loop {
-            match memchr::memchr(b'\n', buf.get(pos..).unwrap_or_default()) {
+            match chars::find_nl(buf.get(pos..).unwrap_or_default()) {
                 None => break (len, len),
                 Some(k) => {
                     let nl = pos + k;

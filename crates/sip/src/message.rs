@@ -944,7 +944,7 @@ impl ParsedHead {
 /// (both in [`Message::finish`]) over `s` (which must fit the size limits:
 /// [`Message::parse_with`] checks them first).
 pub(crate) fn parse_head(s: &[u8], limits: &Limits) -> Result<ParsedHead> {
-    let nl = memchr::memchr(b'\n', s).ok_or_else(|| {
+    let nl = crate::chars::find_nl(s).ok_or_else(|| {
         if s.len() > limits.max_line_length {
             Error::LineTooLong {
                 offset: 0,
