@@ -102,18 +102,24 @@ pub(crate) fn is_token(b: u8) -> bool {
     is(b, TOKEN)
 }
 
-/// The first `\n` in `h`. On x86-64 the SSE2 searcher (part of the baseline there) is
-/// inlined into the caller: header lines are short, and `memchr::memchr`'s run-time dispatch
-/// to its AVX2 routine costs about as much as the search of a typical line.
+/// The first `needle` in `h`. On x86-64 the SSE2 searcher (part of the baseline there) is
+/// inlined into the caller: header lines and values are short, and `memchr::memchr`'s
+/// run-time dispatch to its AVX2 routine costs about as much as the search of a typical line.
 #[inline]
-pub(crate) fn find_nl(h: &[u8]) -> Option<usize> {
+pub(crate) fn find_byte(needle: u8, h: &[u8]) -> Option<usize> {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     {
-        if let Some(one) = memchr::arch::x86_64::sse2::memchr::One::new(b'\n') {
+        if let Some(one) = memchr::arch::x86_64::sse2::memchr::One::new(needle) {
             return one.find(h);
         }
     }
-    memchr::memchr(b'\n', h)
+    memchr::memchr(needle, h)
+}
+
+/// The first `\n` in `h` ([`find_byte`]).
+#[inline]
+pub(crate) fn find_nl(h: &[u8]) -> Option<usize> {
+    find_byte(b'\n', h)
 }
 
 /// Whether `s` is a non-empty token.

@@ -66,7 +66,8 @@ fn frame_from(buf: &[u8], limits: &Limits, st: &mut Scan) -> Result<Status> {
             break h;
         }
         let pos = st.pos;
-        let Some(k) = memchr::memchr(b'\n', buf.get(pos..window).unwrap_or_default()) else {
+        let Some(k) = crate::chars::find_byte(b'\n', buf.get(pos..window).unwrap_or_default())
+        else {
             if window - pos > limits.max_line_length {
                 return Err(Error::LineTooLong {
                     offset: pos,

@@ -1008,7 +1008,7 @@ pub(crate) fn parse_head(s: &[u8], limits: &Limits) -> Result<ParsedHead> {
             return Err(start_err(m_end, "SP after the method"));
         }
         let us = m_end + 1;
-        let ue = memchr::memchr(b' ', line.get(us..).unwrap_or_default())
+        let ue = crate::chars::find_byte(b' ', line.get(us..).unwrap_or_default())
             .map(|k| k + us)
             .ok_or_else(|| start_err(line.len(), "SP after the Request-URI"))?;
         if ue == us {

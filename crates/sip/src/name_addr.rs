@@ -257,7 +257,7 @@ pub(crate) fn parse_one(src: &ByteString, c: &mut Cursor<'_>) -> Result<Partial>
         // skip '<'
         c.pos += 1;
         let us = c.pos;
-        let close = memchr::memchr(b'>', c.s.get(us..).unwrap_or_default())
+        let close = chars::find_byte(b'>', c.s.get(us..).unwrap_or_default())
             .map(|k| k + us)
             .ok_or_else(|| perr(us, "'>' closing the URI"))?;
         let uri = Uri::from_text(Span::new(us, close).sub(src)).map_err(|e| e.shifted(us))?;
@@ -350,7 +350,7 @@ pub(crate) fn header_param<'a>(s: &'a str, name: &str) -> Result<Option<&'a str>
     };
     if angle {
         let us = c.pos + 1;
-        let close = memchr::memchr(b'>', c.s.get(us..).unwrap_or_default())
+        let close = chars::find_byte(b'>', c.s.get(us..).unwrap_or_default())
             .map(|k| k + us)
             .ok_or_else(|| perr(us, "'>' closing the URI"))?;
         if close == us {

@@ -165,7 +165,7 @@ impl Uri {
     fn parse_sip(&mut self, s: &[u8], start: usize) -> Result<()> {
         let mut i = start;
         // userinfo: no '@' may appear elsewhere in a SIP URI (escaped it is %40).
-        if let Some(at) = memchr::memchr(b'@', s.get(start..).unwrap_or_default()) {
+        if let Some(at) = chars::find_byte(b'@', s.get(start..).unwrap_or_default()) {
             let at = start + at;
             let user_end = scan_escaped(s, start, UNRESERVED | USER)?;
             if user_end == start {
