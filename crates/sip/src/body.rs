@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 
+use crate::chars;
 use crate::error::{Error, Result};
 use crate::headers::{self, Headers};
 use crate::limits::Limits;
@@ -100,24 +101,34 @@ impl Multipart {
         if !valid_boundary(boundary) {
             return Err(body_err(0, "a valid boundary"));
         }
-        let delim = format!("--{boundary}");
-        let finder = memchr::memmem::Finder::new(delim.as_bytes());
+        let bnd = boundary.as_bytes();
         let s: &[u8] = &body;
-        // find a delimiter at the start of a line
+        // "--" boundary at `k`
+        let delim_at = |k: usize| {
+            s.get(k..k + 2) == Some(b"--") && s.get(k + 2..).is_some_and(|r| r.starts_with(bnd))
+        };
+        // the first delimiter at or after `from` that starts a line (RFC 2046 §5.1.1): line
+        // starts are visited one line break at a time (no searcher to build per body; each
+        // check stops at the first byte that differs, so the work stays linear)
         let find_from = |from: usize| -> Option<usize> {
+            if (from == 0 || s.get(from - 1) == Some(&b'\n')) && delim_at(from) {
+                return Some(from);
+            }
             let mut at = from;
             loop {
-                let k = finder.find(s.get(at..)?)? + at;
-                if k == 0 || s.get(k - 1) == Some(&b'\n') {
+                let k = chars::find_nl(s.get(at..)?)? + at + 1;
+                if delim_at(k) {
                     return Some(k);
                 }
-                at = k + 1;
+                at = k;
             }
         };
         let mut d = find_from(0).ok_or_else(|| body_err(0, "the first boundary delimiter"))?;
-        let mut parts = Vec::new();
+        // sized directly for the usual bodies (SIP multiparts carry two or three parts, each
+        // with a few header lines) rather than through the growth path
+        let mut parts = Vec::with_capacity(4);
         loop {
-            let after = d + delim.len();
+            let after = d + 2 + bnd.len();
             if s.get(after..after + 2) == Some(b"--") {
                 break;
             }
@@ -145,7 +156,7 @@ impl Multipart {
             }
             let end = end.max(start);
             let part = body.slice(start..end);
-            let mut entries = Vec::new();
+            let mut entries = Vec::with_capacity(4);
             let he = headers::scan(&part, 0, &Limits::default(), &mut entries)
                 .map_err(|e| e.shifted(start))?;
             let body_start = if he.terminated {

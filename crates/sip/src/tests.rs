@@ -600,6 +600,30 @@ fn multipart_split_and_build() {
 }
 
 #[test]
+fn multipart_delimiters_only_at_line_starts() {
+    // "--zz" inside a line, a line starting "-" or "--z", a preamble and an epilogue
+    let body = Bytes::from_static(
+        b"pre --zz\r\n--zz \t\r\nA: 1\r\n\r\nx --zz y\r\n-\r\n--z\r\n\n--zz\nB: 2\n\nsecond\r\n--zz--\r\nepilogue --zz\r\n",
+    );
+    let mp = Multipart::parse_with_boundary("zz", body).unwrap();
+    assert_eq!(mp.parts.len(), 2);
+    assert_eq!(&mp.parts[0].body[..], b"x --zz y\r\n-\r\n--z\r\n");
+    assert_eq!(mp.parts[0].headers.get("a"), Some("1"));
+    assert_eq!(&mp.parts[1].body[..], b"second");
+    assert_eq!(mp.parts[1].headers.get("b"), Some("2"));
+    for bad in [
+        &b"x--zz\r\n\r\n-- zz--"[..],
+        b"--zzX\r\n\r\n--zz--",
+        b"--zz\r\n\r\n--z",
+    ] {
+        assert!(
+            Multipart::parse_with_boundary("zz", Bytes::copy_from_slice(bad)).is_err(),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
 fn rfc4475_mpart01_splits() {
     let p = concat!(
         env!("CARGO_MANIFEST_DIR"),
