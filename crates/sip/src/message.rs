@@ -440,7 +440,7 @@ impl Request {
         RequestBuilder {
             method,
             uri,
-            headers: Headers::new(),
+            headers: Lines::default(),
             body: None,
             error: None,
         }
@@ -545,7 +545,7 @@ impl Response {
         ResponseBuilder {
             code,
             reason: None,
-            headers: Headers::new(),
+            headers: Lines::default(),
             body: None,
             to_tag: None,
             error: None,
@@ -693,25 +693,105 @@ fn push_decimal(out: &mut String, n: u16) {
     }
 }
 
+/// The header lines a builder collects, as text in one growing buffer (no copy of the lines
+/// before per added line, no parse until `build`).
+#[derive(Debug, Clone, Default)]
+struct Lines {
+    text: String,
+    /// Per line: start, value start, value end, end (after its CRLF), which header.
+    lines: Vec<(usize, usize, usize, usize, Hid)>,
+}
+
+impl Lines {
+    /// Append `name: value` (value written in place, then checked and trimmed of LWS as
+    /// [`Headers::push`] does).
+    fn push(&mut self, name: &str, value: impl std::fmt::Display) -> Result<()> {
+        use std::fmt::Write as _;
+        if !crate::chars::is_token_str(name.as_bytes()) {
+            return Err(Error::ApiMisuse("header name must be a token"));
+        }
+        let start = self.text.len();
+        self.text.push_str(name);
+        self.text.push_str(": ");
+        let vs = self.text.len();
+        // writing into a String cannot fail unless `Display` itself does
+        let written = write!(self.text, "{value}");
+        let v = self.text.get(vs..).unwrap_or_default();
+        if written.is_err() || v.bytes().any(|b| b == b'\r' || b == b'\n') {
+            self.text.truncate(start);
+            return Err(Error::ApiMisuse("header value must not contain CR or LF"));
+        }
+        let lead = v.len() - v.trim_start_matches([' ', '\t']).len();
+        if lead > 0 {
+            self.text.replace_range(vs..vs + lead, "");
+        }
+        let trimmed = self.text.trim_end_matches([' ', '\t']).len().max(vs);
+        self.text.truncate(trimmed);
+        let ve = self.text.len();
+        self.text.push_str("\r\n");
+        self.lines.push((
+            start,
+            vs,
+            ve,
+            self.text.len(),
+            crate::names::lookup(name.as_bytes()),
+        ));
+        Ok(())
+    }
+
+    /// The value of the first line of header `id`.
+    fn first(&self, id: Hid) -> Option<&str> {
+        self.lines
+            .iter()
+            .find(|l| l.4 == id)
+            .and_then(|l| self.text.get(l.1..l.2))
+    }
+}
+
+/// The start line, the builder's lines (the first To line's value replaced by `to`, later To
+/// lines dropped, as [`Headers::replace`] would), Content-Type and Content-Length (which the
+/// builders own) and the body, in one buffer.
 fn assemble(
     start_line: &str,
-    headers: &Headers,
+    lines: &Lines,
+    to: Option<&str>,
     body: Option<&(Option<String>, Bytes)>,
 ) -> Vec<u8> {
-    let mut v = Vec::with_capacity(256 + body.map_or(0, |b| b.1.len()));
+    let blen = body.map_or(0, |b| b.1.len());
+    let mut v = Vec::with_capacity(start_line.len() + lines.text.len() + 96 + blen);
     v.extend_from_slice(start_line.as_bytes());
     v.extend_from_slice(b"\r\n");
-    let mut h = headers.clone();
-    // The builders own Content-Length (and Content-Type when a body is given).
-    h.remove("Content-Length");
-    if let Some((Some(ct), _)) = body {
-        h.remove("Content-Type");
-        let _ = h.push("Content-Type", ct);
+    let ct = match body {
+        Some((Some(ct), _)) => Some(crate::chars::trim_lws(ct)),
+        _ => None,
+    };
+    let mut to_done = false;
+    for &(a, _, _, b, id) in &lines.lines {
+        match id {
+            Hid::ContentLength => continue,
+            Hid::ContentType if ct.is_some() => continue,
+            Hid::To if to.is_some() => {
+                if !to_done {
+                    to_done = true;
+                    v.extend_from_slice(b"To: ");
+                    v.extend_from_slice(to.unwrap_or_default().as_bytes());
+                    v.extend_from_slice(b"\r\n");
+                }
+                continue;
+            }
+            _ => {}
+        }
+        v.extend_from_slice(lines.text.get(a..b).unwrap_or_default().as_bytes());
     }
-    let len = body.map_or(0, |b| b.1.len());
-    let _ = h.push("Content-Length", &len.to_string());
-    h.encode_lines(&mut v);
-    v.extend_from_slice(b"\r\n");
+    // a Content-Type with CR or LF is left out (the parse of the result would fail on it)
+    if let Some(ct) = ct.filter(|ct| !ct.contains(['\r', '\n'])) {
+        v.extend_from_slice(b"Content-Type: ");
+        v.extend_from_slice(ct.as_bytes());
+        v.extend_from_slice(b"\r\n");
+    }
+    v.extend_from_slice(b"Content-Length: ");
+    v.extend_from_slice(blen.to_string().as_bytes());
+    v.extend_from_slice(b"\r\n\r\n");
     if let Some((_, b)) = body {
         v.extend_from_slice(b);
     }
@@ -727,7 +807,7 @@ fn assemble(
 pub struct RequestBuilder {
     method: Method,
     uri: Uri,
-    headers: Headers,
+    headers: Lines,
     body: Option<(Option<String>, Bytes)>,
     error: Option<Error>,
 }
@@ -736,7 +816,7 @@ impl RequestBuilder {
     /// Append a header line (see [`Headers::push`]).
     #[must_use]
     pub fn header(mut self, name: &str, value: impl std::fmt::Display) -> Self {
-        if let Err(e) = self.headers.push(name, &value.to_string()) {
+        if let Err(e) = self.headers.push(name, value) {
             self.error.get_or_insert(e);
         }
         self
@@ -759,7 +839,7 @@ impl RequestBuilder {
             return Err(e);
         }
         let line = format!("{} {} SIP/2.0", self.method, self.uri);
-        let v = assemble(&line, &self.headers, self.body.as_ref());
+        let v = assemble(&line, &self.headers, None, self.body.as_ref());
         Message::parse_with(Bytes::from(v), &unlimited())?
             .into_request()
             .ok_or(Error::ApiMisuse("the built bytes are not a request"))
@@ -771,7 +851,7 @@ impl RequestBuilder {
 pub struct ResponseBuilder {
     code: u16,
     reason: Option<String>,
-    headers: Headers,
+    headers: Lines,
     body: Option<(Option<String>, Bytes)>,
     to_tag: Option<String>,
     error: Option<Error>,
@@ -795,7 +875,7 @@ impl ResponseBuilder {
     /// Append a header line (see [`Headers::push`]).
     #[must_use]
     pub fn header(mut self, name: &str, value: impl std::fmt::Display) -> Self {
-        if let Err(e) = self.headers.push(name, &value.to_string()) {
+        if let Err(e) = self.headers.push(name, value) {
             self.error.get_or_insert(e);
         }
         self
@@ -813,7 +893,7 @@ impl ResponseBuilder {
     /// # Errors
     /// [`Error::ApiMisuse`] for a bad header, a status code outside 100..=699 or a reason with
     /// CR/LF; a parse error of the assembled bytes.
-    pub fn build(mut self) -> Result<Response> {
+    pub fn build(self) -> Result<Response> {
         if let Some(e) = self.error {
             return Err(e);
         }
@@ -827,22 +907,22 @@ impl ResponseBuilder {
         if reason.contains(['\r', '\n']) {
             return Err(Error::ApiMisuse("reason phrase must not contain CR or LF"));
         }
+        let mut new_to = None;
         if let Some(tag) = &self.to_tag {
             if !crate::chars::is_token_str(tag.as_bytes()) {
                 return Err(Error::ApiMisuse("tag must be a token"));
             }
-            if let Some(to) = self.headers.get("To") {
-                let has_tag = crate::NameAddr::parse(to)
-                    .map(|n| n.tag().is_some())
+            if let Some(to) = self.headers.first(Hid::To) {
+                let has_tag = crate::name_addr::header_param(to, "tag")
+                    .map(|t| t.is_some())
                     .unwrap_or(true);
                 if !has_tag {
-                    let v = format!("{to};tag={tag}");
-                    self.headers.replace("To", &v)?;
+                    new_to = Some(format!("{to};tag={tag}"));
                 }
             }
         }
         let line = format!("SIP/2.0 {} {}", self.code, reason);
-        let v = assemble(&line, &self.headers, self.body.as_ref());
+        let v = assemble(&line, &self.headers, new_to.as_deref(), self.body.as_ref());
         Message::parse_with(Bytes::from(v), &unlimited())?
             .into_response()
             .ok_or(Error::ApiMisuse("the built bytes are not a response"))

@@ -165,3 +165,49 @@ fn responses_copy_folded_values_unfolded_and_any_code() {
         assert_eq!(b.headers().get("to"), Some("<sip:b@c> ;x=2"));
     }
 }
+
+#[test]
+fn builders_write_lines_in_order_and_own_length_and_type() {
+    let uri = Uri::parse("sip:a@b").unwrap();
+    let r = Request::builder(Method::Message, uri.clone())
+        .header("Via", "SIP/2.0/TCP h;branch=z9hG4bK1")
+        .header("Content-Length", 99)
+        .header("X-Pad", format_args!(" \t{}\t ", 7))
+        .header("Content-Type", "text/old")
+        .header("t", "<sip:b@c>")
+        .header("Empty", "")
+        .body("text/plain", Bytes::from_static(b"hi"))
+        .build()
+        .unwrap();
+    assert_eq!(
+        &r.encode()[..],
+        &b"MESSAGE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nX-Pad: 7\r\nt: <sip:b@c>\r\nEmpty: \r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi"[..]
+    );
+    let e = Request::builder(Method::Message, uri.clone())
+        .header("Bad Name", 1)
+        .build();
+    assert!(matches!(e, Err(Error::ApiMisuse(_))));
+    let e = Request::builder(Method::Message, uri)
+        .header("X", "a\r\nInjected: 1")
+        .build();
+    assert!(matches!(e, Err(Error::ApiMisuse(_))));
+
+    let r = Response::builder(200)
+        .header("To", "<sip:b@c>")
+        .header("X", 1)
+        .header("t", "<sip:second@c>")
+        .to_tag("abc")
+        .build()
+        .unwrap();
+    assert_eq!(
+        &r.encode()[..],
+        &b"SIP/2.0 200 OK\r\nTo: <sip:b@c>;tag=abc\r\nX: 1\r\nContent-Length: 0\r\n\r\n"[..]
+    );
+    let r = Response::builder(180)
+        .header("To", "<sip:b@c>;tag=old")
+        .to_tag("new")
+        .build()
+        .unwrap();
+    assert_eq!(r.to_tag().unwrap(), Some("old"));
+    assert!(Response::builder(200).to_tag("a b").build().is_err());
+}
