@@ -110,6 +110,7 @@ mod error;
 mod model;
 pub mod server;
 mod sip;
+pub mod store;
 mod token;
 mod xml;
 
