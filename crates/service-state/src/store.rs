@@ -449,7 +449,7 @@ mod tests {
             lease_expires: t + Duration::from_secs(30),
             notified_version: 1,
         };
-        let v = s.write_dialog(5, 0, Some(d.clone())).unwrap();
+        let v = s.write_dialog(5, 0, Some(d)).unwrap();
         assert_eq!(s.next_expiry(), Some(t + Duration::from_secs(30)));
         assert_eq!(
             s.due(t + Duration::from_secs(30), 9).unwrap(),
