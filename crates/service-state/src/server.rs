@@ -237,6 +237,8 @@ struct Ue {
     sessions: Vec<u64>,
     /// Version of the UE's store record this state was read from or written as.
     store_version: u64,
+    /// Highest service-state version given to any user on this UE.
+    last_version: u64,
 }
 
 /// A notifier-side subscription (RFC 6665 §4.2).
@@ -592,6 +594,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         }
         if let Some(ue) = self.ues.get_mut(impu) {
             ue.store_version = version;
+            ue.last_version = ue.last_version.max(record.last_version);
             ue.registered = !record.instances.is_empty();
             ue.instances = record.instances;
         }
@@ -658,6 +661,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             return UeRecord::default();
         };
         UeRecord {
+            last_version: ue.last_version,
             kind: self.config.directory.kind(impu),
             instances: ue.instances.clone(),
             users: ue
@@ -1355,7 +1359,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
-        session.version += 1;
+        bump_version(&mut self.ues, session);
         mark_dirty(&mut self.dirty, &self.ues, &session.impu);
         let Some(session) = self.sessions.get(&id) else {
             return;
@@ -1467,7 +1471,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         if let Some(s) = self.sessions.get_mut(&session)
             && s.version == 0
         {
-            s.version = 1;
+            bump_version(&mut self.ues, s);
             mark_dirty(&mut self.dirty, &self.ues, &impu);
             if let Err(e) = self.commit() {
                 if let Some(s) = self.sessions.get_mut(&session) {
@@ -2048,6 +2052,19 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     /// Drops subscription `id` held here because another instance now holds its dialog.
     fn drop_subscription(&mut self, id: u64) {
         self.forget(id, TerminationReason::TakenOver);
+    }
+}
+
+/// Gives `session` its next service-state version: above every version any user of its UE
+/// had, so that a user who left the store and came back never repeats a version a
+/// subscriber saw.
+fn bump_version(ues: &mut HashMap<String, Ue>, session: &mut Session) {
+    match ues.get_mut(&session.impu) {
+        Some(ue) => {
+            session.version = session.version.max(ue.last_version) + 1;
+            ue.last_version = session.version;
+        }
+        None => session.version += 1,
     }
 }
 

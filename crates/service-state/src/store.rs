@@ -119,6 +119,9 @@ pub struct UserRecord {
 /// Everything the server keeps about one UE (keyed by its public user identity).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UeRecord {
+    /// Highest service-state version given to any user on this UE (new users count on
+    /// from it, so versions never repeat for a subscriber).
+    pub last_version: u64,
     /// The UE's kind when the record was written (from the UE directory).
     pub kind: UeKind,
     /// Registered instances (`+sip.instance`, empty string when none was given); none = not
@@ -401,6 +404,7 @@ mod tests {
         let t = Instant::now();
         let mut s = MemoryStore::new();
         let rec = UeRecord {
+            last_version: 1,
             kind: UeKind::Personal,
             instances: vec![String::new()],
             users: vec![user(t, 100)],
