@@ -375,8 +375,8 @@ enum Timer {
     Token(u64),
     Subscription(u64),
     Notify(u64, u32),
-    /// Renew the dialog lease of a subscription.
-    Lease(u64),
+    /// Renew the dialog leases of all subscriptions held here.
+    Leases,
 }
 
 /// Outcome of a refused request.
@@ -428,6 +428,8 @@ pub struct Server<V, R, S = MemoryStore> {
     retry: Vec<RegistrationChange>,
     /// When to retry store work that failed (registration changes, due keys).
     retry_at: Option<Instant>,
+    /// When the next lease renewal round runs (armed while dialogs are held).
+    leases_at: Option<Instant>,
     ues: HashMap<String, Ue>,
     sessions: IdMap<Session>,
     etags: IdMap<u64>,
@@ -465,6 +467,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             pending: Vec::new(),
             retry: Vec::new(),
             retry_at: None,
+            leases_at: None,
             contact: format!("<{}>", config.contact),
             warning: format!("399 {} \"{AUTHORISATION_FAILED_WARNING}\"", config.host),
             scratch: Vec::new(),
@@ -1500,8 +1503,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         }
         self.timers
             .insert((sub.expires_at, Timer::Subscription(id)));
-        self.timers
-            .insert((now + self.config.dialog_lease / 2, Timer::Lease(id)));
+        self.arm_leases(now);
         self.subs.insert(id, sub);
         self.dialogs.insert(our_tag, id);
         if let Some(s) = self.sessions.get_mut(&session) {
@@ -1723,10 +1725,6 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             return;
         };
         self.dialogs.remove(&sub.our_tag);
-        self.timers.remove(&(
-            sub.lease_expires - self.config.dialog_lease / 2,
-            Timer::Lease(id),
-        ));
         self.timers
             .remove(&(sub.expires_at, Timer::Subscription(id)));
         for (cseq, deadline) in &sub.outstanding {
@@ -1817,7 +1815,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             self.timers.pop_first();
             match timer {
                 Timer::Publication(_) | Timer::Token(_) => self.expiry_timer(now, at, timer),
-                Timer::Lease(id) => self.renew_lease(now, id),
+                Timer::Leases => self.renew_leases(now),
                 Timer::Subscription(id) => {
                     self.terminate(
                         now,
@@ -1985,10 +1983,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let sub = Subscription::from_record(record, session, tag, v);
         self.timers
             .insert((sub.expires_at, Timer::Subscription(id)));
-        self.timers.insert((
-            sub.lease_expires - self.config.dialog_lease / 2,
-            Timer::Lease(id),
-        ));
+        self.arm_leases(now);
         self.subs.insert(id, sub);
         self.dialogs.insert(tag, id);
         if let Some(s) = self.sessions.get_mut(&session) {
@@ -2022,31 +2017,41 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             Ok(v) => self.renewed(now, id, v),
             // Another instance took the dialog over (this one was presumed dead).
             Err(StoreError::Conflict { .. }) => self.drop_subscription(id),
-            Err(e) => {
-                self.store_failed(now, "dialog lease", &e);
-                self.timers
-                    .insert((now + secs(self.config.store_retry_after), Timer::Lease(id)));
-                // Keep the lease timer findable: the next renewal is due at that time.
-                if let Some(sub) = self.subs.get_mut(&id) {
-                    sub.lease_expires =
-                        now + secs(self.config.store_retry_after) + self.config.dialog_lease / 2;
-                }
-            }
+            // Tried again at the next renewal round (half a lease later); if the lease
+            // runs out meanwhile another instance may take the dialog over, and the next
+            // renewal here then conflicts and drops it.
+            Err(e) => self.store_failed(now, "dialog lease", &e),
         }
     }
 
     /// The dialog of subscription `id` was written at `version` with a fresh lease.
     fn renewed(&mut self, now: Instant, id: u64, version: u64) {
-        let half = self.config.dialog_lease / 2;
         let Some(sub) = self.subs.get_mut(&id) else {
             return;
         };
-        self.timers
-            .remove(&(sub.lease_expires - half, Timer::Lease(id)));
         sub.store_version = version;
         sub.lease_expires = now + self.config.dialog_lease;
-        self.timers
-            .insert((sub.lease_expires - half, Timer::Lease(id)));
+    }
+
+    /// Makes sure a lease renewal round is scheduled (every half lease while dialogs are held).
+    fn arm_leases(&mut self, now: Instant) {
+        if self.leases_at.is_none() {
+            let at = now + self.config.dialog_lease / 2;
+            self.leases_at = Some(at);
+            self.timers.insert((at, Timer::Leases));
+        }
+    }
+
+    /// A renewal round: every dialog held here gets a fresh lease.
+    fn renew_leases(&mut self, now: Instant) {
+        self.leases_at = None;
+        let held: Vec<u64> = self.subs.keys().copied().collect();
+        for id in held {
+            self.renew_lease(now, id);
+        }
+        if !self.subs.is_empty() {
+            self.arm_leases(now);
+        }
     }
 
     /// Drops subscription `id` held here because another instance now holds its dialog.

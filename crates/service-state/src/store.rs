@@ -34,7 +34,8 @@
 //!   [`StoreError::Unavailable`], the server changes nothing, answers `503` with
 //!   `Retry-After` and never mistakes the failure for "no state".
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Instant;
 
 pub use mcptt_registration::StoreError;
@@ -246,16 +247,20 @@ pub trait ServiceStateStore {
 struct Entry<T> {
     version: u64,
     record: T,
-    deadline: Option<Instant>,
+    /// The index key of the record's deadline.
+    deadline: Option<(Instant, u64)>,
 }
 
-/// The default in-memory store: hash maps of records plus one deadline index. `load_*`
+/// The default in-memory store: hash maps of records plus deadline indexes. `load_*`
 /// clones the record, as a remote store would.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    ues: HashMap<String, Entry<UeRecord>>,
+    ues: HashMap<Arc<str>, Entry<UeRecord>>,
     dialogs: HashMap<u64, Entry<DialogRecord>>,
-    deadlines: BTreeSet<(Instant, StoreKey)>,
+    /// UE deadlines keyed by (deadline, version of the record that set it): no string
+    /// comparisons on the index.
+    ue_deadlines: BTreeMap<(Instant, u64), Arc<str>>,
+    dialog_deadlines: BTreeSet<(Instant, u64)>,
     next_version: u64,
 }
 
@@ -296,30 +301,53 @@ impl ServiceStateStore for MemoryStore {
             return Err(StoreError::Conflict { current });
         }
         let version = self.bump();
-        if let Some(old) = self.ues.get(impu)
-            && let Some(t) = old.deadline
-        {
-            self.deadlines.remove(&(t, StoreKey::Ue(impu.to_owned())));
-        }
-        if record.is_empty() {
-            self.ues.remove(impu);
+        let deadline = record.next_deadline();
+        if let Some((key, entry)) = self.ues.get_key_value(impu) {
+            let key = Arc::clone(key);
+            let old = entry.deadline;
+            if record.is_empty() {
+                if let Some(k) = old {
+                    self.ue_deadlines.remove(&k);
+                }
+                self.ues.remove(impu);
+                return Ok(version);
+            }
+            let indexed = if old.map(|(t, _)| t) == deadline {
+                old
+            } else {
+                if let Some(k) = old {
+                    self.ue_deadlines.remove(&k);
+                }
+                deadline.map(|t| {
+                    self.ue_deadlines.insert((t, version), key);
+                    (t, version)
+                })
+            };
+            if let Some(e) = self.ues.get_mut(impu) {
+                *e = Entry {
+                    version,
+                    record,
+                    deadline: indexed,
+                };
+            }
             return Ok(version);
         }
-        let deadline = record.next_deadline();
-        if let Some(t) = deadline {
-            self.deadlines.insert((t, StoreKey::Ue(impu.to_owned())));
+        if record.is_empty() {
+            return Ok(version);
         }
-        let entry = Entry {
-            version,
-            record,
-            deadline,
-        };
-        match self.ues.get_mut(impu) {
-            Some(e) => *e = entry,
-            None => {
-                self.ues.insert(impu.to_owned(), entry);
-            }
-        }
+        let key: Arc<str> = Arc::from(impu);
+        let indexed = deadline.map(|t| {
+            self.ue_deadlines.insert((t, version), Arc::clone(&key));
+            (t, version)
+        });
+        self.ues.insert(
+            key,
+            Entry {
+                version,
+                record,
+                deadline: indexed,
+            },
+        );
         Ok(version)
     }
 
@@ -342,19 +370,19 @@ impl ServiceStateStore for MemoryStore {
         }
         let version = self.bump();
         if let Some(old) = self.dialogs.remove(&tag)
-            && let Some(t) = old.deadline
+            && let Some((t, _)) = old.deadline
         {
-            self.deadlines.remove(&(t, StoreKey::Dialog(tag)));
+            self.dialog_deadlines.remove(&(t, tag));
         }
         if let Some(record) = record {
             let deadline = record.expires_at.min(record.lease_expires);
-            self.deadlines.insert((deadline, StoreKey::Dialog(tag)));
+            self.dialog_deadlines.insert((deadline, tag));
             self.dialogs.insert(
                 tag,
                 Entry {
                     version,
                     record,
-                    deadline: Some(deadline),
+                    deadline: Some((deadline, tag)),
                 },
             );
         }
@@ -362,17 +390,28 @@ impl ServiceStateStore for MemoryStore {
     }
 
     fn due(&self, now: Instant, max: usize) -> Result<Vec<StoreKey>, StoreError> {
-        Ok(self
-            .deadlines
+        let ues = self
+            .ue_deadlines
+            .iter()
+            .take_while(|((t, _), _)| *t <= now)
+            .take(max)
+            .map(|((t, _), k)| (*t, StoreKey::Ue(k.to_string())));
+        let dialogs = self
+            .dialog_deadlines
             .iter()
             .take_while(|(t, _)| *t <= now)
             .take(max)
-            .map(|(_, k)| k.clone())
-            .collect())
+            .map(|(t, k)| (*t, StoreKey::Dialog(*k)));
+        let mut due: Vec<(Instant, StoreKey)> = ues.chain(dialogs).collect();
+        due.sort_by_key(|(t, _)| *t);
+        due.truncate(max);
+        Ok(due.into_iter().map(|(_, k)| k).collect())
     }
 
     fn next_expiry(&self) -> Option<Instant> {
-        self.deadlines.first().map(|(t, _)| *t)
+        let ue = self.ue_deadlines.keys().next().map(|(t, _)| *t);
+        let dialog = self.dialog_deadlines.first().map(|(t, _)| *t);
+        ue.into_iter().chain(dialog).min()
     }
 }
 
