@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::body::StateRef;
@@ -253,16 +254,16 @@ struct Ue {
 #[derive(Debug)]
 struct Subscription {
     session: u64,
-    call_id: String,
+    call_id: Arc<str>,
     our_tag: u64,
-    their_tag: String,
-    local_uri: String,
-    remote_uri: String,
-    remote_target: String,
-    route_set: Vec<String>,
+    their_tag: Arc<str>,
+    local_uri: Arc<str>,
+    remote_uri: Arc<str>,
+    remote_target: Arc<str>,
+    route_set: Arc<[String]>,
     local_cseq: u32,
     remote_cseq: u32,
-    event_id: Option<String>,
+    event_id: Option<Arc<str>>,
     expires_at: Instant,
     outstanding: Vec<(u32, Instant)>,
     /// The last service-state version NOTIFYed.
@@ -285,12 +286,12 @@ impl Subscription {
         let ids = &sub.ids;
         Self {
             session,
-            call_id: ids.call_id.to_owned(),
+            call_id: Arc::from(ids.call_id),
             our_tag,
-            their_tag: ids.from.tag().unwrap_or_default().to_owned(),
-            local_uri: ids.to.uri().as_str().to_owned(),
-            remote_uri: ids.from.uri().as_str().to_owned(),
-            remote_target: remote_target.to_owned(),
+            their_tag: Arc::from(ids.from.tag().unwrap_or_default()),
+            local_uri: Arc::from(ids.to.uri().as_str()),
+            remote_uri: Arc::from(ids.from.uri().as_str()),
+            remote_target: Arc::from(remote_target),
             route_set: sub
                 .record_route
                 .iter()
@@ -298,7 +299,7 @@ impl Subscription {
                 .collect(),
             local_cseq: 0,
             remote_cseq: ids.cseq.seq,
-            event_id: sub.event_id.clone(),
+            event_id: sub.event_id.as_deref().map(Arc::from),
             expires_at,
             outstanding: Vec::new(),
             notified_version: 0,
@@ -351,6 +352,22 @@ impl Subscription {
             lease_expires: r.lease_expires,
         }
     }
+}
+
+/// A UE store version that never matches: the record is read again at the next use.
+const STALE: u64 = u64::MAX;
+
+/// What an operation changed locally, to take back if its write fails.
+#[derive(Debug, Default)]
+struct Undo {
+    /// Whether the UE was known before.
+    existed: bool,
+    /// (session, authorisation, version) of its sessions.
+    sessions: Vec<(u64, Auth, u64)>,
+    /// Its registered instances, when the operation changed them.
+    instances: Option<Vec<String>>,
+    store_version: u64,
+    last_version: u64,
 }
 
 /// CSeq increase of a dialog taken over from another instance.
@@ -421,7 +438,7 @@ pub struct Server<V, R, S = MemoryStore> {
     rng: R,
     store: S,
     /// UEs changed by the current operation and the store version they were read at.
-    dirty: Vec<(String, u64)>,
+    dirty: Dirty,
     /// Sessions whose new state is NOTIFYed once the operation's writes succeeded.
     pending: Vec<u64>,
     /// Registration changes the store refused, applied again at `retry_at`.
@@ -430,6 +447,8 @@ pub struct Server<V, R, S = MemoryStore> {
     retry_at: Option<Instant>,
     /// When the next lease renewal round runs (armed while dialogs are held).
     leases_at: Option<Instant>,
+    /// The local state before the current operation.
+    undo: Undo,
     ues: HashMap<String, Ue>,
     sessions: IdMap<Session>,
     etags: IdMap<u64>,
@@ -463,11 +482,12 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     pub fn with_store(config: ServerConfig, validator: V, rng: R, store: S) -> Self {
         Self {
             store,
-            dirty: Vec::new(),
+            dirty: Dirty::default(),
             pending: Vec::new(),
             retry: Vec::new(),
             retry_at: None,
             leases_at: None,
+            undo: Undo::default(),
             contact: format!("<{}>", config.contact),
             warning: format!("399 {} \"{AUTHORISATION_FAILED_WARNING}\"", config.host),
             scratch: Vec::new(),
@@ -568,15 +588,75 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         Ok(())
     }
 
-    /// Reads the record of `impu` into local state when it moved; returns what was read, to
-    /// restore it if the operation's write fails.
-    fn sync_ue(&mut self, now: Instant, impu: &str) -> Result<Option<(u64, UeRecord)>, StoreError> {
-        let loaded = self.store.load_ue(impu)?;
+    /// Reads the record of `impu` into local state when it moved.
+    fn sync_ue(&mut self, now: Instant, impu: &str) -> Result<(), StoreError> {
         let known = self.ues.get(impu).map_or(0, |u| u.store_version);
-        if loaded.as_ref().map_or(0, |(v, _)| *v) != known {
-            self.apply_record(now, impu, loaded.clone(), true);
+        if let Some(loaded) = self.store.load_ue_if_changed(impu, known)? {
+            self.apply_record(now, impu, Some(loaded), true);
         }
-        Ok(loaded)
+        Ok(())
+    }
+
+    /// Notes the local state of `impu` (plain copies: no string) before an operation.
+    fn take_undo(&mut self, impu: &str) {
+        let undo = &mut self.undo;
+        undo.sessions.clear();
+        undo.instances = None;
+        let Some(ue) = self.ues.get(impu) else {
+            undo.existed = false;
+            return;
+        };
+        undo.existed = true;
+        undo.store_version = ue.store_version;
+        undo.last_version = ue.last_version;
+        undo.sessions.extend(
+            ue.sessions
+                .iter()
+                .filter_map(|id| self.sessions.get(id).map(|s| (*id, s.auth, s.version))),
+        );
+    }
+
+    /// Takes back what an operation on `impu` changed locally (its write failed).
+    fn restore(&mut self, now: Instant, impu: &str) {
+        let mut undo = std::mem::take(&mut self.undo);
+        let local = self
+            .ues
+            .get(impu)
+            .map(|u| u.sessions.clone())
+            .unwrap_or_default();
+        for id in local {
+            if !undo.sessions.iter().any(|(u, _, _)| *u == id) {
+                self.replace_auth(now, id, Auth::Unauthorised, false);
+            }
+        }
+        if !undo.existed {
+            if self.ues.get(impu).is_some_and(|u| u.sessions.is_empty()) {
+                self.ues.remove(impu);
+            }
+        } else {
+            let ue = self.ues.entry(impu.to_owned()).or_default();
+            if let Some(instances) = undo.instances.take() {
+                ue.registered = !instances.is_empty();
+                ue.instances = instances;
+            }
+            ue.store_version = undo.store_version;
+            ue.last_version = undo.last_version;
+            let mut lost = false;
+            for &(id, auth, version) in &undo.sessions {
+                self.replace_auth(now, id, auth, false);
+                match self.sessions.get_mut(&id) {
+                    Some(s) => s.version = version,
+                    None => lost = true,
+                }
+            }
+            if lost && let Some(ue) = self.ues.get_mut(impu) {
+                // A session the operation dropped cannot be rebuilt from the snapshot: the
+                // next use of this UE reads its record again.
+                ue.store_version = STALE;
+            }
+        }
+        self.dirty.clear();
+        self.undo = undo;
     }
 
     /// Makes the local state of `impu` what `loaded` says; with `notify`, dialogs held here
@@ -623,7 +703,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
                 self.notify_behind(now, id);
             }
         }
-        self.dirty.retain(|(i, _)| i != impu);
+        self.dirty.remove(impu);
         if let Some(ue) = self.ues.get(impu)
             && ue.sessions.is_empty()
             && !ue.registered
@@ -682,18 +762,31 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
 
     /// Writes the UEs the operation changed; stops at the first failure.
     fn commit(&mut self) -> Result<(), StoreError> {
-        while let Some((impu, expected)) = self.dirty.pop() {
+        while self.dirty.len > 0 {
+            self.dirty.len -= 1;
+            let slot = self.dirty.len;
+            // Borrowed out of the buffer (and put back) so the buffer keeps its capacity.
+            let Some((impu, expected)) = self
+                .dirty
+                .entries
+                .get_mut(slot)
+                .map(|(i, v)| (std::mem::take(i), *v))
+            else {
+                break;
+            };
             let record = self.ue_record(&impu);
-            match self.store.write_ue(&impu, expected, record) {
-                Ok(v) => {
-                    if let Some(ue) = self.ues.get_mut(&impu) {
-                        ue.store_version = v;
-                    }
-                }
-                Err(e) => {
-                    self.dirty.clear();
-                    return Err(e);
-                }
+            let result = self.store.write_ue(&impu, expected, record);
+            if let Ok(v) = result
+                && let Some(ue) = self.ues.get_mut(&impu)
+            {
+                ue.store_version = v;
+            }
+            if let Some(e) = self.dirty.entries.get_mut(slot) {
+                e.0 = impu;
+            }
+            if let Err(e) = result {
+                self.dirty.clear();
+                return Err(e);
             }
         }
         Ok(())
@@ -713,7 +806,8 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         loop {
             attempts += 1;
             let (transmits, events) = (self.transmit.len(), self.events.len());
-            let before = self.sync_ue(now, impu)?;
+            self.sync_ue(now, impu)?;
+            self.take_undo(impu);
             let out = op(self);
             let Err(e) = self.commit() else {
                 self.flush(now);
@@ -722,7 +816,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             self.transmit.truncate(transmits);
             self.events.truncate(events);
             self.pending.clear();
-            self.apply_record(now, impu, before, false);
+            self.restore(now, impu);
             if !matches!(e, StoreError::Conflict { .. }) || attempts >= MAX_STORE_ATTEMPTS {
                 return Err(e);
             }
@@ -827,6 +921,9 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             return;
         };
         let instance = change.instance.as_deref().unwrap_or_default();
+        if self.undo.instances.is_none() {
+            self.undo.instances = Some(ue.instances.clone());
+        }
         let before = ue.instances.len();
         if change.registered {
             if !ue.instances.iter().any(|i| i == instance) {
@@ -1602,7 +1699,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let Some(sub) = self.subs.get(&id) else {
             return Err(Refusal::code(481));
         };
-        if sub.call_id != ids.call_id || ids.from.tag() != Some(sub.their_tag.as_str()) {
+        if *sub.call_id != *ids.call_id || ids.from.tag() != Some(&*sub.their_tag) {
             return Err(Refusal::code(481));
         }
         if ids.cseq.seq <= sub.remote_cseq {
@@ -1618,7 +1715,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             let mut record = sub.record(self.config.instance_id, impu, mcptt_id);
             record.remote_cseq = ids.cseq.seq;
             if let Some(c) = &contact {
-                record.remote_target.clone_from(c);
+                record.remote_target = Arc::from(c.as_str());
             }
             record.expires_at = now + secs(expires);
             record.lease_expires = now + self.config.dialog_lease;
@@ -1639,7 +1736,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         };
         sub.remote_cseq = ids.cseq.seq;
         if let Some(c) = contact {
-            sub.remote_target = c;
+            sub.remote_target = Arc::from(c);
         }
         let old_expiry = sub.expires_at;
         let session = sub.session;
@@ -1741,7 +1838,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         self.events.push_back(ServerEvent::SubscriptionTerminated {
             mcptt_id,
             impu,
-            call_id: sub.call_id,
+            call_id: sub.call_id.to_string(),
             reason,
         });
     }
@@ -1764,7 +1861,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let Some(sub) = self.subs.get_mut(&id) else {
             return;
         };
-        if sub.call_id != call_id {
+        if *sub.call_id != *call_id {
             return;
         }
         let Some(pos) = sub.outstanding.iter().position(|(c, _)| *c == cseq.seq) else {
@@ -1976,7 +2073,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let (impu, mcptt_id, call_id) = (
             record.impu.clone(),
             record.mcptt_id.clone(),
-            record.call_id.clone(),
+            record.call_id.to_string(),
         );
         let id = self.next_id;
         self.next_id += 1;
@@ -2073,13 +2170,44 @@ fn bump_version(ues: &mut HashMap<String, Ue>, session: &mut Session) {
     }
 }
 
+/// The UEs an operation changed and the store versions they were read at; the strings are
+/// buffers reused from one operation to the next (no allocation per request).
+#[derive(Debug, Default)]
+struct Dirty {
+    entries: Vec<(String, u64)>,
+    len: usize,
+}
+
+impl Dirty {
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    fn remove(&mut self, impu: &str) {
+        let live = self.len.min(self.entries.len());
+        if let Some(i) = self.entries[..live].iter().position(|(u, _)| u == impu) {
+            self.entries.swap(i, live - 1);
+            self.len = live - 1;
+        }
+    }
+}
+
 /// Notes in `dirty` that the operation changed UE `impu` (written by `Server::commit`).
-fn mark_dirty(dirty: &mut Vec<(String, u64)>, ues: &HashMap<String, Ue>, impu: &str) {
-    if dirty.iter().any(|(i, _)| i == impu) {
+fn mark_dirty(dirty: &mut Dirty, ues: &HashMap<String, Ue>, impu: &str) {
+    let live = dirty.len.min(dirty.entries.len());
+    if dirty.entries[..live].iter().any(|(i, _)| i == impu) {
         return;
     }
     let version = ues.get(impu).map_or(0, |u| u.store_version);
-    dirty.push((impu.to_owned(), version));
+    match dirty.entries.get_mut(live) {
+        Some((buf, v)) => {
+            buf.clear();
+            buf.push_str(impu);
+            *v = version;
+        }
+        None => dirty.entries.push((impu.to_owned(), version)),
+    }
+    dirty.len = live + 1;
 }
 
 /// Writes a NOTIFY on `sub` (whose `local_cseq` is already this NOTIFY's) into one buffer:
@@ -2110,7 +2238,7 @@ fn write_notify(
         b";branch=z9hG4bK",
     ]);
     push_hex16(&mut out, branch);
-    for route in &sub.route_set {
+    for route in sub.route_set.iter() {
         out.extend_from_slice(b"\r\nRoute: ");
         out.extend_from_slice(route.as_bytes());
     }

@@ -150,7 +150,8 @@ impl UeRecord {
 }
 
 /// A subscription dialog (RFC 6665 §4.2, RFC 3261 §12), keyed by its local tag, with the
-/// instance holding it.
+/// instance holding it. Strings are shared (`Arc`) with the holder's copy, so storing it in
+/// memory copies no text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DialogRecord {
     /// The subscribing UE's public user identity.
@@ -158,23 +159,23 @@ pub struct DialogRecord {
     /// The subscribed user.
     pub mcptt_id: String,
     /// Dialog Call-ID.
-    pub call_id: String,
+    pub call_id: Arc<str>,
     /// The subscriber's tag.
-    pub their_tag: String,
+    pub their_tag: Arc<str>,
     /// Local URI (To of the SUBSCRIBE).
-    pub local_uri: String,
+    pub local_uri: Arc<str>,
     /// Remote URI (From of the SUBSCRIBE).
-    pub remote_uri: String,
+    pub remote_uri: Arc<str>,
     /// Remote target (the subscriber's Contact).
-    pub remote_target: String,
+    pub remote_target: Arc<str>,
     /// Route set (Record-Route of the SUBSCRIBE, in order).
-    pub route_set: Vec<String>,
+    pub route_set: Arc<[String]>,
     /// CSeq of the last NOTIFY sent.
     pub local_cseq: u32,
     /// CSeq of the last SUBSCRIBE received.
     pub remote_cseq: u32,
     /// `id` of the `Event` header.
-    pub event_id: Option<String>,
+    pub event_id: Option<Arc<str>>,
     /// When the subscription expires.
     pub expires_at: Instant,
     /// The instance holding the dialog (sends its NOTIFYs).
@@ -204,6 +205,21 @@ pub trait ServiceStateStore {
     /// # Errors
     /// [`StoreError::Unavailable`] when the store cannot answer.
     fn load_ue(&self, impu: &str) -> Result<Option<(u64, UeRecord)>, StoreError>;
+
+    /// The record of `impu` if its version is not `known`: `None` when unchanged (nothing
+    /// copied), `Some((0, UeRecord::default()))` when it is gone. A store may override it to
+    /// avoid copying an unchanged record (a remote one can compare versions server-side).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot answer.
+    fn load_ue_if_changed(
+        &self,
+        impu: &str,
+        known: u64,
+    ) -> Result<Option<(u64, UeRecord)>, StoreError> {
+        let loaded = self.load_ue(impu)?.unwrap_or_default();
+        Ok((loaded.0 != known).then_some(loaded))
+    }
 
     /// Replaces the record of `impu` if its version is `expected` (`0` = absent); an empty
     /// record ([`UeRecord::is_empty`]) deletes it. Returns the new version.
@@ -293,6 +309,19 @@ impl MemoryStore {
 impl ServiceStateStore for MemoryStore {
     fn load_ue(&self, impu: &str) -> Result<Option<(u64, UeRecord)>, StoreError> {
         Ok(self.ues.get(impu).map(|e| (e.version, e.record.clone())))
+    }
+
+    fn load_ue_if_changed(
+        &self,
+        impu: &str,
+        known: u64,
+    ) -> Result<Option<(u64, UeRecord)>, StoreError> {
+        Ok(match self.ues.get(impu) {
+            Some(e) if e.version == known => None,
+            Some(e) => Some((e.version, e.record.clone())),
+            None if known == 0 => None,
+            None => Some((0, UeRecord::default())),
+        })
     }
 
     fn write_ue(&mut self, impu: &str, expected: u64, record: UeRecord) -> Result<u64, StoreError> {
@@ -483,7 +512,7 @@ mod tests {
             local_uri: "sip:psi@x".into(),
             remote_uri: "sip:ue1@x".into(),
             remote_target: "sip:ue1@192.0.2.1".into(),
-            route_set: Vec::new(),
+            route_set: Vec::new().into(),
             local_cseq: 1,
             remote_cseq: 1,
             event_id: None,
