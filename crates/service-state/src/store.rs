@@ -21,7 +21,7 @@
 //!   translates them to and from a common clock (wall clock or epoch-relative) at its
 //!   boundary, as `mcptt_store_redis::TimeBase` does for registration.
 //! - **Expiry.** [`ServiceStateStore::due`] lists the keys holding a deadline at or before
-//!   `now` (a publication expiry, a token expiry, a dialog's expiry or holder lease); the
+//!   `now` (a publication expiry, a token expiry, the end of a dialog holder's lease); the
 //!   server applies the expiry through the same versioned write, so two instances racing on
 //!   it produce one change (the loser reloads and finds nothing left to do).
 //! - **Change propagation.** The instance that made a change reports its events and NOTIFYs
@@ -248,7 +248,7 @@ pub trait ServiceStateStore {
     ) -> Result<u64, StoreError>;
 
     /// Up to `max` keys with a deadline at or before `now` (UE: publication or token expiry;
-    /// dialog: subscription expiry or holder lease).
+    /// dialog: end of the holder's lease).
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when the store cannot answer.
@@ -404,7 +404,9 @@ impl ServiceStateStore for MemoryStore {
             self.dialog_deadlines.remove(&(t, tag));
         }
         if let Some(record) = record {
-            let deadline = record.expires_at.min(record.lease_expires);
+            // The holder ends an expired subscription itself; the store only watches the
+            // lease, whose end hands the dialog (expired or not) to another instance.
+            let deadline = record.lease_expires;
             self.dialog_deadlines.insert((deadline, tag));
             self.dialogs.insert(
                 tag,

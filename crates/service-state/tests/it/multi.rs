@@ -61,10 +61,10 @@ impl ServiceStateStore for Shared {
     }
 
     fn write_ue(&mut self, impu: &str, expected: u64, record: UeRecord) -> Result<u64, StoreError> {
-        self.check()?;
         if let Some(race) = self.race.borrow_mut().take() {
             race(&mut self.inner.borrow_mut());
         }
+        self.check()?;
         let v = self.inner.borrow_mut().write_ue(impu, expected, record)?;
         self.feed.borrow_mut().push(StoreKey::Ue(impu.to_owned()));
         Ok(v)
@@ -498,4 +498,52 @@ fn concurrent_writes_from_both_instances_lose_no_update() {
         }
         p.store.take_feed();
     }
+}
+
+#[test]
+fn store_failing_between_read_and_write_leaves_the_instance_as_it_was() {
+    let mut p = Pair::new();
+    p.register(0);
+    let token = p.token(3600);
+    assert_eq!(p.publish(0, &token).0, 200);
+    let etag = p.publisher.etag().unwrap().to_owned();
+    let before = p.servers[0].state(UE1, ALICE).unwrap();
+    let stored = p.store.ue(UE1);
+    // The store answers the read, then fails the write.
+    let down = Rc::clone(&p.store.down);
+    *p.store.race.borrow_mut() = Some(Box::new(move |_: &mut MemoryStore| down.set(true)));
+    p.now += Duration::from_secs(60);
+    let modify = |cseq: u32, token: &str| {
+        let body = format!(
+            "<?xml version=\"1.0\"?><mcpttinfo xmlns=\"urn:3gpp:ns:mcpttInfo:1.0\"><mcptt-Params>\
+<mcptt-access-token type=\"Normal\"><mcpttString>{token}</mcpttString></mcptt-access-token>\
+</mcptt-Params></mcpttinfo>"
+        );
+        format!(
+            "PUBLISH {PSI} SIP/2.0\r\nVia: SIP/2.0/TLS ue1.example.org;branch=z9hG4bKw{cseq}\r\n\
+Max-Forwards: 70\r\nFrom: <{UE1}>;tag=w{cseq}\r\nTo: <{UE1}>\r\nCall-ID: modify@ue1\r\n\
+CSeq: {cseq} PUBLISH\r\nEvent: poc-settings\r\nExpires: 3600\r\nSIP-If-Match: {etag}\r\n\
+Content-Type: application/vnd.3gpp.mcptt-info+xml\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let token2 = p.token(7200);
+    let (code, text) = p.request(0, modify(1, &token2).as_bytes());
+    assert_eq!(code, 503, "{text}");
+    assert!(header(&text, "SIP-ETag").is_none());
+    // Nothing changed: not in the store, not in the instance (state, version, entity-tag).
+    assert_eq!(p.store.ue(UE1), stored);
+    assert_eq!(p.servers[0].state(UE1, ALICE).unwrap(), before);
+    assert!(
+        p.events[0]
+            .iter()
+            .all(|e| !matches!(e, ServerEvent::StateChanged(s) if s.version > before.version))
+    );
+    // Back up: the old entity-tag is still the live one and the modification goes through.
+    p.store.down.set(false);
+    let (code, text) = p.request(0, modify(2, &token2).as_bytes());
+    assert_eq!(code, 200, "{text}");
+    let after = p.servers[0].state(UE1, ALICE).unwrap();
+    assert_eq!(after.token_expires, Some(p.unix() + 7200));
+    assert!(after.version > before.version);
 }
