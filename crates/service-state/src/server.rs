@@ -340,9 +340,8 @@ impl Subscription {
             remote_uri: r.remote_uri,
             remote_target: r.remote_target,
             route_set: r.route_set,
-            // NOTIFYs the old holder sent after its last write are not in the record; CSeq
-            // need only increase (RFC 3261 §12.2.1.1), so jump past any it may have sent.
-            local_cseq: r.local_cseq.saturating_add(TAKEOVER_CSEQ_GAP),
+            // Already moved past the old holder's unrecorded NOTIFYs by `Server::adopt`.
+            local_cseq: r.local_cseq,
             remote_cseq: r.remote_cseq,
             event_id: r.event_id,
             expires_at: r.expires_at,
@@ -858,6 +857,10 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     pub fn handle_registration(&mut self, now: Instant, change: RegistrationChange) {
         if let Err(e) = self.try_handle_registration(now, &change) {
             self.store_failed(now, "registration change", &e);
+            // One pending change per (UE, instance): the latest wins, so the list stays
+            // bounded by the registrations while the store is away.
+            self.retry
+                .retain(|c| c.impu != change.impu || c.instance != change.instance);
             self.retry.push(change);
         }
     }

@@ -547,3 +547,46 @@ Content-Type: application/vnd.3gpp.mcptt-info+xml\r\nContent-Length: {}\r\n\r\n{
     assert_eq!(after.token_expires, Some(p.unix() + 7200));
     assert!(after.version > before.version);
 }
+
+#[test]
+fn refresh_landing_on_the_other_instance_moves_the_dialog_there() {
+    let mut p = Pair::new();
+    p.register(0);
+    let token = p.token(7200);
+    assert_eq!(p.publish(0, &token).0, 200);
+    assert_eq!(p.subscribe(1, None).0, 200);
+    assert_eq!(p.servers[1].subscription_count(), 1);
+    p.store.take_feed();
+    // B dies or is unreachable: the subscriber's in-dialog refresh reaches A.
+    p.now += Duration::from_secs(120);
+    p.subscriber.refresh(p.now).unwrap();
+    let bytes = p.subscriber.poll_transmit().unwrap().bytes;
+    let (code, text) = p.request(0, &bytes);
+    assert_eq!(code, 200, "{text}");
+    assert_eq!(p.servers[0].subscription_count(), 1);
+    assert_eq!(
+        p.notifies[0], 1,
+        "the refresh's NOTIFY (RFC 6665 §4.2.1.2), from A"
+    );
+    // B, if alive, learns from the feed that A holds the dialog now and lets it go quietly.
+    p.propagate(1);
+    assert_eq!(p.servers[1].subscription_count(), 0);
+    assert!(p.events[1].iter().any(|e| matches!(
+        e,
+        ServerEvent::SubscriptionTerminated {
+            reason: mcptt_service_state::server::TerminationReason::TakenOver,
+            ..
+        }
+    )));
+    // A change made through B is NOTIFYed by A only, once.
+    let seen = p.states.len();
+    let token = p.token(600);
+    assert_eq!(p.publish(1, &token).0, 200);
+    assert_eq!(
+        p.notifies[1], 1,
+        "B sent only the first NOTIFY, before the move"
+    );
+    p.propagate(0);
+    assert_eq!(p.states.len(), seen + 1);
+    assert_eq!(p.states.last().unwrap().token_expires, Some(p.unix() + 600));
+}
