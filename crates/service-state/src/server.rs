@@ -428,6 +428,10 @@ impl Refusal {
 
 /// The MCPTT server's service-authorisation and service-state driver (STYLE.md §2).
 ///
+/// Its state lives in `S`, a [`ServiceStateStore`] ([`MemoryStore`] unless
+/// [`Server::with_store`] names another); see the [`store`](crate::store) module for the
+/// consistency rules when instances share one.
+///
 /// Feed it requests ([`Server::handle_request`]), responses to its NOTIFYs
 /// ([`Server::handle_response`]), registration changes ([`Server::handle_registration`]) and
 /// timeouts; send what [`Server::poll_transmit`] returns and read [`Server::poll_event`].
@@ -832,17 +836,18 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         self.pending.clear();
     }
 
-    /// The refusal for a store failure: 503 + `Retry-After` when unavailable, 500 after
-    /// repeated conflicts.
+    /// The refusal for a store failure: 503 when unavailable, 500 after repeated conflicts,
+    /// both with `Retry-After` (RFC 3261 §20.33).
     fn store_refusal(&self, e: &StoreError) -> Refusal {
-        match e {
-            StoreError::Unavailable(_) => Refusal::with(
-                503,
-                "Retry-After",
-                self.config.store_retry_after.to_string(),
-            ),
-            _ => Refusal::code(500),
-        }
+        let code = match e {
+            StoreError::Unavailable(_) => 503,
+            _ => 500,
+        };
+        Refusal::with(
+            code,
+            "Retry-After",
+            self.config.store_retry_after.to_string(),
+        )
     }
 
     /// Applies a registration change (from `mcptt-registration`'s events).
