@@ -34,7 +34,9 @@
 //!   [`StoreError::Unavailable`], the server changes nothing, answers `503` with
 //!   `Retry-After` and never mistakes the failure for "no state".
 
+use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -267,12 +269,33 @@ struct Entry<T> {
     deadline: Option<(Instant, u64)>,
 }
 
+/// Hasher of dialog tags: 64 random bits chosen by the server (no peer picks them), so a
+/// multiply is enough.
+#[derive(Debug, Default)]
+struct TagHasher(u64);
+
+impl Hasher for TagHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 /// The default in-memory store: hash maps of records plus deadline indexes. `load_*`
 /// clones the record, as a remote store would.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     ues: HashMap<Arc<str>, Entry<UeRecord>>,
-    dialogs: HashMap<u64, Entry<DialogRecord>>,
+    dialogs: HashMap<u64, Entry<DialogRecord>, BuildHasherDefault<TagHasher>>,
     /// UE deadlines keyed by (deadline, version of the record that set it): no string
     /// comparisons on the index.
     ue_deadlines: BTreeMap<(Instant, u64), Arc<str>>,
@@ -325,15 +348,17 @@ impl ServiceStateStore for MemoryStore {
     }
 
     fn write_ue(&mut self, impu: &str, expected: u64, record: UeRecord) -> Result<u64, StoreError> {
-        let current = self.ues.get(impu).map_or(0, |e| e.version);
-        if current != expected {
-            return Err(StoreError::Conflict { current });
-        }
-        let version = self.bump();
         let deadline = record.next_deadline();
+        // One lookup for the common case (the UE exists).
         if let Some((key, entry)) = self.ues.get_key_value(impu) {
-            let key = Arc::clone(key);
-            let old = entry.deadline;
+            if entry.version != expected {
+                return Err(StoreError::Conflict {
+                    current: entry.version,
+                });
+            }
+            let (key, old) = (Arc::clone(key), entry.deadline);
+            self.next_version += 1;
+            let version = self.next_version;
             if record.is_empty() {
                 if let Some(k) = old {
                     self.ue_deadlines.remove(&k);
@@ -348,11 +373,11 @@ impl ServiceStateStore for MemoryStore {
                     self.ue_deadlines.remove(&k);
                 }
                 deadline.map(|t| {
-                    self.ue_deadlines.insert((t, version), key);
+                    self.ue_deadlines.insert((t, version), Arc::clone(&key));
                     (t, version)
                 })
             };
-            if let Some(e) = self.ues.get_mut(impu) {
+            if let Some(e) = self.ues.get_mut(&*key) {
                 *e = Entry {
                     version,
                     record,
@@ -361,6 +386,10 @@ impl ServiceStateStore for MemoryStore {
             }
             return Ok(version);
         }
+        if expected != 0 {
+            return Err(StoreError::Conflict { current: 0 });
+        }
+        let version = self.bump();
         if record.is_empty() {
             return Ok(version);
         }
@@ -393,30 +422,50 @@ impl ServiceStateStore for MemoryStore {
         expected: u64,
         record: Option<DialogRecord>,
     ) -> Result<u64, StoreError> {
-        let current = self.dialogs.get(&tag).map_or(0, |e| e.version);
-        if current != expected {
-            return Err(StoreError::Conflict { current });
+        let version = self.next_version + 1;
+        match self.dialogs.entry(tag) {
+            MapEntry::Occupied(mut slot) => {
+                let current = slot.get().version;
+                if current != expected {
+                    return Err(StoreError::Conflict { current });
+                }
+                if let Some((t, _)) = slot.get().deadline {
+                    self.dialog_deadlines.remove(&(t, tag));
+                }
+                match record {
+                    Some(record) => {
+                        // The holder ends an expired subscription itself; the store only
+                        // watches the lease, whose end hands the dialog (expired or not)
+                        // to another instance.
+                        let deadline = record.lease_expires;
+                        self.dialog_deadlines.insert((deadline, tag));
+                        *slot.get_mut() = Entry {
+                            version,
+                            record,
+                            deadline: Some((deadline, tag)),
+                        };
+                    }
+                    None => {
+                        slot.remove();
+                    }
+                }
+            }
+            MapEntry::Vacant(slot) => {
+                if expected != 0 {
+                    return Err(StoreError::Conflict { current: 0 });
+                }
+                if let Some(record) = record {
+                    let deadline = record.lease_expires;
+                    self.dialog_deadlines.insert((deadline, tag));
+                    slot.insert(Entry {
+                        version,
+                        record,
+                        deadline: Some((deadline, tag)),
+                    });
+                }
+            }
         }
-        let version = self.bump();
-        if let Some(old) = self.dialogs.remove(&tag)
-            && let Some((t, _)) = old.deadline
-        {
-            self.dialog_deadlines.remove(&(t, tag));
-        }
-        if let Some(record) = record {
-            // The holder ends an expired subscription itself; the store only watches the
-            // lease, whose end hands the dialog (expired or not) to another instance.
-            let deadline = record.lease_expires;
-            self.dialog_deadlines.insert((deadline, tag));
-            self.dialogs.insert(
-                tag,
-                Entry {
-                    version,
-                    record,
-                    deadline: Some((deadline, tag)),
-                },
-            );
-        }
+        self.next_version = version;
         Ok(version)
     }
 
