@@ -32,6 +32,20 @@
 //! - [`body`]: the bodies, parsed and encoded; the service-state JSON schema is documented on
 //!   [`body::ServiceState`].
 //!
+//! - [`store`]: where the server keeps its state. [`store::ServiceStateStore`] holds
+//!   versioned plain-data records per UE (registered instances; per user: publication
+//!   entity-tag and expiry, token expiry, state version) and per subscription dialog (dialog
+//!   state, holder instance and lease, NOTIFY CSeq, last version NOTIFYed). `Server::new`
+//!   uses the default [`store::MemoryStore`]; [`server::Server::with_store`] takes a store
+//!   shared by several instances (each with its own [`server::ServerConfig::instance_id`]).
+//!   Every request, registration change and expiry is a compare-and-set on the UE's record
+//!   (re-run on a version conflict, answered `503` + `Retry-After` when the store is
+//!   unavailable, NOTIFYs only after the write); changes made by other instances come in
+//!   through [`server::Server::handle_remote_change`], and the instance holding a dialog
+//!   NOTIFYs it once. A dead holder's dialogs are taken over when its lease
+//!   ([`server::ServerConfig::dialog_lease`], 60 s by default) ends, or at once when the
+//!   subscriber's refresh lands on another instance.
+//!
 //! Every driver follows the workspace's sans-IO shape: `handle_*(now, input)`,
 //! `handle_timeout(now)`, `poll_transmit()`, `poll_event()`, `poll_timeout()`. This crate
 //! does no I/O and reads no clock: monotonic time is an [`std::time::Instant`] argument, the
@@ -110,6 +124,7 @@ mod error;
 mod model;
 pub mod server;
 mod sip;
+pub mod store;
 mod token;
 mod xml;
 

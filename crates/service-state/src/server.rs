@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::body::StateRef;
@@ -14,6 +15,10 @@ use crate::model::{
 use mcptt_sip::{Method, NameAddr, Request};
 
 use crate::sip::{Answer, Ids, identity, push_hex16, push_u64};
+use crate::store::{
+    AuthRecord, DialogRecord, MemoryStore, PublicationRecord, ServiceStateStore, StoreError,
+    StoreKey, UeRecord, UserRecord,
+};
 
 /// Event package of the PUBLISH that carries the access token.
 pub const POC_SETTINGS_EVENT: &str = "poc-settings";
@@ -53,6 +58,17 @@ pub struct ServerConfig {
     pub max_ues: usize,
     /// Limits for XML bodies.
     pub xml_limits: XmlLimits,
+    /// This instance's identity among the instances sharing a store (dialog holder); must
+    /// differ between instances. Default 0.
+    pub instance_id: u64,
+    /// How long a holder's lease on its subscription dialogs lasts; it renews them at half
+    /// that. When an instance dies, another takes its dialogs over once the lease ran out:
+    /// within `dialog_lease` plus the time until that instance's next
+    /// [`Server::handle_timeout`] (it follows [`Server::poll_timeout`]).
+    pub dialog_lease: Duration,
+    /// `Retry-After` of the `503` answered when the store is unavailable, seconds; also the
+    /// delay before a timer whose store work failed runs again.
+    pub store_retry_after: u32,
 }
 
 impl ServerConfig {
@@ -75,6 +91,9 @@ impl ServerConfig {
             max_subscriptions_per_user_ue: 4,
             max_ues: 1_000_000,
             xml_limits: XmlLimits::default(),
+            instance_id: 0,
+            dialog_lease: Duration::from_secs(60),
+            store_retry_after: 5,
         }
     }
 }
@@ -91,6 +110,9 @@ pub enum TerminationReason {
     NotifyRejected(u16),
     /// A NOTIFY got no final response within [`ServerConfig::notify_timeout`].
     NotifyTimedOut,
+    /// Another instance sharing the store took the dialog over (this one's lease ran out,
+    /// or the subscriber's refresh reached the other one); nothing was sent.
+    TakenOver,
 }
 
 /// Events a [`Server`] reports to the application.
@@ -130,6 +152,14 @@ pub enum ServerEvent {
         /// Dialog Call-ID.
         call_id: String,
     },
+    /// The store could not be used (unavailable, or conflicts kept recurring); the work is
+    /// retried at a later [`Server::handle_timeout`] (requests were answered 503/500).
+    StoreUnavailable {
+        /// What was being done.
+        what: &'static str,
+        /// The store's error, for the log.
+        reason: String,
+    },
     /// A subscription ended.
     SubscriptionTerminated {
         /// Subscribed user.
@@ -151,7 +181,7 @@ pub struct Transmit {
     pub bytes: Vec<u8>,
 }
 
-/// Authorisation state of one user on one UE.
+/// Authorisation state of one user on one UE (stored as [`AuthRecord`]).
 ///
 /// ```text
 ///                  PUBLISH(valid token)            token exp reached
@@ -166,29 +196,10 @@ pub struct Transmit {
 ///       └─ (Expired: publication expiry)
 /// ```
 /// Refresh (`SIP-If-Match`, no body) keeps the state and issues a new entity-tag (RFC 3903 §4.2).
-#[derive(Debug, Clone)]
-enum Auth {
-    Unauthorised,
-    Authorised {
-        publication: Publication,
-        token_deadline: Instant,
-        token_exp: u64,
-    },
-    Expired {
-        publication: Publication,
-        token_exp: u64,
-    },
-    SignedOff,
-    Replaced,
-}
+type Auth = AuthRecord;
+type Publication = PublicationRecord;
 
-#[derive(Debug, Clone)]
-struct Publication {
-    etag: u64,
-    expires_at: Instant,
-}
-
-impl Auth {
+impl AuthRecord {
     fn public(&self) -> AuthorisationState {
         match self {
             Self::Unauthorised => AuthorisationState::Unauthorised,
@@ -196,15 +207,6 @@ impl Auth {
             Self::Expired { .. } => AuthorisationState::Expired,
             Self::SignedOff => AuthorisationState::SignedOff,
             Self::Replaced => AuthorisationState::Replaced,
-        }
-    }
-
-    fn publication(&self) -> Option<&Publication> {
-        match self {
-            Self::Authorised { publication, .. } | Self::Expired { publication, .. } => {
-                Some(publication)
-            }
-            _ => None,
         }
     }
 
@@ -234,6 +236,10 @@ struct Ue {
     instances: Vec<String>,
     registered: bool,
     sessions: Vec<u64>,
+    /// Version of the UE's store record this state was read from or written as.
+    store_version: u64,
+    /// Highest service-state version given to any user on this UE.
+    last_version: u64,
 }
 
 /// A notifier-side subscription (RFC 6665 §4.2).
@@ -248,24 +254,30 @@ struct Ue {
 #[derive(Debug)]
 struct Subscription {
     session: u64,
-    call_id: String,
+    call_id: Arc<str>,
     our_tag: u64,
-    their_tag: String,
-    local_uri: String,
-    remote_uri: String,
-    remote_target: String,
-    route_set: Vec<String>,
+    their_tag: Arc<str>,
+    local_uri: Arc<str>,
+    remote_uri: Arc<str>,
+    remote_target: Arc<str>,
+    route_set: Arc<[String]>,
     local_cseq: u32,
     remote_cseq: u32,
-    event_id: Option<String>,
+    event_id: Option<Arc<str>>,
     expires_at: Instant,
     outstanding: Vec<(u32, Instant)>,
+    /// The last service-state version NOTIFYed.
+    notified_version: u64,
+    /// Version of the dialog's store record.
+    store_version: u64,
+    /// Until when this instance holds the dialog.
+    lease_expires: Instant,
 }
 
 impl Subscription {
     /// The dialog state a SUBSCRIBE creates (RFC 6665 §4.1.2, RFC 3261 §12.1.1).
     fn new(
-        sub: &SubscribeRequest<'_>,
+        sub: &SubscribeRequest<'_, '_>,
         session: u64,
         our_tag: u64,
         remote_target: &str,
@@ -274,12 +286,12 @@ impl Subscription {
         let ids = &sub.ids;
         Self {
             session,
-            call_id: ids.call_id.to_owned(),
+            call_id: Arc::from(ids.call_id),
             our_tag,
-            their_tag: ids.from.tag().unwrap_or_default().to_owned(),
-            local_uri: ids.to.uri().as_str().to_owned(),
-            remote_uri: ids.from.uri().as_str().to_owned(),
-            remote_target: remote_target.to_owned(),
+            their_tag: Arc::from(ids.from.tag().unwrap_or_default()),
+            local_uri: Arc::from(ids.to.uri().as_str()),
+            remote_uri: Arc::from(ids.from.uri().as_str()),
+            remote_target: Arc::from(remote_target),
             route_set: sub
                 .record_route
                 .iter()
@@ -287,16 +299,86 @@ impl Subscription {
                 .collect(),
             local_cseq: 0,
             remote_cseq: ids.cseq.seq,
-            event_id: sub.event_id.clone(),
+            event_id: sub.event_id.as_deref().map(Arc::from),
             expires_at,
             outstanding: Vec::new(),
+            notified_version: 0,
+            store_version: 0,
+            lease_expires: expires_at,
+        }
+    }
+
+    /// The dialog as stored.
+    fn record(&self, holder: u64, impu: &str, mcptt_id: &str) -> DialogRecord {
+        DialogRecord {
+            impu: impu.to_owned(),
+            mcptt_id: mcptt_id.to_owned(),
+            call_id: self.call_id.clone(),
+            their_tag: self.their_tag.clone(),
+            local_uri: self.local_uri.clone(),
+            remote_uri: self.remote_uri.clone(),
+            remote_target: self.remote_target.clone(),
+            route_set: self.route_set.clone(),
+            local_cseq: self.local_cseq,
+            remote_cseq: self.remote_cseq,
+            event_id: self.event_id.clone(),
+            expires_at: self.expires_at,
+            holder,
+            lease_expires: self.lease_expires,
+            notified_version: self.notified_version,
+        }
+    }
+
+    /// A dialog taken over from its store record.
+    fn from_record(r: DialogRecord, session: u64, our_tag: u64, version: u64) -> Self {
+        Self {
+            session,
+            call_id: r.call_id,
+            our_tag,
+            their_tag: r.their_tag,
+            local_uri: r.local_uri,
+            remote_uri: r.remote_uri,
+            remote_target: r.remote_target,
+            route_set: r.route_set,
+            // Already moved past the old holder's unrecorded NOTIFYs by `Server::adopt`.
+            local_cseq: r.local_cseq,
+            remote_cseq: r.remote_cseq,
+            event_id: r.event_id,
+            expires_at: r.expires_at,
+            outstanding: Vec::new(),
+            notified_version: r.notified_version,
+            store_version: version,
+            lease_expires: r.lease_expires,
         }
     }
 }
 
+/// A UE store version that never matches: the record is read again at the next use.
+const STALE: u64 = u64::MAX;
+
+/// What an operation changed locally, to take back if its write fails.
+#[derive(Debug, Default)]
+struct Undo {
+    /// Whether the UE was known before.
+    existed: bool,
+    /// (session, authorisation, version) of its sessions.
+    sessions: Vec<(u64, Auth, u64)>,
+    /// Its registered instances, when the operation changed them.
+    instances: Option<Vec<String>>,
+    store_version: u64,
+    last_version: u64,
+}
+
+/// CSeq increase of a dialog taken over from another instance.
+const TAKEOVER_CSEQ_GAP: u32 = 10_000;
+/// Attempts of one request against version conflicts before it is answered 500.
+const MAX_STORE_ATTEMPTS: usize = 4;
+/// Most store keys handled per [`Server::handle_timeout`] call.
+const MAX_DUE_PER_TIMEOUT: usize = 256;
+
 /// What a SUBSCRIBE says, read with `mcptt-sip`'s typed access.
-struct SubscribeRequest<'m> {
-    ids: Ids<'m>,
+struct SubscribeRequest<'a, 'm> {
+    ids: &'a Ids<'m>,
     /// `Record-Route` entries, in order.
     record_route: Vec<NameAddr>,
     /// `id` of the `Event` header.
@@ -309,6 +391,8 @@ enum Timer {
     Token(u64),
     Subscription(u64),
     Notify(u64, u32),
+    /// Renew the dialog leases of all subscriptions held here.
+    Leases,
 }
 
 /// Outcome of a refused request.
@@ -344,13 +428,30 @@ impl Refusal {
 
 /// The MCPTT server's service-authorisation and service-state driver (STYLE.md §2).
 ///
+/// Its state lives in `S`, a [`ServiceStateStore`] ([`MemoryStore`] unless
+/// [`Server::with_store`] names another); see the [`store`](crate::store) module for the
+/// consistency rules when instances share one.
+///
 /// Feed it requests ([`Server::handle_request`]), responses to its NOTIFYs
 /// ([`Server::handle_response`]), registration changes ([`Server::handle_registration`]) and
 /// timeouts; send what [`Server::poll_transmit`] returns and read [`Server::poll_event`].
-pub struct Server<V, R> {
+pub struct Server<V, R, S = MemoryStore> {
     config: ServerConfig,
     validator: V,
     rng: R,
+    store: S,
+    /// UEs changed by the current operation and the store version they were read at.
+    dirty: Dirty,
+    /// Sessions whose new state is NOTIFYed once the operation's writes succeeded.
+    pending: Vec<u64>,
+    /// Registration changes the store refused, applied again at `retry_at`.
+    retry: Vec<RegistrationChange>,
+    /// When to retry store work that failed (registration changes, due keys).
+    retry_at: Option<Instant>,
+    /// When the next lease renewal round runs (armed while dialogs are held).
+    leases_at: Option<Instant>,
+    /// The local state before the current operation.
+    undo: Undo,
     ues: HashMap<String, Ue>,
     sessions: IdMap<Session>,
     etags: IdMap<u64>,
@@ -371,9 +472,25 @@ pub struct Server<V, R> {
 }
 
 impl<V: TokenValidator, R: Random> Server<V, R> {
-    /// A server with the given configuration, token validator and randomness source.
+    /// A server with the given configuration, token validator and randomness source, keeping
+    /// its state in a private [`MemoryStore`].
     pub fn new(config: ServerConfig, validator: V, rng: R) -> Self {
+        Self::with_store(config, validator, rng, MemoryStore::new())
+    }
+}
+
+impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
+    /// A server keeping its state in `store` (shared with other instances, each with its own
+    /// [`ServerConfig::instance_id`]).
+    pub fn with_store(config: ServerConfig, validator: V, rng: R, store: S) -> Self {
         Self {
+            store,
+            dirty: Dirty::default(),
+            pending: Vec::new(),
+            retry: Vec::new(),
+            retry_at: None,
+            leases_at: None,
+            undo: Undo::default(),
             contact: format!("<{}>", config.contact),
             warning: format!("399 {} \"{AUTHORISATION_FAILED_WARNING}\"", config.host),
             scratch: Vec::new(),
@@ -428,12 +545,380 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         self.etags.len()
     }
 
+    /// The store.
+    #[must_use]
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Mutable access to the store (e.g. to feed it a change seen by its own connection).
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+
+    /// Another instance changed `key` in the shared store (from the store's change feed).
+    ///
+    /// For a UE, the server re-reads its record; for every dialog held here whose user's
+    /// state version moved past the version last NOTIFYed on it, one NOTIFY goes out (an
+    /// instance that made the change itself has already NOTIFYed, so the change is sent
+    /// once). For a dialog now held by another instance, the local copy is dropped without
+    /// a NOTIFY.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot answer (nothing changed; call again).
+    pub fn handle_remote_change(&mut self, now: Instant, key: &StoreKey) -> Result<(), StoreError> {
+        match key {
+            StoreKey::Ue(impu) => {
+                let loaded = self.store.load_ue(impu)?;
+                let known = self.ues.get(impu.as_str()).map_or(0, |u| u.store_version);
+                if loaded.as_ref().map_or(0, |(v, _)| *v) != known {
+                    self.apply_record(now, impu, loaded, true);
+                }
+            }
+            StoreKey::Dialog(tag) => {
+                let Some(&id) = self.dialogs.get(tag) else {
+                    return Ok(());
+                };
+                let held_elsewhere = self
+                    .store
+                    .load_dialog(*tag)?
+                    .is_some_and(|(_, r)| r.holder != self.config.instance_id);
+                if held_elsewhere {
+                    self.drop_subscription(id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the record of `impu` into local state when it moved.
+    fn sync_ue(&mut self, now: Instant, impu: &str) -> Result<(), StoreError> {
+        let known = self.ues.get(impu).map_or(0, |u| u.store_version);
+        if let Some(loaded) = self.store.load_ue_if_changed(impu, known)? {
+            self.apply_record(now, impu, Some(loaded), true);
+        }
+        Ok(())
+    }
+
+    /// Notes the local state of `impu` (plain copies: no string) before an operation.
+    fn take_undo(&mut self, impu: &str) {
+        let undo = &mut self.undo;
+        undo.sessions.clear();
+        undo.instances = None;
+        let Some(ue) = self.ues.get(impu) else {
+            undo.existed = false;
+            return;
+        };
+        undo.existed = true;
+        undo.store_version = ue.store_version;
+        undo.last_version = ue.last_version;
+        undo.sessions.extend(
+            ue.sessions
+                .iter()
+                .filter_map(|id| self.sessions.get(id).map(|s| (*id, s.auth, s.version))),
+        );
+    }
+
+    /// Takes back what an operation on `impu` changed locally (its write failed).
+    fn restore(&mut self, now: Instant, impu: &str) {
+        let mut undo = std::mem::take(&mut self.undo);
+        let local = self
+            .ues
+            .get(impu)
+            .map(|u| u.sessions.clone())
+            .unwrap_or_default();
+        for id in local {
+            if !undo.sessions.iter().any(|(u, _, _)| *u == id) {
+                self.replace_auth(now, id, Auth::Unauthorised, false);
+            }
+        }
+        if !undo.existed {
+            if self.ues.get(impu).is_some_and(|u| u.sessions.is_empty()) {
+                self.ues.remove(impu);
+            }
+        } else {
+            let ue = self.ues.entry(impu.to_owned()).or_default();
+            if let Some(instances) = undo.instances.take() {
+                ue.registered = !instances.is_empty();
+                ue.instances = instances;
+            }
+            ue.store_version = undo.store_version;
+            ue.last_version = undo.last_version;
+            let mut lost = false;
+            for &(id, auth, version) in &undo.sessions {
+                self.replace_auth(now, id, auth, false);
+                match self.sessions.get_mut(&id) {
+                    Some(s) => s.version = version,
+                    None => lost = true,
+                }
+            }
+            if lost && let Some(ue) = self.ues.get_mut(impu) {
+                // A session the operation dropped cannot be rebuilt from the snapshot: the
+                // next use of this UE reads its record again.
+                ue.store_version = STALE;
+            }
+        }
+        self.dirty.clear();
+        self.undo = undo;
+    }
+
+    /// Makes the local state of `impu` what `loaded` says; with `notify`, dialogs held here
+    /// get the states whose version moved past what they were last sent.
+    fn apply_record(
+        &mut self,
+        now: Instant,
+        impu: &str,
+        loaded: Option<(u64, UeRecord)>,
+        notify: bool,
+    ) {
+        let (version, record) = loaded.unwrap_or_default();
+        if !self.ues.contains_key(impu) {
+            if record.is_empty() || self.ues.len() >= self.config.max_ues {
+                return;
+            }
+            self.ues.insert(impu.to_owned(), Ue::default());
+        }
+        if let Some(ue) = self.ues.get_mut(impu) {
+            ue.store_version = version;
+            ue.last_version = ue.last_version.max(record.last_version);
+            ue.registered = !record.instances.is_empty();
+            ue.instances = record.instances;
+        }
+        let local = self
+            .ues
+            .get(impu)
+            .map(|u| u.sessions.clone())
+            .unwrap_or_default();
+        let mut seen = Vec::with_capacity(record.users.len());
+        for user in record.users {
+            let id = self.session_for(impu, &user.mcptt_id);
+            seen.push(id);
+            self.replace_auth(now, id, user.auth, false);
+            if let Some(s) = self.sessions.get_mut(&id) {
+                s.version = user.version;
+            }
+        }
+        for id in local.into_iter().filter(|id| !seen.contains(id)) {
+            self.replace_auth(now, id, Auth::Unauthorised, false);
+        }
+        if notify {
+            for id in seen {
+                self.notify_behind(now, id);
+            }
+        }
+        self.dirty.remove(impu);
+        if let Some(ue) = self.ues.get(impu)
+            && ue.sessions.is_empty()
+            && !ue.registered
+        {
+            self.ues.remove(impu);
+        }
+    }
+
+    /// NOTIFYs the dialogs of session `id` that have not seen its current version.
+    fn notify_behind(&mut self, now: Instant, id: u64) {
+        let Some(session) = self.sessions.get(&id) else {
+            return;
+        };
+        let version = session.version;
+        let behind: Vec<u64> = session
+            .subs
+            .iter()
+            .copied()
+            .filter(|sub| {
+                self.subs
+                    .get(sub)
+                    .is_some_and(|s| s.notified_version != version)
+            })
+            .collect();
+        if behind.is_empty() {
+            return;
+        }
+        let state = self.snapshot(session);
+        let body = state.encode();
+        for sub in behind {
+            self.notify(now, sub, &body, None, version);
+        }
+    }
+
+    /// The store record of the local state of `impu`.
+    fn ue_record(&self, impu: &str) -> UeRecord {
+        let Some(ue) = self.ues.get(impu) else {
+            return UeRecord::default();
+        };
+        UeRecord {
+            last_version: ue.last_version,
+            kind: self.config.directory.kind(impu),
+            instances: ue.instances.clone(),
+            users: ue
+                .sessions
+                .iter()
+                .filter_map(|id| self.sessions.get(id))
+                .map(|s| UserRecord {
+                    mcptt_id: s.mcptt_id.clone(),
+                    auth: s.auth,
+                    version: s.version,
+                })
+                .collect(),
+        }
+    }
+
+    /// Writes the UEs the operation changed; stops at the first failure.
+    fn commit(&mut self) -> Result<(), StoreError> {
+        while self.dirty.len > 0 {
+            self.dirty.len -= 1;
+            let slot = self.dirty.len;
+            // Borrowed out of the buffer (and put back) so the buffer keeps its capacity.
+            let Some((impu, expected)) = self
+                .dirty
+                .entries
+                .get_mut(slot)
+                .map(|(i, v)| (std::mem::take(i), *v))
+            else {
+                break;
+            };
+            let record = self.ue_record(&impu);
+            let result = self.store.write_ue(&impu, expected, record);
+            if let Ok(v) = result
+                && let Some(ue) = self.ues.get_mut(&impu)
+            {
+                ue.store_version = v;
+            }
+            if let Some(e) = self.dirty.entries.get_mut(slot) {
+                e.0 = impu;
+            }
+            if let Err(e) = result {
+                self.dirty.clear();
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `op` on the state of `impu` read from the store and writes the result: on a
+    /// version conflict it reloads and runs `op` again, on a failure it restores what was
+    /// read and takes back what `op` queued. NOTIFYs of the changes go out only after the
+    /// write succeeded.
+    fn transact<T>(
+        &mut self,
+        now: Instant,
+        impu: &str,
+        mut op: impl FnMut(&mut Self) -> T,
+    ) -> Result<T, StoreError> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let (transmits, events) = (self.transmit.len(), self.events.len());
+            self.sync_ue(now, impu)?;
+            self.take_undo(impu);
+            let out = op(self);
+            let Err(e) = self.commit() else {
+                self.flush(now);
+                return Ok(out);
+            };
+            self.transmit.truncate(transmits);
+            self.events.truncate(events);
+            self.pending.clear();
+            self.restore(now, impu);
+            if !matches!(e, StoreError::Conflict { .. }) || attempts >= MAX_STORE_ATTEMPTS {
+                return Err(e);
+            }
+        }
+    }
+
+    /// Sends the NOTIFYs of the sessions changed by the operation just written.
+    fn flush(&mut self, now: Instant) {
+        let pending = std::mem::take(&mut self.pending);
+        for &id in &pending {
+            self.notify_behind(now, id);
+        }
+        self.pending = pending;
+        self.pending.clear();
+    }
+
+    /// The refusal for a store failure: 503 when unavailable, 500 after repeated conflicts,
+    /// both with `Retry-After` (RFC 3261 §20.33).
+    fn store_refusal(&self, e: &StoreError) -> Refusal {
+        let code = match e {
+            StoreError::Unavailable(_) => 503,
+            _ => 500,
+        };
+        Refusal::with(
+            code,
+            "Retry-After",
+            self.config.store_retry_after.to_string(),
+        )
+    }
+
     /// Applies a registration change (from `mcptt-registration`'s events).
     ///
     /// When the UE's registered/not-registered state flips, every user on it gets a new state
     /// version and a NOTIFY (e.g. `full-access` → `limited` on deregistration).
+    ///
+    /// When the store is unavailable the change is kept and applied again at the next
+    /// [`Server::handle_timeout`] after [`ServerConfig::store_retry_after`]
+    /// ([`ServerEvent::StoreUnavailable`] says so); see
+    /// [`Server::try_handle_registration`] to handle the failure yourself.
     pub fn handle_registration(&mut self, now: Instant, change: RegistrationChange) {
+        if let Err(e) = self.try_handle_registration(now, &change) {
+            self.store_failed(now, "registration change", &e);
+            // One pending change per (UE, instance): the latest wins, so the list stays
+            // bounded by the registrations while the store is away.
+            self.retry
+                .retain(|c| c.impu != change.impu || c.instance != change.instance);
+            self.retry.push(change);
+        }
+    }
+
+    /// As [`Server::handle_registration`], handing back a store failure (nothing changed).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`], or [`StoreError::Conflict`] after repeated conflicts.
+    pub fn try_handle_registration(
+        &mut self,
+        now: Instant,
+        change: &RegistrationChange,
+    ) -> Result<(), StoreError> {
         let impu = identity(&change.impu).into_owned();
+        self.transact(now, &impu, |this| this.registration(now, &impu, change))
+    }
+
+    /// Runs request handler `op` as one store transaction on UE `impu` (when asserted).
+    fn in_store(
+        &mut self,
+        now: Instant,
+        impu: Option<&str>,
+        op: impl FnMut(&mut Self) -> Result<(), Refusal>,
+    ) -> Result<(), Refusal> {
+        let Some(impu) = impu else {
+            let mut op = op;
+            return op(self);
+        };
+        match self.transact(now, impu, op) {
+            Ok(result) => result,
+            Err(e) => {
+                self.events.push_back(ServerEvent::StoreUnavailable {
+                    what: "request",
+                    reason: e.to_string(),
+                });
+                Err(self.store_refusal(&e))
+            }
+        }
+    }
+
+    fn store_failed(&mut self, now: Instant, what: &'static str, e: &StoreError) {
+        self.events.push_back(ServerEvent::StoreUnavailable {
+            what,
+            reason: e.to_string(),
+        });
+        let at = now + secs(self.config.store_retry_after);
+        if self.retry_at.is_none_or(|t| t > at) {
+            self.retry_at = Some(at);
+        }
+    }
+
+    fn registration(&mut self, now: Instant, impu: &str, change: &RegistrationChange) {
+        let impu = impu.to_owned();
         if !self.ues.contains_key(&impu) {
             if !change.registered || self.ues.len() >= self.config.max_ues {
                 return;
@@ -443,15 +928,25 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         let Some(ue) = self.ues.get_mut(&impu) else {
             return;
         };
-        let instance = change.instance.unwrap_or_default();
+        let instance = change.instance.as_deref().unwrap_or_default();
+        if self.undo.instances.is_none() {
+            self.undo.instances = Some(ue.instances.clone());
+        }
+        let before = ue.instances.len();
         if change.registered {
-            if !ue.instances.contains(&instance) {
+            if !ue.instances.iter().any(|i| i == instance) {
                 ue.instances.reserve_exact(1);
-                ue.instances.push(instance);
+                ue.instances.push(instance.to_owned());
             }
         } else {
-            ue.instances.retain(|i| *i != instance);
+            ue.instances.retain(|i| i != instance);
         }
+        if ue.instances.len() != before {
+            mark_dirty(&mut self.dirty, &self.ues, &impu);
+        }
+        let Some(ue) = self.ues.get_mut(&impu) else {
+            return;
+        };
         let registered = !ue.instances.is_empty();
         let flipped = registered != ue.registered;
         ue.registered = registered;
@@ -487,8 +982,18 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
             }
         };
         let result = match (request.method(), ids) {
-            (Method::Publish, _) => self.publish(now, now_unix, request),
-            (Method::Subscribe, Some(ids)) => self.subscribe(now, now_unix, request, ids),
+            (Method::Publish, _) => {
+                let impu = Self::asserted(request);
+                self.in_store(now, impu.as_deref(), |this| {
+                    this.publish(now, now_unix, request, impu.as_deref())
+                })
+            }
+            (Method::Subscribe, Some(ids)) => {
+                let impu = Self::asserted(request);
+                self.in_store(now, impu.as_deref(), |this| {
+                    this.subscribe(now, now_unix, request, &ids, impu.as_deref())
+                })
+            }
             _ => Err(Refusal::with(405, "Allow", "PUBLISH, SUBSCRIBE".into())),
         };
         if let Err(refusal) = result {
@@ -605,10 +1110,16 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
 
     // ----- PUBLISH (RFC 3903 §6) -----
 
-    fn publish(&mut self, now: Instant, now_unix: u64, req: &Request) -> Result<(), Refusal> {
+    fn publish(
+        &mut self,
+        now: Instant,
+        now_unix: u64,
+        req: &Request,
+        asserted: Option<&str>,
+    ) -> Result<(), Refusal> {
         Self::event_package(req, POC_SETTINGS_EVENT)?;
         let PublishBody { info, settings } = self.body(req)?;
-        let Some(impu) = Self::asserted(req) else {
+        let Some(impu) = asserted.map(str::to_owned) else {
             return Err(self.fail("", "no P-Asserted-Identity"));
         };
         let expires = Self::expires(req)?.unwrap_or(self.config.max_publish_expires);
@@ -748,7 +1259,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
             return Err(Refusal::code(412));
         }
         let mcptt_id = session.mcptt_id.clone();
-        let current = session.auth.clone();
+        let current = session.auth;
         if expires == 0 {
             let bytes = Answer::new(req, 200)
                 .header("SIP-ETag", etag)
@@ -855,6 +1366,9 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
             return;
         };
         let old = std::mem::replace(&mut session.auth, next);
+        if old != session.auth {
+            mark_dirty(&mut self.dirty, &self.ues, &session.impu);
+        }
         if let Some(p) = old.publication() {
             self.etags.remove(&p.etag);
             self.timers.remove(&(p.expires_at, Timer::Publication(id)));
@@ -941,8 +1455,9 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         let mut body = std::mem::take(&mut self.scratch);
         body.clear();
         if let Some(s) = self.sessions.get(&session) {
+            let version = s.version;
             self.state_ref(s).write_json(&mut body);
-            self.notify(now, id, &body, final_state);
+            self.notify(now, id, &body, final_state, version);
         }
         self.scratch = body;
     }
@@ -952,19 +1467,18 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
-        session.version += 1;
+        bump_version(&mut self.ues, session);
+        mark_dirty(&mut self.dirty, &self.ues, &session.impu);
         let Some(session) = self.sessions.get(&id) else {
             return;
         };
         let state = self.snapshot(session);
-        if !session.subs.is_empty() {
-            let subs = session.subs.clone();
-            let body = state.encode();
-            for sub in subs {
-                self.notify(now, sub, &body, None);
-            }
+        if !session.subs.is_empty() && !self.pending.contains(&id) {
+            self.pending.push(id);
         }
         self.events.push_back(ServerEvent::StateChanged(state));
+        // NOTIFYs go out once the change is stored ([`Self::flush`]).
+        let _ = now;
     }
 
     // ----- SUBSCRIBE (RFC 6665 §4.2) -----
@@ -974,7 +1488,8 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         now: Instant,
         now_unix: u64,
         req: &Request,
-        ids: Ids<'_>,
+        ids: &Ids<'_>,
+        asserted: Option<&str>,
     ) -> Result<(), Refusal> {
         let event_id = Self::event_package(req, SERVICE_STATE_EVENT)?;
         let expires = Self::expires(req)?.unwrap_or(self.config.max_subscribe_expires);
@@ -987,9 +1502,9 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         }
         let expires = expires.min(self.config.max_subscribe_expires);
         if let Some(tag) = ids.to.tag() {
-            return self.resubscribe(now, req, &ids, tag, expires);
+            return self.resubscribe(now, req, ids, tag, expires);
         }
-        let Some(impu) = Self::asserted(req) else {
+        let Some(impu) = asserted.map(str::to_owned) else {
             return Err(self.fail("", "no P-Asserted-Identity"));
         };
         if ids.from.tag().is_none() {
@@ -1059,19 +1574,46 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
                 break t;
             }
         };
+        // A user new on this UE gets its first state version, stored before the dialog so
+        // that other instances count on from it.
+        if let Some(s) = self.sessions.get_mut(&session)
+            && s.version == 0
+        {
+            bump_version(&mut self.ues, s);
+            mark_dirty(&mut self.dirty, &self.ues, &impu);
+            if let Err(e) = self.commit() {
+                if let Some(s) = self.sessions.get_mut(&session) {
+                    s.version = 0;
+                }
+                self.collect(session);
+                return Err(self.store_refusal(&e));
+            }
+        }
+        let version = self.sessions.get(&session).map_or(0, |s| s.version);
         let id = self.next_id;
         self.next_id += 1;
-        let sub = Subscription::new(&sub_req, session, our_tag, &contact, now + secs(expires));
+        let mut sub = Subscription::new(&sub_req, session, our_tag, &contact, now + secs(expires));
+        sub.lease_expires = now + self.config.dialog_lease;
+        // The record as it is after the first NOTIFY below.
+        sub.local_cseq = 1;
+        sub.notified_version = version;
+        let record = sub.record(self.config.instance_id, &impu, &mcptt_id);
+        sub.local_cseq = 0;
+        match self.store.write_dialog(our_tag, 0, Some(record)) {
+            Ok(v) => sub.store_version = v,
+            Err(e) => {
+                self.collect(session);
+                return Err(self.store_refusal(&e));
+            }
+        }
         self.timers
             .insert((sub.expires_at, Timer::Subscription(id)));
+        self.arm_leases(now);
         self.subs.insert(id, sub);
         self.dialogs.insert(our_tag, id);
         if let Some(s) = self.sessions.get_mut(&session) {
             s.subs.reserve_exact(1);
             s.subs.push(id);
-            if s.version == 0 {
-                s.version = 1;
-            }
         }
         // RFC 3261 §12.1.1: the 2xx to a dialog-creating request copies the Record-Route
         // (`Response::from_request` does).
@@ -1093,7 +1635,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         &mut self,
         now: Instant,
         req: &Request,
-        sub_req: &SubscribeRequest<'_>,
+        sub_req: &SubscribeRequest<'_, '_>,
         impu: &str,
         mcptt_id: &str,
         contact: &str,
@@ -1145,21 +1687,64 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         expires: u32,
     ) -> Result<(), Refusal> {
         let contact = Self::first_contact(req).map_err(|()| Refusal::code(400))?;
-        let Some(&id) = tag_value(tag).and_then(|t| self.dialogs.get(&t)) else {
+        let Some(our_tag) = tag_value(tag) else {
             return Err(Refusal::code(481));
         };
-        let Some(sub) = self.subs.get_mut(&id) else {
+        let id = match self.dialogs.get(&our_tag) {
+            Some(&id) => id,
+            // A dialog another instance holds: the subscriber's refresh landed here, so this
+            // instance takes it over (RFC 6665 dialogs live in the shared store).
+            None => match self.store.load_dialog(our_tag) {
+                Ok(Some((version, record))) => match self.adopt(now, our_tag, version, record) {
+                    Ok(Some(id)) => id,
+                    Ok(None) => return Err(Refusal::code(481)),
+                    Err(e) => return Err(self.store_refusal(&e)),
+                },
+                Ok(None) => return Err(Refusal::code(481)),
+                Err(e) => return Err(self.store_refusal(&e)),
+            },
+        };
+        let Some(sub) = self.subs.get(&id) else {
             return Err(Refusal::code(481));
         };
-        if sub.call_id != ids.call_id || ids.from.tag() != Some(sub.their_tag.as_str()) {
+        if *sub.call_id != *ids.call_id || ids.from.tag() != Some(&*sub.their_tag) {
             return Err(Refusal::code(481));
         }
         if ids.cseq.seq <= sub.remote_cseq {
             return Err(Refusal::code(500));
         }
+        // The refreshed dialog is stored before it is answered.
+        if expires != 0 {
+            let (impu, mcptt_id) = self
+                .sessions
+                .get(&sub.session)
+                .map(|s| (s.impu.as_str(), s.mcptt_id.as_str()))
+                .unwrap_or_default();
+            let mut record = sub.record(self.config.instance_id, impu, mcptt_id);
+            record.remote_cseq = ids.cseq.seq;
+            if let Some(c) = &contact {
+                record.remote_target = Arc::from(c.as_str());
+            }
+            record.expires_at = now + secs(expires);
+            record.lease_expires = now + self.config.dialog_lease;
+            match self
+                .store
+                .write_dialog(our_tag, sub.store_version, Some(record))
+            {
+                Ok(v) => self.renewed(now, id, v),
+                Err(StoreError::Conflict { .. }) => {
+                    self.drop_subscription(id);
+                    return Err(Refusal::code(481));
+                }
+                Err(e) => return Err(self.store_refusal(&e)),
+            }
+        }
+        let Some(sub) = self.subs.get_mut(&id) else {
+            return Err(Refusal::code(481));
+        };
         sub.remote_cseq = ids.cseq.seq;
         if let Some(c) = contact {
-            sub.remote_target = c;
+            sub.remote_target = Arc::from(c);
         }
         let old_expiry = sub.expires_at;
         let session = sub.session;
@@ -1185,11 +1770,19 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
 
     /// Sends a NOTIFY with `body` on subscription `id` (`final_state` = `terminated;…` for the
     /// last one).
-    fn notify(&mut self, now: Instant, id: u64, body: &[u8], final_state: Option<&str>) {
+    fn notify(
+        &mut self,
+        now: Instant,
+        id: u64,
+        body: &[u8],
+        final_state: Option<&str>,
+        version: u64,
+    ) {
         let Some(sub) = self.subs.get_mut(&id) else {
             return;
         };
         sub.local_cseq = sub.local_cseq.wrapping_add(1);
+        sub.notified_version = version;
         let branch = self.rng.next_u64();
         let bytes = write_notify(&self.config, branch, sub, now, final_state, body);
         if final_state.is_none() {
@@ -1214,6 +1807,25 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         {
             self.notify_state(now, id, session, Some(state));
         }
+        let Some(sub) = self.subs.get(&id) else {
+            return;
+        };
+        if let Err(e) = self
+            .store
+            .write_dialog(sub.our_tag, sub.store_version, None)
+        {
+            // The record stays until its expiry or lease runs out; an instance taking it
+            // over then finds the subscriber gone (481) or the subscription expired.
+            self.events.push_back(ServerEvent::StoreUnavailable {
+                what: "subscription end",
+                reason: e.to_string(),
+            });
+        }
+        self.forget(id, reason);
+    }
+
+    /// Removes subscription `id` from this instance (its store record is not touched).
+    fn forget(&mut self, id: u64, reason: TerminationReason) {
         let Some(sub) = self.subs.remove(&id) else {
             return;
         };
@@ -1234,7 +1846,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         self.events.push_back(ServerEvent::SubscriptionTerminated {
             mcptt_id,
             impu,
-            call_id: sub.call_id,
+            call_id: sub.call_id.to_string(),
             reason,
         });
     }
@@ -1257,7 +1869,7 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
         let Some(sub) = self.subs.get_mut(&id) else {
             return;
         };
-        if sub.call_id != call_id {
+        if *sub.call_id != *call_id {
             return;
         }
         let Some(pos) = sub.outstanding.iter().position(|(c, _)| *c == cseq.seq) else {
@@ -1283,34 +1895,32 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
 
     /// Runs the timers due at `now`: publication expiry, token expiry (at `exp`), subscription
     /// expiry and NOTIFY timeouts.
+    ///
+    /// Also applies the store's due keys (expiries another instance did not apply, dialogs
+    /// whose holder's lease ran out: taken over here) and retries store work that failed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.retry_at.is_some_and(|t| t <= now) {
+            self.retry_at = None;
+            for change in std::mem::take(&mut self.retry) {
+                self.handle_registration(now, change);
+            }
+        }
+        match self.store.due(now, MAX_DUE_PER_TIMEOUT) {
+            Ok(keys) => {
+                for key in keys {
+                    self.due_key(now, &key);
+                }
+            }
+            Err(e) => self.store_failed(now, "expiry", &e),
+        }
         while let Some(&(at, timer)) = self.timers.first() {
             if at > now {
                 break;
             }
             self.timers.pop_first();
             match timer {
-                Timer::Publication(id) => {
-                    let next = match self.sessions.get(&id).map(|s| &s.auth) {
-                        Some(Auth::Authorised { .. } | Auth::Expired { .. }) => Auth::Unauthorised,
-                        _ => continue,
-                    };
-                    self.set_auth(now, id, next);
-                }
-                Timer::Token(id) => {
-                    let next = match self.sessions.get(&id).map(|s| &s.auth) {
-                        Some(Auth::Authorised {
-                            publication,
-                            token_exp,
-                            ..
-                        }) => Auth::Expired {
-                            publication: publication.clone(),
-                            token_exp: *token_exp,
-                        },
-                        _ => continue,
-                    };
-                    self.set_auth(now, id, next);
-                }
+                Timer::Publication(_) | Timer::Token(_) => self.expiry_timer(now, at, timer),
+                Timer::Leases => self.renew_leases(now),
                 Timer::Subscription(id) => {
                     self.terminate(
                         now,
@@ -1347,8 +1957,265 @@ impl<V: TokenValidator, R: Random> Server<V, R> {
     /// The next timer deadline.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.first().map(|(at, _)| *at)
+        let local = self.timers.first().map(|(at, _)| *at);
+        [local, self.retry_at, self.store.next_expiry()]
+            .into_iter()
+            .flatten()
+            .min()
     }
+
+    /// A publication or token timer of this instance: applied as a store transaction.
+    fn expiry_timer(&mut self, now: Instant, at: Instant, timer: Timer) {
+        let (Timer::Publication(id) | Timer::Token(id)) = timer else {
+            return;
+        };
+        let Some(impu) = self.sessions.get(&id).map(|s| s.impu.clone()) else {
+            return;
+        };
+        let result = self.transact(now, &impu, |this| match timer {
+            Timer::Publication(_) => this.expire_publication(now, id),
+            _ => this.expire_token(now, id),
+        });
+        if let Err(e) = result {
+            self.store_failed(now, "expiry", &e);
+            // Still due: run again once the store may answer.
+            self.timers
+                .insert((at.max(now) + secs(self.config.store_retry_after), timer));
+        }
+    }
+
+    /// Publication expiry of session `id` (when due at `now`).
+    fn expire_publication(&mut self, now: Instant, id: u64) {
+        let due = self
+            .sessions
+            .get(&id)
+            .and_then(|s| s.auth.publication())
+            .is_some_and(|p| p.expires_at <= now);
+        if due {
+            self.set_auth(now, id, Auth::Unauthorised);
+        }
+    }
+
+    /// Token expiry of session `id` (when due at `now`).
+    fn expire_token(&mut self, now: Instant, id: u64) {
+        let next = match self.sessions.get(&id).map(|s| s.auth) {
+            Some(Auth::Authorised {
+                publication,
+                token_exp,
+                token_deadline,
+            }) if token_deadline <= now => Auth::Expired {
+                publication,
+                token_exp,
+            },
+            _ => return,
+        };
+        self.set_auth(now, id, next);
+    }
+
+    /// A key the store says is due.
+    fn due_key(&mut self, now: Instant, key: &StoreKey) {
+        match key {
+            StoreKey::Ue(impu) => {
+                let result = self.transact(now, impu, |this| {
+                    let sessions = this
+                        .ues
+                        .get(impu.as_str())
+                        .map(|u| u.sessions.clone())
+                        .unwrap_or_default();
+                    for id in sessions {
+                        this.expire_token(now, id);
+                        this.expire_publication(now, id);
+                    }
+                });
+                if let Err(e) = result {
+                    self.store_failed(now, "expiry", &e);
+                }
+            }
+            StoreKey::Dialog(tag) => {
+                if let Some(&id) = self.dialogs.get(tag) {
+                    // Held here: its own timers renew or end it.
+                    let _ = id;
+                    return;
+                }
+                match self.store.load_dialog(*tag) {
+                    Ok(Some((version, record))) if record.lease_expires <= now => {
+                        if let Err(e) = self.adopt(now, *tag, version, record) {
+                            self.store_failed(now, "dialog take-over", &e);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => self.store_failed(now, "dialog take-over", &e),
+                }
+            }
+        }
+    }
+
+    /// Takes over dialog `tag` from its store record (read at `version`): this instance
+    /// becomes its holder, continues its CSeq and NOTIFYs the state if the subscriber has
+    /// not seen it. `None` when another instance took it first.
+    fn adopt(
+        &mut self,
+        now: Instant,
+        tag: u64,
+        version: u64,
+        mut record: DialogRecord,
+    ) -> Result<Option<u64>, StoreError> {
+        record.holder = self.config.instance_id;
+        record.lease_expires = now + self.config.dialog_lease;
+        // NOTIFYs the old holder sent after its last write are not in the record; CSeq need
+        // only increase (RFC 3261 §12.2.1.1), so jump past any it may have sent.
+        record.local_cseq = record.local_cseq.saturating_add(TAKEOVER_CSEQ_GAP);
+        let v = match self.store.write_dialog(tag, version, Some(record.clone())) {
+            Ok(v) => v,
+            Err(StoreError::Conflict { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if let Err(e) = self.sync_ue(now, &record.impu) {
+            // The state is read again at the next change; the dialog is held meanwhile.
+            self.store_failed(now, "dialog take-over", &e);
+        }
+        if !self.ues.contains_key(&record.impu) && self.ues.len() >= self.config.max_ues {
+            return Ok(None);
+        }
+        let session = self.session_for(&record.impu, &record.mcptt_id);
+        let (impu, mcptt_id, call_id) = (
+            record.impu.clone(),
+            record.mcptt_id.clone(),
+            record.call_id.to_string(),
+        );
+        let id = self.next_id;
+        self.next_id += 1;
+        let sub = Subscription::from_record(record, session, tag, v);
+        self.timers
+            .insert((sub.expires_at, Timer::Subscription(id)));
+        self.arm_leases(now);
+        self.subs.insert(id, sub);
+        self.dialogs.insert(tag, id);
+        if let Some(s) = self.sessions.get_mut(&session) {
+            s.subs.push(id);
+        }
+        self.events.push_back(ServerEvent::SubscriptionCreated {
+            mcptt_id,
+            impu,
+            call_id,
+        });
+        self.notify_behind(now, session);
+        Ok(Some(id))
+    }
+
+    /// Renews this instance's lease on the dialog of subscription `id`.
+    fn renew_lease(&mut self, now: Instant, id: u64) {
+        let Some(sub) = self.subs.get(&id) else {
+            return;
+        };
+        let (impu, mcptt_id) = self
+            .sessions
+            .get(&sub.session)
+            .map(|s| (s.impu.as_str(), s.mcptt_id.as_str()))
+            .unwrap_or_default();
+        let mut record = sub.record(self.config.instance_id, impu, mcptt_id);
+        record.lease_expires = now + self.config.dialog_lease;
+        match self
+            .store
+            .write_dialog(sub.our_tag, sub.store_version, Some(record))
+        {
+            Ok(v) => self.renewed(now, id, v),
+            // Another instance took the dialog over (this one was presumed dead).
+            Err(StoreError::Conflict { .. }) => self.drop_subscription(id),
+            // Tried again at the next renewal round (half a lease later); if the lease
+            // runs out meanwhile another instance may take the dialog over, and the next
+            // renewal here then conflicts and drops it.
+            Err(e) => self.store_failed(now, "dialog lease", &e),
+        }
+    }
+
+    /// The dialog of subscription `id` was written at `version` with a fresh lease.
+    fn renewed(&mut self, now: Instant, id: u64, version: u64) {
+        let Some(sub) = self.subs.get_mut(&id) else {
+            return;
+        };
+        sub.store_version = version;
+        sub.lease_expires = now + self.config.dialog_lease;
+    }
+
+    /// Makes sure a lease renewal round is scheduled (every half lease while dialogs are held).
+    fn arm_leases(&mut self, now: Instant) {
+        if self.leases_at.is_none() {
+            let at = now + self.config.dialog_lease / 2;
+            self.leases_at = Some(at);
+            self.timers.insert((at, Timer::Leases));
+        }
+    }
+
+    /// A renewal round: every dialog held here gets a fresh lease.
+    fn renew_leases(&mut self, now: Instant) {
+        self.leases_at = None;
+        let held: Vec<u64> = self.subs.keys().copied().collect();
+        for id in held {
+            self.renew_lease(now, id);
+        }
+        if !self.subs.is_empty() {
+            self.arm_leases(now);
+        }
+    }
+
+    /// Drops subscription `id` held here because another instance now holds its dialog.
+    fn drop_subscription(&mut self, id: u64) {
+        self.forget(id, TerminationReason::TakenOver);
+    }
+}
+
+/// Gives `session` its next service-state version: above every version any user of its UE
+/// had, so that a user who left the store and came back never repeats a version a
+/// subscriber saw.
+fn bump_version(ues: &mut HashMap<String, Ue>, session: &mut Session) {
+    match ues.get_mut(&session.impu) {
+        Some(ue) => {
+            session.version = session.version.max(ue.last_version) + 1;
+            ue.last_version = session.version;
+        }
+        None => session.version += 1,
+    }
+}
+
+/// The UEs an operation changed and the store versions they were read at; the strings are
+/// buffers reused from one operation to the next (no allocation per request).
+#[derive(Debug, Default)]
+struct Dirty {
+    entries: Vec<(String, u64)>,
+    len: usize,
+}
+
+impl Dirty {
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    fn remove(&mut self, impu: &str) {
+        let live = self.len.min(self.entries.len());
+        if let Some(i) = self.entries[..live].iter().position(|(u, _)| u == impu) {
+            self.entries.swap(i, live - 1);
+            self.len = live - 1;
+        }
+    }
+}
+
+/// Notes in `dirty` that the operation changed UE `impu` (written by `Server::commit`).
+fn mark_dirty(dirty: &mut Dirty, ues: &HashMap<String, Ue>, impu: &str) {
+    let live = dirty.len.min(dirty.entries.len());
+    if dirty.entries[..live].iter().any(|(i, _)| i == impu) {
+        return;
+    }
+    let version = ues.get(impu).map_or(0, |u| u.store_version);
+    match dirty.entries.get_mut(live) {
+        Some((buf, v)) => {
+            buf.clear();
+            buf.push_str(impu);
+            *v = version;
+        }
+        None => dirty.entries.push((impu.to_owned(), version)),
+    }
+    dirty.len = live + 1;
 }
 
 /// Writes a NOTIFY on `sub` (whose `local_cseq` is already this NOTIFY's) into one buffer:
@@ -1379,7 +2246,7 @@ fn write_notify(
         b";branch=z9hG4bK",
     ]);
     push_hex16(&mut out, branch);
-    for route in &sub.route_set {
+    for route in sub.route_set.iter() {
         out.extend_from_slice(b"\r\nRoute: ");
         out.extend_from_slice(route.as_bytes());
     }

@@ -9,5 +9,6 @@
 )]
 
 mod harness;
+mod multi;
 mod props;
 mod scenarios;
