@@ -266,18 +266,7 @@ impl Shared {
             return Ok(Queued::Done);
         }
         if now {
-            match st.flush() {
-                Ok(true) => {}
-                Ok(false) => {
-                    drop(st);
-                    self.task.notify_one();
-                }
-                Err(e) => {
-                    st.error = Some(e);
-                    drop(st);
-                    self.task.notify_one();
-                }
-            }
+            self.flush_locked(st);
         } else if was_empty {
             drop(st);
             self.task.notify_one();
@@ -287,10 +276,16 @@ impl Shared {
 
     /// Write what is queued now (see [`ConnectionHandle::flush`]).
     pub(crate) fn flush(&self) {
-        let mut st = lock(&self.state);
+        let st = lock(&self.state);
         if st.blocked || st.tcp.is_none() || st.out.is_empty() {
             return;
         }
+        self.flush_locked(st);
+    }
+
+    /// Writes the buffer from the caller's task; wakes the connection task when the socket
+    /// could not take everything or the write failed (it then owns the rest or the error).
+    fn flush_locked(&self, mut st: MutexGuard<'_, WriteState>) {
         match st.flush() {
             Ok(true) => {}
             Ok(false) => {
