@@ -555,14 +555,18 @@ impl State {
         }
     }
 
+    /// The certificate identity of a UE connection (empty for one not known here).
+    fn peer_of(&self, id: ConnectionId) -> String {
+        self.ues
+            .get(&id)
+            .map(|u| u.peer.clone())
+            .unwrap_or_default()
+    }
+
     /// Steps 3–5: the registrar answers and queues the third-party REGISTER.
     fn on_register(&mut self, req: Request, conn: ConnectionHandle) {
         let id = conn.id();
-        let peer = self
-            .ues
-            .get(&id)
-            .map(|u| u.peer.clone())
-            .unwrap_or_default();
+        let peer = self.peer_of(id);
         let now = self.clock.now();
         let outcome = self.store_io(|r| r.handle_register(now, &peer, &req));
         if let Some(ue) = self.ues.get_mut(&id) {
@@ -602,11 +606,7 @@ impl State {
     /// registrar answers and NOTIFYs; the subscriber's Contact is reached on this connection.
     fn on_reg_subscribe(&mut self, req: Request, conn: ConnectionHandle) {
         let id = conn.id();
-        let peer = self
-            .ues
-            .get(&id)
-            .map(|u| u.peer.clone())
-            .unwrap_or_default();
+        let peer = self.peer_of(id);
         let now = self.clock.now();
         let resp = self.store_io(|r| r.handle_subscribe(now, &peer, &req));
         if (200..300).contains(&resp.status())
