@@ -746,20 +746,24 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let Some(ue) = self.ues.get(impu) else {
             return UeRecord::default();
         };
-        UeRecord {
-            last_version: ue.last_version,
-            kind: self.config.directory.kind(impu),
-            instances: ue.instances.clone(),
-            users: ue
-                .sessions
+        // Exact capacity: `collect` over a `filter_map` would reserve room for four users,
+        // which a store keeping the record as given (`MemoryStore`) would hold per UE.
+        let mut users = Vec::with_capacity(ue.sessions.len());
+        users.extend(
+            ue.sessions
                 .iter()
                 .filter_map(|id| self.sessions.get(id))
                 .map(|s| UserRecord {
                     mcptt_id: s.mcptt_id.clone(),
                     auth: s.auth,
                     version: s.version,
-                })
-                .collect(),
+                }),
+        );
+        UeRecord {
+            last_version: ue.last_version,
+            kind: self.config.directory.kind(impu),
+            instances: ue.instances.clone(),
+            users,
         }
     }
 

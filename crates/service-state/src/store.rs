@@ -269,6 +269,14 @@ struct Entry<T> {
     deadline: Option<(Instant, u64)>,
 }
 
+/// A stored dialog: the record boxed so the map's slots (sized for growth, about a quarter
+/// empty) stay small; its deadline (the holder's lease end) is read from the record.
+#[derive(Debug)]
+struct DialogEntry {
+    version: u64,
+    record: Box<DialogRecord>,
+}
+
 /// Hasher of dialog tags: 64 random bits chosen by the server (no peer picks them), so a
 /// multiply is enough.
 #[derive(Debug, Default)]
@@ -295,7 +303,7 @@ impl Hasher for TagHasher {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     ues: HashMap<Arc<str>, Entry<UeRecord>>,
-    dialogs: HashMap<u64, Entry<DialogRecord>, BuildHasherDefault<TagHasher>>,
+    dialogs: HashMap<u64, DialogEntry, BuildHasherDefault<TagHasher>>,
     /// UE deadlines keyed by (deadline, version of the record that set it): no string
     /// comparisons on the index.
     ue_deadlines: BTreeMap<(Instant, u64), Arc<str>>,
@@ -347,7 +355,16 @@ impl ServiceStateStore for MemoryStore {
         })
     }
 
-    fn write_ue(&mut self, impu: &str, expected: u64, record: UeRecord) -> Result<u64, StoreError> {
+    fn write_ue(
+        &mut self,
+        impu: &str,
+        expected: u64,
+        mut record: UeRecord,
+    ) -> Result<u64, StoreError> {
+        // Kept for the record's life: no spare capacity (a no-op when the writer built the
+        // vectors exactly, as the server does).
+        record.users.shrink_to_fit();
+        record.instances.shrink_to_fit();
         let deadline = record.next_deadline();
         // One lookup for the common case (the UE exists).
         if let Some((key, entry)) = self.ues.get_key_value(impu) {
@@ -413,7 +430,7 @@ impl ServiceStateStore for MemoryStore {
         Ok(self
             .dialogs
             .get(&tag)
-            .map(|e| (e.version, e.record.clone())))
+            .map(|e| (e.version, DialogRecord::clone(&e.record))))
     }
 
     fn write_dialog(
@@ -429,23 +446,24 @@ impl ServiceStateStore for MemoryStore {
                 if current != expected {
                     return Err(StoreError::Conflict { current });
                 }
-                if let Some((t, _)) = slot.get().deadline {
-                    self.dialog_deadlines.remove(&(t, tag));
-                }
+                let old = slot.get().record.lease_expires;
                 match record {
                     Some(record) => {
                         // The holder ends an expired subscription itself; the store only
                         // watches the lease, whose end hands the dialog (expired or not)
                         // to another instance.
                         let deadline = record.lease_expires;
-                        self.dialog_deadlines.insert((deadline, tag));
-                        *slot.get_mut() = Entry {
-                            version,
-                            record,
-                            deadline: Some((deadline, tag)),
-                        };
+                        if deadline != old {
+                            self.dialog_deadlines.remove(&(old, tag));
+                            self.dialog_deadlines.insert((deadline, tag));
+                        }
+                        let entry = slot.get_mut();
+                        entry.version = version;
+                        // Reuses the box: an update allocates nothing.
+                        *entry.record = record;
                     }
                     None => {
+                        self.dialog_deadlines.remove(&(old, tag));
                         slot.remove();
                     }
                 }
@@ -457,10 +475,9 @@ impl ServiceStateStore for MemoryStore {
                 if let Some(record) = record {
                     let deadline = record.lease_expires;
                     self.dialog_deadlines.insert((deadline, tag));
-                    slot.insert(Entry {
+                    slot.insert(DialogEntry {
                         version,
-                        record,
-                        deadline: Some((deadline, tag)),
+                        record: Box::new(record),
                     });
                 }
             }
