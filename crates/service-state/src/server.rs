@@ -282,14 +282,21 @@ impl Subscription {
         our_tag: u64,
         remote_target: &str,
         expires_at: Instant,
+        service_uri: &Arc<str>,
     ) -> Self {
         let ids = &sub.ids;
+        let local_uri = ids.to.uri().as_str();
         Self {
             session,
             call_id: Arc::from(ids.call_id),
             our_tag,
             their_tag: Arc::from(ids.from.tag().unwrap_or_default()),
-            local_uri: Arc::from(ids.to.uri().as_str()),
+            // Nearly every SUBSCRIBE names the service URI: one shared copy.
+            local_uri: if local_uri == &**service_uri {
+                Arc::clone(service_uri)
+            } else {
+                Arc::from(local_uri)
+            },
             remote_uri: Arc::from(ids.from.uri().as_str()),
             remote_target: Arc::from(remote_target),
             route_set: sub
@@ -455,7 +462,8 @@ pub struct Server<V, R, S = MemoryStore> {
     ues: HashMap<String, Ue>,
     sessions: IdMap<Session>,
     etags: IdMap<u64>,
-    subs: IdMap<Subscription>,
+    /// Boxed: the map's slots (about a quarter empty) stay small.
+    subs: IdMap<Box<Subscription>>,
     dialogs: IdMap<u64>,
     timers: BTreeSet<(Instant, Timer)>,
     next_id: u64,
@@ -469,6 +477,8 @@ pub struct Server<V, R, S = MemoryStore> {
     scratch: Vec<u8>,
     /// `identity` of the configured public service identity.
     service_identity: String,
+    /// The configured service URI, shared by the dialogs whose local URI it is.
+    service_uri: Arc<str>,
 }
 
 impl<V: TokenValidator, R: Random> Server<V, R> {
@@ -495,6 +505,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             warning: format!("399 {} \"{AUTHORISATION_FAILED_WARNING}\"", config.host),
             scratch: Vec::new(),
             service_identity: identity(&config.service_uri).into_owned(),
+            service_uri: Arc::from(config.service_uri.as_str()),
             config,
             validator,
             rng,
@@ -1596,7 +1607,14 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let version = self.sessions.get(&session).map_or(0, |s| s.version);
         let id = self.next_id;
         self.next_id += 1;
-        let mut sub = Subscription::new(&sub_req, session, our_tag, &contact, now + secs(expires));
+        let mut sub = Subscription::new(
+            &sub_req,
+            session,
+            our_tag,
+            &contact,
+            now + secs(expires),
+            &self.service_uri,
+        );
         sub.lease_expires = now + self.config.dialog_lease;
         // The record as it is after the first NOTIFY below.
         sub.local_cseq = 1;
@@ -1613,7 +1631,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         self.timers
             .insert((sub.expires_at, Timer::Subscription(id)));
         self.arm_leases(now);
-        self.subs.insert(id, sub);
+        self.subs.insert(id, Box::new(sub));
         self.dialogs.insert(our_tag, id);
         if let Some(s) = self.sessions.get_mut(&session) {
             s.subs.reserve_exact(1);
@@ -1654,7 +1672,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let state = self
             .state(impu, mcptt_id)
             .unwrap_or_else(|| self.detached(impu, mcptt_id));
-        let sub = Subscription::new(sub_req, 0, our_tag, contact, now);
+        let sub = Subscription::new(sub_req, 0, our_tag, contact, now, &self.service_uri);
         let branch = self.rng.next_u64();
         let body = state.encode();
         let bytes = write_notify(&self.config, branch, &sub, now, Some("terminated"), &body);
@@ -2089,7 +2107,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         );
         let id = self.next_id;
         self.next_id += 1;
-        let sub = Subscription::from_record(record, session, tag, v);
+        let sub = Box::new(Subscription::from_record(record, session, tag, v));
         self.timers
             .insert((sub.expires_at, Timer::Subscription(id)));
         self.arm_leases(now);
