@@ -66,17 +66,7 @@ impl Server {
             });
         self.child = Some(child);
         // Readiness: poll until the server answers PING (bounded).
-        let client = redis::Client::open(self.url()).expect("url");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut c) = client.get_connection_with_timeout(Duration::from_millis(200))
-                && redis::cmd("PING").query::<String>(&mut c).is_ok()
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "redis-server did not come up");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_ping(&self.url());
     }
 
     /// Kills the server with SIGKILL (no clean shutdown) and waits for it to exit.
@@ -256,6 +246,7 @@ impl Cluster {
     }
 }
 
+/// Polls until the Redis at `url` answers PING; panics after 10 s.
 fn wait_for_ping(url: &str) {
     let client = redis::Client::open(url).expect("url");
     let deadline = Instant::now() + Duration::from_secs(10);
