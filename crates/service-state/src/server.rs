@@ -223,8 +223,8 @@ impl AuthRecord {
 /// One user on one UE.
 #[derive(Debug)]
 struct Session {
-    impu: String,
-    mcptt_id: String,
+    impu: Arc<str>,
+    mcptt_id: Arc<str>,
     auth: Auth,
     version: u64,
     subs: Vec<u64>,
@@ -233,7 +233,7 @@ struct Session {
 /// One UE (keyed by its public user identity).
 #[derive(Debug, Default)]
 struct Ue {
-    instances: Vec<String>,
+    instances: Vec<Arc<str>>,
     registered: bool,
     sessions: Vec<u64>,
     /// Version of the UE's store record this state was read from or written as.
@@ -316,10 +316,10 @@ impl Subscription {
     }
 
     /// The dialog as stored.
-    fn record(&self, holder: u64, impu: &str, mcptt_id: &str) -> DialogRecord {
+    fn record(&self, holder: u64, impu: &Arc<str>, mcptt_id: &Arc<str>) -> DialogRecord {
         DialogRecord {
-            impu: impu.to_owned(),
-            mcptt_id: mcptt_id.to_owned(),
+            impu: Arc::clone(impu),
+            mcptt_id: Arc::clone(mcptt_id),
             call_id: self.call_id.clone(),
             their_tag: self.their_tag.clone(),
             local_uri: self.local_uri.clone(),
@@ -371,7 +371,7 @@ struct Undo {
     /// (session, authorisation, version) of its sessions.
     sessions: Vec<(u64, Auth, u64)>,
     /// Its registered instances, when the operation changed them.
-    instances: Option<Vec<String>>,
+    instances: Option<Vec<Arc<str>>>,
     store_version: u64,
     last_version: u64,
 }
@@ -459,7 +459,8 @@ pub struct Server<V, R, S = MemoryStore> {
     leases_at: Option<Instant>,
     /// The local state before the current operation.
     undo: Undo,
-    ues: HashMap<String, Ue>,
+    /// Keyed by public user identity, shared with the UE's sessions.
+    ues: HashMap<Arc<str>, Ue>,
     sessions: IdMap<Session>,
     etags: IdMap<u64>,
     /// Boxed: the map's slots (about a quarter empty) stay small.
@@ -540,7 +541,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         ue.sessions
             .iter()
             .filter_map(|id| self.sessions.get(id))
-            .find(|s| s.mcptt_id == mcptt_id)
+            .find(|s| &*s.mcptt_id == mcptt_id)
             .map(|s| self.snapshot(s))
     }
 
@@ -648,7 +649,12 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
                 self.ues.remove(impu);
             }
         } else {
-            let ue = self.ues.entry(impu.to_owned()).or_default();
+            if !self.ues.contains_key(impu) {
+                self.ues.insert(Arc::from(impu), Ue::default());
+            }
+            let Some(ue) = self.ues.get_mut(impu) else {
+                return;
+            };
             if let Some(instances) = undo.instances.take() {
                 ue.registered = !instances.is_empty();
                 ue.instances = instances;
@@ -687,7 +693,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             if record.is_empty() || self.ues.len() >= self.config.max_ues {
                 return;
             }
-            self.ues.insert(impu.to_owned(), Ue::default());
+            self.ues.insert(Arc::from(impu), Ue::default());
         }
         if let Some(ue) = self.ues.get_mut(impu) {
             ue.store_version = version;
@@ -795,7 +801,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             let record = self.ue_record(&impu);
             let result = self.store.write_ue(&impu, expected, record);
             if let Ok(v) = result
-                && let Some(ue) = self.ues.get_mut(&impu)
+                && let Some(ue) = self.ues.get_mut(impu.as_str())
             {
                 ue.store_version = v;
             }
@@ -933,14 +939,13 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     }
 
     fn registration(&mut self, now: Instant, impu: &str, change: &RegistrationChange) {
-        let impu = impu.to_owned();
-        if !self.ues.contains_key(&impu) {
+        if !self.ues.contains_key(impu) {
             if !change.registered || self.ues.len() >= self.config.max_ues {
                 return;
             }
-            self.ues.insert(impu.clone(), Ue::default());
+            self.ues.insert(Arc::from(impu), Ue::default());
         }
-        let Some(ue) = self.ues.get_mut(&impu) else {
+        let Some(ue) = self.ues.get_mut(impu) else {
             return;
         };
         let instance = change.instance.as_deref().unwrap_or_default();
@@ -949,17 +954,17 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         }
         let before = ue.instances.len();
         if change.registered {
-            if !ue.instances.iter().any(|i| i == instance) {
+            if !ue.instances.iter().any(|i| &**i == instance) {
                 ue.instances.reserve_exact(1);
-                ue.instances.push(instance.to_owned());
+                ue.instances.push(Arc::from(instance));
             }
         } else {
-            ue.instances.retain(|i| i != instance);
+            ue.instances.retain(|i| &**i != instance);
         }
         if ue.instances.len() != before {
-            mark_dirty(&mut self.dirty, &self.ues, &impu);
+            mark_dirty(&mut self.dirty, &self.ues, impu);
         }
-        let Some(ue) = self.ues.get_mut(&impu) else {
+        let Some(ue) = self.ues.get_mut(impu) else {
             return;
         };
         let registered = !ue.instances.is_empty();
@@ -967,7 +972,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         ue.registered = registered;
         let sessions = ue.sessions.clone();
         if !registered && sessions.is_empty() {
-            self.ues.remove(&impu);
+            self.ues.remove(impu);
             return;
         }
         if flipped {
@@ -1205,9 +1210,9 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             .unwrap_or_default()
             .into_iter()
             .filter(|id| {
-                self.sessions
-                    .get(id)
-                    .is_some_and(|s| s.mcptt_id != grant.mcptt_id && s.auth.publication().is_some())
+                self.sessions.get(id).is_some_and(|s| {
+                    *s.mcptt_id != *grant.mcptt_id && s.auth.publication().is_some()
+                })
             })
             .collect();
         match kind {
@@ -1269,7 +1274,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let Some(session) = self.sessions.get(&id) else {
             return Err(Refusal::code(412));
         };
-        if session.impu != impu {
+        if &*session.impu != impu {
             // Another UE's entity-tag: as if unknown (RFC 3903 §6 step 3).
             return Err(Refusal::code(412));
         }
@@ -1282,7 +1287,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
                 .finish();
             self.transmit.push_back(Transmit { bytes });
             self.set_auth(now, id, Auth::SignedOff);
-            return Ok(mcptt_id);
+            return Ok(mcptt_id.to_string());
         }
         let new_etag = self.fresh_etag();
         let publication = Publication {
@@ -1292,7 +1297,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let next = match token {
             Some(token) => {
                 let grant = self.validate(impu, &token, now_unix, client_id.as_deref())?;
-                if grant.mcptt_id != mcptt_id {
+                if *grant.mcptt_id != *mcptt_id {
                     return Err(self.fail(impu, "refresh token names another MCPTT ID"));
                 }
                 Auth::Authorised {
@@ -1322,7 +1327,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             next.public() != current.public() || next.token_exp() != current.token_exp();
         self.respond_publish(req, new_etag, expires);
         self.replace_auth(now, id, next, changes_state);
-        Ok(mcptt_id)
+        Ok(mcptt_id.to_string())
     }
 
     fn respond_publish(&mut self, req: &Request, etag: u64, expires: u32) {
@@ -1343,25 +1348,34 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     }
 
     fn session_for(&mut self, impu: &str, mcptt_id: &str) -> u64 {
-        let ue = self.ues.entry(impu.to_owned()).or_default();
+        if !self.ues.contains_key(impu) {
+            self.ues.insert(Arc::from(impu), Ue::default());
+        }
+        let Some((key, ue)) = self.ues.get_key_value(impu) else {
+            return 0;
+        };
         for id in &ue.sessions {
             if self
                 .sessions
                 .get(id)
-                .is_some_and(|s| s.mcptt_id == mcptt_id)
+                .is_some_and(|s| &*s.mcptt_id == mcptt_id)
             {
                 return *id;
             }
         }
+        // The session shares the UE's key.
+        let impu = Arc::clone(key);
         let id = self.next_id;
         self.next_id += 1;
-        ue.sessions.reserve_exact(1);
-        ue.sessions.push(id);
+        if let Some(ue) = self.ues.get_mut(&*impu) {
+            ue.sessions.reserve_exact(1);
+            ue.sessions.push(id);
+        }
         self.sessions.insert(
             id,
             Session {
-                impu: impu.to_owned(),
-                mcptt_id: mcptt_id.to_owned(),
+                impu,
+                mcptt_id: Arc::from(mcptt_id),
                 auth: Auth::Unauthorised,
                 version: 0,
                 subs: Vec::new(),
@@ -1435,12 +1449,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             version: s.version,
             mcptt_id: &s.mcptt_id,
             impu: &s.impu,
-            instance: ue.and_then(|u| {
-                u.instances
-                    .iter()
-                    .find(|i| !i.is_empty())
-                    .map(String::as_str)
-            }),
+            instance: ue.and_then(|u| u.instances.iter().find(|i| !i.is_empty()).map(|i| &**i)),
             ue_kind: self.config.directory.kind(&s.impu),
             registration,
             authorisation,
@@ -1538,12 +1547,12 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
                 return Err(self.fail(&impu, "SUBSCRIBE from a gateway UE does not name the user"));
             }
             None => {
-                let signed_in = self.ues.get(&impu).and_then(|ue| {
+                let signed_in = self.ues.get(impu.as_str()).and_then(|ue| {
                     ue.sessions
                         .iter()
                         .filter_map(|id| self.sessions.get(id))
                         .find(|s| s.auth.publication().is_some())
-                        .map(|s| s.mcptt_id.clone())
+                        .map(|s| s.mcptt_id.to_string())
                 });
                 match signed_in {
                     Some(m) => m,
@@ -1571,7 +1580,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             self.fetch(now, req, &sub_req, &impu, &mcptt_id, &contact);
             return Ok(());
         }
-        if !self.ues.contains_key(&impu) && self.ues.len() >= self.config.max_ues {
+        if !self.ues.contains_key(impu.as_str()) && self.ues.len() >= self.config.max_ues {
             return Err(Refusal::code(503));
         }
         let session = self.session_for(&impu, &mcptt_id);
@@ -1619,7 +1628,14 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         // The record as it is after the first NOTIFY below.
         sub.local_cseq = 1;
         sub.notified_version = version;
-        let record = sub.record(self.config.instance_id, &impu, &mcptt_id);
+        let record = match self.sessions.get(&session) {
+            Some(s) => sub.record(self.config.instance_id, &s.impu, &s.mcptt_id),
+            None => sub.record(
+                self.config.instance_id,
+                &Arc::from(impu.as_str()),
+                &Arc::from(mcptt_id.as_str()),
+            ),
+        };
         sub.local_cseq = 0;
         match self.store.write_dialog(our_tag, 0, Some(record)) {
             Ok(v) => sub.store_version = v,
@@ -1740,9 +1756,9 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             let (impu, mcptt_id) = self
                 .sessions
                 .get(&sub.session)
-                .map(|s| (s.impu.as_str(), s.mcptt_id.as_str()))
-                .unwrap_or_default();
-            let mut record = sub.record(self.config.instance_id, impu, mcptt_id);
+                .map(|s| (Arc::clone(&s.impu), Arc::clone(&s.mcptt_id)))
+                .unwrap_or_else(|| (Arc::from(""), Arc::from("")));
+            let mut record = sub.record(self.config.instance_id, &impu, &mcptt_id);
             record.remote_cseq = ids.cseq.seq;
             if let Some(c) = &contact {
                 record.remote_target = Arc::from(c.as_str());
@@ -1860,7 +1876,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let (mcptt_id, impu) = match self.sessions.get_mut(&sub.session) {
             Some(s) => {
                 s.subs.retain(|x| *x != id);
-                (s.mcptt_id.clone(), s.impu.clone())
+                (s.mcptt_id.to_string(), s.impu.to_string())
             }
             None => (String::new(), String::new()),
         };
@@ -2096,13 +2112,13 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             // The state is read again at the next change; the dialog is held meanwhile.
             self.store_failed(now, "dialog take-over", &e);
         }
-        if !self.ues.contains_key(&record.impu) && self.ues.len() >= self.config.max_ues {
+        if !self.ues.contains_key(&*record.impu) && self.ues.len() >= self.config.max_ues {
             return Ok(None);
         }
         let session = self.session_for(&record.impu, &record.mcptt_id);
         let (impu, mcptt_id, call_id) = (
-            record.impu.clone(),
-            record.mcptt_id.clone(),
+            record.impu.to_string(),
+            record.mcptt_id.to_string(),
             record.call_id.to_string(),
         );
         let id = self.next_id;
@@ -2133,9 +2149,9 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let (impu, mcptt_id) = self
             .sessions
             .get(&sub.session)
-            .map(|s| (s.impu.as_str(), s.mcptt_id.as_str()))
-            .unwrap_or_default();
-        let mut record = sub.record(self.config.instance_id, impu, mcptt_id);
+            .map(|s| (Arc::clone(&s.impu), Arc::clone(&s.mcptt_id)))
+            .unwrap_or_else(|| (Arc::from(""), Arc::from("")));
+        let mut record = sub.record(self.config.instance_id, &impu, &mcptt_id);
         record.lease_expires = now + self.config.dialog_lease;
         match self
             .store
@@ -2190,7 +2206,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
 /// Gives `session` its next service-state version: above every version any user of its UE
 /// had, so that a user who left the store and came back never repeats a version a
 /// subscriber saw.
-fn bump_version(ues: &mut HashMap<String, Ue>, session: &mut Session) {
+fn bump_version(ues: &mut HashMap<Arc<str>, Ue>, session: &mut Session) {
     match ues.get_mut(&session.impu) {
         Some(ue) => {
             session.version = session.version.max(ue.last_version) + 1;
@@ -2223,7 +2239,7 @@ impl Dirty {
 }
 
 /// Notes in `dirty` that the operation changed UE `impu` (written by `Server::commit`).
-fn mark_dirty(dirty: &mut Dirty, ues: &HashMap<String, Ue>, impu: &str) {
+fn mark_dirty(dirty: &mut Dirty, ues: &HashMap<Arc<str>, Ue>, impu: &str) {
     let live = dirty.len.min(dirty.entries.len());
     if dirty.entries[..live].iter().any(|(i, _)| i == impu) {
         return;

@@ -111,8 +111,8 @@ impl AuthRecord {
 /// One user (MCPTT ID) on one UE.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
-    /// The MCPTT ID.
-    pub mcptt_id: String,
+    /// The MCPTT ID (shared with the server's copy).
+    pub mcptt_id: Arc<str>,
     /// Authorisation state.
     pub auth: AuthRecord,
     /// Version of the user's service state on this UE (the body's version counter).
@@ -128,8 +128,8 @@ pub struct UeRecord {
     /// The UE's kind when the record was written (from the UE directory).
     pub kind: UeKind,
     /// Registered instances (`+sip.instance`, empty string when none was given); none = not
-    /// registered.
-    pub instances: Vec<String>,
+    /// registered. Shared with the server's copy.
+    pub instances: Vec<Arc<str>>,
     /// Users known on this UE: signed in, or with a state a subscriber saw.
     pub users: Vec<UserRecord>,
 }
@@ -157,9 +157,9 @@ impl UeRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DialogRecord {
     /// The subscribing UE's public user identity.
-    pub impu: String,
+    pub impu: Arc<str>,
     /// The subscribed user.
-    pub mcptt_id: String,
+    pub mcptt_id: Arc<str>,
     /// Dialog Call-ID.
     pub call_id: Arc<str>,
     /// The subscriber's tag.
@@ -542,7 +542,7 @@ mod tests {
         let rec = UeRecord {
             last_version: 1,
             kind: UeKind::Personal,
-            instances: vec![String::new()],
+            instances: vec![Arc::from("")],
             users: vec![user(t, 100)],
         };
         let v1 = s.write_ue("sip:ue1@x", 0, rec.clone()).unwrap();

@@ -482,7 +482,7 @@ fn concurrent_writes_from_both_instances_lose_no_update() {
         let stored = rec
             .users
             .iter()
-            .any(|u| u.mcptt_id == ALICE && u.auth.publication().is_some());
+            .any(|u| &*u.mcptt_id == ALICE && u.auth.publication().is_some());
         assert_eq!(stored, model_signed_in, "step {step}: {rec:?}");
         // Each instance, fed the changes, agrees with the store.
         for i in 0..2 {
