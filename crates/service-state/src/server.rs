@@ -227,7 +227,7 @@ struct Session {
     mcptt_id: Arc<str>,
     auth: Auth,
     version: u64,
-    subs: Vec<u64>,
+    subs: IdList,
 }
 
 /// One UE (keyed by its public user identity).
@@ -235,7 +235,7 @@ struct Session {
 struct Ue {
     instances: Vec<Arc<str>>,
     registered: bool,
-    sessions: Vec<u64>,
+    sessions: IdList,
     /// Version of the UE's store record this state was read from or written as.
     store_version: u64,
     /// Highest service-state version given to any user on this UE.
@@ -1368,7 +1368,6 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let id = self.next_id;
         self.next_id += 1;
         if let Some(ue) = self.ues.get_mut(&*impu) {
-            ue.sessions.reserve_exact(1);
             ue.sessions.push(id);
         }
         self.sessions.insert(
@@ -1378,7 +1377,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
                 mcptt_id: Arc::from(mcptt_id),
                 auth: Auth::Unauthorised,
                 version: 0,
-                subs: Vec::new(),
+                subs: IdList::Empty,
             },
         );
         id
@@ -1650,7 +1649,6 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         self.subs.insert(id, Box::new(sub));
         self.dialogs.insert(our_tag, id);
         if let Some(s) = self.sessions.get_mut(&session) {
-            s.subs.reserve_exact(1);
             s.subs.push(id);
         }
         // RFC 3261 §12.1.1: the 2xx to a dialog-creating request copies the Record-Route
@@ -2371,4 +2369,106 @@ fn secs(s: u32) -> Duration {
 fn secs64(s: u64) -> Duration {
     // Bounded so that `Instant + Duration` cannot overflow for absurd `exp` values.
     Duration::from_secs(s.min(10 * 365 * 24 * 3600))
+}
+
+/// A short list of ids with the first one inline: most UEs have one user and most users one
+/// subscription, so the common case allocates nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+enum IdList {
+    #[default]
+    Empty,
+    One(u64),
+    Many(Vec<u64>),
+}
+
+impl IdList {
+    fn as_slice(&self) -> &[u64] {
+        match self {
+            Self::Empty => &[],
+            Self::One(id) => std::slice::from_ref(id),
+            Self::Many(ids) => ids,
+        }
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, u64> {
+        self.as_slice().iter()
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
+    }
+
+    fn push(&mut self, id: u64) {
+        match self {
+            Self::Empty => *self = Self::One(id),
+            Self::One(first) => *self = Self::Many(vec![*first, id]),
+            Self::Many(ids) => {
+                ids.reserve_exact(1);
+                ids.push(id);
+            }
+        }
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&u64) -> bool) {
+        match self {
+            Self::Empty => {}
+            Self::One(id) => {
+                if !keep(id) {
+                    *self = Self::Empty;
+                }
+            }
+            Self::Many(ids) => {
+                ids.retain(|id| keep(id));
+                match ids.as_slice() {
+                    [] => *self = Self::Empty,
+                    [id] => *self = Self::One(*id),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a IdList {
+    type Item = &'a u64;
+    type IntoIter = std::slice::Iter<'a, u64>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// Owned iteration over an [`IdList`].
+#[derive(Debug)]
+enum IdIter {
+    One(Option<u64>),
+    Many(std::vec::IntoIter<u64>),
+}
+
+impl Iterator for IdIter {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        match self {
+            Self::One(id) => id.take(),
+            Self::Many(ids) => ids.next(),
+        }
+    }
+}
+
+impl IntoIterator for IdList {
+    type Item = u64;
+    type IntoIter = IdIter;
+
+    fn into_iter(self) -> IdIter {
+        match self {
+            Self::Empty => IdIter::One(None),
+            Self::One(id) => IdIter::One(Some(id)),
+            Self::Many(ids) => IdIter::Many(ids.into_iter()),
+        }
+    }
 }
