@@ -233,7 +233,8 @@ struct Session {
 /// One UE (keyed by its public user identity).
 #[derive(Debug, Default)]
 struct Ue {
-    instances: Vec<Arc<str>>,
+    /// Shared with the store's record.
+    instances: Arc<[Arc<str>]>,
     registered: bool,
     sessions: IdList,
     /// Version of the UE's store record this state was read from or written as.
@@ -371,7 +372,7 @@ struct Undo {
     /// (session, authorisation, version) of its sessions.
     sessions: Vec<(u64, Auth, u64)>,
     /// Its registered instances, when the operation changed them.
-    instances: Option<Vec<Arc<str>>>,
+    instances: Option<Arc<[Arc<str>]>>,
     store_version: u64,
     last_version: u64,
 }
@@ -955,11 +956,19 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let before = ue.instances.len();
         if change.registered {
             if !ue.instances.iter().any(|i| &**i == instance) {
-                ue.instances.reserve_exact(1);
-                ue.instances.push(Arc::from(instance));
+                let mut instances = Vec::with_capacity(ue.instances.len() + 1);
+                instances.extend(ue.instances.iter().cloned());
+                instances.push(Arc::from(instance));
+                ue.instances = instances.into();
             }
-        } else {
-            ue.instances.retain(|i| &**i != instance);
+        } else if ue.instances.iter().any(|i| &**i == instance) {
+            let instances: Vec<Arc<str>> = ue
+                .instances
+                .iter()
+                .filter(|i| &***i != instance)
+                .cloned()
+                .collect();
+            ue.instances = instances.into();
         }
         if ue.instances.len() != before {
             mark_dirty(&mut self.dirty, &self.ues, impu);

@@ -128,8 +128,8 @@ pub struct UeRecord {
     /// The UE's kind when the record was written (from the UE directory).
     pub kind: UeKind,
     /// Registered instances (`+sip.instance`, empty string when none was given); none = not
-    /// registered. Shared with the server's copy.
-    pub instances: Vec<Arc<str>>,
+    /// registered. Shared with the server's copy (no copy per write).
+    pub instances: Arc<[Arc<str>]>,
     /// Users known on this UE: signed in, or with a state a subscriber saw.
     pub users: Vec<UserRecord>,
 }
@@ -362,9 +362,8 @@ impl ServiceStateStore for MemoryStore {
         mut record: UeRecord,
     ) -> Result<u64, StoreError> {
         // Kept for the record's life: no spare capacity (a no-op when the writer built the
-        // vectors exactly, as the server does).
+        // vector exactly, as the server does).
         record.users.shrink_to_fit();
-        record.instances.shrink_to_fit();
         let deadline = record.next_deadline();
         // One lookup for the common case (the UE exists).
         if let Some((key, entry)) = self.ues.get_key_value(impu) {
@@ -542,7 +541,7 @@ mod tests {
         let rec = UeRecord {
             last_version: 1,
             kind: UeKind::Personal,
-            instances: vec![Arc::from("")],
+            instances: Arc::from([Arc::from("")]),
             users: vec![user(t, 100)],
         };
         let v1 = s.write_ue("sip:ue1@x", 0, rec.clone()).unwrap();

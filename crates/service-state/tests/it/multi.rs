@@ -443,7 +443,9 @@ fn concurrent_writes_from_both_instances_lose_no_update() {
     // load and A's write of the PUBLISH: A's write conflicts, A reloads and re-applies.
     *p.store.race.borrow_mut() = Some(Box::new(move |s: &mut MemoryStore| {
         let (v, mut rec) = s.load_ue(UE1).unwrap().unwrap();
-        rec.instances.push("<urn:uuid:other>".into());
+        let mut instances = rec.instances.to_vec();
+        instances.push("<urn:uuid:other>".into());
+        rec.instances = instances.into();
         s.write_ue(UE1, v, rec).unwrap();
     }));
     let token = p.token(3600);
