@@ -1357,23 +1357,24 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     }
 
     fn session_for(&mut self, impu: &str, mcptt_id: &str) -> u64 {
-        if !self.ues.contains_key(impu) {
-            self.ues.insert(Arc::from(impu), Ue::default());
-        }
-        let Some((key, ue)) = self.ues.get_key_value(impu) else {
-            return 0;
-        };
-        for id in &ue.sessions {
-            if self
-                .sessions
-                .get(id)
-                .is_some_and(|s| &*s.mcptt_id == mcptt_id)
-            {
-                return *id;
+        // One lookup when the session exists; the session shares the UE's key.
+        let impu = match self.ues.get_key_value(impu) {
+            Some((key, ue)) => {
+                if let Some(id) = ue.sessions.iter().find(|id| {
+                    self.sessions
+                        .get(id)
+                        .is_some_and(|s| &*s.mcptt_id == mcptt_id)
+                }) {
+                    return *id;
+                }
+                Arc::clone(key)
             }
-        }
-        // The session shares the UE's key.
-        let impu = Arc::clone(key);
+            None => {
+                let key: Arc<str> = Arc::from(impu);
+                self.ues.insert(Arc::clone(&key), Ue::default());
+                key
+            }
+        };
         let id = self.next_id;
         self.next_id += 1;
         if let Some(ue) = self.ues.get_mut(&*impu) {
