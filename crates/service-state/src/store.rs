@@ -261,12 +261,22 @@ pub trait ServiceStateStore {
     fn next_expiry(&self) -> Option<Instant>;
 }
 
+/// A stored UE record. Its deadline index key is `(record.next_deadline(), deadline_key)`
+/// when the record has a deadline (the record does not change while stored, so the deadline
+/// is read from it rather than kept beside it: smaller map slots).
 #[derive(Debug)]
-struct Entry<T> {
+struct Entry {
     version: u64,
-    record: T,
-    /// The index key of the record's deadline.
-    deadline: Option<(Instant, u64)>,
+    record: UeRecord,
+    /// Second half of the record's deadline index key.
+    deadline_key: u64,
+}
+
+impl Entry {
+    /// The record's key in the deadline index, if it has a deadline.
+    fn indexed(&self) -> Option<(Instant, u64)> {
+        self.record.next_deadline().map(|t| (t, self.deadline_key))
+    }
 }
 
 /// A stored dialog: the record boxed so the map's slots (sized for growth, about a quarter
@@ -302,7 +312,7 @@ impl Hasher for TagHasher {
 /// clones the record, as a remote store would.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    ues: HashMap<Arc<str>, Entry<UeRecord>>,
+    ues: HashMap<Arc<str>, Entry>,
     dialogs: HashMap<u64, DialogEntry, BuildHasherDefault<TagHasher>>,
     /// UE deadlines keyed by (deadline, version of the record that set it): no string
     /// comparisons on the index.
@@ -372,7 +382,7 @@ impl ServiceStateStore for MemoryStore {
                     current: entry.version,
                 });
             }
-            let (key, old) = (Arc::clone(key), entry.deadline);
+            let (key, old) = (Arc::clone(key), entry.indexed());
             self.next_version += 1;
             let version = self.next_version;
             if record.is_empty() {
@@ -397,7 +407,7 @@ impl ServiceStateStore for MemoryStore {
                 *e = Entry {
                     version,
                     record,
-                    deadline: indexed,
+                    deadline_key: indexed.map_or(0, |(_, k)| k),
                 };
             }
             return Ok(version);
@@ -419,7 +429,7 @@ impl ServiceStateStore for MemoryStore {
             Entry {
                 version,
                 record,
-                deadline: indexed,
+                deadline_key: indexed.map_or(0, |(_, k)| k),
             },
         );
         Ok(version)
