@@ -302,30 +302,7 @@ async fn redis_down_register_gets_503_with_retry_after_and_recovers() {
     let dead = TcpListener::bind(loopback()).unwrap().local_addr().unwrap();
     let (a, trace_a) = core(&pki, dead, &redis.url(), &clock).await;
     let trace = Trace::new();
-    let cfg = UeConfig {
-        label: "ue1/alice".into(),
-        ue_label: "ue1".into(),
-        idms: String::new(),
-        idms_roots: Vec::new(),
-        client_id: actors::CLIENT_ID.into(),
-        user: "alice".into(),
-        password: String::new(),
-        method: LoginMethod::Password,
-        sip_core: a.local_addr(),
-        tls: TlsMaterial {
-            identity: pki.issue_ue(IMPU).unwrap(),
-            roots: vec![pki.ca_cert()],
-        },
-        public_user_identity: IMPU.into(),
-        psi: PSI.into(),
-        register_expires: 600,
-        publish_expires: 600,
-        subscribe_expires: 600,
-        timeout: Duration::from_secs(10),
-    };
-    let mut ue = Ue::connect(cfg, trace.clone(), clock.clone())
-        .await
-        .unwrap();
+    let mut ue = ue_on(&pki, a.local_addr(), &trace, &clock).await;
     ue.register().await.unwrap();
     assert!(ue.is_registered());
 
@@ -416,30 +393,7 @@ async fn reg_event_subscription_on_core_a_is_notified_of_changes_made_through_co
     let (a, _trace_a) = core(&pki, dead, &redis.url(), &clock).await;
     let (b, trace_b) = core(&pki, dead, &redis.url(), &clock).await;
     let trace = Trace::new();
-    let cfg = UeConfig {
-        label: "ue1/alice".into(),
-        ue_label: "ue1".into(),
-        idms: String::new(),
-        idms_roots: Vec::new(),
-        client_id: actors::CLIENT_ID.into(),
-        user: "alice".into(),
-        password: String::new(),
-        method: LoginMethod::Password,
-        sip_core: a.local_addr(),
-        tls: TlsMaterial {
-            identity: pki.issue_ue(IMPU).unwrap(),
-            roots: vec![pki.ca_cert()],
-        },
-        public_user_identity: IMPU.into(),
-        psi: PSI.into(),
-        register_expires: 600,
-        publish_expires: 600,
-        subscribe_expires: 600,
-        timeout: Duration::from_secs(10),
-    };
-    let mut ue = Ue::connect(cfg, trace.clone(), clock.clone())
-        .await
-        .unwrap();
+    let mut ue = ue_on(&pki, a.local_addr(), &trace, &clock).await;
     ue.register().await.unwrap();
     let contact_a = ue.local_addr().to_string();
     // The UE watches its own registration through core A (RFC 3680).
@@ -484,4 +438,32 @@ async fn reg_event_subscription_on_core_a_is_notified_of_changes_made_through_co
     ue.close().await;
     a.shutdown().await;
     b.shutdown().await;
+}
+
+/// A UE for IMPU that skips the IdMS (no token: registration only), on the SIP core at `core`.
+async fn ue_on(pki: &DemoPki, core: SocketAddr, trace: &Trace, clock: &Clock) -> Ue {
+    let cfg = UeConfig {
+        label: "ue1/alice".into(),
+        ue_label: "ue1".into(),
+        idms: String::new(),
+        idms_roots: Vec::new(),
+        client_id: actors::CLIENT_ID.into(),
+        user: "alice".into(),
+        password: String::new(),
+        method: LoginMethod::Password,
+        sip_core: core,
+        tls: TlsMaterial {
+            identity: pki.issue_ue(IMPU).unwrap(),
+            roots: vec![pki.ca_cert()],
+        },
+        public_user_identity: IMPU.into(),
+        psi: PSI.into(),
+        register_expires: 600,
+        publish_expires: 600,
+        subscribe_expires: 600,
+        timeout: Duration::from_secs(10),
+    };
+    Ue::connect(cfg, trace.clone(), clock.clone())
+        .await
+        .unwrap()
 }
