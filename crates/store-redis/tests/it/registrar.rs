@@ -86,6 +86,11 @@ fn subscribed_view<S: RegistrationStore>(reg: &mut Registrar<S>, now: Instant) -
 }
 
 /// A MCPTT UE's REGISTER (DESIGN.md §3) for `ue{n}`.
+/// The status a registrar answers `req` with (from the test's peer).
+fn status<S: RegistrationStore>(r: &mut Registrar<S>, now: Instant, req: &Request) -> u16 {
+    r.handle_register(now, PEER, req).response.status()
+}
+
 pub(crate) fn register(n: u32, cseq: u32, expires: u32) -> Request {
     register_dev(n, 0, cseq, expires)
 }
@@ -150,44 +155,19 @@ fn two_sip_cores_share_bindings_and_expire_each_once() {
     let mut a = registrar(&server, tb, 2, false, 1);
     let mut b = registrar(&server, tb, 2, false, 2);
     // Register via A, refresh via B: B sees A's binding (a refresh, not a new one).
-    assert_eq!(
-        a.handle_register(t, PEER, &register(0, 1, 600))
-            .response
-            .status(),
-        200
-    );
+    assert_eq!(status(&mut a, t, &register(0, 1, 600)), 200);
     assert_eq!(events(&mut a), ["added"]);
-    assert_eq!(
-        b.handle_register(t, PEER, &register(0, 2, 600))
-            .response
-            .status(),
-        200
-    );
+    assert_eq!(status(&mut b, t, &register(0, 2, 600)), 200);
     assert_eq!(events(&mut b), ["refreshed"]);
     assert_eq!(a.bindings(t, "sip:ue0@example.com").unwrap()[0].cseq, 2);
     // The UE retransmits the same REGISTER to A (B's 200 was lost in a failover): A finds
     // it already applied, answers 200 and changes nothing.
-    assert_eq!(
-        a.handle_register(t, PEER, &register(0, 2, 600))
-            .response
-            .status(),
-        200
-    );
+    assert_eq!(status(&mut a, t, &register(0, 2, 600)), 200);
     assert!(events(&mut a).is_empty());
     // An older CSeq via A is refused against B's newer state (RFC 3261 §10.3 step 7).
-    assert_eq!(
-        a.handle_register(t, PEER, &register(0, 1, 600))
-            .response
-            .status(),
-        500
-    );
+    assert_eq!(status(&mut a, t, &register(0, 1, 600)), 500);
     // Expiry: handled once, by whichever instance runs its timer first.
-    assert_eq!(
-        a.handle_register(t, PEER, &register(1, 1, 60))
-            .response
-            .status(),
-        200
-    );
+    assert_eq!(status(&mut a, t, &register(1, 1, 60)), 200);
     assert_eq!(events(&mut a), ["added"]);
     let later = t + Duration::from_secs(61);
     assert!(b.poll_timeout().is_some_and(|d| d <= later));
@@ -200,12 +180,7 @@ fn two_sip_cores_share_bindings_and_expire_each_once() {
     );
     assert!(a.bindings(later, "sip:ue1@example.com").unwrap().is_empty());
     // De-register via A what was refreshed via B.
-    assert_eq!(
-        a.handle_register(later, PEER, &register(0, 3, 0))
-            .response
-            .status(),
-        200
-    );
+    assert_eq!(status(&mut a, later, &register(0, 3, 0)), 200);
     assert_eq!(events(&mut a), ["removed:Unregistered"]);
     assert!(b.bindings(later, "sip:ue0@example.com").unwrap().is_empty());
 }
@@ -216,12 +191,7 @@ fn redis_down_gives_503_and_a_clear_cause_then_recovers_with_state_kept_by_aof()
     let tb = TimeBase::system();
     let t = Instant::now();
     let mut a = registrar(&server, tb, 1, false, 1);
-    assert_eq!(
-        a.handle_register(t, PEER, &register(0, 1, 600))
-            .response
-            .status(),
-        200
-    );
+    assert_eq!(status(&mut a, t, &register(0, 1, 600)), 200);
     assert_eq!(events(&mut a), ["added"]);
     server.kill();
     let rt = a.store().round_trips();
@@ -245,12 +215,7 @@ fn redis_down_gives_503_and_a_clear_cause_then_recovers_with_state_kept_by_aof()
     // SIGKILL while down; AOF brings the state back.
     server.restart();
     // The binding written before the outage is intact and refreshable.
-    assert_eq!(
-        a.handle_register(t, PEER, &register(0, 2, 600))
-            .response
-            .status(),
-        200
-    );
+    assert_eq!(status(&mut a, t, &register(0, 2, 600)), 200);
     assert_eq!(events(&mut a), ["refreshed"]);
 }
 
@@ -279,21 +244,11 @@ fn measured_round_trips_and_memory_per_registration() {
         r.store().ping().unwrap();
         let rt0 = r.store().round_trips();
         for n in 0..N {
-            assert_eq!(
-                r.handle_register(t, PEER, &register(n, 1, 600))
-                    .response
-                    .status(),
-                200
-            );
+            assert_eq!(status(&mut r, t, &register(n, 1, 600)), 200);
         }
         let rt1 = r.store().round_trips();
         for n in 0..N {
-            assert_eq!(
-                r.handle_register(t, PEER, &register(n, 2, 600))
-                    .response
-                    .status(),
-                200
-            );
+            assert_eq!(status(&mut r, t, &register(n, 2, 600)), 200);
         }
         let rt2 = r.store().round_trips();
         let after = used(&mut c);
@@ -402,12 +357,7 @@ fn reg_event_subscriber_on_b_is_notified_once_of_changes_handled_by_a() {
     let quick = Duration::from_millis(100);
 
     // The UE registers through A: A holds no subscription and sends no NOTIFY.
-    assert_eq!(
-        a.handle_register(t, PEER, &register(0, 1, 120))
-            .response
-            .status(),
-        200
-    );
+    assert_eq!(status(&mut a, t, &register(0, 1, 120)), 200);
     assert_eq!(events(&mut a), ["added"]);
     assert!(transmits(&mut a).is_empty());
     // A's feed skips A's own write; B's feed brings it and B NOTIFYs, once.
@@ -457,12 +407,7 @@ fn expiry_survives_an_instance_restart_and_is_never_early() {
     let t = Instant::now();
     {
         let mut a = registrar(&server, TimeBase::system(), 1, false, 1);
-        assert_eq!(
-            a.handle_register(t, PEER, &register(0, 1, 60))
-                .response
-                .status(),
-            200
-        );
+        assert_eq!(status(&mut a, t, &register(0, 1, 60)), 200);
         // Instance A stops here (dropped without any shutdown work).
     }
     // A new instance (its own time base) takes over the expiry.
@@ -501,12 +446,7 @@ fn feed_reconnects_after_a_redis_restart_and_resyncs_the_subscribers() {
     assert!(!feed_b.is_connected());
     server.restart();
     // A change made while B's feed was away is lost by pub/sub...
-    assert_eq!(
-        a.handle_register(t, PEER, &register(0, 1, 600))
-            .response
-            .status(),
-        200
-    );
+    assert_eq!(status(&mut a, t, &register(0, 1, 600)), 200);
     // ...but once the feed is back B re-reads the subscribed AoR and NOTIFYs it (or the
     // feed reconnected in time to carry the change): one NOTIFY either way.
     for _ in 0..20 {
@@ -607,12 +547,7 @@ fn store_choice_from_a_store_option() {
         StoreChoice::open(&server.url(), tb).unwrap(),
         2,
     );
-    assert_eq!(
-        b.handle_register(t, PEER, &register(0, 1, 600))
-            .response
-            .status(),
-        200
-    );
+    assert_eq!(status(&mut b, t, &register(0, 1, 600)), 200);
     assert_eq!(a.bindings(t, "sip:ue0@example.com").unwrap().len(), 1);
     assert_eq!(
         feed.deliver(&mut a, t, Duration::from_secs(5), 8).unwrap(),
