@@ -581,13 +581,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     /// [`StoreError::Unavailable`] when the store cannot answer (nothing changed; call again).
     pub fn handle_remote_change(&mut self, now: Instant, key: &StoreKey) -> Result<(), StoreError> {
         match key {
-            StoreKey::Ue(impu) => {
-                let loaded = self.store.load_ue(impu)?;
-                let known = self.ues.get(impu.as_str()).map_or(0, |u| u.store_version);
-                if loaded.as_ref().map_or(0, |(v, _)| *v) != known {
-                    self.apply_record(now, impu, loaded, true);
-                }
-            }
+            StoreKey::Ue(impu) => self.remote_ue_change(now, impu)?,
             StoreKey::Dialog(tag) => {
                 let Some(&id) = self.dialogs.get(tag) else {
                     return Ok(());
@@ -600,6 +594,45 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
                     self.drop_subscription(id);
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Catches up with changes the store's change feed may have missed (it reconnected, or
+    /// lost messages): every dialog held here is checked against its store record (one now
+    /// held by another instance is dropped without a NOTIFY), then every UE with a dialog
+    /// held here is re-read, and each dialog whose user's state version moved past what it
+    /// was last sent gets one NOTIFY, exactly as [`Server::handle_remote_change`] does per
+    /// key. Nothing is sent for what did not change, so calling it again is harmless.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot answer; what was read before the
+    /// failure is applied, and a later call does the rest.
+    pub fn resync(&mut self, now: Instant) -> Result<(), StoreError> {
+        let tags: Vec<u64> = self.dialogs.keys().copied().collect();
+        for tag in tags {
+            self.handle_remote_change(now, &StoreKey::Dialog(tag))?;
+        }
+        let mut impus: Vec<Arc<str>> = self
+            .subs
+            .values()
+            .filter_map(|sub| self.sessions.get(&sub.session))
+            .map(|s| Arc::clone(&s.impu))
+            .collect();
+        impus.sort_unstable();
+        impus.dedup();
+        for impu in impus {
+            self.remote_ue_change(now, &impu)?;
+        }
+        Ok(())
+    }
+
+    /// Another instance changed the record of UE `impu`: re-read it and NOTIFY what moved.
+    fn remote_ue_change(&mut self, now: Instant, impu: &str) -> Result<(), StoreError> {
+        let loaded = self.store.load_ue(impu)?;
+        let known = self.ues.get(impu).map_or(0, |u| u.store_version);
+        if loaded.as_ref().map_or(0, |(v, _)| *v) != known {
+            self.apply_record(now, impu, loaded, true);
         }
         Ok(())
     }

@@ -592,3 +592,73 @@ fn refresh_landing_on_the_other_instance_moves_the_dialog_there() {
     assert_eq!(p.states.len(), seen + 1);
     assert_eq!(p.states.last().unwrap().token_expires, Some(p.unix() + 600));
 }
+
+#[test]
+fn resync_after_a_lost_change_feed_notifies_what_was_missed_once() {
+    let mut p = Pair::new();
+    p.register(0);
+    let token = p.token(3600);
+    // B holds the dialog; the user is limited (subscribed before signing in).
+    assert_eq!(p.subscribe(1, Some(Pair::info(token.clone()))).0, 200);
+    assert_eq!(p.states.last().unwrap().state, CombinedState::Limited);
+    // The PUBLISH lands on A while B's change feed is down: B never hears of it.
+    assert_eq!(p.publish(0, &token).0, 200);
+    p.store.take_feed();
+    let seen = p.states.len();
+    p.servers[1].handle_timeout(p.now);
+    p.drain(1);
+    assert_eq!(p.states.len(), seen, "nothing reached the subscriber");
+    // The feed reconnects; B resyncs and NOTIFYs the missed change, once.
+    p.servers[1].resync(p.now).unwrap();
+    p.drain(1);
+    assert_eq!(p.states.len(), seen + 1);
+    let s = p.states.last().unwrap().clone();
+    assert_eq!(s.state, CombinedState::FullAccess);
+    assert_eq!(s.version, p.servers[0].state(UE1, ALICE).unwrap().version);
+    // Again: nothing changed, nothing sent.
+    p.servers[1].resync(p.now).unwrap();
+    p.drain(1);
+    assert_eq!(p.states.len(), seen + 1);
+    // A new token published on A, missed again; the store cannot answer B's first resync
+    // (an error, nothing sent), the next one catches up.
+    p.now += Duration::from_secs(60);
+    let token = p.token(600);
+    assert_eq!(p.publish(0, &token).0, 200);
+    p.store.take_feed();
+    p.store.down.set(true);
+    assert!(matches!(
+        p.servers[1].resync(p.now),
+        Err(StoreError::Unavailable(_))
+    ));
+    p.drain(1);
+    assert_eq!(p.states.len(), seen + 1);
+    p.store.down.set(false);
+    p.servers[1].resync(p.now).unwrap();
+    p.drain(1);
+    assert_eq!(p.states.len(), seen + 2);
+    assert_eq!(p.states.last().unwrap().token_expires, Some(p.unix() + 600));
+    // A dialog A took over while B missed the feed: B lets it go quietly.
+    p.now += Duration::from_secs(120);
+    p.subscriber.refresh(p.now).unwrap();
+    let bytes = Net::assert_identity(&p.subscriber.poll_transmit().unwrap().bytes, UE1);
+    let unix = p.unix();
+    p.servers[0].handle_request(p.now, unix, &req(&bytes));
+    // A's answer (after the NOTIFY of the version B sent but never recorded).
+    let mut answered = None;
+    while let Some(t) = p.servers[0].poll_transmit() {
+        let text = String::from_utf8(t.bytes).unwrap();
+        if let Some(code) = status(&text) {
+            answered = Some(code);
+        }
+    }
+    assert_eq!(answered, Some(200));
+    p.store.take_feed();
+    assert_eq!(p.servers[0].subscription_count(), 1);
+    assert_eq!(p.servers[1].subscription_count(), 1);
+    let sent = p.notifies[1];
+    p.servers[1].resync(p.now).unwrap();
+    p.drain(1);
+    assert_eq!(p.servers[1].subscription_count(), 0);
+    assert_eq!(p.notifies[1], sent, "no NOTIFY from B");
+    assert_eq!(p.servers[0].subscription_count(), 1);
+}
