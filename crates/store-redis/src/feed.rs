@@ -28,8 +28,8 @@ pub struct Change {
 }
 
 /// What the listener thread reports.
-enum Note {
-    Change(Change),
+pub(crate) enum Note<T> {
+    Change(T),
     /// The subscription is (again) in place.
     Up,
     /// The connection failed; the thread reconnects.
@@ -49,9 +49,7 @@ enum Note {
 /// subscribing store itself wrote are skipped (its registrar NOTIFYed them already).
 /// Message payload: `<version> <instance id, hex> <AoR>`.
 pub struct ChangeFeed {
-    rx: Receiver<Note>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    listener: Listener<Change>,
     connected: bool,
     resync: bool,
 }
@@ -67,34 +65,93 @@ impl std::fmt::Debug for ChangeFeed {
 
 impl Drop for ChangeFeed {
     fn drop(&mut self) {
+        // The thread notices within `POLL` (or a connect timeout).
+        self.listener.shut_down();
+    }
+}
+
+fn parse(payload: &[u8]) -> Option<(u64, Change)> {
+    let (version, origin, aor) = split_payload(payload)?;
+    Some((
+        origin,
+        Change {
+            aor: aor.to_owned(),
+            version,
+            origin,
+        },
+    ))
+}
+
+/// Splits a change message `<version> <instance id, hex> <key>`.
+pub(crate) fn split_payload(payload: &[u8]) -> Option<(u64, u64, &str)> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let (version, rest) = text.split_once(' ')?;
+    let (origin, key) = rest.split_once(' ')?;
+    Some((
+        version.parse().ok()?,
+        u64::from_str_radix(origin, 16).ok()?,
+        key,
+    ))
+}
+
+/// The listener thread of a feed, its stop flag and its reports.
+pub(crate) struct Listener<T> {
+    pub(crate) rx: Receiver<Note<T>>,
+    pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) thread: Option<JoinHandle<()>>,
+}
+
+impl<T: Send + 'static> Listener<T> {
+    /// Starts a listener on `channel` forwarding the messages `parse` reads (as
+    /// `(origin, change)`) whose origin is not `own`, and waits until it is subscribed.
+    pub(crate) fn start(
+        clients: Vec<redis::Client>,
+        channel: String,
+        own: u64,
+        connect_timeout: Duration,
+        parse: fn(&[u8]) -> Option<(u64, T)>,
+    ) -> Result<Self, Error> {
+        let (tx, rx) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("mcptt-redis-feed".into())
+            .spawn(move || {
+                listen(&clients, &channel, own, connect_timeout, &flag, &tx, parse);
+            })
+            .map_err(|_| Error::ApiMisuse("cannot spawn the change feed thread"))?;
+        let listener = Self {
+            rx,
+            stop,
+            thread: Some(thread),
+        };
+        // The first report says whether the subscription is in place.
+        match listener.rx.recv() {
+            Ok(Note::Up) => Ok(listener),
+            Ok(Note::Down(e)) => Err(Error::Redis(e)),
+            Ok(Note::Change(_)) | Err(_) => Err(Error::UnexpectedReply("change feed start")),
+        }
+    }
+
+    /// Stops the thread and waits for it (within `POLL` or a connect timeout).
+    pub(crate) fn shut_down(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
-            // The thread notices within `POLL` (or a connect timeout).
             let _ = t.join();
         }
     }
 }
 
-fn parse(payload: &[u8]) -> Option<Change> {
-    let text = std::str::from_utf8(payload).ok()?;
-    let (version, rest) = text.split_once(' ')?;
-    let (origin, aor) = rest.split_once(' ')?;
-    Some(Change {
-        aor: aor.to_owned(),
-        version: version.parse().ok()?,
-        origin: u64::from_str_radix(origin, 16).ok()?,
-    })
-}
-
 /// The listener: (re)connects, subscribes, forwards changes until `stop` or the feed is
 /// gone.
-fn listen(
+fn listen<T>(
     clients: &[redis::Client],
     channel: &str,
     own: u64,
     connect_timeout: Duration,
     stop: &AtomicBool,
-    tx: &Sender<Note>,
+    tx: &Sender<Note<T>>,
+    parse: fn(&[u8]) -> Option<(u64, T)>,
 ) {
     let mut reported_down = false;
     // On a cluster, each failure moves on to the next seed node.
@@ -142,11 +199,11 @@ fn listen(
             }
             match ps.get_message() {
                 Ok(msg) => {
-                    let Some(change) = parse(msg.get_payload_bytes()) else {
-                        tracing::warn!("unreadable registration change message ignored");
+                    let Some((origin, change)) = parse(msg.get_payload_bytes()) else {
+                        tracing::warn!(channel, "unreadable change message ignored");
                         continue;
                     };
-                    if change.origin != own && tx.send(Note::Change(change)).is_err() {
+                    if origin != own && tx.send(Note::Change(change)).is_err() {
                         return;
                     }
                 }
@@ -171,29 +228,11 @@ impl ChangeFeed {
         own: u64,
         connect_timeout: Duration,
     ) -> Result<Self, Error> {
-        let (tx, rx) = mpsc::channel();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("mcptt-redis-feed".into())
-            .spawn(move || listen(&clients, &channel, own, connect_timeout, &flag, &tx))
-            .map_err(|_| Error::ApiMisuse("cannot spawn the change feed thread"))?;
-        let mut feed = Self {
-            rx,
-            stop,
-            thread: Some(thread),
-            connected: false,
+        Ok(Self {
+            listener: Listener::start(clients, channel, own, connect_timeout, parse)?,
+            connected: true,
             resync: false,
-        };
-        // The first report says whether the subscription is in place.
-        match feed.rx.recv() {
-            Ok(Note::Up) => {
-                feed.connected = true;
-                Ok(feed)
-            }
-            Ok(Note::Down(e)) => Err(Error::Redis(e)),
-            Ok(Note::Change(_)) | Err(_) => Err(Error::UnexpectedReply("change feed start")),
-        }
+        })
     }
 
     /// Whether the subscription is in place (last seen by [`ChangeFeed::next`]).
@@ -218,7 +257,7 @@ impl ChangeFeed {
     /// # Errors
     /// [`Error::Redis`] when the connection failed (the listener reconnects by itself).
     pub fn next(&mut self, timeout: Duration) -> Result<Option<Change>, Error> {
-        let note = match self.rx.recv_timeout(timeout) {
+        let note = match self.listener.rx.recv_timeout(timeout) {
             Ok(n) => n,
             Err(RecvTimeoutError::Timeout) => return Ok(None),
             Err(RecvTimeoutError::Disconnected) => {

@@ -96,13 +96,19 @@
 
 mod choice;
 mod codec;
+mod conn;
 mod error;
 mod feed;
+mod service_state;
+mod ss_codec;
+mod ss_feed;
 mod store;
 mod time;
 
-pub use choice::StoreChoice;
+pub use choice::{ServiceStateChoice, StoreChoice};
 pub use error::Error;
 pub use feed::{Change, ChangeFeed};
+pub use service_state::RedisServiceStateStore;
+pub use ss_feed::ServiceStateFeed;
 pub use store::{RedisStore, RedisStoreConfig};
 pub use time::TimeBase;

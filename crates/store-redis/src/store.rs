@@ -5,100 +5,16 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use mcptt_registration::{AorRecord, Binding, RegistrationStore, StoreError};
-use redis::cluster::{ClusterClient, ClusterConnection};
-use redis::{Cmd, Connection, ConnectionLike, Value};
+use redis::{Cmd, Value};
 
 use crate::codec;
+use crate::conn::{self, Client, Conn};
 use crate::error::Error;
 use crate::feed::ChangeFeed;
 use crate::time::TimeBase;
 
 /// How long [`RegistrationStore::next_expiry`] asks to be called again after a failure.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
-
-/// A connection to one Redis node or to a Redis Cluster.
-enum Conn {
-    Single(Connection),
-    Cluster(Box<ClusterConnection>),
-}
-
-impl Conn {
-    fn like(&mut self) -> &mut dyn ConnectionLike {
-        match self {
-            Self::Single(c) => c,
-            Self::Cluster(c) => &mut **c,
-        }
-    }
-
-    /// Sends `cmds` pipelined (split per node on a cluster) and returns one reply each.
-    fn pipeline(&mut self, cmds: Vec<Cmd>) -> redis::RedisResult<Vec<Value>> {
-        match self {
-            Self::Single(c) => {
-                let mut p = redis::pipe();
-                for cmd in cmds {
-                    p.add_command(cmd);
-                }
-                p.query(c)
-            }
-            Self::Cluster(c) => {
-                let mut p = redis::cluster::cluster_pipe();
-                for cmd in cmds {
-                    p.add_command(cmd);
-                }
-                p.query(c)
-            }
-        }
-    }
-}
-
-/// How to reach Redis: one node, or a cluster through its seed nodes.
-#[derive(Clone)]
-enum Client {
-    Single(redis::Client),
-    /// The cluster client and a plain client per seed node (for pub/sub).
-    Cluster(Box<(ClusterClient, Vec<redis::Client>)>),
-}
-
-impl Client {
-    fn open(config: &RedisStoreConfig) -> Result<Self, Error> {
-        if config.cluster_nodes.is_empty() {
-            return Ok(Self::Single(redis::Client::open(config.url.as_str())?));
-        }
-        let cluster = ClusterClient::builder(config.cluster_nodes.iter().map(String::as_str))
-            .connection_timeout(config.connect_timeout)
-            .response_timeout(config.response_timeout)
-            .retries(2)
-            .build()?;
-        // Pub/sub messages reach every node of a cluster: the change feed listens on one
-        // seed node and moves to the next when it fails.
-        let nodes = config
-            .cluster_nodes
-            .iter()
-            .map(|n| redis::Client::open(n.as_str()))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self::Cluster(Box::new((cluster, nodes))))
-    }
-
-    fn connect(&self, config: &RedisStoreConfig) -> Result<Conn, Error> {
-        match self {
-            Self::Single(c) => {
-                let conn = c.get_connection_with_timeout(config.connect_timeout)?;
-                conn.set_read_timeout(Some(config.response_timeout))?;
-                conn.set_write_timeout(Some(config.response_timeout))?;
-                Ok(Conn::Single(conn))
-            }
-            Self::Cluster(c) => Ok(Conn::Cluster(Box::new(c.0.get_connection()?))),
-        }
-    }
-
-    /// Plain clients for pub/sub (one per seed node on a cluster).
-    fn pubsub_clients(&self) -> Vec<redis::Client> {
-        match self {
-            Self::Single(c) => vec![c.clone()],
-            Self::Cluster(c) => c.1.clone(),
-        }
-    }
-}
 
 /// Versioned compare-and-set of one AoR record, its bucket's expiry index and counters.
 ///
@@ -273,7 +189,7 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
-fn fnv1a64(s: &str) -> u64 {
+pub(crate) fn fnv1a64(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
@@ -402,29 +318,16 @@ impl RedisStore {
     fn with_conn<T>(
         &self,
         inner: &mut Inner,
-        mut f: impl FnMut(&mut Conn, &mut Inner) -> Result<T, Error>,
+        f: impl FnMut(&mut Conn, &mut Inner) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let broken = |r: &Result<T, Error>| {
-            matches!(r, Err(Error::Redis(e)) if e.is_io_error() || e.is_timeout()
-                || e.is_connection_dropped() || e.is_unrecoverable_error())
-        };
-        // A pooled connection may have been closed by a Redis restart: on an I/O failure
-        // reconnect and try once more. Writes stay safe when the first attempt did land:
-        // the retry then fails the version check and the caller reloads.
-        if let Some(mut conn) = inner.conn.take() {
-            let r = f(&mut conn, inner);
-            if !broken(&r) {
-                inner.conn = Some(conn);
-                return r;
-            }
-        }
-        let mut conn = self.client.connect(&self.config)?;
-        inner.script_loaded = false;
-        let r = f(&mut conn, inner);
-        if !broken(&r) {
-            inner.conn = Some(conn);
-        }
-        r
+        conn::with_conn(
+            &self.client,
+            &self.config,
+            inner,
+            |i| &mut i.conn,
+            |i| i.script_loaded = false,
+            f,
+        )
     }
 
     /// Checks that Redis answers.
