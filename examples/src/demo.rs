@@ -33,6 +33,11 @@ pub struct FlowConfig {
     /// Runtime of the IdMS alone (its threads named [`crate::cpu::IDMS_THREAD_NAME`] give
     /// [`FlowReport::idms_cpu`]). `None`: with the other servers.
     pub idms_runtime: Option<tokio::runtime::Handle>,
+    /// Where the SIP core's registrations and the MCPTT server's service state live:
+    /// `memory` (the default) or `redis://…` (`--store`).
+    pub store: String,
+    /// SIP core and MCPTT server instances started (sharing `store`; 1 by default).
+    pub instances: usize,
 }
 
 impl Default for FlowConfig {
@@ -48,6 +53,8 @@ impl Default for FlowConfig {
             login: crate::actors::config::LoginMethod::Password,
             servers_runtime: None,
             idms_runtime: None,
+            store: crate::actors::config::MEMORY_STORE.into(),
+            instances: 1,
         }
     }
 }

@@ -19,6 +19,14 @@ pub enum Transport {
 /// The `--store` value of the in-memory registration store (the default: nothing to install).
 pub const MEMORY_STORE: &str = "memory";
 
+/// Default of [`SipCoreConfig::mcptt_timeout`]: well under the registrar's 32 s third-party
+/// REGISTER timeout, so a third-party REGISTER can still fail over to a second server.
+pub const DEFAULT_MCPTT_TIMEOUT: Duration = Duration::from_secs(4);
+/// Default of [`SipCoreConfig::mcptt_hold_down`].
+pub const DEFAULT_MCPTT_HOLD_DOWN: Duration = Duration::from_secs(30);
+/// Default of [`McpttServerConfig::dialog_lease`] (the service-state server's default).
+pub const DEFAULT_DIALOG_LEASE: Duration = Duration::from_secs(60);
+
 /// SIP core: TLS listener for UEs, registrar, third-party registration, proxy.
 #[derive(Debug, Clone)]
 pub struct SipCoreConfig {
@@ -26,10 +34,20 @@ pub struct SipCoreConfig {
     pub listen: SocketAddr,
     /// Own certificate and the CAs trusted for UEs and the MCPTT server.
     pub tls: TlsMaterial,
-    /// The MCPTT server.
-    pub mcptt_server: SocketAddr,
-    /// Transport towards the MCPTT server.
+    /// The MCPTT server instances (at least one), in order of preference. Each request to
+    /// the MCPTT server (third-party REGISTER, PUBLISH, SUBSCRIBE) goes to the first one not
+    /// held down, and fails over to the next when the connection fails or no final answer
+    /// comes within [`SipCoreConfig::mcptt_timeout`] (see the `sip_core` module docs for
+    /// the whole policy). NOTIFYs from any of them are relayed to the UE.
+    pub mcptt_servers: Vec<SocketAddr>,
+    /// Transport towards the MCPTT servers.
     pub mcptt_transport: Transport,
+    /// How long a request forwarded to an MCPTT server may wait for a final answer before
+    /// it is sent to the next server ([`DEFAULT_MCPTT_TIMEOUT`]).
+    pub mcptt_timeout: Duration,
+    /// How long an MCPTT server that failed (connection refused or closed, request timed
+    /// out) is tried only after the others ([`DEFAULT_MCPTT_HOLD_DOWN`]).
+    pub mcptt_hold_down: Duration,
     /// The SIP core's own URI (From/Contact of third-party REGISTERs, Via host).
     pub node_uri: String,
     /// The MCPTT server's SIP URI (Request-URI of third-party REGISTERs).
@@ -79,6 +97,16 @@ pub struct McpttServerConfig {
     /// Identities of the SIP cores allowed to send third-party REGISTERs: a TLS certificate
     /// label (its first `sip:` URI SAN, e.g. `sip:scscf.example.com`) or `tcp:IP` for TCP.
     pub trusted_cores: Vec<String>,
+    /// Where publications, subscriptions and service state live: `memory` (this process
+    /// only, the default), `redis://host:port` (one Redis node shared by several MCPTT
+    /// server instances), or comma-separated `redis://` seed nodes of a Redis Cluster (see
+    /// `mcptt_store_redis::ServiceStateChoice::open`).
+    pub store: String,
+    /// How long this instance's lease on its subscription dialogs lasts in a shared store:
+    /// when it dies, another instance takes its dialogs over (and NOTIFYs from then on)
+    /// within this time plus that instance's next timer run
+    /// (`mcptt_service_state::server::ServerConfig::dialog_lease`).
+    pub dialog_lease: Duration,
 }
 
 /// The IdMS's issuer name and JWKS, as the MCPTT server trusts them.

@@ -3,10 +3,32 @@
 //! IdMS JWKS (`mcptt-token`), and sends NOTIFYs. All protocol rules live in those crates; this
 //! task only moves messages between them and the `mcptt-tls` transport.
 //!
-//! With several SIP core instances connected, an in-dialog NOTIFY goes back through the SIP
-//! core connection its SUBSCRIBE came on (that core recorded the route and knows the UE's
-//! connection); with one, every outgoing request goes to the last SIP core connection heard
-//! from. The server's publications and subscriptions stay in this process's memory.
+//! With several SIP core instances connected, a NOTIFY goes to the SIP core named by the
+//! `;core=` tag of its route set's first entry (the core that recorded the route holds the
+//! UE's connection; each core announces its tag with an `OPTIONS` on connecting, answered
+//! here and not recorded in the trace), else through the SIP core connection its SUBSCRIBE
+//! came on; a response goes back to the core tagged in its top `Via`; with one SIP core
+//! connected, everything goes to it.
+//!
+//! Publications, subscriptions and service state live in the store named by
+//! [`McpttServerConfig::store`]: this process's memory (the default), or Redis
+//! (`mcptt-store-redis`), shared by several MCPTT server instances. With Redis:
+//! - every instance has a random [`ServerConfig::instance_id`] (OS CSPRNG), shown by
+//!   [`McpttServerHandle::instance_id`];
+//! - the server's calls that touch the store do blocking network I/O, so they run in
+//!   [`tokio::task::block_in_place`];
+//! - the store's change feed (other instances' writes) is read on a thread of its own and
+//!   handed to [`Server::handle_remote_change`] (and [`Server::resync`] after the feed
+//!   reconnected), so a subscription held here is NOTIFYed of a PUBLISH, token expiry or
+//!   deregistration another instance handled;
+//! - each instance holds a lease on the subscription dialogs it serves, renewed at half of
+//!   [`McpttServerConfig::dialog_lease`]; when an instance dies, another takes its dialogs
+//!   over once the lease ran out (within the lease plus at most
+//!   [`STORE_POLL`] of this task's store polling), and NOTIFYs them from then on;
+//! - the task also wakes every [`STORE_POLL`] to run due store work (expiries and leases
+//!   of other instances' records), since the store's earliest deadline is cached;
+//! - while Redis is unreachable, requests are answered 503 with Retry-After and the reason
+//!   is logged.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -16,11 +38,13 @@ use bytes::Bytes;
 
 use mcptt_registration::{RegistrationView, ServerConfig as ViewConfig, ServerEvent as ViewEvent};
 use mcptt_service_state::server::{Server, ServerConfig, ServerEvent};
+use mcptt_service_state::store::StoreKey;
 use mcptt_service_state::{RegistrationChange, SplitMix64, UeDirectory};
 use mcptt_sip::Message;
+use mcptt_store_redis::{ServiceStateChoice, TimeBase};
 use mcptt_tls::{ConnectionHandle, ConnectionId, Event, Transport, TransportConfig};
 use mcptt_token::{JwkSet, KeyStore, Validator, ValidatorConfig};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::clock::Clock;
@@ -32,6 +56,16 @@ use crate::trace::{Actor, Trace};
 
 /// Most subscription dialogs whose SIP core connection is remembered.
 const MAX_DIALOG_ROUTES: usize = 100_000;
+/// Most SIP core tags remembered.
+const MAX_CORE_TAGS: usize = 1024;
+/// Changes from the store's change feed waiting for the server task.
+const REMOTE_QUEUE: usize = 1024;
+/// How long the change feed thread waits for a change before checking that the server
+/// task is still there.
+const FEED_POLL: Duration = Duration::from_secs(1);
+/// With a shared store, the longest the task sleeps before running due store work (other
+/// instances' expiries, dialogs whose holder's lease ran out).
+pub const STORE_POLL: Duration = Duration::from_secs(1);
 
 /// A running MCPTT server task.
 #[derive(Debug)]
@@ -41,6 +75,8 @@ pub struct McpttServerHandle {
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     transport: Transport,
+    instance_id: u64,
+    store: &'static str,
 }
 
 /// What the server holds, as of its last event.
@@ -52,6 +88,10 @@ pub struct ServerCounts {
     pub subscriptions: usize,
     /// Public user identities with a registered UE (third-party registration view).
     pub registered_identities: usize,
+    /// Requests received from SIP cores so far (`OPTIONS` not counted).
+    pub requests: u64,
+    /// NOTIFYs sent so far.
+    pub notifies: u64,
 }
 
 impl McpttServerHandle {
@@ -80,6 +120,31 @@ impl McpttServerHandle {
     #[must_use]
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// This instance's id among the instances sharing the store
+    /// ([`ServerConfig::instance_id`], from the OS CSPRNG).
+    #[must_use]
+    pub fn instance_id(&self) -> u64 {
+        self.instance_id
+    }
+
+    /// The kind of store this server runs with (`memory` or `redis`; no address, so no
+    /// credential of a URL is printed).
+    #[must_use]
+    pub fn store(&self) -> &'static str {
+        self.store
+    }
+
+    /// Simulates the death of this instance: the task is aborted at once (nothing is
+    /// handed over or released: its dialog leases run out in the store) and every
+    /// connection is dropped.
+    pub async fn kill(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+        self.transport.shutdown(Duration::ZERO).await;
     }
 
     /// Stops the task and waits for it to end.
@@ -131,6 +196,77 @@ fn validator(config: &McpttServerConfig) -> Result<Validator, ActorError> {
         .map_err(|e| ActorError::Config(format!("token validator: {e}")))
 }
 
+/// A random `u64` from the operating system's CSPRNG.
+fn os_random() -> Result<u64, ActorError> {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 8];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| ActorError::Config("the system random generator failed".into()))?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
+/// Runs `f`, a call that may do blocking store I/O, without stalling the other tasks of a
+/// multi-thread runtime (on a current-thread runtime `f` simply blocks it).
+fn blocking_io<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// What the change feed thread hands to the server task.
+#[derive(Debug)]
+enum Remote {
+    /// Another instance changed this key.
+    Change(StoreKey),
+    /// Changes may have been missed (the feed reconnected): resync.
+    Resync,
+}
+
+/// Starts the thread reading the store's change feed (Redis only), forwarding what it reads
+/// to the server task until the task is gone.
+fn start_feed(store: &ServiceStateChoice) -> Result<Option<mpsc::Receiver<Remote>>, ActorError> {
+    let feed = blocking_io(|| store.subscribe_changes())
+        .map_err(|e| ActorError::Config(format!("service-state change feed: {e}")))?;
+    let Some(mut feed) = feed else {
+        return Ok(None);
+    };
+    let (tx, rx) = mpsc::channel(REMOTE_QUEUE);
+    std::thread::Builder::new()
+        .name("mcptt-server-change-feed".into())
+        .spawn(move || {
+            while !tx.is_closed() {
+                match feed.next(FEED_POLL) {
+                    Ok(Some(key)) => {
+                        if tx.blocking_send(Remote::Change(key)).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(mcptt_store_redis::Error::Redis(e)) => {
+                        tracing::error!(error = %e, "service-state change feed lost its Redis connection; reconnecting");
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "service-state change feed ended");
+                        break;
+                    }
+                }
+                if feed.is_connected()
+                    && feed.take_resync()
+                    && tx.blocking_send(Remote::Resync).is_err()
+                {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| ActorError::Io {
+            what: "starting the change feed thread".into(),
+            source: e,
+        })?;
+    Ok(Some(rx))
+}
+
 /// Binds the listener and starts the task, recording what it receives.
 pub async fn spawn(
     config: McpttServerConfig,
@@ -155,13 +291,20 @@ pub async fn spawn(
         Kind::Tcp => "TCP".into(),
     };
     sc.max_subscribe_expires = config.subscription_expires;
+    sc.instance_id = os_random()?;
+    sc.dialog_lease = config.dialog_lease;
+    let instance_id = sc.instance_id;
     let mut dir = UeDirectory::new();
     for (impu, k) in &config.ue_directory {
         dir.insert(impu.clone(), kind(*k));
     }
     sc.directory = dir;
-    let seed = clock.unix() ^ u64::from(local_addr.port());
-    let server = Server::new(sc, validator, SplitMix64(seed));
+    let seed = os_random()?;
+    let store = blocking_io(|| ServiceStateChoice::open(&config.store, TimeBase::system()))
+        .map_err(|e| ActorError::Config(format!("service-state store: {e}")))?;
+    let blocking_store = matches!(store, ServiceStateChoice::Redis(_));
+    let remote = start_feed(&store)?;
+    let server = Server::with_store(sc, validator, SplitMix64(seed), store);
     let view = RegistrationView::new(
         ViewConfig {
             trusted_cores: config.trusted_cores.iter().cloned().collect(),
@@ -175,10 +318,15 @@ pub async fn spawn(
     let task = tokio::spawn(run(
         State {
             server,
+            blocking_store,
+            resync_pending: false,
             view,
             core: None,
             cores: HashSet::new(),
             dialog_cores: HashMap::new(),
+            core_tags: HashMap::new(),
+            requests: 0,
+            notifies: 0,
             replies: Vec::new(),
             counts: counts_tx,
             trace,
@@ -186,6 +334,7 @@ pub async fn spawn(
         },
         events,
         stopped,
+        remote,
     ));
     Ok(McpttServerHandle {
         local_addr,
@@ -193,11 +342,19 @@ pub async fn spawn(
         stop: Some(stop),
         task: Some(task),
         transport,
+        instance_id,
+        store: if blocking_store { "redis" } else { "memory" },
     })
 }
 
 struct State {
-    server: Server<Validator, SplitMix64>,
+    server: Server<Validator, SplitMix64, ServiceStateChoice>,
+    /// The store does blocking network I/O (Redis): server calls go through
+    /// [`blocking_io`].
+    blocking_store: bool,
+    /// The server owes a resync (the change feed reconnected, or a remote change could not
+    /// be applied).
+    resync_pending: bool,
     view: RegistrationView,
     /// The SIP core connection NOTIFYs go to (the last one a message came on).
     core: Option<ConnectionHandle>,
@@ -205,6 +362,12 @@ struct State {
     cores: HashSet<ConnectionId>,
     /// Subscription Call-ID → the SIP core connection its SUBSCRIBE came on.
     dialog_cores: HashMap<String, ConnectionHandle>,
+    /// SIP core tag (`;core=` of its `Via` and `Record-Route`) → its latest connection.
+    core_tags: HashMap<String, ConnectionHandle>,
+    /// Requests received (counts).
+    requests: u64,
+    /// NOTIFYs sent (counts).
+    notifies: u64,
     /// Responses built here (third-party REGISTER), sent in order by `drain`.
     replies: Vec<(ConnectionHandle, Message)>,
     counts: watch::Sender<ServerCounts>,
@@ -212,13 +375,31 @@ struct State {
     clock: Clock,
 }
 
-async fn run(mut st: State, mut events: mcptt_tls::Events, mut stopped: oneshot::Receiver<()>) {
+/// The next change from the feed; never, without a feed.
+async fn next_remote(remote: &mut Option<mpsc::Receiver<Remote>>) -> Option<Remote> {
+    match remote {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn run(
+    mut st: State,
+    mut events: mcptt_tls::Events,
+    mut stopped: oneshot::Receiver<()>,
+    mut remote: Option<mpsc::Receiver<Remote>>,
+) {
     loop {
-        let deadline = [st.server.poll_timeout(), st.view.poll_timeout()]
+        let mut deadline = [st.store_io(|s| s.poll_timeout()), st.view.poll_timeout()]
             .into_iter()
             .flatten()
             .min();
+        if st.blocking_store {
+            let poll = st.clock.now() + STORE_POLL;
+            deadline = Some(deadline.map_or(poll, |d| d.min(poll)));
+        }
         let clock = st.clock.clone();
+        let mut feed_ended = false;
         tokio::select! {
             _ = &mut stopped => break,
             ev = events.recv() => match ev {
@@ -227,46 +408,138 @@ async fn run(mut st: State, mut events: mcptt_tls::Events, mut stopped: oneshot:
                     tracing::info!(peer = %connection.peer_addr, ?error, "SIP core connection closed");
                     st.cores.remove(&connection.id);
                     st.dialog_cores.retain(|_, c| c.id() != connection.id);
+                    st.core_tags.retain(|_, c| c.id() != connection.id);
+                    if st.core.as_ref().is_some_and(|c| c.id() == connection.id) {
+                        st.core = None;
+                    }
                 }
                 Some(_) => {}
                 None => break,
             },
             () = clock.sleep_until(deadline) => {
                 let now = st.clock.now();
-                st.server.handle_timeout(now);
+                st.store_io(|s| s.handle_timeout(now));
                 st.view.handle_timeout(now);
+                st.resync_if_pending();
             }
+            r = next_remote(&mut remote) => match r {
+                Some(r) => st.on_remote(r),
+                None => feed_ended = true,
+            },
+        }
+        if feed_ended {
+            tracing::error!(
+                "the service-state change feed stopped: changes other MCPTT server instances make are no longer NOTIFYed here"
+            );
+            remote = None;
         }
         st.drain().await;
     }
 }
 
+/// The `core` parameter of a header value (`<sip:h;lr;core=T>` or `SIP/2.0/TLS h;core=T`).
+fn core_tag(value: &str) -> Option<&str> {
+    value
+        .split([';', '>'])
+        .skip(1)
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("core"))
+        .map(|(_, v)| v.trim())
+}
+
 impl State {
+    /// Runs a server call, through [`blocking_io`] when the store does network I/O.
+    fn store_io<R>(
+        &mut self,
+        f: impl FnOnce(&mut Server<Validator, SplitMix64, ServiceStateChoice>) -> R,
+    ) -> R {
+        if self.blocking_store {
+            blocking_io(|| f(&mut self.server))
+        } else {
+            f(&mut self.server)
+        }
+    }
+
+    /// A change another instance wrote (from the change feed).
+    fn on_remote(&mut self, remote: Remote) {
+        match remote {
+            Remote::Change(key) => {
+                let now = self.clock.now();
+                if let Err(e) = self.store_io(|s| s.handle_remote_change(now, &key)) {
+                    tracing::error!(?key, error = %e, "remote service-state change not applied; resyncing later");
+                    self.resync_pending = true;
+                }
+            }
+            Remote::Resync => self.resync_pending = true,
+        }
+        self.resync_if_pending();
+    }
+
+    /// Catches up with what the change feed may have missed, if owed.
+    fn resync_if_pending(&mut self) {
+        if !self.resync_pending {
+            return;
+        }
+        let now = self.clock.now();
+        match self.store_io(|s| s.resync(now)) {
+            Ok(()) => self.resync_pending = false,
+            Err(e) => tracing::error!(error = %e, "service-state resync failed; retried later"),
+        }
+    }
+
     /// The SIP core connection an outgoing message goes to: with several SIP cores, the one
-    /// its dialog's SUBSCRIBE came on (dropped once the NOTIFY ends the subscription);
+    /// tagged in a request's first `Route` or a response's top `Via`, else the one its
+    /// dialog's SUBSCRIBE came on (dropped once the NOTIFY ends the subscription);
     /// otherwise the last one heard from.
     fn core_for(&mut self, bytes: &Bytes) -> Option<ConnectionHandle> {
-        if self.cores.len() > 1
-            && let Ok(msg) = Message::parse(bytes.clone())
-            && let Some(cid) = call_id(&msg)
-        {
+        if self.cores.len() <= 1 {
+            return self.core.clone();
+        }
+        let Ok(msg) = Message::parse(bytes.clone()) else {
+            return self.core.clone();
+        };
+        let tagged = match &msg {
+            Message::Request(r) => r.headers().get("Route").and_then(core_tag),
+            Message::Response(r) => r.headers().get("Via").and_then(core_tag),
+        }
+        .and_then(|t| self.core_tags.get(t))
+        .filter(|c| !c.is_closed())
+        .cloned();
+        let routed = call_id(&msg).and_then(|cid| {
             let ended = msg
                 .headers()
                 .get("Subscription-State")
                 .is_some_and(|s| s.trim_start().starts_with("terminated"));
-            let routed = if ended {
+            if ended {
                 self.dialog_cores.remove(&cid)
             } else {
                 self.dialog_cores.get(&cid).cloned()
-            };
-            if routed.is_some() {
-                return routed;
             }
-        }
-        self.core.clone()
+        });
+        tagged.or(routed).or_else(|| self.core.clone())
     }
 
     fn on_message(&mut self, msg: Message, conn: ConnectionHandle) {
+        if let Message::Request(req) = &msg {
+            if let Some(tag) = req.headers().get("Via").and_then(core_tag)
+                && (self.core_tags.len() < MAX_CORE_TAGS || self.core_tags.contains_key(tag))
+                && self.core_tags.get(tag).is_none_or(|c| c.id() != conn.id())
+            {
+                self.core_tags.insert(tag.to_owned(), conn.clone());
+            }
+            if req.method().as_str() == "OPTIONS" {
+                // A SIP core announcing itself (not part of the flow, not recorded).
+                self.cores.insert(conn.id());
+                if self.core.is_none() {
+                    self.core = Some(conn.clone());
+                }
+                if let Ok(resp) = mcptt_sip::Response::builder_for(req, 200).build() {
+                    self.replies.push((conn, Message::Response(resp)));
+                }
+                return;
+            }
+            self.requests += 1;
+        }
         let label = msg
             .headers()
             .get("To")
@@ -294,9 +567,10 @@ impl State {
                 self.replies.push((conn, Message::Response(resp)));
             }
             Message::Request(req) => {
-                self.server.handle_request(now, self.clock.unix(), &req);
+                let unix = self.clock.unix();
+                self.store_io(|s| s.handle_request(now, unix, &req));
             }
-            Message::Response(resp) => self.server.handle_response(now, &resp),
+            Message::Response(resp) => self.store_io(|s| s.handle_response(now, &resp)),
         }
     }
 
@@ -306,6 +580,8 @@ impl State {
             publications: self.server.publication_count(),
             subscriptions: self.server.subscription_count(),
             registered_identities: self.view.identity_count(),
+            requests: self.requests,
+            notifies: self.notifies,
         };
         self.counts.send_if_modified(|old| {
             let changed = *old != c;
@@ -343,7 +619,7 @@ impl State {
                     continue;
                 }
             };
-            self.server.handle_registration(now, change);
+            self.store_io(|s| s.handle_registration(now, change));
         }
         while self.view.poll_transmit().is_some() {
             // reg event SUBSCRIBEs are not used in this flow (third-party REGISTER is).
@@ -358,6 +634,9 @@ impl State {
         }
         while let Some(t) = self.server.poll_transmit() {
             let bytes = Bytes::from(t.bytes);
+            if bytes.starts_with(b"NOTIFY ") {
+                self.notifies += 1;
+            }
             let Some(core) = self.core_for(&bytes) else {
                 tracing::warn!("no SIP core connection for an outgoing message");
                 continue;

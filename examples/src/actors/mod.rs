@@ -47,17 +47,54 @@ pub struct Servers {
     pub clock: Clock,
     /// The IdMS, or why it could not start (steps 1 and 8–9 then fail, named).
     pub idms: Result<login::IdmsRunning, StepFailure>,
-    /// The SIP core.
+    /// The SIP core (the first instance).
     pub sip_core: sip_core::SipCoreHandle,
-    /// The MCPTT server.
+    /// The MCPTT server (the first instance).
     pub mcptt: mcptt_server::McpttServerHandle,
+    /// Further SIP core instances ([`FlowConfig::instances`] > 1), sharing
+    /// [`FlowConfig::store`] with the first.
+    pub more_sip_cores: Vec<sip_core::SipCoreHandle>,
+    /// Further MCPTT server instances ([`FlowConfig::instances`] > 1), sharing
+    /// [`FlowConfig::store`] with the first.
+    pub more_mcptt: Vec<mcptt_server::McpttServerHandle>,
 }
 
 impl Servers {
+    /// Every SIP core instance, the first first.
+    #[must_use]
+    pub fn sip_cores(&self) -> Vec<&sip_core::SipCoreHandle> {
+        std::iter::once(&self.sip_core)
+            .chain(&self.more_sip_cores)
+            .collect()
+    }
+
+    /// Every MCPTT server instance, the first first.
+    #[must_use]
+    pub fn mcptt_servers(&self) -> Vec<&mcptt_server::McpttServerHandle> {
+        std::iter::once(&self.mcptt)
+            .chain(&self.more_mcptt)
+            .collect()
+    }
+
+    /// The address of SIP core instance `n` (modulo the number of instances).
+    #[must_use]
+    pub fn sip_core_addr(&self, n: usize) -> SocketAddr {
+        let cores = self.sip_cores();
+        cores
+            .get(n % cores.len())
+            .map_or_else(|| self.sip_core.local_addr(), |c| c.local_addr())
+    }
+
     /// Stops every server task.
     pub async fn shutdown(self) {
         self.sip_core.shutdown().await;
+        for c in self.more_sip_cores {
+            c.shutdown().await;
+        }
         self.mcptt.shutdown().await;
+        for m in self.more_mcptt {
+            m.shutdown().await;
+        }
         if let Ok(idms) = self.idms {
             idms.shutdown();
         }
@@ -75,7 +112,9 @@ fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
-/// Starts IdMS, MCPTT server and SIP core on loopback ports.
+/// Starts IdMS, MCPTT server and SIP core on loopback ports ([`FlowConfig::instances`] of
+/// each, sharing [`FlowConfig::store`]; SIP core `k` lists the MCPTT servers starting with
+/// server `k`, so the instances are mixed).
 ///
 /// A missing IdMS does not stop the run: the SIP core and the MCPTT server still start, so
 /// steps 2–6 run and the report names step 1 as failed.
@@ -111,30 +150,38 @@ pub async fn start_servers(
             directory.push((s.public_user_identity.clone(), s.kind));
         }
     }
-    let mcptt = mcptt_server::spawn(
-        McpttServerConfig {
-            listen: loopback(),
-            transport: Transport::Tls,
-            tls: server_tls(MCPTT_SERVER_URI)?,
-            node_uri: MCPTT_SERVER_URI.into(),
-            psi: PSI.into(),
-            keys: idms.as_ref().ok().map(|i| i.keys.clone()),
-            leeway: config.leeway,
-            audience: AUDIENCE.into(),
-            scopes: vec![
-                mcptt_token::SCOPE_PTT_SERVER.into(),
-                mcptt_token::SCOPE_PTT_SERVICE.into(),
-            ],
-            ue_directory: directory,
-            subscription_expires: 3600,
-            trusted_cores: vec![SIP_CORE_URI.into()],
-        },
-        trace.clone(),
-        clock.clone(),
-    )
-    .await
-    .map_err(|e| setup_err(5, e))?;
-    let identities = sign_ins
+    let instances = config.instances.max(1);
+    let mut mcptts = Vec::with_capacity(instances);
+    for _ in 0..instances {
+        let m = mcptt_server::spawn(
+            McpttServerConfig {
+                listen: loopback(),
+                transport: Transport::Tls,
+                tls: server_tls(MCPTT_SERVER_URI)?,
+                node_uri: MCPTT_SERVER_URI.into(),
+                psi: PSI.into(),
+                keys: idms.as_ref().ok().map(|i| i.keys.clone()),
+                leeway: config.leeway,
+                audience: AUDIENCE.into(),
+                scopes: vec![
+                    mcptt_token::SCOPE_PTT_SERVER.into(),
+                    mcptt_token::SCOPE_PTT_SERVICE.into(),
+                ],
+                ue_directory: directory.clone(),
+                subscription_expires: 3600,
+                trusted_cores: vec![SIP_CORE_URI.into()],
+                store: config.store.clone(),
+                dialog_lease: config::DEFAULT_DIALOG_LEASE,
+            },
+            trace.clone(),
+            clock.clone(),
+        )
+        .await
+        .map_err(|e| setup_err(5, e))?;
+        mcptts.push(m);
+    }
+    let addrs: Vec<SocketAddr> = mcptts.iter().map(|m| m.local_addr()).collect();
+    let identities: Vec<(String, Vec<String>)> = sign_ins
         .iter()
         .map(|s| {
             (
@@ -143,31 +190,46 @@ pub async fn start_servers(
             )
         })
         .collect();
-    let sip_core = sip_core::spawn(
-        SipCoreConfig {
-            listen: loopback(),
-            tls: server_tls(SIP_CORE_URI)?,
-            mcptt_server: mcptt.local_addr(),
-            mcptt_transport: Transport::Tls,
-            node_uri: SIP_CORE_URI.into(),
-            application_server: MCPTT_SERVER_URI.into(),
-            psi: PSI.into(),
-            identities,
-            max_expires: 3600,
-            max_connections_per_ip: sign_ins.len().max(256),
-            store: config::MEMORY_STORE.into(),
-        },
-        trace.clone(),
-        clock.clone(),
-    )
-    .await
-    .map_err(|e| setup_err(2, e))?;
+    let mut cores = Vec::with_capacity(instances);
+    for k in 0..instances {
+        let mut mcptt_servers = addrs.clone();
+        mcptt_servers.rotate_left(k % addrs.len().max(1));
+        let core = sip_core::spawn(
+            SipCoreConfig {
+                listen: loopback(),
+                tls: server_tls(SIP_CORE_URI)?,
+                mcptt_servers,
+                mcptt_transport: Transport::Tls,
+                mcptt_timeout: config::DEFAULT_MCPTT_TIMEOUT,
+                mcptt_hold_down: config::DEFAULT_MCPTT_HOLD_DOWN,
+                node_uri: SIP_CORE_URI.into(),
+                application_server: MCPTT_SERVER_URI.into(),
+                psi: PSI.into(),
+                identities: identities.clone(),
+                max_expires: 3600,
+                max_connections_per_ip: sign_ins.len().max(256),
+                store: config.store.clone(),
+            },
+            trace.clone(),
+            clock.clone(),
+        )
+        .await
+        .map_err(|e| setup_err(2, e))?;
+        cores.push(core);
+    }
+    let mut cores = cores.into_iter();
+    let mut mcptts = mcptts.into_iter();
+    let (Some(sip_core), Some(mcptt)) = (cores.next(), mcptts.next()) else {
+        return Err(setup_err(2, "no server instance started"));
+    };
     Ok(Servers {
         pki,
         clock,
         idms,
         sip_core,
         mcptt,
+        more_sip_cores: cores.collect(),
+        more_mcptt: mcptts.collect(),
     })
 }
 
@@ -198,7 +260,11 @@ pub fn ue_config(
         } else {
             LoginMethod::Password
         },
-        sip_core: servers.sip_core.local_addr(),
+        // With several SIP core instances, UEs are spread over them by their label.
+        sip_core: servers.sip_core_addr(
+            s.ue.bytes()
+                .fold(0usize, |h, b| h.wrapping_add(usize::from(b))),
+        ),
         tls: TlsMaterial {
             identity,
             roots: vec![servers.pki.ca_cert()],

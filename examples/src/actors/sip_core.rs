@@ -22,11 +22,39 @@
 //!   reg event subscriptions held here are NOTIFYed of changes made elsewhere;
 //! - while Redis is unreachable, a REGISTER is answered `503` with `Retry-After`, and the
 //!   reason is logged (`tracing` error) and recorded in the trace as an `EVENT`.
+//!
+//! # Several MCPTT server instances
+//!
+//! [`SipCoreConfig::mcptt_servers`] lists the MCPTT server instances in order of
+//! preference (they share their service state through Redis, `mcptt-server --store`).
+//! The policy:
+//! - **Choice**: every request for the MCPTT server (third-party REGISTER, PUBLISH,
+//!   SUBSCRIBE, in-dialog or not) goes to the first listed server that is not *held down*;
+//!   servers held down come after the others (in list order), so a request is never refused
+//!   without trying every server.
+//! - **Failure**: a server is held down for [`SipCoreConfig::mcptt_hold_down`] when
+//!   connecting or sending to it fails, when its connection closes, or when a request to it
+//!   got no final answer within [`SipCoreConfig::mcptt_timeout`]. The request is then sent
+//!   to the next server it has not been tried on (a UE request with a fresh `Via` branch; a
+//!   third-party REGISTER unchanged, so the registrar matches whichever answer comes). An
+//!   error *response* (even `503`) is relayed, not failed over: the instances share one
+//!   store, so another would answer the same.
+//! - **Exhausted**: a UE request tried on every server is answered `503` with
+//!   `Retry-After`; a third-party REGISTER is left to the registrar's own timeout (its
+//!   failure policy applies and is logged).
+//! - **NOTIFYs** from any server are relayed to the UE, and the UE's answer goes back on
+//!   the connection the NOTIFY came on.
+//! - **Routing back**: each SIP core instance has a random tag (OS CSPRNG) that it puts in
+//!   its `Record-Route` (`;core=TAG`) and in the `Via` of what it sends to a server, and it
+//!   announces it with an `OPTIONS` on every new server connection; a server that takes a
+//!   dialog over from a dead instance sends its NOTIFYs to the SIP core named in the route
+//!   set (the one holding the UE's connection). These `OPTIONS` are not part of the flow
+//!   and are not recorded in the trace.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mcptt_registration::{
     Error as RegistrarError, Event as RegistrarEvent, FilterCriteria, IdentityMap, Registrar,
@@ -50,6 +78,8 @@ use crate::trace::{Actor, Observation, Trace};
 
 /// Most proxied client transactions remembered (for routing their responses).
 const MAX_PENDING: usize = 100_000;
+/// Most relayed NOTIFYs whose server connection is remembered (for the UE's answer).
+const MAX_NOTIFY_ROUTES: usize = 100_000;
 /// Changes from the store's change feed waiting for the SIP core task.
 const REMOTE_QUEUE: usize = 1024;
 /// How long the change feed thread waits for a change before checking that the SIP core
@@ -123,9 +153,43 @@ struct UeConn {
     asserted: Option<String>,
 }
 
+/// One MCPTT server instance of [`SipCoreConfig::mcptt_servers`].
+struct ServerSlot {
+    dest: Destination,
+    /// The connection to it, once opened (an `OPTIONS` announced this core on it).
+    conn: Option<ConnectionHandle>,
+    /// Tried only after the others until then (it failed).
+    down_until: Option<Instant>,
+}
+
+/// Who a request forwarded to an MCPTT server came from.
+#[derive(Clone, Copy)]
+enum Origin {
+    /// A UE connection (PUBLISH, SUBSCRIBE, ...).
+    Ue(ConnectionId),
+    /// The registrar (third-party REGISTER).
+    Registrar,
+}
+
+/// A request sent to an MCPTT server and not answered yet (keyed by its top `Via` branch).
+struct Forward {
+    origin: Origin,
+    request: Request,
+    /// The server it was last sent to.
+    server: usize,
+    /// The connection it was sent on (none until sent).
+    conn: Option<ConnectionId>,
+    /// The servers it has been sent to.
+    tried: Vec<bool>,
+    /// When it fails over if still unanswered.
+    deadline: Instant,
+}
+
 struct State {
     config: SipCoreConfig,
     host: String,
+    /// This instance's tag (`;core=` in its `Record-Route` and `Via`).
+    tag: String,
     registrar: Registrar<StoreChoice>,
     /// The store does blocking network I/O (Redis): registrar calls go through
     /// [`tokio::task::block_in_place`].
@@ -134,12 +198,16 @@ struct State {
     /// or the store failed while applying a remote change).
     resync_pending: bool,
     transport: Transport,
-    as_dest: Destination,
+    servers: Vec<ServerSlot>,
     ues: HashMap<ConnectionId, UeConn>,
     /// Contact (`user@host:port`) → UE connection, for NOTIFY routing.
     contacts: HashMap<String, ConnectionId>,
-    /// Via branch of a request forwarded to the MCPTT server → UE connection.
-    pending: HashMap<String, ConnectionId>,
+    /// Top Via branch of a request forwarded to an MCPTT server → what to do with its answer.
+    forwards: HashMap<String, Forward>,
+    /// Failover deadlines of `forwards`.
+    deadlines: BTreeSet<(Instant, String)>,
+    /// Via branch this core put on a relayed NOTIFY → the server connection it came on.
+    notify_routes: HashMap<String, ConnectionHandle>,
     trace: Trace,
     clock: Clock,
     rand: RandomState,
@@ -149,8 +217,13 @@ struct State {
 }
 
 enum Target {
+    /// A UE connection.
     Ue(ConnectionHandle),
-    As,
+    /// A given server connection (the answer to its NOTIFY).
+    Conn(ConnectionHandle),
+    /// MCPTT server number `.0` (connected on demand); `.1` is the key of the request's
+    /// entry in `forwards`, if it is tracked for failover.
+    Server(usize, Option<String>),
 }
 
 /// The registrar's identity map: each demo/CLI grant `CERT-IDENTITY → IMPU...`.
@@ -281,21 +354,36 @@ pub async fn spawn(
         Kind::Tls => TransportKind::Tls,
         Kind::Tcp => TransportKind::Tcp,
     };
-    let as_dest = Destination::addr(config.mcptt_server, kind);
+    if config.mcptt_servers.is_empty() {
+        return Err(ActorError::Config("no MCPTT server address given".into()));
+    }
+    let servers = config
+        .mcptt_servers
+        .iter()
+        .map(|a| ServerSlot {
+            dest: Destination::addr(*a, kind),
+            conn: None,
+            down_until: None,
+        })
+        .collect();
+    let tag = format!("{:016x}", random_seed()?);
     let host = user_of(&config.node_uri);
     let (stop, stopped) = oneshot::channel();
     let restart = (config.clone(), trace.clone(), clock.clone());
     let state = State {
         config,
         host,
+        tag,
         registrar,
         blocking_store,
         resync_pending: false,
         transport: transport.clone(),
-        as_dest,
+        servers,
         ues: HashMap::new(),
         contacts: HashMap::new(),
-        pending: HashMap::new(),
+        forwards: HashMap::new(),
+        deadlines: BTreeSet::new(),
+        notify_routes: HashMap::new(),
         trace,
         clock,
         rand: RandomState::new(),
@@ -326,8 +414,20 @@ async fn run(
     mut stopped: oneshot::Receiver<()>,
     mut remote: Option<mpsc::Receiver<Remote>>,
 ) {
+    // Announce this core to every server now, so any of them can route NOTIFYs back here.
+    for i in 0..st.servers.len() {
+        let hello = st.hello(i);
+        st.out.push((Target::Server(i, None), hello));
+    }
+    st.flush().await;
     loop {
-        let deadline = st.store_io(|r| r.poll_timeout());
+        let deadline = [
+            st.store_io(|r| r.poll_timeout()),
+            st.deadlines.first().map(|(at, _)| *at),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let clock = st.clock.clone();
         let mut feed_ended = false;
         tokio::select! {
@@ -339,6 +439,7 @@ async fn run(
             () = clock.sleep_until(deadline) => {
                 let now = st.clock.now();
                 st.store_io(|r| r.handle_timeout(now));
+                st.forward_timeouts(now);
                 st.resync_if_pending();
                 st.drain_registrar(None);
             }
@@ -452,7 +553,7 @@ impl State {
             Event::Message(rx) => {
                 let conn = rx.connection;
                 if conn.info().direction == Direction::Outbound {
-                    self.on_as_message(rx.message);
+                    self.on_as_message(rx.message, conn);
                 } else {
                     self.on_ue_message(rx.message, conn);
                 }
@@ -461,7 +562,32 @@ impl State {
                 if let Some(ue) = self.ues.remove(&connection.id) {
                     tracing::info!(peer = %ue.peer, ?error, "UE connection closed");
                     self.contacts.retain(|_, c| *c != connection.id);
-                    self.pending.retain(|_, c| *c != connection.id);
+                    let gone: Vec<String> = self
+                        .forwards
+                        .iter()
+                        .filter(|(_, f)| matches!(f.origin, Origin::Ue(c) if c == connection.id))
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    for key in gone {
+                        self.untrack(&key);
+                    }
+                } else if let Some(i) = self
+                    .servers
+                    .iter()
+                    .position(|s| s.conn.as_ref().is_some_and(|c| c.id() == connection.id))
+                {
+                    tracing::warn!(server = %connection.peer_addr, ?error, "MCPTT server connection closed");
+                    self.server_failed(i, "connection closed");
+                    self.notify_routes.retain(|_, c| c.id() != connection.id);
+                    let stranded: Vec<String> = self
+                        .forwards
+                        .iter()
+                        .filter(|(_, f)| f.conn == Some(connection.id))
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    for key in stranded {
+                        self.fail_over(&key);
+                    }
                 }
             }
             Event::Rejected {
@@ -547,10 +673,20 @@ impl State {
                 self.drain_registrar(None);
             }
             Message::Response(resp) => {
-                // An answer to a NOTIFY we relayed: drop our Via, send it on to the server.
+                // An answer to a NOTIFY we relayed: drop our Via, send it on to the server
+                // connection the NOTIFY came on.
                 let mut resp = resp;
+                let route = resp
+                    .headers()
+                    .get("Via")
+                    .and_then(branch_of)
+                    .and_then(|b| self.notify_routes.remove(&b));
                 resp.headers_mut().remove_first("Via");
-                self.out.push((Target::As, Message::Response(resp)));
+                let target = match route {
+                    Some(conn) => Target::Conn(conn),
+                    None => Target::Server(self.preferred_server(), None),
+                };
+                self.out.push((target, Message::Response(resp)));
             }
         }
     }
@@ -627,15 +763,21 @@ impl State {
             }
             // Third-party REGISTERs go to the application server; reg event NOTIFYs to the
             // subscriber's connection when it is one of ours.
-            let target = if t.destination == self.config.application_server {
-                Target::As
+            let ue = if t.destination == self.config.application_server {
+                None
             } else {
                 self.contacts
                     .get(&contact_key(&t.destination))
                     .and_then(|c| self.ues.get(c))
-                    .map_or(Target::As, |u| Target::Ue(u.handle.clone()))
+                    .map(|u| u.handle.clone())
             };
-            self.out.push((target, msg));
+            match (ue, msg) {
+                (Some(h), msg) => self.out.push((Target::Ue(h), msg)),
+                (None, Message::Request(req)) => self.send_to_server(Origin::Registrar, req),
+                (None, msg) => self
+                    .out
+                    .push((Target::Server(self.preferred_server(), None), msg)),
+            }
         }
         while let Some(ev) = self.registrar.poll_event() {
             tracing::info!(?ev, "registrar");
@@ -741,7 +883,10 @@ impl State {
         let headers = req.headers_mut();
         // The UE may not assert itself (TS 24.229 §5.2.6.3.3): strip, then assert.
         headers.remove("P-Asserted-Identity");
-        let via = format!("SIP/2.0/{transport} {};branch={branch}", self.host);
+        let via = format!(
+            "SIP/2.0/{transport} {};branch={branch};core={}",
+            self.host, self.tag
+        );
         let max_forwards = headers
             .get("Max-Forwards")
             .and_then(|v| v.trim().parse::<u32>().ok())
@@ -756,30 +901,247 @@ impl State {
             && (req.method().as_str() != "SUBSCRIBE"
                 || req
                     .headers_mut()
-                    .push_front("Record-Route", &format!("<sip:{};lr>", self.host))
+                    .push_front(
+                        "Record-Route",
+                        &format!("<sip:{};lr;core={}>", self.host, self.tag),
+                    )
                     .is_ok());
         if !ok {
             tracing::warn!("could not rewrite a request for forwarding");
             return;
         }
-        if self.pending.len() < MAX_PENDING {
-            self.pending.insert(branch, id);
+        if req.method().as_str() == "SUBSCRIBE"
+            && let Some(c) = req.headers().get("Contact")
+            && (self.contacts.len() < MAX_PENDING)
+        {
+            // NOTIFYs of this dialog reach the UE on this connection, even when it
+            // registered through another SIP core instance.
+            self.contacts.insert(contact_key(&uri_of(c)), id);
         }
-        self.out.push((Target::As, Message::Request(req)));
+        self.send_to_server(Origin::Ue(id), req);
     }
 
-    fn on_as_message(&mut self, msg: Message) {
+    /// An `OPTIONS` announcing this core (its tag in the `Via`) to server `i`.
+    fn hello(&mut self, i: usize) -> Message {
+        let branch = self.next_branch();
+        let transport = match self.config.mcptt_transport {
+            Kind::Tls => "TLS",
+            Kind::Tcp => "TCP",
+        };
+        let peer = self
+            .servers
+            .get(i)
+            .map(|s| format!("{}:{}", s.dest.host, s.dest.port))
+            .unwrap_or_default();
+        let text = format!(
+            "OPTIONS sip:{peer};transport={t} SIP/2.0\r\n\
+             Via: SIP/2.0/{transport} {host};branch={branch};core={tag}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <{uri}>;tag={tag}\r\n\
+             To: <sip:{peer}>\r\n\
+             Call-ID: {branch}@{host}\r\n\
+             CSeq: 1 OPTIONS\r\n\
+             Content-Length: 0\r\n\r\n",
+            t = transport.to_ascii_lowercase(),
+            host = self.host,
+            tag = self.tag,
+            uri = self.config.node_uri,
+        );
+        Message::parse(bytes::Bytes::from(text))
+            .unwrap_or_else(|_| unreachable!("the OPTIONS hello is well-formed"))
+    }
+
+    /// The server requests go to now: the first not held down (else the first listed).
+    fn preferred_server(&self) -> usize {
+        self.server_order(self.clock.now())
+            .first()
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The servers in the order requests try them: those not held down, then those held
+    /// down, each in list order.
+    fn server_order(&self, now: Instant) -> Vec<usize> {
+        let up = |s: &ServerSlot| s.down_until.is_none_or(|t| t <= now);
+        let mut order: Vec<usize> = (0..self.servers.len())
+            .filter(|&i| self.servers.get(i).is_some_and(up))
+            .collect();
+        order.extend(
+            (0..self.servers.len()).filter(|&i| self.servers.get(i).is_some_and(|s| !up(s))),
+        );
+        order
+    }
+
+    /// Server `i` failed: held down for the configured time.
+    fn server_failed(&mut self, i: usize, why: &str) {
+        let until = self.clock.now() + self.config.mcptt_hold_down;
+        if let Some(s) = self.servers.get_mut(i) {
+            tracing::warn!(server = %s.dest.port, why, "MCPTT server held down");
+            s.down_until = Some(until);
+            s.conn = None;
+        }
+    }
+
+    /// Sends `req` (its top Via branch is its key) to the preferred server, tracked for
+    /// failover.
+    fn send_to_server(&mut self, origin: Origin, req: Request) {
+        let Some(key) = req.headers().get("Via").and_then(branch_of) else {
+            self.out.push((
+                Target::Server(self.preferred_server(), None),
+                Message::Request(req),
+            ));
+            return;
+        };
+        let server = self.preferred_server();
+        if self.forwards.len() >= MAX_PENDING {
+            tracing::warn!("too many requests in flight: this one is sent without failover");
+            self.out
+                .push((Target::Server(server, None), Message::Request(req)));
+            return;
+        }
+        let deadline = self.clock.now() + self.config.mcptt_timeout;
+        let mut tried = vec![false; self.servers.len()];
+        if let Some(t) = tried.get_mut(server) {
+            *t = true;
+        }
+        self.out.push((
+            Target::Server(server, Some(key.clone())),
+            Message::Request(req.clone()),
+        ));
+        self.deadlines.insert((deadline, key.clone()));
+        self.forwards.insert(
+            key,
+            Forward {
+                origin,
+                request: req,
+                server,
+                conn: None,
+                tried,
+                deadline,
+            },
+        );
+    }
+
+    /// Forgets the forwarded request `key`.
+    fn untrack(&mut self, key: &str) -> Option<Forward> {
+        let f = self.forwards.remove(key)?;
+        self.deadlines.remove(&(f.deadline, key.to_owned()));
+        Some(f)
+    }
+
+    /// Requests whose server did not answer in time: that server is held down, the request
+    /// tried on the next.
+    fn forward_timeouts(&mut self, now: Instant) {
+        while let Some((at, key)) = self.deadlines.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            if let Some(server) = self.forwards.get(&key).map(|f| f.server) {
+                self.server_failed(server, "request timed out");
+                self.fail_over(&key);
+            }
+        }
+    }
+
+    /// The request `key` failed on its server: send it to the next untried one, or give up.
+    fn fail_over(&mut self, key: &str) {
+        let Some(mut f) = self.untrack(key) else {
+            return;
+        };
+        let now = self.clock.now();
+        let next = self
+            .server_order(now)
+            .into_iter()
+            .find(|&i| !f.tried.get(i).copied().unwrap_or(true));
+        let Some(next) = next else {
+            match f.origin {
+                Origin::Ue(id) => {
+                    tracing::error!(
+                        method = f.request.method().as_str(),
+                        "no MCPTT server answered: request refused with 503"
+                    );
+                    let handle = self.ues.get(&id).map(|u| u.handle.clone());
+                    let mut req = f.request;
+                    req.headers_mut().remove_first("Via");
+                    if let Some(h) = handle
+                        && let Ok(resp) = Response::builder_for(&req, 503)
+                            .header("Retry-After", RegistrarError::RETRY_AFTER_SECS)
+                            .build()
+                    {
+                        self.out.push((Target::Ue(h), Message::Response(resp)));
+                    }
+                }
+                Origin::Registrar => tracing::error!(
+                    "no MCPTT server answered a third-party REGISTER: the registrar's timeout applies"
+                ),
+            }
+            return;
+        };
+        tracing::warn!(
+            method = f.request.method().as_str(),
+            server = next,
+            "request failed over to the next MCPTT server"
+        );
+        let mut key = key.to_owned();
+        if matches!(f.origin, Origin::Ue(_)) {
+            // A new client transaction: a fresh branch (a late answer to the old one is
+            // dropped).
+            let branch = self.next_branch();
+            let transport = match self.config.mcptt_transport {
+                Kind::Tls => "TLS",
+                Kind::Tcp => "TCP",
+            };
+            let via = format!(
+                "SIP/2.0/{transport} {};branch={branch};core={}",
+                self.host, self.tag
+            );
+            let headers = f.request.headers_mut();
+            headers.remove_first("Via");
+            if headers.push_front("Via", &via).is_err() {
+                return;
+            }
+            key = branch;
+        }
+        if let Some(t) = f.tried.get_mut(next) {
+            *t = true;
+        }
+        f.server = next;
+        f.conn = None;
+        f.deadline = now + self.config.mcptt_timeout;
+        self.out.push((
+            Target::Server(next, Some(key.clone())),
+            Message::Request(f.request.clone()),
+        ));
+        self.deadlines.insert((f.deadline, key.clone()));
+        self.forwards.insert(key, f);
+    }
+
+    fn on_as_message(&mut self, msg: Message, conn: ConnectionHandle) {
+        let cseq_method = super::wire::method(&msg);
+        if cseq_method.eq_ignore_ascii_case("OPTIONS") {
+            // The answer to our hello: not part of the flow.
+            return;
+        }
         self.trace.record(
             Actor::SipCore,
             observe(&msg, Actor::McpttServer, &Self::label_for(&msg)),
         );
         match msg {
             Message::Response(resp) => {
-                let is_register = resp
-                    .headers()
-                    .get("CSeq")
-                    .and_then(|c| c.split_whitespace().nth(1))
-                    .is_some_and(|m| m.eq_ignore_ascii_case("REGISTER"));
+                let branch = resp.headers().get("Via").and_then(branch_of);
+                let final_response = resp.status() >= 200;
+                // The answer to a tracked request, on the connection it was last sent on
+                // (a late answer from a server it failed over from is dropped).
+                let tracked = branch.as_ref().and_then(|b| {
+                    self.forwards
+                        .get(b)
+                        .map(|f| (f.origin, f.conn == Some(conn.id())))
+                });
+                if let (Some(b), Some((_, true)), true) = (&branch, tracked, final_response) {
+                    self.untrack(b);
+                }
+                let is_register = cseq_method.eq_ignore_ascii_case("REGISTER");
                 if is_register {
                     // Step 6: the answer to our third-party REGISTER.
                     let now = self.clock.now();
@@ -788,32 +1150,25 @@ impl State {
                     return;
                 }
                 // Steps 9 and 13: relay to the UE the request came from.
-                let Some(branch) = resp.headers().get("Via").and_then(branch_of) else {
+                let Some((Origin::Ue(ue), true)) = tracked else {
+                    tracing::info!(?branch, "response for no pending request dropped");
                     return;
                 };
-                let final_response = resp.status() >= 200;
-                let conn = if final_response {
-                    self.pending.remove(&branch)
-                } else {
-                    self.pending.get(&branch).copied()
-                };
-                let Some(handle) = conn
-                    .and_then(|c| self.ues.get(&c))
-                    .map(|u| u.handle.clone())
-                else {
-                    tracing::info!(%branch, "response for a gone UE connection dropped");
+                let Some(handle) = self.ues.get(&ue).map(|u| u.handle.clone()) else {
+                    tracing::info!(?branch, "response for a gone UE connection dropped");
                     return;
                 };
                 let mut resp = resp;
                 resp.headers_mut().remove_first("Via");
                 self.out.push((Target::Ue(handle), Message::Response(resp)));
             }
-            Message::Request(req) => self.forward_to_ue(req),
+            Message::Request(req) => self.forward_to_ue(req, conn),
         }
     }
 
-    /// Step 15: route a NOTIFY to the UE connection that registered its Request-URI.
-    fn forward_to_ue(&mut self, mut req: Request) {
+    /// Step 15: route a NOTIFY (from server connection `from`) to the UE connection that
+    /// registered or subscribed with its Request-URI.
+    fn forward_to_ue(&mut self, mut req: Request, from: ConnectionHandle) {
         let key = contact_key(&req.uri().to_string());
         let target = self
             .contacts
@@ -823,7 +1178,7 @@ impl State {
         let Some(handle) = target else {
             tracing::warn!(%key, "no connection for the Request-URI");
             if let Ok(resp) = Response::builder_for(&req, 480).build() {
-                self.out.push((Target::As, Message::Response(resp)));
+                self.out.push((Target::Conn(from), Message::Response(resp)));
             }
             return;
         };
@@ -842,20 +1197,67 @@ impl State {
         {
             return;
         }
+        if self.notify_routes.len() < MAX_NOTIFY_ROUTES {
+            self.notify_routes.insert(branch, from);
+        }
         self.out.push((Target::Ue(handle), Message::Request(req)));
     }
 
+    /// The connection to server `i`, opened (and announced with an `OPTIONS`) if needed.
+    async fn server_conn(&mut self, i: usize) -> Result<ConnectionHandle, mcptt_tls::Error> {
+        if let Some(c) = self.servers.get(i).and_then(|s| s.conn.clone())
+            && !c.is_closed()
+        {
+            return Ok(c);
+        }
+        let Some(dest) = self.servers.get(i).map(|s| s.dest.clone()) else {
+            return Err(mcptt_tls::Error::ShuttingDown);
+        };
+        let conn = self.transport.connect(&dest).await?;
+        let hello = self.hello(i);
+        conn.send(&hello).await?;
+        if let Some(s) = self.servers.get_mut(i) {
+            s.conn = Some(conn.clone());
+            s.down_until = None;
+        }
+        Ok(conn)
+    }
+
     async fn flush(&mut self) {
-        for (target, msg) in std::mem::take(&mut self.out) {
-            let result = match target {
-                Target::Ue(h) => h.send(&msg).await,
-                Target::As => match self.transport.connect_or_reuse(&self.as_dest).await {
-                    Ok(h) => h.send(&msg).await,
-                    Err(e) => Err(e),
-                },
-            };
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "send failed");
+        // Failing over queues more: loop until nothing is left (each request tries each
+        // server at most once).
+        while !self.out.is_empty() {
+            for (target, msg) in std::mem::take(&mut self.out) {
+                match target {
+                    Target::Ue(h) | Target::Conn(h) => {
+                        if let Err(e) = h.send(&msg).await {
+                            tracing::warn!(error = %e, "send failed");
+                        }
+                    }
+                    Target::Server(i, key) => {
+                        let is_hello = key.is_none() && super::wire::method(&msg) == "OPTIONS";
+                        let sent = match self.server_conn(i).await {
+                            Ok(h) if is_hello => Ok(h),
+                            Ok(h) => h.send(&msg).await.map(|()| h),
+                            Err(e) => Err(e),
+                        };
+                        match sent {
+                            Ok(h) => {
+                                if let Some(f) = key.as_ref().and_then(|k| self.forwards.get_mut(k))
+                                {
+                                    f.conn = Some(h.id());
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, server = i, "send to the MCPTT server failed");
+                                self.server_failed(i, "connection failed");
+                                if let Some(k) = key {
+                                    self.fail_over(&k);
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
     }

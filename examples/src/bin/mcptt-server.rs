@@ -3,14 +3,20 @@
 //! Accepts third-party REGISTER, PUBLISH (`Event: poc-settings`) and SUBSCRIBE
 //! (`Event: mcptt-service-state`) from the SIP core, validates access tokens against the IdMS
 //! JWKS, and sends NOTIFYs with each user's service state.
+//!
+//! With `--store redis://…`, several instances share publications, subscriptions and service
+//! state, and take over the subscription dialogs of a dead instance (see `--help`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use mcptt_examples::actors::clock::Clock;
-use mcptt_examples::actors::config::{McpttServerConfig, Transport};
+use mcptt_examples::actors::config::{
+    DEFAULT_DIALOG_LEASE, MEMORY_STORE, McpttServerConfig, Transport,
+};
 use mcptt_examples::actors::{login, mcptt_server};
 use mcptt_examples::cli::{LogArgs, TlsArgs, read_table};
 use mcptt_examples::scenario::UeKind;
@@ -68,6 +74,20 @@ struct Args {
     /// Subscription expiry granted, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
     subscription_expires: u32,
+    /// Where publications, subscriptions and service state live: `memory` (this process
+    /// only), `redis://HOST:PORT` (one Redis node, shared by several MCPTT server instances
+    /// behind the SIP cores' `--mcptt-server` list), or comma-separated `redis://HOST:PORT`
+    /// seed nodes of a Redis Cluster. A Redis store is checked with PING at start-up; while
+    /// Redis is unreachable requests are answered 503 with Retry-After and the reason is
+    /// logged. Each instance gets a random instance id (printed at start-up); a change one
+    /// instance makes is NOTIFYed by the instance holding the subscriber's dialog.
+    #[arg(long, value_name = "memory|redis://HOST:PORT[,...]", default_value = MEMORY_STORE)]
+    store: String,
+    /// Seconds this instance's lease on its subscription dialogs lasts in a shared store
+    /// (renewed at half that): when it dies, another instance takes its dialogs over within
+    /// this time (plus about a second) and NOTIFYs them from then on.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_DIALOG_LEASE.as_secs())]
+    dialog_lease: u64,
     #[command(flatten)]
     tls: TlsArgs,
     #[command(flatten)]
@@ -128,6 +148,8 @@ fn main() -> ExitCode {
         ue_directory,
         subscription_expires: args.subscription_expires,
         trusted_cores: args.trusted_cores,
+        store: args.store,
+        dialog_lease: Duration::from_secs(args.dialog_lease.max(2)),
     };
     let idms_roots = match args
         .idms_ca
@@ -150,7 +172,12 @@ fn main() -> ExitCode {
                 login::fetch_keys(&idms, issuer.as_deref(), &idms_roots, &Clock::new()).await?;
             config.keys = Some(keys);
             let handle = mcptt_server::spawn(config, Trace::echoing(), Clock::new()).await?;
-            eprintln!("mcptt-server: listening on {}", handle.local_addr());
+            eprintln!(
+                "mcptt-server: listening on {}, service-state store {}, instance id {:016x}",
+                handle.local_addr(),
+                handle.store(),
+                handle.instance_id()
+            );
             Ok(handle)
         },
         |h| h.shutdown(),

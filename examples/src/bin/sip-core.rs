@@ -3,14 +3,21 @@
 //! Accepts UEs over mutual TLS, registers them (certificate → identity check), tells the MCPTT
 //! server by third-party REGISTER, and proxies PUBLISH / SUBSCRIBE / NOTIFY between UEs and the
 //! MCPTT server, asserting `P-Asserted-Identity` and stripping any the UE sent.
+//!
+//! Several MCPTT server instances (sharing their state through `mcptt-server --store
+//! redis://…`) may stand behind it: `--mcptt-server` takes a list, tried in order with
+//! failover (see the `--help` text).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use mcptt_examples::actors::clock::Clock;
-use mcptt_examples::actors::config::{MEMORY_STORE, SipCoreConfig, Transport};
+use mcptt_examples::actors::config::{
+    DEFAULT_MCPTT_HOLD_DOWN, DEFAULT_MCPTT_TIMEOUT, MEMORY_STORE, SipCoreConfig, Transport,
+};
 use mcptt_examples::actors::sip_core;
 use mcptt_examples::cli::{LogArgs, TlsArgs, read_table};
 use mcptt_examples::trace::Trace;
@@ -23,12 +30,31 @@ struct Args {
     /// Address UEs connect to (SIP over mutual TLS).
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:5061")]
     listen: SocketAddr,
-    /// Address of the MCPTT server.
-    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:5062")]
-    mcptt_server: SocketAddr,
-    /// Transport towards the MCPTT server.
+    /// Address of an MCPTT server instance; repeat the flag or separate addresses with
+    /// commas for several instances (sharing their state through `mcptt-server --store
+    /// redis://…`). Requests (third-party REGISTER, PUBLISH, SUBSCRIBE) go to the first
+    /// listed server not held down; when connecting or sending fails, the connection closes,
+    /// or no final answer comes within --mcptt-timeout, that server is held down for
+    /// --mcptt-hold-down seconds (tried after the others) and the request goes to the next
+    /// server not tried yet; a UE request no server answered gets 503 with Retry-After.
+    /// NOTIFYs from any instance are relayed to the UE.
+    #[arg(
+        long = "mcptt-server",
+        value_name = "ADDR:PORT[,ADDR:PORT...]",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:5062"
+    )]
+    mcptt_servers: Vec<SocketAddr>,
+    /// Transport towards the MCPTT servers.
     #[arg(long, value_enum, default_value_t = Transport::Tls)]
     mcptt_transport: Transport,
+    /// Seconds a request forwarded to an MCPTT server waits for a final answer before it
+    /// fails over to the next server.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_MCPTT_TIMEOUT.as_secs())]
+    mcptt_timeout: u64,
+    /// Seconds a failed MCPTT server is tried only after the others.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_MCPTT_HOLD_DOWN.as_secs())]
+    mcptt_hold_down: u64,
     /// This node's SIP URI (Via, From/Contact of third-party REGISTERs, certificate URI SAN).
     #[arg(long, value_name = "URI", default_value = "sip:scscf.example.com")]
     node_uri: String,
@@ -95,8 +121,10 @@ fn main() -> ExitCode {
     let config = SipCoreConfig {
         listen: args.listen,
         tls,
-        mcptt_server: args.mcptt_server,
+        mcptt_servers: args.mcptt_servers,
         mcptt_transport: args.mcptt_transport,
+        mcptt_timeout: Duration::from_secs(args.mcptt_timeout.max(1)),
+        mcptt_hold_down: Duration::from_secs(args.mcptt_hold_down),
         node_uri: args.node_uri,
         application_server: args.application_server,
         psi: args.psi,
