@@ -52,6 +52,11 @@ struct Args {
     /// Give up waiting for any one answer after this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     timeout: u64,
+    /// Where the SIP core's registrations and the MCPTT server's service state live:
+    /// `memory` (nothing to install) or `redis://HOST:PORT` (a running Redis, e.g. the
+    /// Debian package `redis-server`; comma-separated seed nodes for a Redis Cluster).
+    #[arg(long, value_name = "memory|redis://HOST:PORT[,...]", default_value = "memory")]
+    store: String,
     #[command(flatten)]
     log: LogArgs,
 }
@@ -155,6 +160,7 @@ fn main() -> ExitCode {
     config.concurrency = args.concurrency;
     config.login = args.login;
     config.step_timeout = Duration::from_secs(args.timeout);
+    config.store.clone_from(&args.store);
     if let Some(secs) = args.token_lifetime {
         config.token_lifetime = Duration::from_secs(secs);
     }
