@@ -406,6 +406,287 @@ where
     Ok(())
 }
 
+/// The XML declarations [`walk_simple`] accepts (at the very start of the document only).
+const SIMPLE_DECLS: [&[u8]; 4] = [
+    b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
+    b"<?xml version=\"1.0\" encoding=\"utf-8\"?>",
+    b"<?xml version=\"1.0\"?>",
+    b"<?xml version='1.0' encoding='UTF-8'?>",
+];
+/// Deepest nesting [`walk_simple`] tracks (deeper documents go to [`walk`]).
+const SIMPLE_MAX_DEPTH: usize = 16;
+/// Most attributes per element [`walk_simple`] takes (more go to [`walk`]).
+const SIMPLE_MAX_ATTRIBUTES: usize = 8;
+
+fn is_xml_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+fn skip_ws(b: &[u8], mut pos: usize) -> usize {
+    while b.get(pos).copied().is_some_and(is_xml_ws) {
+        pos += 1;
+    }
+    pos
+}
+
+/// Bytes of a plain name for [`walk_simple`]: 1 = may start a name, 2 = may continue one.
+const NAME_CHARS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        table[c] = if b.is_ascii_alphabetic() || b == b'_' {
+            3
+        } else if b.is_ascii_digit() || b == b'.' || b == b'-' {
+            2
+        } else {
+            0
+        };
+        c += 1;
+    }
+    table
+};
+
+/// Bytes that end a run of text or an attribute value in [`walk_simple`]: `<` (1), `&` and
+/// `>` (2, outside the subset), quotes (4).
+const STOPS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    table[b'<' as usize] = 1;
+    table[b'&' as usize] = 2;
+    table[b'>' as usize] = 2;
+    table[b'"' as usize] = 4;
+    table[b'\'' as usize] = 4;
+    table
+};
+
+/// The first position at or after `pos` whose byte is in `class` of [`STOPS`] (the end of
+/// `b` when none): a plain loop, cheaper than a vector search on these short runs.
+fn find_stop(b: &[u8], mut pos: usize, class: u8) -> usize {
+    while let Some(&c) = b.get(pos) {
+        if STOPS[usize::from(c)] & class != 0 {
+            break;
+        }
+        pos += 1;
+    }
+    pos
+}
+
+/// The end of a plain name starting at `pos`: ASCII letters, digits, `_ . -`, at most one
+/// `:` inside, starting with a letter or `_`. `None` for anything else.
+fn scan_name(b: &[u8], pos: usize) -> Option<usize> {
+    let class = |i: usize| b.get(i).map_or(0, |&c| NAME_CHARS[usize::from(c)]);
+    if class(pos) & 1 == 0 {
+        return None;
+    }
+    let mut end = pos + 1;
+    while class(end) != 0 {
+        end += 1;
+    }
+    if b.get(end) == Some(&b':') {
+        // One prefix: the local part must follow.
+        if class(end + 1) & 1 == 0 {
+            return None;
+        }
+        end += 2;
+        while class(end) != 0 {
+            end += 1;
+        }
+    }
+    Some(end)
+}
+
+/// The fast path of [`walk`]: the same [`Step`]s, for documents in a plain subset of XML
+/// (what this crate and usual clients write): an optional standard XML declaration at the
+/// start, elements with plain names and `name="value"` attributes, text without `&` or `>`,
+/// no comment, CDATA section, processing instruction or DOCTYPE, within the limits.
+///
+/// Returns `false` as soon as the document leaves that subset, possibly after some steps were
+/// visited: the caller then starts over with [`walk`], which also reports every error (so
+/// documents are accepted and read exactly as [`walk`] does; tests check the two agree).
+/// Nothing is allocated: the input is scanned byte by byte in one pass.
+pub(crate) fn walk_simple<F>(input: &[u8], limits: &XmlLimits, mut visit: F) -> bool
+where
+    F: FnMut(Step<'_, '_>),
+{
+    if input.len() > limits.max_bytes {
+        return false;
+    }
+    let Ok(doc) = std::str::from_utf8(input) else {
+        return false;
+    };
+    let b = doc.as_bytes();
+    let mut pos = SIMPLE_DECLS
+        .iter()
+        .find(|d| b.starts_with(d))
+        .map_or(0, |d| d.len());
+    let mut scope = Scope::new();
+    let mut attrs = Attrs::new();
+    let mut open: [&[u8]; SIMPLE_MAX_DEPTH] = [b""; SIMPLE_MAX_DEPTH];
+    let mut depth = 0usize;
+    let mut root_seen = false;
+    let mut elements = 0usize;
+    loop {
+        let end = find_stop(b, pos, 3);
+        if b.get(end).is_some_and(|&c| c != b'<') {
+            // `&` or `>` in text.
+            return false;
+        }
+        let next = (end < b.len()).then_some(end);
+        if end > pos {
+            let Some(text) = doc.get(pos..end) else {
+                return false;
+            };
+            match depth.checked_sub(1) {
+                Some(d) => visit(Step::Text { depth: d, text }),
+                None if text.bytes().all(is_xml_ws) => {}
+                None => return false,
+            }
+        }
+        if next.is_none() {
+            break;
+        }
+        pos = end + 1;
+        match b.get(pos) {
+            Some(b'/') => {
+                // The end tag must name the open element exactly: `</name>`.
+                let Some(d) = depth.checked_sub(1) else {
+                    return false;
+                };
+                let name = open.get(d).copied().unwrap_or_default();
+                let name_end = pos + 1 + name.len();
+                if b.get(pos + 1..name_end) != Some(name) || b.get(name_end) != Some(&b'>') {
+                    return false;
+                }
+                depth = d;
+                scope.pop_to(depth);
+                visit(Step::End { depth });
+                pos = name_end + 1;
+            }
+            Some(b'!' | b'?') | None => return false,
+            Some(_) => {
+                elements += 1;
+                if elements > limits.max_elements || (depth == 0 && root_seen) {
+                    return false;
+                }
+                root_seen = true;
+                let Some(name_end) = scan_name(b, pos) else {
+                    return false;
+                };
+                let qname = b.get(pos..name_end).unwrap_or_default();
+                let Some((after, is_open)) =
+                    simple_attrs(doc, name_end, depth, &mut scope, &mut attrs)
+                else {
+                    return false;
+                };
+                if is_open && (depth >= limits.max_depth || depth >= SIMPLE_MAX_DEPTH) {
+                    return false;
+                }
+                let (prefix, name) = split_qname(qname);
+                let Ok(ns) = scope.resolve(prefix) else {
+                    return false;
+                };
+                visit(Step::Start {
+                    depth,
+                    ns,
+                    name,
+                    attrs: &attrs,
+                });
+                if is_open {
+                    if let Some(slot) = open.get_mut(depth) {
+                        *slot = qname;
+                    }
+                    depth += 1;
+                } else {
+                    scope.pop_to(depth);
+                    visit(Step::End { depth });
+                }
+                pos = after;
+            }
+        }
+    }
+    depth == 0 && root_seen
+}
+
+/// The attributes of a start tag for [`walk_simple`], from just after its name: the position
+/// after the tag and whether it stays open (`>`) or is empty (`/>`); `None` outside the subset.
+fn simple_attrs<'d>(
+    doc: &'d str,
+    mut pos: usize,
+    depth: usize,
+    scope: &mut Scope<'d>,
+    attrs: &mut Attrs<'d>,
+) -> Option<(usize, bool)> {
+    let b = doc.as_bytes();
+    attrs.len = 0;
+    // Most elements of these bodies carry no attribute at all.
+    if b.get(pos) == Some(&b'>') {
+        return Some((pos + 1, true));
+    }
+    let mut keys: [&[u8]; SIMPLE_MAX_ATTRIBUTES] = [b""; SIMPLE_MAX_ATTRIBUTES];
+    let mut count = 0usize;
+    loop {
+        let ws = skip_ws(b, pos);
+        match b.get(ws) {
+            Some(b'>') => return Some((ws + 1, true)),
+            Some(b'/') if b.get(ws + 1) == Some(&b'>') => return Some((ws + 2, false)),
+            Some(_) if ws > pos => {}
+            _ => return None,
+        }
+        let key_end = scan_name(b, ws)?;
+        let key = b.get(ws..key_end)?;
+        let quote = *b.get(key_end + 1)?;
+        if b.get(key_end) != Some(&b'=') || !matches!(quote, b'"' | b'\'') {
+            return None;
+        }
+        let value_start = key_end + 2;
+        let value_end = find_stop(b, value_start, 7);
+        // The value must end at its own quote, with no markup or reference inside.
+        if b.get(value_end) != Some(&quote) || keys.get(..count)?.contains(&key) {
+            return None;
+        }
+        let value_len = value_end - value_start;
+        let value = doc.get(value_start..value_end)?;
+        *keys.get_mut(count)? = key;
+        count += 1;
+        if is_xmlns(key) {
+            let prefix = key.get(6..).unwrap_or_default();
+            let ns = match (prefix.is_empty(), value.is_empty()) {
+                (true, true) => None,
+                (false, true) => return None,
+                (_, false) => Some(known_ns(value.as_bytes())),
+            };
+            scope
+                .push(BodyKind::McpttInfo, Binding { prefix, ns, depth })
+                .ok()?;
+        } else {
+            *attrs.items.get_mut(attrs.len)? = (split_qname(key).1, value);
+            attrs.len += 1;
+        }
+        pos = value_start + value_len + 1;
+    }
+}
+
+/// [`walk_simple`] when `simple`, else [`walk`]: `Ok(false)` when the simple walk gave up.
+///
+/// # Errors
+/// As [`walk`] (only when not `simple`).
+pub(crate) fn walk_either<F>(
+    kind: BodyKind,
+    input: &[u8],
+    limits: &XmlLimits,
+    simple: bool,
+    visit: F,
+) -> Result<bool, Error>
+where
+    F: FnMut(Step<'_, '_>),
+{
+    if simple {
+        Ok(walk_simple(input, limits, visit))
+    } else {
+        walk(kind, input, limits, visit).map(|()| true)
+    }
+}
+
 /// Prefix (empty when none) and local name of a qualified name.
 fn split_qname(qname: &[u8]) -> (&[u8], &[u8]) {
     match qname.iter().position(|&b| b == b':') {
@@ -479,6 +760,198 @@ mod tests {
             },
         )?;
         Ok(out)
+    }
+
+    /// Every step of a walk, as text.
+    fn steps(doc: &[u8], simple: bool) -> Result<(bool, Vec<String>), Error> {
+        let mut out = Vec::new();
+        let visit = |step: Step<'_, '_>| {
+            out.push(match step {
+                Step::Start {
+                    depth,
+                    ns,
+                    name,
+                    attrs,
+                } => format!(
+                    "start {depth} {ns:?} {} {:?}",
+                    String::from_utf8_lossy(name),
+                    attrs
+                        .items
+                        .get(..attrs.len)
+                        .unwrap()
+                        .iter()
+                        .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), *v))
+                        .collect::<Vec<_>>()
+                ),
+                Step::End { depth } => format!("end {depth}"),
+                Step::Text { depth, text } => format!("text {depth} {text:?}"),
+            });
+        };
+        let done = walk_either(
+            BodyKind::McpttInfo,
+            doc,
+            &XmlLimits::default(),
+            simple,
+            visit,
+        )?;
+        Ok((done, out))
+    }
+
+    /// Pieces of documents, plain and not: names, prefixes, namespaces, attributes (good,
+    /// duplicated, spaced, unquoted), entities, comments, CDATA, PIs, DOCTYPE, stray markup.
+    const PIECES: [&str; 34] = [
+        "<a>",
+        "</a>",
+        "<m:b xmlns:m=\"urn:3gpp:ns:mcpttInfo:1.0\">",
+        "</m:b>",
+        "<c/>",
+        "<c />",
+        " ",
+        "\r\n",
+        "tok.en-_1",
+        "é€",
+        "&amp;",
+        "&#65;",
+        "<!-- c -->",
+        "<![CDATA[x<y]]>",
+        "<?pi x?>",
+        "<?xml version=\"1.0\"?>",
+        "<!DOCTYPE a>",
+        "<d a=\"1\" b='2'>",
+        "<d a=\"1\" a=\"2\">",
+        "</d>",
+        "<e xmlns=\"\">",
+        "</e>",
+        ">",
+        "]]>",
+        "<x:y>",
+        "</x:y>",
+        "<f a = \"1\">",
+        "<g\ta=\"1\"\n/>",
+        "<h a=\"<\"/>",
+        "<i a=\"1\"b=\"2\"/>",
+        "</a >",
+        "<j xml:lang=\"en\" p:q=\"1\"/>",
+        "<k xmlns:p=\"\"/>",
+        "<l a=\"x&amp;y\"/>",
+    ];
+
+    /// A document built from `choices`: mostly well-formed trees, with stray pieces mixed in.
+    fn build(choices: &[u8]) -> String {
+        let mut out = String::new();
+        let mut stack: Vec<&str> = Vec::new();
+        let mut it = choices.iter().copied();
+        if choices.first().is_some_and(|c| c % 3 == 0) {
+            out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        }
+        out.push_str("<r xmlns=\"urn:3gpp:ns:mcpttInfo:1.0\">");
+        stack.push("r");
+        while let Some(c) = it.next() {
+            match c % 8 {
+                0 | 1 => {
+                    let names = ["a", "m:mcpttString", "mcptt-Params", "p:x"];
+                    let name = names[usize::from(it.next().unwrap_or(0)) % names.len()];
+                    out.push('<');
+                    out.push_str(name);
+                    if name.starts_with("m:") {
+                        out.push_str(" xmlns:m=\"urn:3gpp:ns:mcpttInfo:1.0\"");
+                    }
+                    if name.starts_with("p:") {
+                        out.push_str(" xmlns:p=\"urn:oma:params:xml:ns:poc:poc-settings\"");
+                    }
+                    if c % 8 == 1 {
+                        out.push_str(" type=\"Normal\" id='i1'");
+                    }
+                    out.push('>');
+                    stack.push(name);
+                }
+                2 | 3 => {
+                    if let Some(name) = stack.pop() {
+                        out.push_str("</");
+                        out.push_str(name);
+                        out.push('>');
+                    }
+                }
+                4 | 5 => out.push_str(" text\t"),
+                6 => out.push_str("\r\n  "),
+                _ => out.push_str(PIECES[usize::from(it.next().unwrap_or(0)) % PIECES.len()]),
+            }
+        }
+        while let Some(name) = stack.pop() {
+            out.push_str("</");
+            out.push_str(name);
+            out.push('>');
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+        /// Whatever the simple reader reads completely, the full reader accepts and reads
+        /// into the same steps.
+        #[test]
+        fn simple_walk_agrees_with_the_full_walk(choices in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)) {
+            let doc = build(&choices);
+            let (done, fast) = steps(doc.as_bytes(), true).unwrap();
+            if done {
+                let full = steps(doc.as_bytes(), false);
+                proptest::prop_assert!(full.is_ok(), "{doc}: {full:?}");
+                let (_, slow) = full.unwrap();
+                proptest::prop_assert_eq!(fast, slow, "{}", doc);
+            }
+        }
+
+        /// Any bytes: the simple reader never reads what the full one refuses, nor reads it
+        /// differently.
+        #[test]
+        fn simple_walk_agrees_on_any_pieces(picks in proptest::collection::vec(0usize..PIECES.len(), 0..12)) {
+            let doc: String = picks.iter().map(|&i| PIECES[i]).collect();
+            let (done, fast) = steps(doc.as_bytes(), true).unwrap();
+            if done {
+                let full = steps(doc.as_bytes(), false);
+                proptest::prop_assert!(full.is_ok(), "{doc}: {full:?}");
+                proptest::prop_assert_eq!(fast, full.unwrap().1, "{}", doc);
+            }
+        }
+    }
+
+    #[test]
+    fn simple_walk_reads_the_documents_this_crate_writes() {
+        use crate::body::{AnswerMode, McpttInfo, PocEntity, PocSettings};
+        let info = McpttInfo {
+            access_token: Some("eyJhbGciOiJFUzI1NiJ9.e30.sig".into()),
+            client_id: Some("mcptt-client".into()),
+            request_uri: Some("sip:mcptt-server@example.org".into()),
+        }
+        .encode();
+        let settings = PocSettings {
+            entities: vec![PocEntity {
+                id: "urn:uuid:00000000-0000-0000-0000-000000000001".into(),
+                answer_mode: Some(AnswerMode::Automatic),
+                incoming_personal_alert_barring: Some(false),
+                allow_session_participation: Some(true),
+            }],
+        }
+        .encode();
+        for doc in [info, settings] {
+            let (done, fast) = steps(doc.as_bytes(), true).unwrap();
+            assert!(done, "{doc}");
+            assert_eq!(fast, steps(doc.as_bytes(), false).unwrap().1);
+        }
+        // Outside the subset: left to the full reader.
+        for doc in [
+            "<a>&amp;</a>",
+            "<a><!-- c --></a>",
+            "<!DOCTYPE a><a/>",
+            " <?xml version=\"1.0\"?><a/>",
+            "<a b = \"1\"/>",
+            "<a></b>",
+            "<a/><b/>",
+            "<p:a/>",
+        ] {
+            assert!(!steps(doc.as_bytes(), true).unwrap().0, "{doc}");
+        }
     }
 
     #[test]

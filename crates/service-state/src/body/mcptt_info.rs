@@ -48,6 +48,19 @@ impl McpttInfo {
     /// # Errors
     /// As [`McpttInfo::parse`].
     pub fn parse_with(input: &[u8], limits: &XmlLimits) -> Result<Self, Error> {
+        match Self::read(input, limits, true)? {
+            Some(info) => Ok(info),
+            None => Self::read(input, limits, false)?.ok_or_else(|| Error::MalformedBody {
+                kind: BodyKind::McpttInfo,
+                offset: 0,
+                what: "a readable document".into(),
+            }),
+        }
+    }
+
+    /// One pass over the document with the simple reader (`None` when the document needs the
+    /// full one) or the full reader.
+    fn read(input: &[u8], limits: &XmlLimits, simple: bool) -> Result<Option<Self>, Error> {
         // One streaming pass over the document (no tree): only the text of the chosen
         // `<mcpttString>`/`<mcpttURI>` elements is copied out.
         let mut root_ok = false;
@@ -55,65 +68,79 @@ impl McpttInfo {
         let mut fields: [Field; 3] = Default::default();
         let mut cur: Option<usize> = None;
         let mut capture: Option<(usize, bool)> = None;
-        xml::walk(BodyKind::McpttInfo, input, limits, |step| match step {
-            Step::Start {
-                depth,
-                ns,
-                name,
-                attrs,
-            } => {
-                let ours = ns == Some(MCPTT_INFO_NS);
-                match depth {
-                    0 => root_ok = ours && name == b"mcpttinfo",
-                    1 if root_ok && ours && name == b"mcptt-Params" && params == Params::None => {
-                        params = Params::Open;
-                    }
-                    2 if params == Params::Open && ours => {
-                        cur = FIELDS.iter().position(|f| f.as_bytes() == name);
-                        match cur.and_then(|i| fields.get_mut(i)) {
-                            Some(f) if !f.seen => {
-                                f.seen = true;
-                                f.bad_type = match attrs.get(b"type") {
-                                    None => None,
-                                    Some(t) if t == "Normal" => None,
-                                    Some(t) => Some(t.into_owned()),
-                                };
+        let completed =
+            xml::walk_either(
+                BodyKind::McpttInfo,
+                input,
+                limits,
+                simple,
+                |step| match step {
+                    Step::Start {
+                        depth,
+                        ns,
+                        name,
+                        attrs,
+                    } => {
+                        let ours = ns == Some(MCPTT_INFO_NS);
+                        match depth {
+                            0 => root_ok = ours && name == b"mcpttinfo",
+                            1 if root_ok
+                                && ours
+                                && name == b"mcptt-Params"
+                                && params == Params::None =>
+                            {
+                                params = Params::Open;
                             }
-                            _ => cur = None,
+                            2 if params == Params::Open && ours => {
+                                cur = FIELDS.iter().position(|f| f.as_bytes() == name);
+                                match cur.and_then(|i| fields.get_mut(i)) {
+                                    Some(f) if !f.seen => {
+                                        f.seen = true;
+                                        f.bad_type = match attrs.get(b"type") {
+                                            None => None,
+                                            Some(t) if t == "Normal" => None,
+                                            Some(t) => Some(t.into_owned()),
+                                        };
+                                    }
+                                    _ => cur = None,
+                                }
+                            }
+                            3 if ours => {
+                                if let Some(f) = cur.and_then(|i| fields.get_mut(i)) {
+                                    let slot = match name {
+                                        b"mcpttString" => Some((&mut f.string, false)),
+                                        b"mcpttURI" => Some((&mut f.uri, true)),
+                                        _ => None,
+                                    };
+                                    if let Some((slot @ None, uri)) = slot {
+                                        *slot = Some(String::new());
+                                        capture = cur.map(|i| (i, uri));
+                                    }
+                                }
+                            }
+                            _ => {}
                         }
                     }
-                    3 if ours => {
-                        if let Some(f) = cur.and_then(|i| fields.get_mut(i)) {
-                            let slot = match name {
-                                b"mcpttString" => Some((&mut f.string, false)),
-                                b"mcpttURI" => Some((&mut f.uri, true)),
-                                _ => None,
-                            };
-                            if let Some((slot @ None, uri)) = slot {
-                                *slot = Some(String::new());
-                                capture = cur.map(|i| (i, uri));
-                            }
+                    Step::End { depth } => match depth {
+                        1 if params == Params::Open => params = Params::Done,
+                        2 => cur = None,
+                        3 => capture = None,
+                        _ => {}
+                    },
+                    Step::Text { depth: 3, text } => {
+                        if let Some((i, uri)) = capture
+                            && let Some(f) = fields.get_mut(i)
+                            && let Some(buf) = if uri { &mut f.uri } else { &mut f.string }
+                        {
+                            buf.push_str(text);
                         }
                     }
-                    _ => {}
-                }
-            }
-            Step::End { depth } => match depth {
-                1 if params == Params::Open => params = Params::Done,
-                2 => cur = None,
-                3 => capture = None,
-                _ => {}
-            },
-            Step::Text { depth: 3, text } => {
-                if let Some((i, uri)) = capture
-                    && let Some(f) = fields.get_mut(i)
-                    && let Some(buf) = if uri { &mut f.uri } else { &mut f.string }
-                {
-                    buf.push_str(text);
-                }
-            }
-            Step::Text { .. } => {}
-        })?;
+                    Step::Text { .. } => {}
+                },
+            )?;
+        if !completed {
+            return Ok(None);
+        }
         if !root_ok {
             return Err(Error::MalformedBody {
                 kind: BodyKind::McpttInfo,
@@ -122,11 +149,11 @@ impl McpttInfo {
             });
         }
         let [access_token, client_id, request_uri] = fields;
-        Ok(Self {
+        Ok(Some(Self {
             access_token: access_token.value(FIELDS[0])?,
             client_id: client_id.value(FIELDS[1])?,
             request_uri: request_uri.value(FIELDS[2])?,
-        })
+        }))
     }
 
     /// Encodes the document (UTF-8, with an XML declaration).

@@ -127,6 +127,15 @@ impl PocSettings {
     /// # Errors
     /// As [`PocSettings::parse`].
     pub fn parse_with(input: &[u8], limits: &XmlLimits) -> Result<Self, Error> {
+        match Self::read(input, limits, true)? {
+            Some(settings) => Ok(settings),
+            None => Self::read(input, limits, false)?.ok_or_else(|| bad("a readable document")),
+        }
+    }
+
+    /// One pass over the document with the simple reader (`None` when the document needs the
+    /// full one) or the full reader.
+    fn read(input: &[u8], limits: &XmlLimits, simple: bool) -> Result<Option<Self>, Error> {
         // One streaming pass (no tree); schema errors are reported after the document is
         // known to be well-formed, the first entity's first.
         let ns = POC_SETTINGS_NS;
@@ -135,89 +144,99 @@ impl PocSettings {
         let mut failed: Option<Error> = None;
         let mut entity: Option<EntityState> = None;
         let mut text = String::new();
-        xml::walk(BodyKind::PocSettings, input, limits, |step| match step {
-            Step::Start {
-                depth,
-                ns: el_ns,
-                name,
-                attrs,
-            } => {
-                let ours = el_ns == Some(ns);
-                match (depth, entity.as_mut()) {
-                    (0, _) => root_ok = ours && name == b"poc-settings",
-                    (1, _) if root_ok && ours && name == b"entity" && failed.is_none() => {
-                        entity = Some(EntityState {
-                            id: attrs.get(b"id").map(Cow::into_owned),
-                            ..EntityState::default()
-                        });
-                    }
-                    (2, Some(e)) if ours => {
-                        e.container = match name {
-                            b"am-settings" if !e.am_seen => {
-                                e.am_seen = true;
-                                1
+        let completed =
+            xml::walk_either(
+                BodyKind::PocSettings,
+                input,
+                limits,
+                simple,
+                |step| match step {
+                    Step::Start {
+                        depth,
+                        ns: el_ns,
+                        name,
+                        attrs,
+                    } => {
+                        let ours = el_ns == Some(ns);
+                        match (depth, entity.as_mut()) {
+                            (0, _) => root_ok = ours && name == b"poc-settings",
+                            (1, _) if root_ok && ours && name == b"entity" && failed.is_none() => {
+                                entity = Some(EntityState {
+                                    id: attrs.get(b"id").map(Cow::into_owned),
+                                    ..EntityState::default()
+                                });
                             }
-                            b"ipab-settings" if !e.ipab_seen => {
-                                e.ipab_seen = true;
-                                2
+                            (2, Some(e)) if ours => {
+                                e.container = match name {
+                                    b"am-settings" if !e.am_seen => {
+                                        e.am_seen = true;
+                                        1
+                                    }
+                                    b"ipab-settings" if !e.ipab_seen => {
+                                        e.ipab_seen = true;
+                                        2
+                                    }
+                                    b"sess-part-settings" if !e.sess_seen => {
+                                        e.sess_seen = true;
+                                        3
+                                    }
+                                    _ => 0,
+                                };
                             }
-                            b"sess-part-settings" if !e.sess_seen => {
-                                e.sess_seen = true;
-                                3
-                            }
-                            _ => 0,
-                        };
-                    }
-                    (3, Some(e)) if ours => match (e.container, name) {
-                        (1, b"answer-mode") if !e.mode_seen => {
-                            e.mode_seen = true;
-                            e.capturing = true;
-                            text.clear();
+                            (3, Some(e)) if ours => match (e.container, name) {
+                                (1, b"answer-mode") if !e.mode_seen => {
+                                    e.mode_seen = true;
+                                    e.capturing = true;
+                                    text.clear();
+                                }
+                                (2, b"incoming-personal-alert-barring") if e.ipab.is_none() => {
+                                    e.ipab = Some(active(attrs.get(b"active").as_deref()));
+                                }
+                                (3, b"allow-sess-part") if e.sess.is_none() => {
+                                    e.sess = Some(active(attrs.get(b"active").as_deref()));
+                                }
+                                _ => {}
+                            },
+                            _ => {}
                         }
-                        (2, b"incoming-personal-alert-barring") if e.ipab.is_none() => {
-                            e.ipab = Some(active(attrs.get(b"active").as_deref()));
+                    }
+                    Step::Text { depth: 3, text: t } => {
+                        if entity.as_ref().is_some_and(|e| e.capturing) {
+                            text.push_str(t);
                         }
-                        (3, b"allow-sess-part") if e.sess.is_none() => {
-                            e.sess = Some(active(attrs.get(b"active").as_deref()));
+                    }
+                    Step::Text { .. } => {}
+                    Step::End { depth } => match (depth, entity.as_mut()) {
+                        (1, Some(_)) => {
+                            if let Some(e) = entity.take() {
+                                match e.finish() {
+                                    Ok(e) => out.entities.push(e),
+                                    Err(err) => failed = Some(err),
+                                }
+                            }
+                        }
+                        (2, Some(e)) => e.container = 0,
+                        (3, Some(e)) if e.capturing => {
+                            e.capturing = false;
+                            e.mode = Some(match text.trim() {
+                                "automatic" => Ok(AnswerMode::Automatic),
+                                "manual" => Ok(AnswerMode::Manual),
+                                _ => Err(()),
+                            });
                         }
                         _ => {}
                     },
-                    _ => {}
-                }
-            }
-            Step::Text { depth: 3, text: t } => {
-                if entity.as_ref().is_some_and(|e| e.capturing) {
-                    text.push_str(t);
-                }
-            }
-            Step::Text { .. } => {}
-            Step::End { depth } => match (depth, entity.as_mut()) {
-                (1, Some(_)) => {
-                    if let Some(e) = entity.take() {
-                        match e.finish() {
-                            Ok(e) => out.entities.push(e),
-                            Err(err) => failed = Some(err),
-                        }
-                    }
-                }
-                (2, Some(e)) => e.container = 0,
-                (3, Some(e)) if e.capturing => {
-                    e.capturing = false;
-                    e.mode = Some(match text.trim() {
-                        "automatic" => Ok(AnswerMode::Automatic),
-                        "manual" => Ok(AnswerMode::Manual),
-                        _ => Err(()),
-                    });
-                }
-                _ => {}
-            },
-        })?;
+                },
+            )?;
+        if !completed {
+            return Ok(None);
+        }
         if !root_ok {
             return Err(bad(format!("root element <poc-settings xmlns=\"{ns}\">")));
         }
         match failed {
             Some(e) => Err(e),
-            None => Ok(out),
+            None => Ok(Some(out)),
         }
     }
 
