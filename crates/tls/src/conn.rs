@@ -18,11 +18,12 @@
 //! ```
 
 use std::io::{self, BufRead, IoSlice, Write};
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use mcptt_sip::{Message, Status};
 use rustls::ServerConfig;
 use tokio::io::AsyncWriteExt;
@@ -32,8 +33,8 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::transport::{
-    AliasKey, ConnectionHandle, ConnectionInfo, Direction, Event, Inner, Phase, Received, Slot,
-    TransportKind, alias_key, new_handle,
+    AliasKey, ConnectionHandle, ConnectionInfo, Direction, Event, Handler, Inner, Phase, Received,
+    Slot, TransportKind, alias_key, new_handle,
 };
 use crate::{ConnectionId, Error, PeerIdentity};
 
@@ -149,6 +150,9 @@ struct WriteState {
     error: Option<io::Error>,
     drain: bool,
     close: bool,
+    /// The connection task is handing messages to the [`Handler`](crate::Handler): it
+    /// writes what is queued meanwhile once done, so queueing need not wake it.
+    dispatching: bool,
 }
 
 fn lock(m: &Mutex<WriteState>) -> MutexGuard<'_, WriteState> {
@@ -226,6 +230,7 @@ impl Shared {
                 error: None,
                 drain: false,
                 close: false,
+                dispatching: false,
             }),
             task: Notify::new(),
             room: Notify::new(),
@@ -253,12 +258,12 @@ impl Shared {
             return Err(());
         }
         let before = st.out.len();
-        encode(&mut st.out);
-        // One message always fits in an empty buffer; otherwise both bounds hold.
-        if before > 0 && (st.out.len() > self.send_buffer || st.queued >= self.send_queue) {
-            st.out.truncate(before);
+        // A message is taken while fewer than the configured bytes and messages wait (so
+        // one message may go beyond the byte bound; one always fits in an empty buffer).
+        if before > 0 && (before >= self.send_buffer || st.queued >= self.send_queue) {
             return Ok(Queued::Full);
         }
+        encode(&mut st.out);
         let was_empty = before == 0;
         st.queued += 1;
         if st.blocked {
@@ -267,11 +272,30 @@ impl Shared {
         }
         if now {
             self.flush_locked(st);
-        } else if was_empty {
+        } else if was_empty && !st.dispatching {
             drop(st);
             self.task.notify_one();
         }
         Ok(Queued::Done)
+    }
+
+    /// Mark the connection task as handing messages to the handler (or done with it).
+    fn set_dispatching(&self, on: bool) {
+        lock(&self.state).dispatching = on;
+    }
+
+    /// Whether the write buffer takes another message (the handler's answer); when not,
+    /// writes it now. False: it is full and the socket refuses bytes (stop handing out
+    /// messages).
+    fn make_room(&self) -> io::Result<bool> {
+        let mut st = lock(&self.state);
+        if st.out.is_empty() || (st.out.len() < self.send_buffer && st.queued < self.send_queue) {
+            return Ok(true);
+        }
+        if st.blocked {
+            return Ok(false);
+        }
+        st.flush()
     }
 
     /// Write what is queued now (see [`ConnectionHandle::flush`]).
@@ -349,7 +373,18 @@ pub(crate) struct Connection {
     pending: Option<Event>,
     /// The last Via `alias` sent-by seen and the alias it gave (none: certificate mismatch).
     alias_cache: Option<(Box<str>, Option<AliasKey>)>,
+    /// Takes messages inline instead of the event queue (see [`Handler`]).
+    handler: Option<Arc<dyn Handler>>,
     _slot: Slot,
+}
+
+/// What framing found at the start of the read buffer.
+// Messages are the common case, moved once: boxing them would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+enum Item {
+    Message(Message),
+    Malformed(Bytes, mcptt_sip::Error),
+    Pong,
 }
 
 /// Which timeout a deadline enforces.
@@ -443,6 +478,7 @@ impl Connection {
             last_activity: Instant::now(),
             pending: None,
             alias_cache: None,
+            handler: inner.handler.clone(),
             _slot: slot,
         };
         Ok((handle, conn))
@@ -485,19 +521,25 @@ impl Connection {
         });
     }
 
+    /// With a handler, a peer that does not read its answers is not read either.
+    fn write_bound(&self) -> bool {
+        self.handler.is_some() && self.blocked_since.is_some()
+    }
+
     fn touch(&mut self) {
         self.last_activity = Instant::now();
     }
 
     /// The deadline the peer must meet now and which timeout it is. Idle and message
-    /// deadlines pause while an event waits for the application (back-pressure is not the
-    /// peer's fault); the write deadline does not.
+    /// deadlines pause while an event waits for the application, or the handler's answers
+    /// wait for the peer to read (back-pressure: the reading side is not the peer's fault);
+    /// the write deadline does not.
     fn deadline(&self) -> Option<(Instant, Due)> {
         let config = &self.inner.config;
         let write = self
             .blocked_since
             .map(|since| (since + config.write_timeout, Due::Write));
-        let read = if self.pending.is_some() {
+        let read = if self.pending.is_some() || self.write_bound() {
             None
         } else {
             let idle = self.last_activity + config.idle_timeout;
@@ -573,16 +615,17 @@ impl Connection {
         }
         loop {
             if self.pending.is_none() {
-                while let Some(event) = self.parse_next()? {
-                    match inner.events.try_send(event) {
-                        Ok(()) => {}
-                        Err(mpsc::error::TrySendError::Full(event)) => {
-                            self.pending = Some(event);
-                            break;
-                        }
-                        // Nobody listens any more.
-                        Err(mpsc::error::TrySendError::Closed(_)) => return Ok(()),
-                    }
+                let delivered = if self.handler.is_some() {
+                    self.shared.set_dispatching(true);
+                    let delivered = self.deliver();
+                    self.shared.set_dispatching(false);
+                    delivered
+                } else {
+                    self.deliver()
+                };
+                if !delivered? {
+                    // Nobody listens any more.
+                    return Ok(());
                 }
             }
             if let Control::Close = self.check_writes()? {
@@ -620,7 +663,7 @@ impl Connection {
                     continue;
                 }
             }
-            let reading = self.pending.is_none() && !stop_reading;
+            let reading = self.pending.is_none() && !stop_reading && !self.write_bound();
             let read_now = self.read_more;
             let blocked = self.blocked_since.is_some();
             let tcp = self.tcp.clone();
@@ -718,9 +761,55 @@ impl Connection {
         Ok(())
     }
 
-    /// Frame and parse the next item of `rbuf`: a message event, a keep-alive (handled
-    /// here), or nothing yet.
-    fn parse_next(&mut self) -> Result<Option<Event>, Error> {
+    /// Hand every whole message of `rbuf` to the handler, or queue it as an event, until
+    /// the buffer holds no whole message, the event queue is full (the event waits in
+    /// `pending`) or, with a handler, the write buffer is full and the socket refuses bytes.
+    /// `Ok(false)`: the application's event queue is gone.
+    fn deliver(&mut self) -> Result<bool, Error> {
+        loop {
+            if self.handler.is_some() && !self.shared.make_room()? {
+                return Ok(true);
+            }
+            let Some(item) = self.parse_next()? else {
+                return Ok(true);
+            };
+            let event = match item {
+                Item::Message(message) => {
+                    if let Some(handler) = &self.handler {
+                        let handle = &self.handle;
+                        let call = AssertUnwindSafe(|| handler.message(handle, message));
+                        if std::panic::catch_unwind(call).is_err() {
+                            warn!("message handler panicked: closing the connection");
+                            return Err(Error::HandlerPanicked);
+                        }
+                        continue;
+                    }
+                    Event::Message(Received {
+                        message,
+                        connection: self.handle.clone(),
+                    })
+                }
+                Item::Malformed(bytes, error) => Event::Malformed {
+                    connection: self.handle.clone(),
+                    bytes,
+                    error: error.into(),
+                },
+                Item::Pong => Event::Pong(self.handle.clone()),
+            };
+            match self.inner.events.try_send(event) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(event)) => {
+                    self.pending = Some(event);
+                    return Ok(true);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return Ok(false),
+            }
+        }
+    }
+
+    /// Frame and parse the next item of `rbuf`: a message, a keep-alive (handled here), or
+    /// nothing yet.
+    fn parse_next(&mut self) -> Result<Option<Item>, Error> {
         let limits = &self.inner.config.sip_limits;
         let info = self.handle.info();
         loop {
@@ -740,7 +829,7 @@ impl Connection {
                 self.rbuf.advance(2);
                 self.last_activity = Instant::now();
                 if info.direction == Direction::Outbound {
-                    return Ok(Some(Event::Pong(self.handle.clone())));
+                    return Ok(Some(Item::Pong));
                 }
                 // RFC 3261 §7.5: CRLF before a start line is ignored.
                 continue;
@@ -776,18 +865,11 @@ impl Connection {
                     return Ok(Some(match Message::parse_with(bytes.clone(), limits) {
                         Ok(message) => {
                             self.check_via_alias(&message);
-                            Event::Message(Received {
-                                message,
-                                connection: self.handle.clone(),
-                            })
+                            Item::Message(message)
                         }
                         Err(e) => {
                             warn!(error = %e, "malformed message skipped");
-                            Event::Malformed {
-                                connection: self.handle.clone(),
-                                bytes,
-                                error: e.into(),
-                            }
+                            Item::Malformed(bytes, e)
                         }
                     }));
                 }

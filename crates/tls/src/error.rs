@@ -126,6 +126,10 @@ pub enum Error {
     /// No TLS client configuration was given, so TLS destinations cannot be reached.
     #[error("no TLS client configuration: set TransportConfig::client_tls")]
     NoClientTlsConfig,
+    /// The application's [`Handler`](crate::Handler) panicked on a message of this
+    /// connection: the connection was closed (other connections go on).
+    #[error("the message handler panicked; connection closed")]
+    HandlerPanicked,
 }
 
 impl Error {

@@ -20,6 +20,8 @@
 //!   total and per source address; message size ([`mcptt_sip::Limits`]); bounded queues
 //!   for back-pressure. Each connection runs in a `tracing` span with its peer address and
 //!   identity. [`Transport::shutdown`] lets in-flight messages finish.
+//! - [`Handler`] ([`Transport::with_handler`]): answer messages on the connection's own
+//!   task, without the hop through [`Events`] (the fast path for request → response).
 //!
 //! Left out: UDP, DNS NAPTR/SRV (RFC 3263), certificate revocation.
 //!
@@ -73,7 +75,7 @@ pub use config::{
 pub use error::Error;
 pub use identity::{IdentityMap, IdentityPolicy, PeerIdentity, UriSanPolicy, normalize_sip_uri};
 pub use transport::{
-    ConnectionHandle, ConnectionId, ConnectionInfo, Destination, Direction, Event, Events,
+    ConnectionHandle, ConnectionId, ConnectionInfo, Destination, Direction, Event, Events, Handler,
     Received, Transport, TransportConfig, TransportKind,
 };
 

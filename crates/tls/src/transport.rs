@@ -101,8 +101,8 @@ pub struct TransportConfig {
     /// Most messages waiting in a connection's write buffer (not yet accepted by the
     /// socket) before senders wait. Default 64.
     pub send_queue: usize,
-    /// Most bytes waiting in a connection's write buffer before senders wait (one message
-    /// is always accepted into an empty buffer). Default 256 KiB.
+    /// Most bytes waiting in a connection's write buffer before senders wait (a message is
+    /// accepted while fewer wait, so one message may go beyond). Default 256 KiB.
     pub send_buffer: usize,
     /// Largest single read from a socket, in bytes. Default 16 KiB.
     pub read_chunk: usize,
@@ -281,6 +281,24 @@ impl ConnectionHandle {
             .unwrap_or(Err(Error::SendQueueFull(id)))
     }
 
+    /// Queue a message without waiting, if there is room: the connection's task writes it
+    /// soon, together with everything else queued meanwhile. From a [`Handler`], the
+    /// answers to all the messages of one read leave in one TLS write.
+    ///
+    /// # Errors
+    /// [`Error::SendQueueFull`] or [`Error::ConnectionClosed`].
+    pub fn try_queue(&self, message: &Message) -> Result<(), Error> {
+        match self
+            .0
+            .shared
+            .append(&mut |out| message.encode_into(out), false)
+        {
+            Ok(Queued::Done) => Ok(()),
+            Ok(Queued::Full) => Err(Error::SendQueueFull(self.0.info.id)),
+            Err(()) => Err(Error::ConnectionClosed(self.0.info.id)),
+        }
+    }
+
     /// Send a message now if there is room, without waiting.
     ///
     /// # Errors
@@ -316,6 +334,43 @@ impl ConnectionHandle {
     #[must_use]
     pub fn is_closed(&self) -> bool {
         self.0.shared.is_closed()
+    }
+}
+
+/// Answers messages on the connection's own task: set with [`Transport::with_handler`].
+///
+/// Each whole message a connection frames and parses is passed to
+/// [`message`](Self::message) right there, on the task that read it, instead of being
+/// queued as an [`Event::Message`] for the application's event loop: a request → response
+/// needs no hop between tasks. Answers queued from the handler with
+/// [`ConnectionHandle::try_queue`] are written together, in one TLS write, once the
+/// messages of the current read are handled.
+///
+/// Every other event (connected, malformed, pong, closed, rejected) still goes to
+/// [`Events`].
+///
+/// The handler runs on a runtime worker thread: it must not block. Long work (a database
+/// look-up, say) belongs in a task it spawns, which answers later with
+/// [`ConnectionHandle::send`]. A slow handler delays only its own connection (and holds its
+/// worker thread meanwhile). A handler that panics closes its connection with
+/// [`Error::HandlerPanicked`]; other connections go on.
+///
+/// Back-pressure: a connection hands the handler no more messages (and stops reading)
+/// while its write buffer is full and the socket refuses bytes, so a peer that does not
+/// read its answers is not read either, and ends with [`Error::WriteTimeout`].
+///
+/// Closures `Fn(&ConnectionHandle, Message)` are handlers.
+pub trait Handler: Send + Sync + 'static {
+    /// Handle one message received on `connection`.
+    fn message(&self, connection: &ConnectionHandle, message: Message);
+}
+
+impl<F> Handler for F
+where
+    F: Fn(&ConnectionHandle, Message) + Send + Sync + 'static,
+{
+    fn message(&self, connection: &ConnectionHandle, message: Message) {
+        self(connection, message);
     }
 }
 
@@ -474,6 +529,8 @@ pub(crate) enum Phase {
 pub(crate) struct Inner {
     pub(crate) config: TransportConfig,
     pub(crate) events: mpsc::Sender<Event>,
+    /// Takes messages on the connection tasks instead of [`Event::Message`].
+    pub(crate) handler: Option<Arc<dyn Handler>>,
     next_id: AtomicU64,
     conns: Mutex<HashMap<ConnectionId, (ConnectionHandle, Vec<AliasKey>)>>,
     aliases: Mutex<HashMap<AliasKey, ConnectionId>>,
@@ -655,11 +712,44 @@ impl Transport {
     /// A transport with the given limits, and the event queue the application reads.
     #[must_use]
     pub fn new(config: TransportConfig) -> (Self, Events) {
+        Self::build(config, None)
+    }
+
+    /// A transport whose connections pass each received message to `handler` on their own
+    /// task (see [`Handler`]) instead of queueing [`Event::Message`]; the other events go
+    /// to the returned queue as with [`Transport::new`].
+    ///
+    /// ```
+    /// use mcptt_tls::{ConnectionHandle, Transport, TransportConfig};
+    /// use mcptt_sip::{Message, Response};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// // Answer every request with 200 OK on the connection it came on.
+    /// let (core, _events) = Transport::with_handler(
+    ///     TransportConfig::default(),
+    ///     |conn: &ConnectionHandle, message: Message| {
+    ///         if let Message::Request(req) = &message {
+    ///             let ok = Message::Response(Response::from_request(req, 200));
+    ///             let _ = conn.try_queue(&ok);
+    ///         }
+    ///     },
+    /// );
+    /// let _addr = core.listen_tcp("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_handler(config: TransportConfig, handler: impl Handler) -> (Self, Events) {
+        Self::build(config, Some(Arc::new(handler)))
+    }
+
+    fn build(config: TransportConfig, handler: Option<Arc<dyn Handler>>) -> (Self, Events) {
         let (tx, rx) = mpsc::channel(config.event_queue.max(1));
         let (phase, _) = watch::channel(Phase::Running);
         let inner = Arc::new(Inner {
             config,
             events: tx,
+            handler,
             next_id: AtomicU64::new(1),
             conns: Mutex::new(HashMap::new()),
             aliases: Mutex::new(HashMap::new()),

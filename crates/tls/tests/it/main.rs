@@ -4,6 +4,7 @@
 mod config;
 mod faults;
 mod framing;
+mod handler;
 mod identity;
 mod pki;
 mod shutdown;
