@@ -1,7 +1,8 @@
 //! The MCPTT server side: PUBLISH (RFC 3903) authorisation and `mcptt-service-state`
 //! subscriptions (RFC 6665), sans-IO.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -210,6 +211,13 @@ impl AuthRecord {
         }
     }
 
+    fn token_deadline(&self) -> Option<Instant> {
+        match self {
+            Self::Authorised { token_deadline, .. } => Some(*token_deadline),
+            _ => None,
+        }
+    }
+
     fn token_exp(&self) -> Option<u64> {
         match self {
             Self::Authorised { token_exp, .. } | Self::Expired { token_exp, .. } => {
@@ -403,6 +411,31 @@ enum Timer {
     Leases,
 }
 
+/// The server's timers: a binary heap ordered by (deadline, timer), with lazy removal. A
+/// timer whose deadline moved or whose subject is gone stays queued and is skipped when it
+/// comes up ([`Server::timer_live`]); the head is kept live after every public call
+/// ([`Server::prune_timers`]), so [`Server::poll_timeout`] names a real deadline. Inserting is
+/// cheap (deadlines mostly grow, so a new timer rarely moves up the heap) and cancelling costs
+/// nothing.
+#[derive(Debug, Default)]
+struct Timers {
+    heap: BinaryHeap<Reverse<(Instant, Timer)>>,
+}
+
+impl Timers {
+    fn insert(&mut self, at: Instant, timer: Timer) {
+        self.heap.push(Reverse((at, timer)));
+    }
+
+    fn first(&self) -> Option<(Instant, Timer)> {
+        self.heap.peek().map(|Reverse(t)| *t)
+    }
+
+    fn pop_first(&mut self) -> Option<(Instant, Timer)> {
+        self.heap.pop().map(|Reverse(t)| t)
+    }
+}
+
 /// Outcome of a refused request.
 struct Refusal {
     code: u16,
@@ -467,7 +500,7 @@ pub struct Server<V, R, S = MemoryStore> {
     /// Boxed: the map's slots (about a quarter empty) stay small.
     subs: IdMap<Box<Subscription>>,
     dialogs: IdMap<u64>,
-    timers: BTreeSet<(Instant, Timer)>,
+    timers: Timers,
     next_id: u64,
     transmit: VecDeque<Transmit>,
     events: VecDeque<ServerEvent>,
@@ -516,7 +549,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             etags: IdMap::default(),
             subs: IdMap::default(),
             dialogs: IdMap::default(),
-            timers: BTreeSet::new(),
+            timers: Timers::default(),
             next_id: 1,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
@@ -580,6 +613,13 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     /// # Errors
     /// [`StoreError::Unavailable`] when the store cannot answer (nothing changed; call again).
     pub fn handle_remote_change(&mut self, now: Instant, key: &StoreKey) -> Result<(), StoreError> {
+        let result = self.remote_change(now, key);
+        self.prune_timers();
+        result
+    }
+
+    /// The work of the public method of the same name, before its timers are pruned.
+    fn remote_change(&mut self, now: Instant, key: &StoreKey) -> Result<(), StoreError> {
         match key {
             StoreKey::Ue(impu) => self.remote_ue_change(now, impu)?,
             StoreKey::Dialog(tag) => {
@@ -609,6 +649,13 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     /// [`StoreError::Unavailable`] when the store cannot answer; what was read before the
     /// failure is applied, and a later call does the rest.
     pub fn resync(&mut self, now: Instant) -> Result<(), StoreError> {
+        let result = self.resync_all(now);
+        self.prune_timers();
+        result
+    }
+
+    /// The work of the public method of the same name, before its timers are pruned.
+    fn resync_all(&mut self, now: Instant) -> Result<(), StoreError> {
         let tags: Vec<u64> = self.dialogs.keys().copied().collect();
         for tag in tags {
             self.handle_remote_change(now, &StoreKey::Dialog(tag))?;
@@ -935,7 +982,9 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         change: &RegistrationChange,
     ) -> Result<(), StoreError> {
         let impu = identity(&change.impu).into_owned();
-        self.transact(now, &impu, |this| this.registration(now, &impu, change))
+        let result = self.transact(now, &impu, |this| this.registration(now, &impu, change));
+        self.prune_timers();
+        result
     }
 
     /// Runs request handler `op` as one store transaction on UE `impu` (when asserted).
@@ -1027,6 +1076,12 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     /// Handles a parsed request (PUBLISH, SUBSCRIBE; others get 405). `now_unix` is the wall
     /// clock in seconds since the Unix epoch, for token `exp` checks.
     pub fn handle_request(&mut self, now: Instant, now_unix: u64, request: &Request) {
+        self.request(now, now_unix, request);
+        self.prune_timers();
+    }
+
+    /// The work of the public method of the same name, before its timers are pruned.
+    fn request(&mut self, now: Instant, now_unix: u64, request: &Request) {
         // A SUBSCRIBE's dialog needs the tags and URIs of From and To; other requests are
         // answered by copying them.
         let read = match request.method() {
@@ -1442,17 +1497,19 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         }
         if let Some(p) = old.publication() {
             self.etags.remove(&p.etag);
-            self.timers.remove(&(p.expires_at, Timer::Publication(id)));
         }
-        if let Auth::Authorised { token_deadline, .. } = old {
-            self.timers.remove(&(token_deadline, Timer::Token(id)));
-        }
+        // Timers of the old deadlines stay queued and are skipped when they come up
+        // ([`Self::timer_live`]); a deadline that did not change keeps its queued timer.
         if let Some(p) = session.auth.publication() {
             self.etags.insert(p.etag, id);
-            self.timers.insert((p.expires_at, Timer::Publication(id)));
+            if old.publication().map(|o| o.expires_at) != Some(p.expires_at) {
+                self.timers.insert(p.expires_at, Timer::Publication(id));
+            }
         }
-        if let Auth::Authorised { token_deadline, .. } = session.auth {
-            self.timers.insert((token_deadline, Timer::Token(id)));
+        if let Some(deadline) = session.auth.token_deadline()
+            && old.token_deadline() != Some(deadline)
+        {
+            self.timers.insert(deadline, Timer::Token(id));
         }
         if notify {
             self.changed(now, id);
@@ -1686,8 +1743,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
                 return Err(self.store_refusal(&e));
             }
         }
-        self.timers
-            .insert((sub.expires_at, Timer::Subscription(id)));
+        self.timers.insert(sub.expires_at, Timer::Subscription(id));
         self.arm_leases(now);
         self.subs.insert(id, Box::new(sub));
         self.dialogs.insert(our_tag, id);
@@ -1829,9 +1885,9 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let session = sub.session;
         if expires != 0 {
             sub.expires_at = now + secs(expires);
-            self.timers.remove(&(old_expiry, Timer::Subscription(id)));
-            self.timers
-                .insert((now + secs(expires), Timer::Subscription(id)));
+            if sub.expires_at != old_expiry {
+                self.timers.insert(sub.expires_at, Timer::Subscription(id));
+            }
         }
         let bytes = Answer::new(req, 200)
             .header_num("Expires", expires.into())
@@ -1868,7 +1924,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             let deadline = now + self.config.notify_timeout;
             sub.outstanding.push((sub.local_cseq, deadline));
             self.timers
-                .insert((deadline, Timer::Notify(id, sub.local_cseq)));
+                .insert(deadline, Timer::Notify(id, sub.local_cseq));
         }
         self.transmit.push_back(Transmit { bytes });
     }
@@ -1908,12 +1964,8 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let Some(sub) = self.subs.remove(&id) else {
             return;
         };
+        // Its queued timers find it gone and are skipped.
         self.dialogs.remove(&sub.our_tag);
-        self.timers
-            .remove(&(sub.expires_at, Timer::Subscription(id)));
-        for (cseq, deadline) in &sub.outstanding {
-            self.timers.remove(&(*deadline, Timer::Notify(id, *cseq)));
-        }
         let (mcptt_id, impu) = match self.sessions.get_mut(&sub.session) {
             Some(s) => {
                 s.subs.retain(|x| *x != id);
@@ -1933,6 +1985,12 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     /// Handles a response to one of the server's NOTIFYs (RFC 6665 §4.2.2: 481, other
     /// failures end the subscription).
     pub fn handle_response(&mut self, now: Instant, response: &mcptt_sip::Response) {
+        self.response(now, response);
+        self.prune_timers();
+    }
+
+    /// The work of the public method of the same name, before its timers are pruned.
+    fn response(&mut self, now: Instant, response: &mcptt_sip::Response) {
         let status = response.status();
         let Ok((call_id, cseq)) = Ids::check(response.headers()) else {
             return;
@@ -1954,12 +2012,12 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let Some(pos) = sub.outstanding.iter().position(|(c, _)| *c == cseq.seq) else {
             return;
         };
-        let (cseq, deadline) = sub.outstanding.swap_remove(pos);
+        // Its queued timer finds it answered and is skipped.
+        sub.outstanding.swap_remove(pos);
         if sub.outstanding.is_empty() {
             // Give the buffer back: most subscriptions have nothing outstanding most of the time.
             sub.outstanding = Vec::new();
         }
-        self.timers.remove(&(deadline, Timer::Notify(id, cseq)));
         if status >= 300 {
             self.terminate(now, id, TerminationReason::NotifyRejected(status), None);
         }
@@ -1978,6 +2036,12 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     /// Also applies the store's due keys (expiries another instance did not apply, dialogs
     /// whose holder's lease ran out: taken over here) and retries store work that failed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.timeout(now);
+        self.prune_timers();
+    }
+
+    /// The work of the public method of the same name, before its timers are pruned.
+    fn timeout(&mut self, now: Instant) {
         if self.retry_at.is_some_and(|t| t <= now) {
             self.retry_at = None;
             for change in std::mem::take(&mut self.retry) {
@@ -1992,11 +2056,14 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             }
             Err(e) => self.store_failed(now, "expiry", &e),
         }
-        while let Some(&(at, timer)) = self.timers.first() {
+        while let Some((at, timer)) = self.timers.first() {
             if at > now {
                 break;
             }
             self.timers.pop_first();
+            if !self.timer_live(at, timer) {
+                continue;
+            }
             match timer {
                 Timer::Publication(_) | Timer::Token(_) => self.expiry_timer(now, at, timer),
                 Timer::Leases => self.renew_leases(now),
@@ -2036,11 +2103,54 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     /// The next timer deadline.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let local = self.timers.first().map(|(at, _)| *at);
+        let local = self.timers.first().map(|(at, _)| at);
         [local, self.retry_at, self.store.next_expiry()]
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// Whether a queued timer still stands for a deadline of the current state (a moved
+    /// deadline, or a retry queued later than it, counts when the deadline is not after it).
+    fn timer_live(&self, at: Instant, timer: Timer) -> bool {
+        match timer {
+            Timer::Publication(id) => self
+                .sessions
+                .get(&id)
+                .and_then(|s| s.auth.publication())
+                .is_some_and(|p| p.expires_at <= at),
+            Timer::Token(id) => self
+                .sessions
+                .get(&id)
+                .and_then(|s| s.auth.token_deadline())
+                .is_some_and(|d| d <= at),
+            Timer::Subscription(id) => self.subs.get(&id).is_some_and(|s| s.expires_at <= at),
+            Timer::Notify(id, cseq) => self
+                .subs
+                .get(&id)
+                .is_some_and(|s| s.outstanding.iter().any(|&(c, d)| c == cseq && d <= at)),
+            Timer::Leases => self.leases_at.is_some_and(|t| t <= at),
+        }
+    }
+
+    /// Drops the queued timers at the head that no longer stand for a deadline; when skipped
+    /// timers outnumber the live ones (subscribe/unsubscribe churn), drops them all, so the
+    /// queue stays within a constant factor of the state it times (the rebuild is linear and
+    /// runs at most once per as many insertions: constant time each, amortised).
+    fn prune_timers(&mut self) {
+        // At most: publication and token per session; expiry and a few NOTIFYs per subscription.
+        let bound = 2 * self.sessions.len() + 3 * self.subs.len() + 1;
+        if self.timers.heap.len() > 2 * bound + 1024 {
+            let mut queued = std::mem::take(&mut self.timers.heap).into_vec();
+            queued.retain(|Reverse((at, timer))| self.timer_live(*at, *timer));
+            self.timers.heap = BinaryHeap::from(queued);
+        }
+        while let Some((at, timer)) = self.timers.first() {
+            if self.timer_live(at, timer) {
+                break;
+            }
+            self.timers.pop_first();
+        }
     }
 
     /// A publication or token timer of this instance: applied as a store transaction.
@@ -2059,7 +2169,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             self.store_failed(now, "expiry", &e);
             // Still due: run again once the store may answer.
             self.timers
-                .insert((at.max(now) + secs(self.config.store_retry_after), timer));
+                .insert(at.max(now) + secs(self.config.store_retry_after), timer);
         }
     }
 
@@ -2165,8 +2275,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let id = self.next_id;
         self.next_id += 1;
         let sub = Box::new(Subscription::from_record(record, session, tag, v));
-        self.timers
-            .insert((sub.expires_at, Timer::Subscription(id)));
+        self.timers.insert(sub.expires_at, Timer::Subscription(id));
         self.arm_leases(now);
         self.subs.insert(id, sub);
         self.dialogs.insert(tag, id);
@@ -2222,7 +2331,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         if self.leases_at.is_none() {
             let at = now + self.config.dialog_lease / 2;
             self.leases_at = Some(at);
-            self.timers.insert((at, Timer::Leases));
+            self.timers.insert(at, Timer::Leases);
         }
     }
 

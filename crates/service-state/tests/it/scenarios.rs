@@ -790,3 +790,38 @@ Contact: <sip:ue0.example.org;transport=tls>\r\nEvent: mcptt-service-state\r\nEx
         ]
     );
 }
+
+#[test]
+fn poll_timeout_names_the_next_real_deadline_after_moves_and_answers() {
+    let (mut net, _ue, sub) = signed_in(ALICE);
+    let t0 = net.now;
+    let lease_round = t0 + net.server.config().dialog_lease / 2;
+    // The first NOTIFY was answered: its timeout (32 s) no longer counts; the lease renewal
+    // round comes first.
+    assert_eq!(net.server.poll_timeout(), Some(lease_round));
+    // Subscribe/unsubscribe churn at one instant, then the first subscription ends too:
+    // their expiries and NOTIFY timeouts no longer count.
+    for _ in 0..3 {
+        let s = net.add_sub(0, 600);
+        net.subscribe(s, None);
+        let now = net.now;
+        net.subs[s].sub.unsubscribe(now).unwrap();
+        net.pump();
+    }
+    let now = net.now;
+    net.subs[sub].sub.unsubscribe(now).unwrap();
+    net.pump();
+    assert_eq!(net.server.subscription_count(), 0);
+    assert_eq!(net.server.poll_timeout(), Some(lease_round));
+    // The round finds no dialog and is not armed again: the publication's (and token's)
+    // expiry is next.
+    net.server.handle_timeout(lease_round);
+    assert!(net.server.poll_transmit().is_none());
+    assert_eq!(
+        net.server.poll_timeout(),
+        Some(t0 + Duration::from_secs(3600))
+    );
+    net.server.handle_timeout(t0 + Duration::from_secs(3599));
+    assert!(net.server.poll_transmit().is_none());
+    assert_eq!(net.server.publication_count(), 1);
+}
