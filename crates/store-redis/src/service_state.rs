@@ -82,6 +82,7 @@ return live
 struct Inner {
     conn: Option<Conn>,
     round_trips: u64,
+    conflicts: u64,
     last_error: Option<String>,
     /// `next_expiry` as scanned at the first instant, lowered by this instance's writes
     /// since; `None` = scan on the next call.
@@ -231,6 +232,7 @@ impl RedisServiceStateStore {
             inner: Mutex::new(Inner {
                 conn: None,
                 round_trips: 0,
+                conflicts: 0,
                 last_error: None,
                 expiry_cache: None,
             }),
@@ -253,6 +255,13 @@ impl RedisServiceStateStore {
     #[must_use]
     pub fn round_trips(&self) -> u64 {
         self.lock().round_trips
+    }
+
+    /// Writes refused so far because another writer's version was newer (each one made
+    /// the server reload and re-apply its request).
+    #[must_use]
+    pub fn conflicts(&self) -> u64 {
+        self.lock().conflicts
     }
 
     /// This instance's id in the change feed (random per store value).
@@ -515,7 +524,10 @@ impl RedisServiceStateStore {
                 }
                 Ok(Ok(version))
             }
-            Some(0) => Ok(Err(reply_u64(parts.get(1)).ok_or(bad)?)),
+            Some(0) => {
+                self.lock().conflicts += 1;
+                Ok(Err(reply_u64(parts.get(1)).ok_or(bad)?))
+            }
             _ => Err(bad),
         }
     }

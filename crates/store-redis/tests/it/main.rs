@@ -2,5 +2,6 @@
 #![allow(clippy::unwrap_used)]
 mod cluster;
 mod registrar;
+mod service_state;
 mod store;
 mod support;
