@@ -15,7 +15,7 @@ use crate::model::{
 };
 use mcptt_sip::{Method, NameAddr, Request};
 
-use crate::sip::{Answer, Ids, identity, push_hex16, push_u64};
+use crate::sip::{Answer, Hex16, Ids, identity, push_hex16, push_u64};
 use crate::store::{
     AuthRecord, DialogRecord, MemoryStore, PublicationRecord, ServiceStateStore, StoreError,
     StoreKey, UeRecord, UserRecord,
@@ -1752,7 +1752,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         }
         // RFC 3261 §12.1.1: the 2xx to a dialog-creating request copies the Record-Route
         // (`Response::from_request` does).
-        let bytes = Answer::with_to_tag(req, 200, &sub_req.ids.to, &format!("{our_tag:016x}"))
+        let bytes = Answer::with_to_tag(req, 200, &sub_req.ids.to, Hex16::new(our_tag).as_str())
             .header_num("Expires", expires.into())
             .header("Contact", &self.contact)
             .finish();
@@ -1777,7 +1777,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     ) {
         let our_tag = self.rng.next_u64();
         // RFC 3261 §12.1.1: the 2xx copies the Record-Route (`Response::from_request` does).
-        let bytes = Answer::with_to_tag(req, 200, &sub_req.ids.to, &format!("{our_tag:016x}"))
+        let bytes = Answer::with_to_tag(req, 200, &sub_req.ids.to, Hex16::new(our_tag).as_str())
             .header("Expires", "0")
             .header("Contact", &self.contact)
             .finish();

@@ -636,6 +636,90 @@ impl Response {
     }
 }
 
+impl Response {
+    /// Writes the head of [`Response::from_request`]`(req, code)` straight into `out`, without
+    /// building a message: the status line and the copied header lines (Via, From, To,
+    /// Call-ID, CSeq, and Timestamp or Record-Route where `from_request` copies them; folded
+    /// values unfolded), each ended by CRLF, but **not** its `Content-Length: 0` line nor the
+    /// empty line, so that the caller appends its own header lines and then ends the head
+    /// (`Content-Length: 0\r\n\r\n`, or a body's). With `to_tag`, `;tag=` and it follow the
+    /// first `To` value (RFC 3261 §8.2.6.2: give it only when the request's `To` has no tag).
+    ///
+    /// ```
+    /// use mcptt_sip::{Request, Response};
+    /// let req = Request::parse(bytes::Bytes::from_static(
+    ///     b"OPTIONS sip:b@example.org SIP/2.0\r\nVia: SIP/2.0/TLS a.example.org;branch=z9hG4bK1\r\n\
+    /// From: <sip:a@example.org>;tag=1\r\nTo: <sip:b@example.org>\r\nCall-ID: c\r\n\
+    /// CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+    /// ))?;
+    /// let mut out = Vec::new();
+    /// Response::encode_head_for(&req, 200, None, &mut out);
+    /// out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+    /// assert_eq!(out, Response::from_request(&req, 200).encode());
+    /// out.clear();
+    /// Response::encode_head_for(&req, 200, Some("x7"), &mut out);
+    /// out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+    /// let resp = Response::parse(bytes::Bytes::from(out))?;
+    /// assert_eq!(resp.to()?.tag(), Some("x7"));
+    /// # Ok::<(), mcptt_sip::Error>(())
+    /// ```
+    pub fn encode_head_for(req: &Request, code: u16, to_tag: Option<&str>, out: &mut Vec<u8>) {
+        let reason = reason_phrase(code);
+        out.reserve(req.head.headers.buf().len().min(1024));
+        out.extend_from_slice(b"SIP/2.0 ");
+        let mut digits = [0u8; 5];
+        let mut i = digits.len();
+        let mut n = code;
+        while i > 0 {
+            i -= 1;
+            if let Some(d) = digits.get_mut(i) {
+                *d = b'0' + (n % 10) as u8;
+            }
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        out.extend_from_slice(digits.get(i..).unwrap_or_default());
+        out.push(b' ');
+        out.extend_from_slice(reason.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        let src = &req.head.headers;
+        let mut to_tag = to_tag;
+        for e in src.entries() {
+            if copied(req, code, e.id) {
+                out.extend_from_slice(src.entry_name(e).as_bytes());
+                out.extend_from_slice(b": ");
+                push_unfolded_bytes(out, src.entry_value(e));
+                if e.id == Hid::To
+                    && let Some(tag) = to_tag.take()
+                {
+                    out.extend_from_slice(b";tag=");
+                    out.extend_from_slice(tag.as_bytes());
+                }
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+}
+
+/// As `push_unfolded`, into bytes.
+fn push_unfolded_bytes(out: &mut Vec<u8>, v: &str) {
+    let b = v.as_bytes();
+    let mut start = 0;
+    while let Some(k) = memchr::memchr2(b'\r', b'\n', b.get(start..).unwrap_or_default()) {
+        let at = start + k;
+        out.extend_from_slice(b.get(start..at).unwrap_or_default());
+        let mut j = at;
+        while matches!(b.get(j), Some(b'\r' | b'\n' | b' ' | b'\t')) {
+            j += 1;
+        }
+        out.push(b' ');
+        start = j;
+    }
+    out.extend_from_slice(b.get(start..).unwrap_or_default());
+}
+
 /// Which request headers a response copies: Via, From, To, Call-ID and CSeq (RFC 3261
 /// §8.2.6.2), Timestamp in a 100 (§8.2.6.1), and Record-Route in 101-299 responses to
 /// dialog-creating requests (INVITE, SUBSCRIBE, REFER: §12.1.1, RFC 6665 §4.2.1).

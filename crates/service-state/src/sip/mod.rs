@@ -1,5 +1,5 @@
 //! The SIP edge of the drivers (private): messages are read with `mcptt-sip` (parse and typed
-//! header access) and answered with `mcptt_sip::Response::from_request`; requests are built
+//! header access) and answered with `mcptt_sip::Response::encode_head_for`; requests are built
 //! with `mcptt_sip::Request::builder`.
 
 use std::borrow::Cow;
@@ -101,64 +101,33 @@ impl<'m> Ids<'m> {
     }
 }
 
-/// The end of the head `Response::from_request` writes; headers added here go before it.
+/// The end of a response head without a body.
 const LENGTH_ZERO_END: &[u8] = b"Content-Length: 0\r\n\r\n";
 
-/// A response to a request: `Response::from_request` (Via, From, To, Call-ID, CSeq and, for a
-/// 2xx to SUBSCRIBE, Record-Route copied per RFC 3261 §8.2.6.2 and §12.1.1; no body) plus the
-/// header lines a driver adds, appended to its bytes in the same buffer.
+/// A response to a request, written straight into one buffer: the head of
+/// `Response::from_request` (Via, From, To, Call-ID, CSeq and, for a 2xx to SUBSCRIBE,
+/// Record-Route copied per RFC 3261 §8.2.6.2 and §12.1.1; no body) by
+/// `Response::encode_head_for`, then the header lines a driver adds.
 pub(crate) struct Answer {
     out: Vec<u8>,
-    /// Whether `out` still ends with its own `Content-Length` line (only if the bytes from
-    /// `mcptt-sip` did not end as expected).
-    has_length: bool,
 }
 
 impl Answer {
     /// The response with code `code` to `req`.
     pub(crate) fn new(req: &Request, code: u16) -> Self {
-        let wire = Response::from_request(req, code).encode();
-        Self::from_wire(wire, None)
+        Self::write(req, code, None)
     }
 
     /// As [`Answer::new`], adding `;tag=TAG` to `To` (whose value in the request was `to`) when
     /// it has no tag (RFC 3261 §8.2.6.2).
     pub(crate) fn with_to_tag(req: &Request, code: u16, to: &NameAddr, tag: &str) -> Self {
-        let response = Response::from_request(req, code);
-        let wire = response.encode();
-        if to.tag().is_some() {
-            return Self::from_wire(wire, None);
-        }
-        // An unedited response encodes as its own buffer, of which the copied `To` value is a
-        // slice: the tag goes right after that value.
-        let to_end = response.headers().get("To").and_then(|v| {
-            let start = (v.as_ptr() as usize).checked_sub(wire.as_ptr() as usize)?;
-            Some(start + v.len()).filter(|end| *end <= wire.len())
-        });
-        drop(response);
-        Self::from_wire(wire, to_end.map(|at| (at, tag)))
+        Self::write(req, code, to.tag().is_none().then_some(tag))
     }
 
-    /// Takes the bytes of a `Response::from_request`, inserting `;tag=` + the tag at the
-    /// offset given.
-    fn from_wire(wire: Bytes, to_tag: Option<(usize, &str)>) -> Self {
-        let mut out = Vec::from(wire);
-        if let Some((at, tag)) = to_tag {
-            let tail = out.split_off(at.min(out.len()));
-            out.reserve(tail.len() + tag.len() + 96);
-            out.extend_from_slice(b";tag=");
-            out.extend_from_slice(tag.as_bytes());
-            out.extend_from_slice(&tail);
-        }
-        let has_length = if out.ends_with(LENGTH_ZERO_END) {
-            out.truncate(out.len() - LENGTH_ZERO_END.len());
-            false
-        } else {
-            // Keep its own header lines; drop the empty line that ends the head.
-            out.truncate(out.len().saturating_sub(2));
-            true
-        };
-        Self { out, has_length }
+    fn write(req: &Request, code: u16, to_tag: Option<&str>) -> Self {
+        let mut out = Vec::with_capacity(req.headers().len() * 48 + 160);
+        Response::encode_head_for(req, code, to_tag, &mut out);
+        Self { out }
     }
 
     /// Adds a header line. Names are constants; a value with CR or LF (only a misconfigured
@@ -193,11 +162,7 @@ impl Answer {
 
     /// The wire bytes.
     pub(crate) fn finish(mut self) -> Vec<u8> {
-        if self.has_length {
-            self.out.extend_from_slice(b"\r\n");
-        } else {
-            self.out.extend_from_slice(LENGTH_ZERO_END);
-        }
+        self.out.extend_from_slice(LENGTH_ZERO_END);
         self.out
     }
 }
@@ -217,6 +182,25 @@ pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
         }
     }
     out.extend_from_slice(digits.get(i..).unwrap_or_default());
+}
+
+/// `n` as 16 lower-case hex digits, on the stack.
+pub(crate) struct Hex16([u8; 16]);
+
+impl Hex16 {
+    pub(crate) fn new(n: u64) -> Self {
+        let mut digits = [0u8; 16];
+        for (i, d) in digits.iter_mut().enumerate() {
+            let v = ((n >> ((15 - i) * 4)) & 0xf) as u8;
+            *d = if v < 10 { b'0' + v } else { b'a' + v - 10 };
+        }
+        Self(digits)
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // Hex digits are ASCII.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
 /// Appends `n` as 16 lower-case hex digits (the form of this crate's tags and entity-tags).
@@ -283,6 +267,7 @@ Call-ID: c1\r\nCSeq: 8 SUBSCRIBE\r\nContent-Length: 0\r\n\r\n",
             out.clear();
             push_hex16(&mut out, n);
             assert_eq!(out, format!("{n:016x}").as_bytes());
+            assert_eq!(super::Hex16::new(n).as_str(), format!("{n:016x}"));
         }
     }
 

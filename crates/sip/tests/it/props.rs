@@ -85,6 +85,39 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// `Response::encode_head_for` writes what `Response::from_request` encodes (before its
+    /// Content-Length line), and with a To tag what the builder's `to_tag` gives.
+    #[test]
+    fn encode_head_for_equals_from_request(
+        g in message(),
+        code in prop::sample::select(vec![100u16, 180, 200, 202, 403, 481, 489, 500, 603]),
+    ) {
+        let Ok(Message::Request(req)) = Message::parse(Bytes::from(g.bytes)) else {
+            return Ok(());
+        };
+        let mut out = Vec::new();
+        mcptt_sip::Response::encode_head_for(&req, code, None, &mut out);
+        out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+        let want = mcptt_sip::Response::from_request(&req, code).encode();
+        prop_assert_eq!(&out[..], &want[..]);
+        out.clear();
+        // As documented: a tag only for a To without one.
+        let tag = req.to().is_ok_and(|t| t.tag().is_none()).then_some("t4g");
+        mcptt_sip::Response::encode_head_for(&req, code, tag, &mut out);
+        out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+        let tagged = mcptt_sip::Response::parse(Bytes::from(out)).unwrap();
+        let built = mcptt_sip::Response::builder_for(&req, code).to_tag("t4g").build().unwrap();
+        prop_assert_eq!(tagged.to().unwrap(), built.to().unwrap());
+        let names = |r: &mcptt_sip::Response| {
+            r.headers().iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect::<Vec<_>>()
+        };
+        prop_assert_eq!(names(&tagged).len(), names(&built).len());
+    }
+}
+
 /// Every vector we have: the seeds of the mutation test.
 fn corpus() -> Vec<Bytes> {
     let mut out = Vec::new();
