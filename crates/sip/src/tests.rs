@@ -1010,3 +1010,30 @@ fn framer_resumes_its_scan_on_byte_by_byte_input() {
         Status::Complete(head.len())
     );
 }
+
+#[test]
+fn responses_unfold_folded_values_and_lone_crs_only() {
+    // A folded Via (CRLF SP), a lone CR inside From, a plain To: copies turn line breaks and
+    // CRs into single spaces and copy plain values whole.
+    let req = Request::parse(Bytes::from_static(
+        b"OPTIONS sip:b@h SIP/2.0\r\nVia: SIP/2.0/TLS p\r\n ;branch=z9hG4bK1\r\nFrom: <sip:a@h>\r;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+    ))
+    .unwrap();
+    let resp = Response::from_request(&req, 200);
+    assert_eq!(
+        resp.headers().get("Via"),
+        Some("SIP/2.0/TLS p ;branch=z9hG4bK1")
+    );
+    assert_eq!(resp.headers().get("From"), Some("<sip:a@h> ;tag=1"));
+    assert_eq!(resp.headers().get("To"), Some("<sip:b@h>"));
+    let mut out = Vec::new();
+    Response::encode_head_for(&req, 200, Some("t"), &mut out);
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("\r\nVia: SIP/2.0/TLS p ;branch=z9hG4bK1\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("\r\nFrom: <sip:a@h> ;tag=1\r\n"), "{text}");
+    assert!(text.contains("\r\nTo: <sip:b@h>;tag=t\r\n"), "{text}");
+    assert_eq!(text.matches('\r').count(), text.matches("\r\n").count());
+}
