@@ -1236,7 +1236,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     ) -> Result<(), Refusal> {
         Self::event_package(req, POC_SETTINGS_EVENT)?;
         let PublishBody { info, settings } = self.body(req)?;
-        let Some(impu) = asserted.map(str::to_owned) else {
+        let Some(impu) = asserted else {
             return Err(self.fail("", "no P-Asserted-Identity"));
         };
         let expires = Self::expires(req)?.unwrap_or(self.config.max_publish_expires);
@@ -1252,20 +1252,20 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let if_match = req.sip_if_match().map_err(|_| Refusal::code(400))?;
         let signed_in = match if_match {
             Some(etag) => {
-                self.publish_refresh(now, now_unix, req, &impu, etag, expires, token, client_id)
+                self.publish_refresh(now, now_unix, req, impu, etag, expires, token, client_id)
             }
             None => {
                 if expires == 0 {
                     return Err(Refusal::code(400));
                 }
                 let Some(token) = token else {
-                    return Err(self.fail(&impu, "initial PUBLISH without an access token"));
+                    return Err(self.fail(impu, "initial PUBLISH without an access token"));
                 };
                 self.publish_initial(
                     now,
                     now_unix,
                     req,
-                    &impu,
+                    impu,
                     &token,
                     client_id.as_deref(),
                     expires,
@@ -1275,7 +1275,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         if let (Some(settings), true) = (settings, expires != 0) {
             self.events.push_back(ServerEvent::SettingsPublished {
                 mcptt_id: signed_in,
-                impu,
+                impu: impu.to_owned(),
                 settings,
             });
         }
@@ -1627,7 +1627,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         if let Some(tag) = ids.to.tag() {
             return self.resubscribe(now, req, ids, tag, expires);
         }
-        let Some(impu) = asserted.map(str::to_owned) else {
+        let Some(impu) = asserted else {
             return Err(self.fail("", "no P-Asserted-Identity"));
         };
         if ids.from.tag().is_none() {
@@ -1636,17 +1636,17 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let contact = Self::contact(req)?;
         let info = self.body(req)?.info;
         let (token, client_id) = info.map_or((None, None), |i| (i.access_token, i.client_id));
-        let kind = self.config.directory.kind(&impu);
+        let kind = self.config.directory.kind(impu);
         let mcptt_id = match token {
             Some(token) => {
-                self.validate(&impu, &token, now_unix, client_id.as_deref())?
+                self.validate(impu, &token, now_unix, client_id.as_deref())?
                     .mcptt_id
             }
             None if kind == UeKind::Gateway => {
-                return Err(self.fail(&impu, "SUBSCRIBE from a gateway UE does not name the user"));
+                return Err(self.fail(impu, "SUBSCRIBE from a gateway UE does not name the user"));
             }
             None => {
-                let signed_in = self.ues.get(impu.as_str()).and_then(|ue| {
+                let signed_in = self.ues.get(impu).and_then(|ue| {
                     ue.sessions
                         .iter()
                         .filter_map(|id| self.sessions.get(id))
@@ -1656,7 +1656,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
                 match signed_in {
                     Some(m) => m,
                     None => {
-                        return Err(self.fail(&impu, "SUBSCRIBE from a UE with no signed-in user"));
+                        return Err(self.fail(impu, "SUBSCRIBE from a UE with no signed-in user"));
                     }
                 }
             }
@@ -1665,7 +1665,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let target = identity(req.uri().as_str());
         if target != self.service_identity && target != identity(&mcptt_id) {
             return Err(self.fail(
-                &impu,
+                impu,
                 format!("SUBSCRIBE for another user's state ({target})"),
             ));
         }
@@ -1676,20 +1676,20 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         };
         if expires == 0 {
             // A fetch (RFC 6665 §4.4.3): answer and send one terminated NOTIFY without keeping state.
-            self.fetch(now, req, &sub_req, &impu, &mcptt_id, &contact);
+            self.fetch(now, req, &sub_req, impu, &mcptt_id, &contact);
             return Ok(());
         }
-        if !self.ues.contains_key(impu.as_str()) && self.ues.len() >= self.config.max_ues {
+        if !self.ues.contains_key(impu) && self.ues.len() >= self.config.max_ues {
             return Err(Refusal::code(503));
         }
-        let session = self.session_for(&impu, &mcptt_id);
+        let session = self.session_for(impu, &mcptt_id);
         if self
             .sessions
             .get(&session)
             .is_some_and(|s| s.subs.len() >= self.config.max_subscriptions_per_user_ue)
         {
             self.collect(session);
-            return Err(self.fail(&impu, "too many subscriptions for this user on this UE"));
+            return Err(self.fail(impu, "too many subscriptions for this user on this UE"));
         }
         let our_tag = loop {
             let t = self.rng.next_u64();
@@ -1703,7 +1703,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             && s.version == 0
         {
             bump_version(&mut self.ues, s);
-            mark_dirty(&mut self.dirty, &self.ues, &impu);
+            mark_dirty(&mut self.dirty, &self.ues, impu);
             if let Err(e) = self.commit() {
                 if let Some(s) = self.sessions.get_mut(&session) {
                     s.version = 0;
@@ -1731,7 +1731,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             Some(s) => sub.record(self.config.instance_id, &s.impu, &s.mcptt_id),
             None => sub.record(
                 self.config.instance_id,
-                &Arc::from(impu.as_str()),
+                &Arc::from(impu),
                 &Arc::from(mcptt_id.as_str()),
             ),
         };
@@ -1759,7 +1759,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         self.transmit.push_back(Transmit { bytes });
         self.events.push_back(ServerEvent::SubscriptionCreated {
             mcptt_id,
-            impu,
+            impu: impu.to_owned(),
             call_id: sub_req.ids.call_id.to_owned(),
         });
         self.notify_state(now, id, session, None);
@@ -2417,8 +2417,22 @@ fn write_notify(
     final_state: Option<&str>,
     body: &[u8],
 ) -> Vec<u8> {
-    let mut out =
-        Vec::with_capacity(480 + body.len() + sub.route_set.iter().map(String::len).sum::<usize>());
+    // Sized for the whole message: the fixed text is under 256 bytes, each route adds its
+    // line.
+    let mut out = Vec::with_capacity(
+        256 + body.len()
+            + sub.remote_target.len()
+            + config.transport.len()
+            + config.host.len()
+            + sub.local_uri.len()
+            + sub.remote_uri.len()
+            + sub.their_tag.len()
+            + sub.call_id.len()
+            + config.contact.len()
+            + sub.event_id.as_deref().map_or(0, str::len)
+            + final_state.map_or(0, str::len)
+            + sub.route_set.iter().map(|r| r.len() + 9).sum::<usize>(),
+    );
     let mut put = |parts: &[&[u8]]| {
         for p in parts {
             out.extend_from_slice(p);

@@ -665,7 +665,15 @@ impl Response {
     /// ```
     pub fn encode_head_for(req: &Request, code: u16, to_tag: Option<&str>, out: &mut Vec<u8>) {
         let reason = reason_phrase(code);
-        out.reserve(req.head.headers.buf().len().min(1024));
+        let src = &req.head.headers;
+        // The copied lines, the status line and the tag, plus room for a few more lines.
+        let copied_len: usize = src
+            .entries()
+            .iter()
+            .filter(|e| copied(req, code, e.id))
+            .map(|e| e.name.len() + e.value.len() + 4)
+            .sum();
+        out.reserve(copied_len + reason.len() + to_tag.map_or(0, str::len) + 256);
         out.extend_from_slice(b"SIP/2.0 ");
         let mut digits = [0u8; 5];
         let mut i = digits.len();
@@ -684,7 +692,6 @@ impl Response {
         out.push(b' ');
         out.extend_from_slice(reason.as_bytes());
         out.extend_from_slice(b"\r\n");
-        let src = &req.head.headers;
         let mut to_tag = to_tag;
         for e in src.entries() {
             if copied(req, code, e.id) {

@@ -125,7 +125,8 @@ impl Answer {
     }
 
     fn write(req: &Request, code: u16, to_tag: Option<&str>) -> Self {
-        let mut out = Vec::with_capacity(req.headers().len() * 48 + 160);
+        // `encode_head_for` reserves for what it copies plus room for the lines added here.
+        let mut out = Vec::new();
         Response::encode_head_for(req, code, to_tag, &mut out);
         Self { out }
     }
@@ -205,10 +206,7 @@ impl Hex16 {
 
 /// Appends `n` as 16 lower-case hex digits (the form of this crate's tags and entity-tags).
 pub(crate) fn push_hex16(out: &mut Vec<u8>, n: u64) {
-    for shift in (0..16).rev() {
-        let d = ((n >> (shift * 4)) & 0xf) as u8;
-        out.push(if d < 10 { b'0' + d } else { b'a' + d - 10 });
-    }
+    out.extend_from_slice(&Hex16::new(n).0);
 }
 
 #[cfg(test)]
