@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::body::StateRef;
+use crate::body::simple_multipart_boundary;
 use crate::body::{PocSettings, PublishBody, SERVICE_STATE_CONTENT_TYPE, ServiceState, XmlLimits};
 use crate::model::{
     AuthorisationState, CombinedState, Random, RegistrationChange, RegistrationState, TokenGrant,
@@ -1163,9 +1164,20 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         if req.body_len() == 0 {
             return Ok(PublishBody::default());
         }
-        let ct = req.content_type().map_err(|_| Refusal::code(415))?;
-        PublishBody::parse_typed(ct.as_ref(), req.body(), &self.config.xml_limits)
-            .map_err(|e| Refusal::code(e.status_code().unwrap_or(400)))
+        let limits = &self.config.xml_limits;
+        let parsed = match req
+            .headers()
+            .get("Content-Type")
+            .and_then(simple_multipart_boundary)
+        {
+            // The usual `multipart/mixed;boundary=B`, read without the typed parse.
+            Some(boundary) => PublishBody::parse_multipart(boundary, req.body(), limits),
+            None => {
+                let ct = req.content_type().map_err(|_| Refusal::code(415))?;
+                PublishBody::parse_typed(ct.as_ref(), req.body(), limits)
+            }
+        };
+        parsed.map_err(|e| Refusal::code(e.status_code().unwrap_or(400)))
     }
 
     /// The URI of the first `Contact` (`Err` for a malformed one; `None` when there is none or

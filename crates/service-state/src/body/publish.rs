@@ -84,6 +84,9 @@ impl PublishBody {
         if body.is_empty() {
             return Ok(Self::default());
         }
+        if let Some(boundary) = simple_multipart_boundary(content_type) {
+            return Self::parse_multipart(boundary, body, limits);
+        }
         let ct = ContentType::parse(content_type)
             .map_err(|_| Error::UnsupportedMediaType(content_type.trim().to_ascii_lowercase()))?;
         Self::parse_typed(Some(&ct), body, limits)
@@ -110,30 +113,7 @@ impl PublishBody {
                 .ok_or_else(|| Error::MalformedMessage {
                     what: "a boundary parameter (1 to 70 characters) on multipart/mixed".into(),
                 })?;
-            if body.len() > MAX_MULTIPART_BYTES {
-                return Err(Error::BodyTooLarge {
-                    kind: BodyKind::Multipart,
-                    size: body.len(),
-                    limit: MAX_MULTIPART_BYTES,
-                });
-            }
-            let multipart =
-                Multipart::parse_with_boundary(&boundary, body).map_err(|e| sip_bad(&e))?;
-            if multipart.parts.len() > MAX_PARTS {
-                return Err(Error::BodyLimit {
-                    kind: BodyKind::Multipart,
-                    what: "part count",
-                    limit: MAX_PARTS,
-                });
-            }
-            for part in &multipart.parts {
-                // RFC 2046 §5.1: a part without Content-Type is text/plain (not ours).
-                let part_type = part.content_type().map_err(|e| sip_bad(&e))?;
-                if let Some(t) = part_type {
-                    out.add(t.mime_type(), &part.body, limits)?;
-                }
-            }
-            Ok(out)
+            Self::parse_multipart(&boundary, body, limits)
         } else {
             if !out.add(ct.mime_type(), &body, limits)? {
                 return Err(Error::UnsupportedMediaType(
@@ -142,6 +122,46 @@ impl PublishBody {
             }
             Ok(out)
         }
+    }
+
+    /// A `multipart/mixed` body with `boundary` (1 to 70 characters): split by
+    /// [`split_simple`] when the body is in its plain form, else by `mcptt-sip`'s
+    /// `Multipart` (which also reports every error).
+    pub(crate) fn parse_multipart(
+        boundary: &str,
+        body: Bytes,
+        limits: &XmlLimits,
+    ) -> Result<Self, Error> {
+        if body.len() > MAX_MULTIPART_BYTES {
+            return Err(Error::BodyTooLarge {
+                kind: BodyKind::Multipart,
+                size: body.len(),
+                limit: MAX_MULTIPART_BYTES,
+            });
+        }
+        let mut out = Self::default();
+        if let Some(parts) = split_simple(boundary, &body) {
+            for (media, content) in parts.iter() {
+                out.add(media, content, limits)?;
+            }
+            return Ok(out);
+        }
+        let multipart = Multipart::parse_with_boundary(boundary, body).map_err(|e| sip_bad(&e))?;
+        if multipart.parts.len() > MAX_PARTS {
+            return Err(Error::BodyLimit {
+                kind: BodyKind::Multipart,
+                what: "part count",
+                limit: MAX_PARTS,
+            });
+        }
+        for part in &multipart.parts {
+            // RFC 2046 §5.1: a part without Content-Type is text/plain (not ours).
+            let part_type = part.content_type().map_err(|e| sip_bad(&e))?;
+            if let Some(t) = part_type {
+                out.add(t.mime_type(), &part.body, limits)?;
+            }
+        }
+        Ok(out)
     }
 
     /// Parses one part; `false` when its type is not one of ours.
@@ -184,6 +204,107 @@ impl PublishBody {
     }
 }
 
+/// The boundary of a `Content-Type` value written plainly as `multipart/mixed;boundary=B`
+/// (`B` of token characters that are also boundary characters: letters, digits, `' + _ - .`),
+/// else `None`: then the value is read with `mcptt-sip`'s typed access, which gives the same
+/// boundary for these values.
+pub(crate) fn simple_multipart_boundary(content_type: &str) -> Option<&str> {
+    let (mime, param) = content_type.split_once(';')?;
+    let (name, value) = param.split_once('=')?;
+    let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'\'' | b'+' | b'_' | b'-' | b'.');
+    (mime.eq_ignore_ascii_case("multipart/mixed")
+        && name.eq_ignore_ascii_case("boundary")
+        && !value.is_empty()
+        && value.len() <= 70
+        && value.bytes().all(plain))
+    .then_some(value)
+}
+
+/// The parts of a multipart body in its plain form, as (media type, content), borrowed.
+#[derive(Debug, Default)]
+pub(crate) struct SimpleParts<'b> {
+    parts: [(&'b str, &'b [u8]); MAX_PARTS],
+    len: usize,
+}
+
+impl<'b> SimpleParts<'b> {
+    fn iter(&self) -> impl Iterator<Item = &(&'b str, &'b [u8])> {
+        self.parts.iter().take(self.len)
+    }
+}
+
+/// Splits a multipart body in the plain form this crate writes (and most clients): the first
+/// delimiter at the very start, each delimiter line ended by CRLF, each part with one header,
+/// `Content-Type: type/subtype` (no parameters), then an empty line, at most [`MAX_PARTS`]
+/// parts. Content is cut exactly as `mcptt-sip`'s `Multipart` cuts it (RFC 2046 §5.1.1: up to
+/// the next line starting with the delimiter, the line break before it belonging to the
+/// delimiter). `None` for anything else: the caller then uses `Multipart`, which also reports
+/// the errors (tests check the two agree).
+pub(crate) fn split_simple<'b>(boundary: &str, body: &'b [u8]) -> Option<SimpleParts<'b>> {
+    let bnd = boundary.as_bytes();
+    let mut out = SimpleParts::default();
+    // "--" boundary CRLF at the start.
+    let first = body.get(..2 + bnd.len() + 2)?;
+    if first.get(..2)? != b"--" || first.get(2..2 + bnd.len())? != bnd || !first.ends_with(b"\r\n")
+    {
+        return None;
+    }
+    let mut start = first.len();
+    loop {
+        // One header line: `Content-Type:`, an optional space, a plain media type, CRLF CRLF.
+        let head = body.get(start..)?;
+        let name = head.get(..13)?;
+        if !name.eq_ignore_ascii_case(b"Content-Type:") {
+            return None;
+        }
+        let mut v = 13;
+        if head.get(v) == Some(&b' ') {
+            v += 1;
+        }
+        let value_len = head.get(v..)?.iter().position(|&b| {
+            !(b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'+' | b'-'))
+        })?;
+        let media = std::str::from_utf8(head.get(v..v + value_len)?).ok()?;
+        let slashes = media.bytes().filter(|&b| b == b'/').count();
+        if slashes != 1 || media.starts_with('/') || media.ends_with('/') {
+            return None;
+        }
+        if head.get(v + value_len..v + value_len + 4)? != b"\r\n\r\n" {
+            return None;
+        }
+        let content_start = start + v + value_len + 4;
+        // The next line that starts with the delimiter (the content starts a line itself).
+        let from = content_start - 1;
+        let mut at = from;
+        let delim = loop {
+            let nl = at + memchr::memchr(b'\n', body.get(at..)?)?;
+            let line = nl + 1;
+            if body.get(line..line + 2) == Some(b"--")
+                && body.get(line + 2..).is_some_and(|r| r.starts_with(bnd))
+            {
+                break line;
+            }
+            at = line;
+        };
+        let mut end = delim;
+        if body.get(end - 1) == Some(&b'\n') {
+            end -= 1;
+            if body.get(end - 1) == Some(&b'\r') {
+                end -= 1;
+            }
+        }
+        let content = body.get(content_start..end.max(content_start))?;
+        *out.parts.get_mut(out.len)? = (media, content);
+        out.len += 1;
+        let after = delim + 2 + bnd.len();
+        match body.get(after..after + 2)? {
+            b"--" => return Some(out),
+            b"\r\n" => start = after + 2,
+            _ => return None,
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -215,6 +336,109 @@ mod tests {
             PublishBody::parse("Multipart/Mixed; boundary=\"zz\"", &lf).unwrap(),
             body
         );
+    }
+
+    /// Pieces of multipart bodies with boundary `b1`: delimiters (good, padded, LF only,
+    /// prefixed), part headers (plain, lower-case, with parameters, other headers, compact),
+    /// content with near-delimiters.
+    const PIECES: [&str; 24] = [
+        "\r\n--b1\r\nContent-Type: a/b\r\n\r\n",
+        "\r\n--b1\r\nContent-Type: application/poc-settings+xml\r\n\r\n<p/>",
+        "--b1\r\n",
+        "--b1--",
+        "--b1--\r\n",
+        "--b1 \r\n",
+        "--b1\n",
+        "--b1x\r\n",
+        "Content-Type: application/vnd.3gpp.mcptt-info+xml\r\n",
+        "content-type:application/poc-settings+xml\r\n",
+        "Content-Type: a/b;p=1\r\n",
+        "Content-Type: /b\r\n",
+        "X-Other: y\r\n",
+        "c: a/b\r\n",
+        "\r\n",
+        "\n",
+        "<x>content</x>",
+        "\r\n--b1",
+        "\n--b1",
+        "x--b1",
+        "\r\n--b1--",
+        "epilogue",
+        " ",
+        "Content-Type: text/plain\r\n\r\nhello\r\n",
+    ];
+
+    /// (media type, content) of each part, as `mcptt-sip` splits them.
+    fn full_split(body: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
+        let m = Multipart::parse_with_boundary("b1", Bytes::copy_from_slice(body)).ok()?;
+        m.parts
+            .iter()
+            .map(|p| {
+                let ct = p.content_type().ok()??;
+                Some((ct.mime_type().to_owned(), p.body.to_vec()))
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+        /// Whatever the plain splitter splits, `mcptt-sip` splits the same way.
+        #[test]
+        fn simple_split_agrees_with_multipart(
+            picks in proptest::collection::vec(0usize..PIECES.len(), 0..14),
+            shape in 0u8..3,
+        ) {
+            // Mostly well-formed bodies: a first delimiter and header, then random pieces.
+            let mut body = String::new();
+            if shape > 0 {
+                body.push_str("--b1\r\nContent-Type: application/x+xml\r\n\r\n");
+            }
+            body.extend(picks.iter().map(|&i| PIECES[i]));
+            if shape == 2 {
+                body.push_str("\r\n--b1--\r\n");
+            }
+            if let Some(parts) = split_simple("b1", body.as_bytes()) {
+                let fast: Vec<(String, Vec<u8>)> =
+                    parts.iter().map(|(m, c)| ((*m).to_owned(), c.to_vec())).collect();
+                proptest::prop_assert_eq!(Some(fast), full_split(body.as_bytes()), "{:?}", body);
+            }
+        }
+
+        /// A plain `multipart/mixed;boundary=B` gives the boundary the typed parse gives.
+        #[test]
+        fn simple_boundary_agrees_with_the_typed_parse(
+            mime in proptest::sample::select(vec!["multipart/mixed", "Multipart/MIXED", "multipart/related", "text/plain"]),
+            sep in proptest::sample::select(vec![";", "; ", ";;"]),
+            name in proptest::sample::select(vec!["boundary", "BOUNDARY", "bound", "boundary "]),
+            value in "[a-zA-Z0-9'+_.\"/ -]{0,8}",
+        ) {
+            let ct = format!("{mime}{sep}{name}={value}");
+            if let Some(b) = simple_multipart_boundary(&ct) {
+                let typed = ContentType::parse(&ct).unwrap();
+                proptest::prop_assert!(typed.is("multipart", "mixed"));
+                let typed_boundary = typed.boundary();
+                proptest::prop_assert_eq!(typed_boundary.as_deref(), Some(b));
+            }
+        }
+    }
+
+    #[test]
+    fn the_bodies_this_crate_writes_split_plainly() {
+        let body = PublishBody {
+            info: Some(McpttInfo {
+                access_token: Some("a.b.c".into()),
+                client_id: None,
+                request_uri: None,
+            }),
+            settings: Some(PocSettings::default()),
+        };
+        let (ct, bytes) = body.encode("boundary1");
+        let b = simple_multipart_boundary(&ct).unwrap();
+        assert_eq!(b, "boundary1");
+        let parts = split_simple(b, &bytes).unwrap();
+        assert_eq!(parts.iter().count(), 2);
+        assert_eq!(PublishBody::parse(&ct, &bytes).unwrap(), body);
     }
 
     #[test]
