@@ -12,10 +12,20 @@
 //!   it reads. `raw_tokio_rustls_framed` is the same raw echo where both ends also frame and
 //!   parse every message with `mcptt-sip` inside the connection's task (no queues, no
 //!   application hop): the floor for any SIP transport, next to the unframed physical floor.
+//! - `mcptt_tls_handler`: the same echo with `Transport::with_handler` on both sides: the
+//!   server answers each request on the connection's own task (`try_queue`; the task writes
+//!   the answers to one read in one TLS write), the client counts answers there. No event
+//!   queue, no hop to an application task.
 //! - `tls_echo/ping_pong`: one request in flight at a time (latency-bound).
 //! - `tls_echo_cpu/*`: the same, timed in CPU time of this process (robust to load).
 //! - `tls_frame_parse`: framing and parsing 32 pipelined messages alone, no I/O: the
 //!   per-message cost any SIP transport adds to the raw floor.
+//!
+//! After each echo group the bench prints, for the mcptt-tls rows, the message-rate ratio to
+//! the raw floor and to the framed floor (from criterion's estimates of this run).
+//!
+//! Every side reads up to 64 KiB at a time (the raw loops' buffer; `read_chunk` for
+//! mcptt-tls), so both do the same I/O: one window per read, one write of its answers.
 //!
 //! The mcptt-tls applications use the batch API: the server takes the events of a read
 //! with `Events::recv_many` and answers each on its connection (`queue`, the last one
@@ -28,7 +38,9 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -36,8 +48,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mcptt_sip::{Limits, Message, Response, Status};
 use mcptt_tls::rustls::{ClientConfig, ServerConfig};
 use mcptt_tls::{
-    ClientTlsConfig, Credentials, Destination, Event, Events, ServerTlsConfig, Transport,
-    TransportConfig, TransportKind, TrustAnchors,
+    ClientTlsConfig, ConnectionHandle, Credentials, Destination, Event, Events, ServerTlsConfig,
+    Transport, TransportConfig, TransportKind, TrustAnchors,
 };
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
@@ -134,7 +146,7 @@ async fn raw_server(
                     return;
                 };
                 let _ = tx.send(());
-                let mut buf = vec![0u8; 64 * 1024];
+                let mut buf = vec![0u8; READ_CHUNK];
                 let mut pending = 0usize;
                 let mut rbuf = BytesMut::new();
                 let mut out = Vec::with_capacity(64 * 1024);
@@ -178,12 +190,35 @@ fn parse_all(rbuf: &mut BytesMut) -> Vec<Message> {
     v
 }
 
-async fn mcptt_server(config: Arc<ServerConfig>) -> (Transport, Events, SocketAddr) {
+/// The bench's transport limits: as the defaults, but reading up to 64 KiB at a time like
+/// the raw loops (and no per-address limit for the handshake loop).
+fn transport_config() -> TransportConfig {
     let mut c = TransportConfig::default();
     c.max_connections_per_ip = 100_000;
-    let (t, e) = Transport::new(c);
+    c.read_chunk = READ_CHUNK;
+    c
+}
+
+/// Read size of every side (raw buffers and mcptt-tls `read_chunk`).
+const READ_CHUNK: usize = 64 * 1024;
+
+async fn mcptt_server(config: Arc<ServerConfig>) -> (Transport, Events, SocketAddr) {
+    let (t, e) = Transport::new(transport_config());
     let addr = t.listen_tls(loopback(), config).await.unwrap();
     (t, e, addr)
+}
+
+/// A mcptt-tls server answering every request with `ok` from the connection's task.
+async fn mcptt_handler_server(config: Arc<ServerConfig>, ok: Message) -> (Transport, SocketAddr) {
+    let (t, _events) = Transport::with_handler(
+        transport_config(),
+        move |conn: &ConnectionHandle, message: Message| {
+            assert!(message.is_request());
+            conn.try_queue(&ok).unwrap();
+        },
+    );
+    let addr = t.listen_tls(loopback(), config).await.unwrap();
+    (t, addr)
 }
 
 fn handshakes(c: &mut Criterion) {
@@ -260,8 +295,11 @@ fn echo_group(c: &mut Criterion, name: &str, conns: usize, window: usize) {
     let rt = runtime();
     let (server_cfg, client_cfg) = configs();
     let register = Message::parse(Bytes::from_static(REGISTER)).unwrap();
+    // The raw loops count REGISTER.len() bytes per request: mcptt-tls sends the same bytes.
+    assert_eq!(register.encode(), REGISTER);
     let ok = ok_for(&register);
     let ok_bytes = ok.encode();
+    let handler_ok = ok.clone();
 
     // mcptt-tls on both sides; the server application answers on the request's connection.
     let (_server, mut sev, addr) = rt.block_on(mcptt_server(server_cfg.clone()));
@@ -284,12 +322,12 @@ fn echo_group(c: &mut Criterion, name: &str, conns: usize, window: usize) {
             }
         }
     });
-    let (client, cev) =
-        Transport::new(TransportConfig::default().with_client_tls(client_cfg.clone()));
+    let (client, cev) = Transport::new(transport_config().with_client_tls(client_cfg.clone()));
     let dest = Destination::addr(addr, TransportKind::Tls).with_server_name("sip.example.org");
     let handles: Vec<_> = (0..conns)
         .map(|_| rt.block_on(client.connect(&dest)).unwrap())
         .collect();
+    let hregister = register.clone();
     let cev = Arc::new(tokio::sync::Mutex::new(cev));
     let (mgo, mut mdone) = driver(&rt, move || {
         let handles = handles.clone();
@@ -322,6 +360,49 @@ fn echo_group(c: &mut Criterion, name: &str, conns: usize, window: usize) {
         }
     });
 
+    // mcptt-tls with handlers on both sides: the server answers on the connection's task;
+    // the client's handler counts the answers and wakes the driver after the last one.
+    let (_hserver, haddr) = rt.block_on(mcptt_handler_server(server_cfg.clone(), handler_ok));
+    let answers = Arc::new(AtomicUsize::new(0));
+    let all_answered = Arc::new(tokio::sync::Notify::new());
+    let (hclient, _hcev) = {
+        let answers = answers.clone();
+        let all_answered = all_answered.clone();
+        let target = conns * window;
+        Transport::with_handler(
+            transport_config().with_client_tls(client_cfg.clone()),
+            move |_: &ConnectionHandle, message: Message| {
+                assert!(!message.is_request());
+                if answers.fetch_add(1, Ordering::Relaxed) + 1 == target {
+                    all_answered.notify_one();
+                }
+            },
+        )
+    };
+    let hdest = Destination::addr(haddr, TransportKind::Tls).with_server_name("sip.example.org");
+    let hhandles: Vec<_> = (0..conns)
+        .map(|_| rt.block_on(hclient.connect(&hdest)).unwrap())
+        .collect();
+    let (hgo, mut hdone) = driver(&rt, move || {
+        let handles = hhandles.clone();
+        let register = hregister.clone();
+        let answers = answers.clone();
+        let all_answered = all_answered.clone();
+        async move {
+            answers.store(0, Ordering::Relaxed);
+            for h in &handles {
+                for i in 0..window {
+                    if i + 1 == window {
+                        h.send(&register).await.unwrap();
+                    } else {
+                        h.queue(&register).await.unwrap();
+                    }
+                }
+            }
+            all_answered.notified().await;
+        }
+    });
+
     // Raw tokio-rustls on both sides, same bytes; one task per connection. `framed`: the
     // same, but both ends also frame and parse every message with mcptt-sip.
     let mut raw_iteration = raw_echo(
@@ -342,23 +423,38 @@ fn echo_group(c: &mut Criterion, name: &str, conns: usize, window: usize) {
         window,
         true,
     );
-    let mut group = c.benchmark_group(format!("tls_echo/{name}"));
+    let wall = format!("tls_echo/{name}");
+    let mut group = c.benchmark_group(&wall);
     group.throughput(Throughput::Elements((conns * window) as u64));
     group.bench_function("mcptt_tls", |b| b.iter(|| run(&rt, &mgo, &mut mdone)));
+    group.bench_function("mcptt_tls_handler", |b| {
+        b.iter(|| run(&rt, &hgo, &mut hdone));
+    });
     group.bench_function("raw_tokio_rustls", |b| b.iter(&mut raw_iteration));
     group.bench_function("raw_tokio_rustls_framed", |b| b.iter(&mut framed_iteration));
     group.finish();
+    print_ratios(&wall);
 
     // The same work measured in CPU time of this process (all threads) instead of wall
     // time: "time" is CPU per iteration, "thrpt" messages per CPU-second. Robust to other
     // processes competing for the two cores.
-    let mut group = c.benchmark_group(format!("tls_echo_cpu/{name}"));
+    let cpu = format!("tls_echo_cpu/{name}");
+    let mut group = c.benchmark_group(&cpu);
     group.throughput(Throughput::Elements((conns * window) as u64));
     group.bench_function("mcptt_tls", |b| {
         b.iter_custom(|iters| {
             let start = process_cpu();
             for _ in 0..iters {
                 run(&rt, &mgo, &mut mdone);
+            }
+            process_cpu() - start
+        });
+    });
+    group.bench_function("mcptt_tls_handler", |b| {
+        b.iter_custom(|iters| {
+            let start = process_cpu();
+            for _ in 0..iters {
+                run(&rt, &hgo, &mut hdone);
             }
             process_cpu() - start
         });
@@ -382,6 +478,58 @@ fn echo_group(c: &mut Criterion, name: &str, conns: usize, window: usize) {
         });
     });
     group.finish();
+    print_ratios(&cpu);
+}
+
+/// Print, for each mcptt-tls row of `group`, its message rate over the raw floor's and over
+/// the framed floor's, from criterion's mean estimates of this run (nothing when they are
+/// missing, e.g. under `--test` or a filter).
+fn print_ratios(group: &str) {
+    let mean = |bench: &str| criterion_mean_ns(group, bench);
+    let (Some(raw), Some(framed)) = (mean("raw_tokio_rustls"), mean("raw_tokio_rustls_framed"))
+    else {
+        return;
+    };
+    for row in ["mcptt_tls", "mcptt_tls_handler"] {
+        if let Some(t) = mean(row) {
+            println!(
+                "{group}/{row}: {:.2}x the raw floor's message rate, {:.2}x the framed floor's",
+                raw / t,
+                framed / t
+            );
+        }
+    }
+    println!(
+        "{group}/raw_tokio_rustls_framed: {:.2}x the raw floor's message rate",
+        raw / framed
+    );
+}
+
+/// Criterion's mean time per iteration (ns) of `group/bench` in this run's estimates.
+fn criterion_mean_ns(group: &str, bench: &str) -> Option<f64> {
+    let dir = match std::env::var_os("CRITERION_HOME") {
+        Some(home) => PathBuf::from(home),
+        None => {
+            let target = match std::env::var_os("CARGO_TARGET_DIR") {
+                Some(t) => PathBuf::from(t),
+                // target/release/deps/tls-<hash>
+                None => std::env::current_exe()
+                    .ok()?
+                    .ancestors()
+                    .nth(3)?
+                    .to_path_buf(),
+            };
+            target.join("criterion")
+        }
+    };
+    let path = dir
+        .join(group.replace('/', "_"))
+        .join(bench)
+        .join("new")
+        .join("estimates.json");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    json["mean"]["point_estimate"].as_f64()
 }
 
 /// Raw tokio-rustls echo with `conns` connections and `window` requests in flight on
@@ -411,7 +559,7 @@ fn raw_echo<'a>(
             tcp.set_nodelay(true).unwrap();
             let mut tls = connector.connect(server_name(), tcp).await.unwrap();
             let wire = REGISTER.repeat(window);
-            let mut buf = vec![0u8; 64 * 1024];
+            let mut buf = vec![0u8; READ_CHUNK];
             let mut rbuf = BytesMut::new();
             while go_rx.recv().await.is_some() {
                 tls.write_all(&wire).await.unwrap();

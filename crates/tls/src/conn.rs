@@ -675,6 +675,8 @@ impl Connection {
                             permit.send(event);
                         }
                     }
+                    // With a handler, the other events are optional: drop them.
+                    Err(_) if self.handler.is_some() => self.pending = None,
                     Err(_) => return Ok(()),
                 },
                 () = self.shared.task.notified() => {}
@@ -764,7 +766,7 @@ impl Connection {
     /// Hand every whole message of `rbuf` to the handler, or queue it as an event, until
     /// the buffer holds no whole message, the event queue is full (the event waits in
     /// `pending`) or, with a handler, the write buffer is full and the socket refuses bytes.
-    /// `Ok(false)`: the application's event queue is gone.
+    /// `Ok(false)`: the application's event queue is gone (and there is no handler).
     fn deliver(&mut self) -> Result<bool, Error> {
         loop {
             if self.handler.is_some() && !self.shared.make_room()? {
@@ -802,6 +804,8 @@ impl Connection {
                     self.pending = Some(event);
                     return Ok(true);
                 }
+                // With a handler, the other events are optional: drop them.
+                Err(mpsc::error::TrySendError::Closed(_)) if self.handler.is_some() => {}
                 Err(mpsc::error::TrySendError::Closed(_)) => return Ok(false),
             }
         }

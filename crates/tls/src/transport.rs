@@ -717,7 +717,9 @@ impl Transport {
 
     /// A transport whose connections pass each received message to `handler` on their own
     /// task (see [`Handler`]) instead of queueing [`Event::Message`]; the other events go
-    /// to the returned queue as with [`Transport::new`].
+    /// to the returned queue as with [`Transport::new`]. Unlike there, connections go on
+    /// when the queue is dropped (its events are then discarded); while it is kept, read
+    /// it: a full queue stops reading as with [`Transport::new`].
     ///
     /// ```
     /// use mcptt_tls::{ConnectionHandle, Transport, TransportConfig};

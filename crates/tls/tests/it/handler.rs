@@ -386,3 +386,58 @@ async fn slow_work_deferred_by_the_handler_holds_up_nobody() {
     release.send(true).unwrap();
     assert_eq!(call_id(&next_message(&mut slow_ev).await), "slow");
 }
+
+/// Handlers on both sides, windows of pipelined requests over and over (the bench's
+/// handler echo): every answer arrives, no connection closes, also when the server drops
+/// its event queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handlers_on_both_sides_echo_windows() {
+    let pki = Pki::new("handler echo CA");
+    // Reads of a whole window at once, as in the bench.
+    let mut config = TransportConfig::default();
+    config.read_chunk = 64 * 1024;
+    // The server application does not keep the event queue: with a handler, its
+    // connections go on without it.
+    let (server, _) = Transport::with_handler(
+        config.clone(),
+        |conn: &ConnectionHandle, message: Message| {
+            conn.try_queue(&ok_to(&message)).unwrap();
+        },
+    );
+    let addr = server
+        .listen_tls(loopback(), pki.server_config())
+        .await
+        .unwrap();
+    let answers = Arc::new(AtomicUsize::new(0));
+    let (tx, mut all) = mpsc::unbounded_channel::<()>();
+    let window = 32;
+    let a = answers.clone();
+    let (ue, mut uev) = Transport::with_handler(
+        config.with_client_tls(pki.client_config(Some(pki.ue()))),
+        move |_: &ConnectionHandle, message: Message| {
+            assert!(!message.is_request());
+            if a.fetch_add(1, Ordering::SeqCst) + 1 == window {
+                tx.send(()).unwrap();
+            }
+        },
+    );
+    let conn = ue.connect(&dest(addr)).await.unwrap();
+    let request = register("win", 1);
+    for round in 0..2000 {
+        answers.store(0, Ordering::SeqCst);
+        for i in 0..window {
+            if i + 1 == window {
+                conn.send(&request).await.unwrap();
+            } else {
+                conn.queue(&request).await.unwrap();
+            }
+        }
+        let got = tokio::time::timeout(WAIT, all.recv()).await;
+        assert!(
+            got.is_ok(),
+            "round {round}: {} answers; client {:?}",
+            answers.load(Ordering::SeqCst),
+            uev.try_recv()
+        );
+    }
+}
