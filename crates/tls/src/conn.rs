@@ -903,9 +903,6 @@ impl Connection {
         let Some(via) = message.headers().get("Via") else {
             return;
         };
-        if !via.contains("alias") {
-            return;
-        }
         let Some(sent_by) = via_alias_param(via) else {
             return;
         };
@@ -1046,27 +1043,41 @@ async fn readable(tcp: &TcpStream, now: bool) -> io::Result<()> {
     if now { Ok(()) } else { tcp.readable().await }
 }
 /// The sent-by of a Via header value (first entry) when it carries the `alias` parameter.
-/// Runs on every request of an inbound TLS connection: byte scans only (the separators
-/// and LWS of a Via are ASCII).
+/// Runs on every request of an inbound TLS connection: one pass over the bytes of the
+/// first entry (the separators and LWS of a Via are ASCII, so every cut is on a char
+/// boundary).
 fn via_alias_param(via: &str) -> Option<&str> {
-    let first = via
-        .find(',')
-        .map_or(via, |i| via.get(..i).unwrap_or_default());
-    // "SIP/2.0/TLS host:port;params"
-    let first = first.trim_ascii();
-    let space = first.find([' ', '\t'])?;
-    let rest = first.get(space..)?;
-    let (sent_by, mut params) = rest.split_once(';')?;
+    let b = via.as_bytes();
+    // "SIP/2.0/TLS host:port;params": the sent-by starts after the protocol and LWS.
+    let start = b.iter().position(|&c| c == b' ' || c == b'\t')?;
+    let mut sent_by_end = None;
+    let mut param_start = 0;
+    let mut i = start;
     loop {
-        let (param, more) = params.split_once(';').unwrap_or((params, ""));
-        let name = param.split_once('=').map_or(param, |(n, _)| n);
-        if name.trim_ascii().eq_ignore_ascii_case("alias") {
-            return Some(sent_by.trim_ascii());
+        let c = b.get(i).copied();
+        match c {
+            Some(b';') | Some(b',') | None => {
+                match sent_by_end {
+                    None => sent_by_end = Some(i),
+                    Some(_) => {
+                        let param = b.get(param_start..i)?;
+                        let name = match param.iter().position(|&c| c == b'=') {
+                            Some(eq) => param.get(..eq)?,
+                            None => param,
+                        };
+                        if name.trim_ascii().eq_ignore_ascii_case(b"alias") {
+                            return via.get(start..sent_by_end?).map(str::trim_ascii);
+                        }
+                    }
+                }
+                if c != Some(b';') {
+                    return None;
+                }
+                param_start = i + 1;
+            }
+            Some(_) => {}
         }
-        if more.is_empty() {
-            return None;
-        }
-        params = more;
+        i += 1;
     }
 }
 
