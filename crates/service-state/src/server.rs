@@ -1149,6 +1149,17 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
 
     /// The asserted identity (the first SIP URI of `P-Asserted-Identity`, else the first).
     fn asserted(req: &Request) -> Option<String> {
+        // The usual single `P-Asserted-Identity: <URI>`: the URI is parsed alone (as the
+        // name-addr parse would parse it); any other form goes through the typed list.
+        let mut lines = req.headers().get_all("P-Asserted-Identity");
+        if let (Some(value), None) = (lines.next(), lines.next())
+            && let Some(inner) = value.strip_prefix('<').and_then(|v| v.strip_suffix('>'))
+            && !inner.contains(['<', '>', '"', ','])
+        {
+            return mcptt_sip::Uri::parse(inner)
+                .ok()
+                .map(|u| identity(u.as_str()).into_owned());
+        }
         let pai = req.p_asserted_identity().ok()?;
         pai.iter()
             .find(|a| {
@@ -2010,9 +2021,17 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         if status < 200 || cseq.method != Method::Notify {
             return;
         }
-        let Ok(from) = response.from() else { return };
-        let Some(tag) = from.tag() else { return };
-        let Some(&id) = tag_value(tag).and_then(|t| self.dialogs.get(&t)) else {
+        // Our NOTIFY's From comes back as we wrote it, `<URI>;tag=T`: its tag is read from the
+        // text; any other form goes through the typed parse. (The URI is not checked on the
+        // plain form: the tag must name a dialog held here and the Call-ID match it.)
+        let our_tag = match response.headers().get("From").and_then(plain_tag) {
+            Some(tag) => tag_value(tag),
+            None => {
+                let Ok(from) = response.from() else { return };
+                from.tag().and_then(tag_value)
+            }
+        };
+        let Some(&id) = our_tag.and_then(|t| self.dialogs.get(&t)) else {
             return;
         };
         let Some(sub) = self.subs.get_mut(&id) else {
@@ -2530,6 +2549,19 @@ impl Hasher for IdHasher {
     }
 }
 
+/// The tag of a name-addr written plainly as `<URI>;tag=T` (no display name, no other
+/// parameter, `T` of token characters), else `None`.
+fn plain_tag(value: &str) -> Option<&str> {
+    let rest = value.strip_prefix('<')?;
+    let close = rest.find('>')?;
+    if rest.get(..close)?.contains(['<', '"']) {
+        return None;
+    }
+    let tag = rest.get(close + 1..)?.strip_prefix(";tag=")?;
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b);
+    (!tag.is_empty() && tag.bytes().all(token)).then_some(tag)
+}
+
 /// Reads an entity-tag or dialog tag this server issued (16 hex digits).
 fn tag_value(s: &str) -> Option<u64> {
     let s = s.trim();
@@ -2648,5 +2680,37 @@ impl IntoIterator for IdList {
             Self::One(id) => IdIter::One(Some(id)),
             Self::Many(ids) => IdIter::Many(ids.into_iter()),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::plain_tag;
+
+    #[test]
+    fn plain_tag_reads_what_the_typed_parse_reads() {
+        for value in [
+            "<sip:mcptt-server@example.org>;tag=00000000000000ab",
+            "<sip:a@b;transport=tls>;tag=x-1",
+            "<sip:a@b>;tag=",
+            "<sip:a@b>;TAG=1",
+            "<sip:a@b>;tag=1;x=2",
+            "\"A\" <sip:a@b>;tag=1",
+            "sip:a@b;tag=1",
+            "<sip:a@b>",
+            "<sip:a@b> ;tag=1",
+        ] {
+            // `None` leaves the value to the typed parse (which may find a tag).
+            if let Some(tag) = plain_tag(value) {
+                let typed = mcptt_sip::NameAddr::parse(value).unwrap();
+                assert_eq!(typed.tag(), Some(tag), "{value}");
+            }
+        }
+        assert_eq!(
+            plain_tag("<sip:psi@example.org>;tag=00000000000000ab"),
+            Some("00000000000000ab")
+        );
+        assert_eq!(plain_tag("<sip:a@b>;tag=1;x=2"), None);
     }
 }
