@@ -366,6 +366,9 @@ pub(crate) struct Connection {
     timer: Pin<Box<tokio::time::Sleep>>,
     pong_due: bool,
     partial_since: Option<Instant>,
+    /// Length of `rbuf` when framing last said "partial" (0: not partial): a turn with no
+    /// new bytes (a write or timer wake-up) does not scan the head again.
+    partial_len: usize,
     /// Since when the socket refuses our bytes (write timeout).
     blocked_since: Option<Instant>,
     last_activity: Instant,
@@ -474,6 +477,7 @@ impl Connection {
             timer: Box::pin(tokio::time::sleep(inner.config.idle_timeout)),
             pong_due: false,
             partial_since: None,
+            partial_len: 0,
             blocked_since: None,
             last_activity: Instant::now(),
             pending: None,
@@ -851,8 +855,12 @@ impl Connection {
             {
                 return Err(Error::TlsOnPlainConnection);
             }
+            if buf.len() == self.partial_len {
+                return Ok(None);
+            }
             match mcptt_sip::frame(buf, limits)? {
                 Status::Partial => {
+                    self.partial_len = buf.len();
                     if self.partial_since.is_none() {
                         let now = Instant::now();
                         self.partial_since = Some(now);
@@ -866,6 +874,7 @@ impl Connection {
                 Status::Complete(n) => {
                     let bytes = self.rbuf.split_to(n).freeze();
                     self.partial_since = None;
+                    self.partial_len = 0;
                     return Ok(Some(match Message::parse_with(bytes.clone(), limits) {
                         Ok(message) => {
                             self.check_via_alias(&message);
