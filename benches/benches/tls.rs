@@ -14,8 +14,9 @@
 //!   application hop): the floor for any SIP transport, next to the unframed physical floor.
 //! - `mcptt_tls_handler`: the same echo with `Transport::with_handler` on both sides: the
 //!   server answers each request on the connection's own task (`try_queue`; the task writes
-//!   the answers to one read in one TLS write), the client counts answers there. No event
-//!   queue, no hop to an application task.
+//!   the answers to one read in one TLS write), the client counts answers there and reports
+//!   the last one, like the raw client's reading task. No event queue, no hop to an
+//!   application task.
 //! - `tls_echo/ping_pong`: one request in flight at a time (latency-bound).
 //! - `tls_echo_cpu/*`: the same, timed in CPU time of this process (robust to load).
 //! - `tls_frame_parse`: framing and parsing 32 pipelined messages alone, no I/O: the
@@ -361,20 +362,20 @@ fn echo_group(c: &mut Criterion, name: &str, conns: usize, window: usize) {
     });
 
     // mcptt-tls with handlers on both sides: the server answers on the connection's task;
-    // the client's handler counts the answers and wakes the driver after the last one.
+    // the client's handler counts the answers and reports the last one (like the raw
+    // client's reading task).
     let (_hserver, haddr) = rt.block_on(mcptt_handler_server(server_cfg.clone(), handler_ok));
-    let answers = Arc::new(AtomicUsize::new(0));
-    let all_answered = Arc::new(tokio::sync::Notify::new());
+    let (hdone_tx, mut hdone) = mpsc::unbounded_channel::<()>();
     let (hclient, _hcev) = {
-        let answers = answers.clone();
-        let all_answered = all_answered.clone();
+        let answers = AtomicUsize::new(0);
         let target = conns * window;
         Transport::with_handler(
             transport_config().with_client_tls(client_cfg.clone()),
             move |_: &ConnectionHandle, message: Message| {
                 assert!(!message.is_request());
                 if answers.fetch_add(1, Ordering::Relaxed) + 1 == target {
-                    all_answered.notify_one();
+                    answers.store(0, Ordering::Relaxed);
+                    hdone_tx.send(()).unwrap();
                 }
             },
         )
@@ -383,23 +384,18 @@ fn echo_group(c: &mut Criterion, name: &str, conns: usize, window: usize) {
     let hhandles: Vec<_> = (0..conns)
         .map(|_| rt.block_on(hclient.connect(&hdest)).unwrap())
         .collect();
-    let (hgo, mut hdone) = driver(&rt, move || {
-        let handles = hhandles.clone();
-        let register = hregister.clone();
-        let answers = answers.clone();
-        let all_answered = all_answered.clone();
-        async move {
-            answers.store(0, Ordering::Relaxed);
-            for h in &handles {
+    let (hgo, mut hgo_rx) = mpsc::unbounded_channel::<()>();
+    rt.spawn(async move {
+        while hgo_rx.recv().await.is_some() {
+            for h in &hhandles {
                 for i in 0..window {
                     if i + 1 == window {
-                        h.send(&register).await.unwrap();
+                        h.send(&hregister).await.unwrap();
                     } else {
-                        h.queue(&register).await.unwrap();
+                        h.queue(&hregister).await.unwrap();
                     }
                 }
             }
-            all_answered.notified().await;
         }
     });
 
