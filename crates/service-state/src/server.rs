@@ -14,7 +14,7 @@ use crate::model::{
     AuthorisationState, CombinedState, Random, RegistrationChange, RegistrationState, TokenGrant,
     TokenValidator, UeDirectory, UeKind,
 };
-use mcptt_sip::{Method, NameAddr, Request};
+use mcptt_sip::{Method, Request};
 
 use crate::sip::{Answer, Hex16, Ids, identity, push_hex16, push_u64};
 use crate::store::{
@@ -309,11 +309,7 @@ impl Subscription {
             },
             remote_uri: Arc::from(ids.from.uri().as_str()),
             remote_target: Arc::from(remote_target),
-            route_set: sub
-                .record_route
-                .iter()
-                .map(|r| r.as_str().to_owned())
-                .collect(),
+            route_set: sub.record_route.clone().into(),
             local_cseq: 0,
             remote_cseq: ids.cseq.seq,
             event_id: sub.event_id.as_deref().map(Arc::from),
@@ -396,8 +392,8 @@ const MAX_DUE_PER_TIMEOUT: usize = 256;
 /// What a SUBSCRIBE says, read with `mcptt-sip`'s typed access.
 struct SubscribeRequest<'a, 'm> {
     ids: &'a Ids<'m>,
-    /// `Record-Route` entries, in order.
-    record_route: Vec<NameAddr>,
+    /// `Record-Route` entries as written, in order.
+    record_route: Vec<String>,
     /// `id` of the `Event` header.
     event_id: Option<String>,
 }
@@ -1151,11 +1147,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     fn asserted(req: &Request) -> Option<String> {
         // The usual single `P-Asserted-Identity: <URI>`: the URI is parsed alone (as the
         // name-addr parse would parse it); any other form goes through the typed list.
-        let mut lines = req.headers().get_all("P-Asserted-Identity");
-        if let (Some(value), None) = (lines.next(), lines.next())
-            && let Some(inner) = value.strip_prefix('<').and_then(|v| v.strip_suffix('>'))
-            && !inner.contains(['<', '>', '"', ','])
-        {
+        if let Some(inner) = single_plain_uri(req, "P-Asserted-Identity") {
             return mcptt_sip::Uri::parse(inner)
                 .ok()
                 .map(|u| identity(u.as_str()).into_owned());
@@ -1201,6 +1193,13 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             .map(|u| u.as_str().to_owned()))
     }
 
+    /// The route set of a new dialog: the `Record-Route` entries as written, in order (RFC 3261
+    /// §12.1.1); a malformed one is a bad request.
+    fn route_set(req: &Request) -> Result<Vec<String>, Refusal> {
+        let routes = req.record_route().map_err(|_| Refusal::code(400))?;
+        Ok(routes.iter().map(|r| r.as_str().to_owned()).collect())
+    }
+
     /// The remote target of a new dialog: the first `Contact` URI (RFC 3261 §12.1.1), required.
     fn contact(req: &Request) -> Result<String, Refusal> {
         match Self::first_contact(req) {
@@ -1239,6 +1238,14 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     /// Checks the `Event` package (RFC 6665 §8.2.3: 489 for another one); returns the event's
     /// `id` parameter.
     fn event_package(req: &Request, expected: &'static str) -> Result<Option<String>, Refusal> {
+        // The usual `Event: <package>` without parameters (what the typed parse gives for it).
+        if req
+            .headers()
+            .get("Event")
+            .is_some_and(|e| e.eq_ignore_ascii_case(expected))
+        {
+            return Ok(None);
+        }
         match req.event() {
             Ok(Some(event)) if event.package().eq_ignore_ascii_case(expected) => {
                 Ok(event.id().map(str::to_owned))
@@ -1693,7 +1700,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             ));
         }
         let sub_req = SubscribeRequest {
-            record_route: req.record_route().map_err(|_| Refusal::code(400))?,
+            record_route: Self::route_set(req)?,
             ids,
             event_id,
         };
@@ -2549,6 +2556,21 @@ impl Hasher for IdHasher {
     }
 }
 
+/// The URI of header `name` when the request has exactly one such line and its value is
+/// written plainly as `<URI>` (no display name, parameter, list or quote): the name-addr
+/// parse would read just that URI.
+fn single_plain_uri<'r>(req: &'r Request, name: &'static str) -> Option<&'r str> {
+    let mut lines = req.headers().get_all(name);
+    let (Some(value), None) = (lines.next(), lines.next()) else {
+        return None;
+    };
+    let inner = value.strip_prefix('<')?.strip_suffix('>')?;
+    let plain = !inner
+        .bytes()
+        .any(|b| matches!(b, b'<' | b'>' | b'"' | b','));
+    plain.then_some(inner)
+}
+
 /// The tag of a name-addr written plainly as `<URI>;tag=T` (no display name, no other
 /// parameter, `T` of token characters), else `None`.
 fn plain_tag(value: &str) -> Option<&str> {
@@ -2686,7 +2708,74 @@ impl IntoIterator for IdList {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::plain_tag;
+    use super::{MemoryStore, Server, plain_tag};
+    use crate::{SplitMix64, TokenGrant, TokenValidator};
+
+    struct NoTokens;
+    impl TokenValidator for NoTokens {
+        fn validate(
+            &self,
+            _: &str,
+            _: u64,
+        ) -> Result<TokenGrant, Box<dyn std::error::Error + Send + Sync>> {
+            Err("none".into())
+        }
+    }
+    type Srv = Server<NoTokens, SplitMix64, MemoryStore>;
+
+    #[test]
+    fn plain_header_forms_read_as_the_typed_parse_reads_them() {
+        for (name, value) in [
+            ("Contact", "<sip:ue1.example.org;transport=tls>"),
+            ("Contact", "<sip:ue1@[::1]:5061>"),
+            ("Contact", "<sip:bad host>"),
+            ("Contact", "<sip:a@b>;expires=60"),
+            ("Contact", "*"),
+            ("Record-Route", "<sip:core.example.org;transport=tls;lr>"),
+            ("Record-Route", "<sip:p1;lr>, <sip:p2;lr>"),
+            ("Record-Route", "<not a uri>"),
+            ("P-Asserted-Identity", "<sip:Ue1@Example.ORG>"),
+            ("P-Asserted-Identity", "<tel:+1234>"),
+            ("P-Asserted-Identity", "<sip:>"),
+            ("Event", "mcptt-service-state"),
+            ("Event", "MCPTT-Service-State"),
+            ("Event", "mcptt-service-state;id=7"),
+        ] {
+            let req = mcptt_sip::Request::parse(bytes::Bytes::from(format!(
+                "SUBSCRIBE sip:psi@example.org SIP/2.0\r\nVia: SIP/2.0/TLS a;branch=z9hG4bK1\r\n\
+From: <sip:u@example.org>;tag=x\r\nTo: <sip:psi@example.org>\r\nCall-ID: c\r\n\
+CSeq: 1 SUBSCRIBE\r\n{name}: {value}\r\nContent-Length: 0\r\n\r\n"
+            )))
+            .unwrap();
+            let typed_contact = req.contacts().map_err(|_| ()).map(|c| {
+                c.first()
+                    .and_then(|c| c.uri())
+                    .map(|u| u.as_str().to_owned())
+            });
+            assert_eq!(Srv::first_contact(&req), typed_contact, "{value}");
+            let typed_routes = req
+                .record_route()
+                .map(|r| r.iter().map(|r| r.as_str().to_owned()).collect::<Vec<_>>())
+                .ok();
+            assert_eq!(Srv::route_set(&req).ok(), typed_routes, "{value}");
+            let typed_pai = req.p_asserted_identity().ok().and_then(|p| {
+                p.first()
+                    .map(|a| crate::sip::identity(a.uri().as_str()).into_owned())
+            });
+            assert_eq!(Srv::asserted(&req), typed_pai, "{value}");
+            let typed_event = match req.event() {
+                Ok(Some(e)) if e.package().eq_ignore_ascii_case("mcptt-service-state") => {
+                    Some(e.id().map(str::to_owned))
+                }
+                _ => None,
+            };
+            assert_eq!(
+                Srv::event_package(&req, "mcptt-service-state").ok(),
+                typed_event,
+                "{value}"
+            );
+        }
+    }
 
     #[test]
     fn plain_tag_reads_what_the_typed_parse_reads() {
