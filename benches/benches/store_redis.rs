@@ -10,10 +10,24 @@
 //! registration and per refresh (with and without the third-party filter; goal ≤ 2) and
 //! the Redis memory per registered UE (`INFO memory` `used_memory` delta / UEs, and
 //! `MEMORY USAGE` of one record; goal ≤ 2 KiB).
+//!
+//! Then PUBLISH+NOTIFY per second through `mcptt-service-state` with two MCPTT server
+//! instances sharing one store: UE `i` refreshes its publication with a new token on
+//! instance A, which answers 200; instance B, holding the UE's subscription dialog, learns
+//! of it through the store's change feed and sends the NOTIFY, whose 200 it handles. The
+//! same two-instance flow runs over a shared `MemoryStore` (changes handed over in memory)
+//! and over `RedisServiceStateStore` (changes through Redis pub/sub and
+//! `ServiceStateFeed::deliver`), in one group (`publish_notify_two_instances`). Token
+//! signatures are not checked (the bench validator reads plain claims). Before it, the bench
+//! prints the Redis round trips per PUBLISH (on A) and per remote NOTIFY (on B), and the
+//! Redis memory per registered and authorised UE: registration record + service-state UE
+//! record + subscription dialog record and their index entries (goal ≤ 2 KiB in total).
 #![allow(missing_docs)] // criterion_group! generates an undocumented function
 
+use std::cell::RefCell;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,8 +35,16 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use mcptt_registration::{
     FilterCriteria, IdentityMap, Registrar, RegistrarConfig, RegistrationStore,
 };
+use mcptt_service_state::body::McpttInfo;
+use mcptt_service_state::server::{Server as SsServer, ServerConfig};
+use mcptt_service_state::store::{
+    DialogRecord, MemoryStore, ServiceStateStore, StoreError, StoreKey, UeRecord,
+};
+use mcptt_service_state::{RegistrationChange, SplitMix64, TokenGrant, TokenValidator};
 use mcptt_sip::{Message, Request};
-use mcptt_store_redis::{RedisStore, RedisStoreConfig, TimeBase};
+use mcptt_store_redis::{
+    RedisServiceStateStore, RedisStore, RedisStoreConfig, ServiceStateFeed, TimeBase,
+};
 
 const UES: u32 = 1000;
 const PEER: &str = "ue-peer";
@@ -256,6 +278,7 @@ fn run<S: RegistrationStore>(
 fn bench(c: &mut Criterion) {
     let (_server, url) = start_redis();
     measure(&url);
+    measure_service_state(&url);
     let mut g = c.benchmark_group("registrar_refresh");
     g.throughput(Throughput::Elements(1));
     run(&mut g, "memory", Registrar::new(config(false), 1));
@@ -277,5 +300,411 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+// ---- service state: PUBLISH on A, NOTIFY from B ---------------------------------------
+
+const PSI: &str = "sip:mcptt-server@mcptt.example.org";
+const NOW_UNIX: u64 = 1_800_000_000;
+
+/// Claims from `tok|<mcptt_id>|<exp>`: no signature to verify (excluded from the figures).
+struct PlainTokens;
+
+impl TokenValidator for PlainTokens {
+    fn validate(
+        &self,
+        token: &str,
+        _now_unix: u64,
+    ) -> Result<TokenGrant, Box<dyn std::error::Error + Send + Sync>> {
+        let mut it = token.splitn(3, '|');
+        let (Some("tok"), Some(id), Some(exp)) = (it.next(), it.next(), it.next()) else {
+            return Err("not a bench token".into());
+        };
+        Ok(TokenGrant {
+            mcptt_id: id.to_owned(),
+            client_id: Some("mcptt-client".into()),
+            expires_at: exp.parse()?,
+        })
+    }
+}
+
+/// The public user identity of UE `n` (the same UEs the registration part registers).
+fn impu(n: u32) -> String {
+    format!("sip:user{n:06}@mcptt.example.com")
+}
+
+/// A PUBLISH of UE `n` with a token expiring at `exp`: initial without `etag`, else a
+/// modify naming it.
+fn publish(n: u32, cseq: u32, exp: u64, etag: Option<&str>) -> Vec<u8> {
+    let body = McpttInfo {
+        access_token: Some(format!("tok|sip:u{n:06}@mcptt.example.org|{exp}")),
+        client_id: Some("mcptt-client".into()),
+        request_uri: Some(PSI.into()),
+    }
+    .encode();
+    let if_match = etag.map_or(String::new(), |e| format!("SIP-If-Match: {e}\r\n"));
+    format!(
+        "PUBLISH {PSI} SIP/2.0\r\nVia: SIP/2.0/TLS core.example.org;branch=z9hG4bKp{n}.{cseq}\r\n\
+Max-Forwards: 69\r\nFrom: <{u}>;tag=pf{n}\r\nTo: <{u}>\r\nCall-ID: pub-{n}@ue.example.org\r\n\
+CSeq: {cseq} PUBLISH\r\nP-Asserted-Identity: <{u}>\r\nEvent: poc-settings\r\nExpires: 3600\r\n\
+{if_match}Content-Type: application/vnd.3gpp.mcptt-info+xml\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len(),
+        u = impu(n)
+    )
+    .into_bytes()
+}
+
+fn subscribe(n: u32) -> Vec<u8> {
+    format!(
+        "SUBSCRIBE {PSI} SIP/2.0\r\nVia: SIP/2.0/TLS core.example.org;branch=z9hG4bKs{n}\r\n\
+Max-Forwards: 69\r\nRecord-Route: <sip:core.example.org;transport=tls;lr>\r\n\
+From: <{u}>;tag=sf{n}\r\nTo: <{PSI}>\r\nCall-ID: sub-{n}@ue.example.org\r\nCSeq: 1 SUBSCRIBE\r\n\
+P-Asserted-Identity: <{u}>\r\nContact: <sip:ue{n}.example.org;transport=tls>\r\n\
+Event: mcptt-service-state\r\nAccept: application/vnd.mcptt-service-state+json\r\nExpires: 3600\r\n\
+Content-Length: 0\r\n\r\n",
+        u = impu(n)
+    )
+    .into_bytes()
+}
+
+/// The UE's 200 to a NOTIFY.
+fn ok_for(notify: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(notify);
+    let mut out = String::from("SIP/2.0 200 OK\r\n");
+    for line in text.split("\r\n").skip(1) {
+        let name = line.split(':').next().unwrap_or("");
+        if ["Via", "From", "To", "Call-ID", "CSeq"].contains(&name) {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+        if line.is_empty() {
+            break;
+        }
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    out.into_bytes()
+}
+
+fn etag_of(response: &[u8]) -> String {
+    let text = String::from_utf8_lossy(response);
+    assert!(text.starts_with("SIP/2.0 200"), "PUBLISH refused: {text}");
+    text.split("\r\n")
+        .find_map(|l| l.strip_prefix("SIP-ETag: "))
+        .expect("SIP-ETag")
+        .to_owned()
+}
+
+/// One `MemoryStore` shared by two instances, with an in-memory change feed: `(writer,
+/// key)` in write order.
+#[derive(Clone)]
+struct SharedMemory {
+    id: u8,
+    inner: Rc<RefCell<MemoryStore>>,
+    feed: Rc<RefCell<Vec<(u8, StoreKey)>>>,
+}
+
+impl ServiceStateStore for SharedMemory {
+    fn load_ue(&self, impu: &str) -> Result<Option<(u64, UeRecord)>, StoreError> {
+        self.inner.borrow().load_ue(impu)
+    }
+    fn load_ue_if_changed(
+        &self,
+        impu: &str,
+        known: u64,
+    ) -> Result<Option<(u64, UeRecord)>, StoreError> {
+        self.inner.borrow().load_ue_if_changed(impu, known)
+    }
+    fn write_ue(&mut self, impu: &str, expected: u64, record: UeRecord) -> Result<u64, StoreError> {
+        let v = self.inner.borrow_mut().write_ue(impu, expected, record)?;
+        self.feed
+            .borrow_mut()
+            .push((self.id, StoreKey::Ue(impu.to_owned())));
+        Ok(v)
+    }
+    fn load_dialog(&self, tag: u64) -> Result<Option<(u64, DialogRecord)>, StoreError> {
+        self.inner.borrow().load_dialog(tag)
+    }
+    fn write_dialog(
+        &mut self,
+        tag: u64,
+        expected: u64,
+        record: Option<DialogRecord>,
+    ) -> Result<u64, StoreError> {
+        let v = self
+            .inner
+            .borrow_mut()
+            .write_dialog(tag, expected, record)?;
+        self.feed
+            .borrow_mut()
+            .push((self.id, StoreKey::Dialog(tag)));
+        Ok(v)
+    }
+    fn due(&self, now: Instant, max: usize) -> Result<Vec<StoreKey>, StoreError> {
+        self.inner.borrow().due(now, max)
+    }
+    fn next_expiry(&self) -> Option<Instant> {
+        self.inner.borrow().next_expiry()
+    }
+}
+
+type Ss<S> = SsServer<PlainTokens, SplitMix64, S>;
+
+fn ss_server<S: ServiceStateStore>(id: u64, store: S) -> Ss<S> {
+    let mut config = ServerConfig::new("mcptt.example.org", PSI);
+    config.instance_id = id;
+    config.max_ues = 4 * UES as usize;
+    SsServer::with_store(config, PlainTokens, SplitMix64(id), store)
+}
+
+/// Hands B the changes other instances wrote.
+trait Link<S: ServiceStateStore> {
+    /// Delivers to `b` until the change of UE `n` arrived (at least one change).
+    fn deliver(&mut self, b: &mut Ss<S>, now: Instant);
+    /// Delivers everything pending.
+    fn drain(&mut self, b: &mut Ss<S>, now: Instant);
+}
+
+struct MemoryLink(Rc<RefCell<Vec<(u8, StoreKey)>>>);
+
+impl Link<SharedMemory> for MemoryLink {
+    fn deliver(&mut self, b: &mut Ss<SharedMemory>, now: Instant) {
+        self.drain(b, now);
+    }
+    fn drain(&mut self, b: &mut Ss<SharedMemory>, now: Instant) {
+        let pending = std::mem::take(&mut *self.0.borrow_mut());
+        for (writer, key) in pending {
+            if writer != 2 {
+                b.handle_remote_change(now, &key).expect("memory store");
+            }
+        }
+    }
+}
+
+struct RedisLink(ServiceStateFeed);
+
+impl Link<RedisServiceStateStore> for RedisLink {
+    fn deliver(&mut self, b: &mut Ss<RedisServiceStateStore>, now: Instant) {
+        let n = self
+            .0
+            .deliver(b, now, Duration::from_secs(2), 1)
+            .expect("feed");
+        assert_eq!(n, 1, "A's change reached B");
+    }
+    fn drain(&mut self, b: &mut Ss<RedisServiceStateStore>, now: Instant) {
+        while self
+            .0
+            .deliver(b, now, Duration::from_millis(100), 1024)
+            .expect("feed")
+            > 0
+        {}
+    }
+}
+
+/// Answers B's NOTIFYs; returns how many there were.
+fn answer_notifies<S: ServiceStateStore>(b: &mut Ss<S>, now: Instant) -> usize {
+    let mut n = 0;
+    while let Some(t) = b.poll_transmit() {
+        assert!(t.bytes.starts_with(b"NOTIFY "), "B sends NOTIFYs only");
+        b.handle_response_bytes(now, &ok_for(&t.bytes));
+        n += 1;
+    }
+    while b.poll_event().is_some() {}
+    n
+}
+
+/// Two instances with `UES` UEs registered and signed in on A, subscribed on B.
+struct Flow<S: ServiceStateStore, L: Link<S>> {
+    a: Ss<S>,
+    b: Ss<S>,
+    link: L,
+    etags: Vec<String>,
+    cseq: u32,
+    exp: u64,
+    now: Instant,
+}
+
+impl<S: ServiceStateStore, L: Link<S>> Flow<S, L> {
+    fn new(a: Ss<S>, b: Ss<S>, link: L) -> Self {
+        let mut f = Self {
+            a,
+            b,
+            link,
+            etags: Vec::new(),
+            cseq: 1,
+            exp: NOW_UNIX + 3600,
+            now: Instant::now(),
+        };
+        let now = f.now;
+        for n in 0..UES {
+            f.a.handle_registration(
+                now,
+                RegistrationChange {
+                    impu: impu(n),
+                    instance: Some(format!("<urn:uuid:00000000-0000-1000-8000-{n:012}>")),
+                    registered: true,
+                },
+            );
+            f.a.handle_request_bytes(now, NOW_UNIX, &publish(n, 1, f.exp, None));
+            let ok = f.a.poll_transmit().expect("200 to PUBLISH");
+            f.etags.push(etag_of(&ok.bytes));
+            while f.a.poll_event().is_some() {}
+            f.link.drain(&mut f.b, now);
+            f.b.handle_request_bytes(now, NOW_UNIX, &subscribe(n));
+            let ok = f.b.poll_transmit().expect("200 to SUBSCRIBE");
+            assert!(ok.bytes.starts_with(b"SIP/2.0 200"));
+            assert_eq!(answer_notifies(&mut f.b, now), 1, "the first NOTIFY");
+        }
+        f.link.drain(&mut f.b, now);
+        answer_notifies(&mut f.b, now);
+        f
+    }
+
+    /// UE `n` refreshes with a new token on A; B NOTIFYs it and handles the 200.
+    fn step(&mut self, n: u32) {
+        self.cseq += 1;
+        self.exp += 1;
+        let i = n as usize;
+        let req = publish(n, self.cseq, self.exp, Some(&self.etags[i]));
+        self.a.handle_request_bytes(self.now, NOW_UNIX, &req);
+        let ok = self.a.poll_transmit().expect("200 to PUBLISH");
+        self.etags[i] = etag_of(&ok.bytes);
+        assert!(self.a.poll_transmit().is_none(), "A holds no dialog");
+        while self.a.poll_event().is_some() {}
+        self.link.deliver(&mut self.b, self.now);
+        assert_eq!(
+            answer_notifies(&mut self.b, self.now),
+            1,
+            "one NOTIFY, by B"
+        );
+    }
+}
+
+fn memory_flow() -> Flow<SharedMemory, MemoryLink> {
+    let inner = Rc::new(RefCell::new(MemoryStore::new()));
+    let feed = Rc::new(RefCell::new(Vec::new()));
+    let store = |id| SharedMemory {
+        id,
+        inner: Rc::clone(&inner),
+        feed: Rc::clone(&feed),
+    };
+    Flow::new(
+        ss_server(1, store(1)),
+        ss_server(2, store(2)),
+        MemoryLink(Rc::clone(&feed)),
+    )
+}
+
+fn ss_store(url: &str, prefix: &str) -> RedisServiceStateStore {
+    let store = RedisServiceStateStore::new(
+        RedisStoreConfig {
+            url: url.to_owned(),
+            key_prefix: prefix.to_owned(),
+            ..RedisStoreConfig::default()
+        },
+        TimeBase::system(),
+    )
+    .expect("store");
+    store.ping().expect("redis answers");
+    store
+}
+
+fn redis_flow(url: &str, prefix: &str) -> Flow<RedisServiceStateStore, RedisLink> {
+    let a = ss_store(url, prefix);
+    let b = ss_store(url, prefix);
+    let feed = b.subscribe_changes().expect("feed");
+    Flow::new(ss_server(1, a), ss_server(2, b), RedisLink(feed))
+}
+
+/// Prints Redis round trips per PUBLISH and per remote NOTIFY, and Redis memory per
+/// registered and authorised UE.
+fn measure_service_state(url: &str) {
+    let mut c = redis::Client::open(url)
+        .expect("url")
+        .get_connection()
+        .expect("connect");
+    redis::cmd("FLUSHALL")
+        .query::<()>(&mut c)
+        .expect("FLUSHALL");
+    let base = used_memory(&mut c);
+    // Registration: every UE registered through the registrar (MCPTT filter on).
+    let t = Instant::now();
+    let mut reg = Registrar::with_store(config(true), redis_store(url, "mcptt"), 1);
+    for n in 0..UES {
+        let out = reg.handle_register(t, PEER, &register(n, 1));
+        assert_eq!(out.response.status(), 200);
+        answer_third_party(&mut reg, t);
+    }
+    let after_reg = used_memory(&mut c);
+    let mut flow = redis_flow(url, "mcptt");
+    let after_ss = used_memory(&mut c);
+    let ue_key = flow.a.store().record_key(&StoreKey::Ue(impu(1)));
+    let one_ue: i64 = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg(&ue_key)
+        .query(&mut c)
+        .expect("MEMORY USAGE");
+    let dialog_keys: Vec<String> = redis::cmd("KEYS")
+        .arg("{mcptt:ss:*}:dlg:*")
+        .query(&mut c)
+        .expect("KEYS");
+    let one_dialog: i64 = dialog_keys.first().map_or(0, |k| {
+        redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(k)
+            .query(&mut c)
+            .expect("MEMORY USAGE")
+    });
+    let ues = i64::from(UES);
+    let reg_per_ue = (after_reg - base) / ues;
+    let ss_per_ue = (after_ss - after_reg) / ues;
+    println!(
+        "store_redis service state: Redis memory per registered and authorised UE {} B \
+         (registration {reg_per_ue} B + service state {ss_per_ue} B: UE record with publication, \
+         subscription dialog, deadline index entries; used_memory delta / {UES} UEs; MEMORY \
+         USAGE of one UE record {one_ue} B, of one dialog record {one_dialog} B; goal <= 2048 B)",
+        reg_per_ue + ss_per_ue
+    );
+    // Round trips: refreshes of every UE (scripts already cached on both connections).
+    let (a0, b0) = (flow.a.store().round_trips(), flow.b.store().round_trips());
+    for n in 0..UES {
+        flow.step(n);
+    }
+    let (a1, b1) = (flow.a.store().round_trips(), flow.b.store().round_trips());
+    #[allow(clippy::cast_precision_loss)] // small counts
+    let (per_pub, per_notify) = (
+        (a1 - a0) as f64 / f64::from(UES),
+        (b1 - b0) as f64 / f64::from(UES),
+    );
+    println!(
+        "store_redis service state: Redis round trips per PUBLISH refresh on A {per_pub:.2}, \
+         per remote change NOTIFYed by B (read, NOTIFY, its 200) {per_notify:.2}, over {UES} UEs"
+    );
+    drop(flow);
+    redis::cmd("FLUSHALL")
+        .query::<()>(&mut c)
+        .expect("FLUSHALL");
+}
+
+fn run_flow<S: ServiceStateStore, L: Link<S>>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    mut flow: Flow<S, L>,
+) {
+    let mut i: u32 = 0;
+    g.bench_function(name, |b| {
+        b.iter(|| {
+            i = (i + 1) % UES;
+            flow.step(i);
+        });
+    });
+}
+
+fn bench_service_state(c: &mut Criterion) {
+    let (_server, url) = start_redis();
+    let mut g = c.benchmark_group("publish_notify_two_instances");
+    g.throughput(Throughput::Elements(1));
+    run_flow(&mut g, "memory", memory_flow());
+    run_flow(&mut g, "redis", redis_flow(&url, "flow"));
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_service_state);
 criterion_main!(benches);

@@ -10,7 +10,7 @@ use crate::conn::{self, Client, Conn};
 use crate::error::Error;
 use crate::ss_codec;
 use crate::ss_feed::ServiceStateFeed;
-use crate::store::{RedisStoreConfig, fnv1a64};
+use crate::store::{RedisStoreConfig, fnv1a64, split_value};
 use crate::time::TimeBase;
 
 /// How long [`ServiceStateStore::next_expiry`] asks to be called again after a failure.
@@ -18,7 +18,7 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 /// Versioned compare-and-set of one record and its deadline index entry.
 ///
-/// KEYS: record hash, the bucket's deadline index. ARGV: expected version, index member
+/// KEYS: record (a string `<version> <data>`), the bucket's deadline index. ARGV: expected version, index member
 /// (`u<impu>` or `d<tag, 16 hex digits>`), data (empty = delete), deadline (Unix ms, empty
 /// = none), key expiry (Unix ms, empty = none), change channel, writer instance id (hex).
 /// Each successful write publishes `<new version> <instance> <member>` on the channel.
@@ -26,7 +26,9 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 /// re-created key without a global counter key (which Redis Cluster could not reach from
 /// the same script).
 const WRITE_SCRIPT: &str = r"
-local cur = redis.call('HGET', KEYS[1], 'v') or '0'
+local val = redis.call('GET', KEYS[1])
+local cur = '0'
+if val then cur = string.sub(val, 1, string.find(val, ' ', 1, true) - 1) end
 if cur ~= ARGV[1] then return {0, cur} end
 local t = redis.call('TIME')
 local nv = math.max(tonumber(cur) + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
@@ -35,12 +37,8 @@ if ARGV[3] == '' then
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[2], ARGV[2])
 else
-  redis.call('HSET', KEYS[1], 'v', ver, 'd', ARGV[3])
-  if ARGV[5] == '' then
-    redis.call('PERSIST', KEYS[1])
-  else
-    redis.call('PEXPIREAT', KEYS[1], ARGV[5])
-  end
+  redis.call('SET', KEYS[1], ver .. ' ' .. ARGV[3])
+  if ARGV[5] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[5]) end
   if ARGV[4] == '' then
     redis.call('ZREM', KEYS[2], ARGV[2])
   else
@@ -53,13 +51,15 @@ return {1, ver}
 
 /// A record's version and data unless the version is the one the caller knows.
 ///
-/// KEYS: record hash. ARGV: known version. Returns `{}` when absent, `{v}` when unchanged,
+/// KEYS: record. ARGV: known version. Returns `{}` when absent, `{v}` when unchanged,
 /// `{v, d}` otherwise: an unchanged record costs one round trip and no data.
 const READ_IF_CHANGED_SCRIPT: &str = r"
-local v = redis.call('HGET', KEYS[1], 'v')
-if not v then return {} end
+local val = redis.call('GET', KEYS[1])
+if not val then return {} end
+local sp = string.find(val, ' ', 1, true)
+local v = string.sub(val, 1, sp - 1)
 if v == ARGV[1] then return {v} end
-return {v, redis.call('HGET', KEYS[1], 'd')}
+return {v, string.sub(val, sp + 1)}
 ";
 
 /// Keeps the due index entries whose record still exists, removing the others (records
@@ -89,9 +89,6 @@ struct Inner {
     expiry_cache: Option<(Instant, Option<Instant>)>,
 }
 
-/// One stored record: version and encoded data.
-type Stored = (Option<String>, Option<Vec<u8>>);
-
 /// A [`ServiceStateStore`] kept in Redis and shared by several MCPTT server instances.
 ///
 /// # Data layout
@@ -100,11 +97,13 @@ type Stored = (Option<String>, Option<Vec<u8>>);
 ///
 /// | key | type | content |
 /// |---|---|---|
-/// | `{P:ss:B}:ue:<impu>` | hash | `v` = version, `d` = encoded [`UeRecord`] |
-/// | `{P:ss:B}:dlg:<tag>` | hash | `v` = version, `d` = encoded [`DialogRecord`] |
+/// | `{P:ss:B}:ue:<impu>` | string | `<version> <encoded UeRecord>` |
+/// | `{P:ss:B}:dlg:<tag>` | string | `<version> <encoded DialogRecord>` |
 /// | `{P:ss:B}:due` | sorted set | member `u<impu>` / `d<tag>`, score = deadline (Unix ms) |
 ///
-/// The encodings are compact binary (variable-length integers, times as Unix milliseconds
+/// Values are plain strings (version in decimal, a space, the encoded record): a Redis
+/// hash would cost about 120 bytes more per record once the data passes
+/// `hash-max-listpack-value`. The encodings are compact binary (variable-length integers, times as Unix milliseconds
 /// rounded up); see the `ss_codec` module source. A UE's deadline is its record's
 /// [`UeRecord::next_deadline`] (publication or token expiry); a dialog's is the end of its
 /// holder's lease ([`DialogRecord::lease_expires`]), as in `MemoryStore`.
@@ -127,7 +126,7 @@ type Stored = (Option<String>, Option<Vec<u8>>);
 ///
 /// # Round trips
 /// [`load_ue`](ServiceStateStore::load_ue) and [`load_dialog`](ServiceStateStore::load_dialog)
-/// are one `HMGET`; [`load_ue_if_changed`](ServiceStateStore::load_ue_if_changed) is one
+/// are one `GET`; [`load_ue_if_changed`](ServiceStateStore::load_ue_if_changed) is one
 /// `EVALSHA` that returns no data when the version is unchanged;
 /// [`write_ue`](ServiceStateStore::write_ue) and
 /// [`write_dialog`](ServiceStateStore::write_dialog) are one `EVALSHA` each (the first call
@@ -385,15 +384,31 @@ impl RedisServiceStateStore {
         })
     }
 
-    fn load(&self, key: &StoreKey) -> Result<Stored, Error> {
+    /// The stored value of `key` (`<version> <data>`), if any.
+    fn load(&self, key: &StoreKey) -> Result<Option<Vec<u8>>, Error> {
         let (record, _) = self.keys(key);
         let mut inner = self.lock();
         self.with_conn(&mut inner, |c, inner| {
             inner.round_trips += 1;
-            let mut hmget = redis::cmd("HMGET");
-            hmget.arg(&record).arg("v").arg("d");
-            Ok(hmget.query::<Stored>(c.like())?)
+            let mut get = redis::cmd("GET");
+            get.arg(&record);
+            Ok(get.query::<Option<Vec<u8>>>(c.like())?)
         })
+    }
+
+    /// Reads `key` and decodes its data with `decode`.
+    fn load_with<T>(
+        &self,
+        key: &StoreKey,
+        decode: fn(&[u8], &TimeBase) -> Result<T, &'static str>,
+    ) -> Result<Option<(u64, T)>, Error> {
+        let Some(value) = self.load(key)? else {
+            return Ok(None);
+        };
+        let (version, data) =
+            split_value(&value).ok_or_else(|| Self::corrupt(key, "invalid version"))?;
+        let record = decode(data, &self.time).map_err(|r| Self::corrupt(key, r))?;
+        Ok(Some((version, record)))
     }
 
     fn corrupt(key: &StoreKey, reason: &'static str) -> Error {
@@ -403,21 +418,12 @@ impl RedisServiceStateStore {
         }
     }
 
-    fn version(key: &StoreKey, v: &str) -> Result<u64, Error> {
-        v.parse().map_err(|_| Self::corrupt(key, "invalid version"))
-    }
-
     /// [`ServiceStateStore::load_ue`] with errors.
     ///
     /// # Errors
     /// [`Error::Redis`] when Redis is unavailable, [`Error::Corrupt`] for an unreadable record.
     pub fn try_load_ue(&self, impu: &str) -> Result<Option<(u64, UeRecord)>, Error> {
-        let key = StoreKey::Ue(impu.to_owned());
-        let (Some(v), Some(d)) = self.load(&key)? else {
-            return Ok(None);
-        };
-        let record = ss_codec::decode_ue(&d, &self.time).map_err(|r| Self::corrupt(&key, r))?;
-        Ok(Some((Self::version(&key, &v)?, record)))
+        self.load_with(&StoreKey::Ue(impu.to_owned()), ss_codec::decode_ue)
     }
 
     /// [`ServiceStateStore::load_ue_if_changed`] with errors: compared server-side, so an
@@ -468,12 +474,7 @@ impl RedisServiceStateStore {
     /// # Errors
     /// As [`RedisServiceStateStore::try_load_ue`].
     pub fn try_load_dialog(&self, tag: u64) -> Result<Option<(u64, DialogRecord)>, Error> {
-        let key = StoreKey::Dialog(tag);
-        let (Some(v), Some(d)) = self.load(&key)? else {
-            return Ok(None);
-        };
-        let record = ss_codec::decode_dialog(&d, &self.time).map_err(|r| Self::corrupt(&key, r))?;
-        Ok(Some((Self::version(&key, &v)?, record)))
+        self.load_with(&StoreKey::Dialog(tag), ss_codec::decode_dialog)
     }
 
     /// Unix ms of `t` plus the TTL grace.

@@ -12,7 +12,10 @@
 //!           local_uri(str) remote_uri(str) remote_target(str) route_set(uv n, str*n)
 //!           local_cseq(uv) remote_cseq(uv) event_id(0 | 1 str) expires_at(ms)
 //!           holder(u64) lease_expires(ms) notified_version(uv)
-//! uv      = unsigned LEB128 (at most 10 bytes);  str = uv length, UTF-8 bytes
+//! uv      = unsigned LEB128 (at most 10 bytes)
+//! str     = uv (2 * length), UTF-8 bytes
+//!         | uv (2 * k + 1): the same text as the record's k-th string (0-based), e.g. a
+//!           dialog's remote URI that is the UE's identity
 //! u64     = 8 bytes big-endian (random 64-bit values: a varint would only grow them)
 //! ms      = Unix milliseconds as uv, rounded up (never early)
 //! ```
@@ -47,9 +50,22 @@ fn put_uv(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    put_uv(out, s.len() as u64);
-    out.extend_from_slice(s.as_bytes());
+/// Writes strings, each text once per record (repeats as back-references).
+struct Writer<'a> {
+    out: Vec<u8>,
+    seen: Vec<&'a str>,
+}
+
+impl<'a> Writer<'a> {
+    fn str(&mut self, s: &'a str) {
+        if let Some(k) = self.seen.iter().position(|x| *x == s) {
+            put_uv(&mut self.out, 2 * k as u64 + 1);
+            return;
+        }
+        put_uv(&mut self.out, 2 * s.len() as u64);
+        self.out.extend_from_slice(s.as_bytes());
+        self.seen.push(s);
+    }
 }
 
 fn put_time(out: &mut Vec<u8>, tb: &TimeBase, t: Instant) {
@@ -76,18 +92,22 @@ pub(crate) fn encode_ue(record: &UeRecord, tb: &TimeBase) -> Result<Vec<u8>, &'s
             .iter()
             .map(|u| u.mcptt_id.len() + 40)
             .sum::<usize>();
-    let mut out = Vec::with_capacity(size);
-    out.push(FORMAT);
-    put_uv(&mut out, record.last_version);
-    out.push(kind_code(record.kind).ok_or(UNKNOWN_VARIANT)?);
-    put_uv(&mut out, record.instances.len() as u64);
+    let mut w = Writer {
+        out: Vec::with_capacity(size),
+        seen: Vec::new(),
+    };
+    w.out.push(FORMAT);
+    put_uv(&mut w.out, record.last_version);
+    w.out.push(kind_code(record.kind).ok_or(UNKNOWN_VARIANT)?);
+    put_uv(&mut w.out, record.instances.len() as u64);
     for i in record.instances.iter() {
-        put_str(&mut out, i);
+        w.str(i);
     }
-    put_uv(&mut out, record.users.len() as u64);
+    put_uv(&mut w.out, record.users.len() as u64);
     for u in &record.users {
-        put_str(&mut out, &u.mcptt_id);
-        put_uv(&mut out, u.version);
+        w.str(&u.mcptt_id);
+        let out = &mut w.out;
+        put_uv(out, u.version);
         match &u.auth {
             AuthRecord::Unauthorised => out.push(0),
             AuthRecord::Authorised {
@@ -97,9 +117,9 @@ pub(crate) fn encode_ue(record: &UeRecord, tb: &TimeBase) -> Result<Vec<u8>, &'s
             } => {
                 out.push(1);
                 out.extend_from_slice(&publication.etag.to_be_bytes());
-                put_time(&mut out, tb, publication.expires_at);
-                put_time(&mut out, tb, *token_deadline);
-                put_uv(&mut out, *token_exp);
+                put_time(out, tb, publication.expires_at);
+                put_time(out, tb, *token_deadline);
+                put_uv(out, *token_exp);
             }
             AuthRecord::Expired {
                 publication,
@@ -107,15 +127,15 @@ pub(crate) fn encode_ue(record: &UeRecord, tb: &TimeBase) -> Result<Vec<u8>, &'s
             } => {
                 out.push(2);
                 out.extend_from_slice(&publication.etag.to_be_bytes());
-                put_time(&mut out, tb, publication.expires_at);
-                put_uv(&mut out, *token_exp);
+                put_time(out, tb, publication.expires_at);
+                put_uv(out, *token_exp);
             }
             AuthRecord::SignedOff => out.push(3),
             AuthRecord::Replaced => out.push(4),
             _ => return Err(UNKNOWN_VARIANT),
         }
     }
-    Ok(out)
+    Ok(w.out)
 }
 
 /// Encodes a dialog record with times translated through `tb`.
@@ -129,8 +149,11 @@ pub(crate) fn encode_dialog(d: &DialogRecord, tb: &TimeBase) -> Vec<u8> {
         + d.remote_target.len()
         + d.route_set.iter().map(|r| r.len() + 2).sum::<usize>()
         + d.event_id.as_ref().map_or(0, |e| e.len());
-    let mut out = Vec::with_capacity(64 + strings);
-    out.push(FORMAT);
+    let mut w = Writer {
+        out: Vec::with_capacity(64 + strings),
+        seen: Vec::with_capacity(8),
+    };
+    w.out.push(FORMAT);
     for s in [
         &d.impu,
         &d.mcptt_id,
@@ -140,30 +163,33 @@ pub(crate) fn encode_dialog(d: &DialogRecord, tb: &TimeBase) -> Vec<u8> {
         &d.remote_uri,
         &d.remote_target,
     ] {
-        put_str(&mut out, s);
+        w.str(s);
     }
-    put_uv(&mut out, d.route_set.len() as u64);
+    put_uv(&mut w.out, d.route_set.len() as u64);
     for r in d.route_set.iter() {
-        put_str(&mut out, r);
+        w.str(r);
     }
-    put_uv(&mut out, u64::from(d.local_cseq));
-    put_uv(&mut out, u64::from(d.remote_cseq));
+    put_uv(&mut w.out, u64::from(d.local_cseq));
+    put_uv(&mut w.out, u64::from(d.remote_cseq));
     match &d.event_id {
         Some(e) => {
-            out.push(1);
-            put_str(&mut out, e);
+            w.out.push(1);
+            w.str(e);
         }
-        None => out.push(0),
+        None => w.out.push(0),
     }
-    put_time(&mut out, tb, d.expires_at);
+    let out = &mut w.out;
+    put_time(out, tb, d.expires_at);
     out.extend_from_slice(&d.holder.to_be_bytes());
-    put_time(&mut out, tb, d.lease_expires);
-    put_uv(&mut out, d.notified_version);
-    out
+    put_time(out, tb, d.lease_expires);
+    put_uv(out, d.notified_version);
+    w.out
 }
 
 struct Reader<'a> {
     buf: &'a [u8],
+    /// The strings read so far (targets of back-references).
+    seen: Vec<&'a str>,
 }
 
 impl<'a> Reader<'a> {
@@ -217,8 +243,15 @@ impl<'a> Reader<'a> {
     }
 
     fn str(&mut self) -> Result<&'a str, &'static str> {
-        let n = self.len()?;
-        std::str::from_utf8(self.take(n)?).map_err(|_| "invalid UTF-8")
+        let v = self.uv()?;
+        if v & 1 == 1 {
+            let k = usize::try_from(v >> 1).map_err(|_| "reference out of range")?;
+            return self.seen.get(k).copied().ok_or("reference out of range");
+        }
+        let n = usize::try_from(v >> 1).map_err(|_| "length out of range")?;
+        let s = std::str::from_utf8(self.take(n)?).map_err(|_| "invalid UTF-8")?;
+        self.seen.push(s);
+        Ok(s)
     }
 
     fn arc(&mut self) -> Result<Arc<str>, &'static str> {
@@ -241,7 +274,10 @@ impl<'a> Reader<'a> {
 
 /// Decodes a stored UE record with times translated through `tb`.
 pub(crate) fn decode_ue(data: &[u8], tb: &TimeBase) -> Result<UeRecord, &'static str> {
-    let mut r = Reader { buf: data };
+    let mut r = Reader {
+        buf: data,
+        seen: Vec::new(),
+    };
     if r.u8()? != FORMAT {
         return Err("unknown record format");
     }
@@ -303,7 +339,10 @@ pub(crate) fn decode_ue(data: &[u8], tb: &TimeBase) -> Result<UeRecord, &'static
 
 /// Decodes a stored dialog record with times translated through `tb`.
 pub(crate) fn decode_dialog(data: &[u8], tb: &TimeBase) -> Result<DialogRecord, &'static str> {
-    let mut r = Reader { buf: data };
+    let mut r = Reader {
+        buf: data,
+        seen: Vec::new(),
+    };
     if r.u8()? != FORMAT {
         return Err("unknown record format");
     }
@@ -440,6 +479,12 @@ mod tests {
         let d = dialog(t0);
         let data = encode_dialog(&d, &tb);
         assert_eq!(decode_dialog(&data, &tb).unwrap(), d);
+        // The remote URI (the UE's identity again) is stored once, as a back-reference.
+        let impu = d.impu.as_bytes();
+        let copies = data.windows(impu.len()).filter(|w| *w == impu).count();
+        assert_eq!(copies, 1);
+        // A reference to a string not read yet is refused.
+        assert_eq!(decode_dialog(&[1, 3], &tb), Err("reference out of range"));
         let plain = DialogRecord {
             event_id: None,
             route_set: Vec::new().into(),

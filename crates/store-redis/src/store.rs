@@ -18,7 +18,7 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 /// Versioned compare-and-set of one AoR record, its bucket's expiry index and counters.
 ///
-/// KEYS: record hash, expiry zset, count hash. ARGV: expected version, AoR, data,
+/// KEYS: record (a string `<version> <data>`), expiry zset, count hash. ARGV: expected version, AoR, data,
 /// binding count (0 = delete), earliest expiry (Unix ms), key expiry (Unix ms), change
 /// channel, writer instance id. Each successful write publishes
 /// `<new version> <instance> <AoR>` on the change channel.
@@ -26,7 +26,9 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 /// re-created AoR without a global counter key (which Redis Cluster could not reach
 /// from the same script).
 const WRITE_SCRIPT: &str = r"
-local cur = redis.call('HGET', KEYS[1], 'v') or '0'
+local val = redis.call('GET', KEYS[1])
+local cur = '0'
+if val then cur = string.sub(val, 1, string.find(val, ' ', 1, true) - 1) end
 if cur ~= ARGV[1] then return {0, cur} end
 local t = redis.call('TIME')
 local nv = math.max(tonumber(cur) + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
@@ -38,7 +40,7 @@ if n == 0 then
   redis.call('ZREM', KEYS[2], ARGV[2])
   redis.call('HDEL', KEYS[3], ARGV[2])
 else
-  redis.call('HSET', KEYS[1], 'v', ver, 'd', ARGV[3])
+  redis.call('SET', KEYS[1], ver .. ' ' .. ARGV[3])
   redis.call('PEXPIREAT', KEYS[1], ARGV[6])
   redis.call('ZADD', KEYS[2], ARGV[5], ARGV[2])
   redis.call('HSET', KEYS[3], ARGV[2], n)
@@ -133,17 +135,25 @@ impl std::fmt::Debug for Inner {
 ///
 /// | key | type | content |
 /// |---|---|---|
-/// | `{P:reg:B}:aor:<aor>` | hash | `v` = version, `d` = encoded bindings (below); `PEXPIREAT` = last expiry + `ttl_grace` |
+/// | `{P:reg:B}:aor:<aor>` | string | `<version> <encoded bindings>` (version in decimal, bindings below); `PEXPIREAT` = last expiry + `ttl_grace` |
 /// | `{P:reg:B}:exp` | sorted set | member AoR, score = earliest binding expiry (Unix ms) |
 /// | `{P:reg:B}:n` | hash | AoR → binding count, `#b` → bucket total |
 ///
-/// Encoded bindings (big-endian; `str` = `u32` length + UTF-8, `opt x` = `0` | `1` x):
+/// Record values are plain strings, not hashes: a hash costs about 120 bytes more per
+/// record once its data passes `hash-max-listpack-value`.
+///
+/// Encoded bindings (big-endian; `str` = `u32` length + UTF-8, `opt x` = `0` | `1` x;
+/// `sref` = `0` str | `1` offset:u32 length:u32, a slice of the binding's own request,
+/// which the contact, URI, instance and Call-ID normally are):
 ///
 /// ```text
-/// 0x01 count:u32 { id:u64 uri:str contact:str instance:opt str reg_id:opt u32 call_id:str
-///                  cseq:u32 registered_at:i64 expires_at:i64 (Unix ms) request:u32+bytes
-///                  n:u16 third_party:u16*n }*count
+/// 0x02 count:u32 { request:u32+bytes id:u64 uri:sref contact:sref instance:opt sref
+///                  reg_id:opt u32 call_id:sref cseq:u32 registered_at:i64
+///                  expires_at:i64 (Unix ms) n:u16 third_party:u16*n }*count
 /// ```
+///
+/// (Format `0x01`, without references and with the request after the Call-ID's
+/// fields, is still read.)
 ///
 /// # Round trips
 /// [`load`](RegistrationStore::load) is one pipelined round trip (record and the bucket's
@@ -187,6 +197,14 @@ impl std::fmt::Debug for RedisStore {
             .field("inner", &self.inner)
             .finish_non_exhaustive()
     }
+}
+
+/// Splits a stored value `<version> <data>`.
+pub(crate) fn split_value(value: &[u8]) -> Option<(u64, &[u8])> {
+    let sp = value.iter().position(|&b| b == b' ')?;
+    let (v, rest) = value.split_at(sp);
+    let version = std::str::from_utf8(v).ok()?.parse().ok()?;
+    Some((version, rest.get(1..)?))
 }
 
 pub(crate) fn fnv1a64(s: &str) -> u64 {
@@ -352,24 +370,21 @@ impl RedisStore {
         let key = self.record_key(aor);
         let ckey = self.count_key(bucket);
         let mut inner = self.lock();
-        let (v, d, total, len): (Option<String>, Option<Vec<u8>>, Option<u64>, u64) = self
-            .with_conn(&mut inner, |c, inner| {
+        let (value, total, len): (Option<Vec<u8>>, Option<u64>, u64) =
+            self.with_conn(&mut inner, |c, inner| {
                 inner.round_trips += 1;
-                let mut hmget = redis::cmd("HMGET");
-                hmget.arg(&key).arg("v").arg("d");
+                let mut get = redis::cmd("GET");
+                get.arg(&key);
                 let mut hget = redis::cmd("HGET");
                 hget.arg(&ckey).arg(TOTAL_FIELD);
                 let mut hlen = redis::cmd("HLEN");
                 hlen.arg(&ckey);
-                let replies = c.pipeline(vec![hmget, hget, hlen])?;
-                let [vd, t, l] = replies.as_slice() else {
+                let replies = c.pipeline(vec![get, hget, hlen])?;
+                let [v, t, l] = replies.as_slice() else {
                     return Err(Error::UnexpectedReply("load pipeline reply"));
                 };
-                let (v, d): (Option<String>, Option<Vec<u8>>) =
-                    redis::from_redis_value_ref(vd).map_err(redis::RedisError::from)?;
                 Ok((
-                    v,
-                    d,
+                    redis::from_redis_value_ref(v).map_err(redis::RedisError::from)?,
                     redis::from_redis_value_ref(t).map_err(redis::RedisError::from)?,
                     redis::from_redis_value_ref(l).map_err(redis::RedisError::from)?,
                 ))
@@ -381,15 +396,15 @@ impl RedisStore {
             );
         }
         drop(inner);
-        let (Some(v), Some(d)) = (v, d) else {
+        let Some(value) = value else {
             return Ok(None);
         };
         let corrupt = |reason| Error::Corrupt {
             aor: aor.to_owned(),
             reason,
         };
-        let version = v.parse::<u64>().map_err(|_| corrupt("invalid version"))?;
-        let record = codec::decode(&d, &self.time).map_err(corrupt)?;
+        let (version, d) = split_value(&value).ok_or_else(|| corrupt("invalid version"))?;
+        let record = codec::decode(d, &self.time).map_err(corrupt)?;
         Ok(Some((version, record)))
     }
 

@@ -1069,10 +1069,9 @@ fn index_entries_of_records_redis_expired_are_dropped_and_corruption_is_unavaila
     assert_eq!(s.due(later, 9).unwrap(), vec![StoreKey::Ue(UE1.into())]);
     // A damaged record is an error the server turns into 503, never "no state".
     let _: () = c
-        .hset(
+        .set(
             s.record_key(&StoreKey::Ue(UE1.into())),
-            "d",
-            b"\x01\xff".as_slice(),
+            b"9 \x01\xff".as_slice(),
         )
         .unwrap();
     assert!(matches!(s.load_ue(UE1), Err(StoreError::Unavailable(_))));
