@@ -12,7 +12,80 @@ use mcptt_sip::{CSeq, Headers, NameAddr, Request, Response};
 /// when the URI is already in that form.
 pub(crate) fn identity(uri: &str) -> Cow<'_, str> {
     let uri = uri.trim().trim_start_matches('<');
-    // Up to the first of `>`, `;`, `?` (all ASCII, so the cut is a char boundary).
+    // One pass: the end (first `>`, `;` or `?`, all ASCII, so a char boundary), the first `:`,
+    // the last `@`, and whether a capital sits in the scheme or after the last `@`.
+    let b = uri.as_bytes();
+    let mut end = b.len();
+    let mut colon = None;
+    let mut at = None;
+    let mut upper_scheme = false;
+    let mut upper_since_at = false;
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'>' | b';' | b'?' => {
+                end = i;
+                break;
+            }
+            b':' if colon.is_none() => colon = Some(i),
+            b'@' if colon.is_some() => {
+                at = Some(i);
+                upper_since_at = false;
+            }
+            b'A'..=b'Z' => {
+                if colon.is_none() {
+                    upper_scheme = true;
+                }
+                upper_since_at = true;
+            }
+            _ => {}
+        }
+    }
+    let uri = uri.get(..end).unwrap_or(uri);
+    let Some(colon) = colon.filter(|&c| c < end) else {
+        // No scheme: written out as `:` + the text (host part lower-cased).
+        let host = uri.rsplit_once('@').map_or(uri, |(_, h)| h);
+        let mut out = String::with_capacity(uri.len() + 1);
+        out.push(':');
+        if let Some((user, _)) = uri.rsplit_once('@') {
+            out.push_str(user);
+            out.push('@');
+        }
+        out.push_str(&host.to_ascii_lowercase());
+        return Cow::Owned(out);
+    };
+    // Capitals counted after the last `@` (or after the `:` when there is none) are the host's.
+    let upper_host = if at.is_some() {
+        upper_since_at
+    } else {
+        uri.get(colon + 1..)
+            .is_some_and(|h| h.bytes().any(|c| c.is_ascii_uppercase()))
+    };
+    if !upper_scheme && !upper_host {
+        return Cow::Borrowed(uri);
+    }
+    let (scheme, rest) = (
+        uri.get(..colon).unwrap_or(""),
+        uri.get(colon + 1..).unwrap_or(""),
+    );
+    let (user, host) = match rest.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, rest),
+    };
+    let mut out = String::with_capacity(uri.len() + 1);
+    out.push_str(&scheme.to_ascii_lowercase());
+    out.push(':');
+    if let Some(u) = user {
+        out.push_str(u);
+        out.push('@');
+    }
+    out.push_str(&host.to_ascii_lowercase());
+    Cow::Owned(out)
+}
+
+/// The first version of [`identity`], kept as the reference the tests compare with.
+#[cfg(test)]
+fn identity_reference(uri: &str) -> Cow<'_, str> {
+    let uri = uri.trim().trim_start_matches('<');
     let end = uri
         .bytes()
         .position(|b| matches!(b, b'>' | b';' | b'?'))
@@ -266,6 +339,21 @@ Call-ID: c1\r\nCSeq: 8 SUBSCRIBE\r\nContent-Length: 0\r\n\r\n",
             push_hex16(&mut out, n);
             assert_eq!(out, format!("{n:016x}").as_bytes());
             assert_eq!(super::Hex16::new(n).as_str(), format!("{n:016x}"));
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+        /// The one-pass `identity` gives what the first version gave, borrowing alike.
+        #[test]
+        fn identity_matches_the_reference(uri in "[<> ]{0,2}[sSiIpP:tel+@aA.;?>xX1-]{0,24}") {
+            let (got, want) = (identity(&uri), super::identity_reference(&uri));
+            proptest::prop_assert_eq!(&got, &want);
+            proptest::prop_assert_eq!(
+                matches!(got, std::borrow::Cow::Borrowed(_)),
+                matches!(want, std::borrow::Cow::Borrowed(_))
+            );
         }
     }
 
