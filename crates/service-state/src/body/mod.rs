@@ -5,11 +5,15 @@
 //! - [`ServiceState`] — `application/vnd.mcptt-service-state+json`, this project's NOTIFY body;
 //! - [`PublishBody`] — the PUBLISH body, either `multipart/mixed` with the two XML parts or a single part.
 //!
-//! XML is read in one streaming pass with `quick-xml`'s plain reader over the borrowed bytes
-//! (namespace prefixes resolved only as far as telling this crate's namespaces apart; no tree,
-//! nothing allocated per element): no DOCTYPE (so no entity can be defined or fetched), only
-//! predefined entities and character references, distinct attribute names, declared prefixes,
-//! and size, depth and element count limits ([`XmlLimits`]).
+//! XML is read in one streaming pass over the borrowed bytes (namespace prefixes resolved only
+//! as far as telling this crate's namespaces apart; no tree, nothing allocated per element):
+//! documents in the plain form clients write (standard declaration, plain names and
+//! attributes, no comment, CDATA, entity reference or DOCTYPE) by a byte scanner, everything
+//! else by `quick-xml`'s reader, which decides and reports errors: no DOCTYPE (so no entity can
+//! be defined or fetched), only predefined entities and character references, distinct
+//! attribute names, declared prefixes, and size, depth and element count limits
+//! ([`XmlLimits`]). Both give the same result (tested). A `multipart/mixed` PUBLISH body in
+//! its plain form is likewise split without copying; other forms go through `mcptt-sip`.
 
 mod mcptt_info;
 mod poc_settings;
