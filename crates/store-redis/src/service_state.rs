@@ -62,8 +62,8 @@ if v == ARGV[1] then return {v} end
 return {v, string.sub(val, sp + 1)}
 ";
 
-/// Keeps the due index entries whose record still exists, removing the others (records
-/// Redis deleted at their `PEXPIREAT` while no instance ran).
+/// Removes the due index entries whose record does not exist (records Redis deleted at
+/// their `PEXPIREAT` while no instance ran), if it still does not.
 ///
 /// KEYS: the bucket's deadline index, then the record keys. ARGV: the index members, in
 /// the order of the record keys. Returns the members kept.
@@ -131,8 +131,9 @@ struct Inner {
 /// [`write_ue`](ServiceStateStore::write_ue) and
 /// [`write_dialog`](ServiceStateStore::write_dialog) are one `EVALSHA` each (the first call
 /// per connection and node adds one `EVAL` after Redis answers `NOSCRIPT`);
-/// [`due`](ServiceStateStore::due) is one pipelined scan over all buckets (plus one script
-/// per bucket with due entries, to drop entries of records Redis deleted);
+/// [`due`](ServiceStateStore::due) is one pipelined scan over all buckets, plus, when
+/// something is due, one pipelined existence check of the due records (and one script per
+/// entry whose record Redis deleted, to drop it from the index);
 /// [`next_expiry`](ServiceStateStore::next_expiry) answers from a cache of the earliest
 /// deadline ([`RedisStoreConfig::expiry_cache`]) that this instance's writes keep exact,
 /// else one pipelined scan.
@@ -630,36 +631,60 @@ impl RedisServiceStateStore {
                     .collect()
             })?
         };
-        let mut all: Vec<(f64, StoreKey)> = Vec::new();
-        for (b, due) in (0..buckets).zip(per_bucket) {
-            if due.is_empty() {
+        // Earliest first, at most `max`: (score, bucket, member, key).
+        let mut all: Vec<(f64, u64, String, StoreKey)> = (0..buckets)
+            .zip(per_bucket)
+            .flat_map(|(b, due)| {
+                due.into_iter()
+                    .filter_map(move |(m, score)| Some((score, b, parse_member(&m)?, m)))
+            })
+            .map(|(score, b, key, m)| (score, b, m, key))
+            .collect();
+        all.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.3.cmp(&b.3)));
+        all.truncate(max);
+        if all.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Keep the entries whose record exists (one pipelined round trip); drop the others
+        // from the index (records Redis deleted at their key expiry: rare).
+        let exists: Vec<Cmd> = all
+            .iter()
+            .map(|(_, _, _, key)| {
+                let mut e = redis::cmd("EXISTS");
+                e.arg(self.keys(key).0);
+                e
+            })
+            .collect();
+        let found: Vec<bool> = {
+            let mut inner = self.lock();
+            self.with_conn(&mut inner, |c, inner| {
+                inner.round_trips += 1;
+                c.pipeline(exists.clone())?
+                    .iter()
+                    .map(|v| {
+                        redis::from_redis_value_ref(v)
+                            .map_err(|e| Error::Redis(redis::RedisError::from(e)))
+                    })
+                    .collect()
+            })?
+        };
+        let mut live = Vec::with_capacity(all.len());
+        for ((_, b, m, key), found) in all.into_iter().zip(found) {
+            if found {
+                live.push(key);
                 continue;
             }
-            let mut keys = vec![self.due_key(b)];
-            let mut members = Vec::with_capacity(due.len());
-            let mut scores = std::collections::HashMap::new();
-            for (m, score) in due {
-                let Some(key) = parse_member(&m) else {
-                    continue;
-                };
-                keys.push(self.keys(&key).0);
-                scores.insert(m.clone(), (score, key));
-                members.push(m);
-            }
-            let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-            let arg_refs: Vec<&[u8]> = members.iter().map(String::as_bytes).collect();
-            let live: Vec<String> = redis::from_redis_value(self.run(
+            // Removed only if still missing (a writer may have re-created it meanwhile).
+            let (record, due) = self.keys(&key);
+            debug_assert_eq!(due, self.due_key(b));
+            self.run(
                 &self.prune_script,
                 PRUNE_SCRIPT,
-                &key_refs,
-                &arg_refs,
-            )?)
-            .map_err(|e| Error::Redis(redis::RedisError::from(e)))?;
-            all.extend(live.iter().filter_map(|m| scores.remove(m)));
+                &[&due, &record],
+                &[m.as_bytes()],
+            )?;
         }
-        all.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-        all.truncate(max);
-        Ok(all.into_iter().map(|(_, k)| k).collect())
+        Ok(live)
     }
 
     /// [`ServiceStateStore::next_expiry`] with errors (no cache).

@@ -170,7 +170,9 @@ struct Duo {
     now: Instant,
     tb: TimeBase,
     idms: Idms,
+    /// A Redis node to publish the feed sentinel on.
     url: String,
+    cfg: RedisStoreConfig,
     servers: Vec<Option<Srv>>,
     feeds: Vec<Option<ServiceStateFeed>>,
     pubs: Vec<(String, Publisher<SplitMix64>)>,
@@ -185,15 +187,19 @@ struct Duo {
 
 impl Duo {
     fn new(redis: &support::Server, directory: UeDirectory) -> Self {
+        Self::on(config(&redis.url()), redis.url(), directory)
+    }
+
+    fn on(cfg: RedisStoreConfig, url: String, directory: UeDirectory) -> Self {
         let (t0, tb) = epoch();
         let idms = Idms::new();
-        let url = redis.url();
         let mut duo = Self {
             t0,
             now: t0,
             tb,
             idms,
             url,
+            cfg,
             servers: vec![None, None],
             feeds: vec![None, None],
             pubs: Vec::new(),
@@ -212,7 +218,7 @@ impl Duo {
 
     /// Starts instance `i` (again), with its own store connection and change feed.
     fn start(&mut self, i: usize, directory: UeDirectory) {
-        let store = RedisServiceStateStore::new(config(&self.url), self.tb).unwrap();
+        let store = RedisServiceStateStore::new(self.cfg.clone(), self.tb).unwrap();
         let feed = store.subscribe_changes().unwrap();
         let mut cfg = ServerConfig::new(HOST, PSI);
         cfg.directory = directory;
@@ -408,7 +414,7 @@ impl Duo {
     }
 
     fn store(&self) -> RedisServiceStateStore {
-        RedisServiceStateStore::new(config(&self.url), self.tb).unwrap()
+        RedisServiceStateStore::new(self.cfg.clone(), self.tb).unwrap()
     }
 }
 
@@ -900,6 +906,50 @@ fn many_ues_refreshing_through_both_instances_lose_no_update() {
     );
 }
 
+#[test]
+fn two_instances_over_a_three_node_cluster() {
+    let cluster = support::Cluster::start();
+    let urls = cluster.urls();
+    let cfg = RedisStoreConfig {
+        cluster_nodes: urls.clone(),
+        buckets: 16,
+        response_timeout: Duration::from_secs(2),
+        connect_timeout: Duration::from_millis(500),
+        expiry_cache: Duration::ZERO,
+        ..RedisStoreConfig::default()
+    };
+    let mut d = Duo::on(cfg, urls[0].clone(), UeDirectory::new());
+    // Several UEs, so the buckets' hash tags spread the records over the nodes.
+    let ues: Vec<String> = (0..12).map(|i| format!("sip:ue{i}@example.org")).collect();
+    let mut subs = Vec::new();
+    for (i, ue) in ues.iter().enumerate() {
+        d.register(i % 2, ue, true);
+        let p = d.add_pub(ue);
+        let token = d.token(ALICE, 300 + i as u64);
+        assert_eq!(d.publish(i % 2, p, &token).0, 200);
+        let s = d.add_sub(ue);
+        assert_eq!(d.subscribe(1 - i % 2, s, None), 200);
+        assert_eq!(d.last(s).state, CombinedState::FullAccess);
+        subs.push(s);
+    }
+    let counts = cluster.key_counts();
+    assert!(counts.iter().all(|&k| k > 0), "keys per node {counts:?}");
+    d.propagate(0);
+    d.propagate(1);
+    // Token expiries spread over the nodes: each instance's timers (the due scan across
+    // all nodes) apply some; each holder NOTIFYs its dialogs once.
+    d.now = d.t0 + Duration::from_secs(400);
+    d.tick(0);
+    d.tick(1);
+    d.propagate(0);
+    d.propagate(1);
+    for &s in &subs {
+        assert_eq!(d.states(s).len(), 2, "one expiry NOTIFY per subscriber");
+        assert_eq!(d.last(s).authorisation, AuthorisationState::Expired);
+    }
+    assert_eq!(d.notifies[0] + d.notifies[1], 2 * ues.len());
+}
+
 // ---- the store on its own ---------------------------------------------------------
 
 fn ue_record(t: Instant, secs: u64, registered: bool) -> UeRecord {
@@ -1066,6 +1116,13 @@ fn index_entries_of_records_redis_expired_are_dropped_and_corruption_is_unavaila
     let _: i64 = c.del(s.record_key(&StoreKey::Dialog(tag))).unwrap();
     let later = t + Duration::from_secs(1000);
     assert_eq!(s.due(later, 9).unwrap(), vec![StoreKey::Ue(UE1.into())]);
+    // The stale entry is gone from the index, the live one stays.
+    let indexes: Vec<String> = c.keys("{mcptt:ss:*}:due").unwrap();
+    let entries: usize = indexes
+        .iter()
+        .map(|k| c.zcard::<_, usize>(k).unwrap())
+        .sum();
+    assert_eq!(entries, 1);
     assert_eq!(s.due(later, 9).unwrap(), vec![StoreKey::Ue(UE1.into())]);
     // A damaged record is an error the server turns into 503, never "no state".
     let _: () = c
