@@ -1,13 +1,28 @@
-//! A Redis-backed [`RegistrationStore`](mcptt_registration::RegistrationStore) for [`mcptt_registration`]: several SIP core
-//! instances behind one address share their bindings, so a UE's REGISTER, refresh or
-//! de-registration works on whichever instance it lands, and bindings outlive the death
-//! of the instance that created them.
+//! Redis-backed stores for [`mcptt_registration`] and [`mcptt_service_state`]: several SIP
+//! core instances and several MCPTT server instances behind one address share their state,
+//! so a UE's REGISTER, PUBLISH or SUBSCRIBE (and their refreshes) work on whichever instance
+//! they land, and the state outlives the death of the instance that created it.
+//!
+//! - [`RedisStore`] is the [`RegistrationStore`](mcptt_registration::RegistrationStore)
+//!   (bindings per address-of-record), with its [`ChangeFeed`] and [`StoreChoice`].
+//! - [`RedisServiceStateStore`] is the
+//!   [`ServiceStateStore`](mcptt_service_state::store::ServiceStateStore) (UE records with
+//!   registered instances and per-user authorisation and publication, subscription dialogs
+//!   with their holder's lease), with its [`ServiceStateFeed`] and [`ServiceStateChoice`].
+//!   Same principles as below: one Lua compare-and-set per write, records as compact binary
+//!   strings with times through [`TimeBase`], a sorted-set deadline index for expiry and
+//!   dialog take-over, `PEXPIREAT` as a safety net, [`StoreError::Unavailable`] on any Redis
+//!   failure, a pub/sub feed handing other instances' changes to
+//!   [`Server::handle_remote_change`](mcptt_service_state::server::Server::handle_remote_change)
+//!   so each change is NOTIFYed once, by the dialog's holder.
+//!
+//! [`StoreError::Unavailable`]: mcptt_registration::StoreError::Unavailable
 //!
 //! [`RedisStore`] implements the consistency the registrar assumes (see
 //! [`mcptt_registration::store`]):
 //!
-//! - **One record per address-of-record**, stored as a Redis hash holding a version and the
-//!   encoded bindings.
+//! - **One record per address-of-record**, stored as a Redis string holding a version and
+//!   the encoded bindings.
 //! - **Versioned writes**: every write is one `EVALSHA` of a Lua script that compares the
 //!   version the writer read with the stored one and replaces the record, its expiry index
 //!   entry and the counters atomically — one round trip, no `WATCH` retry loop inside the
@@ -41,15 +56,53 @@
 //! This crate does the I/O (a blocking `redis` connection with connect and response
 //! timeouts, one listener thread per feed); `mcptt-registration` itself stays sans-IO.
 //!
-//! Not covered here: the publication/subscription state of `mcptt-service-state`, reg
-//! event subscriptions themselves (they stay in the memory of the instance holding the
+//! Not covered here: reg event subscriptions themselves (they stay in the memory of the instance holding the
 //! dialog; when it dies, `mcptt-registration`'s `RegistrationView` re-subscribes after
 //! the `481` its next refresh gets from another instance: takeover within the refresh
 //! interval, see [`mcptt_registration::store`]), and a hard global `max_bindings` cap
 //! (the count is per-bucket and cached, see [`RedisStore`]).
 //!
 //! A binary that takes `--store memory|redis://…` holds a `Registrar<`[`StoreChoice`]`>`
-//! ([`StoreChoice::open`] parses the value).
+//! ([`StoreChoice::open`] parses the value) or a `Server<_, _,`[`ServiceStateChoice`]`>`
+//! ([`ServiceStateChoice::open`], same values).
+//!
+//! # Service state across MCPTT server instances
+//!
+//! Each instance has its own [`ServerConfig::instance_id`](mcptt_service_state::server::ServerConfig::instance_id)
+//! and its own store value and feed:
+//!
+//! ```no_run
+//! use std::time::{Duration, Instant};
+//! use mcptt_service_state::server::{Server, ServerConfig};
+//! use mcptt_service_state::{RegistrationChange, SplitMix64, TokenGrant, TokenValidator};
+//! use mcptt_store_redis::{ServiceStateChoice, TimeBase};
+//!
+//! # struct Tokens;
+//! # impl TokenValidator for Tokens {
+//! #     fn validate(&self, _: &str, _: u64)
+//! #         -> Result<TokenGrant, Box<dyn std::error::Error + Send + Sync>> { Err("".into()) }
+//! # }
+//! let store = ServiceStateChoice::open("redis://127.0.0.1:6379", TimeBase::system())?;
+//! let mut feed = store.subscribe_changes()?; // `None` for `memory`
+//! let mut config = ServerConfig::new("mcptt.example.org", "sip:mcptt-server@mcptt.example.org");
+//! config.instance_id = 2;
+//! let mut server = Server::with_store(config, Tokens, SplitMix64(7), store);
+//! // ... in the driver loop, with `now` from the clock:
+//! let now = Instant::now();
+//! if let Some(feed) = feed.as_mut() {
+//!     // Changes other instances wrote: NOTIFYs of the dialogs held here.
+//!     feed.deliver(&mut server, now, Duration::from_millis(10), 256)?;
+//! }
+//! while let Some(_notify) = server.poll_transmit() { /* send it */ }
+//! let _next = server.poll_timeout(); // the store's earliest deadline included (cached)
+//! # Ok::<(), mcptt_store_redis::Error>(())
+//! ```
+//!
+//! Take-over: a dialog's holder renews its lease every
+//! [`dialog_lease`](mcptt_service_state::server::ServerConfig::dialog_lease)` / 2`; when an
+//! instance dies, another takes its dialogs over once their lease ran out (the deadline
+//! index lists them), i.e. within `dialog_lease` (default 60 s) plus that instance's
+//! `poll_timeout` latency, and at once when the UE's next SUBSCRIBE refresh lands on it.
 //!
 //! # A local Redis Cluster
 //!
@@ -92,7 +145,7 @@
 //! # Ok::<(), mcptt_store_redis::Error>(())
 //! ```
 //!
-//! A doctest that runs against a real server is in `tests/it` (it starts `redis-server`).
+//! Tests that run against a real server are in `tests/it` (they start `redis-server`).
 
 mod choice;
 mod codec;
