@@ -309,7 +309,7 @@ impl Subscription {
             },
             remote_uri: Arc::from(ids.from.uri().as_str()),
             remote_target: Arc::from(remote_target),
-            route_set: sub.record_route.clone().into(),
+            route_set: Arc::clone(&sub.record_route),
             local_cseq: 0,
             remote_cseq: ids.cseq.seq,
             event_id: sub.event_id.as_deref().map(Arc::from),
@@ -392,8 +392,8 @@ const MAX_DUE_PER_TIMEOUT: usize = 256;
 /// What a SUBSCRIBE says, read with `mcptt-sip`'s typed access.
 struct SubscribeRequest<'a, 'm> {
     ids: &'a Ids<'m>,
-    /// `Record-Route` entries as written, in order.
-    record_route: Vec<String>,
+    /// `Record-Route` entries as written, in order (the dialog's route set).
+    record_route: Arc<[String]>,
     /// `id` of the `Event` header.
     event_id: Option<String>,
 }
@@ -1195,7 +1195,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
 
     /// The route set of a new dialog: the `Record-Route` entries as written, in order (RFC 3261
     /// §12.1.1); a malformed one is a bad request.
-    fn route_set(req: &Request) -> Result<Vec<String>, Refusal> {
+    fn route_set(req: &Request) -> Result<Arc<[String]>, Refusal> {
         let routes = req.record_route().map_err(|_| Refusal::code(400))?;
         Ok(routes.iter().map(|r| r.as_str().to_owned()).collect())
     }
@@ -2757,7 +2757,11 @@ CSeq: 1 SUBSCRIBE\r\n{name}: {value}\r\nContent-Length: 0\r\n\r\n"
                 .record_route()
                 .map(|r| r.iter().map(|r| r.as_str().to_owned()).collect::<Vec<_>>())
                 .ok();
-            assert_eq!(Srv::route_set(&req).ok(), typed_routes, "{value}");
+            assert_eq!(
+                Srv::route_set(&req).ok().map(|r| r.to_vec()),
+                typed_routes,
+                "{value}"
+            );
             let typed_pai = req.p_asserted_identity().ok().and_then(|p| {
                 p.first()
                     .map(|a| crate::sip::identity(a.uri().as_str()).into_owned())

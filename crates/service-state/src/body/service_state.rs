@@ -181,7 +181,11 @@ impl StateRef<'_> {
 fn push_json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
-    if bytes.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\') {
+    // A branch-free OR over the bytes (vectorised): whether any needs escaping.
+    let escapes = bytes
+        .iter()
+        .fold(false, |any, &b| any | (b < 0x20) | (b == b'"') | (b == b'\\'));
+    if !escapes {
         // The usual case (URIs): nothing to escape.
         out.extend_from_slice(bytes);
         out.push(b'"');
