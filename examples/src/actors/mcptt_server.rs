@@ -464,6 +464,7 @@ impl State {
     fn on_remote(&mut self, remote: Remote) {
         match remote {
             Remote::Change(key) => {
+                tracing::debug!(?key, "service-state change from another instance");
                 let now = self.clock.now();
                 if let Err(e) = self.store_io(|s| s.handle_remote_change(now, &key)) {
                     tracing::error!(?key, error = %e, "remote service-state change not applied; resyncing later");

@@ -85,6 +85,17 @@ impl Servers {
             .map_or_else(|| self.sip_core.local_addr(), |c| c.local_addr())
     }
 
+    /// The SIP core the `step`-th request phase of UE `ue` (its label) goes through: with
+    /// several instances, UEs start on different ones (by label) and move on to the next
+    /// instance at each later phase, so the instances are mixed.
+    #[must_use]
+    pub fn sip_core_for(&self, ue: &str, step: usize) -> SocketAddr {
+        let start = ue
+            .bytes()
+            .fold(0usize, |h, b| h.wrapping_add(usize::from(b)));
+        self.sip_core_addr(start.wrapping_add(step))
+    }
+
     /// Stops every server task.
     pub async fn shutdown(self) {
         self.sip_core.shutdown().await;
@@ -151,6 +162,16 @@ pub async fn start_servers(
         }
     }
     let instances = config.instances.max(1);
+    // The `expiry` scenario moves the shared clock past the token expiry in one jump. To a
+    // shared store, a jump longer than the dialog lease looks like a stalled holder: another
+    // instance would take the live holder's dialogs over while the holder still NOTIFYs
+    // (two NOTIFYs of one state). The lease outlasts the jump there.
+    let jump = config.token_lifetime + Duration::from_secs(config.leeway + 1);
+    let dialog_lease = if config.scenario == Scenario::Expiry && config.load.is_none() {
+        config::DEFAULT_DIALOG_LEASE.max(jump + Duration::from_secs(60))
+    } else {
+        config::DEFAULT_DIALOG_LEASE
+    };
     let mut mcptts = Vec::with_capacity(instances);
     for _ in 0..instances {
         let m = mcptt_server::spawn(
@@ -171,7 +192,7 @@ pub async fn start_servers(
                 subscription_expires: 3600,
                 trusted_cores: vec![SIP_CORE_URI.into()],
                 store: config.store.clone(),
-                dialog_lease: config::DEFAULT_DIALOG_LEASE,
+                dialog_lease,
             },
             trace.clone(),
             clock.clone(),
@@ -261,10 +282,7 @@ pub fn ue_config(
             LoginMethod::Password
         },
         // With several SIP core instances, UEs are spread over them by their label.
-        sip_core: servers.sip_core_addr(
-            s.ue.bytes()
-                .fold(0usize, |h, b| h.wrapping_add(usize::from(b))),
-        ),
+        sip_core: servers.sip_core_for(&s.ue, 0),
         tls: TlsMaterial {
             identity,
             roots: vec![servers.pki.ca_cert()],
@@ -443,6 +461,10 @@ async fn shared(
             do_login(idms_err.as_ref(), &c, trace, &servers.clock).await
         };
         let step = async {
+            if i > 0 {
+                // With several SIP core instances, each user signs in through the next one.
+                ue.use_core(servers.sip_core_for(&first.ue, i)).await?;
+            }
             let idx = ue.publish(&s.label, login?).await?;
             expect_published(&ue, idx)?;
             ue.subscribe(idx).await?;
@@ -604,6 +626,8 @@ async fn expiry(config: &FlowConfig, servers: &Servers, s: &SignIn, trace: &Trac
         ue.wait_states(idx, n + 1).await?;
         let fresh = login::refresh(&cfg, &tokens, trace, &servers.clock).await?;
         let n = ue.users().get(idx).map_or(0, |u| u.states.len());
+        // With several SIP core instances, the refresh goes through another one.
+        ue.use_core(servers.sip_core_for(&s.ue, 1)).await?;
         ue.republish(idx, fresh).await?;
         expect_published(&ue, idx)?;
         ue.wait_states(idx, n + 1).await?;

@@ -43,7 +43,9 @@
 //!   `Retry-After`; a third-party REGISTER is left to the registrar's own timeout (its
 //!   failure policy applies and is logged).
 //! - **NOTIFYs** from any server are relayed to the UE, and the UE's answer goes back on
-//!   the connection the NOTIFY came on.
+//!   the connection the NOTIFY came on. An answer to a NOTIFY this core did not relay (the
+//!   UE answered on its connection to another SIP core instance) goes to every connected
+//!   server: only the one that sent the NOTIFY matches it.
 //! - **Routing back**: each SIP core instance has a random tag (OS CSPRNG) that it puts in
 //!   its `Record-Route` (`;core=TAG`) and in the `Via` of what it sends to a server, and it
 //!   announces it with an `OPTIONS` on every new server connection; a server that takes a
@@ -682,11 +684,30 @@ impl State {
                     .and_then(branch_of)
                     .and_then(|b| self.notify_routes.remove(&b));
                 resp.headers_mut().remove_first("Via");
-                let target = match route {
-                    Some(conn) => Target::Conn(conn),
-                    None => Target::Server(self.preferred_server(), None),
-                };
-                self.out.push((target, Message::Response(resp)));
+                if let Some(conn) = route {
+                    self.out.push((Target::Conn(conn), Message::Response(resp)));
+                    return;
+                }
+                // Not a NOTIFY this core relayed: the UE answered on another connection
+                // than the NOTIFY came on (through another SIP core instance). Every
+                // connected server gets it; only the one that sent the NOTIFY matches it.
+                let live: Vec<ConnectionHandle> = self
+                    .servers
+                    .iter()
+                    .filter_map(|s| s.conn.clone())
+                    .filter(|c| !c.is_closed())
+                    .collect();
+                if live.is_empty() {
+                    self.out.push((
+                        Target::Server(self.preferred_server(), None),
+                        Message::Response(resp),
+                    ));
+                    return;
+                }
+                for conn in live {
+                    self.out
+                        .push((Target::Conn(conn), Message::Response(resp.clone())));
+                }
             }
         }
     }

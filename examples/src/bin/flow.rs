@@ -55,7 +55,11 @@ struct Args {
     /// Where the SIP core's registrations and the MCPTT server's service state live:
     /// `memory` (nothing to install) or `redis://HOST:PORT` (a running Redis, e.g. the
     /// Debian package `redis-server`; comma-separated seed nodes for a Redis Cluster).
-    #[arg(long, value_name = "memory|redis://HOST:PORT[,...]", default_value = "memory")]
+    #[arg(
+        long,
+        value_name = "memory|redis://HOST:PORT[,...]",
+        default_value = "memory"
+    )]
     store: String,
     #[command(flatten)]
     log: LogArgs,

@@ -2,5 +2,6 @@
 
 mod flow;
 mod idms;
+mod instances;
 mod interop;
 mod store;

@@ -26,26 +26,26 @@ use mcptt_store_redis::{RedisStore, RedisStoreConfig, TimeBase};
 
 const IMPU: &str = "sip:ue1@example.com";
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .unwrap()
         .port()
 }
 
-fn loopback() -> SocketAddr {
+pub(crate) fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
 /// A `redis-server` on a free loopback port, no persistence, killed (by pid) on drop.
-struct Redis {
+pub(crate) struct Redis {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
 }
 
 impl Redis {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!(
             "mcptt-examples-redis-{}-{port}",
@@ -84,19 +84,19 @@ impl Redis {
     }
 
     /// SIGKILL by pid, then reap.
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             c.kill().unwrap();
             c.wait().unwrap();
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
     /// A store of our own on the same server, for inspecting what the SIP cores wrote.
-    fn store(&self) -> RedisStore {
+    pub(crate) fn store(&self) -> RedisStore {
         RedisStore::new(
             RedisStoreConfig {
                 url: self.url(),
@@ -152,7 +152,7 @@ async fn core(
 }
 
 /// What a SIP core's trace holds of requests `method` (received from anyone).
-fn requests(trace: &Trace, method: &str) -> Vec<Seen> {
+pub(crate) fn requests(trace: &Trace, method: &str) -> Vec<Seen> {
     trace
         .seen_by(Actor::SipCore)
         .into_iter()
