@@ -690,14 +690,15 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         Ok(())
     }
 
-    /// Notes the local state of `impu` (plain copies: no string) before an operation.
-    fn take_undo(&mut self, impu: &str) {
+    /// Notes the local state of `impu` (plain copies: no string) before an operation; returns
+    /// the store version it was read at (`0` when unknown here).
+    fn take_undo(&mut self, impu: &str) -> u64 {
         let undo = &mut self.undo;
         undo.sessions.clear();
         undo.instances = None;
         let Some(ue) = self.ues.get(impu) else {
             undo.existed = false;
-            return;
+            return 0;
         };
         undo.existed = true;
         undo.store_version = ue.store_version;
@@ -707,6 +708,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
                 .iter()
                 .filter_map(|id| self.sessions.get(id).map(|s| (*id, s.auth, s.version))),
         );
+        ue.store_version
     }
 
     /// Takes back what an operation on `impu` changed locally (its write failed).
@@ -836,9 +838,14 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         }
     }
 
-    /// The store record of the local state of `impu`.
-    fn ue_record(&self, impu: &str) -> UeRecord {
-        let Some(ue) = self.ues.get(impu) else {
+    /// The store record of the local state of UE `ue` (`impu`), from the server's tables.
+    fn ue_record(
+        ue: Option<&Ue>,
+        sessions: &IdMap<Session>,
+        directory: &UeDirectory,
+        impu: &str,
+    ) -> UeRecord {
+        let Some(ue) = ue else {
             return UeRecord::default();
         };
         // Exact capacity: `collect` over a `filter_map` would reserve room for four users,
@@ -847,7 +854,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         users.extend(
             ue.sessions
                 .iter()
-                .filter_map(|id| self.sessions.get(id))
+                .filter_map(|id| sessions.get(id))
                 .map(|s| UserRecord {
                     mcptt_id: s.mcptt_id.clone(),
                     auth: s.auth,
@@ -856,7 +863,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         );
         UeRecord {
             last_version: ue.last_version,
-            kind: self.config.directory.kind(impu),
+            kind: directory.kind(impu),
             instances: ue.instances.clone(),
             users,
         }
@@ -876,12 +883,13 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             else {
                 break;
             };
-            let record = self.ue_record(&impu);
+            // One lookup: the record is built from the UE, which then takes the new version.
+            let mut ue = self.ues.get_mut(impu.as_str());
+            let record =
+                Self::ue_record(ue.as_deref(), &self.sessions, &self.config.directory, &impu);
             let result = self.store.write_ue(&impu, expected, record);
-            if let Ok(v) = result
-                && let Some(ue) = self.ues.get_mut(impu.as_str())
-            {
-                ue.store_version = v;
+            if let (Ok(v), Some(ue)) = (&result, ue.as_mut()) {
+                ue.store_version = *v;
             }
             if let Some(e) = self.dirty.entries.get_mut(slot) {
                 e.0 = impu;
@@ -908,8 +916,13 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         loop {
             attempts += 1;
             let (transmits, events) = (self.transmit.len(), self.events.len());
-            self.sync_ue(now, impu)?;
-            self.take_undo(impu);
+            // The undo snapshot's lookup also gives the version known here; it is taken again
+            // only when the store's record moved.
+            let known = self.take_undo(impu);
+            if let Some(loaded) = self.store.load_ue_if_changed(impu, known)? {
+                self.apply_record(now, impu, Some(loaded), true);
+                self.take_undo(impu);
+            }
             let out = op(self);
             let Err(e) = self.commit() else {
                 self.flush(now);

@@ -182,9 +182,9 @@ fn push_json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
     // A branch-free OR over the bytes (vectorised): whether any needs escaping.
-    let escapes = bytes
-        .iter()
-        .fold(false, |any, &b| any | (b < 0x20) | (b == b'"') | (b == b'\\'));
+    let escapes = bytes.iter().fold(false, |any, &b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
     if !escapes {
         // The usual case (URIs): nothing to escape.
         out.extend_from_slice(bytes);
