@@ -714,7 +714,7 @@ impl Response {
 fn push_unfolded_bytes(out: &mut Vec<u8>, v: &str) {
     let b = v.as_bytes();
     let mut start = 0;
-    while let Some(k) = memchr::memchr2(b'\r', b'\n', b.get(start..).unwrap_or_default()) {
+    while let Some(k) = crate::chars::find_cr_or_nl(b.get(start..).unwrap_or_default()) {
         let at = start + k;
         out.extend_from_slice(b.get(start..at).unwrap_or_default());
         let mut j = at;
@@ -750,7 +750,7 @@ fn copied(req: &Request, code: u16, id: Hid) -> bool {
 fn push_unfolded(out: &mut String, v: &str) {
     let b = v.as_bytes();
     let mut start = 0;
-    while let Some(k) = memchr::memchr2(b'\r', b'\n', b.get(start..).unwrap_or_default()) {
+    while let Some(k) = crate::chars::find_cr_or_nl(b.get(start..).unwrap_or_default()) {
         let at = start + k;
         // CR and LF are ASCII: both ends of the copied run are character boundaries
         out.push_str(v.get(start..at).unwrap_or_default());
