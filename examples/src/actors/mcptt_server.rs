@@ -29,6 +29,14 @@
 //!   of other instances' records), since the store's earliest deadline is cached;
 //! - while Redis is unreachable, requests are answered 503 with Retry-After and the reason
 //!   is logged.
+//!
+//! Known gap: the third-party registration view (`mcptt_registration::RegistrationView`)
+//! stays per instance. A third-party REGISTER with `Expires: 0` for a UE whose earlier
+//! REGISTERs went to another (since dead) instance is ignored by this instance's view, so
+//! the UE's registered instance stays in the shared service state until a later
+//! registration change reaches an instance that knows it; and a view entry of an instance
+//! the SIP cores moved away from (fail-over, then back) still expires on its own timer and
+//! writes a deregistration until the next third-party REGISTER refresh writes it back.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;

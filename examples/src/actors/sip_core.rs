@@ -997,7 +997,12 @@ impl State {
     fn server_failed(&mut self, i: usize, why: &str) {
         let until = self.clock.now() + self.config.mcptt_hold_down;
         if let Some(s) = self.servers.get_mut(i) {
-            tracing::warn!(server = %s.dest.port, why, "MCPTT server held down");
+            tracing::warn!(
+                server = %format_args!("{}:{}", s.dest.host, s.dest.port),
+                why,
+                hold_down = ?self.config.mcptt_hold_down,
+                "MCPTT server held down"
+            );
             s.down_until = Some(until);
             s.conn = None;
         }
@@ -1270,7 +1275,12 @@ impl State {
                                 }
                             }
                             Err(e) => {
-                                tracing::warn!(error = %e, server = i, "send to the MCPTT server failed");
+                                let server = self
+                                    .servers
+                                    .get(i)
+                                    .map(|s| format!("{}:{}", s.dest.host, s.dest.port))
+                                    .unwrap_or_default();
+                                tracing::warn!(error = %e, %server, "send to the MCPTT server failed");
                                 self.server_failed(i, "connection failed");
                                 if let Some(k) = key {
                                     self.fail_over(&k);
