@@ -728,8 +728,11 @@ fn redis_down_means_503_with_retry_after_and_recovery() {
     assert_eq!(d.subscribe(1, s, None), 200);
     let before = d.srv(1).state(UE1, ALICE).unwrap();
     let stored = d.store().load_ue(UE1).unwrap();
+    // B's feed is up to date before Redis goes away.
+    d.propagate(1);
     redis.kill();
-    d.now += Duration::from_secs(60);
+    // (Within B's dialog lease: B stays the holder.)
+    d.now += Duration::from_secs(30);
     let token = d.token(ALICE, 600);
     let (code, text) = d.publish(1, p, &token);
     assert_eq!(code, 503, "{text}");
@@ -775,9 +778,35 @@ fn redis_down_means_503_with_retry_after_and_recovery() {
             d.pubs[p].1.poll_transmit().unwrap().bytes
         }
     };
-    let (code, text) = d.publish_bytes(1, p, UE1, &bytes);
+    // The refresh lands on A; B (holding the dialog) learns of it through its feed, which
+    // lost its connection meanwhile: `deliver` reconnects, resyncs and NOTIFYs once.
+    let seen = d.states(s).len();
+    let (code, text) = d.publish_bytes(0, p, UE1, &bytes);
     assert_eq!(code, 200, "{text}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.states(s).len() == seen && Instant::now() < deadline {
+        let now = d.now;
+        let feed = d.feeds[1].as_mut().unwrap();
+        // Errors while the listener reconnects; it does so by itself.
+        let _ = feed.deliver(
+            d.servers[1].as_mut().unwrap(),
+            now,
+            Duration::from_millis(100),
+            64,
+        );
+        d.route(1);
+    }
+    assert_eq!(d.states(s).len(), seen + 1);
     assert_eq!(d.last(s).token_expires, Some(d.unix() + 600));
+    assert!(d.feeds[1].as_ref().unwrap().is_connected());
+    assert!(
+        !d.feeds[1].as_mut().unwrap().take_resync(),
+        "deliver resynced"
+    );
+    // Nothing more comes (the change message, if it came too, was not NOTIFYed again).
+    d.propagate(1);
+    assert_eq!(d.states(s).len(), seen + 1);
+    assert_eq!(d.notifies[0], 0);
 }
 
 #[test]
