@@ -586,3 +586,42 @@ fn binaries_document_the_server_list_and_the_store() {
     let flow = help(env!("CARGO_BIN_EXE_flow"));
     assert!(flow.contains("--store"), "{flow}");
 }
+
+#[test]
+fn flow_binary_runs_the_demo_through_redis() {
+    let redis = Redis::start();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flow"))
+        .args(["--scenario", "shareable", "--store"])
+        .arg(redis.url())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("in causal order"), "{text}");
+    // The run went through Redis: the service state of ue1 is there.
+    let store = RedisServiceStateStore::new(
+        RedisStoreConfig {
+            url: redis.url(),
+            ..RedisStoreConfig::default()
+        },
+        TimeBase::system(),
+    )
+    .unwrap();
+    let (_, record) = store.load_ue(IMPU).unwrap().unwrap();
+    assert!(
+        record
+            .users
+            .iter()
+            .any(|u| &*u.mcptt_id == "sip:bob@example.com"),
+        "{record:?}"
+    );
+    // And the SIP core's registration of ue1 too.
+    let (_, bindings) = redis.store().load(IMPU).unwrap().unwrap();
+    assert_eq!(bindings.bindings.len(), 1);
+}
