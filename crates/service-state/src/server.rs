@@ -2589,7 +2589,7 @@ fn single_plain_uri<'r>(req: &'r Request, name: &'static str) -> Option<&'r str>
 fn plain_tag(value: &str) -> Option<&str> {
     let rest = value.strip_prefix('<')?;
     let close = rest.find('>')?;
-    if rest.get(..close)?.contains(['<', '"']) {
+    if rest.get(..close)?.bytes().any(|b| b == b'<' || b == b'"') {
         return None;
     }
     let tag = rest.get(close + 1..)?.strip_prefix(";tag=")?;

@@ -207,7 +207,7 @@ impl Answer {
     /// Adds a header line. Names are constants; a value with CR or LF (only a misconfigured
     /// host or contact could have one) is left out rather than sent.
     pub(crate) fn header(mut self, name: &str, value: &str) -> Self {
-        if !value.contains(['\r', '\n']) {
+        if !value.bytes().any(|b| b == b'\r' || b == b'\n') {
             self.out.extend_from_slice(name.as_bytes());
             self.out.extend_from_slice(b": ");
             self.out.extend_from_slice(value.as_bytes());
