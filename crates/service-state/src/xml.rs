@@ -68,7 +68,7 @@ pub(crate) enum Step<'s, 'e> {
         /// Local name.
         name: &'s [u8],
         /// Its attributes (namespace declarations left out).
-        attrs: &'s Attrs<'e>,
+        attrs: AttrList<'s, 'e>,
     },
     /// The element opened at `depth` closes (also sent for empty elements).
     End {
@@ -104,29 +104,35 @@ fn is_xmlns(key: &[u8]) -> bool {
     key == b"xmlns" || key.starts_with(b"xmlns:")
 }
 
-/// The attributes of one start tag, as [`walk`] checked them: local names and raw values,
-/// borrowed from the document, in a fixed table (nothing is allocated per element).
-pub(crate) struct Attrs<'d> {
-    items: [(&'d [u8], &'d str); MAX_ATTRIBUTES],
+/// The attributes of one start tag, as the walk checked them: local names and raw values,
+/// borrowed from the document, in a fixed table of `N` (nothing is allocated per element).
+struct Attrs<'d, const N: usize> {
+    items: [(&'d [u8], &'d str); N],
     len: usize,
 }
 
-impl<'d> Attrs<'d> {
+impl<'d, const N: usize> Attrs<'d, N> {
     fn new() -> Self {
         Self {
-            items: [(b"", ""); MAX_ATTRIBUTES],
+            items: [(b"", ""); N],
             len: 0,
         }
     }
 
+    /// The attributes held, as a step shows them.
+    fn list(&self) -> AttrList<'_, 'd> {
+        AttrList(self.items.get(..self.len).unwrap_or_default())
+    }
+}
+
+/// The attributes of one start tag in a [`Step::Start`].
+#[derive(Clone, Copy)]
+pub(crate) struct AttrList<'a, 'd>(&'a [(&'d [u8], &'d str)]);
+
+impl<'d> AttrList<'_, 'd> {
     /// The unescaped value of the attribute with local name `name`.
     pub(crate) fn get(&self, name: &[u8]) -> Option<Cow<'d, str>> {
-        let (_, raw) = self
-            .items
-            .get(..self.len)
-            .unwrap_or_default()
-            .iter()
-            .find(|(k, _)| *k == name)?;
+        let (_, raw) = self.0.iter().find(|(k, _)| *k == name)?;
         if raw.contains('&') {
             quick_xml::escape::unescape(raw).ok()
         } else {
@@ -144,20 +150,20 @@ struct Binding<'d> {
     depth: usize,
 }
 
-/// The namespaces in scope, in a fixed table (XML Namespaces 1.0 §6).
-struct Scope<'d> {
-    bindings: [Binding<'d>; MAX_NS_BINDINGS],
+/// The namespaces in scope, in a fixed table of `N` (XML Namespaces 1.0 §6).
+struct Scope<'d, const N: usize> {
+    bindings: [Binding<'d>; N],
     len: usize,
 }
 
-impl<'d> Scope<'d> {
+impl<'d, const N: usize> Scope<'d, N> {
     fn new() -> Self {
         Self {
             bindings: [Binding {
                 prefix: b"",
                 ns: None,
                 depth: 0,
-            }; MAX_NS_BINDINGS],
+            }; N],
             len: 0,
         }
     }
@@ -166,7 +172,7 @@ impl<'d> Scope<'d> {
         let slot = self.bindings.get_mut(self.len).ok_or(Error::BodyLimit {
             kind,
             what: "namespace declarations in scope",
-            limit: MAX_NS_BINDINGS,
+            limit: N,
         })?;
         *slot = b;
         self.len += 1;
@@ -215,8 +221,8 @@ fn start_tag<'d>(
     doc: &'d str,
     start: &BytesStart<'d>,
     depth: usize,
-    scope: &mut Scope<'d>,
-    attrs: &mut Attrs<'d>,
+    scope: &mut Scope<'d, MAX_NS_BINDINGS>,
+    attrs: &mut Attrs<'d, MAX_ATTRIBUTES>,
 ) -> Result<(), Error> {
     attrs.len = 0;
     if start.attributes_raw().iter().all(u8::is_ascii_whitespace) {
@@ -300,8 +306,8 @@ where
     let mut reader = Reader::from_str(doc);
     reader.config_mut().check_end_names = true;
     reader.config_mut().expand_empty_elements = false;
-    let mut scope = Scope::new();
-    let mut attrs = Attrs::new();
+    let mut scope = Scope::<MAX_NS_BINDINGS>::new();
+    let mut attrs = Attrs::<MAX_ATTRIBUTES>::new();
     let mut depth = 0usize;
     let mut root_seen = false;
     let mut elements = 0usize;
@@ -342,7 +348,7 @@ where
                     depth,
                     ns,
                     name,
-                    attrs: &attrs,
+                    attrs: attrs.list(),
                 });
                 if open {
                     depth += 1;
@@ -417,6 +423,8 @@ const SIMPLE_DECLS: [&[u8]; 4] = [
 const SIMPLE_MAX_DEPTH: usize = 16;
 /// Most attributes per element [`walk_simple`] takes (more go to [`walk`]).
 const SIMPLE_MAX_ATTRIBUTES: usize = 8;
+/// Most namespace declarations in scope [`walk_simple`] takes (more go to [`walk`]).
+const SIMPLE_MAX_BINDINGS: usize = 8;
 
 fn is_xml_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
@@ -519,8 +527,8 @@ where
         .iter()
         .find(|d| b.starts_with(d))
         .map_or(0, |d| d.len());
-    let mut scope = Scope::new();
-    let mut attrs = Attrs::new();
+    let mut scope = Scope::<SIMPLE_MAX_BINDINGS>::new();
+    let mut attrs = Attrs::<SIMPLE_MAX_ATTRIBUTES>::new();
     let mut open: [&[u8]; SIMPLE_MAX_DEPTH] = [b""; SIMPLE_MAX_DEPTH];
     let mut depth = 0usize;
     let mut root_seen = false;
@@ -589,7 +597,7 @@ where
                     depth,
                     ns,
                     name,
-                    attrs: &attrs,
+                    attrs: attrs.list(),
                 });
                 if is_open {
                     if let Some(slot) = open.get_mut(depth) {
@@ -613,8 +621,8 @@ fn simple_attrs<'d>(
     doc: &'d str,
     mut pos: usize,
     depth: usize,
-    scope: &mut Scope<'d>,
-    attrs: &mut Attrs<'d>,
+    scope: &mut Scope<'d, SIMPLE_MAX_BINDINGS>,
+    attrs: &mut Attrs<'d, SIMPLE_MAX_ATTRIBUTES>,
 ) -> Option<(usize, bool)> {
     let b = doc.as_bytes();
     attrs.len = 0;
@@ -776,9 +784,7 @@ mod tests {
                     "start {depth} {ns:?} {} {:?}",
                     String::from_utf8_lossy(name),
                     attrs
-                        .items
-                        .get(..attrs.len)
-                        .unwrap()
+                        .0
                         .iter()
                         .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), *v))
                         .collect::<Vec<_>>()
