@@ -60,7 +60,7 @@ use super::config::{McpttServerConfig, Transport as Kind};
 use super::wire::{call_id, observe, uri_of, user_of};
 use super::{ActorError, net};
 use crate::scenario::UeKind;
-use crate::trace::{Actor, Trace};
+use crate::trace::{Actor, Observation, Trace};
 
 /// Most subscription dialogs whose SIP core connection is remembered.
 const MAX_DIALOG_ROUTES: usize = 100_000;
@@ -637,6 +637,24 @@ impl State {
             match ev {
                 ServerEvent::AuthorisationFailed { impu, reason } => {
                     tracing::warn!(%impu, %reason, "service authorisation failed");
+                }
+                ServerEvent::StoreUnavailable { what, reason } => {
+                    tracing::error!(
+                        what,
+                        %reason,
+                        "service-state store unavailable: requests answered 503 with Retry-After, work retried later"
+                    );
+                    self.trace.record(
+                        Actor::McpttServer,
+                        Observation {
+                            from: Some(Actor::McpttServer),
+                            method: "EVENT".into(),
+                            first_line: format!(
+                                "(service-state store unavailable during {what}: {reason})"
+                            ),
+                            ..Observation::default()
+                        },
+                    );
                 }
                 other => tracing::info!(?other, "service-state event"),
             }

@@ -625,3 +625,77 @@ fn flow_binary_runs_the_demo_through_redis() {
     let (_, bindings) = redis.store().load(IMPU).unwrap().unwrap();
     assert_eq!(bindings.bindings.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_mcptt_server_answers_503_says_why_and_recovers() {
+    let mut redis = Redis::start();
+    let config = FlowConfig::new(Scenario::Basic);
+    let trace = Trace::new();
+    let servers = actors::start_servers(&config, &config.sign_ins(), &trace)
+        .await
+        .unwrap();
+    let (m, tm) = mcptt(&servers, &redis.url(), Transport::Tls).await;
+    let (a, _ta) = core(&servers, vec![m.local_addr()], Transport::Tls, &redis.url()).await;
+    let mut cfg = actors::ue_config(&config, &servers, &config.sign_ins()[0]).unwrap();
+    cfg.sip_core = a.local_addr();
+    let tokens = login::login(&cfg, &trace, &servers.clock).await.unwrap();
+    let mut ue = Ue::connect(cfg.clone(), trace.clone(), servers.clock.clone())
+        .await
+        .unwrap();
+    ue.register().await.unwrap();
+    let idx = ue.publish(LABEL, tokens.clone()).await.unwrap();
+    ue.subscribe(idx).await.unwrap();
+    assert_eq!(ue::combined(last(&ue, idx).state), "full-access");
+
+    // Redis goes away: the next PUBLISH is refused with 503 (nothing silently dropped), and
+    // the server's record says why.
+    redis.kill();
+    let seen = ue.users()[idx].states.len();
+    ue.republish(idx, tokens.clone()).await.unwrap();
+    match &ue.users()[idx].last_publish {
+        Some(PublisherEvent::Rejected { status, .. }) => assert_eq!(*status, 503),
+        other => panic!("expected 503, got {other:?}"),
+    }
+    assert_eq!(ue.users()[idx].states.len(), seen);
+    let events: Vec<Seen> = tm
+        .seen_by(Actor::McpttServer)
+        .into_iter()
+        .filter(|s| s.method == "EVENT" && s.first_line.contains("store unavailable"))
+        .collect();
+    assert!(!events.is_empty());
+
+    // Redis comes back (empty: no persistence in this test): the UE registers and signs in
+    // again, and the server stores it.
+    redis.spawn();
+    ue.register().await.unwrap();
+    let again = ue.publish(LABEL, tokens).await.unwrap();
+    assert!(
+        matches!(
+            ue.users()[again].last_publish,
+            Some(PublisherEvent::Published { .. })
+        ),
+        "{:?}",
+        ue.users()[again].last_publish
+    );
+    let store = RedisServiceStateStore::new(
+        RedisStoreConfig {
+            url: redis.url(),
+            ..RedisStoreConfig::default()
+        },
+        TimeBase::system(),
+    )
+    .unwrap();
+    let (_, record) = store.load_ue(IMPU).unwrap().unwrap();
+    assert!(
+        record
+            .users
+            .iter()
+            .any(|u| matches!(u.auth, AuthRecord::Authorised { .. })),
+        "{record:?}"
+    );
+
+    ue.close().await;
+    a.shutdown().await;
+    m.shutdown().await;
+    servers.shutdown().await;
+}
