@@ -36,6 +36,10 @@
 //! Both sides run in one 2-worker tokio runtime in this process.
 //!
 //! Run: `cargo bench -p mcptt-benches --bench tls -- --warm-up-time 1 --measurement-time 3`
+//!
+//! Steady comparison on a busy machine (instructions per iteration, see `count_mode`):
+//! `TLS_ECHO_GROUP=1conn_pipelined32 TLS_ECHO_COUNT=mcptt_tls_handler:2000 perf stat -e
+//! instructions:u target/release/deps/tls-<hash>`, then with 4000 iterations.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
@@ -45,7 +49,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use mcptt_sip::{Limits, Message, Response, Status};
 use mcptt_tls::rustls::{ClientConfig, ServerConfig};
 use mcptt_tls::{
@@ -419,6 +423,19 @@ fn echo_group(c: &mut Criterion, name: &str, conns: usize, window: usize) {
         window,
         true,
     );
+    if let Some((row, iterations)) = count_mode() {
+        for _ in 0..iterations {
+            match row.as_str() {
+                "mcptt_tls" => run(&rt, &mgo, &mut mdone),
+                "mcptt_tls_handler" => run(&rt, &hgo, &mut hdone),
+                "raw_tokio_rustls" => raw_iteration(),
+                "raw_tokio_rustls_framed" => framed_iteration(),
+                _ => panic!("unknown row {row}"),
+            }
+        }
+        println!("tls_echo/{name}/{row}: {iterations} iterations");
+        return;
+    }
     let wall = format!("tls_echo/{name}");
     let mut group = c.benchmark_group(&wall);
     group.throughput(Throughput::Elements((conns * window) as u64));
@@ -623,10 +640,35 @@ fn frame_parse(c: &mut Criterion) {
 }
 
 fn echo(c: &mut Criterion) {
-    echo_group(c, "1conn_pipelined32", 1, PIPELINE);
-    echo_group(c, "16conns_pipelined32", 16, PIPELINE);
-    echo_group(c, "1conn_ping_pong", 1, 1);
+    let only = std::env::var("TLS_ECHO_GROUP").ok();
+    for (name, conns, window) in [
+        ("1conn_pipelined32", 1, PIPELINE),
+        ("16conns_pipelined32", 16, PIPELINE),
+        ("1conn_ping_pong", 1, 1),
+    ] {
+        if only.as_deref().is_none_or(|g| g == name) {
+            echo_group(c, name, conns, window);
+        }
+    }
+}
+
+/// Counting mode for steady comparisons on a busy machine: with
+/// `TLS_ECHO_COUNT=<row>:<iterations>` (and optionally `TLS_ECHO_GROUP=<group>`), run that
+/// echo row so many times without criterion, e.g. under `perf stat -e instructions:u` at two
+/// iteration counts (the difference is the rows' cost, setup cancels out).
+fn count_mode() -> Option<(String, u64)> {
+    let spec = std::env::var("TLS_ECHO_COUNT").ok()?;
+    let (row, n) = spec.split_once(':')?;
+    Some((row.to_owned(), n.parse().ok()?))
 }
 
 criterion_group!(benches, handshakes, echo, frame_parse);
-criterion_main!(benches);
+
+fn main() {
+    if count_mode().is_some() {
+        echo(&mut Criterion::default());
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
