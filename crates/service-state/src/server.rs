@@ -795,11 +795,22 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
                 s.version = user.version;
             }
         }
-        for id in local.into_iter().filter(|id| !seen.contains(id)) {
+        // Users the record no longer lists: another instance ended their state there and let
+        // them go (it held no dialog of theirs). Dialogs held here learn it as `unauthorised`
+        // at the record's last version (given out after anything they saw, so still
+        // increasing for them; the record does not say whether it was a sign-off or an expiry).
+        let dropped: Vec<u64> = local.into_iter().filter(|id| !seen.contains(id)).collect();
+        for &id in &dropped {
             self.replace_auth(now, id, Auth::Unauthorised, false);
+            if let Some(s) = self.sessions.get_mut(&id)
+                && !s.subs.is_empty()
+                && s.version < record.last_version
+            {
+                s.version = record.last_version;
+            }
         }
         if notify {
-            for id in seen {
+            for id in seen.into_iter().chain(dropped) {
                 self.notify_behind(now, id);
             }
         }

@@ -662,3 +662,33 @@ fn resync_after_a_lost_change_feed_notifies_what_was_missed_once() {
     assert_eq!(p.notifies[1], sent, "no NOTIFY from B");
     assert_eq!(p.servers[0].subscription_count(), 1);
 }
+
+#[test]
+fn sign_off_on_a_reaches_the_dialog_b_holds() {
+    let mut p = Pair::new();
+    p.register(0);
+    let token = p.token(3600);
+    assert_eq!(p.publish(0, &token).0, 200);
+    // B holds the dialog; A holds nothing for the user but its publication.
+    assert_eq!(p.subscribe(1, None).0, 200);
+    assert_eq!(p.states.last().unwrap().state, CombinedState::FullAccess);
+    p.propagate(0);
+    let seen = p.states.len();
+    let before = p.states.last().unwrap().version;
+    // The user signs off through A: A lets the user go (no dialog there), so the UE record
+    // no longer lists the user.
+    p.publisher.sign_off(p.now).unwrap();
+    let bytes = p.publisher.poll_transmit().unwrap().bytes;
+    assert_eq!(p.request(0, &bytes).0, 200);
+    assert_eq!(p.notifies[0], 0);
+    // B, told by the change feed, NOTIFYs the end of the authorisation, once.
+    p.propagate(1);
+    assert_eq!(p.states.len(), seen + 1, "{:?}", p.store.ue(UE1));
+    let s = p.states.last().unwrap();
+    assert_eq!(s.state, CombinedState::Limited);
+    assert_ne!(s.authorisation, AuthorisationState::Authorised);
+    assert!(s.version > before);
+    p.servers[1].resync(p.now).unwrap();
+    p.drain(1);
+    assert_eq!(p.states.len(), seen + 1);
+}
