@@ -4,10 +4,11 @@
 //! `P-Asserted-Identity` (the identity the registrar registered on that connection) and strips
 //! any the UE sent.
 //!
-//! The proxy is deliberately minimal glue (RFC 3261 §16 reduced to one next hop): it pushes its
-//! own `Via` on requests it forwards and pops it from responses, records itself in
-//! `Record-Route` on SUBSCRIBE so in-dialog NOTIFYs come back through it, and routes NOTIFYs to
-//! the UE connection that registered the Contact in the Request-URI.
+//! The proxy is deliberately minimal glue (RFC 3261 §16 reduced to one next hop, chosen from
+//! the MCPTT server list as described below): it pushes its own `Via` on requests it forwards
+//! and pops it from responses, records itself in `Record-Route` on SUBSCRIBE so in-dialog
+//! NOTIFYs come back through it, and routes NOTIFYs to the UE connection that registered (or
+//! subscribed with) the Contact in the Request-URI.
 //!
 //! The registrar's bindings live in the store named by [`SipCoreConfig::store`]: in memory
 //! (one instance), or in Redis (`mcptt-store-redis`), shared by several SIP core instances
