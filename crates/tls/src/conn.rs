@@ -44,6 +44,9 @@ const DRAIN_PROBE: std::time::Duration = std::time::Duration::from_millis(20);
 /// A write buffer bigger than this is released once written (idle connections stay small).
 const KEEP_WRITE_BUFFER: usize = 4 * 1024;
 
+/// Capacity of a fresh write buffer (a burst of answers without regrowing).
+const FIRST_WRITE_BUFFER: usize = 16 * 1024;
+
 /// The socket and TLS state of an established connection, before the task starts.
 pub(crate) enum Stream {
     Tcp(TcpStream),
@@ -262,6 +265,11 @@ impl Shared {
         // one message may go beyond the byte bound; one always fits in an empty buffer).
         if before > 0 && (before >= self.send_buffer || st.queued >= self.send_queue) {
             return Ok(Queued::Full);
+        }
+        if st.out.capacity() == 0 {
+            // A fresh buffer (released when written): room for a burst of answers at once
+            // instead of regrowth copies.
+            st.out.reserve(FIRST_WRITE_BUFFER.min(self.send_buffer));
         }
         encode(&mut st.out);
         let was_empty = before == 0;
@@ -1044,7 +1052,9 @@ fn read_tls(
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(TlsRead::Drained),
             Err(e) => return Err(Error::Io(e)),
         }
-        tls.process_new_packets().map_err(Error::Tls)?;
+        let state = tls.process_new_packets().map_err(Error::Tls)?;
+        // Room for what was decrypted, at once (no regrowth copies while moving it in).
+        rbuf.reserve(state.plaintext_bytes_to_read().min(chunk - copied));
     }
 }
 
