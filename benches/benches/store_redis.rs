@@ -46,7 +46,20 @@ use mcptt_store_redis::{
     RedisServiceStateStore, RedisStore, RedisStoreConfig, ServiceStateFeed, TimeBase,
 };
 
-const UES: u32 = 1000;
+/// UEs in each population: 1,000, or `MCPTT_BENCH_UES` (e.g. 10000: past 128 entries per
+/// bucket Redis stores the sorted-set and hash indexes as skiplists/hash tables, which cost
+/// more per UE than the listpacks of a small population).
+static UES: std::sync::LazyLock<u32> = std::sync::LazyLock::new(|| {
+    std::env::var("MCPTT_BENCH_UES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &u32| n >= 2)
+        .unwrap_or(1000)
+});
+
+fn ues() -> u32 {
+    *UES
+}
 const PEER: &str = "ue-peer";
 
 struct Server(Child, std::path::PathBuf);
@@ -121,7 +134,7 @@ fn register(n: u32, cseq: u32) -> Request {
 
 fn config(filter: bool) -> RegistrarConfig {
     let mut identities = IdentityMap::new();
-    for n in 0..UES {
+    for n in 0..ues() {
         identities = identities.allow(PEER, &format!("sip:user{n:06}@mcptt.example.com"));
     }
     RegistrarConfig {
@@ -173,6 +186,7 @@ fn used_memory(c: &mut redis::Connection) -> i64 {
 
 /// Prints round trips per registration and Redis memory per registered UE.
 fn measure(url: &str) {
+    let n_ues = ues();
     let mut c = redis::Client::open(url)
         .expect("url")
         .get_connection()
@@ -181,7 +195,7 @@ fn measure(url: &str) {
     // Warm-up: Redis's first allocations (script cache, keyspace tables, client buffers)
     // are not per-UE memory.
     let mut warm = Registrar::with_store(config(true), redis_store(url, "warmup"), 1);
-    for n in 0..UES {
+    for n in 0..ues() {
         let _ = warm.handle_register(t, PEER, &register(n, 1));
         answer_third_party(&mut warm, t);
     }
@@ -197,7 +211,7 @@ fn measure(url: &str) {
         assert_eq!(warm.response.status(), 200);
         answer_third_party(&mut r, t);
         let rt0 = r.store().round_trips();
-        for n in 1..UES {
+        for n in 1..ues() {
             assert_eq!(
                 r.handle_register(t, PEER, &register(n, 1))
                     .response
@@ -207,7 +221,7 @@ fn measure(url: &str) {
             answer_third_party(&mut r, t);
         }
         let rt1 = r.store().round_trips();
-        for n in 0..UES {
+        for n in 0..ues() {
             assert_eq!(
                 r.handle_register(t, PEER, &register(n, 2))
                     .response
@@ -217,7 +231,7 @@ fn measure(url: &str) {
             answer_third_party(&mut r, t);
         }
         let rt2 = r.store().round_trips();
-        let per_ue = (used_memory(&mut c) - before) / i64::from(UES);
+        let per_ue = (used_memory(&mut c) - before) / i64::from(ues());
         let one: i64 = redis::cmd("MEMORY")
             .arg("USAGE")
             .arg(r.store().record_key("sip:user000001@mcptt.example.com"))
@@ -225,13 +239,13 @@ fn measure(url: &str) {
             .expect("MEMORY USAGE");
         #[allow(clippy::cast_precision_loss)] // small counts
         let (new_rt, refresh_rt) = (
-            (rt1 - rt0) as f64 / f64::from(UES - 1),
-            (rt2 - rt1) as f64 / f64::from(UES),
+            (rt1 - rt0) as f64 / f64::from(ues() - 1),
+            (rt2 - rt1) as f64 / f64::from(ues()),
         );
         println!(
             "store_redis: third-party filter {}: Redis round trips per new registration {new_rt:.2}, \
              per refresh {refresh_rt:.2} (goal <= 2); Redis memory per registered UE {per_ue} B \
-             (used_memory delta / {UES} UEs; MEMORY USAGE of one record {one} B; goal <= 2048 B)",
+             (used_memory delta / {n_ues} UEs; MEMORY USAGE of one record {one} B; goal <= 2048 B)",
             if filter { "on (MCPTT AS)" } else { "off" }
         );
     }
@@ -246,7 +260,7 @@ fn run<S: RegistrationStore>(
     mut r: Registrar<S>,
 ) {
     let t = Instant::now();
-    for n in 0..UES {
+    for n in 0..ues() {
         assert_eq!(
             r.handle_register(t, PEER, &register(n, 1))
                 .response
@@ -260,8 +274,8 @@ fn run<S: RegistrationStore>(
         b.iter_batched(
             || {
                 i += 1;
-                let n = u32::try_from(i % u64::from(UES)).unwrap_or(0);
-                let cseq = u32::try_from(i / u64::from(UES) + 2).unwrap_or(u32::MAX);
+                let n = u32::try_from(i % u64::from(ues())).unwrap_or(0);
+                let cseq = u32::try_from(i / u64::from(ues()) + 2).unwrap_or(u32::MAX);
                 register(n, cseq)
             },
             |req| {
@@ -450,7 +464,7 @@ type Ss<S> = SsServer<PlainTokens, SplitMix64, S>;
 fn ss_server<S: ServiceStateStore>(id: u64, store: S) -> Ss<S> {
     let mut config = ServerConfig::new("mcptt.example.org", PSI);
     config.instance_id = id;
-    config.max_ues = 4 * UES as usize;
+    config.max_ues = 4 * ues() as usize;
     SsServer::with_store(config, PlainTokens, SplitMix64(id), store)
 }
 
@@ -510,7 +524,7 @@ fn answer_notifies<S: ServiceStateStore>(b: &mut Ss<S>, now: Instant) -> usize {
     n
 }
 
-/// Two instances with `UES` UEs registered and signed in on A, subscribed on B.
+/// Two instances with `ues()` UEs (`MCPTT_BENCH_UES`) registered and signed in on A, subscribed on B.
 struct Flow<S: ServiceStateStore, L: Link<S>> {
     a: Ss<S>,
     b: Ss<S>,
@@ -533,7 +547,7 @@ impl<S: ServiceStateStore, L: Link<S>> Flow<S, L> {
             now: Instant::now(),
         };
         let now = f.now;
-        for n in 0..UES {
+        for n in 0..ues() {
             f.a.handle_registration(
                 now,
                 RegistrationChange {
@@ -616,6 +630,7 @@ fn redis_flow(url: &str, prefix: &str) -> Flow<RedisServiceStateStore, RedisLink
 /// Prints Redis round trips per PUBLISH and per remote NOTIFY, and Redis memory per
 /// registered and authorised UE.
 fn measure_service_state(url: &str) {
+    let n_ues = ues();
     let mut c = redis::Client::open(url)
         .expect("url")
         .get_connection()
@@ -627,7 +642,7 @@ fn measure_service_state(url: &str) {
     // Registration: every UE registered through the registrar (MCPTT filter on).
     let t = Instant::now();
     let mut reg = Registrar::with_store(config(true), redis_store(url, "mcptt"), 1);
-    for n in 0..UES {
+    for n in 0..ues() {
         let out = reg.handle_register(t, PEER, &register(n, 1));
         assert_eq!(out.response.status(), 200);
         answer_third_party(&mut reg, t);
@@ -652,30 +667,30 @@ fn measure_service_state(url: &str) {
             .query(&mut c)
             .expect("MEMORY USAGE")
     });
-    let ues = i64::from(UES);
-    let reg_per_ue = (after_reg - base) / ues;
-    let ss_per_ue = (after_ss - after_reg) / ues;
+    let population = i64::from(n_ues);
+    let reg_per_ue = (after_reg - base) / population;
+    let ss_per_ue = (after_ss - after_reg) / population;
     println!(
         "store_redis service state: Redis memory per registered and authorised UE {} B \
          (registration {reg_per_ue} B + service state {ss_per_ue} B: UE record with publication, \
-         subscription dialog, deadline index entries; used_memory delta / {UES} UEs; MEMORY \
+         subscription dialog, deadline index entries; used_memory delta / {n_ues} UEs; MEMORY \
          USAGE of one UE record {one_ue} B, of one dialog record {one_dialog} B; goal <= 2048 B)",
         reg_per_ue + ss_per_ue
     );
     // Round trips: refreshes of every UE (scripts already cached on both connections).
     let (a0, b0) = (flow.a.store().round_trips(), flow.b.store().round_trips());
-    for n in 0..UES {
+    for n in 0..ues() {
         flow.step(n);
     }
     let (a1, b1) = (flow.a.store().round_trips(), flow.b.store().round_trips());
     #[allow(clippy::cast_precision_loss)] // small counts
     let (per_pub, per_notify) = (
-        (a1 - a0) as f64 / f64::from(UES),
-        (b1 - b0) as f64 / f64::from(UES),
+        (a1 - a0) as f64 / f64::from(ues()),
+        (b1 - b0) as f64 / f64::from(ues()),
     );
     println!(
         "store_redis service state: Redis round trips per PUBLISH refresh on A {per_pub:.2}, \
-         per remote change NOTIFYed by B (read, NOTIFY, its 200) {per_notify:.2}, over {UES} UEs"
+         per remote change NOTIFYed by B (read, NOTIFY, its 200) {per_notify:.2}, over {n_ues} UEs"
     );
     drop(flow);
     redis::cmd("FLUSHALL")
@@ -691,7 +706,7 @@ fn run_flow<S: ServiceStateStore, L: Link<S>>(
     let mut i: u32 = 0;
     g.bench_function(name, |b| {
         b.iter(|| {
-            i = (i + 1) % UES;
+            i = (i + 1) % ues();
             flow.step(i);
         });
     });
