@@ -36,6 +36,11 @@ pub struct ServerConfig {
     pub subscription_expires: u32,
     /// Most reg event subscriptions held.
     pub max_subscriptions: usize,
+    /// Also report a third-party de-registration of a UE this view does not know
+    /// ([`ServerEvent::UeDeregistered`]). Set it when several MCPTT server instances share
+    /// their state through a store: the UE's earlier REGISTERs may have reached another
+    /// instance. Off by default: a single instance has already reported the UE gone.
+    pub report_unknown_deregistrations: bool,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +55,7 @@ impl Default for ServerConfig {
             xml_limits: XmlLimits::default(),
             subscription_expires: 3600,
             max_subscriptions: 100_000,
+            report_unknown_deregistrations: false,
         }
     }
 }
@@ -115,7 +121,10 @@ pub enum ServerEvent {
         /// The UE after the refresh.
         ue: RegisteredUe,
     },
-    /// A UE is no longer registered.
+    /// A UE is no longer registered. With
+    /// [`ServerConfig::report_unknown_deregistrations`], a third-party de-registration of a
+    /// contact this view does not know is reported too (`reason`
+    /// [`UeRemoval::Deregistered`], `expires_at` = the time it arrived).
     UeDeregistered {
         /// Public user identity.
         impu: String,
@@ -253,11 +262,27 @@ impl RegistrationView {
                     if expires == 0 || c.expires == Some(0) {
                         let inst = c.instance.clone();
                         let uri = c.uri.clone();
-                        self.remove_where(
+                        let removed = self.remove_where(
                             &impu,
                             |u| u.same(inst.as_deref(), &uri),
                             UeRemoval::Deregistered,
                         );
+                        if removed == 0 && self.config.report_unknown_deregistrations {
+                            // Not known here: with several MCPTT server instances its
+                            // registration may have reached another one (since dead, or
+                            // sharing state with this one through a store), so the
+                            // application still hears that this UE is gone.
+                            self.events.push_back(ServerEvent::UeDeregistered {
+                                impu: impu.clone(),
+                                ue: RegisteredUe {
+                                    instance: c.instance.clone(),
+                                    contact: c.uri.clone(),
+                                    expires_at: now,
+                                    source: Source::ThirdParty,
+                                },
+                                reason: UeRemoval::Deregistered,
+                            });
+                        }
                     } else {
                         self.upsert(
                             &impu,
@@ -314,9 +339,9 @@ impl RegistrationView {
         impu: &str,
         pred: impl Fn(&RegisteredUe) -> bool,
         reason: UeRemoval,
-    ) {
+    ) -> usize {
         let Some(list) = self.ues.get_mut(impu) else {
-            return;
+            return 0;
         };
         let mut removed = Vec::new();
         list.retain(|u| {
@@ -335,6 +360,7 @@ impl RegistrationView {
         }
         // Entries are per (instant, identity): put back those other UEs still need.
         self.reindex(impu);
+        let count = removed.len();
         for ue in removed {
             self.events.push_back(ServerEvent::UeDeregistered {
                 impu: impu.to_owned(),
@@ -342,6 +368,7 @@ impl RegistrationView {
                 reason,
             });
         }
+        count
     }
 
     fn reindex(&mut self, impu: &str) {

@@ -30,13 +30,13 @@
 //! - while Redis is unreachable, requests are answered 503 with Retry-After and the reason
 //!   is logged.
 //!
-//! Known gap: the third-party registration view (`mcptt_registration::RegistrationView`)
-//! stays per instance. A third-party REGISTER with `Expires: 0` for a UE whose earlier
-//! REGISTERs went to another (since dead) instance is ignored by this instance's view, so
-//! the UE's registered instance stays in the shared service state until a later
-//! registration change reaches an instance that knows it; and a view entry of an instance
-//! the SIP cores moved away from (fail-over, then back) still expires on its own timer and
-//! writes a deregistration until the next third-party REGISTER refresh writes it back.
+//! The third-party registration view (`mcptt_registration::RegistrationView`) stays per
+//! instance. With a shared store it reports a third-party REGISTER with `Expires: 0` even
+//! for a UE whose earlier REGISTERs went to another (perhaps dead) instance
+//! (`report_unknown_deregistrations`), so the de-registration reaches the shared service
+//! state wherever it lands. Known gap: a view entry of an instance the SIP cores moved away
+//! from (fail-over, then back) still expires on its own timer and writes a de-registration
+//! until the next third-party REGISTER refresh writes it back.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -317,6 +317,8 @@ pub async fn spawn(
         ViewConfig {
             trusted_cores: config.trusted_cores.iter().cloned().collect(),
             server_uri: config.node_uri.clone(),
+            // Sharing state: the UE's REGISTERs may have reached another instance.
+            report_unknown_deregistrations: blocking_store,
             ..ViewConfig::default()
         },
         seed.rotate_left(17),

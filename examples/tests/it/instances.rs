@@ -436,6 +436,62 @@ async fn killed_mcptt_server_its_dialog_is_taken_over_within_the_lease_nothing_l
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deregistration_reaching_a_server_that_never_saw_the_ue_ends_the_registration() {
+    let mut c = Cluster::start().await;
+    let (mut ue, _tokens, _cfg) = c.ue().await;
+    // Registered through A: the third-party REGISTER goes to X, which writes the UE's
+    // registered instance to the shared service state.
+    ue.register().await.unwrap();
+    let (counts, ok) = c
+        .x()
+        .wait_counts(WAIT, |n| n.registered_identities == 1)
+        .await;
+    assert!(ok, "{counts:?}");
+    assert_eq!(c.ue_record().instances.len(), 1);
+
+    // X dies; the UE de-registers through A, whose third-party REGISTER (Expires 0) fails
+    // over to Y. Y's view never saw this UE, yet the shared state must lose its instance.
+    c.x.take().unwrap().kill().await;
+    ue.deregister().await.unwrap();
+    // Y publishes its counts after it has applied what the request changed.
+    let (counts, ok) = c.y.wait_counts(WAIT, |n| n.requests >= 1).await;
+    assert!(ok, "{counts:?}");
+    assert_eq!(at_server(&c.ty, "REGISTER", false).len(), 1);
+    assert_eq!(
+        counts.registered_identities, 0,
+        "Y never saw the UE register"
+    );
+    assert_eq!(
+        store_instances(&c),
+        Some(0),
+        "still registered in the shared state"
+    );
+    let (_, bindings) = c.redis.store().load(IMPU).unwrap().unwrap_or_default();
+    assert!(bindings.bindings.is_empty());
+
+    ue.close().await;
+    c.shutdown().await;
+}
+
+/// How many registered instances the shared service state holds for IMPU (`None`: no
+/// record at all).
+fn store_instances(c: &Cluster) -> Option<usize> {
+    let store = RedisServiceStateStore::new(
+        RedisStoreConfig {
+            url: c.redis.url(),
+            ..RedisStoreConfig::default()
+        },
+        TimeBase::system(),
+    )
+    .ok()?;
+    store
+        .load_ue(IMPU)
+        .ok()?
+        .map(|(_, r)| r.instances.len())
+        .or(Some(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sip_core_fails_over_on_timeout_and_refuses_with_503_when_no_server_answers() {
     let config = FlowConfig::new(Scenario::Basic);
     let trace = Trace::new();

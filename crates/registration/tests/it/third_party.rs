@@ -422,3 +422,54 @@ fn server_expires_each_ue_even_with_equal_expiry_instants() {
     assert_eq!(s.identity_count(), 0);
     assert_eq!(s.poll_timeout(), None);
 }
+
+#[test]
+fn deregistration_of_a_ue_registered_at_another_instance_is_reported() {
+    // The UE's REGISTERs went to another MCPTT server instance; its de-registration reaches
+    // this one, which never saw it.
+    let mut r = registrar();
+    let mut s = RegistrationView::new(
+        ServerConfig {
+            trusted_cores: HashSet::from([CORE_PEER.to_owned()]),
+            server_uri: AS_URI.into(),
+            report_unknown_deregistrations: true,
+            ..ServerConfig::default()
+        },
+        3,
+    );
+    let mut quiet = server();
+    let clock = Clock::new();
+    let now = clock.now();
+    let reg = register(AOR, "c1", 1, &[ue_contact(1, ";expires=600")], None);
+    assert_eq!(r.handle_register(now, PEER, &reg).response.status(), 200);
+    let first = only_transmit(&mut r);
+    assert!(r.handle_third_party_response(now, &answer(&first, 200)));
+    let dereg = register(AOR, "c1", 2, &[ue_contact(1, ";expires=0")], None);
+    assert_eq!(r.handle_register(now, PEER, &dereg).response.status(), 200);
+    let t = only_transmit(&mut r);
+    assert_eq!(
+        s.handle_third_party_register(now, CORE_PEER, &t.request)
+            .status(),
+        200
+    );
+    let Some(ServerEvent::UeDeregistered { impu, ue, reason }) = s.poll_event() else {
+        panic!("a de-registration event")
+    };
+    assert_eq!(impu, AOR);
+    assert_eq!(reason, UeRemoval::Deregistered);
+    assert_eq!(
+        ue.instance.as_deref(),
+        Some("<urn:uuid:00000000-0000-1000-8000-000000000001>")
+    );
+    assert_eq!(ue.contact, "sip:alice@192.0.2.1:5061;transport=tls");
+    assert!(s.poll_event().is_none(), "one event");
+    assert!(s.ues(now, AOR).is_empty());
+    // Off (the default): a single instance says nothing about a UE it does not know.
+    assert_eq!(
+        quiet
+            .handle_third_party_register(now, CORE_PEER, &t.request)
+            .status(),
+        200
+    );
+    assert!(quiet.poll_event().is_none());
+}
