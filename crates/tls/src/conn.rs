@@ -1062,41 +1062,30 @@ async fn readable(tcp: &TcpStream, now: bool) -> io::Result<()> {
     if now { Ok(()) } else { tcp.readable().await }
 }
 /// The sent-by of a Via header value (first entry) when it carries the `alias` parameter.
-/// Runs on every request of an inbound TLS connection: one pass over the bytes of the
-/// first entry (the separators and LWS of a Via are ASCII, so every cut is on a char
-/// boundary).
+/// Runs on every request of an inbound TLS connection: SIMD byte searches for the
+/// separators (those and the LWS of a Via are ASCII, so every cut is on a char boundary).
 fn via_alias_param(via: &str) -> Option<&str> {
     let b = via.as_bytes();
+    let first = match memchr::memchr(b',', b) {
+        Some(comma) => b.get(..comma)?,
+        None => b,
+    };
     // "SIP/2.0/TLS host:port;params": the sent-by starts after the protocol and LWS.
-    let start = b.iter().position(|&c| c == b' ' || c == b'\t')?;
-    let mut sent_by_end = None;
-    let mut param_start = 0;
-    let mut i = start;
+    let start = memchr::memchr2(b' ', b'\t', first)?;
+    let mut semicolons = memchr::memchr_iter(b';', first).skip_while(|&i| i < start);
+    let sent_by_end = semicolons.next()?;
+    let mut param_start = sent_by_end + 1;
     loop {
-        let c = b.get(i).copied();
-        match c {
-            Some(b';') | Some(b',') | None => {
-                match sent_by_end {
-                    None => sent_by_end = Some(i),
-                    Some(_) => {
-                        let param = b.get(param_start..i)?;
-                        let name = match param.iter().position(|&c| c == b'=') {
-                            Some(eq) => param.get(..eq)?,
-                            None => param,
-                        };
-                        if name.trim_ascii().eq_ignore_ascii_case(b"alias") {
-                            return via.get(start..sent_by_end?).map(str::trim_ascii);
-                        }
-                    }
-                }
-                if c != Some(b';') {
-                    return None;
-                }
-                param_start = i + 1;
-            }
-            Some(_) => {}
+        let end = semicolons.next();
+        let param = first.get(param_start..end.unwrap_or(first.len()))?;
+        let name = match memchr::memchr(b'=', param) {
+            Some(eq) => param.get(..eq)?,
+            None => param,
+        };
+        if name.trim_ascii().eq_ignore_ascii_case(b"alias") {
+            return via.get(start..sent_by_end).map(str::trim_ascii);
         }
-        i += 1;
+        param_start = end? + 1;
     }
 }
 
@@ -1150,6 +1139,16 @@ mod tests {
             Some(("a.example".into(), Some(5063)))
         );
         assert_eq!(via_alias_sent_by("SIP/2.0/TLS a.example;aliased"), None);
+        assert_eq!(via_alias_sent_by("SIP/2.0/TLS a.example"), None);
+        assert_eq!(via_alias_sent_by("SIP/2.0/TLS"), None);
+        assert_eq!(
+            via_alias_sent_by("SIP/2.0/TLS b.example:5064;alias"),
+            Some(("b.example".into(), Some(5064)))
+        );
+        assert_eq!(
+            via_alias_sent_by("SIP/2.0/TLS b.example;branch=z9hG4bK;x=a;b;alias=;c"),
+            Some(("b.example".into(), None))
+        );
         assert_eq!(via_alias_sent_by("SIP/2.0/TLS a.example, x;alias"), None);
     }
 }
