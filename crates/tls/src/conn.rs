@@ -627,7 +627,8 @@ impl Connection {
         }
         loop {
             if self.pending.is_none() {
-                let delivered = if self.handler.is_some() {
+                // (Nothing to hand out in an empty buffer: no need to tell the write side.)
+                let delivered = if self.handler.is_some() && !self.rbuf.is_empty() {
                     self.shared.set_dispatching(true);
                     let delivered = self.deliver();
                     self.shared.set_dispatching(false);
