@@ -786,6 +786,12 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             .get(impu)
             .map(|u| u.sessions.clone())
             .unwrap_or_default();
+        // A shareable UE now signed in by someone: a user it no longer lists was replaced.
+        let taken_over = record.kind == UeKind::Shareable
+            && record
+                .users
+                .iter()
+                .any(|u| matches!(u.auth, Auth::Authorised { .. }));
         let mut seen = Vec::with_capacity(record.users.len());
         for user in record.users {
             let id = self.session_for(impu, &user.mcptt_id);
@@ -796,12 +802,27 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             }
         }
         // Users the record no longer lists: another instance ended their state there and let
-        // them go (it held no dialog of theirs). Dialogs held here learn it as `unauthorised`
-        // at the record's last version (given out after anything they saw, so still
-        // increasing for them; the record does not say whether it was a sign-off or an expiry).
+        // them go (it held no dialog of theirs). Dialogs held here learn it at the record's
+        // last version (given out after anything they saw, so still increasing for them). The
+        // record does not say how it ended, so the end is read from what is known here:
+        // `replaced` when another user now holds a shareable UE, `signed-off` when the
+        // publication known here was still live (it ended early: a sign-off), otherwise
+        // `unauthorised` (it expired).
         let dropped: Vec<u64> = local.into_iter().filter(|id| !seen.contains(id)).collect();
         for &id in &dropped {
-            self.replace_auth(now, id, Auth::Unauthorised, false);
+            let live = self
+                .sessions
+                .get(&id)
+                .and_then(|s| s.auth.publication())
+                .is_some_and(|p| p.expires_at > now);
+            let end = if taken_over {
+                Auth::Replaced
+            } else if live {
+                Auth::SignedOff
+            } else {
+                Auth::Unauthorised
+            };
+            self.replace_auth(now, id, end, false);
             if let Some(s) = self.sessions.get_mut(&id)
                 && !s.subs.is_empty()
                 && s.version < record.last_version

@@ -686,7 +686,7 @@ fn sign_off_on_a_reaches_the_dialog_b_holds() {
     assert_eq!(p.states.len(), seen + 1, "{:?}", p.store.ue(UE1));
     let s = p.states.last().unwrap();
     assert_eq!(s.state, CombinedState::Limited);
-    assert_ne!(s.authorisation, AuthorisationState::Authorised);
+    assert_eq!(s.authorisation, AuthorisationState::SignedOff);
     assert!(s.version > before);
     p.servers[1].resync(p.now).unwrap();
     p.drain(1);

@@ -648,11 +648,9 @@ fn shareable_take_over_and_gateway_users_with_instances_mixed() {
     assert_eq!(d.states(s_alice).len(), na, "Alice saw no change");
 }
 
-/// Known gap in `mcptt-service-state` (see /work/notes/ss-store-requests.md, item 1): the
-/// instance that handles Bob's sign-in drops Alice's entry from the UE record instead of
-/// keeping it as `replaced`, so the holder of Alice's dialog has nothing to NOTIFY.
+/// Bob's sign-in is handled by the instance that does not hold Alice's dialog; it drops
+/// Alice from the UE record, and the holder infers the replacement from the record.
 #[test]
-#[ignore = "mcptt-service-state drops the replaced user's entry on a non-holder instance"]
 fn shareable_replacement_through_the_non_holder_is_notified() {
     let redis = support::Server::start(false);
     let mut d = Duo::new(&redis, UeDirectory::new().with(SHARED, UeKind::Shareable));
