@@ -849,6 +849,27 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let Some(session) = self.sessions.get(&id) else {
             return;
         };
+        // A dialog whose lease ran out here (this instance stalled, or its clock jumped) may
+        // have been taken over by another instance, which then NOTIFYs it: renew the lease
+        // first (a compare-and-set on the dialog record); on a conflict the dialog is
+        // dropped here and this instance sends nothing, so the NOTIFY goes out once.
+        let lapsed = |s: &Session, subs: &IdMap<Box<Subscription>>| {
+            s.subs.iter().any(|sub| {
+                subs.get(sub)
+                    .is_some_and(|d| d.lease_expires <= now && d.notified_version != s.version)
+            })
+        };
+        if lapsed(session, &self.subs) {
+            let held: Vec<u64> = session.subs.iter().copied().collect();
+            for sub in held {
+                if self.subs.get(&sub).is_some_and(|d| d.lease_expires <= now) {
+                    self.renew_lease(now, sub);
+                }
+            }
+        }
+        let Some(session) = self.sessions.get(&id) else {
+            return;
+        };
         let version = session.version;
         let behind: Vec<u64> = session
             .subs

@@ -692,3 +692,40 @@ fn sign_off_on_a_reaches_the_dialog_b_holds() {
     p.drain(1);
     assert_eq!(p.states.len(), seen + 1);
 }
+
+/// The holder stalls past its lease; the other instance takes the dialog over; then a
+/// request reaches the stalled holder before it ran its timers or heard of the take-over.
+/// The change is NOTIFYed once, by the new holder.
+#[test]
+fn stalled_holder_does_not_notify_a_dialog_taken_over_meanwhile() {
+    let mut p = Pair::new();
+    p.register(0);
+    let token = p.token(3600);
+    assert_eq!(p.publish(0, &token).0, 200);
+    // B holds the dialog, then stalls (runs nothing) past its lease.
+    assert_eq!(p.subscribe(1, None).0, 200);
+    p.store.take_feed();
+    let seen = p.states.len();
+    let sent = p.notifies;
+    p.now = p.t0 + p.servers[1].config().dialog_lease + Duration::from_secs(1);
+    // A takes the dialog over.
+    p.servers[0].handle_timeout(p.now);
+    p.drain(0);
+    assert_eq!(p.servers[0].subscription_count(), 1);
+    // B wakes up with a refresh carrying a new token, before its timers and the feed.
+    let token = p.token(7200);
+    let (code, _) = p.publish(1, &token);
+    assert_eq!(code, 200);
+    assert_eq!(
+        p.notifies[1], sent[1],
+        "B no longer holds the dialog: no NOTIFY from B"
+    );
+    assert_eq!(p.servers[1].subscription_count(), 0);
+    // A hears of B's write and NOTIFYs it: once.
+    p.propagate(0);
+    assert_eq!(p.notifies[0], sent[0] + 1);
+    assert_eq!(p.states.len(), seen + 1);
+    let s = p.states.last().unwrap();
+    assert_eq!(s.state, CombinedState::FullAccess);
+    assert_eq!(s.token_expires, Some(p.unix() + 7200));
+}
