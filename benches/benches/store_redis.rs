@@ -560,7 +560,8 @@ impl<S: ServiceStateStore, L: Link<S>> Flow<S, L> {
             let ok = f.a.poll_transmit().expect("200 to PUBLISH");
             f.etags.push(etag_of(&ok.bytes));
             while f.a.poll_event().is_some() {}
-            f.link.drain(&mut f.b, now);
+            // B reads the signed-in user from the store when the SUBSCRIBE comes; the feed
+            // is drained once at the end (a drain per UE would wait for a quiet feed each time).
             f.b.handle_request_bytes(now, NOW_UNIX, &subscribe(n));
             let ok = f.b.poll_transmit().expect("200 to SUBSCRIBE");
             assert!(ok.bytes.starts_with(b"SIP/2.0 200"));
