@@ -121,6 +121,7 @@
 pub mod body;
 pub mod client;
 mod error;
+mod hash;
 mod model;
 pub mod server;
 mod sip;

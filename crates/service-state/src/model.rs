@@ -1,7 +1,7 @@
 //! The service-authorisation model: UE kinds and directory, registration, authorisation and
 //! combined states (DESIGN.md §1).
 
-use std::collections::HashMap;
+use crate::hash::IdentityMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -45,7 +45,7 @@ impl fmt::Display for UeKind {
 pub struct UeDirectory {
     /// Kind of UEs that have no entry.
     pub default_kind: UeKind,
-    entries: HashMap<String, UeKind>,
+    entries: IdentityMap<String, UeKind>,
 }
 
 impl UeDirectory {

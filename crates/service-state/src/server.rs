@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::body::StateRef;
 use crate::body::simple_multipart_boundary;
 use crate::body::{PocSettings, PublishBody, SERVICE_STATE_CONTENT_TYPE, ServiceState, XmlLimits};
+use crate::hash::IdentityMap;
 use crate::model::{
     AuthorisationState, CombinedState, Random, RegistrationChange, RegistrationState, TokenGrant,
     TokenValidator, UeDirectory, UeKind,
@@ -491,7 +492,7 @@ pub struct Server<V, R, S = MemoryStore> {
     /// The local state before the current operation.
     undo: Undo,
     /// Keyed by public user identity, shared with the UE's sessions.
-    ues: HashMap<Arc<str>, Ue>,
+    ues: IdentityMap<Arc<str>, Ue>,
     sessions: IdMap<Session>,
     etags: IdMap<u64>,
     /// Boxed: the map's slots (about a quarter empty) stay small.
@@ -541,7 +542,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             config,
             validator,
             rng,
-            ues: HashMap::new(),
+            ues: IdentityMap::default(),
             sessions: IdMap::default(),
             etags: IdMap::default(),
             subs: IdMap::default(),
@@ -2460,7 +2461,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
 /// Gives `session` its next service-state version: above every version any user of its UE
 /// had, so that a user who left the store and came back never repeats a version a
 /// subscriber saw.
-fn bump_version(ues: &mut HashMap<Arc<str>, Ue>, session: &mut Session) {
+fn bump_version(ues: &mut IdentityMap<Arc<str>, Ue>, session: &mut Session) {
     match ues.get_mut(&session.impu) {
         Some(ue) => {
             session.version = session.version.max(ue.last_version) + 1;
@@ -2493,7 +2494,7 @@ impl Dirty {
 }
 
 /// Notes in `dirty` that the operation changed UE `impu` (written by `Server::commit`).
-fn mark_dirty(dirty: &mut Dirty, ues: &HashMap<Arc<str>, Ue>, impu: &str) {
+fn mark_dirty(dirty: &mut Dirty, ues: &IdentityMap<Arc<str>, Ue>, impu: &str) {
     let live = dirty.len.min(dirty.entries.len());
     if dirty.entries[..live].iter().any(|(i, _)| i == impu) {
         return;

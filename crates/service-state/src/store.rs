@@ -42,6 +42,7 @@ use std::time::Instant;
 
 pub use mcptt_registration::StoreError;
 
+use crate::hash::IdentityMap;
 use crate::model::UeKind;
 
 /// A publication (RFC 3903) of one user on one UE.
@@ -312,7 +313,7 @@ impl Hasher for TagHasher {
 /// clones the record, as a remote store would.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    ues: HashMap<Arc<str>, Entry>,
+    ues: IdentityMap<Arc<str>, Entry>,
     dialogs: HashMap<u64, DialogEntry, BuildHasherDefault<TagHasher>>,
     /// UE deadlines keyed by (deadline, version of the record that set it): no string
     /// comparisons on the index.
