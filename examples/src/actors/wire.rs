@@ -3,7 +3,7 @@
 
 use mcptt_sip::Message;
 
-use crate::trace::{Actor, Observation};
+use crate::trace::{Actor, Observation, WireText};
 
 /// Headers shown on the ladder under each message's first line.
 pub const KEY_HEADERS: [&str; 14] = [
@@ -133,20 +133,10 @@ pub fn observe(msg: &Message, from: Actor, label: &str) -> Observation {
         .filter(|(n, _)| KEY_HEADERS.iter().any(|k| k.eq_ignore_ascii_case(n)))
         .map(|(n, v)| (n.to_owned(), v.to_owned()))
         .collect();
-    let body = msg.body();
-    let mut body_text = String::from_utf8_lossy(
-        body.get(..body.len().min(MAX_RECORDED_BODY))
-            .unwrap_or_default(),
-    )
-    .into_owned();
-    if body.len() > MAX_RECORDED_BODY {
-        body_text.push_str("\n[… body cut]");
-    }
     let mut headers: Vec<(String, String)> = headers;
     if let Some(summary) = body_summary(msg) {
         headers.push(("Body".into(), summary));
     }
-    let full = String::from_utf8_lossy(&msg.encode()).into_owned();
     Observation {
         from: Some(from),
         ue: label.to_owned(),
@@ -158,8 +148,13 @@ pub fn observe(msg: &Message, from: Actor, label: &str) -> Observation {
         },
         first_line: first_line(msg),
         headers,
-        body: body_text,
-        full,
+        // Body and whole-message texts are made by the trace, only if it keeps them.
+        wire: Some(WireText {
+            message: msg.encode(),
+            body: msg.body(),
+            max_body: MAX_RECORDED_BODY,
+        }),
+        ..Observation::default()
     }
 }
 
