@@ -62,6 +62,11 @@ pub enum ServerError {
 
 /// Builds the rustls server configuration (ring provider, TLS 1.3 and 1.2, ALPN `http/1.1`).
 ///
+/// No TLS 1.3 session tickets: a UE logs in once per session and refreshes its token about
+/// once per token lifetime, too rarely to resume, so every connection is a full handshake
+/// and the server does not compute, store and send two tickets per connection for nothing
+/// (in `flow --ues N` they cost the IdMS six `getrandom` calls and one socket write per login).
+///
 /// # Errors
 /// [`ServerError::Tls`] when the key does not match the certificate or is unsupported.
 pub fn tls_config(
@@ -75,6 +80,7 @@ pub fn tls_config(
     .with_no_client_auth()
     .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.send_tls13_tickets = 0;
     Ok(Arc::new(config))
 }
 
@@ -286,12 +292,13 @@ fn wants_json(headers: &HeaderMap) -> bool {
 }
 
 async fn discovery(State(state): State<AppState>) -> Response {
-    let doc = lock(&state).discovery();
-    json(StatusCode::OK, doc.to_string())
+    let doc = lock(&state).discovery_document().to_owned();
+    json(StatusCode::OK, doc)
 }
 
 async fn jwks(State(state): State<AppState>) -> Response {
-    match lock(&state).jwks_json() {
+    let doc = lock(&state).jwks_document().map(str::to_owned);
+    match doc {
         Ok(body) => {
             let mut r = json(StatusCode::OK, body);
             r.headers_mut().insert(

@@ -542,9 +542,14 @@ fn key_rotation_keeps_old_tokens_valid() {
     let old = redeem(&mut idms, &code, at(1)).unwrap();
     let k2 =
         SigningKey::generate(Algorithm::Es256, "k2", &ring::rand::SystemRandom::new()).unwrap();
+    let before = idms.jwks_document().unwrap().to_owned();
+    assert_eq!(JwkSet::from_json(&before).unwrap().len(), 1);
     idms.keys_mut().rotate(k2);
     let jwks = JwkSet::from_json(&idms.jwks_json().unwrap()).unwrap();
     assert_eq!(jwks.len(), 2);
+    // The served document follows the rotation (the kept one was dropped).
+    assert_eq!(idms.jwks_document().unwrap(), idms.jwks_json().unwrap());
+    assert_ne!(idms.jwks_document().unwrap(), before);
     assert_eq!(idms.keys_mut().kids(), ["k1", "k2"]);
     let code = code_of(&login(
         &mut idms,
@@ -604,7 +609,10 @@ fn key_rotation_keeps_old_tokens_valid() {
 
 #[test]
 fn discovery_document() {
-    let d = idms().discovery();
+    let idms = idms();
+    let served: serde_json::Value = serde_json::from_str(idms.discovery_document()).unwrap();
+    assert_eq!(served, idms.discovery());
+    let d = idms.discovery();
     assert_eq!(d["issuer"], ISSUER);
     assert_eq!(d["token_endpoint"], format!("{ISSUER}/token"));
     assert_eq!(d["jwks_uri"], format!("{ISSUER}/jwks"));
@@ -652,8 +660,11 @@ impl mcptt_idm::Authenticator for BadgeMethod {
 #[test]
 fn agency_method_plugs_in() {
     let mut idms = idms();
+    assert!(!idms.discovery_document().contains("badge"));
     idms.add_method(Box::new(BadgeMethod));
     let acr = "urn:example-agency:acr:badge";
+    // The served document shows the new method (the kept one was dropped).
+    assert!(idms.discovery_document().contains(acr));
     assert!(idms.acr_values().iter().any(|a| a == acr));
     assert_eq!(
         idms.discovery()["acr_values_supported"]
