@@ -157,6 +157,20 @@ impl PendingLogin {
         matches!(&self.inner, Pending::Admitted(a) if matches!(a.check, Some((_, None))))
     }
 
+    /// The PBKDF2 iteration count of the password check [`PendingLogin::verify`] will run,
+    /// if it has one to run: what a server weighs to run it in place or off its request
+    /// threads.
+    #[must_use]
+    pub fn verify_iterations(&self) -> Option<u32> {
+        match &self.inner {
+            Pending::Admitted(a) => match &a.check {
+                Some((hash, None)) => Some(hash.iterations()),
+                _ => None,
+            },
+            Pending::Decided(_) => None,
+        }
+    }
+
     /// Whether the outcome is already known (no password check is needed).
     #[must_use]
     pub fn is_decided(&self) -> bool {

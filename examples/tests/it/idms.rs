@@ -39,12 +39,17 @@ impl Setup {
 }
 
 async fn start(extra_redirects: &[String]) -> Setup {
+    start_with(1000, extra_redirects).await
+}
+
+/// An IdMS whose demo users' passwords are hashed with `iterations` PBKDF2 iterations.
+async fn start_with(iterations: u32, extra_redirects: &[String]) -> Setup {
     let time = Arc::new(AtomicU64::new(T0));
     let t = time.clone();
     let clock: Clock = Arc::new(move || UNIX_EPOCH + Duration::from_secs(t.load(Ordering::SeqCst)));
     let mut redirects = vec![REDIRECT.to_owned()];
     redirects.extend(extra_redirects.iter().cloned());
-    let directory = demo::demo_directory(1000, &redirects, &SystemRandom::new()).unwrap();
+    let directory = demo::demo_directory(iterations, &redirects, &SystemRandom::new()).unwrap();
     let rng = ring::rand::SystemRandom::new();
     let mut keys = KeyRing::new(SigningKey::generate(Algorithm::Es256, "old", &rng).unwrap());
     keys.rotate(SigningKey::generate(Algorithm::Es256, "new", &rng).unwrap());
@@ -223,6 +228,28 @@ async fn password_login_tokens_and_refresh_rotation() {
         matches!(&dead, ClientError::TokenRefused { error, .. } if error == "invalid_grant"),
         "{dead}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn costly_password_checks_run_off_the_request_task() {
+    // Above INLINE_VERIFY_ITERATIONS the check goes to a blocking thread: same outcomes.
+    let s = start_with(server::INLINE_VERIFY_ITERATIONS + 1, &[]).await;
+    let tokens = s
+        .client
+        .login(&password("alice", "alice-password"))
+        .await
+        .unwrap();
+    assert_eq!(tokens.id_token.mcptt_id, "sip:alice@example.com");
+    let err = s
+        .client
+        .login(&password("alice", "wrong"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClientError::LoginRefused { status: 401, .. }),
+        "{err}"
+    );
+    assert_eq!(s.handle.idms.lock().unwrap().logins_in_flight(), (0, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

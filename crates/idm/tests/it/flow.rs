@@ -467,7 +467,12 @@ fn split_login_checks_known_and_unknown_users_alike() {
     let known = idms.begin_login(&form("sip:alice@mcptt.example", "pw"), source(1), at(0));
     assert!(!unknown.is_decided() && !known.is_decided());
     assert!(unknown.needs_verify() && known.needs_verify());
-    let out = idms.finish_login(unknown.verify(), at(0), &rng);
+    // Both at the users' cost (the dummy hash takes the known users' iteration count).
+    assert_eq!(known.verify_iterations(), Some(10));
+    assert_eq!(unknown.verify_iterations(), Some(10));
+    let unknown = unknown.verify();
+    assert_eq!(unknown.verify_iterations(), None, "checked already");
+    let out = idms.finish_login(unknown, at(0), &rng);
     assert!(
         matches!(
             out,
@@ -501,6 +506,7 @@ fn split_login_checks_known_and_unknown_users_alike() {
     .unwrap();
     let p = idms.begin_login(&sim, source(1), at(0));
     assert!(!p.is_decided() && !p.needs_verify());
+    assert_eq!(p.verify_iterations(), None);
     assert!(matches!(
         idms.finish_login(p, at(0), &rng),
         LoginOutcome::Challenge { .. }
