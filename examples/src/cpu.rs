@@ -4,6 +4,24 @@
 //! compared with: the CPU cost of the TLS handshakes and ES256 token verifications a
 //! registration cannot do without, timed on the same machine in the same run.
 //!
+//! The floor per UE ([`Floor::per_ue`]) is exactly:
+//! - the server side of one mutual-TLS handshake (the SIP core accepting the UE): the flow's
+//!   own configurations ([`crate::actors::net`]: `mcptt-tls`, rustls with the ring provider,
+//!   TLS 1.3, X25519, no session tickets), certificates from the same demo CA kind (ECDSA
+//!   P-256 CA and leaves), so the server signs once (P-256) and verifies twice (the client
+//!   certificate's chain and its CertificateVerify);
+//! - the server side of one server-authenticated TLS handshake (the UE's one HTTPS
+//!   connection to the IdMS, the IdMS's own TLS configuration);
+//! - [`FLOOR_VERIFICATIONS`] ES256 verifications (ring, P-256 SHA-256) of a token-sized
+//!   input: the access token the MCPTT server checks in the PUBLISH and in the SUBSCRIBE.
+//!
+//! The handshakes run in memory (no sockets, no runtime), one after the other on one thread;
+//! the server's share of each is split off by the wall-clock ratio of the server's calls.
+//! The SIP core – MCPTT server connection is one for the whole run, so it is not counted.
+//! Left out (the login's own work, printed apart as [`LoginCrypto`]): the password, TOTP or
+//! MILENAGE check and the two ES256 signatures of the token response. `flow` prints what
+//! the run did of the counted work ([`crate::demo::FloorWork`]) next to the floor.
+//!
 //! ```
 //! let floor = mcptt_examples::cpu::measure_floor(2).unwrap();
 //! assert!(floor.mutual_tls_server > std::time::Duration::ZERO);
