@@ -102,14 +102,21 @@ pub fn body_summary(msg: &Message) -> Option<String> {
         );
     }
     if ct.starts_with("message/sip") {
-        let text = String::from_utf8_lossy(&body);
-        return text.lines().next().map(|l| format!("message/sip: {l}"));
+        if body.is_empty() {
+            return None;
+        }
+        // Only the first line is shown: only it is decoded.
+        let line = body.split(|&b| b == b'\n').next().unwrap_or_default();
+        let line = String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line));
+        return Some(format!("message/sip: {line}"));
     }
     if ct.starts_with("multipart/mixed")
         || ct.starts_with(mcptt_service_state::body::MCPTT_INFO_CONTENT_TYPE)
     {
-        let text = String::from_utf8_lossy(&body);
-        let has_token = text.contains("mcptt-access-token");
+        let has_token = match std::str::from_utf8(&body) {
+            Ok(text) => text.contains("mcptt-access-token"),
+            Err(_) => String::from_utf8_lossy(&body).contains("mcptt-access-token"),
+        };
         return Some(format!(
             "{} bytes{}",
             body.len(),
