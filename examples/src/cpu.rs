@@ -4,6 +4,26 @@
 //! compared with: the CPU cost of the TLS handshakes and ES256 token verifications a
 //! registration cannot do without, timed on the same machine in the same run.
 //!
+//! The floor per UE ([`Floor::per_ue`]) is exactly:
+//! - the server side of one mutual-TLS handshake (the SIP core accepting the UE): the flow's
+//!   own configurations ([`crate::actors::net`]: `mcptt-tls`, rustls with the ring provider,
+//!   TLS 1.3, X25519, no session tickets), certificates from the same demo CA kind (ECDSA
+//!   P-256 CA and leaves), so the server signs once (P-256) and verifies twice (the client
+//!   certificate's chain and its CertificateVerify);
+//! - the server side of one server-authenticated TLS handshake (the UE's one HTTPS
+//!   connection to the IdMS, the IdMS's own TLS configuration);
+//! - [`FLOOR_VERIFICATIONS`] ES256 verifications (ring, P-256 SHA-256) of a token-sized
+//!   input: the access token the MCPTT server checks in the PUBLISH and in the SUBSCRIBE.
+//!
+//! Every counted handshake is a full one (checked; the floor's clients never resume), as
+//! every UE's is. The handshakes run in memory (no sockets, no runtime), one after the
+//! other on one thread;
+//! the server's share of each is split off by the wall-clock ratio of the server's calls.
+//! The SIP core – MCPTT server connection is one for the whole run, so it is not counted.
+//! Left out (the login's own work, printed apart as [`LoginCrypto`]): the password, TOTP or
+//! MILENAGE check and the two ES256 signatures of the token response. `flow` prints what
+//! the run did of the counted work ([`crate::demo::FloorWork`]) next to the floor.
+//!
 //! ```
 //! let floor = mcptt_examples::cpu::measure_floor(2).unwrap();
 //! assert!(floor.mutual_tls_server > std::time::Duration::ZERO);
@@ -120,7 +140,12 @@ fn handshake(
     for _ in 0..16 {
         if !c.is_handshaking() && !s.is_handshaking() {
             let total = start.elapsed();
-            return Ok((server_time, total));
+            // Full handshakes only, as every UE of the flow does: a resumed one skips the
+            // certificate signatures and checks.
+            return match s.handshake_kind() {
+                Some(rustls::HandshakeKind::Full) => Ok((server_time, total)),
+                other => Err(err("handshake", format!("not a full handshake: {other:?}"))),
+            };
         }
         buf.clear();
         while c.wants_write() {
@@ -162,14 +187,26 @@ pub fn measure_floor(rounds: u32) -> Result<Floor, ActorError> {
         identity: pki.issue_ue("sip:ue1@example.com")?,
         roots: vec![pki.ca_cert()],
     };
+    // The clients never resume: each UE of the flow is a new client with a new
+    // configuration, so every one of its handshakes is a full one. (Until the servers
+    // stopped sending session tickets, this loop's one client resumed from the second round
+    // on, and the floor counted resumed handshakes, about half the CPU of full ones.)
+    let fresh = |c: Arc<rustls::ClientConfig>| {
+        let mut c = Arc::unwrap_or_clone(c);
+        c.resumption = rustls::client::Resumption::disabled();
+        Arc::new(c)
+    };
     let mutual_server = crate::actors::net::server_config(&server_tls)?;
-    let mutual_client = crate::actors::net::client_config(&ue_tls)?;
+    let mutual_client = fresh(crate::actors::net::client_config(&ue_tls)?);
     let idms_server =
         crate::idm::server::tls_config(server_tls.identity.chain(), server_tls.identity.key())
             .map_err(|e| err("IdMS TLS configuration", e))?;
-    let plain_client = ClientTlsConfig::new(crate::actors::net::anchors(&ue_tls)?)
-        .build()
-        .map_err(|e| err("client TLS configuration", e))?;
+    let plain_client = fresh(
+        ClientTlsConfig::new(crate::actors::net::anchors(&ue_tls)?)
+            .alpn(vec![b"http/1.1".to_vec()])
+            .build()
+            .map_err(|e| err("client TLS configuration", e))?,
+    );
     // Each batch is timed in CPU time of this thread (other processes may share the cores);
     // the server's share of a handshake is split off by the wall-clock ratio of its calls.
     let batch = |server: &Arc<rustls::ServerConfig>,
@@ -377,6 +414,32 @@ mod tests {
         assert!(own >= Duration::from_millis(10), "{own:?}");
         assert!(cpu.unwrap() >= own, "{cpu:?} < {own:?}");
         assert_eq!(threads_cpu("no-such-thread-name"), None);
+    }
+
+    #[test]
+    fn the_floor_counts_full_handshakes_only() {
+        let pki = DemoPki::generate().unwrap();
+        let tls = |identity| TlsMaterial {
+            identity,
+            roots: vec![pki.ca_cert()],
+        };
+        let server = tls(pki.issue_server(crate::actors::SIP_CORE_URI).unwrap());
+        let ue = tls(pki.issue_ue("sip:ue1@example.com").unwrap());
+        // A server that sends session tickets and a client that keeps them: the second
+        // handshake resumes, and the floor refuses to count it.
+        let mut with_tickets = (*crate::actors::net::server_config(&server).unwrap()).clone();
+        with_tickets.send_tls13_tickets = 2;
+        let with_tickets = Arc::new(with_tickets);
+        let resuming = crate::actors::net::client_config(&ue).unwrap();
+        assert!(handshake(&with_tickets, &resuming).is_ok());
+        let resumed = handshake(&with_tickets, &resuming).unwrap_err();
+        assert!(
+            resumed.to_string().contains("not a full handshake"),
+            "{resumed}"
+        );
+        // The floor's own measurement: full handshakes throughout.
+        let f = measure_floor(3).unwrap();
+        assert!(f.mutual_tls_pair > f.mutual_tls_server);
     }
 
     #[test]

@@ -117,6 +117,22 @@ pub struct FlowReport {
     /// CPU time the IdMS's own threads used while the UEs ran (only with
     /// [`FlowConfig::idms_runtime`]); the servers' total is `server_cpu + idms_cpu`.
     pub idms_cpu: Option<Duration>,
+    /// The work the floor ([`crate::cpu::Floor`]) counts, as this run did it.
+    pub work: FloorWork,
+}
+
+/// What a run did of the work the CPU floor counts, so the floor's per-UE counts
+/// ([`crate::cpu::FLOOR_HANDSHAKES`], [`crate::cpu::FLOOR_VERIFICATIONS`]) can be checked
+/// against it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FloorWork {
+    /// TLS connections the IdMS accepted while the UEs ran (each a full handshake).
+    pub idms_handshakes: u64,
+    /// Mutual-TLS connections the SIP core accepted from UEs (its step 2 records).
+    pub sip_core_handshakes: u64,
+    /// Requests carrying an access token the MCPTT server received (PUBLISH, step 8, and
+    /// SUBSCRIBE, step 12): each one an ES256 verification.
+    pub tokens_presented: u64,
 }
 
 impl FlowReport {
@@ -186,6 +202,13 @@ pub async fn run(config: &FlowConfig, trace: Trace, on_done: &(dyn Fn() + Sync))
             .as_ref()
             .and_then(|_| crate::cpu::threads_cpu(crate::cpu::IDMS_THREAD_NAME))
     };
+    let idms_accepted = |servers: Option<&crate::actors::Servers>| {
+        servers
+            .and_then(|s| s.idms.as_ref().ok())
+            .map_or(0, crate::actors::login::IdmsRunning::connections_accepted)
+    };
+    let accepted_before = idms_accepted(servers.as_ref());
+    let mut work = FloorWork::default();
     let cpu_before = cpu();
     let idms_before = idms_cpu();
     let mut cpu_after = None;
@@ -194,10 +217,23 @@ pub async fn run(config: &FlowConfig, trace: Trace, on_done: &(dyn Fn() + Sync))
         results = crate::actors::run_ues(config, servers, &sign_ins, &trace, on_done).await;
         cpu_after = cpu();
         idms_after = idms_cpu();
+        let count = |n: u8| u64::try_from(trace.step_count(n)).unwrap_or(u64::MAX);
+        work = FloorWork {
+            idms_handshakes: idms_accepted(Some(servers)).saturating_sub(accepted_before),
+            sip_core_handshakes: count(2),
+            tokens_presented: count(8) + count(12),
+        };
         // The order check reads the trace, so it covers what the actors saw, not what the UE
-        // believes happened.
+        // believes happened. One pass groups the records (one scan per sign-in made the
+        // check quadratic in the number of UEs).
+        let groups = trace.by_label();
         for (r, s) in results.iter_mut().zip(&sign_ins) {
-            let records = trace.for_labels(&[&s.label, &s.ue]);
+            let mut records = groups.get(&s.label).cloned().unwrap_or_default();
+            if s.ue != s.label {
+                // The UE's own records (TLS, REGISTER), shared by the users signed in on it.
+                records.extend(groups.get(&s.ue).into_iter().flatten().cloned());
+                records.sort_by_key(|x| x.seq);
+            }
             if r.outcome.is_ok() {
                 r.outcome = check_order(&records, s.steps);
             }
@@ -223,5 +259,6 @@ pub async fn run(config: &FlowConfig, trace: Trace, on_done: &(dyn Fn() + Sync))
         idms_cpu: idms_before
             .zip(idms_after)
             .map(|(b, a)| a.saturating_sub(b)),
+        work,
     }
 }

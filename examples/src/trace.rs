@@ -9,6 +9,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tokio::sync::Notify;
 
 /// One of the four actors of the flow (DESIGN.md §1), in ladder column order.
@@ -137,6 +138,36 @@ pub struct Observation {
     pub body: String,
     /// Whole message text.
     pub full: String,
+    /// The message's wire bytes, from which a trace that keeps texts makes `body` and `full`
+    /// (one that does not, as in load runs, then skips that work).
+    pub wire: Option<WireText>,
+}
+
+/// A received message's wire bytes, turned into text ([`Seen::body`], [`Seen::full`]) only
+/// by a trace that keeps texts.
+#[derive(Debug, Clone, Default)]
+pub struct WireText {
+    /// The whole message.
+    pub message: Bytes,
+    /// Its body.
+    pub body: Bytes,
+    /// Longest body kept as text (a longer one is cut, with a note).
+    pub max_body: usize,
+}
+
+impl WireText {
+    /// The body text (lossy UTF-8, cut at `max_body`) and the whole message as text.
+    #[must_use]
+    pub fn texts(&self) -> (String, String) {
+        let cut = self.body.len() > self.max_body;
+        let mut body =
+            String::from_utf8_lossy(self.body.get(..self.max_body).unwrap_or(&self.body))
+                .into_owned();
+        if cut {
+            body.push_str("\n[… body cut]");
+        }
+        (body, String::from_utf8_lossy(&self.message).into_owned())
+    }
 }
 
 #[derive(Debug)]
@@ -152,6 +183,13 @@ struct Inner {
     per_step: [usize; 19],
     /// Steps seen per label, as bit masks (bit N = step N), bounded like `labels`.
     masks: HashMap<String, u32>,
+    /// Tasks in [`Trace::wait_label_step`], per label: a record wakes only the waiters of its
+    /// own label (a load run has many UEs waiting at once; waking all of them on every record
+    /// cost the recording server threads cross-thread wake-ups).
+    label_waiters: HashMap<String, (Arc<Notify>, usize)>,
+    /// Tasks in the other waits ([`Trace::wait_step_count`], [`Trace::wait_until`]), which
+    /// every record wakes; none: no wake-up at all.
+    waiters: usize,
 }
 
 /// A shared, append-only record of what each actor saw. Cheap to clone (one `Arc`).
@@ -194,6 +232,8 @@ impl Trace {
                 keep_text: true,
                 per_step: [0; 19],
                 masks: HashMap::new(),
+                label_waiters: HashMap::new(),
+                waiters: 0,
             })),
             changed: Arc::new(Notify::new()),
         }
@@ -229,21 +269,29 @@ impl Trace {
     /// Waits until records of step `n` labelled `label` were seen, or `timeout` passes.
     pub async fn wait_label_step(&self, label: &str, n: u8, timeout: Duration) -> bool {
         let limit = tokio::time::Instant::now() + timeout;
-        let has = || {
-            self.lock()
-                .masks
-                .get(label)
-                .is_some_and(|m| m & (1 << n) != 0)
+        let has = |inner: &Inner| inner.masks.get(label).is_some_and(|m| m & (1 << n) != 0);
+        let notify = {
+            let mut inner = self.lock();
+            if has(&inner) {
+                return true;
+            }
+            let entry = inner
+                .label_waiters
+                .entry(label.to_owned())
+                .or_insert_with(|| (Arc::new(Notify::new()), 0));
+            entry.1 += 1;
+            entry.0.clone()
         };
+        let _registered = LabelWait { trace: self, label };
         loop {
-            let notified = self.changed.notified();
+            let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if has() {
+            if has(&self.lock()) {
                 return true;
             }
             if tokio::time::timeout_at(limit, notified).await.is_err() {
-                return has();
+                return has(&self.lock());
             }
         }
     }
@@ -251,6 +299,7 @@ impl Trace {
     /// Waits until at least `count` records of step `n` were seen, or `timeout` passes.
     pub async fn wait_step_count(&self, n: u8, count: usize, timeout: Duration) -> bool {
         let limit = tokio::time::Instant::now() + timeout;
+        let _registered = Wait::new(self);
         loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
@@ -268,6 +317,7 @@ impl Trace {
     /// holds. Wakes on every new record (no polling).
     pub async fn wait_until(&self, timeout: Duration, done: impl Fn(&[Seen]) -> bool) -> bool {
         let limit = tokio::time::Instant::now() + timeout;
+        let _registered = Wait::new(self);
         loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
@@ -298,10 +348,10 @@ impl Trace {
             .unwrap_or(obs.ue);
         let seq = inner.records.len() as u64 + inner.dropped;
         let at = inner.start.elapsed();
-        let (body, full) = if inner.keep_text {
-            (obs.body, obs.full)
-        } else {
-            (String::new(), String::new())
+        let (body, full) = match (inner.keep_text, &obs.wire) {
+            (false, _) => (String::new(), String::new()),
+            (true, Some(w)) if obs.body.is_empty() && obs.full.is_empty() => w.texts(),
+            (true, _) => (obs.body, obs.full),
         };
         let seen = Seen {
             seq,
@@ -333,15 +383,22 @@ impl Trace {
                 *inner.masks.entry(seen.ue.clone()).or_insert(0) |= 1 << s;
             }
         }
+        let label_waiter = step
+            .and_then(|_| inner.label_waiters.get(&seen.ue))
+            .map(|(n, _)| n.clone());
+        let wake_all = inner.waiters > 0;
         if inner.records.len() >= inner.limit {
             inner.dropped += 1;
-            drop(inner);
-            self.changed.notify_waiters();
-            return;
+        } else {
+            inner.records.push(seen);
         }
-        inner.records.push(seen);
         drop(inner);
-        self.changed.notify_waiters();
+        if let Some(n) = label_waiter {
+            n.notify_waiters();
+        }
+        if wake_all {
+            self.changed.notify_waiters();
+        }
     }
 
     /// Labels every later record of messages with this Call-ID (the UE binds the Call-IDs it
@@ -398,10 +455,57 @@ impl Trace {
             .collect()
     }
 
+    /// The stored records grouped by label, each group in order (one pass over the trace:
+    /// what a load run's per-UE checks read instead of one [`Trace::for_labels`] scan per UE).
+    #[must_use]
+    pub fn by_label(&self) -> HashMap<String, Vec<Seen>> {
+        let mut groups: HashMap<String, Vec<Seen>> = HashMap::new();
+        for s in &self.lock().records {
+            groups.entry(s.ue.clone()).or_default().push(s.clone());
+        }
+        groups
+    }
+
     /// Number of records not stored because the limit was reached.
     #[must_use]
     pub fn dropped(&self) -> u64 {
         self.lock().dropped
+    }
+}
+
+/// Counts a task in [`Trace::wait_step_count`] or [`Trace::wait_until`] while it waits.
+struct Wait<'a>(&'a Trace);
+
+impl<'a> Wait<'a> {
+    fn new(trace: &'a Trace) -> Self {
+        trace.lock().waiters += 1;
+        Self(trace)
+    }
+}
+
+impl Drop for Wait<'_> {
+    fn drop(&mut self) {
+        let mut inner = self.0.lock();
+        inner.waiters = inner.waiters.saturating_sub(1);
+    }
+}
+
+/// Unregisters a task in [`Trace::wait_label_step`] when it stops waiting (also when its
+/// future is dropped).
+struct LabelWait<'a> {
+    trace: &'a Trace,
+    label: &'a str,
+}
+
+impl Drop for LabelWait<'_> {
+    fn drop(&mut self) {
+        let mut inner = self.trace.lock();
+        if let Some(entry) = inner.label_waiters.get_mut(self.label) {
+            entry.1 = entry.1.saturating_sub(1);
+            if entry.1 == 0 {
+                inner.label_waiters.remove(self.label);
+            }
+        }
     }
 }
 
@@ -439,5 +543,85 @@ mod tests {
         assert_eq!(t.for_labels(&["ue1/alice"]).len(), 2);
         assert_eq!(t.seen_by(Actor::SipCore).len(), 2);
         assert!(t.seen_by(Actor::Ue).is_empty());
+    }
+
+    fn poll_once<F: Future>(f: std::pin::Pin<&mut F>) -> std::task::Poll<F::Output> {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        f.poll(&mut cx)
+    }
+
+    fn step3(label: &str) -> Observation {
+        Observation {
+            from: Some(Actor::Ue),
+            ue: label.into(),
+            method: "REGISTER".into(),
+            ..Observation::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_record_wakes_only_the_waiters_of_its_label() {
+        let t = Trace::new();
+        let waiter = t.wait_label_step("ue1/alice", 3, Duration::from_secs(3600));
+        tokio::pin!(waiter);
+        assert!(poll_once(waiter.as_mut()).is_pending());
+        assert!(t.lock().label_waiters.contains_key("ue1/alice"));
+        assert_eq!(t.lock().waiters, 0, "no task waits for every record");
+        t.record(Actor::SipCore, step3("ue2/bob"));
+        assert!(poll_once(waiter.as_mut()).is_pending());
+        t.record(Actor::SipCore, step3("ue1/alice"));
+        assert_eq!(poll_once(waiter.as_mut()), std::task::Poll::Ready(true));
+        assert!(t.lock().label_waiters.is_empty());
+        // A waiter dropped before its step is unregistered too.
+        {
+            let gone = t.wait_label_step("ue3/carol", 3, Duration::from_secs(3600));
+            tokio::pin!(gone);
+            assert!(poll_once(gone.as_mut()).is_pending());
+            assert_eq!(t.lock().label_waiters.len(), 1);
+        }
+        assert!(t.lock().label_waiters.is_empty());
+        // Already seen: no registration at all.
+        assert!(
+            t.wait_label_step("ue2/bob", 3, Duration::from_secs(3600))
+                .await
+        );
+        assert!(t.lock().label_waiters.is_empty());
+    }
+
+    #[tokio::test]
+    async fn wait_until_is_woken_by_any_record() {
+        let t = Trace::new();
+        let waiter = t.wait_until(Duration::from_secs(3600), |r| r.len() == 2);
+        tokio::pin!(waiter);
+        assert!(poll_once(waiter.as_mut()).is_pending());
+        assert_eq!(t.lock().waiters, 1);
+        t.record(Actor::SipCore, step3("a"));
+        assert!(poll_once(waiter.as_mut()).is_pending());
+        t.record(Actor::SipCore, step3("b"));
+        assert_eq!(poll_once(waiter.as_mut()), std::task::Poll::Ready(true));
+        assert_eq!(t.lock().waiters, 0);
+    }
+
+    #[test]
+    fn wire_texts_are_made_only_when_kept() {
+        let wire = WireText {
+            message: Bytes::from_static(b"MESSAGE sip:a SIP/2.0\r\n\r\nhello world"),
+            body: Bytes::from_static(b"hello world"),
+            max_body: 5,
+        };
+        let obs = || Observation {
+            wire: Some(wire.clone()),
+            ..step3("ue1")
+        };
+        let kept = Trace::new();
+        kept.record(Actor::SipCore, obs());
+        let s = &kept.snapshot()[0];
+        assert_eq!(s.body, "hello\n[… body cut]");
+        assert!(s.full.starts_with("MESSAGE sip:a") && s.full.ends_with("hello world"));
+        let load = Trace::new().without_text();
+        load.record(Actor::SipCore, obs());
+        let s = &load.snapshot()[0];
+        assert!(s.body.is_empty() && s.full.is_empty());
+        assert_eq!(s.step, Some(3));
     }
 }

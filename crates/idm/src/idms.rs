@@ -157,6 +157,20 @@ impl PendingLogin {
         matches!(&self.inner, Pending::Admitted(a) if matches!(a.check, Some((_, None))))
     }
 
+    /// The PBKDF2 iteration count of the password check [`PendingLogin::verify`] will run,
+    /// if it has one to run: what a server weighs to run it in place or off its request
+    /// threads.
+    #[must_use]
+    pub fn verify_iterations(&self) -> Option<u32> {
+        match &self.inner {
+            Pending::Admitted(a) => match &a.check {
+                Some((hash, None)) => Some(hash.iterations()),
+                _ => None,
+            },
+            Pending::Decided(_) => None,
+        }
+    }
+
     /// Whether the outcome is already known (no password check is needed).
     #[must_use]
     pub fn is_decided(&self) -> bool {
@@ -173,6 +187,10 @@ pub struct Idms {
     oauth: AuthorizationServer,
     keys: KeyRing,
     dummy: PasswordHash,
+    /// The JWKS and discovery documents as served, made on first use and dropped whenever
+    /// what they show can change (`keys_mut`, `add_method`): both are fetched on every login.
+    jwks_cache: std::sync::OnceLock<String>,
+    discovery_cache: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for Idms {
@@ -209,6 +227,8 @@ impl Idms {
             methods,
             keys,
             dummy,
+            jwks_cache: std::sync::OnceLock::new(),
+            discovery_cache: std::sync::OnceLock::new(),
         })
     }
 
@@ -217,6 +237,7 @@ impl Idms {
         let acr = method.acr().to_owned();
         self.methods.retain(|m| m.acr() != acr);
         self.methods.push(method);
+        self.discovery_cache = std::sync::OnceLock::new();
     }
 
     /// The `acr` values of the registered methods.
@@ -239,6 +260,9 @@ impl Idms {
 
     /// The signing keys (to rotate them).
     pub fn keys_mut(&mut self) -> &mut KeyRing {
+        // Whatever the caller changes shows in the next JWKS and discovery documents.
+        self.jwks_cache = std::sync::OnceLock::new();
+        self.discovery_cache = std::sync::OnceLock::new();
         &mut self.keys
     }
 
@@ -489,6 +513,27 @@ impl Idms {
     /// [`Error::Token`] when the ring holds a key the token crate refuses.
     pub fn jwks_json(&self) -> Result<String, Error> {
         Ok(self.keys.jwks()?.to_json())
+    }
+
+    /// The JWKS document as [`Idms::jwks_json`] makes it, made once and kept until the keys
+    /// change ([`Idms::keys_mut`]): what a server answers `GET` [`JWKS_PATH`] with.
+    ///
+    /// # Errors
+    /// As [`Idms::jwks_json`] (nothing is kept then).
+    pub fn jwks_document(&self) -> Result<&str, Error> {
+        if let Some(doc) = self.jwks_cache.get() {
+            return Ok(doc);
+        }
+        let doc = self.jwks_json()?;
+        Ok(self.jwks_cache.get_or_init(|| doc))
+    }
+
+    /// The discovery document ([`Idms::discovery`]) as JSON text, made once and kept until
+    /// the keys or the methods change: what a server answers `GET` [`DISCOVERY_PATH`] with.
+    #[must_use]
+    pub fn discovery_document(&self) -> &str {
+        self.discovery_cache
+            .get_or_init(|| self.discovery().to_string())
     }
 
     /// The discovery document (OpenID Connect Discovery 1.0 §3).

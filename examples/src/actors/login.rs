@@ -206,6 +206,12 @@ pub struct IdmsRunning {
 }
 
 impl IdmsRunning {
+    /// How many TCP (TLS) connections it has accepted so far.
+    #[must_use]
+    pub fn connections_accepted(&self) -> u64 {
+        self.handle.connections_accepted()
+    }
+
     /// Stops it.
     pub fn shutdown(self) {
         self.handle.shutdown();

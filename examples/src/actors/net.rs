@@ -23,10 +23,16 @@ pub fn anchors(tls: &TlsMaterial) -> Result<TrustAnchors, ActorError> {
 }
 
 /// A server configuration requiring a client certificate from the trusted CAs (mutual TLS).
+/// It sends no TLS 1.3 session tickets: every UE connection is a fresh full handshake, so
+/// tickets were computed, stored and sent for nothing (two per connection).
 pub fn server_config(tls: &TlsMaterial) -> Result<Arc<rustls::ServerConfig>, ActorError> {
-    ServerTlsConfig::new(credentials(tls)?, anchors(tls)?)
+    let mut config = ServerTlsConfig::new(credentials(tls)?, anchors(tls)?)
         .build()
-        .map_err(|e| tls_err("TLS server configuration", e))
+        .map_err(|e| tls_err("TLS server configuration", e))?;
+    if let Some(c) = Arc::get_mut(&mut config) {
+        c.send_tls13_tickets = 0;
+    }
+    Ok(config)
 }
 
 /// A client configuration presenting our certificate and trusting the CAs.

@@ -3,7 +3,7 @@
 
 use mcptt_sip::Message;
 
-use crate::trace::{Actor, Observation};
+use crate::trace::{Actor, Observation, WireText};
 
 /// Headers shown on the ladder under each message's first line.
 pub const KEY_HEADERS: [&str; 14] = [
@@ -102,14 +102,21 @@ pub fn body_summary(msg: &Message) -> Option<String> {
         );
     }
     if ct.starts_with("message/sip") {
-        let text = String::from_utf8_lossy(&body);
-        return text.lines().next().map(|l| format!("message/sip: {l}"));
+        if body.is_empty() {
+            return None;
+        }
+        // Only the first line is shown: only it is decoded.
+        let line = body.split(|&b| b == b'\n').next().unwrap_or_default();
+        let line = String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line));
+        return Some(format!("message/sip: {line}"));
     }
     if ct.starts_with("multipart/mixed")
         || ct.starts_with(mcptt_service_state::body::MCPTT_INFO_CONTENT_TYPE)
     {
-        let text = String::from_utf8_lossy(&body);
-        let has_token = text.contains("mcptt-access-token");
+        let has_token = match std::str::from_utf8(&body) {
+            Ok(text) => text.contains("mcptt-access-token"),
+            Err(_) => String::from_utf8_lossy(&body).contains("mcptt-access-token"),
+        };
         return Some(format!(
             "{} bytes{}",
             body.len(),
@@ -133,20 +140,10 @@ pub fn observe(msg: &Message, from: Actor, label: &str) -> Observation {
         .filter(|(n, _)| KEY_HEADERS.iter().any(|k| k.eq_ignore_ascii_case(n)))
         .map(|(n, v)| (n.to_owned(), v.to_owned()))
         .collect();
-    let body = msg.body();
-    let mut body_text = String::from_utf8_lossy(
-        body.get(..body.len().min(MAX_RECORDED_BODY))
-            .unwrap_or_default(),
-    )
-    .into_owned();
-    if body.len() > MAX_RECORDED_BODY {
-        body_text.push_str("\n[… body cut]");
-    }
     let mut headers: Vec<(String, String)> = headers;
     if let Some(summary) = body_summary(msg) {
         headers.push(("Body".into(), summary));
     }
-    let full = String::from_utf8_lossy(&msg.encode()).into_owned();
     Observation {
         from: Some(from),
         ue: label.to_owned(),
@@ -158,8 +155,13 @@ pub fn observe(msg: &Message, from: Actor, label: &str) -> Observation {
         },
         first_line: first_line(msg),
         headers,
-        body: body_text,
-        full,
+        // Body and whole-message texts are made by the trace, only if it keeps them.
+        wire: Some(WireText {
+            message: msg.encode(),
+            body: msg.body(),
+            max_body: MAX_RECORDED_BODY,
+        }),
+        ..Observation::default()
     }
 }
 

@@ -109,6 +109,14 @@ fn print_cpu(report: &mcptt_examples::demo::FlowReport, completed: usize, login:
                 cpu::FLOOR_VERIFICATIONS,
                 f.es256_verify
             );
+            let w = report.work;
+            let each = |x: u64| x as f64 / f64::from(n);
+            println!(
+                "that work as this run did it, per UE: {:.2} TLS handshakes at the IdMS, {:.2} mutual-TLS handshakes at the SIP core, {:.2} access tokens presented to the MCPTT server (PUBLISH + SUBSCRIBE, each verified); one SIP core - MCPTT server connection for the whole run",
+                each(w.idms_handshakes),
+                each(w.sip_core_handshakes),
+                each(w.tokens_presented)
+            );
             let ratio = |f: Duration| per_ue.as_secs_f64() / f.as_secs_f64().max(f64::MIN_POSITIVE);
             println!(
                 "server-side CPU per UE / floor = {:.2}x (goal <= 1.5x) [login: {}]",

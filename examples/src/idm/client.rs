@@ -15,8 +15,11 @@
 //!  │ 200 {access_token, id_token, refresh_token}
 //!  │◀───────────────────────────────────│
 //! ```
-//! The client checks `state`, and validates the ID token (signature from the JWKS, issuer
-//! from the discovery document, audience = client id, `nonce`) before returning the tokens.
+//! The client checks `state`, and validates the ID token (signature from the JWKS, issuer,
+//! audience = client id, `nonce`) before returning the tokens. The issuer is the IdMS's URL
+//! (OpenID Connect Discovery 1.0 §4.3: the issuer is the URL the discovery document is
+//! fetched under), so a token naming it needs no discovery request; a token naming another
+//! issuer is checked against the `issuer` of the discovery document, fetched then.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -474,8 +477,8 @@ impl IdmClient {
     }
 
     /// Performs the whole login (authorization code + PKCE S256) and returns validated tokens.
-    /// Every exchange of the login (authorize, token, discovery, JWKS) goes over one
-    /// keep-alive HTTPS connection.
+    /// Every exchange of the login (authorize, token, JWKS, and discovery when needed) goes
+    /// over one keep-alive HTTPS connection.
     ///
     /// # Errors
     /// [`ClientError`] naming what failed.
@@ -664,7 +667,8 @@ impl IdmClient {
             .map_err(|e| ClientError::Protocol(format!("token response: {e}")))
     }
 
-    /// Validates the ID token of a token response against the IdMS's discovery issuer and JWKS.
+    /// Validates the ID token of a token response against the IdMS's JWKS and issuer (its URL,
+    /// or the discovery document's `issuer` when the token names another).
     ///
     /// # Errors
     /// [`ClientError::IdToken`] when it does not validate.
@@ -689,6 +693,16 @@ impl IdmClient {
             .id_token
             .as_deref()
             .ok_or_else(|| ClientError::Protocol("no id_token".into()))?;
+        let set = JwkSet::from_json(&self.get_text_on(session, JWKS_PATH).await?)?;
+        // The signature is checked first in either case; only the expected `iss` differs.
+        let by_url = Validator::new(
+            ValidatorConfig::new(self.base.clone(), client_id),
+            KeyStore::new(set.clone()),
+        )?;
+        match by_url.validate_id_token(token, self.now_unix(), nonce) {
+            Err(mcptt_token::Error::Issuer { .. }) => {}
+            other => return Ok(other?),
+        }
         let issuer = self
             .discovery_on(session)
             .await?
@@ -696,7 +710,6 @@ impl IdmClient {
             .and_then(|v| v.as_str())
             .map(str::to_owned)
             .ok_or_else(|| ClientError::Protocol("discovery without issuer".into()))?;
-        let set = JwkSet::from_json(&self.get_text_on(session, JWKS_PATH).await?)?;
         let validator =
             Validator::new(ValidatorConfig::new(issuer, client_id), KeyStore::new(set))?;
         Ok(validator.validate_id_token(token, self.now_unix(), nonce)?)

@@ -39,6 +39,12 @@ use super::html;
 pub const MAX_BODY: usize = 16 * 1024;
 /// Most form fields in a request.
 pub const MAX_FIELDS: usize = 64;
+/// Password checks of at most this many PBKDF2 iterations run on the request's own task
+/// (about 0.3 ms here: two TLS handshakes' worth, which that task also does in place);
+/// costlier ones (production hashes take hundreds of thousands of iterations) run on a
+/// blocking thread, so the server's workers go on meanwhile. Handing a cheap check to a
+/// blocking thread cost more in thread wake-ups than the check itself saved.
+pub const INLINE_VERIFY_ITERATIONS: u32 = 2_000;
 
 /// The wall clock the server reads (a test passes a virtual one).
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
@@ -62,6 +68,11 @@ pub enum ServerError {
 
 /// Builds the rustls server configuration (ring provider, TLS 1.3 and 1.2, ALPN `http/1.1`).
 ///
+/// No TLS 1.3 session tickets: a UE logs in once per session and refreshes its token about
+/// once per token lifetime, too rarely to resume, so every connection is a full handshake
+/// and the server does not compute, store and send two tickets per connection for nothing
+/// (in `flow --ues N` they cost the IdMS six `getrandom` calls and one socket write per login).
+///
 /// # Errors
 /// [`ServerError::Tls`] when the key does not match the certificate or is unsupported.
 pub fn tls_config(
@@ -75,6 +86,7 @@ pub fn tls_config(
     .with_no_client_auth()
     .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.send_tls13_tickets = 0;
     Ok(Arc::new(config))
 }
 
@@ -286,12 +298,13 @@ fn wants_json(headers: &HeaderMap) -> bool {
 }
 
 async fn discovery(State(state): State<AppState>) -> Response {
-    let doc = lock(&state).discovery();
-    json(StatusCode::OK, doc.to_string())
+    let doc = lock(&state).discovery_document().to_owned();
+    json(StatusCode::OK, doc)
 }
 
 async fn jwks(State(state): State<AppState>) -> Response {
-    match lock(&state).jwks_json() {
+    let doc = lock(&state).jwks_document().map(str::to_owned);
+    match doc {
         Ok(body) => {
             let mut r = json(StatusCode::OK, body);
             r.headers_mut().insert(
@@ -350,19 +363,24 @@ async fn authorize_post(
         return authorize_error(&AuthorizeError::Display(e), json_wanted);
     };
     let now = (state.clock)();
-    // The password check (PBKDF2) takes a while: it runs on a blocking thread and without the
-    // lock, so logins of other users go on meanwhile. The blocking task owns the pending login
-    // and always finishes it (its throttle slot is released) even if this request is dropped.
+    // The password check (PBKDF2) runs without the lock, so logins of other users go on
+    // meanwhile; a costly one runs on a blocking thread (see INLINE_VERIFY_ITERATIONS). The
+    // blocking task owns the pending login and always finishes it (its throttle slot is
+    // released) even if this request is dropped.
     let pending = lock(&state).begin_login(&params, peer.ip(), now);
-    let outcome = if pending.needs_verify() {
-        let worker = state.clone();
-        tokio::task::spawn_blocking(move || {
+    let outcome = match pending.verify_iterations() {
+        Some(n) if n > INLINE_VERIFY_ITERATIONS => {
+            let worker = state.clone();
+            tokio::task::spawn_blocking(move || {
+                let checked = pending.verify();
+                lock(&worker).finish_login(checked, now, worker.rng.as_ref())
+            })
+            .await
+        }
+        _ => {
             let checked = pending.verify();
-            lock(&worker).finish_login(checked, now, worker.rng.as_ref())
-        })
-        .await
-    } else {
-        Ok(lock(&state).finish_login(pending, now, state.rng.as_ref()))
+            Ok(lock(&state).finish_login(checked, now, state.rng.as_ref()))
+        }
     };
     let Ok(outcome) = outcome else {
         return json(

@@ -542,6 +542,7 @@ fn servers_trace(trace: &Trace) -> FlowReport {
         setup: Ok(()),
         server_cpu: None,
         idms_cpu: None,
+        work: mcptt_examples::demo::FloorWork::default(),
     }
 }
 
@@ -710,6 +711,16 @@ fn load_run_on_a_separate_server_runtime_reports_server_cpu() {
     // Four mutual-TLS handshakes, four logins and eight token checks at least.
     let floor = mcptt_examples::cpu::measure_floor(5).unwrap();
     assert!(cpu > floor.mutual_tls_server * 4, "{cpu:?} vs {floor:?}");
+    // The work the floor counts per UE, as this run did it: one IdMS handshake and one SIP
+    // core handshake per UE, two tokens presented (PUBLISH and SUBSCRIBE).
+    assert_eq!(
+        report.work,
+        mcptt_examples::demo::FloorWork {
+            idms_handshakes: 4,
+            sip_core_handshakes: 4,
+            tokens_presented: 4 * u64::from(mcptt_examples::cpu::FLOOR_VERIFICATIONS),
+        }
+    );
     // The servers ran on their runtime: its threads are named as the report reads them.
     assert!(mcptt_examples::cpu::threads_cpu(mcptt_examples::cpu::SERVER_THREAD_NAME).is_some());
 }

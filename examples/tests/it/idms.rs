@@ -39,18 +39,25 @@ impl Setup {
 }
 
 async fn start(extra_redirects: &[String]) -> Setup {
+    start_with(1000, None, extra_redirects).await
+}
+
+/// An IdMS whose demo users' passwords are hashed with `iterations` PBKDF2 iterations, named
+/// `issuer` (default: its URL).
+async fn start_with(iterations: u32, issuer: Option<&str>, extra_redirects: &[String]) -> Setup {
     let time = Arc::new(AtomicU64::new(T0));
     let t = time.clone();
     let clock: Clock = Arc::new(move || UNIX_EPOCH + Duration::from_secs(t.load(Ordering::SeqCst)));
     let mut redirects = vec![REDIRECT.to_owned()];
     redirects.extend(extra_redirects.iter().cloned());
-    let directory = demo::demo_directory(1000, &redirects, &SystemRandom::new()).unwrap();
+    let directory = demo::demo_directory(iterations, &redirects, &SystemRandom::new()).unwrap();
     let rng = ring::rand::SystemRandom::new();
     let mut keys = KeyRing::new(SigningKey::generate(Algorithm::Es256, "old", &rng).unwrap());
     keys.rotate(SigningKey::generate(Algorithm::Es256, "new", &rng).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let mut config = IdmsConfig::new(format!("https://{addr}"));
+    let mut config =
+        IdmsConfig::new(issuer.map_or_else(|| format!("https://{addr}"), str::to_owned));
     config.audience = vec!["mcptt-server".into()];
     let idms = Idms::new(config, directory, keys).unwrap();
     let (der, key, _) = demo::self_signed_cert().unwrap();
@@ -223,6 +230,65 @@ async fn password_login_tokens_and_refresh_rotation() {
         matches!(&dead, ClientError::TokenRefused { error, .. } if error == "invalid_grant"),
         "{dead}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn id_token_issuer_other_than_the_url_is_checked_against_discovery() {
+    // An IdMS reached at https://127.0.0.1:PORT but named otherwise (e.g. behind a proxy):
+    // the ID token's `iss` is not the client's URL, so the client reads the issuer from the
+    // discovery document, and the login succeeds.
+    let s = start_with(1000, Some("https://idms.example.com"), &[]).await;
+    let tokens = s
+        .client
+        .login(&password("alice", "alice-password"))
+        .await
+        .unwrap();
+    assert_eq!(tokens.id_token.mcptt_id, "sip:alice@example.com");
+    assert_eq!(
+        s.client.discovery().await.unwrap()["issuer"],
+        "https://idms.example.com"
+    );
+    // The other checks hold on that path too: another audience is refused.
+    let again = s
+        .client
+        .validate_id_token(&tokens.response, demo::DEMO_CLIENT_ID, None)
+        .await
+        .unwrap();
+    assert_eq!(again.mcptt_id, "sip:alice@example.com");
+    let err = s
+        .client
+        .validate_id_token(&tokens.response, "another-client", None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::IdToken(mcptt_token::Error::Audience { .. })
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn costly_password_checks_run_off_the_request_task() {
+    // Above INLINE_VERIFY_ITERATIONS the check goes to a blocking thread: same outcomes.
+    let s = start_with(server::INLINE_VERIFY_ITERATIONS + 1, None, &[]).await;
+    let tokens = s
+        .client
+        .login(&password("alice", "alice-password"))
+        .await
+        .unwrap();
+    assert_eq!(tokens.id_token.mcptt_id, "sip:alice@example.com");
+    let err = s
+        .client
+        .login(&password("alice", "wrong"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClientError::LoginRefused { status: 401, .. }),
+        "{err}"
+    );
+    assert_eq!(s.handle.idms.lock().unwrap().logins_in_flight(), (0, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -467,7 +467,12 @@ fn split_login_checks_known_and_unknown_users_alike() {
     let known = idms.begin_login(&form("sip:alice@mcptt.example", "pw"), source(1), at(0));
     assert!(!unknown.is_decided() && !known.is_decided());
     assert!(unknown.needs_verify() && known.needs_verify());
-    let out = idms.finish_login(unknown.verify(), at(0), &rng);
+    // Both at the users' cost (the dummy hash takes the known users' iteration count).
+    assert_eq!(known.verify_iterations(), Some(10));
+    assert_eq!(unknown.verify_iterations(), Some(10));
+    let unknown = unknown.verify();
+    assert_eq!(unknown.verify_iterations(), None, "checked already");
+    let out = idms.finish_login(unknown, at(0), &rng);
     assert!(
         matches!(
             out,
@@ -501,6 +506,7 @@ fn split_login_checks_known_and_unknown_users_alike() {
     .unwrap();
     let p = idms.begin_login(&sim, source(1), at(0));
     assert!(!p.is_decided() && !p.needs_verify());
+    assert_eq!(p.verify_iterations(), None);
     assert!(matches!(
         idms.finish_login(p, at(0), &rng),
         LoginOutcome::Challenge { .. }
@@ -542,9 +548,14 @@ fn key_rotation_keeps_old_tokens_valid() {
     let old = redeem(&mut idms, &code, at(1)).unwrap();
     let k2 =
         SigningKey::generate(Algorithm::Es256, "k2", &ring::rand::SystemRandom::new()).unwrap();
+    let before = idms.jwks_document().unwrap().to_owned();
+    assert_eq!(JwkSet::from_json(&before).unwrap().len(), 1);
     idms.keys_mut().rotate(k2);
     let jwks = JwkSet::from_json(&idms.jwks_json().unwrap()).unwrap();
     assert_eq!(jwks.len(), 2);
+    // The served document follows the rotation (the kept one was dropped).
+    assert_eq!(idms.jwks_document().unwrap(), idms.jwks_json().unwrap());
+    assert_ne!(idms.jwks_document().unwrap(), before);
     assert_eq!(idms.keys_mut().kids(), ["k1", "k2"]);
     let code = code_of(&login(
         &mut idms,
@@ -604,7 +615,10 @@ fn key_rotation_keeps_old_tokens_valid() {
 
 #[test]
 fn discovery_document() {
-    let d = idms().discovery();
+    let idms = idms();
+    let served: serde_json::Value = serde_json::from_str(idms.discovery_document()).unwrap();
+    assert_eq!(served, idms.discovery());
+    let d = idms.discovery();
     assert_eq!(d["issuer"], ISSUER);
     assert_eq!(d["token_endpoint"], format!("{ISSUER}/token"));
     assert_eq!(d["jwks_uri"], format!("{ISSUER}/jwks"));
@@ -652,8 +666,11 @@ impl mcptt_idm::Authenticator for BadgeMethod {
 #[test]
 fn agency_method_plugs_in() {
     let mut idms = idms();
+    assert!(!idms.discovery_document().contains("badge"));
     idms.add_method(Box::new(BadgeMethod));
     let acr = "urn:example-agency:acr:badge";
+    // The served document shows the new method (the kept one was dropped).
+    assert!(idms.discovery_document().contains(acr));
     assert!(idms.acr_values().iter().any(|a| a == acr));
     assert_eq!(
         idms.discovery()["acr_values_supported"]
