@@ -469,36 +469,36 @@ const STOPS: [u8; 256] = {
 
 /// The first position at or after `pos` whose byte is in `class` of [`STOPS`] (the end of
 /// `b` when none): a plain loop, cheaper than a vector search on these short runs.
-fn find_stop(b: &[u8], mut pos: usize, class: u8) -> usize {
-    while let Some(&c) = b.get(pos) {
-        if STOPS[usize::from(c)] & class != 0 {
-            break;
-        }
-        pos += 1;
-    }
-    pos
+fn find_stop(b: &[u8], pos: usize, class: u8) -> usize {
+    let rest = b.get(pos..).unwrap_or_default();
+    pos + rest
+        .iter()
+        .position(|&c| STOPS[usize::from(c)] & class != 0)
+        .unwrap_or(rest.len())
 }
 
 /// The end of a plain name starting at `pos`: ASCII letters, digits, `_ . -`, at most one
 /// `:` inside, starting with a letter or `_`. `None` for anything else.
 fn scan_name(b: &[u8], pos: usize) -> Option<usize> {
     let class = |i: usize| b.get(i).map_or(0, |&c| NAME_CHARS[usize::from(c)]);
+    // The end of the run of name bytes from `from` (a slice walk: no bounds check per byte).
+    let run_end = |from: usize| {
+        let rest = b.get(from..).unwrap_or_default();
+        from + rest
+            .iter()
+            .position(|&c| NAME_CHARS[usize::from(c)] == 0)
+            .unwrap_or(rest.len())
+    };
     if class(pos) & 1 == 0 {
         return None;
     }
-    let mut end = pos + 1;
-    while class(end) != 0 {
-        end += 1;
-    }
+    let mut end = run_end(pos + 1);
     if b.get(end) == Some(&b':') {
         // One prefix: the local part must follow.
         if class(end + 1) & 1 == 0 {
             return None;
         }
-        end += 2;
-        while class(end) != 0 {
-            end += 1;
-        }
+        end = run_end(end + 2);
     }
     Some(end)
 }

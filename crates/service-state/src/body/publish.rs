@@ -233,6 +233,19 @@ impl<'b> SimpleParts<'b> {
     }
 }
 
+/// Bytes of a plain media type for [`split_simple`]: ASCII letters, digits, `/ . + -` (a table:
+/// one load per byte instead of a chain of range checks).
+static MEDIA_CHARS: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        table[c] = b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'+' | b'-');
+        c += 1;
+    }
+    table
+};
+
 /// Splits a multipart body in the plain form this crate writes (and most clients): the first
 /// delimiter at the very start, each delimiter line ended by CRLF, each part with one header,
 /// `Content-Type: type/subtype` (no parameters), then an empty line, at most [`MAX_PARTS`]
@@ -261,9 +274,10 @@ pub(crate) fn split_simple<'b>(boundary: &str, body: &'b [u8]) -> Option<SimpleP
         if head.get(v) == Some(&b' ') {
             v += 1;
         }
-        let value_len = head.get(v..)?.iter().position(|&b| {
-            !(b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'+' | b'-'))
-        })?;
+        let value_len = head
+            .get(v..)?
+            .iter()
+            .position(|&b| !MEDIA_CHARS[usize::from(b)])?;
         let media = std::str::from_utf8(head.get(v..v + value_len)?).ok()?;
         let slashes = media.bytes().filter(|&b| b == b'/').count();
         if slashes != 1 || media.starts_with('/') || media.ends_with('/') {
