@@ -291,6 +291,22 @@ impl Headers {
         self.span_str(e.name)
     }
 
+    /// `name: value` of an entry as one run of text (name and value as written, trimmed value)
+    /// when the name is followed by exactly `": "` before the value; `None` otherwise.
+    #[inline]
+    pub(crate) fn entry_name_value(&self, e: &Entry) -> Option<&str> {
+        let sep = Span {
+            start: e.name.end,
+            end: e.value.start,
+        };
+        (e.value.start < e.value.end && sep.bytes(&self.buf) == b": ").then(|| {
+            self.span_str(Span {
+                start: e.name.start,
+                end: e.value.end,
+            })
+        })
+    }
+
     /// The checked UTF-8 prefix of the buffer (the parsed head).
     pub(crate) fn text(&self) -> &ByteString {
         &self.text

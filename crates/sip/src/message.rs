@@ -695,9 +695,14 @@ impl Response {
         let mut to_tag = to_tag;
         for e in src.entries() {
             if copied(req, code, e.id) {
-                out.extend_from_slice(src.entry_name(e).as_bytes());
-                out.extend_from_slice(b": ");
-                push_unfolded_bytes(out, src.entry_value(e));
+                // The usual `Name: value` is copied as one run (the name has no line break).
+                if let Some(line) = src.entry_name_value(e) {
+                    push_unfolded_bytes(out, line);
+                } else {
+                    out.extend_from_slice(src.entry_name(e).as_bytes());
+                    out.extend_from_slice(b": ");
+                    push_unfolded_bytes(out, src.entry_value(e));
+                }
                 if e.id == Hid::To
                     && let Some(tag) = to_tag.take()
                 {

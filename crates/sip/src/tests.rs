@@ -1012,6 +1012,21 @@ fn framer_resumes_its_scan_on_byte_by_byte_input() {
 }
 
 #[test]
+fn responses_copy_lines_with_any_spacing_as_name_colon_space_value() {
+    // `Name: value` lines are copied as one run; other spacings are rewritten the same way.
+    let req = Request::parse(Bytes::from_static(
+        b"OPTIONS sip:b@h SIP/2.0\r\nVia:SIP/2.0/TLS p;branch=z9hG4bK1\r\nf :  <sip:a@h>;tag=1\r\nTo: <sip:b@h>  \r\nCall-ID:\t c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+    ))
+    .unwrap();
+    let mut out = Vec::new();
+    Response::encode_head_for(&req, 200, Some("t"), &mut out);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/TLS p;branch=z9hG4bK1\r\nf: <sip:a@h>;tag=1\r\nTo: <sip:b@h>;tag=t\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n"
+    );
+}
+
+#[test]
 fn responses_unfold_folded_values_and_lone_crs_only() {
     // A folded Via (CRLF SP), a lone CR inside From, a plain To: copies turn line breaks and
     // CRs into single spaces and copy plain values whole.
