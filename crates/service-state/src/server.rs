@@ -1253,6 +1253,13 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     /// The URI of the first `Contact` (`Err` for a malformed one; `None` when there is none or
     /// it is `*`).
     fn first_contact(req: &Request) -> Result<Option<String>, ()> {
+        // The usual single `Contact: <URI>`: the URI is parsed alone (as the name-addr parse
+        // would parse it); any other form goes through the typed list.
+        if let Some((_, inner)) = single_plain(req, "Contact") {
+            return mcptt_sip::Uri::parse(inner)
+                .map(|u| Some(u.as_str().to_owned()))
+                .map_err(|_| ());
+        }
         let contacts = req.contacts().map_err(|_| ())?;
         Ok(contacts
             .first()
@@ -1263,6 +1270,13 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     /// The route set of a new dialog: the `Record-Route` entries as written, in order (RFC 3261
     /// §12.1.1); a malformed one is a bad request.
     fn route_set(req: &Request) -> Result<Arc<[String]>, Refusal> {
+        // A single plain `Record-Route: <URI>` (one proxy on the path): its URI checked alone.
+        if let Some((value, inner)) = single_plain(req, "Record-Route") {
+            return match mcptt_sip::Uri::parse(inner) {
+                Ok(_) => Ok(Arc::from([value.to_owned()])),
+                Err(_) => Err(Refusal::code(400)),
+            };
+        }
         let routes = req.record_route().map_err(|_| Refusal::code(400))?;
         Ok(routes.iter().map(|r| r.as_str().to_owned()).collect())
     }
@@ -2627,6 +2641,11 @@ impl Hasher for IdHasher {
 /// written plainly as `<URI>` (no display name, parameter, list or quote): the name-addr
 /// parse would read just that URI.
 fn single_plain_uri<'r>(req: &'r Request, name: &'static str) -> Option<&'r str> {
+    single_plain(req, name).map(|(_, inner)| inner)
+}
+
+/// As [`single_plain_uri`], with the whole value (`<URI>`) beside the URI.
+fn single_plain<'r>(req: &'r Request, name: &'static str) -> Option<(&'r str, &'r str)> {
     let mut lines = req.headers().get_all(name);
     let (Some(value), None) = (lines.next(), lines.next()) else {
         return None;
@@ -2635,7 +2654,7 @@ fn single_plain_uri<'r>(req: &'r Request, name: &'static str) -> Option<&'r str>
     let plain = !inner
         .bytes()
         .any(|b| matches!(b, b'<' | b'>' | b'"' | b','));
-    plain.then_some(inner)
+    plain.then_some((value, inner))
 }
 
 /// The tag of a name-addr written plainly as `<URI>;tag=T` (no display name, no other
@@ -2801,6 +2820,15 @@ mod tests {
             ("Record-Route", "<sip:core.example.org;transport=tls;lr>"),
             ("Record-Route", "<sip:p1;lr>, <sip:p2;lr>"),
             ("Record-Route", "<not a uri>"),
+            ("Record-Route", "<sip:>"),
+            ("Record-Route", "< sip:p1;lr>"),
+            ("Record-Route", "<sip:p1;lr >"),
+            ("Record-Route", "<sip:p1;lr>;x=1"),
+            ("Record-Route", "<sips:[::1]:5061;lr>"),
+            ("Contact", "<sip:>"),
+            ("Contact", "< sip:a@b>"),
+            ("Contact", "<tel:+1234>"),
+            ("Contact", "<sip:a@b;x=%41>"),
             ("P-Asserted-Identity", "<sip:Ue1@Example.ORG>"),
             ("P-Asserted-Identity", "<tel:+1234>"),
             ("P-Asserted-Identity", "<sip:>"),
