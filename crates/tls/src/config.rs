@@ -246,6 +246,7 @@ pub struct ServerTlsConfig {
     alpn: Vec<Vec<u8>>,
     key_log: KeyLog,
     tls13_only: bool,
+    session_tickets: Option<usize>,
 }
 
 impl ServerTlsConfig {
@@ -259,7 +260,17 @@ impl ServerTlsConfig {
             alpn: Vec::new(),
             key_log: KeyLog::Off,
             tls13_only: false,
+            session_tickets: None,
         }
+    }
+
+    /// Send `n` TLS 1.3 session tickets after each handshake (rustls' default, 2, unless
+    /// set). `0` when clients never resume (each connects afresh, as UEs of the demo do):
+    /// saves the ticket encryption and one write per connection.
+    #[must_use]
+    pub fn session_tickets(mut self, n: usize) -> Self {
+        self.session_tickets = Some(n);
+        self
     }
 
     /// Change the client-certificate policy.
@@ -327,6 +338,9 @@ impl ServerTlsConfig {
             .with_single_cert(self.credentials.chain, self.credentials.key)
             .map_err(Error::Config)?;
         config.alpn_protocols = self.alpn;
+        if let Some(n) = self.session_tickets {
+            config.send_tls13_tickets = n;
+        }
         if let Some(k) = self.key_log.build()? {
             config.key_log = k;
         }

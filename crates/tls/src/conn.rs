@@ -149,6 +149,10 @@ struct WriteState {
     blocked: bool,
     /// Bytes were written since the connection task last looked (idle timeout).
     wrote: bool,
+    /// The last flush carried more than [`KEEP_WRITE_BUFFER`] bytes: a fresh buffer starts
+    /// at [`FIRST_WRITE_BUFFER`] (bursts without regrowth copies); otherwise at the kept size,
+    /// so request/response traffic reuses one buffer instead of allocating per message.
+    bursty: bool,
     /// A sender's write failed: the connection closes with this error.
     error: Option<io::Error>,
     drain: bool,
@@ -170,6 +174,9 @@ impl WriteState {
         let Some(tcp) = self.tcp.as_deref() else {
             return Err(io::ErrorKind::NotConnected.into());
         };
+        if !self.out.is_empty() {
+            self.bursty = self.out.len() > KEEP_WRITE_BUFFER;
+        }
         let mut wr = Nonblocking(tcp);
         match &mut self.tls {
             None => {
@@ -230,6 +237,7 @@ impl Shared {
                 queued: 0,
                 blocked: false,
                 wrote: false,
+                bursty: false,
                 error: None,
                 drain: false,
                 close: false,
@@ -267,9 +275,14 @@ impl Shared {
             return Ok(Queued::Full);
         }
         if st.out.capacity() == 0 {
-            // A fresh buffer (released when written): room for a burst of answers at once
-            // instead of regrowth copies.
-            st.out.reserve(FIRST_WRITE_BUFFER.min(self.send_buffer));
+            // A fresh buffer: after a burst, room for the next one at once (released when
+            // written); otherwise the size that is kept between messages.
+            let size = if st.bursty {
+                FIRST_WRITE_BUFFER
+            } else {
+                KEEP_WRITE_BUFFER
+            };
+            st.out.reserve(size.min(self.send_buffer));
         }
         encode(&mut st.out);
         let was_empty = before == 0;

@@ -132,9 +132,12 @@ fn der_credentials_and_client_auth_modes() {
         .build()
         .unwrap();
     assert_eq!(cfg.alpn_protocols, vec![b"sip".to_vec()]);
-    ServerTlsConfig::new(creds, pki.anchors())
+    assert_eq!(cfg.send_tls13_tickets, 2, "rustls' default unless set");
+    let cfg = ServerTlsConfig::new(creds, pki.anchors())
         .client_auth(mcptt_tls::ClientAuth::None)
         .tls13_only(true)
+        .session_tickets(0)
         .build()
         .unwrap();
+    assert_eq!(cfg.send_tls13_tickets, 0);
 }
