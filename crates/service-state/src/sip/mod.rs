@@ -263,11 +263,22 @@ pub(crate) struct Hex16([u8; 16]);
 
 impl Hex16 {
     pub(crate) fn new(n: u64) -> Self {
-        let mut digits = [0u8; 16];
-        for (i, d) in digits.iter_mut().enumerate() {
-            let v = ((n >> ((15 - i) * 4)) & 0xf) as u8;
-            *d = if v < 10 { b'0' + v } else { b'a' + v - 10 };
+        /// The eight hex digits of `x`, most significant first, eight bytes at a time: each
+        /// nibble spread to its own byte, then `'0'` added, and `'a' - '0' - 10` more where the
+        /// nibble is 10 or above (`v + 6` carries into bit 4 exactly then; no byte overflows).
+        fn eight(x: u32) -> [u8; 8] {
+            const ONES: u64 = 0x0101_0101_0101_0101;
+            let x = u64::from(x);
+            let x = (x | (x << 16)) & 0x0000_ffff_0000_ffff;
+            let x = (x | (x << 8)) & 0x00ff_00ff_00ff_00ff;
+            let x = (x | (x << 4)) & 0x0f0f_0f0f_0f0f_0f0f;
+            let letters = ((x + 6 * ONES) >> 4) & ONES;
+            (x + u64::from(b'0') * ONES + letters * u64::from(b'a' - b'0' - 10)).to_be_bytes()
         }
+        let mut digits = [0u8; 16];
+        let (high, low) = digits.split_at_mut(8);
+        high.copy_from_slice(&eight((n >> 32) as u32));
+        low.copy_from_slice(&eight(n as u32));
         Self(digits)
     }
 
@@ -286,6 +297,18 @@ pub(crate) fn push_hex16(out: &mut Vec<u8>, n: u64) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::{Answer, Ids, identity, push_hex16, push_u64};
+
+    #[test]
+    fn hex16_writes_sixteen_lower_case_digits() {
+        let mut n = 0x0123_4567_89ab_cdefu64;
+        for v in [0, 1, 9, 10, 15, 16, 0xab, u64::MAX, 0xf0f0_0a0a_9999_aaaa] {
+            assert_eq!(super::Hex16::new(v).as_str(), format!("{v:016x}"));
+        }
+        for _ in 0..1000 {
+            n = n.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            assert_eq!(super::Hex16::new(n).as_str(), format!("{n:016x}"));
+        }
+    }
 
     #[test]
     fn answers_build_on_from_request() {
