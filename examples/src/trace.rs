@@ -401,6 +401,34 @@ impl Trace {
         }
     }
 
+    /// Records the message `observer` received from `from`, building only what this trace
+    /// keeps: a trace [`without_text`](Self::without_text) (load runs) skips the key headers,
+    /// the body summaries (except the service state of the NOTIFYs UEs receive) and the wire
+    /// texts. `label` names the UE when the Call-ID is not bound; it is called only then.
+    pub fn observe(
+        &self,
+        observer: Actor,
+        msg: &mcptt_sip::Message,
+        from: Actor,
+        label: impl FnOnce() -> String,
+    ) {
+        let call_id = msg.headers().get("Call-ID").map(str::trim);
+        let (keep_text, bound) = {
+            let inner = self.lock();
+            (
+                inner.keep_text,
+                call_id.and_then(|c| inner.labels.get(c).cloned()),
+            )
+        };
+        let obs = if keep_text {
+            // The full record resolves the label when it is stored, as before.
+            crate::actors::wire::observe(msg, from, &bound.unwrap_or_else(label))
+        } else {
+            crate::actors::wire::observe_lean(msg, from, observer, bound.unwrap_or_else(label))
+        };
+        self.record(observer, obs);
+    }
+
     /// Labels every later record of messages with this Call-ID (the UE binds the Call-IDs it
     /// creates to its sign-in label before sending, so all actors' records group by sign-in).
     pub fn bind(&self, call_id: &str, label: &str) {

@@ -42,7 +42,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use mcptt_registration::{RegistrationView, ServerConfig as ViewConfig, ServerEvent as ViewEvent};
 use mcptt_service_state::server::{Server, ServerConfig, ServerEvent};
@@ -57,7 +57,7 @@ use tokio::task::JoinHandle;
 
 use super::clock::Clock;
 use super::config::{McpttServerConfig, Transport as Kind};
-use super::wire::{call_id, observe, uri_of, user_of};
+use super::wire::{call_id, uri_of, user_of};
 use super::{ActorError, net};
 use crate::scenario::UeKind;
 use crate::trace::{Actor, Observation, Trace};
@@ -338,6 +338,7 @@ pub async fn spawn(
             requests: 0,
             notifies: 0,
             replies: Vec::new(),
+            out: Vec::new(),
             counts: counts_tx,
             trace,
             clock,
@@ -380,6 +381,8 @@ struct State {
     notifies: u64,
     /// Responses built here (third-party REGISTER), sent in order by `drain`.
     replies: Vec<(ConnectionHandle, Message)>,
+    /// What this loop turn sends, in order, per connection (written once per turn).
+    out: Vec<(ConnectionHandle, BytesMut)>,
     counts: watch::Sender<ServerCounts>,
     trace: Trace,
     clock: Clock,
@@ -393,12 +396,16 @@ async fn next_remote(remote: &mut Option<mpsc::Receiver<Remote>>) -> Option<Remo
     }
 }
 
+/// Most transport events handled per loop turn before the answers are written.
+const EVENT_BATCH: usize = 64;
+
 async fn run(
     mut st: State,
     mut events: mcptt_tls::Events,
     mut stopped: oneshot::Receiver<()>,
     mut remote: Option<mpsc::Receiver<Remote>>,
 ) {
+    let mut batch = Vec::with_capacity(EVENT_BATCH);
     loop {
         let mut deadline = [st.store_io(|s| s.poll_timeout()), st.view.poll_timeout()]
             .into_iter()
@@ -412,20 +419,20 @@ async fn run(
         let mut feed_ended = false;
         tokio::select! {
             _ = &mut stopped => break,
-            ev = events.recv() => match ev {
-                Some(Event::Message(rx)) => st.on_message(rx.message, rx.connection),
-                Some(Event::Closed { connection, error }) => {
-                    tracing::info!(peer = %connection.peer_addr, ?error, "SIP core connection closed");
-                    st.cores.remove(&connection.id);
-                    st.dialog_cores.retain(|_, c| c.id() != connection.id);
-                    st.core_tags.retain(|_, c| c.id() != connection.id);
-                    if st.core.as_ref().is_some_and(|c| c.id() == connection.id) {
-                        st.core = None;
-                    }
+            // Every event queued is handled before anything is written, so the answers of
+            // one batch for one SIP core connection leave in one TLS write.
+            n = events.recv_many(&mut batch, EVENT_BATCH) => {
+                if n == 0 {
+                    break;
                 }
-                Some(_) => {}
-                None => break,
-            },
+                for ev in batch.drain(..) {
+                    st.on_event(ev);
+                    // The state machines' consequences are taken in order after each event
+                    // (a REGISTER's view events reach the service state before the next
+                    // PUBLISH is handled); only the writes wait for the end of the batch.
+                    st.process();
+                }
+            }
             () = clock.sleep_until(deadline) => {
                 let now = st.clock.now();
                 st.store_io(|s| s.handle_timeout(now));
@@ -551,13 +558,13 @@ impl State {
             }
             self.requests += 1;
         }
-        let label = msg
-            .headers()
-            .get("To")
-            .map(|t| user_of(&uri_of(t)))
-            .unwrap_or_default();
         self.trace
-            .record(Actor::McpttServer, observe(&msg, Actor::SipCore, &label));
+            .observe(Actor::McpttServer, &msg, Actor::SipCore, || {
+                msg.headers()
+                    .get("To")
+                    .map(|t| user_of(&uri_of(t)))
+                    .unwrap_or_default()
+            });
         let peer = conn.identity().map_or_else(
             || format!("tcp:{}", conn.peer_addr().ip()),
             |i| i.label().to_owned(),
@@ -585,8 +592,30 @@ impl State {
         }
     }
 
+    fn on_event(&mut self, ev: Event) {
+        match ev {
+            Event::Message(rx) => self.on_message(rx.message, rx.connection),
+            Event::Closed { connection, error } => {
+                tracing::info!(peer = %connection.peer_addr, ?error, "SIP core connection closed");
+                self.cores.remove(&connection.id);
+                self.dialog_cores.retain(|_, c| c.id() != connection.id);
+                self.core_tags.retain(|_, c| c.id() != connection.id);
+                if self.core.as_ref().is_some_and(|c| c.id() == connection.id) {
+                    self.core = None;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends what this turn produced: one write per connection.
     async fn drain(&mut self) {
-        self.drain_inner().await;
+        self.process();
+        for (conn, bytes) in std::mem::take(&mut self.out) {
+            if let Err(e) = conn.send_bytes(bytes.freeze()).await {
+                tracing::warn!(error = %e, "send to SIP core failed");
+            }
+        }
         let c = ServerCounts {
             publications: self.server.publication_count(),
             subscriptions: self.server.subscription_count(),
@@ -601,11 +630,23 @@ impl State {
         });
     }
 
-    async fn drain_inner(&mut self) {
-        for (conn, msg) in std::mem::take(&mut self.replies) {
-            if let Err(e) = conn.send(&msg).await {
-                tracing::warn!(error = %e, "send to SIP core failed");
+    /// The buffer of what this turn sends on `conn`.
+    fn out_for(&mut self, conn: &ConnectionHandle) -> &mut BytesMut {
+        let i = match self.out.iter().position(|(c, _)| c.id() == conn.id()) {
+            Some(i) => i,
+            None => {
+                self.out.push((conn.clone(), BytesMut::new()));
+                self.out.len() - 1
             }
+        };
+        &mut self.out[i].1
+    }
+
+    /// Takes the replies and the state machines' events and messages; the messages are
+    /// gathered per connection, in order, for [`drain`](Self::drain) to write.
+    fn process(&mut self) {
+        for (conn, msg) in std::mem::take(&mut self.replies) {
+            msg.encode_into(self.out_for(&conn));
         }
         let now = self.clock.now();
         while let Some(ev) = self.view.poll_event() {
@@ -670,9 +711,7 @@ impl State {
                 tracing::warn!("no SIP core connection for an outgoing message");
                 continue;
             };
-            if let Err(e) = core.send_bytes(bytes).await {
-                tracing::warn!(error = %e, "send to SIP core failed");
-            }
+            self.out_for(&core).extend_from_slice(&bytes);
         }
     }
 }

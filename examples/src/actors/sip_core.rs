@@ -74,7 +74,7 @@ use tokio::task::JoinHandle;
 
 use super::clock::Clock;
 use super::config::{SipCoreConfig, Transport as Kind};
-use super::wire::{observe, uri_of, user_of};
+use super::wire::{uri_of, user_of};
 use super::{ActorError, net};
 use crate::steps::TLS;
 use crate::trace::{Actor, Observation, Trace};
@@ -411,6 +411,9 @@ async fn next_remote(remote: &mut Option<mpsc::Receiver<Remote>>) -> Option<Remo
     }
 }
 
+/// Most transport events handled per loop turn before the answers are written.
+const EVENT_BATCH: usize = 64;
+
 async fn run(
     mut st: State,
     mut events: mcptt_tls::Events,
@@ -423,6 +426,7 @@ async fn run(
         st.out.push((Target::Server(i, None), hello));
     }
     st.flush().await;
+    let mut batch = Vec::with_capacity(EVENT_BATCH);
     loop {
         let deadline = [
             st.store_io(|r| r.poll_timeout()),
@@ -435,10 +439,16 @@ async fn run(
         let mut feed_ended = false;
         tokio::select! {
             _ = &mut stopped => break,
-            ev = events.recv() => match ev {
-                Some(ev) => st.on_event(ev),
-                None => break,
-            },
+            // Every event queued is handled before anything is written, so the messages
+            // of one batch for one connection leave in one TLS write.
+            n = events.recv_many(&mut batch, EVENT_BATCH) => {
+                if n == 0 {
+                    break;
+                }
+                for ev in batch.drain(..) {
+                    st.on_event(ev);
+                }
+            }
             () = clock.sleep_until(deadline) => {
                 let now = st.clock.now();
                 st.store_io(|r| r.handle_timeout(now));
@@ -652,10 +662,8 @@ impl State {
     }
 
     fn on_ue_message(&mut self, msg: Message, conn: ConnectionHandle) {
-        self.trace.record(
-            Actor::SipCore,
-            observe(&msg, Actor::Ue, &Self::label_for(&msg)),
-        );
+        self.trace
+            .observe(Actor::SipCore, &msg, Actor::Ue, || Self::label_for(&msg));
         match msg {
             Message::Request(req) if req.method().as_str() == "REGISTER" => {
                 self.on_register(req, conn)
@@ -1150,10 +1158,10 @@ impl State {
             // The answer to our hello: not part of the flow.
             return;
         }
-        self.trace.record(
-            Actor::SipCore,
-            observe(&msg, Actor::McpttServer, &Self::label_for(&msg)),
-        );
+        self.trace
+            .observe(Actor::SipCore, &msg, Actor::McpttServer, || {
+                Self::label_for(&msg)
+            });
         match msg {
             Message::Response(resp) => {
                 let branch = resp.headers().get("Via").and_then(branch_of);
@@ -1251,21 +1259,33 @@ impl State {
     }
 
     async fn flush(&mut self) {
+        // Each message is queued on its connection; every connection written to is flushed
+        // once at the end (one TLS record and one write for all its messages of this turn).
+        let mut written: Vec<ConnectionHandle> = Vec::new();
+        let mut wrote = |h: &ConnectionHandle| {
+            if !written.iter().any(|w| w.id() == h.id()) {
+                written.push(h.clone());
+            }
+        };
         // Failing over queues more: loop until nothing is left (each request tries each
         // server at most once).
         while !self.out.is_empty() {
             for (target, msg) in std::mem::take(&mut self.out) {
                 match target {
                     Target::Ue(h) | Target::Conn(h) => {
-                        if let Err(e) = h.send(&msg).await {
+                        if let Err(e) = h.queue(&msg).await {
                             tracing::warn!(error = %e, "send failed");
                         }
+                        wrote(&h);
                     }
                     Target::Server(i, key) => {
                         let is_hello = key.is_none() && super::wire::method(&msg) == "OPTIONS";
                         let sent = match self.server_conn(i).await {
                             Ok(h) if is_hello => Ok(h),
-                            Ok(h) => h.send(&msg).await.map(|()| h),
+                            Ok(h) => {
+                                wrote(&h);
+                                h.queue(&msg).await.map(|()| h)
+                            }
                             Err(e) => Err(e),
                         };
                         match sent {
@@ -1291,6 +1311,9 @@ impl State {
                     }
                 }
             }
+        }
+        for h in written {
+            h.flush();
         }
     }
 }

@@ -25,7 +25,7 @@ use super::clock::Clock;
 use super::config::UeConfig;
 use super::login::Tokens;
 use super::net;
-use super::wire::{call_id, method, observe};
+use super::wire::{call_id, method};
 use crate::steps::StepFailure;
 use crate::trace::{Actor, Trace};
 
@@ -779,10 +779,9 @@ impl Ue {
     }
 
     fn on_message(&mut self, msg: Message, conn: ConnectionHandle) {
-        self.trace.record(
-            Actor::Ue,
-            observe(&msg, Actor::SipCore, &self.config.ue_label),
-        );
+        self.trace.observe(Actor::Ue, &msg, Actor::SipCore, || {
+            self.config.ue_label.clone()
+        });
         let now = self.clock.now();
         let cid = call_id(&msg).unwrap_or_default();
         if let Some(w) = self.reg_watch.as_mut()

@@ -130,8 +130,39 @@ pub fn body_summary(msg: &Message) -> Option<String> {
     None
 }
 
+/// What `from` sent, as a trace that keeps only what load runs read records it: first line,
+/// method, status and, for a NOTIFY the UE receives (step 16: the service state the run's
+/// final-state check reads), the body summary. No key headers, no wire texts. `label` is the
+/// record's UE label, already resolved from the Call-ID.
+#[must_use]
+pub fn observe_lean(msg: &Message, from: Actor, observer: Actor, label: String) -> Observation {
+    let method = method(msg);
+    let status = match msg {
+        Message::Response(r) => Some(r.status()),
+        Message::Request(_) => None,
+    };
+    let mut headers = Vec::new();
+    if status.is_none()
+        && crate::steps::classify(from, observer, &method, false) == Some(16)
+        && let Some(summary) = body_summary(msg)
+    {
+        headers.push(("Body".to_owned(), summary));
+    }
+    Observation {
+        from: Some(from),
+        ue: label,
+        call_id: None,
+        method,
+        status,
+        first_line: first_line(msg),
+        headers,
+        ..Observation::default()
+    }
+}
+
 /// What `from` sent, as the receiving actor records it. `label` names the UE when the
-/// Call-ID is not bound in the trace.
+/// Call-ID is not bound in the trace. Actors call [`Trace::observe`](crate::trace::Trace::observe),
+/// which calls this only when the trace keeps key headers and texts.
 #[must_use]
 pub fn observe(msg: &Message, from: Actor, label: &str) -> Observation {
     let headers = msg
