@@ -46,6 +46,14 @@ use mcptt_store_redis::{
     RedisServiceStateStore, RedisStore, RedisStoreConfig, ServiceStateFeed, TimeBase,
 };
 
+/// Buckets of both stores: `RedisStoreConfig::default()`'s, or `MCPTT_BENCH_BUCKETS`.
+fn buckets() -> u16 {
+    std::env::var("MCPTT_BENCH_BUCKETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(RedisStoreConfig::default().buckets)
+}
+
 /// UEs in each population: 1,000, or `MCPTT_BENCH_UES` (e.g. 10000: past 128 entries per
 /// bucket Redis stores the sorted-set and hash indexes as skiplists/hash tables, which cost
 /// more per UE than the listpacks of a small population).
@@ -164,6 +172,7 @@ fn redis_store(url: &str, prefix: &str) -> RedisStore {
         RedisStoreConfig {
             url: url.to_owned(),
             key_prefix: prefix.to_owned(),
+            buckets: buckets(),
             ..RedisStoreConfig::default()
         },
         TimeBase::system(),
@@ -612,6 +621,7 @@ fn ss_store(url: &str, prefix: &str) -> RedisServiceStateStore {
         RedisStoreConfig {
             url: url.to_owned(),
             key_prefix: prefix.to_owned(),
+            buckets: buckets(),
             ..RedisStoreConfig::default()
         },
         TimeBase::system(),

@@ -208,8 +208,8 @@ impl RedisServiceStateStore {
     /// # Errors
     /// [`Error::ApiMisuse`] for out-of-range settings, [`Error::Redis`] for a bad URL.
     pub fn new(config: RedisStoreConfig, time: TimeBase) -> Result<Self, Error> {
-        if !(1..=1024).contains(&config.buckets) {
-            return Err(Error::ApiMisuse("buckets must be within 1..=1024"));
+        if !(1..=16384).contains(&config.buckets) {
+            return Err(Error::ApiMisuse("buckets must be within 1..=16384"));
         }
         if config.connect_timeout.is_zero() || config.response_timeout.is_zero() {
             return Err(Error::ApiMisuse("timeouts must be non-zero"));

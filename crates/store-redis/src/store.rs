@@ -18,6 +18,10 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 /// Versioned compare-and-set of one AoR record, its bucket's expiry index and counters.
 ///
+/// The count hash holds the bucket's binding total (`#b`) and the binding count of each AoR
+/// with more than one binding; an AoR in the expiry index without a count field has one
+/// binding (most UEs: no per-UE hash field), and the AoR count is the index's `ZCARD`.
+///
 /// KEYS: record (a string `<version> <data>`), expiry zset, count hash. ARGV: expected version, AoR, data,
 /// binding count (0 = delete), earliest expiry (Unix ms), key expiry (Unix ms), change
 /// channel, writer instance id. Each successful write publishes
@@ -34,27 +38,27 @@ local t = redis.call('TIME')
 local nv = math.max(tonumber(cur) + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
 local ver = string.format('%.0f', nv)
 local old_n = tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0')
+if old_n == 0 and redis.call('ZSCORE', KEYS[2], ARGV[2]) then old_n = 1 end
 local n = tonumber(ARGV[4])
 if n == 0 then
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[2], ARGV[2])
-  redis.call('HDEL', KEYS[3], ARGV[2])
 else
   redis.call('SET', KEYS[1], ver .. ' ' .. ARGV[3])
   redis.call('PEXPIREAT', KEYS[1], ARGV[6])
   redis.call('ZADD', KEYS[2], ARGV[5], ARGV[2])
-  redis.call('HSET', KEYS[3], ARGV[2], n)
 end
+if n > 1 then redis.call('HSET', KEYS[3], ARGV[2], n) else redis.call('HDEL', KEYS[3], ARGV[2]) end
 local total = redis.call('HINCRBY', KEYS[3], '#b', n - old_n)
 redis.call('PUBLISH', ARGV[7], ver .. ' ' .. ARGV[8] .. ' ' .. ARGV[2])
-return {1, ver, total, redis.call('HLEN', KEYS[3]) - 1}
+return {1, ver, total, redis.call('ZCARD', KEYS[2])}
 ";
 
 /// Field of a bucket's count hash holding the bucket's binding total (AoRs never start
 /// with `#`: they are `sip:`/`sips:`/`tel:` URIs).
 const TOTAL_FIELD: &str = "#b";
 
-/// Per bucket: due `(aor, score)` entries, binding total, count hash length.
+/// Per bucket: due `(aor, score)` entries, binding total, expiry index length (AoRs).
 type BucketScan = (Vec<(String, f64)>, Option<u64>, u64);
 
 /// Settings of a [`RedisStore`].
@@ -137,7 +141,7 @@ impl std::fmt::Debug for Inner {
 /// |---|---|---|
 /// | `{P:reg:B}:aor:<aor>` | string | `<version> <encoded bindings>` (version in decimal, bindings below); `PEXPIREAT` = last expiry + `ttl_grace` |
 /// | `{P:reg:B}:exp` | sorted set | member AoR, score = earliest binding expiry (Unix ms) |
-/// | `{P:reg:B}:n` | hash | AoR → binding count, `#b` → bucket total |
+/// | `{P:reg:B}:n` | hash | `#b` → bucket binding total; AoR → binding count, only for AoRs with more than one binding (the others have one) |
 ///
 /// Record values are plain strings, not hashes: a hash costs about 120 bytes more per
 /// record once its data passes `hash-max-listpack-value`.
@@ -221,8 +225,8 @@ impl RedisStore {
     /// # Errors
     /// [`Error::ApiMisuse`] for out-of-range settings, [`Error::Redis`] for a bad URL.
     pub fn new(config: RedisStoreConfig, time: TimeBase) -> Result<Self, Error> {
-        if !(1..=1024).contains(&config.buckets) {
-            return Err(Error::ApiMisuse("buckets must be within 1..=1024"));
+        if !(1..=16384).contains(&config.buckets) {
+            return Err(Error::ApiMisuse("buckets must be within 1..=16384"));
         }
         if config.connect_timeout.is_zero() || config.response_timeout.is_zero() {
             return Err(Error::ApiMisuse("timeouts must be non-zero"));
@@ -369,6 +373,7 @@ impl RedisStore {
         let bucket = self.bucket(aor);
         let key = self.record_key(aor);
         let ckey = self.count_key(bucket);
+        let ekey = self.expiry_key(bucket);
         let mut inner = self.lock();
         let (value, total, len): (Option<Vec<u8>>, Option<u64>, u64) =
             self.with_conn(&mut inner, |c, inner| {
@@ -377,9 +382,9 @@ impl RedisStore {
                 get.arg(&key);
                 let mut hget = redis::cmd("HGET");
                 hget.arg(&ckey).arg(TOTAL_FIELD);
-                let mut hlen = redis::cmd("HLEN");
-                hlen.arg(&ckey);
-                let replies = c.pipeline(vec![get, hget, hlen])?;
+                let mut zcard = redis::cmd("ZCARD");
+                zcard.arg(&ekey);
+                let replies = c.pipeline(vec![get, hget, zcard])?;
                 let [v, t, l] = replies.as_slice() else {
                     return Err(Error::UnexpectedReply("load pipeline reply"));
                 };
@@ -390,10 +395,7 @@ impl RedisStore {
                 ))
             })?;
         if let Some(slot) = inner.counts.get_mut(usize::from(bucket)) {
-            *slot = (
-                len.saturating_sub(u64::from(total.is_some())),
-                total.unwrap_or(0),
-            );
+            *slot = (len, total.unwrap_or(0));
         }
         drop(inner);
         let Some(value) = value else {
@@ -559,8 +561,8 @@ impl RedisStore {
                 .arg(max);
             let mut t = redis::cmd("HGET");
             t.arg(self.count_key(b)).arg(TOTAL_FIELD);
-            let mut l = redis::cmd("HLEN");
-            l.arg(self.count_key(b));
+            let mut l = redis::cmd("ZCARD");
+            l.arg(self.expiry_key(b));
             cmds.extend([z, t, l]);
         }
         let mut inner = self.lock();
@@ -581,10 +583,7 @@ impl RedisStore {
         let mut all = Vec::new();
         for (b, (due, total, len)) in replies.into_iter().enumerate() {
             if let Some(slot) = inner.counts.get_mut(b) {
-                *slot = (
-                    len.saturating_sub(u64::from(total.is_some())),
-                    total.unwrap_or(0),
-                );
+                *slot = (len, total.unwrap_or(0));
             }
             all.extend(due.into_iter().map(|(aor, score)| (score, aor)));
         }

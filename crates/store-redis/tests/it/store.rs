@@ -136,6 +136,40 @@ fn versioned_writes_layout_ttl_and_counts() {
 }
 
 #[test]
+fn count_hash_holds_only_aors_with_several_bindings() {
+    let server = Server::start(false);
+    let t = Instant::now();
+    // One bucket: one count hash `{mcptt:reg:0}:n`.
+    let mut s = server.store_with(1, TimeBase::system());
+    let mut c = server.conn();
+    let fields = |c: &mut redis::Connection| -> Vec<String> {
+        let mut f: Vec<String> = c.hkeys("{mcptt:reg:0}:n").unwrap();
+        f.sort();
+        f
+    };
+    let one = record(vec![binding(1, t, 600, 1)]);
+    let two = record(vec![binding(1, t, 600, 2), binding(2, t, 600, 1)]);
+    let va = s.write("sip:alice@example.com", 0, one.clone()).unwrap();
+    let vb = s.write("sip:bob@example.com", 0, two.clone()).unwrap();
+    assert_eq!(fields(&mut c), vec!["#b", "sip:bob@example.com"]);
+    assert_eq!((s.aor_count(), s.binding_count()), (2, 3));
+    // 1 -> 2 -> 1 -> 0 bindings: the field comes and goes, the totals follow.
+    let va = s.write("sip:alice@example.com", va, two).unwrap();
+    assert_eq!((s.aor_count(), s.binding_count()), (2, 4));
+    let vb = s.write("sip:bob@example.com", vb, one.clone()).unwrap();
+    assert_eq!(fields(&mut c), vec!["#b", "sip:alice@example.com"]);
+    assert_eq!((s.aor_count(), s.binding_count()), (2, 3));
+    s.write("sip:alice@example.com", va, one).unwrap();
+    assert_eq!(fields(&mut c), vec!["#b"]);
+    assert_eq!((s.aor_count(), s.binding_count()), (2, 2));
+    s.write("sip:bob@example.com", vb, AorRecord::default())
+        .unwrap();
+    assert_eq!((s.aor_count(), s.binding_count()), (1, 1));
+    let total: u64 = c.hget("{mcptt:reg:0}:n", "#b").unwrap();
+    assert_eq!(total, 1);
+}
+
+#[test]
 fn instances_with_different_monotonic_clocks_agree_on_expiry() {
     let server = Server::start(false);
     let a_tb = TimeBase::system();
