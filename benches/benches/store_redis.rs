@@ -55,8 +55,8 @@ fn buckets() -> u16 {
 }
 
 /// UEs in each population: 1,000, or `MCPTT_BENCH_UES` (e.g. 10000: past 128 entries per
-/// bucket Redis stores the sorted-set and hash indexes as skiplists/hash tables, which cost
-/// more per UE than the listpacks of a small population).
+/// bucket Redis stores the sorted-set indexes as skiplists, which cost more per UE than
+/// the listpacks of a small population; see `RedisStoreConfig::buckets` for the sizing).
 static UES: std::sync::LazyLock<u32> = std::sync::LazyLock::new(|| {
     std::env::var("MCPTT_BENCH_UES")
         .ok()
