@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::Notify;
 
+/// Hasher of the trace's and actors' maps keyed by Call-IDs and labels: foldhash, seeded
+/// from the OS per process (cheaper than SipHash on every message the servers record).
+pub(crate) type FastState = foldhash::fast::RandomState;
+
 /// One of the four actors of the flow (DESIGN.md §1), in ladder column order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Actor {
@@ -173,7 +177,7 @@ impl WireText {
 #[derive(Debug)]
 struct Inner {
     start: Instant,
-    labels: HashMap<String, String>,
+    labels: HashMap<String, String, FastState>,
     records: Vec<Seen>,
     limit: usize,
     dropped: u64,
@@ -182,11 +186,11 @@ struct Inner {
     /// Records per step (counted even past the limit).
     per_step: [usize; 19],
     /// Steps seen per label, as bit masks (bit N = step N), bounded like `labels`.
-    masks: HashMap<String, u32>,
+    masks: HashMap<String, u32, FastState>,
     /// Tasks in [`Trace::wait_label_step`], per label: a record wakes only the waiters of its
     /// own label (a load run has many UEs waiting at once; waking all of them on every record
     /// cost the recording server threads cross-thread wake-ups).
-    label_waiters: HashMap<String, (Arc<Notify>, usize)>,
+    label_waiters: HashMap<String, (Arc<Notify>, usize), FastState>,
     /// Tasks in the other waits ([`Trace::wait_step_count`], [`Trace::wait_until`]), which
     /// every record wakes; none: no wake-up at all.
     waiters: usize,
@@ -224,15 +228,15 @@ impl Trace {
         Self {
             inner: Arc::new(Mutex::new(Inner {
                 start: Instant::now(),
-                labels: HashMap::new(),
+                labels: HashMap::default(),
                 records: Vec::new(),
                 limit,
                 dropped: 0,
                 echo: false,
                 keep_text: true,
                 per_step: [0; 19],
-                masks: HashMap::new(),
-                label_waiters: HashMap::new(),
+                masks: HashMap::default(),
+                label_waiters: HashMap::default(),
                 waiters: 0,
             })),
             changed: Arc::new(Notify::new()),
@@ -378,9 +382,13 @@ impl Trace {
             *n += 1;
         }
         if let Some(s) = step {
-            let known = inner.masks.contains_key(&seen.ue);
-            if known || inner.masks.len() < inner.limit.max(1024) {
-                *inner.masks.entry(seen.ue.clone()).or_insert(0) |= 1 << s;
+            let room = inner.masks.len() < inner.limit.max(1024);
+            match inner.masks.get_mut(&seen.ue) {
+                Some(mask) => *mask |= 1 << s,
+                None if room => {
+                    inner.masks.insert(seen.ue.clone(), 1 << s);
+                }
+                None => {}
             }
         }
         let label_waiter = step

@@ -55,6 +55,8 @@
 //!   and are not recorded in the trace.
 
 use std::collections::{BTreeSet, HashMap};
+
+use crate::trace::FastState;
 use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -202,15 +204,15 @@ struct State {
     resync_pending: bool,
     transport: Transport,
     servers: Vec<ServerSlot>,
-    ues: HashMap<ConnectionId, UeConn>,
+    ues: HashMap<ConnectionId, UeConn, FastState>,
     /// Contact (`user@host:port`) → UE connection, for NOTIFY routing.
-    contacts: HashMap<String, ConnectionId>,
+    contacts: HashMap<String, ConnectionId, FastState>,
     /// Top Via branch of a request forwarded to an MCPTT server → what to do with its answer.
-    forwards: HashMap<String, Forward>,
+    forwards: HashMap<String, Forward, FastState>,
     /// Failover deadlines of `forwards`.
     deadlines: BTreeSet<(Instant, String)>,
     /// Via branch this core put on a relayed NOTIFY → the server connection it came on.
-    notify_routes: HashMap<String, ConnectionHandle>,
+    notify_routes: HashMap<String, ConnectionHandle, FastState>,
     trace: Trace,
     clock: Clock,
     rand: RandomState,
@@ -382,11 +384,11 @@ pub async fn spawn(
         resync_pending: false,
         transport: transport.clone(),
         servers,
-        ues: HashMap::new(),
-        contacts: HashMap::new(),
-        forwards: HashMap::new(),
+        ues: HashMap::default(),
+        contacts: HashMap::default(),
+        forwards: HashMap::default(),
         deadlines: BTreeSet::new(),
-        notify_routes: HashMap::new(),
+        notify_routes: HashMap::default(),
         trace,
         clock,
         rand: RandomState::new(),
