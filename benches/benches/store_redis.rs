@@ -51,7 +51,7 @@ fn buckets() -> u16 {
     std::env::var("MCPTT_BENCH_BUCKETS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(RedisStoreConfig::default().buckets)
+        .unwrap_or_else(|| RedisStoreConfig::default().buckets)
 }
 
 /// UEs in each population: 1,000, or `MCPTT_BENCH_UES` (e.g. 10000: past 128 entries per
