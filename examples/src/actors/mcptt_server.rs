@@ -57,6 +57,7 @@ use tokio::task::JoinHandle;
 
 use super::clock::Clock;
 use super::config::{McpttServerConfig, Transport as Kind};
+use super::store_io::{Remote, blocking_io, next_remote, os_random, start_feed};
 use super::wire::{call_id, uri_of, user_of};
 use super::{ActorError, net};
 use crate::scenario::UeKind;
@@ -66,11 +67,6 @@ use crate::trace::{Actor, Observation, Trace};
 const MAX_DIALOG_ROUTES: usize = 100_000;
 /// Most SIP core tags remembered.
 const MAX_CORE_TAGS: usize = 1024;
-/// Changes from the store's change feed waiting for the server task.
-const REMOTE_QUEUE: usize = 1024;
-/// How long the change feed thread waits for a change before checking that the server
-/// task is still there.
-const FEED_POLL: Duration = Duration::from_secs(1);
 /// With a shared store, the longest the task sleeps before running due store work (other
 /// instances' expiries, dialogs whose holder's lease ran out).
 pub const STORE_POLL: Duration = Duration::from_secs(1);
@@ -204,77 +200,6 @@ fn validator(config: &McpttServerConfig) -> Result<Validator, ActorError> {
         .map_err(|e| ActorError::Config(format!("token validator: {e}")))
 }
 
-/// A random `u64` from the operating system's CSPRNG.
-fn os_random() -> Result<u64, ActorError> {
-    use ring::rand::SecureRandom as _;
-    let mut bytes = [0u8; 8];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| ActorError::Config("the system random generator failed".into()))?;
-    Ok(u64::from_le_bytes(bytes))
-}
-
-/// Runs `f`, a call that may do blocking store I/O, without stalling the other tasks of a
-/// multi-thread runtime (on a current-thread runtime `f` simply blocks it).
-fn blocking_io<R>(f: impl FnOnce() -> R) -> R {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
-    }
-}
-
-/// What the change feed thread hands to the server task.
-#[derive(Debug)]
-enum Remote {
-    /// Another instance changed this key.
-    Change(StoreKey),
-    /// Changes may have been missed (the feed reconnected): resync.
-    Resync,
-}
-
-/// Starts the thread reading the store's change feed (Redis only), forwarding what it reads
-/// to the server task until the task is gone.
-fn start_feed(store: &ServiceStateChoice) -> Result<Option<mpsc::Receiver<Remote>>, ActorError> {
-    let feed = blocking_io(|| store.subscribe_changes())
-        .map_err(|e| ActorError::Config(format!("service-state change feed: {e}")))?;
-    let Some(mut feed) = feed else {
-        return Ok(None);
-    };
-    let (tx, rx) = mpsc::channel(REMOTE_QUEUE);
-    std::thread::Builder::new()
-        .name("mcptt-server-change-feed".into())
-        .spawn(move || {
-            while !tx.is_closed() {
-                match feed.next(FEED_POLL) {
-                    Ok(Some(key)) => {
-                        if tx.blocking_send(Remote::Change(key)).is_err() {
-                            break;
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(mcptt_store_redis::Error::Redis(e)) => {
-                        tracing::error!(error = %e, "service-state change feed lost its Redis connection; reconnecting");
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "service-state change feed ended");
-                        break;
-                    }
-                }
-                if feed.is_connected()
-                    && feed.take_resync()
-                    && tx.blocking_send(Remote::Resync).is_err()
-                {
-                    break;
-                }
-            }
-        })
-        .map_err(|e| ActorError::Io {
-            what: "starting the change feed thread".into(),
-            source: e,
-        })?;
-    Ok(Some(rx))
-}
-
 /// Binds the listener and starts the task, recording what it receives.
 pub async fn spawn(
     config: McpttServerConfig,
@@ -311,7 +236,12 @@ pub async fn spawn(
     let store = blocking_io(|| ServiceStateChoice::open(&config.store, TimeBase::system()))
         .map_err(|e| ActorError::Config(format!("service-state store: {e}")))?;
     let blocking_store = matches!(store, ServiceStateChoice::Redis(_));
-    let remote = start_feed(&store)?;
+    let remote = start_feed(
+        || store.subscribe_changes(),
+        "service-state",
+        "mcptt-server-change-feed",
+        |key| key,
+    )?;
     let server = Server::with_store(sc, validator, SplitMix64(seed), store);
     let view = RegistrationView::new(
         ViewConfig {
@@ -388,14 +318,6 @@ struct State {
     clock: Clock,
 }
 
-/// The next change from the feed; never, without a feed.
-async fn next_remote(remote: &mut Option<mpsc::Receiver<Remote>>) -> Option<Remote> {
-    match remote {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Most transport events handled per loop turn before the answers are written.
 const EVENT_BATCH: usize = 64;
 
@@ -403,7 +325,7 @@ async fn run(
     mut st: State,
     mut events: mcptt_tls::Events,
     mut stopped: oneshot::Receiver<()>,
-    mut remote: Option<mpsc::Receiver<Remote>>,
+    mut remote: Option<mpsc::Receiver<Remote<StoreKey>>>,
 ) {
     let mut batch = Vec::with_capacity(EVENT_BATCH);
     loop {
@@ -478,7 +400,7 @@ impl State {
     }
 
     /// A change another instance wrote (from the change feed).
-    fn on_remote(&mut self, remote: Remote) {
+    fn on_remote(&mut self, remote: Remote<StoreKey>) {
         match remote {
             Remote::Change(key) => {
                 tracing::debug!(?key, "service-state change from another instance");

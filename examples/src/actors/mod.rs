@@ -7,6 +7,7 @@ pub mod login;
 pub mod mcptt_server;
 pub mod net;
 pub mod sip_core;
+mod store_io;
 pub mod ue;
 pub mod wire;
 

@@ -76,6 +76,7 @@ use tokio::task::JoinHandle;
 
 use super::clock::Clock;
 use super::config::{SipCoreConfig, Transport as Kind};
+use super::store_io::{Remote, blocking_io, next_remote, os_random, start_feed};
 use super::wire::{uri_of, user_of};
 use super::{ActorError, net};
 use crate::steps::TLS;
@@ -85,11 +86,6 @@ use crate::trace::{Actor, Observation, Trace};
 const MAX_PENDING: usize = 100_000;
 /// Most relayed NOTIFYs whose server connection is remembered (for the UE's answer).
 const MAX_NOTIFY_ROUTES: usize = 100_000;
-/// Changes from the store's change feed waiting for the SIP core task.
-const REMOTE_QUEUE: usize = 1024;
-/// How long the change feed thread waits for a change before checking that the SIP core
-/// task is still there.
-const FEED_POLL: Duration = Duration::from_secs(1);
 
 /// A running SIP core task.
 #[derive(Debug)]
@@ -248,81 +244,6 @@ fn is_memory(store: &str) -> bool {
     s.is_empty() || s.eq_ignore_ascii_case(super::config::MEMORY_STORE)
 }
 
-/// Runs `f`, a registrar call that may do blocking store I/O, without stalling the other
-/// tasks of a multi-thread runtime (a current-thread runtime has nowhere else to run them:
-/// `f` simply blocks it).
-fn blocking_io<R>(f: impl FnOnce() -> R) -> R {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
-    }
-}
-
-/// A registrar seed from the operating system's CSPRNG: instances sharing a store must not
-/// draw the same binding ids, Call-IDs or tags.
-fn random_seed() -> Result<u64, ActorError> {
-    use ring::rand::SecureRandom as _;
-    let mut bytes = [0u8; 8];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| ActorError::Config("the system random generator failed".into()))?;
-    Ok(u64::from_le_bytes(bytes))
-}
-
-/// What the change feed thread hands to the SIP core task.
-#[derive(Debug)]
-enum Remote {
-    /// Another instance changed the record of this address-of-record.
-    Change(String),
-    /// Changes may have been missed (the feed reconnected): re-read every subscribed AoR.
-    Resync,
-}
-
-/// Starts the thread reading the store's change feed (Redis only), forwarding what it reads
-/// to the SIP core task until the task is gone.
-fn start_feed(
-    registrar: &Registrar<StoreChoice>,
-) -> Result<Option<mpsc::Receiver<Remote>>, ActorError> {
-    let feed = blocking_io(|| registrar.store().subscribe_changes())
-        .map_err(|e| ActorError::Config(format!("registration change feed: {e}")))?;
-    let Some(mut feed) = feed else {
-        return Ok(None);
-    };
-    let (tx, rx) = mpsc::channel(REMOTE_QUEUE);
-    std::thread::Builder::new()
-        .name("sip-core-change-feed".into())
-        .spawn(move || {
-            while !tx.is_closed() {
-                match feed.next(FEED_POLL) {
-                    Ok(Some(change)) => {
-                        if tx.blocking_send(Remote::Change(change.aor)).is_err() {
-                            break;
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(mcptt_store_redis::Error::Redis(e)) => {
-                        tracing::error!(error = %e, "registration change feed lost its Redis connection; reconnecting");
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "registration change feed ended");
-                        break;
-                    }
-                }
-                if feed.is_connected()
-                    && feed.take_resync()
-                    && tx.blocking_send(Remote::Resync).is_err()
-                {
-                    break;
-                }
-            }
-        })
-        .map_err(|e| ActorError::Io {
-            what: "starting the change feed thread".into(),
-            source: e,
-        })?;
-    Ok(Some(rx))
-}
-
 /// Binds the UE listener and starts the task, recording what it receives in `trace`.
 pub async fn spawn(
     config: SipCoreConfig,
@@ -352,9 +273,14 @@ pub async fn spawn(
             ..RegistrarConfig::default()
         },
         store,
-        random_seed()?,
+        os_random()?,
     );
-    let remote = start_feed(&registrar)?;
+    let remote = start_feed(
+        || registrar.store().subscribe_changes(),
+        "registration",
+        "sip-core-change-feed",
+        |change| change.aor,
+    )?;
     let kind = match config.mcptt_transport {
         Kind::Tls => TransportKind::Tls,
         Kind::Tcp => TransportKind::Tcp,
@@ -371,7 +297,7 @@ pub async fn spawn(
             down_until: None,
         })
         .collect();
-    let tag = format!("{:016x}", random_seed()?);
+    let tag = format!("{:016x}", os_random()?);
     let host = user_of(&config.node_uri);
     let (stop, stopped) = oneshot::channel();
     let restart = (config.clone(), trace.clone(), clock.clone());
@@ -405,14 +331,6 @@ pub async fn spawn(
     })
 }
 
-/// The next change from the feed; never, without a feed.
-async fn next_remote(remote: &mut Option<mpsc::Receiver<Remote>>) -> Option<Remote> {
-    match remote {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Most transport events handled per loop turn before the answers are written.
 const EVENT_BATCH: usize = 64;
 
@@ -420,7 +338,7 @@ async fn run(
     mut st: State,
     mut events: mcptt_tls::Events,
     mut stopped: oneshot::Receiver<()>,
-    mut remote: Option<mpsc::Receiver<Remote>>,
+    mut remote: Option<mpsc::Receiver<Remote<String>>>,
 ) {
     // Announce this core to every server now, so any of them can route NOTIFYs back here.
     for i in 0..st.servers.len() {
@@ -514,7 +432,7 @@ impl State {
     }
 
     /// A change another instance wrote (from the change feed).
-    fn on_remote(&mut self, remote: Remote) {
+    fn on_remote(&mut self, remote: Remote<String>) {
         match remote {
             Remote::Change(aor) => {
                 let now = self.clock.now();

@@ -5,16 +5,14 @@
 //! between MCPTT servers. Time moves on the actors' virtual clock; nothing sleeps.
 #![allow(clippy::unwrap_used)]
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use mcptt_examples::actors::config::{
-    DEFAULT_MCPTT_HOLD_DOWN, DEFAULT_MCPTT_TIMEOUT, MEMORY_STORE, McpttServerConfig, SipCoreConfig,
-    Transport, UeConfig,
+    DEFAULT_MCPTT_TIMEOUT, MEMORY_STORE, McpttServerConfig, Transport, UeConfig,
 };
 use mcptt_examples::actors::login::Tokens;
 use mcptt_examples::actors::mcptt_server::{self, McpttServerHandle, ServerCounts};
-use mcptt_examples::actors::sip_core::{self, SipCoreHandle};
+use mcptt_examples::actors::sip_core::SipCoreHandle;
 use mcptt_examples::actors::ue::{self, Ue};
 use mcptt_examples::actors::{self, AUDIENCE, MCPTT_SERVER_URI, PSI, SIP_CORE_URI, login};
 use mcptt_examples::cli::TlsMaterial;
@@ -29,9 +27,8 @@ use mcptt_service_state::store::{AuthRecord, ServiceStateStore as _};
 use mcptt_service_state::{AuthorisationState, RegistrationState};
 use mcptt_store_redis::{RedisServiceStateStore, RedisStoreConfig, TimeBase};
 
-use crate::store::{Redis, loopback, requests};
+use crate::support::{IMPU, Redis, assert_published, core, loopback, requests, ue_at};
 
-const IMPU: &str = "sip:ue1@example.com";
 const LABEL: &str = "ue1/alice";
 /// The MCPTT servers' dialog lease in these tests.
 const LEASE: Duration = Duration::from_secs(20);
@@ -99,41 +96,6 @@ async fn mcptt(
     (handle, trace)
 }
 
-/// A SIP core on `store` in front of the MCPTT servers `list` (in that order).
-async fn core(
-    servers: &actors::Servers,
-    list: Vec<SocketAddr>,
-    transport: Transport,
-    store: &str,
-) -> (SipCoreHandle, Trace) {
-    let trace = Trace::new();
-    let handle = sip_core::spawn(
-        SipCoreConfig {
-            listen: loopback(),
-            tls: TlsMaterial {
-                identity: servers.pki.issue_server(SIP_CORE_URI).unwrap(),
-                roots: vec![servers.pki.ca_cert()],
-            },
-            mcptt_servers: list,
-            mcptt_transport: transport,
-            mcptt_timeout: DEFAULT_MCPTT_TIMEOUT,
-            mcptt_hold_down: DEFAULT_MCPTT_HOLD_DOWN,
-            node_uri: SIP_CORE_URI.into(),
-            application_server: MCPTT_SERVER_URI.into(),
-            psi: PSI.into(),
-            identities: vec![(IMPU.into(), vec![IMPU.into()])],
-            max_expires: 3600,
-            max_connections_per_ip: 16,
-            store: store.into(),
-        },
-        trace.clone(),
-        servers.clock.clone(),
-    )
-    .await
-    .unwrap();
-    (handle, trace)
-}
-
 /// Redis, the IdMS (with an in-memory SIP core and MCPTT server these tests do not use),
 /// MCPTT servers X and Y and SIP cores A (servers X, Y) and B (servers Y, X), all on Redis.
 struct Cluster {
@@ -163,8 +125,22 @@ impl Cluster {
         let (x, tx) = mcptt(&servers, &url, Transport::Tls).await;
         let (y, ty) = mcptt(&servers, &url, Transport::Tls).await;
         let (xa, ya) = (x.local_addr(), y.local_addr());
-        let (a, ta) = core(&servers, vec![xa, ya], Transport::Tls, &url).await;
-        let (b, tb) = core(&servers, vec![ya, xa], Transport::Tls, &url).await;
+        let (a, ta) = core(
+            &servers.pki,
+            &servers.clock,
+            vec![xa, ya],
+            Transport::Tls,
+            &url,
+        )
+        .await;
+        let (b, tb) = core(
+            &servers.pki,
+            &servers.clock,
+            vec![ya, xa],
+            Transport::Tls,
+            &url,
+        )
+        .await;
         Self {
             redis,
             servers,
@@ -187,27 +163,12 @@ impl Cluster {
     /// The UE of ue1/alice, logged in at the IdMS, connected to core A.
     async fn ue(&self) -> (Ue, Tokens, UeConfig) {
         let config = FlowConfig::new(Scenario::Basic);
-        let mut cfg = actors::ue_config(&config, &self.servers, &config.sign_ins()[0]).unwrap();
-        cfg.sip_core = self.a.local_addr();
-        let tokens = login::login(&cfg, &self.trace, &self.servers.clock)
-            .await
-            .unwrap();
-        let ue = Ue::connect(cfg.clone(), self.trace.clone(), self.servers.clock.clone())
-            .await
-            .unwrap();
-        (ue, tokens, cfg)
+        ue_at(&config, &self.servers, self.a.local_addr(), &self.trace).await
     }
 
     /// What the service-state store in Redis holds for IMPU.
     fn ue_record(&self) -> mcptt_service_state::store::UeRecord {
-        let store = RedisServiceStateStore::new(
-            RedisStoreConfig {
-                url: self.redis.url(),
-                ..RedisStoreConfig::default()
-            },
-            TimeBase::system(),
-        )
-        .unwrap();
+        let store = self.redis.service_state();
         store.load_ue(IMPU).unwrap().unwrap().1
     }
 
@@ -237,14 +198,7 @@ async fn register_publish_subscribe(c: &Cluster, ue: &mut Ue, tokens: Tokens) ->
 
     ue.use_core(c.b.local_addr()).await.unwrap();
     let idx = ue.publish(LABEL, tokens).await.unwrap();
-    assert!(
-        matches!(
-            ue.users()[idx].last_publish,
-            Some(PublisherEvent::Published { .. })
-        ),
-        "{:?}",
-        ue.users()[idx].last_publish
-    );
+    assert_published(ue, idx);
     assert_eq!(at_server(&c.ty, "PUBLISH", false).len(), 1);
     assert!(at_server(&c.tx, "PUBLISH", false).is_empty());
     assert_eq!(requests(&c.tb, "PUBLISH").len(), 1);
@@ -379,14 +333,7 @@ async fn killed_mcptt_server_its_dialog_is_taken_over_within_the_lease_nothing_l
         .unwrap();
     let seen = ue.users()[idx].states.len();
     ue.republish(idx, fresh).await.unwrap();
-    assert!(
-        matches!(
-            ue.users()[idx].last_publish,
-            Some(PublisherEvent::Published { .. })
-        ),
-        "{:?}",
-        ue.users()[idx].last_publish
-    );
+    assert_published(&ue, idx);
     assert_eq!(at_server(&c.ty, "PUBLISH", false).len(), 2);
     assert_eq!(ue.users()[idx].states.len(), seen);
 
@@ -495,18 +442,14 @@ async fn sip_core_fails_over_on_timeout_and_refuses_with_503_when_no_server_answ
     let silent = std::net::TcpListener::bind(loopback()).unwrap();
     let (m, tm) = mcptt(&servers, MEMORY_STORE, Transport::Tcp).await;
     let (a, ta) = core(
-        &servers,
+        &servers.pki,
+        &servers.clock,
         vec![silent.local_addr().unwrap(), m.local_addr()],
         Transport::Tcp,
         MEMORY_STORE,
     )
     .await;
-    let mut cfg = actors::ue_config(&config, &servers, &config.sign_ins()[0]).unwrap();
-    cfg.sip_core = a.local_addr();
-    let tokens = login::login(&cfg, &trace, &servers.clock).await.unwrap();
-    let mut ue = Ue::connect(cfg, trace.clone(), servers.clock.clone())
-        .await
-        .unwrap();
+    let (mut ue, tokens, _) = ue_at(&config, &servers, a.local_addr(), &trace).await;
 
     // The third-party REGISTER goes to the silent server first; after the timeout (on the
     // actors' clock) it fails over to the real one, well within the registrar's own 32 s.
@@ -527,10 +470,7 @@ async fn sip_core_fails_over_on_timeout_and_refuses_with_503_when_no_server_answ
 
     // The silent server is held down: the flow goes straight to the real one.
     let idx = ue.publish(LABEL, tokens).await.unwrap();
-    assert!(matches!(
-        ue.users()[idx].last_publish,
-        Some(PublisherEvent::Published { .. })
-    ));
+    assert_published(&ue, idx);
     ue.subscribe(idx).await.unwrap();
     assert_eq!(ue::combined(last(&ue, idx).state), "full-access");
     assert_eq!(requests(&ta, "NOTIFY").len(), 1);
@@ -662,14 +602,7 @@ fn flow_binary_runs_the_demo_through_redis() {
     );
     assert!(text.contains("in causal order"), "{text}");
     // The run went through Redis: the service state of ue1 is there.
-    let store = RedisServiceStateStore::new(
-        RedisStoreConfig {
-            url: redis.url(),
-            ..RedisStoreConfig::default()
-        },
-        TimeBase::system(),
-    )
-    .unwrap();
+    let store = redis.service_state();
     let (_, record) = store.load_ue(IMPU).unwrap().unwrap();
     assert!(
         record
@@ -692,13 +625,15 @@ async fn redis_down_mcptt_server_answers_503_says_why_and_recovers() {
         .await
         .unwrap();
     let (m, tm) = mcptt(&servers, &redis.url(), Transport::Tls).await;
-    let (a, _ta) = core(&servers, vec![m.local_addr()], Transport::Tls, &redis.url()).await;
-    let mut cfg = actors::ue_config(&config, &servers, &config.sign_ins()[0]).unwrap();
-    cfg.sip_core = a.local_addr();
-    let tokens = login::login(&cfg, &trace, &servers.clock).await.unwrap();
-    let mut ue = Ue::connect(cfg.clone(), trace.clone(), servers.clock.clone())
-        .await
-        .unwrap();
+    let (a, _ta) = core(
+        &servers.pki,
+        &servers.clock,
+        vec![m.local_addr()],
+        Transport::Tls,
+        &redis.url(),
+    )
+    .await;
+    let (mut ue, tokens, _) = ue_at(&config, &servers, a.local_addr(), &trace).await;
     ue.register().await.unwrap();
     let idx = ue.publish(LABEL, tokens.clone()).await.unwrap();
     ue.subscribe(idx).await.unwrap();
@@ -726,22 +661,8 @@ async fn redis_down_mcptt_server_answers_503_says_why_and_recovers() {
     redis.spawn();
     ue.register().await.unwrap();
     let again = ue.publish(LABEL, tokens).await.unwrap();
-    assert!(
-        matches!(
-            ue.users()[again].last_publish,
-            Some(PublisherEvent::Published { .. })
-        ),
-        "{:?}",
-        ue.users()[again].last_publish
-    );
-    let store = RedisServiceStateStore::new(
-        RedisStoreConfig {
-            url: redis.url(),
-            ..RedisStoreConfig::default()
-        },
-        TimeBase::system(),
-    )
-    .unwrap();
+    assert_published(&ue, again);
+    let store = redis.service_state();
     let (_, record) = store.load_ue(IMPU).unwrap().unwrap();
     assert!(
         record

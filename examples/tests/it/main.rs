@@ -5,3 +5,4 @@ mod idms;
 mod instances;
 mod interop;
 mod store;
+mod support;

@@ -5,15 +5,13 @@
 #![allow(clippy::unwrap_used)]
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use mcptt_examples::actors::clock::Clock;
-use mcptt_examples::actors::config::{LoginMethod, SipCoreConfig, Transport, UeConfig};
-use mcptt_examples::actors::sip_core::{self, SipCoreHandle};
+use mcptt_examples::actors::config::{LoginMethod, Transport, UeConfig};
 use mcptt_examples::actors::ue::{self, Ue};
-use mcptt_examples::actors::{self, MCPTT_SERVER_URI, PSI, SIP_CORE_URI, login};
+use mcptt_examples::actors::{self, PSI};
 use mcptt_examples::cli::TlsMaterial;
 use mcptt_examples::demo::FlowConfig;
 use mcptt_examples::pki::DemoPki;
@@ -21,144 +19,8 @@ use mcptt_examples::scenario::Scenario;
 use mcptt_examples::trace::{Actor, Seen, Trace};
 use mcptt_registration::RegistrationStore;
 use mcptt_registration::reginfo::{ContactState, DocState, RegInfo, RegistrationState};
-use mcptt_service_state::client::PublisherEvent;
-use mcptt_store_redis::{RedisStore, RedisStoreConfig, TimeBase};
 
-const IMPU: &str = "sip:ue1@example.com";
-
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port()
-}
-
-pub(crate) fn loopback() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
-}
-
-/// A `redis-server` on a free loopback port, no persistence, killed (by pid) on drop.
-pub(crate) struct Redis {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Redis {
-    pub(crate) fn start() -> Self {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!(
-            "mcptt-examples-redis-{}-{port}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut r = Self {
-            child: None,
-            port,
-            dir,
-        };
-        r.spawn();
-        r
-    }
-
-    pub(crate) fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--dir"])
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start `redis-server` ({e}): install the Debian package `redis-server`"
-                )
-            });
-        self.child = Some(child);
-        // Ready once it answers PING (bounded).
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.store().ping().is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not come up");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGKILL by pid, then reap.
-    pub(crate) fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().unwrap();
-            c.wait().unwrap();
-        }
-    }
-
-    pub(crate) fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// A store of our own on the same server, for inspecting what the SIP cores wrote.
-    pub(crate) fn store(&self) -> RedisStore {
-        RedisStore::new(
-            RedisStoreConfig {
-                url: self.url(),
-                connect_timeout: Duration::from_millis(200),
-                ..RedisStoreConfig::default()
-            },
-            TimeBase::system(),
-        )
-        .unwrap()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A SIP core on `store`, towards `mcptt_server`, recording in a trace of its own.
-async fn core(
-    pki: &DemoPki,
-    mcptt_server: SocketAddr,
-    store: &str,
-    clock: &Clock,
-) -> (SipCoreHandle, Trace) {
-    let trace = Trace::new();
-    let handle = sip_core::spawn(
-        SipCoreConfig {
-            listen: loopback(),
-            tls: TlsMaterial {
-                identity: pki.issue_server(SIP_CORE_URI).unwrap(),
-                roots: vec![pki.ca_cert()],
-            },
-            mcptt_servers: vec![mcptt_server],
-            mcptt_transport: Transport::Tls,
-            mcptt_timeout: actors::config::DEFAULT_MCPTT_TIMEOUT,
-            mcptt_hold_down: actors::config::DEFAULT_MCPTT_HOLD_DOWN,
-            node_uri: SIP_CORE_URI.into(),
-            application_server: MCPTT_SERVER_URI.into(),
-            psi: PSI.into(),
-            identities: vec![(IMPU.into(), vec![IMPU.into()])],
-            max_expires: 3600,
-            max_connections_per_ip: 16,
-            store: store.into(),
-        },
-        trace.clone(),
-        clock.clone(),
-    )
-    .await
-    .unwrap();
-    (handle, trace)
-}
-
-/// What a SIP core's trace holds of requests `method` (received from anyone).
-pub(crate) fn requests(trace: &Trace, method: &str) -> Vec<Seen> {
-    trace
-        .seen_by(Actor::SipCore)
-        .into_iter()
-        .filter(|s| !s.is_response() && s.method == method)
-        .collect()
-}
+use crate::support::{IMPU, Redis, assert_published, core, free_port, loopback, requests, ue_at};
 
 fn instance_of(contact: &str) -> String {
     contact
@@ -182,16 +44,25 @@ async fn two_sip_cores_share_registrations_through_redis() {
         .await
         .unwrap();
     let mcptt = servers.mcptt.local_addr();
-    let (a, trace_a) = core(&servers.pki, mcptt, &redis.url(), &servers.clock).await;
-    let (b, trace_b) = core(&servers.pki, mcptt, &redis.url(), &servers.clock).await;
+    let (a, trace_a) = core(
+        &servers.pki,
+        &servers.clock,
+        vec![mcptt],
+        Transport::Tls,
+        &redis.url(),
+    )
+    .await;
+    let (b, trace_b) = core(
+        &servers.pki,
+        &servers.clock,
+        vec![mcptt],
+        Transport::Tls,
+        &redis.url(),
+    )
+    .await;
     assert_eq!((a.store(), b.store()), ("redis", "redis"));
 
-    let mut cfg = actors::ue_config(&config, &servers, &sign_ins[0]).unwrap();
-    cfg.sip_core = a.local_addr();
-    let tokens = login::login(&cfg, &trace, &servers.clock).await.unwrap();
-    let mut ue = Ue::connect(cfg, trace.clone(), servers.clock.clone())
-        .await
-        .unwrap();
+    let (mut ue, tokens, _) = ue_at(&config, &servers, a.local_addr(), &trace).await;
 
     // Steps 3–6 through core A: the binding lands in Redis.
     ue.register().await.unwrap();
@@ -210,14 +81,7 @@ async fn two_sip_cores_share_registrations_through_redis() {
     // shared store holds a binding for.
     ue.use_core(b.local_addr()).await.unwrap();
     let idx = ue.publish("ue1/alice", tokens).await.unwrap();
-    assert!(
-        matches!(
-            ue.users()[idx].last_publish,
-            Some(PublisherEvent::Published { .. })
-        ),
-        "{:?}",
-        ue.users()[idx].last_publish
-    );
+    assert_published(&ue, idx);
     assert!(requests(&trace_b, "REGISTER").is_empty());
     let publish_b = requests(&trace_b, "PUBLISH");
     assert_eq!(publish_b.len(), 1);
@@ -302,7 +166,7 @@ async fn redis_down_register_gets_503_with_retry_after_and_recovers() {
     let pki = DemoPki::generate().unwrap();
     // No MCPTT server: third-party REGISTERs fail, which does not matter here.
     let dead = TcpListener::bind(loopback()).unwrap().local_addr().unwrap();
-    let (a, trace_a) = core(&pki, dead, &redis.url(), &clock).await;
+    let (a, trace_a) = core(&pki, &clock, vec![dead], Transport::Tls, &redis.url()).await;
     let trace = Trace::new();
     let mut ue = ue_on(&pki, a.local_addr(), &trace, &clock).await;
     ue.register().await.unwrap();
@@ -392,8 +256,8 @@ async fn reg_event_subscription_on_core_a_is_notified_of_changes_made_through_co
     let clock = Clock::new();
     let pki = DemoPki::generate().unwrap();
     let dead = TcpListener::bind(loopback()).unwrap().local_addr().unwrap();
-    let (a, _trace_a) = core(&pki, dead, &redis.url(), &clock).await;
-    let (b, trace_b) = core(&pki, dead, &redis.url(), &clock).await;
+    let (a, _trace_a) = core(&pki, &clock, vec![dead], Transport::Tls, &redis.url()).await;
+    let (b, trace_b) = core(&pki, &clock, vec![dead], Transport::Tls, &redis.url()).await;
     let trace = Trace::new();
     let mut ue = ue_on(&pki, a.local_addr(), &trace, &clock).await;
     ue.register().await.unwrap();
