@@ -1,11 +1,17 @@
 //! Connections shared by the stores: one Redis node or a Redis Cluster, reconnecting after
-//! a broken connection, and script invocation with the `NOSCRIPT` fallback.
+//! a broken connection, script invocation with the `NOSCRIPT` fallback, and the plumbing
+//! both stores share (pipelined reads, the earliest-deadline scan and its cache, failure
+//! notes).
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::{Cmd, Connection, ConnectionLike, Value};
 
 use crate::error::Error;
 use crate::store::RedisStoreConfig;
+use crate::time::TimeBase;
 
 /// A connection to one Redis node or to a Redis Cluster.
 pub(crate) enum Conn {
@@ -144,4 +150,155 @@ pub(crate) fn eval_with_fallback(
         }
         r => Ok(r?),
     }
+}
+
+/// Locks a store's state; a panic while holding the lock leaves plain data behind, which
+/// stays usable.
+pub(crate) fn lock<I>(m: &Mutex<I>) -> MutexGuard<'_, I> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Sends `cmds` pipelined on `c` (one round trip, added to `round_trips`) and reads each
+/// reply as a `T`.
+pub(crate) fn query_each<T: redis::FromRedisValue>(
+    c: &mut Conn,
+    round_trips: &mut u64,
+    cmds: &[Cmd],
+) -> Result<Vec<T>, Error> {
+    *round_trips += 1;
+    c.pipeline(cmds.to_vec())?
+        .iter()
+        .map(|v| {
+            redis::from_redis_value_ref(v).map_err(|e| Error::Redis(redis::RedisError::from(e)))
+        })
+        .collect()
+}
+
+/// The earliest score (integral Unix ms) of the sorted sets `keys`, as an instant of
+/// `time`: one `ZRANGE key 0 0 WITHSCORES` each, sent together by `query` (e.g.
+/// [`query_each`] on the store's connection).
+pub(crate) fn earliest_score(
+    keys: impl IntoIterator<Item = String>,
+    time: &TimeBase,
+    query: impl FnOnce(&[Cmd]) -> Result<Vec<Vec<(String, f64)>>, Error>,
+) -> Result<Option<Instant>, Error> {
+    let cmds: Vec<Cmd> = keys
+        .into_iter()
+        .map(|key| {
+            let mut z = redis::cmd("ZRANGE");
+            z.arg(key).arg(0).arg(0).arg("WITHSCORES");
+            z
+        })
+        .collect();
+    let firsts = query(&cmds)?;
+    let min = firsts
+        .iter()
+        .flatten()
+        .map(|(_, s)| *s)
+        .min_by(f64::total_cmp);
+    // Scores are integral Unix milliseconds written by this crate (exact in an f64).
+    #[allow(clippy::cast_possible_truncation)]
+    Ok(min.map(|ms| time.from_unix_ms(ms as i64)))
+}
+
+/// Logs a failure of the `store` store's `what` on `key` at `error` level, keeps its
+/// description in `last_error` and returns it.
+pub(crate) fn note_failure(
+    store: &str,
+    what: &str,
+    key: &str,
+    e: &Error,
+    last_error: &mut Option<String>,
+) -> String {
+    tracing::error!(operation = what, key, error = %e, "{store} store failure");
+    let reason = format!("redis {what} {key}: {e}");
+    *last_error = Some(reason.clone());
+    reason
+}
+
+/// A store's `next_expiry` as scanned at an instant, lowered by this instance's writes
+/// since; empty = scan on the next call.
+#[derive(Default)]
+pub(crate) struct ExpiryCache(Option<(Instant, Option<Instant>)>);
+
+impl ExpiryCache {
+    /// Forgets the cached value (the earliest deadline may have moved later).
+    pub(crate) fn clear(&mut self) {
+        self.0 = None;
+    }
+
+    /// Takes in a deadline this instance wrote: the cached earliest one may only move
+    /// earlier (never late).
+    pub(crate) fn lower(&mut self, deadline: Option<Instant>) {
+        if let (Some((_, cached)), Some(t)) = (self.0.as_mut(), deadline) {
+            *cached = Some(cached.map_or(t, |c| c.min(t)));
+        }
+    }
+}
+
+/// How long a store's `next_expiry` asks to be called again after a failure.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
+/// A store's `next_expiry`: from the cache in `inner` while younger than `max_age`, else
+/// from `scan` (cached); a second from now when `scan` fails.
+pub(crate) fn cached_next_expiry<I, E>(
+    inner: &Mutex<I>,
+    cache: fn(&mut I) -> &mut ExpiryCache,
+    max_age: Duration,
+    scan: impl FnOnce() -> Result<Option<Instant>, E>,
+) -> Option<Instant> {
+    // The I/O edge may read the clock (only to age the cache).
+    let now = Instant::now();
+    if let Some((at, cached)) = cache(&mut lock(inner)).0
+        && now.saturating_duration_since(at) < max_age
+    {
+        return cached;
+    }
+    match scan() {
+        Ok(v) => {
+            cache(&mut lock(inner)).0 = Some((now, v));
+            v
+        }
+        // Unavailable: ask again shortly.
+        Err(_) => Some(now + RETRY_AFTER_FAILURE),
+    }
+}
+
+/// Checks `config` and opens its client; returns the client and a random instance id for
+/// the change feed (std's hasher keys are seeded randomly; `salt` tells the stores of one
+/// process apart).
+pub(crate) fn open(config: &RedisStoreConfig, salt: &[u8]) -> Result<(Client, u64), Error> {
+    use std::hash::{BuildHasher, Hasher};
+    if !(1..=16384).contains(&config.buckets) {
+        return Err(Error::ApiMisuse("buckets must be within 1..=16384"));
+    }
+    if config.connect_timeout.is_zero() || config.response_timeout.is_zero() {
+        return Err(Error::ApiMisuse("timeouts must be non-zero"));
+    }
+    let client = Client::open(config)?;
+    let mut h = std::hash::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write(salt);
+    Ok((client, h.finish()))
+}
+
+/// `PING` on `c` (one round trip, added to `round_trips`).
+pub(crate) fn ping(c: &mut Conn, round_trips: &mut u64) -> Result<(), Error> {
+    *round_trips += 1;
+    redis::cmd("PING").query::<String>(c.like())?;
+    Ok(())
+}
+
+/// The command reading the first `max` entries of the sorted set `key` scored up to
+/// `now_ms`, with their scores.
+pub(crate) fn due_range(key: String, now_ms: i64, max: usize) -> Cmd {
+    let mut z = redis::cmd("ZRANGEBYSCORE");
+    z.arg(key)
+        .arg("-inf")
+        .arg(now_ms)
+        .arg("WITHSCORES")
+        .arg("LIMIT")
+        .arg(0)
+        .arg(max);
+    z
 }

@@ -50,15 +50,13 @@ pub(crate) enum Note<T> {
 /// Message payload: `<version> <instance id, hex> <AoR>`.
 pub struct ChangeFeed {
     listener: Listener<Change>,
-    connected: bool,
-    resync: bool,
 }
 
 impl std::fmt::Debug for ChangeFeed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChangeFeed")
-            .field("connected", &self.connected)
-            .field("resync", &self.resync)
+            .field("connected", &self.listener.connected)
+            .field("resync", &self.listener.resync)
             .finish_non_exhaustive()
     }
 }
@@ -94,11 +92,15 @@ pub(crate) fn split_payload(payload: &[u8]) -> Option<(u64, u64, &str)> {
     ))
 }
 
-/// The listener thread of a feed, its stop flag and its reports.
+/// The listener thread of a feed, its stop flag and its reports, and the feed's state.
 pub(crate) struct Listener<T> {
-    pub(crate) rx: Receiver<Note<T>>,
-    pub(crate) stop: Arc<AtomicBool>,
-    pub(crate) thread: Option<JoinHandle<()>>,
+    rx: Receiver<Note<T>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    /// Whether the subscription is in place (last seen by [`Listener::next`]).
+    pub(crate) connected: bool,
+    /// Whether changes may have been missed (reconnected, or one not applied).
+    pub(crate) resync: bool,
 }
 
 impl<T: Send + 'static> Listener<T> {
@@ -124,6 +126,8 @@ impl<T: Send + 'static> Listener<T> {
             rx,
             stop,
             thread: Some(thread),
+            connected: true,
+            resync: false,
         };
         // The first report says whether the subscription is in place.
         match listener.rx.recv() {
@@ -131,6 +135,62 @@ impl<T: Send + 'static> Listener<T> {
             Ok(Note::Down(e)) => Err(Error::Redis(e)),
             Ok(Note::Change(_)) | Err(_) => Err(Error::UnexpectedReply("change feed start")),
         }
+    }
+
+    /// The next change from another instance, waiting at most `timeout`; `Ok(None)` when
+    /// none came or the subscription has just been (re)established.
+    pub(crate) fn next(&mut self, timeout: Duration) -> Result<Option<T>, Error> {
+        let note = match self.rx.recv_timeout(timeout) {
+            Ok(n) => n,
+            Err(RecvTimeoutError::Timeout) => return Ok(None),
+            Err(RecvTimeoutError::Disconnected) => {
+                self.connected = false;
+                return Err(Error::UnexpectedReply("change feed listener ended"));
+            }
+        };
+        match note {
+            Note::Change(c) => Ok(Some(c)),
+            Note::Up => {
+                self.connected = true;
+                self.resync = true;
+                Ok(None)
+            }
+            Note::Down(e) => {
+                self.connected = false;
+                self.resync = true;
+                Err(Error::Redis(e))
+            }
+        }
+    }
+
+    /// Hands up to `max` changes to `apply` on `to` (which returns whether it could act
+    /// on the change), waiting at most `wait` for the first one; before each, while
+    /// changes may have been missed and the subscription is in place, calls `resync` on
+    /// `to` (which returns whether it succeeded). Returns the number of changes handed over.
+    pub(crate) fn deliver<C: ?Sized>(
+        &mut self,
+        to: &mut C,
+        wait: Duration,
+        max: usize,
+        resync: impl Fn(&mut C) -> bool,
+        apply: impl Fn(&mut C, &T) -> bool,
+    ) -> Result<usize, Error> {
+        let mut n = 0;
+        let mut timeout = wait;
+        while n < max {
+            let change = self.next(timeout);
+            if self.resync && self.connected && resync(to) {
+                self.resync = false;
+            }
+            let Some(change) = change? else { break };
+            n += 1;
+            if !apply(to, &change) {
+                self.resync = true;
+            }
+            // Only the first read waits.
+            timeout = Duration::ZERO;
+        }
+        Ok(n)
     }
 
     /// Stops the thread and waits for it (within `POLL` or a connect timeout).
@@ -230,15 +290,13 @@ impl ChangeFeed {
     ) -> Result<Self, Error> {
         Ok(Self {
             listener: Listener::start(clients, channel, own, connect_timeout, parse)?,
-            connected: true,
-            resync: false,
         })
     }
 
     /// Whether the subscription is in place (last seen by [`ChangeFeed::next`]).
     #[must_use]
     pub fn is_connected(&self) -> bool {
-        self.connected
+        self.listener.connected
     }
 
     /// Whether changes may have been missed since the last call (the feed reconnected, or
@@ -247,7 +305,7 @@ impl ChangeFeed {
     /// blocking thread to an async task) calls
     /// [`Registrar::handle_remote_resync`] when this says so.
     pub fn take_resync(&mut self) -> bool {
-        std::mem::take(&mut self.resync)
+        std::mem::take(&mut self.listener.resync)
     }
 
     /// The next change written by another instance, waiting at most `timeout`;
@@ -257,27 +315,7 @@ impl ChangeFeed {
     /// # Errors
     /// [`Error::Redis`] when the connection failed (the listener reconnects by itself).
     pub fn next(&mut self, timeout: Duration) -> Result<Option<Change>, Error> {
-        let note = match self.listener.rx.recv_timeout(timeout) {
-            Ok(n) => n,
-            Err(RecvTimeoutError::Timeout) => return Ok(None),
-            Err(RecvTimeoutError::Disconnected) => {
-                self.connected = false;
-                return Err(Error::UnexpectedReply("change feed listener ended"));
-            }
-        };
-        match note {
-            Note::Change(c) => Ok(Some(c)),
-            Note::Up => {
-                self.connected = true;
-                self.resync = true;
-                Ok(None)
-            }
-            Note::Down(e) => {
-                self.connected = false;
-                self.resync = true;
-                Err(Error::Redis(e))
-            }
-        }
+        self.listener.next(timeout)
     }
 
     /// Hands the changes other instances wrote to `registrar`
@@ -297,27 +335,24 @@ impl ChangeFeed {
         wait: Duration,
         max: usize,
     ) -> Result<usize, Error> {
-        let mut n = 0;
-        let mut timeout = wait;
-        while n < max {
-            let change = self.next(timeout);
-            if self.resync && self.connected {
-                match registrar.handle_remote_resync(now) {
-                    Ok(()) => self.resync = false,
-                    Err(e) => {
-                        tracing::error!(error = %e, "registration resync failed");
-                    }
+        self.listener.deliver(
+            registrar,
+            wait,
+            max,
+            |r| match r.handle_remote_resync(now) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(error = %e, "registration resync failed");
+                    false
                 }
-            }
-            let Some(change) = change? else { break };
-            n += 1;
-            if let Err(e) = registrar.handle_remote_change(now, &change.aor) {
-                tracing::error!(aor = change.aor, error = %e, "remote registration change not applied");
-                self.resync = true;
-            }
-            // Only the first read waits.
-            timeout = Duration::ZERO;
-        }
-        Ok(n)
+            },
+            |r, change| match r.handle_remote_change(now, &change.aor) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(aor = change.aor, error = %e, "remote registration change not applied");
+                    false
+                }
+            },
+        )
     }
 }

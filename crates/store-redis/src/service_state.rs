@@ -1,20 +1,17 @@
 //! [`RedisServiceStateStore`]: the [`ServiceStateStore`] of `mcptt-service-state` over Redis.
 
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mcptt_service_state::store::{DialogRecord, ServiceStateStore, StoreError, StoreKey, UeRecord};
 use redis::{Cmd, Value};
 
-use crate::conn::{self, Client, Conn};
+use crate::conn::{self, Client, Conn, ExpiryCache};
 use crate::error::Error;
 use crate::ss_codec;
 use crate::ss_feed::ServiceStateFeed;
 use crate::store::{RedisStoreConfig, fnv1a64, split_value};
 use crate::time::TimeBase;
-
-/// How long [`ServiceStateStore::next_expiry`] asks to be called again after a failure.
-const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 /// Versioned compare-and-set of one record and its deadline index entry.
 ///
@@ -84,9 +81,7 @@ struct Inner {
     round_trips: u64,
     conflicts: u64,
     last_error: Option<String>,
-    /// `next_expiry` as scanned at the first instant, lowered by this instance's writes
-    /// since; `None` = scan on the next call.
-    expiry_cache: Option<(Instant, Option<Instant>)>,
+    expiry_cache: ExpiryCache,
 }
 
 /// A [`ServiceStateStore`] kept in Redis and shared by several MCPTT server instances.
@@ -208,19 +203,7 @@ impl RedisServiceStateStore {
     /// # Errors
     /// [`Error::ApiMisuse`] for out-of-range settings, [`Error::Redis`] for a bad URL.
     pub fn new(config: RedisStoreConfig, time: TimeBase) -> Result<Self, Error> {
-        if !(1..=16384).contains(&config.buckets) {
-            return Err(Error::ApiMisuse("buckets must be within 1..=16384"));
-        }
-        if config.connect_timeout.is_zero() || config.response_timeout.is_zero() {
-            return Err(Error::ApiMisuse("timeouts must be non-zero"));
-        }
-        let client = Client::open(&config)?;
-        use std::hash::{BuildHasher, Hasher};
-        // A random id per store value (std's hasher keys are seeded randomly).
-        let mut h = std::hash::RandomState::new().build_hasher();
-        h.write_u32(std::process::id());
-        h.write_u8(b's');
-        let origin = h.finish();
+        let (client, origin) = conn::open(&config, b"s")?;
         Ok(Self {
             client,
             origin,
@@ -234,7 +217,7 @@ impl RedisServiceStateStore {
                 round_trips: 0,
                 conflicts: 0,
                 last_error: None,
-                expiry_cache: None,
+                expiry_cache: ExpiryCache::default(),
             }),
         })
     }
@@ -327,10 +310,7 @@ impl RedisServiceStateStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding the lock leaves plain data behind; keep using it.
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        conn::lock(&self.inner)
     }
 
     fn with_conn<T>(
@@ -354,11 +334,7 @@ impl RedisServiceStateStore {
     /// [`Error::Redis`] when it does not.
     pub fn ping(&self) -> Result<(), Error> {
         let mut inner = self.lock();
-        self.with_conn(&mut inner, |c, inner| {
-            inner.round_trips += 1;
-            redis::cmd("PING").query::<String>(c.like())?;
-            Ok(())
-        })
+        self.with_conn(&mut inner, |c, inner| conn::ping(c, &mut inner.round_trips))
     }
 
     /// Runs `script` with `keys` and `args` (by hash, its text after `NOSCRIPT`).
@@ -519,11 +495,7 @@ impl RedisServiceStateStore {
         match reply_u64(parts.first()) {
             Some(1) => {
                 let version = reply_u64(parts.get(1)).ok_or(bad)?;
-                // The cached earliest deadline may only move earlier (never late).
-                if let (Some((_, cached)), Some(t)) = (self.lock().expiry_cache.as_mut(), deadline)
-                {
-                    *cached = Some(cached.map_or(t, |c| c.min(t)));
-                }
+                self.lock().expiry_cache.lower(deadline);
                 Ok(Ok(version))
             }
             Some(0) => {
@@ -606,31 +578,9 @@ impl RedisServiceStateStore {
         let now_ms = self.time.to_unix_ms_floor(now);
         let buckets = u64::from(self.config.buckets);
         let cmds: Vec<Cmd> = (0..buckets)
-            .map(|b| {
-                let mut z = redis::cmd("ZRANGEBYSCORE");
-                z.arg(self.due_key(b))
-                    .arg("-inf")
-                    .arg(now_ms)
-                    .arg("WITHSCORES")
-                    .arg("LIMIT")
-                    .arg(0)
-                    .arg(max);
-                z
-            })
+            .map(|b| conn::due_range(self.due_key(b), now_ms, max))
             .collect();
-        let per_bucket: Vec<Vec<(String, f64)>> = {
-            let mut inner = self.lock();
-            self.with_conn(&mut inner, |c, inner| {
-                inner.round_trips += 1;
-                c.pipeline(cmds.clone())?
-                    .iter()
-                    .map(|v| {
-                        redis::from_redis_value_ref(v)
-                            .map_err(|e| Error::Redis(redis::RedisError::from(e)))
-                    })
-                    .collect()
-            })?
-        };
+        let per_bucket: Vec<Vec<(String, f64)>> = self.query_each(&cmds)?;
         // Earliest first, at most `max`: (score, bucket, member, key).
         let mut all: Vec<(f64, u64, String, StoreKey)> = (0..buckets)
             .zip(per_bucket)
@@ -655,19 +605,7 @@ impl RedisServiceStateStore {
                 e
             })
             .collect();
-        let found: Vec<bool> = {
-            let mut inner = self.lock();
-            self.with_conn(&mut inner, |c, inner| {
-                inner.round_trips += 1;
-                c.pipeline(exists.clone())?
-                    .iter()
-                    .map(|v| {
-                        redis::from_redis_value_ref(v)
-                            .map_err(|e| Error::Redis(redis::RedisError::from(e)))
-                    })
-                    .collect()
-            })?
-        };
+        let found: Vec<bool> = self.query_each(&exists)?;
         let mut live = Vec::with_capacity(all.len());
         for ((_, b, m, key), found) in all.into_iter().zip(found) {
             if found {
@@ -692,42 +630,23 @@ impl RedisServiceStateStore {
     /// # Errors
     /// [`Error::Redis`] when Redis is unavailable.
     pub fn try_next_expiry(&self) -> Result<Option<Instant>, Error> {
-        let cmds: Vec<Cmd> = (0..u64::from(self.config.buckets))
-            .map(|b| {
-                let mut z = redis::cmd("ZRANGE");
-                z.arg(self.due_key(b)).arg(0).arg(0).arg("WITHSCORES");
-                z
-            })
-            .collect();
+        let keys = (0..u64::from(self.config.buckets)).map(|b| self.due_key(b));
+        conn::earliest_score(keys, &self.time, |cmds| self.query_each(cmds))
+    }
+
+    /// Sends `cmds` pipelined (one round trip) and reads each reply as a `T`.
+    fn query_each<T: redis::FromRedisValue>(&self, cmds: &[Cmd]) -> Result<Vec<T>, Error> {
         let mut inner = self.lock();
-        let firsts: Vec<Vec<(String, f64)>> = self.with_conn(&mut inner, |c, inner| {
-            inner.round_trips += 1;
-            c.pipeline(cmds.clone())?
-                .iter()
-                .map(|v| {
-                    redis::from_redis_value_ref(v)
-                        .map_err(|e| Error::Redis(redis::RedisError::from(e)))
-                })
-                .collect()
-        })?;
-        drop(inner);
-        let min = firsts
-            .iter()
-            .flatten()
-            .map(|(_, s)| *s)
-            .min_by(f64::total_cmp);
-        // Scores are integral Unix milliseconds written by this crate (exact in an f64).
-        #[allow(clippy::cast_possible_truncation)]
-        Ok(min.map(|ms| self.time.from_unix_ms(ms as i64)))
+        self.with_conn(&mut inner, |c, inner| {
+            conn::query_each(c, &mut inner.round_trips, cmds)
+        })
     }
 
     /// Logs a failure, keeps it for [`RedisServiceStateStore::take_error`] and converts it.
     fn note<T>(&self, what: &str, key: &str, r: Result<T, Error>) -> Result<T, StoreError> {
         r.map_err(|e| {
-            tracing::error!(operation = what, key, error = %e, "service-state store failure");
-            let reason = format!("redis {what} {key}: {e}");
-            self.lock().last_error = Some(reason.clone());
-            StoreError::Unavailable(reason)
+            let last = &mut self.lock().last_error;
+            StoreError::Unavailable(conn::note_failure("service-state", what, key, &e, last))
         })
     }
 }
@@ -774,25 +693,16 @@ impl ServiceStateStore for RedisServiceStateStore {
     }
 
     fn due(&self, now: Instant, max: usize) -> Result<Vec<StoreKey>, StoreError> {
-        self.lock().expiry_cache = None;
+        self.lock().expiry_cache.clear();
         self.note("due", "", self.try_due(now, max))
     }
 
     fn next_expiry(&self) -> Option<Instant> {
-        // The I/O edge may read the clock (only to age the cache).
-        let now = Instant::now();
-        if let Some((at, cached)) = self.lock().expiry_cache
-            && now.saturating_duration_since(at) < self.config.expiry_cache
-        {
-            return cached;
-        }
-        match self.note("next_expiry", "", self.try_next_expiry()) {
-            Ok(v) => {
-                self.lock().expiry_cache = Some((now, v));
-                v
-            }
-            // Unavailable: ask again shortly.
-            Err(_) => Some(now + RETRY_AFTER_FAILURE),
-        }
+        conn::cached_next_expiry(
+            &self.inner,
+            |i| &mut i.expiry_cache,
+            self.config.expiry_cache,
+            || self.note("next_expiry", "", self.try_next_expiry()),
+        )
     }
 }

@@ -1,7 +1,6 @@
 //! [`ServiceStateFeed`]: the service-state changes other MCPTT server instances write, over
 //! Redis pub/sub, delivered to a [`Server`].
 
-use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use mcptt_service_state::server::Server;
@@ -9,7 +8,7 @@ use mcptt_service_state::store::{ServiceStateStore, StoreKey};
 use mcptt_service_state::{Random, TokenValidator};
 
 use crate::error::Error;
-use crate::feed::{Listener, Note, split_payload};
+use crate::feed::{Listener, split_payload};
 use crate::service_state::parse_member;
 
 /// The stream of service-state keys ([`StoreKey`]) other instances change in a
@@ -29,15 +28,13 @@ use crate::service_state::parse_member;
 /// Message payload: `<version> <instance id, hex> <u<impu> | d<tag, 16 hex digits>>`.
 pub struct ServiceStateFeed {
     listener: Listener<StoreKey>,
-    connected: bool,
-    resync: bool,
 }
 
 impl std::fmt::Debug for ServiceStateFeed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServiceStateFeed")
-            .field("connected", &self.connected)
-            .field("resync", &self.resync)
+            .field("connected", &self.listener.connected)
+            .field("resync", &self.listener.resync)
             .finish_non_exhaustive()
     }
 }
@@ -63,15 +60,13 @@ impl ServiceStateFeed {
     ) -> Result<Self, Error> {
         Ok(Self {
             listener: Listener::start(clients, channel, own, connect_timeout, parse)?,
-            connected: true,
-            resync: false,
         })
     }
 
     /// Whether the subscription is in place (last seen by [`ServiceStateFeed::next`]).
     #[must_use]
     pub fn is_connected(&self) -> bool {
-        self.connected
+        self.listener.connected
     }
 
     /// Whether changes may have been missed since the last call (the feed reconnected, or
@@ -79,7 +74,7 @@ impl ServiceStateFeed {
     /// that forwards [`ServiceStateFeed::next`]'s keys to its server elsewhere calls
     /// [`Server::resync`] when this says so.
     pub fn take_resync(&mut self) -> bool {
-        std::mem::take(&mut self.resync)
+        std::mem::take(&mut self.listener.resync)
     }
 
     /// The next key changed by another instance, waiting at most `timeout`; `Ok(None)`
@@ -89,27 +84,7 @@ impl ServiceStateFeed {
     /// # Errors
     /// [`Error::Redis`] when the connection failed (the listener reconnects by itself).
     pub fn next(&mut self, timeout: Duration) -> Result<Option<StoreKey>, Error> {
-        let note = match self.listener.rx.recv_timeout(timeout) {
-            Ok(n) => n,
-            Err(RecvTimeoutError::Timeout) => return Ok(None),
-            Err(RecvTimeoutError::Disconnected) => {
-                self.connected = false;
-                return Err(Error::UnexpectedReply("change feed listener ended"));
-            }
-        };
-        match note {
-            Note::Change(key) => Ok(Some(key)),
-            Note::Up => {
-                self.connected = true;
-                self.resync = true;
-                Ok(None)
-            }
-            Note::Down(e) => {
-                self.connected = false;
-                self.resync = true;
-                Err(Error::Redis(e))
-            }
-        }
+        self.listener.next(timeout)
     }
 
     /// Hands the keys other instances changed to `server` ([`Server::handle_remote_change`]):
@@ -133,25 +108,24 @@ impl ServiceStateFeed {
         R: Random,
         S: ServiceStateStore,
     {
-        let mut n = 0;
-        let mut timeout = wait;
-        while n < max {
-            let key = self.next(timeout);
-            if self.resync && self.connected {
-                match server.resync(now) {
-                    Ok(()) => self.resync = false,
-                    Err(e) => tracing::error!(error = %e, "service-state resync failed"),
+        self.listener.deliver(
+            server,
+            wait,
+            max,
+            |server| match server.resync(now) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(error = %e, "service-state resync failed");
+                    false
                 }
-            }
-            let Some(key) = key? else { break };
-            n += 1;
-            if let Err(e) = server.handle_remote_change(now, &key) {
-                tracing::error!(?key, error = %e, "remote service-state change not applied");
-                self.resync = true;
-            }
-            // Only the first read waits.
-            timeout = Duration::ZERO;
-        }
-        Ok(n)
+            },
+            |server, key| match server.handle_remote_change(now, key) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(?key, error = %e, "remote service-state change not applied");
+                    false
+                }
+            },
+        )
     }
 }

@@ -1,20 +1,16 @@
 //! [`RedisStore`]: the [`RegistrationStore`] over Redis.
 
-use std::hash::{BuildHasher, Hasher};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use mcptt_registration::{AorRecord, Binding, RegistrationStore, StoreError};
-use redis::{Cmd, Value};
+use redis::Value;
 
 use crate::codec;
-use crate::conn::{self, Client, Conn};
+use crate::conn::{self, Client, Conn, ExpiryCache};
 use crate::error::Error;
 use crate::feed::ChangeFeed;
 use crate::time::TimeBase;
-
-/// How long [`RegistrationStore::next_expiry`] asks to be called again after a failure.
-const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 /// Versioned compare-and-set of one AoR record, its bucket's expiry index and counters.
 ///
@@ -129,9 +125,7 @@ struct Inner {
     counts: Vec<(u64, u64)>,
     round_trips: u64,
     last_error: Option<String>,
-    /// `next_expiry` as scanned at the first instant, lowered by this instance's writes
-    /// since; `None` = scan on the next call.
-    expiry_cache: Option<(Instant, Option<Instant>)>,
+    expiry_cache: ExpiryCache,
 }
 
 impl std::fmt::Debug for Inner {
@@ -238,18 +232,8 @@ impl RedisStore {
     /// # Errors
     /// [`Error::ApiMisuse`] for out-of-range settings, [`Error::Redis`] for a bad URL.
     pub fn new(config: RedisStoreConfig, time: TimeBase) -> Result<Self, Error> {
-        if !(1..=16384).contains(&config.buckets) {
-            return Err(Error::ApiMisuse("buckets must be within 1..=16384"));
-        }
-        if config.connect_timeout.is_zero() || config.response_timeout.is_zero() {
-            return Err(Error::ApiMisuse("timeouts must be non-zero"));
-        }
-        let client = Client::open(&config)?;
+        let (client, origin) = conn::open(&config, &[])?;
         let buckets = usize::from(config.buckets);
-        // A random id per store instance (std's hasher keys are seeded randomly).
-        let mut h = std::hash::RandomState::new().build_hasher();
-        h.write_u32(std::process::id());
-        let origin = h.finish();
         Ok(Self {
             client,
             origin,
@@ -262,7 +246,7 @@ impl RedisStore {
                 counts: vec![(0, 0); buckets],
                 round_trips: 0,
                 last_error: None,
-                expiry_cache: None,
+                expiry_cache: ExpiryCache::default(),
             }),
         })
     }
@@ -342,10 +326,7 @@ impl RedisStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding the lock leaves plain data behind; keep using it.
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        conn::lock(&self.inner)
     }
 
     /// Runs `f` on a connection (opened if needed); drops the connection on I/O errors
@@ -371,11 +352,7 @@ impl RedisStore {
     /// [`Error::Redis`] when it does not.
     pub fn ping(&self) -> Result<(), Error> {
         let mut inner = self.lock();
-        self.with_conn(&mut inner, |c, inner| {
-            inner.round_trips += 1;
-            redis::cmd("PING").query::<String>(c.like())?;
-            Ok(())
-        })
+        self.with_conn(&mut inner, |c, inner| conn::ping(c, &mut inner.round_trips))
     }
 
     /// [`RegistrationStore::load`] with errors.
@@ -515,12 +492,7 @@ impl RedisStore {
                 {
                     *slot = (aors, total);
                 }
-                // The cached earliest expiry may only move earlier (never late).
-                if let (Some((_, cached)), Some(t)) =
-                    (inner.expiry_cache.as_mut(), record.next_expiry())
-                {
-                    *cached = Some(cached.map_or(t, |c| c.min(t)));
-                }
+                inner.expiry_cache.lower(record.next_expiry());
                 Ok(Ok(version))
             }
             Some(0) => Ok(Err(num(reply.get(1)).ok_or(bad)?)),
@@ -564,14 +536,7 @@ impl RedisStore {
         let now_ms = self.time.to_unix_ms_floor(now);
         let mut cmds = Vec::with_capacity(3 * usize::from(self.config.buckets));
         for b in 0..self.config.buckets {
-            let mut z = redis::cmd("ZRANGEBYSCORE");
-            z.arg(self.expiry_key(b))
-                .arg("-inf")
-                .arg(now_ms)
-                .arg("WITHSCORES")
-                .arg("LIMIT")
-                .arg(0)
-                .arg(max);
+            let z = conn::due_range(self.expiry_key(b), now_ms, max);
             let mut t = redis::cmd("HGET");
             t.arg(self.count_key(b)).arg(TOTAL_FIELD);
             let mut l = redis::cmd("ZCARD");
@@ -610,42 +575,20 @@ impl RedisStore {
     /// # Errors
     /// [`Error::Redis`] when Redis is unavailable.
     pub fn try_next_expiry(&self) -> Result<Option<Instant>, Error> {
-        let cmds: Vec<Cmd> = (0..self.config.buckets)
-            .map(|b| {
-                let mut z = redis::cmd("ZRANGE");
-                z.arg(self.expiry_key(b)).arg(0).arg(0).arg("WITHSCORES");
-                z
+        let keys = (0..self.config.buckets).map(|b| self.expiry_key(b));
+        conn::earliest_score(keys, &self.time, |cmds| {
+            let mut inner = self.lock();
+            self.with_conn(&mut inner, |c, inner| {
+                conn::query_each(c, &mut inner.round_trips, cmds)
             })
-            .collect();
-        let mut inner = self.lock();
-        let firsts: Vec<Vec<(String, f64)>> = self.with_conn(&mut inner, |c, inner| {
-            inner.round_trips += 1;
-            c.pipeline(cmds.clone())?
-                .iter()
-                .map(|v| {
-                    redis::from_redis_value_ref(v)
-                        .map_err(|e| Error::Redis(redis::RedisError::from(e)))
-                })
-                .collect()
-        })?;
-        drop(inner);
-        let min = firsts
-            .iter()
-            .flatten()
-            .map(|(_, s)| *s)
-            .min_by(f64::total_cmp);
-        // Scores are integral Unix milliseconds written by this crate (exact in an f64).
-        #[allow(clippy::cast_possible_truncation)]
-        Ok(min.map(|ms| self.time.from_unix_ms(ms as i64)))
+        })
     }
 
     /// Logs a failure, keeps it for [`RedisStore::take_error`] and converts it.
     fn note<T>(&self, what: &str, aor: &str, r: Result<T, Error>) -> Result<T, StoreError> {
         r.map_err(|e| {
-            tracing::error!(operation = what, aor, error = %e, "registration store failure");
-            let reason = format!("redis {what} {aor}: {e}");
-            self.lock().last_error = Some(reason.clone());
-            StoreError::Unavailable(reason)
+            let last = &mut self.lock().last_error;
+            StoreError::Unavailable(conn::note_failure("registration", what, aor, &e, last))
         })
     }
 }
@@ -662,30 +605,21 @@ impl RegistrationStore for RedisStore {
 
     fn remove_expired(&mut self, aor: &str, now: Instant) -> Result<Vec<Binding>, StoreError> {
         // The earliest expiry moves later: scan again next time.
-        self.lock().expiry_cache = None;
+        self.lock().expiry_cache.clear();
         self.note("remove_expired", aor, self.try_remove_expired(aor, now))
     }
 
     fn next_expiry(&self) -> Option<Instant> {
-        // The I/O edge may read the clock.
-        let now = Instant::now();
-        if let Some((at, cached)) = self.lock().expiry_cache
-            && now.saturating_duration_since(at) < self.config.expiry_cache
-        {
-            return cached;
-        }
-        match self.note("next_expiry", "", self.try_next_expiry()) {
-            Ok(v) => {
-                self.lock().expiry_cache = Some((now, v));
-                v
-            }
-            // Unavailable: ask again shortly.
-            Err(_) => Some(now + RETRY_AFTER_FAILURE),
-        }
+        conn::cached_next_expiry(
+            &self.inner,
+            |i| &mut i.expiry_cache,
+            self.config.expiry_cache,
+            || self.note("next_expiry", "", self.try_next_expiry()),
+        )
     }
 
     fn due(&self, now: Instant, max: usize) -> Result<Vec<String>, StoreError> {
-        self.lock().expiry_cache = None;
+        self.lock().expiry_cache.clear();
         self.note("due", "", self.try_due(now, max))
     }
 
