@@ -201,18 +201,17 @@ pub(crate) fn earliest_score(
     Ok(min.map(|ms| time.from_unix_ms(ms as i64)))
 }
 
-/// Logs a failure of the `store` store's `what` on `key` at `error` level, keeps its
-/// description in `last_error` and returns it.
-pub(crate) fn note_failure(
-    store: &str,
+/// Describes a failure of a store's `what` on `key`, keeps the description as the last
+/// error in `inner` (for the store's `take_error`) and returns it.
+pub(crate) fn keep_failure<I>(
+    inner: &Mutex<I>,
+    last_error: fn(&mut I) -> &mut Option<String>,
     what: &str,
     key: &str,
     e: &Error,
-    last_error: &mut Option<String>,
 ) -> String {
-    tracing::error!(operation = what, key, error = %e, "{store} store failure");
     let reason = format!("redis {what} {key}: {e}");
-    *last_error = Some(reason.clone());
+    *last_error(&mut lock(inner)) = Some(reason.clone());
     reason
 }
 

@@ -645,8 +645,14 @@ impl RedisServiceStateStore {
     /// Logs a failure, keeps it for [`RedisServiceStateStore::take_error`] and converts it.
     fn note<T>(&self, what: &str, key: &str, r: Result<T, Error>) -> Result<T, StoreError> {
         r.map_err(|e| {
-            let last = &mut self.lock().last_error;
-            StoreError::Unavailable(conn::note_failure("service-state", what, key, &e, last))
+            tracing::error!(operation = what, key, error = %e, "service-state store failure");
+            StoreError::Unavailable(conn::keep_failure(
+                &self.inner,
+                |i| &mut i.last_error,
+                what,
+                key,
+                &e,
+            ))
         })
     }
 }

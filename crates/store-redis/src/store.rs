@@ -587,8 +587,14 @@ impl RedisStore {
     /// Logs a failure, keeps it for [`RedisStore::take_error`] and converts it.
     fn note<T>(&self, what: &str, aor: &str, r: Result<T, Error>) -> Result<T, StoreError> {
         r.map_err(|e| {
-            let last = &mut self.lock().last_error;
-            StoreError::Unavailable(conn::note_failure("registration", what, aor, &e, last))
+            tracing::error!(operation = what, aor, error = %e, "registration store failure");
+            StoreError::Unavailable(conn::keep_failure(
+                &self.inner,
+                |i| &mut i.last_error,
+                what,
+                aor,
+                &e,
+            ))
         })
     }
 }
