@@ -14,34 +14,14 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use mcptt_benches::PlainTokens;
 use mcptt_service_state::body::{AnswerMode, McpttInfo, PocEntity, PocSettings, PublishBody};
 use mcptt_service_state::server::{Server, ServerConfig};
-use mcptt_service_state::{RegistrationChange, SplitMix64, TokenGrant, TokenValidator};
+use mcptt_service_state::{RegistrationChange, SplitMix64};
 
 const UES: usize = 100_000;
 const PSI: &str = "sip:mcptt-server@mcptt.example.org";
 const NOW_UNIX: u64 = 1_800_000_000;
-
-/// Claims from `tok|<mcptt_id>|<exp>`: no signature to verify (excluded from the figures).
-struct PlainTokens;
-
-impl TokenValidator for PlainTokens {
-    fn validate(
-        &self,
-        token: &str,
-        _now_unix: u64,
-    ) -> Result<TokenGrant, Box<dyn std::error::Error + Send + Sync>> {
-        let mut it = token.splitn(3, '|');
-        let (Some("tok"), Some(id), Some(exp)) = (it.next(), it.next(), it.next()) else {
-            return Err("not a bench token".into());
-        };
-        Ok(TokenGrant {
-            mcptt_id: id.to_owned(),
-            client_id: Some("mcptt-client".into()),
-            expires_at: exp.parse()?,
-        })
-    }
-}
 
 fn impu(i: usize) -> String {
     format!("sip:ue{i:06}@example.org")

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use mcptt_benches::PlainTokens;
 use mcptt_registration::{
     FilterCriteria, IdentityMap, Registrar, RegistrarConfig, RegistrationStore,
 };
@@ -40,7 +41,7 @@ use mcptt_service_state::server::{Server as SsServer, ServerConfig};
 use mcptt_service_state::store::{
     DialogRecord, MemoryStore, ServiceStateStore, StoreError, StoreKey, UeRecord,
 };
-use mcptt_service_state::{RegistrationChange, SplitMix64, TokenGrant, TokenValidator};
+use mcptt_service_state::{RegistrationChange, SplitMix64};
 use mcptt_sip::{Message, Request};
 use mcptt_store_redis::{
     RedisServiceStateStore, RedisStore, RedisStoreConfig, ServiceStateFeed, TimeBase,
@@ -327,27 +328,6 @@ fn bench(c: &mut Criterion) {
 
 const PSI: &str = "sip:mcptt-server@mcptt.example.org";
 const NOW_UNIX: u64 = 1_800_000_000;
-
-/// Claims from `tok|<mcptt_id>|<exp>`: no signature to verify (excluded from the figures).
-struct PlainTokens;
-
-impl TokenValidator for PlainTokens {
-    fn validate(
-        &self,
-        token: &str,
-        _now_unix: u64,
-    ) -> Result<TokenGrant, Box<dyn std::error::Error + Send + Sync>> {
-        let mut it = token.splitn(3, '|');
-        let (Some("tok"), Some(id), Some(exp)) = (it.next(), it.next(), it.next()) else {
-            return Err("not a bench token".into());
-        };
-        Ok(TokenGrant {
-            mcptt_id: id.to_owned(),
-            client_id: Some("mcptt-client".into()),
-            expires_at: exp.parse()?,
-        })
-    }
-}
 
 /// The public user identity of UE `n` (the same UEs the registration part registers).
 fn impu(n: u32) -> String {
