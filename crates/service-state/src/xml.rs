@@ -695,6 +695,88 @@ where
     }
 }
 
+/// The fastest path of the body readers: a document matched against the exact text this
+/// crate's encoders write (the "canonical form"), literal runs compared as slices and the
+/// holes (element text, attribute values) cut out between them. Holes take printable ASCII,
+/// space, and (in element text) tab and line feed; markup characters (`<`, `>`, `&`, and in
+/// attribute values the quote, tab and line feed) make the match fail, as does anything else
+/// unexpected. A reader that fails here goes on to [`walk_simple`] / [`walk`], which give the
+/// same result for every document the template accepts (tests check it).
+pub(crate) struct Template<'d> {
+    doc: &'d [u8],
+    pos: usize,
+}
+
+/// Bytes a [`Template`] hole may hold: 1 in element text, 2 in an attribute value.
+const HOLE_CHARS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut c = 0x20;
+    while c < 0x7f {
+        table[c] = 3;
+        c += 1;
+    }
+    table[b'\t' as usize] = 1;
+    table[b'\n' as usize] = 1;
+    table[b'<' as usize] = 0;
+    table[b'>' as usize] = 0;
+    table[b'&' as usize] = 0;
+    table[b'"' as usize] = 1;
+    table
+};
+
+impl<'d> Template<'d> {
+    /// A template match over `doc`, `None` beyond `limits.max_bytes` or when the limits are
+    /// tighter than the canonical documents need (depth 4): the full walk reports those.
+    pub(crate) fn new(doc: &'d [u8], limits: &XmlLimits) -> Option<Self> {
+        (doc.len() <= limits.max_bytes && limits.max_depth >= 4).then_some(Self { doc, pos: 0 })
+    }
+
+    /// Consumes `lit` when the document continues with it.
+    pub(crate) fn eat(&mut self, lit: &[u8]) -> bool {
+        let end = self.pos + lit.len();
+        if self.doc.get(self.pos..end) == Some(lit) {
+            self.pos = end;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Consumes `lit`; `None` when the document does not continue with it.
+    pub(crate) fn lit(&mut self, lit: &[u8]) -> Option<()> {
+        self.eat(lit).then_some(())
+    }
+
+    /// Element text up to the next `<` (not consumed).
+    pub(crate) fn text(&mut self) -> Option<&'d str> {
+        self.hole(1, b'<')
+    }
+
+    /// An attribute value up to the closing `"` (not consumed).
+    pub(crate) fn attr(&mut self) -> Option<&'d str> {
+        self.hole(2, b'"')
+    }
+
+    fn hole(&mut self, class: u8, stop: u8) -> Option<&'d str> {
+        let rest = self.doc.get(self.pos..)?;
+        let len = rest
+            .iter()
+            .position(|&c| HOLE_CHARS[usize::from(c)] & class == 0)?;
+        if rest.get(len) != Some(&stop) {
+            return None;
+        }
+        let hole = rest.get(..len)?;
+        self.pos += len;
+        // Printable ASCII only: always UTF-8.
+        std::str::from_utf8(hole).ok()
+    }
+
+    /// Whether the whole document has been matched.
+    pub(crate) fn done(&self) -> bool {
+        self.pos == self.doc.len()
+    }
+}
+
 /// Prefix (empty when none) and local name of a qualified name.
 fn split_qname(qname: &[u8]) -> (&[u8], &[u8]) {
     match qname.iter().position(|&b| b == b':') {

@@ -1,7 +1,7 @@
 //! `application/vnd.3gpp.mcptt-info+xml` (TS 24.379 Annex F.1), the parts this crate uses.
 
 use crate::error::{BodyKind, Error};
-use crate::xml::{self, Step, XmlLimits};
+use crate::xml::{self, Step, Template, XmlLimits};
 
 /// XML namespace of the mcptt-info document.
 pub const MCPTT_INFO_NS: &str = "urn:3gpp:ns:mcpttInfo:1.0";
@@ -48,6 +48,9 @@ impl McpttInfo {
     /// # Errors
     /// As [`McpttInfo::parse`].
     pub fn parse_with(input: &[u8], limits: &XmlLimits) -> Result<Self, Error> {
+        if let Some(info) = Self::read_canonical(input, limits) {
+            return Ok(info);
+        }
         match Self::read(input, limits, true)? {
             Some(info) => Ok(info),
             None => Self::read(input, limits, false)?.ok_or_else(|| Error::MalformedBody {
@@ -56,6 +59,44 @@ impl McpttInfo {
                 what: "a readable document".into(),
             }),
         }
+    }
+
+    /// The document in the exact form [`McpttInfo::encode`] writes (values without markup
+    /// characters), matched as a [`Template`]; `None` for anything else (then the XML readers
+    /// decide; they read these documents alike, which tests check).
+    fn read_canonical(input: &[u8], limits: &XmlLimits) -> Option<Self> {
+        let mut t = Template::new(input, limits)?;
+        t.lit(CANONICAL_HEAD)?;
+        let field = |t: &mut Template<'_>, open: &[u8], close: &[u8]| {
+            if !t.eat(open) {
+                return Some(None);
+            }
+            let text = t.text()?;
+            t.lit(close)?;
+            Some(Some(trimmed(text.to_owned())))
+        };
+        let access_token = field(
+            &mut t,
+            b"<mcptt-access-token type=\"Normal\"><mcpttString>",
+            b"</mcpttString></mcptt-access-token>\n",
+        )?;
+        let request_uri = field(
+            &mut t,
+            b"<mcptt-request-uri type=\"Normal\"><mcpttURI>",
+            b"</mcpttURI></mcptt-request-uri>\n",
+        )?;
+        let client_id = field(
+            &mut t,
+            b"<mcptt-client-id type=\"Normal\"><mcpttString>",
+            b"</mcpttString></mcptt-client-id>\n",
+        )?;
+        t.lit(b"</mcptt-Params>\n</mcpttinfo>\n")?;
+        // At most 2 + 3 * 2 elements: within any element limit of 8 or more.
+        (t.done() && limits.max_elements >= 8).then_some(Self {
+            access_token,
+            client_id,
+            request_uri,
+        })
     }
 
     /// One pass over the document with the simple reader (`None` when the document needs the
@@ -164,9 +205,7 @@ impl McpttInfo {
                 + self.client_id.as_ref().map_or(0, String::len)
                 + self.request_uri.as_ref().map_or(0, String::len),
         );
-        out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<mcpttinfo xmlns=\"");
-        out.push_str(MCPTT_INFO_NS);
-        out.push_str("\">\n<mcptt-Params>\n");
+        out.push_str(CANONICAL_HEAD_STR);
         let mut push = |name: &str, choice: &str, value: &Option<String>| {
             if let Some(v) = value {
                 out.push_str(&format!(
@@ -182,6 +221,14 @@ impl McpttInfo {
         out
     }
 }
+
+/// The start of every document [`McpttInfo::encode`] writes.
+const CANONICAL_HEAD_STR: &str = concat!(
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<mcpttinfo xmlns=\"",
+    "urn:3gpp:ns:mcpttInfo:1.0",
+    "\">\n<mcptt-Params>\n"
+);
+const CANONICAL_HEAD: &[u8] = CANONICAL_HEAD_STR.as_bytes();
 
 /// The `contentType` elements read, in the order their errors are reported.
 const FIELDS: [&str; 3] = ["mcptt-access-token", "mcptt-client-id", "mcptt-request-uri"];
@@ -343,5 +390,86 @@ mod tests {
         let no_choice = br#"<mcpttinfo xmlns="urn:3gpp:ns:mcpttInfo:1.0"><mcptt-Params><mcptt-client-id/></mcptt-Params></mcpttinfo>"#;
         let err = McpttInfo::parse(no_choice).unwrap_err();
         assert!(err.to_string().contains("mcptt-client-id"), "{err}");
+    }
+
+    /// The full XML reader (no fast path) on `doc`.
+    fn full(doc: &[u8], limits: &XmlLimits) -> Result<Option<McpttInfo>, Error> {
+        McpttInfo::read(doc, limits, false)
+    }
+
+    #[test]
+    fn canonical_head_names_the_namespace() {
+        assert!(CANONICAL_HEAD_STR.contains(&format!("xmlns=\"{MCPTT_INFO_NS}\"")));
+        let doc = McpttInfo::default().encode();
+        assert!(McpttInfo::read_canonical(doc.as_bytes(), &XmlLimits::default()).is_some());
+        // Tighter limits than the canonical documents need leave them to the XML readers.
+        let tight = XmlLimits {
+            max_depth: 3,
+            ..XmlLimits::default()
+        };
+        assert!(McpttInfo::read_canonical(doc.as_bytes(), &tight).is_none());
+        assert!(McpttInfo::parse_with(doc.as_bytes(), &tight).is_ok());
+        let info = McpttInfo {
+            access_token: Some("t".into()),
+            ..McpttInfo::default()
+        };
+        let doc = info.encode();
+        assert!(McpttInfo::parse_with(doc.as_bytes(), &tight).is_err());
+        assert!(McpttInfo::read_canonical(doc.as_bytes(), &tight).is_none());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+        /// What `encode` writes is read by the template exactly as the full reader reads it;
+        /// values with markup or non-ASCII characters are left to the XML readers.
+        #[test]
+        fn canonical_reads_what_the_full_reader_reads(
+            token in proptest::option::of("[ a-zA-Z0-9._|:\t\n<>&\"'\u{e9}-]{0,24}"),
+            client in proptest::option::of("[ a-z&]{0,8}"),
+            uri in proptest::option::of("[ a-z:@.;=<]{0,16}"),
+        ) {
+            let info = McpttInfo { access_token: token, client_id: client, request_uri: uri };
+            let doc = info.encode();
+            let limits = XmlLimits::default();
+            let fast = McpttInfo::read_canonical(doc.as_bytes(), &limits);
+            let plain = |v: &Option<String>| v.as_deref().is_none_or(|v| {
+                v.bytes().all(|b| b == b' ' || b == b'\t' || b == b'\n' || (b.is_ascii_graphic() && !b"<>&\"'".contains(&b)))
+            });
+            proptest::prop_assert_eq!(
+                fast.is_some(),
+                plain(&info.access_token) && plain(&info.client_id) && plain(&info.request_uri)
+            );
+            if let Some(fast) = fast {
+                proptest::prop_assert_eq!(Some(fast), full(doc.as_bytes(), &limits).unwrap());
+            }
+        }
+
+        /// Any edit of a canonical document that the template still accepts is read as the
+        /// full reader reads it.
+        #[test]
+        fn canonical_agrees_on_edited_documents(
+            edits in proptest::collection::vec((0usize..400, 0u8..4, proptest::sample::select(b" \n\t<>&\"/=xa\r\x01\xc3".to_vec())), 1..4),
+        ) {
+            let info = McpttInfo {
+                access_token: Some("eyJ0.e30.sig".into()),
+                client_id: Some("mcptt-client".into()),
+                request_uri: Some("sip:psi@example.org".into()),
+            };
+            let mut doc = info.encode().into_bytes();
+            for (at, op, b) in edits {
+                let at = at % (doc.len() + 1);
+                match op {
+                    0 => doc.insert(at, b),
+                    1 if at < doc.len() => { doc.remove(at); }
+                    _ if at < doc.len() => doc[at] = b,
+                    _ => {}
+                }
+            }
+            let limits = XmlLimits::default();
+            if let Some(fast) = McpttInfo::read_canonical(&doc, &limits) {
+                proptest::prop_assert_eq!(Some(fast), full(&doc, &limits).unwrap());
+            }
+        }
     }
 }

@@ -3,7 +3,7 @@
 use crate::error::{BodyKind, Error};
 use std::borrow::Cow;
 
-use crate::xml::{self, Step, XmlLimits};
+use crate::xml::{self, Step, Template, XmlLimits};
 
 /// XML namespace of the poc-settings document.
 pub const POC_SETTINGS_NS: &str = "urn:oma:params:xml:ns:poc:poc-settings";
@@ -47,6 +47,14 @@ pub struct PocSettings {
     /// The `<entity>` elements in document order.
     pub entities: Vec<PocEntity>,
 }
+
+/// The start of every document [`PocSettings::encode`] writes.
+const CANONICAL_HEAD_STR: &str = concat!(
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<poc-settings xmlns=\"",
+    "urn:oma:params:xml:ns:poc:poc-settings",
+    "\">\n"
+);
+const CANONICAL_HEAD: &[u8] = CANONICAL_HEAD_STR.as_bytes();
 
 fn bad(what: impl Into<String>) -> Error {
     Error::MalformedBody {
@@ -127,10 +135,66 @@ impl PocSettings {
     /// # Errors
     /// As [`PocSettings::parse`].
     pub fn parse_with(input: &[u8], limits: &XmlLimits) -> Result<Self, Error> {
+        if let Some(settings) = Self::read_canonical(input, limits) {
+            return Ok(settings);
+        }
         match Self::read(input, limits, true)? {
             Some(settings) => Ok(settings),
             None => Self::read(input, limits, false)?.ok_or_else(|| bad("a readable document")),
         }
+    }
+
+    /// The document in the exact form [`PocSettings::encode`] writes (ids without markup
+    /// characters), matched as a [`Template`]; `None` for anything else (then the XML readers
+    /// decide; they read these documents alike, which tests check).
+    fn read_canonical(input: &[u8], limits: &XmlLimits) -> Option<Self> {
+        let mut t = Template::new(input, limits)?;
+        t.lit(CANONICAL_HEAD)?;
+        let mut out = Self::default();
+        let mut elements = 1usize;
+        let flag = |t: &mut Template<'_>| {
+            if t.eat(b"true\"") {
+                Some(true)
+            } else {
+                t.lit(b"false\"")?;
+                Some(false)
+            }
+        };
+        while t.eat(b"<entity id=\"") {
+            let id = t.attr()?;
+            t.lit(b"\">\n")?;
+            elements += 1;
+            let mut entity = PocEntity {
+                id: id.to_owned(),
+                ..PocEntity::default()
+            };
+            if t.eat(b"<am-settings><answer-mode>") {
+                entity.answer_mode = Some(match t.text()?.trim() {
+                    "automatic" => AnswerMode::Automatic,
+                    "manual" => AnswerMode::Manual,
+                    _ => return None,
+                });
+                t.lit(b"</answer-mode></am-settings>\n")?;
+                elements += 2;
+            }
+            if t.eat(b"<ipab-settings><incoming-personal-alert-barring active=\"") {
+                entity.incoming_personal_alert_barring = Some(flag(&mut t)?);
+                t.lit(b"/></ipab-settings>\n")?;
+                elements += 2;
+            }
+            if t.eat(b"<sess-part-settings><allow-sess-part active=\"") {
+                entity.allow_session_participation = Some(flag(&mut t)?);
+                t.lit(b"/></sess-part-settings>\n")?;
+                elements += 2;
+            }
+            t.lit(b"</entity>\n")?;
+            if elements > limits.max_elements {
+                return None;
+            }
+            out.entities.push(entity);
+        }
+        t.lit(b"</poc-settings>\n")?;
+        t.done().then_some(out)
     }
 
     /// One pass over the document with the simple reader (`None` when the document needs the
@@ -243,9 +307,7 @@ impl PocSettings {
     /// Encodes the document (UTF-8, with an XML declaration).
     #[must_use]
     pub fn encode(&self) -> String {
-        let mut out = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<poc-settings xmlns=\"{POC_SETTINGS_NS}\">\n"
-        );
+        let mut out = String::from(CANONICAL_HEAD_STR);
         for e in &self.entities {
             out.push_str(&format!("<entity id=\"{}\">\n", xml::escape(&e.id)));
             if let Some(mode) = e.answer_mode {
@@ -337,5 +399,99 @@ mod tests {
         let broken = br#"<poc-settings xmlns="urn:oma:params:xml:ns:poc:poc-settings"><entity/><a></b></poc-settings>"#;
         let err = PocSettings::parse(broken).unwrap_err();
         assert!(err.to_string().contains("well-formed"), "{err}");
+    }
+
+    #[test]
+    fn canonical_head_names_the_namespace() {
+        assert!(CANONICAL_HEAD_STR.contains(&format!("xmlns=\"{POC_SETTINGS_NS}\"")));
+        let two = PocSettings {
+            entities: vec![PocEntity::default(), PocEntity::default()],
+        };
+        let doc = two.encode();
+        assert_eq!(
+            PocSettings::read_canonical(doc.as_bytes(), &XmlLimits::default()),
+            Some(two)
+        );
+        // An element limit the document exceeds leaves it to the XML readers (which refuse it).
+        let tight = XmlLimits {
+            max_elements: 2,
+            ..XmlLimits::default()
+        };
+        assert_eq!(PocSettings::read_canonical(doc.as_bytes(), &tight), None);
+        assert!(matches!(
+            PocSettings::parse_with(doc.as_bytes(), &tight),
+            Err(Error::BodyLimit { .. })
+        ));
+    }
+
+    fn entity() -> impl proptest::strategy::Strategy<Value = PocEntity> {
+        use proptest::prelude::*;
+        (
+            "[ a-zA-Z0-9:._\t\n<&\"'-]{0,16}",
+            proptest::option::of(prop_oneof![
+                Just(AnswerMode::Automatic),
+                Just(AnswerMode::Manual)
+            ]),
+            proptest::option::of(any::<bool>()),
+            proptest::option::of(any::<bool>()),
+        )
+            .prop_map(|(id, answer_mode, ipab, sess)| PocEntity {
+                id,
+                answer_mode,
+                incoming_personal_alert_barring: ipab,
+                allow_session_participation: sess,
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+        /// What `encode` writes is read by the template exactly as the full reader reads it;
+        /// ids with markup, tab or line feed are left to the XML readers.
+        #[test]
+        fn canonical_reads_what_the_full_reader_reads(
+            entities in proptest::collection::vec(entity(), 0..4),
+        ) {
+            let settings = PocSettings { entities };
+            let doc = settings.encode();
+            let limits = XmlLimits::default();
+            let fast = PocSettings::read_canonical(doc.as_bytes(), &limits);
+            let plain = settings.entities.iter().all(|e| {
+                e.id.bytes().all(|b| b == b' ' || (b.is_ascii_graphic() && !b"<>&\"'".contains(&b)))
+            });
+            proptest::prop_assert_eq!(fast.is_some(), plain);
+            if let Some(fast) = fast {
+                proptest::prop_assert_eq!(&fast, &settings);
+                proptest::prop_assert_eq!(Some(fast), PocSettings::read(doc.as_bytes(), &limits, false).unwrap());
+            }
+        }
+
+        /// Any edit of a canonical document that the template still accepts is read as the
+        /// full reader reads it.
+        #[test]
+        fn canonical_agrees_on_edited_documents(
+            edits in proptest::collection::vec((0usize..500, 0u8..4, proptest::sample::select(b" \n\t<>&\"/=xa1\r\x01\xc3".to_vec())), 1..4),
+        ) {
+            let settings = PocSettings { entities: vec![PocEntity {
+                id: "urn:uuid:1".into(),
+                answer_mode: Some(AnswerMode::Manual),
+                incoming_personal_alert_barring: Some(true),
+                allow_session_participation: Some(false),
+            }] };
+            let mut doc = settings.encode().into_bytes();
+            for (at, op, b) in edits {
+                let at = at % (doc.len() + 1);
+                match op {
+                    0 => doc.insert(at, b),
+                    1 if at < doc.len() => { doc.remove(at); }
+                    _ if at < doc.len() => doc[at] = b,
+                    _ => {}
+                }
+            }
+            let limits = XmlLimits::default();
+            if let Some(fast) = PocSettings::read_canonical(&doc, &limits) {
+                proptest::prop_assert_eq!(Some(fast), PocSettings::read(&doc, &limits, false).unwrap());
+            }
+        }
     }
 }
