@@ -19,7 +19,7 @@ use crate::directory::{Directory, McpttId};
 use crate::random::{RandomSource, token};
 use crate::{Error, unix_seconds};
 use base64::Engine as _;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, SystemTime};
 
 /// A registered OAuth client (a public client: it proves possession through PKCE).
@@ -507,6 +507,91 @@ pub struct Grant {
     pub refresh_token: String,
 }
 
+/// A value with an expiry time, kept in an [`Expiring`] map.
+trait Expires {
+    fn expires(&self) -> SystemTime;
+}
+
+/// A map whose entries leave at their expiry, at amortised O(1) cost per entry: entries are
+/// also queued in insertion order, and [`Expiring::purge`] pops only the expired front of
+/// the queue (one map's lifetime is one configured constant, so insertion order is expiry
+/// order; after a wall-clock step back an entry may wait behind a later one, which is why
+/// lookups check the expiry too). A full sweep on every request made each login cost
+/// O(live refresh tokens).
+///
+/// A removed entry's queue slot stays until its expiry (its key is then looked up and found
+/// gone), so the queue holds at most the keys inserted within one lifetime.
+#[derive(Debug)]
+struct Expiring<V> {
+    map: HashMap<String, V>,
+    queue: VecDeque<(SystemTime, String)>,
+}
+
+impl<V: Expires> Expiring<V> {
+    fn new() -> Self {
+        Self {
+            map: HashMap::new(),
+            queue: VecDeque::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    fn insert(&mut self, key: String, value: V) {
+        self.queue.push_back((value.expires(), key.clone()));
+        self.map.insert(key, value);
+    }
+
+    /// The live entry under `key`.
+    fn get(&self, key: &str, now: SystemTime) -> Option<&V> {
+        self.map.get(key).filter(|v| v.expires() > now)
+    }
+
+    /// Takes the entry under `key` out, live or not (an expired one is `Err`).
+    fn remove(&mut self, key: &str, now: SystemTime) -> Option<Result<V, V>> {
+        let v = self.map.remove(key)?;
+        Some(if v.expires() > now { Ok(v) } else { Err(v) })
+    }
+
+    fn retain(&mut self, keep: impl FnMut(&String, &mut V) -> bool) {
+        self.map.retain(keep);
+    }
+
+    fn purge(&mut self, now: SystemTime) {
+        while let Some((at, _)) = self.queue.front() {
+            if *at > now {
+                break;
+            }
+            let Some((at, key)) = self.queue.pop_front() else {
+                break;
+            };
+            if self.map.get(&key).is_some_and(|v| v.expires() == at) {
+                self.map.remove(&key);
+            }
+        }
+    }
+}
+
+impl Expires for (SystemTime, u64) {
+    fn expires(&self) -> SystemTime {
+        self.0
+    }
+}
+
+impl Expires for CodeGrant {
+    fn expires(&self) -> SystemTime {
+        self.expires
+    }
+}
+
+impl Expires for RefreshGrant {
+    fn expires(&self) -> SystemTime {
+        self.expires
+    }
+}
+
 #[derive(Clone, Debug)]
 struct CodeGrant {
     client_id: String,
@@ -536,12 +621,12 @@ struct RefreshGrant {
 #[derive(Debug)]
 pub struct AuthorizationServer {
     config: OAuthConfig,
-    codes: HashMap<String, CodeGrant>,
+    codes: Expiring<CodeGrant>,
     /// Redeemed codes until their expiry, with the grant family they started.
-    used_codes: HashMap<String, (SystemTime, u64)>,
-    refresh: HashMap<String, RefreshGrant>,
+    used_codes: Expiring<(SystemTime, u64)>,
+    refresh: Expiring<RefreshGrant>,
     /// Rotated-out refresh tokens until their expiry, with their family.
-    rotated: HashMap<String, (SystemTime, u64)>,
+    rotated: Expiring<(SystemTime, u64)>,
     next_family: u64,
 }
 
@@ -551,10 +636,10 @@ impl AuthorizationServer {
     pub fn new(config: OAuthConfig) -> Self {
         Self {
             config,
-            codes: HashMap::new(),
-            used_codes: HashMap::new(),
-            refresh: HashMap::new(),
-            rotated: HashMap::new(),
+            codes: Expiring::new(),
+            used_codes: Expiring::new(),
+            refresh: Expiring::new(),
+            rotated: Expiring::new(),
             next_family: 1,
         }
     }
@@ -565,11 +650,12 @@ impl AuthorizationServer {
         &self.config
     }
 
+    /// Drops what has expired (amortised O(1) per entry; see [`Expiring`]).
     fn purge(&mut self, now: SystemTime) {
-        self.codes.retain(|_, c| c.expires > now);
-        self.used_codes.retain(|_, (e, _)| *e > now);
-        self.refresh.retain(|_, r| r.expires > now);
-        self.rotated.retain(|_, (e, _)| *e > now);
+        self.codes.purge(now);
+        self.used_codes.purge(now);
+        self.refresh.purge(now);
+        self.rotated.purge(now);
     }
 
     fn revoke_family(&mut self, family: u64) {
@@ -679,8 +765,8 @@ impl AuthorizationServer {
                 let code = code.ok_or_else(|| err(InvalidRequest, "code missing"))?;
                 let redirect_uri =
                     redirect_uri.ok_or_else(|| err(InvalidRequest, "redirect_uri missing"))?;
-                let Some(grant) = self.codes.remove(code) else {
-                    if let Some(&(_, family)) = self.used_codes.get(code) {
+                let Some(Ok(grant)) = self.codes.remove(code, now) else {
+                    if let Some(&(_, family)) = self.used_codes.get(code, now) {
                         // RFC 6749 §4.1.2: a code used twice revokes what it produced.
                         self.revoke_family(family);
                         return Err(err(InvalidGrant, "authorization code already used"));
@@ -740,8 +826,8 @@ impl AuthorizationServer {
             "refresh_token" => {
                 let presented =
                     refresh_token.ok_or_else(|| err(InvalidRequest, "refresh_token missing"))?;
-                let Some(old) = self.refresh.remove(presented) else {
-                    if let Some(&(_, family)) = self.rotated.get(presented) {
+                let Some(Ok(old)) = self.refresh.remove(presented, now) else {
+                    if let Some(&(_, family)) = self.rotated.get(presented, now) {
                         // A rotated-out token came back: somebody holds a copy. Revoke the family.
                         self.revoke_family(family);
                         return Err(err(InvalidGrant, "refresh token already used"));

@@ -501,6 +501,33 @@ fn limits_hold() {
 }
 
 #[test]
+fn expiry_survives_a_clock_step_back() {
+    let (d, rng) = (dir(), SeqRandom::default());
+    let mut s = AuthorizationServer::new(OAuthConfig::default());
+    // Issued at 100 (expires 160), then the clock steps back: issued at 0 (expires 60) is
+    // queued behind it, so the purge at 61 stops at the front; the lookup still refuses it.
+    let late = issue(&mut s, at(100), &rng);
+    let early = issue(&mut s, at(0), &rng);
+    s.purge(at(61));
+    assert_eq!((s.codes.len(), s.codes.queue.len()), (2, 2));
+    assert_eq!(
+        s.token(&redeem(&early), &d, at(61), &rng)
+            .unwrap_err()
+            .description,
+        "unknown or expired authorization code"
+    );
+    let g = s.token(&redeem(&late), &d, at(110), &rng).unwrap();
+    assert_eq!(g.mcptt_id.as_str(), "sip:alice@mcptt.example");
+    // A redeemed code's queue slot lingers until its expiry, then everything is gone.
+    assert_eq!((s.codes.len(), s.used_codes.len()), (0, 1));
+    s.purge(at(160));
+    assert_eq!((s.codes.queue.len(), s.used_codes.len()), (0, 0));
+    assert_eq!(s.refresh.len(), 1);
+    s.purge(at(110 + 12 * 3600));
+    assert_eq!((s.refresh.len(), s.refresh.queue.len()), (0, 0));
+}
+
+#[test]
 fn form_codec() {
     let f = parse_form("a=1&b=x+y%2Bz&c=&d&e=%E2%82%AC", 10).unwrap();
     assert_eq!(
