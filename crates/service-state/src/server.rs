@@ -1,6 +1,7 @@
 //! The MCPTT server side: PUBLISH (RFC 3903) authorisation and `mcptt-service-state`
 //! subscriptions (RFC 6665), sans-IO.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -17,7 +18,7 @@ use crate::model::{
 };
 use mcptt_sip::{Method, Request};
 
-use crate::sip::{Answer, Hex16, Ids, identity, push_hex16, push_u64};
+use crate::sip::{Answer, Hex16, Ids, identity, plain_sip_uri, push_hex16, push_u64};
 use crate::store::{
     AuthRecord, DialogRecord, MemoryStore, PublicationRecord, ServiceStateStore, StoreError,
     StoreKey, UeRecord, UserRecord,
@@ -1211,13 +1212,17 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     }
 
     /// The asserted identity (the first SIP URI of `P-Asserted-Identity`, else the first).
-    fn asserted(req: &Request) -> Option<String> {
+    fn asserted(req: &Request) -> Option<Cow<'_, str>> {
         // The usual single `P-Asserted-Identity: <URI>`: the URI is parsed alone (as the
-        // name-addr parse would parse it); any other form goes through the typed list.
+        // name-addr parse would parse it), or not at all in its plain form; any other form
+        // goes through the typed list.
         if let Some(inner) = single_plain_uri(req, "P-Asserted-Identity") {
+            if plain_sip_uri(inner) {
+                return Some(identity(inner));
+            }
             return mcptt_sip::Uri::parse(inner)
                 .ok()
-                .map(|u| identity(u.as_str()).into_owned());
+                .map(|u| Cow::Owned(identity(u.as_str()).into_owned()));
         }
         let pai = req.p_asserted_identity().ok()?;
         pai.iter()
@@ -1226,7 +1231,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
                 scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips")
             })
             .or_else(|| pai.first())
-            .map(|a| identity(a.uri().as_str()).into_owned())
+            .map(|a| Cow::Owned(identity(a.uri().as_str()).into_owned()))
     }
 
     /// The request's PUBLISH/SUBSCRIBE body (an mcptt-info document, for SUBSCRIBE).
@@ -1252,19 +1257,23 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
 
     /// The URI of the first `Contact` (`Err` for a malformed one; `None` when there is none or
     /// it is `*`).
-    fn first_contact(req: &Request) -> Result<Option<String>, ()> {
+    fn first_contact(req: &Request) -> Result<Option<Cow<'_, str>>, ()> {
         // The usual single `Contact: <URI>`: the URI is parsed alone (as the name-addr parse
-        // would parse it); any other form goes through the typed list.
+        // would parse it), or not at all in its plain form; any other form goes through the
+        // typed list.
         if let Some((_, inner)) = single_plain(req, "Contact") {
+            if plain_sip_uri(inner) {
+                return Ok(Some(Cow::Borrowed(inner)));
+            }
             return mcptt_sip::Uri::parse(inner)
-                .map(|u| Some(u.as_str().to_owned()))
+                .map(|u| Some(Cow::Owned(u.as_str().to_owned())))
                 .map_err(|_| ());
         }
         let contacts = req.contacts().map_err(|_| ())?;
         Ok(contacts
             .first()
             .and_then(|c| c.uri())
-            .map(|u| u.as_str().to_owned()))
+            .map(|u| Cow::Owned(u.as_str().to_owned())))
     }
 
     /// The route set of a new dialog: the `Record-Route` entries as written, in order (RFC 3261
@@ -1272,6 +1281,9 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     fn route_set(req: &Request) -> Result<Arc<[String]>, Refusal> {
         // A single plain `Record-Route: <URI>` (one proxy on the path): its URI checked alone.
         if let Some((value, inner)) = single_plain(req, "Record-Route") {
+            if plain_sip_uri(inner) {
+                return Ok(Arc::from([value.to_owned()]));
+            }
             return match mcptt_sip::Uri::parse(inner) {
                 Ok(_) => Ok(Arc::from([value.to_owned()])),
                 Err(_) => Err(Refusal::code(400)),
@@ -1282,7 +1294,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     }
 
     /// The remote target of a new dialog: the first `Contact` URI (RFC 3261 §12.1.1), required.
-    fn contact(req: &Request) -> Result<String, Refusal> {
+    fn contact(req: &Request) -> Result<Cow<'_, str>, Refusal> {
         match Self::first_contact(req) {
             Ok(Some(c)) => Ok(c),
             _ => Err(Refusal::code(400)),
@@ -1969,7 +1981,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             let mut record = sub.record(self.config.instance_id, &impu, &mcptt_id);
             record.remote_cseq = ids.cseq.seq;
             if let Some(c) = &contact {
-                record.remote_target = Arc::from(c.as_str());
+                record.remote_target = Arc::from(&**c);
             }
             record.expires_at = now + secs(expires);
             record.lease_expires = now + self.config.dialog_lease;
@@ -2847,7 +2859,11 @@ CSeq: 1 SUBSCRIBE\r\n{name}: {value}\r\nContent-Length: 0\r\n\r\n"
                     .and_then(|c| c.uri())
                     .map(|u| u.as_str().to_owned())
             });
-            assert_eq!(Srv::first_contact(&req), typed_contact, "{value}");
+            assert_eq!(
+                Srv::first_contact(&req).map(|c| c.map(std::borrow::Cow::into_owned)),
+                typed_contact,
+                "{value}"
+            );
             let typed_routes = req
                 .record_route()
                 .map(|r| r.iter().map(|r| r.as_str().to_owned()).collect::<Vec<_>>())
@@ -2861,7 +2877,11 @@ CSeq: 1 SUBSCRIBE\r\n{name}: {value}\r\nContent-Length: 0\r\n\r\n"
                 p.first()
                     .map(|a| crate::sip::identity(a.uri().as_str()).into_owned())
             });
-            assert_eq!(Srv::asserted(&req), typed_pai, "{value}");
+            assert_eq!(
+                Srv::asserted(&req).map(std::borrow::Cow::into_owned),
+                typed_pai,
+                "{value}"
+            );
             let typed_event = match req.event() {
                 Ok(Some(e)) if e.package().eq_ignore_ascii_case("mcptt-service-state") => {
                     Some(e.id().map(str::to_owned))

@@ -111,6 +111,80 @@ fn identity_reference(uri: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Byte classes of [`plain_sip_uri`]: 1 user part, 2 host, 4 parameter name or value.
+const PLAIN_URI: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        let alnum = b.is_ascii_alphanumeric();
+        t[c] = (if alnum || matches!(b, b'-' | b'_' | b'.' | b'+' | b'~') {
+            1
+        } else {
+            0
+        }) | (if alnum || matches!(b, b'-' | b'.') {
+            2
+        } else {
+            0
+        }) | (if alnum || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            4
+        } else {
+            0
+        });
+        c += 1;
+    }
+    t
+};
+
+/// The end of the run of `class` bytes of [`PLAIN_URI`] in `b` from `i`.
+fn run(b: &[u8], i: usize, class: u8) -> usize {
+    let rest = b.get(i..).unwrap_or_default();
+    i + rest
+        .iter()
+        .position(|&c| PLAIN_URI[usize::from(c)] & class == 0)
+        .unwrap_or(rest.len())
+}
+
+/// Whether `uri` is a SIP URI in the plain form of nearly every identity, contact and route
+/// (`sip:` or `sips:`, an optional user part of letters, digits and `- _ . + ~` with `@`, a
+/// host of letters, digits, `.` and `-`, then `;name` or `;name=value` parameters of letters,
+/// digits and `- _ . ~`): such a URI is one `mcptt_sip::Uri::parse` accepts as a whole (a test
+/// checks it), so it needs no parse where only its validity and text are used.
+pub(crate) fn plain_sip_uri(uri: &str) -> bool {
+    let Some(rest) = uri
+        .strip_prefix("sip:")
+        .or_else(|| uri.strip_prefix("sips:"))
+    else {
+        return false;
+    };
+    let b = rest.as_bytes();
+    let user = run(b, 0, 1);
+    let host_start = if user > 0 && b.get(user) == Some(&b'@') {
+        user + 1
+    } else {
+        0
+    };
+    let mut i = run(b, host_start, 2);
+    if i == host_start {
+        return false;
+    }
+    while b.get(i) == Some(&b';') {
+        let name = run(b, i + 1, 4);
+        if name == i + 1 {
+            return false;
+        }
+        i = name;
+        if b.get(i) == Some(&b'=') {
+            let value = run(b, i + 1, 4);
+            if value == i + 1 {
+                return false;
+            }
+            i = value;
+        }
+    }
+    i == b.len()
+}
+
 /// Reads one encoded request with `mcptt-sip` (the `*_bytes` entry points).
 pub(crate) fn parse_request(bytes: &[u8]) -> Result<Request, &'static str> {
     match mcptt_sip::Message::parse(Bytes::copy_from_slice(bytes)) {
@@ -365,8 +439,65 @@ Call-ID: c1\r\nCSeq: 8 SUBSCRIBE\r\nContent-Length: 0\r\n\r\n",
         }
     }
 
+    #[test]
+    fn plain_sip_uris() {
+        for uri in [
+            "sip:ue000001@example.org",
+            "sips:a@b",
+            "sip:core.example.org;transport=tls;lr",
+            "sip:mcptt-server@mcptt.example.org",
+        ] {
+            assert!(super::plain_sip_uri(uri), "{uri}");
+        }
+        for uri in [
+            "sip:",
+            "sip:@b",
+            "sip:a@",
+            "sip:a@b;",
+            "sip:a@b;x=",
+            "sip:a@b:5060",
+            "tel:+1",
+            "SIP:a@b",
+            "sip:a@b?x=y",
+            "sip:a b@c",
+        ] {
+            assert!(!super::plain_sip_uri(uri), "{uri}");
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+        /// What `plain_sip_uri` accepts, `mcptt_sip::Uri::parse` accepts (as the same text).
+        #[test]
+        fn plain_sip_uris_parse(uri in "(sip|sips|SIP|tel|x):[a-zA-Z0-9@.;=_+~:%?&/ \\[\\]!*'-]{0,20}") {
+            if super::plain_sip_uri(&uri) {
+                let parsed = mcptt_sip::Uri::parse(&uri);
+                proptest::prop_assert!(parsed.is_ok(), "{}", uri);
+                let parsed = parsed.unwrap();
+                proptest::prop_assert_eq!(parsed.as_str(), uri.as_str());
+            }
+        }
+
+        /// The same on URIs built from the pieces the plain form has.
+        #[test]
+        fn plain_sip_uri_pieces_parse(
+            user in "([a-zA-Z0-9._+~-]{0,6}@)?",
+            host in "[a-z0-9._-]{0,8}",
+            params in proptest::collection::vec("[a-z0-9_.~-]{0,4}(=[a-z0-9_.~-]{0,4})?", 0..3),
+        ) {
+            let mut uri = format!("sip:{user}{host}");
+            for p in params {
+                uri.push(';');
+                uri.push_str(&p);
+            }
+            if super::plain_sip_uri(&uri) {
+                let parsed = mcptt_sip::Uri::parse(&uri);
+                proptest::prop_assert!(parsed.is_ok(), "{}", uri);
+                let parsed = parsed.unwrap();
+                proptest::prop_assert_eq!(parsed.as_str(), uri.as_str());
+            }
+        }
 
         /// The one-pass `identity` gives what the first version gave, borrowing alike.
         #[test]
