@@ -21,8 +21,28 @@ pub enum Status {
     Complete(usize),
 }
 
-fn is_content_length(name: &[u8]) -> bool {
-    name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l")
+/// Whether `line` (without its terminator) is a Content-Length line, and its value: the
+/// name before the first `:` (trailing ASCII white space trimmed) is `Content-Length` or `l`
+/// in any case. `pos` is the line's offset (for the error).
+#[cold]
+#[inline(never)]
+fn content_length_line(line: &[u8], pos: usize) -> Result<Option<usize>> {
+    let Some(colon) = memchr::memchr(b':', line) else {
+        return Ok(None);
+    };
+    let name = line.get(..colon).unwrap_or_default().trim_ascii_end();
+    if !(name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l")) {
+        return Ok(None);
+    }
+    let v = line.get(colon + 1..).unwrap_or_default().trim_ascii();
+    crate::chars::parse_u64(v)
+        .and_then(|n| usize::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| Error::Header {
+            name: "Content-Length".into(),
+            offset: pos + colon + 1,
+            expected: "a decimal Content-Length",
+        })
 }
 
 /// Find the end of the message at the start of `buf` (which must begin with a start line;
@@ -34,6 +54,9 @@ fn is_content_length(name: &[u8]) -> bool {
 /// a Content-Length above `max_body_size` (or a total above `max_message_size`) fails before
 /// the body arrives.
 ///
+/// Each call scans the head from the start; [`frame_resume`] keeps its progress between calls
+/// over a growing buffer.
+///
 /// # Errors
 /// [`Error::MissingContentLength`], [`Error::ContentLengthMismatch`], a malformed
 /// Content-Length ([`Error::Header`]), a leading CR/LF ([`Error::StartLine`]), or a limit.
@@ -41,9 +64,59 @@ pub fn frame(buf: &[u8], limits: &Limits) -> Result<Status> {
     frame_from(buf, limits, &mut Scan::default())
 }
 
+/// How far the framing of the message at the start of a buffer got, kept by the caller
+/// between calls of [`frame_resume`] so that a message arriving in many reads is scanned
+/// once (linear time in its size) instead of once per read.
+///
+/// Start with [`FrameScan::default`] and reset it ([`FrameScan::reset`]) after each
+/// [`Status::Complete`] (when the next message starts) and after an error.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameScan(Scan);
+
+impl FrameScan {
+    /// Forget the progress (the next message starts at the start of the buffer).
+    pub fn reset(&mut self) {
+        *self = Self::default();
+    }
+}
+
+/// [`frame`], resuming where the previous call with the same `scan` stopped.
+///
+/// Same contract, results and errors as [`frame`], provided `buf` holds the bytes of the
+/// previous call (same message, same start) plus any that arrived since, and `scan` was reset
+/// after the previous message's [`Status::Complete`]. Lines already scanned are not scanned
+/// again, so feeding a message one byte at a time costs O(head) in all rather than O(head²).
+/// A `buf` shorter than what `scan` has seen (a caller bug) is framed from its start.
+///
+/// ```
+/// use mcptt_sip::{FrameScan, Limits, Status, frame_resume};
+/// let limits = Limits::default();
+/// let wire = b"OPTIONS sip:a@example.com SIP/2.0\r\nContent-Length: 2\r\n\r\nhi";
+/// let mut scan = FrameScan::default();
+/// let mut got = None;
+/// for end in 1..=wire.len() {
+///     if let Status::Complete(n) = frame_resume(&wire[..end], &limits, &mut scan)? {
+///         got = Some(n);
+///         scan.reset();
+///         break;
+///     }
+/// }
+/// assert_eq!(got, Some(wire.len()));
+/// # Ok::<(), mcptt_sip::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`frame`].
+pub fn frame_resume(buf: &[u8], limits: &Limits, scan: &mut FrameScan) -> Result<Status> {
+    if scan.0.pos > buf.len() || scan.0.head_end.is_some_and(|h| h > buf.len()) {
+        scan.reset();
+    }
+    frame_from(buf, limits, &mut scan.0)
+}
+
 /// How far [`frame_from`] got in the current message, so that a framer fed small chunks
 /// resumes instead of rescanning (linear time in the message size).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Scan {
     /// Start of the first line not yet scanned.
     pos: usize,
@@ -61,63 +134,69 @@ fn frame_from(buf: &[u8], limits: &Limits, st: &mut Scan) -> Result<Status> {
         });
     }
     let window = buf.len().min(limits.max_head_size.saturating_add(1));
-    let head_end = loop {
-        if let Some(h) = st.head_end {
-            break h;
-        }
-        let pos = st.pos;
-        let Some(k) = crate::chars::find_byte(b'\n', buf.get(pos..window).unwrap_or_default())
-        else {
-            if window - pos > limits.max_line_length {
-                return Err(Error::LineTooLong {
-                    offset: pos,
-                    limit: limits.max_line_length,
-                });
-            }
-            if window > limits.max_head_size {
-                return Err(Error::HeadTooLarge {
-                    size: window,
-                    limit: limits.max_head_size,
-                });
-            }
-            return Ok(Status::Partial);
-        };
-        let nl = pos + k;
-        if nl - pos > limits.max_line_length {
-            return Err(Error::LineTooLong {
-                offset: pos,
-                limit: limits.max_line_length,
-            });
-        }
-        let line = buf.get(pos..nl).unwrap_or_default();
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() && st.started {
-            st.head_end = Some(nl + 1);
-            break nl + 1;
-        }
-        if st.started
-            && matches!(line.first(), Some(b'c' | b'C' | b'l' | b'L'))
-            && let Some(colon) = memchr::memchr(b':', line)
-        {
-            let name = line.get(..colon).unwrap_or_default().trim_ascii_end();
-            if is_content_length(name) {
-                let v = line.get(colon + 1..).unwrap_or_default();
-                let v = v.trim_ascii();
-                let n = crate::chars::parse_u64(v)
-                    .and_then(|n| usize::try_from(n).ok())
-                    .ok_or_else(|| Error::Header {
-                        name: "Content-Length".into(),
-                        offset: pos + colon + 1,
-                        expected: "a decimal Content-Length",
-                    })?;
-                match st.cl {
-                    Some(prev) if prev != n => return Err(Error::ContentLengthMismatch),
-                    _ => st.cl = Some(n),
+    let head_end = match st.head_end {
+        Some(h) => h,
+        None => {
+            let win = buf.get(..window).unwrap_or_default();
+            let mut pos = st.pos;
+            loop {
+                let Some(k) = crate::chars::find_nl(win.get(pos..).unwrap_or_default()) else {
+                    st.pos = pos;
+                    if window.saturating_sub(pos) > limits.max_line_length {
+                        return Err(Error::LineTooLong {
+                            offset: pos,
+                            limit: limits.max_line_length,
+                        });
+                    }
+                    if window > limits.max_head_size {
+                        return Err(Error::HeadTooLarge {
+                            size: window,
+                            limit: limits.max_head_size,
+                        });
+                    }
+                    return Ok(Status::Partial);
+                };
+                let nl = pos + k;
+                if k > limits.max_line_length {
+                    return Err(Error::LineTooLong {
+                        offset: pos,
+                        limit: limits.max_line_length,
+                    });
                 }
+                if st.started {
+                    // the line without its terminator is empty: the head ends
+                    let b0 = win.get(pos).copied().unwrap_or(b'\n');
+                    if k == 0 || (k == 1 && b0 == b'\r') {
+                        st.pos = nl + 1;
+                        st.head_end = Some(nl + 1);
+                        break nl + 1;
+                    }
+                    // Only a line starting `Content-Length` or `l` + non-token (any case) can
+                    // be a Content-Length line: look closer at those alone.
+                    let maybe_cl = match b0 | 0x20 {
+                        b'c' => win
+                            .get(pos..pos + 14)
+                            .is_some_and(|p| p.eq_ignore_ascii_case(b"content-length")),
+                        b'l' => win.get(pos + 1).is_none_or(|&b| !crate::chars::is_token(b)),
+                        _ => false,
+                    };
+                    if maybe_cl {
+                        let line = win.get(pos..nl).unwrap_or_default();
+                        let line = line.strip_suffix(b"\r").unwrap_or(line);
+                        if let Some(n) = content_length_line(line, pos)? {
+                            match st.cl {
+                                Some(prev) if prev != n => {
+                                    return Err(Error::ContentLengthMismatch);
+                                }
+                                _ => st.cl = Some(n),
+                            }
+                        }
+                    }
+                }
+                st.started = true;
+                pos = nl + 1;
             }
         }
-        st.started = true;
-        st.pos = nl + 1;
     };
     let body = st.cl.ok_or(Error::MissingContentLength)?;
     if body > limits.max_body_size {

@@ -129,7 +129,7 @@ pub use bytes::{Bytes, BytesMut};
 pub use body::{Multipart, Part};
 pub use check::Policy;
 pub use error::{Error, Result};
-pub use frame::{Framer, Status, frame, keepalive_len};
+pub use frame::{FrameScan, Framer, Status, frame, frame_resume, keepalive_len};
 pub use headers::{Headers, split_commas};
 pub use limits::Limits;
 pub use message::{Message, Request, RequestBuilder, Response, ResponseBuilder};

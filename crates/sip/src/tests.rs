@@ -196,6 +196,47 @@ fn frame_requires_content_length_and_checks_limits_early() {
 }
 
 #[test]
+fn frame_resume_scans_each_line_once_and_equals_frame() {
+    let lim = Limits::default();
+    // Content-Length spellings the framing scan must see (case, compact form, spaces).
+    for head in [
+        "OPTIONS sip:a@b SIP/2.0\r\ncontent-LENGTH : 3\r\n\r\nabc",
+        "OPTIONS sip:a@b SIP/2.0\r\nL\t: 3\r\nContent-Lengthy: 9\r\nLx: 9\r\n\r\nabc",
+        "OPTIONS sip:a@b SIP/2.0\nl:3\n\nabc",
+        "OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 3\r\nl: 4\r\n\r\nabc",
+        "OPTIONS sip:a@b SIP/2.0\r\nContent-Length: x3\r\n\r\nabc",
+        REGISTER,
+    ] {
+        let b = head.as_bytes();
+        let mut scan = FrameScan::default();
+        for end in 1..=b.len() {
+            let got = frame_resume(&b[..end], &lim, &mut scan);
+            assert_eq!(got, frame(&b[..end], &lim), "{head:?} at {end}");
+            if got.is_err() {
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        frame(
+            b"OPTIONS sip:a@b SIP/2.0\r\ncontent-LENGTH : 3\r\n\r\nabc",
+            &lim
+        ),
+        Ok(Status::Complete(50))
+    );
+    // A buffer shorter than what the scan saw (a caller bug) is framed from its start.
+    let mut scan = FrameScan::default();
+    let b = REGISTER.as_bytes();
+    assert_eq!(
+        frame_resume(b, &lim, &mut scan),
+        Ok(Status::Complete(b.len()))
+    );
+    assert_eq!(frame_resume(&b[..20], &lim, &mut scan), Ok(Status::Partial));
+    scan.reset();
+    assert_eq!(scan, FrameScan::default());
+}
+
+#[test]
 fn framer_refuses_to_buffer_past_the_message_limit() {
     let lim = Limits {
         max_message_size: 100,
@@ -1051,4 +1092,164 @@ fn responses_unfold_folded_values_and_lone_crs_only() {
     assert!(text.contains("\r\nFrom: <sip:a@h> ;tag=1\r\n"), "{text}");
     assert!(text.contains("\r\nTo: <sip:b@h>;tag=t\r\n"), "{text}");
     assert_eq!(text.matches('\r').count(), text.matches("\r\n").count());
+}
+
+/// The implementations before the speed-ups of 2026-11-28, kept as oracles: the fast paths
+/// must answer exactly what they answered (results, errors, offsets).
+mod reference {
+    use crate::{Error, Limits, Result, Status};
+
+    #[derive(Default)]
+    struct Scan {
+        pos: usize,
+        started: bool,
+        cl: Option<usize>,
+        head_end: Option<usize>,
+    }
+
+    fn is_content_length(name: &[u8]) -> bool {
+        name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l")
+    }
+
+    pub(super) fn frame(buf: &[u8], limits: &Limits) -> Result<Status> {
+        let st = &mut Scan::default();
+        if matches!(buf.first(), Some(b'\r' | b'\n')) {
+            return Err(Error::StartLine {
+                offset: 0,
+                expected: "a start line (skip CRLF keep-alives first)",
+            });
+        }
+        let window = buf.len().min(limits.max_head_size.saturating_add(1));
+        let head_end = loop {
+            if let Some(h) = st.head_end {
+                break h;
+            }
+            let pos = st.pos;
+            let Some(k) = crate::chars::find_byte(b'\n', buf.get(pos..window).unwrap_or_default())
+            else {
+                if window - pos > limits.max_line_length {
+                    return Err(Error::LineTooLong {
+                        offset: pos,
+                        limit: limits.max_line_length,
+                    });
+                }
+                if window > limits.max_head_size {
+                    return Err(Error::HeadTooLarge {
+                        size: window,
+                        limit: limits.max_head_size,
+                    });
+                }
+                return Ok(Status::Partial);
+            };
+            let nl = pos + k;
+            if nl - pos > limits.max_line_length {
+                return Err(Error::LineTooLong {
+                    offset: pos,
+                    limit: limits.max_line_length,
+                });
+            }
+            let line = buf.get(pos..nl).unwrap_or_default();
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.is_empty() && st.started {
+                st.head_end = Some(nl + 1);
+                break nl + 1;
+            }
+            if st.started
+                && matches!(line.first(), Some(b'c' | b'C' | b'l' | b'L'))
+                && let Some(colon) = memchr::memchr(b':', line)
+            {
+                let name = line.get(..colon).unwrap_or_default().trim_ascii_end();
+                if is_content_length(name) {
+                    let v = line.get(colon + 1..).unwrap_or_default();
+                    let v = v.trim_ascii();
+                    let n = crate::chars::parse_u64(v)
+                        .and_then(|n| usize::try_from(n).ok())
+                        .ok_or_else(|| Error::Header {
+                            name: "Content-Length".into(),
+                            offset: pos + colon + 1,
+                            expected: "a decimal Content-Length",
+                        })?;
+                    match st.cl {
+                        Some(prev) if prev != n => return Err(Error::ContentLengthMismatch),
+                        _ => st.cl = Some(n),
+                    }
+                }
+            }
+            st.started = true;
+            st.pos = nl + 1;
+        };
+        let body = st.cl.ok_or(Error::MissingContentLength)?;
+        if body > limits.max_body_size {
+            return Err(Error::BodyTooLarge {
+                size: body,
+                limit: limits.max_body_size,
+            });
+        }
+        let total = head_end.saturating_add(body);
+        if total > limits.max_message_size {
+            return Err(Error::MessageTooLarge {
+                size: total,
+                limit: limits.max_message_size,
+            });
+        }
+        Ok(if buf.len() >= total {
+            Status::Complete(total)
+        } else {
+            Status::Partial
+        })
+    }
+}
+
+/// Bytes that steer the framing and header scans.
+fn steering_byte() -> impl Strategy<Value = u8> {
+    prop_oneof![
+        Just(b'\r'),
+        Just(b'\n'),
+        Just(b':'),
+        Just(b' '),
+        Just(b'\t'),
+        Just(b'l'),
+        Just(b'L'),
+        Just(b'c'),
+        Just(b'0'),
+        Just(b'9'),
+        Just(b'-'),
+        any::<u8>(),
+    ]
+}
+
+/// REGISTER and a few Content-Length spellings, mutated.
+fn mutated_head() -> impl Strategy<Value = Vec<u8>> {
+    let seeds = [
+        REGISTER.to_owned(),
+        "OPTIONS sip:a@b SIP/2.0\r\nl : 3\r\ncontent-length:3\r\nCall-ID: x\r\n\r\nabc".to_owned(),
+        "SIP/2.0 200 OK\nContent-Length: 2\nCSeq: 1 X\nMax-Forwards: 7\n\nhi".to_owned(),
+    ];
+    (
+        0..seeds.len(),
+        proptest::collection::vec((any::<prop::sample::Index>(), steering_byte()), 0..8),
+        any::<prop::sample::Index>(),
+    )
+        .prop_map(move |(k, muts, cut)| {
+            let mut v = seeds[k].as_bytes().to_vec();
+            for (i, b) in muts {
+                let i = i.index(v.len());
+                v[i] = b;
+            }
+            let n = cut.index(v.len() + 1).max(v.len() / 2);
+            v.truncate(n);
+            v
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+    #[test]
+    fn frame_answers_as_the_reference(v in mutated_head()) {
+        let small = Limits { max_line_length: 40, max_head_size: 300, max_body_size: 2, ..Limits::default() };
+        for lim in [Limits::default(), small] {
+            prop_assert_eq!(frame(&v, &lim), reference::frame(&v, &lim));
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! Property tests: generated messages round-trip, mutated bytes never panic, stream framing
 //! over any chunking equals whole-buffer parsing, limits are enforced.
 
-use mcptt_sip::{Bytes, Error, Framer, Limits, Message};
+use mcptt_sip::{Bytes, Error, FrameScan, Framer, Limits, Message};
 use proptest::prelude::*;
 
 use crate::common::{data, read, table, testdata};
@@ -243,6 +243,7 @@ proptest! {
     fn mutated_bytes_never_panic(
         seed in any::<prop::sample::Index>(),
         muts in proptest::collection::vec(mutation(), 1..6),
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..6),
     ) {
         let corpus = corpus();
         let mut buf = corpus[seed.index(corpus.len())].to_vec();
@@ -267,6 +268,24 @@ proptest! {
             }
         }
         let _ = mcptt_sip::frame(&buf, &Limits::default());
+        // frame_resume over growing prefixes answers what frame() answers on each prefix
+        // (keep-alives skipped first, as the contract asks).
+        let body = &buf[mcptt_sip::keepalive_len(&buf)..];
+        let small = Limits { max_line_length: 64, max_head_size: 256, ..Limits::default() };
+        for limits in [Limits::default(), small] {
+            let mut scan = FrameScan::default();
+            let mut ends: Vec<usize> = cuts.iter().map(|c| c.index(body.len() + 1)).collect();
+            ends.push(body.len());
+            ends.sort_unstable();
+            for &end in &ends {
+                let prefix = &body[..end];
+                let resumed = mcptt_sip::frame_resume(prefix, &limits, &mut scan);
+                prop_assert_eq!(&resumed, &mcptt_sip::frame(prefix, &limits), "prefix {}", end);
+                if resumed.is_err() {
+                    break;
+                }
+            }
+        }
     }
 }
 
