@@ -297,7 +297,7 @@ impl Subscription {
         service_uri: &Arc<str>,
     ) -> Self {
         let ids = &sub.ids;
-        let local_uri = ids.to.uri().as_str();
+        let local_uri = ids.to.uri();
         Self {
             session,
             call_id: Arc::from(ids.call_id),
@@ -309,7 +309,7 @@ impl Subscription {
             } else {
                 Arc::from(local_uri)
             },
-            remote_uri: Arc::from(ids.from.uri().as_str()),
+            remote_uri: Arc::from(ids.from.uri()),
             remote_target: Arc::from(remote_target),
             route_set: Arc::clone(&sub.record_route),
             local_cseq: 0,
@@ -2548,10 +2548,10 @@ fn write_notify(
     final_state: Option<&str>,
     body: &[u8],
 ) -> Vec<u8> {
-    // Sized for the whole message: the fixed text is under 256 bytes, each route adds its
-    // line.
+    // Sized for the whole message: the fixed text and numbers take under 400 bytes (with the
+    // content type), each route adds its line.
     let mut out = Vec::with_capacity(
-        256 + body.len()
+        400 + body.len()
             + sub.remote_target.len()
             + config.transport.len()
             + config.host.len()

@@ -212,9 +212,74 @@ pub(crate) struct Ids<'m> {
     /// `CSeq`.
     pub(crate) cseq: CSeq,
     /// `From`.
-    pub(crate) from: NameAddr,
+    pub(crate) from: Party<'m>,
     /// `To`.
-    pub(crate) to: NameAddr,
+    pub(crate) to: Party<'m>,
+}
+
+/// The URI and tag of a `From` or `To` header: borrowed from the message when the value is
+/// written plainly (see [`plain_name_addr`]), else read with `mcptt-sip`'s name-addr parse.
+pub(crate) enum Party<'m> {
+    /// `<URI>` or `<URI>;tag=T`, as written.
+    Plain {
+        /// The URI.
+        uri: &'m str,
+        /// The tag.
+        tag: Option<&'m str>,
+    },
+    /// Any other form, parsed.
+    Typed(NameAddr),
+}
+
+impl<'m> Party<'m> {
+    /// Reads header `value` (the first line's, `None` when absent) in its plain form, else
+    /// with `typed` (the typed accessor of the same header).
+    fn read(
+        value: Option<&'m str>,
+        typed: impl FnOnce() -> mcptt_sip::Result<NameAddr>,
+    ) -> mcptt_sip::Result<Self> {
+        match value.and_then(plain_name_addr) {
+            Some((uri, tag)) => Ok(Self::Plain { uri, tag }),
+            None => typed().map(Self::Typed),
+        }
+    }
+
+    /// The URI as written.
+    pub(crate) fn uri(&self) -> &str {
+        match self {
+            Self::Plain { uri, .. } => uri,
+            Self::Typed(n) => n.uri().as_str(),
+        }
+    }
+
+    /// The `tag` parameter.
+    pub(crate) fn tag(&self) -> Option<&str> {
+        match self {
+            Self::Plain { tag, .. } => *tag,
+            Self::Typed(n) => n.tag(),
+        }
+    }
+}
+
+/// A name-addr written plainly as `<URI>` or `<URI>;tag=T` (`URI` a [`plain_sip_uri`], `T` of
+/// token characters, no display name, no other parameter): its URI and tag, as
+/// `mcptt_sip::NameAddr::parse` would read them (a test checks it); `None` for anything else.
+pub(crate) fn plain_name_addr(value: &str) -> Option<(&str, Option<&str>)> {
+    let rest = value.strip_prefix('<')?;
+    let close = memchr::memchr(b'>', rest.as_bytes())?;
+    let uri = rest.get(..close)?;
+    let after = rest.get(close + 1..)?;
+    let tag = if after.is_empty() {
+        None
+    } else {
+        let tag = after.strip_prefix(";tag=")?;
+        let token = |b: u8| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b);
+        if tag.is_empty() || !tag.bytes().all(token) {
+            return None;
+        }
+        Some(tag)
+    };
+    plain_sip_uri(uri).then_some((uri, tag))
 }
 
 impl<'m> Ids<'m> {
@@ -235,8 +300,9 @@ impl<'m> Ids<'m> {
 
     /// Reads them; `Err` names the first one missing or malformed.
     pub(crate) fn read(headers: &'m Headers) -> Result<Self, &'static str> {
-        let from = headers.from().map_err(|_| "From header")?;
-        let to = headers.to().map_err(|_| "To header")?;
+        let from =
+            Party::read(headers.get("From"), || headers.from()).map_err(|_| "From header")?;
+        let to = Party::read(headers.get("To"), || headers.to()).map_err(|_| "To header")?;
         let call_id = headers.call_id().ok_or("Call-ID header")?;
         let cseq = headers.cseq().map_err(|_| "CSeq header")?;
         Ok(Self {
@@ -267,7 +333,7 @@ impl Answer {
 
     /// As [`Answer::new`], adding `;tag=TAG` to `To` (whose value in the request was `to`) when
     /// it has no tag (RFC 3261 §8.2.6.2).
-    pub(crate) fn with_to_tag(req: &Request, code: u16, to: &NameAddr, tag: &str) -> Self {
+    pub(crate) fn with_to_tag(req: &Request, code: u16, to: &Party<'_>, tag: &str) -> Self {
         Self::write(req, code, to.tag().is_none().then_some(tag))
     }
 
@@ -476,6 +542,24 @@ Call-ID: c1\r\nCSeq: 8 SUBSCRIBE\r\nContent-Length: 0\r\n\r\n",
                 proptest::prop_assert!(parsed.is_ok(), "{}", uri);
                 let parsed = parsed.unwrap();
                 proptest::prop_assert_eq!(parsed.as_str(), uri.as_str());
+            }
+        }
+
+        /// What `plain_name_addr` reads, `NameAddr::parse` reads alike.
+        #[test]
+        fn plain_name_addrs_read_as_parsed(
+            display in "(\"A\" |B )?",
+            uri in "(sip|sips|tel):([a-z0-9.+_-]{1,5}@)?[a-zA-Z0-9.-]{0,6}(;[a-z]{1,3}(=[a-z0-9]{0,2})?)?",
+            close in "(>|> | >|)",
+            tag in "(;tag=[a-zA-Z0-9%!*'~.`+_-]{0,6}|;TAG=1|;tag=1;x=2|;x=1| ;tag=1|)",
+        ) {
+            let value = format!("{display}<{uri}{close}{tag}");
+            if let Some((u, t)) = super::plain_name_addr(&value) {
+                let parsed = mcptt_sip::NameAddr::parse(&value);
+                proptest::prop_assert!(parsed.is_ok(), "{}", value);
+                let parsed = parsed.unwrap();
+                proptest::prop_assert_eq!(parsed.uri().as_str(), u);
+                proptest::prop_assert_eq!(parsed.tag(), t);
             }
         }
 
