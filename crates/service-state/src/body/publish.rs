@@ -263,6 +263,12 @@ pub(crate) fn split_simple<'b>(boundary: &str, body: &'b [u8]) -> Option<SimpleP
         return None;
     }
     let mut start = first.len();
+    // `--boundary`, searched for once per part (the searcher is built once per body).
+    let mut needle = [0u8; 72];
+    let needle = needle.get_mut(..2 + bnd.len())?;
+    needle.fill(b'-');
+    needle.get_mut(2..)?.copy_from_slice(bnd);
+    let finder = memchr::memmem::Finder::new(needle);
     loop {
         // One header line: `Content-Type:`, an optional space, a plain media type, CRLF CRLF.
         let head = body.get(start..)?;
@@ -287,18 +293,15 @@ pub(crate) fn split_simple<'b>(boundary: &str, body: &'b [u8]) -> Option<SimpleP
             return None;
         }
         let content_start = start + v + value_len + 4;
-        // The next line that starts with the delimiter (the content starts a line itself).
-        let from = content_start - 1;
-        let mut at = from;
+        // The next line that starts with the delimiter (the content starts a line itself):
+        // the first `--boundary` at or after the content start that follows a line feed.
+        let mut at = content_start;
         let delim = loop {
-            let nl = at + memchr::memchr(b'\n', body.get(at..)?)?;
-            let line = nl + 1;
-            if body.get(line..line + 2) == Some(b"--")
-                && body.get(line + 2..).is_some_and(|r| r.starts_with(bnd))
-            {
-                break line;
+            let found = at + finder.find(body.get(at..)?)?;
+            if body.get(found - 1) == Some(&b'\n') {
+                break found;
             }
-            at = line;
+            at = found + 1;
         };
         let mut end = delim;
         if body.get(end - 1) == Some(&b'\n') {
