@@ -27,13 +27,23 @@ pub enum Status {
 #[cold]
 #[inline(never)]
 fn content_length_line(line: &[u8], pos: usize) -> Result<Option<usize>> {
-    let Some(colon) = memchr::memchr(b':', line) else {
-        return Ok(None);
+    // the usual spellings, `Content-Length:` and `l:` in any case, need no search
+    let colon = if line.get(14) == Some(&b':')
+        && crate::chars::eq_ci(line.get(..14).unwrap_or_default(), b"content-length")
+    {
+        14
+    } else if line.get(1) == Some(&b':') && matches!(line.first(), Some(b'l' | b'L')) {
+        1
+    } else {
+        let Some(colon) = memchr::memchr(b':', line) else {
+            return Ok(None);
+        };
+        let name = line.get(..colon).unwrap_or_default().trim_ascii_end();
+        if !(name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l")) {
+            return Ok(None);
+        }
+        colon
     };
-    let name = line.get(..colon).unwrap_or_default().trim_ascii_end();
-    if !(name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l")) {
-        return Ok(None);
-    }
     let v = line.get(colon + 1..).unwrap_or_default().trim_ascii();
     crate::chars::parse_u64(v)
         .and_then(|n| usize::try_from(n).ok())
@@ -174,9 +184,15 @@ fn frame_from(buf: &[u8], limits: &Limits, st: &mut Scan) -> Result<Status> {
                     // Only a line starting `Content-Length` or `l` + non-token (any case) can
                     // be a Content-Length line: look closer at those alone.
                     let maybe_cl = match b0 | 0x20 {
+                        // `content-` with bit 0x20 set in each byte (a filter only: the exact
+                        // name check follows)
                         b'c' => win
-                            .get(pos..pos + 14)
-                            .is_some_and(|p| p.eq_ignore_ascii_case(b"content-length")),
+                            .get(pos..pos + 8)
+                            .and_then(|p| <[u8; 8]>::try_from(p).ok())
+                            .is_some_and(|p| {
+                                u64::from_le_bytes(p) | 0x2020_2020_2020_2020
+                                    == u64::from_le_bytes(*b"content-")
+                            }),
                         b'l' => win.get(pos + 1).is_none_or(|&b| !crate::chars::is_token(b)),
                         _ => false,
                     };

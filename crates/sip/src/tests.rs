@@ -1224,6 +1224,7 @@ fn mutated_head() -> impl Strategy<Value = Vec<u8>> {
         REGISTER.to_owned(),
         "OPTIONS sip:a@b SIP/2.0\r\nl : 3\r\ncontent-length:3\r\nCall-ID: x\r\n\r\nabc".to_owned(),
         "SIP/2.0 200 OK\nContent-Length: 2\nCSeq: 1 X\nMax-Forwards: 7\n\nhi".to_owned(),
+        "SIP/2.0 200 OK\r\nCONTENT-LENGTH:2\r\nL:2\r\nContent-Type: a/b\r\n\r\nhi".to_owned(),
     ];
     (
         0..seeds.len(),
