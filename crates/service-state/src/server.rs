@@ -8,9 +8,13 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use crate::body::StateRef;
 use crate::body::simple_multipart_boundary;
-use crate::body::{PocSettings, PublishBody, SERVICE_STATE_CONTENT_TYPE, ServiceState, XmlLimits};
+use crate::body::{
+    PocSettings, PublishBody, PublishParts, SERVICE_STATE_CONTENT_TYPE, ServiceState, XmlLimits,
+};
 use crate::hash::IdentityMap;
 use crate::model::{
     AuthorisationState, CombinedState, Random, RegistrationChange, RegistrationState, TokenGrant,
@@ -1235,9 +1239,10 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     }
 
     /// The request's PUBLISH/SUBSCRIBE body (an mcptt-info document, for SUBSCRIBE).
-    fn body(&self, req: &Request) -> Result<PublishBody, Refusal> {
-        if req.body_len() == 0 {
-            return Ok(PublishBody::default());
+    /// `body` is the request's (`req.body()`, held by the caller: the parts borrow from it).
+    fn body<'b>(&self, req: &Request, body: &'b Bytes) -> Result<PublishParts<'b>, Refusal> {
+        if body.is_empty() {
+            return Ok(PublishParts::default());
         }
         let limits = &self.config.xml_limits;
         let parsed = match req
@@ -1246,10 +1251,10 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             .and_then(simple_multipart_boundary)
         {
             // The usual `multipart/mixed;boundary=B`, read without the typed parse.
-            Some(boundary) => PublishBody::parse_multipart(boundary, req.body(), limits),
+            Some(boundary) => PublishBody::parse_multipart(boundary, body, limits),
             None => {
                 let ct = req.content_type().map_err(|_| Refusal::code(415))?;
-                PublishBody::parse_typed(ct.as_ref(), req.body(), limits)
+                PublishBody::parse_typed(ct.as_ref(), body, limits)
             }
         };
         parsed.map_err(|e| Refusal::code(e.status_code().unwrap_or(400)))
@@ -1358,7 +1363,8 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         asserted: Option<&str>,
     ) -> Result<(), Refusal> {
         Self::event_package(req, POC_SETTINGS_EVENT)?;
-        let PublishBody { info, settings } = self.body(req)?;
+        let body = req.body();
+        let PublishParts { info, settings } = self.body(req, &body)?;
         let Some(impu) = asserted else {
             return Err(self.fail("", "no P-Asserted-Identity"));
         };
@@ -1371,7 +1377,9 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             ));
         }
         let expires = expires.min(self.config.max_publish_expires);
-        let (token, client_id) = info.map_or((None, None), |i| (i.access_token, i.client_id));
+        let (token, client_id) = info.as_ref().map_or((None, None), |i| {
+            (i.access_token.as_deref(), i.client_id.as_deref())
+        });
         let if_match = req.sip_if_match().map_err(|_| Refusal::code(400))?;
         let signed_in = match if_match {
             Some(etag) => {
@@ -1384,15 +1392,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
                 let Some(token) = token else {
                     return Err(self.fail(impu, "initial PUBLISH without an access token"));
                 };
-                self.publish_initial(
-                    now,
-                    now_unix,
-                    req,
-                    impu,
-                    &token,
-                    client_id.as_deref(),
-                    expires,
-                )
+                self.publish_initial(now, now_unix, req, impu, token, client_id, expires)
             }
         }?;
         if let (Some(settings), true) = (settings, expires != 0) {
@@ -1485,8 +1485,8 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         impu: &str,
         etag: &str,
         expires: u32,
-        token: Option<String>,
-        client_id: Option<String>,
+        token: Option<&str>,
+        client_id: Option<&str>,
     ) -> Result<String, Refusal> {
         let Some(&id) = tag_value(etag).and_then(|e| self.etags.get(&e)) else {
             return Err(Refusal::code(412));
@@ -1516,7 +1516,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         };
         let next = match token {
             Some(token) => {
-                let grant = self.validate(impu, &token, now_unix, client_id.as_deref())?;
+                let grant = self.validate(impu, token, now_unix, client_id)?;
                 if *grant.mcptt_id != *mcptt_id {
                     return Err(self.fail(impu, "refresh token names another MCPTT ID"));
                 }
@@ -1757,14 +1757,14 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             return Err(Refusal::code(400));
         }
         let contact = Self::contact(req)?;
-        let info = self.body(req)?.info;
-        let (token, client_id) = info.map_or((None, None), |i| (i.access_token, i.client_id));
+        let body = req.body();
+        let info = self.body(req, &body)?.info;
+        let (token, client_id) = info.as_ref().map_or((None, None), |i| {
+            (i.access_token.as_deref(), i.client_id.as_deref())
+        });
         let kind = self.config.directory.kind(impu);
         let mcptt_id = match token {
-            Some(token) => {
-                self.validate(impu, &token, now_unix, client_id.as_deref())?
-                    .mcptt_id
-            }
+            Some(token) => self.validate(impu, token, now_unix, client_id)?.mcptt_id,
             None if kind == UeKind::Gateway => {
                 return Err(self.fail(impu, "SUBSCRIBE from a gateway UE does not name the user"));
             }

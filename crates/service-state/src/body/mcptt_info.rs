@@ -1,5 +1,7 @@
 //! `application/vnd.3gpp.mcptt-info+xml` (TS 24.379 Annex F.1), the parts this crate uses.
 
+use std::borrow::Cow;
+
 use crate::error::{BodyKind, Error};
 use crate::xml::{self, Step, Template, XmlLimits};
 
@@ -49,8 +51,31 @@ impl McpttInfo {
     /// As [`McpttInfo::parse`].
     pub fn parse_with(input: &[u8], limits: &XmlLimits) -> Result<Self, Error> {
         if let Some(info) = Self::read_canonical(input, limits) {
+            return Ok(info.into_owned());
+        }
+        Self::parse_xml(input, limits)
+    }
+
+    /// As [`McpttInfo::parse_with`], the values borrowed from `input` when it is in the
+    /// canonical form (what the server needs: nothing is copied).
+    pub(crate) fn parse_ref<'a>(input: &'a [u8], limits: &XmlLimits) -> Result<InfoRef<'a>, Error> {
+        if let Some(info) = Self::read_canonical(input, limits) {
             return Ok(info);
         }
+        let Self {
+            access_token,
+            client_id,
+            request_uri,
+        } = Self::parse_xml(input, limits)?;
+        Ok(InfoRef {
+            access_token: access_token.map(Cow::Owned),
+            client_id: client_id.map(Cow::Owned),
+            request_uri: request_uri.map(Cow::Owned),
+        })
+    }
+
+    /// The XML readers: the simple one, then the full one when the document needs it.
+    fn parse_xml(input: &[u8], limits: &XmlLimits) -> Result<Self, Error> {
         match Self::read(input, limits, true)? {
             Some(info) => Ok(info),
             None => Self::read(input, limits, false)?.ok_or_else(|| Error::MalformedBody {
@@ -64,16 +89,17 @@ impl McpttInfo {
     /// The document in the exact form [`McpttInfo::encode`] writes (values without markup
     /// characters), matched as a [`Template`]; `None` for anything else (then the XML readers
     /// decide; they read these documents alike, which tests check).
-    fn read_canonical(input: &[u8], limits: &XmlLimits) -> Option<Self> {
+    fn read_canonical<'a>(input: &'a [u8], limits: &XmlLimits) -> Option<InfoRef<'a>> {
         let mut t = Template::new(input, limits)?;
         t.lit(CANONICAL_HEAD)?;
-        let field = |t: &mut Template<'_>, open: &[u8], close: &[u8]| {
+        let field = |t: &mut Template<'a>, open: &[u8], close: &[u8]| {
             if !t.eat(open) {
                 return Some(None);
             }
-            let text = t.text()?;
+            // `str::trim`, as [`trimmed`] trims the text the XML readers collect.
+            let text = t.text()?.trim();
             t.lit(close)?;
-            Some(Some(trimmed(text.to_owned())))
+            Some(Some(Cow::Borrowed(text)))
         };
         let access_token = field(
             &mut t,
@@ -92,7 +118,7 @@ impl McpttInfo {
         )?;
         t.lit(b"</mcptt-Params>\n</mcpttinfo>\n")?;
         // At most 2 + 3 * 2 elements: within any element limit of 8 or more.
-        (t.done() && limits.max_elements >= 8).then_some(Self {
+        (t.done() && limits.max_elements >= 8).then_some(InfoRef {
             access_token,
             client_id,
             request_uri,
@@ -219,6 +245,37 @@ impl McpttInfo {
         push("mcptt-client-id", "mcpttString", &self.client_id);
         out.push_str("</mcptt-Params>\n</mcpttinfo>\n");
         out
+    }
+}
+
+/// An [`McpttInfo`] whose values may borrow from the document (the server's view).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct InfoRef<'a> {
+    /// `mcptt-access-token`.
+    pub(crate) access_token: Option<Cow<'a, str>>,
+    /// `mcptt-client-id`.
+    pub(crate) client_id: Option<Cow<'a, str>>,
+    /// `mcptt-request-uri`.
+    pub(crate) request_uri: Option<Cow<'a, str>>,
+}
+
+impl InfoRef<'_> {
+    /// The values owned.
+    pub(crate) fn into_owned(self) -> McpttInfo {
+        McpttInfo {
+            access_token: self.access_token.map(Cow::into_owned),
+            client_id: self.client_id.map(Cow::into_owned),
+            request_uri: self.request_uri.map(Cow::into_owned),
+        }
+    }
+
+    /// The values owned, as a view of any lifetime.
+    pub(crate) fn detach(self) -> InfoRef<'static> {
+        InfoRef {
+            access_token: self.access_token.map(|v| Cow::Owned(v.into_owned())),
+            client_id: self.client_id.map(|v| Cow::Owned(v.into_owned())),
+            request_uri: self.request_uri.map(|v| Cow::Owned(v.into_owned())),
+        }
     }
 }
 
@@ -418,6 +475,30 @@ mod tests {
         assert!(McpttInfo::read_canonical(doc.as_bytes(), &tight).is_none());
     }
 
+    #[test]
+    fn parse_ref_borrows_the_canonical_form_and_copies_the_rest() {
+        let info = McpttInfo {
+            access_token: Some(" a.b.c ".into()),
+            client_id: Some("c&d".into()),
+            request_uri: None,
+        };
+        let limits = XmlLimits::default();
+        let plain = McpttInfo {
+            client_id: Some("cd".into()),
+            ..info.clone()
+        };
+        let doc = plain.encode();
+        let got = McpttInfo::parse_ref(doc.as_bytes(), &limits).unwrap();
+        assert!(matches!(got.access_token, Some(Cow::Borrowed("a.b.c"))));
+        assert_eq!(got.into_owned(), McpttInfo::parse(doc.as_bytes()).unwrap());
+        // `c&amp;d` leaves the template: read by the XML readers, owned.
+        let doc = info.encode();
+        let got = McpttInfo::parse_ref(doc.as_bytes(), &limits).unwrap();
+        assert!(matches!(got.access_token, Some(Cow::Owned(_))));
+        assert_eq!(got.client_id.as_deref(), Some("c&d"));
+        assert_eq!(got.into_owned(), McpttInfo::parse(doc.as_bytes()).unwrap());
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
 
@@ -432,7 +513,7 @@ mod tests {
             let info = McpttInfo { access_token: token, client_id: client, request_uri: uri };
             let doc = info.encode();
             let limits = XmlLimits::default();
-            let fast = McpttInfo::read_canonical(doc.as_bytes(), &limits);
+            let fast = McpttInfo::read_canonical(doc.as_bytes(), &limits).map(InfoRef::into_owned);
             let plain = |v: &Option<String>| v.as_deref().is_none_or(|v| {
                 v.bytes().all(|b| b == b' ' || b == b'\t' || b == b'\n' || (b.is_ascii_graphic() && !b"<>&\"'".contains(&b)))
             });
@@ -467,7 +548,7 @@ mod tests {
                 }
             }
             let limits = XmlLimits::default();
-            if let Some(fast) = McpttInfo::read_canonical(&doc, &limits) {
+            if let Some(fast) = McpttInfo::read_canonical(&doc, &limits).map(InfoRef::into_owned) {
                 proptest::prop_assert_eq!(Some(fast), full(&doc, &limits).unwrap());
             }
         }

@@ -24,6 +24,7 @@ pub use crate::xml::XmlLimits;
 pub use mcptt_info::{MCPTT_INFO_NS, McpttInfo};
 pub use poc_settings::{AnswerMode, POC_SETTINGS_NS, PocEntity, PocSettings};
 pub use publish::PublishBody;
+pub(crate) use publish::PublishParts;
 pub(crate) use publish::simple_multipart_boundary;
 pub(crate) use service_state::StateRef;
 pub use service_state::{MAX_SERVICE_STATE_BYTES, ServiceState};

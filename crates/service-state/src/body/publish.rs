@@ -5,6 +5,7 @@ use bytes::Bytes;
 use mcptt_sip::body::{Multipart, Part};
 use mcptt_sip::{ContentType, Headers};
 
+use super::mcptt_info::InfoRef;
 use super::{MCPTT_INFO_CONTENT_TYPE, McpttInfo, POC_SETTINGS_CONTENT_TYPE, PocSettings};
 use crate::error::{BodyKind, Error};
 use crate::xml::XmlLimits;
@@ -85,21 +86,21 @@ impl PublishBody {
             return Ok(Self::default());
         }
         if let Some(boundary) = simple_multipart_boundary(content_type) {
-            return Self::parse_multipart(boundary, body, limits);
+            return Self::parse_multipart(boundary, &body, limits).map(PublishParts::into_owned);
         }
         let ct = ContentType::parse(content_type)
             .map_err(|_| Error::UnsupportedMediaType(content_type.trim().to_ascii_lowercase()))?;
-        Self::parse_typed(Some(&ct), body, limits)
+        Self::parse_typed(Some(&ct), &body, limits).map(PublishParts::into_owned)
     }
 
     /// As [`PublishBody::parse_shared`], for a `Content-Type` already read with `mcptt-sip`'s
     /// typed access (`None`: no such header).
-    pub(crate) fn parse_typed(
+    pub(crate) fn parse_typed<'b>(
         ct: Option<&ContentType>,
-        body: Bytes,
+        body: &'b Bytes,
         limits: &XmlLimits,
-    ) -> Result<Self, Error> {
-        let mut out = Self::default();
+    ) -> Result<PublishParts<'b>, Error> {
+        let mut out = PublishParts::default();
         if body.is_empty() {
             return Ok(out);
         }
@@ -115,7 +116,7 @@ impl PublishBody {
                 })?;
             Self::parse_multipart(&boundary, body, limits)
         } else {
-            if !out.add(ct.mime_type(), &body, limits)? {
+            if !out.add(ct.mime_type(), body, limits)? {
                 return Err(Error::UnsupportedMediaType(
                     ct.mime_type().to_ascii_lowercase(),
                 ));
@@ -127,11 +128,11 @@ impl PublishBody {
     /// A `multipart/mixed` body with `boundary` (1 to 70 characters): split by
     /// [`split_simple`] when the body is in its plain form, else by `mcptt-sip`'s
     /// `Multipart` (which also reports every error).
-    pub(crate) fn parse_multipart(
+    pub(crate) fn parse_multipart<'b>(
         boundary: &str,
-        body: Bytes,
+        body: &'b Bytes,
         limits: &XmlLimits,
-    ) -> Result<Self, Error> {
+    ) -> Result<PublishParts<'b>, Error> {
         if body.len() > MAX_MULTIPART_BYTES {
             return Err(Error::BodyTooLarge {
                 kind: BodyKind::Multipart,
@@ -139,14 +140,15 @@ impl PublishBody {
                 limit: MAX_MULTIPART_BYTES,
             });
         }
-        let mut out = Self::default();
-        if let Some(parts) = split_simple(boundary, &body) {
+        let mut out = PublishParts::default();
+        if let Some(parts) = split_simple(boundary, body) {
             for (media, content) in parts.iter() {
                 out.add(media, content, limits)?;
             }
             return Ok(out);
         }
-        let multipart = Multipart::parse_with_boundary(boundary, body).map_err(|e| sip_bad(&e))?;
+        let multipart =
+            Multipart::parse_with_boundary(boundary, body.clone()).map_err(|e| sip_bad(&e))?;
         if multipart.parts.len() > MAX_PARTS {
             return Err(Error::BodyLimit {
                 kind: BodyKind::Multipart,
@@ -158,22 +160,15 @@ impl PublishBody {
             // RFC 2046 §5.1: a part without Content-Type is text/plain (not ours).
             let part_type = part.content_type().map_err(|e| sip_bad(&e))?;
             if let Some(t) = part_type {
-                out.add(t.mime_type(), &part.body, limits)?;
+                // The part is a buffer of the local split: its values are copied out.
+                let mut one = PublishParts::default();
+                if one.add(t.mime_type(), &part.body, limits)? {
+                    out.info = one.info.map(InfoRef::detach).or(out.info);
+                    out.settings = one.settings.or(out.settings);
+                }
             }
         }
         Ok(out)
-    }
-
-    /// Parses one part; `false` when its type is not one of ours.
-    fn add(&mut self, media: &str, part: &[u8], limits: &XmlLimits) -> Result<bool, Error> {
-        if media.eq_ignore_ascii_case(MCPTT_INFO_CONTENT_TYPE) {
-            self.info = Some(McpttInfo::parse_with(part, limits)?);
-        } else if media.eq_ignore_ascii_case(POC_SETTINGS_CONTENT_TYPE) {
-            self.settings = Some(PocSettings::parse_with(part, limits)?);
-        } else {
-            return Ok(false);
-        }
-        Ok(true)
     }
 
     /// Encodes as `multipart/mixed` with `boundary`; returns the Content-Type value and the body.
@@ -201,6 +196,37 @@ impl PublishBody {
             part(POC_SETTINGS_CONTENT_TYPE, settings.encode());
         }
         (content_type, Vec::from(multipart.encode()))
+    }
+}
+
+/// A [`PublishBody`] whose mcptt-info values may borrow from the body (the server's view).
+#[derive(Debug, Default)]
+pub(crate) struct PublishParts<'b> {
+    /// The `application/vnd.3gpp.mcptt-info+xml` part.
+    pub(crate) info: Option<InfoRef<'b>>,
+    /// The `application/poc-settings+xml` part.
+    pub(crate) settings: Option<PocSettings>,
+}
+
+impl<'b> PublishParts<'b> {
+    /// Parses one part; `false` when its type is not one of ours.
+    fn add(&mut self, media: &str, part: &'b [u8], limits: &XmlLimits) -> Result<bool, Error> {
+        if media.eq_ignore_ascii_case(MCPTT_INFO_CONTENT_TYPE) {
+            self.info = Some(McpttInfo::parse_ref(part, limits)?);
+        } else if media.eq_ignore_ascii_case(POC_SETTINGS_CONTENT_TYPE) {
+            self.settings = Some(PocSettings::parse_with(part, limits)?);
+        } else {
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// The body owned.
+    pub(crate) fn into_owned(self) -> PublishBody {
+        PublishBody {
+            info: self.info.map(InfoRef::into_owned),
+            settings: self.settings,
+        }
     }
 }
 
