@@ -82,6 +82,81 @@ pub fn threads_cpu(name: &str) -> Option<Duration> {
     found.then(|| Duration::from_nanos(total))
 }
 
+/// User-space and kernel CPU time of some threads (see [`threads_user_system`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserSystem {
+    /// Time spent in user space.
+    pub user: Duration,
+    /// Time spent in the kernel (system calls, and the network stack work they do: on
+    /// loopback the sender's thread also runs the receiving side's TCP processing).
+    pub system: Duration,
+}
+
+impl UserSystem {
+    /// `self - earlier`, field by field (zero where a field went down).
+    #[must_use]
+    pub fn since(self, earlier: Self) -> Self {
+        Self {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
+    }
+
+    /// The kernel's share of the total (0 when nothing was counted).
+    #[must_use]
+    pub fn system_share(&self) -> f64 {
+        let total = (self.user + self.system).as_secs_f64();
+        if total > 0.0 {
+            self.system.as_secs_f64() / total
+        } else {
+            0.0
+        }
+    }
+}
+
+/// User and system CPU time of this process's threads named `name`, from the `utime` and
+/// `stime` fields of `/proc/self/task/*/stat`. The kernel counts these in clock ticks
+/// (`USER_HZ`, 100 per second on Linux) by sampling, so they give the split of a long
+/// run's CPU time, not exact figures; [`threads_cpu`] is the precise total. `None` where
+/// that is not readable.
+#[must_use]
+pub fn threads_user_system(name: &str) -> Option<UserSystem> {
+    const TICK: Duration = Duration::from_millis(10);
+    let mut total = UserSystem::default();
+    let mut found = false;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let path = task.path();
+        let Ok(comm) = std::fs::read_to_string(path.join("comm")) else {
+            continue;
+        };
+        if comm.trim_end() != name {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
+            continue;
+        };
+        let Some((user, system)) = stat_ticks(&stat) else {
+            continue;
+        };
+        total.user += TICK * user;
+        total.system += TICK * system;
+        found = true;
+    }
+    found.then_some(total)
+}
+
+/// The `utime` and `stime` ticks of a `/proc/*/stat` line.
+fn stat_ticks(stat: &str) -> Option<(u32, u32)> {
+    // After the parenthesised command name (which may hold spaces and parentheses): state,
+    // ppid, pgrp, session, tty_nr, tpgid, flags, minflt, cminflt, majflt, cmajflt, utime,
+    // stime.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let user = fields.next()?.parse().ok()?;
+    let system = fields.next()?.parse().ok()?;
+    Some((user, system))
+}
+
 /// CPU time the calling thread has used, from `/proc/thread-self/schedstat` (updated by the
 /// scheduler at ticks and switches, so only batches of many operations are timed with it).
 #[must_use]
@@ -106,6 +181,8 @@ pub struct Floor {
     pub server_auth_tls_server: Duration,
     /// One ES256 (ECDSA P-256 SHA-256) signature verification over a token-sized input.
     pub es256_verify: Duration,
+    /// What the mutual-TLS handshakes negotiated.
+    pub mutual_tls: Negotiated,
 }
 
 impl Floor {
@@ -122,11 +199,22 @@ fn err(what: &str, e: impl std::fmt::Display) -> ActorError {
     ActorError::Config(format!("floor measurement, {what}: {e}"))
 }
 
-/// Runs one in-memory handshake; returns (server-side time, total time).
+/// What a floor handshake negotiated: the flow's handshakes use the same configurations
+/// (the same `mcptt-tls` builders and demo CA), so they negotiate the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Negotiated {
+    /// The cipher suite (`TLS13_AES_256_GCM_SHA384`: the transcript hash and key schedule
+    /// run on SHA-384).
+    pub suite: &'static str,
+    /// The key-exchange group (`X25519`).
+    pub group: &'static str,
+}
+
+/// Runs one in-memory handshake; returns (server-side time, total time, what it negotiated).
 fn handshake(
     server: &Arc<rustls::ServerConfig>,
     client: &Arc<rustls::ClientConfig>,
-) -> Result<(Duration, Duration), ActorError> {
+) -> Result<(Duration, Duration, Negotiated), ActorError> {
     let name =
         rustls_pki_types::ServerName::try_from("localhost").map_err(|e| err("server name", e))?;
     let start = Instant::now();
@@ -142,8 +230,18 @@ fn handshake(
             let total = start.elapsed();
             // Full handshakes only, as every UE of the flow does: a resumed one skips the
             // certificate signatures and checks.
+            let negotiated = Negotiated {
+                suite: s
+                    .negotiated_cipher_suite()
+                    .and_then(|c| c.suite().as_str())
+                    .unwrap_or("unknown"),
+                group: s
+                    .negotiated_key_exchange_group()
+                    .and_then(|g| g.name().as_str())
+                    .unwrap_or("none"),
+            };
             return match s.handshake_kind() {
-                Some(rustls::HandshakeKind::Full) => Ok((server_time, total)),
+                Some(rustls::HandshakeKind::Full) => Ok((server_time, total, negotiated)),
                 other => Err(err("handshake", format!("not a full handshake: {other:?}"))),
             };
         }
@@ -211,13 +309,13 @@ pub fn measure_floor(rounds: u32) -> Result<Floor, ActorError> {
     // the server's share of a handshake is split off by the wall-clock ratio of its calls.
     let batch = |server: &Arc<rustls::ServerConfig>,
                  client: &Arc<rustls::ClientConfig>|
-     -> Result<(Duration, Duration), ActorError> {
-        handshake(server, client)?;
+     -> Result<(Duration, Duration, Negotiated), ActorError> {
+        let (_, _, negotiated) = handshake(server, client)?;
         let (mut server_wall, mut total_wall) = (Duration::ZERO, Duration::ZERO);
         let cpu0 = thread_cpu();
         let wall0 = Instant::now();
         for _ in 0..rounds {
-            let (s, t) = handshake(server, client)?;
+            let (s, t, _) = handshake(server, client)?;
             server_wall += s;
             total_wall += t;
         }
@@ -227,7 +325,7 @@ pub fn measure_floor(rounds: u32) -> Result<Floor, ActorError> {
         };
         let pair = cpu / rounds;
         let share = server_wall.as_secs_f64() / total_wall.as_secs_f64().max(f64::MIN_POSITIVE);
-        Ok((pair.mul_f64(share.clamp(0.0, 1.0)), pair))
+        Ok((pair.mul_f64(share.clamp(0.0, 1.0)), pair, negotiated))
     };
     let mutual = batch(&mutual_server, &mutual_client)?;
     let plain = batch(&idms_server, &plain_client)?.0;
@@ -265,6 +363,7 @@ pub fn measure_floor(rounds: u32) -> Result<Floor, ActorError> {
         mutual_tls_pair: mutual.1,
         server_auth_tls_server: plain,
         es256_verify: spent / verify_rounds,
+        mutual_tls: mutual.2,
     })
 }
 
@@ -417,6 +516,38 @@ mod tests {
     }
 
     #[test]
+    fn user_and_system_ticks_are_read_per_thread_name() {
+        assert_eq!(
+            stat_ticks("42 (a (b) c) R 1 2 3 4 5 6 7 8 9 10 250 17 0 0 20 0 1 0"),
+            Some((250, 17))
+        );
+        assert_eq!(stat_ticks("42 (x) R 1 2"), None);
+        // A thread busy in user space for 100 ms of its own CPU time is charged mostly user
+        // ticks (the kernel samples at 100 Hz, so a few ticks either way).
+        let t = std::thread::Builder::new()
+            .name("cpu-test-user".into())
+            .spawn(|| {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                let mut x = 0u64;
+                while thread_cpu().unwrap() < Duration::from_millis(100)
+                    && Instant::now() < deadline
+                {
+                    for _ in 0..10_000 {
+                        x = x.wrapping_add(std::hint::black_box(1));
+                    }
+                }
+                (x, threads_user_system("cpu-test-user"))
+            })
+            .unwrap();
+        let (_, split) = t.join().unwrap();
+        let split = split.unwrap();
+        assert!(split.user >= Duration::from_millis(30), "{split:?}");
+        assert!(split.user > split.system, "{split:?}");
+        assert!(split.system_share() < 0.5, "{split:?}");
+        assert_eq!(threads_user_system("no-such-thread-name"), None);
+    }
+
+    #[test]
     fn the_floor_counts_full_handshakes_only() {
         let pki = DemoPki::generate().unwrap();
         let tls = |identity| TlsMaterial {
@@ -440,6 +571,13 @@ mod tests {
         // The floor's own measurement: full handshakes throughout.
         let f = measure_floor(3).unwrap();
         assert!(f.mutual_tls_pair > f.mutual_tls_server);
+        // The flow's configurations negotiate TLS 1.3 with X25519 (ring's first group).
+        assert!(
+            f.mutual_tls.suite.starts_with("TLS13_"),
+            "{:?}",
+            f.mutual_tls
+        );
+        assert_eq!(f.mutual_tls.group, "X25519");
     }
 
     #[test]

@@ -114,6 +114,9 @@ pub struct FlowReport {
     /// CPU time the servers' threads used while the UEs ran (only with
     /// [`FlowConfig::servers_runtime`] and readable per-thread accounting).
     pub server_cpu: Option<Duration>,
+    /// The servers' threads' CPU time while the UEs ran, split into user space and kernel
+    /// ([`crate::cpu::threads_user_system`]: tick-sampled, for the split only).
+    pub server_user_system: Option<crate::cpu::UserSystem>,
     /// CPU time the IdMS's own threads used while the UEs ran (only with
     /// [`FlowConfig::idms_runtime`]); the servers' total is `server_cpu + idms_cpu`.
     pub idms_cpu: Option<Duration>,
@@ -209,13 +212,22 @@ pub async fn run(config: &FlowConfig, trace: Trace, on_done: &(dyn Fn() + Sync))
     };
     let accepted_before = idms_accepted(servers.as_ref());
     let mut work = FloorWork::default();
+    let split = || {
+        config
+            .servers_runtime
+            .as_ref()
+            .and_then(|_| crate::cpu::threads_user_system(crate::cpu::SERVER_THREAD_NAME))
+    };
+    let split_before = split();
     let cpu_before = cpu();
     let idms_before = idms_cpu();
     let mut cpu_after = None;
+    let mut split_after = None;
     let mut idms_after = None;
     if let Some(servers) = &servers {
         results = crate::actors::run_ues(config, servers, &sign_ins, &trace, on_done).await;
         cpu_after = cpu();
+        split_after = split();
         idms_after = idms_cpu();
         let count = |n: u8| u64::try_from(trace.step_count(n)).unwrap_or(u64::MAX);
         work = FloorWork {
@@ -256,6 +268,7 @@ pub async fn run(config: &FlowConfig, trace: Trace, on_done: &(dyn Fn() + Sync))
         setup_time,
         setup,
         server_cpu: cpu_before.zip(cpu_after).map(|(b, a)| a.saturating_sub(b)),
+        server_user_system: split_before.zip(split_after).map(|(b, a)| a.since(b)),
         idms_cpu: idms_before
             .zip(idms_after)
             .map(|(b, a)| a.saturating_sub(b)),

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod idm;
 pub mod ladder;
 pub mod pki;
+pub mod runtime;
 pub mod scenario;
 pub mod stats;
 pub mod steps;

@@ -19,6 +19,13 @@ pub enum Transport {
 /// The `--store` value of the in-memory registration store (the default: nothing to install).
 pub const MEMORY_STORE: &str = "memory";
 
+/// Whether a `--store` value names the in-memory store ([`MEMORY_STORE`], or empty).
+#[must_use]
+pub fn is_memory_store(store: &str) -> bool {
+    let s = store.trim();
+    s.is_empty() || s.eq_ignore_ascii_case(MEMORY_STORE)
+}
+
 /// Default of [`SipCoreConfig::mcptt_timeout`]: well under the registrar's 32 s third-party
 /// REGISTER timeout, so a third-party REGISTER can still fail over to a second server.
 pub const DEFAULT_MCPTT_TIMEOUT: Duration = Duration::from_secs(4);

@@ -26,13 +26,10 @@ pub fn anchors(tls: &TlsMaterial) -> Result<TrustAnchors, ActorError> {
 /// It sends no TLS 1.3 session tickets: every UE connection is a fresh full handshake, so
 /// tickets were computed, stored and sent for nothing (two per connection).
 pub fn server_config(tls: &TlsMaterial) -> Result<Arc<rustls::ServerConfig>, ActorError> {
-    let mut config = ServerTlsConfig::new(credentials(tls)?, anchors(tls)?)
+    ServerTlsConfig::new(credentials(tls)?, anchors(tls)?)
+        .session_tickets(0)
         .build()
-        .map_err(|e| tls_err("TLS server configuration", e))?;
-    if let Some(c) = Arc::get_mut(&mut config) {
-        c.send_tls13_tickets = 0;
-    }
-    Ok(config)
+        .map_err(|e| tls_err("TLS server configuration", e))
 }
 
 /// A client configuration presenting our certificate and trusting the CAs.

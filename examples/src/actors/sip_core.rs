@@ -109,7 +109,7 @@ impl SipCoreHandle {
     /// address, so no credential of a URL is printed).
     #[must_use]
     pub fn store(&self) -> &'static str {
-        if is_memory(&self.restart.0.store) {
+        if super::config::is_memory_store(&self.restart.0.store) {
             "memory"
         } else {
             "redis"
@@ -236,12 +236,6 @@ fn identities(config: &SipCoreConfig) -> IdentityMap {
         }
     }
     map
-}
-
-/// Whether a `--store` value names the in-memory store.
-fn is_memory(store: &str) -> bool {
-    let s = store.trim();
-    s.is_empty() || s.eq_ignore_ascii_case(super::config::MEMORY_STORE)
 }
 
 /// Binds the UE listener and starts the task, recording what it receives in `trace`.

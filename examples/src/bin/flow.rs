@@ -15,6 +15,7 @@ use mcptt_examples::actors::config::LoginMethod;
 use mcptt_examples::cli::LogArgs;
 use mcptt_examples::demo::{FlowConfig, run};
 use mcptt_examples::ladder::{Detail, mermaid, render_all};
+use mcptt_examples::runtime::ServerThread;
 use mcptt_examples::scenario::Scenario;
 use mcptt_examples::stats::{rate, summarize};
 use mcptt_examples::trace::Trace;
@@ -81,6 +82,14 @@ fn print_cpu(report: &mcptt_examples::demo::FlowReport, completed: usize, login:
         sip_side / n,
         idms / n
     );
+    if let Some(split) = report.server_user_system {
+        println!(
+            "SIP core + MCPTT server thread: {:.0}% of its CPU in the kernel (user {:.2?}, system {:.2?} per UE; from /proc tick counts)",
+            100.0 * split.system_share(),
+            split.user / n,
+            split.system / n
+        );
+    }
     match cpu::measure_floor(300) {
         Ok(f) => {
             let floor = f.per_ue();
@@ -108,6 +117,10 @@ fn print_cpu(report: &mcptt_examples::demo::FlowReport, completed: usize, login:
                 f.mutual_tls_pair,
                 cpu::FLOOR_VERIFICATIONS,
                 f.es256_verify
+            );
+            println!(
+                "floor handshakes: full ones (no tickets, no resumption), the flow's own TLS configurations and demo CA (ECDSA P-256 leaves and CA), negotiated {} with {}",
+                f.mutual_tls.suite, f.mutual_tls.group
             );
             let w = report.work;
             let each = |x: u64| x as f64 / f64::from(n);
@@ -146,6 +159,23 @@ fn print_cpu(report: &mcptt_examples::demo::FlowReport, completed: usize, login:
     }
 }
 
+/// Where SIP core and MCPTT server run in a load run.
+enum ServersRuntime {
+    /// A current-thread runtime on its own thread (in-memory stores).
+    Thread(ServerThread),
+    /// A one-worker multi-thread runtime (stores doing blocking network I/O).
+    Pool(tokio::runtime::Runtime),
+}
+
+impl ServersRuntime {
+    fn handle(&self) -> tokio::runtime::Handle {
+        match self {
+            Self::Thread(t) => t.handle().clone(),
+            Self::Pool(r) => r.handle().clone(),
+        }
+    }
+}
+
 fn login_name(login: LoginMethod) -> &'static str {
     match login {
         LoginMethod::Password => "password",
@@ -179,10 +209,24 @@ fn main() -> ExitCode {
     let total = config.sign_ins().len();
     let load = args.ues.is_some();
     // Load runs: the servers get runtimes of their own, so their CPU time can be told from the
-    // UEs': SIP core and MCPTT server on one named worker, the IdMS on another (two server
+    // UEs': SIP core and MCPTT server on one named thread, the IdMS on another (two server
     // threads, the machine's cores; a second worker per runtime measured 10-20% more CPU per
-    // UE in work stealing and parking, for little more throughput).
-    let servers_runtime = if load {
+    // UE in work stealing and parking, for little more throughput). With the in-memory
+    // stores SIP core and MCPTT server run on a current-thread runtime, which batches the
+    // messages of several connections per write (no LIFO slot; see `ServerThread`); a store
+    // doing blocking network I/O (Redis) keeps the one-worker multi-thread runtime, where a
+    // blocking call hands the other tasks to another thread.
+    let servers_runtime = if !load {
+        None
+    } else if mcptt_examples::actors::config::is_memory_store(&args.store) {
+        match ServerThread::start(mcptt_examples::cpu::SERVER_THREAD_NAME) {
+            Ok(r) => Some(ServersRuntime::Thread(r)),
+            Err(e) => {
+                eprintln!("flow: cannot start the servers' thread: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
         match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name(mcptt_examples::cpu::SERVER_THREAD_NAME)
@@ -190,14 +234,12 @@ fn main() -> ExitCode {
             .enable_all()
             .build()
         {
-            Ok(r) => Some(r),
+            Ok(r) => Some(ServersRuntime::Pool(r)),
             Err(e) => {
                 eprintln!("flow: cannot start the servers' runtime: {e}");
                 return ExitCode::from(2);
             }
         }
-    } else {
-        None
     };
     let idms_runtime = if load {
         match tokio::runtime::Builder::new_multi_thread()
@@ -216,7 +258,7 @@ fn main() -> ExitCode {
     } else {
         None
     };
-    config.servers_runtime = servers_runtime.as_ref().map(|r| r.handle().clone());
+    config.servers_runtime = servers_runtime.as_ref().map(ServersRuntime::handle);
     config.idms_runtime = idms_runtime.as_ref().map(|r| r.handle().clone());
     let trace = if load {
         Trace::with_limit(total.saturating_mul(40).max(Trace::DEFAULT_LIMIT)).without_text()

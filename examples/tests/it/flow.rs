@@ -541,6 +541,7 @@ fn servers_trace(trace: &Trace) -> FlowReport {
         setup_time: Duration::ZERO,
         setup: Ok(()),
         server_cpu: None,
+        server_user_system: None,
         idms_cpu: None,
         work: mcptt_examples::demo::FloorWork::default(),
     }
@@ -686,16 +687,14 @@ async fn sip_core_restart_mid_flow_the_ue_reconnects_and_regains_full_access() {
     servers.shutdown().await;
 }
 
-/// `flow --ues N` with the servers on their own named runtime: every UE completes and the
-/// report carries the servers' CPU time (SIP core, MCPTT server, IdMS), not the UEs'.
+/// `flow --ues N` with the servers on their own named thread (a current-thread runtime, as
+/// `flow` runs them with the in-memory stores): every UE completes and the report carries
+/// the servers' CPU time (SIP core, MCPTT server, IdMS), not the UEs'.
 #[test]
 fn load_run_on_a_separate_server_runtime_reports_server_cpu() {
-    let servers_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name(mcptt_examples::cpu::SERVER_THREAD_NAME)
-        .enable_all()
-        .build()
-        .unwrap();
+    let servers_rt =
+        mcptt_examples::runtime::ServerThread::start(mcptt_examples::cpu::SERVER_THREAD_NAME)
+            .unwrap();
     let ues_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -708,6 +707,15 @@ fn load_run_on_a_separate_server_runtime_reports_server_cpu() {
     assert_success(&report);
     assert_eq!(report.results.len(), 4);
     let cpu = report.server_cpu.expect("per-thread CPU readable on Linux");
+    // The user/kernel split is read from the same threads (tick-sampled, so only bounded by
+    // the precise total plus a tick per thread and field).
+    let split = report
+        .server_user_system
+        .expect("per-thread stat readable on Linux");
+    assert!(
+        split.user + split.system <= cpu + Duration::from_millis(100),
+        "{split:?} vs {cpu:?}"
+    );
     // Four mutual-TLS handshakes, four logins and eight token checks at least.
     let floor = mcptt_examples::cpu::measure_floor(5).unwrap();
     assert!(cpu > floor.mutual_tls_server * 4, "{cpu:?} vs {floor:?}");
