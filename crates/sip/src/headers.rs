@@ -165,7 +165,7 @@ pub(crate) fn scan(
         while b > a && buf.get(b - 1).is_some_and(|&c| is_lws(c)) {
             b -= 1;
         }
-        let id = lookup(name);
+        let id = crate::names::lookup_inline(name);
         let value = buf.get(a..b).unwrap_or_default();
         match id {
             Hid::ContentLength => {

@@ -195,6 +195,13 @@ static BY_INDEX: [(Hid, &[u8]); 71] = [
 /// (RFC 3261 §25.1): the comparison folds case by setting bit 0x20, which is exact on tokens.
 #[inline]
 pub(crate) fn lookup(name: &[u8]) -> Hid {
+    lookup_inline(name)
+}
+
+/// [`lookup`], always inlined: the header scan calls it once per line, and the call
+/// (spilling the scan's registers around it) costs about as much as the lookup.
+#[inline(always)]
+pub(crate) fn lookup_inline(name: &[u8]) -> Hid {
     let (Some(&first), Some(&last)) = (name.first(), name.last()) else {
         return Hid::Other;
     };
