@@ -281,7 +281,7 @@ struct Subscription {
     remote_cseq: u32,
     event_id: Option<Arc<str>>,
     expires_at: Instant,
-    outstanding: Vec<(u32, Instant)>,
+    outstanding: Outstanding,
     /// The last service-state version NOTIFYed.
     notified_version: u64,
     /// Version of the dialog's store record.
@@ -320,7 +320,7 @@ impl Subscription {
             remote_cseq: ids.cseq.seq,
             event_id: sub.event_id.as_deref().map(Arc::from),
             expires_at,
-            outstanding: Vec::new(),
+            outstanding: Outstanding::None,
             notified_version: 0,
             store_version: 0,
             lease_expires: expires_at,
@@ -364,7 +364,7 @@ impl Subscription {
             remote_cseq: r.remote_cseq,
             event_id: r.event_id,
             expires_at: r.expires_at,
-            outstanding: Vec::new(),
+            outstanding: Outstanding::None,
             notified_version: r.notified_version,
             store_version: version,
             lease_expires: r.lease_expires,
@@ -513,6 +513,8 @@ pub struct Server<V, R, S = MemoryStore> {
     warning: String,
     /// Reused buffer for NOTIFY bodies.
     scratch: Vec<u8>,
+    /// The last single-entry route set a subscription took (shared by the next ones alike).
+    last_route: Option<Arc<[String]>>,
     /// `identity` of the configured public service identity.
     service_identity: String,
     /// The configured service URI, shared by the dialogs whose local URI it is.
@@ -542,6 +544,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             contact: format!("<{}>", config.contact),
             warning: format!("399 {} \"{AUTHORISATION_FAILED_WARNING}\"", config.host),
             scratch: Vec::new(),
+            last_route: None,
             service_identity: identity(&config.service_uri).into_owned(),
             service_uri: Arc::from(config.service_uri.as_str()),
             config,
@@ -1283,16 +1286,23 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
 
     /// The route set of a new dialog: the `Record-Route` entries as written, in order (RFC 3261
     /// §12.1.1); a malformed one is a bad request.
-    fn route_set(req: &Request) -> Result<Arc<[String]>, Refusal> {
-        // A single plain `Record-Route: <URI>` (one proxy on the path): its URI checked alone.
+    ///
+    /// A single route (one proxy on the path) that is the last one seen shares its copy:
+    /// subscriptions through the same SIP core hold one route set between them.
+    fn route_set(&mut self, req: &Request) -> Result<Arc<[String]>, Refusal> {
+        // A single plain `Record-Route: <URI>`: its URI checked alone.
         if let Some((value, inner)) = single_plain(req, "Record-Route") {
-            if plain_sip_uri(inner) {
-                return Ok(Arc::from([value.to_owned()]));
+            if let Some(last) = &self.last_route
+                && matches!(&**last, [only] if only == value)
+            {
+                return Ok(Arc::clone(last));
             }
-            return match mcptt_sip::Uri::parse(inner) {
-                Ok(_) => Ok(Arc::from([value.to_owned()])),
-                Err(_) => Err(Refusal::code(400)),
-            };
+            if !plain_sip_uri(inner) && mcptt_sip::Uri::parse(inner).is_err() {
+                return Err(Refusal::code(400));
+            }
+            let route: Arc<[String]> = Arc::from([value.to_owned()]);
+            self.last_route = Some(Arc::clone(&route));
+            return Ok(route);
         }
         let routes = req.record_route().map_err(|_| Refusal::code(400))?;
         Ok(routes.iter().map(|r| r.as_str().to_owned()).collect())
@@ -1793,7 +1803,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             ));
         }
         let sub_req = SubscribeRequest {
-            record_route: Self::route_set(req)?,
+            record_route: self.route_set(req)?,
             ids,
             event_id,
         };
@@ -2045,7 +2055,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let bytes = write_notify(&self.config, branch, sub, now, final_state, body);
         if final_state.is_none() {
             let deadline = now + self.config.notify_timeout;
-            sub.outstanding.push((sub.local_cseq, deadline));
+            sub.outstanding.push(sub.local_cseq, deadline);
             self.timers
                 .insert(deadline, Timer::Notify(id, sub.local_cseq));
         }
@@ -2140,14 +2150,9 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         if *sub.call_id != *call_id {
             return;
         }
-        let Some(pos) = sub.outstanding.iter().position(|(c, _)| *c == cseq.seq) else {
-            return;
-        };
         // Its queued timer finds it answered and is skipped.
-        sub.outstanding.swap_remove(pos);
-        if sub.outstanding.is_empty() {
-            // Give the buffer back: most subscriptions have nothing outstanding most of the time.
-            sub.outstanding = Vec::new();
+        if !sub.outstanding.remove(cseq.seq) {
+            return;
         }
         if status >= 300 {
             self.terminate(now, id, TerminationReason::NotifyRejected(status), None);
@@ -2701,6 +2706,60 @@ fn secs64(s: u64) -> Duration {
     Duration::from_secs(s.min(10 * 365 * 24 * 3600))
 }
 
+/// The NOTIFYs of a subscription not yet answered, as (CSeq, deadline): most subscriptions
+/// have none or one (held inline, nothing allocated).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+enum Outstanding {
+    #[default]
+    None,
+    One((u32, Instant)),
+    Many(Vec<(u32, Instant)>),
+}
+
+impl Outstanding {
+    fn push(&mut self, cseq: u32, deadline: Instant) {
+        match self {
+            Self::None => *self = Self::One((cseq, deadline)),
+            Self::One(first) => *self = Self::Many(vec![*first, (cseq, deadline)]),
+            Self::Many(v) => v.push((cseq, deadline)),
+        }
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, (u32, Instant)> {
+        match self {
+            Self::None => [].iter(),
+            Self::One(one) => std::slice::from_ref(one).iter(),
+            Self::Many(v) => v.iter(),
+        }
+    }
+
+    /// Removes the entry for `cseq`; `false` when there is none.
+    fn remove(&mut self, cseq: u32) -> bool {
+        match self {
+            Self::None => false,
+            Self::One((c, _)) if *c == cseq => {
+                *self = Self::None;
+                true
+            }
+            Self::One(..) => false,
+            Self::Many(v) => {
+                let Some(pos) = v.iter().position(|(c, _)| *c == cseq) else {
+                    return false;
+                };
+                v.swap_remove(pos);
+                match v.as_slice() {
+                    // Give the buffer back: most subscriptions have nothing outstanding most
+                    // of the time.
+                    [] => *self = Self::None,
+                    &[one] => *self = Self::One(one),
+                    _ => {}
+                }
+                true
+            }
+        }
+    }
+}
+
 /// A short list of ids with the first one inline: most UEs have one user and most users one
 /// subscription, so the common case allocates nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -2823,6 +2882,12 @@ mod tests {
 
     #[test]
     fn plain_header_forms_read_as_the_typed_parse_reads_them() {
+        let mut srv = Srv::with_store(
+            super::ServerConfig::new("h.example.org", "sip:psi@example.org"),
+            NoTokens,
+            SplitMix64(1),
+            MemoryStore::default(),
+        );
         for (name, value) in [
             ("Contact", "<sip:ue1.example.org;transport=tls>"),
             ("Contact", "<sip:ue1@[::1]:5061>"),
@@ -2868,11 +2933,14 @@ CSeq: 1 SUBSCRIBE\r\n{name}: {value}\r\nContent-Length: 0\r\n\r\n"
                 .record_route()
                 .map(|r| r.iter().map(|r| r.as_str().to_owned()).collect::<Vec<_>>())
                 .ok();
-            assert_eq!(
-                Srv::route_set(&req).ok().map(|r| r.to_vec()),
-                typed_routes,
-                "{value}"
-            );
+            // Twice: the second time the route set may come from the last one kept.
+            for _ in 0..2 {
+                assert_eq!(
+                    srv.route_set(&req).ok().map(|r| r.to_vec()),
+                    typed_routes,
+                    "{value}"
+                );
+            }
             let typed_pai = req.p_asserted_identity().ok().and_then(|p| {
                 p.first()
                     .map(|a| crate::sip::identity(a.uri().as_str()).into_owned())
@@ -2894,6 +2962,28 @@ CSeq: 1 SUBSCRIBE\r\n{name}: {value}\r\nContent-Length: 0\r\n\r\n"
                 "{value}"
             );
         }
+    }
+
+    #[test]
+    fn outstanding_notifies_inline_then_spilled() {
+        #[allow(clippy::disallowed_methods)] // an arbitrary Instant for a plain data field
+        let t = std::time::Instant::now();
+        let mut o = super::Outstanding::default();
+        assert!(!o.remove(1));
+        o.push(1, t);
+        assert_eq!(o, super::Outstanding::One((1, t)));
+        assert!(!o.remove(2));
+        o.push(2, t);
+        o.push(3, t);
+        assert_eq!(o.iter().map(|(c, _)| *c).collect::<Vec<_>>(), [1, 2, 3]);
+        assert!(o.remove(1));
+        assert!(!o.remove(1));
+        assert_eq!(o.iter().count(), 2);
+        assert!(o.remove(3));
+        assert_eq!(o, super::Outstanding::One((2, t)));
+        assert!(o.remove(2));
+        assert_eq!(o, super::Outstanding::None);
+        assert_eq!(o.iter().count(), 0);
     }
 
     #[test]
