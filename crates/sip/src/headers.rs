@@ -61,6 +61,10 @@ fn header_err(id: Hid, name: &[u8], offset: usize, expected: &'static str) -> Er
 }
 
 /// Scan header lines from `pos` to the empty line (or the end of `buf`), appending entries.
+///
+/// The common line (`Name: value CRLF`, not folded, not one of the three headers with a
+/// number checked here) takes one straight path over offsets relative to the line start;
+/// folding, white space before the colon and the number checks are out of line.
 pub(crate) fn scan(
     buf: &[u8],
     mut pos: usize,
@@ -76,7 +80,8 @@ pub(crate) fn scan(
                 limit: limits.max_head_size,
             });
         }
-        let Some(&b0) = buf.get(pos) else {
+        let rest = buf.get(pos..).unwrap_or_default();
+        let Some(&b0) = rest.first() else {
             return Ok(HeadEnd {
                 body_start: len,
                 terminated: false,
@@ -90,65 +95,58 @@ pub(crate) fn scan(
                 content_length,
             });
         }
-        if b0 == b'\r' && buf.get(pos + 1) == Some(&b'\n') {
+        if b0 == b'\r' && rest.get(1) == Some(&b'\n') {
             return Ok(HeadEnd {
                 body_start: pos + 2,
                 terminated: true,
                 content_length,
             });
         }
-        // header name
-        let ns = pos;
-        pos += buf
-            .get(pos..)
-            .unwrap_or_default()
+        // header name (offsets from here on are relative to the line start)
+        let ne = rest
             .iter()
             .position(|&b| !chars::is_token(b))
-            .unwrap_or(len - pos);
-        if pos == ns {
+            .unwrap_or(rest.len());
+        if ne == 0 {
             return Err(Error::Header {
                 name: String::new(),
                 offset: pos,
                 expected: "a header name",
             });
         }
-        let ne = pos;
-        while matches!(buf.get(pos), Some(b' ' | b'\t')) {
-            pos += 1;
+        let name = rest.get(..ne).unwrap_or_default();
+        let mut colon = ne;
+        if rest.get(colon) != Some(&b':') {
+            while matches!(rest.get(colon), Some(b' ' | b'\t')) {
+                colon += 1;
+            }
+            if rest.get(colon) != Some(&b':') {
+                return Err(header_err(
+                    lookup(name),
+                    name,
+                    pos + colon,
+                    "':' after the header name",
+                ));
+            }
         }
-        let name = buf.get(ns..ne).unwrap_or_default();
-        if buf.get(pos) != Some(&b':') {
-            return Err(header_err(
-                lookup(name),
-                name,
-                pos,
-                "':' after the header name",
-            ));
-        }
-        pos += 1;
-        let vs = pos;
+        let vs = colon + 1;
         // the logical line, folded lines included
-        let (content_end, line_end) = loop {
-            match chars::find_nl(buf.get(pos..).unwrap_or_default()) {
-                None => break (len, len),
-                Some(k) => {
-                    let nl = pos + k;
-                    if matches!(buf.get(nl + 1), Some(b' ' | b'\t')) {
-                        pos = nl + 1;
-                        continue;
-                    }
-                    let ce = if nl > vs && buf.get(nl - 1) == Some(&b'\r') {
-                        nl - 1
-                    } else {
-                        nl
-                    };
-                    break (ce, nl + 1);
+        let (content_end, line_end) = match chars::find_nl(rest.get(vs..).unwrap_or_default()) {
+            None => (rest.len(), rest.len()),
+            Some(k) => {
+                let nl = vs + k;
+                if matches!(rest.get(nl + 1), Some(b' ' | b'\t')) {
+                    folded_line_end(rest, vs, nl + 1)
+                } else if nl > vs && rest.get(nl - 1) == Some(&b'\r') {
+                    (nl - 1, nl + 1)
+                } else {
+                    (nl, nl + 1)
                 }
             }
         };
-        if line_end - ns > limits.max_line_length {
+        if line_end > limits.max_line_length {
             return Err(Error::LineTooLong {
-                offset: ns,
+                offset: pos,
                 limit: limits.max_line_length,
             });
         }
@@ -159,50 +157,92 @@ pub(crate) fn scan(
         }
         let mut a = vs;
         let mut b = content_end;
-        while a < b && buf.get(a).is_some_and(|&c| is_lws(c)) {
+        while a < b && rest.get(a).is_some_and(|&c| is_lws(c)) {
             a += 1;
         }
-        while b > a && buf.get(b - 1).is_some_and(|&c| is_lws(c)) {
+        while b > a && rest.get(b - 1).is_some_and(|&c| is_lws(c)) {
             b -= 1;
         }
         let id = crate::names::lookup_inline(name);
-        let value = buf.get(a..b).unwrap_or_default();
-        match id {
-            Hid::ContentLength => {
-                let v = chars::parse_u64(value)
-                    .and_then(|v| usize::try_from(v).ok())
-                    .ok_or_else(|| header_err(id, name, a, "a decimal Content-Length"))?;
-                if content_length.is_none() {
-                    content_length = Some(v);
-                }
-            }
-            Hid::CSeq => {
-                let d = value
-                    .iter()
-                    .position(|&c| !c.is_ascii_digit())
-                    .unwrap_or(value.len());
-                if chars::parse_u32(value.get(..d).unwrap_or_default()).is_none() {
-                    return Err(header_err(id, name, a, "a CSeq number below 2^32"));
-                }
-            }
-            Hid::MaxForwards if chars::parse_u64(value).is_none_or(|v| v > 255) => {
-                return Err(header_err(
-                    id,
-                    name,
-                    a,
-                    "a Max-Forwards number from 0 to 255",
-                ));
-            }
-            _ => {}
+        if matches!(id, Hid::ContentLength | Hid::CSeq | Hid::MaxForwards) {
+            let value = rest.get(a..b).unwrap_or_default();
+            check_number(id, name, value, pos + a, &mut content_length)?;
         }
         entries.push(Entry {
-            name: Span::new(ns, ne),
-            value: Span::new(a, b),
-            line_end: line_end as u32,
+            name: Span::new(pos, pos + ne),
+            value: Span::new(pos + a, pos + b),
+            line_end: (pos + line_end) as u32,
             id,
         });
-        pos = line_end;
+        pos += line_end;
     }
+}
+
+/// The end of a folded logical line of `rest` whose value starts at `vs`, the search going
+/// on at `from` (just after a line break followed by SP or HTAB): the end of its content
+/// (before a final CR) and of the line, relative to `rest`.
+#[cold]
+#[inline(never)]
+fn folded_line_end(rest: &[u8], vs: usize, mut from: usize) -> (usize, usize) {
+    loop {
+        match chars::find_nl(rest.get(from..).unwrap_or_default()) {
+            None => return (rest.len(), rest.len()),
+            Some(k) => {
+                let nl = from + k;
+                if matches!(rest.get(nl + 1), Some(b' ' | b'\t')) {
+                    from = nl + 1;
+                    continue;
+                }
+                let ce = if nl > vs && rest.get(nl - 1) == Some(&b'\r') {
+                    nl - 1
+                } else {
+                    nl
+                };
+                return (ce, nl + 1);
+            }
+        }
+    }
+}
+
+/// The numbers the fast path checks: Content-Length (the first one is kept), the CSeq
+/// number and Max-Forwards. `at` is the value's offset (for the error).
+#[inline(never)]
+fn check_number(
+    id: Hid,
+    name: &[u8],
+    value: &[u8],
+    at: usize,
+    content_length: &mut Option<usize>,
+) -> Result<()> {
+    match id {
+        Hid::ContentLength => {
+            let v = chars::parse_u64(value)
+                .and_then(|v| usize::try_from(v).ok())
+                .ok_or_else(|| header_err(id, name, at, "a decimal Content-Length"))?;
+            if content_length.is_none() {
+                *content_length = Some(v);
+            }
+        }
+        Hid::CSeq => {
+            let d = value
+                .iter()
+                .position(|&c| !c.is_ascii_digit())
+                .unwrap_or(value.len());
+            if chars::parse_u32(value.get(..d).unwrap_or_default()).is_none() {
+                return Err(header_err(id, name, at, "a CSeq number below 2^32"));
+            }
+        }
+        Hid::MaxForwards if chars::parse_u64(value).is_none_or(|v| v > 255) => {
+            return Err(header_err(
+                id,
+                name,
+                at,
+                "a Max-Forwards number from 0 to 255",
+            ));
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Split a header value on commas that are outside quoted strings and `<...>`; elements are

@@ -1225,6 +1225,7 @@ fn mutated_head() -> impl Strategy<Value = Vec<u8>> {
         "OPTIONS sip:a@b SIP/2.0\r\nl : 3\r\ncontent-length:3\r\nCall-ID: x\r\n\r\nabc".to_owned(),
         "SIP/2.0 200 OK\nContent-Length: 2\nCSeq: 1 X\nMax-Forwards: 7\n\nhi".to_owned(),
         "SIP/2.0 200 OK\r\nCONTENT-LENGTH:2\r\nL:2\r\nContent-Type: a/b\r\n\r\nhi".to_owned(),
+        "INVITE sip:a@b SIP/2.0\r\nSubject :  x \r\n\t y\r\n  z\r\nCSeq\t: 12 INVITE \r\nX-A:\r\nX-B: \r\n\r\n".to_owned(),
     ];
     (
         0..seeds.len(),
@@ -1247,10 +1248,230 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
 
     #[test]
-    fn frame_answers_as_the_reference(v in mutated_head()) {
-        let small = Limits { max_line_length: 40, max_head_size: 300, max_body_size: 2, ..Limits::default() };
+    fn frame_answers_as_the_reference(
+        v in mutated_head(),
+        (line, head, body) in (10usize..90, 40usize..700, 0usize..4),
+    ) {
+        let small = Limits { max_line_length: line, max_head_size: head, max_body_size: body, ..Limits::default() };
         for lim in [Limits::default(), small] {
             prop_assert_eq!(frame(&v, &lim), reference::frame(&v, &lim));
+        }
+    }
+}
+
+/// The header scan before the speed-ups of 2026-11-28 (oracle for `headers::scan`).
+mod reference_scan {
+    use crate::chars::{self, is_lws};
+    use crate::headers::{Entry, HeadEnd};
+    use crate::names::{Hid, lookup};
+    use crate::span::Span;
+    use crate::{Error, Limits, Result};
+
+    fn header_err(id: Hid, name: &[u8], offset: usize, expected: &'static str) -> Error {
+        let name = match id {
+            Hid::Other => String::from_utf8_lossy(name).into_owned(),
+            h => h.name().to_owned(),
+        };
+        Error::Header {
+            name,
+            offset,
+            expected,
+        }
+    }
+
+    pub(super) fn scan(
+        buf: &[u8],
+        mut pos: usize,
+        limits: &Limits,
+        entries: &mut Vec<Entry>,
+    ) -> Result<HeadEnd> {
+        let len = buf.len();
+        let mut content_length = None;
+        loop {
+            if pos > limits.max_head_size {
+                return Err(Error::HeadTooLarge {
+                    size: pos,
+                    limit: limits.max_head_size,
+                });
+            }
+            let Some(&b0) = buf.get(pos) else {
+                return Ok(HeadEnd {
+                    body_start: len,
+                    terminated: false,
+                    content_length,
+                });
+            };
+            if b0 == b'\n' {
+                return Ok(HeadEnd {
+                    body_start: pos + 1,
+                    terminated: true,
+                    content_length,
+                });
+            }
+            if b0 == b'\r' && buf.get(pos + 1) == Some(&b'\n') {
+                return Ok(HeadEnd {
+                    body_start: pos + 2,
+                    terminated: true,
+                    content_length,
+                });
+            }
+            // header name
+            let ns = pos;
+            pos += buf
+                .get(pos..)
+                .unwrap_or_default()
+                .iter()
+                .position(|&b| !chars::is_token(b))
+                .unwrap_or(len - pos);
+            if pos == ns {
+                return Err(Error::Header {
+                    name: String::new(),
+                    offset: pos,
+                    expected: "a header name",
+                });
+            }
+            let ne = pos;
+            while matches!(buf.get(pos), Some(b' ' | b'\t')) {
+                pos += 1;
+            }
+            let name = buf.get(ns..ne).unwrap_or_default();
+            if buf.get(pos) != Some(&b':') {
+                return Err(header_err(
+                    lookup(name),
+                    name,
+                    pos,
+                    "':' after the header name",
+                ));
+            }
+            pos += 1;
+            let vs = pos;
+            // the logical line, folded lines included
+            let (content_end, line_end) = loop {
+                match chars::find_nl(buf.get(pos..).unwrap_or_default()) {
+                    None => break (len, len),
+                    Some(k) => {
+                        let nl = pos + k;
+                        if matches!(buf.get(nl + 1), Some(b' ' | b'\t')) {
+                            pos = nl + 1;
+                            continue;
+                        }
+                        let ce = if nl > vs && buf.get(nl - 1) == Some(&b'\r') {
+                            nl - 1
+                        } else {
+                            nl
+                        };
+                        break (ce, nl + 1);
+                    }
+                }
+            };
+            if line_end - ns > limits.max_line_length {
+                return Err(Error::LineTooLong {
+                    offset: ns,
+                    limit: limits.max_line_length,
+                });
+            }
+            if entries.len() >= limits.max_headers {
+                return Err(Error::TooManyHeaders {
+                    limit: limits.max_headers,
+                });
+            }
+            let mut a = vs;
+            let mut b = content_end;
+            while a < b && buf.get(a).is_some_and(|&c| is_lws(c)) {
+                a += 1;
+            }
+            while b > a && buf.get(b - 1).is_some_and(|&c| is_lws(c)) {
+                b -= 1;
+            }
+            let id = lookup(name);
+            let value = buf.get(a..b).unwrap_or_default();
+            match id {
+                Hid::ContentLength => {
+                    let v = chars::parse_u64(value)
+                        .and_then(|v| usize::try_from(v).ok())
+                        .ok_or_else(|| header_err(id, name, a, "a decimal Content-Length"))?;
+                    if content_length.is_none() {
+                        content_length = Some(v);
+                    }
+                }
+                Hid::CSeq => {
+                    let d = value
+                        .iter()
+                        .position(|&c| !c.is_ascii_digit())
+                        .unwrap_or(value.len());
+                    if chars::parse_u32(value.get(..d).unwrap_or_default()).is_none() {
+                        return Err(header_err(id, name, a, "a CSeq number below 2^32"));
+                    }
+                }
+                Hid::MaxForwards if chars::parse_u64(value).is_none_or(|v| v > 255) => {
+                    return Err(header_err(
+                        id,
+                        name,
+                        a,
+                        "a Max-Forwards number from 0 to 255",
+                    ));
+                }
+                _ => {}
+            }
+            entries.push(Entry {
+                name: Span::new(ns, ne),
+                value: Span::new(a, b),
+                line_end: line_end as u32,
+                id,
+            });
+            pos = line_end;
+        }
+    }
+}
+
+type ScanOutcome = Result<(
+    usize,
+    bool,
+    Option<usize>,
+    Vec<(u32, u32, u32, u32, u32, u8)>,
+)>;
+
+fn scan_outcome(
+    f: fn(&[u8], usize, &Limits, &mut Vec<headers::Entry>) -> Result<headers::HeadEnd>,
+    v: &[u8],
+    lim: &Limits,
+) -> ScanOutcome {
+    let start = v
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(v.len(), |k| k + 1);
+    let mut entries = Vec::new();
+    let he = f(v, start, lim, &mut entries)?;
+    let list = entries
+        .iter()
+        .map(|e| {
+            (
+                e.name.start,
+                e.name.end,
+                e.value.start,
+                e.value.end,
+                e.line_end,
+                e.id as u8,
+            )
+        })
+        .collect();
+    Ok((he.body_start, he.terminated, he.content_length, list))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+    #[test]
+    fn header_scan_answers_as_the_reference(
+        v in mutated_head(),
+        (line, head, count) in (10usize..90, 40usize..700, 0usize..12),
+    ) {
+        let small = Limits { max_line_length: line, max_head_size: head, max_headers: count, ..Limits::default() };
+        for lim in [Limits::default(), small] {
+            prop_assert_eq!(
+                scan_outcome(headers::scan, &v, &lim),
+                scan_outcome(reference_scan::scan, &v, &lim)
+            );
         }
     }
 }
