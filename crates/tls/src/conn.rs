@@ -26,8 +26,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::{Buf, Bytes, BytesMut};
 use mcptt_sip::{Message, Status};
 use rustls::ServerConfig;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tracing::{debug, warn};
@@ -86,15 +87,9 @@ pub(crate) async fn accept_tls(
         .map_err(|_| Error::HandshakeTimeout(timeout))?
 }
 
-/// `io::Read` / `io::Write` over a shared tokio socket without waiting (rustls drives
-/// them; `WouldBlock` clears the readiness the connection task then waits for).
+/// `io::Write` over a shared tokio socket without waiting (rustls drives it; `WouldBlock`
+/// clears the readiness the connection task then waits for).
 struct Nonblocking<'a>(&'a TcpStream);
-
-impl io::Read for Nonblocking<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.try_read(buf)
-    }
-}
 
 impl Write for Nonblocking<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -139,7 +134,7 @@ pub(crate) struct Shared {
 
 struct WriteState {
     /// `None` once the connection task has ended.
-    tcp: Option<Arc<TcpStream>>,
+    tcp: Option<Arc<OwnedWriteHalf>>,
     tls: Option<rustls::Connection>,
     /// Encoded messages not yet handed to rustls / the socket.
     out: BytesMut,
@@ -171,7 +166,7 @@ impl WriteState {
     /// Write what is buffered (rustls records first, then `out`) without waiting.
     /// `Ok(true)`: all written; `Ok(false)`: the socket is full (`blocked` is set).
     fn flush(&mut self) -> io::Result<bool> {
-        let Some(tcp) = self.tcp.as_deref() else {
+        let Some(tcp) = self.tcp.as_deref().map(sock) else {
             return Err(io::ErrorKind::NotConnected.into());
         };
         if !self.out.is_empty() {
@@ -225,7 +220,7 @@ impl WriteState {
 
 impl Shared {
     fn new(
-        tcp: Arc<TcpStream>,
+        tcp: Arc<OwnedWriteHalf>,
         tls: Option<rustls::Connection>,
         config: &crate::TransportConfig,
     ) -> Self {
@@ -371,7 +366,12 @@ pub(crate) struct Connection {
     inner: Arc<Inner>,
     handle: ConnectionHandle,
     shared: Arc<Shared>,
-    tcp: Arc<TcpStream>,
+    /// The socket's read half, read only by this task (through tokio's `poll_read`, which
+    /// knows a short read drained the socket: no extra read that would only say
+    /// `WouldBlock`).
+    rd: OwnedReadHalf,
+    /// The write half, shared with the senders (see [`Shared`]).
+    tcp: Arc<OwnedWriteHalf>,
     tls: bool,
     /// Bytes received and not yet framed. Released when empty and the socket is drained.
     rbuf: BytesMut,
@@ -480,6 +480,7 @@ impl Connection {
             // would cut a larger flush short.
             tls.set_buffer_limit(None);
         }
+        let (rd, tcp) = tcp.into_split();
         let tcp = Arc::new(tcp);
         let is_tls = tls.is_some();
         let shared = Arc::new(Shared::new(tcp.clone(), tls, &inner.config));
@@ -488,6 +489,7 @@ impl Connection {
             inner: inner.clone(),
             handle: handle.clone(),
             shared,
+            rd,
             tcp,
             tls: is_tls,
             rbuf: BytesMut::new(),
@@ -539,6 +541,7 @@ impl Connection {
         self.shared.closed.store(true, Ordering::Release);
         self.shared.room.notify_waiters();
         drop(self.tcp);
+        drop(self.rd);
         drop(self._slot);
         self.inner.emit_reliable(Event::Closed {
             connection: info,
@@ -681,7 +684,7 @@ impl Connection {
                 // finish that message. (The reactor may not have seen their readiness yet:
                 // give it a moment.)
                 self.drain_checked = true;
-                let probe = self.tcp.readable();
+                let probe = self.rd.readable();
                 if tokio::time::timeout(DRAIN_PROBE, probe).await.is_ok() {
                     self.read_once()?;
                 }
@@ -693,6 +696,7 @@ impl Connection {
             let read_now = self.read_more;
             let blocked = self.blocked_since.is_some();
             let tcp = self.tcp.clone();
+            let rd = &self.rd;
             tokio::select! {
                 biased;
                 permit = inner.events.reserve(), if self.pending.is_some() => match permit {
@@ -706,7 +710,7 @@ impl Connection {
                     Err(_) => return Ok(()),
                 },
                 () = self.shared.task.notified() => {}
-                ready = tcp.writable(), if blocked => {
+                ready = sock(&tcp).writable(), if blocked => {
                     ready?;
                     let mut st = lock(&self.shared.state);
                     st.blocked = false;
@@ -715,7 +719,7 @@ impl Connection {
                         self.shared.room.notify_waiters();
                     }
                 }
-                ready = readable(&tcp, read_now), if reading => {
+                ready = readable(rd, read_now), if reading => {
                     ready?;
                     self.read_once()?;
                 }
@@ -753,11 +757,14 @@ impl Connection {
         let before = self.rbuf.len();
         if !self.tls {
             self.rbuf.reserve(chunk);
-            match self.tcp.try_read_buf(&mut self.rbuf) {
-                Ok(0) => self.eof = true,
-                Ok(_) => self.read_more = true,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.read_more = false,
-                Err(e) => return Err(e.into()),
+            let room = self.rbuf.capacity() - self.rbuf.len();
+            let read = std::pin::pin!(self.rd.read_buf(&mut self.rbuf));
+            match poll_now(read) {
+                Some(Ok(0)) => self.eof = true,
+                // A short read drained the socket (tokio then waits for readiness again).
+                Some(Ok(n)) => self.read_more = n >= room,
+                None => self.read_more = false,
+                Some(Err(e)) => return Err(e.into()),
             }
         } else {
             let mut st = lock(&self.shared.state);
@@ -765,7 +772,7 @@ impl Connection {
             let Some(tls) = st.tls.as_mut() else {
                 return Err(Error::Io(io::ErrorKind::NotConnected.into()));
             };
-            let result = read_tls(tls, &self.tcp, &mut self.rbuf, chunk);
+            let result = read_tls(tls, &mut self.rd, &mut self.rbuf, chunk);
             // Answers rustls owes the peer (alerts, key updates, tickets).
             if tls.wants_write() && !st.blocked {
                 match st.flush() {
@@ -994,7 +1001,7 @@ impl Connection {
                         }
                     }
                 }
-                tcp.writable().await?;
+                sock(&tcp).writable().await?;
             }
             Ok::<(), io::Error>(())
         })
@@ -1026,11 +1033,12 @@ enum TlsRead {
 /// without waiting as rustls needs more.
 fn read_tls(
     tls: &mut rustls::Connection,
-    tcp: &TcpStream,
+    rd: &mut OwnedReadHalf,
     rbuf: &mut BytesMut,
     chunk: usize,
 ) -> Result<TlsRead, Error> {
     let mut copied = 0;
+    let mut socket = Reader { rd, drained: false };
     loop {
         loop {
             match tls.reader().fill_buf() {
@@ -1050,6 +1058,11 @@ fn read_tls(
                         return Ok(TlsRead::More);
                     }
                 }
+                // No more plaintext; a short socket read before means the socket is empty
+                // too: wait for readiness instead of reading it again.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && socket.drained => {
+                    return Ok(TlsRead::Drained);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
                     return Ok(if copied > 0 {
@@ -1061,7 +1074,7 @@ fn read_tls(
                 Err(e) => return Err(Error::Io(e)),
             }
         }
-        match tls.read_tls(&mut Nonblocking(tcp)) {
+        match tls.read_tls(&mut socket) {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(TlsRead::Drained),
             Err(e) => return Err(Error::Io(e)),
@@ -1072,8 +1085,53 @@ fn read_tls(
     }
 }
 
-async fn readable(tcp: &TcpStream, now: bool) -> io::Result<()> {
-    if now { Ok(()) } else { tcp.readable().await }
+async fn readable(rd: &OwnedReadHalf, now: bool) -> io::Result<()> {
+    if now { Ok(()) } else { rd.readable().await }
+}
+
+/// The socket under a write half.
+fn sock(w: &OwnedWriteHalf) -> &TcpStream {
+    w.as_ref()
+}
+
+/// Poll a future once, without a task to wake (`None`: not ready). Used for tokio's reads,
+/// whose readiness bookkeeping a `try_read` lacks; the connection task waits for
+/// readability itself.
+fn poll_now<F: Future>(fut: Pin<&mut F>) -> Option<F::Output> {
+    match fut.poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+        std::task::Poll::Ready(out) => Some(out),
+        std::task::Poll::Pending => None,
+    }
+}
+
+/// `io::Read` over the connection's read half for rustls, without waiting: through
+/// tokio's `poll_read`, which clears the socket's readiness after a short read (the socket
+/// is drained then, on Linux' epoll), so the next read waits for new bytes instead of
+/// trying the socket once more for a `WouldBlock`.
+struct Reader<'a> {
+    rd: &'a mut OwnedReadHalf,
+    /// The last read returned fewer bytes than asked for: the socket is empty.
+    drained: bool,
+}
+
+impl io::Read for Reader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let len = buf.len();
+        let mut rb = ReadBuf::new(buf);
+        let read = Pin::new(&mut *self.rd).poll_read(
+            &mut std::task::Context::from_waker(std::task::Waker::noop()),
+            &mut rb,
+        );
+        match read {
+            std::task::Poll::Ready(Ok(())) => {
+                let n = rb.filled().len();
+                self.drained = n > 0 && n < len;
+                Ok(n)
+            }
+            std::task::Poll::Ready(Err(e)) => Err(e),
+            std::task::Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
 }
 /// The sent-by of a Via header value (first entry) when it carries the `alias` parameter.
 /// Runs on every request of an inbound TLS connection: SIMD byte searches for the
