@@ -187,8 +187,9 @@ pub struct Tokens {
 
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
-/// The HTTPS connection a series of exchanges shares: a login's authorize, token, discovery
-/// and JWKS requests all go over one keep-alive connection, so a login costs one TLS handshake.
+/// The HTTPS connection a series of exchanges shares: a login's authorize, token and JWKS
+/// requests all go over one keep-alive connection, so a login costs one TLS handshake (the
+/// JWKS request, the last, asks the IdMS to close the connection after it).
 #[derive(Default)]
 struct Session {
     sender: Option<Sender>,
@@ -693,6 +694,11 @@ impl IdmClient {
             .id_token
             .as_deref()
             .ok_or_else(|| ClientError::Protocol("no id_token".into()))?;
+        // The JWKS is the session's last exchange (unless the token names another issuer:
+        // then the discovery document follows on a fresh connection): it says
+        // `Connection: close` (RFC 9112 §9.6), so the IdMS closes after answering instead of
+        // waking up once more to read this client's close_notify.
+        session.keep_alive = false;
         let set = JwkSet::from_json(&self.get_text_on(session, JWKS_PATH).await?)?;
         // The signature is checked first in either case; only the expected `iss` differs.
         let by_url = Validator::new(
