@@ -251,6 +251,21 @@ impl ConnectionHandle {
             .await
     }
 
+    /// Queue pre-encoded bytes (one or more whole messages, e.g. from a sans-IO state
+    /// machine's `poll_transmit`) as [`queue`](Self::queue) does for a message: they leave
+    /// with the next [`send`](Self::send), [`send_bytes`](Self::send_bytes) or
+    /// [`flush`](Self::flush) on this connection (or soon after from the connection's task),
+    /// in one TLS write with everything else queued meanwhile, in the order queued. So the
+    /// caller need not gather a batch into one buffer first. Counts as one message toward
+    /// [`TransportConfig::send_queue`]; waits for room like `send`.
+    ///
+    /// # Errors
+    /// As [`ConnectionHandle::send`].
+    pub async fn queue_bytes(&self, bytes: Bytes) -> Result<(), Error> {
+        self.append(&mut |out| out.extend_from_slice(&bytes), false)
+            .await
+    }
+
     async fn append(
         &self,
         encode: &mut (dyn FnMut(&mut BytesMut) + Send),

@@ -450,3 +450,57 @@ async fn flush_of_a_large_queued_batch_over_tls() {
         assert_eq!(rx.message.body_len(), 4000);
     }
 }
+
+/// `queue_bytes` takes pre-encoded bytes like `queue` takes a message: they leave, in the
+/// order queued and mixed with queued messages, with the next `send` (here toward a raw
+/// tokio-rustls peer, which sees exactly those bytes), and a later batch with `flush`.
+#[tokio::test]
+async fn queue_bytes_leave_in_order_with_the_next_send_or_flush() {
+    let pki = Pki::new("queue_bytes CA");
+    let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config());
+    let (client, _cev) = client(pki.client_config(Some(pki.ue())));
+    let server_dest = dest(addr);
+    let (conn, accepted) = tokio::join!(client.connect(&server_dest), async {
+        let (tcp, _) = listener.accept().await.unwrap();
+        acceptor.accept(tcp).await.unwrap()
+    });
+    let conn = conn.unwrap();
+    let mut peer = accepted;
+
+    let two = [register_bytes("qb", 1), register_bytes("qb", 2)].concat();
+    conn.queue_bytes(mcptt_sip::Bytes::from(two)).await.unwrap();
+    conn.queue(&register("qb", 3)).await.unwrap();
+    conn.queue_bytes(mcptt_sip::Bytes::from(register_bytes("qb", 4)))
+        .await
+        .unwrap();
+    conn.send(&register("qb", 5)).await.unwrap();
+    let first: Vec<u8> = (1..=5).flat_map(|n| register_bytes("qb", n)).collect();
+    let mut got = vec![0u8; first.len()];
+    tokio::time::timeout(WAIT, peer.read_exact(&mut got))
+        .await
+        .expect("queued bytes in time")
+        .unwrap();
+    assert_eq!(got, first);
+
+    for n in 6..=7 {
+        conn.queue_bytes(mcptt_sip::Bytes::from(register_bytes("qb", n)))
+            .await
+            .unwrap();
+    }
+    conn.flush();
+    let second: Vec<u8> = (6..=7).flat_map(|n| register_bytes("qb", n)).collect();
+    let mut got = vec![0u8; second.len()];
+    tokio::time::timeout(WAIT, peer.read_exact(&mut got))
+        .await
+        .expect("flushed bytes in time")
+        .unwrap();
+    assert_eq!(got, second);
+
+    // Nothing else was written.
+    conn.close().await;
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(WAIT, peer.read_to_end(&mut rest)).await;
+    assert!(rest.is_empty(), "{} extra bytes", rest.len());
+}
