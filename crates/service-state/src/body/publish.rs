@@ -306,15 +306,26 @@ pub(crate) fn split_simple<'b>(boundary: &str, body: &'b [u8]) -> Option<SimpleP
         if head.get(v) == Some(&b' ') {
             v += 1;
         }
-        let value_len = head
-            .get(v..)?
-            .iter()
-            .position(|&b| !MEDIA_CHARS[usize::from(b)])?;
-        let media = std::str::from_utf8(head.get(v..v + value_len)?).ok()?;
-        let slashes = media.bytes().filter(|&b| b == b'/').count();
-        if slashes != 1 || media.starts_with('/') || media.ends_with('/') {
-            return None;
-        }
+        let value = head.get(v..)?;
+        // The two types of ours, as this crate writes them, are known without a scan.
+        let known = [MCPTT_INFO_CONTENT_TYPE, POC_SETTINGS_CONTENT_TYPE]
+            .into_iter()
+            .find(|t| {
+                value.starts_with(t.as_bytes())
+                    && value.get(t.len()..t.len() + 4) == Some(b"\r\n\r\n")
+            });
+        let (media, value_len) = match known {
+            Some(t) => (t, t.len()),
+            None => {
+                let value_len = value.iter().position(|&b| !MEDIA_CHARS[usize::from(b)])?;
+                let media = std::str::from_utf8(value.get(..value_len)?).ok()?;
+                let slashes = media.bytes().filter(|&b| b == b'/').count();
+                if slashes != 1 || media.starts_with('/') || media.ends_with('/') {
+                    return None;
+                }
+                (media, value_len)
+            }
+        };
         if head.get(v + value_len..v + value_len + 4)? != b"\r\n\r\n" {
             return None;
         }
@@ -384,8 +395,10 @@ mod tests {
     /// Pieces of multipart bodies with boundary `b1`: delimiters (good, padded, LF only,
     /// prefixed), part headers (plain, lower-case, with parameters, other headers, compact),
     /// content with near-delimiters.
-    const PIECES: [&str; 24] = [
+    const PIECES: [&str; 26] = [
         "\r\n--b1\r\nContent-Type: a/b\r\n\r\n",
+        "Content-Type: application/poc-settings+xmlx\r\n",
+        "Content-Type: application/vnd.3gpp.mcptt-info+xml",
         "\r\n--b1\r\nContent-Type: application/poc-settings+xml\r\n\r\n<p/>",
         "--b1\r\n",
         "--b1--",
