@@ -478,8 +478,9 @@ impl IdmClient {
     }
 
     /// Performs the whole login (authorization code + PKCE S256) and returns validated tokens.
-    /// Every exchange of the login (authorize, token, JWKS, and discovery when needed) goes
-    /// over one keep-alive HTTPS connection.
+    /// Authorize, token and JWKS go over one keep-alive HTTPS connection, which the JWKS
+    /// request asks the IdMS to close; the discovery document, fetched only when the ID token
+    /// names an issuer other than the IdMS's URL, comes over a fresh one.
     ///
     /// # Errors
     /// [`ClientError`] naming what failed.
