@@ -26,7 +26,24 @@
 //!   per-message cost any SIP transport adds to the raw floor.
 //!
 //! After each echo group the bench prints, for the mcptt-tls rows, the message-rate ratio to
-//! the raw floor and to the framed floor (from criterion's estimates of this run).
+//! the raw floor and to the framed floor (from criterion's estimates of this run), and the
+//! **parse bound**: the best message rate any SIP transport that frames and parses every
+//! message can reach over this TLS stack, as a measurement of this run:
+//!
+//! ```text
+//! t_bound = t_raw + t_frame_parse_pair / p        (per echoed message)
+//! rate_bound = 1 / t_bound  =  1 / (1/rate_raw + t_frame_parse_pair / p)
+//! ```
+//!
+//! `t_raw`: the raw floor's time per echoed message in that group; `t_frame_parse_pair`:
+//! framing and parsing one REGISTER plus one 200 OK (each end parses one of them), from this
+//! run's `tls_frame_parse` estimates (run before the echo groups; measured in place, best of
+//! 30 rounds, when a filter skipped that group); `p`: cores the parse work can spread over
+//! (1 for one connection, whose server and client parse one after the other, and for the
+//! CPU-time groups, which add all threads' time; 2 for 16 connections on the 2 workers).
+//! The line `<group>: parse bound N msg/s = R x the raw floor's message rate` gives it, and
+//! each row's line its ratio to it. A row at the bound adds nothing to the raw floor but the
+//! parsing itself; the goal 0.9x the raw floor is out of reach where R < 0.9.
 //!
 //! Every side reads up to 64 KiB at a time (the raw loops' buffer; `read_chunk` for
 //! mcptt-tls), so both do the same I/O: one window per read, one write of its answers.
@@ -108,7 +125,7 @@ fn configs() -> (Arc<ServerConfig>, Arc<ClientConfig>) {
 
 fn runtime() -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(WORKERS)
         .enable_all()
         .build()
         .unwrap()
@@ -454,7 +471,7 @@ fn echo_group(c: &mut Criterion, name: &str, conns: usize, window: usize) {
     group.bench_function("raw_tokio_rustls", |b| b.iter(&mut raw_iteration));
     group.bench_function("raw_tokio_rustls_framed", |b| b.iter(&mut framed_iteration));
     group.finish();
-    print_ratios(&wall);
+    print_ratios(&wall, conns * window, conns.min(WORKERS));
 
     // The same work measured in CPU time of this process (all threads) instead of wall
     // time: "time" is CPU per iteration, "thrpt" messages per CPU-second. Robust to other
@@ -499,35 +516,107 @@ fn echo_group(c: &mut Criterion, name: &str, conns: usize, window: usize) {
         });
     });
     group.finish();
-    print_ratios(&cpu);
+    print_ratios(&cpu, conns * window, 1);
 }
 
-/// Print, for each mcptt-tls row of `group`, its message rate over the raw floor's and over
-/// the framed floor's, from criterion's mean estimates of this run (nothing when they are
-/// missing, e.g. under `--test` or a filter).
-fn print_ratios(group: &str) {
+/// Print, for each mcptt-tls row of `group`, its message rate over the raw floor's, over
+/// the framed floor's and over the parse bound's, from criterion's mean estimates of this
+/// run (nothing when they are missing, e.g. under `--test` or a filter).
+///
+/// The parse bound is the best message rate of any transport that frames and parses every
+/// message, measured rather than argued: the raw floor's time per echoed message plus the
+/// time to frame and parse one REGISTER and one 200 OK (`frame_parse_pair_ns`), that CPU
+/// work spread over `parallel` cores (1 when one chain of messages cannot overlap: one
+/// connection, or CPU time). `msgs` = messages per iteration.
+fn print_ratios(group: &str, msgs: usize, parallel: usize) {
     let mean = |bench: &str| criterion_mean_ns(group, bench);
     let (Some(raw), Some(framed)) = (mean("raw_tokio_rustls"), mean("raw_tokio_rustls_framed"))
     else {
         return;
     };
+    let (pair, source) = frame_parse_pair_ns();
+    let raw_msg = raw / msgs as f64;
+    let bound_msg = raw_msg + pair / parallel as f64;
+    println!(
+        "{group}: parse bound {:.0} msg/s = {:.2}x the raw floor's message rate (raw {raw_msg:.0} ns \
+         per echoed message + frame+parse of REGISTER and 200 OK {pair:.0} ns{} [{source}])",
+        1e9 / bound_msg,
+        raw_msg / bound_msg,
+        if parallel > 1 {
+            format!(" / {parallel} cores")
+        } else {
+            String::new()
+        },
+    );
     for row in ["mcptt_tls", "mcptt_tls_handler"] {
         if let Some(t) = mean(row) {
+            let t_msg = t / msgs as f64;
             println!(
-                "{group}/{row}: {:.2}x the raw floor's message rate, {:.2}x the framed floor's",
+                "{group}/{row}: {:.2}x the raw floor's message rate, {:.2}x the framed floor's, \
+                 {:.2}x the parse bound's",
                 raw / t,
-                framed / t
+                framed / t,
+                bound_msg / t_msg
             );
         }
     }
     println!(
-        "{group}/raw_tokio_rustls_framed: {:.2}x the raw floor's message rate",
-        raw / framed
+        "{group}/raw_tokio_rustls_framed: {:.2}x the raw floor's message rate, {:.2}x the parse \
+         bound's",
+        raw / framed,
+        bound_msg * msgs as f64 / framed
     );
+}
+
+/// Worker threads of the bench runtime (see `runtime`).
+const WORKERS: usize = 2;
+
+/// When this process started: criterion estimates older than this are another run's.
+static STARTED: std::sync::OnceLock<std::time::SystemTime> = std::sync::OnceLock::new();
+
+/// Time to frame and parse one REGISTER plus one 200 OK (the two messages of one echo), in
+/// ns: from this run's `tls_frame_parse` estimates (that group runs before the echo
+/// groups), else (filtered out) measured here the same way, best of 30 rounds.
+fn frame_parse_pair_ns() -> (f64, &'static str) {
+    let fresh = |bench: &str| {
+        let path = criterion_estimates("tls_frame_parse", bench)?;
+        let modified = std::fs::metadata(&path).ok()?.modified().ok()?;
+        if modified < *STARTED.get()? {
+            return None;
+        }
+        criterion_mean_ns("tls_frame_parse", bench)
+    };
+    if let (Some(register), Some(ok)) = (fresh("register"), fresh("ok200")) {
+        return ((register + ok) / PIPELINE as f64, "tls_frame_parse of this run");
+    }
+    let register = Message::parse(Bytes::from_static(REGISTER)).unwrap();
+    let mut pair = 0.0;
+    for one in [Bytes::from_static(REGISTER), ok_for(&register).encode()] {
+        let wire = one.repeat(PIPELINE);
+        let mut best = f64::MAX;
+        for _ in 0..30 {
+            let start = std::time::Instant::now();
+            for _ in 0..20 {
+                let mut rbuf = BytesMut::from(&wire[..]);
+                assert_eq!(parse_all(&mut rbuf).len(), PIPELINE);
+            }
+            best = best.min(start.elapsed().as_nanos() as f64 / (20 * PIPELINE) as f64);
+        }
+        pair += best;
+    }
+    (pair, "measured here, best of 30 rounds")
 }
 
 /// Criterion's mean time per iteration (ns) of `group/bench` in this run's estimates.
 fn criterion_mean_ns(group: &str, bench: &str) -> Option<f64> {
+    let path = criterion_estimates(group, bench)?;
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    json["mean"]["point_estimate"].as_f64()
+}
+
+/// Where criterion keeps the latest estimates of `group/bench`.
+fn criterion_estimates(group: &str, bench: &str) -> Option<PathBuf> {
     let dir = match std::env::var_os("CRITERION_HOME") {
         Some(home) => PathBuf::from(home),
         None => {
@@ -543,14 +632,12 @@ fn criterion_mean_ns(group: &str, bench: &str) -> Option<f64> {
             target.join("criterion")
         }
     };
-    let path = dir
-        .join(group.replace('/', "_"))
-        .join(bench)
-        .join("new")
-        .join("estimates.json");
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-    json["mean"]["point_estimate"].as_f64()
+    Some(
+        dir.join(group.replace('/', "_"))
+            .join(bench)
+            .join("new")
+            .join("estimates.json"),
+    )
 }
 
 /// Raw tokio-rustls echo with `conns` connections and `window` requests in flight on
@@ -670,9 +757,11 @@ fn count_mode() -> Option<(String, u64)> {
     Some((row.to_owned(), n.parse().ok()?))
 }
 
-criterion_group!(benches, handshakes, echo, frame_parse);
+// frame_parse first: the echo groups' parse bound reads its estimates.
+criterion_group!(benches, handshakes, frame_parse, echo);
 
 fn main() {
+    STARTED.get_or_init(std::time::SystemTime::now);
     if count_mode().is_some() {
         echo(&mut Criterion::default());
         return;
