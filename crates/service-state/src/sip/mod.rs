@@ -383,16 +383,37 @@ impl Answer {
 
 /// Appends `n` in decimal.
 pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    /// `00` to `99`, two bytes each.
+    const PAIRS: [u8; 200] = {
+        let mut t = [0u8; 200];
+        let mut i = 0;
+        while i < 100 {
+            t[2 * i] = b'0' + (i / 10) as u8;
+            t[2 * i + 1] = b'0' + (i % 10) as u8;
+            i += 1;
+        }
+        t
+    };
     let mut digits = [0u8; 20];
     let mut i = digits.len();
-    loop {
+    let mut put_pair = |i: usize, pair: usize| {
+        if let (Some(d), Some(p)) = (digits.get_mut(i..i + 2), PAIRS.get(2 * pair..2 * pair + 2)) {
+            d.copy_from_slice(p);
+        }
+    };
+    // Two digits per division, then the last one or two.
+    while n >= 100 {
+        i -= 2;
+        put_pair(i, (n % 100) as usize);
+        n /= 100;
+    }
+    if n >= 10 {
+        i -= 2;
+        put_pair(i, n as usize);
+    } else {
         i -= 1;
         if let Some(d) = digits.get_mut(i) {
-            *d = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
+            *d = b'0' + n as u8;
         }
     }
     out.extend_from_slice(digits.get(i..).unwrap_or_default());
@@ -494,7 +515,28 @@ Call-ID: c1\r\nCSeq: 8 SUBSCRIBE\r\nContent-Length: 0\r\n\r\n",
     #[test]
     fn number_writers() {
         let mut out = Vec::new();
-        for n in [0, 7, 10, 1_800_000_000, u64::MAX] {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for shift in 0..64 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let n = x >> shift;
+            out.clear();
+            push_u64(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+        for n in [
+            0,
+            7,
+            9,
+            10,
+            11,
+            99,
+            100,
+            101,
+            999,
+            1000,
+            1_800_000_000,
+            u64::MAX,
+        ] {
             out.clear();
             push_u64(&mut out, n);
             assert_eq!(out, n.to_string().as_bytes());
