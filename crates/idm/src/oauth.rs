@@ -333,6 +333,16 @@ fn form_decode(s: &str) -> Result<String, Error> {
         what: "form encoding",
         reason,
     };
+    // Most values (codes, tokens, ids, base64url) have nothing to decode.
+    if !s.bytes().any(|b| b == b'%' || b == b'+') {
+        return Ok(s.to_owned());
+    }
+    let hex = |b: u8| match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    };
     let mut bytes = Vec::with_capacity(s.len());
     let mut it = s.bytes();
     while let Some(b) = it.next() {
@@ -342,9 +352,10 @@ fn form_decode(s: &str) -> Result<String, Error> {
                 let (Some(h), Some(l)) = (it.next(), it.next()) else {
                     return Err(bad("truncated percent-escape"));
                 };
-                let hex = [h, l];
-                let text = std::str::from_utf8(&hex).map_err(|_| bad("bad percent-escape"))?;
-                bytes.push(u8::from_str_radix(text, 16).map_err(|_| bad("bad percent-escape"))?);
+                let (Some(h), Some(l)) = (hex(h), hex(l)) else {
+                    return Err(bad("bad percent-escape"));
+                };
+                bytes.push(h << 4 | l);
             }
             _ => bytes.push(b),
         }

@@ -537,6 +537,9 @@ fn form_codec() {
     assert!(parse_form("a=%2", 10).is_err());
     assert!(parse_form("a=%zz", 10).is_err());
     assert!(parse_form("a=%ff", 10).is_err());
+    // Two hex digits exactly (a sign is no digit), either case.
+    assert!(parse_form("a=%+1", 10).is_err());
+    assert_eq!(parse_form("a=%c3%A4%2b", 10).unwrap(), p(&[("a", "ä+")]));
     assert!(matches!(
         parse_form("a&b&c", 2),
         Err(Error::LimitExceeded { .. })
