@@ -55,6 +55,21 @@ fn content_length_line(line: &[u8], pos: usize) -> Result<Option<usize>> {
         })
 }
 
+/// A line (without its LF) that may be a Content-Length line: its value, if it is one, must
+/// agree with the one seen before.
+#[cold]
+#[inline(never)]
+fn content_length_candidate(line: &[u8], pos: usize, cl: &mut Option<usize>) -> Result<()> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if let Some(n) = content_length_line(line, pos)? {
+        match *cl {
+            Some(prev) if prev != n => return Err(Error::ContentLengthMismatch),
+            _ => *cl = Some(n),
+        }
+    }
+    Ok(())
+}
+
 /// Find the end of the message at the start of `buf` (which must begin with a start line;
 /// skip CRLF keep-alives first, see [`keepalive_len`]).
 ///
@@ -149,8 +164,10 @@ fn frame_from(buf: &[u8], limits: &Limits, st: &mut Scan) -> Result<Status> {
         None => {
             let win = buf.get(..window).unwrap_or_default();
             let mut pos = st.pos;
+            // the rest of the window from `pos`, advanced line by line
+            let mut rest = win.get(pos..).unwrap_or_default();
             loop {
-                let Some(k) = crate::chars::find_nl(win.get(pos..).unwrap_or_default()) else {
+                let Some(k) = crate::chars::find_nl(rest) else {
                     st.pos = pos;
                     if window.saturating_sub(pos) > limits.max_line_length {
                         return Err(Error::LineTooLong {
@@ -166,7 +183,6 @@ fn frame_from(buf: &[u8], limits: &Limits, st: &mut Scan) -> Result<Status> {
                     }
                     return Ok(Status::Partial);
                 };
-                let nl = pos + k;
                 if k > limits.max_line_length {
                     return Err(Error::LineTooLong {
                         offset: pos,
@@ -175,42 +191,33 @@ fn frame_from(buf: &[u8], limits: &Limits, st: &mut Scan) -> Result<Status> {
                 }
                 if st.started {
                     // the line without its terminator is empty: the head ends
-                    let b0 = win.get(pos).copied().unwrap_or(b'\n');
+                    let b0 = rest.first().copied().unwrap_or(b'\n');
                     if k == 0 || (k == 1 && b0 == b'\r') {
-                        st.pos = nl + 1;
-                        st.head_end = Some(nl + 1);
-                        break nl + 1;
+                        let end = pos + k + 1;
+                        st.pos = end;
+                        st.head_end = Some(end);
+                        break end;
                     }
                     // Only a line starting `Content-Length` or `l` + non-token (any case) can
                     // be a Content-Length line: look closer at those alone.
                     let maybe_cl = match b0 | 0x20 {
                         // `content-` with bit 0x20 set in each byte (a filter only: the exact
                         // name check follows)
-                        b'c' => win
-                            .get(pos..pos + 8)
-                            .and_then(|p| <[u8; 8]>::try_from(p).ok())
-                            .is_some_and(|p| {
-                                u64::from_le_bytes(p) | 0x2020_2020_2020_2020
-                                    == u64::from_le_bytes(*b"content-")
-                            }),
-                        b'l' => win.get(pos + 1).is_none_or(|&b| !crate::chars::is_token(b)),
+                        b'c' => rest.first_chunk::<8>().is_some_and(|p| {
+                            u64::from_le_bytes(*p) | 0x2020_2020_2020_2020
+                                == u64::from_le_bytes(*b"content-")
+                        }),
+                        b'l' => rest.get(1).is_none_or(|&b| !crate::chars::is_token(b)),
                         _ => false,
                     };
                     if maybe_cl {
-                        let line = win.get(pos..nl).unwrap_or_default();
-                        let line = line.strip_suffix(b"\r").unwrap_or(line);
-                        if let Some(n) = content_length_line(line, pos)? {
-                            match st.cl {
-                                Some(prev) if prev != n => {
-                                    return Err(Error::ContentLengthMismatch);
-                                }
-                                _ => st.cl = Some(n),
-                            }
-                        }
+                        let line = rest.get(..k).unwrap_or_default();
+                        content_length_candidate(line, pos, &mut st.cl)?;
                     }
                 }
                 st.started = true;
-                pos = nl + 1;
+                pos += k + 1;
+                rest = rest.get(k + 1..).unwrap_or_default();
             }
         }
     };
