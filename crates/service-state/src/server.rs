@@ -1437,17 +1437,14 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         expires: u32,
     ) -> Result<String, Refusal> {
         let grant = self.validate(impu, token, now_unix, client_id)?;
-        let registered = self.ues.get(impu).is_some_and(|u| u.registered);
-        if !registered {
-            return Err(self.fail(impu, "P-Asserted-Identity is not a registered UE"));
-        }
+        // One lookup: registered, and the users on the UE.
+        let sessions = match self.ues.get(impu) {
+            Some(u) if u.registered => u.sessions.clone(),
+            _ => return Err(self.fail(impu, "P-Asserted-Identity is not a registered UE")),
+        };
         let kind = self.config.directory.kind(impu);
         // Other users signed in on this UE (with a live publication).
-        let others: Vec<u64> = self
-            .ues
-            .get(impu)
-            .map(|u| u.sessions.clone())
-            .unwrap_or_default()
+        let others: Vec<u64> = sessions
             .into_iter()
             .filter(|id| {
                 self.sessions.get(id).is_some_and(|s| {
@@ -2135,7 +2132,12 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     /// The work of the public method of the same name, before its timers are pruned.
     fn response(&mut self, now: Instant, response: &mcptt_sip::Response) {
         let status = response.status();
-        let Ok((call_id, cseq)) = Ids::check(response.headers()) else {
+        // As `Ids::check`, keeping the From value (read once).
+        let headers = response.headers();
+        let Some(from_value) = headers.get("From") else {
+            return;
+        };
+        let Ok((call_id, cseq)) = Ids::check_after_from(headers) else {
             return;
         };
         if status < 200 || cseq.method != Method::Notify {
@@ -2144,7 +2146,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         // Our NOTIFY's From comes back as we wrote it, `<URI>;tag=T`: its tag is read from the
         // text; any other form goes through the typed parse. (The URI is not checked on the
         // plain form: the tag must name a dialog held here and the Call-ID match it.)
-        let our_tag = match response.headers().get("From").and_then(plain_tag) {
+        let our_tag = match plain_tag(from_value) {
             Some(tag) => tag_value(tag),
             None => {
                 let Ok(from) = response.from() else { return };

@@ -290,6 +290,11 @@ impl<'m> Ids<'m> {
         if !headers.contains("From") {
             return Err("From header");
         }
+        Self::check_after_from(headers)
+    }
+
+    /// [`Ids::check`] once `From` is known to be present.
+    pub(crate) fn check_after_from(headers: &'m Headers) -> Result<(&'m str, CSeq), &'static str> {
         if !headers.contains("To") {
             return Err("To header");
         }
