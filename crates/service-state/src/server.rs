@@ -1295,18 +1295,20 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     /// A single route (one proxy on the path) that is the last one seen shares its copy:
     /// subscriptions through the same SIP core hold one route set between them.
     fn route_set(&mut self, req: &Request) -> Result<Arc<[String]>, Refusal> {
-        // A single plain `Record-Route: <URI>`: its URI checked alone.
+        // A single plain `Record-Route: <URI>`: its URI checked alone, or not at all when it
+        // is the one taken last (the same text, found valid then).
+        let single = single_value(req, "Record-Route");
+        if let (Some(value), Some(last)) = (single, &self.last_route)
+            && matches!(&**last, [only] if only == value)
+        {
+            return Ok(Arc::clone(last));
+        }
         if let Some(Single {
             value,
             uri: inner,
             plain_sip,
-        }) = single_plain(req, "Record-Route")
+        }) = single.and_then(plain_value)
         {
-            if let Some(last) = &self.last_route
-                && matches!(&**last, [only] if only == value)
-            {
-                return Ok(Arc::clone(last));
-            }
             if !plain_sip && mcptt_sip::Uri::parse(inner).is_err() {
                 return Err(Refusal::code(400));
             }
@@ -2685,10 +2687,20 @@ struct Single<'r> {
 
 /// As [`single_plain_uri`], with the whole value (`<URI>`) beside the URI.
 fn single_plain<'r>(req: &'r Request, name: &'static str) -> Option<Single<'r>> {
+    plain_value(single_value(req, name)?)
+}
+
+/// The value of header `name` when the request has exactly one such line.
+fn single_value<'r>(req: &'r Request, name: &'static str) -> Option<&'r str> {
     let mut lines = req.headers().get_all(name);
-    let (Some(value), None) = (lines.next(), lines.next()) else {
-        return None;
-    };
+    match (lines.next(), lines.next()) {
+        (Some(value), None) => Some(value),
+        _ => None,
+    }
+}
+
+/// `value` when it is written plainly as `<URI>` (see [`single_plain`]).
+fn plain_value(value: &str) -> Option<Single<'_>> {
     let inner = value.strip_prefix('<')?.strip_suffix('>')?;
     // A plain SIP URI has none of the characters checked for below (one pass fewer for the
     // usual value).
