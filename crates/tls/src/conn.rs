@@ -144,10 +144,11 @@ struct WriteState {
     blocked: bool,
     /// Bytes were written since the connection task last looked (idle timeout).
     wrote: bool,
-    /// The last flush carried more than [`KEEP_WRITE_BUFFER`] bytes: a fresh buffer starts
-    /// at [`FIRST_WRITE_BUFFER`] (bursts without regrowth copies); otherwise at the kept size,
-    /// so request/response traffic reuses one buffer instead of allocating per message.
-    bursty: bool,
+    /// Bytes the last flush carried. Above [`KEEP_WRITE_BUFFER`] (a burst), a fresh buffer
+    /// starts with room for a burst that size (at least [`FIRST_WRITE_BUFFER`]), so the next
+    /// one is encoded without regrowth copies; otherwise at the kept size, so
+    /// request/response traffic reuses one buffer instead of allocating per message.
+    last_flush: usize,
     /// A sender's write failed: the connection closes with this error.
     error: Option<io::Error>,
     drain: bool,
@@ -170,7 +171,7 @@ impl WriteState {
             return Err(io::ErrorKind::NotConnected.into());
         };
         if !self.out.is_empty() {
-            self.bursty = self.out.len() > KEEP_WRITE_BUFFER;
+            self.last_flush = self.out.len();
         }
         let mut wr = Nonblocking(tcp);
         match &mut self.tls {
@@ -232,7 +233,7 @@ impl Shared {
                 queued: 0,
                 blocked: false,
                 wrote: false,
-                bursty: false,
+                last_flush: 0,
                 error: None,
                 drain: false,
                 close: false,
@@ -270,10 +271,11 @@ impl Shared {
             return Ok(Queued::Full);
         }
         if st.out.capacity() == 0 {
-            // A fresh buffer: after a burst, room for the next one at once (released when
+            // A fresh buffer: after a burst, room for one as large at once (released when
             // written); otherwise the size that is kept between messages.
-            let size = if st.bursty {
-                FIRST_WRITE_BUFFER
+            let size = if st.last_flush > KEEP_WRITE_BUFFER {
+                // (Rounded up: a burst a little larger than the last still fits.)
+                st.last_flush.max(FIRST_WRITE_BUFFER).next_power_of_two()
             } else {
                 KEEP_WRITE_BUFFER
             };
