@@ -215,6 +215,57 @@ fn framing_group(c: &mut Criterion) {
             n
         })
     });
+    // A transport's read buffer holding the whole stream: frame() then parse_with() per
+    // message (two passes over each head), and frame_parse() (one pass when the head is
+    // whole).
+    g.bench_function("frame_then_parse_with", |b| {
+        b.iter(|| {
+            let mut buf = bytes::BytesMut::from(black_box(&wire[..]));
+            let mut n = 0;
+            loop {
+                let k = mcptt_sip::keepalive_len(&buf);
+                let _ = buf.split_to(k);
+                if buf.is_empty() {
+                    break;
+                }
+                let mcptt_sip::Status::Complete(len) = mcptt_sip::frame(&buf, &limits).unwrap()
+                else {
+                    panic!("partial")
+                };
+                black_box(mcptt_sip::Message::parse_with(
+                    buf.split_to(len).freeze(),
+                    &limits,
+                ))
+                .unwrap();
+                n += 1;
+            }
+            assert_eq!(n, 128);
+            n
+        })
+    });
+    g.bench_function("frame_parse_one_pass", |b| {
+        b.iter(|| {
+            let mut buf = bytes::BytesMut::from(black_box(&wire[..]));
+            let mut scan = mcptt_sip::FrameScan::default();
+            let mut n = 0;
+            loop {
+                let k = mcptt_sip::keepalive_len(&buf);
+                let _ = buf.split_to(k);
+                if buf.is_empty() {
+                    break;
+                }
+                match mcptt_sip::frame_parse(&mut buf, &limits, &mut scan).unwrap() {
+                    mcptt_sip::Framed::Message(m) => {
+                        black_box(&m);
+                    }
+                    other => panic!("{other:?}"),
+                }
+                n += 1;
+            }
+            assert_eq!(n, 128);
+            n
+        })
+    });
     // The Framer: buffer the stream in 1400-byte segments and hand out parsed messages.
     g.bench_function("framer_messages_1400_byte_segments", |b| {
         b.iter_batched(

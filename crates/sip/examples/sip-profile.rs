@@ -7,17 +7,22 @@
 //! - `frame_parse_register`, `frame_parse_ok`: [`frame`] then [`Message::parse_with`] of 32
 //!   pipelined copies (the `tls_frame_parse` bench rows);
 //! - `parse`: [`Message::parse`] and the Call-ID (the `sip_parse/register` row);
+//! - `frame_parse_one_pass_register`, `frame_parse_one_pass_ok`: the same with
+//!   [`frame_parse`] (one pass over each head);
 //! - `framer`: a [`Framer`] fed 32 pipelined copies in 1400-byte segments;
 //! - `typed`: parse, then Via, From/To tags, Call-ID, CSeq, Contact and Content-Length.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::hint::black_box;
 
-use mcptt_sip::{Bytes, BytesMut, Framer, Limits, Message, Response, Status, frame};
+use mcptt_sip::{
+    Bytes, BytesMut, FrameScan, Framed, Framer, Limits, Message, Response, Status, frame,
+    frame_parse,
+};
 
 const REGISTER: &[u8] = include_bytes!("../tests/data/mcptt/register.sip");
 
-fn frame_parse(wire: &[u8]) -> usize {
+fn frame_then_parse(wire: &[u8]) -> usize {
     let limits = Limits::default();
     let mut rbuf = BytesMut::from(wire);
     let mut n = 0;
@@ -64,7 +69,24 @@ fn main() {
             };
             let wire = one.repeat(32);
             for _ in 0..n {
-                total += frame_parse(black_box(&wire));
+                total += frame_then_parse(black_box(&wire));
+            }
+        }
+        "frame_parse_one_pass_register" | "frame_parse_one_pass_ok" => {
+            let one = if workload.ends_with("_ok") {
+                &ok
+            } else {
+                &register
+            };
+            let wire = one.repeat(32);
+            let limits = Limits::default();
+            for _ in 0..n {
+                let mut rbuf = BytesMut::from(black_box(&wire[..]));
+                let mut scan = FrameScan::default();
+                while let Framed::Message(m) = frame_parse(&mut rbuf, &limits, &mut scan).unwrap() {
+                    black_box(&m);
+                    total += 1;
+                }
             }
         }
         "parse" => {

@@ -1,6 +1,6 @@
 //! Stream framing (RFC 3261 §18.3): find where each message ends on TCP/TLS.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use crate::error::{Error, Result};
 use crate::limits::Limits;
@@ -242,6 +242,109 @@ fn frame_from(buf: &[u8], limits: &Limits, st: &mut Scan) -> Result<Status> {
     })
 }
 
+/// The single-pass parse of the head of the message at the start of `buf`, when it decides
+/// the framing exactly as [`frame`] would: the head is complete and within the limits, and
+/// every Content-Length agrees. `None` whenever that is not conclusive (head incomplete, any
+/// error, any limit close); callers then frame and parse in two passes, which decides
+/// exactly as before. Returns the head and the message's total length.
+fn one_pass_head(buf: &[u8], limits: &Limits) -> Option<(ParsedHead, usize)> {
+    let window = buf
+        .len()
+        .min(limits.max_message_size)
+        .min(limits.max_head_size.saturating_add(1));
+    let s = buf.get(..window)?;
+    u32::try_from(buf.len().min(limits.max_message_size)).ok()?;
+    let head = parse_head(s, limits).ok()?;
+    let he = head.he;
+    let cl = he.content_length?;
+    // frame(): the head ends within max_head_size + 1 bytes, every Content-Length agrees
+    if !he.terminated || he.body_start > window {
+        return None;
+    }
+    for e in head.entries().iter().filter(|e| e.id == Hid::ContentLength) {
+        let v = crate::chars::parse_u64(e.value.bytes(s))?;
+        if usize::try_from(v).ok()? != cl {
+            return None;
+        }
+    }
+    let total = he.body_start.checked_add(cl)?;
+    if cl > limits.max_body_size || total > limits.max_message_size {
+        return None;
+    }
+    Some((head, total))
+}
+
+/// What [`frame_parse`] found at the start of the buffer.
+// Returned by value once per message and matched at once: boxing the message would add an
+// allocation per message.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Framed {
+    /// More bytes are needed; nothing was taken from the buffer.
+    Partial,
+    /// The first message, parsed; its bytes were taken from the buffer.
+    Message(Message),
+    /// The first message is framed (its bytes, here, were taken from the buffer) but does
+    /// not parse: the stream stays in step, the transport may answer 400 and go on.
+    Malformed(Bytes, Error),
+}
+
+/// Frame and parse the first message of a stream buffer, in one pass over its head when
+/// the whole head is there.
+///
+/// Same results and errors as [`frame_resume`] followed, on [`Status::Complete`], by
+/// splitting the message off `buf` and [`Message::parse_with`] on it (a parse error gives
+/// [`Framed::Malformed`] with the message's bytes), with `scan` reset after a message:
+/// `buf` must start with a start line (skip keep-alives first, [`keepalive_len`]); an error
+/// is a framing error (the stream cannot be resynchronised) and leaves `buf` as it was.
+///
+/// When `scan` is fresh and the head is complete, the head is parsed once and the framing
+/// rules are checked on the result instead of scanning it twice; a head that is not
+/// complete yet is measured by the resumable scan (kept in `scan`), so bytes arriving a few
+/// at a time cost linear time, as with [`frame_resume`].
+///
+/// ```
+/// use mcptt_sip::{BytesMut, FrameScan, Framed, Limits, frame_parse};
+/// let limits = Limits::default();
+/// let mut scan = FrameScan::default();
+/// let mut buf = BytesMut::from(&b"OPTIONS sip:a@example.com SIP/2.0\r\nContent-Len"[..]);
+/// assert_eq!(frame_parse(&mut buf, &limits, &mut scan)?, Framed::Partial);
+/// buf.extend_from_slice(b"gth: 0\r\n\r\nOPTIONS");
+/// let Framed::Message(m) = frame_parse(&mut buf, &limits, &mut scan)? else {
+///     panic!("a whole message")
+/// };
+/// assert!(m.is_request());
+/// assert_eq!(&buf[..], b"OPTIONS");
+/// # Ok::<(), mcptt_sip::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`frame`].
+pub fn frame_parse(buf: &mut BytesMut, limits: &Limits, scan: &mut FrameScan) -> Result<Framed> {
+    if *scan == FrameScan::default()
+        && !matches!(buf.first(), Some(b'\r' | b'\n'))
+        && let Some((head, total)) = one_pass_head(buf, limits)
+        && buf.len() >= total
+    {
+        let bytes = buf.split_to(total).freeze();
+        return Ok(match Message::finish(head, bytes.clone()) {
+            Ok(m) => Framed::Message(m),
+            Err(e) => Framed::Malformed(bytes, e),
+        });
+    }
+    match frame_resume(buf, limits, scan)? {
+        Status::Partial => Ok(Framed::Partial),
+        Status::Complete(n) => {
+            scan.reset();
+            let bytes = buf.split_to(n).freeze();
+            Ok(match Message::parse_with(bytes.clone(), limits) {
+                Ok(m) => Framed::Message(m),
+                Err(e) => Framed::Malformed(bytes, e),
+            })
+        }
+    }
+}
+
 /// How many CR/LF bytes (RFC 5626 keep-alives, RFC 3261 §7.5 leading CRLFs) start `buf`.
 #[must_use]
 pub fn keepalive_len(buf: &[u8]) -> usize {
@@ -440,28 +543,9 @@ impl Framer {
             .len()
             .min(limits.max_message_size)
             .min(limits.max_head_size.saturating_add(1));
-        let s = self.buf.get(..window)?;
         // cheap test that an empty CRLF line is there before parsing anything
-        EMPTY_LINE.find(s)?;
-        u32::try_from(self.buf.len().min(limits.max_message_size)).ok()?;
-        let head = parse_head(s, limits).ok()?;
-        let he = head.he;
-        let cl = he.content_length?;
-        // frame(): the head ends within max_head_size + 1 bytes, every Content-Length agrees
-        if !he.terminated || he.body_start > window {
-            return None;
-        }
-        for e in head.entries().iter().filter(|e| e.id == Hid::ContentLength) {
-            let v = crate::chars::parse_u64(e.value.bytes(s))?;
-            if usize::try_from(v).ok()? != cl {
-                return None;
-            }
-        }
-        let total = he.body_start.checked_add(cl)?;
-        if cl > limits.max_body_size || total > limits.max_message_size {
-            return None;
-        }
-        Some((head, total))
+        EMPTY_LINE.find(self.buf.get(..window)?)?;
+        one_pass_head(&self.buf, limits)
     }
 
     /// Hand out the first `total` buffered bytes as the message whose head is parsed.

@@ -129,7 +129,9 @@ pub use bytes::{Bytes, BytesMut};
 pub use body::{Multipart, Part};
 pub use check::Policy;
 pub use error::{Error, Result};
-pub use frame::{FrameScan, Framer, Status, frame, frame_resume, keepalive_len};
+pub use frame::{
+    FrameScan, Framed, Framer, Status, frame, frame_parse, frame_resume, keepalive_len,
+};
 pub use headers::{Headers, split_commas};
 pub use limits::Limits;
 pub use message::{Message, Request, RequestBuilder, Response, ResponseBuilder};

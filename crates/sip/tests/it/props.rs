@@ -1,7 +1,7 @@
 //! Property tests: generated messages round-trip, mutated bytes never panic, stream framing
 //! over any chunking equals whole-buffer parsing, limits are enforced.
 
-use mcptt_sip::{Bytes, Error, FrameScan, Framer, Limits, Message};
+use mcptt_sip::{Bytes, BytesMut, Error, FrameScan, Framed, Framer, Limits, Message};
 use proptest::prelude::*;
 
 use crate::common::{data, read, table, testdata};
@@ -268,6 +268,32 @@ proptest! {
             }
         }
         let _ = mcptt_sip::frame(&buf, &Limits::default());
+        // frame_parse over the bytes in chunks answers what frame_resume + parse_with answer
+        let mut ends: Vec<usize> = cuts.iter().map(|c| c.index(body_len(&buf) + 1)).collect();
+        ends.push(body_len(&buf));
+        ends.sort_unstable();
+        for limits in [Limits::default(), Limits { max_line_length: 64, max_head_size: 256, ..Limits::default() }] {
+            let body = &buf[mcptt_sip::keepalive_len(&buf)..];
+            let (mut fast, mut slow) = (BytesMut::new(), BytesMut::new());
+            let (mut fs, mut ss) = (FrameScan::default(), FrameScan::default());
+            let mut from = 0;
+            'chunks: for &end in &ends {
+                fast.extend_from_slice(&body[from..end]);
+                slow.extend_from_slice(&body[from..end]);
+                from = end;
+                for _ in 0..8 {
+                    let got = mcptt_sip::frame_parse(&mut fast, &limits, &mut fs);
+                    let want = two_pass(&mut slow, &limits, &mut ss);
+                    prop_assert_eq!(&got, &want);
+                    prop_assert_eq!(&fast[..], &slow[..]);
+                    match got {
+                        Ok(Framed::Partial) | Err(_) => break,
+                        Ok(_) if fast.first().is_some_and(|&b| b == b'\r' || b == b'\n') => break 'chunks,
+                        Ok(_) => {}
+                    }
+                }
+            }
+        }
         // frame_resume over growing prefixes answers what frame() answers on each prefix
         // (keep-alives skipped first, as the contract asks).
         let body = &buf[mcptt_sip::keepalive_len(&buf)..];
@@ -285,6 +311,27 @@ proptest! {
                     break;
                 }
             }
+        }
+    }
+}
+
+/// Bytes after the leading keep-alives.
+fn body_len(buf: &[u8]) -> usize {
+    buf.len() - mcptt_sip::keepalive_len(buf)
+}
+
+/// What `frame_parse` owes: `frame_resume`, then on a whole message split it off and
+/// `parse_with` it.
+fn two_pass(buf: &mut BytesMut, limits: &Limits, scan: &mut FrameScan) -> Result<Framed, Error> {
+    match mcptt_sip::frame_resume(buf, limits, scan)? {
+        mcptt_sip::Status::Partial => Ok(Framed::Partial),
+        mcptt_sip::Status::Complete(n) => {
+            scan.reset();
+            let bytes = buf.split_to(n).freeze();
+            Ok(match Message::parse_with(bytes.clone(), limits) {
+                Ok(m) => Framed::Message(m),
+                Err(e) => Framed::Malformed(bytes, e),
+            })
         }
     }
 }
@@ -346,6 +393,24 @@ proptest! {
         for (got, g) in chunked.iter().zip(&msgs) {
             prop_assert_eq!(&got.encode()[..], &g.bytes[..]);
         }
+
+        // frame_parse over the same chunks (keep-alives skipped by the caller).
+        let mut buf = BytesMut::new();
+        let mut scan = FrameScan::default();
+        let mut got = Vec::new();
+        for w in points.windows(2) {
+            buf.extend_from_slice(&wire[w[0]..w[1]]);
+            loop {
+                let k = mcptt_sip::keepalive_len(&buf);
+                let _ = buf.split_to(k);
+                match mcptt_sip::frame_parse(&mut buf, &Limits::default(), &mut scan).unwrap() {
+                    Framed::Partial => break,
+                    Framed::Message(m) => got.push(m),
+                    Framed::Malformed(_, e) => prop_assert!(false, "malformed: {e}"),
+                }
+            }
+        }
+        prop_assert!(got == want, "frame_parse differs");
 
         // frame() on the whole buffer finds the same boundaries.
         let mut pos = 0;
