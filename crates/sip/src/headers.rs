@@ -206,7 +206,7 @@ fn folded_line_end(rest: &[u8], vs: usize, mut from: usize) -> (usize, usize) {
 
 /// The numbers the fast path checks: Content-Length (the first one is kept), the CSeq
 /// number and Max-Forwards. `at` is the value's offset (for the error).
-#[inline(never)]
+#[inline]
 fn check_number(
     id: Hid,
     name: &[u8],
