@@ -8,10 +8,11 @@
 //! by the task that runs (an actor woken by the connection task that delivered a message)
 //! goes to the back of the queue instead of running next, so every connection with bytes
 //! waiting is read first and the actor handles them as one batch, writing once per
-//! connection. On `flow --ues 1000 --concurrency 16` that cut the servers' thread from
-//! 8.5 to 5.3 `writev`, 14.3 to 9.3 `recvfrom`, 2.9 to 0.9 `write` (wake-ups) and 2.8 to
-//! 2.1 `epoll_wait` per UE (`perf stat -e 'syscalls:sys_enter_*' --per-thread`), at the
-//! same user-space instruction count (callgrind).
+//! connection. On `flow --ues 1000 --concurrency 16` (the same crates built both ways) that
+//! cut the servers' thread from 8.8 to 5.5-5.9 `writev` and from 3.4-3.6 to 1.1-1.3 `write`
+//! (eventfd wake-ups) per UE, `recvfrom` (~14.5) and `epoll_wait` (~2.4-3.0) unchanged
+//! (`perf stat -e 'syscalls:sys_enter_*' --per-thread`), at the same user-space
+//! instruction count (callgrind).
 //!
 //! Blocking calls (`spawn_blocking`) still get threads of the same name, so they are counted
 //! too. A blocking store call made from a task blocks the thread (there is nowhere else to

@@ -42,7 +42,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use mcptt_registration::{RegistrationView, ServerConfig as ViewConfig, ServerEvent as ViewEvent};
 use mcptt_service_state::server::{Server, ServerConfig, ServerEvent};
@@ -311,8 +311,9 @@ struct State {
     notifies: u64,
     /// Responses built here (third-party REGISTER), sent in order by `drain`.
     replies: Vec<(ConnectionHandle, Message)>,
-    /// What this loop turn sends, in order, per connection (written once per turn).
-    out: Vec<(ConnectionHandle, BytesMut)>,
+    /// What this loop turn sends, in order (queued on its connection, each connection
+    /// flushed once per turn).
+    out: Vec<(ConnectionHandle, Out)>,
     counts: watch::Sender<ServerCounts>,
     trace: Trace,
     clock: Clock,
@@ -320,6 +321,14 @@ struct State {
 
 /// Most transport events handled per loop turn before the answers are written.
 const EVENT_BATCH: usize = 64;
+
+/// One message to send.
+enum Out {
+    /// Built here (answers to third-party REGISTERs and `OPTIONS`).
+    Message(Box<Message>),
+    /// Encoded by the service-state server (`poll_transmit`).
+    Bytes(Bytes),
+}
 
 async fn run(
     mut st: State,
@@ -530,13 +539,25 @@ impl State {
         }
     }
 
-    /// Sends what this turn produced: one write per connection.
+    /// Sends what this turn produced: each message is queued on its connection (encoded
+    /// into, or its bytes appended to, the connection's write buffer: no copy gathers them
+    /// here), then each connection is flushed once (one TLS write per connection).
     async fn drain(&mut self) {
         self.process();
-        for (conn, bytes) in std::mem::take(&mut self.out) {
-            if let Err(e) = conn.send_bytes(bytes.freeze()).await {
-                tracing::warn!(error = %e, "send to SIP core failed");
+        let mut written: Vec<ConnectionHandle> = Vec::new();
+        for (conn, out) in std::mem::take(&mut self.out) {
+            let queued = match out {
+                Out::Message(msg) => conn.queue(&msg).await,
+                Out::Bytes(bytes) => conn.queue_bytes(bytes).await,
+            };
+            match queued {
+                Ok(()) if !written.iter().any(|w| w.id() == conn.id()) => written.push(conn),
+                Ok(()) => {}
+                Err(e) => tracing::warn!(error = %e, "send to SIP core failed"),
             }
+        }
+        for conn in written {
+            conn.flush();
         }
         let c = ServerCounts {
             publications: self.server.publication_count(),
@@ -552,23 +573,11 @@ impl State {
         });
     }
 
-    /// The buffer of what this turn sends on `conn`.
-    fn out_for(&mut self, conn: &ConnectionHandle) -> &mut BytesMut {
-        let i = match self.out.iter().position(|(c, _)| c.id() == conn.id()) {
-            Some(i) => i,
-            None => {
-                self.out.push((conn.clone(), BytesMut::new()));
-                self.out.len() - 1
-            }
-        };
-        &mut self.out[i].1
-    }
-
     /// Takes the replies and the state machines' events and messages; the messages are
-    /// gathered per connection, in order, for [`drain`](Self::drain) to write.
+    /// kept in order for [`drain`](Self::drain) to write.
     fn process(&mut self) {
         for (conn, msg) in std::mem::take(&mut self.replies) {
-            msg.encode_into(self.out_for(&conn));
+            self.out.push((conn, Out::Message(Box::new(msg))));
         }
         let now = self.clock.now();
         while let Some(ev) = self.view.poll_event() {
@@ -633,7 +642,7 @@ impl State {
                 tracing::warn!("no SIP core connection for an outgoing message");
                 continue;
             };
-            self.out_for(&core).extend_from_slice(&bytes);
+            self.out.push((core, Out::Bytes(bytes)));
         }
     }
 }
