@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Buf, Bytes, BytesMut};
-use mcptt_sip::{Message, Status};
+use mcptt_sip::{FrameScan, Framed, Message};
 use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
@@ -392,6 +392,10 @@ pub(crate) struct Connection {
     /// Length of `rbuf` when framing last said "partial" (0: not partial): a turn with no
     /// new bytes (a write or timer wake-up) does not scan the head again.
     partial_len: usize,
+    /// Progress of the framing of the message at the start of `rbuf` (one per connection:
+    /// a head arriving over many reads is scanned once, see [`mcptt_sip::frame_resume`]).
+    /// `frame_parse` resets it after each message; a framing error closes the connection.
+    scan: FrameScan,
     /// Since when the socket refuses our bytes (write timeout).
     blocked_since: Option<Instant>,
     last_activity: Instant,
@@ -503,6 +507,7 @@ impl Connection {
             pong_due: false,
             partial_since: None,
             partial_len: 0,
+            scan: FrameScan::default(),
             blocked_since: None,
             last_activity: Instant::now(),
             pending: None,
@@ -889,9 +894,9 @@ impl Connection {
             if buf.len() == self.partial_len {
                 return Ok(None);
             }
-            match mcptt_sip::frame(buf, limits)? {
-                Status::Partial => {
-                    self.partial_len = buf.len();
+            match mcptt_sip::frame_parse(&mut self.rbuf, limits, &mut self.scan)? {
+                Framed::Partial => {
+                    self.partial_len = self.rbuf.len();
                     if self.partial_since.is_none() {
                         let now = Instant::now();
                         self.partial_since = Some(now);
@@ -902,20 +907,17 @@ impl Connection {
                     }
                     return Ok(None);
                 }
-                Status::Complete(n) => {
-                    let bytes = self.rbuf.split_to(n).freeze();
+                Framed::Message(message) => {
                     self.partial_since = None;
                     self.partial_len = 0;
-                    return Ok(Some(match Message::parse_with(bytes.clone(), limits) {
-                        Ok(message) => {
-                            self.check_via_alias(&message);
-                            Item::Message(message)
-                        }
-                        Err(e) => {
-                            warn!(error = %e, "malformed message skipped");
-                            Item::Malformed(bytes, e)
-                        }
-                    }));
+                    self.check_via_alias(&message);
+                    return Ok(Some(Item::Message(message)));
+                }
+                Framed::Malformed(bytes, e) => {
+                    self.partial_since = None;
+                    self.partial_len = 0;
+                    warn!(error = %e, "malformed message skipped");
+                    return Ok(Some(Item::Malformed(bytes, e)));
                 }
             }
         }
