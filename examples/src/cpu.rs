@@ -20,6 +20,9 @@
 //! other on one thread;
 //! the server's share of each is split off by the wall-clock ratio of the server's calls.
 //! The SIP core – MCPTT server connection is one for the whole run, so it is not counted.
+//! [`SocketFloor`] times the same handshakes as a plain tokio-rustls server pays them over
+//! loopback TCP (accept, handshake, close; kernel time included), which `flow` prints next
+//! to the in-memory floor.
 //! Left out (the login's own work, printed apart as [`LoginCrypto`]): the password, TOTP or
 //! MILENAGE check and the two ES256 signatures of the token response. `flow` prints what
 //! the run did of the counted work ([`crate::demo::FloorWork`]) next to the floor.
@@ -276,35 +279,7 @@ fn handshake(
 /// When the demo PKI or a TLS configuration cannot be built, or a handshake fails.
 pub fn measure_floor(rounds: u32) -> Result<Floor, ActorError> {
     let rounds = rounds.max(1);
-    let pki = DemoPki::generate()?;
-    let server_tls = TlsMaterial {
-        identity: pki.issue_server(crate::actors::SIP_CORE_URI)?,
-        roots: vec![pki.ca_cert()],
-    };
-    let ue_tls = TlsMaterial {
-        identity: pki.issue_ue("sip:ue1@example.com")?,
-        roots: vec![pki.ca_cert()],
-    };
-    // The clients never resume: each UE of the flow is a new client with a new
-    // configuration, so every one of its handshakes is a full one. (Until the servers
-    // stopped sending session tickets, this loop's one client resumed from the second round
-    // on, and the floor counted resumed handshakes, about half the CPU of full ones.)
-    let fresh = |c: Arc<rustls::ClientConfig>| {
-        let mut c = Arc::unwrap_or_clone(c);
-        c.resumption = rustls::client::Resumption::disabled();
-        Arc::new(c)
-    };
-    let mutual_server = crate::actors::net::server_config(&server_tls)?;
-    let mutual_client = fresh(crate::actors::net::client_config(&ue_tls)?);
-    let idms_server =
-        crate::idm::server::tls_config(server_tls.identity.chain(), server_tls.identity.key())
-            .map_err(|e| err("IdMS TLS configuration", e))?;
-    let plain_client = fresh(
-        ClientTlsConfig::new(crate::actors::net::anchors(&ue_tls)?)
-            .alpn(vec![b"http/1.1".to_vec()])
-            .build()
-            .map_err(|e| err("client TLS configuration", e))?,
-    );
+    let (mutual_server, mutual_client, idms_server, plain_client) = floor_configs()?;
     // Each batch is timed in CPU time of this thread (other processes may share the cores);
     // the server's share of a handshake is split off by the wall-clock ratio of its calls.
     let batch = |server: &Arc<rustls::ServerConfig>,
@@ -365,6 +340,50 @@ pub fn measure_floor(rounds: u32) -> Result<Floor, ActorError> {
         es256_verify: spent / verify_rounds,
         mutual_tls: mutual.2,
     })
+}
+
+/// The floor's TLS configurations: the SIP core's (mutual) and the IdMS's server sides, and
+/// clients that never resume, with the flow's own builders and a demo CA of the same kind.
+#[allow(clippy::type_complexity)]
+fn floor_configs() -> Result<
+    (
+        Arc<rustls::ServerConfig>,
+        Arc<rustls::ClientConfig>,
+        Arc<rustls::ServerConfig>,
+        Arc<rustls::ClientConfig>,
+    ),
+    ActorError,
+> {
+    let pki = DemoPki::generate()?;
+    let server_tls = TlsMaterial {
+        identity: pki.issue_server(crate::actors::SIP_CORE_URI)?,
+        roots: vec![pki.ca_cert()],
+    };
+    let ue_tls = TlsMaterial {
+        identity: pki.issue_ue("sip:ue1@example.com")?,
+        roots: vec![pki.ca_cert()],
+    };
+    // The clients never resume: each UE of the flow is a new client with a new
+    // configuration, so every one of its handshakes is a full one. (Until the servers
+    // stopped sending session tickets, this loop's one client resumed from the second round
+    // on, and the floor counted resumed handshakes, about half the CPU of full ones.)
+    let fresh = |c: Arc<rustls::ClientConfig>| {
+        let mut c = Arc::unwrap_or_clone(c);
+        c.resumption = rustls::client::Resumption::disabled();
+        Arc::new(c)
+    };
+    let mutual_server = crate::actors::net::server_config(&server_tls)?;
+    let mutual_client = fresh(crate::actors::net::client_config(&ue_tls)?);
+    let idms_server =
+        crate::idm::server::tls_config(server_tls.identity.chain(), server_tls.identity.key())
+            .map_err(|e| err("IdMS TLS configuration", e))?;
+    let plain_client = fresh(
+        ClientTlsConfig::new(crate::actors::net::anchors(&ue_tls)?)
+            .alpn(vec![b"http/1.1".to_vec()])
+            .build()
+            .map_err(|e| err("client TLS configuration", e))?,
+    );
+    Ok((mutual_server, mutual_client, idms_server, plain_client))
 }
 
 /// CPU time of `n` runs of `f` on this thread (wall time where per-thread accounting is not
@@ -591,4 +610,166 @@ mod tests {
             c.milenage_vector + c.es256_sign * 2
         );
     }
+}
+
+/// The handshakes of the floor as a TLS server really pays them: over loopback TCP, with
+/// a plain `tokio-rustls` server (no SIP, no HTTP) on a current-thread runtime of its own
+/// thread. Each is the server thread's CPU time (user and kernel, from its schedstat) per
+/// connection: accept, the full handshake, reading the client's close_notify, close.
+///
+/// The in-memory [`Floor`] leaves that socket work out; no server can. Both are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketFloor {
+    /// Server side of a mutual-TLS handshake over loopback TCP (SIP core accepting a UE).
+    pub mutual_tls_server: Duration,
+    /// Server side of a server-authenticated TLS handshake over loopback TCP (IdMS).
+    pub server_auth_tls_server: Duration,
+}
+
+impl SocketFloor {
+    /// Server-side floor per UE with these handshakes: [`FLOOR_HANDSHAKES`] over sockets
+    /// plus the in-memory floor's [`FLOOR_VERIFICATIONS`] ES256 verifications.
+    #[must_use]
+    pub fn per_ue(&self, floor: &Floor) -> Duration {
+        self.mutual_tls_server
+            + self.server_auth_tls_server
+            + floor.es256_verify * FLOOR_VERIFICATIONS
+    }
+}
+
+/// Connections the floor's clients keep in flight, as `flow --concurrency 16` does.
+pub const SOCKET_FLOOR_IN_FLIGHT: usize = 16;
+
+/// Measure [`SocketFloor`]: `rounds` connections for each kind of handshake (after a few
+/// unmeasured ones), [`SOCKET_FLOOR_IN_FLIGHT`] at a time, with the flow's configurations.
+///
+/// ```
+/// let floor = mcptt_examples::cpu::measure_socket_floor(4).unwrap();
+/// assert!(floor.mutual_tls_server > std::time::Duration::ZERO);
+/// assert!(floor.server_auth_tls_server > std::time::Duration::ZERO);
+/// ```
+///
+/// # Errors
+/// A configuration, socket or handshake failure, or a handshake that was not a full one.
+pub fn measure_socket_floor(rounds: u32) -> Result<SocketFloor, ActorError> {
+    let rounds = rounds.max(1);
+    let (mutual_server, mutual_client, idms_server, plain_client) = floor_configs()?;
+    Ok(SocketFloor {
+        mutual_tls_server: socket_handshakes(&mutual_server, &mutual_client, rounds)?,
+        server_auth_tls_server: socket_handshakes(&idms_server, &plain_client, rounds)?,
+    })
+}
+
+/// Server-thread CPU per connection of a plain tokio-rustls server on loopback.
+fn socket_handshakes(
+    server: &Arc<rustls::ServerConfig>,
+    client: &Arc<rustls::ClientConfig>,
+    rounds: u32,
+) -> Result<Duration, ActorError> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    const WARM_UP: u32 = 8;
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| err("runtime", e))
+    };
+    let server_rt = runtime()?;
+    let listener = server_rt
+        .block_on(tokio::net::TcpListener::bind((
+            std::net::Ipv4Addr::LOCALHOST,
+            0,
+        )))
+        .map_err(|e| err("listen", e))?;
+    let addr = listener.local_addr().map_err(|e| err("listen", e))?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(server.clone());
+    let server_thread = std::thread::Builder::new()
+        .name("mcptt-floor".into())
+        .spawn(move || -> Result<Duration, String> {
+            server_rt.block_on(async move {
+                let mut tasks = tokio::task::JoinSet::new();
+                let mut cpu0 = None;
+                for i in 0..WARM_UP + rounds {
+                    if i == WARM_UP {
+                        while let Some(r) = tasks.join_next().await {
+                            r.map_err(|e| e.to_string())??;
+                        }
+                        cpu0 = thread_cpu();
+                    }
+                    // A client that failed leaves no connection to accept: give up then.
+                    let (tcp, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+                        .await
+                        .map_err(|_| "no connection to accept within 10 s".to_owned())?
+                        .map_err(|e| e.to_string())?;
+                    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+                    let acceptor = acceptor.clone();
+                    tasks.spawn(async move {
+                        let mut tls = acceptor.accept(tcp).await.map_err(|e| e.to_string())?;
+                        let kind = tls.get_ref().1.handshake_kind();
+                        if kind != Some(rustls::HandshakeKind::Full) {
+                            return Err(format!("not a full handshake: {kind:?}"));
+                        }
+                        let mut b = [0u8; 64];
+                        while tls.read(&mut b).await.map_err(|e| e.to_string())? > 0 {}
+                        Ok(())
+                    });
+                }
+                while let Some(r) = tasks.join_next().await {
+                    r.map_err(|e| e.to_string())??;
+                }
+                match (cpu0, thread_cpu()) {
+                    (Some(a), Some(b)) if b > a => Ok((b - a) / rounds),
+                    _ => Err("per-thread CPU time is not readable here".to_owned()),
+                }
+            })
+        })
+        .map_err(|e| err("server thread", e))?;
+    let connector = tokio_rustls::TlsConnector::from(client.clone());
+    let name = rustls_pki_types::ServerName::try_from("localhost")
+        .map_err(|e| err("server name", e))?
+        .to_owned();
+    let connect = move || {
+        let connector = connector.clone();
+        let name = name.clone();
+        async move {
+            let tcp = tokio::net::TcpStream::connect(addr)
+                .await
+                .map_err(|e| err("connect", e))?;
+            tcp.set_nodelay(true).map_err(|e| err("connect", e))?;
+            let mut tls = connector
+                .connect(name, tcp)
+                .await
+                .map_err(|e| err("client handshake", e))?;
+            tls.shutdown().await.map_err(|e| err("client close", e))
+        }
+    };
+    let clients = runtime()?.block_on(async move {
+        for _ in 0..WARM_UP {
+            connect().await?;
+        }
+        let permits = Arc::new(tokio::sync::Semaphore::new(SOCKET_FLOOR_IN_FLIGHT));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..rounds {
+            let permit = permits
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|e| err("clients", e))?;
+            let one = connect();
+            tasks.spawn(async move {
+                let r = one.await;
+                drop(permit);
+                r
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.map_err(|e| err("client task", e))??;
+        }
+        Ok::<(), ActorError>(())
+    });
+    let served = server_thread
+        .join()
+        .map_err(|_| err("server thread", "panicked"))?;
+    clients?;
+    served.map_err(|e| err("loopback handshakes", e))
 }

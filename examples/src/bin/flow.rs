@@ -136,7 +136,8 @@ fn print_cpu(report: &mcptt_examples::demo::FlowReport, completed: usize, login:
                 ratio(floor),
                 login_name(login)
             );
-            match cpu::measure_login_crypto(100) {
+            let login_crypto = cpu::measure_login_crypto(100);
+            match &login_crypto {
                 Ok(c) => {
                     let with_login = floor + c.per_login(login);
                     println!(
@@ -153,6 +154,40 @@ fn print_cpu(report: &mcptt_examples::demo::FlowReport, completed: usize, login:
                     );
                 }
                 Err(e) => println!("login crypto: could not be measured: {e}"),
+            }
+            match cpu::measure_socket_floor(300) {
+                Ok(s) => {
+                    let socket_floor = s.per_ue(&f);
+                    let verifications = f.es256_verify * cpu::FLOOR_VERIFICATIONS;
+                    println!(
+                        "floor over loopback TCP (a plain tokio-rustls server on its own thread: accept, full handshake, the client's close; that thread's CPU, kernel included, {} connections in flight): {socket_floor:.2?} per UE = {:.2?} mutual-TLS + {:.2?} server-auth TLS + {} ES256 verifications; SIP core + MCPTT server {:.2}x their part, IdMS {:.2}x its part",
+                        cpu::SOCKET_FLOOR_IN_FLIGHT,
+                        s.mutual_tls_server,
+                        s.server_auth_tls_server,
+                        cpu::FLOOR_VERIFICATIONS,
+                        (sip_side / n).as_secs_f64()
+                            / (s.mutual_tls_server + verifications)
+                                .as_secs_f64()
+                                .max(f64::MIN_POSITIVE),
+                        (idms / n).as_secs_f64()
+                            / s.server_auth_tls_server
+                                .as_secs_f64()
+                                .max(f64::MIN_POSITIVE),
+                    );
+                    println!(
+                        "server-side CPU per UE / loopback-TCP floor = {:.2}x (goal <= 1.5x) [login: {}]",
+                        ratio(socket_floor),
+                        login_name(login)
+                    );
+                    if let Ok(c) = &login_crypto {
+                        println!(
+                            "server-side CPU per UE / (loopback-TCP floor + login crypto) = {:.2}x [login: {}]",
+                            ratio(socket_floor + c.per_login(login)),
+                            login_name(login)
+                        );
+                    }
+                }
+                Err(e) => println!("loopback-TCP floor: could not be measured: {e}"),
             }
         }
         Err(e) => println!("floor: could not be measured: {e}"),
