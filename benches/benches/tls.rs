@@ -587,7 +587,10 @@ fn frame_parse_pair_ns() -> (f64, &'static str) {
         criterion_mean_ns("tls_frame_parse", bench)
     };
     if let (Some(register), Some(ok)) = (fresh("register"), fresh("ok200")) {
-        return ((register + ok) / PIPELINE as f64, "tls_frame_parse of this run");
+        return (
+            (register + ok) / PIPELINE as f64,
+            "tls_frame_parse of this run",
+        );
     }
     let register = Message::parse(Bytes::from_static(REGISTER)).unwrap();
     let mut pair = 0.0;
