@@ -155,7 +155,7 @@ fn print_cpu(report: &mcptt_examples::demo::FlowReport, completed: usize, login:
                 }
                 Err(e) => println!("login crypto: could not be measured: {e}"),
             }
-            match cpu::measure_socket_floor(300) {
+            match cpu::measure_socket_floor(1000) {
                 Ok(s) => {
                     let socket_floor = s.per_ue(&f);
                     let verifications = f.es256_verify * cpu::FLOOR_VERIFICATIONS;
