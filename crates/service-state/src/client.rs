@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::model::{Random, random_token};
 use crate::server::{POC_SETTINGS_EVENT, SERVICE_STATE_EVENT, Transmit};
 use crate::sip::{Answer, Ids};
-use mcptt_sip::{Method, Request, RequestBuilder, Response};
+use mcptt_sip::{KnownHeader, Method, Request, RequestBuilder, Response};
 
 /// Identity and addressing of the UE for its PUBLISH and SUBSCRIBE requests.
 #[derive(Debug, Clone)]
@@ -358,7 +358,10 @@ impl<R: Random> Publisher<R> {
             }
             status => {
                 self.state = PubState::Idle;
-                let warning = response.headers().get("Warning").map(str::to_owned);
+                let warning = response
+                    .headers()
+                    .get_known(KnownHeader::Warning)
+                    .map(str::to_owned);
                 self.events
                     .push_back(PublisherEvent::Rejected { status, warning });
             }

@@ -20,7 +20,7 @@ use crate::model::{
     AuthorisationState, CombinedState, Random, RegistrationChange, RegistrationState, TokenGrant,
     TokenValidator, UeDirectory, UeKind,
 };
-use mcptt_sip::{Method, Request};
+use mcptt_sip::{KnownHeader, Method, Request};
 
 use crate::sip::{Answer, Hex16, Ids, identity, plain_sip_uri, push_hex16, push_u64};
 use crate::store::{
@@ -1223,7 +1223,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         // The usual single `P-Asserted-Identity: <URI>`: the URI is parsed alone (as the
         // name-addr parse would parse it), or not at all in its plain form; any other form
         // goes through the typed list.
-        if let Some((inner, plain_sip)) = single_plain_uri(req, "P-Asserted-Identity") {
+        if let Some((inner, plain_sip)) = single_plain_uri(req, KnownHeader::PAssertedIdentity) {
             if plain_sip {
                 return Some(identity(inner));
             }
@@ -1250,7 +1250,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let limits = &self.config.xml_limits;
         let parsed = match req
             .headers()
-            .get("Content-Type")
+            .get_known(KnownHeader::ContentType)
             .and_then(simple_multipart_boundary)
         {
             // The usual `multipart/mixed;boundary=B`, read without the typed parse.
@@ -1273,7 +1273,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             uri: inner,
             plain_sip,
             ..
-        }) = single_plain(req, "Contact")
+        }) = single_plain(req, KnownHeader::Contact)
         {
             if plain_sip {
                 return Ok(Some(Cow::Borrowed(inner)));
@@ -1297,7 +1297,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     fn route_set(&mut self, req: &Request) -> Result<Arc<[String]>, Refusal> {
         // A single plain `Record-Route: <URI>`: its URI checked alone, or not at all when it
         // is the one taken last (the same text, found valid then).
-        let single = single_value(req, "Record-Route");
+        let single = single_value(req, KnownHeader::RecordRoute);
         if let (Some(value), Some(last)) = (single, &self.last_route)
             && matches!(&**last, [only] if only == value)
         {
@@ -1361,7 +1361,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         // The usual `Event: <package>` without parameters (what the typed parse gives for it).
         if req
             .headers()
-            .get("Event")
+            .get_known(KnownHeader::Event)
             .is_some_and(|e| e.eq_ignore_ascii_case(expected))
         {
             return Ok(None);
@@ -2136,7 +2136,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let status = response.status();
         // As `Ids::check`, keeping the From value (read once).
         let headers = response.headers();
-        let Some(from_value) = headers.get("From") else {
+        let Some(from_value) = headers.get_known(KnownHeader::From) else {
             return;
         };
         let Ok((call_id, cseq)) = Ids::check_after_from(headers) else {
@@ -2671,7 +2671,7 @@ impl Hasher for IdHasher {
 /// The URI of header `name` when the request has exactly one such line and its value is
 /// written plainly as `<URI>` (no display name, parameter, list or quote): the name-addr
 /// parse would read just that URI. Beside it, whether it is a [`plain_sip_uri`].
-fn single_plain_uri<'r>(req: &'r Request, name: &'static str) -> Option<(&'r str, bool)> {
+fn single_plain_uri(req: &Request, name: KnownHeader) -> Option<(&str, bool)> {
     single_plain(req, name).map(|s| (s.uri, s.plain_sip))
 }
 
@@ -2686,17 +2686,13 @@ struct Single<'r> {
 }
 
 /// As [`single_plain_uri`], with the whole value (`<URI>`) beside the URI.
-fn single_plain<'r>(req: &'r Request, name: &'static str) -> Option<Single<'r>> {
+fn single_plain(req: &Request, name: KnownHeader) -> Option<Single<'_>> {
     plain_value(single_value(req, name)?)
 }
 
 /// The value of header `name` when the request has exactly one such line.
-fn single_value<'r>(req: &'r Request, name: &'static str) -> Option<&'r str> {
-    let mut lines = req.headers().get_all(name);
-    match (lines.next(), lines.next()) {
-        (Some(value), None) => Some(value),
-        _ => None,
-    }
+fn single_value(req: &Request, name: KnownHeader) -> Option<&str> {
+    req.headers().get_single_known(name)
 }
 
 /// `value` when it is written plainly as `<URI>` (see [`single_plain`]).

@@ -6,7 +6,7 @@ use bytestring::ByteString;
 use crate::chars::{self, is_lws};
 use crate::error::{Error, Result};
 use crate::limits::Limits;
-use crate::names::{Hid, lookup};
+use crate::names::{Hid, KnownHeader, lookup};
 use crate::span::Span;
 
 /// One header line: where its name and value are in the buffer, and which header it is.
@@ -459,6 +459,37 @@ impl Headers {
         self.matching(name).next().is_some()
     }
 
+    /// The value of the first line of a known header: what [`Headers::get`] gives for its
+    /// name (long or compact form), without looking the name up.
+    #[must_use]
+    pub fn get_known(&self, header: KnownHeader) -> Option<&str> {
+        self.first_id(header.hid()).map(|e| self.entry_value(e))
+    }
+
+    /// The values of every line of a known header, in order: what [`Headers::get_all`] gives
+    /// for its name, without looking the name up.
+    pub fn get_all_known(&self, header: KnownHeader) -> impl Iterator<Item = &str> + '_ {
+        self.by_id(header.hid()).map(|e| self.entry_value(e))
+    }
+
+    /// The value of a known header when exactly one line carries it (`None` when there is
+    /// none or more than one).
+    #[must_use]
+    pub fn get_single_known(&self, header: KnownHeader) -> Option<&str> {
+        let mut lines = self.by_id(header.hid());
+        match (lines.next(), lines.next()) {
+            (Some(e), None) => Some(self.entry_value(e)),
+            _ => None,
+        }
+    }
+
+    /// Whether a line of a known header is present: what [`Headers::contains`] gives for its
+    /// name, without looking the name up.
+    #[must_use]
+    pub fn contains_known(&self, header: KnownHeader) -> bool {
+        self.first_id(header.hid()).is_some()
+    }
+
     fn make_line(&mut self, name: &str, value: &str) -> Result<Entry> {
         if !chars::is_token_str(name.as_bytes()) {
             return Err(Error::ApiMisuse("header name must be a token"));
@@ -657,6 +688,39 @@ mod tests {
         h.push("To", "<sip:b@c>;tag=1").unwrap();
         assert_eq!(h.get("subject"), Some("\u{e9}t\u{e9}"));
         assert_eq!(h.to().unwrap().tag(), Some("1"));
+    }
+
+    #[test]
+    fn known_accessors_agree_with_the_name_accessors() {
+        let m = crate::Message::parse(Bytes::from_static(
+            b"SUBSCRIBE sip:a@b SIP/2.0\r\nv: SIP/2.0/TLS a;branch=z9hG4bK1\r\nRecord-Route: <sip:p1>\r\n\
+              VIA: SIP/2.0/TLS b;branch=z9hG4bK2\r\nrecord-route: <sip:p2>\r\nEvent: x\r\n\
+              X-Event: y\r\nContent-Length: 0\r\n\r\n",
+        ))
+        .unwrap();
+        let h = m.headers();
+        for name in [
+            "Via",
+            "v",
+            "Record-Route",
+            "Event",
+            "o",
+            "Contact",
+            "Content-Length",
+        ] {
+            let k = KnownHeader::lookup(name).unwrap();
+            assert_eq!(h.get_known(k), h.get(name), "{name}");
+            assert!(h.get_all_known(k).eq(h.get_all(name)), "{name}");
+            assert_eq!(h.contains_known(k), h.contains(name), "{name}");
+            let single = (h.count(name) == 1).then(|| h.get(name)).flatten();
+            assert_eq!(h.get_single_known(k), single, "{name}");
+        }
+        assert_eq!(h.get_known(KnownHeader::Event), Some("x"));
+        assert_eq!(h.get_single_known(KnownHeader::Via), None);
+        assert_eq!(h.get_single_known(KnownHeader::Event), Some("x"));
+        assert_eq!(h.get_single_known(KnownHeader::Contact), None);
+        assert!(!h.contains_known(KnownHeader::Contact));
+        assert_eq!(h.get_all_known(KnownHeader::RecordRoute).count(), 2);
     }
 
     #[test]

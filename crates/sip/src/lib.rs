@@ -137,7 +137,7 @@ pub use limits::Limits;
 pub use message::{Message, Request, RequestBuilder, Response, ResponseBuilder};
 pub use method::{Method, reason_phrase};
 pub use name_addr::NameAddr;
-pub use names::{canonical_name, compact_name};
+pub use names::{KnownHeader, canonical_name, compact_name};
 pub use params::Params;
 pub use types::{
     AcceptContact, CSeq, Contact, ContentType, Date, Event, SubscriptionState, Warning,

@@ -22,6 +22,34 @@ macro_rules! known {
         /// Every known header (tests check the lookup against it).
         #[cfg(test)]
         static ALL: &[Hid] = &[ $( Hid::$id, )* ];
+
+        /// A header this crate knows by name (its long form and, where it has one, its compact
+        /// form): [`Headers::get_known`](crate::Headers::get_known) and the other `*_known`
+        /// accessors find its lines by this identifier, without looking the name up.
+        ///
+        /// New known headers may be added in any release.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        #[repr(u8)]
+        pub enum KnownHeader {
+            $(
+                #[doc = concat!("`", $name, "`.")]
+                $id = Hid::$id as u8,
+            )*
+        }
+
+        impl KnownHeader {
+            /// The internal identifier (the same discriminant).
+            #[inline]
+            pub(crate) const fn hid(self) -> Hid {
+                match self { $( Self::$id => Hid::$id, )* }
+            }
+
+            /// The known header of an internal identifier (`None` for `Other`).
+            pub(crate) const fn from_hid(h: Hid) -> Option<Self> {
+                match h { Hid::Other => None, $( Hid::$id => Some(Self::$id), )* }
+            }
+        }
     };
 }
 
@@ -281,6 +309,30 @@ fn compact(c: u8) -> Hid {
     }
 }
 
+impl KnownHeader {
+    /// The known header called `name` (case-insensitive, compact forms included), or `None`
+    /// for a name this crate does not know (or that is not a token).
+    #[must_use]
+    pub fn lookup(name: &str) -> Option<Self> {
+        if !crate::chars::is_token_str(name.as_bytes()) {
+            return None;
+        }
+        Self::from_hid(lookup(name.as_bytes()))
+    }
+
+    /// The canonical spelling of its name (`Call-ID`, `CSeq`, `WWW-Authenticate`, ...).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        self.hid().name()
+    }
+
+    /// Its compact form (`Via` → `v`), if it has one.
+    #[must_use]
+    pub fn compact(self) -> Option<char> {
+        self.hid().compact().map(char::from)
+    }
+}
+
 /// The canonical spelling of a header name: known names (and compact forms) in their RFC
 /// spelling, other names unchanged.
 #[must_use]
@@ -311,6 +363,19 @@ mod tests {
                 assert_eq!(lookup(&[c.to_ascii_uppercase()]), h);
             }
         }
+        for &h in ALL {
+            let k = KnownHeader::lookup(h.name()).unwrap();
+            assert_eq!(k.hid(), h);
+            assert_eq!(k as u8, h as u8);
+            assert_eq!(k.name(), h.name());
+            assert_eq!(KnownHeader::from_hid(h), Some(k));
+            if let Some(c) = k.compact() {
+                assert_eq!(KnownHeader::lookup(&c.to_string()), Some(k));
+            }
+        }
+        assert_eq!(KnownHeader::lookup("X-Foo"), None);
+        assert_eq!(KnownHeader::lookup("Via "), None);
+        assert_eq!(KnownHeader::from_hid(Hid::Other), None);
         assert_eq!(lookup(b"X-Foo"), Hid::Other);
         assert_eq!(lookup(b"q"), Hid::Other);
         assert_eq!(lookup(b""), Hid::Other);

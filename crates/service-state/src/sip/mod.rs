@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use mcptt_sip::{CSeq, Headers, NameAddr, Request, Response};
+use mcptt_sip::{CSeq, Headers, KnownHeader, NameAddr, Request, Response};
 
 /// Normalises a URI for identity comparison: angle brackets and URI parameters/headers removed,
 /// scheme and host lower-cased (RFC 3261 §19.1.4: user parts stay case-sensitive). Borrows
@@ -287,7 +287,7 @@ impl<'m> Ids<'m> {
     /// parsed where their tags or URIs are needed); `Err` names the first one missing or
     /// malformed.
     pub(crate) fn check(headers: &'m Headers) -> Result<(&'m str, CSeq), &'static str> {
-        if !headers.contains("From") {
+        if !headers.contains_known(KnownHeader::From) {
             return Err("From header");
         }
         Self::check_after_from(headers)
@@ -295,7 +295,7 @@ impl<'m> Ids<'m> {
 
     /// [`Ids::check`] once `From` is known to be present.
     pub(crate) fn check_after_from(headers: &'m Headers) -> Result<(&'m str, CSeq), &'static str> {
-        if !headers.contains("To") {
+        if !headers.contains_known(KnownHeader::To) {
             return Err("To header");
         }
         let call_id = headers.call_id().ok_or("Call-ID header")?;
@@ -305,9 +305,10 @@ impl<'m> Ids<'m> {
 
     /// Reads them; `Err` names the first one missing or malformed.
     pub(crate) fn read(headers: &'m Headers) -> Result<Self, &'static str> {
-        let from =
-            Party::read(headers.get("From"), || headers.from()).map_err(|_| "From header")?;
-        let to = Party::read(headers.get("To"), || headers.to()).map_err(|_| "To header")?;
+        let from = Party::read(headers.get_known(KnownHeader::From), || headers.from())
+            .map_err(|_| "From header")?;
+        let to = Party::read(headers.get_known(KnownHeader::To), || headers.to())
+            .map_err(|_| "To header")?;
         let call_id = headers.call_id().ok_or("Call-ID header")?;
         let cseq = headers.cseq().map_err(|_| "CSeq header")?;
         Ok(Self {
