@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::{Buf, Bytes, BytesMut};
 use mcptt_sip::{FrameScan, Framed, Message};
 use rustls::ServerConfig;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, mpsc};
@@ -52,6 +52,68 @@ const FIRST_WRITE_BUFFER: usize = 16 * 1024;
 pub(crate) enum Stream {
     Tcp(TcpStream),
     Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
+    /// An inbound TLS connection (the socket under it remembers the peer's first byte).
+    TlsIn(Box<tokio_rustls::server::TlsStream<FirstByte>>),
+}
+
+/// The accepted socket under the server handshake: remembers the first byte the peer sent,
+/// so plain SIP on a TLS port gets a clear error without a `MSG_PEEK` read of its own (one
+/// `recvfrom` less per inbound connection, and no peek that finds the ClientHello not
+/// there yet).
+pub(crate) struct FirstByte {
+    tcp: TcpStream,
+    first: Option<u8>,
+}
+
+impl AsyncRead for FirstByte {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.tcp).poll_read(cx, buf);
+        if self.first.is_none() {
+            self.first = buf.filled().get(before).copied();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for FirstByte {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> std::task::Poll<io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
 }
 
 /// Map a tokio-rustls I/O error to ours, keeping the rustls error (alert, certificate
@@ -71,15 +133,19 @@ pub(crate) async fn accept_tls(
 ) -> Result<Stream, Error> {
     let timeout = inner.config.handshake_timeout;
     let handshake = async {
-        // A TLS connection starts with a handshake record (content type 22). Anything else
-        // is most likely SIP in plain text: say so instead of "corrupt message".
-        let mut first = [0u8; 1];
-        let n = tcp.peek(&mut first).await?;
-        let plaintext = n == 1 && first[0] != 0x16;
-        match tokio_rustls::TlsAcceptor::from(config).accept(tcp).await {
-            Ok(s) => Ok(Stream::Tls(Box::new(tokio_rustls::TlsStream::Server(s)))),
-            Err(_) if plaintext => Err(Error::PlaintextOnTlsPort(first[0])),
-            Err(e) => Err(handshake_error(e)),
+        let io = FirstByte { tcp, first: None };
+        match tokio_rustls::TlsAcceptor::from(config)
+            .accept(io)
+            .into_fallible()
+            .await
+        {
+            Ok(s) => Ok(Stream::TlsIn(Box::new(s))),
+            // A TLS connection starts with a handshake record (content type 22). Anything
+            // else is most likely SIP in plain text: say so instead of "corrupt message".
+            Err((_, io)) if io.first.is_some_and(|b| b != 0x16) => {
+                Err(Error::PlaintextOnTlsPort(io.first.unwrap_or_default()))
+            }
+            Err((e, _)) => Err(handshake_error(e)),
         }
     };
     tokio::time::timeout(timeout, handshake)
@@ -455,6 +521,17 @@ impl Connection {
                 };
                 (TransportKind::Tls, identity, common.protocol_version(), sni)
             }
+            Stream::TlsIn(tls) => {
+                let (_, server) = tls.get_ref();
+                let identity = match server.peer_certificates() {
+                    Some(chain) if !chain.is_empty() => {
+                        Some(Arc::new(PeerIdentity::from_chain(chain.to_vec())?))
+                    }
+                    _ => None,
+                };
+                let sni = server.server_name().map(str::to_owned);
+                (TransportKind::Tls, identity, server.protocol_version(), sni)
+            }
         };
         let info = Arc::new(ConnectionInfo {
             id,
@@ -478,6 +555,10 @@ impl Connection {
                     (tcp, Some(rustls::Connection::Client(conn)))
                 }
             },
+            Stream::TlsIn(tls) => {
+                let (io, conn) = tls.into_inner();
+                (io.tcp, Some(rustls::Connection::Server(conn)))
+            }
         };
         let mut tls = tls;
         if let Some(tls) = &mut tls {
@@ -547,7 +628,13 @@ impl Connection {
         }
         self.shared.closed.store(true, Ordering::Release);
         self.shared.room.notify_waiters();
-        drop(self.tcp);
+        // Closing the socket sends the FIN (after anything still queued): no separate
+        // `shutdown(2)` from the write half's drop (`finish` did one already when the
+        // close was ours).
+        match Arc::try_unwrap(self.tcp) {
+            Ok(tcp) => tcp.forget(),
+            Err(tcp) => drop(tcp),
+        }
         drop(self.rd);
         drop(self._slot);
         self.inner.emit_reliable(Event::Closed {
