@@ -538,15 +538,7 @@ mod tests {
                 request_uri: Some("sip:psi@example.org".into()),
             };
             let mut doc = info.encode().into_bytes();
-            for (at, op, b) in edits {
-                let at = at % (doc.len() + 1);
-                match op {
-                    0 => doc.insert(at, b),
-                    1 if at < doc.len() => { doc.remove(at); }
-                    _ if at < doc.len() => doc[at] = b,
-                    _ => {}
-                }
-            }
+            crate::body::apply_edits(&mut doc, &edits);
             let limits = XmlLimits::default();
             if let Some(fast) = McpttInfo::read_canonical(&doc, &limits).map(InfoRef::into_owned) {
                 proptest::prop_assert_eq!(Some(fast), full(&doc, &limits).unwrap());

@@ -35,3 +35,24 @@ pub const MCPTT_INFO_CONTENT_TYPE: &str = "application/vnd.3gpp.mcptt-info+xml";
 pub const POC_SETTINGS_CONTENT_TYPE: &str = "application/poc-settings+xml";
 /// Content type of the service-state body.
 pub const SERVICE_STATE_CONTENT_TYPE: &str = "application/vnd.mcptt-service-state+json";
+
+/// Applies `(position, operation, byte)` edits to a document (0: insert, 1: remove, else
+/// overwrite; positions wrap around its length): the edited documents the template readers'
+/// property tests feed to both readers.
+#[cfg(test)]
+pub(crate) fn apply_edits(doc: &mut Vec<u8>, edits: &[(usize, u8, u8)]) {
+    for &(at, op, b) in edits {
+        let at = at % (doc.len() + 1);
+        match op {
+            0 => doc.insert(at, b),
+            1 if at < doc.len() => {
+                doc.remove(at);
+            }
+            _ => {
+                if let Some(slot) = doc.get_mut(at) {
+                    *slot = b;
+                }
+            }
+        }
+    }
+}

@@ -479,15 +479,7 @@ mod tests {
                 allow_session_participation: Some(false),
             }] };
             let mut doc = settings.encode().into_bytes();
-            for (at, op, b) in edits {
-                let at = at % (doc.len() + 1);
-                match op {
-                    0 => doc.insert(at, b),
-                    1 if at < doc.len() => { doc.remove(at); }
-                    _ if at < doc.len() => doc[at] = b,
-                    _ => {}
-                }
-            }
+            crate::body::apply_edits(&mut doc, &edits);
             let limits = XmlLimits::default();
             if let Some(fast) = PocSettings::read_canonical(&doc, &limits) {
                 proptest::prop_assert_eq!(Some(fast), PocSettings::read(&doc, &limits, false).unwrap());

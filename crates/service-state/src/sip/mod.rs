@@ -579,18 +579,24 @@ Call-ID: c1\r\nCSeq: 8 SUBSCRIBE\r\nContent-Length: 0\r\n\r\n",
         }
     }
 
+    /// When `plain_sip_uri` accepts `uri`, `mcptt_sip::Uri::parse` accepts it as the same text.
+    fn plain_sip_uri_parses_alike(uri: &str) -> Result<(), proptest::test_runner::TestCaseError> {
+        if super::plain_sip_uri(uri) {
+            let parsed = mcptt_sip::Uri::parse(uri);
+            proptest::prop_assert!(parsed.is_ok(), "{}", uri);
+            let parsed = parsed.unwrap();
+            proptest::prop_assert_eq!(parsed.as_str(), uri);
+        }
+        Ok(())
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
 
         /// What `plain_sip_uri` accepts, `mcptt_sip::Uri::parse` accepts (as the same text).
         #[test]
         fn plain_sip_uris_parse(uri in "(sip|sips|SIP|tel|x):[a-zA-Z0-9@.;=_+~:%?&/ \\[\\]!*'-]{0,20}") {
-            if super::plain_sip_uri(&uri) {
-                let parsed = mcptt_sip::Uri::parse(&uri);
-                proptest::prop_assert!(parsed.is_ok(), "{}", uri);
-                let parsed = parsed.unwrap();
-                proptest::prop_assert_eq!(parsed.as_str(), uri.as_str());
-            }
+            plain_sip_uri_parses_alike(&uri)?;
         }
 
         /// What `plain_name_addr` reads, `NameAddr::parse` reads alike.
@@ -623,12 +629,7 @@ Call-ID: c1\r\nCSeq: 8 SUBSCRIBE\r\nContent-Length: 0\r\n\r\n",
                 uri.push(';');
                 uri.push_str(&p);
             }
-            if super::plain_sip_uri(&uri) {
-                let parsed = mcptt_sip::Uri::parse(&uri);
-                proptest::prop_assert!(parsed.is_ok(), "{}", uri);
-                let parsed = parsed.unwrap();
-                proptest::prop_assert_eq!(parsed.as_str(), uri.as_str());
-            }
+            plain_sip_uri_parses_alike(&uri)?;
         }
 
         /// The one-pass `identity` gives what the first version gave, borrowing alike.
