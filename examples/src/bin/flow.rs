@@ -276,14 +276,10 @@ fn main() -> ExitCode {
             }
         }
     };
+    // The IdMS on a current-thread runtime too (its PBKDF2 checks go to blocking threads of
+    // the same name, counted with it): no wake-ups of a parked worker through the eventfd.
     let idms_runtime = if load {
-        match tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name(mcptt_examples::cpu::IDMS_THREAD_NAME)
-            .thread_keep_alive(Duration::from_secs(3600))
-            .enable_all()
-            .build()
-        {
+        match ServerThread::start(mcptt_examples::cpu::IDMS_THREAD_NAME) {
             Ok(r) => Some(r),
             Err(e) => {
                 eprintln!("flow: cannot start the IdMS's runtime: {e}");
