@@ -60,8 +60,19 @@ pub const FLOOR_VERIFICATIONS: u32 = 2;
 /// `name`, from `/proc/self/task/*/schedstat`; `None` where that is not readable (non-Linux).
 #[must_use]
 pub fn threads_cpu(name: &str) -> Option<Duration> {
-    let mut total = 0u64;
-    let mut found = false;
+    let total = named_threads(name, "schedstat", |stat| {
+        stat.split_whitespace().next()?.parse::<u64>().ok()
+    })?
+    .into_iter()
+    .fold(0u64, u64::saturating_add);
+    Some(Duration::from_nanos(total))
+}
+
+/// For each of this process's threads named `name`, `parse` applied to its
+/// `/proc/self/task/*/<file>` (threads whose file cannot be read or parsed are skipped);
+/// `None` where `/proc/self/task` is not readable (non-Linux) or no such thread was read.
+fn named_threads<T>(name: &str, file: &str, parse: impl Fn(&str) -> Option<T>) -> Option<Vec<T>> {
+    let mut found = Vec::new();
     for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
         let path = task.path();
         let Ok(comm) = std::fs::read_to_string(path.join("comm")) else {
@@ -70,19 +81,14 @@ pub fn threads_cpu(name: &str) -> Option<Duration> {
         if comm.trim_end() != name {
             continue;
         }
-        let Ok(stat) = std::fs::read_to_string(path.join("schedstat")) else {
+        let Ok(text) = std::fs::read_to_string(path.join(file)) else {
             continue;
         };
-        if let Some(ns) = stat
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<u64>().ok())
-        {
-            total = total.saturating_add(ns);
-            found = true;
+        if let Some(value) = parse(&text) {
+            found.push(value);
         }
     }
-    found.then(|| Duration::from_nanos(total))
+    (!found.is_empty()).then_some(found)
 }
 
 /// User-space and kernel CPU time of some threads (see [`threads_user_system`]).
@@ -125,27 +131,15 @@ impl UserSystem {
 #[must_use]
 pub fn threads_user_system(name: &str) -> Option<UserSystem> {
     const TICK: Duration = Duration::from_millis(10);
-    let mut total = UserSystem::default();
-    let mut found = false;
-    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
-        let path = task.path();
-        let Ok(comm) = std::fs::read_to_string(path.join("comm")) else {
-            continue;
-        };
-        if comm.trim_end() != name {
-            continue;
-        }
-        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
-            continue;
-        };
-        let Some((user, system)) = stat_ticks(&stat) else {
-            continue;
-        };
-        total.user += TICK * user;
-        total.system += TICK * system;
-        found = true;
-    }
-    found.then_some(total)
+    let total = named_threads(name, "stat", stat_ticks)?.into_iter().fold(
+        UserSystem::default(),
+        |mut total, (user, system)| {
+            total.user += TICK * user;
+            total.system += TICK * system;
+            total
+        },
+    );
+    Some(total)
 }
 
 /// The `utime` and `stime` ticks of a `/proc/*/stat` line.
