@@ -17,6 +17,9 @@ pub(crate) struct Entry {
     /// End of the raw line including its line terminator (if it had one).
     pub(crate) line_end: u32,
     pub(crate) id: Hid,
+    /// The value holds no CR or LF (its line was not folded and has no lone CR): it is copied
+    /// as written, without unfolding. `false` says nothing (the value may still be plain).
+    pub(crate) plain: bool,
 }
 
 /// The headers of a message, in order, as an index of offsets into one shared buffer.
@@ -130,20 +133,31 @@ pub(crate) fn scan(
             }
         }
         let vs = colon + 1;
-        // the logical line, folded lines included
-        let (content_end, line_end) = match chars::find_nl(rest.get(vs..).unwrap_or_default()) {
-            None => (rest.len(), rest.len()),
-            Some(k) => {
-                let nl = vs + k;
-                if matches!(rest.get(nl + 1), Some(b' ' | b'\t')) {
-                    folded_line_end(rest, vs, nl + 1)
-                } else if nl > vs && rest.get(nl - 1) == Some(&b'\r') {
-                    (nl - 1, nl + 1)
-                } else {
-                    (nl, nl + 1)
+        // the logical line, folded lines included; the first CR or LF is the usual CRLF (or a
+        // bare LF) ending an unfolded line, anything else goes out of line
+        let (content_end, line_end, plain) =
+            match chars::find_cr_or_nl(rest.get(vs..).unwrap_or_default()) {
+                None => (rest.len(), rest.len(), true),
+                Some(k) => {
+                    let at = vs + k;
+                    let nl = if rest.get(at) == Some(&b'\n') {
+                        Some(at)
+                    } else if rest.get(at + 1) == Some(&b'\n') {
+                        Some(at + 1)
+                    } else {
+                        None
+                    };
+                    match nl {
+                        Some(nl) if !matches!(rest.get(nl + 1), Some(b' ' | b'\t')) => {
+                            (at, nl + 1, true)
+                        }
+                        _ => {
+                            let (ce, le) = line_end_slow(rest, vs);
+                            (ce, le, false)
+                        }
+                    }
                 }
-            }
-        };
+            };
         if line_end > limits.max_line_length {
             return Err(Error::LineTooLong {
                 offset: pos,
@@ -173,8 +187,30 @@ pub(crate) fn scan(
             value: Span::new(pos + a, pos + b),
             line_end: (pos + line_end) as u32,
             id,
+            plain,
         });
         pos += line_end;
+    }
+}
+
+/// The end of the logical line of `rest` whose value starts at `vs` (folded lines included,
+/// a lone CR kept in the value): the end of its content (before a final CR) and of the line,
+/// relative to `rest`.
+#[cold]
+#[inline(never)]
+fn line_end_slow(rest: &[u8], vs: usize) -> (usize, usize) {
+    match chars::find_nl(rest.get(vs..).unwrap_or_default()) {
+        None => (rest.len(), rest.len()),
+        Some(k) => {
+            let nl = vs + k;
+            if matches!(rest.get(nl + 1), Some(b' ' | b'\t')) {
+                folded_line_end(rest, vs, nl + 1)
+            } else if nl > vs && rest.get(nl - 1) == Some(&b'\r') {
+                (nl - 1, nl + 1)
+            } else {
+                (nl, nl + 1)
+            }
+        }
     }
 }
 
@@ -539,6 +575,7 @@ impl Headers {
             value: Span::new(vs, ve),
             line_end: line_end as u32,
             id: lookup(name.as_bytes()),
+            plain: true,
         })
     }
 

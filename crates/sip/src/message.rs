@@ -605,6 +605,7 @@ impl Response {
                     value: Span::new(vs, ve),
                     line_end: v.len() as u32,
                     id: e.id,
+                    plain: true,
                 });
             }
         }
@@ -615,6 +616,7 @@ impl Response {
             value: Span::new(ns + 16, ns + 17),
             line_end: v.len() as u32,
             id: Hid::ContentLength,
+            plain: true,
         });
         v.push_str("\r\n");
         let end = v.len();
@@ -666,14 +668,9 @@ impl Response {
     pub fn encode_head_for(req: &Request, code: u16, to_tag: Option<&str>, out: &mut Vec<u8>) {
         let reason = reason_phrase(code);
         let src = &req.head.headers;
-        // The copied lines, the status line and the tag, plus room for a few more lines.
-        let copied_len: usize = src
-            .entries()
-            .iter()
-            .filter(|e| copied(req, code, e.id))
-            .map(|e| e.name.len() + e.value.len() + 4)
-            .sum();
-        out.reserve(copied_len + reason.len() + to_tag.map_or(0, str::len) + 256);
+        // The copied lines (at most the request's head), the status line and the tag, plus
+        // room for a few more lines: one allocation, without a pass to size the copy.
+        out.reserve(src.text().len() + reason.len() + to_tag.map_or(0, str::len) + 256);
         out.extend_from_slice(b"SIP/2.0 ");
         let mut digits = [0u8; 5];
         let mut i = digits.len();
@@ -693,25 +690,59 @@ impl Response {
         out.extend_from_slice(reason.as_bytes());
         out.extend_from_slice(b"\r\n");
         let mut to_tag = to_tag;
+        let buf: &[u8] = src.buf();
+        // Lines written as `Name: value` CRLF with a plain value are what the copy writes:
+        // they are copied raw, adjacent ones in one run (`run`: a range of `buf` not yet
+        // written).
+        let mut run = 0..0;
         for e in src.entries() {
-            if copied(req, code, e.id) {
-                // The usual `Name: value` is copied as one run (the name has no line break).
-                if let Some(line) = src.entry_name_value(e) {
-                    push_unfolded_bytes(out, line);
-                } else {
+            if !copied(req, code, e.id) {
+                continue;
+            }
+            let (ns, ve, le) = (
+                e.name.start as usize,
+                e.value.end as usize,
+                e.line_end as usize,
+            );
+            let line = src.entry_name_value(e);
+            if e.plain && line.is_some() && buf.get(ve..le) == Some(b"\r\n") {
+                if run.end != ns {
+                    out.extend_from_slice(buf.get(run).unwrap_or_default());
+                    run = ns..ns;
+                }
+                run.end = le;
+                if e.id == Hid::To
+                    && let Some(tag) = to_tag.take()
+                {
+                    // the tag goes between the value and its CRLF
+                    out.extend_from_slice(buf.get(run.start..ve).unwrap_or_default());
+                    out.extend_from_slice(b";tag=");
+                    out.extend_from_slice(tag.as_bytes());
+                    run = ve..le;
+                }
+                continue;
+            }
+            out.extend_from_slice(buf.get(run).unwrap_or_default());
+            run = 0..0;
+            // The usual `Name: value` is copied as one run (the name has no line break).
+            match line {
+                Some(line) if e.plain => out.extend_from_slice(line.as_bytes()),
+                Some(line) => push_unfolded_bytes(out, line),
+                None => {
                     out.extend_from_slice(src.entry_name(e).as_bytes());
                     out.extend_from_slice(b": ");
                     push_unfolded_bytes(out, src.entry_value(e));
                 }
-                if e.id == Hid::To
-                    && let Some(tag) = to_tag.take()
-                {
-                    out.extend_from_slice(b";tag=");
-                    out.extend_from_slice(tag.as_bytes());
-                }
-                out.extend_from_slice(b"\r\n");
             }
+            if e.id == Hid::To
+                && let Some(tag) = to_tag.take()
+            {
+                out.extend_from_slice(b";tag=");
+                out.extend_from_slice(tag.as_bytes());
+            }
+            out.extend_from_slice(b"\r\n");
         }
+        out.extend_from_slice(buf.get(run).unwrap_or_default());
     }
 }
 

@@ -1068,6 +1068,55 @@ fn responses_copy_lines_with_any_spacing_as_name_colon_space_value() {
 }
 
 #[test]
+fn responses_copy_adjacent_lines_as_runs_as_from_request_does() {
+    // Copied lines next to each other (and apart), CRLF or bare LF endings, a To tag in the
+    // middle of a run, and edited headers (a removed line between two copied ones, a Via
+    // pushed in front whose bytes sit at the end of the buffer).
+    for eol in ["\r\n", "\n"] {
+        let wire = format!(
+            "SUBSCRIBE sip:b@h SIP/2.0{eol}Via: SIP/2.0/TLS p;branch=z9hG4bK1{eol}Max-Forwards: 70{eol}\
+             From: <sip:a@h>;tag=1{eol}To: <sip:b@h>{eol}Call-ID: c{eol}CSeq: 1 SUBSCRIBE{eol}\
+             Record-Route: <sip:p;lr>{eol}X-A: 1{eol}v: SIP/2.0/TLS q;branch=z9hG4bK2{eol}\
+             Content-Length: 0{eol}{eol}"
+        );
+        let mut msg = Message::parse(Bytes::from(wire)).unwrap();
+        for edit in 0..3 {
+            if edit == 1 {
+                msg.headers_mut().remove("Call-ID");
+                msg.headers_mut().push("Call-ID", "c2").unwrap();
+            }
+            if edit == 2 {
+                msg.headers_mut()
+                    .push_front("Via", "SIP/2.0/TLS r;branch=z9hG4bK0")
+                    .unwrap();
+                msg.headers_mut().remove("Max-Forwards");
+            }
+            let req = msg.as_request().unwrap();
+            for code in [100, 200, 481] {
+                let mut out = Vec::new();
+                Response::encode_head_for(req, code, None, &mut out);
+                out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+                let want = Response::from_request(req, code).encode();
+                assert_eq!(
+                    String::from_utf8_lossy(&out),
+                    String::from_utf8_lossy(&want),
+                    "{edit} {code}"
+                );
+                out.clear();
+                Response::encode_head_for(req, code, Some("t9"), &mut out);
+                let text = String::from_utf8(out).unwrap();
+                assert!(text.contains("\r\nTo: <sip:b@h>;tag=t9\r\n"), "{text}");
+                assert_eq!(
+                    text.replace(";tag=t9", ""),
+                    String::from_utf8_lossy(&want).trim_end_matches("Content-Length: 0\r\n\r\n"),
+                    "{edit} {code}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn responses_unfold_folded_values_and_lone_crs_only() {
     // A folded Via (CRLF SP), a lone CR inside From, a plain To: copies turn line breaks and
     // CRs into single spaces and copy plain values whole.
@@ -1346,6 +1395,7 @@ mod reference_scan {
             pos += 1;
             let vs = pos;
             // the logical line, folded lines included
+            let mut folded = false;
             let (content_end, line_end) = loop {
                 match chars::find_nl(buf.get(pos..).unwrap_or_default()) {
                     None => break (len, len),
@@ -1353,6 +1403,7 @@ mod reference_scan {
                         let nl = pos + k;
                         if matches!(buf.get(nl + 1), Some(b' ' | b'\t')) {
                             pos = nl + 1;
+                            folded = true;
                             continue;
                         }
                         let ce = if nl > vs && buf.get(nl - 1) == Some(&b'\r') {
@@ -1413,11 +1464,15 @@ mod reference_scan {
                 }
                 _ => {}
             }
+            // plain: an unfolded line whose content has no (lone) CR
+            let content = buf.get(vs..content_end).unwrap_or_default();
+            let plain = !folded && !content.iter().any(|&c| c == b'\r' || c == b'\n');
             entries.push(Entry {
                 name: Span::new(ns, ne),
                 value: Span::new(a, b),
                 line_end: line_end as u32,
                 id,
+                plain,
             });
             pos = line_end;
         }
@@ -1428,7 +1483,7 @@ type ScanOutcome = Result<(
     usize,
     bool,
     Option<usize>,
-    Vec<(u32, u32, u32, u32, u32, u8)>,
+    Vec<(u32, u32, u32, u32, u32, u8, bool)>,
 )>;
 
 fn scan_outcome(
@@ -1445,6 +1500,9 @@ fn scan_outcome(
     let list = entries
         .iter()
         .map(|e| {
+            // what the encoder relies on: a plain value holds no CR or LF
+            let value = v.get(e.value.range()).unwrap_or_default();
+            assert!(!e.plain || !value.iter().any(|&c| c == b'\r' || c == b'\n'));
             (
                 e.name.start,
                 e.name.end,
@@ -1452,6 +1510,7 @@ fn scan_outcome(
                 e.value.end,
                 e.line_end,
                 e.id as u8,
+                e.plain,
             )
         })
         .collect();
