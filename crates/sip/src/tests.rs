@@ -1520,6 +1520,17 @@ fn scan_outcome(
 proptest! {
     #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
 
+    /// The one-pass CSeq read answers as the general one (value or error).
+    #[test]
+    fn cseq_fast_path_answers_as_the_general_parse(
+        s in "[ \t]?[0-9]{0,11}[ \t]{0,2}(PUBLISH|SUBSCRIBE|NOTIFY|INVITE|X-y|a.b|[A-Za-z!~,;:\r\n -]{0,6})[ \t]?",
+    ) {
+        prop_assert_eq!(
+            CSeq::parse(&s).map_err(|e| e.to_string()),
+            CSeq::parse_general(&s).map_err(|e| e.to_string())
+        );
+    }
+
     #[test]
     fn header_scan_answers_as_the_reference(
         v in mutated_head(),

@@ -41,6 +41,29 @@ impl CSeq {
     /// # Errors
     /// [`Error::Header`] with the offset of the problem.
     pub fn parse(s: &str) -> Result<Self> {
+        match Self::parse_plain(s) {
+            Some(cseq) => Ok(cseq),
+            None => Self::parse_general(s),
+        }
+    }
+
+    /// The usual `NUMBER SP METHOD` (one space, nothing before or after) in one pass; `None`
+    /// for anything else (which [`CSeq::parse_general`] reads, or rejects, as it always did).
+    #[inline]
+    fn parse_plain(s: &str) -> Option<Self> {
+        let b = s.as_bytes();
+        let sp = b.iter().position(|c| !c.is_ascii_digit())?;
+        if sp == 0 || b.get(sp) != Some(&b' ') {
+            return None;
+        }
+        let seq = chars::parse_u32(b.get(..sp)?)?;
+        // a method is a token: no white space or other byte after it
+        let method = Method::parse_bytes(b.get(sp + 1..)?).ok()?;
+        Some(Self { seq, method })
+    }
+
+    /// Any form of `NUMBER LWS METHOD`, with LWS around.
+    pub(crate) fn parse_general(s: &str) -> Result<Self> {
         let mut c = Cursor::new(s);
         c.skip_lws();
         let r = c.take_while(|b| b.is_ascii_digit());
