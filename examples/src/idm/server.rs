@@ -21,9 +21,12 @@
 //! oneshot, response mapping) cost ~15k instructions per login on the IdMS thread.
 
 use std::convert::Infallible;
+use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -37,6 +40,7 @@ use mcptt_idm::{
     TOKEN_PATH,
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -73,7 +77,7 @@ pub enum ServerError {
     Tls(#[from] rustls::Error),
     /// Binding the socket failed.
     #[error("{0}")]
-    Io(#[from] std::io::Error),
+    Io(#[from] io::Error),
 }
 
 /// Builds the rustls server configuration (ring provider, TLS 1.3 and 1.2, ALPN `http/1.1`).
@@ -238,6 +242,7 @@ pub fn spawn(
             let (acceptor, app) = (acceptor.clone(), app.clone());
             tokio::spawn(async move {
                 let _permit = permit;
+                let tcp = LastFlight::new(tcp);
                 let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
                     .await
                 {
@@ -247,7 +252,13 @@ pub fn spawn(
                     }
                     Err(_) => return tracing::debug!("idms: TLS handshake with {peer} timed out"),
                 };
-                let service = hyper::service::service_fn(move |req| handle(app.clone(), peer, req));
+                let closing = tls.get_ref().0.closing.clone();
+                let service = hyper::service::service_fn(move |req| {
+                    if asks_close(req.headers()) {
+                        closing.store(true, Ordering::Relaxed);
+                    }
+                    handle(app.clone(), peer, req)
+                });
                 let result = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(Duration::from_secs(10))
@@ -266,6 +277,123 @@ pub fn spawn(
         accepted,
         task,
     })
+}
+
+/// True when a request's `Connection` header carries the `close` token (RFC 9112 §9.6): the
+/// response is the connection's last.
+fn asks_close(headers: &HeaderMap) -> bool {
+    headers.get_all(header::CONNECTION).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|token| token.trim().eq_ignore_ascii_case("close"))
+        })
+    })
+}
+
+/// Most bytes [`LastFlight`] holds back before writing them anyway.
+const LAST_FLIGHT_LIMIT: usize = 64 * 1024;
+
+/// The TCP socket under an IdMS connection's TLS. Once the request being answered says
+/// `Connection: close` (`closing`), what TLS writes (the response's records, then the
+/// close_notify) is held and written in one `write` at the shutdown, and the shutdown
+/// itself makes no `shutdown(2)`: the socket's close right after sends the FIN. Other
+/// connections write through as usual.
+struct LastFlight {
+    tcp: tokio::net::TcpStream,
+    closing: Arc<AtomicBool>,
+    held: Vec<u8>,
+    /// Bytes of `held` already written.
+    sent: usize,
+}
+
+impl LastFlight {
+    fn new(tcp: tokio::net::TcpStream) -> Self {
+        Self {
+            tcp,
+            closing: Arc::new(AtomicBool::new(false)),
+            held: Vec::new(),
+            sent: 0,
+        }
+    }
+
+    fn holding(&self) -> bool {
+        self.closing.load(Ordering::Relaxed)
+    }
+
+    /// Write what is held.
+    fn poll_release(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some(rest) = self.held.get(self.sent..).filter(|r| !r.is_empty()) {
+            let n = ready!(Pin::new(&mut self.tcp).poll_write(cx, rest))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.sent += n;
+        }
+        self.held.clear();
+        self.sent = 0;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncRead for LastFlight {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for LastFlight {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[io::IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if !this.holding() || this.held.len() >= LAST_FLIGHT_LIMIT {
+            ready!(this.poll_release(cx))?;
+        }
+        if !this.holding() {
+            return Pin::new(&mut this.tcp).poll_write_vectored(cx, bufs);
+        }
+        let mut n = 0;
+        for buf in bufs {
+            this.held.extend_from_slice(buf);
+            n += buf.len();
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.holding() {
+            // Held until the shutdown, which follows the last response.
+            return Poll::Ready(Ok(()));
+        }
+        ready!(self.poll_release(cx))?;
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_release(cx))?;
+        if self.holding() {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
 }
 
 fn lock(state: &AppState) -> std::sync::MutexGuard<'_, Idms> {
@@ -610,6 +738,72 @@ mod tests {
         let r = client.request("POST", TOKEN_PATH, Some(&just), json).await;
         // At the limit the body is read and the token endpoint answers (unknown grant).
         assert_eq!(r.unwrap().status, 400);
+        handle.shutdown();
+    }
+
+    #[test]
+    fn connection_close_token() {
+        let mut h = HeaderMap::new();
+        assert!(!asks_close(&h));
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        assert!(!asks_close(&h));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("Upgrade, CLOSE"),
+        );
+        assert!(asks_close(&h));
+        h.insert(header::CONNECTION, HeaderValue::from_static("closed"));
+        assert!(!asks_close(&h));
+    }
+
+    /// A `Connection: close` request over real TLS: the held last flight (response, then
+    /// close_notify) reaches the client whole, and the stream ends cleanly (close_notify
+    /// seen, no truncation error).
+    #[tokio::test]
+    async fn last_response_and_close_notify_arrive() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let rng = SystemRandom::new();
+        let directory = demo::demo_directory(1000, &[], &rng).unwrap();
+        let key =
+            SigningKey::generate(Algorithm::Es256, "k", &ring::rand::SystemRandom::new()).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let idms = Idms::new(
+            IdmsConfig::new(format!("https://{addr}")),
+            directory,
+            KeyRing::new(key),
+        )
+        .unwrap();
+        let (der, key, _) = demo::self_signed_cert().unwrap();
+        let tls = tls_config(vec![der.clone()], key).unwrap();
+        let handle = spawn(listener, tls, idms, system_clock(), 8).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(der).unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        let ask = format!("GET {JWKS_PATH} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        tls.write_all(ask.as_bytes()).await.unwrap();
+        let mut rest = Vec::new();
+        // read_to_end fails with UnexpectedEof if the server closed without close_notify,
+        // and would wait forever (here: time out) if the held bytes were never written.
+        tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut rest))
+            .await
+            .unwrap()
+            .unwrap();
+        let text = String::from_utf8(rest).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        assert!(text.ends_with("]}"), "{text}");
         handle.shutdown();
     }
 }
