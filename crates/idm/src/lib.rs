@@ -82,7 +82,7 @@ pub use idms::{
     PendingLogin, TOKEN_PATH,
 };
 pub use issue::{KeyRing, TokenResponse};
-pub use random::{RandomSource, SystemRandom};
+pub use random::{BufferedRandom, RandomSource, SystemRandom};
 
 use std::time::SystemTime;
 

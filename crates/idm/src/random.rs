@@ -38,12 +38,116 @@ impl RandomSource for SystemRandom {
     }
 }
 
+/// The operating system's generator read in blocks: one `getrandom` call serves many
+/// draws (a login's code, refresh token and token id take one call per ~10 logins instead
+/// of three each).
+///
+/// Every byte handed out comes straight from the operating system's generator and is
+/// handed out once (then overwritten in the block); nothing is derived or stretched, so the
+/// output is exactly as strong as [`SystemRandom`]'s. Draws larger than a block go to the
+/// operating system directly. Unused bytes wait in the process's memory until drawn, as the
+/// signing keys do; a forked child must not share the parent's generator (the IdMS does not
+/// fork).
+#[derive(Debug)]
+pub struct BufferedRandom {
+    os: ring::rand::SystemRandom,
+    block: std::sync::Mutex<Block>,
+}
+
+#[derive(Debug)]
+struct Block {
+    bytes: [u8; BLOCK],
+    /// Bytes before this index were handed out (and zeroed).
+    used: usize,
+}
+
+/// Size of a [`BufferedRandom`] block.
+const BLOCK: usize = 1024;
+
+impl BufferedRandom {
+    /// Creates the generator (the first draw fills the first block).
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            os: ring::rand::SystemRandom::new(),
+            block: std::sync::Mutex::new(Block {
+                bytes: [0; BLOCK],
+                used: BLOCK,
+            }),
+        }
+    }
+}
+
+impl Default for BufferedRandom {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RandomSource for BufferedRandom {
+    fn fill(&self, dest: &mut [u8]) -> Result<(), Error> {
+        if dest.len() > BLOCK / 4 {
+            return ring::rand::SecureRandom::fill(&self.os, dest).map_err(|_| Error::Random);
+        }
+        let mut block = self
+            .block
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let block = &mut *block;
+        if BLOCK - block.used < dest.len() {
+            ring::rand::SecureRandom::fill(&self.os, &mut block.bytes)
+                .map_err(|_| Error::Random)?;
+            block.used = 0;
+        }
+        let end = block.used + dest.len();
+        let Some(fresh) = block.bytes.get_mut(block.used..end) else {
+            return Err(Error::Random);
+        };
+        dest.copy_from_slice(fresh);
+        fresh.fill(0);
+        block.used = end;
+        Ok(())
+    }
+}
+
 /// Returns `n` random bytes encoded as unpadded base64url (used for codes, tokens and ids).
 pub(crate) fn token(rng: &dyn RandomSource, n: usize) -> Result<String, Error> {
     use base64::Engine as _;
     let mut buf = vec![0u8; n];
     rng.fill(&mut buf)?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::{BLOCK, BufferedRandom, RandomSource};
+
+    /// Draws never repeat bytes across block refills, large draws bypass the block, and
+    /// handed-out bytes are wiped from it.
+    #[test]
+    fn buffered_draws_are_fresh() {
+        let rng = BufferedRandom::new();
+        let mut seen = std::collections::HashSet::new();
+        // Three blocks' worth of 32-byte draws: refills happen in between.
+        for _ in 0..(3 * BLOCK / 32) {
+            let mut d = [0u8; 32];
+            rng.fill(&mut d).unwrap();
+            assert_ne!(d, [0u8; 32]);
+            assert!(seen.insert(d), "a 32-byte draw repeated");
+        }
+        // An odd size straddling a refill.
+        let mut odd = [0u8; 200];
+        for _ in 0..8 {
+            rng.fill(&mut odd).unwrap();
+            assert_ne!(odd, [0u8; 200]);
+        }
+        let mut big = vec![0u8; BLOCK];
+        rng.fill(&mut big).unwrap();
+        assert!(big.iter().any(|&b| b != 0));
+        let block = rng.block.lock().unwrap();
+        assert!(block.bytes[..block.used].iter().all(|&b| b == 0));
+    }
 }
 
 #[cfg(test)]
