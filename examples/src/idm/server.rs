@@ -36,7 +36,7 @@ use hyper::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use mcptt_idm::oauth::{AuthorizeError, ErrorCode, OAuthError, parse_form};
 use mcptt_idm::{
-    AUTHORIZE_PATH, AuthFailure, DISCOVERY_PATH, Idms, JWKS_PATH, LoginOutcome, SystemRandom,
+    AUTHORIZE_PATH, AuthFailure, BufferedRandom, DISCOVERY_PATH, Idms, JWKS_PATH, LoginOutcome,
     TOKEN_PATH,
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -108,7 +108,8 @@ pub fn tls_config(
 struct AppState {
     idms: Arc<Mutex<Idms>>,
     clock: Clock,
-    rng: Arc<SystemRandom>,
+    /// OS randomness read in blocks (codes, refresh tokens, token ids).
+    rng: Arc<BufferedRandom>,
 }
 
 /// A running IdMS.
@@ -218,7 +219,7 @@ pub fn spawn(
     let app = AppState {
         idms: idms.clone(),
         clock,
-        rng: Arc::new(SystemRandom::new()),
+        rng: Arc::new(BufferedRandom::new()),
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
@@ -685,7 +686,7 @@ mod tests {
     use super::*;
     use crate::idm::client::IdmClient;
     use crate::idm::demo;
-    use mcptt_idm::{IdmsConfig, KeyRing};
+    use mcptt_idm::{IdmsConfig, KeyRing, SystemRandom};
     use mcptt_token::{Algorithm, SigningKey};
 
     /// The routing contract over real TLS and HTTP: 404, 405 with `Allow`, HEAD as GET without
