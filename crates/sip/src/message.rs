@@ -704,8 +704,10 @@ impl Response {
                 e.value.end as usize,
                 e.line_end as usize,
             );
-            let line = src.entry_name_value(e);
-            if e.plain && line.is_some() && buf.get(ve..le) == Some(b"\r\n") {
+            // as `entry_name_value` checks it, on the bytes: `Name: value` with a value
+            let name_colon_value = e.value.start < e.value.end
+                && buf.get(e.name.end as usize..e.value.start as usize) == Some(b": ");
+            if e.plain && name_colon_value && buf.get(ve..le) == Some(b"\r\n") {
                 if run.end != ns {
                     out.extend_from_slice(buf.get(run).unwrap_or_default());
                     run = ns..ns;
@@ -725,7 +727,7 @@ impl Response {
             out.extend_from_slice(buf.get(run).unwrap_or_default());
             run = 0..0;
             // The usual `Name: value` is copied as one run (the name has no line break).
-            match line {
+            match src.entry_name_value(e) {
                 Some(line) if e.plain => out.extend_from_slice(line.as_bytes()),
                 Some(line) => push_unfolded_bytes(out, line),
                 None => {
