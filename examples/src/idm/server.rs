@@ -689,10 +689,9 @@ mod tests {
     use mcptt_idm::{IdmsConfig, KeyRing, SystemRandom};
     use mcptt_token::{Algorithm, SigningKey};
 
-    /// The routing contract over real TLS and HTTP: 404, 405 with `Allow`, HEAD as GET without
-    /// a body, 413 for a body declared longer than the limit, a body at the limit read.
-    #[tokio::test]
-    async fn routing_answers() {
+    /// An IdMS with the demo directory on a loopback port, with a self-signed certificate
+    /// (returned for the client's trust).
+    async fn start_demo_idms() -> (IdmsHandle, CertificateDer<'static>) {
         let rng = SystemRandom::new();
         let directory = demo::demo_directory(1000, &[], &rng).unwrap();
         let key =
@@ -708,6 +707,14 @@ mod tests {
         let (der, key, _) = demo::self_signed_cert().unwrap();
         let tls = tls_config(vec![der.clone()], key).unwrap();
         let handle = spawn(listener, tls, idms, system_clock(), 8).unwrap();
+        (handle, der)
+    }
+
+    /// The routing contract over real TLS and HTTP: 404, 405 with `Allow`, HEAD as GET without
+    /// a body, 413 for a body declared longer than the limit, a body at the limit read.
+    #[tokio::test]
+    async fn routing_answers() {
+        let (handle, der) = start_demo_idms().await;
         let client = IdmClient::new(&handle.base_url(), &[der]).unwrap();
         let json = "application/json";
 
@@ -763,21 +770,8 @@ mod tests {
     #[tokio::test]
     async fn last_response_and_close_notify_arrive() {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let rng = SystemRandom::new();
-        let directory = demo::demo_directory(1000, &[], &rng).unwrap();
-        let key =
-            SigningKey::generate(Algorithm::Es256, "k", &ring::rand::SystemRandom::new()).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let idms = Idms::new(
-            IdmsConfig::new(format!("https://{addr}")),
-            directory,
-            KeyRing::new(key),
-        )
-        .unwrap();
-        let (der, key, _) = demo::self_signed_cert().unwrap();
-        let tls = tls_config(vec![der.clone()], key).unwrap();
-        let handle = spawn(listener, tls, idms, system_clock(), 8).unwrap();
+        let (handle, der) = start_demo_idms().await;
+        let addr = handle.local_addr;
         let mut roots = rustls::RootCertStore::empty();
         roots.add(der).unwrap();
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(
