@@ -51,7 +51,8 @@ const FIRST_WRITE_BUFFER: usize = 16 * 1024;
 /// The socket and TLS state of an established connection, before the task starts.
 pub(crate) enum Stream {
     Tcp(TcpStream),
-    Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
+    /// An outbound TLS connection.
+    TlsOut(Box<tokio_rustls::client::TlsStream<TcpStream>>),
     /// An inbound TLS connection (the socket under it remembers the peer's first byte).
     TlsIn(Box<tokio_rustls::server::TlsStream<FirstByte>>),
 }
@@ -113,6 +114,18 @@ impl AsyncWrite for FirstByte {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<io::Result<()>> {
         Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+/// The verified identity of a TLS peer that presented a certificate chain.
+fn peer_identity(
+    chain: Option<&[rustls::pki_types::CertificateDer<'static>]>,
+) -> Result<Option<Arc<PeerIdentity>>, Error> {
+    match chain {
+        Some(chain) if !chain.is_empty() => {
+            Ok(Some(Arc::new(PeerIdentity::from_chain(chain.to_vec())?)))
+        }
+        _ => Ok(None),
     }
 }
 
@@ -505,30 +518,19 @@ impl Connection {
     ) -> Result<(ConnectionHandle, Self), Error> {
         let (kind, identity, tls_version, server_name) = match &stream {
             Stream::Tcp(_) => (TransportKind::Tcp, None, None, None),
-            Stream::Tls(tls) => {
-                let (_, common) = tls.get_ref();
-                let identity = match common.peer_certificates() {
-                    Some(chain) if !chain.is_empty() => {
-                        Some(Arc::new(PeerIdentity::from_chain(chain.to_vec())?))
-                    }
-                    _ => None,
-                };
-                let sni = match &**tls {
-                    tokio_rustls::TlsStream::Server(s) => {
-                        s.get_ref().1.server_name().map(str::to_owned)
-                    }
-                    tokio_rustls::TlsStream::Client(_) => server_name,
-                };
-                (TransportKind::Tls, identity, common.protocol_version(), sni)
+            Stream::TlsOut(tls) => {
+                let (_, client) = tls.get_ref();
+                let identity = peer_identity(client.peer_certificates())?;
+                (
+                    TransportKind::Tls,
+                    identity,
+                    client.protocol_version(),
+                    server_name,
+                )
             }
             Stream::TlsIn(tls) => {
                 let (_, server) = tls.get_ref();
-                let identity = match server.peer_certificates() {
-                    Some(chain) if !chain.is_empty() => {
-                        Some(Arc::new(PeerIdentity::from_chain(chain.to_vec())?))
-                    }
-                    _ => None,
-                };
+                let identity = peer_identity(server.peer_certificates())?;
                 let sni = server.server_name().map(str::to_owned);
                 (TransportKind::Tls, identity, server.protocol_version(), sni)
             }
@@ -545,16 +547,10 @@ impl Connection {
         });
         let (tcp, tls) = match stream {
             Stream::Tcp(tcp) => (tcp, None),
-            Stream::Tls(tls) => match *tls {
-                tokio_rustls::TlsStream::Server(s) => {
-                    let (tcp, conn) = s.into_inner();
-                    (tcp, Some(rustls::Connection::Server(conn)))
-                }
-                tokio_rustls::TlsStream::Client(s) => {
-                    let (tcp, conn) = s.into_inner();
-                    (tcp, Some(rustls::Connection::Client(conn)))
-                }
-            },
+            Stream::TlsOut(tls) => {
+                let (tcp, conn) = tls.into_inner();
+                (tcp, Some(rustls::Connection::Client(conn)))
+            }
             Stream::TlsIn(tls) => {
                 let (io, conn) = tls.into_inner();
                 (io.tcp, Some(rustls::Connection::Server(conn)))

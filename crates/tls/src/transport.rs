@@ -901,7 +901,7 @@ impl Transport {
                     .await
                     .map_err(|_| Error::HandshakeTimeout(timeout))?
                     .map_err(conn::handshake_error)?;
-                Stream::Tls(Box::new(tokio_rustls::TlsStream::Client(hs)))
+                Stream::TlsOut(Box::new(hs))
             }
             _ => Stream::Tcp(tcp),
         };
