@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use mcptt_benches::PlainTokens;
+use mcptt_benches::{PlainTokens, notify_ok};
 use mcptt_service_state::body::{AnswerMode, McpttInfo, PocEntity, PocSettings, PublishBody};
 use mcptt_service_state::server::{Server, ServerConfig};
 use mcptt_service_state::{RegistrationChange, SplitMix64};
@@ -74,24 +74,6 @@ Content-Length: 0\r\n\r\n",
     .into_bytes()
 }
 
-/// The UE's 200 to a NOTIFY (built outside the timed part).
-fn ok_for(notify: &[u8]) -> Vec<u8> {
-    let text = String::from_utf8_lossy(notify);
-    let mut out = String::from("SIP/2.0 200 OK\r\n");
-    for line in text.split("\r\n").skip(1) {
-        let name = line.split(':').next().unwrap_or("");
-        if ["Via", "From", "To", "Call-ID", "CSeq"].contains(&name) {
-            out.push_str(line);
-            out.push_str("\r\n");
-        }
-        if line.is_empty() {
-            break;
-        }
-    }
-    out.push_str("Content-Length: 0\r\n\r\n");
-    out.into_bytes()
-}
-
 fn server() -> Server<PlainTokens, SplitMix64> {
     let mut config = ServerConfig::new("mcptt.example.org", PSI);
     config.max_ues = 2 * UES;
@@ -131,7 +113,7 @@ fn sign_in(
         String::from_utf8_lossy(&ok.bytes),
         String::from_utf8_lossy(&ok2.bytes)
     );
-    let resp = ok_for(&notify.bytes);
+    let resp = notify_ok(&notify.bytes);
     let t = Instant::now();
     server.handle_response_bytes(now, &resp);
     spent += t.elapsed();
@@ -238,7 +220,7 @@ fn cpu_time_per_sign_in(_c: &mut Criterion) {
             ok && notifies.len() == BATCH,
             "every sign-in accepted with one NOTIFY"
         );
-        let responses: Vec<Vec<u8>> = notifies.iter().map(|n| ok_for(n)).collect();
+        let responses: Vec<Vec<u8>> = notifies.iter().map(|n| notify_ok(n)).collect();
         let Some(t2) = thread_cpu_ns() else { return };
         for r in &responses {
             server.handle_response_bytes(now, r);

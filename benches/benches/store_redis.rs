@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use mcptt_benches::PlainTokens;
+use mcptt_benches::{PlainTokens, notify_ok};
 use mcptt_registration::{
     FilterCriteria, IdentityMap, Registrar, RegistrarConfig, RegistrationStore,
 };
@@ -368,24 +368,6 @@ Content-Length: 0\r\n\r\n",
     .into_bytes()
 }
 
-/// The UE's 200 to a NOTIFY.
-fn ok_for(notify: &[u8]) -> Vec<u8> {
-    let text = String::from_utf8_lossy(notify);
-    let mut out = String::from("SIP/2.0 200 OK\r\n");
-    for line in text.split("\r\n").skip(1) {
-        let name = line.split(':').next().unwrap_or("");
-        if ["Via", "From", "To", "Call-ID", "CSeq"].contains(&name) {
-            out.push_str(line);
-            out.push_str("\r\n");
-        }
-        if line.is_empty() {
-            break;
-        }
-    }
-    out.push_str("Content-Length: 0\r\n\r\n");
-    out.into_bytes()
-}
-
 fn etag_of(response: &[u8]) -> String {
     let text = String::from_utf8_lossy(response);
     assert!(text.starts_with("SIP/2.0 200"), "PUBLISH refused: {text}");
@@ -506,7 +488,7 @@ fn answer_notifies<S: ServiceStateStore>(b: &mut Ss<S>, now: Instant) -> usize {
     let mut n = 0;
     while let Some(t) = b.poll_transmit() {
         assert!(t.bytes.starts_with(b"NOTIFY "), "B sends NOTIFYs only");
-        b.handle_response_bytes(now, &ok_for(&t.bytes));
+        b.handle_response_bytes(now, &notify_ok(&t.bytes));
         n += 1;
     }
     while b.poll_event().is_some() {}

@@ -25,3 +25,23 @@ impl TokenValidator for PlainTokens {
         })
     }
 }
+
+/// The UE's 200 OK to a NOTIFY as these benches write it (outside the timed part): the
+/// request's Via, From, To, Call-ID and CSeq lines, copied as they are, and no body.
+#[must_use]
+pub fn notify_ok(notify: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(notify);
+    let mut out = String::from("SIP/2.0 200 OK\r\n");
+    for line in text.split("\r\n").skip(1) {
+        let name = line.split(':').next().unwrap_or("");
+        if ["Via", "From", "To", "Call-ID", "CSeq"].contains(&name) {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+        if line.is_empty() {
+            break;
+        }
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    out.into_bytes()
+}
