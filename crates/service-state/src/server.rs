@@ -1526,7 +1526,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
                 .finish();
             self.transmit.push_back(Transmit { bytes });
             self.set_auth(now, id, Auth::SignedOff);
-            return Ok(mcptt_id.to_string());
+            return Ok(String::from(&*mcptt_id));
         }
         let new_etag = self.fresh_etag();
         let publication = Publication {
@@ -1566,7 +1566,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             next.public() != current.public() || next.token_exp() != current.token_exp();
         self.respond_publish(req, new_etag, expires);
         self.replace_auth(now, id, next, changes_state);
-        Ok(mcptt_id.to_string())
+        Ok(String::from(&*mcptt_id))
     }
 
     fn respond_publish(&mut self, req: &Request, etag: u64, expires: u32) {
@@ -1793,7 +1793,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
                         .iter()
                         .filter_map(|id| self.sessions.get(id))
                         .find(|s| s.auth.publication().is_some())
-                        .map(|s| s.mcptt_id.to_string())
+                        .map(|s| String::from(&*s.mcptt_id))
                 });
                 match signed_in {
                     Some(m) => m,
@@ -2111,7 +2111,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let (mcptt_id, impu) = match self.sessions.get_mut(&sub.session) {
             Some(s) => {
                 s.subs.retain(|x| *x != id);
-                (s.mcptt_id.to_string(), s.impu.to_string())
+                (String::from(&*s.mcptt_id), String::from(&*s.impu))
             }
             None => (String::new(), String::new()),
         };
@@ -2119,7 +2119,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         self.events.push_back(ServerEvent::SubscriptionTerminated {
             mcptt_id,
             impu,
-            call_id: sub.call_id.to_string(),
+            call_id: String::from(&*sub.call_id),
             reason,
         });
     }
@@ -2418,9 +2418,9 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         }
         let session = self.session_for(&record.impu, &record.mcptt_id);
         let (impu, mcptt_id, call_id) = (
-            record.impu.to_string(),
-            record.mcptt_id.to_string(),
-            record.call_id.to_string(),
+            String::from(&*record.impu),
+            String::from(&*record.mcptt_id),
+            String::from(&*record.call_id),
         );
         let id = self.next_id;
         self.next_id += 1;

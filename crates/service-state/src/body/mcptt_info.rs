@@ -96,8 +96,9 @@ impl McpttInfo {
             if !t.eat(open) {
                 return Some(None);
             }
-            // `str::trim`, as [`trimmed`] trims the text the XML readers collect.
-            let text = t.text()?.trim();
+            // As `str::trim`, which [`trimmed`] uses on the text the XML readers collect: a hole
+            // holds no white space but space, tab and line feed, all ASCII.
+            let text = t.text()?.trim_ascii();
             t.lit(close)?;
             Some(Some(Cow::Borrowed(text)))
         };

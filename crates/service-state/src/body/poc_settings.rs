@@ -169,7 +169,8 @@ impl PocSettings {
                 ..PocEntity::default()
             };
             if t.eat(b"<am-settings><answer-mode>") {
-                entity.answer_mode = Some(match t.text()?.trim() {
+                // `trim_ascii`: as `str::trim` on a hole (its only white space is ASCII).
+                entity.answer_mode = Some(match t.text()?.trim_ascii() {
                     "automatic" => AnswerMode::Automatic,
                     "manual" => AnswerMode::Manual,
                     _ => return None,

@@ -1,6 +1,8 @@
 //! The PUBLISH body: `multipart/mixed` (RFC 2046 §5.1) with mcptt-info and poc-settings parts,
 //! or one of them alone.
 
+use std::sync::OnceLock;
+
 use bytes::Bytes;
 use mcptt_sip::body::{Multipart, Part};
 use mcptt_sip::{ContentType, Headers};
@@ -235,16 +237,31 @@ impl<'b> PublishParts<'b> {
 /// else `None`: then the value is read with `mcptt-sip`'s typed access, which gives the same
 /// boundary for these values.
 pub(crate) fn simple_multipart_boundary(content_type: &str) -> Option<&str> {
-    let (mime, param) = content_type.split_once(';')?;
-    let (name, value) = param.split_once('=')?;
-    let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'\'' | b'+' | b'_' | b'-' | b'.');
-    (mime.eq_ignore_ascii_case("multipart/mixed")
-        && name.eq_ignore_ascii_case("boundary")
-        && !value.is_empty()
+    // `split_once(';')` then `split_once('=')` with both names matched exactly: the same as
+    // one case-insensitive prefix.
+    const PREFIX: &[u8] = b"multipart/mixed;boundary=";
+    let b = content_type.as_bytes();
+    if !b.get(..PREFIX.len())?.eq_ignore_ascii_case(PREFIX) {
+        return None;
+    }
+    let value = content_type.get(PREFIX.len()..)?;
+    (!value.is_empty()
         && value.len() <= 70
-        && value.bytes().all(plain))
+        && value.bytes().all(|c| BOUNDARY_CHARS[usize::from(c)]))
     .then_some(value)
 }
+
+/// Bytes of a plain boundary for [`simple_multipart_boundary`]: letters, digits, `' + _ - .`.
+static BOUNDARY_CHARS: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        table[c] = b.is_ascii_alphanumeric() || matches!(b, b'\'' | b'+' | b'_' | b'-' | b'.');
+        c += 1;
+    }
+    table
+};
 
 /// The parts of a multipart body in its plain form, as (media type, content), borrowed.
 #[derive(Debug, Default)]
@@ -289,12 +306,10 @@ pub(crate) fn split_simple<'b>(boundary: &str, body: &'b [u8]) -> Option<SimpleP
         return None;
     }
     let mut start = first.len();
-    // `--boundary`, searched for once per part (the searcher is built once per body).
-    let mut needle = [0u8; 72];
-    let needle = needle.get_mut(..2 + bnd.len())?;
-    needle.fill(b'-');
-    needle.get_mut(2..)?.copy_from_slice(bnd);
-    let finder = memchr::memmem::Finder::new(needle);
+    // `--boundary` after a line feed (the delimiter starts a line): `\n--` is searched with a
+    // searcher built once per process, and the boundary compared after each hit.
+    static LINE_DASHES: OnceLock<memchr::memmem::Finder<'static>> = OnceLock::new();
+    let line_dashes = LINE_DASHES.get_or_init(|| memchr::memmem::Finder::new(b"\n--"));
     loop {
         // One header line: `Content-Type:`, an optional space, a plain media type, CRLF CRLF.
         let head = body.get(start..)?;
@@ -332,13 +347,14 @@ pub(crate) fn split_simple<'b>(boundary: &str, body: &'b [u8]) -> Option<SimpleP
         let content_start = start + v + value_len + 4;
         // The next line that starts with the delimiter (the content starts a line itself):
         // the first `--boundary` at or after the content start that follows a line feed.
-        let mut at = content_start;
+        // A line feed at or after `content_start - 1` followed by `--boundary`.
+        let mut at = content_start.checked_sub(1)?;
         let delim = loop {
-            let found = at + finder.find(body.get(at..)?)?;
-            if body.get(found - 1) == Some(&b'\n') {
-                break found;
+            let dashes = at + 1 + line_dashes.find(body.get(at..)?)?;
+            if body.get(dashes + 2..dashes + 2 + bnd.len()) == Some(bnd) {
+                break dashes;
             }
-            at = found + 1;
+            at = dashes;
         };
         let mut end = delim;
         if body.get(end - 1) == Some(&b'\n') {

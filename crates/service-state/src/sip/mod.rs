@@ -11,37 +11,53 @@ use mcptt_sip::{CSeq, Headers, KnownHeader, NameAddr, Request, Response};
 /// scheme and host lower-cased (RFC 3261 §19.1.4: user parts stay case-sensitive). Borrows
 /// when the URI is already in that form.
 pub(crate) fn identity(uri: &str) -> Cow<'_, str> {
-    let uri = uri.trim().trim_start_matches('<');
+    // `str::trim` is a no-op when both ends are printable ASCII (no white space there).
+    let b = uri.as_bytes();
+    let graphic = |c: Option<&u8>| c.is_some_and(u8::is_ascii_graphic);
+    let uri = if graphic(b.first()) && graphic(b.last()) {
+        uri
+    } else {
+        uri.trim()
+    };
+    let uri = uri.trim_start_matches('<');
     // One pass: the end (first `>`, `;` or `?`, all ASCII, so a char boundary), the first `:`,
-    // the last `@`, and whether a capital sits in the scheme or after the last `@`.
+    // whether an `@` follows it, and whether a capital sits in the scheme, after the `:` or
+    // after the last `@` (a table: one load and test per ordinary byte).
     let b = uri.as_bytes();
     let mut end = b.len();
     let mut colon = None;
-    let mut at = None;
-    let mut upper_scheme = false;
-    let mut upper_since_at = false;
+    let mut at = false;
+    let (mut upper_scheme, mut upper_after_colon, mut upper_since_at) = (false, false, false);
     for (i, &c) in b.iter().enumerate() {
-        match c {
-            b'>' | b';' | b'?' => {
+        match ID_BYTES[usize::from(c)] {
+            0 => {}
+            1 => {
                 end = i;
                 break;
             }
-            b':' if colon.is_none() => colon = Some(i),
-            b'@' if colon.is_some() => {
-                at = Some(i);
-                upper_since_at = false;
+            2 => {
+                if colon.is_none() {
+                    colon = Some(i);
+                }
             }
-            b'A'..=b'Z' => {
+            3 => {
+                if colon.is_some() {
+                    at = true;
+                    upper_since_at = false;
+                }
+            }
+            _ => {
                 if colon.is_none() {
                     upper_scheme = true;
+                } else {
+                    upper_after_colon = true;
                 }
                 upper_since_at = true;
             }
-            _ => {}
         }
     }
     let uri = uri.get(..end).unwrap_or(uri);
-    let Some(colon) = colon.filter(|&c| c < end) else {
+    let Some(colon) = colon else {
         // No scheme: written out as `:` + the text (host part lower-cased).
         let host = uri.rsplit_once('@').map_or(uri, |(_, h)| h);
         let mut out = String::with_capacity(uri.len() + 1);
@@ -53,12 +69,11 @@ pub(crate) fn identity(uri: &str) -> Cow<'_, str> {
         out.push_str(&host.to_ascii_lowercase());
         return Cow::Owned(out);
     };
-    // Capitals counted after the last `@` (or after the `:` when there is none) are the host's.
-    let upper_host = if at.is_some() {
+    // Capitals after the last `@` (or after the `:` when there is none) are the host's.
+    let upper_host = if at {
         upper_since_at
     } else {
-        uri.get(colon + 1..)
-            .is_some_and(|h| h.bytes().any(|c| c.is_ascii_uppercase()))
+        upper_after_colon
     };
     if !upper_scheme && !upper_host {
         return Cow::Borrowed(uri);
@@ -81,6 +96,22 @@ pub(crate) fn identity(uri: &str) -> Cow<'_, str> {
     out.push_str(&host.to_ascii_lowercase());
     Cow::Owned(out)
 }
+
+/// Byte classes of [`identity`]: 1 ends the URI (`>`, `;`, `?`), 2 `:`, 3 `@`, 4 a capital.
+const ID_BYTES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'>' as usize] = 1;
+    t[b';' as usize] = 1;
+    t[b'?' as usize] = 1;
+    t[b':' as usize] = 2;
+    t[b'@' as usize] = 3;
+    let mut c = b'A';
+    while c <= b'Z' {
+        t[c as usize] = 4;
+        c += 1;
+    }
+    t
+};
 
 /// The first version of [`identity`], kept as the reference the tests compare with.
 #[cfg(test)]
