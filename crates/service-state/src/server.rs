@@ -22,7 +22,7 @@ use crate::model::{
 };
 use mcptt_sip::{KnownHeader, Method, Request};
 
-use crate::sip::{Answer, Hex16, Ids, identity, plain_sip_uri, push_hex16, push_u64};
+use crate::sip::{Answer, Hex16, Ids, RxBuffer, identity, plain_sip_uri, push_hex16, push_u64};
 use crate::store::{
     AuthRecord, DialogRecord, MemoryStore, PublicationRecord, ServiceStateStore, StoreError,
     StoreKey, UeRecord, UserRecord,
@@ -513,6 +513,8 @@ pub struct Server<V, R, S = MemoryStore> {
     warning: String,
     /// Reused buffer for NOTIFY bodies.
     scratch: Vec<u8>,
+    /// Reused buffer the `*_bytes` entry points copy messages into.
+    rx: RxBuffer,
     /// The last single-entry route set a subscription took (shared by the next ones alike).
     last_route: Option<Arc<[String]>>,
     /// `identity` of the configured public service identity.
@@ -544,6 +546,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             contact: format!("<{}>", config.contact),
             warning: format!("399 {} \"{AUTHORISATION_FAILED_WARNING}\"", config.host),
             scratch: Vec::new(),
+            rx: RxBuffer::default(),
             last_route: None,
             service_identity: identity(&config.service_uri).into_owned(),
             service_uri: Arc::from(config.service_uri.as_str()),
@@ -1202,7 +1205,8 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     /// As [`Server::handle_request`], for one encoded request (read with
     /// `mcptt_sip::Message::parse`; prefer the typed method when the message is already parsed).
     pub fn handle_request_bytes(&mut self, now: Instant, now_unix: u64, request: &[u8]) {
-        match crate::sip::parse_request(request) {
+        let bytes = self.rx.copy(request);
+        match crate::sip::request_from(bytes) {
             Ok(r) => self.handle_request(now, now_unix, &r),
             Err(what) => self
                 .events
@@ -2175,7 +2179,8 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
 
     /// As [`Server::handle_response`], for one encoded response.
     pub fn handle_response_bytes(&mut self, now: Instant, response: &[u8]) {
-        if let Ok(r) = crate::sip::parse_response(response) {
+        let bytes = self.rx.copy(response);
+        if let Ok(r) = crate::sip::response_from(bytes) {
             self.handle_response(now, &r);
         }
     }
@@ -2726,18 +2731,42 @@ fn plain_tag(value: &str) -> Option<&str> {
         return None;
     }
     let tag = rest.get(close + 1..)?.strip_prefix(";tag=")?;
-    let token = |b: u8| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b);
-    (!tag.is_empty() && tag.bytes().all(token)).then_some(tag)
+    (!tag.is_empty() && tag.bytes().all(|b| TOKEN_CHARS[usize::from(b)])).then_some(tag)
 }
+
+/// Token characters (RFC 3261 §25.1: letters, digits, `- . ! % * _ + ` ' ~`), one load each.
+static TOKEN_CHARS: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        table[c] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        c += 1;
+    }
+    table
+};
 
 /// Reads an entity-tag or dialog tag this server issued (16 hex digits).
 fn tag_value(s: &str) -> Option<u64> {
-    let s = s.trim();
-    // Exactly as issued: 16 lower-case hex digits (entity-tags compare as opaque strings).
-    if s.len() != 16 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return None;
+    // Exactly as issued: 16 lower-case hex digits (entity-tags compare as opaque strings),
+    // after `str::trim` (a no-op when the value is 16 bytes already: hex digits are no white
+    // space, and anything else is refused below either way).
+    let s = if s.len() == 16 { s } else { s.trim() };
+    let b: &[u8; 16] = s.as_bytes().try_into().ok()?;
+    let mut v = 0u64;
+    for &c in b {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return None,
+        };
+        v = (v << 4) | u64::from(d);
     }
-    u64::from_str_radix(s, 16).ok()
+    Some(v)
 }
 
 fn secs(s: u32) -> Duration {

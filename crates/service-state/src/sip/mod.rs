@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use mcptt_sip::{CSeq, Headers, KnownHeader, NameAddr, Request, Response};
 
 /// Normalises a URI for identity comparison: angle brackets and URI parameters/headers removed,
@@ -218,19 +218,46 @@ pub(crate) fn plain_sip_uri(uri: &str) -> bool {
 
 /// Reads one encoded request with `mcptt-sip` (the `*_bytes` entry points).
 pub(crate) fn parse_request(bytes: &[u8]) -> Result<Request, &'static str> {
-    match mcptt_sip::Message::parse(Bytes::copy_from_slice(bytes)) {
+    request_from(Bytes::copy_from_slice(bytes))
+}
+
+/// Reads one encoded response with `mcptt-sip` (the `*_bytes` entry points).
+pub(crate) fn parse_response(bytes: &[u8]) -> Result<Response, &'static str> {
+    response_from(Bytes::copy_from_slice(bytes))
+}
+
+/// Reads one request from its own buffer.
+pub(crate) fn request_from(bytes: Bytes) -> Result<Request, &'static str> {
+    match mcptt_sip::Message::parse(bytes) {
         Ok(mcptt_sip::Message::Request(r)) => Ok(r),
         Ok(mcptt_sip::Message::Response(_)) => Err("a request, not a response"),
         Err(_) => Err("a well-formed SIP message"),
     }
 }
 
-/// Reads one encoded response with `mcptt-sip` (the `*_bytes` entry points).
-pub(crate) fn parse_response(bytes: &[u8]) -> Result<Response, &'static str> {
-    match mcptt_sip::Message::parse(Bytes::copy_from_slice(bytes)) {
+/// Reads one response from its own buffer.
+pub(crate) fn response_from(bytes: Bytes) -> Result<Response, &'static str> {
+    match mcptt_sip::Message::parse(bytes) {
         Ok(mcptt_sip::Message::Response(r)) => Ok(r),
         Ok(mcptt_sip::Message::Request(_)) => Err("a response, not a request"),
         Err(_) => Err("a well-formed SIP message"),
+    }
+}
+
+/// A receive buffer reused from message to message: each message is copied into it and
+/// handed out as a shared [`Bytes`] (so the parse's clones of it allocate nothing); once the
+/// message is dropped, the next copy reuses the same allocation (`BytesMut::reserve` takes
+/// the whole buffer back when nothing else holds it, and allocates anew when something does).
+#[derive(Debug, Default)]
+pub(crate) struct RxBuffer(BytesMut);
+
+impl RxBuffer {
+    /// `bytes` in a buffer of its own (shared, reference-counted).
+    pub(crate) fn copy(&mut self, bytes: &[u8]) -> Bytes {
+        self.0.clear();
+        self.0.reserve(bytes.len());
+        self.0.extend_from_slice(bytes);
+        self.0.split().freeze()
     }
 }
 
@@ -673,6 +700,25 @@ Call-ID: c1\r\nCSeq: 8 SUBSCRIBE\r\nContent-Length: 0\r\n\r\n",
                 matches!(want, std::borrow::Cow::Borrowed(_))
             );
         }
+    }
+
+    #[test]
+    fn rx_buffer_reuses_a_free_buffer_and_never_overwrites_a_held_one() {
+        let mut rx = super::RxBuffer::default();
+        let first = rx.copy(b"first message");
+        let first_ptr = first.as_ptr();
+        drop(first);
+        // Nothing holds the first copy (which filled the buffer): the second one reuses it.
+        let second = rx.copy(b"second");
+        assert_eq!(&second[..], b"second");
+        assert_eq!(second.as_ptr(), first_ptr);
+        // A copy still held (here a clone of a slice of it) is left as it was.
+        let held = second.slice(1..4);
+        drop(second);
+        let third = rx.copy(b"third message, longer");
+        assert_eq!(&held[..], b"eco");
+        assert_eq!(&third[..], b"third message, longer");
+        assert_ne!(third.as_ptr(), first_ptr);
     }
 
     #[test]
