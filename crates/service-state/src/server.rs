@@ -22,7 +22,10 @@ use crate::model::{
 };
 use mcptt_sip::{KnownHeader, Method, Request};
 
-use crate::sip::{Answer, Hex16, Ids, RxBuffer, identity, plain_sip_uri, push_hex16, push_u64};
+use crate::sip::{
+    Answer, Hex16, Ids, RxBuffer, TOKEN_CHARS, identity, plain_sip_host, plain_sip_identity,
+    push_hex16, push_u64,
+};
 use crate::store::{
     AuthRecord, DialogRecord, MemoryStore, PublicationRecord, ServiceStateStore, StoreError,
     StoreKey, UeRecord, UserRecord,
@@ -1227,9 +1230,9 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         // The usual single `P-Asserted-Identity: <URI>`: the URI is parsed alone (as the
         // name-addr parse would parse it), or not at all in its plain form; any other form
         // goes through the typed list.
-        if let Some((inner, plain_sip)) = single_plain_uri(req, KnownHeader::PAssertedIdentity) {
-            if plain_sip {
-                return Some(identity(inner));
+        if let Some((inner, plain_host)) = single_plain_uri(req, KnownHeader::PAssertedIdentity) {
+            if let Some(host) = plain_host {
+                return Some(plain_sip_identity(inner, host));
             }
             return mcptt_sip::Uri::parse(inner)
                 .ok()
@@ -1311,6 +1314,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             value,
             uri: inner,
             plain_sip,
+            ..
         }) = single.and_then(plain_value)
         {
             if !plain_sip && mcptt_sip::Uri::parse(inner).is_err() {
@@ -1808,7 +1812,13 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             }
         };
         // Only the user's own state (DESIGN.md §3): a Request-URI naming an MCPTT ID must name this one.
-        let target = identity(req.uri().as_str());
+        // A Request-URI written as the configured service URI is the service (no normalising).
+        let raw_target = req.uri().as_str();
+        let target = if raw_target == self.config.service_uri {
+            Cow::Borrowed(self.service_identity.as_str())
+        } else {
+            identity(raw_target)
+        };
         if target != self.service_identity && target != identity(&mcptt_id) {
             return Err(self.fail(
                 impu,
@@ -2675,9 +2685,13 @@ impl Hasher for IdHasher {
 
 /// The URI of header `name` when the request has exactly one such line and its value is
 /// written plainly as `<URI>` (no display name, parameter, list or quote): the name-addr
-/// parse would read just that URI. Beside it, whether it is a [`plain_sip_uri`].
-fn single_plain_uri(req: &Request, name: KnownHeader) -> Option<(&str, bool)> {
-    single_plain(req, name).map(|s| (s.uri, s.plain_sip))
+/// parse would read just that URI. Beside it, its host range when it is a
+/// [`plain_sip_uri`](crate::sip::plain_sip_uri).
+fn single_plain_uri(
+    req: &Request,
+    name: KnownHeader,
+) -> Option<(&str, Option<std::ops::Range<usize>>)> {
+    single_plain(req, name).map(|s| (s.uri, s.plain_host))
 }
 
 /// A header value written plainly as `<URI>`.
@@ -2686,8 +2700,10 @@ struct Single<'r> {
     value: &'r str,
     /// The URI.
     uri: &'r str,
-    /// Whether the URI is a [`plain_sip_uri`] (valid as it is written).
+    /// Whether the URI is a [`plain_sip_uri`](crate::sip::plain_sip_uri) (valid as written).
     plain_sip: bool,
+    /// Then, its host's range in `uri` ([`plain_sip_host`]).
+    plain_host: Option<std::ops::Range<usize>>,
 }
 
 /// As [`single_plain_uri`], with the whole value (`<URI>`) beside the URI.
@@ -2705,11 +2721,12 @@ fn plain_value(value: &str) -> Option<Single<'_>> {
     let inner = value.strip_prefix('<')?.strip_suffix('>')?;
     // A plain SIP URI has none of the characters checked for below (one pass fewer for the
     // usual value).
-    if plain_sip_uri(inner) {
+    if let Some(host) = plain_sip_host(inner) {
         return Some(Single {
             value,
             uri: inner,
             plain_sip: true,
+            plain_host: Some(host),
         });
     }
     let plain = !inner
@@ -2719,6 +2736,7 @@ fn plain_value(value: &str) -> Option<Single<'_>> {
         value,
         uri: inner,
         plain_sip: false,
+        plain_host: None,
     })
 }
 
@@ -2726,29 +2744,14 @@ fn plain_value(value: &str) -> Option<Single<'_>> {
 /// parameter, `T` of token characters), else `None`.
 fn plain_tag(value: &str) -> Option<&str> {
     let rest = value.strip_prefix('<')?;
-    let close = rest.find('>')?;
-    if rest.get(..close)?.bytes().any(|b| b == b'<' || b == b'"') {
+    // The first of `>`, `<` and `"` must be the `>` that closes the URI.
+    let close = memchr::memchr3(b'>', b'<', b'"', rest.as_bytes())?;
+    if rest.as_bytes().get(close) != Some(&b'>') {
         return None;
     }
     let tag = rest.get(close + 1..)?.strip_prefix(";tag=")?;
     (!tag.is_empty() && tag.bytes().all(|b| TOKEN_CHARS[usize::from(b)])).then_some(tag)
 }
-
-/// Token characters (RFC 3261 §25.1: letters, digits, `- . ! % * _ + ` ' ~`), one load each.
-static TOKEN_CHARS: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut c = 0;
-    while c < 256 {
-        let b = c as u8;
-        table[c] = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-            );
-        c += 1;
-    }
-    table
-};
 
 /// Reads an entity-tag or dialog tag this server issued (16 hex digits).
 fn tag_value(s: &str) -> Option<u64> {
