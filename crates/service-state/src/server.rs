@@ -1209,11 +1209,17 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     /// `mcptt_sip::Message::parse`; prefer the typed method when the message is already parsed).
     pub fn handle_request_bytes(&mut self, now: Instant, now_unix: u64, request: &[u8]) {
         let bytes = self.rx.copy(request);
-        match crate::sip::request_from(bytes) {
-            Ok(r) => self.handle_request(now, now_unix, &r),
-            Err(what) => self
-                .events
-                .push_back(ServerEvent::MalformedRequest { what }),
+        // Matched here (as `sip::parse_request` does), so that the request is not moved.
+        match mcptt_sip::Message::parse(bytes) {
+            Ok(mcptt_sip::Message::Request(r)) => self.handle_request(now, now_unix, &r),
+            Ok(mcptt_sip::Message::Response(_)) => {
+                self.events.push_back(ServerEvent::MalformedRequest {
+                    what: "a request, not a response",
+                });
+            }
+            Err(_) => self.events.push_back(ServerEvent::MalformedRequest {
+                what: "a well-formed SIP message",
+            }),
         }
     }
 
@@ -2190,7 +2196,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     /// As [`Server::handle_response`], for one encoded response.
     pub fn handle_response_bytes(&mut self, now: Instant, response: &[u8]) {
         let bytes = self.rx.copy(response);
-        if let Ok(r) = crate::sip::response_from(bytes) {
+        if let Ok(mcptt_sip::Message::Response(r)) = mcptt_sip::Message::parse(bytes) {
             self.handle_response(now, &r);
         }
     }

@@ -185,11 +185,7 @@ const PLAIN_URI: [u8; 256] = {
 
 /// The end of the run of `class` bytes of [`PLAIN_URI`] in `b` from `i`.
 fn run(b: &[u8], i: usize, class: u8) -> usize {
-    let rest = b.get(i..).unwrap_or_default();
-    i + rest
-        .iter()
-        .position(|&c| PLAIN_URI[usize::from(c)] & class == 0)
-        .unwrap_or(rest.len())
+    crate::xml::class_run(&PLAIN_URI, b, i, class)
 }
 
 /// Whether `uri` is a SIP URI in the plain form of nearly every identity, contact and route
@@ -252,28 +248,18 @@ pub(crate) fn plain_sip_identity(uri: &str, host: std::ops::Range<usize>) -> Cow
     }
 }
 
-/// Reads one encoded request with `mcptt-sip` (the `*_bytes` entry points).
+/// Reads one encoded request with `mcptt-sip` (the client's `*_bytes` entry points).
 pub(crate) fn parse_request(bytes: &[u8]) -> Result<Request, &'static str> {
-    request_from(Bytes::copy_from_slice(bytes))
-}
-
-/// Reads one encoded response with `mcptt-sip` (the `*_bytes` entry points).
-pub(crate) fn parse_response(bytes: &[u8]) -> Result<Response, &'static str> {
-    response_from(Bytes::copy_from_slice(bytes))
-}
-
-/// Reads one request from its own buffer.
-pub(crate) fn request_from(bytes: Bytes) -> Result<Request, &'static str> {
-    match mcptt_sip::Message::parse(bytes) {
+    match mcptt_sip::Message::parse(Bytes::copy_from_slice(bytes)) {
         Ok(mcptt_sip::Message::Request(r)) => Ok(r),
         Ok(mcptt_sip::Message::Response(_)) => Err("a request, not a response"),
         Err(_) => Err("a well-formed SIP message"),
     }
 }
 
-/// Reads one response from its own buffer.
-pub(crate) fn response_from(bytes: Bytes) -> Result<Response, &'static str> {
-    match mcptt_sip::Message::parse(bytes) {
+/// Reads one encoded response with `mcptt-sip` (the client's `*_bytes` entry points).
+pub(crate) fn parse_response(bytes: &[u8]) -> Result<Response, &'static str> {
+    match mcptt_sip::Message::parse(Bytes::copy_from_slice(bytes)) {
         Ok(mcptt_sip::Message::Response(r)) => Ok(r),
         Ok(mcptt_sip::Message::Request(_)) => Err("a response, not a request"),
         Err(_) => Err("a well-formed SIP message"),
