@@ -10,14 +10,17 @@
 //! - `frame_parse_one_pass_register`, `frame_parse_one_pass_ok`: the same with
 //!   [`frame_parse`] (one pass over each head);
 //! - `framer`: a [`Framer`] fed 32 pipelined copies in 1400-byte segments;
-//! - `typed`: parse, then Via, From/To tags, Call-ID, CSeq, Contact and Content-Length.
+//! - `typed`: parse, then Via, From/To tags, Call-ID, CSeq, Contact and Content-Length;
+//! - `sign_in`: the SIP side of one `mcptt-service-state` sign-in (its `profile_sign_in`
+//!   messages): parse a PUBLISH (12 headers), a SUBSCRIBE (15) and a 200 OK (6), read the
+//!   headers the server reads, and write two answers with [`Response::encode_head_for`].
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::hint::black_box;
 
 use mcptt_sip::{
-    Bytes, BytesMut, FrameScan, Framed, Framer, Limits, Message, Response, Status, frame,
-    frame_parse,
+    Bytes, BytesMut, FrameScan, Framed, Framer, KnownHeader, Limits, Message, Response, Status,
+    frame, frame_parse,
 };
 
 const REGISTER: &[u8] = include_bytes!("../tests/data/mcptt/register.sip");
@@ -48,6 +51,76 @@ fn typed(buf: &Bytes) -> usize {
         + cseq.seq as usize
         + contacts[0].expires().unwrap() as usize
         + m.declared_content_length().unwrap()
+}
+
+const PSI: &str = "sip:mcptt-server@mcptt.example.org";
+const UE: &str = "sip:ue000001@example.org";
+
+/// The service-state profile's PUBLISH (its body stands in for the multipart one: same size).
+fn publish() -> Bytes {
+    let body = "x".repeat(420);
+    Bytes::from(format!(
+        "PUBLISH {PSI} SIP/2.0\r\nVia: SIP/2.0/TLS core.example.org;branch=z9hG4bKp1\r\n\
+Via: SIP/2.0/TLS ue1.example.org;branch=z9hG4bKu1\r\nMax-Forwards: 69\r\n\
+From: <{UE}>;tag=pf1\r\nTo: <{UE}>\r\nCall-ID: pub-1@ue.example.org\r\nCSeq: 1 PUBLISH\r\n\
+P-Asserted-Identity: <{UE}>\r\nEvent: poc-settings\r\nExpires: 3600\r\n\
+Content-Type: multipart/mixed;boundary=boundary1\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ))
+}
+
+/// The service-state profile's SUBSCRIBE.
+fn subscribe() -> Bytes {
+    Bytes::from(format!(
+        "SUBSCRIBE {PSI} SIP/2.0\r\nVia: SIP/2.0/TLS core.example.org;branch=z9hG4bKs1\r\n\
+Via: SIP/2.0/TLS ue1.example.org;branch=z9hG4bKv1\r\nMax-Forwards: 69\r\n\
+Record-Route: <sip:core.example.org;transport=tls;lr>\r\n\
+From: <{UE}>;tag=sf1\r\nTo: <{PSI}>\r\nCall-ID: sub-1@ue.example.org\r\nCSeq: 1 SUBSCRIBE\r\n\
+P-Asserted-Identity: <{UE}>\r\nContact: <sip:ue1.example.org;transport=tls>\r\n\
+Event: mcptt-service-state\r\nAccept: application/vnd.mcptt-service-state+json\r\n\
+Expires: 3600\r\nContent-Length: 0\r\n\r\n"
+    ))
+}
+
+/// The UE's 200 to the server's NOTIFY.
+fn notify_ok() -> Bytes {
+    Bytes::from(format!(
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/TLS mcptt.example.org;branch=z9hG4bK0123456789abcdef\r\n\
+From: <{UE}>;tag=00000000000000ab\r\nTo: <{UE}>;tag=sf1\r\nCall-ID: sub-1@ue.example.org\r\n\
+CSeq: 1 NOTIFY\r\nContent-Length: 0\r\n\r\n"
+    ))
+}
+
+/// What the service-state server reads of a request, then its 200 (with a To tag).
+fn answer(buf: &Bytes, out: &mut Vec<u8>) -> usize {
+    let Message::Request(req) = Message::parse(buf.clone()).unwrap() else {
+        panic!("a request")
+    };
+    let h = req.headers();
+    let mut n = h.get_known(KnownHeader::From).unwrap().len()
+        + h.get_known(KnownHeader::To).unwrap().len()
+        + h.get_known(KnownHeader::Event).unwrap().len()
+        + h.get_single_known(KnownHeader::PAssertedIdentity)
+            .unwrap()
+            .len()
+        + h.get_known(KnownHeader::ContentType).map_or(0, str::len)
+        + h.call_id().unwrap().len()
+        + h.cseq().unwrap().seq as usize
+        + h.expires().unwrap().unwrap_or(0) as usize
+        + req.uri().host().len();
+    out.clear();
+    Response::encode_head_for(&req, 200, Some("00000000000000ab"), out);
+    n += out.len();
+    n
+}
+
+fn sign_in(publish: &Bytes, subscribe: &Bytes, ok: &Bytes, out: &mut Vec<u8>) -> usize {
+    let mut n = answer(publish, out) + answer(subscribe, out);
+    let m = Message::parse(ok.clone()).unwrap();
+    let h = m.headers();
+    n += h.call_id().unwrap().len() + h.cseq().unwrap().seq as usize;
+    n += h.get_known(KnownHeader::To).unwrap().len();
+    n
 }
 
 fn main() {
@@ -111,6 +184,13 @@ fn main() {
         "typed" => {
             for _ in 0..n {
                 total += typed(black_box(&register));
+            }
+        }
+        "sign_in" => {
+            let (p, s, o) = (publish(), subscribe(), notify_ok());
+            let mut out = Vec::new();
+            for _ in 0..n {
+                total += sign_in(black_box(&p), black_box(&s), black_box(&o), &mut out);
             }
         }
         other => panic!("unknown workload {other}"),

@@ -6,7 +6,7 @@ use bytestring::ByteString;
 use crate::chars::{self, is_lws};
 use crate::error::{Error, Result};
 use crate::limits::Limits;
-use crate::names::{Hid, KnownHeader, lookup};
+use crate::names::{self, Hid, KnownHeader, lookup};
 use crate::span::Span;
 
 /// One header line: where its name and value are in the buffer, and which header it is.
@@ -65,9 +65,13 @@ fn header_err(id: Hid, name: &[u8], offset: usize, expected: &'static str) -> Er
 
 /// Scan header lines from `pos` to the empty line (or the end of `buf`), appending entries.
 ///
-/// The common line (`Name: value CRLF`, not folded, not one of the three headers with a
-/// number checked here) takes one straight path over offsets relative to the line start;
-/// folding, white space before the colon and the number checks are out of line.
+/// The common line (`Name: value CRLF` with a known or token name right before the colon, not
+/// folded) takes one straight path over offsets relative to the line start: the colon is found
+/// a word (8 bytes) at a time and a known name is recognised from those words
+/// ([`names::lookup_words`]), the line break is found with the inlined SSE2 search, and nothing
+/// is indexed in a way peer data can break (reads past the end see zero bytes). Other names (white space
+/// before the colon, a missing colon, names of 24 bytes or more), folding and the three
+/// number checks are out of line.
 pub(crate) fn scan(
     buf: &[u8],
     mut pos: usize,
@@ -105,59 +109,37 @@ pub(crate) fn scan(
                 content_length,
             });
         }
-        // header name (offsets from here on are relative to the line start)
-        let ne = rest
-            .iter()
-            .position(|&b| !chars::is_token(b))
-            .unwrap_or(rest.len());
-        if ne == 0 {
-            return Err(Error::Header {
-                name: String::new(),
-                offset: pos,
-                expected: "a header name",
-            });
-        }
-        let name = rest.get(..ne).unwrap_or_default();
-        let mut colon = ne;
-        if rest.get(colon) != Some(&b':') {
-            while matches!(rest.get(colon), Some(b' ' | b'\t')) {
-                colon += 1;
+        // header name and colon (offsets from here on are relative to the line start)
+        let (ne, vs, id, first_break) = match fast_name(rest, b0) {
+            Some((c, id, first_break)) => (c, c + 1, id, first_break),
+            None => {
+                let (ne, vs, id) = general_name(rest, pos)?;
+                (ne, vs, id, find_cr_or_nl_from(rest, vs))
             }
-            if rest.get(colon) != Some(&b':') {
-                return Err(header_err(
-                    lookup(name),
-                    name,
-                    pos + colon,
-                    "':' after the header name",
-                ));
-            }
-        }
-        let vs = colon + 1;
+        };
         // the logical line, folded lines included; the first CR or LF is the usual CRLF (or a
         // bare LF) ending an unfolded line, anything else goes out of line
-        let (content_end, line_end, plain) =
-            match chars::find_cr_or_nl(rest.get(vs..).unwrap_or_default()) {
-                None => (rest.len(), rest.len(), true),
-                Some(k) => {
-                    let at = vs + k;
-                    let nl = if rest.get(at) == Some(&b'\n') {
-                        Some(at)
-                    } else if rest.get(at + 1) == Some(&b'\n') {
-                        Some(at + 1)
-                    } else {
-                        None
-                    };
-                    match nl {
-                        Some(nl) if !matches!(rest.get(nl + 1), Some(b' ' | b'\t')) => {
-                            (at, nl + 1, true)
-                        }
-                        _ => {
-                            let (ce, le) = line_end_slow(rest, vs);
-                            (ce, le, false)
-                        }
+        let (content_end, line_end, plain) = match first_break {
+            None => (rest.len(), rest.len(), true),
+            Some(at) => {
+                let nl = if rest.get(at) == Some(&b'\n') {
+                    Some(at)
+                } else if rest.get(at + 1) == Some(&b'\n') {
+                    Some(at + 1)
+                } else {
+                    None
+                };
+                match nl {
+                    Some(nl) if !matches!(rest.get(nl + 1), Some(b' ' | b'\t')) => {
+                        (at, nl + 1, true)
+                    }
+                    _ => {
+                        let (ce, le) = line_end_slow(rest, vs);
+                        (ce, le, false)
                     }
                 }
-            };
+            }
+        };
         if line_end > limits.max_line_length {
             return Err(Error::LineTooLong {
                 offset: pos,
@@ -169,16 +151,20 @@ pub(crate) fn scan(
                 limit: limits.max_headers,
             });
         }
-        let mut a = vs;
-        let mut b = content_end;
-        while a < b && rest.get(a).is_some_and(|&c| is_lws(c)) {
-            a += 1;
+        // (a plain value holds no CR or LF: only SP and HTAB to trim)
+        let (mut a, mut b) = (vs, content_end);
+        if plain {
+            while a < b && matches!(rest.get(a), Some(b' ' | b'\t')) {
+                a += 1;
+            }
+            while b > a && matches!(rest.get(b - 1), Some(b' ' | b'\t')) {
+                b -= 1;
+            }
+        } else {
+            (a, b) = trim_folded(rest, a, b);
         }
-        while b > a && rest.get(b - 1).is_some_and(|&c| is_lws(c)) {
-            b -= 1;
-        }
-        let id = crate::names::lookup_inline(name);
         if matches!(id, Hid::ContentLength | Hid::CSeq | Hid::MaxForwards) {
+            let name = rest.get(..ne).unwrap_or_default();
             let value = rest.get(a..b).unwrap_or_default();
             check_number(id, name, value, pos + a, &mut content_length)?;
         }
@@ -191,6 +177,120 @@ pub(crate) fn scan(
         });
         pos += line_end;
     }
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The 8 bytes of `s` at `at`, little-endian; bytes past the end of `s` read as zero.
+#[inline(always)]
+fn word(s: &[u8], at: usize) -> u64 {
+    match s.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+        Some(w) => u64::from_le_bytes(*w),
+        None => word_tail(s, at),
+    }
+}
+
+/// [`word`] near the end of `s`.
+#[cold]
+#[inline(never)]
+fn word_tail(s: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    for (d, &b) in w.iter_mut().zip(s.get(at..).unwrap_or_default()) {
+        *d = b;
+    }
+    u64::from_le_bytes(w)
+}
+
+/// Bit 7 set in the lowest byte of `w` below `n` (`n <= 0x80`) and maybe in higher bytes
+/// (borrows): only the lowest set bit is exact. Zero when no byte is below `n`.
+#[inline(always)]
+const fn below(w: u64, n: u8) -> u64 {
+    w.wrapping_sub(ONES * n as u64) & !w & HIGHS
+}
+
+/// The position of the first byte `b` in `w`, if any.
+#[inline(always)]
+fn find_in_word(w: u64, b: u8) -> Option<usize> {
+    let z = below(w ^ (ONES * u64::from(b)), 1);
+    (z != 0).then_some((z.trailing_zeros() / 8) as usize)
+}
+
+/// The bytes of a word below byte `k` (`k < 8`).
+#[inline(always)]
+fn low_bytes(w: u64, k: usize) -> u64 {
+    w & ((1u64 << (8 * k)) - 1)
+}
+
+/// The usual header name: a known name (any case) or other token right before the first
+/// colon of the line, which starts within its first 24 bytes. Gives the name end (the colon),
+/// the header and the first CR or LF after the colon (`None`: none before the end of `rest`),
+/// or `None` for every other line (left to [`general_name`], which answers exactly as before
+/// for all of them).
+#[inline(always)]
+fn fast_name(rest: &[u8], b0: u8) -> Option<(usize, Hid, Option<usize>)> {
+    let w0 = word(rest, 0);
+    // the colon and the name's words (zero after the name)
+    let (c, words) = if let Some(k) = find_in_word(w0, b':') {
+        (k, [low_bytes(w0, k), 0, 0])
+    } else {
+        let w1 = word(rest, 8);
+        if let Some(k) = find_in_word(w1, b':') {
+            (8 + k, [w0, low_bytes(w1, k), 0])
+        } else {
+            let w2 = word(rest, 16);
+            let k = find_in_word(w2, b':')?;
+            (16 + k, [w0, w1, low_bytes(w2, k)])
+        }
+    };
+    let id = match c {
+        0 => return None,
+        1 => names::compact(b0.to_ascii_lowercase()),
+        _ => names::lookup_words(c, words),
+    };
+    // a known name is made of letters and '-'; any other name must be a token
+    if id == Hid::Other && !rest.get(..c)?.iter().all(|&b| chars::is_token(b)) {
+        return None;
+    }
+    Some((c, id, find_cr_or_nl_from(rest, c + 1)))
+}
+
+/// The header name of any line [`fast_name`] leaves: the longest token at the line start,
+/// then SP or HTAB, then the colon. Gives the name end, the value start and the header.
+#[cold]
+#[inline(never)]
+fn general_name(rest: &[u8], pos: usize) -> Result<(usize, usize, Hid)> {
+    let ne = rest
+        .iter()
+        .position(|&b| !chars::is_token(b))
+        .unwrap_or(rest.len());
+    if ne == 0 {
+        return Err(Error::Header {
+            name: String::new(),
+            offset: pos,
+            expected: "a header name",
+        });
+    }
+    let name = rest.get(..ne).unwrap_or_default();
+    let mut colon = ne;
+    while matches!(rest.get(colon), Some(b' ' | b'\t')) {
+        colon += 1;
+    }
+    if rest.get(colon) != Some(&b':') {
+        return Err(header_err(
+            lookup(name),
+            name,
+            pos + colon,
+            "':' after the header name",
+        ));
+    }
+    Ok((ne, colon + 1, lookup(name)))
+}
+
+/// The first CR or LF of `s` at or after `from`.
+#[inline(always)]
+fn find_cr_or_nl_from(s: &[u8], from: usize) -> Option<usize> {
+    chars::find_cr_or_nl(s.get(from..)?).map(|k| from + k)
 }
 
 /// The end of the logical line of `rest` whose value starts at `vs` (folded lines included,
@@ -238,6 +338,19 @@ fn folded_line_end(rest: &[u8], vs: usize, mut from: usize) -> (usize, usize) {
             }
         }
     }
+}
+
+/// The value `a..b` of a folded line (or one with a lone CR) trimmed of LWS.
+#[cold]
+#[inline(never)]
+fn trim_folded(rest: &[u8], mut a: usize, mut b: usize) -> (usize, usize) {
+    while a < b && rest.get(a).is_some_and(|&c| is_lws(c)) {
+        a += 1;
+    }
+    while b > a && rest.get(b - 1).is_some_and(|&c| is_lws(c)) {
+        b -= 1;
+    }
+    (a, b)
 }
 
 /// The numbers the fast path checks: Content-Length (the first one is kept), the CSeq

@@ -248,6 +248,83 @@ pub(crate) fn lookup_inline(name: &[u8]) -> Hid {
     }
 }
 
+/// A known name as three little-endian words of its lowercase bytes (zero after its end), for
+/// [`lookup_words`].
+#[derive(Clone, Copy)]
+struct NameWords {
+    words: [u64; 3],
+    len: u8,
+    hid: Hid,
+}
+
+const NO_NAME: NameWords = NameWords {
+    words: [0; 3],
+    len: 0,
+    hid: Hid::Other,
+};
+
+/// Multiplier of the perfect hash of [`word_hash`] over the known names (found by search; a
+/// collision fails the build of [`BY_WORDS`]).
+const WORD_HASH_K: u64 = 0x0b24_6990_583a_0c93;
+
+/// The slot of a name held (case-folded) in three words.
+#[inline(always)]
+const fn word_hash(w: [u64; 3]) -> usize {
+    ((w[0] ^ w[1].rotate_left(21) ^ w[2].rotate_left(42)).wrapping_mul(WORD_HASH_K) >> 56) as usize
+}
+
+/// The known names by [`word_hash`] slot ([`NO_NAME`] where none hashes).
+static BY_WORDS: [NameWords; 256] = {
+    let mut t = [NO_NAME; 256];
+    let mut i = 0;
+    while i < BY_INDEX.len() {
+        let (hid, lower) = BY_INDEX[i];
+        let mut words = [0u64; 3];
+        let mut j = 0;
+        while j < lower.len() {
+            words[j / 8] |= (lower[j] as u64) << (8 * (j % 8));
+            j += 1;
+        }
+        let slot = word_hash(words);
+        assert!(t[slot].len == 0, "two known names in one slot");
+        t[slot] = NameWords {
+            words,
+            len: lower.len() as u8,
+            hid,
+        };
+        i += 1;
+    }
+    t
+};
+
+/// ASCII letters of each byte of `w` lower-cased (bit 0x20 set where bit 0x40 is): exact
+/// case folding for letters, and no other byte (`-` included) becomes a letter or `-`.
+#[inline(always)]
+const fn fold_word(w: u64) -> u64 {
+    w | ((w & 0x4040_4040_4040_4040) >> 1)
+}
+
+/// The known header whose name is, case-insensitively, the `len` bytes held little-endian in
+/// `words` (zero after the end; `len <= 24`): what [`lookup`] gives for a token of length
+/// `len >= 2`, and `Hid::Other` for any name that is not exactly a known one (whatever its
+/// bytes: the comparison is exact, not only on tokens).
+#[inline(always)]
+pub(crate) fn lookup_words(len: usize, words: [u64; 3]) -> Hid {
+    let f = [
+        fold_word(words[0]),
+        fold_word(words[1]),
+        fold_word(words[2]),
+    ];
+    let k = &BY_WORDS[word_hash(f)];
+    if usize::from(k.len) == len
+        && (f[0] ^ k.words[0]) | (f[1] ^ k.words[1]) | (f[2] ^ k.words[2]) == 0
+    {
+        k.hid
+    } else {
+        Hid::Other
+    }
+}
+
 /// `name` with bit 0x20 set in every byte equals `lower` (word-wise, overlapping windows).
 #[inline]
 fn eq_folded(name: &[u8], lower: &[u8]) -> bool {
@@ -283,7 +360,7 @@ fn eq_folded(name: &[u8], lower: &[u8]) -> bool {
     }
 }
 
-fn compact(c: u8) -> Hid {
+pub(crate) fn compact(c: u8) -> Hid {
     match c {
         b'a' => Hid::AcceptContact,
         b'b' => Hid::ReferredBy,
@@ -379,5 +456,44 @@ mod tests {
         assert_eq!(lookup(b"X-Foo"), Hid::Other);
         assert_eq!(lookup(b"q"), Hid::Other);
         assert_eq!(lookup(b""), Hid::Other);
+    }
+
+    fn words_of(name: &[u8]) -> [u64; 3] {
+        let mut b = [0u8; 24];
+        b[..name.len()].copy_from_slice(name);
+        [0, 8, 16].map(|i| u64::from_le_bytes(b[i..i + 8].try_into().unwrap()))
+    }
+
+    #[test]
+    fn word_lookup_finds_every_known_name_and_nothing_else() {
+        for &h in ALL {
+            for name in [
+                h.name().to_owned(),
+                h.name().to_ascii_uppercase(),
+                h.name().to_ascii_lowercase(),
+            ] {
+                let b = name.as_bytes();
+                assert_eq!(lookup_words(b.len(), words_of(b)), h, "{name}");
+                // one byte off (length, a letter's neighbour, CR for '-', a NUL after it)
+                assert_eq!(lookup_words(b.len() + 1, words_of(b)), Hid::Other);
+                for i in 0..b.len() {
+                    for c in [b[i] ^ 0x01, b[i] ^ 0x40, b[i] & 0x1f, b'\r'] {
+                        let mut v = b.to_vec();
+                        v[i] = c;
+                        if v.eq_ignore_ascii_case(b) {
+                            continue;
+                        }
+                        assert_eq!(lookup_words(v.len(), words_of(&v)), Hid::Other, "{v:?}");
+                    }
+                }
+                if b.len() < 24 {
+                    let mut v = b.to_vec();
+                    v.push(0);
+                    assert_eq!(lookup_words(v.len(), words_of(&v)), Hid::Other);
+                }
+            }
+        }
+        assert_eq!(lookup_words(5, words_of(b"X-Foo")), Hid::Other);
+        assert_eq!(lookup_words(0, [0; 3]), Hid::Other);
     }
 }
