@@ -302,9 +302,11 @@ impl Subscription {
         remote_target: &str,
         expires_at: Instant,
         service_uri: &Arc<str>,
+        impu: Option<&Arc<str>>,
     ) -> Self {
         let ids = &sub.ids;
         let local_uri = ids.to.uri();
+        let remote_uri = ids.from.uri();
         Self {
             session,
             call_id: Arc::from(ids.call_id),
@@ -316,7 +318,11 @@ impl Subscription {
             } else {
                 Arc::from(local_uri)
             },
-            remote_uri: Arc::from(ids.from.uri()),
+            // Nearly every SUBSCRIBE comes from the UE's own identity: shared with its key.
+            remote_uri: match impu {
+                Some(impu) if **impu == *remote_uri => Arc::clone(impu),
+                _ => Arc::from(remote_uri),
+            },
             remote_target: Arc::from(remote_target),
             route_set: Arc::clone(&sub.record_route),
             local_cseq: 0,
@@ -1209,9 +1215,10 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     /// `mcptt_sip::Message::parse`; prefer the typed method when the message is already parsed).
     pub fn handle_request_bytes(&mut self, now: Instant, now_unix: u64, request: &[u8]) {
         let bytes = self.rx.copy(request);
-        // Matched here (as `sip::parse_request` does), so that the request is not moved.
-        match mcptt_sip::Message::parse(bytes) {
-            Ok(mcptt_sip::Message::Request(r)) => self.handle_request(now, now_unix, &r),
+        // Matched here (as `sip::parse_request` does) by reference: the request is not moved.
+        let parsed = mcptt_sip::Message::parse(bytes);
+        match &parsed {
+            Ok(mcptt_sip::Message::Request(r)) => self.handle_request(now, now_unix, r),
             Ok(mcptt_sip::Message::Response(_)) => {
                 self.events.push_back(ServerEvent::MalformedRequest {
                     what: "a request, not a response",
@@ -1884,6 +1891,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             &contact,
             now + secs(expires),
             &self.service_uri,
+            self.sessions.get(&session).map(|s| &s.impu),
         );
         sub.lease_expires = now + self.config.dialog_lease;
         // The record as it is after the first NOTIFY below.
@@ -1947,7 +1955,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let state = self
             .state(impu, mcptt_id)
             .unwrap_or_else(|| self.detached(impu, mcptt_id));
-        let sub = Subscription::new(sub_req, 0, our_tag, contact, now, &self.service_uri);
+        let sub = Subscription::new(sub_req, 0, our_tag, contact, now, &self.service_uri, None);
         let branch = self.rng.next_u64();
         let body = state.encode();
         let bytes = write_notify(&self.config, branch, &sub, now, Some("terminated"), &body);
@@ -2196,8 +2204,9 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     /// As [`Server::handle_response`], for one encoded response.
     pub fn handle_response_bytes(&mut self, now: Instant, response: &[u8]) {
         let bytes = self.rx.copy(response);
-        if let Ok(mcptt_sip::Message::Response(r)) = mcptt_sip::Message::parse(bytes) {
-            self.handle_response(now, &r);
+        let parsed = mcptt_sip::Message::parse(bytes);
+        if let Ok(mcptt_sip::Message::Response(r)) = &parsed {
+            self.handle_response(now, r);
         }
     }
 

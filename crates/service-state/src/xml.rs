@@ -703,7 +703,9 @@ where
 /// unexpected. A reader that fails here goes on to [`walk_simple`] / [`walk`], which give the
 /// same result for every document the template accepts (tests check it).
 pub(crate) struct Template<'d> {
-    doc: &'d [u8],
+    /// The document, read as UTF-8 once (a document that is not cannot match: the literals
+    /// and holes are ASCII), so that holes are handed out without a check each.
+    doc: &'d str,
     pos: usize,
 }
 
@@ -728,13 +730,17 @@ impl<'d> Template<'d> {
     /// A template match over `doc`, `None` beyond `limits.max_bytes` or when the limits are
     /// tighter than the canonical documents need (depth 4): the full walk reports those.
     pub(crate) fn new(doc: &'d [u8], limits: &XmlLimits) -> Option<Self> {
-        (doc.len() <= limits.max_bytes && limits.max_depth >= 4).then_some(Self { doc, pos: 0 })
+        if doc.len() > limits.max_bytes || limits.max_depth < 4 {
+            return None;
+        }
+        let doc = std::str::from_utf8(doc).ok()?;
+        Some(Self { doc, pos: 0 })
     }
 
     /// Consumes `lit` when the document continues with it.
     pub(crate) fn eat(&mut self, lit: &[u8]) -> bool {
         let end = self.pos + lit.len();
-        if self.doc.get(self.pos..end) == Some(lit) {
+        if self.doc.as_bytes().get(self.pos..end) == Some(lit) {
             self.pos = end;
             true
         } else {
@@ -758,16 +764,16 @@ impl<'d> Template<'d> {
     }
 
     fn hole(&mut self, class: u8, stop: u8) -> Option<&'d str> {
-        let rest = self.doc.get(self.pos..)?;
+        let rest = self.doc.as_bytes().get(self.pos..)?;
         let len = class_run(&HOLE_CHARS, rest, 0, class);
         // The hole ends at the stop byte (not at the end of the document).
         if rest.get(len) != Some(&stop) {
             return None;
         }
-        let hole = rest.get(..len)?;
+        // Printable ASCII between ASCII bytes: on char boundaries.
+        let hole = self.doc.get(self.pos..self.pos + len)?;
         self.pos += len;
-        // Printable ASCII only: always UTF-8.
-        std::str::from_utf8(hole).ok()
+        Some(hole)
     }
 
     /// Whether the whole document has been matched.
