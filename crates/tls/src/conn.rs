@@ -42,10 +42,14 @@ use crate::{ConnectionId, Error, PeerIdentity};
 /// How long a draining connection waits for bytes already sent before the shutdown.
 const DRAIN_PROBE: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// A write buffer bigger than this is released once written (idle connections stay small).
+/// Capacity of a fresh write buffer for request/response traffic (one message at a time).
 const KEEP_WRITE_BUFFER: usize = 4 * 1024;
 
-/// Capacity of a fresh write buffer (a burst of answers without regrowing).
+/// Capacity of a fresh write buffer after a burst (several answers without regrowing).
+/// A write buffer up to this size is kept once written: a connection carrying bursts (a
+/// SIP core's connection to its application server) reuses it instead of allocating and
+/// freeing 16 KiB or more per flush, which also made the allocator grow and shrink its
+/// heap (`mprotect`, page faults). A larger one (a rare big burst) is released.
 const FIRST_WRITE_BUFFER: usize = 16 * 1024;
 
 /// The socket and TLS state of an established connection, before the task starts.
@@ -225,8 +229,9 @@ struct WriteState {
     wrote: bool,
     /// Bytes the last flush carried. Above [`KEEP_WRITE_BUFFER`] (a burst), a fresh buffer
     /// starts with room for a burst that size (at least [`FIRST_WRITE_BUFFER`]), so the next
-    /// one is encoded without regrowth copies; otherwise at the kept size, so
-    /// request/response traffic reuses one buffer instead of allocating per message.
+    /// one is encoded without regrowth copies; otherwise at [`KEEP_WRITE_BUFFER`]. Either
+    /// is kept once written (up to [`FIRST_WRITE_BUFFER`]), so traffic reuses one buffer
+    /// instead of allocating per message or per burst.
     last_flush: usize,
     /// A sender's write failed: the connection closes with this error.
     error: Option<io::Error>,
@@ -291,7 +296,7 @@ impl WriteState {
         }
         self.queued = 0;
         self.blocked = false;
-        if self.out.capacity() > KEEP_WRITE_BUFFER {
+        if self.out.capacity() > FIRST_WRITE_BUFFER {
             self.out = BytesMut::new();
         }
         Ok(true)
