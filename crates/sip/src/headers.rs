@@ -6,7 +6,7 @@ use bytestring::ByteString;
 use crate::chars::{self, is_lws};
 use crate::error::{Error, Result};
 use crate::limits::Limits;
-use crate::names::{self, Hid, KnownHeader, lookup};
+use crate::names::{self, HID_COUNT, Hid, KnownHeader, lookup};
 use crate::span::Span;
 
 /// One header line: where its name and value are in the buffer, and which header it is.
@@ -37,7 +37,65 @@ pub struct Headers {
     /// not UTF-8) are checked when read.
     text: ByteString,
     entries: Vec<Entry>,
+    /// Where the lines of each header are, kept with `entries`.
+    index: Index,
     dirty: bool,
+}
+
+/// Per header identifier, where its first line is and whether it has more than one, so that
+/// lookups by identifier do not walk the entries.
+#[derive(Debug, Clone)]
+pub(crate) struct Index {
+    /// Entry number + 1 of the first line of each identifier (0: none; [`Index::FAR`]: at or
+    /// after entry `FAR - 1`, found by a walk from there).
+    first: [u8; HID_COUNT],
+    /// Bit `id`: the identifier has two lines or more.
+    several: u128,
+}
+
+impl Index {
+    const FAR: u8 = u8::MAX;
+
+    fn new(entries: &[Entry]) -> Self {
+        let mut index = Self {
+            first: [0; HID_COUNT],
+            several: 0,
+        };
+        for (i, e) in entries.iter().enumerate() {
+            index.note(e.id, i);
+        }
+        index
+    }
+
+    /// Entry number `n` is a line of `id` (entries noted in order).
+    #[inline(always)]
+    fn note(&mut self, id: Hid, n: usize) {
+        match self.first.get_mut(id as usize) {
+            Some(f @ 0) => *f = u8::try_from(n + 1).unwrap_or(Self::FAR),
+            Some(_) => self.several |= 1 << (id as u32 & 127),
+            None => {}
+        }
+    }
+
+    /// The entry number to start a search for the lines of `id` at (`None`: it has none).
+    #[inline]
+    fn start(&self, id: Hid) -> Option<usize> {
+        match self.first.get(id as usize).copied().unwrap_or(0) {
+            0 => None,
+            f => Some(usize::from(f) - 1),
+        }
+    }
+
+    #[inline]
+    fn several(&self, id: Hid) -> bool {
+        self.several >> (id as usize) & 1 == 1
+    }
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Self::new(&[])
+    }
 }
 
 /// Where the header section ended.
@@ -74,9 +132,21 @@ fn header_err(id: Hid, name: &[u8], offset: usize, expected: &'static str) -> Er
 /// number checks are out of line.
 pub(crate) fn scan(
     buf: &[u8],
+    pos: usize,
+    limits: &Limits,
+    entries: &mut Vec<Entry>,
+) -> Result<HeadEnd> {
+    scan_indexed(buf, pos, limits, entries, &mut Index::default())
+}
+
+/// [`scan`], noting each line in `index` as well (which must hold the lines of `entries`).
+#[inline]
+pub(crate) fn scan_indexed(
+    buf: &[u8],
     mut pos: usize,
     limits: &Limits,
     entries: &mut Vec<Entry>,
+    index: &mut Index,
 ) -> Result<HeadEnd> {
     let len = buf.len();
     let mut content_length = None;
@@ -175,6 +245,7 @@ pub(crate) fn scan(
             id,
             plain,
         });
+        index.note(id, entries.len() - 1);
         pos += line_end;
     }
 }
@@ -230,23 +301,26 @@ fn low_bytes(w: u64, k: usize) -> u64 {
 #[inline(always)]
 fn fast_name(rest: &[u8], b0: u8) -> Option<(usize, Hid, Option<usize>)> {
     let w0 = word(rest, 0);
-    // the colon and the name's words (zero after the name)
-    let (c, words) = if let Some(k) = find_in_word(w0, b':') {
-        (k, [low_bytes(w0, k), 0, 0])
+    // the colon and the header (names of one word are looked up by that word alone)
+    let (c, id) = if let Some(k) = find_in_word(w0, b':') {
+        let id = match k {
+            0 => return None,
+            1 => names::compact(b0.to_ascii_lowercase()),
+            _ => names::lookup_words(k, [low_bytes(w0, k)]),
+        };
+        (k, id)
     } else {
         let w1 = word(rest, 8);
         if let Some(k) = find_in_word(w1, b':') {
-            (8 + k, [w0, low_bytes(w1, k), 0])
+            (8 + k, names::lookup_words(8 + k, [w0, low_bytes(w1, k)]))
         } else {
             let w2 = word(rest, 16);
             let k = find_in_word(w2, b':')?;
-            (16 + k, [w0, w1, low_bytes(w2, k)])
+            (
+                16 + k,
+                names::lookup_words(16 + k, [w0, w1, low_bytes(w2, k)]),
+            )
         }
-    };
-    let id = match c {
-        0 => return None,
-        1 => names::compact(b0.to_ascii_lowercase()),
-        _ => names::lookup_words(c, words),
     };
     // a known name is made of letters and '-'; any other name must be a token
     if id == Hid::Other && !rest.get(..c)?.iter().all(|&b| chars::is_token(b)) {
@@ -444,9 +518,31 @@ impl Headers {
         Self {
             buf,
             text,
+            index: Index::new(&entries),
             entries,
             dirty: false,
         }
+    }
+
+    /// `index` must be the index of `entries` (as [`scan_indexed`] builds it).
+    pub(crate) fn from_parts_indexed(
+        buf: Bytes,
+        text: ByteString,
+        entries: Vec<Entry>,
+        index: Index,
+    ) -> Self {
+        Self {
+            buf,
+            text,
+            entries,
+            index,
+            dirty: false,
+        }
+    }
+
+    /// Rebuild the index after the entries changed.
+    fn reindex(&mut self) {
+        self.index = Index::new(&self.entries);
     }
 
     pub(crate) fn entries(&self) -> &[Entry] {
@@ -534,7 +630,12 @@ impl Headers {
         } else {
             Hid::Other
         };
-        self.entries.iter().filter(move |e| {
+        let from = match id {
+            Hid::Other => 0,
+            _ => self.index.start(id).unwrap_or(self.entries.len()),
+        };
+        let entries = self.entries.get(from..).unwrap_or_default();
+        entries.iter().filter(move |e| {
             if id == Hid::Other {
                 e.id == Hid::Other
                     && e.name
@@ -547,11 +648,32 @@ impl Headers {
     }
 
     pub(crate) fn by_id(&self, id: Hid) -> impl Iterator<Item = &Entry> + '_ {
-        self.entries.iter().filter(move |e| e.id == id)
+        let from = self.index.start(id).unwrap_or(self.entries.len());
+        self.entries
+            .get(from..)
+            .unwrap_or_default()
+            .iter()
+            .filter(move |e| e.id == id)
     }
 
+    #[inline]
     pub(crate) fn first_id(&self, id: Hid) -> Option<&Entry> {
-        self.entries.iter().find(|e| e.id == id)
+        let from = self.index.start(id)?;
+        let rest = self.entries.get(from..)?;
+        match rest.first() {
+            Some(e) if e.id == id => Some(e),
+            // only past the index's reach (`Index::FAR`)
+            _ => rest.iter().find(|e| e.id == id),
+        }
+    }
+
+    /// The only line of `id`, if it has exactly one.
+    #[inline]
+    fn single_id(&self, id: Hid) -> Option<&Entry> {
+        if self.index.several(id) {
+            return None;
+        }
+        self.first_id(id)
     }
 
     /// Number of header lines.
@@ -625,11 +747,7 @@ impl Headers {
     /// none or more than one).
     #[must_use]
     pub fn get_single_known(&self, header: KnownHeader) -> Option<&str> {
-        let mut lines = self.by_id(header.hid());
-        match (lines.next(), lines.next()) {
-            (Some(e), None) => Some(self.entry_value(e)),
-            _ => None,
-        }
+        self.single_id(header.hid()).map(|e| self.entry_value(e))
     }
 
     /// Whether a line of a known header is present: what [`Headers::contains`] gives for its
@@ -699,6 +817,7 @@ impl Headers {
     pub fn push(&mut self, name: &str, value: &str) -> Result<()> {
         let e = self.make_line(name, value)?;
         self.entries.push(e);
+        self.reindex();
         Ok(())
     }
 
@@ -710,6 +829,7 @@ impl Headers {
         let e = self.make_line(name, value)?;
         let index = index.min(self.entries.len());
         self.entries.insert(index, e);
+        self.reindex();
         Ok(())
     }
 
@@ -752,6 +872,7 @@ impl Headers {
         let removed = before - self.entries.len();
         if removed > 0 {
             self.dirty = true;
+            self.reindex();
         }
         removed
     }
@@ -761,6 +882,7 @@ impl Headers {
         let pos = self.position(name, lookup(name.as_bytes()))?;
         let e = self.entries.remove(pos);
         self.dirty = true;
+        self.reindex();
         Some(self.value_bytes(&e))
     }
 
@@ -778,6 +900,7 @@ impl Headers {
             Some(p) => self.entries.insert(p.min(self.entries.len()), e),
             None => self.entries.push(e),
         }
+        self.reindex();
         Ok(())
     }
 

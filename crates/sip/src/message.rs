@@ -227,6 +227,7 @@ impl Message {
             kind,
             line_end,
             entries,
+            index,
             he,
         } = p;
         let available = buf.len().saturating_sub(he.body_start);
@@ -252,7 +253,7 @@ impl Message {
             }
         })?;
         let head = Head {
-            headers: Headers::from_parts(buf, text, entries),
+            headers: Headers::from_parts_indexed(buf, text, entries, index),
             start_line: Span::new(0, line_end),
             body: Span::new(he.body_start, msg_end),
             body_override: None,
@@ -1140,6 +1141,7 @@ pub(crate) struct ParsedHead {
     /// End of the start line without its terminator.
     line_end: usize,
     entries: Vec<Entry>,
+    index: headers::Index,
     pub(crate) he: headers::HeadEnd,
 }
 
@@ -1235,7 +1237,8 @@ pub(crate) fn parse_head(s: &[u8], limits: &Limits) -> Result<ParsedHead> {
     };
 
     let mut entries = Vec::with_capacity(16);
-    let he = headers::scan(s, start_end, limits, &mut entries)?;
+    let mut index = headers::Index::default();
+    let he = headers::scan_indexed(s, start_end, limits, &mut entries, &mut index)?;
     let available = s.len() - he.body_start;
     let announced = he.content_length.unwrap_or(available);
     if announced > limits.max_body_size {
@@ -1248,6 +1251,7 @@ pub(crate) fn parse_head(s: &[u8], limits: &Limits) -> Result<ParsedHead> {
         kind,
         line_end,
         entries,
+        index,
         he,
     })
 }

@@ -19,6 +19,9 @@ macro_rules! known {
             }
         }
 
+        /// How many header identifiers there are (`Other` included).
+        pub(crate) const HID_COUNT: usize = 1 + [$( stringify!($id) ),*].len();
+
         /// Every known header (tests check the lookup against it).
         #[cfg(test)]
         static ALL: &[Hid] = &[ $( Hid::$id, )* ];
@@ -305,20 +308,22 @@ const fn fold_word(w: u64) -> u64 {
 }
 
 /// The known header whose name is, case-insensitively, the `len` bytes held little-endian in
-/// `words` (zero after the end; `len <= 24`): what [`lookup`] gives for a token of length
-/// `len >= 2`, and `Hid::Other` for any name that is not exactly a known one (whatever its
-/// bytes: the comparison is exact, not only on tokens).
+/// `words` (zero after the end; `len <= 8 * N`, `N <= 3`, words past `N` taken as zero): what
+/// [`lookup`] gives for a token of length `len >= 2`, and `Hid::Other` for any name that is
+/// not exactly a known one (whatever its bytes: the comparison is exact, not only on tokens).
 #[inline(always)]
-pub(crate) fn lookup_words(len: usize, words: [u64; 3]) -> Hid {
-    let f = [
-        fold_word(words[0]),
-        fold_word(words[1]),
-        fold_word(words[2]),
-    ];
+pub(crate) fn lookup_words<const N: usize>(len: usize, words: [u64; N]) -> Hid {
+    let mut f = [0u64; 3];
+    for (f, &w) in f.iter_mut().zip(&words) {
+        *f = fold_word(w);
+    }
     let k = &BY_WORDS[word_hash(f)];
-    if usize::from(k.len) == len
-        && (f[0] ^ k.words[0]) | (f[1] ^ k.words[1]) | (f[2] ^ k.words[2]) == 0
-    {
+    // equal lengths: the known name's words past `N` are zero, as `f`'s are
+    let mut diff = 0;
+    for (f, w) in f.iter().zip(&k.words).take(N) {
+        diff |= f ^ w;
+    }
+    if usize::from(k.len) == len && diff == 0 {
         k.hid
     } else {
         Hid::Other
@@ -474,6 +479,13 @@ mod tests {
             ] {
                 let b = name.as_bytes();
                 assert_eq!(lookup_words(b.len(), words_of(b)), h, "{name}");
+                if b.len() <= 8 {
+                    assert_eq!(lookup_words(b.len(), [words_of(b)[0]]), h, "{name}");
+                }
+                if b.len() <= 16 {
+                    let [w0, w1, _] = words_of(b);
+                    assert_eq!(lookup_words(b.len(), [w0, w1]), h, "{name}");
+                }
                 // one byte off (length, a letter's neighbour, CR for '-', a NUL after it)
                 assert_eq!(lookup_words(b.len() + 1, words_of(b)), Hid::Other);
                 for i in 0..b.len() {

@@ -1706,3 +1706,86 @@ proptest! {
         }
     }
 }
+
+/// What the by-identifier lookups (served from the header index) must agree with: the
+/// by-name lookups, and a walk over every line.
+fn check_index_agrees(h: &Headers) -> std::result::Result<(), TestCaseError> {
+    const NAMES: &[&str] = &[
+        "Via",
+        "v",
+        "To",
+        "From",
+        "Call-ID",
+        "CSeq",
+        "Contact",
+        "Event",
+        "Expires",
+        "Content-Length",
+        "Route",
+        "X-A",
+    ];
+    for &name in NAMES {
+        let walked: Vec<&str> = h
+            .iter()
+            .filter(|(n, _)| canonical_name(n).eq_ignore_ascii_case(canonical_name(name)))
+            .map(|(_, v)| v)
+            .collect();
+        prop_assert_eq!(
+            h.get_all(name).collect::<Vec<_>>(),
+            walked.clone(),
+            "{}",
+            name
+        );
+        prop_assert_eq!(h.get(name), walked.first().copied(), "{}", name);
+        prop_assert_eq!(h.count(name), walked.len(), "{}", name);
+        if let Some(k) = KnownHeader::lookup(name) {
+            prop_assert_eq!(h.get_known(k), walked.first().copied(), "{}", name);
+            prop_assert_eq!(
+                h.get_all_known(k).collect::<Vec<_>>(),
+                walked.clone(),
+                "{}",
+                name
+            );
+            prop_assert_eq!(
+                h.get_single_known(k),
+                (walked.len() == 1).then(|| walked[0]),
+                "{}",
+                name
+            );
+            prop_assert_eq!(h.contains_known(k), !walked.is_empty(), "{}", name);
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    /// The header index follows every edit, and reaches past 255 lines.
+    #[test]
+    fn header_index_follows_edits(
+        lines in proptest::collection::vec((0usize..12, 0u8..50), 0..300),
+        edits in proptest::collection::vec((0u8..6, 0usize..12, 0usize..400), 0..12),
+    ) {
+        const NAMES: &[&str] = &["Via", "v", "To", "From", "Call-ID", "CSeq", "Contact", "Event", "Expires", "X-A", "Route", "i"];
+        let mut text = String::from("OPTIONS sip:a@b SIP/2.0\r\n");
+        for (n, v) in &lines {
+            text.push_str(&format!("{}: {v}\r\n", NAMES[*n]));
+        }
+        text.push_str("\r\n");
+        let unlimited = Limits { max_headers: usize::MAX, ..Limits::default() };
+        let mut m = Message::parse_with(Bytes::from(text), &unlimited).unwrap();
+        check_index_agrees(m.headers())?;
+        for (op, n, at) in edits {
+            let h = m.headers_mut();
+            let name = NAMES[n];
+            match op {
+                0 => h.push(name, "p").unwrap(),
+                1 => h.insert(at, name, "i").unwrap(),
+                2 => h.push_front(name, "f").unwrap(),
+                3 => { h.remove(name); }
+                4 => { h.remove_first(name); }
+                _ => h.replace(name, "r").unwrap(),
+            }
+            check_index_agrees(m.headers())?;
+        }
+    }
+}
