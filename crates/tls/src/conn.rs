@@ -188,6 +188,20 @@ impl Write for Nonblocking<'_> {
     }
 }
 
+/// When an append to the write buffer reaches the socket.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteMode {
+    /// Written now, from the caller's task ([`ConnectionHandle::send`]).
+    Now,
+    /// Written soon by the connection's task, woken for it ([`ConnectionHandle::queue`]).
+    Soon,
+    /// Written by the caller's own [`ConnectionHandle::flush`] after it queued its batch
+    /// ([`ConnectionHandle::queue_for_flush`]): the connection's task is not woken for it
+    /// (it would find nothing left to write). A full buffer is written at once to make
+    /// room, as the flush would.
+    ByFlush,
+}
+
 /// What an append to the write buffer did.
 pub(crate) enum Queued {
     /// Appended (and written, or handed to the connection task).
@@ -337,23 +351,44 @@ impl Shared {
     }
 
     /// Append the bytes `encode` writes (one or more whole messages) if there is room;
-    /// with `now`, write them (and anything queued before) to the socket at once, else
-    /// leave them for the connection task (woken once per batch). `Err` once closed.
+    /// [`WriteMode::Now`] writes them (and anything queued before) to the socket at once,
+    /// [`WriteMode::Soon`] leaves them for the connection task (woken once per batch),
+    /// [`WriteMode::ByFlush`] for the caller's flush. `Err` once closed.
     pub(crate) fn append(
         &self,
         encode: &mut (dyn FnMut(&mut BytesMut) + Send),
-        now: bool,
+        mode: WriteMode,
     ) -> Result<Queued, ()> {
         let mut st = lock(&self.state);
         if st.tcp.is_none() || st.close || st.error.is_some() {
             return Err(());
         }
-        let before = st.out.len();
         // A message is taken while fewer than the configured bytes and messages wait (so
         // one message may go beyond the byte bound; one always fits in an empty buffer).
-        if before > 0 && (before >= self.send_buffer || st.queued >= self.send_queue) {
-            return Ok(Queued::Full);
+        let full = |st: &WriteState| {
+            !st.out.is_empty() && (st.out.len() >= self.send_buffer || st.queued >= self.send_queue)
+        };
+        if full(&st) {
+            if mode != WriteMode::ByFlush || st.blocked {
+                return Ok(Queued::Full);
+            }
+            // Nobody else writes a batch queued for the caller's flush: make room now.
+            match st.flush() {
+                Ok(true) => {}
+                Ok(false) => {
+                    drop(st);
+                    self.task.notify_one();
+                    return Ok(Queued::Full);
+                }
+                Err(e) => {
+                    st.error = Some(e);
+                    drop(st);
+                    self.task.notify_one();
+                    return Ok(Queued::Full);
+                }
+            }
         }
+        let before = st.out.len();
         if st.out.capacity() == 0 {
             // A fresh buffer: after a burst, room for one as large at once (released when
             // written); otherwise the size that is kept between messages.
@@ -372,11 +407,13 @@ impl Shared {
             // The connection task writes once the socket drains.
             return Ok(Queued::Done);
         }
-        if now {
-            self.flush_locked(st);
-        } else if was_empty && !st.dispatching {
-            drop(st);
-            self.task.notify_one();
+        match mode {
+            WriteMode::Now => self.flush_locked(st),
+            WriteMode::Soon if was_empty && !st.dispatching => {
+                drop(st);
+                self.task.notify_one();
+            }
+            WriteMode::Soon | WriteMode::ByFlush => {}
         }
         Ok(Queued::Done)
     }

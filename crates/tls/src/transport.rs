@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc, watch};
 use tracing::{Instrument, debug, field, info_span, warn};
 
-use crate::conn::{self, Queued, Shared, Stream};
+use crate::conn::{self, Queued, Shared, Stream, WriteMode};
 use crate::{Error, PeerIdentity};
 
 /// Identifies one connection for the lifetime of a [`Transport`].
@@ -221,7 +221,8 @@ impl ConnectionHandle {
     /// # Errors
     /// [`Error::ConnectionClosed`], or [`Error::SendQueueFull`] when the peer stopped reading.
     pub async fn send(&self, message: &Message) -> Result<(), Error> {
-        self.append(&mut |out| message.encode_into(out), true).await
+        self.append(&mut |out| message.encode_into(out), WriteMode::Now)
+            .await
     }
 
     /// Queue a message for the connection's task to write soon, in one TLS write with every
@@ -232,7 +233,7 @@ impl ConnectionHandle {
     /// # Errors
     /// As [`ConnectionHandle::send`].
     pub async fn queue(&self, message: &Message) -> Result<(), Error> {
-        self.append(&mut |out| message.encode_into(out), false)
+        self.append(&mut |out| message.encode_into(out), WriteMode::Soon)
             .await
     }
 
@@ -247,7 +248,7 @@ impl ConnectionHandle {
     /// # Errors
     /// As [`ConnectionHandle::send`].
     pub async fn send_bytes(&self, bytes: Bytes) -> Result<(), Error> {
-        self.append(&mut |out| out.extend_from_slice(&bytes), true)
+        self.append(&mut |out| out.extend_from_slice(&bytes), WriteMode::Now)
             .await
     }
 
@@ -262,19 +263,44 @@ impl ConnectionHandle {
     /// # Errors
     /// As [`ConnectionHandle::send`].
     pub async fn queue_bytes(&self, bytes: Bytes) -> Result<(), Error> {
-        self.append(&mut |out| out.extend_from_slice(&bytes), false)
+        self.append(&mut |out| out.extend_from_slice(&bytes), WriteMode::Soon)
+            .await
+    }
+
+    /// Queue a message that the caller writes itself with [`flush`](Self::flush) once its
+    /// batch is queued (say, every answer to one [`Events::recv_many`] batch, then one
+    /// `flush` per connection): as [`queue`](Self::queue), but the connection's task is not
+    /// woken to write it, which it would do for nothing after the flush. Until the flush
+    /// (or the next [`send`](Self::send) on this connection) the message waits in the
+    /// buffer; a full buffer is written at once to make room. Waits for room like `send`.
+    ///
+    /// # Errors
+    /// As [`ConnectionHandle::send`].
+    pub async fn queue_for_flush(&self, message: &Message) -> Result<(), Error> {
+        self.append(&mut |out| message.encode_into(out), WriteMode::ByFlush)
+            .await
+    }
+
+    /// Queue pre-encoded bytes (one or more whole messages) for the caller's
+    /// [`flush`](Self::flush), as [`queue_for_flush`](Self::queue_for_flush) does for a
+    /// message.
+    ///
+    /// # Errors
+    /// As [`ConnectionHandle::send`].
+    pub async fn queue_bytes_for_flush(&self, bytes: Bytes) -> Result<(), Error> {
+        self.append(&mut |out| out.extend_from_slice(&bytes), WriteMode::ByFlush)
             .await
     }
 
     async fn append(
         &self,
         encode: &mut (dyn FnMut(&mut BytesMut) + Send),
-        now: bool,
+        mode: WriteMode,
     ) -> Result<(), Error> {
         let id = self.0.info.id;
         let shared = &self.0.shared;
         // Fast path without a timer: there is room.
-        match shared.append(encode, now) {
+        match shared.append(encode, mode) {
             Ok(Queued::Done) => return Ok(()),
             Ok(Queued::Full) => {}
             Err(()) => return Err(Error::ConnectionClosed(id)),
@@ -284,7 +310,7 @@ impl ConnectionHandle {
                 let room = shared.room();
                 tokio::pin!(room);
                 room.as_mut().enable();
-                match shared.append(encode, now) {
+                match shared.append(encode, mode) {
                     Ok(Queued::Done) => return Ok(()),
                     Ok(Queued::Full) => room.await,
                     Err(()) => return Err(Error::ConnectionClosed(id)),
@@ -306,7 +332,7 @@ impl ConnectionHandle {
         match self
             .0
             .shared
-            .append(&mut |out| message.encode_into(out), false)
+            .append(&mut |out| message.encode_into(out), WriteMode::Soon)
         {
             Ok(Queued::Done) => Ok(()),
             Ok(Queued::Full) => Err(Error::SendQueueFull(self.0.info.id)),
@@ -322,7 +348,7 @@ impl ConnectionHandle {
         match self
             .0
             .shared
-            .append(&mut |out| message.encode_into(out), true)
+            .append(&mut |out| message.encode_into(out), WriteMode::Now)
         {
             Ok(Queued::Done) => Ok(()),
             Ok(Queued::Full) => Err(Error::SendQueueFull(self.0.info.id)),
@@ -402,6 +428,10 @@ pub struct Received {
 /// What the transport reports to the application, in order per connection.
 #[derive(Debug)]
 #[non_exhaustive]
+// Messages are the common case, moved once into the queue: boxing them would cost an
+// allocation per message (mcptt-sip's `Message` grew past clippy's bound with its header
+// index).
+#[allow(clippy::large_enum_variant)]
 pub enum Event {
     /// An inbound connection finished its handshake.
     Connected(ConnectionHandle),

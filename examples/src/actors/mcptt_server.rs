@@ -541,14 +541,15 @@ impl State {
 
     /// Sends what this turn produced: each message is queued on its connection (encoded
     /// into, or its bytes appended to, the connection's write buffer: no copy gathers them
-    /// here), then each connection is flushed once (one TLS write per connection).
+    /// here), then each connection is flushed once (one TLS write per connection). They are
+    /// queued for that flush: no connection task is woken to write them meanwhile.
     async fn drain(&mut self) {
         self.process();
         let mut written: Vec<ConnectionHandle> = Vec::new();
         for (conn, out) in std::mem::take(&mut self.out) {
             let queued = match out {
-                Out::Message(msg) => conn.queue(&msg).await,
-                Out::Bytes(bytes) => conn.queue_bytes(bytes).await,
+                Out::Message(msg) => conn.queue_for_flush(&msg).await,
+                Out::Bytes(bytes) => conn.queue_bytes_for_flush(bytes).await,
             };
             match queued {
                 Ok(()) if !written.iter().any(|w| w.id() == conn.id()) => written.push(conn),

@@ -1175,6 +1175,7 @@ impl State {
     async fn flush(&mut self) {
         // Each message is queued on its connection; every connection written to is flushed
         // once at the end (one TLS record and one write for all its messages of this turn).
+        // Queued for this flush, so no connection task is woken to write them meanwhile.
         let mut written: Vec<ConnectionHandle> = Vec::new();
         let mut wrote = |h: &ConnectionHandle| {
             if !written.iter().any(|w| w.id() == h.id()) {
@@ -1187,7 +1188,7 @@ impl State {
             for (target, msg) in std::mem::take(&mut self.out) {
                 match target {
                     Target::Ue(h) | Target::Conn(h) => {
-                        if let Err(e) = h.queue(&msg).await {
+                        if let Err(e) = h.queue_for_flush(&msg).await {
                             tracing::warn!(error = %e, "send failed");
                         }
                         wrote(&h);
@@ -1198,7 +1199,7 @@ impl State {
                             Ok(h) if is_hello => Ok(h),
                             Ok(h) => {
                                 wrote(&h);
-                                h.queue(&msg).await.map(|()| h)
+                                h.queue_for_flush(&msg).await.map(|()| h)
                             }
                             Err(e) => Err(e),
                         };

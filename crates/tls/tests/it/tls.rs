@@ -504,3 +504,50 @@ async fn queue_bytes_leave_in_order_with_the_next_send_or_flush() {
     let _ = tokio::time::timeout(WAIT, peer.read_to_end(&mut rest)).await;
     assert!(rest.is_empty(), "{} extra bytes", rest.len());
 }
+
+/// `queue_for_flush` / `queue_bytes_for_flush` leave with the caller's `flush`, in order and
+/// exactly. A batch longer than the write buffer's message bound (`send_queue` 4 here)
+/// does not wait for a flush nobody else would make: the full buffer is written at once
+/// (otherwise the fifth message would wait for room until the write timeout).
+#[tokio::test]
+async fn queued_for_flush_leave_with_the_flush_and_a_full_buffer_makes_room() {
+    let pki = Pki::new("for_flush CA");
+    let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config());
+    let mut config = crate::quick_config().with_client_tls(pki.client_config(Some(pki.ue())));
+    config.send_queue = 4;
+    let (client, _cev) = Transport::new(config);
+    let server_dest = dest(addr);
+    let (conn, accepted) = tokio::join!(client.connect(&server_dest), async {
+        let (tcp, _) = listener.accept().await.unwrap();
+        acceptor.accept(tcp).await.unwrap()
+    });
+    let conn = conn.unwrap();
+    let mut peer = accepted;
+
+    const N: u32 = 11;
+    for n in 1..=N {
+        if n % 2 == 0 {
+            conn.queue_for_flush(&register("ff", n)).await.unwrap();
+        } else {
+            conn.queue_bytes_for_flush(mcptt_sip::Bytes::from(register_bytes("ff", n)))
+                .await
+                .unwrap();
+        }
+    }
+    conn.flush();
+    let all: Vec<u8> = (1..=N).flat_map(|n| register_bytes("ff", n)).collect();
+    let mut got = vec![0u8; all.len()];
+    tokio::time::timeout(WAIT, peer.read_exact(&mut got))
+        .await
+        .expect("flushed batch in time")
+        .unwrap();
+    assert_eq!(got, all);
+
+    // Nothing else was written.
+    conn.close().await;
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(WAIT, peer.read_to_end(&mut rest)).await;
+    assert!(rest.is_empty(), "{} extra bytes", rest.len());
+}
