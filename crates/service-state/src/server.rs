@@ -530,6 +530,8 @@ pub struct Server<V, R, S = MemoryStore> {
     service_identity: String,
     /// The configured service URI, shared by the dialogs whose local URI it is.
     service_uri: Arc<str>,
+    /// The same when it is a plain SIP URI (`To` of nearly every SUBSCRIBE: not checked again).
+    plain_service_uri: Option<Arc<str>>,
 }
 
 impl<V: TokenValidator, R: Random> Server<V, R> {
@@ -559,6 +561,8 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             last_route: None,
             service_identity: identity(&config.service_uri).into_owned(),
             service_uri: Arc::from(config.service_uri.as_str()),
+            plain_service_uri: crate::sip::plain_sip_uri(&config.service_uri)
+                .then(|| Arc::from(config.service_uri.as_str())),
             config,
             validator,
             rng,
@@ -1169,7 +1173,9 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         // A SUBSCRIBE's dialog needs the tags and URIs of From and To; other requests are
         // answered by copying them.
         let read = match request.method() {
-            Method::Subscribe => Ids::read(request.headers()).map(Some),
+            Method::Subscribe => {
+                Ids::read_known(request.headers(), self.plain_service_uri.as_deref()).map(Some)
+            }
             _ => Ids::check(request.headers()).map(|_| None),
         };
         let ids = match read {

@@ -192,6 +192,10 @@ impl PocSettings {
             if elements > limits.max_elements {
                 return None;
             }
+            if out.entities.capacity() == 0 {
+                // Most documents hold one entity: room for exactly that at first.
+                out.entities = Vec::with_capacity(1);
+            }
             out.entities.push(entity);
         }
         t.lit(b"</poc-settings>\n")?;

@@ -317,8 +317,9 @@ impl<'m> Party<'m> {
     fn read(
         value: Option<&'m str>,
         typed: impl FnOnce() -> mcptt_sip::Result<NameAddr>,
+        known: Option<&str>,
     ) -> mcptt_sip::Result<Self> {
-        match value.and_then(plain_name_addr) {
+        match value.and_then(|v| plain_name_addr_known(v, known)) {
             Some((uri, tag)) => Ok(Self::Plain { uri, tag }),
             None => typed().map(Self::Typed),
         }
@@ -344,7 +345,17 @@ impl<'m> Party<'m> {
 /// A name-addr written plainly as `<URI>` or `<URI>;tag=T` (`URI` a [`plain_sip_uri`], `T` of
 /// token characters, no display name, no other parameter): its URI and tag, as
 /// `mcptt_sip::NameAddr::parse` would read them (a test checks it); `None` for anything else.
+#[cfg(test)]
 pub(crate) fn plain_name_addr(value: &str) -> Option<(&str, Option<&str>)> {
+    plain_name_addr_known(value, None)
+}
+
+/// As [`plain_name_addr`]; a URI written exactly as `known` (a [`plain_sip_uri`] itself, such
+/// as the configured service URI) is not checked again.
+fn plain_name_addr_known<'v>(
+    value: &'v str,
+    known: Option<&str>,
+) -> Option<(&'v str, Option<&'v str>)> {
     let rest = value.strip_prefix('<')?;
     let close = memchr::memchr(b'>', rest.as_bytes())?;
     let uri = rest.get(..close)?;
@@ -358,7 +369,7 @@ pub(crate) fn plain_name_addr(value: &str) -> Option<(&str, Option<&str>)> {
         }
         Some(tag)
     };
-    plain_sip_uri(uri).then_some((uri, tag))
+    (known == Some(uri) || plain_sip_uri(uri)).then_some((uri, tag))
 }
 
 impl<'m> Ids<'m> {
@@ -384,9 +395,22 @@ impl<'m> Ids<'m> {
 
     /// Reads them; `Err` names the first one missing or malformed.
     pub(crate) fn read(headers: &'m Headers) -> Result<Self, &'static str> {
-        let from = Party::read(headers.get_known(KnownHeader::From), || headers.from())
-            .map_err(|_| "From header")?;
-        let to = Party::read(headers.get_known(KnownHeader::To), || headers.to())
+        Self::read_known(headers, None)
+    }
+
+    /// As [`Ids::read`]; a `From` or `To` URI written exactly as `known` (a [`plain_sip_uri`]
+    /// itself: the caller checked it once) is not checked again.
+    pub(crate) fn read_known(
+        headers: &'m Headers,
+        known: Option<&str>,
+    ) -> Result<Self, &'static str> {
+        let from = Party::read(
+            headers.get_known(KnownHeader::From),
+            || headers.from(),
+            known,
+        )
+        .map_err(|_| "From header")?;
+        let to = Party::read(headers.get_known(KnownHeader::To), || headers.to(), known)
             .map_err(|_| "To header")?;
         let call_id = headers.call_id().ok_or("Call-ID header")?;
         let cseq = headers.cseq().map_err(|_| "CSeq header")?;
@@ -688,6 +712,13 @@ Call-ID: c1\r\nCSeq: 8 SUBSCRIBE\r\nContent-Length: 0\r\n\r\n",
             tag in "(;tag=[a-zA-Z0-9%!*'~.`+_-]{0,6}|;TAG=1|;tag=1;x=2|;x=1| ;tag=1|)",
         ) {
             let value = format!("{display}<{uri}{close}{tag}");
+            // A known plain URI skips its check and reads alike.
+            if super::plain_sip_uri(&uri) {
+                proptest::prop_assert_eq!(
+                    super::plain_name_addr_known(&value, Some(&uri)),
+                    super::plain_name_addr(&value)
+                );
+            }
             if let Some((u, t)) = super::plain_name_addr(&value) {
                 let parsed = mcptt_sip::NameAddr::parse(&value);
                 proptest::prop_assert!(parsed.is_ok(), "{}", value);
