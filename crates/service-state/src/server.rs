@@ -1706,39 +1706,11 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
 
     /// The service state of a session, borrowed from the server's tables.
     fn state_ref<'a>(&'a self, s: &'a Session) -> StateRef<'a> {
-        let ue = self.ues.get(&s.impu);
-        let registration = if ue.is_some_and(|u| u.registered) {
-            RegistrationState::Registered
-        } else {
-            RegistrationState::NotRegistered
-        };
-        let authorisation = s.auth.public();
-        StateRef {
-            version: s.version,
-            mcptt_id: &s.mcptt_id,
-            impu: &s.impu,
-            instance: ue.and_then(|u| u.instances.iter().find(|i| !i.is_empty()).map(|i| &**i)),
-            ue_kind: self.config.directory.kind(&s.impu),
-            registration,
-            authorisation,
-            state: CombinedState::of(registration, authorisation),
-            token_expires: s.auth.token_exp(),
-        }
+        state_of(s, self.ues.get(&s.impu), &self.config.directory)
     }
 
     fn snapshot(&self, s: &Session) -> ServiceState {
-        let r = self.state_ref(s);
-        ServiceState {
-            version: r.version,
-            mcptt_id: r.mcptt_id.to_owned(),
-            impu: r.impu.to_owned(),
-            instance: r.instance.map(str::to_owned),
-            ue_kind: r.ue_kind,
-            registration: r.registration,
-            authorisation: r.authorisation,
-            state: r.state,
-            token_expires: r.token_expires,
-        }
+        snapshot_of(self.state_ref(s))
     }
 
     /// Sends a NOTIFY with the current state of `session` on subscription `id`.
@@ -1759,12 +1731,12 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
-        bump_version(&mut self.ues, session);
-        mark_dirty(&mut self.dirty, &self.ues, &session.impu);
-        let Some(session) = self.sessions.get(&id) else {
-            return;
-        };
-        let state = self.snapshot(session);
+        // One lookup of the UE: the new version, the dirty mark and the state from it.
+        let mut ue = self.ues.get_mut(&session.impu);
+        bump_version_in(ue.as_deref_mut(), session);
+        let store_version = ue.as_ref().map_or(0, |u| u.store_version);
+        mark_dirty_at(&mut self.dirty, &session.impu, store_version);
+        let state = snapshot_of(state_of(session, ue.as_deref(), &self.config.directory));
         if !session.subs.is_empty() && !self.pending.contains(&id) {
             self.pending.push(id);
         }
@@ -1854,7 +1826,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             self.fetch(now, req, &sub_req, impu, &mcptt_id, &contact);
             return Ok(());
         }
-        if !self.ues.contains_key(impu) && self.ues.len() >= self.config.max_ues {
+        if self.ues.len() >= self.config.max_ues && !self.ues.contains_key(impu) {
             return Err(Refusal::code(503));
         }
         let session = self.session_for(impu, &mcptt_id);
@@ -2543,12 +2515,53 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
 /// had, so that a user who left the store and came back never repeats a version a
 /// subscriber saw.
 fn bump_version(ues: &mut IdentityMap<Arc<str>, Ue>, session: &mut Session) {
-    match ues.get_mut(&session.impu) {
+    bump_version_in(ues.get_mut(&session.impu), session);
+}
+
+/// [`bump_version`] with the session's UE already looked up.
+fn bump_version_in(ue: Option<&mut Ue>, session: &mut Session) {
+    match ue {
         Some(ue) => {
             session.version = session.version.max(ue.last_version) + 1;
             ue.last_version = session.version;
         }
         None => session.version += 1,
+    }
+}
+
+/// The service state of session `s` on UE `ue` (its entry in the server's table, if any).
+fn state_of<'a>(s: &'a Session, ue: Option<&'a Ue>, directory: &UeDirectory) -> StateRef<'a> {
+    let registration = if ue.is_some_and(|u| u.registered) {
+        RegistrationState::Registered
+    } else {
+        RegistrationState::NotRegistered
+    };
+    let authorisation = s.auth.public();
+    StateRef {
+        version: s.version,
+        mcptt_id: &s.mcptt_id,
+        impu: &s.impu,
+        instance: ue.and_then(|u| u.instances.iter().find(|i| !i.is_empty()).map(|i| &**i)),
+        ue_kind: directory.kind(&s.impu),
+        registration,
+        authorisation,
+        state: CombinedState::of(registration, authorisation),
+        token_expires: s.auth.token_exp(),
+    }
+}
+
+/// The owned copy of a state.
+fn snapshot_of(r: StateRef<'_>) -> ServiceState {
+    ServiceState {
+        version: r.version,
+        mcptt_id: r.mcptt_id.to_owned(),
+        impu: r.impu.to_owned(),
+        instance: r.instance.map(str::to_owned),
+        ue_kind: r.ue_kind,
+        registration: r.registration,
+        authorisation: r.authorisation,
+        state: r.state,
+        token_expires: r.token_expires,
     }
 }
 
@@ -2580,7 +2593,15 @@ fn mark_dirty(dirty: &mut Dirty, ues: &IdentityMap<Arc<str>, Ue>, impu: &str) {
     if dirty.entries[..live].iter().any(|(i, _)| i == impu) {
         return;
     }
-    let version = ues.get(impu).map_or(0, |u| u.store_version);
+    mark_dirty_at(dirty, impu, ues.get(impu).map_or(0, |u| u.store_version));
+}
+
+/// [`mark_dirty`] with the UE's store version already read (`0` when the UE is unknown).
+fn mark_dirty_at(dirty: &mut Dirty, impu: &str, version: u64) {
+    let live = dirty.len.min(dirty.entries.len());
+    if dirty.entries[..live].iter().any(|(i, _)| i == impu) {
+        return;
+    }
     match dirty.entries.get_mut(live) {
         Some((buf, v)) => {
             buf.clear();
