@@ -262,6 +262,10 @@ fn one_pass_head(buf: &[u8], limits: &Limits) -> Option<(ParsedHead, usize)> {
         return None;
     }
     for e in head.entries().iter().filter(|e| e.id == Hid::ContentLength) {
+        // frame() reads one physical line: a folded Content-Length is for the two passes
+        if !e.plain {
+            return None;
+        }
         let v = crate::chars::parse_u64(e.value.bytes(s))?;
         if usize::try_from(v).ok()? != cl {
             return None;

@@ -719,3 +719,34 @@ proptest! {
         prop_assert_eq!(mcptt_sip::Contact::parse(&c.to_string()).unwrap(), c);
     }
 }
+
+/// A folded Content-Length (`Content-Length:` CRLF SP `0`): the framing scan reads the
+/// physical line, finds no number and fails; frame_parse must fail the same way rather than
+/// take the header scan's unfolded value (found by `mutated_bytes_never_panic` on dblreq).
+#[test]
+fn folded_content_length_frames_as_in_two_passes() {
+    for tail in [
+        "",
+        "\r\nINVITE sip:b@c SIP/2.0\r\nContent-Length: 0\r\n\r\n",
+    ] {
+        let wire = format!(
+            "REGISTER sip:example.com SIP/2.0\r\nCall-ID: a\r\nContent-Length:\r\n 0\r\n\r\n{tail}"
+        );
+        for limits in [
+            Limits::default(),
+            Limits {
+                max_line_length: 64,
+                ..Limits::default()
+            },
+        ] {
+            let (mut fast, mut slow) =
+                (BytesMut::from(wire.as_str()), BytesMut::from(wire.as_str()));
+            let (mut fs, mut ss) = (FrameScan::default(), FrameScan::default());
+            let got = mcptt_sip::frame_parse(&mut fast, &limits, &mut fs);
+            let want = two_pass(&mut slow, &limits, &mut ss);
+            assert!(matches!(want, Err(Error::Header { .. })), "{want:?}");
+            assert_eq!(got, want);
+            assert_eq!(fast, slow);
+        }
+    }
+}
