@@ -224,7 +224,12 @@ pub(crate) fn scan_indexed(
         // (a plain value holds no CR or LF: only SP and HTAB to trim)
         let (mut a, mut b) = (vs, content_end);
         if plain {
-            while a < b && matches!(rest.get(a), Some(b' ' | b'\t')) {
+            // `content_end` is the first CR or LF at or after `vs` (or the end): SP or HTAB at
+            // `a` means `a < content_end`
+            if rest.get(a) == Some(&b' ') {
+                a += 1;
+            }
+            while matches!(rest.get(a), Some(b' ' | b'\t')) {
                 a += 1;
             }
             while b > a && matches!(rest.get(b - 1), Some(b' ' | b'\t')) {

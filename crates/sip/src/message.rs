@@ -672,22 +672,41 @@ impl Response {
         // The copied lines (at most the request's head), the status line and the tag, plus
         // room for a few more lines: one allocation, without a pass to size the copy.
         out.reserve(src.text().len() + reason.len() + to_tag.map_or(0, str::len) + 256);
-        out.extend_from_slice(b"SIP/2.0 ");
-        let mut digits = [0u8; 5];
-        let mut i = digits.len();
-        let mut n = code;
-        while i > 0 {
-            i -= 1;
-            if let Some(d) = digits.get_mut(i) {
-                *d = b'0' + (n % 10) as u8;
+        if (100..1000).contains(&code) {
+            // the usual three digits, with the text around them in one copy
+            let d = |k: u16| b'0' + (code / k % 10) as u8;
+            out.extend_from_slice(&[
+                b'S',
+                b'I',
+                b'P',
+                b'/',
+                b'2',
+                b'.',
+                b'0',
+                b' ',
+                d(100),
+                d(10),
+                d(1),
+                b' ',
+            ]);
+        } else {
+            out.extend_from_slice(b"SIP/2.0 ");
+            let mut digits = [0u8; 5];
+            let mut i = digits.len();
+            let mut n = code;
+            while i > 0 {
+                i -= 1;
+                if let Some(d) = digits.get_mut(i) {
+                    *d = b'0' + (n % 10) as u8;
+                }
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
             }
-            n /= 10;
-            if n == 0 {
-                break;
-            }
+            out.extend_from_slice(digits.get(i..).unwrap_or_default());
+            out.push(b' ');
         }
-        out.extend_from_slice(digits.get(i..).unwrap_or_default());
-        out.push(b' ');
         out.extend_from_slice(reason.as_bytes());
         out.extend_from_slice(b"\r\n");
         let mut to_tag = to_tag;

@@ -53,32 +53,47 @@ impl Method {
 
     /// [`Method::parse`] on bytes: the known methods without a UTF-8 check (a token is ASCII).
     pub(crate) fn parse_bytes(s: &[u8]) -> Result<Self> {
-        Ok(match s {
-            b"INVITE" => Self::Invite,
-            b"ACK" => Self::Ack,
-            b"BYE" => Self::Bye,
-            b"CANCEL" => Self::Cancel,
-            b"OPTIONS" => Self::Options,
-            b"REGISTER" => Self::Register,
-            b"PRACK" => Self::Prack,
-            b"SUBSCRIBE" => Self::Subscribe,
-            b"NOTIFY" => Self::Notify,
-            b"PUBLISH" => Self::Publish,
-            b"INFO" => Self::Info,
-            b"REFER" => Self::Refer,
-            b"MESSAGE" => Self::Message,
-            b"UPDATE" => Self::Update,
-            _ if chars::is_token_str(s) => {
-                // tokens are ASCII
-                Self::Extension(std::str::from_utf8(s).unwrap_or_default().into())
-            }
-            _ => {
-                return Err(Error::StartLine {
-                    offset: 0,
-                    expected: "a method token",
-                });
-            }
-        })
+        // by length first: one or two comparisons instead of a walk down the list
+        let known = match s.len() {
+            3 => match s {
+                b"ACK" => Some(Self::Ack),
+                b"BYE" => Some(Self::Bye),
+                _ => None,
+            },
+            4 if s == b"INFO" => Some(Self::Info),
+            5 => match s {
+                b"PRACK" => Some(Self::Prack),
+                b"REFER" => Some(Self::Refer),
+                _ => None,
+            },
+            6 => match s {
+                b"INVITE" => Some(Self::Invite),
+                b"CANCEL" => Some(Self::Cancel),
+                b"NOTIFY" => Some(Self::Notify),
+                b"UPDATE" => Some(Self::Update),
+                _ => None,
+            },
+            7 => match s {
+                b"OPTIONS" => Some(Self::Options),
+                b"PUBLISH" => Some(Self::Publish),
+                b"MESSAGE" => Some(Self::Message),
+                _ => None,
+            },
+            8 if s == b"REGISTER" => Some(Self::Register),
+            9 if s == b"SUBSCRIBE" => Some(Self::Subscribe),
+            _ => None,
+        };
+        match known {
+            Some(m) => Ok(m),
+            // tokens are ASCII
+            None if chars::is_token_str(s) => Ok(Self::Extension(
+                std::str::from_utf8(s).unwrap_or_default().into(),
+            )),
+            None => Err(Error::StartLine {
+                offset: 0,
+                expected: "a method token",
+            }),
+        }
     }
 
     /// The method as written on the wire.
@@ -176,5 +191,51 @@ pub fn reason_phrase(code: u16) -> &'static str {
         604 => "Does Not Exist Anywhere",
         606 => "Not Acceptable",
         _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KNOWN: [Method; 14] = [
+        Method::Invite,
+        Method::Ack,
+        Method::Bye,
+        Method::Cancel,
+        Method::Options,
+        Method::Register,
+        Method::Prack,
+        Method::Subscribe,
+        Method::Notify,
+        Method::Publish,
+        Method::Info,
+        Method::Refer,
+        Method::Message,
+        Method::Update,
+    ];
+
+    #[test]
+    fn known_methods_parse_to_themselves_and_near_misses_are_extensions() {
+        for m in KNOWN {
+            let s = m.as_str();
+            assert_eq!(Method::parse(s).unwrap(), m, "{s}");
+            // case-sensitive (RFC 3261 §7.1), and the exact length only
+            for near in [
+                s.to_ascii_lowercase(),
+                format!("{s}X"),
+                s[..s.len() - 1].to_owned(),
+                format!("X{}", &s[1..]),
+            ] {
+                assert_eq!(
+                    Method::parse(&near).unwrap(),
+                    Method::Extension(near.clone().into()),
+                    "{near}"
+                );
+            }
+        }
+        assert!(Method::parse("").is_err());
+        assert!(Method::parse("IN VITE").is_err());
+        assert!(Method::parse("ACK\r").is_err());
     }
 }

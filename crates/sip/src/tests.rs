@@ -1092,7 +1092,7 @@ fn responses_copy_adjacent_lines_as_runs_as_from_request_does() {
                 msg.headers_mut().remove("Max-Forwards");
             }
             let req = msg.as_request().unwrap();
-            for code in [100, 200, 481] {
+            for code in [0, 99, 100, 200, 481, 699, 999, 1000, 65535] {
                 let mut out = Vec::new();
                 Response::encode_head_for(req, code, None, &mut out);
                 out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
