@@ -1466,15 +1466,16 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         expires: u32,
     ) -> Result<String, Refusal> {
         let grant = self.validate(impu, token, now_unix, client_id)?;
-        // One lookup: registered, and the users on the UE.
-        let sessions = match self.ues.get(impu) {
-            Some(u) if u.registered => u.sessions.clone(),
+        // One lookup: registered, the users on the UE and its key (for a new session).
+        let (key, sessions) = match self.ues.get_key_value(impu) {
+            Some((k, u)) if u.registered => (Arc::clone(k), u.sessions.clone()),
             _ => return Err(self.fail(impu, "P-Asserted-Identity is not a registered UE")),
         };
         let kind = self.config.directory.kind(impu);
         // Other users signed in on this UE (with a live publication).
         let others: Vec<u64> = sessions
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|id| {
                 self.sessions.get(id).is_some_and(|s| {
                     *s.mcptt_id != *grant.mcptt_id && s.auth.publication().is_some()
@@ -1495,7 +1496,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         } else {
             Vec::new()
         };
-        let id = self.session_for(impu, &grant.mcptt_id);
+        let id = self.session_in(key, &sessions, &grant.mcptt_id);
         let etag = self.fresh_etag();
         let publication = Publication {
             etag,
@@ -1613,6 +1614,19 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         }
     }
 
+    /// As [`Self::session_for`] for a UE already looked up: `impu` its key, `sessions` its
+    /// sessions (unchanged since).
+    fn session_in(&mut self, impu: Arc<str>, sessions: &IdList, mcptt_id: &str) -> u64 {
+        if let Some(id) = sessions.iter().find(|id| {
+            self.sessions
+                .get(id)
+                .is_some_and(|s| &*s.mcptt_id == mcptt_id)
+        }) {
+            return *id;
+        }
+        self.new_session(impu, mcptt_id)
+    }
+
     fn session_for(&mut self, impu: &str, mcptt_id: &str) -> u64 {
         // One lookup when the session exists; the session shares the UE's key.
         let impu = match self.ues.get_key_value(impu) {
@@ -1632,6 +1646,11 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
                 key
             }
         };
+        self.new_session(impu, mcptt_id)
+    }
+
+    /// A new session of `mcptt_id` on UE `impu` (its key; the UE exists).
+    fn new_session(&mut self, impu: Arc<str>, mcptt_id: &str) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         if let Some(ue) = self.ues.get_mut(&*impu) {
@@ -1781,6 +1800,9 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             (i.access_token.as_deref(), i.client_id.as_deref())
         });
         let kind = self.config.directory.kind(impu);
+        // The signed-in user's session, when the SUBSCRIBE names no user: the session
+        // `session_for` would find for it (one per user on a UE).
+        let mut known_session = None;
         let mcptt_id = match token {
             Some(token) => self.validate(impu, token, now_unix, client_id)?.mcptt_id,
             None if kind == UeKind::Gateway => {
@@ -1790,12 +1812,15 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
                 let signed_in = self.ues.get(impu).and_then(|ue| {
                     ue.sessions
                         .iter()
-                        .filter_map(|id| self.sessions.get(id))
-                        .find(|s| s.auth.publication().is_some())
-                        .map(|s| String::from(&*s.mcptt_id))
+                        .filter_map(|id| self.sessions.get(id).map(|s| (*id, s)))
+                        .find(|(_, s)| s.auth.publication().is_some())
+                        .map(|(id, s)| (id, String::from(&*s.mcptt_id)))
                 });
                 match signed_in {
-                    Some(m) => m,
+                    Some((id, m)) => {
+                        known_session = Some(id);
+                        m
+                    }
                     None => {
                         return Err(self.fail(impu, "SUBSCRIBE from a UE with no signed-in user"));
                     }
@@ -1829,7 +1854,10 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         if self.ues.len() >= self.config.max_ues && !self.ues.contains_key(impu) {
             return Err(Refusal::code(503));
         }
-        let session = self.session_for(impu, &mcptt_id);
+        let session = match known_session {
+            Some(id) => id,
+            None => self.session_for(impu, &mcptt_id),
+        };
         if self
             .sessions
             .get(&session)
