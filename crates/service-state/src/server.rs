@@ -2830,17 +2830,31 @@ fn tag_value(s: &str) -> Option<u64> {
     // space, and anything else is refused below either way).
     let s = if s.len() == 16 { s } else { s.trim() };
     let b: &[u8; 16] = s.as_bytes().try_into().ok()?;
-    let mut v = 0u64;
+    // Digit values from a table (16 = not a lower-case hex digit), checked once at the end.
+    let (mut v, mut bad) = (0u64, 0u8);
     for &c in b {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => return None,
-        };
-        v = (v << 4) | u64::from(d);
+        let d = HEX_VALUE[usize::from(c)];
+        bad |= d;
+        v = (v << 4) | u64::from(d & 15);
     }
-    Some(v)
+    (bad & 16 == 0).then_some(v)
 }
+
+/// Values of the lower-case hex digits; 16 for every other byte.
+static HEX_VALUE: [u8; 256] = {
+    let mut table = [16u8; 256];
+    let mut c = 0;
+    while c < 10 {
+        table[b'0' as usize + c] = c as u8;
+        c += 1;
+    }
+    let mut c = 0;
+    while c < 6 {
+        table[b'a' as usize + c] = 10 + c as u8;
+        c += 1;
+    }
+    table
+};
 
 fn secs(s: u32) -> Duration {
     Duration::from_secs(u64::from(s))
@@ -3129,6 +3143,38 @@ CSeq: 1 SUBSCRIBE\r\n{name}: {value}\r\nContent-Length: 0\r\n\r\n"
         assert!(o.remove(2));
         assert_eq!(o, super::Outstanding::None);
         assert_eq!(o.iter().count(), 0);
+    }
+
+    proptest::proptest! {
+        /// `tag_value` reads exactly the tags this server issues (16 lower-case hex digits,
+        /// white space around them allowed), as the first version (trim + check + parse) did.
+        #[test]
+        fn tag_value_matches_the_reference(s in "[ \t]?[0-9a-fA-FxX ]{14,18}[ \t]?") {
+            let t = s.trim();
+            let reference = (t.len() == 16
+                && t.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .then(|| u64::from_str_radix(t, 16).ok())
+            .flatten();
+            proptest::prop_assert_eq!(super::tag_value(&s), reference);
+        }
+
+        /// Every tag as issued reads back.
+        #[test]
+        fn issued_tags_read_back(n in proptest::num::u64::ANY) {
+            proptest::prop_assert_eq!(super::tag_value(&format!("{n:016x}")), Some(n));
+        }
+    }
+
+    #[test]
+    fn tag_values_as_issued() {
+        assert_eq!(
+            super::tag_value("0123456789abcdef"),
+            Some(0x0123_4567_89ab_cdef)
+        );
+        assert_eq!(super::tag_value(" ffffffffffffffff "), Some(u64::MAX));
+        assert_eq!(super::tag_value("0123456789ABCDEF"), None);
+        assert_eq!(super::tag_value("0123456789abcdeg"), None);
+        assert_eq!(super::tag_value("0123456789abcde"), None);
     }
 
     #[test]
