@@ -42,15 +42,13 @@ pub struct Headers {
     dirty: bool,
 }
 
-/// Per header identifier, where its first line is and whether it has more than one, so that
-/// lookups by identifier do not walk the entries.
+/// Per header identifier, where its first line is, so that lookups by identifier do not
+/// walk the entries before it.
 #[derive(Debug, Clone)]
 pub(crate) struct Index {
     /// Entry number + 1 of the first line of each identifier (0: none; [`Index::FAR`]: at or
     /// after entry `FAR - 1`, found by a walk from there).
     first: [u8; HID_COUNT],
-    /// Bit `id`: the identifier has two lines or more.
-    several: u128,
 }
 
 impl Index {
@@ -59,7 +57,6 @@ impl Index {
     fn new(entries: &[Entry]) -> Self {
         let mut index = Self {
             first: [0; HID_COUNT],
-            several: 0,
         };
         for (i, e) in entries.iter().enumerate() {
             index.note(e.id, i);
@@ -70,10 +67,8 @@ impl Index {
     /// Entry number `n` is a line of `id` (entries noted in order).
     #[inline(always)]
     fn note(&mut self, id: Hid, n: usize) {
-        match self.first.get_mut(id as usize) {
-            Some(f @ 0) => *f = u8::try_from(n + 1).unwrap_or(Self::FAR),
-            Some(_) => self.several |= 1 << (id as u32 & 127),
-            None => {}
+        if let Some(f @ 0) = self.first.get_mut(id as usize) {
+            *f = u8::try_from(n + 1).unwrap_or(Self::FAR);
         }
     }
 
@@ -84,11 +79,6 @@ impl Index {
             0 => None,
             f => Some(usize::from(f) - 1),
         }
-    }
-
-    #[inline]
-    fn several(&self, id: Hid) -> bool {
-        self.several >> (id as usize) & 1 == 1
     }
 }
 
@@ -675,10 +665,11 @@ impl Headers {
     /// The only line of `id`, if it has exactly one.
     #[inline]
     fn single_id(&self, id: Hid) -> Option<&Entry> {
-        if self.index.several(id) {
-            return None;
+        let mut lines = self.by_id(id);
+        match (lines.next(), lines.next()) {
+            (Some(e), None) => Some(e),
+            _ => None,
         }
-        self.first_id(id)
     }
 
     /// Number of header lines.
