@@ -516,8 +516,9 @@ pub struct Server<V, R, S = MemoryStore> {
     next_id: u64,
     transmit: VecDeque<Transmit>,
     events: VecDeque<ServerEvent>,
-    /// `Contact` value of responses and NOTIFYs (`<` config.contact `>`).
-    contact: String,
+    /// The `Contact` line of responses (`<` config.contact `>`), written out once
+    /// ([`Answer::header_line`]).
+    contact_line: Vec<u8>,
     /// `Warning` value of a service-authorisation failure.
     warning: String,
     /// Reused buffer for NOTIFY bodies.
@@ -554,7 +555,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             retry_at: None,
             leases_at: None,
             undo: Undo::default(),
-            contact: format!("<{}>", config.contact),
+            contact_line: Answer::header_line("Contact", &format!("<{}>", config.contact)),
             warning: format!("399 {} \"{AUTHORISATION_FAILED_WARNING}\"", config.host),
             scratch: Vec::new(),
             rx: RxBuffer::default(),
@@ -1930,7 +1931,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         // (`Response::from_request` does).
         let bytes = Answer::with_to_tag(req, 200, &sub_req.ids.to, Hex16::new(our_tag).as_str())
             .header_num("Expires", expires.into())
-            .header("Contact", &self.contact)
+            .line(&self.contact_line)
             .finish();
         self.transmit.push_back(Transmit { bytes });
         self.events.push_back(ServerEvent::SubscriptionCreated {
@@ -1955,7 +1956,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         // RFC 3261 §12.1.1: the 2xx copies the Record-Route (`Response::from_request` does).
         let bytes = Answer::with_to_tag(req, 200, &sub_req.ids.to, Hex16::new(our_tag).as_str())
             .header("Expires", "0")
-            .header("Contact", &self.contact)
+            .line(&self.contact_line)
             .finish();
         self.transmit.push_back(Transmit { bytes });
         let state = self
@@ -2067,7 +2068,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         }
         let bytes = Answer::new(req, 200)
             .header_num("Expires", expires.into())
-            .header("Contact", &self.contact)
+            .line(&self.contact_line)
             .finish();
         self.transmit.push_back(Transmit { bytes });
         if expires == 0 {

@@ -465,6 +465,26 @@ impl Answer {
         self
     }
 
+    /// Adds a header line already written out (`Name: value` CRLF, as [`Answer::header_line`]
+    /// writes it once; empty when the value could not be sent).
+    pub(crate) fn line(mut self, line: &[u8]) -> Self {
+        self.out.extend_from_slice(line);
+        self
+    }
+
+    /// The line [`Answer::header`] adds, written out once for a value used again and again
+    /// (empty when the value has CR or LF, as `header` leaves the line out then).
+    pub(crate) fn header_line(name: &str, value: &str) -> Vec<u8> {
+        let mut line = Vec::new();
+        if !value.bytes().any(|b| b == b'\r' || b == b'\n') {
+            line.extend_from_slice(name.as_bytes());
+            line.extend_from_slice(b": ");
+            line.extend_from_slice(value.as_bytes());
+            line.extend_from_slice(b"\r\n");
+        }
+        line
+    }
+
     /// Adds a header line with a decimal value.
     pub(crate) fn header_num(mut self, name: &str, value: u64) -> Self {
         self.out.extend_from_slice(name.as_bytes());
@@ -619,6 +639,20 @@ Call-ID: c1\r\nCSeq: 8 SUBSCRIBE\r\nContent-Length: 0\r\n\r\n",
         let plain = mcptt_sip::Response::parse(bytes::Bytes::from(plain)).unwrap();
         assert_eq!(plain.to().unwrap().tag(), None);
         assert_eq!(plain.headers().get("Allow"), Some("PUBLISH"));
+        // A line written out once is what `header` adds, and left out alike.
+        for value in [
+            "<sip:mcptt@example.org;transport=tls>",
+            "a\r\nInjected: 1",
+            "b\nc",
+        ] {
+            assert_eq!(
+                Answer::new(&req, 200)
+                    .line(&Answer::header_line("Contact", value))
+                    .finish(),
+                Answer::new(&req, 200).header("Contact", value).finish()
+            );
+        }
+        assert!(Answer::header_line("Contact", "x\ry").is_empty());
     }
 
     #[test]
