@@ -54,24 +54,24 @@ fn uri_err(offset: usize, expected: &'static str) -> Error {
     Error::Uri { offset, expected }
 }
 
-/// Check a run of `class` bytes or `%HH` escapes; returns the end.
+/// Check a run of `class` bytes or `%HH` escapes; returns the end (`%` is in none of the
+/// classes this is called with, so it always starts an escape).
 fn scan_escaped(s: &[u8], mut i: usize, class: u8) -> Result<usize> {
-    while let Some(&b) = s.get(i) {
-        if b == b'%' {
-            match (
-                s.get(i + 1).and_then(|x| hex(*x)),
-                s.get(i + 2).and_then(|x| hex(*x)),
-            ) {
-                (Some(_), Some(_)) => i += 3,
-                _ => return Err(uri_err(i, "two hex digits after %")),
-            }
-        } else if is(b, class) {
-            i += 1;
-        } else {
-            break;
+    loop {
+        // the run of class bytes, then an escape or the end
+        let run = s.get(i..).unwrap_or_default();
+        i += run.iter().position(|&b| !is(b, class)).unwrap_or(run.len());
+        if s.get(i) != Some(&b'%') {
+            return Ok(i);
+        }
+        match (
+            s.get(i + 1).and_then(|x| hex(*x)),
+            s.get(i + 2).and_then(|x| hex(*x)),
+        ) {
+            (Some(_), Some(_)) => i += 3,
+            _ => return Err(uri_err(i, "two hex digits after %")),
         }
     }
-    Ok(i)
 }
 
 impl Uri {
@@ -196,9 +196,11 @@ impl Uri {
             }
             i = close + 1;
         } else {
-            while s.get(i).is_some_and(|&b| is(b, chars::HOST)) {
-                i += 1;
-            }
+            let rest = s.get(i..).unwrap_or_default();
+            i += rest
+                .iter()
+                .position(|&b| !is(b, chars::HOST))
+                .unwrap_or(rest.len());
             if i == host_start {
                 return Err(uri_err(i, "a host"));
             }
