@@ -1390,7 +1390,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         if req
             .headers()
             .get_known(KnownHeader::Event)
-            .is_some_and(|e| e.eq_ignore_ascii_case(expected))
+            .is_some_and(|e| e == expected || e.eq_ignore_ascii_case(expected))
         {
             return Ok(None);
         }
