@@ -42,13 +42,15 @@ pub struct Headers {
     dirty: bool,
 }
 
-/// Per header identifier, where its first line is, so that lookups by identifier do not
-/// walk the entries before it.
+/// Per header identifier, where its first line is and whether it has more than one, so that
+/// lookups by identifier do not walk the entries.
 #[derive(Debug, Clone)]
 pub(crate) struct Index {
     /// Entry number + 1 of the first line of each identifier (0: none; [`Index::FAR`]: at or
     /// after entry `FAR - 1`, found by a walk from there).
     first: [u8; HID_COUNT],
+    /// Bit `id % 32` of word `id / 32`: the identifier has two lines or more.
+    several: [u32; HID_COUNT.div_ceil(32)],
 }
 
 impl Index {
@@ -57,6 +59,7 @@ impl Index {
     fn new(entries: &[Entry]) -> Self {
         let mut index = Self {
             first: [0; HID_COUNT],
+            several: [0; HID_COUNT.div_ceil(32)],
         };
         for (i, e) in entries.iter().enumerate() {
             index.note(e.id, i);
@@ -67,9 +70,24 @@ impl Index {
     /// Entry number `n` is a line of `id` (entries noted in order).
     #[inline(always)]
     fn note(&mut self, id: Hid, n: usize) {
-        if let Some(f @ 0) = self.first.get_mut(id as usize) {
-            *f = u8::try_from(n + 1).unwrap_or(Self::FAR);
+        let id = id as usize;
+        match self.first.get_mut(id) {
+            Some(f @ 0) => *f = u8::try_from(n + 1).unwrap_or(Self::FAR),
+            Some(_) => {
+                if let Some(w) = self.several.get_mut(id / 32) {
+                    *w |= 1 << (id % 32);
+                }
+            }
+            None => {}
         }
+    }
+
+    #[inline]
+    fn several(&self, id: Hid) -> bool {
+        let id = id as usize;
+        self.several
+            .get(id / 32)
+            .is_some_and(|w| w >> (id % 32) & 1 == 1)
     }
 
     /// The entry number to start a search for the lines of `id` at (`None`: it has none).
@@ -665,11 +683,10 @@ impl Headers {
     /// The only line of `id`, if it has exactly one.
     #[inline]
     fn single_id(&self, id: Hid) -> Option<&Entry> {
-        let mut lines = self.by_id(id);
-        match (lines.next(), lines.next()) {
-            (Some(e), None) => Some(e),
-            _ => None,
+        if self.index.several(id) {
+            return None;
         }
+        self.first_id(id)
     }
 
     /// Number of header lines.
