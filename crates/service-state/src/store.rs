@@ -267,6 +267,9 @@ pub trait ServiceStateStore {
 /// is read from it rather than kept beside it: smaller map slots).
 #[derive(Debug)]
 struct Entry {
+    /// The map key (the same allocation), so that a write finds it with the entry in one
+    /// lookup (the deadline index holds it too).
+    key: Arc<str>,
     version: u64,
     record: UeRecord,
     /// Second half of the record's deadline index key.
@@ -376,14 +379,14 @@ impl ServiceStateStore for MemoryStore {
         // vector exactly, as the server does).
         record.users.shrink_to_fit();
         let deadline = record.next_deadline();
-        // One lookup for the common case (the UE exists).
-        if let Some((key, entry)) = self.ues.get_key_value(impu) {
+        // One lookup for the common case (the UE exists and stays).
+        if let Some(entry) = self.ues.get_mut(impu) {
             if entry.version != expected {
                 return Err(StoreError::Conflict {
                     current: entry.version,
                 });
             }
-            let (key, old) = (Arc::clone(key), entry.indexed());
+            let old = entry.indexed();
             self.next_version += 1;
             let version = self.next_version;
             if record.is_empty() {
@@ -400,17 +403,14 @@ impl ServiceStateStore for MemoryStore {
                     self.ue_deadlines.remove(&k);
                 }
                 deadline.map(|t| {
-                    self.ue_deadlines.insert((t, version), Arc::clone(&key));
+                    self.ue_deadlines
+                        .insert((t, version), Arc::clone(&entry.key));
                     (t, version)
                 })
             };
-            if let Some(e) = self.ues.get_mut(&*key) {
-                *e = Entry {
-                    version,
-                    record,
-                    deadline_key: indexed.map_or(0, |(_, k)| k),
-                };
-            }
+            entry.version = version;
+            entry.record = record;
+            entry.deadline_key = indexed.map_or(0, |(_, k)| k);
             return Ok(version);
         }
         if expected != 0 {
@@ -426,8 +426,9 @@ impl ServiceStateStore for MemoryStore {
             (t, version)
         });
         self.ues.insert(
-            key,
+            Arc::clone(&key),
             Entry {
+                key,
                 version,
                 record,
                 deadline_key: indexed.map_or(0, |(_, k)| k),
