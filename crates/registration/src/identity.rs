@@ -15,19 +15,25 @@ pub fn canonical_aor(uri: &str) -> Option<String> {
         .and_then(|u| u.split('>').next())
         .unwrap_or(uri);
     let (scheme, rest) = uri.split_once(':')?;
-    let scheme = scheme.to_ascii_lowercase();
-    let scheme = match scheme.as_str() {
-        "sip" | "sips" => "sip",
-        "tel" => "tel",
-        _ => return None,
+    // (Built in one String with no temporary lower-cased copies: this runs on every
+    // REGISTER and third-party REGISTER.)
+    let tel = if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
+        false
+    } else if scheme.eq_ignore_ascii_case("tel") {
+        true
+    } else {
+        return None;
     };
     let rest = rest.split(['?']).next().unwrap_or(rest);
-    if scheme == "tel" {
+    if tel {
         let num = rest.split(';').next().unwrap_or(rest);
         if num.is_empty() {
             return None;
         }
-        return Some(format!("tel:{num}"));
+        let mut aor = String::with_capacity(4 + num.len());
+        aor.push_str("tel:");
+        aor.push_str(num);
+        return Some(aor);
     }
     let (user, hostport) = match rest.rsplit_once('@') {
         Some((u, h)) => (Some(u), h),
@@ -39,11 +45,18 @@ pub fn canonical_aor(uri: &str) -> Option<String> {
     }
     // `user` may itself carry `;user-params` in tel-style users: keep as written.
     let user = user.map(|u| u.split(';').next().unwrap_or(u));
-    let host = hostport.to_ascii_lowercase();
-    Some(match user {
-        Some(u) => format!("{scheme}:{u}@{host}"),
-        None => format!("{scheme}:{host}"),
-    })
+    let mut aor = String::with_capacity(5 + user.map_or(0, str::len) + hostport.len());
+    aor.push_str("sip:");
+    if let Some(u) = user {
+        aor.push_str(u);
+        aor.push('@');
+    }
+    let host_start = aor.len();
+    aor.push_str(hostport);
+    if let Some(host) = aor.get_mut(host_start..) {
+        host.make_ascii_lowercase();
+    }
+    Some(aor)
 }
 
 /// A configurable mapping from authenticated peer identities (e.g. the identity of the TLS
@@ -109,6 +122,55 @@ mod tests {
         assert_eq!(canonical_aor("http://x"), None);
         assert_eq!(canonical_aor("sip:@x"), None);
         assert_eq!(canonical_aor("sip:"), None);
+        assert_eq!(
+            canonical_aor(" SIPS:Bob;x=1@Host.EXAMPLE:5061;lr ").as_deref(),
+            Some("sip:Bob@host.example:5061")
+        );
+        assert_eq!(canonical_aor("TEL:+49;x").as_deref(), Some("tel:+49"));
+        assert_eq!(canonical_aor("tel:;x"), None);
+    }
+
+    /// The form before the single-buffer rewrite, kept as the reference.
+    fn reference_aor(uri: &str) -> Option<String> {
+        let uri = uri.trim();
+        let uri = uri
+            .strip_prefix('<')
+            .and_then(|u| u.split('>').next())
+            .unwrap_or(uri);
+        let (scheme, rest) = uri.split_once(':')?;
+        let scheme = match scheme.to_ascii_lowercase().as_str() {
+            "sip" | "sips" => "sip",
+            "tel" => "tel",
+            _ => return None,
+        };
+        let rest = rest.split(['?']).next().unwrap_or(rest);
+        if scheme == "tel" {
+            let num = rest.split(';').next().unwrap_or(rest);
+            return (!num.is_empty()).then(|| format!("tel:{num}"));
+        }
+        let (user, hostport) = match rest.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, rest),
+        };
+        let hostport = hostport.split(';').next().unwrap_or(hostport);
+        if hostport.is_empty() || user.is_some_and(str::is_empty) {
+            return None;
+        }
+        let user = user.map(|u| u.split(';').next().unwrap_or(u));
+        let host = hostport.to_ascii_lowercase();
+        Some(match user {
+            Some(u) => format!("{scheme}:{u}@{host}"),
+            None => format!("{scheme}:{host}"),
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn canonical_aor_matches_the_reference(
+            uri in "[ <]{0,2}(sip|SIP|Sips|tel|TEL|http|)[:]?[a-zA-Z0-9+;=@.:?<>é-]{0,24}[ >]{0,2}"
+        ) {
+            proptest::prop_assert_eq!(canonical_aor(&uri), reference_aor(&uri));
+        }
     }
 
     #[test]
