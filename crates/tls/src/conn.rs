@@ -498,6 +498,9 @@ pub(crate) struct Connection {
     tls: bool,
     /// Bytes received and not yet framed. Released when empty and the socket is drained.
     rbuf: BytesMut,
+    /// TLS bytes read from the socket and not yet taken by rustls (rare: a read ahead of
+    /// more than `read_chunk` plaintext, see [`READ_AHEAD`]). Empty almost always.
+    tls_pending: BytesMut,
     /// The last read returned data: the socket or rustls may hold more, read again
     /// without waiting for readiness.
     read_more: bool,
@@ -618,6 +621,7 @@ impl Connection {
             tcp,
             tls: is_tls,
             rbuf: BytesMut::new(),
+            tls_pending: BytesMut::new(),
             read_more: true,
             eof: false,
             draining: false,
@@ -904,7 +908,13 @@ impl Connection {
             let Some(tls) = st.tls.as_mut() else {
                 return Err(Error::Io(io::ErrorKind::NotConnected.into()));
             };
-            let result = read_tls(tls, &mut self.rd, &mut self.rbuf, chunk);
+            let result = read_tls(
+                tls,
+                &mut self.rd,
+                &mut self.tls_pending,
+                &mut self.rbuf,
+                chunk,
+            );
             // Answers rustls owes the peer (alerts, key updates, tickets).
             if tls.wants_write() && !st.blocked {
                 match st.flush() {
@@ -1158,16 +1168,80 @@ enum TlsRead {
     Eof,
 }
 
+/// Size of the socket reads under rustls: rustls asks for at most 4 KiB at a time, so a
+/// burst of records (the SIP core's batch toward the MCPTT server) took one `recvfrom`
+/// per 4 KiB; it is read in one and handed to rustls from memory.
+const READ_AHEAD_SIZE: usize = 16 * 1024;
+
+thread_local! {
+    /// The read-ahead buffer of the connections read on this thread. [`read_tls`] runs
+    /// without awaiting, so one buffer per thread serves every connection: it is empty
+    /// whenever `read_tls` returns (what rustls did not take moves to the connection's own
+    /// `tls_pending`).
+    static READ_AHEAD: std::cell::RefCell<ReadAhead> = std::cell::RefCell::new(ReadAhead {
+        buf: vec![0; READ_AHEAD_SIZE].into_boxed_slice(),
+        start: 0,
+        end: 0,
+    });
+}
+
+/// Socket bytes read ahead for rustls: `buf[start..end]` is not yet taken.
+struct ReadAhead {
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+}
+
 /// Move decrypted bytes from rustls into `rbuf` (at most `chunk`), reading the socket
-/// without waiting as rustls needs more.
+/// without waiting as rustls needs more. TLS bytes left over from an earlier call
+/// (`pending`) are taken first; bytes read ahead and not taken now are left there.
 fn read_tls(
     tls: &mut rustls::Connection,
     rd: &mut OwnedReadHalf,
+    pending: &mut BytesMut,
+    rbuf: &mut BytesMut,
+    chunk: usize,
+) -> Result<TlsRead, Error> {
+    READ_AHEAD.with(|ahead| match ahead.try_borrow_mut() {
+        Ok(mut ahead) => {
+            let result = read_tls_with(tls, rd, pending, &mut ahead, rbuf, chunk);
+            // Keep what rustls did not take for this connection's next read.
+            if let Some(rest) = ahead.buf.get(ahead.start..ahead.end)
+                && !rest.is_empty()
+            {
+                pending.extend_from_slice(rest);
+            }
+            ahead.start = 0;
+            ahead.end = 0;
+            result
+        }
+        // (Not reentrant; were it ever, read without the shared buffer.)
+        Err(_) => {
+            let mut own = ReadAhead {
+                buf: Box::default(),
+                start: 0,
+                end: 0,
+            };
+            read_tls_with(tls, rd, pending, &mut own, rbuf, chunk)
+        }
+    })
+}
+
+fn read_tls_with(
+    tls: &mut rustls::Connection,
+    rd: &mut OwnedReadHalf,
+    pending: &mut BytesMut,
+    ahead: &mut ReadAhead,
     rbuf: &mut BytesMut,
     chunk: usize,
 ) -> Result<TlsRead, Error> {
     let mut copied = 0;
-    let mut socket = Reader { rd, drained: false };
+    let mut socket = Reader {
+        rd,
+        pending,
+        ahead,
+        drained: false,
+    };
     loop {
         loop {
             match tls.reader().fill_buf() {
@@ -1187,9 +1261,10 @@ fn read_tls(
                         return Ok(TlsRead::More);
                     }
                 }
-                // No more plaintext; a short socket read before means the socket is empty
-                // too: wait for readiness instead of reading it again.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && socket.drained => {
+                // No more plaintext; a short socket read before, with nothing read ahead
+                // left, means the socket is empty too: wait for readiness instead of
+                // reading it again.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && socket.drained() => {
                     return Ok(TlsRead::Drained);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -1233,33 +1308,73 @@ fn poll_now<F: Future>(fut: Pin<&mut F>) -> Option<F::Output> {
     }
 }
 
-/// `io::Read` over the connection's read half for rustls, without waiting: through
-/// tokio's `poll_read`, which clears the socket's readiness after a short read (the socket
-/// is drained then, on Linux' epoll), so the next read waits for new bytes instead of
-/// trying the socket once more for a `WouldBlock`.
+/// `io::Read` over the connection's read half for rustls, without waiting: bytes left
+/// from an earlier call first, then the read-ahead buffer, refilled by one socket read of
+/// up to [`READ_AHEAD_SIZE`] through tokio's `poll_read`, which clears the socket's
+/// readiness after a short read (the socket is drained then, on Linux' epoll), so the next
+/// read waits for new bytes instead of trying the socket once more for a `WouldBlock`.
 struct Reader<'a> {
     rd: &'a mut OwnedReadHalf,
-    /// The last read returned fewer bytes than asked for: the socket is empty.
+    pending: &'a mut BytesMut,
+    ahead: &'a mut ReadAhead,
+    /// The last socket read returned fewer bytes than asked for: the socket is empty.
     drained: bool,
+}
+
+impl Reader<'_> {
+    /// Nothing left in memory and the socket is empty.
+    fn drained(&self) -> bool {
+        self.drained && self.pending.is_empty() && self.ahead.start >= self.ahead.end
+    }
 }
 
 impl io::Read for Reader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let len = buf.len();
-        let mut rb = ReadBuf::new(buf);
-        let read = Pin::new(&mut *self.rd).poll_read(
-            &mut std::task::Context::from_waker(std::task::Waker::noop()),
-            &mut rb,
-        );
-        match read {
-            std::task::Poll::Ready(Ok(())) => {
-                let n = rb.filled().len();
-                self.drained = n > 0 && n < len;
-                Ok(n)
+        if !self.pending.is_empty() {
+            let n = buf.len().min(self.pending.len());
+            if let (Some(to), Some(from)) = (buf.get_mut(..n), self.pending.get(..n)) {
+                to.copy_from_slice(from);
             }
-            std::task::Poll::Ready(Err(e)) => Err(e),
-            std::task::Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+            self.pending.advance(n);
+            if self.pending.is_empty() {
+                *self.pending = BytesMut::new();
+            }
+            return Ok(n);
         }
+        if self.ahead.start >= self.ahead.end {
+            // Read ahead into the shared buffer when it is larger than rustls' request.
+            let into_ahead = self.ahead.buf.len() > buf.len();
+            let target: &mut [u8] = if into_ahead {
+                &mut self.ahead.buf
+            } else {
+                &mut *buf
+            };
+            let len = target.len();
+            let mut rb = ReadBuf::new(target);
+            let read = Pin::new(&mut *self.rd).poll_read(
+                &mut std::task::Context::from_waker(std::task::Waker::noop()),
+                &mut rb,
+            );
+            let n = match read {
+                std::task::Poll::Ready(Ok(())) => rb.filled().len(),
+                std::task::Poll::Ready(Err(e)) => return Err(e),
+                std::task::Poll::Pending => return Err(io::ErrorKind::WouldBlock.into()),
+            };
+            self.drained = n > 0 && n < len;
+            if !into_ahead {
+                return Ok(n);
+            }
+            self.ahead.start = 0;
+            self.ahead.end = n;
+        }
+        let available = self.ahead.end - self.ahead.start;
+        let n = buf.len().min(available);
+        let from = self.ahead.start;
+        if let (Some(to), Some(src)) = (buf.get_mut(..n), self.ahead.buf.get(from..from + n)) {
+            to.copy_from_slice(src);
+        }
+        self.ahead.start += n;
+        Ok(n)
     }
 }
 /// The sent-by of a Via header value (first entry) when it carries the `alias` parameter.

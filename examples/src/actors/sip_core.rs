@@ -1067,7 +1067,9 @@ impl State {
     }
 
     fn on_as_message(&mut self, msg: Message, conn: ConnectionHandle) {
-        let cseq_method = super::wire::method(&msg);
+        let cseq_method = super::wire::method_str(&msg);
+        // (Read before the message moves into the match below.)
+        let is_register = cseq_method.eq_ignore_ascii_case("REGISTER");
         if cseq_method.eq_ignore_ascii_case("OPTIONS") {
             // The answer to our hello: not part of the flow.
             return;
@@ -1090,7 +1092,6 @@ impl State {
                 if let (Some(b), Some((_, true)), true) = (&branch, tracked, final_response) {
                     self.untrack(b);
                 }
-                let is_register = cseq_method.eq_ignore_ascii_case("REGISTER");
                 if is_register {
                     // Step 6: the answer to our third-party REGISTER.
                     let now = self.clock.now();
@@ -1194,7 +1195,7 @@ impl State {
                         wrote(&h);
                     }
                     Target::Server(i, key) => {
-                        let is_hello = key.is_none() && super::wire::method(&msg) == "OPTIONS";
+                        let is_hello = key.is_none() && super::wire::method_str(&msg) == "OPTIONS";
                         let sent = match self.server_conn(i).await {
                             Ok(h) if is_hello => Ok(h),
                             Ok(h) => {

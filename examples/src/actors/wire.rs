@@ -29,14 +29,19 @@ pub const MAX_RECORDED_BODY: usize = 16 * 1024;
 /// The request method, or the CSeq method of a response.
 #[must_use]
 pub fn method(msg: &Message) -> String {
+    method_str(msg).to_owned()
+}
+
+/// [`method`] without a copy (the proxy glue only compares it).
+#[must_use]
+pub fn method_str(msg: &Message) -> &str {
     match msg {
-        Message::Request(r) => r.method().as_str().to_owned(),
+        Message::Request(r) => r.method().as_str(),
         Message::Response(r) => r
             .headers()
             .get("CSeq")
             .and_then(|v| v.split_whitespace().nth(1))
-            .unwrap_or("")
-            .to_owned(),
+            .unwrap_or(""),
     }
 }
 

@@ -551,3 +551,39 @@ async fn queued_for_flush_leave_with_the_flush_and_a_full_buffer_makes_room() {
     let _ = tokio::time::timeout(WAIT, peer.read_to_end(&mut rest)).await;
     assert!(rest.is_empty(), "{} extra bytes", rest.len());
 }
+
+/// A server reading at most 512 plaintext bytes per turn (`read_chunk`) takes a burst of
+/// 40 records of 4 KiB: each socket read brings up to 16 KiB of TLS records, and what one
+/// turn does not decrypt is kept for the next. Everything arrives whole and in order.
+#[tokio::test]
+async fn small_read_chunks_keep_the_records_read_ahead() {
+    let pki = Pki::new("readahead CA");
+    let mut config = TransportConfig::default();
+    config.read_chunk = 512;
+    let (_server, mut sev) = Transport::new(config);
+    let addr = _server
+        .listen_tls(loopback(), pki.server_config())
+        .await
+        .unwrap();
+    let (client, _cev) = client(pki.client_config(Some(pki.ue())));
+    let conn = client.connect(&dest(addr)).await.unwrap();
+    let body = "r".repeat(4000);
+    for n in 1..=40 {
+        let m = mcptt_sip::Message::parse(mcptt_sip::Bytes::from(format!(
+            "MESSAGE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TLS a;branch=z9hG4bK{n}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: ahead\r\n\
+             CSeq: {n} MESSAGE\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )))
+        .unwrap();
+        conn.queue_for_flush(&m).await.unwrap();
+    }
+    conn.flush();
+    for n in 1..=40 {
+        let Event::Message(rx) = next_non_connect(&mut sev).await else {
+            panic!("expected message {n}")
+        };
+        assert_eq!(cseq(&rx.message), format!("{n} MESSAGE"));
+        assert_eq!(rx.message.body_len(), 4000);
+    }
+}
