@@ -332,10 +332,22 @@ impl Idms {
         source: IpAddr,
         now: SystemTime,
     ) -> PendingLogin {
+        self.begin_login_owned(params.to_vec(), source, now)
+    }
+
+    /// [`Idms::begin_login`] taking the parameters by value: the pending login keeps them
+    /// for [`Idms::finish_login`] without copying each one (a server that parsed the form
+    /// for this call alone passes it on).
+    pub fn begin_login_owned(
+        &mut self,
+        params: Vec<(String, String)>,
+        source: IpAddr,
+        now: SystemTime,
+    ) -> PendingLogin {
         let decided = |outcome| PendingLogin {
             inner: Pending::Decided(outcome),
         };
-        let request = match parse_authorize(params, &self.directory, &self.config.oauth) {
+        let request = match parse_authorize(&params, &self.directory, &self.config.oauth) {
             Ok(r) => r,
             Err(e) => return decided(LoginOutcome::Error(e)),
         };
@@ -343,7 +355,7 @@ impl Idms {
             Ok(i) => i,
             Err(e) => return decided(LoginOutcome::Error(e)),
         };
-        let input = LoginInput::new(params);
+        let input = LoginInput::new(&params);
         let username = input
             .get("username")
             .map(str::trim)
@@ -392,7 +404,7 @@ impl Idms {
         };
         PendingLogin {
             inner: Pending::Admitted(Admitted {
-                params: params.to_vec(),
+                params,
                 page,
                 index,
                 username,

@@ -558,7 +558,7 @@ async fn authorize_post(
     // meanwhile; a costly one runs on a blocking thread (see INLINE_VERIFY_ITERATIONS). The
     // blocking task owns the pending login and always finishes it (its throttle slot is
     // released) even if this request is dropped.
-    let pending = lock(state).begin_login(&params, peer.ip(), now);
+    let pending = lock(state).begin_login_owned(params, peer.ip(), now);
     let outcome = match pending.verify_iterations() {
         Some(n) if n > INLINE_VERIFY_ITERATIONS => {
             let worker = state.clone();

@@ -495,6 +495,18 @@ fn split_login_checks_known_and_unknown_users_alike() {
     ));
     let right = idms.begin_login(&form("sip:alice@mcptt.example", "pw"), source(1), at(0));
     code_of(&idms.finish_login(right, at(0), &rng));
+    // The same with the parameters handed over by value: the same checks and outcomes.
+    let owned = form("sip:alice@mcptt.example", "nope");
+    let wrong = idms.begin_login_owned(owned, source(1), at(0));
+    assert!(matches!(
+        idms.finish_login(wrong, at(0), &rng),
+        LoginOutcome::Failed {
+            failure: AuthFailure::WrongPassword,
+            ..
+        }
+    ));
+    let right = idms.begin_login_owned(form("sip:alice@mcptt.example", "pw"), source(1), at(0));
+    code_of(&idms.finish_login(right, at(0), &rng));
     // A method without a password (SIM) is not held up by a check.
     let sim = parse_form(
         &format!(
