@@ -667,48 +667,22 @@ impl Response {
     /// # Ok::<(), mcptt_sip::Error>(())
     /// ```
     pub fn encode_head_for(req: &Request, code: u16, to_tag: Option<&str>, out: &mut Vec<u8>) {
-        let reason = reason_phrase(code);
         let src = &req.head.headers;
         // The copied lines (at most the request's head), the status line and the tag, plus
         // room for a few more lines: one allocation, without a pass to size the copy.
-        out.reserve(src.text().len() + reason.len() + to_tag.map_or(0, str::len) + 256);
-        if (100..1000).contains(&code) {
-            // the usual three digits, with the text around them in one copy
-            let d = |k: u16| b'0' + (code / k % 10) as u8;
-            out.extend_from_slice(&[
-                b'S',
-                b'I',
-                b'P',
-                b'/',
-                b'2',
-                b'.',
-                b'0',
-                b' ',
-                d(100),
-                d(10),
-                d(1),
-                b' ',
-            ]);
+        out.reserve(src.text().len() + to_tag.map_or(0, str::len) + 256);
+        if code == 200 {
+            // the usual answer, its status line written out once
+            out.extend_from_slice(b"SIP/2.0 200 OK\r\n");
         } else {
-            out.extend_from_slice(b"SIP/2.0 ");
-            let mut digits = [0u8; 5];
-            let mut i = digits.len();
-            let mut n = code;
-            while i > 0 {
-                i -= 1;
-                if let Some(d) = digits.get_mut(i) {
-                    *d = b'0' + (n % 10) as u8;
-                }
-                n /= 10;
-                if n == 0 {
-                    break;
-                }
-            }
-            out.extend_from_slice(digits.get(i..).unwrap_or_default());
-            out.push(b' ');
+            push_status_line(code, out);
         }
-        out.extend_from_slice(reason.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        Self::copy_head_lines(req, code, to_tag, out);
+    }
+
+    /// The lines of `req` that a `code` response copies ([`Response::encode_head_for`]).
+    fn copy_head_lines(req: &Request, code: u16, to_tag: Option<&str>, out: &mut Vec<u8>) {
+        let src = &req.head.headers;
         let mut to_tag = to_tag;
         let buf: &[u8] = src.buf();
         // Lines written as `Name: value` CRLF with a plain value are what the copy writes:
@@ -766,6 +740,48 @@ impl Response {
         }
         out.extend_from_slice(buf.get(run).unwrap_or_default());
     }
+}
+
+/// Append the status line of a `code` response (its reason phrase from [`reason_phrase`]).
+fn push_status_line(code: u16, out: &mut Vec<u8>) {
+    let reason = reason_phrase(code);
+    if (100..1000).contains(&code) {
+        // the usual three digits, with the text around them in one copy
+        let d = |k: u16| b'0' + (code / k % 10) as u8;
+        out.extend_from_slice(&[
+            b'S',
+            b'I',
+            b'P',
+            b'/',
+            b'2',
+            b'.',
+            b'0',
+            b' ',
+            d(100),
+            d(10),
+            d(1),
+            b' ',
+        ]);
+    } else {
+        out.extend_from_slice(b"SIP/2.0 ");
+        let mut digits = [0u8; 5];
+        let mut i = digits.len();
+        let mut n = code;
+        while i > 0 {
+            i -= 1;
+            if let Some(d) = digits.get_mut(i) {
+                *d = b'0' + (n % 10) as u8;
+            }
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        out.extend_from_slice(digits.get(i..).unwrap_or_default());
+        out.push(b' ');
+    }
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 /// As `push_unfolded`, into bytes.
