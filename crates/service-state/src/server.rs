@@ -1173,10 +1173,22 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     fn request(&mut self, now: Instant, now_unix: u64, request: &Request) {
         // A SUBSCRIBE's dialog needs the tags and URIs of From and To; other requests are
         // answered by copying them.
-        let read = match request.method() {
-            Method::Subscribe => {
-                Ids::read_known(request.headers(), self.plain_service_uri.as_deref()).map(Some)
+        // The usual single plain `P-Asserted-Identity: <URI>`, read once: for the asserted
+        // identity, and a SUBSCRIBE's `From` written as the same URI is not checked again.
+        let pai = match request.method() {
+            Method::Publish | Method::Subscribe => {
+                single_plain_uri(request, KnownHeader::PAssertedIdentity)
             }
+            _ => None,
+        };
+        let read = match request.method() {
+            Method::Subscribe => Ids::read_known(
+                request.headers(),
+                self.plain_service_uri.as_deref(),
+                pai.as_ref()
+                    .and_then(|(uri, host)| host.is_some().then_some(*uri)),
+            )
+            .map(Some),
             _ => Ids::check(request.headers()).map(|_| None),
         };
         let ids = match read {
@@ -1191,13 +1203,13 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         };
         let result = match (request.method(), ids) {
             (Method::Publish, _) => {
-                let impu = Self::asserted(request);
+                let impu = Self::asserted(request, pai);
                 self.in_store(now, impu.as_deref(), |this| {
                     this.publish(now, now_unix, request, impu.as_deref())
                 })
             }
             (Method::Subscribe, Some(ids)) => {
-                let impu = Self::asserted(request);
+                let impu = Self::asserted(request, pai);
                 self.in_store(now, impu.as_deref(), |this| {
                     this.subscribe(now, now_unix, request, &ids, impu.as_deref())
                 })
@@ -1245,12 +1257,16 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         Refusal::forbidden()
     }
 
-    /// The asserted identity (the first SIP URI of `P-Asserted-Identity`, else the first).
-    fn asserted(req: &Request) -> Option<Cow<'_, str>> {
+    /// The asserted identity (the first SIP URI of `P-Asserted-Identity`, else the first);
+    /// `pai` is the request's [`single_plain_uri`] of `P-Asserted-Identity`.
+    fn asserted<'r>(
+        req: &'r Request,
+        pai: Option<(&'r str, Option<std::ops::Range<usize>>)>,
+    ) -> Option<Cow<'r, str>> {
         // The usual single `P-Asserted-Identity: <URI>`: the URI is parsed alone (as the
         // name-addr parse would parse it), or not at all in its plain form; any other form
         // goes through the typed list.
-        if let Some((inner, plain_host)) = single_plain_uri(req, KnownHeader::PAssertedIdentity) {
+        if let Some((inner, plain_host)) = pai {
             if let Some(host) = plain_host {
                 return Some(plain_sip_identity(inner, host));
             }
@@ -3106,7 +3122,11 @@ CSeq: 1 SUBSCRIBE\r\n{name}: {value}\r\nContent-Length: 0\r\n\r\n"
                     .map(|a| crate::sip::identity(a.uri().as_str()).into_owned())
             });
             assert_eq!(
-                Srv::asserted(&req).map(std::borrow::Cow::into_owned),
+                Srv::asserted(
+                    &req,
+                    super::single_plain_uri(&req, mcptt_sip::KnownHeader::PAssertedIdentity)
+                )
+                .map(std::borrow::Cow::into_owned),
                 typed_pai,
                 "{value}"
             );

@@ -317,7 +317,7 @@ impl<'m> Party<'m> {
     fn read(
         value: Option<&'m str>,
         typed: impl FnOnce() -> mcptt_sip::Result<NameAddr>,
-        known: Option<&str>,
+        known: [Option<&str>; 2],
     ) -> mcptt_sip::Result<Self> {
         match value.and_then(|v| plain_name_addr_known(v, known)) {
             Some((uri, tag)) => Ok(Self::Plain { uri, tag }),
@@ -347,14 +347,14 @@ impl<'m> Party<'m> {
 /// `mcptt_sip::NameAddr::parse` would read them (a test checks it); `None` for anything else.
 #[cfg(test)]
 pub(crate) fn plain_name_addr(value: &str) -> Option<(&str, Option<&str>)> {
-    plain_name_addr_known(value, None)
+    plain_name_addr_known(value, [None, None])
 }
 
 /// As [`plain_name_addr`]; a URI written exactly as `known` (a [`plain_sip_uri`] itself, such
 /// as the configured service URI) is not checked again.
 fn plain_name_addr_known<'v>(
     value: &'v str,
-    known: Option<&str>,
+    known: [Option<&str>; 2],
 ) -> Option<(&'v str, Option<&'v str>)> {
     let rest = value.strip_prefix('<')?;
     let close = memchr::memchr(b'>', rest.as_bytes())?;
@@ -369,7 +369,7 @@ fn plain_name_addr_known<'v>(
         }
         Some(tag)
     };
-    (known == Some(uri) || plain_sip_uri(uri)).then_some((uri, tag))
+    (known.contains(&Some(uri)) || plain_sip_uri(uri)).then_some((uri, tag))
 }
 
 impl<'m> Ids<'m> {
@@ -395,23 +395,29 @@ impl<'m> Ids<'m> {
 
     /// Reads them; `Err` names the first one missing or malformed.
     pub(crate) fn read(headers: &'m Headers) -> Result<Self, &'static str> {
-        Self::read_known(headers, None)
+        Self::read_known(headers, None, None)
     }
 
-    /// As [`Ids::read`]; a `From` or `To` URI written exactly as `known` (a [`plain_sip_uri`]
-    /// itself: the caller checked it once) is not checked again.
+    /// As [`Ids::read`]; a `From` or `To` URI written exactly as `known`, or a `From` URI
+    /// written exactly as `known_from` (each a [`plain_sip_uri`] itself: the caller checked it
+    /// once), is not checked again.
     pub(crate) fn read_known(
         headers: &'m Headers,
         known: Option<&str>,
+        known_from: Option<&str>,
     ) -> Result<Self, &'static str> {
         let from = Party::read(
             headers.get_known(KnownHeader::From),
             || headers.from(),
-            known,
+            [known, known_from],
         )
         .map_err(|_| "From header")?;
-        let to = Party::read(headers.get_known(KnownHeader::To), || headers.to(), known)
-            .map_err(|_| "To header")?;
+        let to = Party::read(
+            headers.get_known(KnownHeader::To),
+            || headers.to(),
+            [known, None],
+        )
+        .map_err(|_| "To header")?;
         let call_id = headers.call_id().ok_or("Call-ID header")?;
         let cseq = headers.cseq().map_err(|_| "CSeq header")?;
         Ok(Self {
@@ -749,7 +755,11 @@ Call-ID: c1\r\nCSeq: 8 SUBSCRIBE\r\nContent-Length: 0\r\n\r\n",
             // A known plain URI skips its check and reads alike.
             if super::plain_sip_uri(&uri) {
                 proptest::prop_assert_eq!(
-                    super::plain_name_addr_known(&value, Some(&uri)),
+                    super::plain_name_addr_known(&value, [Some(&uri), None]),
+                    super::plain_name_addr(&value)
+                );
+                proptest::prop_assert_eq!(
+                    super::plain_name_addr_known(&value, [Some("sip:x@y"), Some(&uri)]),
                     super::plain_name_addr(&value)
                 );
             }
