@@ -12,9 +12,7 @@ use bytes::Bytes;
 
 use crate::body::StateRef;
 use crate::body::simple_multipart_boundary;
-use crate::body::{
-    PocSettings, PublishBody, PublishParts, SERVICE_STATE_CONTENT_TYPE, ServiceState, XmlLimits,
-};
+use crate::body::{PocSettings, PublishBody, PublishParts, ServiceState, XmlLimits};
 use crate::hash::IdentityMap;
 use crate::model::{
     AuthorisationState, CombinedState, Random, RegistrationChange, RegistrationState, TokenGrant,
@@ -521,6 +519,8 @@ pub struct Server<V, R, S = MemoryStore> {
     contact_line: Vec<u8>,
     /// `Warning` value of a service-authorisation failure.
     warning: String,
+    /// The configured text of every NOTIFY.
+    notify_text: NotifyText,
     /// Reused buffer for NOTIFY bodies.
     scratch: Vec<u8>,
     /// Reused buffer the `*_bytes` entry points copy messages into.
@@ -557,6 +557,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             undo: Undo::default(),
             contact_line: Answer::header_line("Contact", &format!("<{}>", config.contact)),
             warning: format!("399 {} \"{AUTHORISATION_FAILED_WARNING}\"", config.host),
+            notify_text: NotifyText::new(&config),
             scratch: Vec::new(),
             rx: RxBuffer::default(),
             last_route: None,
@@ -1981,7 +1982,14 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let sub = Subscription::new(sub_req, 0, our_tag, contact, now, &self.service_uri, None);
         let branch = self.rng.next_u64();
         let body = state.encode();
-        let bytes = write_notify(&self.config, branch, &sub, now, Some("terminated"), &body);
+        let bytes = write_notify(
+            &self.notify_text,
+            branch,
+            &sub,
+            now,
+            Some("terminated"),
+            &body,
+        );
         self.transmit.push_back(Transmit { bytes });
     }
 
@@ -2112,7 +2120,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         sub.local_cseq = sub.local_cseq.wrapping_add(1);
         sub.notified_version = version;
         let branch = self.rng.next_u64();
-        let bytes = write_notify(&self.config, branch, sub, now, final_state, body);
+        let bytes = write_notify(&self.notify_text, branch, sub, now, final_state, body);
         if final_state.is_none() {
             let deadline = now + self.config.notify_timeout;
             sub.outstanding.push(sub.local_cseq, deadline);
@@ -2658,11 +2666,51 @@ fn mark_dirty_at(dirty: &mut Dirty, impu: &str, version: u64) {
     dirty.len = live + 1;
 }
 
+/// The Content-Type line of a NOTIFY and the start of its Content-Length line.
+const CONTENT_TYPE_LENGTH: &str = concat!(
+    "\r\nContent-Type: ",
+    "application/vnd.mcptt-service-state+json",
+    "\r\nContent-Length: "
+);
+
+/// The configured text of every NOTIFY, written out once when the server is built.
+#[derive(Debug)]
+struct NotifyText {
+    /// ` SIP/2.0` CRLF `Via: SIP/2.0/<transport> <host>;branch=z9hG4bK`.
+    via: Vec<u8>,
+    /// ` NOTIFY` CRLF `Contact: <contact>` CRLF `Event: mcptt-service-state`.
+    contact_event: Vec<u8>,
+    /// The configured part of those (transport, host and contact), in bytes.
+    configured_len: usize,
+}
+
+impl NotifyText {
+    fn new(config: &ServerConfig) -> Self {
+        let join = |parts: &[&[u8]]| parts.concat();
+        Self {
+            via: join(&[
+                b" SIP/2.0\r\nVia: SIP/2.0/",
+                config.transport.as_bytes(),
+                b" ",
+                config.host.as_bytes(),
+                b";branch=z9hG4bK",
+            ]),
+            contact_event: join(&[
+                b" NOTIFY\r\nContact: <",
+                config.contact.as_bytes(),
+                b">\r\nEvent: ",
+                SERVICE_STATE_EVENT.as_bytes(),
+            ]),
+            configured_len: config.transport.len() + config.host.len() + config.contact.len(),
+        }
+    }
+}
+
 /// Writes a NOTIFY on `sub` (whose `local_cseq` is already this NOTIFY's) into one buffer:
 /// request line, Via, the route set, From/To with the dialog tags, Call-ID, CSeq, Contact,
 /// Event, Subscription-State (`active;expires=N`, or `final_state`) and the service-state body.
 fn write_notify(
-    config: &ServerConfig,
+    text: &NotifyText,
     branch: u64,
     sub: &Subscription,
     now: Instant,
@@ -2674,31 +2722,18 @@ fn write_notify(
     let mut out = Vec::with_capacity(
         400 + body.len()
             + sub.remote_target.len()
-            + config.transport.len()
-            + config.host.len()
+            + text.configured_len
             + sub.local_uri.len()
             + sub.remote_uri.len()
             + sub.their_tag.len()
             + sub.call_id.len()
-            + config.contact.len()
             + sub.event_id.as_deref().map_or(0, str::len)
             + final_state.map_or(0, str::len)
             + sub.route_set.iter().map(|r| r.len() + 9).sum::<usize>(),
     );
-    let mut put = |parts: &[&[u8]]| {
-        for p in parts {
-            out.extend_from_slice(p);
-        }
-    };
-    put(&[
-        b"NOTIFY ",
-        sub.remote_target.as_bytes(),
-        b" SIP/2.0\r\nVia: SIP/2.0/",
-        config.transport.as_bytes(),
-        b" ",
-        config.host.as_bytes(),
-        b";branch=z9hG4bK",
-    ]);
+    out.extend_from_slice(b"NOTIFY ");
+    out.extend_from_slice(sub.remote_target.as_bytes());
+    out.extend_from_slice(&text.via);
     push_hex16(&mut out, branch);
     for route in sub.route_set.iter() {
         out.extend_from_slice(b"\r\nRoute: ");
@@ -2716,10 +2751,7 @@ fn write_notify(
     out.extend_from_slice(sub.call_id.as_bytes());
     out.extend_from_slice(b"\r\nCSeq: ");
     push_u64(&mut out, sub.local_cseq.into());
-    out.extend_from_slice(b" NOTIFY\r\nContact: <");
-    out.extend_from_slice(config.contact.as_bytes());
-    out.extend_from_slice(b">\r\nEvent: ");
-    out.extend_from_slice(SERVICE_STATE_EVENT.as_bytes());
+    out.extend_from_slice(&text.contact_event);
     if let Some(id) = &sub.event_id {
         out.extend_from_slice(b";id=");
         out.extend_from_slice(id.as_bytes());
@@ -2735,9 +2767,7 @@ fn write_notify(
             );
         }
     }
-    out.extend_from_slice(b"\r\nContent-Type: ");
-    out.extend_from_slice(SERVICE_STATE_CONTENT_TYPE.as_bytes());
-    out.extend_from_slice(b"\r\nContent-Length: ");
+    out.extend_from_slice(CONTENT_TYPE_LENGTH.as_bytes());
     push_u64(&mut out, body.len() as u64);
     out.extend_from_slice(b"\r\n\r\n");
     out.extend_from_slice(body);
@@ -3184,6 +3214,17 @@ CSeq: 1 SUBSCRIBE\r\n{name}: {value}\r\nContent-Length: 0\r\n\r\n"
         fn issued_tags_read_back(n in proptest::num::u64::ANY) {
             proptest::prop_assert_eq!(super::tag_value(&format!("{n:016x}")), Some(n));
         }
+    }
+
+    #[test]
+    fn notify_content_type_is_the_service_state_type() {
+        assert_eq!(
+            super::CONTENT_TYPE_LENGTH,
+            format!(
+                "\r\nContent-Type: {}\r\nContent-Length: ",
+                crate::body::SERVICE_STATE_CONTENT_TYPE
+            )
+        );
     }
 
     #[test]
