@@ -102,10 +102,8 @@ impl Uri {
     }
 
     /// The grammar check and the offsets; `src` is left empty.
-    fn scan(s: &[u8]) -> Result<Self> {
-        if u32::try_from(s.len()).is_err() {
-            return Err(uri_err(0, "a shorter URI"));
-        }
+    /// The scheme of `s` and its end (the `:` after it).
+    fn scan_scheme(s: &[u8]) -> Result<(Scheme, usize)> {
         // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
         let mut i = 0;
         match s.first() {
@@ -131,6 +129,19 @@ impl Uri {
             Scheme::Tel
         } else {
             Scheme::Other
+        };
+        Ok((scheme, i))
+    }
+
+    fn scan(s: &[u8]) -> Result<Self> {
+        if u32::try_from(s.len()).is_err() {
+            return Err(uri_err(0, "a shorter URI"));
+        }
+        // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ); the usual lower-case `sip:`
+        // is recognised from its four bytes
+        let (scheme, i) = match s.first_chunk::<4>() {
+            Some(b"sip:") => (Scheme::Sip, 3),
+            _ => Self::scan_scheme(s)?,
         };
         let mut uri = Self {
             scheme,

@@ -136,3 +136,51 @@ proptest::proptest! {
         proptest::prop_assert_eq!(u.param(&name), want, "{} {}", text, name);
     }
 }
+
+/// The four-byte `sip:` fast path of `Uri::scan` answers as the general scheme scan does: the
+/// same URI with its scheme in other cases (which take the general path) has the same parts
+/// and the same result, error offsets included.
+#[test]
+fn sip_scheme_fast_path_agrees_with_general_scan() {
+    for rest in [
+        "alice@atlanta.com",
+        "alice:pw@h:5060;lr?x=y",
+        "h",
+        "",
+        "@h",
+        "a@",
+        "h:99999",
+        "[::1]",
+        "a%2@h",
+        "h;=x",
+    ] {
+        let fast = Uri::parse(&format!("sip:{rest}"));
+        for scheme in ["SIP", "Sip", "sIp"] {
+            let general = Uri::parse(&format!("{scheme}:{rest}"));
+            match (&fast, &general) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(b.scheme(), Scheme::Sip, "{rest}");
+                    assert_eq!(
+                        (
+                            a.user(),
+                            a.password(),
+                            a.host(),
+                            a.port(),
+                            a.params().collect::<Vec<_>>()
+                        ),
+                        (
+                            b.user(),
+                            b.password(),
+                            b.host(),
+                            b.port(),
+                            b.params().collect::<Vec<_>>()
+                        ),
+                        "{rest}"
+                    );
+                }
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{rest}"),
+                _ => panic!("{rest}: {fast:?} vs {general:?}"),
+            }
+        }
+    }
+}
