@@ -207,8 +207,14 @@ pub(crate) fn is_lws(b: u8) -> bool {
 }
 
 /// Trim LWS on both sides.
+///
+/// Byte by byte, without decoding characters: SP, HTAB, CR and LF are ASCII, and no byte of a
+/// multi-byte UTF-8 character equals one, so both ends stay character boundaries.
 pub(crate) fn trim_lws(s: &str) -> &str {
-    s.trim_matches(|c: char| c.is_ascii() && is_lws(c as u8))
+    let b = s.as_bytes();
+    let start = b.iter().position(|&c| !is_lws(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|&c| !is_lws(c)).map_or(start, |k| k + 1);
+    s.get(start..end).unwrap_or_default()
 }
 
 /// A cursor over a header value. Offsets are relative to the value start.
@@ -579,7 +585,34 @@ mod tests {
         }
     }
 
+    /// The char-wise definition `trim_lws` replaced.
+    fn trim_lws_ref(s: &str) -> &str {
+        s.trim_matches(|c: char| c.is_ascii() && is_lws(c as u8))
+    }
+
+    #[test]
+    fn trim_lws_examples() {
+        for (s, want) in [
+            ("", ""),
+            (" \t\r\n", ""),
+            (" 3600 ", "3600"),
+            ("\r\n\tx y\t", "x y"),
+            ("é ", "é"),
+            (" \u{a0}x\u{a0} ", "\u{a0}x\u{a0}"),
+        ] {
+            assert_eq!(trim_lws(s), want, "{s:?}");
+            assert_eq!(trim_lws_ref(s), want, "{s:?}");
+        }
+    }
+
     proptest::proptest! {
+        /// The byte-wise trim gives what the char-wise one gives, on any text.
+        #[test]
+        fn trim_lws_agrees_with_char_trim(s in "[ \t\r\nab\u{a0}\u{85}é€😀]{0,12}", t in ".{0,8}") {
+            proptest::prop_assert_eq!(trim_lws(&s), trim_lws_ref(&s));
+            proptest::prop_assert_eq!(trim_lws(&t), trim_lws_ref(&t));
+        }
+
         #[test]
         fn ipv6_agrees_with_std(s in "[0-9a-fA-F:.]{0,45}", g in proptest::prelude::any::<[u16; 8]>()) {
             proptest::prop_assert_eq!(is_ipv6(s.as_bytes()), s.parse::<std::net::Ipv6Addr>().is_ok(), "{:?}", s);
