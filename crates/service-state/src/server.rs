@@ -1698,7 +1698,8 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             return;
         };
         let old = std::mem::replace(&mut session.auth, next);
-        if old != session.auth {
+        // With `notify`, `changed` below marks the UE (from its own lookup of it).
+        if !notify && old != session.auth {
             mark_dirty(&mut self.dirty, &self.ues, &session.impu);
         }
         if let Some(p) = old.publication() {
