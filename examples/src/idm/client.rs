@@ -15,10 +15,6 @@
 //!  │ 200 {access_token, id_token, refresh_token}
 //!  │◀───────────────────────────────────│
 //! ```
-//! The token request and the JWKS request go out together (HTTP/1.1 pipelining, RFC 9112
-//! §9.3.2), the JWKS request last, saying `Connection: close`: the IdMS answers both in one
-//! flight and closes. The client never sends a request twice; any failure fails the login.
-//!
 //! The client checks `state`, and validates the ID token (signature from the JWKS, issuer,
 //! audience = client id, `nonce`) before returning the tokens. The issuer is the IdMS's URL
 //! (OpenID Connect Discovery 1.0 §4.3: the issuer is the URL the discovery document is
@@ -28,6 +24,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper_util::rt::TokioIo;
 use mcptt_idm::milenage::{AkaFailure, Usim};
 use mcptt_idm::oauth::{append_query, parse_form, percent_encode, s256_challenge};
 use mcptt_idm::otp::Totp;
@@ -38,17 +37,12 @@ use mcptt_idm::{
 use mcptt_token::{IdToken, JwkSet, KeyStore, Validator, ValidatorConfig};
 use ring::rand::SecureRandom as _;
 use rustls_pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use super::server::{Clock, system_clock};
 
 /// Largest response body read.
 pub const MAX_RESPONSE_BODY: usize = 256 * 1024;
-/// Largest response head (status line and headers) read.
-pub const MAX_RESPONSE_HEAD: usize = 16 * 1024;
-/// Most header lines in a response.
-const MAX_RESPONSE_HEADERS: usize = 64;
 /// Deadline of one HTTP exchange.
 pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -191,228 +185,14 @@ pub struct Tokens {
     pub id_token: IdToken,
 }
 
-/// One request of an exchange.
-struct Req<'a> {
-    method: &'a str,
-    path: &'a str,
-    form: Option<&'a str>,
-    accept: &'a str,
-    /// Ask the IdMS to close the connection after answering it (`Connection: close`).
-    close: bool,
-}
-
-impl Req<'_> {
-    fn encode(&self, authority: &str, out: &mut Vec<u8>) -> Result<(), ClientError> {
-        // The request line and header values are ours except method, path and Accept, which
-        // a caller of `request` chooses: refuse what would break the framing.
-        let is_token = !self.method.is_empty()
-            && self
-                .method
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-        let visible = |v: &str| v.bytes().all(|b| (0x21..0x7f).contains(&b));
-        let text = |v: &str| {
-            v.bytes()
-                .all(|b| b == b' ' || b == b'\t' || (0x21..0x7f).contains(&b))
-        };
-        if !is_token || !self.path.starts_with('/') || !visible(self.path) || !text(self.accept) {
-            return Err(ClientError::Transport(format!(
-                "cannot send {:?} {:?}",
-                self.method, self.path
-            )));
-        }
-        let mut head = format!(
-            "{} {} HTTP/1.1\r\nhost: {authority}\r\naccept: {}\r\n",
-            self.method, self.path, self.accept
-        );
-        if self.close {
-            head.push_str("connection: close\r\n");
-        }
-        if let Some(form) = self.form {
-            head.push_str("content-type: application/x-www-form-urlencoded\r\n");
-            head.push_str(&format!("content-length: {}\r\n", form.len()));
-        }
-        head.push_str("\r\n");
-        out.extend_from_slice(head.as_bytes());
-        out.extend_from_slice(self.form.unwrap_or("").as_bytes());
-        Ok(())
-    }
-}
-
-/// An HTTP/1.1 connection over TLS: the stream and the bytes read but not used yet.
-struct Conn {
-    tls: tokio_rustls::client::TlsStream<TcpStream>,
-    buf: Vec<u8>,
-    /// The IdMS closes (or closed) the connection: no further request may go on it.
-    done: bool,
-}
-
-fn broken(what: &str) -> ClientError {
-    ClientError::Transport(format!("HTTP: {what}"))
-}
-
-impl Conn {
-    /// Reads more bytes; `false` at the end of the stream (the IdMS's close_notify).
-    async fn read_more(&mut self) -> Result<bool, ClientError> {
-        self.buf.reserve(4096);
-        let n = self.tls.read_buf(&mut self.buf).await.map_err(transport)?;
-        Ok(n > 0)
-    }
-
-    /// Reads until `len` bytes are buffered.
-    async fn fill(&mut self, len: usize) -> Result<(), ClientError> {
-        while self.buf.len() < len {
-            if !self.read_more().await? {
-                return Err(broken("connection closed inside a response"));
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads one response (interim 1xx ones skipped) to a request of `method`.
-    async fn read_response(&mut self, method: &str) -> Result<HttpResponse, ClientError> {
-        loop {
-            let (len, status, headers, http10) = loop {
-                let mut slots = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
-                let mut r = httparse::Response::new(&mut slots);
-                match r.parse(&self.buf) {
-                    Ok(httparse::Status::Complete(len)) => {
-                        let headers: Vec<(String, String)> = r
-                            .headers
-                            .iter()
-                            .map(|h| {
-                                (
-                                    h.name.to_ascii_lowercase(),
-                                    String::from_utf8_lossy(h.value).into_owned(),
-                                )
-                            })
-                            .collect();
-                        break (len, r.code.unwrap_or(0), headers, r.version == Some(0));
-                    }
-                    Ok(httparse::Status::Partial) if self.buf.len() < MAX_RESPONSE_HEAD => {}
-                    Ok(httparse::Status::Partial) => return Err(broken("response head too long")),
-                    Err(e) => return Err(broken(&e.to_string())),
-                }
-                if !self.read_more().await? {
-                    return Err(broken("connection closed before the response"));
-                }
-            };
-            self.buf.drain(..len);
-            let response = HttpResponse {
-                status,
-                headers,
-                body: Vec::new(),
-            };
-            if (100..200).contains(&status) && status != 101 {
-                continue;
-            }
-            let connection = response.header("connection").unwrap_or("");
-            let has = |token: &str| {
-                connection
-                    .split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case(token))
-            };
-            if has("close") || (http10 && !has("keep-alive")) {
-                self.done = true;
-            }
-            return self.read_body(method, response).await;
-        }
-    }
-
-    /// Reads the body of `response` (RFC 9112 §6.3).
-    async fn read_body(
-        &mut self,
-        method: &str,
-        mut response: HttpResponse,
-    ) -> Result<HttpResponse, ClientError> {
-        let status = response.status;
-        if method.eq_ignore_ascii_case("HEAD") || status == 204 || status == 304 {
-            return Ok(response);
-        }
-        let chunked = response.header("transfer-encoding").map(|te| {
-            te.rsplit(',')
-                .next()
-                .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"))
-        });
-        let length = response.header("content-length").map(str::trim);
-        response.body = match (chunked, length) {
-            (Some(true), _) => self.read_chunked().await?,
-            (None, Some(len)) => {
-                let len: usize = len
-                    .parse()
-                    .ok()
-                    .filter(|_| len.bytes().all(|b| b.is_ascii_digit()))
-                    .ok_or_else(|| broken("bad Content-Length"))?;
-                if len > MAX_RESPONSE_BODY {
-                    return Err(broken("response body too long"));
-                }
-                self.fill(len).await?;
-                self.buf.drain(..len).collect()
-            }
-            // No length: the body runs to the close.
-            _ => {
-                self.done = true;
-                while self.read_more().await? {
-                    if self.buf.len() > MAX_RESPONSE_BODY {
-                        return Err(broken("response body too long"));
-                    }
-                }
-                std::mem::take(&mut self.buf)
-            }
-        };
-        Ok(response)
-    }
-
-    /// Reads one line (without its CRLF) of a chunked body.
-    async fn read_line(&mut self) -> Result<String, ClientError> {
-        loop {
-            if let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                let line = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-                self.buf.drain(..end + 2);
-                return Ok(line);
-            }
-            if self.buf.len() > MAX_RESPONSE_HEAD {
-                return Err(broken("chunk line too long"));
-            }
-            if !self.read_more().await? {
-                return Err(broken("connection closed inside a chunked body"));
-            }
-        }
-    }
-
-    /// Reads a chunked body (RFC 9112 §7.1), trailers dropped.
-    async fn read_chunked(&mut self) -> Result<Vec<u8>, ClientError> {
-        let mut body = Vec::new();
-        loop {
-            let line = self.read_line().await?;
-            let size = line.split(';').next().unwrap_or("").trim();
-            let size = usize::from_str_radix(size, 16)
-                .ok()
-                .filter(|_| !size.is_empty() && size.bytes().all(|b| b.is_ascii_hexdigit()))
-                .ok_or_else(|| broken("bad chunk size"))?;
-            if size == 0 {
-                while !self.read_line().await?.is_empty() {}
-                return Ok(body);
-            }
-            if size > MAX_RESPONSE_BODY - body.len().min(MAX_RESPONSE_BODY) {
-                return Err(broken("response body too long"));
-            }
-            self.fill(size + 2).await?;
-            if self.buf.get(size..size + 2) != Some(b"\r\n".as_slice()) {
-                return Err(broken("chunk without CRLF"));
-            }
-            body.extend(self.buf.drain(..size));
-            self.buf.drain(..2);
-        }
-    }
-}
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
 /// The HTTPS connection a series of exchanges shares: a login's authorize, token and JWKS
 /// requests all go over one keep-alive connection, so a login costs one TLS handshake (the
 /// JWKS request, the last, asks the IdMS to close the connection after it).
 #[derive(Default)]
 struct Session {
-    conn: Option<Conn>,
+    sender: Option<Sender>,
     keep_alive: bool,
 }
 
@@ -471,31 +251,6 @@ fn oauth_error(body: &[u8]) -> (String, String) {
     let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
     (s("error"), s("error_description"))
-}
-
-/// The body of a 200 answer to `GET path`.
-fn text_of(path: &str, r: HttpResponse) -> Result<String, ClientError> {
-    if r.status != 200 {
-        return Err(ClientError::Protocol(format!(
-            "GET {path}: status {}",
-            r.status
-        )));
-    }
-    String::from_utf8(r.body).map_err(|_| ClientError::Protocol(format!("GET {path}: not UTF-8")))
-}
-
-/// The tokens of a token endpoint answer, or its error.
-fn token_response(r: &HttpResponse) -> Result<TokenResponse, ClientError> {
-    if r.status != 200 {
-        let (error, description) = oauth_error(&r.body);
-        return Err(ClientError::TokenRefused {
-            status: r.status,
-            error,
-            description,
-        });
-    }
-    serde_json::from_slice(&r.body)
-        .map_err(|e| ClientError::Protocol(format!("token response: {e}")))
 }
 
 impl IdmClient {
@@ -584,7 +339,7 @@ impl IdmClient {
     }
 
     /// One exchange on `session`'s keep-alive connection (opened, or opened again when the
-    /// IdMS closes it, before the request is sent; a request is never sent twice).
+    /// IdMS closed it, before the request is sent; a request is never sent twice).
     async fn request_on(
         &self,
         session: &mut Session,
@@ -593,21 +348,15 @@ impl IdmClient {
         form: Option<&str>,
         accept: &str,
     ) -> Result<HttpResponse, ClientError> {
-        let close = !session.keep_alive;
-        let req = Req {
-            method,
-            path,
-            form,
-            accept,
-            close,
-        };
-        let mut answers = self.exchange(session, &[req]).await?;
-        answers
-            .pop()
-            .ok_or_else(|| ClientError::Protocol("no response".into()))
+        tokio::time::timeout(
+            EXCHANGE_TIMEOUT,
+            self.exchange(session, method, path, form, accept),
+        )
+        .await
+        .map_err(|_| ClientError::Timeout)?
     }
 
-    async fn connect(&self) -> Result<Conn, ClientError> {
+    async fn connect(&self) -> Result<Sender, ClientError> {
         let tcp = TcpStream::connect(&self.authority)
             .await
             .map_err(transport)?;
@@ -617,49 +366,73 @@ impl IdmClient {
             .connect(self.server_name.clone(), tcp)
             .await
             .map_err(transport)?;
-        Ok(Conn {
-            tls,
-            buf: Vec::new(),
-            done: false,
-        })
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(transport)?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
     }
 
-    /// Sends `reqs` in one write on the session's connection (opened first when there is
-    /// none or the IdMS closes it) and reads their answers, in order, within
-    /// [`EXCHANGE_TIMEOUT`]. More than one request is pipelining (RFC 9112 §9.3.2): nothing
-    /// is ever sent again, so a failure anywhere fails the whole exchange.
     async fn exchange(
         &self,
         session: &mut Session,
-        reqs: &[Req<'_>],
-    ) -> Result<Vec<HttpResponse>, ClientError> {
-        let mut wire = Vec::new();
-        for r in reqs {
-            r.encode(&self.authority, &mut wire)?;
-        }
-        let run = async {
-            let mut conn = match session.conn.take() {
-                Some(c) if !c.done => c,
-                _ => self.connect().await?,
-            };
-            conn.tls.write_all(&wire).await.map_err(transport)?;
-            conn.tls.flush().await.map_err(transport)?;
-            let mut answers = Vec::with_capacity(reqs.len());
-            for (i, r) in reqs.iter().enumerate() {
-                if conn.done && i > 0 {
-                    return Err(broken("the IdMS closed before answering every request"));
-                }
-                answers.push(conn.read_response(r.method).await?);
-            }
-            let last_close = reqs.last().is_some_and(|r| r.close);
-            if session.keep_alive && !last_close && !conn.done {
-                session.conn = Some(conn);
-            }
-            Ok(answers)
+        method: &str,
+        path: &str,
+        form: Option<&str>,
+        accept: &str,
+    ) -> Result<HttpResponse, ClientError> {
+        // Take the open connection if it is still usable, else open one.
+        let open = match session.sender.take() {
+            Some(mut s) if !s.is_closed() => s.ready().await.is_ok().then_some(s),
+            _ => None,
         };
-        tokio::time::timeout(EXCHANGE_TIMEOUT, run)
+        let mut sender = match open {
+            Some(s) => s,
+            None => self.connect().await?,
+        };
+        let mut builder = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, self.authority.as_str())
+            .header(hyper::header::ACCEPT, accept);
+        if !session.keep_alive {
+            builder = builder.header(hyper::header::CONNECTION, "close");
+        }
+        if form.is_some() {
+            builder = builder.header(
+                hyper::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            );
+        }
+        let body = Full::new(Bytes::from(form.unwrap_or("").to_owned()));
+        let req = builder.body(body).map_err(transport)?;
+        let resp = sender.send_request(req).await.map_err(transport)?;
+        let (parts, body) = resp.into_parts();
+        let body = Limited::new(body, MAX_RESPONSE_BODY)
+            .collect()
             .await
-            .map_err(|_| ClientError::Timeout)?
+            .map_err(transport)?
+            .to_bytes();
+        if session.keep_alive {
+            session.sender = Some(sender);
+        }
+        let headers = parts
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        Ok(HttpResponse {
+            status: parts.status.as_u16(),
+            headers,
+            body: body.to_vec(),
+        })
     }
 
     /// GETs a path and returns the body of a 200 answer.
@@ -674,7 +447,13 @@ impl IdmClient {
         let r = self
             .request_on(session, "GET", path, None, "application/json")
             .await?;
-        text_of(path, r)
+        if r.status != 200 {
+            return Err(ClientError::Protocol(format!(
+                "GET {path}: status {}",
+                r.status
+            )));
+        }
+        Ok(r.text())
     }
 
     /// The discovery document.
@@ -861,33 +640,11 @@ impl IdmClient {
                 ("code_verifier", verifier),
             ],
         );
-        // The token request and the JWKS request go out together, the JWKS last (it is
-        // answered after the tokens are signed, so it holds their key) with
-        // `Connection: close` (RFC 9112 §9.6): the IdMS answers both in one flight and closes
-        // instead of waking up once more to read this client's close_notify.
-        let token = Req {
-            method: "POST",
-            path: TOKEN_PATH,
-            form: Some(form.trim_start_matches('?')),
-            accept: "application/json",
-            close: false,
-        };
-        let jwks = Req {
-            method: "GET",
-            path: JWKS_PATH,
-            form: None,
-            accept: "application/json",
-            close: true,
-        };
-        session.keep_alive = false;
-        let mut answers = self.exchange(session, &[token, jwks]).await?.into_iter();
-        let (Some(token), Some(jwks)) = (answers.next(), answers.next()) else {
-            return Err(ClientError::Protocol("missing response".into()));
-        };
-        let response = token_response(&token)?;
-        let jwks = text_of(JWKS_PATH, jwks)?;
+        let response = self
+            .token_request(session, form.trim_start_matches('?'))
+            .await?;
         let id_token = self
-            .validate_id_token_with(&jwks, &response, &request.client_id, Some(nonce))
+            .validate_id_token_on(session, &response, &request.client_id, Some(nonce))
             .await?;
         Ok(Tokens { response, id_token })
     }
@@ -900,7 +657,16 @@ impl IdmClient {
         let r = self
             .request_on(session, "POST", TOKEN_PATH, Some(form), "application/json")
             .await?;
-        token_response(&r)
+        if r.status != 200 {
+            let (error, description) = oauth_error(&r.body);
+            return Err(ClientError::TokenRefused {
+                status: r.status,
+                error,
+                description,
+            });
+        }
+        serde_json::from_slice(&r.body)
+            .map_err(|e| ClientError::Protocol(format!("token response: {e}")))
     }
 
     /// Validates the ID token of a token response against the IdMS's JWKS and issuer (its URL,
@@ -925,30 +691,16 @@ impl IdmClient {
         client_id: &str,
         nonce: Option<&str>,
     ) -> Result<IdToken, ClientError> {
-        // The JWKS is the session's last exchange (unless the token names another issuer:
-        // then the discovery document follows on a fresh connection): it says
-        // `Connection: close` (RFC 9112 §9.6).
-        session.keep_alive = false;
-        let jwks = self.get_text_on(session, JWKS_PATH).await?;
-        self.validate_id_token_with(&jwks, response, client_id, nonce)
-            .await
-    }
-
-    /// Validates the ID token of `response` with the keys of the JWKS document `jwks`, and
-    /// the IdMS's URL as issuer, or the discovery document's `issuer` (fetched then, on a
-    /// fresh connection) when the token names another.
-    async fn validate_id_token_with(
-        &self,
-        jwks: &str,
-        response: &TokenResponse,
-        client_id: &str,
-        nonce: Option<&str>,
-    ) -> Result<IdToken, ClientError> {
         let token = response
             .id_token
             .as_deref()
             .ok_or_else(|| ClientError::Protocol("no id_token".into()))?;
-        let set = JwkSet::from_json(jwks)?;
+        // The JWKS is the session's last exchange (unless the token names another issuer:
+        // then the discovery document follows on a fresh connection): it says
+        // `Connection: close` (RFC 9112 §9.6), so the IdMS closes after answering instead of
+        // waking up once more to read this client's close_notify.
+        session.keep_alive = false;
+        let set = JwkSet::from_json(&self.get_text_on(session, JWKS_PATH).await?)?;
         // The signature is checked first in either case; only the expected `iss` differs.
         let by_url = Validator::new(
             ValidatorConfig::new(self.base.clone(), client_id),
@@ -959,7 +711,7 @@ impl IdmClient {
             other => return Ok(other?),
         }
         let issuer = self
-            .discovery_on(&mut Session::closing())
+            .discovery_on(session)
             .await?
             .get("issuer")
             .and_then(|v| v.as_str())
@@ -989,76 +741,5 @@ impl IdmClient {
         );
         self.token_request(&mut Session::closing(), form.trim_start_matches('?'))
             .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use crate::idm::demo;
-
-    /// A TLS server on loopback answering each connection's first request with `answer`
-    /// (the request is read past its blank line, then `answer` is written and the
-    /// connection closed with close_notify). Returns its URL and certificate.
-    async fn canned(answer: &'static [u8]) -> (String, CertificateDer<'static>) {
-        use tokio::io::AsyncReadExt as _;
-        let (der, key, _) = demo::self_signed_cert().unwrap();
-        let config = super::super::server::tls_config(vec![der.clone()], key).unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(config);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("https://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let mut tls = acceptor.accept(tcp).await.unwrap();
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    let n = tls.read(&mut buf).await.unwrap();
-                    head.extend_from_slice(&buf[..n]);
-                }
-                tls.write_all(answer).await.unwrap();
-                tls.shutdown().await.unwrap();
-            }
-        });
-        (url, der)
-    }
-
-    /// Bodies framed by chunks (extensions and trailers skipped), by the close, and none
-    /// for 204; headers come lower-cased; a bad chunk size is an error, not a panic.
-    #[tokio::test]
-    async fn response_framing() {
-        let (url, der) = canned(
-            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Test: a\r\n\r\n5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nTrailer: t\r\n\r\n",
-        )
-        .await;
-        let c = IdmClient::new(&url, std::slice::from_ref(&der)).unwrap();
-        let r = c.request("GET", "/x", None, "*/*").await.unwrap();
-        assert_eq!((r.status, r.text().as_str()), (200, "hello, world"));
-        assert_eq!(r.header("x-test"), Some("a"));
-        assert!(r.headers.iter().any(|(n, _)| n == "x-test"));
-
-        let (url, der) = canned(b"HTTP/1.1 200 OK\r\n\r\nto the close").await;
-        let c = IdmClient::new(&url, std::slice::from_ref(&der)).unwrap();
-        let r = c.request("GET", "/x", None, "*/*").await.unwrap();
-        assert_eq!(r.text(), "to the close");
-
-        let (url, der) = canned(b"HTTP/1.1 204 No Content\r\n\r\n").await;
-        let c = IdmClient::new(&url, std::slice::from_ref(&der)).unwrap();
-        let r = c.request("POST", "/x", Some("a=b"), "*/*").await.unwrap();
-        assert_eq!((r.status, r.body.len()), (204, 0));
-
-        let (url, der) =
-            canned(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").await;
-        let c = IdmClient::new(&url, std::slice::from_ref(&der)).unwrap();
-        let e = c.request("GET", "/x", None, "*/*").await.unwrap_err();
-        assert!(
-            matches!(e, ClientError::Transport(ref m) if m.contains("chunk")),
-            "{e}"
-        );
-
-        // A request that would break the framing is refused before anything is sent.
-        let e = c.request("GET", "/x y", None, "*/*").await.unwrap_err();
-        assert!(matches!(e, ClientError::Transport(_)), "{e}");
     }
 }
