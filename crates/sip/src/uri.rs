@@ -50,6 +50,19 @@ pub struct Uri {
     headers: Option<Span>,
 }
 
+/// What [`Uri::scan`] finds: the fields of a [`Uri`] but its text.
+#[derive(Clone, Copy)]
+struct Parts {
+    scheme: Scheme,
+    scheme_end: u32,
+    user: Option<Span>,
+    password: Option<Span>,
+    host: Span,
+    port: Option<u16>,
+    params: Option<Span>,
+    headers: Option<Span>,
+}
+
 fn uri_err(offset: usize, expected: &'static str) -> Error {
     Error::Uri { offset, expected }
 }
@@ -88,20 +101,18 @@ impl Uri {
     /// # Errors
     /// [`Error::Uri`] with the offset of the first byte that does not fit the grammar.
     pub fn from_bytes(src: Bytes) -> Result<Self> {
-        let mut uri = Self::scan(&src)?;
+        let parts = Self::scan(&src)?;
         // the grammar admits ASCII only, so this holds for every URI that scanned
-        uri.src = ByteString::try_from(src).map_err(|e| uri_err(e.valid_up_to(), "UTF-8 text"))?;
-        Ok(uri)
+        let src = ByteString::try_from(src).map_err(|e| uri_err(e.valid_up_to(), "UTF-8 text"))?;
+        Ok(Self::with_parts(src, parts))
     }
 
     /// Parse a URI that is the whole of `src` (zero-copy, no UTF-8 check).
     pub(crate) fn from_text(src: ByteString) -> Result<Self> {
-        let mut uri = Self::scan(src.as_bytes())?;
-        uri.src = src;
-        Ok(uri)
+        let parts = Self::scan(src.as_bytes())?;
+        Ok(Self::with_parts(src, parts))
     }
 
-    /// The grammar check and the offsets; `src` is left empty.
     /// The scheme of `s` and its end (the `:` after it).
     fn scan_scheme(s: &[u8]) -> Result<(Scheme, usize)> {
         // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
@@ -133,7 +144,8 @@ impl Uri {
         Ok((scheme, i))
     }
 
-    fn scan(s: &[u8]) -> Result<Self> {
+    /// The grammar check and the offsets.
+    fn scan(s: &[u8]) -> Result<Parts> {
         if u32::try_from(s.len()).is_err() {
             return Err(uri_err(0, "a shorter URI"));
         }
@@ -143,7 +155,7 @@ impl Uri {
             Some(b"sip:") => (Scheme::Sip, 3),
             _ => Self::scan_scheme(s)?,
         };
-        let mut uri = Self {
+        let mut uri = Parts {
             scheme,
             scheme_end: i as u32,
             user: None,
@@ -152,7 +164,6 @@ impl Uri {
             port: None,
             params: None,
             headers: None,
-            src: ByteString::new(),
         };
         let start = i + 1;
         match scheme {
@@ -173,6 +184,24 @@ impl Uri {
         Ok(uri)
     }
 
+    /// The URI of `src` with the offsets `p` found in it.
+    #[inline]
+    fn with_parts(src: ByteString, p: Parts) -> Self {
+        Self {
+            src,
+            scheme: p.scheme,
+            scheme_end: p.scheme_end,
+            user: p.user,
+            password: p.password,
+            host: p.host,
+            port: p.port,
+            params: p.params,
+            headers: p.headers,
+        }
+    }
+}
+
+impl Parts {
     fn parse_sip(&mut self, s: &[u8], start: usize) -> Result<()> {
         let mut i = start;
         // userinfo: no '@' may appear elsewhere in a SIP URI (escaped it is %40).
@@ -308,7 +337,9 @@ impl Uri {
         }
         Ok(())
     }
+}
 
+impl Uri {
     fn text(&self, sp: Span) -> &str {
         sp.text(&self.src)
     }
