@@ -35,7 +35,7 @@
 //!   `Retry-After` and never mistakes the failure for "no state".
 
 use std::collections::hash_map::Entry as MapEntry;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Instant;
@@ -312,6 +312,100 @@ impl Hasher for TagHasher {
     }
 }
 
+/// A deadline index keyed by (deadline, number), the keys unique (the number is a store
+/// version). Keys mostly come in order (deadlines are `now` plus a period): a key after the
+/// last one is appended to a sorted queue, where a B-tree would walk its right edge comparing
+/// every key of each node; any other key goes to a B-tree. A key removed from inside the queue
+/// leaves a gap (`None`), dropped once it reaches either end, or all at once when gaps
+/// outnumber the entries.
+#[derive(Debug)]
+struct DeadlineIndex<V> {
+    queue: VecDeque<((Instant, u64), Option<V>)>,
+    gaps: usize,
+    tree: BTreeMap<(Instant, u64), V>,
+}
+
+impl<V> Default for DeadlineIndex<V> {
+    fn default() -> Self {
+        Self {
+            queue: VecDeque::new(),
+            gaps: 0,
+            tree: BTreeMap::new(),
+        }
+    }
+}
+
+impl<V> DeadlineIndex<V> {
+    /// Adds `key` (not in the index).
+    fn insert(&mut self, key: (Instant, u64), value: V) {
+        if self.queue.back().is_none_or(|(last, _)| *last < key) {
+            self.queue.push_back((key, Some(value)));
+        } else {
+            self.tree.insert(key, value);
+        }
+    }
+
+    /// Removes `key` if present.
+    fn remove(&mut self, key: &(Instant, u64)) {
+        match self.queue.binary_search_by(|(k, _)| k.cmp(key)) {
+            Ok(i) => {
+                if let Some((_, v)) = self.queue.get_mut(i)
+                    && v.take().is_some()
+                {
+                    self.gaps += 1;
+                }
+                self.trim();
+            }
+            Err(_) => {
+                self.tree.remove(key);
+            }
+        }
+    }
+
+    fn trim(&mut self) {
+        while let Some((_, None)) = self.queue.front() {
+            self.queue.pop_front();
+            self.gaps -= 1;
+        }
+        while let Some((_, None)) = self.queue.back() {
+            self.queue.pop_back();
+            self.gaps -= 1;
+        }
+        if self.gaps > self.queue.len() / 2 {
+            self.queue.retain(|(_, v)| v.is_some());
+            self.gaps = 0;
+        }
+    }
+
+    /// The first deadline.
+    fn first(&self) -> Option<Instant> {
+        // The queue's front is never a gap.
+        let queued = self.queue.front().map(|((t, _), _)| *t);
+        let tree = self.tree.keys().next().map(|(t, _)| *t);
+        queued.into_iter().chain(tree).min()
+    }
+
+    /// Up to `max` entries with a deadline at or before `now`, in key order.
+    fn due(&self, now: Instant, max: usize) -> Vec<((Instant, u64), &V)> {
+        let queued = self
+            .queue
+            .iter()
+            .take_while(|((t, _), _)| *t <= now)
+            .filter_map(|(k, v)| v.as_ref().map(|v| (*k, v)))
+            .take(max);
+        let tree = self
+            .tree
+            .iter()
+            .take_while(|((t, _), _)| *t <= now)
+            .take(max)
+            .map(|(k, v)| (*k, v));
+        let mut due: Vec<_> = queued.chain(tree).collect();
+        due.sort_by_key(|(k, _)| *k);
+        due.truncate(max);
+        due
+    }
+}
+
 /// The default in-memory store: hash maps of records plus deadline indexes. `load_*`
 /// clones the record, as a remote store would.
 #[derive(Debug, Default)]
@@ -320,7 +414,7 @@ pub struct MemoryStore {
     dialogs: HashMap<u64, DialogEntry, BuildHasherDefault<TagHasher>>,
     /// UE deadlines keyed by (deadline, version of the record that set it): no string
     /// comparisons on the index.
-    ue_deadlines: BTreeMap<(Instant, u64), Arc<str>>,
+    ue_deadlines: DeadlineIndex<Arc<str>>,
     dialog_deadlines: BTreeSet<(Instant, u64)>,
     next_version: u64,
 }
@@ -500,10 +594,9 @@ impl ServiceStateStore for MemoryStore {
     fn due(&self, now: Instant, max: usize) -> Result<Vec<StoreKey>, StoreError> {
         let ues = self
             .ue_deadlines
-            .iter()
-            .take_while(|((t, _), _)| *t <= now)
-            .take(max)
-            .map(|((t, _), k)| (*t, StoreKey::Ue(k.to_string())));
+            .due(now, max)
+            .into_iter()
+            .map(|((t, _), k)| (t, StoreKey::Ue(k.to_string())));
         let dialogs = self
             .dialog_deadlines
             .iter()
@@ -517,7 +610,7 @@ impl ServiceStateStore for MemoryStore {
     }
 
     fn next_expiry(&self) -> Option<Instant> {
-        let ue = self.ue_deadlines.keys().next().map(|(t, _)| *t);
+        let ue = self.ue_deadlines.first();
         let dialog = self.dialog_deadlines.first().map(|(t, _)| *t);
         ue.into_iter().chain(dialog).min()
     }
@@ -542,6 +635,64 @@ mod tests {
                 token_exp: 1,
             },
             version: 1,
+        }
+    }
+
+    proptest::proptest! {
+        /// The deadline index answers as one B-tree map: keys mostly in order (appended),
+        /// some not, removals anywhere (gaps), `first` and `due` after every step.
+        #[test]
+        fn deadline_index_answers_as_a_btree(
+            ops in proptest::collection::vec((0u8..4, 0u64..64, 0u64..8), 0..300),
+        ) {
+            #[allow(clippy::disallowed_methods)] // the test's clock origin
+            let origin = Instant::now();
+            let mut index = DeadlineIndex::default();
+            let mut reference = BTreeMap::new();
+            let mut version = 0u64;
+            let mut clock = 0u64;
+            for (op, secs, n) in ops {
+                match op {
+                    // In order: deadlines follow a clock that moves on.
+                    0 | 1 => {
+                        clock += secs % 4;
+                        version += 1;
+                        let key = (origin + Duration::from_secs(clock + 10), version);
+                        index.insert(key, version);
+                        reference.insert(key, version);
+                    }
+                    // Any deadline.
+                    2 => {
+                        version += 1;
+                        let key = (origin + Duration::from_secs(secs), version);
+                        index.insert(key, version);
+                        reference.insert(key, version);
+                    }
+                    // Remove the n-th key (or a missing one).
+                    _ => {
+                        let key = reference
+                            .keys()
+                            .nth(usize::try_from(n).unwrap_or(0))
+                            .copied()
+                            .unwrap_or((origin, u64::MAX));
+                        index.remove(&key);
+                        reference.remove(&key);
+                    }
+                }
+                proptest::prop_assert_eq!(index.first(), reference.keys().next().map(|(t, _)| *t));
+                let now = origin + Duration::from_secs(secs);
+                let max = usize::try_from(n).unwrap_or(0);
+                let expected: Vec<_> = reference
+                    .iter()
+                    .take_while(|((t, _), _)| *t <= now)
+                    .take(max)
+                    .map(|(k, v)| (*k, v))
+                    .collect();
+                proptest::prop_assert_eq!(index.due(now, max), expected);
+                let live = index.queue.iter().filter(|(_, v)| v.is_some()).count();
+                proptest::prop_assert_eq!(live + index.tree.len(), reference.len());
+                proptest::prop_assert!(index.gaps <= index.queue.len() / 2);
+            }
         }
     }
 
