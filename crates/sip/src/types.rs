@@ -52,11 +52,24 @@ impl CSeq {
     #[inline]
     fn parse_plain(s: &str) -> Option<Self> {
         let b = s.as_bytes();
-        let sp = b.iter().position(|c| !c.is_ascii_digit())?;
+        // the number as the digits go by (more than 9 digits: read by `parse_u32` as before)
+        let mut n: u32 = 0;
+        let mut sp = 0;
+        while let Some(&c) = b.get(sp) {
+            if !c.is_ascii_digit() {
+                break;
+            }
+            n = n.wrapping_mul(10).wrapping_add(u32::from(c - b'0'));
+            sp += 1;
+        }
         if sp == 0 || b.get(sp) != Some(&b' ') {
             return None;
         }
-        let seq = chars::parse_u32(b.get(..sp)?)?;
+        let seq = if sp <= 9 {
+            n
+        } else {
+            chars::parse_u32(b.get(..sp)?)?
+        };
         // a method is a token: no white space or other byte after it
         let method = Method::parse_bytes(b.get(sp + 1..)?).ok()?;
         Some(Self { seq, method })
