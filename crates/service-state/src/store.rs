@@ -35,7 +35,7 @@
 //!   `Retry-After` and never mistakes the failure for "no state".
 
 use std::collections::hash_map::Entry as MapEntry;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Instant;
@@ -289,6 +289,8 @@ impl Entry {
 struct DialogEntry {
     version: u64,
     record: Box<DialogRecord>,
+    /// Second half of the record's deadline index key (the version that indexed it).
+    deadline_key: u64,
 }
 
 /// Hasher of dialog tags: 64 random bits chosen by the server (no peer picks them), so a
@@ -404,6 +406,31 @@ impl<V> DeadlineIndex<V> {
         due.truncate(max);
         due
     }
+
+    /// As [`DeadlineIndex::due`], plus the further entries with the same deadline as the
+    /// `max`-th (all that could come first in another order of equal deadlines).
+    fn due_with_ties(&self, now: Instant, max: usize) -> Vec<((Instant, u64), &V)> {
+        let mut due = self.due(now, max);
+        let Some(&(last, _)) = due.last() else {
+            return due;
+        };
+        if due.len() < max {
+            return due;
+        }
+        let start = self.queue.partition_point(|(k, _)| *k <= last);
+        let queued = self
+            .queue
+            .range(start..)
+            .take_while(|((t, _), _)| *t == last.0)
+            .filter_map(|(k, v)| v.as_ref().map(|v| (*k, v)));
+        let tree = self
+            .tree
+            .range((std::ops::Bound::Excluded(last), std::ops::Bound::Unbounded))
+            .take_while(|((t, _), _)| *t == last.0)
+            .map(|(k, v)| (*k, v));
+        due.extend(queued.chain(tree));
+        due
+    }
 }
 
 /// The default in-memory store: hash maps of records plus deadline indexes. `load_*`
@@ -415,7 +442,8 @@ pub struct MemoryStore {
     /// UE deadlines keyed by (deadline, version of the record that set it): no string
     /// comparisons on the index.
     ue_deadlines: DeadlineIndex<Arc<str>>,
-    dialog_deadlines: BTreeSet<(Instant, u64)>,
+    /// Dialog deadlines keyed by (deadline, version of the record that set it), the tag beside.
+    dialog_deadlines: DeadlineIndex<u64>,
     next_version: u64,
 }
 
@@ -558,17 +586,19 @@ impl ServiceStateStore for MemoryStore {
                         // watches the lease, whose end hands the dialog (expired or not)
                         // to another instance.
                         let deadline = record.lease_expires;
-                        if deadline != old {
-                            self.dialog_deadlines.remove(&(old, tag));
-                            self.dialog_deadlines.insert((deadline, tag));
-                        }
                         let entry = slot.get_mut();
+                        if deadline != old {
+                            self.dialog_deadlines.remove(&(old, entry.deadline_key));
+                            self.dialog_deadlines.insert((deadline, version), tag);
+                            entry.deadline_key = version;
+                        }
                         entry.version = version;
                         // Reuses the box: an update allocates nothing.
                         *entry.record = record;
                     }
                     None => {
-                        self.dialog_deadlines.remove(&(old, tag));
+                        self.dialog_deadlines
+                            .remove(&(old, slot.get().deadline_key));
                         slot.remove();
                     }
                 }
@@ -579,10 +609,11 @@ impl ServiceStateStore for MemoryStore {
                 }
                 if let Some(record) = record {
                     let deadline = record.lease_expires;
-                    self.dialog_deadlines.insert((deadline, tag));
+                    self.dialog_deadlines.insert((deadline, version), tag);
                     slot.insert(DialogEntry {
                         version,
                         record: Box::new(record),
+                        deadline_key: version,
                     });
                 }
             }
@@ -597,12 +628,17 @@ impl ServiceStateStore for MemoryStore {
             .due(now, max)
             .into_iter()
             .map(|((t, _), k)| (t, StoreKey::Ue(k.to_string())));
-        let dialogs = self
+        // The first `max` dialogs by (deadline, tag), as the index was once keyed (the order
+        // among equal deadlines stays as it was).
+        let mut dialogs: Vec<(Instant, u64)> = self
             .dialog_deadlines
-            .iter()
-            .take_while(|(t, _)| *t <= now)
-            .take(max)
-            .map(|(t, k)| (*t, StoreKey::Dialog(*k)));
+            .due_with_ties(now, max)
+            .into_iter()
+            .map(|((t, _), tag)| (t, *tag))
+            .collect();
+        dialogs.sort_unstable();
+        dialogs.truncate(max);
+        let dialogs = dialogs.into_iter().map(|(t, k)| (t, StoreKey::Dialog(k)));
         let mut due: Vec<(Instant, StoreKey)> = ues.chain(dialogs).collect();
         due.sort_by_key(|(t, _)| *t);
         due.truncate(max);
@@ -611,7 +647,7 @@ impl ServiceStateStore for MemoryStore {
 
     fn next_expiry(&self) -> Option<Instant> {
         let ue = self.ue_deadlines.first();
-        let dialog = self.dialog_deadlines.first().map(|(t, _)| *t);
+        let dialog = self.dialog_deadlines.first();
         ue.into_iter().chain(dialog).min()
     }
 }
@@ -693,6 +729,55 @@ mod tests {
                 proptest::prop_assert_eq!(live + index.tree.len(), reference.len());
                 proptest::prop_assert!(index.gaps <= index.queue.len() / 2);
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// Dialogs indexed by (deadline, version) still come out as the first `max` by
+        /// (deadline, tag): `due_with_ties` sorted and cut equals the B-tree set's first ones.
+        #[test]
+        fn dialog_due_order_is_by_deadline_then_tag(
+            entries in proptest::collection::vec((0u64..6, proptest::num::u64::ANY), 0..60),
+            removals in proptest::collection::vec(0usize..60, 0..20),
+            now in 0u64..8,
+            max in 0usize..20,
+        ) {
+            #[allow(clippy::disallowed_methods)] // the test's clock origin
+            let origin = Instant::now();
+            let mut index = DeadlineIndex::default();
+            let mut reference = std::collections::BTreeSet::new();
+            let mut keys = Vec::new();
+            for (version, (secs, tag)) in (1u64..).zip(entries) {
+                let t = origin + Duration::from_secs(secs);
+                // tags are unique
+                if reference.iter().any(|(_, g)| *g == tag) {
+                    continue;
+                }
+                index.insert((t, version), tag);
+                reference.insert((t, tag));
+                keys.push(((t, version), tag));
+            }
+            for r in removals {
+                if let Some(&(key, tag)) = keys.get(r) {
+                    index.remove(&key);
+                    reference.remove(&(key.0, tag));
+                }
+            }
+            let now = origin + Duration::from_secs(now);
+            let mut got: Vec<(Instant, u64)> = index
+                .due_with_ties(now, max)
+                .into_iter()
+                .map(|((t, _), tag)| (t, *tag))
+                .collect();
+            got.sort_unstable();
+            got.truncate(max);
+            let expected: Vec<_> = reference
+                .iter()
+                .take_while(|(t, _)| *t <= now)
+                .take(max)
+                .copied()
+                .collect();
+            proptest::prop_assert_eq!(got, expected);
         }
     }
 
