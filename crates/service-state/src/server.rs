@@ -1906,9 +1906,10 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
                 return Err(self.store_refusal(&e));
             }
         }
-        let version = self.sessions.get(&session).map_or(0, |s| s.version);
         let id = self.next_id;
         self.next_id += 1;
+        // One lookup of the session for its version, identity and the record.
+        let found = self.sessions.get(&session);
         let mut sub = Subscription::new(
             &sub_req,
             session,
@@ -1916,13 +1917,13 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             &contact,
             now + secs(expires),
             &self.service_uri,
-            self.sessions.get(&session).map(|s| &s.impu),
+            found.map(|s| &s.impu),
         );
         sub.lease_expires = now + self.config.dialog_lease;
         // The record as it is after the first NOTIFY below.
         sub.local_cseq = 1;
-        sub.notified_version = version;
-        let record = match self.sessions.get(&session) {
+        sub.notified_version = found.map_or(0, |s| s.version);
+        let record = match found {
             Some(s) => sub.record(self.config.instance_id, &s.impu, &s.mcptt_id),
             None => sub.record(
                 self.config.instance_id,
