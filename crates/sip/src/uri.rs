@@ -38,16 +38,8 @@ pub enum Scheme {
 #[derive(Clone)]
 pub struct Uri {
     src: ByteString,
-    scheme: Scheme,
-    scheme_end: u32,
-    user: Option<Span>,
-    password: Option<Span>,
-    host: Span,
-    port: Option<u16>,
-    /// From the first `;` (excluded) to the headers or end.
-    params: Option<Span>,
-    /// After the `?`.
-    headers: Option<Span>,
+    /// Where each part is in `src`.
+    p: Parts,
 }
 
 /// What [`Uri::scan`] finds: the fields of a [`Uri`] but its text.
@@ -187,17 +179,7 @@ impl Uri {
     /// The URI of `src` with the offsets `p` found in it.
     #[inline]
     fn with_parts(src: ByteString, p: Parts) -> Self {
-        Self {
-            src,
-            scheme: p.scheme,
-            scheme_end: p.scheme_end,
-            user: p.user,
-            password: p.password,
-            host: p.host,
-            port: p.port,
-            params: p.params,
-            headers: p.headers,
-        }
+        Self { src, p }
     }
 }
 
@@ -359,25 +341,25 @@ impl Uri {
     /// The scheme.
     #[must_use]
     pub fn scheme(&self) -> Scheme {
-        self.scheme
+        self.p.scheme
     }
 
     /// The scheme as written (e.g. `sip`, `SIPS`, `soap.beep`).
     #[must_use]
     pub fn scheme_str(&self) -> &str {
-        self.text(Span::new(0, self.scheme_end as usize))
+        self.text(Span::new(0, self.p.scheme_end as usize))
     }
 
     /// Whether this is a `sips:` URI.
     #[must_use]
     pub fn is_sips(&self) -> bool {
-        self.scheme == Scheme::Sips
+        self.p.scheme == Scheme::Sips
     }
 
     /// The user part (SIP/SIPS) or the telephone number (TEL), escapes kept.
     #[must_use]
     pub fn user(&self) -> Option<&str> {
-        self.user.map(|s| self.text(s))
+        self.p.user.map(|s| self.text(s))
     }
 
     /// The user part with `%` escapes decoded.
@@ -389,36 +371,37 @@ impl Uri {
     /// The password of the userinfo (deprecated by RFC 3261 but part of the grammar).
     #[must_use]
     pub fn password(&self) -> Option<&str> {
-        self.password.map(|s| self.text(s))
+        self.p.password.map(|s| self.text(s))
     }
 
     /// The host: a name, an IPv4 address, or an IPv6 reference with its brackets. Empty for
     /// TEL and other schemes.
     #[must_use]
     pub fn host(&self) -> &str {
-        self.text(self.host)
+        self.text(self.p.host)
     }
 
     /// The port, if written.
     #[must_use]
     pub fn port(&self) -> Option<u16> {
-        self.port
+        self.p.port
     }
 
     /// `host[:port]` as written.
     #[must_use]
     pub fn host_port(&self) -> &str {
         let end = self
+            .p
             .params
             .map(|p| p.start as usize - 1)
-            .or_else(|| self.headers.map(|h| h.start as usize - 1))
+            .or_else(|| self.p.headers.map(|h| h.start as usize - 1))
             .unwrap_or_else(|| self.src.len());
-        self.text(Span::new(self.host.start as usize, end))
+        self.text(Span::new(self.p.host.start as usize, end))
     }
 
     /// The URI parameters in order, as `(name, value)`; flag parameters have no value.
     pub fn params(&self) -> impl Iterator<Item = (&str, Option<&str>)> + '_ {
-        let text = self.params.map(|p| self.text(p)).unwrap_or_default();
+        let text = self.p.params.map(|p| self.text(p)).unwrap_or_default();
         text.split(';')
             .filter(|p| !p.is_empty())
             .map(|p| match p.split_once('=') {
@@ -438,7 +421,7 @@ impl Uri {
         }
         // as `params()`, one byte loop over the text (no splitting, no vectorised search:
         // parameter lists are short)
-        let text = self.params.map(|p| self.text(p)).unwrap_or_default();
+        let text = self.p.params.map(|p| self.text(p)).unwrap_or_default();
         let (b, n) = (text.as_bytes(), name.len());
         let mut start = 0;
         while start <= b.len() {
@@ -472,7 +455,7 @@ impl Uri {
 
     /// The URI headers (after `?`) in order, as `(name, value)`, escapes kept.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        let text = self.headers.map(|p| self.text(p)).unwrap_or_default();
+        let text = self.p.headers.map(|p| self.text(p)).unwrap_or_default();
         text.split('&')
             .filter(|p| !p.is_empty())
             .map(|p| p.split_once('=').unwrap_or((p, "")))
@@ -482,18 +465,18 @@ impl Uri {
     /// Request-URI.
     #[must_use]
     pub fn has_headers(&self) -> bool {
-        self.headers.is_some()
+        self.p.headers.is_some()
     }
 
     /// The URI without its headers part (`?...`), e.g. to use a Contact as a target.
     #[must_use]
     pub fn without_headers(&self) -> Self {
-        match self.headers {
+        match self.p.headers {
             None => self.clone(),
             Some(h) => {
                 let mut u = self.clone();
                 u.src = Span::new(0, h.start as usize - 1).sub(&self.src);
-                u.headers = None;
+                u.p.headers = None;
                 u
             }
         }
@@ -509,14 +492,14 @@ impl Uri {
     /// case-insensitive scheme.
     #[must_use]
     pub fn matches(&self, other: &Self) -> bool {
-        if self.scheme != other.scheme {
+        if self.p.scheme != other.p.scheme {
             return false;
         }
-        match self.scheme {
+        match self.p.scheme {
             Scheme::Other => {
                 let (a, b) = (self.as_str(), other.as_str());
-                let (sa, ra) = a.split_at(self.scheme_end as usize);
-                let (sb, rb) = b.split_at(other.scheme_end as usize);
+                let (sa, ra) = a.split_at(self.p.scheme_end as usize);
+                let (sb, rb) = b.split_at(other.p.scheme_end as usize);
                 sa.eq_ignore_ascii_case(sb) && ra == rb
             }
             Scheme::Tel => {
@@ -537,7 +520,7 @@ impl Uri {
                 un(self.user()) == un(other.user())
                     && un(self.password()) == un(other.password())
                     && self.host().eq_ignore_ascii_case(other.host())
-                    && self.port == other.port
+                    && self.p.port == other.p.port
                     && params_match(
                         self,
                         other,
