@@ -864,6 +864,9 @@ impl WebDriver {
         let caps = serde_json::json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "acceptInsecureCerts": true,
+            // Element lookups wait (up to 10 s) for the page a click loads, instead of
+            // failing on the page before it.
+            "timeouts": {"implicit": 10000},
             "goog:chromeOptions": {"binary": chromium, "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]}
         }}});
         let v = Self::call(addr, "POST", "/session", Some(caps)).await;
