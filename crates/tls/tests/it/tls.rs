@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use mcptt_tls::rustls::{self, AlertDescription, CertificateError};
 use mcptt_tls::{
-    Destination, Error, Event, Events, IdentityPolicy, Transport, TransportConfig, TransportKind,
-    UriSanPolicy,
+    ConnectionHandle, Destination, Error, Event, Events, IdentityPolicy, Transport,
+    TransportConfig, TransportKind, UriSanPolicy,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -451,23 +451,44 @@ async fn flush_of_a_large_queued_batch_over_tls() {
     }
 }
 
+/// `client` connected to a raw tokio-rustls server (accepting with `pki`'s server config), which
+/// sees exactly the bytes the client writes.
+async fn connect_to_raw_peer(
+    client: &Transport,
+    pki: &Pki,
+) -> (
+    ConnectionHandle,
+    tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+) {
+    let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config());
+    let server_dest = dest(listener.local_addr().unwrap());
+    let (conn, peer) = tokio::join!(client.connect(&server_dest), async {
+        let (tcp, _) = listener.accept().await.unwrap();
+        acceptor.accept(tcp).await.unwrap()
+    });
+    (conn.unwrap(), peer)
+}
+
+/// Closes `conn` and checks that its raw peer received nothing more.
+async fn assert_nothing_more_after_close(
+    conn: ConnectionHandle,
+    mut peer: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+) {
+    conn.close().await;
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(WAIT, peer.read_to_end(&mut rest)).await;
+    assert!(rest.is_empty(), "{} extra bytes", rest.len());
+}
+
 /// `queue_bytes` takes pre-encoded bytes like `queue` takes a message: they leave, in the
 /// order queued and mixed with queued messages, with the next `send` (here toward a raw
 /// tokio-rustls peer, which sees exactly those bytes), and a later batch with `flush`.
 #[tokio::test]
 async fn queue_bytes_leave_in_order_with_the_next_send_or_flush() {
     let pki = Pki::new("queue_bytes CA");
-    let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config());
     let (client, _cev) = client(pki.client_config(Some(pki.ue())));
-    let server_dest = dest(addr);
-    let (conn, accepted) = tokio::join!(client.connect(&server_dest), async {
-        let (tcp, _) = listener.accept().await.unwrap();
-        acceptor.accept(tcp).await.unwrap()
-    });
-    let conn = conn.unwrap();
-    let mut peer = accepted;
+    let (conn, mut peer) = connect_to_raw_peer(&client, &pki).await;
 
     let two = [register_bytes("qb", 1), register_bytes("qb", 2)].concat();
     conn.queue_bytes(mcptt_sip::Bytes::from(two)).await.unwrap();
@@ -498,11 +519,7 @@ async fn queue_bytes_leave_in_order_with_the_next_send_or_flush() {
         .unwrap();
     assert_eq!(got, second);
 
-    // Nothing else was written.
-    conn.close().await;
-    let mut rest = Vec::new();
-    let _ = tokio::time::timeout(WAIT, peer.read_to_end(&mut rest)).await;
-    assert!(rest.is_empty(), "{} extra bytes", rest.len());
+    assert_nothing_more_after_close(conn, peer).await;
 }
 
 /// `queue_for_flush` / `queue_bytes_for_flush` leave with the caller's `flush`, in order and
@@ -512,19 +529,10 @@ async fn queue_bytes_leave_in_order_with_the_next_send_or_flush() {
 #[tokio::test]
 async fn queued_for_flush_leave_with_the_flush_and_a_full_buffer_makes_room() {
     let pki = Pki::new("for_flush CA");
-    let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config());
     let mut config = crate::quick_config().with_client_tls(pki.client_config(Some(pki.ue())));
     config.send_queue = 4;
     let (client, _cev) = Transport::new(config);
-    let server_dest = dest(addr);
-    let (conn, accepted) = tokio::join!(client.connect(&server_dest), async {
-        let (tcp, _) = listener.accept().await.unwrap();
-        acceptor.accept(tcp).await.unwrap()
-    });
-    let conn = conn.unwrap();
-    let mut peer = accepted;
+    let (conn, mut peer) = connect_to_raw_peer(&client, &pki).await;
 
     const N: u32 = 11;
     for n in 1..=N {
@@ -545,11 +553,7 @@ async fn queued_for_flush_leave_with_the_flush_and_a_full_buffer_makes_room() {
         .unwrap();
     assert_eq!(got, all);
 
-    // Nothing else was written.
-    conn.close().await;
-    let mut rest = Vec::new();
-    let _ = tokio::time::timeout(WAIT, peer.read_to_end(&mut rest)).await;
-    assert!(rest.is_empty(), "{} extra bytes", rest.len());
+    assert_nothing_more_after_close(conn, peer).await;
 }
 
 /// A server reading at most 512 plaintext bytes per turn (`read_chunk`) takes a burst of
