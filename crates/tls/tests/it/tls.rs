@@ -422,6 +422,29 @@ async fn queued_bursts_and_recv_many_over_tls() {
     assert!(batches < N, "{batches} batches for {N} requests");
 }
 
+/// MESSAGE number `n` with a 4,000-byte body (CSeq `n`).
+fn message_4000(n: u32) -> mcptt_sip::Message {
+    let body = "z".repeat(4000);
+    mcptt_sip::Message::parse(mcptt_sip::Bytes::from(format!(
+        "MESSAGE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TLS a;branch=z9hG4bK{n}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: big\r\n\
+         CSeq: {n} MESSAGE\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )))
+    .unwrap()
+}
+
+/// The next `count` messages on `events` are [`message_4000`] 1 to `count`, whole and in order.
+async fn expect_messages_4000(events: &mut Events, count: u32) {
+    for n in 1..=count {
+        let Event::Message(rx) = next_non_connect(events).await else {
+            panic!("expected message {n}")
+        };
+        assert_eq!(cseq(&rx.message), format!("{n} MESSAGE"));
+        assert_eq!(rx.message.body_len(), 4000);
+    }
+}
+
 /// One flush bigger than rustls' own default buffer (64 KiB): 40 queued messages of 4 KiB
 /// go out in one write and arrive whole.
 #[tokio::test]
@@ -430,25 +453,12 @@ async fn flush_of_a_large_queued_batch_over_tls() {
     let (_server, mut sev, addr) = tls_server(&pki).await;
     let (client, _cev) = client(pki.client_config(Some(pki.ue())));
     let conn = client.connect(&dest(addr)).await.unwrap();
-    let body = "z".repeat(4000);
     for n in 1..=40 {
-        let m = mcptt_sip::Message::parse(mcptt_sip::Bytes::from(format!(
-            "MESSAGE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TLS a;branch=z9hG4bK{n}\r\n\
-             Max-Forwards: 70\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: big\r\n\
-             CSeq: {n} MESSAGE\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )))
-        .unwrap();
+        let m = message_4000(n);
         conn.queue(&m).await.unwrap();
     }
     conn.flush();
-    for n in 1..=40 {
-        let Event::Message(rx) = next_non_connect(&mut sev).await else {
-            panic!("expected message {n}")
-        };
-        assert_eq!(cseq(&rx.message), format!("{n} MESSAGE"));
-        assert_eq!(rx.message.body_len(), 4000);
-    }
+    expect_messages_4000(&mut sev, 40).await;
 }
 
 /// `client` connected to a raw tokio-rustls server (accepting with `pki`'s server config), which
@@ -571,23 +581,10 @@ async fn small_read_chunks_keep_the_records_read_ahead() {
         .unwrap();
     let (client, _cev) = client(pki.client_config(Some(pki.ue())));
     let conn = client.connect(&dest(addr)).await.unwrap();
-    let body = "r".repeat(4000);
     for n in 1..=40 {
-        let m = mcptt_sip::Message::parse(mcptt_sip::Bytes::from(format!(
-            "MESSAGE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TLS a;branch=z9hG4bK{n}\r\n\
-             Max-Forwards: 70\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: ahead\r\n\
-             CSeq: {n} MESSAGE\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )))
-        .unwrap();
+        let m = message_4000(n);
         conn.queue_for_flush(&m).await.unwrap();
     }
     conn.flush();
-    for n in 1..=40 {
-        let Event::Message(rx) = next_non_connect(&mut sev).await else {
-            panic!("expected message {n}")
-        };
-        assert_eq!(cseq(&rx.message), format!("{n} MESSAGE"));
-        assert_eq!(rx.message.body_len(), 4000);
-    }
+    expect_messages_4000(&mut sev, 40).await;
 }
