@@ -10,11 +10,25 @@ fn data(name: &str) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data")).join(name)
 }
 
-/// A scratch directory unique to this test process.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mcptt-tls-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+/// A scratch directory unique to this test process, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("mcptt-tls-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 #[test]
@@ -50,8 +64,9 @@ fn pem_files_with_pkcs8_key_from_rcgen() {
         leaf.key_pem.contains("BEGIN PRIVATE KEY"),
         "PKCS#8 expected"
     );
-    let cert_path = scratch("pkcs8.cert.pem");
-    let key_path = scratch("pkcs8.key.pem");
+    let scratch = Scratch::new();
+    let cert_path = scratch.path("pkcs8.cert.pem");
+    let key_path = scratch.path("pkcs8.key.pem");
     std::fs::write(&cert_path, &leaf.cert_pem).unwrap();
     std::fs::write(&key_path, &leaf.key_pem).unwrap();
     let creds = Credentials::from_pem_files(&cert_path, &key_path).unwrap();
