@@ -3,6 +3,7 @@
 use bytes::{Bytes, BytesMut};
 
 use crate::error::{Error, Result};
+use crate::headers::HeaderStorage;
 use crate::limits::Limits;
 use crate::message::{Message, ParsedHead, parse_head};
 use crate::names::Hid;
@@ -246,15 +247,33 @@ fn frame_from(buf: &[u8], limits: &Limits, st: &mut Scan) -> Result<Status> {
 /// the framing exactly as [`frame`] would: the head is complete and within the limits, and
 /// every Content-Length agrees. `None` whenever that is not conclusive (head incomplete, any
 /// error, any limit close); callers then frame and parse in two passes, which decides
-/// exactly as before. Returns the head and the message's total length.
-fn one_pass_head(buf: &[u8], limits: &Limits) -> Option<(ParsedHead, usize)> {
+/// exactly as before. Returns the head and the message's total length. The head is parsed
+/// into `storage`'s entry list, which goes back to `storage` on `None`.
+fn one_pass_head(
+    buf: &[u8],
+    limits: &Limits,
+    storage: &mut HeaderStorage,
+) -> Option<(ParsedHead, usize)> {
     let window = buf
         .len()
         .min(limits.max_message_size)
         .min(limits.max_head_size.saturating_add(1));
     let s = buf.get(..window)?;
     u32::try_from(buf.len().min(limits.max_message_size)).ok()?;
-    let head = parse_head(s, limits).ok()?;
+    let head = parse_head(s, limits, storage).ok()?;
+    match framing_of(&head, s, window, limits) {
+        Some(total) => Some((head, total)),
+        None => {
+            storage.put_back(head.into_entries());
+            None
+        }
+    }
+}
+
+/// The total length of the message whose head `head` was parsed over `s` (`window` bytes),
+/// when the framing rules decide it exactly as [`frame`] would ([`one_pass_head`]).
+#[inline]
+fn framing_of(head: &ParsedHead, s: &[u8], window: usize, limits: &Limits) -> Option<usize> {
     let he = head.he;
     let cl = he.content_length?;
     // frame(): the head ends within max_head_size + 1 bytes, every Content-Length agrees
@@ -275,7 +294,7 @@ fn one_pass_head(buf: &[u8], limits: &Limits) -> Option<(ParsedHead, usize)> {
     if cl > limits.max_body_size || total > limits.max_message_size {
         return None;
     }
-    Some((head, total))
+    Some(total)
 }
 
 /// What [`frame_parse`] found at the start of the buffer.
@@ -325,26 +344,67 @@ pub enum Framed {
 /// # Errors
 /// As [`frame`].
 pub fn frame_parse(buf: &mut BytesMut, limits: &Limits, scan: &mut FrameScan) -> Result<Framed> {
+    frame_parse_with_storage(buf, limits, scan, &mut HeaderStorage::new())
+}
+
+/// [`frame_parse`], building the header index of a parsed message in `storage` instead of
+/// a fresh allocation (see [`HeaderStorage`]).
+///
+/// Same results and errors as [`frame_parse`], whatever `storage` held before. When it
+/// returns [`Framed::Message`] the storage has moved into the message and `storage` is left
+/// empty: take it back with [`Message::into_storage`] when done with the message. On every
+/// other outcome (partial, malformed, error) `storage` keeps its allocation (unless it grew
+/// above [`HeaderStorage::MAX_RETAINED_LINES`] lines, when it is freed).
+///
+/// ```
+/// use mcptt_sip::{BytesMut, FrameScan, Framed, HeaderStorage, Limits, frame_parse_with_storage};
+/// let limits = Limits::default();
+/// let (mut scan, mut storage) = (FrameScan::default(), HeaderStorage::new());
+/// let one = &b"OPTIONS sip:a@example.com SIP/2.0\r\nCall-ID: c\r\nContent-Length: 0\r\n\r\n"[..];
+/// let mut buf = BytesMut::from(&one.repeat(3)[..]);
+/// let mut n = 0;
+/// while let Framed::Message(m) = frame_parse_with_storage(&mut buf, &limits, &mut scan, &mut storage)? {
+///     assert_eq!(m.call_id(), Some("c"));
+///     n += 1;
+///     storage = m.into_storage(); // the next message's index reuses this one's allocation
+/// }
+/// assert_eq!((n, buf.len()), (3, 0));
+/// # Ok::<(), mcptt_sip::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`frame`].
+pub fn frame_parse_with_storage(
+    buf: &mut BytesMut,
+    limits: &Limits,
+    scan: &mut FrameScan,
+    storage: &mut HeaderStorage,
+) -> Result<Framed> {
     if *scan == FrameScan::default()
         && !matches!(buf.first(), Some(b'\r' | b'\n'))
-        && let Some((head, total)) = one_pass_head(buf, limits)
-        && buf.len() >= total
+        && let Some((head, total)) = one_pass_head(buf, limits, storage)
     {
-        let bytes = buf.split_to(total).freeze();
-        return Ok(match Message::finish(head, bytes.clone()) {
-            Ok(m) => Framed::Message(m),
-            Err(e) => Framed::Malformed(bytes, e),
-        });
+        if buf.len() >= total {
+            let bytes = buf.split_to(total).freeze();
+            return Ok(match Message::finish(head, bytes.clone(), storage) {
+                Ok(m) => Framed::Message(m),
+                Err(e) => Framed::Malformed(bytes, e),
+            });
+        }
+        // the body is not all there yet: the framing scan below says so
+        storage.put_back(head.into_entries());
     }
     match frame_resume(buf, limits, scan)? {
         Status::Partial => Ok(Framed::Partial),
         Status::Complete(n) => {
             scan.reset();
             let bytes = buf.split_to(n).freeze();
-            Ok(match Message::parse_with(bytes.clone(), limits) {
-                Ok(m) => Framed::Message(m),
-                Err(e) => Framed::Malformed(bytes, e),
-            })
+            Ok(
+                match Message::parse_with_storage(bytes.clone(), limits, storage) {
+                    Ok(m) => Framed::Message(m),
+                    Err(e) => Framed::Malformed(bytes, e),
+                },
+            )
         }
     }
 }
@@ -549,14 +609,14 @@ impl Framer {
             .min(limits.max_head_size.saturating_add(1));
         // cheap test that an empty CRLF line is there before parsing anything
         EMPTY_LINE.find(self.buf.get(..window)?)?;
-        one_pass_head(&self.buf, limits)
+        one_pass_head(&self.buf, limits, &mut HeaderStorage::new())
     }
 
     /// Hand out the first `total` buffered bytes as the message whose head is parsed.
     fn take_parsed(&mut self, head: ParsedHead, total: usize) -> Result<Message> {
         self.scan = Scan::default();
         let bytes = self.buf.split_to(total).freeze();
-        Message::finish(head, bytes).inspect_err(|e| {
+        Message::finish(head, bytes, &mut HeaderStorage::new()).inspect_err(|e| {
             self.error = Some(e.clone());
             self.buf.clear();
         })

@@ -42,6 +42,121 @@ pub struct Headers {
     dirty: bool,
 }
 
+/// Reusable storage for the header index of parsed messages: the one heap allocation
+/// [`Message::parse_with`](crate::Message::parse_with) makes per message (one small entry per
+/// header line; the buffer itself is the caller's [`Bytes`]).
+///
+/// A server that parses many messages hands the storage to
+/// [`Message::parse_with_storage`](crate::Message::parse_with_storage) (or
+/// [`frame_parse_with_storage`](crate::frame_parse_with_storage)), which moves it into the
+/// parsed message, and takes it back with
+/// [`Message::into_storage`](crate::Message::into_storage) once it is done with the message;
+/// the next parse then allocates nothing for its header index. Results and errors are exactly
+/// those of the parse without storage.
+///
+/// **Bounded.** Storage whose capacity grew above [`HeaderStorage::MAX_RETAINED_LINES`]
+/// header lines (one large message) is not kept: handing it back (`into_storage`, or a parse
+/// that fails) frees it and leaves empty storage, so the next parse allocates the usual small
+/// index again. The storage never holds message data: it is emptied whenever it is handed
+/// back, and the per-message lookup index (first line of each known header) is rebuilt by
+/// every parse.
+///
+/// ```
+/// use mcptt_sip::{Bytes, HeaderStorage, Limits, Message};
+///
+/// let limits = Limits::default();
+/// let mut storage = HeaderStorage::new();
+/// for wire in [
+///     &b"OPTIONS sip:a@example.com SIP/2.0\r\nCall-ID: 1\r\nContent-Length: 0\r\n\r\n"[..],
+///     &b"SIP/2.0 200 OK\r\nCall-ID: 2\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"[..],
+/// ] {
+///     let bytes = Bytes::copy_from_slice(wire);
+///     let msg = Message::parse_with_storage(bytes.clone(), &limits, &mut storage)?;
+///     // the same message as a parse without storage
+///     assert_eq!(msg, Message::parse_with(bytes, &limits)?);
+///     assert!(msg.call_id().is_some());
+///     // done with the message: its header storage serves the next parse
+///     storage = msg.into_storage();
+///     assert!(storage.capacity() >= 3);
+/// }
+/// // A failed parse leaves the storage with the caller.
+/// let bad = Bytes::from_static(b"OPTIONS sip:a@example.com SIP/2.0\r\nCSeq: x\r\n\r\n");
+/// assert!(Message::parse_with_storage(bad, &limits, &mut storage).is_err());
+/// assert!(storage.capacity() >= 3);
+/// # Ok::<(), mcptt_sip::Error>(())
+/// ```
+#[derive(Default)]
+pub struct HeaderStorage {
+    /// Always empty between parses; only its capacity is kept.
+    entries: Vec<Entry>,
+}
+
+impl HeaderStorage {
+    /// Storage with a capacity above this many header lines is freed rather than kept when
+    /// it is handed back (about 1.5 KiB: 24 bytes per line).
+    pub const MAX_RETAINED_LINES: usize = 64;
+
+    /// The capacity a parse reserves when the storage has less: what a parse without storage
+    /// allocates.
+    pub(crate) const INITIAL_LINES: usize = 16;
+
+    /// Empty storage (no allocation until a parse needs it).
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Storage with room for `lines` header lines, at most
+    /// [`HeaderStorage::MAX_RETAINED_LINES`].
+    #[must_use]
+    pub fn with_capacity(lines: usize) -> Self {
+        Self {
+            entries: Vec::with_capacity(lines.min(Self::MAX_RETAINED_LINES)),
+        }
+    }
+
+    /// How many header lines a message can have before its parse allocates.
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.entries.capacity()
+    }
+
+    /// Keep `entries` as storage: emptied, or freed when its capacity is above the bound.
+    #[inline]
+    pub(crate) fn from_entries(mut entries: Vec<Entry>) -> Self {
+        if entries.capacity() > Self::MAX_RETAINED_LINES {
+            return Self::default();
+        }
+        entries.clear();
+        Self { entries }
+    }
+
+    /// The (empty) entry list to parse into, with room for at least the usual head; the
+    /// storage is left empty.
+    #[inline]
+    pub(crate) fn take_entries(&mut self) -> Vec<Entry> {
+        let mut entries = std::mem::take(&mut self.entries);
+        // (empty already: `from_entries` clears; cheap either way)
+        entries.clear();
+        entries.reserve(Self::INITIAL_LINES);
+        entries
+    }
+
+    /// Put back the entry list of a parse that failed.
+    #[inline]
+    pub(crate) fn put_back(&mut self, entries: Vec<Entry>) {
+        *self = Self::from_entries(entries);
+    }
+}
+
+impl std::fmt::Debug for HeaderStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeaderStorage")
+            .field("capacity", &self.capacity())
+            .finish()
+    }
+}
+
 /// Per header identifier, where its first line is and whether it has more than one, so that
 /// lookups by identifier do not walk the entries.
 #[derive(Debug, Clone)]
@@ -551,6 +666,14 @@ impl Headers {
             index,
             dirty: false,
         }
+    }
+
+    /// Give up the headers and keep their header-line storage for another parse (see
+    /// [`HeaderStorage`]; storage above [`HeaderStorage::MAX_RETAINED_LINES`] lines is
+    /// freed instead). The message buffer is released.
+    #[must_use]
+    pub fn into_storage(self) -> HeaderStorage {
+        HeaderStorage::from_entries(self.entries)
     }
 
     /// Rebuild the index after the entries changed.

@@ -130,9 +130,10 @@ pub use body::{Multipart, Part};
 pub use check::Policy;
 pub use error::{Error, Result};
 pub use frame::{
-    FrameScan, Framed, Framer, Status, frame, frame_parse, frame_resume, keepalive_len,
+    FrameScan, Framed, Framer, Status, frame, frame_parse, frame_parse_with_storage, frame_resume,
+    keepalive_len,
 };
-pub use headers::{Headers, split_commas};
+pub use headers::{HeaderStorage, Headers, split_commas};
 pub use limits::Limits;
 pub use message::{Message, Request, RequestBuilder, Response, ResponseBuilder};
 pub use method::{Method, reason_phrase};

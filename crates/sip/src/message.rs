@@ -4,7 +4,7 @@ use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 
 use crate::error::{Error, Result};
-use crate::headers::{self, Entry, Headers};
+use crate::headers::{self, Entry, HeaderStorage, Headers};
 use crate::limits::Limits;
 use crate::method::{Method, reason_phrase};
 use crate::names::Hid;
@@ -209,20 +209,76 @@ impl Message {
     /// As [`Message::parse`].
     #[inline]
     pub fn parse_with(buf: Bytes, limits: &Limits) -> Result<Self> {
+        Self::parse_with_storage(buf, limits, &mut HeaderStorage::new())
+    }
+
+    /// [`Message::parse_with`], building the header index in `storage` instead of a fresh
+    /// allocation (see [`HeaderStorage`]).
+    ///
+    /// Same results and errors as [`Message::parse_with`], whatever `storage` held before.
+    /// On success the storage moves into the message and `storage` is left empty: take it
+    /// back with [`Message::into_storage`] (or [`Request::into_storage`],
+    /// [`Response::into_storage`], [`Headers::into_storage`]) when done with the message.
+    /// On error `storage` keeps its allocation (unless it grew above
+    /// [`HeaderStorage::MAX_RETAINED_LINES`] lines, when it is freed).
+    ///
+    /// ```
+    /// use mcptt_sip::{Bytes, HeaderStorage, Limits, Message};
+    /// let limits = Limits::default();
+    /// let wire = Bytes::from_static(
+    ///     b"OPTIONS sip:a@example.com SIP/2.0\r\nCall-ID: c1\r\nContent-Length: 0\r\n\r\n",
+    /// );
+    /// let mut storage = HeaderStorage::with_capacity(16);
+    /// let msg = Message::parse_with_storage(wire, &limits, &mut storage)?;
+    /// assert_eq!(storage.capacity(), 0); // moved into `msg`
+    /// assert_eq!(msg.call_id(), Some("c1"));
+    /// storage = msg.into_storage();
+    /// assert_eq!(storage.capacity(), 16); // ready for the next message
+    /// # Ok::<(), mcptt_sip::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Message::parse`].
+    #[inline]
+    pub fn parse_with_storage(
+        buf: Bytes,
+        limits: &Limits,
+        storage: &mut HeaderStorage,
+    ) -> Result<Self> {
         if buf.len() > limits.max_message_size || u32::try_from(buf.len()).is_err() {
             return Err(Error::MessageTooLarge {
                 size: buf.len(),
                 limit: limits.max_message_size,
             });
         }
-        let parsed = parse_head(&buf, limits)?;
-        Self::finish(parsed, buf)
+        let parsed = parse_head(&buf, limits, storage)?;
+        Self::finish(parsed, buf, storage)
+    }
+
+    /// Give up the message and keep its header-line storage for another parse (see
+    /// [`HeaderStorage`] and [`Message::parse_with_storage`]).
+    #[must_use]
+    pub fn into_storage(self) -> HeaderStorage {
+        match self {
+            Self::Request(r) => r.into_storage(),
+            Self::Response(r) => r.into_storage(),
+        }
     }
 
     /// Build the message from a head parsed over the start of `buf` ([`parse_head`]): the
-    /// body is the Content-Length bytes after the head that `buf` holds.
+    /// body is the Content-Length bytes after the head that `buf` holds. On error the head's
+    /// entry list goes back to `storage`.
     #[inline]
-    pub(crate) fn finish(p: ParsedHead, mut buf: Bytes) -> Result<Self> {
+    pub(crate) fn finish(p: ParsedHead, buf: Bytes, storage: &mut HeaderStorage) -> Result<Self> {
+        Self::finish_or_keep(p, buf).map_err(|(e, entries)| {
+            storage.put_back(entries);
+            e
+        })
+    }
+
+    /// [`Message::finish`], handing the entry list back with the error.
+    #[inline]
+    fn finish_or_keep(p: ParsedHead, mut buf: Bytes) -> Result<Self, (Error, Vec<Entry>)> {
         let ParsedHead {
             kind,
             line_end,
@@ -239,19 +295,42 @@ impl Message {
         buf.truncate(msg_end);
         // The head must be UTF-8 (RFC 3261 §7.3.1 TEXT-UTF8): checked once here, it becomes the
         // headers' text, which every value and typed accessor then reads without a check.
-        let text = ByteString::try_from(buf.slice(..he.body_start)).map_err(|e| {
-            let at = e.valid_up_to();
-            let name = entries
-                .iter()
-                .find(|x| (x.name.start as usize..x.line_end as usize).contains(&at))
-                .and_then(|x| std::str::from_utf8(x.name.bytes(&buf)).ok())
-                .unwrap_or_default();
-            Error::Header {
-                name: name.to_owned(),
-                offset: at,
-                expected: "UTF-8 text",
+        let text = match ByteString::try_from(buf.slice(..he.body_start)) {
+            Ok(text) => text,
+            Err(e) => {
+                let at = e.valid_up_to();
+                let name = entries
+                    .iter()
+                    .find(|x| (x.name.start as usize..x.line_end as usize).contains(&at))
+                    .and_then(|x| std::str::from_utf8(x.name.bytes(&buf)).ok())
+                    .unwrap_or_default();
+                let e = Error::Header {
+                    name: name.to_owned(),
+                    offset: at,
+                    expected: "UTF-8 text",
+                };
+                return Err((e, entries));
             }
-        })?;
+        };
+        // the Request-URI, read before the entries move into the headers (an error hands
+        // them back)
+        let kind = match kind {
+            Kind::Req(method, us) => {
+                let uri = match Uri::from_text(us.sub(&text)) {
+                    Ok(uri) if uri.has_headers() => {
+                        let e = Error::Uri {
+                            offset: us.start as usize,
+                            expected: "a Request-URI without headers (RFC 3261 §19.1.1)",
+                        };
+                        return Err((e, entries));
+                    }
+                    Ok(uri) => uri,
+                    Err(e) => return Err((e.shifted(us.start as usize), entries)),
+                };
+                Ok((method, uri))
+            }
+            Kind::Resp(code, reason) => Err((code, reason)),
+        };
         let head = Head {
             headers: Headers::from_parts_indexed(buf, text, entries, index),
             start_line: Span::new(0, line_end),
@@ -262,18 +341,8 @@ impl Message {
             declared_len: he.content_length,
         };
         Ok(match kind {
-            Kind::Req(method, us) => {
-                let uri = Uri::from_text(us.sub(head.headers.text()))
-                    .map_err(|e| e.shifted(us.start as usize))?;
-                if uri.has_headers() {
-                    return Err(Error::Uri {
-                        offset: us.start as usize,
-                        expected: "a Request-URI without headers (RFC 3261 §19.1.1)",
-                    });
-                }
-                Self::Request(Request { method, uri, head })
-            }
-            Kind::Resp(code, reason) => Self::Response(Response { code, reason, head }),
+            Ok((method, uri)) => Self::Request(Request { method, uri, head }),
+            Err((code, reason)) => Self::Response(Response { code, reason, head }),
         })
     }
 
@@ -480,6 +549,13 @@ impl Request {
     pub fn validate(&self) -> Result<()> {
         crate::validate::validate_request(self)
     }
+
+    /// Give up the request and keep its header-line storage for another parse (see
+    /// [`HeaderStorage`] and [`Message::parse_with_storage`]).
+    #[must_use]
+    pub fn into_storage(self) -> HeaderStorage {
+        self.head.headers.into_storage()
+    }
 }
 
 impl Response {
@@ -538,6 +614,13 @@ impl Response {
     pub fn validate(&self) -> Result<()> {
         crate::validate::validate_headers(&self.head.headers, None)?;
         crate::validate::check_body_len(&self.head)
+    }
+
+    /// Give up the response and keep its header-line storage for another parse (see
+    /// [`HeaderStorage`] and [`Message::parse_with_storage`]).
+    #[must_use]
+    pub fn into_storage(self) -> HeaderStorage {
+        self.head.headers.into_storage()
     }
 
     /// Start building a response; see [`ResponseBuilder`].
@@ -1184,12 +1267,22 @@ impl ParsedHead {
     pub(crate) fn entries(&self) -> &[Entry] {
         &self.entries
     }
+
+    /// Give the head up, keeping its entry list.
+    pub(crate) fn into_entries(self) -> Vec<Entry> {
+        self.entries
+    }
 }
 
 /// The datagram-style parse of everything but the Request-URI and the UTF-8 check of the head
 /// (both in [`Message::finish`]) over `s` (which must fit the size limits:
-/// [`Message::parse_with`] checks them first).
-pub(crate) fn parse_head(s: &[u8], limits: &Limits) -> Result<ParsedHead> {
+/// [`Message::parse_with`] checks them first). The header index is built in `storage`'s
+/// entry list, which goes back to `storage` on error.
+pub(crate) fn parse_head(
+    s: &[u8],
+    limits: &Limits,
+    storage: &mut HeaderStorage,
+) -> Result<ParsedHead> {
     let nl = crate::chars::find_nl(s).ok_or_else(|| {
         if s.len() > limits.max_line_length {
             Error::LineTooLong {
@@ -1271,9 +1364,35 @@ pub(crate) fn parse_head(s: &[u8], limits: &Limits) -> Result<ParsedHead> {
         Kind::Req(method, Span::new(us, ue))
     };
 
-    let mut entries = Vec::with_capacity(16);
+    let mut entries = storage.take_entries();
+    // (a fresh index per message: nothing of an earlier message's lookup index is kept)
     let mut index = headers::Index::default();
-    let he = headers::scan_indexed(s, start_end, limits, &mut entries, &mut index)?;
+    let he = match scan_checked(s, start_end, limits, &mut entries, &mut index) {
+        Ok(he) => he,
+        Err(e) => {
+            storage.put_back(entries);
+            return Err(e);
+        }
+    };
+    Ok(ParsedHead {
+        kind,
+        line_end,
+        entries,
+        index,
+        he,
+    })
+}
+
+/// The header lines from `start_end`, then the body size limit.
+#[inline]
+fn scan_checked(
+    s: &[u8],
+    start_end: usize,
+    limits: &Limits,
+    entries: &mut Vec<Entry>,
+    index: &mut headers::Index,
+) -> Result<headers::HeadEnd> {
+    let he = headers::scan_indexed(s, start_end, limits, entries, index)?;
     let available = s.len() - he.body_start;
     let announced = he.content_length.unwrap_or(available);
     if announced > limits.max_body_size {
@@ -1282,11 +1401,5 @@ pub(crate) fn parse_head(s: &[u8], limits: &Limits) -> Result<ParsedHead> {
             limit: limits.max_body_size,
         });
     }
-    Ok(ParsedHead {
-        kind,
-        line_end,
-        entries,
-        index,
-        he,
-    })
+    Ok(he)
 }

@@ -11,4 +11,5 @@ mod props;
 mod rfc4475;
 mod rfc4475_typed;
 mod rfc5118;
+mod storage;
 mod tags;

@@ -119,7 +119,7 @@ proptest! {
 }
 
 /// Every vector we have: the seeds of the mutation test.
-fn corpus() -> Vec<Bytes> {
+pub(crate) fn corpus() -> Vec<Bytes> {
     let mut out = Vec::new();
     for row in table(&data("rfc4475.expect"), 6) {
         out.push(read(&testdata(&format!("rfc4475/{}.dat", row[0]))));
@@ -137,7 +137,7 @@ fn corpus() -> Vec<Bytes> {
 }
 
 #[derive(Debug, Clone)]
-enum Mutation {
+pub(crate) enum Mutation {
     Flip(usize, u8),
     Truncate(usize),
     Insert(usize, Vec<u8>),
@@ -145,7 +145,7 @@ enum Mutation {
     Duplicate(usize, usize),
 }
 
-fn mutation() -> impl Strategy<Value = Mutation> {
+pub(crate) fn mutation() -> impl Strategy<Value = Mutation> {
     let special = prop_oneof![
         Just(b"\r\n".to_vec()),
         Just(b"\r\n ".to_vec()),
@@ -171,7 +171,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
     ]
 }
 
-fn apply(buf: &mut Vec<u8>, m: &Mutation) {
+pub(crate) fn apply(buf: &mut Vec<u8>, m: &Mutation) {
     if buf.is_empty() {
         return;
     }
