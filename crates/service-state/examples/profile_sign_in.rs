@@ -106,25 +106,33 @@ fn ok_for(notify: &[u8]) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// PUBLISH + SUBSCRIBE for every message pair; returns the NOTIFYs.
+/// PUBLISH + SUBSCRIBE for every message pair; returns the NOTIFYs, end to end, and where
+/// each ends.
 #[inline(never)]
 fn sign_ins(
     server: &mut Server<PlainTokens, SplitMix64>,
     now: Instant,
     msgs: &[(Vec<u8>, Vec<u8>)],
-) -> Vec<Vec<u8>> {
-    let mut notifies = Vec::with_capacity(msgs.len());
+) -> (Vec<u8>, Vec<usize>) {
+    let (mut notifies, mut ends) = (Vec::with_capacity(msgs.len() * 1024), Vec::new());
+    ends.reserve(msgs.len());
+    let mut out = Vec::with_capacity(4096);
     for (p, s) in msgs {
         server.handle_request_bytes(now, NOW_UNIX, p);
-        let ok = server.poll_transmit().expect("200 to PUBLISH");
-        assert!(ok.bytes.starts_with(b"SIP/2.0 200"));
+        out.clear();
+        server.poll_transmit_into(&mut out).expect("200 to PUBLISH");
+        assert!(out.starts_with(b"SIP/2.0 200"));
         server.handle_request_bytes(now, NOW_UNIX, s);
-        let ok = server.poll_transmit().expect("200 to SUBSCRIBE");
-        assert!(ok.bytes.starts_with(b"SIP/2.0 200"));
-        notifies.push(server.poll_transmit().expect("NOTIFY").bytes);
+        out.clear();
+        server
+            .poll_transmit_into(&mut out)
+            .expect("200 to SUBSCRIBE");
+        assert!(out.starts_with(b"SIP/2.0 200"));
+        server.poll_transmit_into(&mut notifies).expect("NOTIFY");
+        ends.push(notifies.len());
         while server.poll_event().is_some() {}
     }
-    notifies
+    (notifies, ends)
 }
 
 /// The NOTIFYs' 200s.
@@ -170,7 +178,12 @@ fn main() {
     let (t, c) = (Instant::now(), thread_cpu_ns());
     let notifies = sign_ins(&mut server, now, &msgs);
     let (spent, cpu) = (t.elapsed(), thread_cpu_ns() - c);
-    let responses: Vec<_> = notifies.iter().map(|n| ok_for(n)).collect();
+    let (notifies, ends) = notifies;
+    let starts = std::iter::once(0).chain(ends.iter().copied());
+    let responses: Vec<_> = starts
+        .zip(&ends)
+        .map(|(start, &end)| ok_for(&notifies[start..end]))
+        .collect();
     let (t, c) = (Instant::now(), thread_cpu_ns());
     sign_ins_answers(&mut server, now, &responses);
     let (spent, cpu) = (spent + t.elapsed(), cpu + (thread_cpu_ns() - c));

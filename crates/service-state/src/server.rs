@@ -512,7 +512,7 @@ pub struct Server<V, R, S = MemoryStore> {
     dialogs: IdMap<u64>,
     timers: Timers,
     next_id: u64,
-    transmit: VecDeque<Transmit>,
+    transmit: TxQueue,
     events: VecDeque<ServerEvent>,
     /// The `Contact` line of responses (`<` config.contact `>`), written out once
     /// ([`Answer::header_line`]).
@@ -575,7 +575,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             dialogs: IdMap::default(),
             timers: Timers::default(),
             next_id: 1,
-            transmit: VecDeque::new(),
+            transmit: TxQueue::default(),
             events: VecDeque::new(),
         }
     }
@@ -1218,16 +1218,14 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             _ => Err(Refusal::with(405, "Allow", "PUBLISH, SUBSCRIBE".into())),
         };
         if let Err(refusal) = result {
-            let mut answer = Answer::new(request, refusal.code);
+            let mut answer = Answer::new_in(self.transmit.take(), request, refusal.code);
             if refusal.warning {
                 answer = answer.header("Warning", &self.warning);
             }
             if let Some((name, value)) = &refusal.extra {
                 answer = answer.header(name, value);
             }
-            self.transmit.push_back(Transmit {
-                bytes: answer.finish(),
-            });
+            self.transmit.put(answer.finish());
         }
     }
 
@@ -1566,11 +1564,11 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let mcptt_id = session.mcptt_id.clone();
         let current = session.auth;
         if expires == 0 {
-            let bytes = Answer::new(req, 200)
+            let bytes = Answer::new_in(self.transmit.take(), req, 200)
                 .header("SIP-ETag", etag)
                 .header("Expires", "0")
                 .finish();
-            self.transmit.push_back(Transmit { bytes });
+            self.transmit.put(bytes);
             self.set_auth(now, id, Auth::SignedOff);
             return Ok(String::from(&*mcptt_id));
         }
@@ -1616,11 +1614,11 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     }
 
     fn respond_publish(&mut self, req: &Request, etag: u64, expires: u32) {
-        let bytes = Answer::new(req, 200)
+        let bytes = Answer::new_in(self.transmit.take(), req, 200)
             .header_hex16("SIP-ETag", etag)
             .header_num("Expires", expires.into())
             .finish();
-        self.transmit.push_back(Transmit { bytes });
+        self.transmit.put(bytes);
     }
 
     fn fresh_etag(&mut self) -> u64 {
@@ -1948,11 +1946,17 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         }
         // RFC 3261 §12.1.1: the 2xx to a dialog-creating request copies the Record-Route
         // (`Response::from_request` does).
-        let bytes = Answer::with_to_tag(req, 200, &sub_req.ids.to, Hex16::new(our_tag).as_str())
-            .header_num("Expires", expires.into())
-            .line(&self.contact_line)
-            .finish();
-        self.transmit.push_back(Transmit { bytes });
+        let bytes = Answer::with_to_tag_in(
+            self.transmit.take(),
+            req,
+            200,
+            &sub_req.ids.to,
+            Hex16::new(our_tag).as_str(),
+        )
+        .header_num("Expires", expires.into())
+        .line(&self.contact_line)
+        .finish();
+        self.transmit.put(bytes);
         self.events.push_back(ServerEvent::SubscriptionCreated {
             mcptt_id,
             impu: impu.to_owned(),
@@ -1973,18 +1977,26 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     ) {
         let our_tag = self.rng.next_u64();
         // RFC 3261 §12.1.1: the 2xx copies the Record-Route (`Response::from_request` does).
-        let bytes = Answer::with_to_tag(req, 200, &sub_req.ids.to, Hex16::new(our_tag).as_str())
-            .header("Expires", "0")
-            .line(&self.contact_line)
-            .finish();
-        self.transmit.push_back(Transmit { bytes });
+        let bytes = Answer::with_to_tag_in(
+            self.transmit.take(),
+            req,
+            200,
+            &sub_req.ids.to,
+            Hex16::new(our_tag).as_str(),
+        )
+        .header("Expires", "0")
+        .line(&self.contact_line)
+        .finish();
+        self.transmit.put(bytes);
         let state = self
             .state(impu, mcptt_id)
             .unwrap_or_else(|| self.detached(impu, mcptt_id));
         let sub = Subscription::new(sub_req, 0, our_tag, contact, now, &self.service_uri, None);
         let branch = self.rng.next_u64();
         let body = state.encode();
-        let bytes = write_notify(
+        let mut bytes = self.transmit.take();
+        write_notify(
+            &mut bytes,
             &self.notify_text,
             branch,
             &sub,
@@ -1992,7 +2004,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             Some("terminated"),
             &body,
         );
-        self.transmit.push_back(Transmit { bytes });
+        self.transmit.put(bytes);
     }
 
     /// The state of a user the server holds nothing for (version 0).
@@ -2092,11 +2104,11 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
                 self.timers.insert(sub.expires_at, Timer::Subscription(id));
             }
         }
-        let bytes = Answer::new(req, 200)
+        let bytes = Answer::new_in(self.transmit.take(), req, 200)
             .header_num("Expires", expires.into())
             .line(&self.contact_line)
             .finish();
-        self.transmit.push_back(Transmit { bytes });
+        self.transmit.put(bytes);
         if expires == 0 {
             self.terminate(now, id, TerminationReason::Unsubscribed, Some("terminated"));
             return Ok(());
@@ -2122,14 +2134,23 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         sub.local_cseq = sub.local_cseq.wrapping_add(1);
         sub.notified_version = version;
         let branch = self.rng.next_u64();
-        let bytes = write_notify(&self.notify_text, branch, sub, now, final_state, body);
+        let mut bytes = self.transmit.take();
+        write_notify(
+            &mut bytes,
+            &self.notify_text,
+            branch,
+            sub,
+            now,
+            final_state,
+            body,
+        );
         if final_state.is_none() {
             let deadline = now + self.config.notify_timeout;
             sub.outstanding.push(sub.local_cseq, deadline);
             self.timers
                 .insert(deadline, Timer::Notify(id, sub.local_cseq));
         }
-        self.transmit.push_back(Transmit { bytes });
+        self.transmit.put(bytes);
     }
 
     /// Ends subscription `id`, sending a final NOTIFY when `final_state` is given.
@@ -2304,7 +2325,50 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     /// The next message to send.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmit.pop_front()
+        let bytes = self.transmit.pop()?.to_vec();
+        Some(Transmit { bytes })
+    }
+
+    /// As [`Server::poll_transmit`], appending the next message to `out` instead of returning
+    /// a `Vec` of its own: a caller that reuses `out` sends without an allocation per message.
+    /// Returns the number of bytes appended, `None` (and `out` unchanged) when nothing is
+    /// pending. The two methods take from the same queue and may be mixed.
+    ///
+    /// ```
+    /// # use std::time::Instant;
+    /// # use mcptt_service_state::server::{Server, ServerConfig};
+    /// # use mcptt_service_state::{SplitMix64, TokenGrant, TokenValidator};
+    /// # struct NoTokens;
+    /// # impl TokenValidator for NoTokens {
+    /// #     fn validate(&self, _: &str, _: u64)
+    /// #         -> Result<TokenGrant, Box<dyn std::error::Error + Send + Sync>> {
+    /// #         Err("no tokens here".into())
+    /// #     }
+    /// # }
+    /// let mut server = Server::new(
+    ///     ServerConfig::new("mcptt.example.org", "sip:mcptt@mcptt.example.org"),
+    ///     NoTokens,
+    ///     SplitMix64(7),
+    /// );
+    /// // An OPTIONS is answered 405.
+    /// let options = b"OPTIONS sip:mcptt@mcptt.example.org SIP/2.0\r\n\
+    /// Via: SIP/2.0/TLS ue.example.org;branch=z9hG4bK1\r\n\
+    /// From: <sip:ue@example.org>;tag=1\r\nTo: <sip:mcptt@mcptt.example.org>\r\n\
+    /// Call-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    /// let mut out = Vec::with_capacity(4096); // reused for every message
+    /// server.handle_request_bytes(Instant::now(), 1_800_000_000, options);
+    /// while let Some(len) = server.poll_transmit_into(&mut out) {
+    ///     assert_eq!(len, out.len());
+    ///     assert!(out.starts_with(b"SIP/2.0 405 "));
+    ///     out.clear(); // (after sending it)
+    /// }
+    /// assert!(server.poll_transmit().is_none());
+    /// ```
+    #[must_use]
+    pub fn poll_transmit_into(&mut self, out: &mut Vec<u8>) -> Option<usize> {
+        let bytes = self.transmit.pop()?;
+        out.extend_from_slice(bytes);
+        Some(bytes.len())
     }
 
     /// The next event for the application.
@@ -2712,16 +2776,17 @@ impl NotifyText {
 /// request line, Via, the route set, From/To with the dialog tags, Call-ID, CSeq, Contact,
 /// Event, Subscription-State (`active;expires=N`, or `final_state`) and the service-state body.
 fn write_notify(
+    out: &mut Vec<u8>,
     text: &NotifyText,
     branch: u64,
     sub: &Subscription,
     now: Instant,
     final_state: Option<&str>,
     body: &[u8],
-) -> Vec<u8> {
+) {
     // Sized for the whole message: the fixed text and numbers take under 400 bytes (with the
     // content type), each route adds its line.
-    let mut out = Vec::with_capacity(
+    out.reserve(
         400 + body.len()
             + sub.remote_target.len()
             + text.configured_len
@@ -2736,7 +2801,7 @@ fn write_notify(
     out.extend_from_slice(b"NOTIFY ");
     out.extend_from_slice(sub.remote_target.as_bytes());
     out.extend_from_slice(&text.via);
-    push_hex16(&mut out, branch);
+    push_hex16(out, branch);
     for route in sub.route_set.iter() {
         out.extend_from_slice(b"\r\nRoute: ");
         out.extend_from_slice(route.as_bytes());
@@ -2744,7 +2809,7 @@ fn write_notify(
     out.extend_from_slice(b"\r\nMax-Forwards: 70\r\nFrom: <");
     out.extend_from_slice(sub.local_uri.as_bytes());
     out.extend_from_slice(b">;tag=");
-    push_hex16(&mut out, sub.our_tag);
+    push_hex16(out, sub.our_tag);
     out.extend_from_slice(b"\r\nTo: <");
     out.extend_from_slice(sub.remote_uri.as_bytes());
     out.extend_from_slice(b">;tag=");
@@ -2752,7 +2817,7 @@ fn write_notify(
     out.extend_from_slice(b"\r\nCall-ID: ");
     out.extend_from_slice(sub.call_id.as_bytes());
     out.extend_from_slice(b"\r\nCSeq: ");
-    push_u64(&mut out, sub.local_cseq.into());
+    push_u64(out, sub.local_cseq.into());
     out.extend_from_slice(&text.contact_event);
     if let Some(id) = &sub.event_id {
         out.extend_from_slice(b";id=");
@@ -2763,17 +2828,90 @@ fn write_notify(
         Some(s) => out.extend_from_slice(s.as_bytes()),
         None => {
             out.extend_from_slice(b"active;expires=");
-            push_u64(
-                &mut out,
-                sub.expires_at.saturating_duration_since(now).as_secs(),
-            );
+            push_u64(out, sub.expires_at.saturating_duration_since(now).as_secs());
         }
     }
     out.extend_from_slice(CONTENT_TYPE_LENGTH.as_bytes());
-    push_u64(&mut out, body.len() as u64);
+    push_u64(out, body.len() as u64);
     out.extend_from_slice(b"\r\n\r\n");
     out.extend_from_slice(body);
-    out
+}
+
+/// The messages waiting for [`Server::poll_transmit`], end to end in one buffer kept from one
+/// burst to the next (no allocation per message once it has grown).
+#[derive(Debug, Default)]
+struct TxQueue {
+    /// The messages; those before `ends[next - 1]` were read.
+    buf: Vec<u8>,
+    /// Where each message ends in `buf`, in queue order.
+    ends: Vec<usize>,
+    /// How many messages were read.
+    next: usize,
+}
+
+/// Capacity above which [`TxQueue`] lets its buffer go once drained (a burst of NOTIFYs).
+const TX_KEEP: usize = 64 * 1024;
+
+impl TxQueue {
+    /// Messages pending.
+    fn len(&self) -> usize {
+        self.ends.len() - self.next
+    }
+
+    /// The buffer, to append one message to and give back with [`TxQueue::put`].
+    fn take(&mut self) -> Vec<u8> {
+        if self.next == self.ends.len() {
+            self.start_over();
+        } else if self.next >= 64 && self.next * 2 >= self.ends.len() {
+            // A caller that never drains the queue: what was read goes.
+            let read = self.ends.get(self.next - 1).copied().unwrap_or(0);
+            self.buf.drain(..read);
+            self.ends.drain(..self.next);
+            for end in &mut self.ends {
+                *end -= read;
+            }
+            self.next = 0;
+        }
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Empties the buffer (nothing is pending).
+    fn start_over(&mut self) {
+        self.next = 0;
+        self.ends.clear();
+        self.buf.clear();
+        if self.buf.capacity() > TX_KEEP {
+            self.buf = Vec::new();
+        }
+    }
+
+    /// Takes `buf` back with one more message at its end.
+    fn put(&mut self, buf: Vec<u8>) {
+        self.buf = buf;
+        self.ends.push(self.buf.len());
+    }
+
+    /// Drops the messages queued after the first `len` pending ones.
+    fn truncate(&mut self, len: usize) {
+        self.ends.truncate(self.next + len);
+        let end = match self.ends.len().checked_sub(1) {
+            Some(last) => self.ends.get(last).copied().unwrap_or(0),
+            None => 0,
+        };
+        self.buf.truncate(end);
+    }
+
+    /// The oldest pending message, taken off the queue (its bytes stay until the next
+    /// [`TxQueue::take`]).
+    fn pop(&mut self) -> Option<&[u8]> {
+        let end = *self.ends.get(self.next)?;
+        let start = match self.next.checked_sub(1) {
+            Some(prev) => self.ends.get(prev).copied().unwrap_or(0),
+            None => 0,
+        };
+        self.next += 1;
+        self.buf.get(start..end)
+    }
 }
 
 /// A map keyed by numbers this server chose itself (sequential ids, random entity-tags and
@@ -3087,6 +3225,91 @@ mod tests {
         }
     }
     type Srv = Server<NoTokens, SplitMix64, MemoryStore>;
+
+    /// Appends `msg` to the queue as the server does.
+    fn queue(q: &mut super::TxQueue, msg: &[u8]) {
+        let mut buf = q.take();
+        buf.extend_from_slice(msg);
+        q.put(buf);
+    }
+
+    #[test]
+    fn transmit_queue_keeps_order_truncates_and_stays_bounded() {
+        let mut q = super::TxQueue::default();
+        assert_eq!(q.pop(), None);
+        queue(&mut q, b"one");
+        queue(&mut q, b"two");
+        assert_eq!(q.pop(), Some(&b"one"[..]));
+        queue(&mut q, b"three");
+        queue(&mut q, b"four");
+        assert_eq!(q.len(), 3);
+        // A failed operation takes back what it queued.
+        q.truncate(1);
+        assert_eq!(q.len(), 1);
+        queue(&mut q, b"five");
+        assert_eq!(q.pop(), Some(&b"two"[..]));
+        assert_eq!(q.pop(), Some(&b"five"[..]));
+        assert_eq!(q.pop(), None);
+        assert_eq!(q.len(), 0);
+        q.truncate(0);
+        assert_eq!(q.pop(), None);
+        // Drained: the next message starts the buffer over.
+        queue(&mut q, b"six");
+        assert_eq!(q.buf.len(), 3);
+        // A caller that leaves one message queued forever: the buffer stays small.
+        for i in 0..10_000u32 {
+            queue(&mut q, &i.to_be_bytes());
+            let _ = q.pop();
+            assert!(q.buf.len() < 1_000, "{}", q.buf.len());
+        }
+        assert_eq!(q.pop(), Some(&9_999u32.to_be_bytes()[..]));
+        assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn poll_transmit_into_appends_and_mixes_with_poll_transmit() {
+        let mut srv = Srv::with_store(
+            super::ServerConfig::new("h.example.org", "sip:psi@example.org"),
+            NoTokens,
+            SplitMix64(1),
+            MemoryStore::default(),
+        );
+        let options = |n: u32| {
+            format!(
+                "OPTIONS sip:psi@example.org SIP/2.0\r\nVia: SIP/2.0/TLS a;branch=z9hG4bK{n}\r\n\
+From: <sip:u@example.org>;tag=x\r\nTo: <sip:psi@example.org>\r\nCall-ID: c{n}\r\n\
+CSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n"
+            )
+        };
+        #[allow(clippy::disallowed_methods)] // any start: no timer is involved
+        let now = std::time::Instant::now();
+        for n in 1..=3 {
+            srv.handle_request_bytes(now, 0, options(n).as_bytes());
+        }
+        let mut out = b"kept".to_vec();
+        let first = srv.poll_transmit_into(&mut out).unwrap();
+        assert_eq!(first, out.len() - 4);
+        assert!(out.starts_with(b"kept"));
+        let first = String::from_utf8(out[4..].to_vec()).unwrap();
+        assert!(first.starts_with("SIP/2.0 405 ") && first.contains("Call-ID: c1\r\n"));
+        let second = srv.poll_transmit().unwrap().bytes;
+        assert!(
+            String::from_utf8(second)
+                .unwrap()
+                .contains("Call-ID: c2\r\n")
+        );
+        let len = out.len();
+        let third = srv.poll_transmit_into(&mut out).unwrap();
+        assert!(
+            String::from_utf8(out[len..].to_vec())
+                .unwrap()
+                .contains("Call-ID: c3\r\n")
+        );
+        assert_eq!(out.len(), len + third);
+        assert_eq!(srv.poll_transmit_into(&mut out), None);
+        assert_eq!(out.len(), len + third);
+        assert!(srv.poll_transmit().is_none());
+    }
 
     #[test]
     fn plain_header_forms_read_as_the_typed_parse_reads_them() {

@@ -443,18 +443,35 @@ pub(crate) struct Answer {
 impl Answer {
     /// The response with code `code` to `req`.
     pub(crate) fn new(req: &Request, code: u16) -> Self {
-        Self::write(req, code, None)
+        Self::write(Vec::new(), req, code, None)
+    }
+
+    /// As [`Answer::new`], appended to `out` (a buffer reused from message to message: once
+    /// large enough, no allocation); [`Answer::finish`] gives `out` back.
+    pub(crate) fn new_in(out: Vec<u8>, req: &Request, code: u16) -> Self {
+        Self::write(out, req, code, None)
     }
 
     /// As [`Answer::new`], adding `;tag=TAG` to `To` (whose value in the request was `to`) when
     /// it has no tag (RFC 3261 §8.2.6.2).
+    #[cfg(test)]
     pub(crate) fn with_to_tag(req: &Request, code: u16, to: &Party<'_>, tag: &str) -> Self {
-        Self::write(req, code, to.tag().is_none().then_some(tag))
+        Self::with_to_tag_in(Vec::new(), req, code, to, tag)
     }
 
-    fn write(req: &Request, code: u16, to_tag: Option<&str>) -> Self {
+    /// As [`Answer::with_to_tag`], appended to `out` (see [`Answer::new_in`]).
+    pub(crate) fn with_to_tag_in(
+        out: Vec<u8>,
+        req: &Request,
+        code: u16,
+        to: &Party<'_>,
+        tag: &str,
+    ) -> Self {
+        Self::write(out, req, code, to.tag().is_none().then_some(tag))
+    }
+
+    fn write(mut out: Vec<u8>, req: &Request, code: u16, to_tag: Option<&str>) -> Self {
         // `encode_head_for` reserves for what it copies plus room for the lines added here.
-        let mut out = Vec::new();
         Response::encode_head_for(req, code, to_tag, &mut out);
         Self { out }
     }
@@ -509,7 +526,7 @@ impl Answer {
         self
     }
 
-    /// The wire bytes.
+    /// The wire bytes (after what the buffer held before, for [`Answer::new_in`]).
     pub(crate) fn finish(mut self) -> Vec<u8> {
         self.out.extend_from_slice(LENGTH_ZERO_END);
         self.out
