@@ -7,20 +7,25 @@
 //! - `frame_parse_register`, `frame_parse_ok`: [`frame`] then [`Message::parse_with`] of 32
 //!   pipelined copies (the `tls_frame_parse` bench rows);
 //! - `parse`: [`Message::parse`] and the Call-ID (the `sip_parse/register` row);
+//! - `parse_reused`: the same with [`Message::parse_with_storage`], the header storage handed
+//!   back after each message (the `sip_parse/register/mcptt_sip_reused_storage` row);
 //! - `frame_parse_one_pass_register`, `frame_parse_one_pass_ok`: the same with
 //!   [`frame_parse`] (one pass over each head);
+//! - `frame_parse_one_pass_register_reused`, `frame_parse_one_pass_ok_reused`: the same with
+//!   [`frame_parse_with_storage`], the header storage handed back after each message;
 //! - `framer`: a [`Framer`] fed 32 pipelined copies in 1400-byte segments;
 //! - `typed`: parse, then Via, From/To tags, Call-ID, CSeq, Contact and Content-Length;
 //! - `sign_in`: the SIP side of one `mcptt-service-state` sign-in (its `profile_sign_in`
 //!   messages): parse a PUBLISH (12 headers), a SUBSCRIBE (15) and a 200 OK (6), read the
-//!   headers the server reads, and write two answers with [`Response::encode_head_for`].
+//!   headers the server reads, and write two answers with [`Response::encode_head_for`];
+//! - `sign_in_reused`: the same with one [`HeaderStorage`] handed from message to message.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::hint::black_box;
 
 use mcptt_sip::{
-    Bytes, BytesMut, FrameScan, Framed, Framer, KnownHeader, Limits, Message, Response, Status,
-    frame, frame_parse,
+    Bytes, BytesMut, FrameScan, Framed, Framer, HeaderStorage, KnownHeader, Limits, Message,
+    Response, Status, frame, frame_parse, frame_parse_with_storage,
 };
 
 const REGISTER: &[u8] = include_bytes!("../tests/data/mcptt/register.sip");
@@ -91,9 +96,17 @@ CSeq: 1 NOTIFY\r\nContent-Length: 0\r\n\r\n"
     ))
 }
 
-/// What the service-state server reads of a request, then its 200 (with a To tag).
-fn answer(buf: &Bytes, out: &mut Vec<u8>) -> usize {
-    let Message::Request(req) = Message::parse(buf.clone()).unwrap() else {
+/// What the service-state server reads of a request, then its 200 (with a To tag); with
+/// `storage`, the parse reuses it and hands it back.
+fn answer(buf: &Bytes, out: &mut Vec<u8>, storage: Option<&mut HeaderStorage>) -> usize {
+    let (msg, storage) = match storage {
+        Some(s) => (
+            Message::parse_with_storage(buf.clone(), &Limits::default(), s),
+            Some(s),
+        ),
+        None => (Message::parse(buf.clone()), None),
+    };
+    let Message::Request(req) = msg.unwrap() else {
         panic!("a request")
     };
     let h = req.headers();
@@ -111,15 +124,32 @@ fn answer(buf: &Bytes, out: &mut Vec<u8>) -> usize {
     out.clear();
     Response::encode_head_for(&req, 200, Some("00000000000000ab"), out);
     n += out.len();
+    if let Some(s) = storage {
+        *s = req.into_storage();
+    }
     n
 }
 
-fn sign_in(publish: &Bytes, subscribe: &Bytes, ok: &Bytes, out: &mut Vec<u8>) -> usize {
-    let mut n = answer(publish, out) + answer(subscribe, out);
-    let m = Message::parse(ok.clone()).unwrap();
+fn sign_in(
+    publish: &Bytes,
+    subscribe: &Bytes,
+    ok: &Bytes,
+    out: &mut Vec<u8>,
+    mut storage: Option<&mut HeaderStorage>,
+) -> usize {
+    let mut n = answer(publish, out, storage.as_deref_mut())
+        + answer(subscribe, out, storage.as_deref_mut());
+    let m = match storage.as_deref_mut() {
+        Some(s) => Message::parse_with_storage(ok.clone(), &Limits::default(), s),
+        None => Message::parse(ok.clone()),
+    }
+    .unwrap();
     let h = m.headers();
     n += h.call_id().unwrap().len() + h.cseq().unwrap().seq as usize;
     n += h.get_known(KnownHeader::To).unwrap().len();
+    if let Some(s) = storage {
+        *s = m.into_storage();
+    }
     n
 }
 
@@ -162,6 +192,41 @@ fn main() {
                 }
             }
         }
+        "frame_parse_one_pass_register_reused" | "frame_parse_one_pass_ok_reused" => {
+            let one = if workload.ends_with("_ok_reused") {
+                &ok
+            } else {
+                &register
+            };
+            let wire = one.repeat(32);
+            let limits = Limits::default();
+            let mut storage = HeaderStorage::new();
+            for _ in 0..n {
+                let mut rbuf = BytesMut::from(black_box(&wire[..]));
+                let mut scan = FrameScan::default();
+                while let Framed::Message(m) =
+                    frame_parse_with_storage(&mut rbuf, &limits, &mut scan, &mut storage).unwrap()
+                {
+                    black_box(&m);
+                    storage = m.into_storage();
+                    total += 1;
+                }
+            }
+        }
+        "parse_reused" => {
+            let limits = Limits::default();
+            let mut storage = HeaderStorage::new();
+            for _ in 0..n {
+                let m = Message::parse_with_storage(
+                    black_box(&register).clone(),
+                    &limits,
+                    &mut storage,
+                )
+                .unwrap();
+                total += m.call_id().unwrap().len();
+                storage = m.into_storage();
+            }
+        }
         "parse" => {
             for _ in 0..n {
                 let m = Message::parse(black_box(&register).clone()).unwrap();
@@ -190,7 +255,21 @@ fn main() {
             let (p, s, o) = (publish(), subscribe(), notify_ok());
             let mut out = Vec::new();
             for _ in 0..n {
-                total += sign_in(black_box(&p), black_box(&s), black_box(&o), &mut out);
+                total += sign_in(black_box(&p), black_box(&s), black_box(&o), &mut out, None);
+            }
+        }
+        "sign_in_reused" => {
+            let (p, s, o) = (publish(), subscribe(), notify_ok());
+            let mut out = Vec::new();
+            let mut storage = HeaderStorage::new();
+            for _ in 0..n {
+                total += sign_in(
+                    black_box(&p),
+                    black_box(&s),
+                    black_box(&o),
+                    &mut out,
+                    Some(&mut storage),
+                );
             }
         }
         other => panic!("unknown workload {other}"),

@@ -133,13 +133,16 @@ impl HeaderStorage {
 
     /// The (empty) entry list to parse into, with room for at least the usual head; the
     /// storage is left empty.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn take_entries(&mut self) -> Vec<Entry> {
-        let mut entries = std::mem::take(&mut self.entries);
-        // (empty already: `from_entries` clears; cheap either way)
-        entries.clear();
-        entries.reserve(Self::INITIAL_LINES);
-        entries
+        if self.entries.capacity() >= Self::INITIAL_LINES {
+            // (empty: every way in empties it)
+            std::mem::take(&mut self.entries)
+        } else {
+            // what a parse without storage allocates (less kept is not worth growing)
+            self.entries = Vec::new();
+            Vec::with_capacity(Self::INITIAL_LINES)
+        }
     }
 
     /// Put back the entry list of a parse that failed.
@@ -672,6 +675,7 @@ impl Headers {
     /// [`HeaderStorage`]; storage above [`HeaderStorage::MAX_RETAINED_LINES`] lines is
     /// freed instead). The message buffer is released.
     #[must_use]
+    #[inline(always)]
     pub fn into_storage(self) -> HeaderStorage {
         HeaderStorage::from_entries(self.entries)
     }

@@ -166,6 +166,40 @@ fn check_version(v: &[u8], offset: usize) -> Result<()> {
     Ok(())
 }
 
+/// The error of a head that is not UTF-8 from byte `at` on (naming the header whose line
+/// holds it); `entries` go back to `storage`.
+#[cold]
+#[inline(never)]
+fn utf8_error(at: usize, buf: &[u8], entries: Vec<Entry>, storage: &mut HeaderStorage) -> Error {
+    let name = entries
+        .iter()
+        .find(|x| (x.name.start as usize..x.line_end as usize).contains(&at))
+        .and_then(|x| std::str::from_utf8(x.name.bytes(buf)).ok())
+        .unwrap_or_default()
+        .to_owned();
+    storage.put_back(entries);
+    Error::Header {
+        name,
+        offset: at,
+        expected: "UTF-8 text",
+    }
+}
+
+/// The error of a Request-URI at `us` that does not parse (`err`) or carries headers
+/// (`None`); the head's entries go back to `storage`.
+#[cold]
+#[inline(never)]
+fn uri_error(err: Option<Error>, us: Span, head: Head, storage: &mut HeaderStorage) -> Error {
+    *storage = head.headers.into_storage();
+    match err {
+        Some(e) => e.shifted(us.start as usize),
+        None => Error::Uri {
+            offset: us.start as usize,
+            expected: "a Request-URI without headers (RFC 3261 §19.1.1)",
+        },
+    }
+}
+
 /// Limits used for messages this crate builds itself.
 fn unlimited() -> Limits {
     Limits {
@@ -258,6 +292,7 @@ impl Message {
     /// Give up the message and keep its header-line storage for another parse (see
     /// [`HeaderStorage`] and [`Message::parse_with_storage`]).
     #[must_use]
+    #[inline(always)]
     pub fn into_storage(self) -> HeaderStorage {
         match self {
             Self::Request(r) => r.into_storage(),
@@ -269,16 +304,11 @@ impl Message {
     /// body is the Content-Length bytes after the head that `buf` holds. On error the head's
     /// entry list goes back to `storage`.
     #[inline]
-    pub(crate) fn finish(p: ParsedHead, buf: Bytes, storage: &mut HeaderStorage) -> Result<Self> {
-        Self::finish_or_keep(p, buf).map_err(|(e, entries)| {
-            storage.put_back(entries);
-            e
-        })
-    }
-
-    /// [`Message::finish`], handing the entry list back with the error.
-    #[inline]
-    fn finish_or_keep(p: ParsedHead, mut buf: Bytes) -> Result<Self, (Error, Vec<Entry>)> {
+    pub(crate) fn finish(
+        p: ParsedHead,
+        mut buf: Bytes,
+        storage: &mut HeaderStorage,
+    ) -> Result<Self> {
         let ParsedHead {
             kind,
             line_end,
@@ -297,39 +327,7 @@ impl Message {
         // headers' text, which every value and typed accessor then reads without a check.
         let text = match ByteString::try_from(buf.slice(..he.body_start)) {
             Ok(text) => text,
-            Err(e) => {
-                let at = e.valid_up_to();
-                let name = entries
-                    .iter()
-                    .find(|x| (x.name.start as usize..x.line_end as usize).contains(&at))
-                    .and_then(|x| std::str::from_utf8(x.name.bytes(&buf)).ok())
-                    .unwrap_or_default();
-                let e = Error::Header {
-                    name: name.to_owned(),
-                    offset: at,
-                    expected: "UTF-8 text",
-                };
-                return Err((e, entries));
-            }
-        };
-        // the Request-URI, read before the entries move into the headers (an error hands
-        // them back)
-        let kind = match kind {
-            Kind::Req(method, us) => {
-                let uri = match Uri::from_text(us.sub(&text)) {
-                    Ok(uri) if uri.has_headers() => {
-                        let e = Error::Uri {
-                            offset: us.start as usize,
-                            expected: "a Request-URI without headers (RFC 3261 §19.1.1)",
-                        };
-                        return Err((e, entries));
-                    }
-                    Ok(uri) => uri,
-                    Err(e) => return Err((e.shifted(us.start as usize), entries)),
-                };
-                Ok((method, uri))
-            }
-            Kind::Resp(code, reason) => Err((code, reason)),
+            Err(e) => return Err(utf8_error(e.valid_up_to(), &buf, entries, storage)),
         };
         let head = Head {
             headers: Headers::from_parts_indexed(buf, text, entries, index),
@@ -341,8 +339,14 @@ impl Message {
             declared_len: he.content_length,
         };
         Ok(match kind {
-            Ok((method, uri)) => Self::Request(Request { method, uri, head }),
-            Err((code, reason)) => Self::Response(Response { code, reason, head }),
+            Kind::Req(method, us) => {
+                let uri = match Uri::from_text(us.sub(head.headers.text())) {
+                    Ok(uri) if !uri.has_headers() => uri,
+                    other => return Err(uri_error(other.err(), us, head, storage)),
+                };
+                Self::Request(Request { method, uri, head })
+            }
+            Kind::Resp(code, reason) => Self::Response(Response { code, reason, head }),
         })
     }
 
@@ -553,6 +557,7 @@ impl Request {
     /// Give up the request and keep its header-line storage for another parse (see
     /// [`HeaderStorage`] and [`Message::parse_with_storage`]).
     #[must_use]
+    #[inline(always)]
     pub fn into_storage(self) -> HeaderStorage {
         self.head.headers.into_storage()
     }
@@ -619,6 +624,7 @@ impl Response {
     /// Give up the response and keep its header-line storage for another parse (see
     /// [`HeaderStorage`] and [`Message::parse_with_storage`]).
     #[must_use]
+    #[inline(always)]
     pub fn into_storage(self) -> HeaderStorage {
         self.head.headers.into_storage()
     }
