@@ -65,6 +65,16 @@ fn ours(buf: &Bytes) -> usize {
     msg.call_id().unwrap().len()
 }
 
+/// mcptt-sip as a server that reuses header storage: the same parse and Call-ID, the header
+/// index built in storage the previous message handed back (no allocation for it).
+fn ours_reused(buf: &Bytes, storage: &mut mcptt_sip::HeaderStorage) -> usize {
+    let limits = mcptt_sip::Limits::default();
+    let msg = mcptt_sip::Message::parse_with_storage(buf.clone(), &limits, storage).unwrap();
+    let n = msg.call_id().unwrap().len();
+    *storage = msg.into_storage();
+    n
+}
+
 fn parse_group(c: &mut Criterion) {
     assert_eq!(REGISTER.len(), 680, "the issue's REGISTER is 680 bytes");
     for (name, bytes) in [("register", REGISTER), ("publish", PUBLISH)] {
@@ -74,6 +84,8 @@ fn parse_group(c: &mut Criterion) {
         assert_eq!(ours(&buf), want);
         assert_eq!(peer_rsip(&buf), want);
         assert_eq!(peer_ezk(&buf), want);
+        let mut storage = mcptt_sip::HeaderStorage::new();
+        assert_eq!(ours_reused(&buf, &mut storage), want);
 
         let mut g = c.benchmark_group(format!("sip_parse/{name}"));
         g.throughput(Throughput::Bytes(bytes.len() as u64));
@@ -81,6 +93,11 @@ fn parse_group(c: &mut Criterion) {
             b.iter(|| floor_httparse(black_box(&buf)))
         });
         g.bench_function("mcptt_sip", |b| b.iter(|| ours(black_box(&buf))));
+        // the same with the header storage handed from message to message (`mcptt_sip` above
+        // is the fresh-storage row)
+        g.bench_function("mcptt_sip_reused_storage", |b| {
+            b.iter(|| ours_reused(black_box(&buf), &mut storage))
+        });
         g.bench_function("rsip", |b| b.iter(|| peer_rsip(black_box(&buf))));
         g.bench_function("ezk_sip_types", |b| b.iter(|| peer_ezk(black_box(&buf))));
         g.finish();
@@ -257,6 +274,38 @@ fn framing_group(c: &mut Criterion) {
                 match mcptt_sip::frame_parse(&mut buf, &limits, &mut scan).unwrap() {
                     mcptt_sip::Framed::Message(m) => {
                         black_box(&m);
+                    }
+                    other => panic!("{other:?}"),
+                }
+                n += 1;
+            }
+            assert_eq!(n, 128);
+            n
+        })
+    });
+    g.bench_function("frame_parse_one_pass_reused_storage", |b| {
+        let mut storage = mcptt_sip::HeaderStorage::new();
+        b.iter(|| {
+            let mut buf = bytes::BytesMut::from(black_box(&wire[..]));
+            let mut scan = mcptt_sip::FrameScan::default();
+            let mut n = 0;
+            loop {
+                let k = mcptt_sip::keepalive_len(&buf);
+                let _ = buf.split_to(k);
+                if buf.is_empty() {
+                    break;
+                }
+                match mcptt_sip::frame_parse_with_storage(
+                    &mut buf,
+                    &limits,
+                    &mut scan,
+                    &mut storage,
+                )
+                .unwrap()
+                {
+                    mcptt_sip::Framed::Message(m) => {
+                        black_box(&m);
+                        storage = m.into_storage();
                     }
                     other => panic!("{other:?}"),
                 }
