@@ -124,6 +124,7 @@ mod error;
 mod hash;
 mod model;
 pub mod server;
+mod shared;
 mod sip;
 pub mod store;
 mod token;
@@ -134,3 +135,4 @@ pub use model::{
     AuthorisationState, CombinedState, Random, RegistrationChange, RegistrationState, SplitMix64,
     TokenGrant, TokenValidator, UeDirectory, UeKind,
 };
+pub use shared::SharedStr;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::SharedStr;
 use crate::body::StateRef;
 use crate::body::simple_multipart_boundary;
 use crate::body::{PocSettings, PublishBody, PublishParts, ServiceState, XmlLimits};
@@ -141,9 +142,9 @@ pub enum ServerEvent {
     /// A PUBLISH that was accepted carried poc-settings (answer mode, ...) for the user on the UE.
     SettingsPublished {
         /// The user.
-        mcptt_id: String,
+        mcptt_id: SharedStr,
         /// The UE.
-        impu: String,
+        impu: SharedStr,
         /// The published settings.
         settings: PocSettings,
     },
@@ -155,11 +156,11 @@ pub enum ServerEvent {
     /// A subscription was created.
     SubscriptionCreated {
         /// Subscribed user.
-        mcptt_id: String,
+        mcptt_id: SharedStr,
         /// Subscribing UE.
-        impu: String,
+        impu: SharedStr,
         /// Dialog Call-ID.
-        call_id: String,
+        call_id: SharedStr,
     },
     /// The store could not be used (unavailable, or conflicts kept recurring); the work is
     /// retried at a later [`Server::handle_timeout`] (requests were answered 503/500).
@@ -172,11 +173,11 @@ pub enum ServerEvent {
     /// A subscription ended.
     SubscriptionTerminated {
         /// Subscribed user.
-        mcptt_id: String,
+        mcptt_id: SharedStr,
         /// Subscribing UE.
-        impu: String,
+        impu: SharedStr,
         /// Dialog Call-ID.
-        call_id: String,
+        call_id: SharedStr,
         /// Why.
         reason: TerminationReason,
     },
@@ -394,6 +395,9 @@ struct Undo {
     store_version: u64,
     last_version: u64,
 }
+
+/// The public user identity and MCPTT ID of a session, shared with it.
+type SessionIds = (Arc<str>, Arc<str>);
 
 /// CSeq increase of a dialog taken over from another instance.
 const TAKEOVER_CSEQ_GAP: u32 = 10_000;
@@ -1461,9 +1465,10 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             }
         }?;
         if let (Some(settings), true) = (settings, expires != 0) {
+            let (impu, mcptt_id) = signed_in;
             self.events.push_back(ServerEvent::SettingsPublished {
-                mcptt_id: signed_in,
-                impu: impu.to_owned(),
+                mcptt_id: mcptt_id.into(),
+                impu: impu.into(),
                 settings,
             });
         }
@@ -1480,7 +1485,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         token: &str,
         client_id: Option<&str>,
         expires: u32,
-    ) -> Result<String, Refusal> {
+    ) -> Result<SessionIds, Refusal> {
         let grant = self.validate(impu, token, now_unix, client_id)?;
         // One lookup: registered, the users on the UE and its key (for a new session).
         let (key, sessions) = match self.ues.get_key_value(impu) {
@@ -1536,7 +1541,15 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             self.set_auth(now, other, Auth::Replaced);
         }
         self.replace_auth(now, id, next, changes_state);
-        Ok(grant.mcptt_id)
+        Ok(self.session_ids(id))
+    }
+
+    /// The UE and user of session `id` (shared text; empty for an unknown session).
+    fn session_ids(&self, id: u64) -> SessionIds {
+        match self.sessions.get(&id) {
+            Some(s) => (Arc::clone(&s.impu), Arc::clone(&s.mcptt_id)),
+            None => (Arc::from(""), Arc::from("")),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1550,7 +1563,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         expires: u32,
         token: Option<&str>,
         client_id: Option<&str>,
-    ) -> Result<String, Refusal> {
+    ) -> Result<SessionIds, Refusal> {
         let Some(&id) = tag_value(etag).and_then(|e| self.etags.get(&e)) else {
             return Err(Refusal::code(412));
         };
@@ -1570,7 +1583,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
                 .finish();
             self.transmit.put(bytes);
             self.set_auth(now, id, Auth::SignedOff);
-            return Ok(String::from(&*mcptt_id));
+            return Ok(self.session_ids(id));
         }
         let new_etag = self.fresh_etag();
         let publication = Publication {
@@ -1610,7 +1623,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             next.public() != current.public() || next.token_exp() != current.token_exp();
         self.respond_publish(req, new_etag, expires);
         self.replace_auth(now, id, next, changes_state);
-        Ok(String::from(&*mcptt_id))
+        Ok(self.session_ids(id))
     }
 
     fn respond_publish(&mut self, req: &Request, etag: u64, expires: u32) {
@@ -1746,7 +1759,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     }
 
     fn snapshot(&self, s: &Session) -> ServiceState {
-        snapshot_of(self.state_ref(s))
+        snapshot_of(s, self.ues.get(&s.impu), &self.config.directory)
     }
 
     /// Sends a NOTIFY with the current state of `session` on subscription `id`.
@@ -1772,7 +1785,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         bump_version_in(ue.as_deref_mut(), session);
         let store_version = ue.as_ref().map_or(0, |u| u.store_version);
         mark_dirty_at(&mut self.dirty, &session.impu, store_version);
-        let state = snapshot_of(state_of(session, ue.as_deref(), &self.config.directory));
+        let state = snapshot_of(session, ue.as_deref(), &self.config.directory);
         if !session.subs.is_empty() && !self.pending.contains(&id) {
             self.pending.push(id);
         }
@@ -1821,7 +1834,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         // `session_for` would find for it (one per user on a UE).
         let mut known_session = None;
         let mcptt_id = match token {
-            Some(token) => self.validate(impu, token, now_unix, client_id)?.mcptt_id,
+            Some(token) => Arc::from(self.validate(impu, token, now_unix, client_id)?.mcptt_id),
             None if kind == UeKind::Gateway => {
                 return Err(self.fail(impu, "SUBSCRIBE from a gateway UE does not name the user"));
             }
@@ -1831,7 +1844,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
                         .iter()
                         .filter_map(|id| self.sessions.get(id).map(|s| (*id, s)))
                         .find(|(_, s)| s.auth.publication().is_some())
-                        .map(|(id, s)| (id, String::from(&*s.mcptt_id)))
+                        .map(|(id, s)| (id, Arc::clone(&s.mcptt_id)))
                 });
                 match signed_in {
                     Some((id, m)) => {
@@ -1923,11 +1936,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         sub.notified_version = found.map_or(0, |s| s.version);
         let record = match found {
             Some(s) => sub.record(self.config.instance_id, &s.impu, &s.mcptt_id),
-            None => sub.record(
-                self.config.instance_id,
-                &Arc::from(impu),
-                &Arc::from(mcptt_id.as_str()),
-            ),
+            None => sub.record(self.config.instance_id, &Arc::from(impu), &mcptt_id),
         };
         sub.local_cseq = 0;
         match self.store.write_dialog(our_tag, 0, Some(record)) {
@@ -1939,6 +1948,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         }
         self.timers.insert(sub.expires_at, Timer::Subscription(id));
         self.arm_leases(now);
+        let call_id = Arc::clone(&sub.call_id);
         self.subs.insert(id, Box::new(sub));
         self.dialogs.insert(our_tag, id);
         if let Some(s) = self.sessions.get_mut(&session) {
@@ -1957,10 +1967,15 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         .line(&self.contact_line)
         .finish();
         self.transmit.put(bytes);
+        // The session's own text (it shares the UE's key).
+        let (impu, mcptt_id) = match self.sessions.get(&session) {
+            Some(s) => (Arc::clone(&s.impu), Arc::clone(&s.mcptt_id)),
+            None => (Arc::from(impu), mcptt_id),
+        };
         self.events.push_back(ServerEvent::SubscriptionCreated {
-            mcptt_id,
-            impu: impu.to_owned(),
-            call_id: sub_req.ids.call_id.to_owned(),
+            mcptt_id: mcptt_id.into(),
+            impu: impu.into(),
+            call_id: call_id.into(),
         });
         self.notify_state(now, id, session, None);
         Ok(())
@@ -2017,8 +2032,8 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         };
         ServiceState {
             version: 0,
-            mcptt_id: mcptt_id.to_owned(),
-            impu: impu.to_owned(),
+            mcptt_id: mcptt_id.into(),
+            impu: impu.into(),
             instance: None,
             ue_kind: self.config.directory.kind(impu),
             registration,
@@ -2193,15 +2208,15 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let (mcptt_id, impu) = match self.sessions.get_mut(&sub.session) {
             Some(s) => {
                 s.subs.retain(|x| *x != id);
-                (String::from(&*s.mcptt_id), String::from(&*s.impu))
+                (SharedStr::from(&s.mcptt_id), SharedStr::from(&s.impu))
             }
-            None => (String::new(), String::new()),
+            None => (SharedStr::default(), SharedStr::default()),
         };
         self.collect(sub.session);
         self.events.push_back(ServerEvent::SubscriptionTerminated {
             mcptt_id,
             impu,
-            call_id: String::from(&*sub.call_id),
+            call_id: SharedStr::from(&sub.call_id),
             reason,
         });
     }
@@ -2545,9 +2560,9 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         }
         let session = self.session_for(&record.impu, &record.mcptt_id);
         let (impu, mcptt_id, call_id) = (
-            String::from(&*record.impu),
-            String::from(&*record.mcptt_id),
-            String::from(&*record.call_id),
+            SharedStr::from(&record.impu),
+            SharedStr::from(&record.mcptt_id),
+            SharedStr::from(&record.call_id),
         );
         let id = self.next_id;
         self.next_id += 1;
@@ -2648,6 +2663,11 @@ fn bump_version_in(ue: Option<&mut Ue>, session: &mut Session) {
     }
 }
 
+/// The instance a UE's state names: its first registered one.
+fn first_instance(ue: &Ue) -> Option<&Arc<str>> {
+    ue.instances.iter().find(|i| !i.is_empty())
+}
+
 /// The service state of session `s` on UE `ue` (its entry in the server's table, if any).
 fn state_of<'a>(s: &'a Session, ue: Option<&'a Ue>, directory: &UeDirectory) -> StateRef<'a> {
     let registration = if ue.is_some_and(|u| u.registered) {
@@ -2660,7 +2680,7 @@ fn state_of<'a>(s: &'a Session, ue: Option<&'a Ue>, directory: &UeDirectory) -> 
         version: s.version,
         mcptt_id: &s.mcptt_id,
         impu: &s.impu,
-        instance: ue.and_then(|u| u.instances.iter().find(|i| !i.is_empty()).map(|i| &**i)),
+        instance: ue.and_then(first_instance).map(|i| &**i),
         ue_kind: directory.kind(&s.impu),
         registration,
         authorisation,
@@ -2669,13 +2689,15 @@ fn state_of<'a>(s: &'a Session, ue: Option<&'a Ue>, directory: &UeDirectory) -> 
     }
 }
 
-/// The owned copy of a state.
-fn snapshot_of(r: StateRef<'_>) -> ServiceState {
+/// The state of session `s` on UE `ue` (as [`state_of`]) as an owned value, sharing the
+/// text of the server's tables.
+fn snapshot_of(s: &Session, ue: Option<&Ue>, directory: &UeDirectory) -> ServiceState {
+    let r = state_of(s, ue, directory);
     ServiceState {
         version: r.version,
-        mcptt_id: r.mcptt_id.to_owned(),
-        impu: r.impu.to_owned(),
-        instance: r.instance.map(str::to_owned),
+        mcptt_id: SharedStr::from(&s.mcptt_id),
+        impu: SharedStr::from(&s.impu),
+        instance: ue.and_then(first_instance).map(SharedStr::from),
         ue_kind: r.ue_kind,
         registration: r.registration,
         authorisation: r.authorisation,

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::SharedStr;
 use crate::error::{BodyKind, Error};
 use crate::model::{AuthorisationState, CombinedState, RegistrationState, UeKind};
 use crate::sip::push_u64;
@@ -62,11 +63,11 @@ pub struct ServiceState {
     /// Version counter (see the schema).
     pub version: u64,
     /// MCPTT ID of the user.
-    pub mcptt_id: String,
+    pub mcptt_id: SharedStr,
     /// Public user identity of the UE.
-    pub impu: String,
+    pub impu: SharedStr,
     /// `+sip.instance` of the UE.
-    pub instance: Option<String>,
+    pub instance: Option<SharedStr>,
     /// UE kind.
     pub ue_kind: UeKind,
     /// SIP registration state.
@@ -248,9 +249,9 @@ mod tests {
         ] {
             let s = ServiceState {
                 version: 0,
-                mcptt_id: id,
+                mcptt_id: id.into(),
                 impu: "sip:u@b".into(),
-                instance,
+                instance: instance.map(Into::into),
                 ue_kind: UeKind::Shareable,
                 registration: RegistrationState::NotRegistered,
                 authorisation: AuthorisationState::SignedOff,
