@@ -529,6 +529,11 @@ pub struct Server<V, R, S = MemoryStore> {
     scratch: Vec<u8>,
     /// Reused buffer the `*_bytes` entry points copy messages into.
     rx: RxBuffer,
+    /// The header-line index of the last message the `*_bytes` entry points parsed, reused
+    /// by the next parse.
+    headers: mcptt_sip::HeaderStorage,
+    /// The limits of `mcptt_sip::Message::parse` (its defaults).
+    sip_limits: mcptt_sip::Limits,
     /// The last single-entry route set a subscription took (shared by the next ones alike).
     last_route: Option<Arc<[String]>>,
     /// `identity` of the configured public service identity.
@@ -564,6 +569,8 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             notify_text: NotifyText::new(&config),
             scratch: Vec::new(),
             rx: RxBuffer::default(),
+            headers: mcptt_sip::HeaderStorage::new(),
+            sip_limits: mcptt_sip::Limits::default(),
             last_route: None,
             service_identity: identity(&config.service_uri).into_owned(),
             service_uri: Arc::from(config.service_uri.as_str()),
@@ -1238,7 +1245,8 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     pub fn handle_request_bytes(&mut self, now: Instant, now_unix: u64, request: &[u8]) {
         let bytes = self.rx.copy(request);
         // Matched here (as `sip::parse_request` does) by reference: the request is not moved.
-        let parsed = mcptt_sip::Message::parse(bytes);
+        let parsed =
+            mcptt_sip::Message::parse_with_storage(bytes, &self.sip_limits, &mut self.headers);
         match &parsed {
             Ok(mcptt_sip::Message::Request(r)) => self.handle_request(now, now_unix, r),
             Ok(mcptt_sip::Message::Response(_)) => {
@@ -1249,6 +1257,9 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             Err(_) => self.events.push_back(ServerEvent::MalformedRequest {
                 what: "a well-formed SIP message",
             }),
+        }
+        if let Ok(message) = parsed {
+            self.headers = message.into_storage();
         }
     }
 
@@ -2273,9 +2284,13 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     /// As [`Server::handle_response`], for one encoded response.
     pub fn handle_response_bytes(&mut self, now: Instant, response: &[u8]) {
         let bytes = self.rx.copy(response);
-        let parsed = mcptt_sip::Message::parse(bytes);
+        let parsed =
+            mcptt_sip::Message::parse_with_storage(bytes, &self.sip_limits, &mut self.headers);
         if let Ok(mcptt_sip::Message::Response(r)) = &parsed {
             self.handle_response(now, r);
+        }
+        if let Ok(message) = parsed {
+            self.headers = message.into_storage();
         }
     }
 
