@@ -352,7 +352,6 @@ async fn independent(
     clock: Clock,
 ) -> (Option<Duration>, Result<(), StepFailure>) {
     let start = Instant::now();
-    let step_timeout = cfg.timeout;
     let login = do_login(idms_err.as_ref(), &cfg, &trace, &clock).await;
     let mut ue = match Ue::connect(cfg, trace.clone(), clock).await {
         Ok(ue) => ue,
@@ -366,7 +365,10 @@ async fn independent(
         ue.subscribe(idx).await?;
         let latency = start.elapsed();
         check_states(&s, ue.users().get(idx))?;
-        settle(&trace, &s.label, step_timeout).await;
+        // Step 18 (the SIP core relaying this answer to the MCPTT server) is waited for by
+        // `run_ues` once all UEs are done: closing now cannot lose it (the SIP core reads the
+        // answer before the end of the connection), and a wait per UE here cost the servers'
+        // thread a cross-thread wake-up per UE.
         Ok(latency)
     }
     .await;
@@ -381,6 +383,25 @@ async fn independent(
 /// MCPTT server (step 18), so the run's record is complete before the servers stop.
 async fn settle(trace: &Trace, label: &str, timeout: Duration) {
     let _ = trace.wait_label_step(label, 18, timeout).await;
+}
+
+/// Waits (bounded by one `timeout` for all) until every sign-in that succeeded and expects
+/// step 18 has it: the UEs of [`independent`] stop after their answer to the first NOTIFY
+/// (step 17), and the SIP core relays that answer to the MCPTT server on its own time. By
+/// then most have it (no wait, no wake-up of this task by the servers' thread).
+async fn settle_all(
+    results: &[SignInResult],
+    sign_ins: &[SignIn],
+    trace: &Trace,
+    timeout: Duration,
+) {
+    let limit = tokio::time::Instant::now() + timeout;
+    for (r, s) in results.iter().zip(sign_ins) {
+        if r.outcome.is_ok() && s.steps.contains(&18) {
+            let left = limit.saturating_duration_since(tokio::time::Instant::now());
+            let _ = trace.wait_label_step(&s.label, 18, left).await;
+        }
+    }
 }
 
 fn expect_published(ue: &Ue, idx: usize) -> Result<(), StepFailure> {
@@ -717,6 +738,7 @@ pub async fn run_ues(
                     r.outcome = outcome;
                 }
             }
+            settle_all(&results, sign_ins, trace, config.step_timeout).await;
             return results;
         }
     };
