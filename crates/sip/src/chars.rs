@@ -460,6 +460,7 @@ pub(crate) fn parse_u64(s: &[u8]) -> Option<u64> {
 }
 
 /// Parse a decimal `u32` made only of digits.
+#[inline]
 pub(crate) fn parse_u32(s: &[u8]) -> Option<u32> {
     parse_u64(s).and_then(|v| u32::try_from(v).ok())
 }

@@ -3,7 +3,7 @@
 use bytes::{Bytes, BytesMut};
 
 use crate::error::{Error, Result};
-use crate::headers::HeaderStorage;
+use crate::headers::{EntrySource, Fresh, HeaderStorage};
 use crate::limits::Limits;
 use crate::message::{Message, ParsedHead, parse_head};
 use crate::names::Hid;
@@ -252,7 +252,7 @@ fn frame_from(buf: &[u8], limits: &Limits, st: &mut Scan) -> Result<Status> {
 fn one_pass_head(
     buf: &[u8],
     limits: &Limits,
-    storage: &mut HeaderStorage,
+    storage: &mut impl EntrySource,
 ) -> Option<(ParsedHead, usize)> {
     let window = buf
         .len()
@@ -344,7 +344,7 @@ pub enum Framed {
 /// # Errors
 /// As [`frame`].
 pub fn frame_parse(buf: &mut BytesMut, limits: &Limits, scan: &mut FrameScan) -> Result<Framed> {
-    frame_parse_with_storage(buf, limits, scan, &mut HeaderStorage::new())
+    frame_parse_in(buf, limits, scan, &mut Fresh)
 }
 
 /// [`frame_parse`], building the header index of a parsed message in `storage` instead of
@@ -380,6 +380,17 @@ pub fn frame_parse_with_storage(
     scan: &mut FrameScan,
     storage: &mut HeaderStorage,
 ) -> Result<Framed> {
+    frame_parse_in(buf, limits, scan, storage)
+}
+
+/// [`frame_parse_with_storage`] with either kind of storage.
+#[inline]
+fn frame_parse_in(
+    buf: &mut BytesMut,
+    limits: &Limits,
+    scan: &mut FrameScan,
+    storage: &mut impl EntrySource,
+) -> Result<Framed> {
     if *scan == FrameScan::default()
         && !matches!(buf.first(), Some(b'\r' | b'\n'))
         && let Some((head, total)) = one_pass_head(buf, limits, storage)
@@ -399,12 +410,10 @@ pub fn frame_parse_with_storage(
         Status::Complete(n) => {
             scan.reset();
             let bytes = buf.split_to(n).freeze();
-            Ok(
-                match Message::parse_with_storage(bytes.clone(), limits, storage) {
-                    Ok(m) => Framed::Message(m),
-                    Err(e) => Framed::Malformed(bytes, e),
-                },
-            )
+            Ok(match Message::parse_in(bytes.clone(), limits, storage) {
+                Ok(m) => Framed::Message(m),
+                Err(e) => Framed::Malformed(bytes, e),
+            })
         }
     }
 }
@@ -609,14 +618,14 @@ impl Framer {
             .min(limits.max_head_size.saturating_add(1));
         // cheap test that an empty CRLF line is there before parsing anything
         EMPTY_LINE.find(self.buf.get(..window)?)?;
-        one_pass_head(&self.buf, limits, &mut HeaderStorage::new())
+        one_pass_head(&self.buf, limits, &mut Fresh)
     }
 
     /// Hand out the first `total` buffered bytes as the message whose head is parsed.
     fn take_parsed(&mut self, head: ParsedHead, total: usize) -> Result<Message> {
         self.scan = Scan::default();
         let bytes = self.buf.split_to(total).freeze();
-        Message::finish(head, bytes, &mut HeaderStorage::new()).inspect_err(|e| {
+        Message::finish(head, bytes, &mut Fresh).inspect_err(|e| {
             self.error = Some(e.clone());
             self.buf.clear();
         })

@@ -139,7 +139,8 @@ impl HeaderStorage {
             // (empty: every way in empties it)
             std::mem::take(&mut self.entries)
         } else {
-            // what a parse without storage allocates (less kept is not worth growing)
+            // what a parse without storage allocates (a smaller allocation is not worth
+            // growing: it is freed)
             self.entries = Vec::new();
             Vec::with_capacity(Self::INITIAL_LINES)
         }
@@ -149,6 +150,40 @@ impl HeaderStorage {
     #[inline]
     pub(crate) fn put_back(&mut self, entries: Vec<Entry>) {
         *self = Self::from_entries(entries);
+    }
+}
+
+/// Where a parse takes its entry list from and where a failed parse puts it back: the
+/// caller's [`HeaderStorage`], or [`Fresh`] (a new list per parse, dropped on error).
+pub(crate) trait EntrySource {
+    /// An empty entry list with room for the usual head.
+    fn take_entries(&mut self) -> Vec<Entry>;
+    /// The entry list of a parse that failed.
+    fn put_back(&mut self, entries: Vec<Entry>);
+}
+
+/// A new entry list for each parse (the parse functions without storage).
+pub(crate) struct Fresh;
+
+impl EntrySource for Fresh {
+    #[inline(always)]
+    fn take_entries(&mut self) -> Vec<Entry> {
+        Vec::with_capacity(HeaderStorage::INITIAL_LINES)
+    }
+
+    #[inline(always)]
+    fn put_back(&mut self, _entries: Vec<Entry>) {}
+}
+
+impl EntrySource for HeaderStorage {
+    #[inline(always)]
+    fn take_entries(&mut self) -> Vec<Entry> {
+        Self::take_entries(self)
+    }
+
+    #[inline(always)]
+    fn put_back(&mut self, entries: Vec<Entry>) {
+        Self::put_back(self, entries);
     }
 }
 
@@ -219,8 +254,12 @@ impl Index {
 }
 
 impl Default for Index {
+    #[inline]
     fn default() -> Self {
-        Self::new(&[])
+        Self {
+            first: [0; HID_COUNT],
+            several: [0; HID_COUNT.div_ceil(32)],
+        }
     }
 }
 
@@ -678,6 +717,11 @@ impl Headers {
     #[inline(always)]
     pub fn into_storage(self) -> HeaderStorage {
         HeaderStorage::from_entries(self.entries)
+    }
+
+    /// Give up the headers, keeping their entry list (as it is).
+    pub(crate) fn entries_vec(self) -> Vec<Entry> {
+        self.entries
     }
 
     /// Rebuild the index after the entries changed.

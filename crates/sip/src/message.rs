@@ -4,7 +4,7 @@ use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 
 use crate::error::{Error, Result};
-use crate::headers::{self, Entry, HeaderStorage, Headers};
+use crate::headers::{self, Entry, EntrySource, Fresh, HeaderStorage, Headers};
 use crate::limits::Limits;
 use crate::method::{Method, reason_phrase};
 use crate::names::Hid;
@@ -170,7 +170,7 @@ fn check_version(v: &[u8], offset: usize) -> Result<()> {
 /// holds it); `entries` go back to `storage`.
 #[cold]
 #[inline(never)]
-fn utf8_error(at: usize, buf: &[u8], entries: Vec<Entry>, storage: &mut HeaderStorage) -> Error {
+fn utf8_error(at: usize, buf: &[u8], entries: Vec<Entry>, storage: &mut impl EntrySource) -> Error {
     let name = entries
         .iter()
         .find(|x| (x.name.start as usize..x.line_end as usize).contains(&at))
@@ -189,8 +189,8 @@ fn utf8_error(at: usize, buf: &[u8], entries: Vec<Entry>, storage: &mut HeaderSt
 /// (`None`); the head's entries go back to `storage`.
 #[cold]
 #[inline(never)]
-fn uri_error(err: Option<Error>, us: Span, head: Head, storage: &mut HeaderStorage) -> Error {
-    *storage = head.headers.into_storage();
+fn uri_error(err: Option<Error>, us: Span, head: Head, storage: &mut impl EntrySource) -> Error {
+    storage.put_back(head.headers.entries_vec());
     match err {
         Some(e) => e.shifted(us.start as usize),
         None => Error::Uri {
@@ -243,7 +243,7 @@ impl Message {
     /// As [`Message::parse`].
     #[inline]
     pub fn parse_with(buf: Bytes, limits: &Limits) -> Result<Self> {
-        Self::parse_with_storage(buf, limits, &mut HeaderStorage::new())
+        Self::parse_in(buf, limits, &mut Fresh)
     }
 
     /// [`Message::parse_with`], building the header index in `storage` instead of a fresh
@@ -279,6 +279,16 @@ impl Message {
         limits: &Limits,
         storage: &mut HeaderStorage,
     ) -> Result<Self> {
+        Self::parse_in(buf, limits, storage)
+    }
+
+    /// [`Message::parse_with_storage`] with either kind of storage.
+    #[inline]
+    pub(crate) fn parse_in(
+        buf: Bytes,
+        limits: &Limits,
+        storage: &mut impl EntrySource,
+    ) -> Result<Self> {
         if buf.len() > limits.max_message_size || u32::try_from(buf.len()).is_err() {
             return Err(Error::MessageTooLarge {
                 size: buf.len(),
@@ -307,7 +317,7 @@ impl Message {
     pub(crate) fn finish(
         p: ParsedHead,
         mut buf: Bytes,
-        storage: &mut HeaderStorage,
+        storage: &mut impl EntrySource,
     ) -> Result<Self> {
         let ParsedHead {
             kind,
@@ -1287,7 +1297,7 @@ impl ParsedHead {
 pub(crate) fn parse_head(
     s: &[u8],
     limits: &Limits,
-    storage: &mut HeaderStorage,
+    storage: &mut impl EntrySource,
 ) -> Result<ParsedHead> {
     let nl = crate::chars::find_nl(s).ok_or_else(|| {
         if s.len() > limits.max_line_length {
@@ -1373,13 +1383,19 @@ pub(crate) fn parse_head(
     let mut entries = storage.take_entries();
     // (a fresh index per message: nothing of an earlier message's lookup index is kept)
     let mut index = headers::Index::default();
-    let he = match scan_checked(s, start_end, limits, &mut entries, &mut index) {
+    let he = match headers::scan_indexed(s, start_end, limits, &mut entries, &mut index) {
         Ok(he) => he,
-        Err(e) => {
-            storage.put_back(entries);
-            return Err(e);
-        }
+        Err(e) => return Err(hand_back(e, entries, storage)),
     };
+    let available = s.len() - he.body_start;
+    let announced = he.content_length.unwrap_or(available);
+    if announced > limits.max_body_size {
+        let e = Error::BodyTooLarge {
+            size: announced,
+            limit: limits.max_body_size,
+        };
+        return Err(hand_back(e, entries, storage));
+    }
     Ok(ParsedHead {
         kind,
         line_end,
@@ -1389,23 +1405,10 @@ pub(crate) fn parse_head(
     })
 }
 
-/// The header lines from `start_end`, then the body size limit.
-#[inline]
-fn scan_checked(
-    s: &[u8],
-    start_end: usize,
-    limits: &Limits,
-    entries: &mut Vec<Entry>,
-    index: &mut headers::Index,
-) -> Result<headers::HeadEnd> {
-    let he = headers::scan_indexed(s, start_end, limits, entries, index)?;
-    let available = s.len() - he.body_start;
-    let announced = he.content_length.unwrap_or(available);
-    if announced > limits.max_body_size {
-        return Err(Error::BodyTooLarge {
-            size: announced,
-            limit: limits.max_body_size,
-        });
-    }
-    Ok(he)
+/// `e`, after `entries` went back to `storage` (a failed parse).
+#[cold]
+#[inline(never)]
+fn hand_back(e: Error, entries: Vec<Entry>, storage: &mut impl EntrySource) -> Error {
+    storage.put_back(entries);
+    e
 }
