@@ -1388,6 +1388,15 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
 
     /// `Expires`, a malformed value being a bad request.
     fn expires(req: &Request) -> Result<Option<u32>, Refusal> {
+        // The usual `Expires: 3600`: up to nine digits (below 2^32), read without the typed
+        // parse, which gives the same for them.
+        if let Some(v) = req.headers().get_known(KnownHeader::Expires)
+            && (1..=9).contains(&v.len())
+            && v.bytes().all(|b| b.is_ascii_digit())
+        {
+            let n = v.bytes().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+            return Ok(Some(n));
+        }
         req.expires().map_err(|_| Refusal::code(400))
     }
 
@@ -3380,6 +3389,18 @@ CSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n"
             ("Event", "mcptt-service-state"),
             ("Event", "MCPTT-Service-State"),
             ("Event", "mcptt-service-state;id=7"),
+            ("Expires", "3600"),
+            ("Expires", "0"),
+            ("Expires", "007"),
+            ("Expires", "999999999"),
+            ("Expires", "4294967295"),
+            ("Expires", "4294967296"),
+            ("Expires", "99999999999"),
+            ("Expires", "36 00"),
+            ("Expires", "-1"),
+            ("Expires", "6a"),
+            ("Expires", "\u{661}"),
+            ("Expires", "3600\r\n 1"),
         ] {
             let req = mcptt_sip::Request::parse(bytes::Bytes::from(format!(
                 "SUBSCRIBE sip:psi@example.org SIP/2.0\r\nVia: SIP/2.0/TLS a;branch=z9hG4bK1\r\n\
@@ -3433,7 +3454,21 @@ CSeq: 1 SUBSCRIBE\r\n{name}: {value}\r\nContent-Length: 0\r\n\r\n"
                 typed_event,
                 "{value}"
             );
+            assert_eq!(
+                Srv::expires(&req).map_err(|r| r.code),
+                req.expires().map_err(|_| 400),
+                "{value}"
+            );
         }
+        // Two lines: the first one counts, as for the typed parse.
+        let req = mcptt_sip::Request::parse(bytes::Bytes::from_static(
+            b"SUBSCRIBE sip:psi@example.org SIP/2.0\r\nVia: SIP/2.0/TLS a;branch=z9hG4bK1\r\n\
+From: <sip:u@example.org>;tag=x\r\nTo: <sip:psi@example.org>\r\nCall-ID: c\r\n\
+CSeq: 1 SUBSCRIBE\r\nExpires: 60\r\nExpires: 120\r\nContent-Length: 0\r\n\r\n",
+        ))
+        .unwrap();
+        assert_eq!(Srv::expires(&req).map_err(|r| r.code), Ok(Some(60)));
+        assert_eq!(req.expires().ok(), Some(Some(60)));
     }
 
     #[test]
