@@ -5,7 +5,7 @@ use bytes::{Bytes, BytesMut};
 use crate::error::{Error, Result};
 use crate::headers::{EntrySource, Fresh, HeaderStorage};
 use crate::limits::Limits;
-use crate::message::{Message, ParsedHead, parse_head};
+use crate::message::{Failed, Message, ParsedHead, parse_head};
 use crate::names::Hid;
 
 /// Finds the CRLF empty line that ends a head (built once: building a finder costs more than
@@ -396,11 +396,14 @@ fn frame_parse_in(
         && let Some((head, total)) = one_pass_head(buf, limits, storage)
     {
         if buf.len() >= total {
+            // (the bytes of a message that does not parse come back with the error)
             let bytes = buf.split_to(total).freeze();
-            return Ok(match Message::finish(head, bytes.clone(), storage) {
-                Ok(m) => Framed::Message(m),
-                Err(e) => Framed::Malformed(bytes, e),
-            });
+            return Ok(
+                match Message::finish(head, bytes, storage, |Failed(e, b)| (e, b)) {
+                    Ok(m) => Framed::Message(m),
+                    Err((e, bytes)) => Framed::Malformed(bytes, e),
+                },
+            );
         }
         // the body is not all there yet: the framing scan below says so
         storage.put_back(head.into_entries());
@@ -625,7 +628,7 @@ impl Framer {
     fn take_parsed(&mut self, head: ParsedHead, total: usize) -> Result<Message> {
         self.scan = Scan::default();
         let bytes = self.buf.split_to(total).freeze();
-        Message::finish(head, bytes, &mut Fresh).inspect_err(|e| {
+        Message::finish(head, bytes, &mut Fresh, |f| f.0).inspect_err(|e| {
             self.error = Some(e.clone());
             self.buf.clear();
         })

@@ -719,9 +719,9 @@ impl Headers {
         HeaderStorage::from_entries(self.entries)
     }
 
-    /// Give up the headers, keeping their entry list (as it is).
-    pub(crate) fn entries_vec(self) -> Vec<Entry> {
-        self.entries
+    /// Give up the headers, keeping their buffer and entry list (as they are).
+    pub(crate) fn into_buf_entries(self) -> (Bytes, Vec<Entry>) {
+        (self.buf, self.entries)
     }
 
     /// Rebuild the index after the entries changed.

@@ -170,35 +170,46 @@ fn check_version(v: &[u8], offset: usize) -> Result<()> {
 /// holds it); `entries` go back to `storage`.
 #[cold]
 #[inline(never)]
-fn utf8_error(at: usize, buf: &[u8], entries: Vec<Entry>, storage: &mut impl EntrySource) -> Error {
+fn utf8_error(
+    at: usize,
+    buf: Bytes,
+    entries: Vec<Entry>,
+    storage: &mut impl EntrySource,
+) -> Failed {
     let name = entries
         .iter()
         .find(|x| (x.name.start as usize..x.line_end as usize).contains(&at))
-        .and_then(|x| std::str::from_utf8(x.name.bytes(buf)).ok())
+        .and_then(|x| std::str::from_utf8(x.name.bytes(&buf)).ok())
         .unwrap_or_default()
         .to_owned();
     storage.put_back(entries);
-    Error::Header {
+    let e = Error::Header {
         name,
         offset: at,
         expected: "UTF-8 text",
-    }
+    };
+    Failed(e, buf)
 }
 
 /// The error of a Request-URI at `us` that does not parse (`err`) or carries headers
 /// (`None`); the head's entries go back to `storage`.
 #[cold]
 #[inline(never)]
-fn uri_error(err: Option<Error>, us: Span, head: Head, storage: &mut impl EntrySource) -> Error {
-    storage.put_back(head.headers.entries_vec());
-    match err {
+fn uri_error(err: Option<Error>, us: Span, head: Head, storage: &mut impl EntrySource) -> Failed {
+    let (buf, entries) = head.headers.into_buf_entries();
+    storage.put_back(entries);
+    let e = match err {
         Some(e) => e.shifted(us.start as usize),
         None => Error::Uri {
             offset: us.start as usize,
             expected: "a Request-URI without headers (RFC 3261 §19.1.1)",
         },
-    }
+    };
+    Failed(e, buf)
 }
+
+/// A message that was framed but does not parse: the error, and the message's bytes.
+pub(crate) struct Failed(pub(crate) Error, pub(crate) Bytes);
 
 /// Limits used for messages this crate builds itself.
 fn unlimited() -> Limits {
@@ -296,7 +307,7 @@ impl Message {
             });
         }
         let parsed = parse_head(&buf, limits, storage)?;
-        Self::finish(parsed, buf, storage)
+        Self::finish(parsed, buf, storage, |f| f.0)
     }
 
     /// Give up the message and keep its header-line storage for another parse (see
@@ -312,13 +323,17 @@ impl Message {
 
     /// Build the message from a head parsed over the start of `buf` ([`parse_head`]): the
     /// body is the Content-Length bytes after the head that `buf` holds. On error the head's
-    /// entry list goes back to `storage`.
+    /// entry list goes back to `storage`, and the error comes with `buf` (cut after the
+    /// body: the message's bytes, for [`Framed::Malformed`](crate::Framed::Malformed)).
+    /// `fail` makes the error returned from a [`Failed`] (called on the cold error paths
+    /// only: the usual path does not carry the bytes along).
     #[inline]
-    pub(crate) fn finish(
+    pub(crate) fn finish<E>(
         p: ParsedHead,
         mut buf: Bytes,
         storage: &mut impl EntrySource,
-    ) -> Result<Self> {
+        fail: impl FnOnce(Failed) -> E,
+    ) -> Result<Self, E> {
         let ParsedHead {
             kind,
             line_end,
@@ -337,7 +352,7 @@ impl Message {
         // headers' text, which every value and typed accessor then reads without a check.
         let text = match ByteString::try_from(buf.slice(..he.body_start)) {
             Ok(text) => text,
-            Err(e) => return Err(utf8_error(e.valid_up_to(), &buf, entries, storage)),
+            Err(e) => return Err(fail(utf8_error(e.valid_up_to(), buf, entries, storage))),
         };
         let head = Head {
             headers: Headers::from_parts_indexed(buf, text, entries, index),
@@ -352,7 +367,7 @@ impl Message {
             Kind::Req(method, us) => {
                 let uri = match Uri::from_text(us.sub(head.headers.text())) {
                     Ok(uri) if !uri.has_headers() => uri,
-                    other => return Err(uri_error(other.err(), us, head, storage)),
+                    other => return Err(fail(uri_error(other.err(), us, head, storage))),
                 };
                 Self::Request(Request { method, uri, head })
             }

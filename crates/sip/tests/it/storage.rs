@@ -473,19 +473,28 @@ fn frame_parse_keeps_the_storage_when_no_message_comes_out() {
     storage = m.into_storage();
     assert_eq!(storage.capacity(), 16);
     // framed but malformed (a head that is not UTF-8): the bytes come out, the storage stays
-    let mut buf = BytesMut::from(
-        &b"MESSAGE sip:a@b SIP/2.0\r\nSubject: \xff\r\nContent-Length: 0\r\n\r\n"[..],
-    );
-    let mut fresh = buf.clone();
-    let got = frame_parse_with_storage(&mut buf, &limits, &mut scan, &mut storage).unwrap();
-    assert!(
-        matches!(got, Framed::Malformed(_, Error::Header { .. })),
-        "{got:?}"
-    );
-    assert_eq!(
-        got,
-        frame_parse(&mut fresh, &limits, &mut FrameScan::default()).unwrap()
-    );
-    assert_eq!(storage.capacity(), 16);
-    assert!(buf.is_empty());
+    // (and a Request-URI that does not parse, the other error found after the head parse)
+    let bad_utf8 = &b"MESSAGE sip:a@b SIP/2.0\r\nSubject: \xff\r\nContent-Length: 0\r\n\r\n"[..];
+    let bad_uri = &b"MESSAGE sip:[::1 SIP/2.0\r\nCall-ID: c\r\nContent-Length: 2\r\n\r\nhi"[..];
+    for wire in [bad_utf8, bad_uri] {
+        let mut buf = BytesMut::from(wire);
+        buf.extend_from_slice(b"OPTIONS");
+        let mut fresh = buf.clone();
+        let got = frame_parse_with_storage(&mut buf, &limits, &mut scan, &mut storage).unwrap();
+        let Framed::Malformed(bytes, e) = &got else {
+            panic!("{got:?}")
+        };
+        assert!(
+            matches!(e, Error::Header { .. } | Error::Uri { .. }),
+            "{e:?}"
+        );
+        // the message's bytes, and nothing after them
+        assert_eq!(&bytes[..], wire);
+        assert_eq!(
+            got,
+            frame_parse(&mut fresh, &limits, &mut FrameScan::default()).unwrap()
+        );
+        assert_eq!(storage.capacity(), 16);
+        assert_eq!(&buf[..], b"OPTIONS");
+    }
 }
