@@ -50,7 +50,10 @@
 //! `handle_timeout(now)`, `poll_transmit()`, `poll_event()`, `poll_timeout()`. This crate
 //! does no I/O and reads no clock: monotonic time is an [`std::time::Instant`] argument, the
 //! wall clock for token `exp` checks a Unix-seconds argument, randomness a [`Random`].
-//! Messages come in as `mcptt_sip` requests/responses (or encoded bytes) and go out encoded.
+//! Messages come in as `mcptt_sip` requests/responses (or encoded bytes) and go out encoded
+//! ([`server::Server::poll_transmit_into`] appends them to a buffer the caller reuses, without
+//! an allocation per message). Identities in events and states are [`SharedStr`]s: shared with
+//! the server's tables, not copied.
 //!
 //! # Example
 //!

@@ -2905,6 +2905,7 @@ impl TxQueue {
     }
 
     /// The buffer, to append one message to and give back with [`TxQueue::put`].
+    #[inline]
     fn take(&mut self) -> Vec<u8> {
         if self.next == self.ends.len() {
             self.start_over();
@@ -2932,6 +2933,7 @@ impl TxQueue {
     }
 
     /// Takes `buf` back with one more message at its end.
+    #[inline]
     fn put(&mut self, buf: Vec<u8>) {
         self.buf = buf;
         self.ends.push(self.buf.len());
@@ -2949,6 +2951,7 @@ impl TxQueue {
 
     /// The oldest pending message, taken off the queue (its bytes stay until the next
     /// [`TxQueue::take`]).
+    #[inline]
     fn pop(&mut self) -> Option<&[u8]> {
         let end = *self.ends.get(self.next)?;
         let start = match self.next.checked_sub(1) {
