@@ -14,6 +14,9 @@
 //! - `frame_parse_one_pass_register_reused`, `frame_parse_one_pass_ok_reused`: the same with
 //!   [`frame_parse_with_storage`], the header storage handed back after each message;
 //! - `framer`: a [`Framer`] fed 32 pipelined copies in 1400-byte segments;
+//! - `frame_parse_segments`, `frame_parse_segments_reused`: [`frame_parse`] (and
+//!   [`frame_parse_with_storage`]) over a read buffer fed the same 1400-byte segments, as a
+//!   transport does (messages cut by a segment end take the two-pass path);
 //! - `typed`: parse, then Via, From/To tags, Call-ID, CSeq, Contact and Content-Length;
 //! - `sign_in`: the SIP side of one `mcptt-service-state` sign-in (its `profile_sign_in`
 //!   messages): parse a PUBLISH (12 headers), a SUBSCRIBE (15) and a 200 OK (6), read the
@@ -210,6 +213,37 @@ fn main() {
                     black_box(&m);
                     storage = m.into_storage();
                     total += 1;
+                }
+            }
+        }
+        "frame_parse_segments" | "frame_parse_segments_reused" => {
+            let wire = register.repeat(32);
+            let limits = Limits::default();
+            let reuse = workload.ends_with("_reused");
+            let mut storage = HeaderStorage::new();
+            for _ in 0..n {
+                let mut rbuf = BytesMut::new();
+                let mut scan = FrameScan::default();
+                for chunk in black_box(&wire[..]).chunks(1400) {
+                    rbuf.extend_from_slice(chunk);
+                    loop {
+                        let got = if reuse {
+                            frame_parse_with_storage(&mut rbuf, &limits, &mut scan, &mut storage)
+                        } else {
+                            frame_parse(&mut rbuf, &limits, &mut scan)
+                        };
+                        match got.unwrap() {
+                            Framed::Message(m) => {
+                                black_box(&m);
+                                total += 1;
+                                if reuse {
+                                    storage = m.into_storage();
+                                }
+                            }
+                            Framed::Partial => break,
+                            Framed::Malformed(_, e) => panic!("{e}"),
+                        }
+                    }
                 }
             }
         }
