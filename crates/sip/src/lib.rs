@@ -20,6 +20,12 @@
 //! 4. [`Request::check`] with a [`Policy`]: the RFC 3261 §8.2 semantic checks (missing or
 //!    repeated headers, URI scheme, Require, …), each with [`Error::status_code`].
 //!
+//! A server parsing many messages can keep the one allocation a parse makes (the header
+//! index) from message to message: [`Message::parse_with_storage`] and
+//! [`frame_parse_with_storage`] build it in a [`HeaderStorage`] that
+//! [`Message::into_storage`] hands back when the message is done with (bounded: see
+//! [`HeaderStorage::MAX_RETAINED_LINES`]).
+//!
 //! # What it leaves out
 //! No I/O, no clocks, no transactions or dialogs: those live in the crates above it.
 //!
