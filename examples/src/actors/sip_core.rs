@@ -341,6 +341,15 @@ async fn run(
     }
     st.flush().await;
     let mut batch = Vec::with_capacity(EVENT_BATCH);
+    // One timer for the whole loop, re-armed only when a deadline comes before the armed
+    // one (or it fired). A fresh timer every turn was registered anew with tokio's timer
+    // wheel, and whenever it landed on an earlier tick than the one the driver last armed,
+    // tokio woke its own driver (an eventfd write, then one more epoll_wait). A deadline
+    // that moved later leaves the earlier timer armed: it fires early, the timeout
+    // handlers find nothing due, and the next turn arms the real deadline.
+    let clock = st.clock.clone();
+    let mut timer = Box::pin(clock.sleep_until(None));
+    let mut armed: Option<Option<Instant>> = None;
     loop {
         let deadline = [
             st.store_io(|r| r.poll_timeout()),
@@ -349,7 +358,16 @@ async fn run(
         .into_iter()
         .flatten()
         .min();
-        let clock = st.clock.clone();
+        let rearm = match (armed, deadline) {
+            (None, _) => true,
+            (Some(None), Some(_)) => true,
+            (Some(Some(at)), Some(d)) => d < at,
+            (Some(_), None) => false,
+        };
+        if rearm {
+            timer.set(clock.sleep_until(deadline));
+            armed = Some(deadline);
+        }
         let mut feed_ended = false;
         tokio::select! {
             _ = &mut stopped => break,
@@ -363,7 +381,8 @@ async fn run(
                     st.on_event(ev);
                 }
             }
-            () = clock.sleep_until(deadline) => {
+            () = &mut timer => {
+                armed = None;
                 let now = st.clock.now();
                 st.store_io(|r| r.handle_timeout(now));
                 st.forward_timeouts(now);
