@@ -13,7 +13,8 @@
 //!   [`frame_parse`] (one pass over each head);
 //! - `frame_parse_one_pass_register_reused`, `frame_parse_one_pass_ok_reused`: the same with
 //!   [`frame_parse_with_storage`], the header storage handed back after each message;
-//! - `framer`: a [`Framer`] fed 32 pipelined copies in 1400-byte segments;
+//! - `framer`: a [`Framer`] fed 32 pipelined copies in 1400-byte segments; `framer_reused`:
+//!   the same with [`Framer::next_message_with_storage`], the storage handed back;
 //! - `frame_parse_segments`, `frame_parse_segments_reused`: [`frame_parse`] (and
 //!   [`frame_parse_with_storage`]) over a read buffer fed the same 1400-byte segments, as a
 //!   transport does (messages cut by a segment end take the two-pass path);
@@ -276,6 +277,21 @@ fn main() {
                     while let Some(m) = f.next_message().unwrap() {
                         black_box(&m);
                         total += 1;
+                    }
+                }
+            }
+        }
+        "framer_reused" => {
+            let wire = register.repeat(32);
+            let mut storage = HeaderStorage::new();
+            for _ in 0..n {
+                let mut f = Framer::new(Limits::default());
+                for chunk in black_box(&wire[..]).chunks(1400) {
+                    f.push(chunk);
+                    while let Some(m) = f.next_message_with_storage(&mut storage).unwrap() {
+                        black_box(&m);
+                        total += 1;
+                        storage = m.into_storage();
                     }
                 }
             }

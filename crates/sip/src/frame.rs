@@ -550,6 +550,46 @@ impl Framer {
     /// A framing error ([`frame`]) or a parse error ([`Message::parse_with`]); the error is
     /// sticky.
     pub fn next_message(&mut self) -> Result<Option<Message>> {
+        self.next_in(&mut Fresh)
+    }
+
+    /// [`Framer::next_message`], building the header index of the message in `storage`
+    /// instead of a fresh allocation (see [`HeaderStorage`]).
+    ///
+    /// Same results and errors as [`Framer::next_message`], whatever `storage` held before.
+    /// When a message comes out, the storage has moved into it (`storage` is left empty, or
+    /// it went into a head waiting for the rest of its body on an earlier call): take it back
+    /// with [`Message::into_storage`] when done with the message. Otherwise `storage` keeps
+    /// its allocation (unless it grew above [`HeaderStorage::MAX_RETAINED_LINES`] lines, when
+    /// it is freed).
+    ///
+    /// ```
+    /// use mcptt_sip::{Framer, HeaderStorage, Limits};
+    /// let mut f = Framer::new(Limits::default());
+    /// let mut storage = HeaderStorage::new();
+    /// f.push(&b"OPTIONS sip:a@example.com SIP/2.0\r\nCall-ID: c\r\nContent-Length: 0\r\n\r\n".repeat(3));
+    /// let mut n = 0;
+    /// while let Some(m) = f.next_message_with_storage(&mut storage)? {
+    ///     assert_eq!(m.call_id(), Some("c"));
+    ///     n += 1;
+    ///     storage = m.into_storage();
+    /// }
+    /// assert_eq!(n, 3);
+    /// # Ok::<(), mcptt_sip::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Framer::next_message`].
+    pub fn next_message_with_storage(
+        &mut self,
+        storage: &mut HeaderStorage,
+    ) -> Result<Option<Message>> {
+        self.next_in(storage)
+    }
+
+    /// [`Framer::next_message`] with either kind of storage.
+    #[inline]
+    fn next_in(&mut self, storage: &mut impl EntrySource) -> Result<Option<Message>> {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
@@ -570,27 +610,27 @@ impl Framer {
             }
             let total = *total;
             return match self.pending.take() {
-                Some((head, _)) => Ok(Some(self.take_parsed(head, total)?)),
+                Some((head, _)) => Ok(Some(self.take_parsed(head, total, storage)?)),
                 None => Ok(None),
             };
         }
         // Until the framing scan has found the end of the head, a buffered empty line lets the
         // head be parsed once instead of scanned to its end and then parsed.
         if self.scan.head_end.is_none()
-            && let Some((head, total)) = self.one_pass()
+            && let Some((head, total)) = self.one_pass(storage)
         {
             if self.buf.len() < total {
                 self.pending = Some((head, total));
                 return Ok(None);
             }
-            return Ok(Some(self.take_parsed(head, total)?));
+            return Ok(Some(self.take_parsed(head, total, storage)?));
         }
         match frame_from(&self.buf, &self.limits, &mut self.scan) {
             Ok(Status::Partial) => Ok(None),
             Ok(Status::Complete(n)) => {
                 self.scan = Scan::default();
                 let bytes = self.buf.split_to(n).freeze();
-                match Message::parse_with(bytes, &self.limits) {
+                match Message::parse_in(bytes, &self.limits, storage) {
                     Ok(m) => Ok(Some(m)),
                     Err(e) => {
                         self.error = Some(e.clone());
@@ -612,7 +652,7 @@ impl Framer {
     /// result. `None` whenever that is not conclusive (head incomplete, any error, any limit
     /// close): the caller then takes the two-pass path, which decides exactly as before, so
     /// errors and their order are unchanged. Returns the head and the message's total length.
-    fn one_pass(&self) -> Option<(ParsedHead, usize)> {
+    fn one_pass(&self, storage: &mut impl EntrySource) -> Option<(ParsedHead, usize)> {
         let limits = &self.limits;
         let window = self
             .buf
@@ -621,14 +661,19 @@ impl Framer {
             .min(limits.max_head_size.saturating_add(1));
         // cheap test that an empty CRLF line is there before parsing anything
         EMPTY_LINE.find(self.buf.get(..window)?)?;
-        one_pass_head(&self.buf, limits, &mut Fresh)
+        one_pass_head(&self.buf, limits, storage)
     }
 
     /// Hand out the first `total` buffered bytes as the message whose head is parsed.
-    fn take_parsed(&mut self, head: ParsedHead, total: usize) -> Result<Message> {
+    fn take_parsed(
+        &mut self,
+        head: ParsedHead,
+        total: usize,
+        storage: &mut impl EntrySource,
+    ) -> Result<Message> {
         self.scan = Scan::default();
         let bytes = self.buf.split_to(total).freeze();
-        Message::finish(head, bytes, &mut Fresh, |f| f.0).inspect_err(|e| {
+        Message::finish(head, bytes, storage, |f| f.0).inspect_err(|e| {
             self.error = Some(e.clone());
             self.buf.clear();
         })

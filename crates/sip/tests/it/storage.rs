@@ -3,7 +3,7 @@
 //! bounded.
 
 use mcptt_sip::{
-    Bytes, BytesMut, Error, FrameScan, Framed, HeaderStorage, KnownHeader, Limits, Message,
+    Bytes, BytesMut, Error, FrameScan, Framed, Framer, HeaderStorage, KnownHeader, Limits, Message,
     frame_parse, frame_parse_with_storage, keepalive_len,
 };
 use proptest::prelude::*;
@@ -311,6 +311,67 @@ proptest! {
                             Ok(_) => break,
                             Err(_) => break 'chunks,
                         }
+                    }
+                }
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// A `Framer` handing messages out with `next_message_with_storage` (storage handed back
+    /// after each) answers what `next_message` answers, chunk after chunk, keep-alives
+    /// included.
+    #[test]
+    fn framer_with_reused_storage_equals_framer(
+        steps in proptest::collection::vec((input(), recycle(), 0usize..3), 1..6),
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
+        small in any::<bool>(),
+    ) {
+        let corpus = corpus();
+        let limits = limits(small);
+        let mut wire = Vec::new();
+        for (input, _, pings) in &steps {
+            for _ in 0..*pings {
+                wire.extend_from_slice(b"\r\n\r\n");
+            }
+            wire.extend_from_slice(&bytes_of(input, &corpus));
+        }
+        let mut ends: Vec<usize> = cuts.iter().map(|c| c.index(wire.len() + 1)).collect();
+        ends.push(wire.len());
+        ends.sort_unstable();
+        let (mut a, mut b) = (Framer::new(limits.clone()), Framer::new(limits));
+        let mut storage = HeaderStorage::new();
+        let mut names: Vec<String> = Vec::new();
+        let (mut from, mut k) = (0, 0);
+        'chunks: for &end in &ends {
+            a.push(&wire[from..end]);
+            b.push(&wire[from..end]);
+            from = end;
+            loop {
+                let want = a.next_message();
+                let got = b.next_message_with_storage(&mut storage);
+                prop_assert_eq!(a.buffered(), b.buffered());
+                prop_assert_eq!(a.take_pings(), b.take_pings());
+                match (want, got) {
+                    (Ok(Some(x)), Ok(Some(y))) => {
+                        same(&Ok(x), &Ok(y.clone()), &names)?;
+                        names.extend(y.headers().iter().map(|(n, _)| n.to_owned()));
+                        let how = steps.get(k).map_or(Recycle::Message, |s| s.1);
+                        k += 1;
+                        give_back(y, how, &mut storage)?;
+                    }
+                    (want, got) => {
+                        prop_assert_eq!(&want, &got);
+                        prop_assert!(storage.capacity() <= MAX, "{:?}", storage);
+                        if want.is_err() {
+                            // sticky, on both
+                            prop_assert_eq!(a.next_message(), b.next_message_with_storage(&mut storage));
+                            break 'chunks;
+                        }
+                        break;
                     }
                 }
             }
