@@ -334,6 +334,26 @@ fn framing_group(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    g.bench_function("framer_messages_1400_byte_segments_reused_storage", |b| {
+        let mut storage = mcptt_sip::HeaderStorage::new();
+        b.iter_batched(
+            || mcptt_sip::Framer::new(limits.clone()),
+            |mut f| {
+                let mut n = 0;
+                for chunk in black_box(&wire[..]).chunks(1400) {
+                    f.push(chunk);
+                    while let Some(m) = f.next_message_with_storage(&mut storage).unwrap() {
+                        black_box(&m);
+                        storage = m.into_storage();
+                        n += 1;
+                    }
+                }
+                assert_eq!(n, 128);
+                n
+            },
+            BatchSize::SmallInput,
+        )
+    });
     g.finish();
 }
 
