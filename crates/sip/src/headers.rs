@@ -719,11 +719,6 @@ impl Headers {
         HeaderStorage::from_entries(self.entries)
     }
 
-    /// Give up the headers, keeping their buffer and entry list (as they are).
-    pub(crate) fn into_buf_entries(self) -> (Bytes, Vec<Entry>) {
-        (self.buf, self.entries)
-    }
-
     /// Rebuild the index after the entries changed.
     fn reindex(&mut self) {
         self.index = Index::new(&self.entries);

@@ -195,8 +195,13 @@ fn utf8_error(
 /// (`None`); the head's entries go back to `storage`.
 #[cold]
 #[inline(never)]
-fn uri_error(err: Option<Error>, us: Span, head: Head, storage: &mut impl EntrySource) -> Failed {
-    let (buf, entries) = head.headers.into_buf_entries();
+fn uri_error(
+    err: Option<Error>,
+    us: Span,
+    buf: Bytes,
+    entries: Vec<Entry>,
+    storage: &mut impl EntrySource,
+) -> Failed {
     storage.put_back(entries);
     let e = match err {
         Some(e) => e.shifted(us.start as usize),
@@ -354,8 +359,10 @@ impl Message {
             Ok(text) => text,
             Err(e) => return Err(fail(utf8_error(e.valid_up_to(), buf, entries, storage))),
         };
-        let head = Head {
-            headers: Headers::from_parts_indexed(buf, text, entries, index),
+        // The message is built in one expression per kind (the Request-URI parsed first), so
+        // it is written where it is returned instead of being moved there (it is large).
+        let head = |headers| Head {
+            headers,
             start_line: Span::new(0, line_end),
             body: Span::new(he.body_start, msg_end),
             body_override: None,
@@ -363,16 +370,21 @@ impl Message {
             terminated: he.terminated,
             declared_len: he.content_length,
         };
-        Ok(match kind {
-            Kind::Req(method, us) => {
-                let uri = match Uri::from_text(us.sub(head.headers.text())) {
-                    Ok(uri) if !uri.has_headers() => uri,
-                    other => return Err(fail(uri_error(other.err(), us, head, storage))),
-                };
-                Self::Request(Request { method, uri, head })
-            }
-            Kind::Resp(code, reason) => Self::Response(Response { code, reason, head }),
-        })
+        match kind {
+            Kind::Req(method, us) => match Uri::from_text(us.sub(&text)) {
+                Ok(uri) if !uri.has_headers() => Ok(Self::Request(Request {
+                    method,
+                    uri,
+                    head: head(Headers::from_parts_indexed(buf, text, entries, index)),
+                })),
+                other => Err(fail(uri_error(other.err(), us, buf, entries, storage))),
+            },
+            Kind::Resp(code, reason) => Ok(Self::Response(Response {
+                code,
+                reason,
+                head: head(Headers::from_parts_indexed(buf, text, entries, index)),
+            })),
+        }
     }
 
     pub(crate) fn head(&self) -> &Head {
