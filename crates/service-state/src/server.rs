@@ -1203,9 +1203,11 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             .map(Some),
             _ => Ids::check(request.headers()).map(|_| None),
         };
-        let ids = match read {
-            Ok(ids) => ids,
+        // Borrowed, not moved: `Ids` is large (its typed variants).
+        let ids = match &read {
+            Ok(ids) => ids.as_ref(),
             Err(what) => {
+                let what = *what;
                 // Too little of the message is readable to build a response; the transport
                 // layer answers what it can.
                 self.events
@@ -1223,7 +1225,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             (Method::Subscribe, Some(ids)) => {
                 let impu = Self::asserted(request, pai);
                 self.in_store(now, impu.as_deref(), |this| {
-                    this.subscribe(now, now_unix, request, &ids, impu.as_deref())
+                    this.subscribe(now, now_unix, request, ids, impu.as_deref())
                 })
             }
             _ => Err(Refusal::with(405, "Allow", "PUBLISH, SUBSCRIBE".into())),

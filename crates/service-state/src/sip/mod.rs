@@ -307,8 +307,9 @@ pub(crate) enum Party<'m> {
         /// The tag.
         tag: Option<&'m str>,
     },
-    /// Any other form, parsed.
-    Typed(NameAddr),
+    /// Any other form, parsed (boxed: [`Ids`] stays small, so it is not copied with
+    /// `memcpy` where it moves).
+    Typed(Box<NameAddr>),
 }
 
 impl<'m> Party<'m> {
@@ -321,7 +322,7 @@ impl<'m> Party<'m> {
     ) -> mcptt_sip::Result<Self> {
         match value.and_then(|v| plain_name_addr_known(v, known)) {
             Some((uri, tag)) => Ok(Self::Plain { uri, tag }),
-            None => typed().map(Self::Typed),
+            None => typed().map(|n| Self::Typed(Box::new(n))),
         }
     }
 
