@@ -97,6 +97,28 @@ pub(crate) fn is(b: u8, class: u8) -> bool {
     CLASS[b as usize] & class != 0
 }
 
+/// The end of the run of bytes of class `bit` (one class bit) in `s` from `i`: eight bytes
+/// tested at a time (their class entries ANDed, one branch per eight), then byte by byte where
+/// the run ends.
+#[inline]
+pub(crate) fn class_run(s: &[u8], i: usize, bit: u8) -> usize {
+    debug_assert!(bit.is_power_of_two());
+    let mut j = i;
+    while let Some(chunk) = s.get(j..j + 8) {
+        let all = chunk
+            .iter()
+            .fold(bit, |all, &c| all & CLASS[usize::from(c)]);
+        if all == 0 {
+            break;
+        }
+        j += 8;
+    }
+    while s.get(j).is_some_and(|&c| is(c, bit)) {
+        j += 1;
+    }
+    j
+}
+
 #[inline]
 pub(crate) fn is_token(b: u8) -> bool {
     is(b, TOKEN)

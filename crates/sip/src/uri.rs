@@ -218,11 +218,7 @@ impl Parts {
             }
             i = close + 1;
         } else {
-            let rest = s.get(i..).unwrap_or_default();
-            i += rest
-                .iter()
-                .position(|&b| !is(b, chars::HOST))
-                .unwrap_or(rest.len());
+            i = chars::class_run(s, i, chars::HOST);
             if i == host_start {
                 return Err(uri_err(i, "a host"));
             }
