@@ -74,6 +74,7 @@ impl Headers {
 
     /// The Call-ID (`i`), if present.
     #[must_use]
+    #[inline]
     pub fn call_id(&self) -> Option<&str> {
         self.first_id(Hid::CallId).map(|e| self.entry_value(e))
     }

@@ -747,6 +747,7 @@ impl Headers {
         }
     }
 
+    #[inline]
     pub(crate) fn entry_value(&self, e: &Entry) -> &str {
         self.span_str(e.value)
     }
@@ -912,6 +913,7 @@ impl Headers {
     /// The value of the first line of a known header: what [`Headers::get`] gives for its
     /// name (long or compact form), without looking the name up.
     #[must_use]
+    #[inline]
     pub fn get_known(&self, header: KnownHeader) -> Option<&str> {
         self.first_id(header.hid()).map(|e| self.entry_value(e))
     }
@@ -925,6 +927,7 @@ impl Headers {
     /// The value of a known header when exactly one line carries it (`None` when there is
     /// none or more than one).
     #[must_use]
+    #[inline]
     pub fn get_single_known(&self, header: KnownHeader) -> Option<&str> {
         self.single_id(header.hid()).map(|e| self.entry_value(e))
     }
@@ -932,6 +935,7 @@ impl Headers {
     /// Whether a line of a known header is present: what [`Headers::contains`] gives for its
     /// name, without looking the name up.
     #[must_use]
+    #[inline]
     pub fn contains_known(&self, header: KnownHeader) -> bool {
         self.first_id(header.hid()).is_some()
     }
