@@ -2267,12 +2267,18 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         // Our NOTIFY's From comes back as we wrote it, `<URI>;tag=T`: its tag is read from the
         // text; any other form goes through the typed parse. (The URI is not checked on the
         // plain form: the tag must name a dialog held here and the Call-ID match it.)
-        let our_tag = match plain_tag(from_value) {
-            Some(tag) => tag_value(tag),
-            None => {
-                let Ok(from) = response.from() else { return };
-                from.tag().and_then(tag_value)
-            }
+        let our_tag = match plain_tag_text(from_value) {
+            // The usual 16 bytes: `tag_value` takes only hex digits (token characters all), so
+            // this gives what `plain_tag` then `tag_value` gives; any other tag can name no
+            // dialog unless its typed reading has 16 hex digits, which needs 16 bytes.
+            Some(tag) if tag.len() == 16 => tag_value(tag),
+            _ => match plain_tag(from_value) {
+                Some(tag) => tag_value(tag),
+                None => {
+                    let Ok(from) = response.from() else { return };
+                    from.tag().and_then(tag_value)
+                }
+            },
         };
         let Some(&id) = our_tag.and_then(|t| self.dialogs.get(&t)) else {
             return;
@@ -3051,14 +3057,19 @@ fn plain_value(value: &str) -> Option<Single<'_>> {
 /// The tag of a name-addr written plainly as `<URI>;tag=T` (no display name, no other
 /// parameter, `T` of token characters), else `None`.
 fn plain_tag(value: &str) -> Option<&str> {
+    let tag = plain_tag_text(value)?;
+    (!tag.is_empty() && tag.bytes().all(|b| TOKEN_CHARS[usize::from(b)])).then_some(tag)
+}
+
+/// The text after `<URI>;tag=` in `value` (see [`plain_tag`]), not checked.
+fn plain_tag_text(value: &str) -> Option<&str> {
     let rest = value.strip_prefix('<')?;
     // The first of `>`, `<` and `"` must be the `>` that closes the URI.
     let close = memchr::memchr3(b'>', b'<', b'"', rest.as_bytes())?;
     if rest.as_bytes().get(close) != Some(&b'>') {
         return None;
     }
-    let tag = rest.get(close + 1..)?.strip_prefix(";tag=")?;
-    (!tag.is_empty() && tag.bytes().all(|b| TOKEN_CHARS[usize::from(b)])).then_some(tag)
+    rest.get(close + 1..)?.strip_prefix(";tag=")
 }
 
 /// Reads an entity-tag or dialog tag this server issued (16 hex digits).
@@ -3262,7 +3273,7 @@ impl IntoIterator for IdList {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::{MemoryStore, Server, plain_tag};
+    use super::{MemoryStore, Server, plain_tag, plain_tag_text, tag_value};
     use crate::{SplitMix64, TokenGrant, TokenValidator};
 
     struct NoTokens;
@@ -3508,13 +3519,13 @@ CSeq: 1 SUBSCRIBE\r\nExpires: 60\r\nExpires: 120\r\nContent-Length: 0\r\n\r\n",
                 && t.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
             .then(|| u64::from_str_radix(t, 16).ok())
             .flatten();
-            proptest::prop_assert_eq!(super::tag_value(&s), reference);
+            proptest::prop_assert_eq!(tag_value(&s), reference);
         }
 
         /// Every tag as issued reads back.
         #[test]
         fn issued_tags_read_back(n in proptest::num::u64::ANY) {
-            proptest::prop_assert_eq!(super::tag_value(&format!("{n:016x}")), Some(n));
+            proptest::prop_assert_eq!(tag_value(&format!("{n:016x}")), Some(n));
         }
     }
 
@@ -3531,14 +3542,11 @@ CSeq: 1 SUBSCRIBE\r\nExpires: 60\r\nExpires: 120\r\nContent-Length: 0\r\n\r\n",
 
     #[test]
     fn tag_values_as_issued() {
-        assert_eq!(
-            super::tag_value("0123456789abcdef"),
-            Some(0x0123_4567_89ab_cdef)
-        );
-        assert_eq!(super::tag_value(" ffffffffffffffff "), Some(u64::MAX));
-        assert_eq!(super::tag_value("0123456789ABCDEF"), None);
-        assert_eq!(super::tag_value("0123456789abcdeg"), None);
-        assert_eq!(super::tag_value("0123456789abcde"), None);
+        assert_eq!(tag_value("0123456789abcdef"), Some(0x0123_4567_89ab_cdef));
+        assert_eq!(tag_value(" ffffffffffffffff "), Some(u64::MAX));
+        assert_eq!(tag_value("0123456789ABCDEF"), None);
+        assert_eq!(tag_value("0123456789abcdeg"), None);
+        assert_eq!(tag_value("0123456789abcde"), None);
     }
 
     #[test]
@@ -3565,5 +3573,33 @@ CSeq: 1 SUBSCRIBE\r\nExpires: 60\r\nExpires: 120\r\nContent-Length: 0\r\n\r\n",
             Some("00000000000000ab")
         );
         assert_eq!(plain_tag("<sip:a@b>;tag=1;x=2"), None);
+    }
+
+    #[test]
+    fn a_16_byte_plain_tag_reads_as_the_typed_tag_does() {
+        // What `Server::response` reads from the text of a 16-byte tag, and what it read through
+        // `plain_tag` or the typed parse before: the same dialog tag, or none.
+        for value in [
+            "<sip:psi@example.org>;tag=00000000000000ab",
+            "<sip:psi@example.org>;tag=00000000000000AB",
+            "<sip:psi@example.org>;tag=000000000000000g",
+            "<sip:psi@example.org>;tag=00000000000000;a",
+            "<sip:psi@example.org>;tag=000000000000 0ab",
+            "<sip:psi@example.org>;tag=\"0000000000000a\"",
+        ] {
+            let text = plain_tag_text(value).unwrap();
+            assert_eq!(text.len(), 16, "{value}");
+            let before = match plain_tag(value) {
+                Some(tag) => tag_value(tag),
+                None => mcptt_sip::NameAddr::parse(value)
+                    .ok()
+                    .and_then(|n| n.tag().and_then(tag_value)),
+            };
+            assert_eq!(tag_value(text), before, "{value}");
+        }
+        assert_eq!(
+            plain_tag_text("<sip:psi@example.org>;tag=00000000000000ab").and_then(tag_value),
+            Some(0xab)
+        );
     }
 }
