@@ -1356,7 +1356,7 @@ pub(crate) fn parse_head(
             .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
     {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
-        let sp = memchr::memchr(b' ', line)
+        let sp = crate::chars::find_byte(b' ', line)
             .ok_or_else(|| start_err(line.len(), "SP after SIP-Version"))?;
         check_version(line.get(..sp).unwrap_or_default(), 0)?;
         let cs = sp + 1;
