@@ -22,8 +22,8 @@ use crate::model::{
 use mcptt_sip::{KnownHeader, Method, Request};
 
 use crate::sip::{
-    Answer, Hex16, Ids, RxBuffer, TOKEN_CHARS, identity, plain_sip_host, plain_sip_identity,
-    push_hex16, push_u64,
+    Answer, Hex16, Ids, RxBuffer, TOKEN_CHARS, find_byte3, identity, plain_sip_host,
+    plain_sip_identity, push_hex16, push_u64,
 };
 use crate::store::{
     AuthRecord, DialogRecord, MemoryStore, PublicationRecord, ServiceStateStore, StoreError,
@@ -3065,7 +3065,7 @@ fn plain_tag(value: &str) -> Option<&str> {
 fn plain_tag_text(value: &str) -> Option<&str> {
     let rest = value.strip_prefix('<')?;
     // The first of `>`, `<` and `"` must be the `>` that closes the URI.
-    let close = memchr::memchr3(b'>', b'<', b'"', rest.as_bytes())?;
+    let close = find_byte3(b'>', b'<', b'"', rest.as_bytes())?;
     if rest.as_bytes().get(close) != Some(&b'>') {
         return None;
     }

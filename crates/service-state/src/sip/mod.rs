@@ -129,6 +129,32 @@ const ID_BYTES: [u8; 256] = {
     t
 };
 
+/// The first `needle` in `h`. On x86-64 the SSE2 searcher (part of the baseline there) is
+/// inlined into the caller: the values searched are short, and `memchr::memchr`'s run-time
+/// dispatch to its AVX2 routine costs about as much as the search.
+#[inline]
+pub(crate) fn find_byte(needle: u8, h: &[u8]) -> Option<usize> {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        if let Some(one) = memchr::arch::x86_64::sse2::memchr::One::new(needle) {
+            return one.find(h);
+        }
+    }
+    memchr::memchr(needle, h)
+}
+
+/// As [`find_byte`], for the first of three bytes (`memchr::memchr3`).
+#[inline]
+pub(crate) fn find_byte3(a: u8, b: u8, c: u8, h: &[u8]) -> Option<usize> {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        if let Some(three) = memchr::arch::x86_64::sse2::memchr::Three::new(a, b, c) {
+            return three.find(h);
+        }
+    }
+    memchr::memchr3(a, b, c, h)
+}
+
 /// The first version of [`identity`], kept as the reference the tests compare with.
 #[cfg(test)]
 fn identity_reference(uri: &str) -> Cow<'_, str> {
@@ -358,7 +384,7 @@ fn plain_name_addr_known<'v>(
     known: [Option<&str>; 2],
 ) -> Option<(&'v str, Option<&'v str>)> {
     let rest = value.strip_prefix('<')?;
-    let close = memchr::memchr(b'>', rest.as_bytes())?;
+    let close = find_byte(b'>', rest.as_bytes())?;
     let uri = rest.get(..close)?;
     let after = rest.get(close + 1..)?;
     let tag = if after.is_empty() {
