@@ -40,6 +40,7 @@ impl Head {
         }
     }
 
+    #[inline]
     fn body(&self) -> Bytes {
         match &self.body_override {
             Some(b) => b.clone(),
@@ -469,6 +470,7 @@ macro_rules! common_methods {
 
             /// The body (zero-copy sub-slice of the message when parsed).
             #[must_use]
+            #[inline]
             pub fn body(&self) -> Bytes {
                 self.head().body()
             }
