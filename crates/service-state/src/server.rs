@@ -1752,9 +1752,23 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             self.timers.insert(deadline, Timer::Token(id));
         }
         if notify {
-            self.changed(now, id);
+            // The session found above, not looked up again.
+            changed_in(
+                id,
+                session,
+                &mut self.ues,
+                &mut self.dirty,
+                &self.config.directory,
+                &mut self.pending,
+                &mut self.events,
+            );
         }
-        self.collect(id);
+        // NOTIFYs go out once the change is stored ([`Self::flush`]).
+        let _ = now;
+        // `collect` would look the session up again only to keep it: it is checked here.
+        if session.auth.publication().is_none() && session.subs.is_empty() {
+            self.collect(id);
+        }
     }
 
     /// Drops a session nobody needs: no publication and no subscription.
@@ -1802,16 +1816,15 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
-        // One lookup of the UE: the new version, the dirty mark and the state from it.
-        let mut ue = self.ues.get_mut(&session.impu);
-        bump_version_in(ue.as_deref_mut(), session);
-        let store_version = ue.as_ref().map_or(0, |u| u.store_version);
-        mark_dirty_at(&mut self.dirty, &session.impu, store_version);
-        let state = snapshot_of(session, ue.as_deref(), &self.config.directory);
-        if !session.subs.is_empty() && !self.pending.contains(&id) {
-            self.pending.push(id);
-        }
-        self.events.push_back(ServerEvent::StateChanged(state));
+        changed_in(
+            id,
+            session,
+            &mut self.ues,
+            &mut self.dirty,
+            &self.config.directory,
+            &mut self.pending,
+            &mut self.events,
+        );
         // NOTIFYs go out once the change is stored ([`Self::flush`]).
         let _ = now;
     }
@@ -2682,6 +2695,29 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
 /// subscriber saw.
 fn bump_version(ues: &mut IdentityMap<Arc<str>, Ue>, session: &mut Session) {
     bump_version_in(ues.get_mut(&session.impu), session);
+}
+
+/// [`Server::changed`] for session `id` already looked up (`session`), on the server's
+/// tables: new version, dirty mark, event, and the session queued for NOTIFYs.
+fn changed_in(
+    id: u64,
+    session: &mut Session,
+    ues: &mut IdentityMap<Arc<str>, Ue>,
+    dirty: &mut Dirty,
+    directory: &UeDirectory,
+    pending: &mut Vec<u64>,
+    events: &mut VecDeque<ServerEvent>,
+) {
+    // One lookup of the UE: the new version, the dirty mark and the state from it.
+    let mut ue = ues.get_mut(&session.impu);
+    bump_version_in(ue.as_deref_mut(), session);
+    let store_version = ue.as_ref().map_or(0, |u| u.store_version);
+    mark_dirty_at(dirty, &session.impu, store_version);
+    let state = snapshot_of(session, ue.as_deref(), directory);
+    if !session.subs.is_empty() && !pending.contains(&id) {
+        pending.push(id);
+    }
+    events.push_back(ServerEvent::StateChanged(state));
 }
 
 /// [`bump_version`] with the session's UE already looked up.
