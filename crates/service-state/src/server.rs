@@ -1923,11 +1923,15 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             Some(id) => id,
             None => self.session_for(impu, &mcptt_id),
         };
-        if self
-            .sessions
-            .get(&session)
-            .is_some_and(|s| s.subs.len() >= self.config.max_subscriptions_per_user_ue)
-        {
+        // One lookup: the subscription limit and whether the user is new on this UE (the
+        // entity-tag draw below leaves the session as it is).
+        let (too_many, fresh) = self.sessions.get(&session).map_or((false, false), |s| {
+            (
+                s.subs.len() >= self.config.max_subscriptions_per_user_ue,
+                s.version == 0,
+            )
+        });
+        if too_many {
             self.collect(session);
             return Err(self.fail(impu, "too many subscriptions for this user on this UE"));
         }
@@ -1939,9 +1943,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         };
         // A user new on this UE gets its first state version, stored before the dialog so
         // that other instances count on from it.
-        if let Some(s) = self.sessions.get_mut(&session)
-            && s.version == 0
-        {
+        if fresh && let Some(s) = self.sessions.get_mut(&session) {
             bump_version(&mut self.ues, s);
             mark_dirty(&mut self.dirty, &self.ues, impu);
             if let Err(e) = self.commit() {
@@ -1956,6 +1958,12 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         self.next_id += 1;
         // One lookup of the session for its version, identity and the record.
         let found = self.sessions.get(&session);
+        // The session's own text (it shares the UE's key), for the event below: nothing
+        // until then changes the session's identities.
+        let (event_impu, event_mcptt_id) = match found {
+            Some(s) => (Arc::clone(&s.impu), Arc::clone(&s.mcptt_id)),
+            None => (Arc::from(impu), Arc::clone(&mcptt_id)),
+        };
         let mut sub = Subscription::new(
             &sub_req,
             session,
@@ -1986,9 +1994,18 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let call_id = Arc::clone(&sub.call_id);
         self.subs.insert(id, Box::new(sub));
         self.dialogs.insert(our_tag, id);
-        if let Some(s) = self.sessions.get_mut(&session) {
-            s.subs.push(id);
-        }
+        // One lookup of the session: the new dialog, and the state its first NOTIFY (sent
+        // after the 200 below, as `notify_state` would) carries.
+        let mut body = std::mem::take(&mut self.scratch);
+        body.clear();
+        let first = match self.sessions.get_mut(&session) {
+            Some(s) => {
+                s.subs.push(id);
+                state_of(s, self.ues.get(&s.impu), &self.config.directory).write_json(&mut body);
+                Some(s.version)
+            }
+            None => None,
+        };
         // RFC 3261 §12.1.1: the 2xx to a dialog-creating request copies the Record-Route
         // (`Response::from_request` does).
         let bytes = Answer::with_to_tag_in(
@@ -2002,17 +2019,15 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         .line(&self.contact_line)
         .finish();
         self.transmit.put(bytes);
-        // The session's own text (it shares the UE's key).
-        let (impu, mcptt_id) = match self.sessions.get(&session) {
-            Some(s) => (Arc::clone(&s.impu), Arc::clone(&s.mcptt_id)),
-            None => (Arc::from(impu), mcptt_id),
-        };
         self.events.push_back(ServerEvent::SubscriptionCreated {
-            mcptt_id: mcptt_id.into(),
-            impu: impu.into(),
+            mcptt_id: event_mcptt_id.into(),
+            impu: event_impu.into(),
             call_id: call_id.into(),
         });
-        self.notify_state(now, id, session, None);
+        if let Some(version) = first {
+            self.notify(now, id, &body, None, version);
+        }
+        self.scratch = body;
         Ok(())
     }
 
