@@ -201,6 +201,42 @@ fn encode_group(c: &mut Criterion) {
 }
 
 /// Pipelined messages on one stream (REGISTER, PUBLISH and a CRLF keep-alive, repeated).
+/// Takes each of the 128 messages of `wire` off the front of a read buffer holding the whole
+/// stream: keep-alives are skipped, then `one` takes one message. Returns the count.
+fn per_message(wire: &[u8], mut one: impl FnMut(&mut bytes::BytesMut)) -> usize {
+    let mut buf = bytes::BytesMut::from(black_box(wire));
+    let mut n = 0;
+    loop {
+        let k = mcptt_sip::keepalive_len(&buf);
+        let _ = buf.split_to(k);
+        if buf.is_empty() {
+            break;
+        }
+        one(&mut buf);
+        n += 1;
+    }
+    assert_eq!(n, 128);
+    n
+}
+
+/// Pushes `wire` into the Framer `f` in 1400-byte segments, calling `next` after each until it
+/// says no message was ready. Returns the count of the 128 messages.
+fn framer_segments(
+    mut f: mcptt_sip::Framer,
+    wire: &[u8],
+    mut next: impl FnMut(&mut mcptt_sip::Framer) -> bool,
+) -> usize {
+    let mut n = 0;
+    for chunk in black_box(wire).chunks(1400) {
+        f.push(chunk);
+        while next(&mut f) {
+            n += 1;
+        }
+    }
+    assert_eq!(n, 128);
+    n
+}
+
 fn framing_group(c: &mut Criterion) {
     let mut wire = Vec::new();
     for _ in 0..64 {
@@ -237,15 +273,8 @@ fn framing_group(c: &mut Criterion) {
     // whole).
     g.bench_function("frame_then_parse_with", |b| {
         b.iter(|| {
-            let mut buf = bytes::BytesMut::from(black_box(&wire[..]));
-            let mut n = 0;
-            loop {
-                let k = mcptt_sip::keepalive_len(&buf);
-                let _ = buf.split_to(k);
-                if buf.is_empty() {
-                    break;
-                }
-                let mcptt_sip::Status::Complete(len) = mcptt_sip::frame(&buf, &limits).unwrap()
+            per_message(&wire, |buf| {
+                let mcptt_sip::Status::Complete(len) = mcptt_sip::frame(buf, &limits).unwrap()
                 else {
                     panic!("partial")
                 };
@@ -254,54 +283,29 @@ fn framing_group(c: &mut Criterion) {
                     &limits,
                 ))
                 .unwrap();
-                n += 1;
-            }
-            assert_eq!(n, 128);
-            n
+            })
         })
     });
     g.bench_function("frame_parse_one_pass", |b| {
         b.iter(|| {
-            let mut buf = bytes::BytesMut::from(black_box(&wire[..]));
             let mut scan = mcptt_sip::FrameScan::default();
-            let mut n = 0;
-            loop {
-                let k = mcptt_sip::keepalive_len(&buf);
-                let _ = buf.split_to(k);
-                if buf.is_empty() {
-                    break;
-                }
-                match mcptt_sip::frame_parse(&mut buf, &limits, &mut scan).unwrap() {
+            per_message(&wire, |buf| {
+                match mcptt_sip::frame_parse(buf, &limits, &mut scan).unwrap() {
                     mcptt_sip::Framed::Message(m) => {
                         black_box(&m);
                     }
                     other => panic!("{other:?}"),
                 }
-                n += 1;
-            }
-            assert_eq!(n, 128);
-            n
+            })
         })
     });
     g.bench_function("frame_parse_one_pass_reused_storage", |b| {
         let mut storage = mcptt_sip::HeaderStorage::new();
         b.iter(|| {
-            let mut buf = bytes::BytesMut::from(black_box(&wire[..]));
             let mut scan = mcptt_sip::FrameScan::default();
-            let mut n = 0;
-            loop {
-                let k = mcptt_sip::keepalive_len(&buf);
-                let _ = buf.split_to(k);
-                if buf.is_empty() {
-                    break;
-                }
-                match mcptt_sip::frame_parse_with_storage(
-                    &mut buf,
-                    &limits,
-                    &mut scan,
-                    &mut storage,
-                )
-                .unwrap()
+            per_message(&wire, |buf| {
+                match mcptt_sip::frame_parse_with_storage(buf, &limits, &mut scan, &mut storage)
+                    .unwrap()
                 {
                     mcptt_sip::Framed::Message(m) => {
                         black_box(&m);
@@ -309,27 +313,19 @@ fn framing_group(c: &mut Criterion) {
                     }
                     other => panic!("{other:?}"),
                 }
-                n += 1;
-            }
-            assert_eq!(n, 128);
-            n
+            })
         })
     });
     // The Framer: buffer the stream in 1400-byte segments and hand out parsed messages.
     g.bench_function("framer_messages_1400_byte_segments", |b| {
         b.iter_batched(
             || mcptt_sip::Framer::new(limits.clone()),
-            |mut f| {
-                let mut n = 0;
-                for chunk in black_box(&wire[..]).chunks(1400) {
-                    f.push(chunk);
-                    while let Some(m) = f.next_message().unwrap() {
-                        black_box(&m);
-                        n += 1;
-                    }
-                }
-                assert_eq!(n, 128);
-                n
+            |f| {
+                framer_segments(f, &wire, |f| {
+                    let m = f.next_message().unwrap();
+                    black_box(&m);
+                    m.is_some()
+                })
             },
             BatchSize::SmallInput,
         )
@@ -338,18 +334,15 @@ fn framing_group(c: &mut Criterion) {
         let mut storage = mcptt_sip::HeaderStorage::new();
         b.iter_batched(
             || mcptt_sip::Framer::new(limits.clone()),
-            |mut f| {
-                let mut n = 0;
-                for chunk in black_box(&wire[..]).chunks(1400) {
-                    f.push(chunk);
-                    while let Some(m) = f.next_message_with_storage(&mut storage).unwrap() {
-                        black_box(&m);
-                        storage = m.into_storage();
-                        n += 1;
-                    }
-                }
-                assert_eq!(n, 128);
-                n
+            |f| {
+                framer_segments(f, &wire, |f| {
+                    let Some(m) = f.next_message_with_storage(&mut storage).unwrap() else {
+                        return false;
+                    };
+                    black_box(&m);
+                    storage = m.into_storage();
+                    true
+                })
             },
             BatchSize::SmallInput,
         )
