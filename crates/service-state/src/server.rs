@@ -1539,7 +1539,8 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         } else {
             Vec::new()
         };
-        let id = self.session_in(key, &sessions, &grant.mcptt_id);
+        // The entity-tag is drawn before the session is found or made (which neither draws
+        // nor indexes one), so the lookup finding the session also tells the state change.
         let etag = self.fresh_etag();
         let publication = Publication {
             etag,
@@ -1551,19 +1552,41 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             token_deadline,
             token_exp: grant.expires_at,
         };
-        // A new sign-in of the same user with the same token expiry is not a state change.
-        let changes_state = self.sessions.get(&id).is_none_or(|s| {
-            s.version == 0
-                || s.auth.public() != next.public()
-                || s.auth.token_exp() != next.token_exp()
+        // The user's session on this UE (as `session_for` finds it), else a new one. A new
+        // sign-in of the same user with the same token expiry is not a state change.
+        let found = sessions.iter().find_map(|id| {
+            self.sessions
+                .get(id)
+                .filter(|s| *s.mcptt_id == *grant.mcptt_id)
+                .map(|s| {
+                    let changes = s.version == 0
+                        || s.auth.public() != next.public()
+                        || s.auth.token_exp() != next.token_exp();
+                    (*id, changes)
+                })
         });
+        let (id, changes_state) = match found {
+            Some(found) => found,
+            // A new session has version 0: a state change.
+            None => (self.new_session(key, &grant.mcptt_id), true),
+        };
         // The response goes out before the NOTIFYs it causes.
         self.respond_publish(req, etag, expires);
         for other in replaced {
             self.set_auth(now, other, Auth::Replaced);
         }
-        self.replace_auth(now, id, next, changes_state);
-        Ok(self.session_ids(id))
+        Ok(self.replace_auth_ids(now, id, next, changes_state))
+    }
+
+    /// [`Self::replace_auth`], then [`Self::session_ids`] (from the same lookup when the
+    /// session stays).
+    fn replace_auth_ids(&mut self, now: Instant, id: u64, next: Auth, notify: bool) -> SessionIds {
+        match self.replace_auth_then(now, id, next, notify, |s| {
+            (Arc::clone(&s.impu), Arc::clone(&s.mcptt_id))
+        }) {
+            Some(ids) => ids,
+            None => self.session_ids(id),
+        }
     }
 
     /// The UE and user of session `id` (shared text; empty for an unknown session).
@@ -1644,8 +1667,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let changes_state =
             next.public() != current.public() || next.token_exp() != current.token_exp();
         self.respond_publish(req, new_etag, expires);
-        self.replace_auth(now, id, next, changes_state);
-        Ok(self.session_ids(id))
+        Ok(self.replace_auth_ids(now, id, next, changes_state))
     }
 
     fn respond_publish(&mut self, req: &Request, etag: u64, expires: u32) {
@@ -1663,19 +1685,6 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
                 return etag;
             }
         }
-    }
-
-    /// As [`Self::session_for`] for a UE already looked up: `impu` its key, `sessions` its
-    /// sessions (unchanged since).
-    fn session_in(&mut self, impu: Arc<str>, sessions: &IdList, mcptt_id: &str) -> u64 {
-        if let Some(id) = sessions.iter().find(|id| {
-            self.sessions
-                .get(id)
-                .is_some_and(|s| &*s.mcptt_id == mcptt_id)
-        }) {
-            return *id;
-        }
-        self.new_session(impu, mcptt_id)
     }
 
     fn session_for(&mut self, impu: &str, mcptt_id: &str) -> u64 {
@@ -1727,9 +1736,20 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
 
     /// Replaces a session's authorisation, keeping timers and the entity-tag index in step.
     fn replace_auth(&mut self, now: Instant, id: u64, next: Auth, notify: bool) {
-        let Some(session) = self.sessions.get_mut(&id) else {
-            return;
-        };
+        self.replace_auth_then(now, id, next, notify, |_| ());
+    }
+
+    /// [`Self::replace_auth`], then `kept` on the session when it is there and stays (not
+    /// collected); `None` otherwise.
+    fn replace_auth_then<T>(
+        &mut self,
+        now: Instant,
+        id: u64,
+        next: Auth,
+        notify: bool,
+        kept: impl FnOnce(&Session) -> T,
+    ) -> Option<T> {
+        let session = self.sessions.get_mut(&id)?;
         let old = std::mem::replace(&mut session.auth, next);
         // With `notify`, `changed` below marks the UE (from its own lookup of it).
         if !notify && old != session.auth {
@@ -1768,7 +1788,9 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         // `collect` would look the session up again only to keep it: it is checked here.
         if session.auth.publication().is_none() && session.subs.is_empty() {
             self.collect(id);
+            return None;
         }
+        Some(kept(session))
     }
 
     /// Drops a session nobody needs: no publication and no subscription.
