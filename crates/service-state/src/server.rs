@@ -1565,23 +1565,32 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
                     (*id, changes)
                 })
         });
-        let (id, changes_state) = match found {
-            Some(found) => found,
-            // A new session has version 0: a state change.
-            None => (self.new_session(key, &grant.mcptt_id), true),
+        // A new session has version 0: a state change. It joins the UE's list of sessions
+        // in the UE lookup of that change (`replace_auth_ids` below); nothing before reads
+        // the list for it.
+        let (id, changes_state, join) = match found {
+            Some((id, changes)) => (id, changes, false),
+            None => (self.unlisted_session(key, &grant.mcptt_id), true, true),
         };
         // The response goes out before the NOTIFYs it causes.
         self.respond_publish(req, etag, expires);
         for other in replaced {
             self.set_auth(now, other, Auth::Replaced);
         }
-        Ok(self.replace_auth_ids(now, id, next, changes_state))
+        Ok(self.replace_auth_ids(now, id, next, changes_state, join))
     }
 
     /// [`Self::replace_auth`], then [`Self::session_ids`] (from the same lookup when the
-    /// session stays).
-    fn replace_auth_ids(&mut self, now: Instant, id: u64, next: Auth, notify: bool) -> SessionIds {
-        match self.replace_auth_then(now, id, next, notify, |s| {
+    /// session stays); with `join`, the session is first added to its UE's list.
+    fn replace_auth_ids(
+        &mut self,
+        now: Instant,
+        id: u64,
+        next: Auth,
+        notify: bool,
+        join: bool,
+    ) -> SessionIds {
+        match self.replace_auth_then(now, id, next, notify, join, |s| {
             (Arc::clone(&s.impu), Arc::clone(&s.mcptt_id))
         }) {
             Some(ids) => ids,
@@ -1667,7 +1676,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let changes_state =
             next.public() != current.public() || next.token_exp() != current.token_exp();
         self.respond_publish(req, new_etag, expires);
-        Ok(self.replace_auth_ids(now, id, next, changes_state))
+        Ok(self.replace_auth_ids(now, id, next, changes_state, false))
     }
 
     fn respond_publish(&mut self, req: &Request, etag: u64, expires: u32) {
@@ -1711,11 +1720,16 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
 
     /// A new session of `mcptt_id` on UE `impu` (its key; the UE exists).
     fn new_session(&mut self, impu: Arc<str>, mcptt_id: &str) -> u64 {
+        if let Some(ue) = self.ues.get_mut(&*impu) {
+            ue.sessions.push(self.next_id);
+        }
+        self.unlisted_session(impu, mcptt_id)
+    }
+
+    /// [`Self::new_session`] without adding it to the UE's list of sessions (the caller does).
+    fn unlisted_session(&mut self, impu: Arc<str>, mcptt_id: &str) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        if let Some(ue) = self.ues.get_mut(&*impu) {
-            ue.sessions.push(id);
-        }
         self.sessions.insert(
             id,
             Session {
@@ -1736,20 +1750,29 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
 
     /// Replaces a session's authorisation, keeping timers and the entity-tag index in step.
     fn replace_auth(&mut self, now: Instant, id: u64, next: Auth, notify: bool) {
-        self.replace_auth_then(now, id, next, notify, |_| ());
+        self.replace_auth_then(now, id, next, notify, false, |_| ());
     }
 
     /// [`Self::replace_auth`], then `kept` on the session when it is there and stays (not
-    /// collected); `None` otherwise.
+    /// collected); `None` otherwise. With `join`, the session (made by
+    /// [`Self::unlisted_session`]) is first added to its UE's list of sessions.
     fn replace_auth_then<T>(
         &mut self,
         now: Instant,
         id: u64,
         next: Auth,
         notify: bool,
+        join: bool,
         kept: impl FnOnce(&Session) -> T,
     ) -> Option<T> {
         let session = self.sessions.get_mut(&id)?;
+        // With `notify`, `changed_in` adds it from its own lookup of the UE.
+        if join
+            && !notify
+            && let Some(ue) = self.ues.get_mut(&session.impu)
+        {
+            ue.sessions.push(id);
+        }
         let old = std::mem::replace(&mut session.auth, next);
         // With `notify`, `changed` below marks the UE (from its own lookup of it).
         if !notify && old != session.auth {
@@ -1776,6 +1799,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             changed_in(
                 id,
                 session,
+                join,
                 &mut self.ues,
                 &mut self.dirty,
                 &self.config.directory,
@@ -1841,6 +1865,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         changed_in(
             id,
             session,
+            false,
             &mut self.ues,
             &mut self.dirty,
             &self.config.directory,
@@ -2735,10 +2760,13 @@ fn bump_version(ues: &mut IdentityMap<Arc<str>, Ue>, session: &mut Session) {
 }
 
 /// [`Server::changed`] for session `id` already looked up (`session`), on the server's
-/// tables: new version, dirty mark, event, and the session queued for NOTIFYs.
+/// tables: new version, dirty mark, event, and the session queued for NOTIFYs. With `join`,
+/// the session is first added to its UE's list of sessions.
+#[allow(clippy::too_many_arguments)]
 fn changed_in(
     id: u64,
     session: &mut Session,
+    join: bool,
     ues: &mut IdentityMap<Arc<str>, Ue>,
     dirty: &mut Dirty,
     directory: &UeDirectory,
@@ -2747,6 +2775,9 @@ fn changed_in(
 ) {
     // One lookup of the UE: the new version, the dirty mark and the state from it.
     let mut ue = ues.get_mut(&session.impu);
+    if join && let Some(ue) = ue.as_deref_mut() {
+        ue.sessions.push(id);
+    }
     bump_version_in(ue.as_deref_mut(), session);
     let store_version = ue.as_ref().map_or(0, |u| u.store_version);
     mark_dirty_at(dirty, &session.impu, store_version);
