@@ -1926,11 +1926,11 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
                         .iter()
                         .filter_map(|id| self.sessions.get(id).map(|s| (*id, s)))
                         .find(|(_, s)| s.auth.publication().is_some())
-                        .map(|(id, s)| (id, Arc::clone(&s.mcptt_id)))
+                        .map(|(id, s)| (id, Arc::clone(&s.mcptt_id), self.limits_of(s)))
                 });
                 match signed_in {
-                    Some((id, m)) => {
-                        known_session = Some(id);
+                    Some((id, m, limits)) => {
+                        known_session = Some((id, limits));
                         m
                     }
                     None => {
@@ -1966,18 +1966,20 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         if self.ues.len() >= self.config.max_ues && !self.ues.contains_key(impu) {
             return Err(Refusal::code(503));
         }
-        let session = match known_session {
-            Some(id) => id,
-            None => self.session_for(impu, &mcptt_id),
+        // The subscription limit and whether the user is new on this UE, from the lookup
+        // that found the session (nothing since changed it; the entity-tag draw below leaves
+        // it as it is).
+        let (session, (too_many, fresh)) = match known_session {
+            Some(known) => known,
+            None => {
+                let id = self.session_for(impu, &mcptt_id);
+                let limits = self
+                    .sessions
+                    .get(&id)
+                    .map_or((false, false), |s| self.limits_of(s));
+                (id, limits)
+            }
         };
-        // One lookup: the subscription limit and whether the user is new on this UE (the
-        // entity-tag draw below leaves the session as it is).
-        let (too_many, fresh) = self.sessions.get(&session).map_or((false, false), |s| {
-            (
-                s.subs.len() >= self.config.max_subscriptions_per_user_ue,
-                s.version == 0,
-            )
-        });
         if too_many {
             self.collect(session);
             return Err(self.fail(impu, "too many subscriptions for this user on this UE"));
@@ -2076,6 +2078,15 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         }
         self.scratch = body;
         Ok(())
+    }
+
+    /// Whether session `s` holds as many subscriptions as a user may on a UE, and whether it
+    /// is new (version 0).
+    fn limits_of(&self, s: &Session) -> (bool, bool) {
+        (
+            s.subs.len() >= self.config.max_subscriptions_per_user_ue,
+            s.version == 0,
+        )
     }
 
     fn fetch(
