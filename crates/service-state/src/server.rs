@@ -1915,6 +1915,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         // The signed-in user's session, when the SUBSCRIBE names no user: the session
         // `session_for` would find for it (one per user on a UE).
         let mut known_session = None;
+        let mut ue_view: Option<(bool, Option<Arc<str>>)> = None;
         let mcptt_id = match token {
             Some(token) => Arc::from(self.validate(impu, token, now_unix, client_id)?.mcptt_id),
             None if kind == UeKind::Gateway => {
@@ -1926,11 +1927,18 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
                         .iter()
                         .filter_map(|id| self.sessions.get(id).map(|s| (*id, s)))
                         .find(|(_, s)| s.auth.publication().is_some())
-                        .map(|(id, s)| (id, Arc::clone(&s.mcptt_id), self.limits_of(s)))
+                        .map(|(id, s)| {
+                            let limits = self.limits_of(s);
+                            // What the first NOTIFY's state reads of the UE, which the
+                            // SUBSCRIBE does not change.
+                            let view = (ue.registered, first_instance(ue).cloned());
+                            (id, Arc::clone(&s.mcptt_id), limits, view)
+                        })
                 });
                 match signed_in {
-                    Some((id, m, limits)) => {
+                    Some((id, m, limits, view)) => {
                         known_session = Some((id, limits));
+                        ue_view = Some(view);
                         m
                     }
                     None => {
@@ -2050,7 +2058,14 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let first = match self.sessions.get_mut(&session) {
             Some(s) => {
                 s.subs.push(id);
-                state_of(s, self.ues.get(&s.impu), &self.config.directory).write_json(&mut body);
+                let directory = &self.config.directory;
+                match &ue_view {
+                    Some((registered, instance)) => {
+                        state_with(s, *registered, instance.as_deref(), directory)
+                    }
+                    None => state_of(s, self.ues.get(&s.impu), directory),
+                }
+                .write_json(&mut body);
                 Some(s.version)
             }
             None => None,
@@ -2817,7 +2832,22 @@ fn first_instance(ue: &Ue) -> Option<&Arc<str>> {
 
 /// The service state of session `s` on UE `ue` (its entry in the server's table, if any).
 fn state_of<'a>(s: &'a Session, ue: Option<&'a Ue>, directory: &UeDirectory) -> StateRef<'a> {
-    let registration = if ue.is_some_and(|u| u.registered) {
+    state_with(
+        s,
+        ue.is_some_and(|u| u.registered),
+        ue.and_then(first_instance).map(|i| &**i),
+        directory,
+    )
+}
+
+/// [`state_of`] from what it reads of the UE: whether it is registered, and its instance.
+fn state_with<'a>(
+    s: &'a Session,
+    registered: bool,
+    instance: Option<&'a str>,
+    directory: &UeDirectory,
+) -> StateRef<'a> {
+    let registration = if registered {
         RegistrationState::Registered
     } else {
         RegistrationState::NotRegistered
@@ -2827,7 +2857,7 @@ fn state_of<'a>(s: &'a Session, ue: Option<&'a Ue>, directory: &UeDirectory) -> 
         version: s.version,
         mcptt_id: &s.mcptt_id,
         impu: &s.impu,
-        instance: ue.and_then(first_instance).map(|i| &**i),
+        instance,
         ue_kind: directory.kind(&s.impu),
         registration,
         authorisation,
