@@ -2013,11 +2013,13 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         }
         let id = self.next_id;
         self.next_id += 1;
-        // One lookup of the session for its version, identity and the record.
-        let found = self.sessions.get(&session);
+        // One lookup of the session for its version, identity, the record, the new dialog
+        // and the state its first NOTIFY carries (only the server's other tables are touched
+        // in between).
+        let found = self.sessions.get_mut(&session);
         // The session's own text (it shares the UE's key), for the event below: nothing
         // until then changes the session's identities.
-        let (event_impu, event_mcptt_id) = match found {
+        let (event_impu, event_mcptt_id) = match found.as_deref() {
             Some(s) => (Arc::clone(&s.impu), Arc::clone(&s.mcptt_id)),
             None => (Arc::from(impu), Arc::clone(&mcptt_id)),
         };
@@ -2028,13 +2030,13 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             &contact,
             now + secs(expires),
             &self.service_uri,
-            found.map(|s| &s.impu),
+            found.as_deref().map(|s| &s.impu),
         );
         sub.lease_expires = now + self.config.dialog_lease;
         // The record as it is after the first NOTIFY below.
         sub.local_cseq = 1;
-        sub.notified_version = found.map_or(0, |s| s.version);
-        let record = match found {
+        sub.notified_version = found.as_deref().map_or(0, |s| s.version);
+        let record = match found.as_deref() {
             Some(s) => sub.record(self.config.instance_id, &s.impu, &s.mcptt_id),
             None => sub.record(self.config.instance_id, &Arc::from(impu), &mcptt_id),
         };
@@ -2047,15 +2049,20 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             }
         }
         self.timers.insert(sub.expires_at, Timer::Subscription(id));
-        self.arm_leases(now);
+        // As `arm_leases` (on the fields: the session stays borrowed).
+        if self.leases_at.is_none() {
+            let at = now + self.config.dialog_lease / 2;
+            self.leases_at = Some(at);
+            self.timers.insert(at, Timer::Leases);
+        }
         let call_id = Arc::clone(&sub.call_id);
         self.subs.insert(id, Box::new(sub));
         self.dialogs.insert(our_tag, id);
-        // One lookup of the session: the new dialog, and the state its first NOTIFY (sent
-        // after the 200 below, as `notify_state` would) carries.
+        // The new dialog, and the state its first NOTIFY (sent after the 200 below, as
+        // `notify_state` would) carries.
         let mut body = std::mem::take(&mut self.scratch);
         body.clear();
-        let first = match self.sessions.get_mut(&session) {
+        let first = match found {
             Some(s) => {
                 s.subs.push(id);
                 let directory = &self.config.directory;
