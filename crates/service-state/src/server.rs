@@ -448,6 +448,15 @@ impl Timers {
     fn pop_first(&mut self) -> Option<(Instant, Timer)> {
         self.heap.pop().map(|Reverse(t)| t)
     }
+
+    /// Inserts `timer` at `at` unless `armed` says one is pending already (then records it).
+    #[inline]
+    fn arm_once(&mut self, armed: &mut Option<Instant>, at: Instant, timer: Timer) {
+        if armed.is_none() {
+            *armed = Some(at);
+            self.insert(at, timer);
+        }
+    }
 }
 
 /// Outcome of a refused request.
@@ -2050,11 +2059,11 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         }
         self.timers.insert(sub.expires_at, Timer::Subscription(id));
         // As `arm_leases` (on the fields: the session stays borrowed).
-        if self.leases_at.is_none() {
-            let at = now + self.config.dialog_lease / 2;
-            self.leases_at = Some(at);
-            self.timers.insert(at, Timer::Leases);
-        }
+        self.timers.arm_once(
+            &mut self.leases_at,
+            now + self.config.dialog_lease / 2,
+            Timer::Leases,
+        );
         let call_id = Arc::clone(&sub.call_id);
         self.subs.insert(id, Box::new(sub));
         self.dialogs.insert(our_tag, id);
@@ -2760,11 +2769,11 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
 
     /// Makes sure a lease renewal round is scheduled (every half lease while dialogs are held).
     fn arm_leases(&mut self, now: Instant) {
-        if self.leases_at.is_none() {
-            let at = now + self.config.dialog_lease / 2;
-            self.leases_at = Some(at);
-            self.timers.insert(at, Timer::Leases);
-        }
+        self.timers.arm_once(
+            &mut self.leases_at,
+            now + self.config.dialog_lease / 2,
+            Timer::Leases,
+        );
     }
 
     /// A renewal round: every dialog held here gets a fresh lease.
