@@ -847,25 +847,35 @@ fn kamailio_ue_signs_off_and_deregisters() {
 }
 
 /// Runs the multi-device scenario (one user on two UEs at once) through `core` and returns
-/// each UE's final state.
-fn multi_device(core: Core) -> Vec<Option<String>> {
+/// each UE's final state, and what the UEs and servers printed (for failure messages).
+fn multi_device(core: Core) -> (Vec<Option<String>>, String) {
     let stack = Stack::start(&StackOptions { core, ..KAMAILIO });
     let (a, b) = std::thread::scope(|s| {
         let a = s.spawn(|| stack.ue("ue1", "sip:ue1@example.com", "alice", None, false));
         let b = s.spawn(|| stack.ue("ue2", "sip:ue2@example.com", "alice", None, false));
         (a.join().unwrap(), b.join().unwrap())
     });
-    vec![notified_state(&a), notified_state(&b)]
+    let printed = format!(
+        "--- ue1 ({}) ---\n{}\n--- ue2 ({}) ---\n{}\n{}",
+        a.status,
+        tail(&a.output, 60),
+        b.status,
+        tail(&b.output, 60),
+        stack.logs()
+    );
+    (vec![notified_state(&a), notified_state(&b)], printed)
 }
 
 #[test]
 fn kamailio_multi_device_behaves_as_our_sip_core() {
-    let through_kamailio = multi_device(Core::Kamailio);
+    let (through_kamailio, printed) = multi_device(Core::Kamailio);
     assert_eq!(
         through_kamailio,
-        vec![Some("full-access (authorised)".to_owned()); 2]
+        vec![Some("full-access (authorised)".to_owned()); 2],
+        "{printed}"
     );
-    assert_eq!(through_kamailio, multi_device(Core::Ours));
+    let (through_ours, printed) = multi_device(Core::Ours);
+    assert_eq!(through_kamailio, through_ours, "{printed}");
 }
 
 /// The bad-token scenario: the MCPTT server trusts another IdMS than the one the UE logs in
