@@ -561,35 +561,64 @@ impl Answer {
     }
 }
 
-/// Appends `n` in decimal.
+/// `00` to `99`, two bytes each.
+const PAIRS: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    t
+};
+
+/// The two digits of `n` (below 100).
+#[inline]
+fn pair(n: u64) -> [u8; 2] {
+    let i = (n % 100) as usize * 2;
+    [
+        PAIRS.get(i).copied().unwrap_or(b'0'),
+        PAIRS.get(i + 1).copied().unwrap_or(b'0'),
+    ]
+}
+
+/// Appends `n` in decimal. Numbers of up to four digits (expiries, lengths, sequence numbers)
+/// are written as one fixed-size piece; longer ones two digits per division.
 pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    /// `00` to `99`, two bytes each.
-    const PAIRS: [u8; 200] = {
-        let mut t = [0u8; 200];
-        let mut i = 0;
-        while i < 100 {
-            t[2 * i] = b'0' + (i / 10) as u8;
-            t[2 * i + 1] = b'0' + (i % 10) as u8;
-            i += 1;
+    if n < 10 {
+        out.push(b'0' + n as u8);
+        return;
+    }
+    if n < 100 {
+        out.extend_from_slice(&pair(n));
+        return;
+    }
+    if n < 10_000 {
+        let [a, b] = pair(n / 100);
+        let [c, d] = pair(n);
+        if n < 1000 {
+            out.extend_from_slice(&[b, c, d]);
+        } else {
+            out.extend_from_slice(&[a, b, c, d]);
         }
-        t
-    };
+        return;
+    }
     let mut digits = [0u8; 20];
     let mut i = digits.len();
-    let mut put_pair = |i: usize, pair: usize| {
-        if let (Some(d), Some(p)) = (digits.get_mut(i..i + 2), PAIRS.get(2 * pair..2 * pair + 2)) {
-            d.copy_from_slice(p);
-        }
-    };
     // Two digits per division, then the last one or two.
     while n >= 100 {
         i -= 2;
-        put_pair(i, (n % 100) as usize);
+        if let Some(d) = digits.get_mut(i..i + 2) {
+            d.copy_from_slice(&pair(n));
+        }
         n /= 100;
     }
     if n >= 10 {
         i -= 2;
-        put_pair(i, n as usize);
+        if let Some(d) = digits.get_mut(i..i + 2) {
+            d.copy_from_slice(&pair(n));
+        }
     } else {
         i -= 1;
         if let Some(d) = digits.get_mut(i) {
@@ -728,6 +757,12 @@ Call-ID: c1\r\nCSeq: 8 SUBSCRIBE\r\nContent-Length: 0\r\n\r\n",
             101,
             999,
             1000,
+            1001,
+            3600,
+            9999,
+            10_000,
+            10_001,
+            99_999,
             1_800_000_000,
             u64::MAX,
         ] {
