@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use bytes::{Bytes, BytesMut};
-use mcptt_sip::{CSeq, Headers, KnownHeader, NameAddr, Request, Response};
+use mcptt_sip::{CSeq, Headers, KnownHeader, Method, NameAddr, Request, Response};
 
 /// Normalises a URI for identity comparison: angle brackets and URI parameters/headers removed,
 /// scheme and host lower-cased (RFC 3261 §19.1.4: user parts stay case-sensitive). Borrows
@@ -310,6 +310,31 @@ impl RxBuffer {
     }
 }
 
+/// The first `CSeq`, as `Headers::cseq` reads it: the usual `NUMBER SP METHOD` with up to nine
+/// digits and one of the methods this crate meets (PUBLISH, SUBSCRIBE, NOTIFY) is read here
+/// from the value; anything else goes through the typed parse.
+pub(crate) fn read_cseq(headers: &Headers) -> Option<CSeq> {
+    let value = headers.get_known(KnownHeader::CSeq)?.as_bytes();
+    let digits = value
+        .iter()
+        .take(10)
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    if (1..=9).contains(&digits) && value.get(digits) == Some(&b' ') {
+        let method = match value.get(digits + 1..) {
+            Some(b"NOTIFY") => Some(Method::Notify),
+            Some(b"PUBLISH") => Some(Method::Publish),
+            Some(b"SUBSCRIBE") => Some(Method::Subscribe),
+            _ => None,
+        };
+        if let (Some(method), Some(n)) = (method, value.get(..digits)) {
+            let seq = n.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
+            return Some(CSeq { seq, method });
+        }
+    }
+    headers.cseq().ok()
+}
+
 /// The headers that identify the transaction and dialog of every request and response
 /// (RFC 3261 §8.1.1), read with `mcptt-sip`'s typed access; a message without them cannot be
 /// answered.
@@ -417,7 +442,7 @@ impl<'m> Ids<'m> {
             return Err("To header");
         }
         let call_id = headers.call_id().ok_or("Call-ID header")?;
-        let cseq = headers.cseq().map_err(|_| "CSeq header")?;
+        let cseq = read_cseq(headers).ok_or("CSeq header")?;
         Ok((call_id, cseq))
     }
 
@@ -447,7 +472,7 @@ impl<'m> Ids<'m> {
         )
         .map_err(|_| "To header")?;
         let call_id = headers.call_id().ok_or("Call-ID header")?;
-        let cseq = headers.cseq().map_err(|_| "CSeq header")?;
+        let cseq = read_cseq(headers).ok_or("CSeq header")?;
         Ok(Self {
             call_id,
             cseq,
@@ -733,6 +758,53 @@ Call-ID: c1\r\nCSeq: 8 SUBSCRIBE\r\nContent-Length: 0\r\n\r\n",
             );
         }
         assert!(Answer::header_line("Contact", "x\ry").is_empty());
+    }
+
+    #[test]
+    fn cseq_reads_what_the_typed_parse_reads() {
+        let mut parsed = 0;
+        for value in [
+            "1 PUBLISH",
+            "0 NOTIFY",
+            "7 SUBSCRIBE",
+            "999999999 SUBSCRIBE",
+            "1234567890 NOTIFY",
+            "4294967295 NOTIFY",
+            "4294967296 NOTIFY",
+            "01 NOTIFY",
+            "1 publish",
+            "1 Notify",
+            "1 NOTIFYX",
+            "1 NOTIF",
+            "1  NOTIFY",
+            "1\tNOTIFY",
+            " 1 NOTIFY",
+            "1 NOTIFY ",
+            "1 NOTIFY;x",
+            "1 INVITE",
+            "1 FOO",
+            "x NOTIFY",
+            "-1 NOTIFY",
+            "1",
+            "NOTIFY",
+            "",
+        ] {
+            for extra in ["", "CSeq: 2 NOTIFY\r\n"] {
+                let wire = format!(
+                    "SIP/2.0 200 OK\r\nVia: SIP/2.0/TLS a;branch=z9hG4bK1\r\n\
+From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: c\r\nCSeq: {value}\r\n{extra}\
+Content-Length: 0\r\n\r\n"
+                );
+                let Ok(resp) = mcptt_sip::Response::parse(bytes::Bytes::from(wire)) else {
+                    continue;
+                };
+                let h = resp.headers();
+                assert_eq!(super::read_cseq(h), h.cseq().ok(), "{value:?} {extra:?}");
+                parsed += 1;
+            }
+        }
+        // The message parse takes most of these (the typed read comes later).
+        assert!(parsed >= 30, "{parsed}");
     }
 
     #[test]
