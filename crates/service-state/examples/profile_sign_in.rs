@@ -2,7 +2,9 @@
 //! the bench's PUBLISH (multipart mcptt-info + poc-settings) + SUBSCRIBE + the NOTIFY's 200 for
 //! N UEs (first argument, default 2000), messages built before the measured part.
 //!
-//! `cargo build --release -p mcptt-service-state --example profile_sign_in`
+//! `cargo build --release -p mcptt-service-state --example profile_sign_in`; with a second
+//! argument `memory`, it prints the resident-set growth per UE instead (as the bench measures
+//! it: each UE registered and signed in, messages built per UE).
 
 #![allow(clippy::disallowed_methods)] // the example owns the clock
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -155,11 +157,65 @@ fn thread_cpu_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// Resident set size in bytes (`/proc/self/status`), as the bench reads it.
+fn rss_bytes() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// The bench's memory measure: RSS growth over N UEs each registered and signed in (messages
+/// built per UE), per UE.
+fn memory(n: usize) {
+    let now = Instant::now();
+    let before = rss_bytes();
+    let mut config = ServerConfig::new("mcptt.example.org", PSI);
+    config.max_ues = 2 * n + 10;
+    let mut server = Server::new(config, PlainTokens, SplitMix64(1));
+    let mut out = Vec::with_capacity(4096);
+    for i in 0..n {
+        server.handle_registration(
+            now,
+            RegistrationChange {
+                impu: impu(i),
+                instance: Some(format!("<urn:uuid:00000000-0000-0000-0000-{i:012}>")),
+                registered: true,
+            },
+        );
+        out.clear();
+        server.handle_request_bytes(now, NOW_UNIX, &publish(i));
+        server.poll_transmit_into(&mut out).expect("200 to PUBLISH");
+        server.handle_request_bytes(now, NOW_UNIX, &subscribe(i));
+        server
+            .poll_transmit_into(&mut out)
+            .expect("200 to SUBSCRIBE");
+        let start = out.len();
+        server.poll_transmit_into(&mut out).expect("NOTIFY");
+        let ok = ok_for(&out[start..]);
+        server.handle_response_bytes(now, &ok);
+        while server.poll_event().is_some() {}
+    }
+    let after = rss_bytes();
+    assert_eq!(server.subscription_count(), n);
+    if let (Some(b), Some(a)) = (before, after) {
+        println!(
+            "{n} UEs: RSS +{} bytes = {} bytes per UE",
+            a - b,
+            (a - b) / n
+        );
+    }
+}
+
 fn main() {
     let n: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(2000);
+    if std::env::args().nth(2).as_deref() == Some("memory") {
+        memory(n);
+        return;
+    }
     let now = Instant::now();
     let mut config = ServerConfig::new("mcptt.example.org", PSI);
     config.max_ues = 2 * n + 10;
