@@ -935,7 +935,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let state = self.snapshot(session);
         let body = state.encode();
         for sub in behind {
-            self.notify(now, sub, &body, None, version);
+            self.notify(now, sub, &body, None, version, None);
         }
     }
 
@@ -1862,7 +1862,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         if let Some(s) = self.sessions.get(&session) {
             let version = s.version;
             self.state_ref(s).write_json(&mut body);
-            self.notify(now, id, &body, final_state, version);
+            self.notify(now, id, &body, final_state, version, None);
         }
         self.scratch = body;
     }
@@ -2106,7 +2106,8 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             call_id: call_id.into(),
         });
         if let Some(version) = first {
-            self.notify(now, id, &body, None, version);
+            // Its expiry is `expires` seconds from `now`: what the NOTIFY says, not read again.
+            self.notify(now, id, &body, None, version, Some(u64::from(expires)));
         }
         self.scratch = body;
         Ok(())
@@ -2155,7 +2156,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             &self.notify_text,
             branch,
             &sub,
-            now,
+            0,
             Some("terminated"),
             &body,
         );
@@ -2274,7 +2275,8 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
     }
 
     /// Sends a NOTIFY with `body` on subscription `id` (`final_state` = `terminated;…` for the
-    /// last one).
+    /// last one). `expires_in`: the seconds left until the subscription expires, when the
+    /// caller knows them (else read from its expiry and `now`).
     fn notify(
         &mut self,
         now: Instant,
@@ -2282,9 +2284,15 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         body: &[u8],
         final_state: Option<&str>,
         version: u64,
+        expires_in: Option<u64>,
     ) {
         let Some(sub) = self.subs.get_mut(&id) else {
             return;
+        };
+        let expires_in = match (final_state, expires_in) {
+            (Some(_), _) => 0,
+            (None, Some(secs)) => secs,
+            (None, None) => sub.expires_at.saturating_duration_since(now).as_secs(),
         };
         sub.local_cseq = sub.local_cseq.wrapping_add(1);
         sub.notified_version = version;
@@ -2295,7 +2303,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             &self.notify_text,
             branch,
             sub,
-            now,
+            expires_in,
             final_state,
             body,
         );
@@ -2990,13 +2998,14 @@ impl NotifyText {
 
 /// Writes a NOTIFY on `sub` (whose `local_cseq` is already this NOTIFY's) into one buffer:
 /// request line, Via, the route set, From/To with the dialog tags, Call-ID, CSeq, Contact,
-/// Event, Subscription-State (`active;expires=N`, or `final_state`) and the service-state body.
+/// Event, Subscription-State (`active;expires=N` with N = `expires_in`, or `final_state`) and
+/// the service-state body.
 fn write_notify(
     out: &mut Vec<u8>,
     text: &NotifyText,
     branch: u64,
     sub: &Subscription,
-    now: Instant,
+    expires_in: u64,
     final_state: Option<&str>,
     body: &[u8],
 ) {
@@ -3044,7 +3053,7 @@ fn write_notify(
         Some(s) => out.extend_from_slice(s.as_bytes()),
         None => {
             out.extend_from_slice(b"active;expires=");
-            push_u64(out, sub.expires_at.saturating_duration_since(now).as_secs());
+            push_u64(out, expires_in);
         }
     }
     out.extend_from_slice(CONTENT_TYPE_LENGTH.as_bytes());
