@@ -1691,8 +1691,8 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
 
     fn respond_publish(&mut self, req: &Request, etag: u64, expires: u32) {
         let bytes = Answer::new_in(self.transmit.take(), req, 200)
-            .header_hex16("SIP-ETag", etag)
-            .header_num("Expires", expires.into())
+            .header_hex16("SIP-ETag: ", etag)
+            .header_num("Expires: ", expires.into())
             .finish();
         self.transmit.put(bytes);
     }
@@ -2096,7 +2096,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             &sub_req.ids.to,
             Hex16::new(our_tag).as_str(),
         )
-        .header_num("Expires", expires.into())
+        .header_num("Expires: ", expires.into())
         .line(&self.contact_line)
         .finish();
         self.transmit.put(bytes);
@@ -2261,7 +2261,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             }
         }
         let bytes = Answer::new_in(self.transmit.take(), req, 200)
-            .header_num("Expires", expires.into())
+            .header_num("Expires: ", expires.into())
             .line(&self.contact_line)
             .finish();
         self.transmit.put(bytes);

@@ -561,19 +561,19 @@ impl Answer {
         line
     }
 
-    /// Adds a header line with a decimal value.
-    pub(crate) fn header_num(mut self, name: &str, value: u64) -> Self {
-        self.out.extend_from_slice(name.as_bytes());
-        self.out.extend_from_slice(b": ");
+    /// Adds a header line with a decimal value; `name_colon` is the name with its `: `
+    /// (`"Expires: "`: one piece).
+    pub(crate) fn header_num(mut self, name_colon: &str, value: u64) -> Self {
+        self.out.extend_from_slice(name_colon.as_bytes());
         push_u64(&mut self.out, value);
         self.out.extend_from_slice(b"\r\n");
         self
     }
 
-    /// Adds a header line with a 16-hex-digit value (tags and entity-tags).
-    pub(crate) fn header_hex16(mut self, name: &str, value: u64) -> Self {
-        self.out.extend_from_slice(name.as_bytes());
-        self.out.extend_from_slice(b": ");
+    /// Adds a header line with a 16-hex-digit value (tags and entity-tags); `name_colon` as
+    /// for [`Answer::header_num`].
+    pub(crate) fn header_hex16(mut self, name_colon: &str, value: u64) -> Self {
+        self.out.extend_from_slice(name_colon.as_bytes());
         push_hex16(&mut self.out, value);
         self.out.extend_from_slice(b"\r\n");
         self
@@ -600,8 +600,8 @@ const PAIRS: [u8; 200] = {
 
 /// The two digits of `n` (below 100).
 #[inline]
-fn pair(n: u64) -> [u8; 2] {
-    let i = (n % 100) as usize * 2;
+fn pair(n: usize) -> [u8; 2] {
+    let i = n % 100 * 2;
     [
         PAIRS.get(i).copied().unwrap_or(b'0'),
         PAIRS.get(i + 1).copied().unwrap_or(b'0'),
@@ -609,40 +609,43 @@ fn pair(n: u64) -> [u8; 2] {
 }
 
 /// Appends `n` in decimal. Numbers of up to four digits (expiries, lengths, sequence numbers)
-/// are written as one fixed-size piece; longer ones two digits per division.
-pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    if n < 10 {
-        out.push(b'0' + n as u8);
-        return;
-    }
+/// are written inline as one fixed-size piece; longer ones by [`push_u64_long`].
+#[inline]
+pub(crate) fn push_u64(out: &mut Vec<u8>, n: u64) {
     if n < 100 {
-        out.extend_from_slice(&pair(n));
-        return;
-    }
-    if n < 10_000 {
-        let [a, b] = pair(n / 100);
-        let [c, d] = pair(n);
+        if n < 10 {
+            out.push(b'0' + n as u8);
+        } else {
+            out.extend_from_slice(&pair(n as usize));
+        }
+    } else if n < 10_000 {
+        let n = n as usize;
+        let ([a, b], [c, d]) = (pair(n / 100), pair(n % 100));
         if n < 1000 {
             out.extend_from_slice(&[b, c, d]);
         } else {
             out.extend_from_slice(&[a, b, c, d]);
         }
-        return;
+    } else {
+        push_u64_long(out, n);
     }
+}
+
+/// [`push_u64`] for any `n`: two digits per division, then the last one or two.
+fn push_u64_long(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
-    // Two digits per division, then the last one or two.
     while n >= 100 {
         i -= 2;
         if let Some(d) = digits.get_mut(i..i + 2) {
-            d.copy_from_slice(&pair(n));
+            d.copy_from_slice(&pair((n % 100) as usize));
         }
         n /= 100;
     }
     if n >= 10 {
         i -= 2;
         if let Some(d) = digits.get_mut(i..i + 2) {
-            d.copy_from_slice(&pair(n));
+            d.copy_from_slice(&pair(n as usize));
         }
     } else {
         i -= 1;
@@ -716,8 +719,8 @@ i: c1\r\nCSeq: 7 SUBSCRIBE\r\nContact: <sip:u@h>\r\nContent-Length: 0\r\n\r\n",
         let ids = Ids::read(req.headers()).unwrap();
         assert_eq!((ids.call_id, ids.cseq.seq), ("c1", 7));
         let wire = Answer::with_to_tag(&req, 200, &ids.to, "00000000000000ab")
-            .header_num("Expires", 600)
-            .header_hex16("SIP-ETag", 0xab)
+            .header_num("Expires: ", 600)
+            .header_hex16("SIP-ETag: ", 0xab)
             .header("Bad", "a\r\nInjected: 1")
             .finish();
         let resp = mcptt_sip::Response::parse(bytes::Bytes::from(wire)).unwrap();
