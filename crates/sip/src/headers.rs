@@ -289,12 +289,13 @@ fn header_err(id: Hid, name: &[u8], offset: usize, expected: &'static str) -> Er
 /// Scan header lines from `pos` to the empty line (or the end of `buf`), appending entries.
 ///
 /// The common line (`Name: value CRLF` with a known or token name right before the colon, not
-/// folded) takes one straight path over offsets relative to the line start: the colon is found
-/// a word (8 bytes) at a time and a known name is recognised from those words
-/// ([`names::lookup_words`]), the line break is found with the inlined SSE2 search, and nothing
-/// is indexed in a way peer data can break (reads past the end see zero bytes). Other names (white space
-/// before the colon, a missing colon, names of 24 bytes or more), folding and the three
-/// number checks are out of line.
+/// folded) takes one straight path ([`fast_line`]; near the end of `buf`, over a zero-padded
+/// copy of the line) over offsets relative to the line start: the colon is found a word (8
+/// bytes) at a time and a known name is recognised from those words
+/// ([`names::lookup_words`]), the line break is found a word at a time (past a value's first
+/// 32 bytes, with the inlined SSE2 search), and nothing is indexed in a way peer data can
+/// break. The empty line is recognised where that path gives up; every other line is read out
+/// of line ([`slow_line`], which answers as before for all of them).
 pub(crate) fn scan(
     buf: &[u8],
     pos: usize,
@@ -302,6 +303,29 @@ pub(crate) fn scan(
     entries: &mut Vec<Entry>,
 ) -> Result<HeadEnd> {
     scan_indexed(buf, pos, limits, entries, &mut Index::default())
+}
+
+/// One header line, offsets relative to its start.
+#[derive(Clone, Copy)]
+struct Line {
+    /// End of the name.
+    ne: usize,
+    /// The value, trimmed.
+    a: usize,
+    b: usize,
+    /// End of the line, terminator included.
+    line_end: usize,
+    id: Hid,
+    plain: bool,
+}
+
+/// What [`slow_line`] read at a line start.
+enum Step {
+    /// A header line.
+    Line(Line),
+    /// The end of the header section: where the body starts, and whether an empty line ended
+    /// the section.
+    End(usize, bool),
 }
 
 /// [`scan`], noting each line in `index` as well (which must hold the lines of `entries`).
@@ -313,7 +337,6 @@ pub(crate) fn scan_indexed(
     entries: &mut Vec<Entry>,
     index: &mut Index,
 ) -> Result<HeadEnd> {
-    let len = buf.len();
     let mut content_length = None;
     loop {
         if pos > limits.max_head_size {
@@ -323,59 +346,33 @@ pub(crate) fn scan_indexed(
             });
         }
         let rest = buf.get(pos..).unwrap_or_default();
-        let Some(&b0) = rest.first() else {
-            return Ok(HeadEnd {
-                body_start: len,
-                terminated: false,
-                content_length,
-            });
-        };
-        if b0 == b'\n' {
-            return Ok(HeadEnd {
-                body_start: pos + 1,
-                terminated: true,
-                content_length,
-            });
-        }
-        if b0 == b'\r' && rest.get(1) == Some(&b'\n') {
-            return Ok(HeadEnd {
-                body_start: pos + 2,
-                terminated: true,
-                content_length,
-            });
-        }
-        // header name and colon (offsets from here on are relative to the line start)
-        let (ne, vs, id, first_break) = match fast_name(rest, b0) {
-            Some((c, id, first_break)) => (c, c + 1, id, first_break),
-            None => {
-                let (ne, vs, id) = general_name(rest, pos)?;
-                (ne, vs, id, find_cr_or_nl_from(rest, vs))
-            }
-        };
-        // the logical line, folded lines included; the first CR or LF is the usual CRLF (or a
-        // bare LF) ending an unfolded line, anything else goes out of line
-        let (content_end, line_end, plain) = match first_break {
-            None => (rest.len(), rest.len(), true),
-            Some(at) => {
-                let nl = if rest.get(at) == Some(&b'\n') {
-                    Some(at)
-                } else if rest.get(at + 1) == Some(&b'\n') {
-                    Some(at + 1)
-                } else {
-                    None
-                };
-                match nl {
-                    Some(nl) if !matches!(rest.get(nl + 1), Some(b' ' | b'\t')) => {
-                        (at, nl + 1, true)
-                    }
-                    _ => {
-                        let (ce, le) = line_end_slow(rest, vs);
-                        (ce, le, false)
-                    }
+        let line = match fast_line(rest) {
+            Some(line) => line,
+            None => match rest {
+                [b'\r', b'\n', ..] | [b'\n', ..] => {
+                    let at = if rest.first() == Some(&b'\n') { 1 } else { 2 };
+                    return Ok(HeadEnd {
+                        body_start: pos + at,
+                        terminated: true,
+                        content_length,
+                    });
                 }
-            }
+                _ => match short_line(rest) {
+                    Some(line) => line,
+                    None => match slow_line(rest, pos)? {
+                        Step::Line(line) => line,
+                        Step::End(at, terminated) => {
+                            return Ok(HeadEnd {
+                                body_start: pos + at,
+                                terminated,
+                                content_length,
+                            });
+                        }
+                    },
+                },
+            },
         };
-        if line_end > limits.max_line_length {
+        if line.line_end > limits.max_line_length {
             return Err(Error::LineTooLong {
                 offset: pos,
                 limit: limits.max_line_length,
@@ -386,23 +383,14 @@ pub(crate) fn scan_indexed(
                 limit: limits.max_headers,
             });
         }
-        // (a plain value holds no CR or LF: only SP and HTAB to trim)
-        let (mut a, mut b) = (vs, content_end);
-        if plain {
-            // `content_end` is the first CR or LF at or after `vs` (or the end): SP or HTAB at
-            // `a` means `a < content_end`
-            if rest.get(a) == Some(&b' ') {
-                a += 1;
-            }
-            while matches!(rest.get(a), Some(b' ' | b'\t')) {
-                a += 1;
-            }
-            while b > a && matches!(rest.get(b - 1), Some(b' ' | b'\t')) {
-                b -= 1;
-            }
-        } else {
-            (a, b) = trim_folded(rest, a, b);
-        }
+        let Line {
+            ne,
+            a,
+            b,
+            line_end,
+            id,
+            plain,
+        } = line;
         if matches!(id, Hid::ContentLength | Hid::CSeq | Hid::MaxForwards) {
             let name = rest.get(..ne).unwrap_or_default();
             let value = rest.get(a..b).unwrap_or_default();
@@ -418,6 +406,166 @@ pub(crate) fn scan_indexed(
         index.note(id, entries.len() - 1);
         pos += line_end;
     }
+}
+
+/// The common header line at the start of `rest`, read in one straight path: a known name
+/// (any case) or other token right before the first colon, which is within the first 24
+/// bytes; the value's first CR or LF (found by [`find_cr`]) must be the CR of a CRLF that no
+/// SP or HTAB follows (not folded), and the value must neither start with two white space
+/// bytes nor end with one. `None` for every other line (and the empty line), left to
+/// [`slow_line`]; the answer for a line read here is the one [`slow_line`] gives.
+#[inline(always)]
+fn fast_line(rest: &[u8]) -> Option<Line> {
+    let head = rest.first_chunk::<24>()?;
+    let (w0, w1, w2) = (word(head, 0), word(head, 8), word(head, 16));
+    // the colon and the header (names of one word are looked up by that word alone)
+    let (c, id) = if let Some(k) = find_in_word(w0, b':') {
+        let id = match k {
+            0 => return None,
+            1 => names::compact((w0 as u8).to_ascii_lowercase()),
+            _ => names::lookup_words(k, [low_bytes(w0, k)]),
+        };
+        (k, id)
+    } else if let Some(k) = find_in_word(w1, b':') {
+        (8 + k, names::lookup_words(8 + k, [w0, low_bytes(w1, k)]))
+    } else {
+        let k = find_in_word(w2, b':')?;
+        (
+            16 + k,
+            names::lookup_words(16 + k, [w0, w1, low_bytes(w2, k)]),
+        )
+    };
+    // a known name is made of letters and '-'; any other name must be a token
+    if id == Hid::Other && !head.get(..c)?.iter().all(|&b| chars::is_token(b)) {
+        return None;
+    }
+    let vs = c + 1;
+    // the value: its first CR or LF must be the CR of a CRLF that no SP or HTAB follows, and
+    // it must neither start with two white space bytes (the first byte below 0x0E is at most
+    // the second) nor end with one
+    let v = rest.get(vs..)?;
+    let at = vs + find_cr(v)?;
+    // the bytes from the one before the CR: that byte, CR, LF, the next line's first byte
+    let around = u32::from_le_bytes(*rest.get(at - 1..)?.first_chunk::<4>()?);
+    let (last, next) = (around as u8, (around >> 24) as u8);
+    if around & 0x00ff_ff00 != 0x000a_0d00
+        || last == b' '
+        || last == b'\t'
+        || next == b' '
+        || next == b'\t'
+    {
+        return None;
+    }
+    let lead = match v.first_chunk::<2>()? {
+        [b' ', b' '] => return None,
+        [b' ', _] => 1,
+        _ => 0,
+    };
+    Some(Line {
+        ne: c,
+        a: vs + lead,
+        b: at,
+        line_end: at + 2,
+        id,
+        plain: true,
+    })
+}
+
+/// [`fast_line`] for a line near the end of the buffer (the last line of a head without a
+/// body), read from a zero-padded copy of `rest`: zero bytes are not a colon and are below
+/// 0x0E but not CR, so an answer read from the copy lies within `rest` and is the one
+/// [`fast_line`] would give if `rest` went on (the bytes after a line's CRLF only decide
+/// whether it is folded: a zero byte does not fold it, nor does the end of the buffer).
+#[inline(never)]
+fn short_line(rest: &[u8]) -> Option<Line> {
+    let mut padded = [0u8; 48];
+    padded.get_mut(..rest.len())?.copy_from_slice(rest);
+    fast_line(&padded)
+}
+
+/// The first CR or LF of a value `v`, or another byte below 0x0E before it: the first 32
+/// bytes are looked at a word at a time for bytes below 0x0E (CR, LF, HTAB and other controls;
+/// a value is a few dozen bytes, which this reaches for less than the setup of the SSE2
+/// search), then the SSE2 search looks for CR or LF in the rest. `None` near the end of `v`
+/// (the value and its CRLF not in whole words).
+#[inline(always)]
+fn find_cr(v: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    for w in v.chunks_exact(8).take(4) {
+        let m = below(u64::from_le_bytes(w.try_into().unwrap_or_default()), 0x0e);
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    find_cr_or_nl_from(v, 32)
+}
+
+/// Any line start [`fast_line`] leaves: the empty line, the end of the buffer, or a header
+/// line (`pos` is where `rest` starts in the buffer, for errors).
+#[cold]
+#[inline(never)]
+fn slow_line(rest: &[u8], pos: usize) -> Result<Step> {
+    let Some(&b0) = rest.first() else {
+        return Ok(Step::End(0, false));
+    };
+    if b0 == b'\n' {
+        return Ok(Step::End(1, true));
+    }
+    if b0 == b'\r' && rest.get(1) == Some(&b'\n') {
+        return Ok(Step::End(2, true));
+    }
+    // header name and colon (offsets from here on are relative to the line start)
+    let (ne, vs, id, first_break) = match fast_name(rest, b0) {
+        Some((c, id, first_break)) => (c, c + 1, id, first_break),
+        None => {
+            let (ne, vs, id) = general_name(rest, pos)?;
+            (ne, vs, id, find_cr_or_nl_from(rest, vs))
+        }
+    };
+    // the logical line, folded lines included; the first CR or LF is the usual CRLF (or a
+    // bare LF) ending an unfolded line, anything else goes further out of line
+    let (content_end, line_end, plain) = match first_break {
+        None => (rest.len(), rest.len(), true),
+        Some(at) => {
+            let nl = if rest.get(at) == Some(&b'\n') {
+                Some(at)
+            } else if rest.get(at + 1) == Some(&b'\n') {
+                Some(at + 1)
+            } else {
+                None
+            };
+            match nl {
+                Some(nl) if !matches!(rest.get(nl + 1), Some(b' ' | b'\t')) => (at, nl + 1, true),
+                _ => {
+                    let (ce, le) = line_end_slow(rest, vs);
+                    (ce, le, false)
+                }
+            }
+        }
+    };
+    // (a plain value holds no CR or LF: only SP and HTAB to trim)
+    let (mut a, mut b) = (vs, content_end);
+    if plain {
+        // `content_end` is the first CR or LF at or after `vs` (or the end): SP or HTAB at
+        // `a` means `a < content_end`
+        while matches!(rest.get(a), Some(b' ' | b'\t')) {
+            a += 1;
+        }
+        while b > a && matches!(rest.get(b - 1), Some(b' ' | b'\t')) {
+            b -= 1;
+        }
+    } else {
+        (a, b) = trim_folded(rest, a, b);
+    }
+    Ok(Step::Line(Line {
+        ne,
+        a,
+        b,
+        line_end,
+        id,
+        plain,
+    }))
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
