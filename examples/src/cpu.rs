@@ -22,7 +22,9 @@
 //! The SIP core – MCPTT server connection is one for the whole run, so it is not counted.
 //! [`SocketFloor`] times the same handshakes as a plain tokio-rustls server pays them over
 //! loopback TCP (accept, handshake, close; kernel time included), which `flow` prints next
-//! to the in-memory floor.
+//! to the in-memory floor, and [`IoBound`] the same servers doing the flow's message
+//! exchanges as well ([`FlowMessages`]) with no application work: what any implementation
+//! on this stack pays for the flow's socket traffic.
 //! Left out (the login's own work, printed apart as [`LoginCrypto`]): the password, TOTP or
 //! MILENAGE check and the two ES256 signatures of the token response. `flow` prints what
 //! the run did of the counted work ([`crate::demo::FloorWork`]) next to the floor.
@@ -594,6 +596,36 @@ mod tests {
     }
 
     #[test]
+    fn the_io_bound_costs_more_than_the_socket_floor() {
+        use crate::actors::config::LoginMethod;
+        // The same servers, configurations and rounds; the bound adds the flow's messages
+        // (and the ES256 verifications on the SIP side), so each side must cost more.
+        let rounds = 40;
+        let socket = measure_socket_floor(rounds).unwrap();
+        let messages = FlowMessages::of(LoginMethod::Sim);
+        let bound = measure_io_bound(rounds, &messages, LinkWrites::Batched).unwrap();
+        assert!(
+            bound.sip_side > socket.mutual_tls_server,
+            "{bound:?} {socket:?}"
+        );
+        assert!(
+            bound.idms > socket.server_auth_tls_server,
+            "{bound:?} {socket:?}"
+        );
+        // Batched or not, the link carries the protocol's 7 messages per UE; one write each
+        // without batching.
+        let (writes, _) = bound.link_calls_per_ue();
+        assert!(writes > 0.0 && writes <= 7.0, "{bound:?}");
+        let unbatched = measure_io_bound(8, &messages, LinkWrites::PerMessage).unwrap();
+        assert_eq!(unbatched.link_writes, 7 * 8, "{unbatched:?}");
+        // A SIM login has one exchange more at the IdMS than a password login.
+        let password = FlowMessages::of(LoginMethod::Password);
+        assert_eq!(messages.idms_exchanges.len(), 4);
+        assert_eq!(password.idms_exchanges.len(), 3);
+        assert_eq!(messages.bytes_per_ue().0, password.bytes_per_ue().0);
+    }
+
+    #[test]
     fn login_crypto_orders_the_methods() {
         use crate::actors::config::LoginMethod;
         let c = measure_login_crypto(3).unwrap();
@@ -766,4 +798,799 @@ fn socket_handshakes(
         .map_err(|_| err("server thread", "panicked"))?;
     clients?;
     served.map_err(|e| err("loopback handshakes", e))
+}
+
+/// Plaintext sizes, in bytes, of the messages one UE's registration puts on the servers'
+/// connections in `flow --ues N`, in the order they go, for [`measure_io_bound`].
+///
+/// Taken from the flow itself: the servers' socket calls of `flow --ues 20 --concurrency 4`
+/// for each `--login` (`strace -f -Y -yy -e trace=recvfrom,writev,sendto ...`), less the
+/// 22 bytes TLS 1.3 adds to each record (5 header, 1 content type, 16 AES-GCM tag; the
+/// flow writes each of these messages, or pair of messages, as one record in one call).
+/// They vary by a few bytes with the length of the user's name (`ue1` ... `ue1000`), so the
+/// figures are those of the first UEs; a change to the messages needs them measured again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowMessages {
+    /// UE → SIP core, one read each at the SIP core: REGISTER, PUBLISH, SUBSCRIBE, the 200
+    /// to the NOTIFY.
+    pub ue_requests: [usize; 4],
+    /// SIP core → UE, one write each: 200 (REGISTER), 200 (PUBLISH), 200 (SUBSCRIBE) and the
+    /// NOTIFY (the MCPTT server writes those two at once, the SIP core relays them at once).
+    pub ue_answers: [usize; 3],
+    /// SIP core → MCPTT server on the one connection of the run: third-party REGISTER,
+    /// PUBLISH, SUBSCRIBE, the 200 to the NOTIFY.
+    pub link_requests: [usize; 4],
+    /// MCPTT server → SIP core: 200 (REGISTER), 200 (PUBLISH), 200 (SUBSCRIBE) + NOTIFY.
+    pub link_answers: [usize; 3],
+    /// The UE's one HTTPS connection to the IdMS: (request, answer) in order; the last
+    /// answer (JWKS, `Connection: close`) goes out with the IdMS's close_notify in one write
+    /// and the IdMS then closes the socket (the flow's IdMS does not wait for the client's).
+    pub idms_exchanges: Vec<(usize, usize)>,
+}
+
+impl FlowMessages {
+    /// The flow's messages with `login` (the SIP side is the same for every method).
+    #[must_use]
+    pub fn of(login: crate::actors::config::LoginMethod) -> Self {
+        use crate::actors::config::LoginMethod;
+        // After `GET /jwks`, the answer: 360 bytes on the wire before the 24-byte
+        // close_notify record.
+        let jwks = (90, 338);
+        let idms_exchanges = match login {
+            // POST /authorize (password) -> 303; POST /token -> 200; GET /jwks -> 200.
+            LoginMethod::Password => vec![(498, 222), (349, 1372), jwks],
+            // The same with the TOTP code in the form.
+            LoginMethod::TwoFactor => vec![(524, 222), (349, 1406), jwks],
+            // POST /authorize -> the challenge (RAND, AUTN); POST with RES -> 303; token;
+            // JWKS.
+            LoginMethod::Sim => vec![(488, 332), (539, 222), (349, 1404), jwks],
+        };
+        Self {
+            ue_requests: [518, 1452, 1468, 338],
+            ue_answers: [462, 281, 1230],
+            link_requests: [876, 1666, 1586, 270],
+            link_answers: [239, 371, 1309],
+            idms_exchanges,
+        }
+    }
+
+    /// Plaintext bytes per UE through the SIP side's thread (each link byte counted once,
+    /// though both of its ends are on that thread) and the IdMS's.
+    #[must_use]
+    pub fn bytes_per_ue(&self) -> (usize, usize) {
+        let sip = self.ue_requests.iter().sum::<usize>()
+            + self.ue_answers.iter().sum::<usize>()
+            + self.link_requests.iter().sum::<usize>()
+            + self.link_answers.iter().sum::<usize>();
+        let idms = self.idms_exchanges.iter().map(|(q, a)| q + a).sum();
+        (sip, idms)
+    }
+}
+
+/// The I/O bound: what the servers' threads must spend per UE on the flow's sockets alone.
+///
+/// The plain tokio-rustls servers of [`SocketFloor`] (same TLS configurations, the same
+/// current-thread runtime on a thread of their own, [`SOCKET_FLOOR_IN_FLIGHT`] UEs in
+/// flight) do every handshake and every message exchange of a registration
+/// ([`FlowMessages`]), with no parsing and no application work: each side reads the
+/// expected number of bytes and writes a canned answer of the real size. Both ends of the
+/// SIP core – MCPTT server connection run on the SIP side's thread, as in the flow, and the
+/// MCPTT server's end does the [`FLOOR_VERIFICATIONS`] ES256 verifications (ring, the same
+/// token-sized input as [`Floor::es256_verify`]). It is what these messages cost on these
+/// sockets with this stack (a tokio current-thread runtime, tokio-rustls over rustls and
+/// ring, the flow's TLS configurations) and no application work at all: the flow's servers
+/// run the same stack, so whatever they spend above it is their own work.
+///
+/// Socket work, chosen to be neither less nor more than the flow's protocol needs:
+/// - one read and one write per message where the protocol waits for the peer (the UE sends
+///   its next request only once it has the answer): no batching the flow could not do;
+/// - what the protocol lets any implementation write at once is written at once, as the
+///   flow does: the MCPTT server's 200 (SUBSCRIBE) and its NOTIFY (one write, relayed by
+///   the SIP core in one write), the JWKS answer and the IdMS's close_notify (one write);
+///   on the shared SIP core – MCPTT server connection, what the UEs' tasks queued while the
+///   thread was busy goes out in one write per side (a writer task drains a queue; the
+///   flow's servers batch so too, [`crate::runtime`]), and each end reads whatever has
+///   arrived and answers every complete request in it with one write
+///   ([`LinkWrites::PerMessage`] measures the same without batching across UEs);
+/// - the UE's connection ends as the flow's does (the UE's close_notify, read by the SIP
+///   core, then close), the IdMS's as the flow's IdMS ends it; answers from the MCPTT server
+///   reach the UE's task through an in-thread channel (a local wake-up, no system call).
+///
+/// The SIP core – MCPTT server connection is TLS (mutual, the flow's configurations), as
+/// the flow's is; its one handshake is made before the measurement.
+///
+/// What the bound cannot fix, because the timing sets it (for the flow too): how many of
+/// the link's messages share a write or a read ([`IoBound::link_calls_per_ue`]; the more
+/// UEs' messages queue while the thread is busy, the fewer calls), and how often the
+/// thread runs out of work and waits in `epoll_wait` (its clients, on one thread of their
+/// own, are a different load than the flow's UEs). Counted with `perf trace -s` on
+/// `flow --ues 1000 --concurrency 16 --login sim`, the bound's SIP side made per UE 7.7
+/// `recvfrom`, 5.2 `writev` and 1.3 `epoll_wait` calls against the flow's servers' 9.9,
+/// 7.8 and 5.2 (both slowed by the tracing); its IdMS side 5.9 `recvfrom`, 5.0 writes and
+/// 2.5 `epoll_wait` against the flow's IdMS's 5.8, 5.0 and 3.1. So the bound batches the
+/// link's messages at least as much as the flow does and idles less: a lower bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IoBound {
+    /// The SIP side's thread per UE: the UE's mutual-TLS handshake and messages, both ends
+    /// of the SIP core – MCPTT server messages, the ES256 verifications.
+    pub sip_side: Duration,
+    /// The IdMS's thread per UE: the server-authenticated handshake and the login's HTTP
+    /// exchanges.
+    pub idms: Duration,
+    /// UEs measured on each side.
+    pub rounds: u32,
+    /// Writes on the SIP core – MCPTT server connection (both ends) while they ran: the
+    /// protocol's 7 messages per UE there, as batched (the flow's batching is timing-bound
+    /// too; count its `writev` calls to compare).
+    pub link_writes: u64,
+    /// Reads on that connection (both ends, each returning data) while they ran.
+    pub link_reads: u64,
+}
+
+impl IoBound {
+    /// Both threads per UE.
+    #[must_use]
+    pub fn per_ue(&self) -> Duration {
+        self.sip_side + self.idms
+    }
+
+    /// Link writes and reads per UE ([`IoBound::link_writes`], [`IoBound::link_reads`]).
+    #[must_use]
+    pub fn link_calls_per_ue(&self) -> (f64, f64) {
+        let n = f64::from(self.rounds.max(1));
+        (self.link_writes as f64 / n, self.link_reads as f64 / n)
+    }
+}
+
+/// Measures [`IoBound`] for `messages`: `rounds` UEs on each side (after a few unmeasured
+/// ones), [`SOCKET_FLOOR_IN_FLIGHT`] at a time, with the flow's TLS configurations.
+///
+/// ```
+/// use mcptt_examples::actors::config::LoginMethod;
+/// use mcptt_examples::cpu::{FlowMessages, LinkWrites, measure_io_bound};
+/// let bound = measure_io_bound(4, &FlowMessages::of(LoginMethod::Sim), LinkWrites::Batched)
+///     .unwrap();
+/// assert!(bound.sip_side > std::time::Duration::ZERO);
+/// assert!(bound.per_ue() > bound.idms);
+/// ```
+///
+/// # Errors
+/// A configuration, socket or handshake failure, a handshake that was not a full one, or
+/// per-thread CPU time that is not readable here.
+pub fn measure_io_bound(
+    rounds: u32,
+    messages: &FlowMessages,
+    link: LinkWrites,
+) -> Result<IoBound, ActorError> {
+    let rounds = rounds.max(1);
+    let (mutual_server, mutual_client, idms_server, plain_client) = floor_configs()?;
+    let verifier = Es256Check::new()?;
+    let (sip_side, link_writes, link_reads) = io_bound_sip(
+        &mutual_server,
+        &mutual_client,
+        rounds,
+        messages,
+        verifier,
+        link,
+    )?;
+    let idms = io_bound_idms(&idms_server, &plain_client, rounds, messages)?;
+    Ok(IoBound {
+        sip_side,
+        idms,
+        rounds,
+        link_writes,
+        link_reads,
+    })
+}
+
+/// How [`measure_io_bound`] writes on the SIP core – MCPTT server connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkWrites {
+    /// Each end writes at once what was queued for it while the thread was busy (several
+    /// UEs' messages in one write, as the flow does as far as its timing lets it): the
+    /// bound.
+    Batched,
+    /// One write per message (the MCPTT server's 200 to a SUBSCRIBE and its NOTIFY still
+    /// together): no batching across UEs, for comparison.
+    PerMessage,
+}
+
+/// An ES256 verification over a token-sized input, as [`measure_floor`] times it.
+#[derive(Clone)]
+struct Es256Check {
+    input: Arc<Vec<u8>>,
+    signature: Arc<Vec<u8>>,
+    public: Arc<Vec<u8>>,
+}
+
+impl Es256Check {
+    fn new() -> Result<Self, ActorError> {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 =
+            ring::signature::EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                .map_err(|e| err("ES256 key", e))?;
+        let key = ring::signature::EcdsaKeyPair::from_pkcs8(
+            &ECDSA_P256_SHA256_FIXED_SIGNING,
+            pkcs8.as_ref(),
+            &rng,
+        )
+        .map_err(|e| err("ES256 key", e))?;
+        let input = vec![b'a'; 700];
+        let signature = key.sign(&rng, &input).map_err(|e| err("ES256 sign", e))?;
+        Ok(Self {
+            input: Arc::new(input),
+            signature: Arc::new(signature.as_ref().to_vec()),
+            public: Arc::new(key.public_key().as_ref().to_vec()),
+        })
+    }
+
+    fn verify(&self) -> Result<(), String> {
+        ring::signature::UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, self.public.as_slice())
+            .verify(std::hint::black_box(self.input.as_slice()), &self.signature)
+            .map_err(|_| "ES256 verification failed".to_owned())
+    }
+}
+
+/// Unmeasured UEs before the measured ones (the link's handshake, first allocations).
+const IO_BOUND_WARM_UP: u32 = 8;
+
+/// A request on the SIP core – MCPTT server connection, as the MCPTT server's end expects
+/// it (it knows the sizes and the answers; it does not parse).
+#[derive(Debug, Clone, Copy)]
+struct LinkRequest {
+    size: usize,
+    /// The answer (index into [`FlowMessages::link_answers`]), if any.
+    answer: Option<usize>,
+    /// Whether the request carries an access token (one ES256 verification).
+    token: bool,
+}
+
+/// The SIP core's end of the link, shared by the UEs' tasks on the SIP side's thread.
+#[derive(Default)]
+struct LinkQueue {
+    /// Plaintext queued for the next write to the MCPTT server.
+    out: Vec<u8>,
+    /// Where each message queued in `out` ends.
+    ends: Vec<usize>,
+    /// What the MCPTT server's end is to read, in order.
+    expected: std::collections::VecDeque<LinkRequest>,
+    /// Answers the SIP core's end is to read, in order, with the UE task waiting for each
+    /// (none for the 200 to the third-party REGISTER, which nobody waits for).
+    answers: std::collections::VecDeque<(usize, Option<tokio::sync::oneshot::Sender<()>>)>,
+    /// Writes and reads made on the link, both ends together.
+    writes: u64,
+    reads: u64,
+}
+
+struct Link {
+    queue: std::sync::Mutex<LinkQueue>,
+    /// Wakes the SIP core's writer task.
+    queued: tokio::sync::Notify,
+    /// Woken when the MCPTT server's end has read everything queued so far.
+    idle: tokio::sync::Notify,
+    zeros: Vec<u8>,
+}
+
+impl Link {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LinkQueue> {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues a request for the MCPTT server; returns the wait for its answer, if any.
+    fn send(
+        &self,
+        request: LinkRequest,
+        answer_size: Option<usize>,
+        wait: bool,
+    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let mut q = self.lock();
+        q.out
+            .extend_from_slice(self.zeros.get(..request.size).unwrap_or(&self.zeros));
+        let end = q.out.len();
+        q.ends.push(end);
+        q.expected.push_back(request);
+        let rx = answer_size.map(|size| {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            q.answers.push_back((size, wait.then_some(tx)));
+            rx
+        });
+        drop(q);
+        self.queued.notify_one();
+        rx.filter(|_| wait)
+    }
+
+    /// Waits (10 s at most) until the MCPTT server's end has read all that was queued and
+    /// the SIP core's end all the answers.
+    async fn until_idle(&self) -> Result<(), String> {
+        let limit = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            {
+                let q = self.lock();
+                if q.out.is_empty() && q.expected.is_empty() && q.answers.is_empty() {
+                    return Ok(());
+                }
+            }
+            tokio::time::timeout_at(limit, idle)
+                .await
+                .map_err(|_| "the link did not go idle within 10 s".to_owned())?;
+        }
+    }
+}
+
+fn server_runtime() -> Result<tokio::runtime::Runtime, ActorError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| err("runtime", e))
+}
+
+/// Accepts one connection (10 s at most) and sets `TCP_NODELAY`, as the flow's servers do.
+async fn accept_one(listener: &tokio::net::TcpListener) -> Result<tokio::net::TcpStream, String> {
+    let (tcp, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .map_err(|_| "no connection to accept within 10 s".to_owned())?
+        .map_err(|e| e.to_string())?;
+    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+    Ok(tcp)
+}
+
+/// The server side of a full TLS handshake.
+async fn accept_full(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+) -> Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, String> {
+    let tls = acceptor.accept(tcp).await.map_err(|e| e.to_string())?;
+    match tls.get_ref().1.handshake_kind() {
+        Some(rustls::HandshakeKind::Full) => Ok(tls),
+        kind => Err(format!("not a full handshake: {kind:?}")),
+    }
+}
+
+/// A client of the bound's servers: connects over loopback TCP with `TCP_NODELAY`.
+async fn connect_tls(
+    connector: &tokio_rustls::TlsConnector,
+    addr: std::net::SocketAddr,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, ActorError> {
+    let name = rustls_pki_types::ServerName::try_from("localhost")
+        .map_err(|e| err("server name", e))?
+        .to_owned();
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| err("connect", e))?;
+    tcp.set_nodelay(true).map_err(|e| err("connect", e))?;
+    connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| err("client handshake", e))
+}
+
+/// Runs `clients` UEs on this thread, [`SOCKET_FLOOR_IN_FLIGHT`] at a time, after
+/// [`IO_BOUND_WARM_UP`] one by one.
+fn run_clients<F, Fut>(rounds: u32, one: F) -> Result<(), ActorError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<(), ActorError>> + Send + 'static,
+{
+    server_runtime()?.block_on(async move {
+        for _ in 0..IO_BOUND_WARM_UP {
+            one().await?;
+        }
+        let permits = Arc::new(tokio::sync::Semaphore::new(SOCKET_FLOOR_IN_FLIGHT));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..rounds {
+            let permit = permits
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|e| err("clients", e))?;
+            let ue = one();
+            tasks.spawn(async move {
+                let r = ue.await;
+                drop(permit);
+                r
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.map_err(|e| err("client task", e))??;
+        }
+        Ok(())
+    })
+}
+
+/// The SIP side of [`IoBound`]: its thread's CPU per UE, the link's writes and reads.
+fn io_bound_sip(
+    server: &Arc<rustls::ServerConfig>,
+    client: &Arc<rustls::ClientConfig>,
+    rounds: u32,
+    m: &FlowMessages,
+    verifier: Es256Check,
+    mode: LinkWrites,
+) -> Result<(Duration, u64, u64), ActorError> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let server_rt = server_runtime()?;
+    let bind = || {
+        server_rt
+            .block_on(tokio::net::TcpListener::bind((
+                std::net::Ipv4Addr::LOCALHOST,
+                0,
+            )))
+            .map_err(|e| err("listen", e))
+    };
+    let listener = bind()?;
+    let link_listener = bind()?;
+    let addr = listener.local_addr().map_err(|e| err("listen", e))?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(server.clone());
+    let link_connector = tokio_rustls::TlsConnector::from(client.clone());
+    let largest = m
+        .ue_requests
+        .iter()
+        .chain(&m.ue_answers)
+        .chain(&m.link_requests)
+        .chain(&m.link_answers)
+        .copied()
+        .max()
+        .unwrap_or(0);
+    let link = Arc::new(Link {
+        queue: std::sync::Mutex::new(LinkQueue::default()),
+        queued: tokio::sync::Notify::new(),
+        idle: tokio::sync::Notify::new(),
+        zeros: vec![0; largest],
+    });
+    let sm = m.clone();
+    let server_thread = std::thread::Builder::new()
+        .name("mcptt-iobound".into())
+        .spawn(move || -> Result<(Duration, u64, u64), String> {
+            server_rt.block_on(async move {
+                // The SIP core – MCPTT server connection: both ends on this thread.
+                let link_addr = link_listener.local_addr().map_err(|e| e.to_string())?;
+                let link_acceptor = acceptor.clone();
+                let as_end = tokio::spawn(async move {
+                    let tcp = accept_one(&link_listener).await?;
+                    link_acceptor.accept(tcp).await.map_err(|e| e.to_string())
+                });
+                let sc_end = connect_tls(&link_connector, link_addr)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let as_end = as_end.await.map_err(|e| e.to_string())??;
+                let (mut sc_read, mut sc_write) = tokio::io::split(sc_end);
+                let mut background = tokio::task::JoinSet::new();
+                // The SIP core's writer: one write of whatever the UEs' tasks queued.
+                let l = link.clone();
+                background.spawn(async move {
+                    loop {
+                        l.queued.notified().await;
+                        let (out, ends) = {
+                            let mut q = l.lock();
+                            (std::mem::take(&mut q.out), std::mem::take(&mut q.ends))
+                        };
+                        let writes: Vec<&[u8]> = match mode {
+                            LinkWrites::Batched => vec![out.as_slice()],
+                            LinkWrites::PerMessage => {
+                                let mut start = 0;
+                                ends.iter()
+                                    .map(|&end| {
+                                        let m = out.get(start..end).unwrap_or(&[]);
+                                        start = end;
+                                        m
+                                    })
+                                    .collect()
+                            }
+                        };
+                        for w in writes.into_iter().filter(|w| !w.is_empty()) {
+                            if let Err(e) = sc_write.write_all(w).await {
+                                return Err(e.to_string());
+                            }
+                            l.lock().writes += 1;
+                        }
+                    }
+                });
+                // The SIP core's reader: hands each answer to the UE task waiting for it.
+                let l = link.clone();
+                background.spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let mut have = 0usize;
+                    loop {
+                        let n = sc_read.read(&mut buf).await.map_err(|e| e.to_string())?;
+                        if n == 0 {
+                            return Ok(());
+                        }
+                        have += n;
+                        let mut q = l.lock();
+                        q.reads += 1;
+                        while let Some((size, _)) = q.answers.front() {
+                            if have < *size {
+                                break;
+                            }
+                            have -= *size;
+                            if let Some((_, Some(tx))) = q.answers.pop_front() {
+                                let _ = tx.send(());
+                            }
+                        }
+                        let idle = q.answers.is_empty() && q.expected.is_empty();
+                        drop(q);
+                        if idle {
+                            l.idle.notify_one();
+                        }
+                    }
+                });
+                // The MCPTT server's end: reads what arrived, answers each complete request,
+                // one write for all of them.
+                let l = link.clone();
+                let answers = sm.link_answers;
+                let verifier = verifier.clone();
+                background.spawn(async move {
+                    let (mut rd, mut wr) = tokio::io::split(as_end);
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let mut out = Vec::new();
+                    let mut have = 0usize;
+                    loop {
+                        let n = rd.read(&mut buf).await.map_err(|e| e.to_string())?;
+                        if n == 0 {
+                            return Ok(());
+                        }
+                        have += n;
+                        l.lock().reads += 1;
+                        loop {
+                            let request = {
+                                let mut q = l.lock();
+                                match q.expected.front() {
+                                    Some(r) if have >= r.size => q.expected.pop_front(),
+                                    _ => None,
+                                }
+                            };
+                            let Some(request) = request else { break };
+                            have -= request.size;
+                            if request.token {
+                                verifier.verify()?;
+                            }
+                            if let Some(a) = request.answer.and_then(|i| answers.get(i)) {
+                                out.extend_from_slice(l.zeros.get(..*a).unwrap_or(&l.zeros));
+                                if mode == LinkWrites::PerMessage {
+                                    wr.write_all(&out).await.map_err(|e| e.to_string())?;
+                                    out.clear();
+                                    l.lock().writes += 1;
+                                }
+                            }
+                        }
+                        if out.is_empty() {
+                            // Only answer-less requests (the 200 to a NOTIFY): maybe idle.
+                            let q = l.lock();
+                            let idle = q.answers.is_empty() && q.expected.is_empty();
+                            drop(q);
+                            if idle {
+                                l.idle.notify_one();
+                            }
+                        } else {
+                            wr.write_all(&out).await.map_err(|e| e.to_string())?;
+                            out.clear();
+                            l.lock().writes += 1;
+                        }
+                    }
+                });
+                let mut tasks = tokio::task::JoinSet::new();
+                let mut cpu0 = None;
+                let mut calls0 = (0, 0);
+                for i in 0..IO_BOUND_WARM_UP + rounds {
+                    if i == IO_BOUND_WARM_UP {
+                        while let Some(r) = tasks.join_next().await {
+                            r.map_err(|e| e.to_string())??;
+                        }
+                        link.until_idle().await?;
+                        cpu0 = thread_cpu();
+                        let q = link.lock();
+                        calls0 = (q.writes, q.reads);
+                    }
+                    let tcp = accept_one(&listener).await?;
+                    let acceptor = acceptor.clone();
+                    let link = link.clone();
+                    let m = sm.clone();
+                    tasks.spawn(async move { sip_core_ue(acceptor, tcp, &link, &m).await });
+                }
+                while let Some(r) = tasks.join_next().await {
+                    r.map_err(|e| e.to_string())??;
+                }
+                link.until_idle().await?;
+                let spent = match (cpu0, thread_cpu()) {
+                    (Some(a), Some(b)) if b > a => {
+                        let q = link.lock();
+                        Ok(((b - a) / rounds, q.writes - calls0.0, q.reads - calls0.1))
+                    }
+                    _ => Err("per-thread CPU time is not readable here".to_owned()),
+                };
+                background.abort_all();
+                spent
+            })
+        })
+        .map_err(|e| err("server thread", e))?;
+    let connector = tokio_rustls::TlsConnector::from(client.clone());
+    let cm = m.clone();
+    let zeros: Arc<Vec<u8>> = Arc::new(vec![0; largest]);
+    let clients = run_clients(rounds, move || {
+        let (connector, m, zeros) = (connector.clone(), cm.clone(), zeros.clone());
+        async move {
+            let mut tls = connect_tls(&connector, addr).await?;
+            let mut buf = vec![0u8; zeros.len()];
+            let bytes = |n: usize| zeros.get(..n).unwrap_or(&zeros);
+            for (i, &request) in m.ue_requests.iter().enumerate() {
+                tls.write_all(bytes(request))
+                    .await
+                    .map_err(|e| err("UE write", e))?;
+                if let Some(&answer) = m.ue_answers.get(i) {
+                    tls.read_exact(buf.get_mut(..answer).unwrap_or(&mut []))
+                        .await
+                        .map_err(|e| err("UE read", e))?;
+                }
+            }
+            tls.shutdown().await.map_err(|e| err("UE close", e))
+        }
+    });
+    let served = server_thread
+        .join()
+        .map_err(|_| err("server thread", "panicked"))?;
+    clients?;
+    served.map_err(|e| err("I/O bound, SIP side", e))
+}
+
+/// One UE's connection at the SIP core: handshake, then per request read it, pass it on to
+/// the MCPTT server and relay the answer (the REGISTER is answered at once, its third-party
+/// REGISTER follows), then the UE's close_notify and close.
+async fn sip_core_ue(
+    acceptor: tokio_rustls::TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+    link: &Link,
+    m: &FlowMessages,
+) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut tls = accept_full(&acceptor, tcp).await?;
+    let mut buf = vec![0u8; link.zeros.len()];
+    let bytes = |n: usize| link.zeros.get(..n).unwrap_or(&link.zeros);
+    let [register, publish, subscribe, notify_ok] = m.ue_requests;
+    let [register_ok, publish_ok, subscribe_ok_notify] = m.ue_answers;
+    let mut read = async |tls: &mut tokio_rustls::server::TlsStream<_>, n: usize| {
+        tls.read_exact(buf.get_mut(..n).unwrap_or(&mut []))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let request = |i: usize, answer: Option<usize>, token: bool| LinkRequest {
+        size: m.link_requests.get(i).copied().unwrap_or(0),
+        answer,
+        token,
+    };
+    let answer_size = |i: usize| m.link_answers.get(i).copied();
+    // REGISTER: 200 to the UE, then the third-party REGISTER (its 200 awaited by nobody).
+    read(&mut tls, register).await?;
+    tls.write_all(bytes(register_ok))
+        .await
+        .map_err(|e| e.to_string())?;
+    link.send(request(0, Some(0), false), answer_size(0), false);
+    // PUBLISH and SUBSCRIBE: forwarded, the answer relayed (the SUBSCRIBE's with the NOTIFY).
+    for (i, (size, answer)) in [(publish, publish_ok), (subscribe, subscribe_ok_notify)]
+        .into_iter()
+        .enumerate()
+    {
+        read(&mut tls, size).await?;
+        let wait = link.send(request(i + 1, Some(i + 1), true), answer_size(i + 1), true);
+        if let Some(wait) = wait {
+            tokio::time::timeout(Duration::from_secs(10), wait)
+                .await
+                .map_err(|_| "no answer on the link within 10 s".to_owned())?
+                .map_err(|_| "the link closed".to_owned())?;
+        }
+        tls.write_all(bytes(answer))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    // The UE's 200 to the NOTIFY, forwarded.
+    read(&mut tls, notify_ok).await?;
+    link.send(request(3, None, false), None, false);
+    // The UE's close_notify, then close.
+    while tls.read(&mut buf).await.map_err(|e| e.to_string())? > 0 {}
+    Ok(())
+}
+
+/// The IdMS side of [`IoBound`]: its thread's CPU per UE.
+fn io_bound_idms(
+    server: &Arc<rustls::ServerConfig>,
+    client: &Arc<rustls::ClientConfig>,
+    rounds: u32,
+    m: &FlowMessages,
+) -> Result<Duration, ActorError> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let server_rt = server_runtime()?;
+    let listener = server_rt
+        .block_on(tokio::net::TcpListener::bind((
+            std::net::Ipv4Addr::LOCALHOST,
+            0,
+        )))
+        .map_err(|e| err("listen", e))?;
+    let addr = listener.local_addr().map_err(|e| err("listen", e))?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(server.clone());
+    let exchanges = Arc::new(m.idms_exchanges.clone());
+    let largest = exchanges.iter().map(|&(q, a)| q.max(a)).max().unwrap_or(0);
+    let zeros: Arc<Vec<u8>> = Arc::new(vec![0; largest]);
+    let (sx, sz) = (exchanges.clone(), zeros.clone());
+    let server_thread = std::thread::Builder::new()
+        .name("mcptt-iobound".into())
+        .spawn(move || -> Result<Duration, String> {
+            server_rt.block_on(async move {
+                let mut tasks = tokio::task::JoinSet::new();
+                let mut cpu0 = None;
+                for i in 0..IO_BOUND_WARM_UP + rounds {
+                    if i == IO_BOUND_WARM_UP {
+                        while let Some(r) = tasks.join_next().await {
+                            r.map_err(|e| e.to_string())??;
+                        }
+                        cpu0 = thread_cpu();
+                    }
+                    let tcp = accept_one(&listener).await?;
+                    let (acceptor, exchanges, zeros) = (acceptor.clone(), sx.clone(), sz.clone());
+                    tasks.spawn(async move {
+                        let mut tls = accept_full(&acceptor, tcp).await?;
+                        let mut buf = vec![0u8; zeros.len()];
+                        let last = exchanges.len().saturating_sub(1);
+                        for (i, &(request, answer)) in exchanges.iter().enumerate() {
+                            tls.read_exact(buf.get_mut(..request).unwrap_or(&mut []))
+                                .await
+                                .map_err(|e| e.to_string())?;
+                            let answer = zeros.get(..answer).unwrap_or(&zeros);
+                            if i == last {
+                                // `Connection: close`: the answer and the close_notify in
+                                // one write, then close, as the flow's IdMS does.
+                                let (_, conn) = tls.get_mut();
+                                std::io::Write::write_all(&mut conn.writer(), answer)
+                                    .map_err(|e| e.to_string())?;
+                                conn.send_close_notify();
+                                tls.flush().await.map_err(|e| e.to_string())?;
+                            } else {
+                                tls.write_all(answer).await.map_err(|e| e.to_string())?;
+                            }
+                        }
+                        Ok::<(), String>(())
+                    });
+                }
+                while let Some(r) = tasks.join_next().await {
+                    r.map_err(|e| e.to_string())??;
+                }
+                match (cpu0, thread_cpu()) {
+                    (Some(a), Some(b)) if b > a => Ok((b - a) / rounds),
+                    _ => Err("per-thread CPU time is not readable here".to_owned()),
+                }
+            })
+        })
+        .map_err(|e| err("server thread", e))?;
+    let connector = tokio_rustls::TlsConnector::from(client.clone());
+    let clients = run_clients(rounds, move || {
+        let (connector, exchanges, zeros) = (connector.clone(), exchanges.clone(), zeros.clone());
+        async move {
+            let mut tls = connect_tls(&connector, addr).await?;
+            let mut buf = vec![0u8; zeros.len()];
+            for &(request, answer) in exchanges.iter() {
+                tls.write_all(zeros.get(..request).unwrap_or(&zeros))
+                    .await
+                    .map_err(|e| err("client write", e))?;
+                tls.read_exact(buf.get_mut(..answer).unwrap_or(&mut []))
+                    .await
+                    .map_err(|e| err("client read", e))?;
+            }
+            // The IdMS's close_notify.
+            while tls
+                .read(&mut buf)
+                .await
+                .map_err(|e| err("client read", e))?
+                > 0
+            {}
+            Ok(())
+        }
+    });
+    let served = server_thread
+        .join()
+        .map_err(|_| err("server thread", "panicked"))?;
+    clients?;
+    served.map_err(|e| err("I/O bound, IdMS side", e))
 }

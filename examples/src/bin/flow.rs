@@ -186,11 +186,79 @@ fn print_cpu(report: &mcptt_examples::demo::FlowReport, completed: usize, login:
                             login_name(login)
                         );
                     }
+                    print_io_bound(sip_side / n, idms / n, &s, &f, login);
                 }
                 Err(e) => println!("loopback-TCP floor: could not be measured: {e}"),
             }
         }
         Err(e) => println!("floor: could not be measured: {e}"),
+    }
+}
+
+/// The I/O bound ([`mcptt_examples::cpu::IoBound`]: the loopback floor's servers doing the
+/// flow's message exchanges too, with no application work) against the loopback floor and
+/// the run's per-UE CPU (`sip_side`, `idms`: the run's two threads per UE).
+fn print_io_bound(
+    sip_side: Duration,
+    idms: Duration,
+    socket: &mcptt_examples::cpu::SocketFloor,
+    floor: &mcptt_examples::cpu::Floor,
+    login: LoginMethod,
+) {
+    use mcptt_examples::cpu;
+    let messages = cpu::FlowMessages::of(login);
+    let bound = match cpu::measure_io_bound(1000, &messages, cpu::LinkWrites::Batched) {
+        Ok(b) => b,
+        Err(e) => {
+            println!("I/O bound: could not be measured: {e}");
+            return;
+        }
+    };
+    let x = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(f64::MIN_POSITIVE);
+    let socket_sip = socket.mutual_tls_server + floor.es256_verify * cpu::FLOOR_VERIFICATIONS;
+    let (sip_bytes, idms_bytes) = messages.bytes_per_ue();
+    println!(
+        "I/O bound (the loopback floor's servers, same threads and configurations, {} UEs in flight, also doing the flow's messages with no parsing or application work: per UE {} SIP messages over the UE's TLS connection and {} over the SIP core - MCPTT server TLS connection, both ends on the SIP side's thread, {sip_bytes} B of plaintext, + {} ES256 verifications; {} HTTPS exchanges at the IdMS, {idms_bytes} B): {:.2?} per UE = SIP side {:.2?} + IdMS {:.2?}",
+        cpu::SOCKET_FLOOR_IN_FLIGHT,
+        messages.ue_requests.len() + messages.ue_answers.len(),
+        messages.link_requests.len() + messages.link_answers.len(),
+        cpu::FLOOR_VERIFICATIONS,
+        messages.idms_exchanges.len(),
+        bound.per_ue(),
+        bound.sip_side,
+        bound.idms
+    );
+    let (link_writes, link_reads) = bound.link_calls_per_ue();
+    println!(
+        "I/O bound's SIP core - MCPTT server connection: {link_writes:.2} writes and {link_reads:.2} reads per UE, both ends (7 messages per UE, batched as the timing allows)"
+    );
+    println!(
+        "I/O bound / loopback-TCP floor = {:.2}x (SIP side {:.2}x its part, IdMS {:.2}x its part) [login: {}]",
+        x(bound.per_ue(), socket.per_ue(floor)),
+        x(bound.sip_side, socket_sip),
+        x(bound.idms, socket.server_auth_tls_server),
+        login_name(login)
+    );
+    println!(
+        "server-side CPU per UE / I/O bound = {:.2}x (SIP core + MCPTT server {:.2}x their part, IdMS {:.2}x its part) [login: {}]",
+        x(sip_side + idms, bound.per_ue()),
+        x(sip_side, bound.sip_side),
+        x(idms, bound.idms),
+        login_name(login)
+    );
+    // The same without batching on the link, to show what the batching is worth.
+    match cpu::measure_io_bound(1000, &messages, cpu::LinkWrites::PerMessage) {
+        Ok(b) => println!(
+            "I/O bound with one write per message on the SIP core - MCPTT server connection (no batching across UEs): {:.2?} per UE = SIP side {:.2?} + IdMS {:.2?}; {:.2}x the loopback-TCP floor (SIP side {:.2}x its part); server-side CPU per UE / this = {:.2}x [login: {}]",
+            b.per_ue(),
+            b.sip_side,
+            b.idms,
+            x(b.per_ue(), socket.per_ue(floor)),
+            x(b.sip_side, socket_sip),
+            x(sip_side + idms, b.per_ue()),
+            login_name(login)
+        ),
+        Err(e) => println!("I/O bound with one write per message: could not be measured: {e}"),
     }
 }
 
