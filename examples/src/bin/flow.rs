@@ -186,7 +186,8 @@ fn print_cpu(report: &mcptt_examples::demo::FlowReport, completed: usize, login:
                             login_name(login)
                         );
                     }
-                    print_io_bound(sip_side / n, idms / n, &s, &f, login);
+                    let login_crypto = login_crypto.as_ref().ok().map(|c| c.per_login(login));
+                    print_io_bound(sip_side / n, idms / n, &s, &f, login, login_crypto);
                 }
                 Err(e) => println!("loopback-TCP floor: could not be measured: {e}"),
             }
@@ -197,13 +198,15 @@ fn print_cpu(report: &mcptt_examples::demo::FlowReport, completed: usize, login:
 
 /// The I/O bound ([`mcptt_examples::cpu::IoBound`]: the loopback floor's servers doing the
 /// flow's message exchanges too, with no application work) against the loopback floor and
-/// the run's per-UE CPU (`sip_side`, `idms`: the run's two threads per UE).
+/// the run's per-UE CPU (`sip_side`, `idms`: the run's two threads per UE), and with the
+/// login's own crypto (`login_crypto`, at the IdMS) when it was measured.
 fn print_io_bound(
     sip_side: Duration,
     idms: Duration,
     socket: &mcptt_examples::cpu::SocketFloor,
     floor: &mcptt_examples::cpu::Floor,
     login: LoginMethod,
+    login_crypto: Option<Duration>,
 ) {
     use mcptt_examples::cpu;
     let messages = cpu::FlowMessages::of(login);
@@ -246,6 +249,14 @@ fn print_io_bound(
         x(idms, bound.idms),
         login_name(login)
     );
+    if let Some(c) = login_crypto {
+        println!(
+            "server-side CPU per UE / (I/O bound + login crypto) = {:.2}x (IdMS {:.2}x its part) [login: {}]",
+            x(sip_side + idms, bound.per_ue() + c),
+            x(idms, bound.idms + c),
+            login_name(login)
+        );
+    }
     // The same without batching on the link, to show what the batching is worth.
     match cpu::measure_io_bound(1000, &messages, cpu::LinkWrites::PerMessage) {
         Ok(b) => println!(
