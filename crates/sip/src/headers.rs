@@ -448,11 +448,9 @@ fn fast_line(rest: &[u8]) -> Option<Line> {
     // the bytes from the one before the CR: that byte, CR, LF, the next line's first byte
     let around = u32::from_le_bytes(*rest.get(at - 1..)?.first_chunk::<4>()?);
     let (last, next) = (around as u8, (around >> 24) as u8);
+    // (both bytes are usually above SP: one test each)
     if around & 0x00ff_ff00 != 0x000a_0d00
-        || last == b' '
-        || last == b'\t'
-        || next == b' '
-        || next == b'\t'
+        || ((last <= b' ' || next <= b' ') && sp_or_htab(last, next))
     {
         return None;
     }
@@ -469,6 +467,13 @@ fn fast_line(rest: &[u8]) -> Option<Line> {
         id,
         plain: true,
     })
+}
+
+/// Whether `a` or `b` is SP or HTAB.
+#[cold]
+#[inline(never)]
+fn sp_or_htab(a: u8, b: u8) -> bool {
+    matches!(a, b' ' | b'\t') || matches!(b, b' ' | b'\t')
 }
 
 /// [`fast_line`] for a line near the end of the buffer (the last line of a head without a
