@@ -283,12 +283,12 @@ impl Entry {
     }
 }
 
-/// A stored dialog, held in the map's slot (no box: one allocation fewer per dialog, for the
-/// slots' spare room); its deadline (the holder's lease end) is read from the record.
+/// A stored dialog: the record boxed so the map's slots (sized for growth, about a quarter
+/// empty) stay small; its deadline (the holder's lease end) is read from the record.
 #[derive(Debug)]
 struct DialogEntry {
     version: u64,
-    record: DialogRecord,
+    record: Box<DialogRecord>,
     /// Second half of the record's deadline index key (the version that indexed it).
     deadline_key: u64,
 }
@@ -593,8 +593,8 @@ impl ServiceStateStore for MemoryStore {
                             entry.deadline_key = version;
                         }
                         entry.version = version;
-                        // In place: an update allocates nothing.
-                        entry.record = record;
+                        // Reuses the box: an update allocates nothing.
+                        *entry.record = record;
                     }
                     None => {
                         self.dialog_deadlines
@@ -612,7 +612,7 @@ impl ServiceStateStore for MemoryStore {
                     self.dialog_deadlines.insert((deadline, version), tag);
                     slot.insert(DialogEntry {
                         version,
-                        record,
+                        record: Box::new(record),
                         deadline_key: version,
                     });
                 }
