@@ -4,7 +4,9 @@
 //!
 //! `cargo build --release -p mcptt-service-state --example profile_sign_in`; with a second
 //! argument `memory`, it prints the resident-set growth per UE instead (as the bench measures
-//! it: each UE registered and signed in, messages built per UE).
+//! it: each UE registered and signed in, messages built per UE); with `again`, it signs the N
+//! UEs in a second time after their subscriptions ended, as the bench's criterion loop does
+//! (profile that with `--toggle-collect='*resign*'`).
 
 #![allow(clippy::disallowed_methods)] // the example owns the clock
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -207,14 +209,121 @@ fn memory(n: usize) {
     }
 }
 
+/// The dialog tag the server gave in its 200 to a SUBSCRIBE.
+fn server_tag(ok: &[u8]) -> String {
+    String::from_utf8_lossy(ok)
+        .split("\r\n")
+        .find(|l| l.starts_with("To:"))
+        .and_then(|l| l.split("tag=").nth(1))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The bench's criterion loop: sign-ins again on UEs signed in before (a new PUBLISH without
+/// SIP-If-Match, a SUBSCRIBE in a new dialog, the NOTIFY's 200) after their subscriptions
+/// ended, the population staying at N.
+#[inline(never)]
+fn resign_round(
+    server: &mut Server<PlainTokens, SplitMix64>,
+    now: Instant,
+    msgs: &[(Vec<u8>, Vec<u8>)],
+) -> Vec<Vec<u8>> {
+    let mut out = Vec::with_capacity(4096);
+    let mut notifies = Vec::with_capacity(msgs.len());
+    for (p, s) in msgs {
+        server.handle_request_bytes(now, NOW_UNIX, p);
+        out.clear();
+        server.poll_transmit_into(&mut out).expect("200 to PUBLISH");
+        server.handle_request_bytes(now, NOW_UNIX, s);
+        out.clear();
+        server
+            .poll_transmit_into(&mut out)
+            .expect("200 to SUBSCRIBE");
+        let mut notify = Vec::with_capacity(1024);
+        server.poll_transmit_into(&mut notify).expect("NOTIFY");
+        notifies.push(notify);
+        while server.poll_event().is_some() {}
+    }
+    notifies
+}
+
+/// The 200s to [`resign_round`]'s NOTIFYs.
+#[inline(never)]
+fn resign_answers(server: &mut Server<PlainTokens, SplitMix64>, now: Instant, oks: &[Vec<u8>]) {
+    for r in oks {
+        server.handle_response_bytes(now, r);
+    }
+}
+
+/// Sign-ins again (profile with `--toggle-collect='*resign*'`).
+fn again(n: usize) {
+    let now = Instant::now();
+    let mut config = ServerConfig::new("mcptt.example.org", PSI);
+    config.max_ues = 2 * n + 10;
+    let mut server = Server::new(config, PlainTokens, SplitMix64(1));
+    let mut out = Vec::with_capacity(4096);
+    for i in 0..n {
+        server.handle_registration(
+            now,
+            RegistrationChange {
+                impu: impu(i),
+                instance: Some(format!("<urn:uuid:00000000-0000-0000-0000-{i:012}>")),
+                registered: true,
+            },
+        );
+        server.handle_request_bytes(now, NOW_UNIX, &publish(i));
+        while server.poll_transmit().is_some() {}
+        let sub = subscribe(i);
+        server.handle_request_bytes(now, NOW_UNIX, &sub);
+        out.clear();
+        server
+            .poll_transmit_into(&mut out)
+            .expect("200 to SUBSCRIBE");
+        let tag = server_tag(&out);
+        out.clear();
+        server.poll_transmit_into(&mut out).expect("NOTIFY");
+        server.handle_response_bytes(now, &ok_for(&out));
+        // Unsubscribed: the population keeps its publications only.
+        let bye = String::from_utf8_lossy(&sub)
+            .replace("CSeq: 1 SUBSCRIBE", "CSeq: 2 SUBSCRIBE")
+            .replace("Expires: 3600", "Expires: 0")
+            .replace(&format!("To: <{PSI}>"), &format!("To: <{PSI}>;tag={tag}"));
+        server.handle_request_bytes(now, NOW_UNIX, bye.as_bytes());
+        while server.poll_transmit().is_some() {}
+        while server.poll_event().is_some() {}
+    }
+    let msgs: Vec<_> = (0..n)
+        .map(|i| {
+            let sub = String::from_utf8_lossy(&subscribe(i))
+                .replace(&format!("sub-{i}@"), &format!("sub-{i}-1@"))
+                .into_bytes();
+            (publish(i), sub)
+        })
+        .collect();
+    let (t, c) = (Instant::now(), thread_cpu_ns());
+    let notifies = resign_round(&mut server, now, &msgs);
+    let (spent, cpu) = (t.elapsed(), thread_cpu_ns() - c);
+    let oks: Vec<_> = notifies.iter().map(|m| ok_for(m)).collect();
+    let (t, c) = (Instant::now(), thread_cpu_ns());
+    resign_answers(&mut server, now, &oks);
+    let (spent, cpu) = (spent + t.elapsed(), cpu + (thread_cpu_ns() - c));
+    assert_eq!(server.subscription_count(), n);
+    println!(
+        "{n} sign-ins again: {:?} wall, {} ns thread CPU per sign-in",
+        spent / u32::try_from(n.max(1)).unwrap_or(u32::MAX),
+        cpu / n.max(1) as u64
+    );
+}
+
 fn main() {
     let n: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(2000);
-    if std::env::args().nth(2).as_deref() == Some("memory") {
-        memory(n);
-        return;
+    match std::env::args().nth(2).as_deref() {
+        Some("memory") => return memory(n),
+        Some("again") => return again(n),
+        _ => {}
     }
     let now = Instant::now();
     let mut config = ServerConfig::new("mcptt.example.org", PSI);
