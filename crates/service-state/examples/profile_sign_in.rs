@@ -6,7 +6,7 @@
 //! argument `memory`, it prints the resident-set growth per UE instead (as the bench measures
 //! it: each UE registered and signed in, messages built per UE); with `again`, it signs the N
 //! UEs in a second time after their subscriptions ended, as the bench's criterion loop does
-//! (profile that with `--toggle-collect='*resign*'`).
+//! (profile that with `--toggle-collect='*resign*' --toggle-collect='*sign_ins_answers*'`).
 
 #![allow(clippy::disallowed_methods)] // the example owns the clock
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -247,15 +247,7 @@ fn resign_round(
     notifies
 }
 
-/// The 200s to [`resign_round`]'s NOTIFYs.
-#[inline(never)]
-fn resign_answers(server: &mut Server<PlainTokens, SplitMix64>, now: Instant, oks: &[Vec<u8>]) {
-    for r in oks {
-        server.handle_response_bytes(now, r);
-    }
-}
-
-/// Sign-ins again (profile with `--toggle-collect='*resign*'`).
+/// Sign-ins again (profile with `--toggle-collect='*resign*' --toggle-collect='*sign_ins_answers*'`).
 fn again(n: usize) {
     let now = Instant::now();
     let mut config = ServerConfig::new("mcptt.example.org", PSI);
@@ -305,7 +297,7 @@ fn again(n: usize) {
     let (spent, cpu) = (t.elapsed(), thread_cpu_ns() - c);
     let oks: Vec<_> = notifies.iter().map(|m| ok_for(m)).collect();
     let (t, c) = (Instant::now(), thread_cpu_ns());
-    resign_answers(&mut server, now, &oks);
+    sign_ins_answers(&mut server, now, &oks);
     let (spent, cpu) = (spent + t.elapsed(), cpu + (thread_cpu_ns() - c));
     assert_eq!(server.subscription_count(), n);
     println!(
