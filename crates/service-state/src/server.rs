@@ -467,6 +467,8 @@ struct Refusal {
 }
 
 impl Refusal {
+    #[cold]
+    #[inline(never)]
     fn code(code: u16) -> Self {
         Self {
             code,
@@ -474,6 +476,8 @@ impl Refusal {
             extra: None,
         }
     }
+    #[cold]
+    #[inline(never)]
     fn forbidden() -> Self {
         Self {
             code: 403,
@@ -481,6 +485,8 @@ impl Refusal {
             extra: None,
         }
     }
+    #[cold]
+    #[inline(never)]
     fn with(code: u16, name: &'static str, value: String) -> Self {
         Self {
             code,
@@ -1050,6 +1056,8 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
 
     /// The refusal for a store failure: 503 when unavailable, 500 after repeated conflicts,
     /// both with `Retry-After` (RFC 3261 §20.33).
+    #[cold]
+    #[inline(never)]
     fn store_refusal(&self, e: &StoreError) -> Refusal {
         let code = match e {
             StoreError::Unavailable(_) => 503,
@@ -1120,6 +1128,8 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn store_failed(&mut self, now: Instant, what: &'static str, e: &StoreError) {
         self.events.push_back(ServerEvent::StoreUnavailable {
             what,
@@ -1274,6 +1284,8 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn fail(&mut self, impu: &str, reason: impl Into<String>) -> Refusal {
         self.events.push_back(ServerEvent::AuthorisationFailed {
             impu: impu.to_owned(),
