@@ -185,6 +185,10 @@ impl SigningKey {
 pub struct Signer {
     key: SigningKey,
     rng: Box<dyn SecureRandom + Send + Sync>,
+    /// The base64url headers of access tokens (`at+jwt`) and ID tokens (`JWT`), encoded once:
+    /// `alg` and `kid` never change for a signer, so every token of a kind has the same header.
+    access_header: String,
+    id_header: String,
 }
 
 impl fmt::Debug for Signer {
@@ -198,15 +202,17 @@ impl fmt::Debug for Signer {
 impl Signer {
     /// A signer with ring's operating-system random source.
     pub fn new(key: SigningKey) -> Self {
-        Self {
-            key,
-            rng: Box::new(SystemRandom::new()),
-        }
+        Self::with_rng(key, Box::new(SystemRandom::new()))
     }
 
     /// A signer with an injected random source.
     pub fn with_rng(key: SigningKey, rng: Box<dyn SecureRandom + Send + Sync>) -> Self {
-        Self { key, rng }
+        Self {
+            access_header: encoded_header(&key, "at+jwt"),
+            id_header: encoded_header(&key, "JWT"),
+            key,
+            rng,
+        }
     }
 
     /// The signing key.
@@ -295,12 +301,18 @@ impl Signer {
     /// # Errors
     /// [`Error::Signing`].
     pub fn sign_jwt(&self, typ: &str, payload: &[u8]) -> Result<String, Error> {
-        let header = serde_json::json!({
-            "alg": self.key.alg.as_str(),
-            "typ": typ,
-            "kid": self.key.kid,
-        });
-        let mut out = b64::encode(header.to_string().as_bytes());
+        let fresh;
+        let header = match typ {
+            "at+jwt" => &self.access_header,
+            "JWT" => &self.id_header,
+            _ => {
+                fresh = encoded_header(&self.key, typ);
+                &fresh
+            }
+        };
+        // Header, payload and an ES256 signature (86 characters) without growing the string.
+        let mut out = String::with_capacity(header.len() + payload.len().div_ceil(3) * 4 + 96);
+        out.push_str(header);
         out.push('.');
         b64::encode_into(payload, &mut out);
         let sig = self.key.sign(out.as_bytes(), &*self.rng)?;
@@ -308,4 +320,14 @@ impl Signer {
         b64::encode_into(&sig, &mut out);
         Ok(out)
     }
+}
+
+/// The base64url JOSE header `{"alg":…,"kid":…,"typ":…}` of `key`'s tokens of type `typ`.
+fn encoded_header(key: &SigningKey, typ: &str) -> String {
+    let header = serde_json::json!({
+        "alg": key.alg.as_str(),
+        "typ": typ,
+        "kid": key.kid,
+    });
+    b64::encode(header.to_string().as_bytes())
 }

@@ -178,3 +178,23 @@ fn key_loading_and_claim_checks_refuse_misuse() {
     let (_, payload, _, _) = split(&t);
     assert_eq!(payload["aud"].as_array().unwrap().len(), 2);
 }
+
+/// Access and ID tokens carry the header encoded once per signer, other `typ`s one made per
+/// call: each is exactly `{"alg":…,"kid":…,"typ":…}`, and each token verifies.
+#[test]
+fn headers_per_typ_are_exact() {
+    let signer = Signer::new(key(Algorithm::Es256, "k-h"));
+    let jwk = signer.key().public_jwk();
+    for typ in ["at+jwt", "JWT", "logout+jwt", "at+jwt"] {
+        let token = signer.sign_jwt(typ, br#"{"sub":"x"}"#).unwrap();
+        let (h, _) = token.split_once('.').unwrap();
+        let text = String::from_utf8(URL_SAFE_NO_PAD.decode(h).unwrap()).unwrap();
+        assert_eq!(
+            text,
+            format!(r#"{{"alg":"ES256","kid":"k-h","typ":"{typ}"}}"#)
+        );
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        verify_signature(Algorithm::Es256, &jwk, input.as_bytes(), &sig).unwrap();
+    }
+}
