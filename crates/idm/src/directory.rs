@@ -105,6 +105,14 @@ impl McpttId {
     }
 }
 
+/// Lets maps keyed by MCPTT ID be searched with the URI text (same order and hash as the
+/// text's).
+impl std::borrow::Borrow<str> for McpttId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl std::fmt::Display for McpttId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
@@ -403,9 +411,13 @@ impl Directory {
         let login = login.trim();
         match self.logins.get(login) {
             Some(id) => self.users.get(id),
-            None => McpttId::parse(login)
-                .ok()
-                .and_then(|id| self.users.get(&id)),
+            // An MCPTT ID already in normal form (as clients send it) is its own key: parsing
+            // it would give the same text back, so it is looked up without the parse.
+            None => self.users.get(login).or_else(|| {
+                McpttId::parse(login)
+                    .ok()
+                    .and_then(|id| self.users.get(&id))
+            }),
         }
     }
 
@@ -519,6 +531,10 @@ sqn = 7
             (OtpAlgorithm::Sha256, 8, 60, 2)
         );
         let carol = dir.user("sip:carol@mcptt.example").unwrap();
+        // Other spellings of the same ID go through the parse and find the same user.
+        for other in ["SIP:carol@MCPTT.Example", " carol@mcptt.example\t"] {
+            assert_eq!(dir.user(other).unwrap().mcptt_id, carol.mcptt_id, "{other}");
+        }
         let sim = carol.sim.as_ref().unwrap();
         assert_eq!(
             sim.milenage.opc(),

@@ -333,32 +333,41 @@ fn form_decode(s: &str) -> Result<String, Error> {
         what: "form encoding",
         reason,
     };
+    let special = |b: &u8| *b == b'%' || *b == b'+';
     // Most values (codes, tokens, ids, base64url) have nothing to decode.
-    if !s.bytes().any(|b| b == b'%' || b == b'+') {
+    let Some(first) = s.bytes().position(|b| special(&b)) else {
         return Ok(s.to_owned());
-    }
+    };
     let hex = |b: u8| match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),
         b'A'..=b'F' => Some(b - b'A' + 10),
         _ => None,
     };
+    let (plain, mut rest) = s.as_bytes().split_at(first);
     let mut bytes = Vec::with_capacity(s.len());
-    let mut it = s.bytes();
-    while let Some(b) = it.next() {
-        match b {
-            b'+' => bytes.push(b' '),
-            b'%' => {
-                let (Some(h), Some(l)) = (it.next(), it.next()) else {
-                    return Err(bad("truncated percent-escape"));
-                };
-                let (Some(h), Some(l)) = (hex(h), hex(l)) else {
+    bytes.extend_from_slice(plain);
+    // Runs without escapes are copied whole; `rest` starts at a `%` or `+` or is empty.
+    loop {
+        rest = match rest {
+            [] => break,
+            [b'+', more @ ..] => {
+                bytes.push(b' ');
+                more
+            }
+            [b'%', h, l, more @ ..] => {
+                let (Some(h), Some(l)) = (hex(*h), hex(*l)) else {
                     return Err(bad("bad percent-escape"));
                 };
                 bytes.push(h << 4 | l);
+                more
             }
-            _ => bytes.push(b),
-        }
+            _ => return Err(bad("truncated percent-escape")),
+        };
+        let run = rest.iter().position(special).unwrap_or(rest.len());
+        let (plain, more) = rest.split_at(run);
+        bytes.extend_from_slice(plain);
+        rest = more;
     }
     String::from_utf8(bytes).map_err(|_| bad("not UTF-8"))
 }

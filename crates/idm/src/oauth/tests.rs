@@ -553,3 +553,60 @@ fn form_codec() {
         "ä ~+&="
     );
 }
+
+/// The run-copying decoder answers as a byte-at-a-time reference (value or error reason) on
+/// escapes at the start, middle and end, cut escapes, non-hex digits and bad UTF-8.
+#[test]
+fn form_decode_matches_reference() {
+    fn reference(s: &str) -> Result<String, &'static str> {
+        let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+        let mut out = Vec::new();
+        let mut it = s.bytes();
+        while let Some(b) = it.next() {
+            match b {
+                b'+' => out.push(b' '),
+                b'%' => {
+                    let (Some(h), Some(l)) = (it.next(), it.next()) else {
+                        return Err("truncated percent-escape");
+                    };
+                    let (Some(h), Some(l)) = (hex(h), hex(l)) else {
+                        return Err("bad percent-escape");
+                    };
+                    out.push(h << 4 | l);
+                }
+                _ => out.push(b),
+            }
+        }
+        String::from_utf8(out).map_err(|_| "not UTF-8")
+    }
+    let cases = [
+        "",
+        "plain",
+        "+",
+        "++a+",
+        "%41",
+        "a%41b",
+        "ab%41",
+        "%",
+        "a%",
+        "%4",
+        "a%4",
+        "%4g",
+        "%g4",
+        "%%41",
+        "%+1",
+        "x+%20y+",
+        "%c3%a4",
+        "%c3",
+        "%C3%A4%2B%2b",
+        "sip%3Aue1%40mcptt.example",
+        "é+%E2%82%AC",
+    ];
+    for s in cases {
+        let got = form_decode(s).map_err(|e| match e {
+            Error::Malformed { reason, .. } => reason,
+            _ => "other",
+        });
+        assert_eq!(got.as_deref(), reference(s).as_deref(), "{s:?}");
+    }
+}
