@@ -126,9 +126,9 @@ fn peer_identity(
     chain: Option<&[rustls::pki_types::CertificateDer<'static>]>,
 ) -> Result<Option<Arc<PeerIdentity>>, Error> {
     match chain {
-        Some(chain) if !chain.is_empty() => {
-            Ok(Some(Arc::new(PeerIdentity::from_chain(chain.to_vec())?)))
-        }
+        Some(chain) if !chain.is_empty() => Ok(Some(Arc::new(PeerIdentity::from_verified_chain(
+            chain.to_vec(),
+        )?))),
         _ => Ok(None),
     }
 }

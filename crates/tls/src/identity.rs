@@ -72,6 +72,37 @@ impl PeerIdentity {
         })
     }
 
+    /// As [`from_chain`](Self::from_chain), for a chain rustls has verified (the transport's
+    /// peers): the identity fields are read by a small DER walker that skips what they do
+    /// not need (key, signature, other extensions), about a tenth of `x509-parser`'s work per
+    /// connection; a certificate it does not read exactly as `x509-parser` would goes
+    /// through [`from_chain`](Self::from_chain).
+    pub(crate) fn from_verified_chain(chain: Vec<CertificateDer<'static>>) -> Result<Self, Error> {
+        let fields = chain
+            .first()
+            .and_then(|first| crate::der::identity_fields(first.as_ref()))
+            .map(|f| {
+                (
+                    f.uris.iter().map(|u| (*u).to_owned()).collect(),
+                    f.dns_names.iter().map(|d| d.to_ascii_lowercase()).collect(),
+                    f.ip_addresses,
+                    f.common_name.map(str::to_owned),
+                    f.not_after,
+                )
+            });
+        match fields {
+            Some((uris, dns_names, ip_addresses, common_name, not_after)) => Ok(Self {
+                chain,
+                uris,
+                dns_names,
+                ip_addresses,
+                common_name,
+                not_after,
+            }),
+            None => Self::from_chain(chain),
+        }
+    }
+
     /// The verified chain, end-entity first.
     #[must_use]
     pub fn chain(&self) -> &[CertificateDer<'static>] {
@@ -317,6 +348,136 @@ mod tests {
             uri_host("sips:core.example.org:5061;lr"),
             Some("core.example.org")
         );
+    }
+
+    /// A certificate signed by a fresh CA: `names` are its SANs, `dn` its subject.
+    #[allow(clippy::unwrap_used)]
+    fn certificate(
+        names: Vec<rcgen::SanType>,
+        dn: &[(rcgen::DnType, rcgen::DnValue)],
+        extra: impl FnOnce(&mut rcgen::CertificateParams),
+    ) -> CertificateDer<'static> {
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "der test CA");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.subject_alt_names = names;
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        for (t, v) in dn {
+            params.distinguished_name.push(t.clone(), v.clone());
+        }
+        extra(&mut params);
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.signed_by(&key, &issuer).unwrap().der().clone()
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn the_der_reader_reads_what_x509_parser_reads() {
+        use rcgen::{DnType, DnValue, SanType};
+        let uri = |u: &str| SanType::URI(u.try_into().unwrap());
+        let dns = |d: &str| SanType::DnsName(d.try_into().unwrap());
+        let cases: Vec<(CertificateDer<'static>, bool)> = vec![
+            // The flow's UEs and servers: URI and DNS SANs, a UTF8String CN.
+            (
+                certificate(
+                    vec![uri("sip:ue1@example.org"), dns("UE1.Example.org")],
+                    &[(DnType::CommonName, DnValue::Utf8String("ue1".into()))],
+                    |_| {},
+                ),
+                true,
+            ),
+            // IPv4 and IPv6 SANs, several URIs, no CN but an organisation first.
+            (
+                certificate(
+                    vec![
+                        SanType::IpAddress("127.0.0.1".parse().unwrap()),
+                        SanType::IpAddress("::1".parse().unwrap()),
+                        uri("urn:uuid:00000000-0000-1000-8000-000000000001"),
+                        uri("sips:bob@example.org"),
+                    ],
+                    &[(
+                        DnType::OrganizationName,
+                        DnValue::PrintableString("Org".try_into().unwrap()),
+                    )],
+                    |_| {},
+                ),
+                true,
+            ),
+            // No SAN at all, a PrintableString CN, dates in UTCTime and GeneralizedTime.
+            (
+                certificate(
+                    vec![],
+                    &[(
+                        DnType::CommonName,
+                        DnValue::PrintableString("gw 1".try_into().unwrap()),
+                    )],
+                    |p| {
+                        p.not_before = rcgen::date_time_ymd(1999, 12, 31);
+                        p.not_after = rcgen::date_time_ymd(2051, 2, 28);
+                    },
+                ),
+                true,
+            ),
+            // Key usages, extended key usages, the key identifiers, two CNs (the first counts).
+            (
+                certificate(
+                    vec![dns("a.example.org")],
+                    &[
+                        (DnType::CommonName, DnValue::Utf8String("first".into())),
+                        (DnType::CommonName, DnValue::Utf8String("second".into())),
+                    ],
+                    |p| {
+                        p.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+                        p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+                        p.use_authority_key_identifier_extension = true;
+                    },
+                ),
+                true,
+            ),
+            // A BMPString CN and an e-mail SAN: left to x509-parser.
+            (
+                certificate(
+                    vec![SanType::Rfc822Name("a@example.org".try_into().unwrap())],
+                    &[(
+                        DnType::CommonName,
+                        DnValue::BmpString("bmp".try_into().unwrap()),
+                    )],
+                    |_| {},
+                ),
+                false,
+            ),
+        ];
+        for (cert, fast) in cases {
+            assert_eq!(
+                crate::der::identity_fields(cert.as_ref()).is_some(),
+                fast,
+                "which reader reads it"
+            );
+            let chain = vec![cert.clone()];
+            assert_eq!(
+                PeerIdentity::from_verified_chain(chain.clone()).unwrap(),
+                PeerIdentity::from_chain(chain).unwrap()
+            );
+            // Every one-byte change: no panic, and where both read it, they read it alike.
+            let bytes = cert.as_ref().to_vec();
+            for i in 0..bytes.len() {
+                for delta in [1u8, 0x80] {
+                    let mut spoilt = bytes.clone();
+                    if let Some(b) = spoilt.get_mut(i) {
+                        *b = b.wrapping_add(delta);
+                    }
+                    let spoilt = vec![CertificateDer::from(spoilt)];
+                    let fast = PeerIdentity::from_verified_chain(spoilt.clone());
+                    if let (Ok(fast), Ok(full)) = (fast, PeerIdentity::from_chain(spoilt)) {
+                        assert_eq!(fast, full, "byte {i} + {delta}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -65,6 +65,7 @@
 
 mod config;
 mod conn;
+mod der;
 mod error;
 mod identity;
 mod transport;
