@@ -496,10 +496,6 @@ impl State {
                     .map(|t| user_of(&uri_of(t)))
                     .unwrap_or_default()
             });
-        let peer = conn.identity().map_or_else(
-            || format!("tcp:{}", conn.peer_addr().ip()),
-            |i| i.label().to_owned(),
-        );
         self.core = Some(conn.clone());
         self.cores.insert(conn.id());
         if let Message::Request(req) = &msg
@@ -512,6 +508,11 @@ impl State {
         let now = self.clock.now();
         match msg {
             Message::Request(req) if req.method().as_str() == "REGISTER" => {
+                // (Named only here: the other requests do not need it.)
+                let peer = conn.identity().map_or_else(
+                    || format!("tcp:{}", conn.peer_addr().ip()),
+                    |i| i.label().to_owned(),
+                );
                 let resp = self.view.handle_third_party_register(now, &peer, &req);
                 self.replies.push((conn, Message::Response(resp)));
             }

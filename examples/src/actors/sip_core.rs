@@ -191,6 +191,10 @@ struct State {
     host: String,
     /// This instance's tag (`;core=` in its `Record-Route` and `Via`).
     tag: String,
+    /// `SIP/2.0/TLS host;branch=z9hG4bK` (or TCP): the start of [`State::server_via`].
+    via_prefix: String,
+    /// `<sip:host;lr;core=TAG>`: the `Record-Route` this core puts on SUBSCRIBEs.
+    record_route: String,
     registrar: Registrar<StoreChoice>,
     /// The store does blocking network I/O (Redis): registrar calls go through
     /// [`tokio::task::block_in_place`].
@@ -292,11 +296,17 @@ pub async fn spawn(
         })
         .collect();
     let tag = format!("{:016x}", os_random()?);
+    let via_transport = match config.mcptt_transport {
+        Kind::Tls => "TLS",
+        Kind::Tcp => "TCP",
+    };
     let host = user_of(&config.node_uri);
     let (stop, stopped) = oneshot::channel();
     let restart = (config.clone(), trace.clone(), clock.clone());
     let state = State {
         config,
+        via_prefix: format!("SIP/2.0/{via_transport} {host};branch=z9hG4bK"),
+        record_route: format!("<sip:{host};lr;core={tag}>"),
         host,
         tag,
         registrar,
@@ -585,6 +595,27 @@ impl State {
         );
     }
 
+    /// The `Via` this core puts on a request it sends to an MCPTT server:
+    /// `SIP/2.0/TLS host;branch=…;core=TAG`, with a fresh branch (as [`next_branch`]
+    /// makes it), written into one string.
+    ///
+    /// [`next_branch`]: Self::next_branch
+    fn server_via(&mut self) -> String {
+        use std::fmt::Write as _;
+        self.counter += 1;
+        let mut via = String::with_capacity(self.via_prefix.len() + 48 + self.tag.len());
+        via.push_str(&self.via_prefix);
+        let _ = write!(
+            via,
+            "{:016x}{:x}",
+            self.rand.hash_one(self.counter),
+            self.counter
+        );
+        via.push_str(";core=");
+        via.push_str(&self.tag);
+        via
+    }
+
     fn next_branch(&mut self) -> String {
         self.counter += 1;
         format!(
@@ -838,36 +869,30 @@ impl State {
             }
             return;
         };
-        let branch = self.next_branch();
-        let transport = match self.config.mcptt_transport {
-            Kind::Tls => "TLS",
-            Kind::Tcp => "TCP",
-        };
+        let via = self.server_via();
         let headers = req.headers_mut();
         // The UE may not assert itself (TS 24.229 §5.2.6.3.3): strip, then assert.
         headers.remove("P-Asserted-Identity");
-        let via = format!(
-            "SIP/2.0/{transport} {};branch={branch};core={}",
-            self.host, self.tag
-        );
         let max_forwards = headers
             .get("Max-Forwards")
             .and_then(|v| v.trim().parse::<u32>().ok())
             .unwrap_or(70);
+        let mut pai = String::with_capacity(asserted.len() + 2);
+        pai.push('<');
+        pai.push_str(&asserted);
+        pai.push('>');
+        // (The UEs send 70: its successor without formatting.)
+        let max_forwards = match max_forwards {
+            70 => std::borrow::Cow::Borrowed("69"),
+            n => std::borrow::Cow::Owned(n.saturating_sub(1).to_string()),
+        };
         let ok = headers.push_front("Via", &via).is_ok()
-            && headers
-                .push("P-Asserted-Identity", &format!("<{asserted}>"))
-                .is_ok()
-            && headers
-                .replace("Max-Forwards", &max_forwards.saturating_sub(1).to_string())
-                .is_ok()
+            && headers.push("P-Asserted-Identity", &pai).is_ok()
+            && headers.replace("Max-Forwards", &max_forwards).is_ok()
             && (req.method().as_str() != "SUBSCRIBE"
                 || req
                     .headers_mut()
-                    .push_front(
-                        "Record-Route",
-                        &format!("<sip:{};lr;core={}>", self.host, self.tag),
-                    )
+                    .push_front("Record-Route", &self.record_route)
                     .is_ok());
         if !ok {
             tracing::warn!("could not rewrite a request for forwarding");
