@@ -693,14 +693,8 @@ fn socket_handshakes(
     rounds: u32,
 ) -> Result<Duration, ActorError> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    const WARM_UP: u32 = 8;
-    let runtime = || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| err("runtime", e))
-    };
-    let server_rt = runtime()?;
+    const WARM_UP: u32 = IO_BOUND_WARM_UP;
+    let server_rt = server_runtime()?;
     let listener = server_rt
         .block_on(tokio::net::TcpListener::bind((
             std::net::Ipv4Addr::LOCALHOST,
@@ -769,30 +763,7 @@ fn socket_handshakes(
             tls.shutdown().await.map_err(|e| err("client close", e))
         }
     };
-    let clients = runtime()?.block_on(async move {
-        for _ in 0..WARM_UP {
-            connect().await?;
-        }
-        let permits = Arc::new(tokio::sync::Semaphore::new(SOCKET_FLOOR_IN_FLIGHT));
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..rounds {
-            let permit = permits
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|e| err("clients", e))?;
-            let one = connect();
-            tasks.spawn(async move {
-                let r = one.await;
-                drop(permit);
-                r
-            });
-        }
-        while let Some(r) = tasks.join_next().await {
-            r.map_err(|e| err("client task", e))??;
-        }
-        Ok::<(), ActorError>(())
-    });
+    let clients = run_clients(rounds, connect);
     let served = server_thread
         .join()
         .map_err(|_| err("server thread", "panicked"))?;
@@ -1031,7 +1002,8 @@ impl Es256Check {
     }
 }
 
-/// Unmeasured UEs before the measured ones (the link's handshake, first allocations).
+/// Unmeasured UEs before the measured ones (the link's handshake, first allocations), in the
+/// I/O bound and the socket floor alike.
 const IO_BOUND_WARM_UP: u32 = 8;
 
 /// A request on the SIP core – MCPTT server connection, as the MCPTT server's end expects
