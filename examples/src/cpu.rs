@@ -676,7 +676,6 @@ fn socket_handshakes(
     rounds: u32,
 ) -> Result<Duration, ActorError> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    const WARM_UP: u32 = IO_BOUND_WARM_UP;
     let server_rt = server_runtime()?;
     let listener = server_rt
         .block_on(tokio::net::TcpListener::bind((
@@ -686,47 +685,15 @@ fn socket_handshakes(
         .map_err(|e| err("listen", e))?;
     let addr = listener.local_addr().map_err(|e| err("listen", e))?;
     let acceptor = tokio_rustls::TlsAcceptor::from(server.clone());
-    let server_thread = std::thread::Builder::new()
-        .name("mcptt-floor".into())
-        .spawn(move || -> Result<Duration, String> {
-            server_rt.block_on(async move {
-                let mut tasks = tokio::task::JoinSet::new();
-                let mut cpu0 = None;
-                for i in 0..WARM_UP + rounds {
-                    if i == WARM_UP {
-                        while let Some(r) = tasks.join_next().await {
-                            r.map_err(|e| e.to_string())??;
-                        }
-                        cpu0 = thread_cpu();
-                    }
-                    // A client that failed leaves no connection to accept: give up then.
-                    let (tcp, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
-                        .await
-                        .map_err(|_| "no connection to accept within 10 s".to_owned())?
-                        .map_err(|e| e.to_string())?;
-                    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
-                    let acceptor = acceptor.clone();
-                    tasks.spawn(async move {
-                        let mut tls = acceptor.accept(tcp).await.map_err(|e| e.to_string())?;
-                        let kind = tls.get_ref().1.handshake_kind();
-                        if kind != Some(rustls::HandshakeKind::Full) {
-                            return Err(format!("not a full handshake: {kind:?}"));
-                        }
-                        let mut b = [0u8; 64];
-                        while tls.read(&mut b).await.map_err(|e| e.to_string())? > 0 {}
-                        Ok(())
-                    });
-                }
-                while let Some(r) = tasks.join_next().await {
-                    r.map_err(|e| e.to_string())??;
-                }
-                match (cpu0, thread_cpu()) {
-                    (Some(a), Some(b)) if b > a => Ok((b - a) / rounds),
-                    _ => Err("per-thread CPU time is not readable here".to_owned()),
-                }
-            })
-        })
-        .map_err(|e| err("server thread", e))?;
+    let server_thread = measured_server("mcptt-floor", server_rt, listener, rounds, move |tcp| {
+        let acceptor = acceptor.clone();
+        async move {
+            let mut tls = accept_full(&acceptor, tcp).await?;
+            let mut b = [0u8; 64];
+            while tls.read(&mut b).await.map_err(|e| e.to_string())? > 0 {}
+            Ok(())
+        }
+    })?;
     let connector = tokio_rustls::TlsConnector::from(client.clone());
     let name = rustls_pki_types::ServerName::try_from("localhost")
         .map_err(|e| err("server name", e))?
@@ -1106,6 +1073,49 @@ async fn accept_full(
     }
 }
 
+/// Serves [`IO_BOUND_WARM_UP`] + `rounds` connections of `listener`, each on a task of its
+/// own (`serve`), with `rt` on a new thread named `name`, and gives that thread's CPU time
+/// per measured connection (the warm-up connections end before the count starts). A client
+/// that failed leaves no connection to accept: the thread gives up after 10 s then.
+fn measured_server<F, Fut>(
+    name: &str,
+    rt: tokio::runtime::Runtime,
+    listener: tokio::net::TcpListener,
+    rounds: u32,
+    serve: F,
+) -> Result<std::thread::JoinHandle<Result<Duration, String>>, ActorError>
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let mut tasks = tokio::task::JoinSet::new();
+                let mut cpu0 = None;
+                for i in 0..IO_BOUND_WARM_UP + rounds {
+                    if i == IO_BOUND_WARM_UP {
+                        while let Some(r) = tasks.join_next().await {
+                            r.map_err(|e| e.to_string())??;
+                        }
+                        cpu0 = thread_cpu();
+                    }
+                    let tcp = accept_one(&listener).await?;
+                    tasks.spawn(serve(tcp));
+                }
+                while let Some(r) = tasks.join_next().await {
+                    r.map_err(|e| e.to_string())??;
+                }
+                match (cpu0, thread_cpu()) {
+                    (Some(a), Some(b)) if b > a => Ok((b - a) / rounds),
+                    _ => Err("per-thread CPU time is not readable here".to_owned()),
+                }
+            })
+        })
+        .map_err(|e| err("server thread", e))
+}
+
 /// A client of the bound's servers: connects over loopback TCP with `TCP_NODELAY`.
 async fn connect_tls(
     connector: &tokio_rustls::TlsConnector,
@@ -1470,55 +1480,33 @@ fn io_bound_idms(
     let largest = exchanges.iter().map(|&(q, a)| q.max(a)).max().unwrap_or(0);
     let zeros: Arc<Vec<u8>> = Arc::new(vec![0; largest]);
     let (sx, sz) = (exchanges.clone(), zeros.clone());
-    let server_thread = std::thread::Builder::new()
-        .name("mcptt-iobound".into())
-        .spawn(move || -> Result<Duration, String> {
-            server_rt.block_on(async move {
-                let mut tasks = tokio::task::JoinSet::new();
-                let mut cpu0 = None;
-                for i in 0..IO_BOUND_WARM_UP + rounds {
-                    if i == IO_BOUND_WARM_UP {
-                        while let Some(r) = tasks.join_next().await {
-                            r.map_err(|e| e.to_string())??;
-                        }
-                        cpu0 = thread_cpu();
+    let server_thread =
+        measured_server("mcptt-iobound", server_rt, listener, rounds, move |tcp| {
+            let (acceptor, exchanges, zeros) = (acceptor.clone(), sx.clone(), sz.clone());
+            async move {
+                let mut tls = accept_full(&acceptor, tcp).await?;
+                let mut buf = vec![0u8; zeros.len()];
+                let last = exchanges.len().saturating_sub(1);
+                for (i, &(request, answer)) in exchanges.iter().enumerate() {
+                    tls.read_exact(buf.get_mut(..request).unwrap_or(&mut []))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let answer = zeros.get(..answer).unwrap_or(&zeros);
+                    if i == last {
+                        // `Connection: close`: the answer and the close_notify in
+                        // one write, then close, as the flow's IdMS does.
+                        let (_, conn) = tls.get_mut();
+                        std::io::Write::write_all(&mut conn.writer(), answer)
+                            .map_err(|e| e.to_string())?;
+                        conn.send_close_notify();
+                        tls.flush().await.map_err(|e| e.to_string())?;
+                    } else {
+                        tls.write_all(answer).await.map_err(|e| e.to_string())?;
                     }
-                    let tcp = accept_one(&listener).await?;
-                    let (acceptor, exchanges, zeros) = (acceptor.clone(), sx.clone(), sz.clone());
-                    tasks.spawn(async move {
-                        let mut tls = accept_full(&acceptor, tcp).await?;
-                        let mut buf = vec![0u8; zeros.len()];
-                        let last = exchanges.len().saturating_sub(1);
-                        for (i, &(request, answer)) in exchanges.iter().enumerate() {
-                            tls.read_exact(buf.get_mut(..request).unwrap_or(&mut []))
-                                .await
-                                .map_err(|e| e.to_string())?;
-                            let answer = zeros.get(..answer).unwrap_or(&zeros);
-                            if i == last {
-                                // `Connection: close`: the answer and the close_notify in
-                                // one write, then close, as the flow's IdMS does.
-                                let (_, conn) = tls.get_mut();
-                                std::io::Write::write_all(&mut conn.writer(), answer)
-                                    .map_err(|e| e.to_string())?;
-                                conn.send_close_notify();
-                                tls.flush().await.map_err(|e| e.to_string())?;
-                            } else {
-                                tls.write_all(answer).await.map_err(|e| e.to_string())?;
-                            }
-                        }
-                        Ok::<(), String>(())
-                    });
                 }
-                while let Some(r) = tasks.join_next().await {
-                    r.map_err(|e| e.to_string())??;
-                }
-                match (cpu0, thread_cpu()) {
-                    (Some(a), Some(b)) if b > a => Ok((b - a) / rounds),
-                    _ => Err("per-thread CPU time is not readable here".to_owned()),
-                }
-            })
-        })
-        .map_err(|e| err("server thread", e))?;
+                Ok(())
+            }
+        })?;
     let connector = tokio_rustls::TlsConnector::from(client.clone());
     let clients = run_clients(rounds, move || {
         let (connector, exchanges, zeros) = (connector.clone(), exchanges.clone(), zeros.clone());
