@@ -677,12 +677,7 @@ fn socket_handshakes(
 ) -> Result<Duration, ActorError> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let server_rt = server_runtime()?;
-    let listener = server_rt
-        .block_on(tokio::net::TcpListener::bind((
-            std::net::Ipv4Addr::LOCALHOST,
-            0,
-        )))
-        .map_err(|e| err("listen", e))?;
+    let listener = bind_loopback(&server_rt)?;
     let addr = listener.local_addr().map_err(|e| err("listen", e))?;
     let acceptor = tokio_rustls::TlsAcceptor::from(server.clone());
     let server_thread = measured_server("mcptt-floor", server_rt, listener, rounds, move |tcp| {
@@ -1044,6 +1039,15 @@ impl Link {
     }
 }
 
+/// A listener on a free loopback port, registered with `rt` (the thread that will accept).
+fn bind_loopback(rt: &tokio::runtime::Runtime) -> Result<tokio::net::TcpListener, ActorError> {
+    rt.block_on(tokio::net::TcpListener::bind((
+        std::net::Ipv4Addr::LOCALHOST,
+        0,
+    )))
+    .map_err(|e| err("listen", e))
+}
+
 fn server_runtime() -> Result<tokio::runtime::Runtime, ActorError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -1178,16 +1182,8 @@ fn io_bound_sip(
 ) -> Result<(Duration, u64, u64), ActorError> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let server_rt = server_runtime()?;
-    let bind = || {
-        server_rt
-            .block_on(tokio::net::TcpListener::bind((
-                std::net::Ipv4Addr::LOCALHOST,
-                0,
-            )))
-            .map_err(|e| err("listen", e))
-    };
-    let listener = bind()?;
-    let link_listener = bind()?;
+    let listener = bind_loopback(&server_rt)?;
+    let link_listener = bind_loopback(&server_rt)?;
     let addr = listener.local_addr().map_err(|e| err("listen", e))?;
     let acceptor = tokio_rustls::TlsAcceptor::from(server.clone());
     let link_connector = tokio_rustls::TlsConnector::from(client.clone());
@@ -1468,12 +1464,7 @@ fn io_bound_idms(
 ) -> Result<Duration, ActorError> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let server_rt = server_runtime()?;
-    let listener = server_rt
-        .block_on(tokio::net::TcpListener::bind((
-            std::net::Ipv4Addr::LOCALHOST,
-            0,
-        )))
-        .map_err(|e| err("listen", e))?;
+    let listener = bind_loopback(&server_rt)?;
     let addr = listener.local_addr().map_err(|e| err("listen", e))?;
     let acceptor = tokio_rustls::TlsAcceptor::from(server.clone());
     let exchanges = Arc::new(m.idms_exchanges.clone());

@@ -110,6 +110,25 @@ fn ok_for(notify: &[u8]) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// A server with room for `n` UEs (and their sign-ins again).
+fn server(n: usize) -> Server<PlainTokens, SplitMix64> {
+    let mut config = ServerConfig::new("mcptt.example.org", PSI);
+    config.max_ues = 2 * n + 10;
+    Server::new(config, PlainTokens, SplitMix64(1))
+}
+
+/// UE `i` registered (as the registrar reports it).
+fn register(server: &mut Server<PlainTokens, SplitMix64>, now: Instant, i: usize) {
+    server.handle_registration(
+        now,
+        RegistrationChange {
+            impu: impu(i),
+            instance: Some(format!("<urn:uuid:00000000-0000-0000-0000-{i:012}>")),
+            registered: true,
+        },
+    );
+}
+
 /// PUBLISH + SUBSCRIBE for every message pair; returns the NOTIFYs, end to end, and where
 /// each ends.
 #[inline(never)]
@@ -172,19 +191,10 @@ fn rss_bytes() -> Option<usize> {
 fn memory(n: usize) {
     let now = Instant::now();
     let before = rss_bytes();
-    let mut config = ServerConfig::new("mcptt.example.org", PSI);
-    config.max_ues = 2 * n + 10;
-    let mut server = Server::new(config, PlainTokens, SplitMix64(1));
+    let mut server = server(n);
     let mut out = Vec::with_capacity(4096);
     for i in 0..n {
-        server.handle_registration(
-            now,
-            RegistrationChange {
-                impu: impu(i),
-                instance: Some(format!("<urn:uuid:00000000-0000-0000-0000-{i:012}>")),
-                registered: true,
-            },
-        );
+        register(&mut server, now, i);
         out.clear();
         server.handle_request_bytes(now, NOW_UNIX, &publish(i));
         server.poll_transmit_into(&mut out).expect("200 to PUBLISH");
@@ -250,19 +260,10 @@ fn resign_round(
 /// Sign-ins again (profile with `--toggle-collect='*resign*' --toggle-collect='*sign_ins_answers*'`).
 fn again(n: usize) {
     let now = Instant::now();
-    let mut config = ServerConfig::new("mcptt.example.org", PSI);
-    config.max_ues = 2 * n + 10;
-    let mut server = Server::new(config, PlainTokens, SplitMix64(1));
+    let mut server = server(n);
     let mut out = Vec::with_capacity(4096);
     for i in 0..n {
-        server.handle_registration(
-            now,
-            RegistrationChange {
-                impu: impu(i),
-                instance: Some(format!("<urn:uuid:00000000-0000-0000-0000-{i:012}>")),
-                registered: true,
-            },
-        );
+        register(&mut server, now, i);
         server.handle_request_bytes(now, NOW_UNIX, &publish(i));
         while server.poll_transmit().is_some() {}
         let sub = subscribe(i);
@@ -318,18 +319,9 @@ fn main() {
         _ => {}
     }
     let now = Instant::now();
-    let mut config = ServerConfig::new("mcptt.example.org", PSI);
-    config.max_ues = 2 * n + 10;
-    let mut server = Server::new(config, PlainTokens, SplitMix64(1));
+    let mut server = server(n);
     for i in 0..n {
-        server.handle_registration(
-            now,
-            RegistrationChange {
-                impu: impu(i),
-                instance: Some(format!("<urn:uuid:00000000-0000-0000-0000-{i:012}>")),
-                registered: true,
-            },
-        );
+        register(&mut server, now, i);
     }
     let msgs: Vec<_> = (0..n).map(|i| (publish(i), subscribe(i))).collect();
     let (t, c) = (Instant::now(), thread_cpu_ns());
