@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -335,7 +335,7 @@ impl Trace {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves only fully-pushed records: keep using them.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -344,7 +344,18 @@ impl Trace {
     pub fn record(&self, observer: Actor, obs: Observation) {
         let from = obs.from.unwrap_or(observer);
         let step = crate::steps::classify(from, observer, &obs.method, obs.status.is_some());
-        let mut inner = self.lock();
+        self.store(self.lock(), observer, from, step, obs);
+    }
+
+    /// Stores `obs`, already classified as `step`, with the lock held (released here).
+    fn store(
+        &self,
+        mut inner: MutexGuard<'_, Inner>,
+        observer: Actor,
+        from: Actor,
+        step: Option<u8>,
+        obs: Observation,
+    ) {
         let ue = obs
             .call_id
             .as_ref()
@@ -412,7 +423,8 @@ impl Trace {
     /// Records the message `observer` received from `from`, building only what this trace
     /// keeps: a trace [`without_text`](Self::without_text) (load runs) skips the key headers,
     /// the body summaries (except the service state of the NOTIFYs UEs receive) and the wire
-    /// texts. `label` names the UE when the Call-ID is not bound; it is called only then.
+    /// texts. `label` names the UE when the Call-ID is not bound; it is called only then, with
+    /// the trace locked (it must not use the trace).
     pub fn observe(
         &self,
         observer: Actor,
@@ -421,20 +433,26 @@ impl Trace {
         label: impl FnOnce() -> String,
     ) {
         let call_id = msg.headers().get("Call-ID").map(str::trim);
-        let (keep_text, bound) = {
-            let inner = self.lock();
-            (
-                inner.keep_text,
-                call_id.and_then(|c| inner.labels.get(c).cloned()),
-            )
-        };
-        let obs = if keep_text {
+        let inner = self.lock();
+        let bound = call_id.and_then(|c| inner.labels.get(c).cloned());
+        if inner.keep_text {
+            drop(inner);
             // The full record resolves the label when it is stored, as before.
-            crate::actors::wire::observe(msg, from, &bound.unwrap_or_else(label))
-        } else {
-            crate::actors::wire::observe_lean(msg, from, observer, bound.unwrap_or_else(label))
-        };
-        self.record(observer, obs);
+            let obs = crate::actors::wire::observe(msg, from, &bound.unwrap_or_else(label));
+            self.record(observer, obs);
+            return;
+        }
+        // A lean record is classified once and stored under the same lock that found its
+        // label (the servers record every message they receive: one lock, not two).
+        let method = crate::actors::wire::method_str(msg);
+        let step = crate::steps::classify(
+            from,
+            observer,
+            method,
+            matches!(msg, mcptt_sip::Message::Response(_)),
+        );
+        let obs = crate::actors::wire::observe_lean(msg, from, step, bound.unwrap_or_else(label));
+        self.store(inner, observer, from, step, obs);
     }
 
     /// Labels every later record of messages with this Call-ID (the UE binds the Call-IDs it
@@ -636,6 +654,73 @@ mod tests {
         t.record(Actor::SipCore, step3("b"));
         assert_eq!(poll_once(waiter.as_mut()), std::task::Poll::Ready(true));
         assert_eq!(t.lock().waiters, 0);
+    }
+
+    #[test]
+    fn a_lean_observation_reads_as_the_kept_one_does() {
+        // The same messages observed by a trace that keeps texts and by a load run's: the
+        // lean path (one lock, classified once) must give the same step, method, status,
+        // first line, label and, for the NOTIFY the UE receives (step 16), the same body
+        // summary; an unbound Call-ID takes the label from the closure.
+        let ct = mcptt_service_state::body::SERVICE_STATE_CONTENT_TYPE;
+        let notify = format!(
+            "NOTIFY sip:ue1@10.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS sc;branch=z9hG4bK1\r\n\
+             To: <sip:alice@example.com>;tag=a\r\nFrom: <sip:alice@example.com>;tag=b\r\n\
+             Call-ID: c1\r\nCSeq: 2 NOTIFY\r\nContent-Type: {ct}\r\n\
+             Content-Length: 5\r\n\r\nnope!"
+        );
+        let ok = "SIP/2.0 200 OK\r\nVia: SIP/2.0/TLS ue;branch=z9hG4bK2\r\n\
+             To: <sip:alice@example.com>;tag=a\r\nFrom: <sip:alice@example.com>;tag=b\r\n\
+             Call-ID: c1\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n";
+        let register = "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/TLS ue;branch=z9hG4bK3\r\n\
+             To: <sip:bob@example.com>\r\nFrom: <sip:bob@example.com>;tag=c\r\n\
+             Call-ID: unbound\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n";
+        let seen = |t: &Trace| {
+            t.bind("c1", "ue1/alice");
+            for (text, observer, from) in [
+                (notify.as_str(), Actor::Ue, Actor::SipCore),
+                (ok, Actor::Ue, Actor::SipCore),
+                (register, Actor::SipCore, Actor::Ue),
+            ] {
+                let msg = mcptt_sip::Message::parse(Bytes::from(text.to_owned())).unwrap();
+                t.observe(observer, &msg, from, || "ue2/bob".to_owned());
+            }
+            t.snapshot()
+        };
+        let kept = seen(&Trace::new());
+        let lean = seen(&Trace::new().without_text());
+        assert_eq!(lean.len(), 3);
+        for (k, l) in kept.iter().zip(&lean) {
+            assert_eq!(
+                (
+                    k.step,
+                    &k.method,
+                    k.status,
+                    &k.first_line,
+                    &k.ue,
+                    k.from,
+                    k.observer
+                ),
+                (
+                    l.step,
+                    &l.method,
+                    l.status,
+                    &l.first_line,
+                    &l.ue,
+                    l.from,
+                    l.observer
+                )
+            );
+        }
+        assert_eq!(
+            lean.iter().map(|s| s.step).collect::<Vec<_>>(),
+            [Some(16), Some(4), Some(3)]
+        );
+        assert_eq!(lean[2].ue, "ue2/bob");
+        let body = lean[0].header("Body").unwrap();
+        assert!(body.starts_with("unparsable service state"), "{body}");
+        assert_eq!(kept[0].header("Body"), Some(body));
+        assert!(lean[1].headers.is_empty() && lean[2].headers.is_empty());
     }
 
     #[test]

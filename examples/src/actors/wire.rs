@@ -137,10 +137,11 @@ pub fn body_summary(msg: &Message) -> Option<String> {
 
 /// What `from` sent, as a trace that keeps only what load runs read records it: first line,
 /// method, status and, for a NOTIFY the UE receives (step 16: the service state the run's
-/// final-state check reads), the body summary. No key headers, no wire texts. `label` is the
-/// record's UE label, already resolved from the Call-ID.
+/// final-state check reads), the body summary. No key headers, no wire texts. `step` is the
+/// message's step as [`crate::steps::classify`] gives it for this sender and receiver, and
+/// `label` the record's UE label, already resolved from the Call-ID.
 #[must_use]
-pub fn observe_lean(msg: &Message, from: Actor, observer: Actor, label: String) -> Observation {
+pub fn observe_lean(msg: &Message, from: Actor, step: Option<u8>, label: String) -> Observation {
     let method = method(msg);
     let status = match msg {
         Message::Response(r) => Some(r.status()),
@@ -148,7 +149,7 @@ pub fn observe_lean(msg: &Message, from: Actor, observer: Actor, label: String) 
     };
     let mut headers = Vec::new();
     if status.is_none()
-        && crate::steps::classify(from, observer, &method, false) == Some(16)
+        && step == Some(16)
         && let Some(summary) = body_summary(msg)
     {
         headers.push(("Body".to_owned(), summary));
