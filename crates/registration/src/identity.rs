@@ -9,14 +9,17 @@ use std::collections::{HashMap, HashSet};
 /// Returns `None` when the text has no scheme or no host.
 #[must_use]
 pub fn canonical_aor(uri: &str) -> Option<String> {
+    // (Byte scans with memchr, the separators being ASCII, so every cut is on a character
+    // boundary; built in one String with no temporary lower-cased copies: this runs on
+    // every REGISTER and third-party REGISTER.)
     let uri = uri.trim();
-    let uri = uri
-        .strip_prefix('<')
-        .and_then(|u| u.split('>').next())
-        .unwrap_or(uri);
-    let (scheme, rest) = uri.split_once(':')?;
-    // (Built in one String with no temporary lower-cased copies: this runs on every
-    // REGISTER and third-party REGISTER.)
+    let uri = match uri.strip_prefix('<') {
+        Some(inner) => before(inner, b'>'),
+        None => uri,
+    };
+    let colon = memchr::memchr(b':', uri.as_bytes())?;
+    let scheme = cut(uri, colon);
+    let rest = uri.get(colon + 1..).unwrap_or_default();
     let tel = if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
         false
     } else if scheme.eq_ignore_ascii_case("tel") {
@@ -24,9 +27,9 @@ pub fn canonical_aor(uri: &str) -> Option<String> {
     } else {
         return None;
     };
-    let rest = rest.split(['?']).next().unwrap_or(rest);
+    let rest = before(rest, b'?');
     if tel {
-        let num = rest.split(';').next().unwrap_or(rest);
+        let num = before(rest, b';');
         if num.is_empty() {
             return None;
         }
@@ -35,16 +38,16 @@ pub fn canonical_aor(uri: &str) -> Option<String> {
         aor.push_str(num);
         return Some(aor);
     }
-    let (user, hostport) = match rest.rsplit_once('@') {
-        Some((u, h)) => (Some(u), h),
+    let (user, hostport) = match memchr::memrchr(b'@', rest.as_bytes()) {
+        Some(at) => (Some(cut(rest, at)), rest.get(at + 1..).unwrap_or_default()),
         None => (None, rest),
     };
-    let hostport = hostport.split(';').next().unwrap_or(hostport);
+    let hostport = before(hostport, b';');
     if hostport.is_empty() || user.is_some_and(str::is_empty) {
         return None;
     }
     // `user` may itself carry `;user-params` in tel-style users: keep as written.
-    let user = user.map(|u| u.split(';').next().unwrap_or(u));
+    let user = user.map(|u| before(u, b';'));
     let mut aor = String::with_capacity(5 + user.map_or(0, str::len) + hostport.len());
     aor.push_str("sip:");
     if let Some(u) = user {
@@ -57,6 +60,16 @@ pub fn canonical_aor(uri: &str) -> Option<String> {
         host.make_ascii_lowercase();
     }
     Some(aor)
+}
+
+/// `s` up to byte `i`, the position of an ASCII separator (so a character boundary).
+fn cut(s: &str, i: usize) -> &str {
+    s.get(..i).unwrap_or(s)
+}
+
+/// `s` up to the first ASCII `c` (all of it without one).
+fn before(s: &str, c: u8) -> &str {
+    memchr::memchr(c, s.as_bytes()).map_or(s, |i| cut(s, i))
 }
 
 /// A configurable mapping from authenticated peer identities (e.g. the identity of the TLS
@@ -104,6 +117,90 @@ impl IdentityMap {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The former implementation (`str::split`), the oracle of the byte scans.
+    fn canonical_aor_split(uri: &str) -> Option<String> {
+        let uri = uri.trim();
+        let uri = uri
+            .strip_prefix('<')
+            .and_then(|u| u.split('>').next())
+            .unwrap_or(uri);
+        let (scheme, rest) = uri.split_once(':')?;
+        // (Built in one String with no temporary lower-cased copies: this runs on every
+        // REGISTER and third-party REGISTER.)
+        let tel = if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
+            false
+        } else if scheme.eq_ignore_ascii_case("tel") {
+            true
+        } else {
+            return None;
+        };
+        let rest = rest.split(['?']).next().unwrap_or(rest);
+        if tel {
+            let num = rest.split(';').next().unwrap_or(rest);
+            if num.is_empty() {
+                return None;
+            }
+            let mut aor = String::with_capacity(4 + num.len());
+            aor.push_str("tel:");
+            aor.push_str(num);
+            return Some(aor);
+        }
+        let (user, hostport) = match rest.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, rest),
+        };
+        let hostport = hostport.split(';').next().unwrap_or(hostport);
+        if hostport.is_empty() || user.is_some_and(str::is_empty) {
+            return None;
+        }
+        // `user` may itself carry `;user-params` in tel-style users: keep as written.
+        let user = user.map(|u| u.split(';').next().unwrap_or(u));
+        let mut aor = String::with_capacity(5 + user.map_or(0, str::len) + hostport.len());
+        aor.push_str("sip:");
+        if let Some(u) = user {
+            aor.push_str(u);
+            aor.push('@');
+        }
+        let host_start = aor.len();
+        aor.push_str(hostport);
+        if let Some(host) = aor.get_mut(host_start..) {
+            host.make_ascii_lowercase();
+        }
+        Some(aor)
+    }
+
+    #[test]
+    fn byte_scans_are_the_split_version() {
+        for u in [
+            "<sips:Alice@EXAMPLE.com;transport=tls>",
+            "sip:alice@example.com:5061?x=y",
+            "tel:+123;phone-context=x",
+            "  \"Bob\" <sip:bob@Example.COM>;tag=1 ",
+            "<sip:a;b@c;d@HOST;e?f>",
+            "<sip:alice@example.com",
+            "sip:@example.com",
+            "sip:alice@",
+            "tel:",
+            "tel:;x",
+            "mailto:alice@example.com",
+            "sip",
+            "",
+            "<>",
+            "SIP:ÄLICE@ÉXAMPLE.com",
+            "sip:alice@host?a@b",
+        ] {
+            assert_eq!(canonical_aor(u), canonical_aor_split(u), "for {u:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn byte_scans_are_the_split_version_on_any_text(u in "[<> \t\"a-zA-Z0-9:;@?=+.ÄÉ-]{0,40}") {
+            prop_assert_eq!(canonical_aor(&u), canonical_aor_split(&u));
+        }
+    }
 
     #[test]
     fn canonical_forms() {

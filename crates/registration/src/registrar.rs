@@ -224,6 +224,29 @@ pub struct Registrar<S: RegistrationStore = MemoryStore> {
     response_tag: String,
     notifier: Notifier,
     rng: SplitMix64,
+    /// The fixed parts of third-party REGISTERs, prepared from the configuration.
+    third_party_lines: wire::ThirdPartyLines,
+    /// `-KEY-3pr`, the end of every third-party Call-ID ([`Registrar::third_party_call_id`]).
+    call_id_suffix: String,
+}
+
+/// Where the registrar lists the bindings a REGISTER's 200 OK carries: each contact value
+/// with its remaining expiry (`VALUE;expires=N`).
+pub(crate) trait Listing {
+    /// Forgets what was listed (a write conflict: the request is applied again).
+    fn clear(&mut self);
+    /// Lists `contact` with `expires` seconds left.
+    fn add(&mut self, contact: &str, expires: u32);
+}
+
+impl Listing for Vec<String> {
+    fn clear(&mut self) {
+        self.truncate(0);
+    }
+
+    fn add(&mut self, contact: &str, expires: u32) {
+        self.push(format!("{contact};expires={expires}"));
+    }
 }
 
 /// One binding change, before it becomes an event.
@@ -248,7 +271,13 @@ impl<S: RegistrationStore> Registrar<S> {
         let mut rng = SplitMix64::new(seed);
         let call_id_key = rng.next_u64();
         let response_tag = rng.token();
+        let third_party_lines = wire::ThirdPartyLines::new(
+            config.filters.iter().map(|f| f.application_server.as_str()),
+            &config.core_uri,
+        );
         Self {
+            third_party_lines,
+            call_id_suffix: format!("-{:x}-3pr", call_id_key >> 40),
             config,
             store,
             events: VecDeque::new(),
@@ -370,12 +399,13 @@ impl<S: RegistrationStore> Registrar<S> {
             .and_then(|()| wire::extract_register(request))
             .and_then(|req| {
                 self.check_aor_domain(request, &req.aor)?;
-                self.handle_register_request(now, peer, &req)
-                    .map(|o| (req, o))
+                let mut listed = wire::ContactLines::default();
+                self.apply_register(now, peer, &req, &mut listed)
+                    .map(|()| (req, listed))
             });
         match result {
             Ok((req, listed)) => RegisterOutcome {
-                response: wire::register_ok(request, &listed, &self.response_tag),
+                response: wire::register_ok_lines(request, &listed, &self.response_tag),
                 registered_identity: (!listed.is_empty()).then_some(req.aor),
                 result: Ok(()),
             },
@@ -402,6 +432,19 @@ impl<S: RegistrationStore> Registrar<S> {
         peer: &str,
         req: &RegisterRequest,
     ) -> Result<Vec<String>, Error> {
+        let mut listed = Vec::new();
+        self.apply_register(now, peer, req, &mut listed)?;
+        Ok(listed)
+    }
+
+    /// [`Registrar::handle_register_request`], listing the 200 OK's contacts in `listed`.
+    fn apply_register(
+        &mut self,
+        now: Instant,
+        peer: &str,
+        req: &RegisterRequest,
+        listed: &mut impl Listing,
+    ) -> Result<(), Error> {
         // Step 4: authorization of the authenticated identity for this AoR.
         if !self.config.identities.may_register(peer, &req.aor) {
             return Err(Error::Forbidden {
@@ -436,14 +479,13 @@ impl<S: RegistrationStore> Registrar<S> {
                     limit: self.config.max_bindings,
                 });
             }
-            let listed: Vec<String> = record
-                .bindings
-                .iter()
-                .map(|b| format!("{};expires={}", b.contact, b.remaining(now)))
-                .collect();
+            listed.clear();
+            for b in &record.bindings {
+                listed.add(&b.contact, b.remaining(now));
+            }
             if changes.is_empty() {
                 // A fetch or an already applied duplicate: nothing to write or announce.
-                return Ok(listed);
+                return Ok(());
             }
             // The bindings each third-party REGISTER is about (those this request added or
             // refreshed), known before the write: no second read of the store.
@@ -459,7 +501,7 @@ impl<S: RegistrationStore> Registrar<S> {
                     for (filter, expires, ids) in third_party {
                         self.send_third_party(now, &req.aor, filter, expires, req.raw.clone(), ids);
                     }
-                    return Ok(listed);
+                    return Ok(());
                 }
                 Err(StoreError::Conflict { .. }) => {}
                 // Not retried: the store is down, the UE retries after `Retry-After`.
@@ -773,6 +815,11 @@ impl<S: RegistrationStore> Registrar<S> {
     }
 
     fn third_party_of(&self, c: &ContactSpec) -> Vec<u16> {
+        self.third_party_filters(c).collect()
+    }
+
+    /// The filters (indexes) whose criteria a REGISTER with contact `c` matches.
+    fn third_party_filters<'a>(&'a self, c: &'a ContactSpec) -> impl Iterator<Item = u16> + 'a {
         self.config
             .filters
             .iter()
@@ -784,7 +831,6 @@ impl<S: RegistrationStore> Registrar<S> {
                 )
             })
             .filter_map(|(i, _)| u16::try_from(i).ok())
-            .collect()
     }
 
     /// Which application servers get a third-party REGISTER for this request, with which
@@ -806,7 +852,7 @@ impl<S: RegistrationStore> Registrar<S> {
             for (c, &e) in list.iter().zip(granted) {
                 let key = BindingKey::from_parts(&c.uri, c.instance.as_deref(), c.reg_id);
                 let bound = record.find(&key).is_some();
-                for f in self.third_party_of(c) {
+                for f in self.third_party_filters(c) {
                     bump(f, if bound { e } else { 0 });
                 }
             }
@@ -898,12 +944,18 @@ impl<S: RegistrationStore> Registrar<S> {
         Ok(())
     }
 
+    /// `HASH-KEY-3pr`: `HASH` the 16 hex digits of a keyed hash of (`aor`, `filter`),
+    /// `KEY` the top bits of the key in hex (as `format!("{:016x}-{:x}-3pr", ..)`).
     fn third_party_call_id(&self, aor: &str, filter: u16) -> String {
         let mut h = std::hash::DefaultHasher::new();
         self.call_id_key.hash(&mut h);
         aor.hash(&mut h);
         filter.hash(&mut h);
-        format!("{:016x}-{:x}-3pr", h.finish(), self.call_id_key >> 40)
+        let mut id = Vec::with_capacity(16 + self.call_id_suffix.len());
+        wire::push_hex16(&mut id, h.finish());
+        id.extend_from_slice(self.call_id_suffix.as_bytes());
+        // Hex digits and the ASCII suffix: always UTF-8.
+        String::from_utf8(id).unwrap_or_default()
     }
 
     fn send_third_party(
@@ -934,19 +986,36 @@ impl<S: RegistrationStore> Registrar<S> {
         // it increases within each of them.
         self.next_cseq = if cseq >= (1 << 31) - 1 { 1 } else { cseq + 1 };
         let call_id = self.third_party_call_id(aor, filter);
-        let branch = self.rng.token();
-        let tag = self.rng.token();
-        match wire::third_party_register(&wire::ThirdParty {
-            application_server: &application_server,
-            core_uri: &self.config.core_uri,
-            aor,
-            call_id: &call_id,
-            cseq,
-            expires,
-            branch: &branch,
-            tag: &tag,
-            body,
-        }) {
+        let branch = self.rng.next_u64();
+        let tag = self.rng.next_u64();
+        let fast = wire::third_party_register_fast(
+            &self.third_party_lines,
+            &wire::FastThirdParty {
+                filter,
+                aor,
+                call_id: &call_id,
+                cseq,
+                expires,
+                branch,
+                tag,
+                body: &body,
+            },
+        );
+        let built = match fast {
+            Some(request) => Ok(request),
+            None => wire::third_party_register(&wire::ThirdParty {
+                application_server: &application_server,
+                core_uri: &self.config.core_uri,
+                aor,
+                call_id: &call_id,
+                cseq,
+                expires,
+                branch: &format!("{branch:016x}"),
+                tag: &format!("{tag:016x}"),
+                body,
+            }),
+        };
+        match built {
             Ok(request) => {
                 let deadline = now + self.config.third_party_timeout;
                 self.deadlines.insert((deadline, cseq));
@@ -1130,4 +1199,35 @@ fn changes_view(changes: &[Change]) -> Vec<(&Binding, Option<RemovalReason>, boo
             Change::Removed(b, r) => (b, Some(*r), false),
         })
         .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// The third-party Call-ID written without `format!` is the one `format!` wrote.
+    #[test]
+    fn third_party_call_id_is_the_formatted_one() {
+        for seed in [0, 1, 42, u64::MAX] {
+            let r = Registrar::new(RegistrarConfig::default(), seed);
+            for (aor, filter) in [("sip:alice@example.com", 0), ("tel:+1", 7), ("", u16::MAX)] {
+                let mut h = std::hash::DefaultHasher::new();
+                r.call_id_key.hash(&mut h);
+                aor.hash(&mut h);
+                filter.hash(&mut h);
+                let expected = format!("{:016x}-{:x}-3pr", h.finish(), r.call_id_key >> 40);
+                assert_eq!(r.third_party_call_id(aor, filter), expected);
+            }
+        }
+    }
+
+    /// The public listing (`handle_register_request`) is the one the 200 OK carries.
+    #[test]
+    fn vec_listing_formats_contact_and_expiry() {
+        let mut v = vec!["stale".to_owned()];
+        Listing::clear(&mut v);
+        v.add("<sip:a@b>;+sip.instance=\"<urn:uuid:1>\"", 3600);
+        assert_eq!(v, ["<sip:a@b>;+sip.instance=\"<urn:uuid:1>\";expires=3600"]);
+    }
 }

@@ -2,7 +2,7 @@
 //! building the messages it sends. Everything SIP-syntax related lives here.
 
 use bytes::Bytes;
-use mcptt_sip::{Contact, Method, NameAddr, Request, Response, Uri};
+use mcptt_sip::{Contact, Limits, Message, Method, NameAddr, Request, Response, Uri};
 
 use crate::error::Error;
 use crate::identity::canonical_aor;
@@ -236,10 +236,7 @@ pub(crate) struct ThirdPartyIn {
     pub(crate) embedded: RegisterRequest,
 }
 
-pub(crate) fn extract_third_party(
-    req: &Request,
-    limits: &mcptt_sip::Limits,
-) -> Result<ThirdPartyIn, Error> {
+pub(crate) fn extract_third_party(req: &Request, limits: &Limits) -> Result<ThirdPartyIn, Error> {
     if *req.method() != Method::Register {
         return Err(Error::ApiMisuse("not a REGISTER request"));
     }
@@ -251,7 +248,7 @@ pub(crate) fn extract_third_party(
     if !ct.is("message", "sip") {
         return Err(Error::UnsupportedMediaType);
     }
-    let embedded = mcptt_sip::Message::parse_with(req.body(), limits)?
+    let embedded = Message::parse_with(req.body(), limits)?
         .into_request()
         .ok_or(Error::InvalidBody("message/sip body is not a request"))?;
     let embedded = extract_register(&embedded).map_err(|e| match e {
@@ -305,6 +302,139 @@ pub(crate) fn register_ok(req: &Request, contacts: &[String], to_tag: &str) -> R
         .unwrap_or_else(|_| Response::from_request(req, 200))
 }
 
+/// The limits a message this crate wrote itself is re-parsed with: none, as `mcptt-sip`'s
+/// builders do (the fast paths below must accept exactly what the builders accept).
+const OWN: Limits = Limits {
+    max_message_size: usize::MAX,
+    max_head_size: usize::MAX,
+    max_headers: usize::MAX,
+    max_line_length: usize::MAX,
+    max_uri_length: usize::MAX,
+    max_body_size: usize::MAX,
+};
+
+/// Whether a builder would write `v` as is: no CR or LF (it refuses those) and no leading
+/// or trailing space or tab (it trims those).
+fn written_as_is(v: &str) -> bool {
+    let b = v.as_bytes();
+    let edge = |c: Option<&u8>| matches!(c, Some(b' ' | b'\t'));
+    memchr::memchr2(b'\r', b'\n', b).is_none() && !edge(b.first()) && !edge(b.last())
+}
+
+/// The Contact lines of a REGISTER's 200 OK (`Contact: VALUE;expires=N` CRLF each),
+/// written once into one buffer as the registrar lists the bindings.
+#[derive(Debug, Default)]
+pub(crate) struct ContactLines {
+    text: Vec<u8>,
+    /// Where each contact value (with its `;expires=`) sits in `text`.
+    values: Vec<(usize, usize)>,
+    /// Some value is not [`written_as_is`]: the response goes through the builder.
+    odd: bool,
+}
+
+impl ContactLines {
+    /// Whether no contact is listed.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The contact values, as [`register_ok`] takes them.
+    fn values(&self) -> Vec<String> {
+        self.values
+            .iter()
+            .map(|&(a, b)| {
+                String::from_utf8_lossy(self.text.get(a..b).unwrap_or_default()).into_owned()
+            })
+            .collect()
+    }
+}
+
+impl crate::registrar::Listing for ContactLines {
+    fn clear(&mut self) {
+        self.text.clear();
+        self.values.clear();
+        self.odd = false;
+    }
+
+    fn add(&mut self, contact: &str, expires: u32) {
+        self.text.extend_from_slice(b"Contact: ");
+        let start = self.text.len();
+        self.text.extend_from_slice(contact.as_bytes());
+        self.text.extend_from_slice(b";expires=");
+        push_decimal(&mut self.text, u64::from(expires));
+        self.values.push((start, self.text.len()));
+        self.text.extend_from_slice(b"\r\n");
+        self.odd |= !written_as_is(contact);
+    }
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(i..).unwrap_or_default());
+}
+
+/// Appends `n` as 16 lower-case hex digits (as `format!("{n:016x}")`).
+pub(crate) fn push_hex16(out: &mut Vec<u8>, n: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for k in (0..16).rev() {
+        out.push(HEX[((n >> (k * 4)) & 0xf) as usize]);
+    }
+}
+
+/// Whether [`Response::encode_head_for`] with a To tag writes the head of `req` exactly as
+/// [`Response::builder_for`] and `to_tag` do: one `To` line, written `To`, without a `tag`
+/// (the builder renames a `t`/`TO` line, drops a second one and adds no tag to a To that
+/// has one; the other copied lines are the same in both).
+fn to_as_builder(req: &Request) -> bool {
+    let mut tos = req.headers().iter().filter(|(n, _)| {
+        n.len() <= 2 && (n.eq_ignore_ascii_case("to") || n.eq_ignore_ascii_case("t"))
+    });
+    let Some((name, value)) = tos.next() else {
+        return false;
+    };
+    let v = value.as_bytes();
+    name == "To"
+        && tos.next().is_none()
+        && !memchr::memchr2_iter(b't', b'T', v).any(|i| {
+            v.get(i..i + 3)
+                .is_some_and(|w| w.eq_ignore_ascii_case(b"tag"))
+        })
+}
+
+/// [`register_ok`] with the Contact lines written once: the head is copied from the request
+/// ([`Response::encode_head_for`]) and the lines appended in one buffer, parsed once. The
+/// bytes are those of [`register_ok`] (the builder): requests for which they might not be
+/// (see `to_as_builder`, [`ContactLines`]) go through it.
+pub(crate) fn register_ok_lines(req: &Request, contacts: &ContactLines, to_tag: &str) -> Response {
+    let tag_is_token = !to_tag.is_empty() && to_tag.bytes().all(|b| b.is_ascii_alphanumeric());
+    if !contacts.odd && tag_is_token && to_as_builder(req) {
+        let mut out = Vec::new();
+        Response::encode_head_for(req, 200, Some(to_tag), &mut out);
+        out.extend_from_slice(&contacts.text);
+        out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+        if let Some(resp) = Message::parse_with(Bytes::from(out), &OWN)
+            .ok()
+            .and_then(Message::into_response)
+        {
+            return resp;
+        }
+    }
+    register_ok(req, &contacts.values(), to_tag)
+}
+
 /// 200 OK to a SUBSCRIBE.
 pub(crate) fn subscribe_ok(req: &Request, to_tag: &str, expires: u32, contact: &str) -> Response {
     Response::builder_for(req, 200)
@@ -351,6 +481,123 @@ pub(crate) fn third_party_register(p: &ThirdParty<'_>) -> Result<Request, Error>
         .header("Expires", p.expires)
         .body("message/sip", p.body.clone())
         .build()?)
+}
+
+/// What [`third_party_register_fast`] writes for a registrar, prepared once: the request
+/// line for each filter's application server and the start of the `Via`.
+#[derive(Debug, Default)]
+pub(crate) struct ThirdPartyLines {
+    /// `REGISTER uri SIP/2.0` CRLF per filter (`None`: the URI does not parse).
+    request_lines: Vec<Option<Vec<u8>>>,
+    /// `Via: SIP/2.0/TLS host:port;branch=z9hG4bK` (`None`: the core URI does not parse,
+    /// or is not written as is).
+    via: Option<Vec<u8>>,
+    /// `From: <core_uri>;tag=` (`None` as `via`).
+    from: Option<Vec<u8>>,
+    /// `Contact: <core_uri>` CRLF.
+    contact: Vec<u8>,
+}
+
+impl ThirdPartyLines {
+    /// Prepares the lines of `application_servers` (one per filter) and `core_uri`.
+    pub(crate) fn new<'a>(
+        application_servers: impl Iterator<Item = &'a str>,
+        core_uri: &str,
+    ) -> Self {
+        let request_lines = application_servers
+            .map(|a| {
+                let uri = Uri::parse(a).ok()?;
+                Some(format!("REGISTER {uri} SIP/2.0\r\n").into_bytes())
+            })
+            .collect();
+        let core_ok = written_as_is(core_uri);
+        let via = Uri::parse(core_uri)
+            .ok()
+            .filter(|_| core_ok)
+            .map(|u| format!("Via: SIP/2.0/TLS {};branch=z9hG4bK", u.host_port()).into_bytes());
+        let from = via
+            .as_ref()
+            .map(|_| format!("Max-Forwards: 70\r\nFrom: <{core_uri}>;tag=").into_bytes());
+        let contact = format!("Contact: <{core_uri}>\r\n").into_bytes();
+        Self {
+            request_lines,
+            via,
+            from,
+            contact,
+        }
+    }
+}
+
+/// Parameters of [`third_party_register_fast`]: those of [`ThirdParty`] that change per
+/// request, the branch and tag as numbers (written as 16 hex digits, as
+/// `SplitMix64::token` does).
+pub(crate) struct FastThirdParty<'a> {
+    pub(crate) filter: u16,
+    pub(crate) aor: &'a str,
+    pub(crate) call_id: &'a str,
+    pub(crate) cseq: u32,
+    pub(crate) expires: u32,
+    pub(crate) branch: u64,
+    pub(crate) tag: u64,
+    pub(crate) body: &'a Bytes,
+}
+
+/// [`third_party_register`] written straight into one buffer and parsed once. `None` when
+/// the fast path does not apply (a URI that does not parse, a value the builder would trim
+/// or refuse): the caller then uses [`third_party_register`], which gives the same bytes or
+/// the error.
+pub(crate) fn third_party_register_fast(
+    lines: &ThirdPartyLines,
+    p: &FastThirdParty<'_>,
+) -> Option<Request> {
+    let FastThirdParty {
+        filter,
+        aor,
+        call_id,
+        cseq,
+        expires,
+        branch,
+        tag,
+        body,
+    } = *p;
+    let request_line = lines.request_lines.get(usize::from(filter))?.as_ref()?;
+    let (via, from) = (lines.via.as_ref()?, lines.from.as_ref()?);
+    if !written_as_is(aor) || !written_as_is(call_id) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(
+        request_line.len()
+            + via.len()
+            + from.len()
+            + lines.contact.len()
+            + aor.len()
+            + call_id.len()
+            + 160
+            + body.len(),
+    );
+    out.extend_from_slice(request_line);
+    out.extend_from_slice(via);
+    push_hex16(&mut out, branch);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(from);
+    push_hex16(&mut out, tag);
+    out.extend_from_slice(b"\r\nTo: <");
+    out.extend_from_slice(aor.as_bytes());
+    out.extend_from_slice(b">\r\nCall-ID: ");
+    out.extend_from_slice(call_id.as_bytes());
+    out.extend_from_slice(b"\r\nCSeq: ");
+    push_decimal(&mut out, u64::from(cseq));
+    out.extend_from_slice(b" REGISTER\r\n");
+    out.extend_from_slice(&lines.contact);
+    out.extend_from_slice(b"Expires: ");
+    push_decimal(&mut out, u64::from(expires));
+    out.extend_from_slice(b"\r\nContent-Type: message/sip\r\nContent-Length: ");
+    push_decimal(&mut out, body.len() as u64);
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(body);
+    Message::parse_with(Bytes::from(out), &OWN)
+        .ok()?
+        .into_request()
 }
 
 /// Parameters of an in-dialog NOTIFY.
@@ -418,4 +665,239 @@ pub(crate) fn subscribe(p: &Subscribe<'_>) -> Result<Request, Error> {
         .header("Accept", crate::reginfo::CONTENT_TYPE)
         .header("Expires", p.expires)
         .build()?)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::registrar::Listing;
+
+    fn request(text: &str) -> Request {
+        Request::parse(Bytes::copy_from_slice(text.as_bytes())).unwrap()
+    }
+
+    const PLAIN: &str = "REGISTER sip:example.com SIP/2.0\r\n\
+        Via: SIP/2.0/TLS ue.example.com:5061;branch=z9hG4bK1\r\n\
+        Via: SIP/2.0/TLS p.example.com;branch=z9hG4bK2;received=10.0.0.1\r\n\
+        Max-Forwards: 70\r\n\
+        From: <sip:alice@example.com>;tag=a1\r\n\
+        To: <sip:alice@example.com>\r\n\
+        Call-ID: c1@ue\r\n\
+        CSeq: 7 REGISTER\r\n\
+        Contact: <sip:alice@ue.example.com:5061;transport=tls>;expires=600\r\n\
+        Content-Length: 0\r\n\r\n";
+
+    fn lines(contacts: &[(&str, u32)]) -> ContactLines {
+        let mut l = ContactLines::default();
+        // a conflict's retry starts over
+        l.add("<sip:stale@x>", 1);
+        l.clear();
+        for (c, e) in contacts {
+            l.add(c, *e);
+        }
+        l
+    }
+
+    /// The fast 200 OK is the builder's, byte for byte, whichever path it takes.
+    fn same_ok(text: &str, contacts: &[(&str, u32)]) -> Response {
+        let req = request(text);
+        let l = lines(contacts);
+        let listed: Vec<String> = contacts
+            .iter()
+            .map(|(c, e)| format!("{c};expires={e}"))
+            .collect();
+        let fast = register_ok_lines(&req, &l, "0123abcd");
+        let built = register_ok(&req, &listed, "0123abcd");
+        assert_eq!(
+            String::from_utf8_lossy(&fast.encode()),
+            String::from_utf8_lossy(&built.encode()),
+            "for {text:?}"
+        );
+        fast
+    }
+
+    #[test]
+    fn register_ok_lines_is_the_builders_response() {
+        let two = [
+            ("<sip:alice@ue.example.com:5061;transport=tls>", 600),
+            (
+                "<sip:alice@ue2.example.com>;+sip.instance=\"<urn:uuid:1>\";reg-id=1",
+                4_294_967_295,
+            ),
+        ];
+        let resp = same_ok(PLAIN, &two);
+        assert!(to_as_builder(&request(PLAIN)));
+        assert_eq!(resp.headers().count("Contact"), 2);
+        same_ok(PLAIN, &[]);
+        same_ok(PLAIN, &[("<sip:a@b>", 0)]);
+        // Unusual requests: compact and odd-case names, folding, spacing, a To with a tag,
+        // two To lines, a To without angle brackets.
+        let variants = [
+            PLAIN.replace("To: ", "t: "),
+            PLAIN.replace("To: ", "TO: "),
+            PLAIN.replace("To: ", "to:   "),
+            PLAIN
+                .replace("Via: ", "v: ")
+                .replace("From: ", "f: ")
+                .replace("Call-ID: ", "i: "),
+            PLAIN.replace(
+                "To: <sip:alice@example.com>",
+                "To: <sip:alice@example.com>;tag=x9",
+            ),
+            PLAIN.replace(
+                "To: <sip:alice@example.com>",
+                "To: <sip:alice@example.com>;TAG=x9",
+            ),
+            PLAIN.replace("To: <sip:alice@example.com>", "To: sip:alice@example.com"),
+            PLAIN.replace(
+                "To: <sip:alice@example.com>",
+                "To: \"Tagger\" <sip:tagger@example.com>",
+            ),
+            PLAIN.replace(
+                "To: <sip:alice@example.com>\r\n",
+                "To: <sip:alice@example.com>\r\nTo: <sip:bob@example.com>\r\n",
+            ),
+            PLAIN.replace(";branch=z9hG4bK1\r\n", ";branch=z9hG4bK1\r\n ;rport\r\n"),
+            PLAIN.replace(
+                "From: <sip:alice@example.com>;tag=a1",
+                "From:<sip:alice@example.com> ;tag=a1 ",
+            ),
+            PLAIN.replace("CSeq: 7 REGISTER", "CSeq:   7    REGISTER\t"),
+            PLAIN.replace(
+                "Call-ID: c1@ue\r\n",
+                "Call-ID: c1@ue\r\nTimestamp: 5\r\nRecord-Route: <sip:p>\r\n",
+            ),
+        ];
+        for v in &variants {
+            same_ok(v, &two);
+        }
+        // Contact values the builder would trim go through it.
+        same_ok(PLAIN, &[(" <sip:a@b>", 60), ("<sip:c@d>\t", 60)]);
+    }
+
+    const AOR: &str = "sip:alice@example.com";
+
+    #[allow(clippy::too_many_arguments)]
+    fn fast_params<'a>(
+        filter: u16,
+        aor: &'a str,
+        call_id: &'a str,
+        cseq: u32,
+        expires: u32,
+        branch: u64,
+        tag: u64,
+        body: &'a Bytes,
+    ) -> FastThirdParty<'a> {
+        FastThirdParty {
+            filter,
+            aor,
+            call_id,
+            cseq,
+            expires,
+            branch,
+            tag,
+            body,
+        }
+    }
+
+    fn same_third_party(application_server: &str, core_uri: &str, aor: &str, call_id: &str) {
+        let body = Bytes::from_static(PLAIN.as_bytes());
+        let lines = ThirdPartyLines::new([application_server].into_iter(), core_uri);
+        let fast = third_party_register_fast(
+            &lines,
+            &fast_params(
+                0,
+                aor,
+                call_id,
+                2_147_483_647,
+                3600,
+                0x0123_4567_89ab_cdef,
+                7,
+                &body,
+            ),
+        );
+        let built = third_party_register(&ThirdParty {
+            application_server,
+            core_uri,
+            aor,
+            call_id,
+            cseq: 2_147_483_647,
+            expires: 3600,
+            branch: &format!("{:016x}", 0x0123_4567_89ab_cdef_u64),
+            tag: &format!("{:016x}", 7),
+            body,
+        });
+        match (fast, built) {
+            (Some(f), Ok(b)) => assert_eq!(f.encode(), b.encode()),
+            // The fast path may decline; the builder then decides.
+            (None, _) => {}
+            (Some(f), Err(e)) => panic!("fast path built {f:?} where the builder failed: {e}"),
+        }
+    }
+
+    #[test]
+    fn third_party_register_fast_is_the_builders_request() {
+        let body = Bytes::from_static(PLAIN.as_bytes());
+        let lines = ThirdPartyLines::new(
+            ["sip:mcptt.example.com:5061;transport=tls"].into_iter(),
+            "sip:scscf.example.com:5061",
+        );
+        let fast =
+            third_party_register_fast(&lines, &fast_params(0, AOR, "x-3pr", 1, 600, 1, 2, &body))
+                .unwrap();
+        assert_eq!(fast.body(), body);
+        assert_eq!(fast.headers().get("CSeq"), Some("1 REGISTER"));
+        // A filter that does not exist: no request.
+        assert!(
+            third_party_register_fast(&lines, &fast_params(1, AOR, "x-3pr", 1, 600, 1, 2, &body))
+                .is_none()
+        );
+        for (application_server, core_uri) in [
+            (
+                "sip:mcptt.example.com:5061;transport=tls",
+                "sip:scscf.example.com:5061",
+            ),
+            ("sips:MCPTT.example.com", "sip:scscf.example.com"),
+            ("sip:as@[::1]:5070", "sip:[::1]:5060;lr"),
+            ("sip:127.0.0.1:5070", "sip:user@127.0.0.1"),
+            ("not a uri", "sip:scscf.example.com"),
+            ("sip:mcptt.example.com", "not a uri"),
+            ("sip:mcptt.example.com", " sip:scscf.example.com"),
+        ] {
+            for (aor, call_id) in [
+                (AOR, "0123456789abcdef-12-3pr"),
+                ("tel:+123", "c"),
+                (" sip:padded@example.com ", "c "),
+            ] {
+                same_third_party(application_server, core_uri, aor, call_id);
+            }
+        }
+        // The plain case takes the fast path.
+        let lines =
+            ThirdPartyLines::new(["sip:as.example.com"].into_iter(), "sip:core.example.com");
+        assert!(
+            third_party_register_fast(&lines, &fast_params(0, AOR, "c", 1, 0, 1, 2, &body))
+                .is_some()
+        );
+        assert!(
+            third_party_register_fast(
+                &lines,
+                &fast_params(0, "sip:a\r\nb", "c", 1, 0, 1, 2, &body)
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn decimals_and_hex_match_format() {
+        for n in [0, 1, 9, 10, 99, 100, 4_294_967_295, u64::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+            out.clear();
+            push_hex16(&mut out, n);
+            assert_eq!(out, format!("{n:016x}").into_bytes());
+        }
+    }
 }
