@@ -712,7 +712,7 @@ impl Response {
         // values were checked, pushed ones are `&str`) and our own ASCII: no UTF-8 check.
         let mut v = String::with_capacity(req.head.headers.buf().len().min(1024));
         v.push_str("SIP/2.0 ");
-        push_decimal(&mut v, code);
+        v.push_str(itoa::Buffer::new().format(code));
         v.push(' ');
         v.push_str(reason);
         let line_end = v.len();
@@ -964,26 +964,6 @@ fn push_unfolded(out: &mut String, v: &str) {
         start = j;
     }
     out.push_str(v.get(start..).unwrap_or_default());
-}
-
-/// Append `n` in decimal (no allocation).
-fn push_decimal(out: &mut String, n: u16) {
-    let mut digits = [0u8; 5];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        if let Some(d) = digits.get_mut(i) {
-            *d = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
-        }
-    }
-    for &d in digits.get(i..).unwrap_or_default() {
-        out.push(char::from(d));
-    }
 }
 
 /// The header lines a builder collects, as text in one growing buffer (no copy of the lines
