@@ -55,6 +55,7 @@
 //!   and are not recorded in the trace.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use crate::trace::FastState;
 use std::hash::{BuildHasher, RandomState};
@@ -181,9 +182,50 @@ struct Forward {
     /// The connection it was sent on (none until sent).
     conn: Option<ConnectionId>,
     /// The servers it has been sent to.
-    tried: Vec<bool>,
+    tried: Tried,
     /// When it fails over if still unanswered.
     deadline: Instant,
+}
+
+/// The servers a forwarded request has been sent to: a bit per server (no allocation), or
+/// a list beyond 64 servers. A server outside the list counts as tried.
+enum Tried {
+    /// Bit `i` is server `i`; `n` servers.
+    Bits { bits: u64, n: usize },
+    /// Entry `i` is server `i`.
+    List(Vec<bool>),
+}
+
+impl Tried {
+    /// None of `n` servers tried yet.
+    fn new(n: usize) -> Self {
+        if n <= 64 {
+            Self::Bits { bits: 0, n }
+        } else {
+            Self::List(vec![false; n])
+        }
+    }
+
+    /// Whether server `i` was tried (or does not exist).
+    fn has(&self, i: usize) -> bool {
+        match self {
+            Self::Bits { bits, n } => i >= *n || bits & (1 << i) != 0,
+            Self::List(l) => l.get(i).copied().unwrap_or(true),
+        }
+    }
+
+    /// Server `i` is tried now.
+    fn mark(&mut self, i: usize) {
+        match self {
+            Self::Bits { bits, n } if i < *n => *bits |= 1 << i,
+            Self::Bits { .. } => {}
+            Self::List(l) => {
+                if let Some(t) = l.get_mut(i) {
+                    *t = true;
+                }
+            }
+        }
+    }
 }
 
 struct State {
@@ -208,9 +250,10 @@ struct State {
     /// Contact (`user@host:port`) → UE connection, for NOTIFY routing.
     contacts: HashMap<String, ConnectionId, FastState>,
     /// Top Via branch of a request forwarded to an MCPTT server → what to do with its answer.
-    forwards: HashMap<String, Forward, FastState>,
+    /// (The key is shared with `deadlines` and the queued message: allocated once.)
+    forwards: HashMap<Arc<str>, Forward, FastState>,
     /// Failover deadlines of `forwards`.
-    deadlines: BTreeSet<(Instant, String)>,
+    deadlines: BTreeSet<(Instant, Arc<str>)>,
     /// Via branch this core put on a relayed NOTIFY → the server connection it came on.
     notify_routes: HashMap<String, ConnectionHandle, FastState>,
     trace: Trace,
@@ -219,6 +262,8 @@ struct State {
     counter: u64,
     /// Messages to send, in order, once the current input is handled.
     out: Vec<(Target, Message)>,
+    /// The last TLS version seen and its name (`TLSv1_3`), formatted once.
+    tls_version_name: Option<(rustls::ProtocolVersion, String)>,
 }
 
 enum Target {
@@ -228,7 +273,7 @@ enum Target {
     Conn(ConnectionHandle),
     /// MCPTT server number `.0` (connected on demand); `.1` is the key of the request's
     /// entry in `forwards`, if it is tracked for failover.
-    Server(usize, Option<String>),
+    Server(usize, Option<Arc<str>>),
 }
 
 /// The registrar's identity map: each demo/CLI grant `CERT-IDENTITY → IMPU...`.
@@ -324,6 +369,7 @@ pub async fn spawn(
         rand: RandomState::new(),
         counter: 0,
         out: Vec::new(),
+        tls_version_name: None,
     };
     let task = tokio::spawn(run(state, events, stopped, remote));
     Ok(SipCoreHandle {
@@ -429,19 +475,75 @@ fn is_reg_subscribe(req: &Request) -> bool {
 fn contact_key(uri: &str) -> String {
     let rest = uri.split_once(':').map_or(uri, |(_, r)| r);
     let rest = rest.split([';', '?', '>']).next().unwrap_or(rest);
-    match rest.rsplit_once('@') {
-        Some((u, h)) => format!("{u}@{}", h.to_ascii_lowercase()),
-        None => rest.to_ascii_lowercase(),
+    // One allocation: the key as written, then its host lower-cased in place.
+    let host_start = rest.rfind('@').map_or(0, |at| at + 1);
+    let mut key = rest.to_owned();
+    if let Some(host) = key.get_mut(host_start..) {
+        host.make_ascii_lowercase();
+    }
+    key
+}
+
+/// [`contact_key`] of the URI in a Contact header value (as [`uri_of`] finds it), without
+/// a copy of the URI.
+fn contact_key_of_value(value: &str) -> String {
+    let v = value.trim();
+    let uri = match v.find('<') {
+        Some(start) => v
+            .get(start + 1..)
+            .unwrap_or("")
+            .split('>')
+            .next()
+            .unwrap_or(""),
+        None => v.split(';').next().unwrap_or(""),
+    };
+    contact_key(uri.trim())
+}
+
+/// `addr` as its `Display` writes it, an IPv4 address without the formatting machinery.
+fn socket_addr_text(addr: SocketAddr) -> String {
+    let SocketAddr::V4(v4) = addr else {
+        return addr.to_string();
+    };
+    let mut text = String::with_capacity(21);
+    let [a, b, c, d] = v4.ip().octets();
+    push_decimal(&mut text, a.into());
+    for o in [b, c, d] {
+        text.push('.');
+        push_decimal(&mut text, o.into());
+    }
+    text.push(':');
+    push_decimal(&mut text, v4.port());
+    text
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(text: &mut String, n: u16) {
+    let mut digits = [0u8; 5];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    for &d in digits.get(i..).unwrap_or_default() {
+        text.push(char::from(d));
     }
 }
 
 /// The `branch` parameter of a Via value.
-fn branch_of(via: &str) -> Option<String> {
+fn branch_of(via: &str) -> Option<&str> {
     via.split(';')
         .skip(1)
         .filter_map(|p| p.split_once('='))
         .find(|(k, _)| k.trim().eq_ignore_ascii_case("branch"))
-        .map(|(_, v)| v.trim().to_owned())
+        .map(|(_, v)| v.trim())
 }
 
 impl State {
@@ -518,7 +620,7 @@ impl State {
                 if let Some(ue) = self.ues.remove(&connection.id) {
                     tracing::info!(peer = %ue.peer, ?error, "UE connection closed");
                     self.contacts.retain(|_, c| *c != connection.id);
-                    let gone: Vec<String> = self
+                    let gone: Vec<Arc<str>> = self
                         .forwards
                         .iter()
                         .filter(|(_, f)| matches!(f.origin, Origin::Ue(c) if c == connection.id))
@@ -535,7 +637,7 @@ impl State {
                     tracing::warn!(server = %connection.peer_addr, ?error, "MCPTT server connection closed");
                     self.server_failed(i, "connection closed");
                     self.notify_routes.retain(|_, c| c.id() != connection.id);
-                    let stranded: Vec<String> = self
+                    let stranded: Vec<Arc<str>> = self
                         .forwards
                         .iter()
                         .filter(|(_, f)| f.conn == Some(connection.id))
@@ -557,14 +659,28 @@ impl State {
 
     /// Step 2: a UE completed the mutual TLS handshake.
     fn on_connected(&mut self, handle: ConnectionHandle) {
-        let info = handle.info().clone();
+        // (Borrowed, not cloned: what the trace needs is copied out below.)
+        let info = handle.info();
+        let id = info.id;
         let peer = info
             .identity
             .as_ref()
             .map_or_else(|| "<no certificate>".to_owned(), |i| i.label().to_owned());
-        let version = info
-            .tls_version
-            .map_or_else(|| "TLS".to_owned(), |v| format!("{v:?}"));
+        let version = match info.tls_version {
+            None => "TLS",
+            Some(v) => match &self.tls_version_name {
+                Some((seen, name)) if *seen == v => name.as_str(),
+                _ => self
+                    .tls_version_name
+                    .insert((v, format!("{v:?}")))
+                    .1
+                    .as_str(),
+            },
+        };
+        let mut first_line = String::with_capacity(version.len() + 44 + peer.len());
+        first_line.push_str(version);
+        first_line.push_str(" handshake, client certificate verified: ");
+        first_line.push_str(&peer);
         let uris = info
             .identity
             .as_ref()
@@ -576,17 +692,17 @@ impl State {
                 from: Some(Actor::Ue),
                 ue: user_of(&peer),
                 method: TLS.into(),
-                first_line: format!("{version} handshake, client certificate verified: {peer}"),
+                first_line,
                 headers: vec![
                     ("Client-Certificate-URI-SAN".into(), uris),
                     ("Server-Certificate".into(), self.config.node_uri.clone()),
-                    ("Peer".into(), info.peer_addr.to_string()),
+                    ("Peer".into(), socket_addr_text(info.peer_addr)),
                 ],
                 ..Observation::default()
             },
         );
         self.ues.insert(
-            info.id,
+            id,
             UeConn {
                 handle,
                 peer,
@@ -655,7 +771,7 @@ impl State {
                     .headers()
                     .get("Via")
                     .and_then(branch_of)
-                    .and_then(|b| self.notify_routes.remove(&b));
+                    .and_then(|b| self.notify_routes.remove(b));
                 resp.headers_mut().remove_first("Via");
                 if let Some(conn) = route {
                     self.out.push((Target::Conn(conn), Message::Response(resp)));
@@ -696,19 +812,33 @@ impl State {
     /// Steps 3–5: the registrar answers and queues the third-party REGISTER.
     fn on_register(&mut self, req: Request, conn: ConnectionHandle) {
         let id = conn.id();
-        let peer = self.peer_of(id);
         let now = self.clock.now();
-        let outcome = self.store_io(|r| r.handle_register(now, &peer, &req));
+        // (The peer is borrowed from its connection, not copied: the registrar and the
+        // connection table are separate fields.)
+        let peer = self.ues.get(&id).map_or("", |u| u.peer.as_str());
+        let registrar = &mut self.registrar;
+        let handle = |r: &mut Registrar<StoreChoice>| r.handle_register(now, peer, &req);
+        let mut outcome = if self.blocking_store {
+            blocking_io(|| handle(registrar))
+        } else {
+            handle(registrar)
+        };
+        let registered = outcome.registered_identity.is_some();
         if let Some(ue) = self.ues.get_mut(&id) {
-            ue.asserted.clone_from(&outcome.registered_identity);
+            ue.asserted = outcome.registered_identity.take();
         }
-        if outcome.registered_identity.is_some() {
+        if registered {
             for c in req.headers().values("Contact") {
-                self.contacts.insert(contact_key(&uri_of(c)), id);
+                let key = contact_key_of_value(c);
+                // A refresh from the same connection: the entry is already there.
+                if self.contacts.get(&key) != Some(&id) {
+                    self.contacts.insert(key, id);
+                }
             }
         }
         match &outcome.result {
             Err(e @ RegistrarError::StoreUnavailable(_)) => {
+                let peer = self.peer_of(id);
                 tracing::error!(
                     %peer,
                     error = %e,
@@ -723,13 +853,12 @@ impl State {
                     ),
                 );
             }
-            Err(e) => tracing::warn!(%peer, error = %e, "REGISTER refused"),
+            Err(e) => tracing::warn!(peer = %self.peer_of(id), error = %e, "REGISTER refused"),
             Ok(()) => {}
         }
         self.out
             .push((Target::Ue(conn), Message::Response(outcome.response)));
-        let ue_call_id = req.headers().get("Call-ID").map(str::to_owned);
-        self.drain_registrar(ue_call_id.as_deref());
+        self.drain_registrar(req.headers().get("Call-ID"));
     }
 
     /// A reg event SUBSCRIBE (RFC 3680) from a UE for its own registration state: the
@@ -742,7 +871,7 @@ impl State {
         if (200..300).contains(&resp.status())
             && let Some(c) = req.headers().get("Contact")
         {
-            self.contacts.insert(contact_key(&uri_of(c)), id);
+            self.contacts.insert(contact_key_of_value(c), id);
         }
         self.out.push((Target::Ue(conn), Message::Response(resp)));
         self.drain_registrar(None);
@@ -752,8 +881,9 @@ impl State {
     fn drain_registrar(&mut self, ue_call_id: Option<&str>) {
         while let Some(t) = self.registrar.poll_transmit() {
             let msg = Message::Request(t.request);
-            if let (Some(ue), Some(tp)) = (ue_call_id, super::wire::call_id(&msg)) {
-                self.trace.alias(&tp, ue);
+            // (`wire::call_id` without its copy.)
+            if let (Some(ue), Some(tp)) = (ue_call_id, msg.headers().get("Call-ID")) {
+                self.trace.alias(tp.trim(), ue);
             }
             // Third-party REGISTERs go to the application server; reg event NOTIFYs to the
             // subscriber's connection when it is one of ours.
@@ -904,7 +1034,7 @@ impl State {
         {
             // NOTIFYs of this dialog reach the UE on this connection, even when it
             // registered through another SIP core instance.
-            self.contacts.insert(contact_key(&uri_of(c)), id);
+            self.contacts.insert(contact_key_of_value(c), id);
         }
         self.send_to_server(Origin::Ue(id), req);
     }
@@ -941,9 +1071,12 @@ impl State {
 
     /// The server requests go to now: the first not held down (else the first listed).
     fn preferred_server(&self) -> usize {
-        self.server_order(self.clock.now())
-            .first()
-            .copied()
+        // The first of `server_order` without building it: the first server up, else the
+        // first listed.
+        let now = self.clock.now();
+        self.servers
+            .iter()
+            .position(|s| s.down_until.is_none_or(|t| t <= now))
             .unwrap_or(0)
     }
 
@@ -978,7 +1111,12 @@ impl State {
     /// Sends `req` (its top Via branch is its key) to the preferred server, tracked for
     /// failover.
     fn send_to_server(&mut self, origin: Origin, req: Request) {
-        let Some(key) = req.headers().get("Via").and_then(branch_of) else {
+        let Some(key) = req
+            .headers()
+            .get("Via")
+            .and_then(branch_of)
+            .map(Arc::<str>::from)
+        else {
             self.out.push((
                 Target::Server(self.preferred_server(), None),
                 Message::Request(req),
@@ -993,10 +1131,8 @@ impl State {
             return;
         }
         let deadline = self.clock.now() + self.config.mcptt_timeout;
-        let mut tried = vec![false; self.servers.len()];
-        if let Some(t) = tried.get_mut(server) {
-            *t = true;
-        }
+        let mut tried = Tried::new(self.servers.len());
+        tried.mark(server);
         self.out.push((
             Target::Server(server, Some(key.clone())),
             Message::Request(req.clone()),
@@ -1017,8 +1153,8 @@ impl State {
 
     /// Forgets the forwarded request `key`.
     fn untrack(&mut self, key: &str) -> Option<Forward> {
-        let f = self.forwards.remove(key)?;
-        self.deadlines.remove(&(f.deadline, key.to_owned()));
+        let (key, f) = self.forwards.remove_entry(key)?;
+        self.deadlines.remove(&(f.deadline, key));
         Some(f)
     }
 
@@ -1046,7 +1182,7 @@ impl State {
         let next = self
             .server_order(now)
             .into_iter()
-            .find(|&i| !f.tried.get(i).copied().unwrap_or(true));
+            .find(|&i| !f.tried.has(i));
         let Some(next) = next else {
             match f.origin {
                 Origin::Ue(id) => {
@@ -1076,7 +1212,7 @@ impl State {
             server = next,
             "request failed over to the next MCPTT server"
         );
-        let mut key = key.to_owned();
+        let mut key = Arc::<str>::from(key);
         if matches!(f.origin, Origin::Ue(_)) {
             // A new client transaction: a fresh branch (a late answer to the old one is
             // dropped).
@@ -1094,11 +1230,9 @@ impl State {
             if headers.push_front("Via", &via).is_err() {
                 return;
             }
-            key = branch;
+            key = Arc::from(branch);
         }
-        if let Some(t) = f.tried.get_mut(next) {
-            *t = true;
-        }
+        f.tried.mark(next);
         f.server = next;
         f.conn = None;
         f.deadline = now + self.config.mcptt_timeout;
@@ -1128,12 +1262,12 @@ impl State {
                 let final_response = resp.status() >= 200;
                 // The answer to a tracked request, on the connection it was last sent on
                 // (a late answer from a server it failed over from is dropped).
-                let tracked = branch.as_ref().and_then(|b| {
+                let tracked = branch.and_then(|b| {
                     self.forwards
                         .get(b)
                         .map(|f| (f.origin, f.conn == Some(conn.id())))
                 });
-                if let (Some(b), Some((_, true)), true) = (&branch, tracked, final_response) {
+                if let (Some(b), Some((_, true)), true) = (branch, tracked, final_response) {
                     self.untrack(b);
                 }
                 if is_register {
@@ -1163,7 +1297,7 @@ impl State {
     /// Step 15: route a NOTIFY (from server connection `from`) to the UE connection that
     /// registered or subscribed with its Request-URI.
     fn forward_to_ue(&mut self, mut req: Request, from: ConnectionHandle) {
-        let key = contact_key(&req.uri().to_string());
+        let key = contact_key(req.uri().as_str());
         let target = self
             .contacts
             .get(&key)
@@ -1279,6 +1413,7 @@ impl State {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -1290,9 +1425,79 @@ mod tests {
         );
         assert_eq!(contact_key("sip:ue1@EXAMPLE.com"), "ue1@example.com");
         assert_eq!(
-            branch_of("SIP/2.0/TLS h;rport;branch=z9hG4bKabc").as_deref(),
+            branch_of("SIP/2.0/TLS h;rport;branch=z9hG4bKabc"),
             Some("z9hG4bKabc")
         );
         assert_eq!(branch_of("SIP/2.0/TLS h"), None);
+        assert_eq!(
+            branch_of("SIP/2.0/TLS h ; BRANCH = z9hG4bKx ;core=t"),
+            Some("z9hG4bKx")
+        );
+    }
+
+    #[test]
+    fn socket_addr_text_is_display() {
+        for a in [
+            "0.0.0.0:0",
+            "127.0.0.1:5061",
+            "255.255.255.255:65535",
+            "10.20.3.40:9",
+            "[::1]:5061",
+            "[fe80::1%2]:80",
+        ] {
+            let addr: SocketAddr = a.parse().unwrap();
+            assert_eq!(socket_addr_text(addr), addr.to_string());
+        }
+    }
+
+    #[test]
+    fn tried_servers() {
+        for n in [0, 1, 3, 64, 65, 100] {
+            let mut t = Tried::new(n);
+            assert!(t.has(n), "a server outside the list counts as tried");
+            for i in 0..n {
+                assert!(!t.has(i));
+            }
+            if n > 0 {
+                t.mark(n - 1);
+                t.mark(0);
+                assert!(t.has(0) && t.has(n - 1));
+                assert_eq!(
+                    (0..n).filter(|&i| t.has(i)).count(),
+                    if n == 1 { 1 } else { 2 }
+                );
+            }
+            t.mark(n + 5);
+            assert!(t.has(n + 5));
+        }
+    }
+
+    /// The key of a Contact value is the key of the URI `uri_of` finds in it (the copy it
+    /// made is gone, the key is not).
+    #[test]
+    fn contact_key_of_value_is_contact_key_of_uri_of() {
+        for v in [
+            "<sip:ue1@127.0.0.1:5000;transport=tls>;expires=600;+sip.instance=\"<urn:uuid:1>\"",
+            "  \"UE 1\" <sips:UE1@Example.COM:5061>  ",
+            "sip:ue1@EXAMPLE.com;expires=0",
+            "sip:EXAMPLE.com",
+            "<sip:ue1@host?subject=x>",
+            "<sip:a@b@C.d>",
+            "< sip:ue1@HOST >",
+            "<",
+            "",
+            "*",
+            "<sip:ü@HÖST.example>",
+        ] {
+            assert_eq!(
+                contact_key_of_value(v),
+                contact_key(&uri_of(v)),
+                "for {v:?}"
+            );
+        }
+        assert_eq!(
+            contact_key_of_value("<sip:ue1@EXAMPLE.com:5061;transport=tls>;expires=60"),
+            "ue1@example.com:5061"
+        );
     }
 }
