@@ -37,9 +37,11 @@
 
 use crate::directory::{McpttId, User};
 use crate::milenage::{AkaFailure, AuthVector, RAND_LEN};
+use crate::oauth::{Fields, Form};
 use crate::otp::OtpFailure;
 use crate::random::RandomSource;
 use crate::{Error, hex, unix_seconds};
+use base64::Engine as _;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
@@ -76,7 +78,7 @@ pub struct Field {
 /// The submitted login form (name–value pairs as decoded from the request body).
 #[derive(Clone, Copy, Debug)]
 pub struct LoginInput<'a> {
-    fields: &'a [(String, String)],
+    fields: Fields<'a>,
     /// The result of checking `password` against the user's hash, when [`crate::Idms`] ran
     /// that check already (outside its lock; see [`crate::Idms::begin_login`]).
     password_checked: Option<bool>,
@@ -86,6 +88,16 @@ impl<'a> LoginInput<'a> {
     /// Wraps decoded form fields.
     #[must_use]
     pub fn new(fields: &'a [(String, String)]) -> Self {
+        Self::from_fields(Fields::Pairs(fields))
+    }
+
+    /// Wraps a decoded [`Form`].
+    #[must_use]
+    pub fn from_form(form: &'a Form) -> Self {
+        Self::from_fields(Fields::Form(form))
+    }
+
+    pub(crate) fn from_fields(fields: Fields<'a>) -> Self {
         Self {
             fields,
             password_checked: None,
@@ -101,10 +113,7 @@ impl<'a> LoginInput<'a> {
     /// The value of a field (the first one if repeated).
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&'a str> {
-        self.fields
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.fields.get(name)
     }
 }
 
@@ -367,7 +376,8 @@ struct PendingAka {
 pub struct SimMethod {
     config: SimConfig,
     sqn: HashMap<McpttId, u64>,
-    pending: HashMap<String, PendingAka>,
+    /// Pending challenges by the 16 random bytes of their id (see [`challenge_key`]).
+    pending: HashMap<[u8; CHALLENGE_ID_LEN], PendingAka>,
 }
 
 impl SimMethod {
@@ -409,10 +419,12 @@ impl SimMethod {
         let mut rand = [0u8; RAND_LEN];
         rng.fill(&mut rand).map_err(|_| AuthFailure::Internal)?;
         let v = AuthVector::generate(&sim.milenage, rand, sqn, sim.amf);
-        let id = crate::random::token(rng, 16).map_err(|_| AuthFailure::Internal)?;
+        let mut key = [0u8; CHALLENGE_ID_LEN];
+        rng.fill(&mut key).map_err(|_| AuthFailure::Internal)?;
+        let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key);
         let expires = now + self.config.challenge_lifetime;
         self.pending.insert(
-            id.clone(),
+            key,
             PendingAka {
                 user: user.mcptt_id.clone(),
                 rand,
@@ -429,6 +441,23 @@ impl SimMethod {
             fields: SIM_RESPONSE_FIELDS,
             expires,
         }))
+    }
+}
+
+/// Random bytes in a SIM challenge id.
+const CHALLENGE_ID_LEN: usize = 16;
+
+/// The bytes of a challenge id given as text: `None` unless it is the unpadded base64url of
+/// [`CHALLENGE_ID_LEN`] bytes (22 characters), the only text [`SimMethod`] makes (the
+/// decoder refuses non-zero trailing bits, so each id has one text).
+fn challenge_key(text: &str) -> Option<[u8; CHALLENGE_ID_LEN]> {
+    if text.len() != 22 {
+        return None;
+    }
+    let mut buf = [0u8; CHALLENGE_ID_LEN + 2];
+    match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode_slice(text, &mut buf) {
+        Ok(CHALLENGE_ID_LEN) => buf.first_chunk().copied(),
+        _ => None,
     }
 }
 
@@ -451,9 +480,8 @@ impl Authenticator for SimMethod {
             return self.challenge(user, now, rng);
         };
         // Single use: removed before anything is checked.
-        let pending = self
-            .pending
-            .remove(id)
+        let pending = challenge_key(id)
+            .and_then(|key| self.pending.remove(&key))
             .ok_or(AuthFailure::UnknownChallenge)?;
         if pending.user != user.mcptt_id {
             return Err(AuthFailure::UnknownChallenge);

@@ -6,10 +6,10 @@ use crate::authn::{
     PasswordMethod, SimConfig, SimMethod, TwoFactorMethod,
 };
 use crate::directory::Directory;
-use crate::issue::{KeyRing, TokenConfig, TokenResponse, issue};
+use crate::issue::{KeyRing, TokenConfig, TokenResponse, issue_owned};
 use crate::oauth::{
-    AuthorizationServer, AuthorizeError, AuthorizeRequest, ErrorCode, OAuthConfig, OAuthError,
-    parse_authorize,
+    AuthorizationServer, AuthorizeError, AuthorizeRequest, ErrorCode, Fields, Form, OAuthConfig,
+    OAuthError, parse_authorize_fields,
 };
 use crate::password::PasswordHash;
 use crate::random::RandomSource;
@@ -121,12 +121,27 @@ enum Pending {
     Admitted(Admitted),
 }
 
+/// The submitted fields a pending login keeps for [`Idms::finish_login`].
+#[derive(Debug)]
+enum OwnedFields {
+    Pairs(Vec<(String, String)>),
+    Form(Form),
+}
+
+impl OwnedFields {
+    fn view(&self) -> Fields<'_> {
+        match self {
+            Self::Pairs(p) => Fields::Pairs(p),
+            Self::Form(f) => Fields::Form(f),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Admitted {
-    params: Vec<(String, String)>,
+    params: OwnedFields,
     page: LoginPage,
     index: usize,
-    username: String,
     key: String,
     source: IpAddr,
     /// The hash to check the submitted password against (the user's, or the dummy for an
@@ -141,11 +156,7 @@ impl PendingLogin {
         if let Pending::Admitted(a) = &mut self.inner
             && let Some((hash, result @ None)) = &mut a.check
         {
-            let password = a
-                .params
-                .iter()
-                .find(|(n, _)| n == "password")
-                .map_or("", |(_, v)| v.as_str());
+            let password = a.params.view().get("password").unwrap_or("");
             *result = Some(hash.verify(password));
         }
         self
@@ -186,6 +197,8 @@ pub struct Idms {
     throttle: Throttle,
     oauth: AuthorizationServer,
     keys: KeyRing,
+    /// The token settings of `config`, made once.
+    token_config: TokenConfig,
     dummy: PasswordHash,
     /// The JWKS and discovery documents as served, made on first use and dropped whenever
     /// what they show can change (`keys_mut`, `add_method`): both are fetched on every login.
@@ -219,7 +232,14 @@ impl Idms {
             Box::new(TwoFactorMethod::new()),
             Box::new(SimMethod::new(config.sim)),
         ];
+        let token_config = TokenConfig {
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            access_lifetime: config.access_lifetime,
+            id_lifetime: config.id_lifetime,
+        };
         Ok(Self {
+            token_config,
             throttle: Throttle::new(config.throttle),
             oauth: AuthorizationServer::new(config.oauth.clone()),
             config,
@@ -299,7 +319,19 @@ impl Idms {
     /// # Errors
     /// [`AuthorizeError`]: show it, or redirect to its [`AuthorizeError::location`].
     pub fn authorize(&self, params: &[(String, String)]) -> Result<LoginPage, AuthorizeError> {
-        let request = parse_authorize(params, &self.directory, &self.config.oauth)?;
+        self.authorize_fields(Fields::Pairs(params))
+    }
+
+    /// [`Idms::authorize`] over a decoded [`Form`] (the query).
+    ///
+    /// # Errors
+    /// As [`Idms::authorize`].
+    pub fn authorize_form(&self, form: &Form) -> Result<LoginPage, AuthorizeError> {
+        self.authorize_fields(Fields::Form(form))
+    }
+
+    fn authorize_fields(&self, params: Fields<'_>) -> Result<LoginPage, AuthorizeError> {
+        let request = parse_authorize_fields(params, &self.directory, &self.config.oauth)?;
         let index = self.method_index(&request)?;
         Ok(self.page(request, index, None))
     }
@@ -344,27 +376,43 @@ impl Idms {
         source: IpAddr,
         now: SystemTime,
     ) -> PendingLogin {
+        self.begin_login_fields(OwnedFields::Pairs(params), source, now)
+    }
+
+    /// [`Idms::begin_login_owned`] taking a decoded [`Form`] (the request body).
+    pub fn begin_login_form(
+        &mut self,
+        form: Form,
+        source: IpAddr,
+        now: SystemTime,
+    ) -> PendingLogin {
+        self.begin_login_fields(OwnedFields::Form(form), source, now)
+    }
+
+    fn begin_login_fields(
+        &mut self,
+        params: OwnedFields,
+        source: IpAddr,
+        now: SystemTime,
+    ) -> PendingLogin {
         let decided = |outcome| PendingLogin {
             inner: Pending::Decided(outcome),
         };
-        let request = match parse_authorize(&params, &self.directory, &self.config.oauth) {
-            Ok(r) => r,
-            Err(e) => return decided(LoginOutcome::Error(e)),
-        };
+        let request =
+            match parse_authorize_fields(params.view(), &self.directory, &self.config.oauth) {
+                Ok(r) => r,
+                Err(e) => return decided(LoginOutcome::Error(e)),
+            };
         let index = match self.method_index(&request) {
             Ok(i) => i,
             Err(e) => return decided(LoginOutcome::Error(e)),
         };
-        let input = LoginInput::new(&params);
-        let username = input
-            .get("username")
-            .map(str::trim)
-            .unwrap_or("")
-            .to_owned();
+        let input = LoginInput::from_fields(params.view());
+        let username = input.get("username").map(str::trim).unwrap_or("");
         let page = self.page(
             request,
             index,
-            (!username.is_empty()).then(|| username.clone()),
+            (!username.is_empty()).then(|| username.to_owned()),
         );
         if username.is_empty() {
             return decided(LoginOutcome::Failed {
@@ -372,9 +420,10 @@ impl Idms {
                 failure: AuthFailure::MissingField("username"),
             });
         }
-        let key: String = self.directory.user(&username).map_or_else(
+        let user = self.directory.user(username);
+        let key: String = user.map_or_else(
             || username.chars().take(256).collect(),
-            |u| u.mcptt_id.to_string(),
+            |u| u.mcptt_id.as_str().to_owned(),
         );
         match self.throttle.begin(&key, source, now) {
             Ok(()) => {}
@@ -392,7 +441,7 @@ impl Idms {
             }
         }
         let password = input.get("password");
-        let hash = match self.directory.user(&username) {
+        let hash = match user {
             None => password.map(|_| self.dummy.clone()),
             Some(user)
                 if user.allows_client(&page.request.client_id)
@@ -407,7 +456,6 @@ impl Idms {
                 params,
                 page,
                 index,
-                username,
                 key,
                 source,
                 check: hash.map(|h| (h, None)),
@@ -432,14 +480,15 @@ impl Idms {
             params,
             page,
             index,
-            username,
             key,
             source,
             check,
         } = a;
         self.throttle.end(&key, source);
-        let mut input = LoginInput::new(&params);
-        let result = match self.directory.user(&username) {
+        let mut input = LoginInput::from_fields(params.view());
+        // Admitted logins have a username, which `page` shows.
+        let username = page.username.as_deref().unwrap_or("");
+        let result = match self.directory.user(username) {
             None => {
                 // Same work as a known user's check (done now unless verify() ran).
                 if let Some((hash, None)) = &check {
@@ -468,9 +517,11 @@ impl Idms {
         match result {
             Ok((Outcome::Authenticated, mcptt_id)) => {
                 self.throttle.record_success(&key);
+                let mut page = page;
+                let acr = std::mem::take(&mut page.acr);
                 match self
                     .oauth
-                    .issue_code(&page.request, &mcptt_id, &page.acr, now, rng)
+                    .issue_code_taking(&mut page.request, mcptt_id, acr, now, rng)
                 {
                     Ok(location) => LoginOutcome::Redirect(location),
                     Err(_) => LoginOutcome::Error(AuthorizeError::Redirect {
@@ -509,14 +560,36 @@ impl Idms {
         now: SystemTime,
         rng: &dyn RandomSource,
     ) -> Result<TokenResponse, OAuthError> {
-        let grant = self.oauth.token(params, &self.directory, now, rng)?;
-        let config = TokenConfig {
-            issuer: self.config.issuer.clone(),
-            audience: self.config.audience.clone(),
-            access_lifetime: self.config.access_lifetime,
-            id_lifetime: self.config.id_lifetime,
-        };
-        Ok(issue(&self.keys, &config, &grant, unix_seconds(now), rng)?)
+        self.token_fields(Fields::Pairs(params), now, rng)
+    }
+
+    /// [`Idms::token`] over a decoded [`Form`] (the request body).
+    ///
+    /// # Errors
+    /// As [`Idms::token`].
+    pub fn token_form(
+        &mut self,
+        form: &Form,
+        now: SystemTime,
+        rng: &dyn RandomSource,
+    ) -> Result<TokenResponse, OAuthError> {
+        self.token_fields(Fields::Form(form), now, rng)
+    }
+
+    fn token_fields(
+        &mut self,
+        params: Fields<'_>,
+        now: SystemTime,
+        rng: &dyn RandomSource,
+    ) -> Result<TokenResponse, OAuthError> {
+        let grant = self.oauth.token_fields(params, &self.directory, now, rng)?;
+        Ok(issue_owned(
+            &self.keys,
+            &self.token_config,
+            grant,
+            unix_seconds(now),
+            rng,
+        )?)
     }
 
     /// The JWKS document (every key of the ring).

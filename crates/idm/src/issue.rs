@@ -113,7 +113,10 @@ impl TokenResponse {
         push_json_str(&mut out, &self.access_token);
         out.push_str(",\"token_type\":");
         push_json_str(&mut out, &self.token_type);
-        out.push_str(&format!(",\"expires_in\":{}", self.expires_in));
+        {
+            use std::fmt::Write as _;
+            let _ = write!(out, ",\"expires_in\":{}", self.expires_in);
+        }
         out.push_str(",\"refresh_token\":");
         push_json_str(&mut out, &self.refresh_token);
         if let Some(id_token) = &self.id_token {
@@ -154,41 +157,63 @@ pub fn issue(
     now: u64,
     rng: &dyn RandomSource,
 ) -> Result<TokenResponse, Error> {
+    issue_owned(keys, config, grant.clone(), now, rng)
+}
+
+/// [`issue`] taking the grant by value: its strings move into the claims and the response
+/// instead of being copied.
+pub(crate) fn issue_owned(
+    keys: &KeyRing,
+    config: &TokenConfig,
+    grant: Grant,
+    now: u64,
+    rng: &dyn RandomSource,
+) -> Result<TokenResponse, Error> {
+    let Grant {
+        mcptt_id,
+        client_id,
+        scope,
+        nonce,
+        acr,
+        auth_time,
+        refresh_token,
+    } = grant;
     let signer = keys.active();
-    let scope = grant.scope.join(" ");
+    let scope = scope.join(" ");
+    let sub = mcptt_id.as_str();
     let access_exp = now + config.access_lifetime.as_secs().max(1);
     let access_token = signer.sign_access_token(&AccessTokenClaims {
         iss: config.issuer.clone(),
-        sub: grant.mcptt_id.to_string(),
+        sub: sub.to_owned(),
         aud: config.audience.clone(),
         exp: access_exp,
         iat: now,
         jti: token(rng, 16)?,
-        client_id: grant.client_id.clone(),
+        client_id: client_id.clone(),
         scope: scope.clone(),
-        mcptt_id: grant.mcptt_id.to_string(),
-        auth_time: Some(grant.auth_time),
-        acr: Some(grant.acr.clone()),
+        mcptt_id: sub.to_owned(),
+        auth_time: Some(auth_time),
+        acr: Some(acr.clone()),
         ..Default::default()
     })?;
     let id_token = signer.sign_id_token(&IdTokenClaims {
         iss: config.issuer.clone(),
-        sub: grant.mcptt_id.to_string(),
-        aud: grant.client_id.clone(),
+        sub: sub.to_owned(),
+        aud: client_id.clone(),
         exp: now + config.id_lifetime.as_secs().max(1),
         iat: now,
-        auth_time: Some(grant.auth_time),
-        nonce: grant.nonce.clone(),
-        acr: Some(grant.acr.clone()),
-        azp: Some(grant.client_id.clone()),
-        mcptt_id: grant.mcptt_id.to_string(),
+        auth_time: Some(auth_time),
+        nonce,
+        acr: Some(acr),
+        azp: Some(client_id),
+        mcptt_id: sub.to_owned(),
         ..Default::default()
     })?;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer".into(),
         expires_in: access_exp - now,
-        refresh_token: grant.refresh_token.clone(),
+        refresh_token,
         id_token: Some(id_token),
         scope,
     })

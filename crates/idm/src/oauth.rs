@@ -16,7 +16,7 @@
 //! token descended from the same grant (RFC 6749 §4.1.2 and §10.4; RFC 9700 §4.14.2).
 
 use crate::directory::{Directory, McpttId};
-use crate::random::{RandomSource, token};
+use crate::random::RandomSource;
 use crate::{Error, unix_seconds};
 use base64::Engine as _;
 use std::collections::{HashMap, VecDeque};
@@ -225,7 +225,10 @@ pub struct AuthorizeRequest {
 }
 
 /// The parameters of an authorization request that a login form carries along.
-pub const AUTHORIZE_PARAMS: &[&str] = &[
+pub const AUTHORIZE_PARAMS: &[&str] = &AUTHORIZE_NAMES;
+
+/// [`AUTHORIZE_PARAMS`] as an array (for [`Fields::named`]).
+const AUTHORIZE_NAMES: [&str; 10] = [
     "response_type",
     "client_id",
     "redirect_uri",
@@ -282,14 +285,16 @@ pub fn s256_challenge(verifier: &str) -> String {
 /// Appends query parameters to a URI (percent-encoding them).
 #[must_use]
 pub fn append_query(uri: &str, params: &[(&str, &str)]) -> String {
-    let mut out = uri.to_owned();
+    let encoded: usize = params.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    let mut out = String::with_capacity(uri.len() + encoded);
+    out.push_str(uri);
     let mut sep = if uri.contains('?') { '&' } else { '?' };
     for (k, v) in params {
         out.push(sep);
         sep = '&';
-        out.push_str(&percent_encode(k));
+        push_percent_encoded(&mut out, k);
         out.push('=');
-        out.push_str(&percent_encode(v));
+        push_percent_encoded(&mut out, v);
     }
     out
 }
@@ -298,14 +303,27 @@ pub fn append_query(uri: &str, params: &[(&str, &str)]) -> String {
 #[must_use]
 pub fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
+    push_percent_encoded(&mut out, s);
+    out
+}
+
+/// Appends `s` to `out`, percent-encoding everything but RFC 3986 unreserved characters.
+fn push_percent_encoded(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let unreserved = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
+    // Runs of unreserved characters (all of a code, token or base64url value) are copied
+    // whole; they are ASCII, so each run is a `str`.
+    let mut run = 0;
+    for (i, b) in s.bytes().enumerate() {
+        if !unreserved(b) {
+            out.push_str(s.get(run..i).unwrap_or_default());
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+            run = i + 1;
         }
     }
-    out
+    out.push_str(s.get(run..).unwrap_or_default());
 }
 
 /// Decodes `application/x-www-form-urlencoded` text (also a URL query) into name–value pairs.
@@ -314,29 +332,278 @@ pub fn percent_encode(s: &str) -> String {
 /// [`Error::Malformed`] for bad percent-escapes or invalid UTF-8; [`Error::LimitExceeded`] for
 /// more than `max_pairs` pairs.
 pub fn parse_form(text: &str, max_pairs: usize) -> Result<Vec<(String, String)>, Error> {
-    let mut out = Vec::new();
-    for part in text.split('&').filter(|p| !p.is_empty()) {
-        if out.len() >= max_pairs {
-            return Err(Error::LimitExceeded {
-                what: "form fields",
-                limit: max_pairs,
-            });
-        }
-        let (k, v) = part.split_once('=').unwrap_or((part, ""));
-        out.push((form_decode(k)?, form_decode(v)?));
-    }
-    Ok(out)
+    Ok(Form::parse(text, max_pairs)?.to_pairs())
 }
 
-fn form_decode(s: &str) -> Result<String, Error> {
+/// Decoded `application/x-www-form-urlencoded` fields (a request body or a URL query), held
+/// in one buffer: what [`parse_form`] gives without a `String` per name and value. The
+/// [`crate::Idms`] methods ending in `_form` take it.
+///
+/// ```
+/// use mcptt_idm::oauth::Form;
+/// let f = Form::parse("a=1&b=x+y%2Bz&a=2", 10).unwrap();
+/// assert_eq!(f.get("b"), Some("x y+z"));
+/// assert_eq!(f.get("a"), Some("1"));
+/// assert_eq!(f.iter().count(), 3);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Form {
+    /// The decoded names and values, one after the other.
+    text: String,
+    /// Per pair: where its name starts, where its name ends and its value starts, where its
+    /// value ends (in `text`).
+    spans: Vec<(usize, usize, usize)>,
+}
+
+impl Form {
+    /// Decodes form text: the same pairs, in the same order and with the same errors, as
+    /// [`parse_form`].
+    ///
+    /// # Errors
+    /// [`Error::Malformed`] for bad percent-escapes or invalid UTF-8; [`Error::LimitExceeded`]
+    /// for more than `max_pairs` pairs.
+    pub fn parse(text: &str, max_pairs: usize) -> Result<Self, Error> {
+        let bytes = text.as_bytes();
+        let mut form = Self {
+            text: String::with_capacity(text.len()),
+            spans: Vec::with_capacity(max_pairs.min(16)),
+        };
+        let mut scratch = Vec::new();
+        // One pass: `part` is where the current pair starts in `text`, `run` where its
+        // not yet copied plain bytes start, `name_end` where its name ends in `form.text`
+        // (once its first `=` is seen), `start` where the pair starts in `form.text`.
+        let (mut part, mut run, mut start) = (0, 0, 0);
+        let mut name_end = None;
+        let mut utf8_ok = true;
+        let bad = |reason| Error::Malformed {
+            what: "form encoding",
+            reason,
+        };
+        let mut i = 0;
+        while let Some(&c) = bytes.get(i) {
+            if i == part && c != b'&' && form.spans.len() >= max_pairs {
+                return Err(Error::LimitExceeded {
+                    what: "form fields",
+                    limit: max_pairs,
+                });
+            }
+            if !matches!(c, b'&' | b'=' | b'+' | b'%') || (c == b'=' && name_end.is_some()) {
+                i += 1;
+                continue;
+            }
+            // Specials are ASCII: the plain run before one is a `str`.
+            form.text.push_str(text.get(run..i).unwrap_or_default());
+            i += 1;
+            match c {
+                b'&' => {
+                    if !utf8_ok {
+                        return Err(bad("not UTF-8"));
+                    }
+                    form.end_pair(part + 1 < i, start, name_end);
+                    part = i;
+                    start = form.text.len();
+                    name_end = None;
+                }
+                b'=' => {
+                    if !utf8_ok {
+                        return Err(bad("not UTF-8"));
+                    }
+                    name_end = Some(form.text.len());
+                }
+                b'+' => form.text.push(' '),
+                _ => {
+                    let in_name = name_end.is_none();
+                    let text = &mut form.text;
+                    i = decode_escapes(bytes, i - 1, in_name, text, &mut scratch, &mut utf8_ok)?;
+                }
+            }
+            run = i;
+        }
+        form.text.push_str(text.get(run..).unwrap_or_default());
+        if !utf8_ok {
+            return Err(bad("not UTF-8"));
+        }
+        form.end_pair(part < bytes.len(), start, name_end);
+        Ok(form)
+    }
+
+    /// Records the pair that started at `start` in `text` (if its text was not empty).
+    fn end_pair(&mut self, non_empty: bool, start: usize, name_end: Option<usize>) {
+        if non_empty {
+            let end = self.text.len();
+            self.spans.push((start, name_end.unwrap_or(end), end));
+        }
+    }
+
+    /// Number of pairs.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether there is no pair.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// The pair at `index` (in the order of the text).
+    #[must_use]
+    pub fn pair(&self, index: usize) -> Option<(&str, &str)> {
+        let &(start, mid, end) = self.spans.get(index)?;
+        Some((self.text.get(start..mid)?, self.text.get(mid..end)?))
+    }
+
+    /// The pairs, in the order of the text.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        Fields::Form(self).iter()
+    }
+
+    /// The value of the first pair named `name`.
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// The pairs as owned strings (what [`parse_form`] returns).
+    #[must_use]
+    pub fn to_pairs(&self) -> Vec<(String, String)> {
+        self.iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect()
+    }
+}
+
+/// Decoded name–value pairs as the core reads them: a slice of owned pairs or a [`Form`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Fields<'a> {
+    Pairs(&'a [(String, String)]),
+    Form(&'a Form),
+}
+
+impl<'a> Fields<'a> {
+    /// The pairs, in order.
+    pub(crate) fn iter(self) -> FieldsIter<'a> {
+        match self {
+            Self::Pairs(p) => FieldsIter::Pairs(p.iter()),
+            Self::Form(f) => FieldsIter::Form(&f.text, f.spans.iter()),
+        }
+    }
+
+    /// The value of the first pair named `name`.
+    pub(crate) fn get(self, name: &str) -> Option<&'a str> {
+        match self {
+            Self::Pairs(p) => p.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()),
+            Self::Form(f) => {
+                // Names compared as bytes; a `str` is cut for the value found only.
+                let text = f.text.as_bytes();
+                f.spans
+                    .iter()
+                    .find(|&&(start, mid, _)| text.get(start..mid) == Some(name.as_bytes()))
+                    .and_then(|&(_, mid, end)| f.text.get(mid..end))
+            }
+        }
+    }
+
+    /// For each of `names`, the value of its first pair and how many pairs have that name;
+    /// and the length of the longest value of all pairs. In one pass.
+    pub(crate) fn named<const N: usize>(self, names: &[&str; N]) -> Named<'a, N> {
+        let mut named = Named {
+            first: [None; N],
+            count: [0; N],
+            longest: 0,
+        };
+        match self {
+            Self::Pairs(p) => {
+                for (name, value) in p {
+                    named.note(names, name.as_bytes(), value.len(), || value);
+                }
+            }
+            Self::Form(f) => {
+                let text = f.text.as_bytes();
+                for &(start, mid, end) in &f.spans {
+                    let name = text.get(start..mid).unwrap_or_default();
+                    let value = || f.text.get(mid..end).unwrap_or_default();
+                    named.note(names, name, end - mid, value);
+                }
+            }
+        }
+        named
+    }
+}
+
+/// What [`Fields::named`] found.
+pub(crate) struct Named<'a, const N: usize> {
+    /// Per name: the value of its first pair.
+    pub(crate) first: [Option<&'a str>; N],
+    /// Per name: how many pairs have it.
+    pub(crate) count: [u32; N],
+    /// Length of the longest value (all pairs).
+    pub(crate) longest: usize,
+}
+
+impl<'a, const N: usize> Named<'a, N> {
+    fn note(
+        &mut self,
+        names: &[&str; N],
+        name: &[u8],
+        len: usize,
+        value: impl FnOnce() -> &'a str,
+    ) {
+        self.longest = self.longest.max(len);
+        if let Some(i) = names.iter().position(|n| n.as_bytes() == name)
+            && let (Some(first), Some(count)) = (self.first.get_mut(i), self.count.get_mut(i))
+        {
+            if first.is_none() {
+                *first = Some(value());
+            }
+            *count += 1;
+        }
+    }
+}
+
+/// The iterator of [`Fields::iter`].
+pub(crate) enum FieldsIter<'a> {
+    Pairs(std::slice::Iter<'a, (String, String)>),
+    Form(&'a str, std::slice::Iter<'a, (usize, usize, usize)>),
+}
+
+impl<'a> Iterator for FieldsIter<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Self::Pairs(it) => it.next().map(|(n, v)| (n.as_str(), v.as_str())),
+            Self::Form(text, it) => {
+                let &(start, mid, end) = it.next()?;
+                // The spans cut `text` where Form::parse put them: always in bounds.
+                Some((
+                    text.get(start..mid).unwrap_or_default(),
+                    text.get(mid..end).unwrap_or_default(),
+                ))
+            }
+        }
+    }
+}
+
+/// Decodes the run of `%XX` escapes at `at` in `bytes` onto `out` and returns where it
+/// ends. Escaped non-ASCII bytes gather in `scratch` and make characters only if they are
+/// UTF-8 on their own (an ASCII byte never sits inside a character); when they are not,
+/// `utf8_ok` turns false, and the caller reports it at the end of the name or value, so a bad
+/// escape later in the same name or value is the error reported, as a decoder that checks
+/// UTF-8 last would. An escape is cut ("truncated") where the name (`in_name`: at `=` or
+/// `&`) or value (at `&`) ends, as in a decoder given that name or value alone.
+fn decode_escapes(
+    bytes: &[u8],
+    at: usize,
+    in_name: bool,
+    out: &mut String,
+    scratch: &mut Vec<u8>,
+    utf8_ok: &mut bool,
+) -> Result<usize, Error> {
     let bad = |reason| Error::Malformed {
         what: "form encoding",
         reason,
-    };
-    let special = |b: &u8| *b == b'%' || *b == b'+';
-    // Most values (codes, tokens, ids, base64url) have nothing to decode.
-    let Some(first) = s.bytes().position(|b| special(&b)) else {
-        return Ok(s.to_owned());
     };
     let hex = |b: u8| match b {
         b'0'..=b'9' => Some(b - b'0'),
@@ -344,32 +611,38 @@ fn form_decode(s: &str) -> Result<String, Error> {
         b'A'..=b'F' => Some(b - b'A' + 10),
         _ => None,
     };
-    let (plain, mut rest) = s.as_bytes().split_at(first);
-    let mut bytes = Vec::with_capacity(s.len());
-    bytes.extend_from_slice(plain);
-    // Runs without escapes are copied whole; `rest` starts at a `%` or `+` or is empty.
-    loop {
-        rest = match rest {
-            [] => break,
-            [b'+', more @ ..] => {
-                bytes.push(b' ');
-                more
+    let mut flush = |out: &mut String, scratch: &mut Vec<u8>| {
+        if !scratch.is_empty() {
+            match std::str::from_utf8(scratch) {
+                Ok(chars) => out.push_str(chars),
+                Err(_) => *utf8_ok = false,
             }
-            [b'%', h, l, more @ ..] => {
-                let (Some(h), Some(l)) = (hex(*h), hex(*l)) else {
-                    return Err(bad("bad percent-escape"));
-                };
-                bytes.push(h << 4 | l);
-                more
-            }
-            _ => return Err(bad("truncated percent-escape")),
+            scratch.clear();
+        }
+    };
+    let mut i = at;
+    while bytes.get(i) == Some(&b'%') {
+        let ends = |b: &&u8| **b == b'&' || (in_name && **b == b'=');
+        let (Some(&h), Some(&l)) = (
+            bytes.get(i + 1).filter(|b| !ends(b)),
+            bytes.get(i + 2).filter(|b| !ends(b)),
+        ) else {
+            return Err(bad("truncated percent-escape"));
         };
-        let run = rest.iter().position(special).unwrap_or(rest.len());
-        let (plain, more) = rest.split_at(run);
-        bytes.extend_from_slice(plain);
-        rest = more;
+        let (Some(h), Some(l)) = (hex(h), hex(l)) else {
+            return Err(bad("bad percent-escape"));
+        };
+        let byte = h << 4 | l;
+        if byte.is_ascii() {
+            flush(out, scratch);
+            out.push(char::from(byte));
+        } else {
+            scratch.push(byte);
+        }
+        i += 3;
     }
-    String::from_utf8(bytes).map_err(|_| bad("not UTF-8"))
+    flush(out, scratch);
+    Ok(i)
 }
 
 /// Validates an authorization request.
@@ -385,14 +658,39 @@ pub fn parse_authorize(
     directory: &Directory,
     config: &OAuthConfig,
 ) -> Result<AuthorizeRequest, AuthorizeError> {
+    parse_authorize_fields(Fields::Pairs(params), directory, config)
+}
+
+/// [`parse_authorize`] over a [`Form`].
+///
+/// # Errors
+/// As [`parse_authorize`].
+pub fn parse_authorize_form(
+    form: &Form,
+    directory: &Directory,
+    config: &OAuthConfig,
+) -> Result<AuthorizeRequest, AuthorizeError> {
+    parse_authorize_fields(Fields::Form(form), directory, config)
+}
+
+pub(crate) fn parse_authorize_fields(
+    params: Fields<'_>,
+    directory: &Directory,
+    config: &OAuthConfig,
+) -> Result<AuthorizeRequest, AuthorizeError> {
     let display = |d| AuthorizeError::Display(OAuthError::new(ErrorCode::InvalidRequest, d));
+    // Each parameter of the request: its first value and how often it came, in one pass.
+    let Named {
+        first,
+        count,
+        longest,
+    } = params.named(&AUTHORIZE_NAMES);
+    let index = |name: &str| AUTHORIZE_NAMES.iter().position(|n| *n == name);
     let single = |name: &str| -> Result<Option<&str>, ()> {
-        let mut it = params.iter().filter(|(n, _)| n == name);
-        let first = it.next().map(|(_, v)| v.as_str());
-        if it.next().is_some() {
-            Err(())
-        } else {
-            Ok(first)
+        let i = index(name);
+        match i.and_then(|i| count.get(i)) {
+            Some(n) if *n > 1 => Err(()),
+            _ => Ok(i.and_then(|i| first.get(i).copied().flatten())),
         }
     };
     let client_id = single("client_id")
@@ -410,23 +708,25 @@ pub fn parse_authorize(
     if !client.redirect_uris.iter().any(|u| u == redirect_uri) {
         return Err(display("redirect_uri is not registered for this client"));
     }
-    // From here on, errors go back to the client.
-    let state_raw = single("state")
-        .ok()
-        .flatten()
-        .filter(|s| s.len() <= config.max_param_len)
-        .map(str::to_owned);
+    // From here on, errors go back to the client (with the client's `state`, if usable).
     let fail = |code, description| AuthorizeError::Redirect {
         redirect_uri: redirect_uri.to_owned(),
-        state: state_raw.clone(),
+        state: single("state")
+            .ok()
+            .flatten()
+            .filter(|s| s.len() <= config.max_param_len)
+            .map(str::to_owned),
         error: OAuthError::new(code, description),
     };
-    for (name, value) in params {
+    // The first parameter too long or repeated (if any) names the error.
+    let suspect = longest > config.max_param_len || count.iter().any(|n| *n > 1);
+    for (name, value) in params.iter().filter(|_| suspect) {
         if value.len() > config.max_param_len {
             return Err(fail(ErrorCode::InvalidRequest, "parameter too long"));
         }
-        if AUTHORIZE_PARAMS.contains(&name.as_str())
-            && params.iter().filter(|(n, _)| n == name).count() > 1
+        if index(name)
+            .and_then(|i| count.get(i))
+            .is_some_and(|n| *n > 1)
         {
             return Err(fail(
                 ErrorCode::InvalidRequest,
@@ -481,8 +781,7 @@ pub fn parse_authorize(
             ));
         }
     }
-    let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(code_challenge);
-    if code_challenge.len() != 43 || decoded.map(|d| d.len()) != Ok(32) {
+    if code_challenge.len() != 43 || secret_key(code_challenge).is_none() {
         return Err(fail(
             ErrorCode::InvalidRequest,
             "code_challenge is not a base64url SHA-256 value",
@@ -541,10 +840,43 @@ trait Expires {
 ///
 /// A removed entry's queue slot stays until its expiry (its key is then looked up and found
 /// gone), so the queue holds at most the keys inserted within one lifetime.
+///
+/// Keys are the 32 random bytes of a code or refresh token (the token is their unpadded
+/// base64url text, see [`secret_key`]): no heap allocation per entry for the key.
 #[derive(Debug)]
 struct Expiring<V> {
-    map: HashMap<String, V>,
-    queue: VecDeque<(SystemTime, String)>,
+    map: HashMap<Secret, V>,
+    queue: VecDeque<(SystemTime, Secret)>,
+}
+
+/// The random bytes of an authorization code or refresh token.
+type Secret = [u8; SECRET_LEN];
+
+/// Random bytes in an authorization code or refresh token.
+const SECRET_LEN: usize = 32;
+
+/// The bytes of a code or refresh token given as text: `None` unless it is the unpadded
+/// base64url of [`SECRET_LEN`] bytes (43 characters), the only text [`new_secret`] makes. The
+/// decoder refuses non-zero trailing bits, so each key has exactly one text.
+fn secret_key(text: &str) -> Option<Secret> {
+    if text.len() != 43 {
+        return None;
+    }
+    let mut buf = [0u8; SECRET_LEN + 1];
+    match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode_slice(text, &mut buf) {
+        Ok(SECRET_LEN) => buf.first_chunk().copied(),
+        _ => None,
+    }
+}
+
+/// A fresh code or refresh token: its bytes (the map key) and its text (base64url).
+fn new_secret(rng: &dyn RandomSource) -> Result<(Secret, String), Error> {
+    let mut key = [0u8; SECRET_LEN];
+    rng.fill(&mut key)?;
+    Ok((
+        key,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key),
+    ))
 }
 
 impl<V: Expires> Expiring<V> {
@@ -559,23 +891,25 @@ impl<V: Expires> Expiring<V> {
         self.map.len()
     }
 
-    fn insert(&mut self, key: String, value: V) {
-        self.queue.push_back((value.expires(), key.clone()));
+    fn insert(&mut self, key: Secret, value: V) {
+        self.queue.push_back((value.expires(), key));
         self.map.insert(key, value);
     }
 
-    /// The live entry under `key`.
-    fn get(&self, key: &str, now: SystemTime) -> Option<&V> {
-        self.map.get(key).filter(|v| v.expires() > now)
+    /// The live entry under the token `text`.
+    fn get(&self, text: &str, now: SystemTime) -> Option<&V> {
+        self.map
+            .get(&secret_key(text)?)
+            .filter(|v| v.expires() > now)
     }
 
-    /// Takes the entry under `key` out, live or not (an expired one is `Err`).
-    fn remove(&mut self, key: &str, now: SystemTime) -> Option<Result<V, V>> {
-        let v = self.map.remove(key)?;
+    /// Takes the entry under the token `text` out, live or not (an expired one is `Err`).
+    fn remove(&mut self, text: &str, now: SystemTime) -> Option<Result<V, V>> {
+        let v = self.map.remove(&secret_key(text)?)?;
         Some(if v.expires() > now { Ok(v) } else { Err(v) })
     }
 
-    fn retain(&mut self, keep: impl FnMut(&String, &mut V) -> bool) {
+    fn retain(&mut self, keep: impl FnMut(&Secret, &mut V) -> bool) {
         self.map.retain(keep);
     }
 
@@ -630,7 +964,8 @@ struct CodeGrant {
 struct RefreshGrant {
     client_id: String,
     mcptt_id: McpttId,
-    scope: Vec<String>,
+    /// The granted scopes, space-separated (one allocation instead of one per scope).
+    scope: String,
     acr: String,
     auth_time: u64,
     expires: SystemTime,
@@ -695,18 +1030,9 @@ impl AuthorizationServer {
         now: SystemTime,
         rng: &dyn RandomSource,
     ) -> Result<String, Error> {
-        self.purge(now);
-        if self.codes.len() >= self.config.max_codes {
-            return Err(Error::LimitExceeded {
-                what: "outstanding authorization codes",
-                limit: self.config.max_codes,
-            });
-        }
-        let code = token(rng, 32)?;
-        let family = self.next_family;
-        self.next_family += 1;
+        let (key, code, family) = self.new_code(now, rng)?;
         self.codes.insert(
-            code.clone(),
+            key,
             CodeGrant {
                 client_id: request.client_id.clone(),
                 redirect_uri: request.redirect_uri.clone(),
@@ -726,6 +1052,59 @@ impl AuthorizationServer {
         ))
     }
 
+    /// [`AuthorizationServer::issue_code`] moving the request's values into the grant
+    /// instead of copying them: on success `request` is left with its `state` only (the
+    /// rest taken); on error it is untouched.
+    pub(crate) fn issue_code_taking(
+        &mut self,
+        request: &mut AuthorizeRequest,
+        mcptt_id: McpttId,
+        acr: String,
+        now: SystemTime,
+        rng: &dyn RandomSource,
+    ) -> Result<String, Error> {
+        let (key, code, family) = self.new_code(now, rng)?;
+        let location = append_query(
+            &request.redirect_uri,
+            &[("code", &code), ("state", &request.state)],
+        );
+        self.codes.insert(
+            key,
+            CodeGrant {
+                client_id: std::mem::take(&mut request.client_id),
+                redirect_uri: std::mem::take(&mut request.redirect_uri),
+                code_challenge: std::mem::take(&mut request.code_challenge),
+                mcptt_id,
+                scope: std::mem::take(&mut request.scope),
+                nonce: request.nonce.take(),
+                acr,
+                auth_time: unix_seconds(now),
+                expires: now + self.config.code_lifetime,
+                family,
+            },
+        );
+        Ok(location)
+    }
+
+    /// Purges, checks the limit on outstanding codes and draws a code and its family.
+    fn new_code(
+        &mut self,
+        now: SystemTime,
+        rng: &dyn RandomSource,
+    ) -> Result<(Secret, String, u64), Error> {
+        self.purge(now);
+        if self.codes.len() >= self.config.max_codes {
+            return Err(Error::LimitExceeded {
+                what: "outstanding authorization codes",
+                limit: self.config.max_codes,
+            });
+        }
+        let (key, code) = new_secret(rng)?;
+        let family = self.next_family;
+        self.next_family += 1;
+        Ok((key, code, family))
+    }
+
     /// Handles a token request (RFC 6749 §4.1.3 and §6) given its decoded form fields.
     ///
     /// `directory` is consulted for the client registration and to check that the user still
@@ -740,33 +1119,60 @@ impl AuthorizationServer {
         now: SystemTime,
         rng: &dyn RandomSource,
     ) -> Result<Grant, OAuthError> {
+        self.token_fields(Fields::Pairs(params), directory, now, rng)
+    }
+
+    /// [`AuthorizationServer::token`] over a [`Form`].
+    ///
+    /// # Errors
+    /// As [`AuthorizationServer::token`].
+    pub fn token_form(
+        &mut self,
+        form: &Form,
+        directory: &Directory,
+        now: SystemTime,
+        rng: &dyn RandomSource,
+    ) -> Result<Grant, OAuthError> {
+        self.token_fields(Fields::Form(form), directory, now, rng)
+    }
+
+    pub(crate) fn token_fields(
+        &mut self,
+        params: Fields<'_>,
+        directory: &Directory,
+        now: SystemTime,
+        rng: &dyn RandomSource,
+    ) -> Result<Grant, OAuthError> {
         use ErrorCode::{
             InvalidClient, InvalidGrant, InvalidRequest, InvalidScope, UnsupportedGrantType,
         };
         let err = OAuthError::new;
-        let mut get_err = None;
-        let mut get = |name: &str| {
-            let mut it = params.iter().filter(|(n, _)| n == name);
-            let first = it.next().map(|(_, v)| v.as_str());
-            if it.next().is_some() {
-                get_err = Some(err(InvalidRequest, "parameter repeated (RFC 6749 §3.2)"));
-            }
-            first
-        };
-        let grant_type = get("grant_type");
-        let client_id = get("client_id");
-        let code = get("code");
-        let redirect_uri = get("redirect_uri");
-        let verifier = get("code_verifier");
-        let refresh_token = get("refresh_token");
-        let scope = get("scope");
-        if let Some(e) = get_err {
-            return Err(e);
+        let Named {
+            first,
+            count,
+            longest,
+        } = params.named(&[
+            "grant_type",
+            "client_id",
+            "code",
+            "redirect_uri",
+            "code_verifier",
+            "refresh_token",
+            "scope",
+        ]);
+        let [
+            grant_type,
+            client_id,
+            code,
+            redirect_uri,
+            verifier,
+            refresh_token,
+            scope,
+        ] = first;
+        if count.iter().any(|n| *n > 1) {
+            return Err(err(InvalidRequest, "parameter repeated (RFC 6749 §3.2)"));
         }
-        if params
-            .iter()
-            .any(|(_, v)| v.len() > self.config.max_param_len)
-        {
+        if longest > self.config.max_param_len {
             return Err(err(InvalidRequest, "parameter too long"));
         }
         let grant_type = grant_type.ok_or_else(|| err(InvalidRequest, "grant_type missing"))?;
@@ -794,8 +1200,9 @@ impl AuthorizationServer {
                     return Err(err(InvalidGrant, "unknown or expired authorization code"));
                 };
                 // The code is spent from here on, whatever happens next.
-                self.used_codes
-                    .insert(code.to_owned(), (grant.expires, grant.family));
+                if let Some(key) = secret_key(code) {
+                    self.used_codes.insert(key, (grant.expires, grant.family));
+                }
                 if grant.client_id != client_id {
                     return Err(err(InvalidGrant, "code was issued to another client"));
                 }
@@ -854,8 +1261,9 @@ impl AuthorizationServer {
                     }
                     return Err(err(InvalidGrant, "unknown or expired refresh token"));
                 };
-                self.rotated
-                    .insert(presented.to_owned(), (old.expires, old.family));
+                if let Some(key) = secret_key(presented) {
+                    self.rotated.insert(key, (old.expires, old.family));
+                }
                 if old.client_id != client_id {
                     self.revoke_family(old.family);
                     return Err(err(
@@ -864,14 +1272,21 @@ impl AuthorizationServer {
                     ));
                 }
                 let scope = match scope {
-                    None => old.scope.clone(),
+                    None => old
+                        .scope
+                        .split(' ')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
                     Some(s) => {
                         let asked: Vec<String> = s
                             .split(' ')
                             .filter(|s| !s.is_empty())
                             .map(str::to_owned)
                             .collect();
-                        if asked.is_empty() || asked.iter().any(|a| !old.scope.contains(a)) {
+                        if asked.is_empty()
+                            || asked.iter().any(|a| !old.scope.split(' ').any(|s| s == a))
+                        {
                             // RFC 6749 §6: no scope beyond the original grant. The old token stays spent.
                             return Err(err(InvalidScope, "scope exceeds the original grant"));
                         }
@@ -930,13 +1345,13 @@ impl AuthorizationServer {
                 "too many live refresh tokens",
             ));
         }
-        let t = token(rng, 32)?;
+        let (key, t) = new_secret(rng)?;
         self.refresh.insert(
-            t.clone(),
+            key,
             RefreshGrant {
                 client_id: client_id.to_owned(),
                 mcptt_id: mcptt_id.clone(),
-                scope: scope.to_vec(),
+                scope: scope.join(" "),
                 acr: acr.to_owned(),
                 auth_time,
                 expires: now + self.config.refresh_lifetime,

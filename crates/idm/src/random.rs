@@ -113,8 +113,16 @@ impl RandomSource for BufferedRandom {
 /// Returns `n` random bytes encoded as unpadded base64url (used for codes, tokens and ids).
 pub(crate) fn token(rng: &dyn RandomSource, n: usize) -> Result<String, Error> {
     use base64::Engine as _;
-    let mut buf = vec![0u8; n];
-    rng.fill(&mut buf)?;
+    let mut small = [0u8; 32];
+    let mut large = Vec::new();
+    let buf = match small.get_mut(..n) {
+        Some(b) => b,
+        None => {
+            large.resize(n, 0);
+            &mut large[..]
+        }
+    };
+    rng.fill(buf)?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
 }
 

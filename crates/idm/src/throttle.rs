@@ -73,14 +73,25 @@ struct Table<K> {
 }
 
 impl<K: Eq + Hash + Clone> Table<K> {
-    fn locked(&self, key: &K, now: SystemTime) -> Option<SystemTime> {
+    fn locked<Q: Eq + Hash + ?Sized>(&self, key: &Q, now: SystemTime) -> Option<SystemTime>
+    where
+        K: std::borrow::Borrow<Q>,
+    {
         self.map
             .get(key)
             .and_then(|c| c.locked_until)
             .filter(|&t| t > now)
     }
 
-    fn failures(&self, key: &K, now: SystemTime, forget_after: Duration) -> u32 {
+    fn failures<Q: Eq + Hash + ?Sized>(
+        &self,
+        key: &Q,
+        now: SystemTime,
+        forget_after: Duration,
+    ) -> u32
+    where
+        K: std::borrow::Borrow<Q>,
+    {
         self.map
             .get(key)
             .filter(|c| !c.forgotten(now, forget_after))
@@ -148,11 +159,17 @@ pub struct Throttle {
     pending_sources: HashMap<IpAddr, u32>,
 }
 
-fn pending<K: Eq + Hash>(map: &HashMap<K, u32>, key: &K) -> u32 {
+fn pending<K: Eq + Hash + std::borrow::Borrow<Q>, Q: Eq + Hash + ?Sized>(
+    map: &HashMap<K, u32>,
+    key: &Q,
+) -> u32 {
     map.get(key).copied().unwrap_or(0)
 }
 
-fn release<K: Eq + Hash>(map: &mut HashMap<K, u32>, key: &K) {
+fn release<K: Eq + Hash + std::borrow::Borrow<Q>, Q: Eq + Hash + ?Sized>(
+    map: &mut HashMap<K, u32>,
+    key: &Q,
+) {
     if let Some(n) = map.get_mut(key) {
         *n = n.saturating_sub(1);
         if *n == 0 {
@@ -192,7 +209,7 @@ impl Throttle {
     /// The time the lock ends (the later of the two).
     pub fn check(&self, user: &str, source: IpAddr, now: SystemTime) -> Result<(), SystemTime> {
         match (
-            self.users.locked(&user.to_owned(), now),
+            self.users.locked(user, now),
             self.sources.locked(&source, now),
         ) {
             (None, None) => Ok(()),
@@ -210,15 +227,14 @@ impl Throttle {
     pub fn begin(&mut self, user: &str, source: IpAddr, now: SystemTime) -> Result<(), Refusal> {
         self.check(user, source, now).map_err(Refusal::Locked)?;
         let forget = self.config.forget_after;
-        let user_key = user.to_owned();
         // With others in flight, this attempt is admitted only if all of them failing could
         // not reach the lock-out (alone, it is admitted as a sequential attempt would be).
         let full = |failures: u32, in_flight: u32, max: u32| {
             in_flight > 0 && failures.saturating_add(in_flight) >= max
         };
         if full(
-            self.users.failures(&user_key, now, forget),
-            pending(&self.pending_users, &user_key),
+            self.users.failures(user, now, forget),
+            pending(&self.pending_users, user),
             self.users.max,
         ) || full(
             self.sources.failures(&source, now, forget),
@@ -227,7 +243,12 @@ impl Throttle {
         ) {
             return Err(Refusal::InFlight);
         }
-        *self.pending_users.entry(user_key).or_insert(0) += 1;
+        match self.pending_users.get_mut(user) {
+            Some(n) => *n += 1,
+            None => {
+                self.pending_users.insert(user.to_owned(), 1);
+            }
+        }
         *self.pending_sources.entry(source).or_insert(0) += 1;
         Ok(())
     }
@@ -235,7 +256,7 @@ impl Throttle {
     /// Closes an attempt admitted by [`Throttle::begin`] (before its outcome is recorded with
     /// [`Throttle::record_failure`] or [`Throttle::record_success`]).
     pub fn end(&mut self, user: &str, source: IpAddr) {
-        release(&mut self.pending_users, &user.to_owned());
+        release(&mut self.pending_users, user);
         release(&mut self.pending_sources, &source);
     }
 

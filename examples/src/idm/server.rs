@@ -30,11 +30,11 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full, Limited};
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Body as _, Incoming};
 use hyper::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use mcptt_idm::oauth::{AuthorizeError, ErrorCode, OAuthError, parse_form};
+use mcptt_idm::oauth::{AuthorizeError, ErrorCode, Form, OAuthError};
 use mcptt_idm::{
     AUTHORIZE_PATH, AuthFailure, BufferedRandom, DISCOVERY_PATH, Idms, JWKS_PATH, LoginOutcome,
     TOKEN_PATH,
@@ -155,17 +155,49 @@ fn method_not_allowed(allow: &'static str) -> Response {
 
 /// Reads a request body of at most [`MAX_BODY`] bytes; `Err` is the answer to give instead
 /// (413 when it is longer, 400 when it cannot be read).
-async fn read_body(body: Incoming) -> Result<Bytes, Response> {
+///
+/// A body that arrives as one data frame (a form that fits one read, as every login's does)
+/// is handed on as that frame's buffer, without a copy or a buffer list.
+async fn read_body(mut body: Incoming) -> Result<Bytes, Response> {
     let too_large = || empty(StatusCode::PAYLOAD_TOO_LARGE);
     // A declared length over the limit is refused before anything is read.
     if body.size_hint().lower() > MAX_BODY as u64 {
         return Err(too_large());
     }
-    match Limited::new(body, MAX_BODY).collect().await {
-        Ok(b) => Ok(b.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(_) => Err(empty(StatusCode::BAD_REQUEST)),
+    let mut first: Option<Bytes> = None;
+    let mut more: Vec<u8> = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(empty(StatusCode::BAD_REQUEST));
+        };
+        // Trailers (not data) are ignored, as `collect().to_bytes()` does.
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        // `more`, once used, holds the first frame too.
+        let read = if more.is_empty() {
+            first.as_ref().map_or(0, Bytes::len)
+        } else {
+            more.len()
+        };
+        if read + data.len() > MAX_BODY {
+            return Err(too_large());
+        }
+        match &first {
+            None => first = Some(data),
+            Some(head) => {
+                if more.is_empty() {
+                    more.extend_from_slice(head);
+                }
+                more.extend_from_slice(&data);
+            }
+        }
     }
+    Ok(if more.is_empty() {
+        first.unwrap_or_default()
+    } else {
+        Bytes::from(more)
+    })
 }
 
 /// Routes one request to its endpoint.
@@ -368,6 +400,12 @@ impl AsyncWrite for LastFlight {
             return Pin::new(&mut this.tcp).poll_write_vectored(cx, bufs);
         }
         let mut n = 0;
+        if this.held.is_empty() {
+            // Room for the close_notify record (24 bytes) that follows the response, so the
+            // buffer is allocated once.
+            this.held
+                .reserve(bufs.iter().map(|b| b.len()).sum::<usize>() + 64);
+        }
         for buf in bufs {
             this.held.extend_from_slice(buf);
             n += buf.len();
@@ -454,14 +492,42 @@ fn see_other(location: &str) -> Response {
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             r
         }
-        Err(_) => html_response(
-            StatusCode::BAD_REQUEST,
-            html::error_page(&OAuthError {
-                code: ErrorCode::InvalidRequest,
-                description: "bad redirect",
-            }),
-        ),
+        Err(_) => bad_redirect(),
     }
+}
+
+/// [`see_other`] for an owned location: its bytes become the header value's without a copy.
+fn see_other_owned(location: String) -> Response {
+    // The characters `HeaderValue::from_str` accepts (`from_maybe_shared` also takes bytes
+    // over 0x7f, which `see_other` refuses).
+    // No early exit: the fold over every byte vectorizes.
+    let odd = location.bytes().fold(false, |odd, b| {
+        odd | (!(0x20..0x7f).contains(&b) & (b != b'\t'))
+    });
+    if odd {
+        return see_other(&location);
+    }
+    match HeaderValue::from_maybe_shared(Bytes::from(location)) {
+        Ok(v) => {
+            let mut r = empty(StatusCode::SEE_OTHER);
+            r.headers_mut().insert(header::LOCATION, v);
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(_) => bad_redirect(),
+    }
+}
+
+/// The answer when a redirect location cannot be a header value.
+fn bad_redirect() -> Response {
+    html_response(
+        StatusCode::BAD_REQUEST,
+        html::error_page(&OAuthError {
+            code: ErrorCode::InvalidRequest,
+            description: "bad redirect",
+        }),
+    )
 }
 
 fn authorize_error(e: &AuthorizeError, wants_json: bool) -> Response {
@@ -473,16 +539,13 @@ fn authorize_error(e: &AuthorizeError, wants_json: bool) -> Response {
 }
 
 /// Decodes a form body; `None` unless the content type is `application/x-www-form-urlencoded`.
-fn form_body(
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Option<Result<Vec<(String, String)>, mcptt_idm::Error>> {
+fn form_body(headers: &HeaderMap, body: &[u8]) -> Option<Result<Form, mcptt_idm::Error>> {
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
     let text = std::str::from_utf8(body).ok().filter(|_| is_form)?;
-    Some(parse_form(text, MAX_FIELDS))
+    Some(Form::parse(text, MAX_FIELDS))
 }
 
 fn wants_json(headers: &HeaderMap) -> bool {
@@ -525,14 +588,14 @@ fn jwks(state: &AppState) -> Response {
 
 fn authorize_get(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> Response {
     let json_wanted = wants_json(headers);
-    let Ok(params) = parse_form(query.unwrap_or(""), MAX_FIELDS) else {
+    let Ok(params) = Form::parse(query.unwrap_or(""), MAX_FIELDS) else {
         let e = OAuthError {
             code: ErrorCode::InvalidRequest,
             description: "malformed query",
         };
         return authorize_error(&AuthorizeError::Display(e), json_wanted);
     };
-    let result = lock(state).authorize(&params);
+    let result = lock(state).authorize_form(&params);
     match result {
         Ok(page) => html_response(StatusCode::OK, html::login_page(&page, None, None)),
         Err(e) => authorize_error(&e, json_wanted),
@@ -558,7 +621,7 @@ async fn authorize_post(
     // meanwhile; a costly one runs on a blocking thread (see INLINE_VERIFY_ITERATIONS). The
     // blocking task owns the pending login and always finishes it (its throttle slot is
     // released) even if this request is dropped.
-    let pending = lock(state).begin_login_owned(params, peer.ip(), now);
+    let pending = lock(state).begin_login_form(params, peer.ip(), now);
     let outcome = match pending.verify_iterations() {
         Some(n) if n > INLINE_VERIFY_ITERATIONS => {
             let worker = state.clone();
@@ -584,7 +647,7 @@ async fn authorize_post(
         );
     };
     match outcome {
-        LoginOutcome::Redirect(location) => see_other(&location),
+        LoginOutcome::Redirect(location) => see_other_owned(location),
         LoginOutcome::Challenge { page, challenge } => {
             if json_wanted {
                 let expires_in = challenge
@@ -672,7 +735,8 @@ fn challenge_json(challenge: &mcptt_idm::authn::Challenge, acr: &str, expires_in
         }
     }
     fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let mut out = String::with_capacity(128);
+    // Room for a SIM challenge (id, acr, rand and autn in hex): one allocation.
+    let mut out = String::with_capacity(256);
     out.push('{');
     for (i, (name, value)) in fields.iter().enumerate() {
         if i > 0 {
@@ -682,7 +746,10 @@ fn challenge_json(challenge: &mcptt_idm::authn::Challenge, acr: &str, expires_in
         out.push(':');
         match value {
             JsonValue::Str(v) => push_json_str(&mut out, v),
-            JsonValue::Num(n) => out.push_str(&n.to_string()),
+            JsonValue::Num(n) => {
+                use std::fmt::Write as _;
+                let _ = write!(out, "{n}");
+            }
         }
     }
     out.push('}');
@@ -692,9 +759,11 @@ fn challenge_json(challenge: &mcptt_idm::authn::Challenge, acr: &str, expires_in
 /// Appends `s` as a JSON string: copied between quotes when nothing in it needs escaping,
 /// else through serde_json.
 fn push_json_str(out: &mut String, s: &str) {
-    if s.bytes()
-        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
-    {
+    // No early exit: the fold over every byte vectorizes.
+    let odd = s.bytes().fold(false, |odd, b| {
+        odd | !(0x20..0x7f).contains(&b) | (b == b'"') | (b == b'\\')
+    });
+    if !odd {
         out.push('"');
         out.push_str(s);
         out.push('"');
@@ -712,7 +781,7 @@ fn token(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Response {
         return json(StatusCode::BAD_REQUEST, e.to_json());
     };
     let now = (state.clock)();
-    let result = lock(state).token(&params, now, state.rng.as_ref());
+    let result = lock(state).token_form(&params, now, state.rng.as_ref());
     match result {
         Ok(t) => json(StatusCode::OK, t.to_json()),
         Err(e) => {
@@ -797,6 +866,22 @@ mod tests {
         let r = client.request("POST", TOKEN_PATH, Some(&just), json).await;
         // At the limit the body is read and the token endpoint answers (unknown grant).
         assert_eq!(r.unwrap().status, 400);
+        // A body of many TCP reads is put together whole and in order: the fields at its
+        // end are read (a known client, then the grant type refused), and no part is read
+        // twice (that would repeat `p0`, refused as repeated).
+        let mut long: String = (0..15)
+            .map(|i| format!("p{i}={}&", "a".repeat(1000)))
+            .collect();
+        long.push_str(&format!(
+            "client_id={}&grant_type=nope",
+            demo::DEMO_CLIENT_ID
+        ));
+        let r = client
+            .request("POST", TOKEN_PATH, Some(&long), json)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 400);
+        assert!(r.text().contains("unsupported_grant_type"), "{}", r.text());
         handle.shutdown();
     }
 

@@ -108,6 +108,9 @@ fn authorize_request_rules() {
         },
     ] {
         let e = parse_authorize(&params, &d, &c).unwrap_err();
+        let query = append_query("", &pairs_ref(&params));
+        let form = Form::parse(query.trim_start_matches('?'), 20).unwrap();
+        assert_eq!(parse_authorize_form(&form, &d, &c), Err(e.clone()));
         assert!(
             matches!(e, AuthorizeError::Display(_)),
             "{params:?} gave {e:?}"
@@ -177,6 +180,10 @@ fn authorize_request_rules() {
     ];
     for (params, code) in cases {
         let e = parse_authorize(&params, &d, &c).unwrap_err();
+        // The same error, description and location through a decoded form.
+        let query = append_query("", &pairs_ref(&params));
+        let form = Form::parse(query.trim_start_matches('?'), 20).unwrap();
+        assert_eq!(parse_authorize_form(&form, &d, &c), Err(e.clone()));
         assert_eq!(e.error().code, code, "{params:?}");
         let loc = e
             .location()
@@ -548,37 +555,40 @@ fn form_codec() {
         append_query("http://h/p?x=1", &[("s", "a b&c")]),
         "http://h/p?x=1&s=a%20b%26c"
     );
+    assert_eq!(percent_encode("aä€b~ "), "a%C3%A4%E2%82%ACb~%20");
+    assert_eq!(percent_encode("€"), "%E2%82%AC");
     assert_eq!(
         parse_form(&percent_encode("ä ~+&="), 1).unwrap()[0].0,
         "ä ~+&="
     );
 }
 
+fn reference_decode(s: &str) -> Result<String, &'static str> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::new();
+    let mut it = s.bytes();
+    while let Some(b) = it.next() {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let (Some(h), Some(l)) = (it.next(), it.next()) else {
+                    return Err("truncated percent-escape");
+                };
+                let (Some(h), Some(l)) = (hex(h), hex(l)) else {
+                    return Err("bad percent-escape");
+                };
+                out.push(h << 4 | l);
+            }
+            _ => out.push(b),
+        }
+    }
+    String::from_utf8(out).map_err(|_| "not UTF-8")
+}
+
 /// The run-copying decoder answers as a byte-at-a-time reference (value or error reason) on
 /// escapes at the start, middle and end, cut escapes, non-hex digits and bad UTF-8.
 #[test]
 fn form_decode_matches_reference() {
-    fn reference(s: &str) -> Result<String, &'static str> {
-        let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-        let mut out = Vec::new();
-        let mut it = s.bytes();
-        while let Some(b) = it.next() {
-            match b {
-                b'+' => out.push(b' '),
-                b'%' => {
-                    let (Some(h), Some(l)) = (it.next(), it.next()) else {
-                        return Err("truncated percent-escape");
-                    };
-                    let (Some(h), Some(l)) = (hex(h), hex(l)) else {
-                        return Err("bad percent-escape");
-                    };
-                    out.push(h << 4 | l);
-                }
-                _ => out.push(b),
-            }
-        }
-        String::from_utf8(out).map_err(|_| "not UTF-8")
-    }
     let cases = [
         "",
         "plain",
@@ -601,12 +611,132 @@ fn form_decode_matches_reference() {
         "%C3%A4%2B%2b",
         "sip%3Aue1%40mcptt.example",
         "é+%E2%82%AC",
+        "%ff+%zz",
+        "%e2%82+%ac",
+        "%e2%82%ac%41%e2%82%ac+x%c3",
+        "%C3%A4%",
     ];
+    // The decoder as a form's value (and, with the `=` escaped, as a name).
+    let form_decode = |s: &str| {
+        let value = Form::parse(&format!("x={s}"), 1).map(|f| f.pair(0).unwrap().1.to_owned());
+        let name = Form::parse(&s.replace('=', "%3D"), 1)
+            .map(|f| f.pair(0).map_or(String::new(), |p| p.0.to_owned()));
+        assert_eq!(
+            value.as_ref().map_err(ToString::to_string),
+            name.as_ref().map_err(ToString::to_string),
+            "{s:?}"
+        );
+        value
+    };
     for s in cases {
         let got = form_decode(s).map_err(|e| match e {
             Error::Malformed { reason, .. } => reason,
             _ => "other",
         });
-        assert_eq!(got.as_deref(), reference(s).as_deref(), "{s:?}");
+        assert_eq!(got.as_deref(), reference_decode(s).as_deref(), "{s:?}");
     }
+}
+
+/// A `Form` holds the pairs `parse_form` gives (errors included), and the core answers the
+/// same through either: a code issued with `issue_code_taking` is redeemed through the form
+/// path, the authorization request parses the same from both.
+#[test]
+fn form_is_parse_form() {
+    for text in [
+        "",
+        "&&",
+        "a=1&b=x+y%2Bz&c=&d&e=%E2%82%AC",
+        "=v&k=&k=2",
+        "x=%c3&y=%a4",
+        "a=%2",
+        "a&b&c",
+        "a=%4&b=1",
+        "a%=1",
+        "a%4=1",
+        "a=%4=&b",
+        "%e2%82=x",
+        "k=%e2%82&b=%zz",
+        "k=%e2%82%zz",
+        "a=b=c&&=&x",
+        "&a&b&%zz",
+        "+=+&%41%42=%43+",
+    ] {
+        // Reference: split with `str::split`, decode byte at a time.
+        let parts: Vec<&str> = text.split('&').filter(|p| !p.is_empty()).collect();
+        let expected: Result<Vec<(String, String)>, &str> = if parts.len() > 2 {
+            Err("limit")
+        } else {
+            parts
+                .iter()
+                .map(|p| {
+                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                    Ok((reference_decode(k)?, reference_decode(v)?))
+                })
+                .collect()
+        };
+        let form = Form::parse(text, 2).map_err(|e| match e {
+            Error::Malformed { reason, .. } => reason,
+            Error::LimitExceeded { .. } => "limit",
+            _ => "other",
+        });
+        assert_eq!(form.map(|f| f.to_pairs()), expected, "{text:?}");
+        assert_eq!(parse_form(text, 2).ok(), expected.ok(), "{text:?}");
+    }
+    let f = Form::parse("a=1&b=2&a=3", 10).unwrap();
+    assert_eq!((f.len(), f.get("a"), f.get("c")), (3, Some("1"), None));
+    assert_eq!(f.pair(2), Some(("a", "3")));
+    assert_eq!(f.pair(3), None);
+
+    let (d, c, rng) = (dir(), OAuthConfig::default(), SeqRandom::default());
+    let query = append_query("", &pairs_ref(&good_params()));
+    let form = Form::parse(query.trim_start_matches('?'), 20).unwrap();
+    let mut request = parse_authorize_form(&form, &d, &c).unwrap();
+    assert_eq!(request, parse_authorize(&good_params(), &d, &c).unwrap());
+    let mut s = AuthorizationServer::new(c);
+    let alice = McpttId::parse("sip:alice@mcptt.example").unwrap();
+    let location = s
+        .issue_code_taking(&mut request, alice, "3gpp:acr:password".into(), at(0), &rng)
+        .unwrap();
+    let q = Form::parse(location.split_once('?').unwrap().1, 10).unwrap();
+    assert_eq!(q.get("state"), Some("st"));
+    let code = q.get("code").unwrap();
+    assert_eq!(code.len(), 43);
+    let body = append_query("", &pairs_ref(&redeem(code)));
+    let body = Form::parse(body.trim_start_matches('?'), 10).unwrap();
+    let g = s.token_form(&body, &d, at(1), &rng).unwrap();
+    assert_eq!(
+        (g.client_id.as_str(), g.nonce.as_deref(), g.scope.len()),
+        ("ue", Some("n-1"), 2)
+    );
+    // Spent, and reported as reused whichever path presents it again.
+    let e = s.token(&redeem(code), &d, at(2), &rng).unwrap_err();
+    assert_eq!(e.description, "authorization code already used");
+}
+
+fn pairs_ref(p: &[(String, String)]) -> Vec<(&str, &str)> {
+    p.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect()
+}
+
+/// Codes and refresh tokens are looked up by their 32 bytes: only the one canonical
+/// 43-character base64url text of those bytes finds them (same length with other trailing
+/// bits, padding, other lengths or alphabets do not).
+#[test]
+fn secret_text_is_canonical() {
+    let rng = SeqRandom::default();
+    let (key, text) = new_secret(&rng).unwrap();
+    assert_eq!(text.len(), 43);
+    assert_eq!(secret_key(&text), Some(key));
+    let last = text.as_bytes()[42];
+    // The last character carries 4 bits and 2 zero bits: another one with the same 4 bits
+    // but a non-zero low bit decodes to the same bytes in a lenient decoder.
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let i = alphabet.iter().position(|&c| c == last).unwrap();
+    let odd = format!("{}{}", &text[..42], char::from(alphabet[i | 1]));
+    assert_eq!(secret_key(&odd), None);
+    assert_eq!(secret_key(&format!("{text}=")), None);
+    assert_eq!(secret_key(&text[..42]), None);
+    assert_eq!(
+        secret_key(&text.replace('-', "+").replace('_', "/")).is_some(),
+        !text.contains(['-', '_'])
+    );
 }
