@@ -251,7 +251,8 @@ impl RegistrationView {
             ));
         }
         let expires = tp.expires.min(self.config.max_expires);
-        match &tp.embedded.contacts {
+        // (The contacts are moved out of the extracted request, not cloned.)
+        match tp.embedded.contacts {
             Contacts::Fetch => Ok(()),
             Contacts::Star => {
                 self.remove_where(&impu, |_| true, UeRemoval::Deregistered);
@@ -260,11 +261,9 @@ impl RegistrationView {
             Contacts::List(list) => {
                 for c in list {
                     if expires == 0 || c.expires == Some(0) {
-                        let inst = c.instance.clone();
-                        let uri = c.uri.clone();
                         let removed = self.remove_where(
                             &impu,
-                            |u| u.same(inst.as_deref(), &uri),
+                            |u| u.same(c.instance.as_deref(), &c.uri),
                             UeRemoval::Deregistered,
                         );
                         if removed == 0 && self.config.report_unknown_deregistrations {
@@ -275,8 +274,8 @@ impl RegistrationView {
                             self.events.push_back(ServerEvent::UeDeregistered {
                                 impu: impu.clone(),
                                 ue: RegisteredUe {
-                                    instance: c.instance.clone(),
-                                    contact: c.uri.clone(),
+                                    instance: c.instance,
+                                    contact: c.uri,
                                     expires_at: now,
                                     source: Source::ThirdParty,
                                 },
@@ -287,8 +286,8 @@ impl RegistrationView {
                         self.upsert(
                             &impu,
                             RegisteredUe {
-                                instance: c.instance.clone(),
-                                contact: c.uri.clone(),
+                                instance: c.instance,
+                                contact: c.uri,
                                 expires_at: now + Duration::from_secs(u64::from(expires)),
                                 source: Source::ThirdParty,
                             },
@@ -442,7 +441,7 @@ impl RegistrationView {
         let Some((call_id, _)) = wire::response_call_id_cseq(response) else {
             return false;
         };
-        let Some(impu) = self.sub_by_call_id(&call_id) else {
+        let Some(impu) = self.sub_by_call_id(call_id) else {
             return false;
         };
         let status = response.status();

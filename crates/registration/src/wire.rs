@@ -21,11 +21,15 @@ fn cseq_of(headers: &mcptt_sip::Headers) -> Result<(u32, Method), Error> {
 }
 
 fn call_id_of(headers: &mcptt_sip::Headers) -> Result<String, Error> {
+    call_id_str(headers).map(str::to_owned)
+}
+
+/// The trimmed Call-ID, borrowed.
+fn call_id_str(headers: &mcptt_sip::Headers) -> Result<&str, Error> {
     Ok(headers
         .call_id()
         .ok_or(Error::MissingHeader("Call-ID"))?
-        .trim()
-        .to_owned())
+        .trim())
 }
 
 fn aor_of(headers: &mcptt_sip::Headers) -> Result<String, Error> {
@@ -124,8 +128,8 @@ pub(crate) fn check_require(req: &Request, supported: &[String]) -> Result<(), E
 }
 
 /// `(Call-ID, CSeq number)` of a response.
-pub(crate) fn response_call_id_cseq(resp: &Response) -> Option<(String, u32)> {
-    let call_id = call_id_of(resp.headers()).ok()?;
+pub(crate) fn response_call_id_cseq(resp: &Response) -> Option<(&str, u32)> {
+    let call_id = call_id_str(resp.headers()).ok()?;
     let (n, _) = cseq_of(resp.headers()).ok()?;
     Some((call_id, n))
 }

@@ -176,7 +176,9 @@ enum Origin {
 /// A request sent to an MCPTT server and not answered yet (keyed by its top `Via` branch).
 struct Forward {
     origin: Origin,
-    request: Request,
+    /// The request, kept once sent (until then it is in [`State::out`], which hands it
+    /// back here when it is written: no copy).
+    request: Option<Request>,
     /// The server it was last sent to.
     server: usize,
     /// The connection it was sent on (none until sent).
@@ -474,7 +476,12 @@ fn is_reg_subscribe(req: &Request) -> bool {
 /// `user@host:port` of a SIP URI (scheme, parameters and headers dropped), lower-cased host.
 fn contact_key(uri: &str) -> String {
     let rest = uri.split_once(':').map_or(uri, |(_, r)| r);
-    let rest = rest.split([';', '?', '>']).next().unwrap_or(rest);
+    // (A byte scan: the three separators are ASCII, so the cut is on a character boundary.)
+    let end = rest
+        .bytes()
+        .position(|b| matches!(b, b';' | b'?' | b'>'))
+        .unwrap_or(rest.len());
+    let rest = rest.get(..end).unwrap_or(rest);
     // One allocation: the key as written, then its host lower-cased in place.
     let host_start = rest.rfind('@').map_or(0, |at| at + 1);
     let mut key = rest.to_owned();
@@ -829,11 +836,7 @@ impl State {
         }
         if registered {
             for c in req.headers().values("Contact") {
-                let key = contact_key_of_value(c);
-                // A refresh from the same connection: the entry is already there.
-                if self.contacts.get(&key) != Some(&id) {
-                    self.contacts.insert(key, id);
-                }
+                self.contacts.insert(contact_key_of_value(c), id);
             }
         }
         match &outcome.result {
@@ -1135,14 +1138,14 @@ impl State {
         tried.mark(server);
         self.out.push((
             Target::Server(server, Some(key.clone())),
-            Message::Request(req.clone()),
+            Message::Request(req),
         ));
         self.deadlines.insert((deadline, key.clone()));
         self.forwards.insert(
             key,
             Forward {
                 origin,
-                request: req,
+                request: None,
                 server,
                 conn: None,
                 tried,
@@ -1175,7 +1178,14 @@ impl State {
 
     /// The request `key` failed on its server: send it to the next untried one, or give up.
     fn fail_over(&mut self, key: &str) {
+        if self.forwards.get(key).is_some_and(|f| f.request.is_none()) {
+            // Not written yet (still queued): there is nothing to fail over.
+            return;
+        }
         let Some(mut f) = self.untrack(key) else {
+            return;
+        };
+        let Some(mut request) = f.request.take() else {
             return;
         };
         let now = self.clock.now();
@@ -1187,11 +1197,11 @@ impl State {
             match f.origin {
                 Origin::Ue(id) => {
                     tracing::error!(
-                        method = f.request.method().as_str(),
+                        method = request.method().as_str(),
                         "no MCPTT server answered: request refused with 503"
                     );
                     let handle = self.ues.get(&id).map(|u| u.handle.clone());
-                    let mut req = f.request;
+                    let mut req = request;
                     req.headers_mut().remove_first("Via");
                     if let Some(h) = handle
                         && let Ok(resp) = Response::builder_for(&req, 503)
@@ -1208,7 +1218,7 @@ impl State {
             return;
         };
         tracing::warn!(
-            method = f.request.method().as_str(),
+            method = request.method().as_str(),
             server = next,
             "request failed over to the next MCPTT server"
         );
@@ -1225,7 +1235,7 @@ impl State {
                 "SIP/2.0/{transport} {};branch={branch};core={}",
                 self.host, self.tag
             );
-            let headers = f.request.headers_mut();
+            let headers = request.headers_mut();
             headers.remove_first("Via");
             if headers.push_front("Via", &via).is_err() {
                 return;
@@ -1238,7 +1248,7 @@ impl State {
         f.deadline = now + self.config.mcptt_timeout;
         self.out.push((
             Target::Server(next, Some(key.clone())),
-            Message::Request(f.request.clone()),
+            Message::Request(request),
         ));
         self.deadlines.insert((f.deadline, key.clone()));
         self.forwards.insert(key, f);
@@ -1382,11 +1392,18 @@ impl State {
                             }
                             Err(e) => Err(e),
                         };
+                        // A tracked request is kept with its entry from now on (for failover).
+                        let keep = |f: &mut Forward, msg: Message| {
+                            if let Message::Request(r) = msg {
+                                f.request = Some(r);
+                            }
+                        };
                         match sent {
                             Ok(h) => {
                                 if let Some(f) = key.as_ref().and_then(|k| self.forwards.get_mut(k))
                                 {
                                     f.conn = Some(h.id());
+                                    keep(f, msg);
                                 }
                             }
                             Err(e) => {
@@ -1398,6 +1415,9 @@ impl State {
                                 tracing::warn!(error = %e, %server, "send to the MCPTT server failed");
                                 self.server_failed(i, "connection failed");
                                 if let Some(k) = key {
+                                    if let Some(f) = self.forwards.get_mut(&k) {
+                                        keep(f, msg);
+                                    }
                                     self.fail_over(&k);
                                 }
                             }
