@@ -494,6 +494,24 @@ fn contact_key(uri: &str) -> String {
 /// [`contact_key`] of the URI in a Contact header value (as [`uri_of`] finds it), without
 /// a copy of the URI.
 fn contact_key_of_value(value: &str) -> String {
+    contact_key(uri_in(value))
+}
+
+/// Appends `hash` as 16 hex digits and `counter` in hex (as `format!("{hash:016x}{counter:x}")`).
+fn push_branch_id(s: &mut String, hash: u64, counter: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digit = |n: u64, k: u32| char::from(HEX[((n >> (k * 4)) & 0xf) as usize]);
+    for k in (0..16).rev() {
+        s.push(digit(hash, k));
+    }
+    let digits = (64 - counter.leading_zeros()).div_ceil(4).max(1);
+    for k in (0..digits).rev() {
+        s.push(digit(counter, k));
+    }
+}
+
+/// The URI in a name-addr or addr-spec header value, as [`uri_of`] finds it, borrowed.
+fn uri_in(value: &str) -> &str {
     let v = value.trim();
     let uri = match v.find('<') {
         Some(start) => v
@@ -504,7 +522,7 @@ fn contact_key_of_value(value: &str) -> String {
             .unwrap_or(""),
         None => v.split(';').next().unwrap_or(""),
     };
-    contact_key(uri.trim())
+    uri.trim()
 }
 
 /// `addr` as its `Display` writes it, an IPv4 address without the formatting machinery.
@@ -724,28 +742,23 @@ impl State {
     ///
     /// [`next_branch`]: Self::next_branch
     fn server_via(&mut self) -> String {
-        use std::fmt::Write as _;
         self.counter += 1;
         let mut via = String::with_capacity(self.via_prefix.len() + 48 + self.tag.len());
         via.push_str(&self.via_prefix);
-        let _ = write!(
-            via,
-            "{:016x}{:x}",
-            self.rand.hash_one(self.counter),
-            self.counter
-        );
+        push_branch_id(&mut via, self.rand.hash_one(self.counter), self.counter);
         via.push_str(";core=");
         via.push_str(&self.tag);
         via
     }
 
+    /// A fresh branch: `z9hG4bK`, 16 hex digits of a keyed hash of a counter, the counter
+    /// in hex.
     fn next_branch(&mut self) -> String {
         self.counter += 1;
-        format!(
-            "z9hG4bK{:016x}{:x}",
-            self.rand.hash_one(self.counter),
-            self.counter
-        )
+        let mut branch = String::with_capacity(7 + 32);
+        branch.push_str("z9hG4bK");
+        push_branch_id(&mut branch, self.rand.hash_one(self.counter), self.counter);
+        branch
     }
 
     fn on_ue_message(&mut self, msg: Message, conn: ConnectionHandle) {
@@ -1321,18 +1334,20 @@ impl State {
             return;
         };
         let branch = self.next_branch();
-        let host = self.host.clone();
+        let host = self.host.as_str();
         let headers = req.headers_mut();
         if headers
             .get("Route")
-            .is_some_and(|r| uri_of(r).contains(&host))
+            .is_some_and(|r| uri_in(r).contains(host))
         {
             headers.remove_first("Route");
         }
-        if headers
-            .push_front("Via", &format!("SIP/2.0/TLS {host};branch={branch}"))
-            .is_err()
-        {
+        let mut via = String::with_capacity(24 + host.len() + branch.len());
+        via.push_str("SIP/2.0/TLS ");
+        via.push_str(host);
+        via.push_str(";branch=");
+        via.push_str(&branch);
+        if headers.push_front("Via", &via).is_err() {
             return;
         }
         if self.notify_routes.len() < MAX_NOTIFY_ROUTES {
@@ -1453,6 +1468,30 @@ mod tests {
             branch_of("SIP/2.0/TLS h ; BRANCH = z9hG4bKx ;core=t"),
             Some("z9hG4bKx")
         );
+    }
+
+    #[test]
+    fn branch_ids_and_uris_match_format() {
+        for (hash, counter) in [
+            (0, 0),
+            (1, 1),
+            (u64::MAX, u64::MAX),
+            (0xabc, 0x10),
+            (7, 255),
+        ] {
+            let mut s = String::new();
+            push_branch_id(&mut s, hash, counter);
+            assert_eq!(s, format!("{hash:016x}{counter:x}"));
+        }
+        for v in [
+            "<sip:core.example.com;lr;core=abc>",
+            " sip:core.example.com;lr ",
+            "\"x\" < sip:a@b >;tag=1",
+            "<",
+            "",
+        ] {
+            assert_eq!(uri_in(v), uri_of(v), "for {v:?}");
+        }
     }
 
     #[test]
