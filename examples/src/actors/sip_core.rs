@@ -544,22 +544,7 @@ fn socket_addr_text(addr: SocketAddr) -> String {
 
 /// Appends `n` in decimal.
 fn push_decimal(text: &mut String, n: u16) {
-    let mut digits = [0u8; 5];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        if let Some(d) = digits.get_mut(i) {
-            *d = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
-        }
-    }
-    for &d in digits.get(i..).unwrap_or_default() {
-        text.push(char::from(d));
-    }
+    text.push_str(itoa::Buffer::new().format(n));
 }
 
 /// The `branch` parameter of a Via value.
