@@ -308,14 +308,7 @@ pub(crate) fn register_ok(req: &Request, contacts: &[String], to_tag: &str) -> R
 
 /// The limits a message this crate wrote itself is re-parsed with: none, as `mcptt-sip`'s
 /// builders do (the fast paths below must accept exactly what the builders accept).
-const OWN: Limits = Limits {
-    max_message_size: usize::MAX,
-    max_head_size: usize::MAX,
-    max_headers: usize::MAX,
-    max_line_length: usize::MAX,
-    max_uri_length: usize::MAX,
-    max_body_size: usize::MAX,
-};
+const OWN: Limits = Limits::NONE;
 
 /// Whether a builder would write `v` as is: no CR or LF (it refuses those) and no leading
 /// or trailing space or tab (it trims those).

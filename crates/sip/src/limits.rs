@@ -20,6 +20,19 @@ pub struct Limits {
     pub max_body_size: usize,
 }
 
+impl Limits {
+    /// No limit at all: for re-parsing text this program wrote itself (as the builders do),
+    /// never for peer input.
+    pub const NONE: Self = Self {
+        max_message_size: usize::MAX,
+        max_head_size: usize::MAX,
+        max_headers: usize::MAX,
+        max_line_length: usize::MAX,
+        max_uri_length: usize::MAX,
+        max_body_size: usize::MAX,
+    };
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {

@@ -217,18 +217,6 @@ fn uri_error(
 /// A message that was framed but does not parse: the error, and the message's bytes.
 pub(crate) struct Failed(pub(crate) Error, pub(crate) Bytes);
 
-/// Limits used for messages this crate builds itself.
-fn unlimited() -> Limits {
-    Limits {
-        max_message_size: usize::MAX,
-        max_head_size: usize::MAX,
-        max_headers: usize::MAX,
-        max_line_length: usize::MAX,
-        max_uri_length: usize::MAX,
-        max_body_size: usize::MAX,
-    }
-}
-
 impl Message {
     /// Parse one message from a datagram-style buffer with the default [`Limits`].
     ///
@@ -1113,7 +1101,7 @@ impl RequestBuilder {
         }
         let line = format!("{} {} SIP/2.0", self.method, self.uri);
         let v = assemble(&line, &self.headers, None, self.body.as_ref());
-        Message::parse_with(Bytes::from(v), &unlimited())?
+        Message::parse_with(Bytes::from(v), &Limits::NONE)?
             .into_request()
             .ok_or(Error::ApiMisuse("the built bytes are not a request"))
     }
@@ -1196,7 +1184,7 @@ impl ResponseBuilder {
         }
         let line = format!("SIP/2.0 {} {}", self.code, reason);
         let v = assemble(&line, &self.headers, new_to.as_deref(), self.body.as_ref());
-        Message::parse_with(Bytes::from(v), &unlimited())?
+        Message::parse_with(Bytes::from(v), &Limits::NONE)?
             .into_response()
             .ok_or(Error::ApiMisuse("the built bytes are not a response"))
     }
