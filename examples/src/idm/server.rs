@@ -484,16 +484,16 @@ fn html_response(status: StatusCode, body: String) -> Response {
 }
 
 fn see_other(location: &str) -> Response {
-    match HeaderValue::from_str(location) {
-        Ok(v) => {
-            let mut r = empty(StatusCode::SEE_OTHER);
-            r.headers_mut().insert(header::LOCATION, v);
-            r.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            r
-        }
-        Err(_) => bad_redirect(),
-    }
+    HeaderValue::from_str(location).map_or_else(|_| bad_redirect(), redirect_to)
+}
+
+/// The 303 to `location` (not cached).
+fn redirect_to(location: HeaderValue) -> Response {
+    let mut r = empty(StatusCode::SEE_OTHER);
+    r.headers_mut().insert(header::LOCATION, location);
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 /// [`see_other`] for an owned location: its bytes become the header value's without a copy.
@@ -507,16 +507,8 @@ fn see_other_owned(location: String) -> Response {
     if odd {
         return see_other(&location);
     }
-    match HeaderValue::from_maybe_shared(Bytes::from(location)) {
-        Ok(v) => {
-            let mut r = empty(StatusCode::SEE_OTHER);
-            r.headers_mut().insert(header::LOCATION, v);
-            r.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            r
-        }
-        Err(_) => bad_redirect(),
-    }
+    HeaderValue::from_maybe_shared(Bytes::from(location))
+        .map_or_else(|_| bad_redirect(), redirect_to)
 }
 
 /// The answer when a redirect location cannot be a header value.
