@@ -130,6 +130,47 @@ pub struct Challenge {
     pub expires: SystemTime,
 }
 
+impl Challenge {
+    /// The challenge as the JSON object a client reads: `challenge_id`, `acr`, `expires_in`
+    /// and the challenge's parameters (a parameter of the same name replaces a field), keys
+    /// in sorted order. The same text as printing the equivalent `serde_json::Value` object,
+    /// written directly.
+    #[must_use]
+    pub fn to_json(&self, acr: &str, expires_in: u64) -> String {
+        enum Value<'a> {
+            Str(&'a str),
+            Num(u64),
+        }
+        let mut fields: Vec<(&str, Value<'_>)> = Vec::with_capacity(3 + self.params.len());
+        fields.push(("challenge_id", Value::Str(&self.id)));
+        fields.push(("acr", Value::Str(acr)));
+        fields.push(("expires_in", Value::Num(expires_in)));
+        for (k, v) in &self.params {
+            match fields.iter_mut().find(|(name, _)| name == k) {
+                Some(field) => field.1 = Value::Str(v),
+                None => fields.push((k, Value::Str(v))),
+            }
+        }
+        fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        // Room for a SIM challenge (id, acr, rand and autn in hex): one allocation.
+        let mut out = String::with_capacity(256);
+        out.push('{');
+        for (i, (name, value)) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            crate::issue::push_json_str(&mut out, name);
+            out.push(':');
+            match value {
+                Value::Str(v) => crate::issue::push_json_str(&mut out, v),
+                Value::Num(n) => out.push_str(itoa::Buffer::new().format(*n)),
+            }
+        }
+        out.push('}');
+        out
+    }
+}
+
 /// What one authentication step gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {

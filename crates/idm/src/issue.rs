@@ -132,7 +132,7 @@ impl TokenResponse {
 
 /// Appends `s` as a JSON string: copied between quotes when it is printable ASCII without
 /// `"` or `\` (nothing to escape), else through serde_json (RFC 8259 §7).
-fn push_json_str(out: &mut String, s: &str) {
+pub(crate) fn push_json_str(out: &mut String, s: &str) {
     // No early exit: the fold over every byte vectorizes.
     let odd = s.bytes().fold(false, |odd, b| {
         odd | !(0x20..0x7f).contains(&b) | (b == b'"') | (b == b'\\')

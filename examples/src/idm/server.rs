@@ -646,10 +646,7 @@ async fn authorize_post(
                     .expires
                     .duration_since(now)
                     .map_or(0, |d| d.as_secs());
-                json(
-                    StatusCode::OK,
-                    challenge_json(&challenge, &page.acr, expires_in),
-                )
+                json(StatusCode::OK, challenge.to_json(&page.acr, expires_in))
             } else {
                 html_response(
                     StatusCode::OK,
@@ -703,64 +700,6 @@ async fn authorize_post(
             }
             .to_json(),
         ),
-    }
-}
-
-/// A value of [`challenge_json`]'s object.
-enum JsonValue<'a> {
-    Str(&'a str),
-    Num(u64),
-}
-
-/// The SIM challenge's JSON object: `challenge_id`, `acr`, `expires_in` and the challenge's
-/// parameters (a parameter of the same name replaces a field). The same text as building a
-/// `serde_json::Value` object and printing it (keys in sorted order), written directly.
-fn challenge_json(challenge: &mcptt_idm::authn::Challenge, acr: &str, expires_in: u64) -> String {
-    let mut fields: Vec<(&str, JsonValue<'_>)> = Vec::with_capacity(3 + challenge.params.len());
-    fields.push(("challenge_id", JsonValue::Str(&challenge.id)));
-    fields.push(("acr", JsonValue::Str(acr)));
-    fields.push(("expires_in", JsonValue::Num(expires_in)));
-    for (k, v) in &challenge.params {
-        match fields.iter_mut().find(|(name, _)| name == k) {
-            Some(field) => field.1 = JsonValue::Str(v),
-            None => fields.push((k, JsonValue::Str(v))),
-        }
-    }
-    fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    // Room for a SIM challenge (id, acr, rand and autn in hex): one allocation.
-    let mut out = String::with_capacity(256);
-    out.push('{');
-    for (i, (name, value)) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        push_json_str(&mut out, name);
-        out.push(':');
-        match value {
-            JsonValue::Str(v) => push_json_str(&mut out, v),
-            JsonValue::Num(n) => {
-                use std::fmt::Write as _;
-                let _ = write!(out, "{n}");
-            }
-        }
-    }
-    out.push('}');
-    out
-}
-
-/// Appends `s` as a JSON string: copied between quotes when nothing in it needs escaping,
-/// else through serde_json.
-fn push_json_str(out: &mut String, s: &str) {
-    // No early exit: the fold over every byte vectorizes.
-    let odd = s.bytes().fold(false, |odd, b| {
-        odd | !(0x20..0x7f).contains(&b) | (b == b'"') | (b == b'\\')
-    });
-    if !odd {
-        out.push('"');
-        out.push_str(s);
-        out.push('"');
-    } else {
-        out.push_str(&serde_json::Value::from(s).to_string());
     }
 }
 
@@ -875,33 +814,6 @@ mod tests {
         assert_eq!(r.status, 400);
         assert!(r.text().contains("unsupported_grant_type"), "{}", r.text());
         handle.shutdown();
-    }
-
-    /// The directly written challenge object is the text serde_json gives for it, with a
-    /// parameter replacing a field of its name and values that need escaping.
-    #[test]
-    fn challenge_json_is_serde_json() {
-        let base = mcptt_idm::authn::Challenge {
-            id: "c-1_x".into(),
-            params: vec![("rand", "00ff".into()), ("autn", "a1b2".into())],
-            fields: &[],
-            expires: SystemTime::UNIX_EPOCH,
-        };
-        let mut odd = base.clone();
-        odd.params.push(("acr", "over \"ridden\"".into()));
-        odd.params.push(("zeta", "é\n".into()));
-        odd.id = "back\\slash".into();
-        for (c, acr, exp) in [(base, "3gpp:acr:sim", 120), (odd, "x", 0)] {
-            let mut doc = serde_json::json!({
-                "challenge_id": c.id,
-                "acr": acr,
-                "expires_in": exp,
-            });
-            for (k, v) in &c.params {
-                doc[*k] = serde_json::Value::String(v.clone());
-            }
-            assert_eq!(challenge_json(&c, acr, exp), doc.to_string());
-        }
     }
 
     #[test]

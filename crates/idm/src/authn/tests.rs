@@ -300,3 +300,30 @@ fn sim_pending_is_bounded() {
         Err(AuthFailure::MethodNotAvailable)
     );
 }
+
+/// The directly written challenge object is the text serde_json gives for it, with a
+/// parameter replacing a field of its name and values that need escaping.
+#[test]
+fn challenge_json_is_serde_json() {
+    let base = Challenge {
+        id: "c-1_x".into(),
+        params: vec![("rand", "00ff".into()), ("autn", "a1b2".into())],
+        fields: &[],
+        expires: UNIX_EPOCH,
+    };
+    let mut odd = base.clone();
+    odd.params.push(("acr", "over \"ridden\"".into()));
+    odd.params.push(("zeta", "é\n".into()));
+    odd.id = "back\\slash".into();
+    for (c, acr, exp) in [(base, "3gpp:acr:sim", 120), (odd, "x", 0)] {
+        let mut doc = serde_json::json!({
+            "challenge_id": c.id,
+            "acr": acr,
+            "expires_in": exp,
+        });
+        for (k, v) in &c.params {
+            doc[*k] = serde_json::Value::String(v.clone());
+        }
+        assert_eq!(c.to_json(acr, exp), doc.to_string());
+    }
+}
