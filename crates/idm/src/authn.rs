@@ -492,14 +492,7 @@ const CHALLENGE_ID_LEN: usize = 16;
 /// [`CHALLENGE_ID_LEN`] bytes (22 characters), the only text [`SimMethod`] makes (the
 /// decoder refuses non-zero trailing bits, so each id has one text).
 fn challenge_key(text: &str) -> Option<[u8; CHALLENGE_ID_LEN]> {
-    if text.len() != 22 {
-        return None;
-    }
-    let mut buf = [0u8; CHALLENGE_ID_LEN + 2];
-    match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode_slice(text, &mut buf) {
-        Ok(CHALLENGE_ID_LEN) => buf.first_chunk().copied(),
-        _ => None,
-    }
+    crate::random::token_bytes(text)
 }
 
 impl Authenticator for SimMethod {

@@ -859,14 +859,7 @@ const SECRET_LEN: usize = 32;
 /// base64url of [`SECRET_LEN`] bytes (43 characters), the only text [`new_secret`] makes. The
 /// decoder refuses non-zero trailing bits, so each key has exactly one text.
 fn secret_key(text: &str) -> Option<Secret> {
-    if text.len() != 43 {
-        return None;
-    }
-    let mut buf = [0u8; SECRET_LEN + 1];
-    match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode_slice(text, &mut buf) {
-        Ok(SECRET_LEN) => buf.first_chunk().copied(),
-        _ => None,
-    }
+    crate::random::token_bytes(text)
 }
 
 /// A fresh code or refresh token: its bytes (the map key) and its text (base64url).

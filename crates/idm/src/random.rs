@@ -126,10 +126,55 @@ pub(crate) fn token(rng: &dyn RandomSource, n: usize) -> Result<String, Error> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
 }
 
+/// The `N` bytes a [`token`] of `N` bytes encodes: `None` unless `text` is exactly the
+/// unpadded base64url of `N` bytes (the decoder refuses non-zero trailing bits, so each byte
+/// string has one text). `N` is at most 48.
+pub(crate) fn token_bytes<const N: usize>(text: &str) -> Option<[u8; N]> {
+    use base64::Engine as _;
+    if text.len() != (4 * N).div_ceil(3) {
+        return None;
+    }
+    let mut buf = [0u8; 50];
+    match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode_slice(text, &mut buf) {
+        Ok(n) if n == N => buf.get(..N)?.try_into().ok(),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
-    use super::{BLOCK, BufferedRandom, RandomSource};
+    use super::{BLOCK, BufferedRandom, RandomSource, token, token_bytes};
+
+    /// `token_bytes` gives back the bytes a `token` encodes, and refuses any other text:
+    /// another length, a non-alphabet byte, or the same bytes with non-zero trailing bits.
+    #[test]
+    fn token_bytes_inverts_token() {
+        let rng = BufferedRandom::new();
+        for _ in 0..64 {
+            let t16 = token(&rng, 16).unwrap();
+            let t32 = token(&rng, 32).unwrap();
+            let b16: [u8; 16] = token_bytes(&t16).unwrap();
+            let b32: [u8; 32] = token_bytes(&t32).unwrap();
+            use base64::Engine as _;
+            let enc = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            assert_eq!(enc.encode(b16), t16);
+            assert_eq!(enc.encode(b32), t32);
+            assert_eq!(token_bytes::<16>(&t32), None);
+            assert_eq!(token_bytes::<32>(&t32[1..]), None);
+            let mut bad = t32.clone().into_bytes();
+            bad[5] = b'=';
+            assert_eq!(token_bytes::<32>(std::str::from_utf8(&bad).unwrap()), None);
+            // The last character carries 2 unused bits for 32 bytes: setting them changes
+            // the text but not the bytes, and is refused.
+            let mut odd = t32.into_bytes();
+            let last = odd.last_mut().unwrap();
+            let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+            let v = alphabet.iter().position(|c| c == last).unwrap();
+            *last = alphabet[v ^ 1];
+            assert_eq!(token_bytes::<32>(std::str::from_utf8(&odd).unwrap()), None);
+        }
+    }
 
     /// Draws never repeat bytes across block refills, large draws bypass the block, and
     /// handed-out bytes are wiped from it.
