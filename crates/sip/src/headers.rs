@@ -1094,13 +1094,7 @@ impl Headers {
     }
 
     fn make_line(&mut self, name: &str, value: &str) -> Result<Entry> {
-        if !chars::is_token_str(name.as_bytes()) {
-            return Err(Error::ApiMisuse("header name must be a token"));
-        }
-        if value.bytes().any(|b| b == b'\r' || b == b'\n') {
-            return Err(Error::ApiMisuse("header value must not contain CR or LF"));
-        }
-        let value = chars::trim_lws(value);
+        let value = check_line(name, value)?;
         let len = self.buf.len() + name.len() + value.len() + 4;
         if u32::try_from(len).is_err() {
             return Err(Error::ApiMisuse("header section larger than 4 GiB"));
@@ -1195,6 +1189,16 @@ impl Headers {
 
     /// Remove every header line called `name`; returns how many were removed.
     pub fn remove(&mut self, name: &str) -> usize {
+        let removed = self.remove_entries(name);
+        if removed > 0 {
+            self.dirty = true;
+            self.reindex();
+        }
+        removed
+    }
+
+    /// Drop the entries of every line called `name` (the index is left to the caller).
+    fn remove_entries(&mut self, name: &str) -> usize {
         let id = lookup(name.as_bytes());
         let before = self.entries.len();
         let buf = &self.buf;
@@ -1205,12 +1209,7 @@ impl Headers {
                 e.id != id
             }
         });
-        let removed = before - self.entries.len();
-        if removed > 0 {
-            self.dirty = true;
-            self.reindex();
-        }
-        removed
+        before - self.entries.len()
     }
 
     /// Remove the first header line called `name`; returns its value's bytes.
@@ -1240,6 +1239,152 @@ impl Headers {
         Ok(())
     }
 
+    /// Apply several edits in order, copying the message buffer once for all the lines they
+    /// add (each of [`Headers::push`], [`Headers::insert`], [`Headers::push_front`] and
+    /// [`Headers::replace`] copies it once per call).
+    ///
+    /// The headers end up as the same calls made one by one leave them (they encode byte for
+    /// byte alike), with two differences: the counts and values [`Headers::remove`] and
+    /// [`Headers::remove_first`] return are not returned, and the edits are checked before
+    /// any is applied, so that on an error none is.
+    ///
+    /// ```
+    /// use mcptt_sip::{Bytes, HeaderEdit, Message};
+    ///
+    /// let wire = Bytes::from_static(
+    ///     b"MESSAGE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/TLS ue;branch=z9hG4bK1\r\n\
+    ///       Max-Forwards: 70\r\nP-Asserted-Identity: <sip:forged@example.com>\r\n\
+    ///       Call-ID: 1\r\nContent-Length: 0\r\n\r\n",
+    /// );
+    /// let mut msg = Message::parse(wire)?;
+    /// let edits = [
+    ///     HeaderEdit::Remove("P-Asserted-Identity"),
+    ///     HeaderEdit::PushFront("Via", "SIP/2.0/TLS core;branch=z9hG4bK2"),
+    ///     HeaderEdit::Push("P-Asserted-Identity", "<sip:a@example.com>"),
+    ///     HeaderEdit::Replace("Max-Forwards", "69"),
+    /// ];
+    /// // the same edits one call at a time
+    /// let mut one_by_one = msg.clone();
+    /// let h = one_by_one.headers_mut();
+    /// h.remove("P-Asserted-Identity");
+    /// h.push_front("Via", "SIP/2.0/TLS core;branch=z9hG4bK2")?;
+    /// h.push("P-Asserted-Identity", "<sip:a@example.com>")?;
+    /// h.replace("Max-Forwards", "69")?;
+    ///
+    /// msg.headers_mut().apply(&edits)?;
+    /// assert_eq!(msg.encode(), one_by_one.encode());
+    /// assert_eq!(msg.headers().get("Via"), Some("SIP/2.0/TLS core;branch=z9hG4bK2"));
+    /// assert_eq!(msg.headers().count("Via"), 2);
+    /// assert_eq!(msg.headers().get("Max-Forwards"), Some("69"));
+    ///
+    /// // A line that cannot be written fails the whole batch, leaving the headers as they were.
+    /// let before = msg.encode();
+    /// let bad = [HeaderEdit::Remove("Via"), HeaderEdit::Push("X-Bad", "a\r\nInjected: 1")];
+    /// assert!(msg.headers_mut().apply(&bad).is_err());
+    /// assert_eq!(msg.encode(), before);
+    /// # Ok::<(), mcptt_sip::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::ApiMisuse`] (and no edit applied) if a line to add has a name that is not a
+    /// token or a value that contains CR or LF, or the lines would take the buffer past 4 GiB.
+    pub fn apply(&mut self, edits: &[HeaderEdit<'_>]) -> Result<()> {
+        let mut added = 0usize;
+        for (name, value) in edits.iter().filter_map(HeaderEdit::line) {
+            let value = check_line(name, value)?;
+            added = added.saturating_add(name.len() + value.len() + 4);
+        }
+        let mut at = self.buf.len();
+        if added > 0 {
+            self.append_lines(added, edits)?;
+        }
+        let mut changed = added > 0;
+        for edit in edits {
+            match *edit {
+                HeaderEdit::Push(name, value) => {
+                    let e = new_entry(&mut at, name, value);
+                    self.entries.push(e);
+                }
+                HeaderEdit::Insert(index, name, value) => {
+                    let e = new_entry(&mut at, name, value);
+                    let index = index.min(self.entries.len());
+                    self.entries.insert(index, e);
+                }
+                HeaderEdit::PushFront(name, value) => {
+                    let e = new_entry(&mut at, name, value);
+                    let pos = self
+                        .position(name, lookup(name.as_bytes()))
+                        .unwrap_or(self.entries.len());
+                    self.entries.insert(pos, e);
+                }
+                HeaderEdit::Replace(name, value) => {
+                    let e = new_entry(&mut at, name, value);
+                    let pos = self.position(name, lookup(name.as_bytes()));
+                    self.remove_entries(name);
+                    match pos {
+                        Some(p) => self.entries.insert(p.min(self.entries.len()), e),
+                        None => self.entries.push(e),
+                    }
+                }
+                HeaderEdit::Remove(name) => changed |= self.remove_entries(name) > 0,
+                HeaderEdit::RemoveFirst(name) => {
+                    if let Some(pos) = self.position(name, lookup(name.as_bytes())) {
+                        self.entries.remove(pos);
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if changed {
+            self.dirty = true;
+            self.reindex();
+        }
+        Ok(())
+    }
+
+    /// Append the lines the `edits` add (checked, `added` bytes in all) to the buffer: one copy.
+    fn append_lines(&mut self, added: usize, edits: &[HeaderEdit<'_>]) -> Result<()> {
+        let len = self.buf.len().saturating_add(added);
+        if u32::try_from(len).is_err() {
+            return Err(Error::ApiMisuse("header section larger than 4 GiB"));
+        }
+        let lines = edits
+            .iter()
+            .filter_map(HeaderEdit::line)
+            .map(|(name, value)| (name, chars::trim_lws(value)));
+        let (buf, text) = if self.text.len() == self.buf.len() {
+            // the whole buffer is checked text: the new one is too, built as a String
+            let mut s = String::with_capacity(len);
+            s.push_str(&self.text);
+            for (name, value) in lines {
+                s.push_str(name);
+                s.push_str(": ");
+                s.push_str(value);
+                s.push_str("\r\n");
+            }
+            let text = ByteString::from(s);
+            (text.as_bytes().clone(), text)
+        } else {
+            // as in `make_line`: check the copy once
+            let mut v = Vec::with_capacity(len);
+            v.extend_from_slice(&self.buf);
+            for (name, value) in lines {
+                v.extend_from_slice(name.as_bytes());
+                v.extend_from_slice(b": ");
+                v.extend_from_slice(value.as_bytes());
+                v.extend_from_slice(b"\r\n");
+            }
+            let buf = Bytes::from(v);
+            let text = ByteString::try_from(buf.clone()).unwrap_or_else(|_| {
+                ByteString::try_from(buf.slice(..self.text.len())).unwrap_or_default()
+            });
+            (buf, text)
+        };
+        self.text = text;
+        self.buf = buf;
+        Ok(())
+    }
+
     /// Encode the header lines (each with its terminator) into `out`.
     pub(crate) fn encode_lines(&self, out: &mut Vec<u8>) {
         for e in &self.entries {
@@ -1249,6 +1394,69 @@ impl Headers {
                 out.extend_from_slice(b"\r\n");
             }
         }
+    }
+}
+
+/// One edit of a [`Headers::apply`] batch: the [`Headers`] method of the same name, with
+/// its arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HeaderEdit<'a> {
+    /// [`Headers::push`]: append `name: value`.
+    Push(&'a str, &'a str),
+    /// [`Headers::insert`]: insert `name: value` at a position (clamped to the end).
+    Insert(usize, &'a str, &'a str),
+    /// [`Headers::push_front`]: insert `name: value` before the first line called `name`
+    /// (appended if there is none).
+    PushFront(&'a str, &'a str),
+    /// [`Headers::replace`]: replace every line called `name` by `name: value`, placed where
+    /// the first one was (appended if there was none).
+    Replace(&'a str, &'a str),
+    /// [`Headers::remove`]: remove every line called `name`.
+    Remove(&'a str),
+    /// [`Headers::remove_first`]: remove the first line called `name`.
+    RemoveFirst(&'a str),
+}
+
+impl<'a> HeaderEdit<'a> {
+    /// The line (name, value as given) the edit adds, if it adds one.
+    fn line(&self) -> Option<(&'a str, &'a str)> {
+        match *self {
+            Self::Push(n, v)
+            | Self::Insert(_, n, v)
+            | Self::PushFront(n, v)
+            | Self::Replace(n, v) => Some((n, v)),
+            Self::Remove(_) | Self::RemoveFirst(_) => None,
+        }
+    }
+}
+
+/// A line to add: `name` must be a token and `value` hold no CR or LF; gives the value
+/// trimmed of LWS (as written to the buffer).
+fn check_line<'v>(name: &str, value: &'v str) -> Result<&'v str> {
+    if !chars::is_token_str(name.as_bytes()) {
+        return Err(Error::ApiMisuse("header name must be a token"));
+    }
+    if value.bytes().any(|b| b == b'\r' || b == b'\n') {
+        return Err(Error::ApiMisuse("header value must not contain CR or LF"));
+    }
+    Ok(chars::trim_lws(value))
+}
+
+/// The entry of a line `name: value` (value trimmed) written at `*at` by
+/// [`Headers::append_lines`]; `*at` moves past it.
+fn new_entry(at: &mut usize, name: &str, value: &str) -> Entry {
+    let value = chars::trim_lws(value);
+    let ns = *at;
+    let (ne, vs) = (ns + name.len(), ns + name.len() + 2);
+    let ve = vs + value.len();
+    *at = ve + 2;
+    Entry {
+        name: Span::new(ns, ne),
+        value: Span::new(vs, ve),
+        line_end: *at as u32,
+        id: lookup(name.as_bytes()),
+        plain: true,
     }
 }
 

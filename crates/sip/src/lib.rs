@@ -139,7 +139,7 @@ pub use frame::{
     FrameScan, Framed, Framer, Status, frame, frame_parse, frame_parse_with_storage, frame_resume,
     keepalive_len,
 };
-pub use headers::{HeaderStorage, Headers, split_commas};
+pub use headers::{HeaderEdit, HeaderStorage, Headers, split_commas};
 pub use limits::Limits;
 pub use message::{Message, Request, RequestBuilder, Response, ResponseBuilder};
 pub use method::{Method, reason_phrase};

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
 
 mod common;
+mod edits;
 mod generate;
 mod lint;
 mod mcptt;
