@@ -66,7 +66,7 @@ use mcptt_registration::{
     Error as RegistrarError, Event as RegistrarEvent, FilterCriteria, IdentityMap, Registrar,
     RegistrarConfig,
 };
-use mcptt_sip::{Message, Request, Response};
+use mcptt_sip::{HeaderEdit, Message, Request, Response};
 use mcptt_store_redis::{StoreChoice, TimeBase};
 use mcptt_tls::{
     ConnectionHandle, ConnectionId, Destination, Direction, Event, Transport, TransportConfig,
@@ -1002,8 +1002,6 @@ impl State {
         };
         let via = self.server_via();
         let headers = req.headers_mut();
-        // The UE may not assert itself (TS 24.229 §5.2.6.3.3): strip, then assert.
-        headers.remove("P-Asserted-Identity");
         let max_forwards = headers
             .get("Max-Forwards")
             .and_then(|v| v.trim().parse::<u32>().ok())
@@ -1017,19 +1015,22 @@ impl State {
             70 => std::borrow::Cow::Borrowed("69"),
             n => std::borrow::Cow::Owned(n.saturating_sub(1).to_string()),
         };
-        let ok = headers.push_front("Via", &via).is_ok()
-            && headers.push("P-Asserted-Identity", &pai).is_ok()
-            && headers.replace("Max-Forwards", &max_forwards).is_ok()
-            && (req.method().as_str() != "SUBSCRIBE"
-                || req
-                    .headers_mut()
-                    .push_front("Record-Route", &self.record_route)
-                    .is_ok());
-        if !ok {
+        let subscribe = req.method().as_str() == "SUBSCRIBE";
+        // The UE may not assert itself (TS 24.229 §5.2.6.3.3): strip, then assert. (One
+        // batch: the message buffer is copied once for the lines it adds.)
+        let edits = [
+            HeaderEdit::Remove("P-Asserted-Identity"),
+            HeaderEdit::PushFront("Via", &via),
+            HeaderEdit::Push("P-Asserted-Identity", &pai),
+            HeaderEdit::Replace("Max-Forwards", &max_forwards),
+            HeaderEdit::PushFront("Record-Route", &self.record_route),
+        ];
+        let edits = if subscribe { &edits[..] } else { &edits[..4] };
+        if req.headers_mut().apply(edits).is_err() {
             tracing::warn!("could not rewrite a request for forwarding");
             return;
         }
-        if req.method().as_str() == "SUBSCRIBE"
+        if subscribe
             && let Some(c) = req.headers().get("Contact")
             && (self.contacts.len() < MAX_PENDING)
         {
@@ -1233,9 +1234,11 @@ impl State {
                 "SIP/2.0/{transport} {};branch={branch};core={}",
                 self.host, self.tag
             );
-            let headers = request.headers_mut();
-            headers.remove_first("Via");
-            if headers.push_front("Via", &via).is_err() {
+            let edits = [
+                HeaderEdit::RemoveFirst("Via"),
+                HeaderEdit::PushFront("Via", &via),
+            ];
+            if request.headers_mut().apply(&edits).is_err() {
                 return;
             }
             key = Arc::from(branch);
@@ -1321,18 +1324,20 @@ impl State {
         let branch = self.next_branch();
         let host = self.host.as_str();
         let headers = req.headers_mut();
-        if headers
+        let ours = headers
             .get("Route")
-            .is_some_and(|r| uri_in(r).contains(host))
-        {
-            headers.remove_first("Route");
-        }
+            .is_some_and(|r| uri_in(r).contains(host));
         let mut via = String::with_capacity(24 + host.len() + branch.len());
         via.push_str("SIP/2.0/TLS ");
         via.push_str(host);
         via.push_str(";branch=");
         via.push_str(&branch);
-        if headers.push_front("Via", &via).is_err() {
+        let edits = [
+            HeaderEdit::RemoveFirst("Route"),
+            HeaderEdit::PushFront("Via", &via),
+        ];
+        let edits = if ours { &edits[..] } else { &edits[1..] };
+        if headers.apply(edits).is_err() {
             return;
         }
         if self.notify_routes.len() < MAX_NOTIFY_ROUTES {
