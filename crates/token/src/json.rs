@@ -209,9 +209,26 @@ impl<'de> Visitor<'de> for Seed<'_> {
 /// named in `names` (same order), without building the other members: they
 /// are walked with the same duplicate and depth checks and dropped.
 ///
+/// A direct scan ([`fields_fast`]) reads the usual JOSE header or JWT
+/// claims; whatever it does not take on goes through [`parse_fields_serde`],
+/// which gives the same values or the error.
+///
 /// # Errors
 /// As [`parse`]; a document that is not an object gives `Ok(Err(type name))`.
 pub(crate) fn parse_fields<'a, const N: usize>(
+    input: &'a [u8],
+    max_depth: usize,
+    names: &[&str; N],
+) -> Result<Result<[Option<Json<'a>>; N], &'static str>, JsonError> {
+    match fields_fast(input, max_depth, names) {
+        Some(fields) => Ok(Ok(fields)),
+        None => parse_fields_serde(input, max_depth, names),
+    }
+}
+
+/// [`parse_fields`] through `serde_json` with the strict visitors: the
+/// reference for every input, and the path for what [`fields_fast`] leaves.
+pub(crate) fn parse_fields_serde<'a, const N: usize>(
     input: &'a [u8],
     max_depth: usize,
     names: &[&str; N],
@@ -305,6 +322,208 @@ impl<'de, const N: usize> Visitor<'de> for TopSeed<'_, '_, N> {
         while seq.next_element_seed(Skip(inner))?.is_some() {}
         Ok(Err("array"))
     }
+}
+
+/// The fast path of [`parse_fields`]: a direct scan of the JSON that JOSE
+/// headers and JWT claims are made of (one object whose members are
+/// strings without escapes, unsigned integers, `true`, `false`, `null`, or
+/// arrays of those). It gives up (`None`) on anything else: escapes,
+/// invalid UTF-8, negative or fractional numbers, integers beyond `u64`,
+/// nested objects or arrays, a repeated member name, more than 16 members
+/// outside `names`, any syntax error or trailing text, a depth limit below
+/// 2. Every such input then goes through [`parse_fields_serde`], which
+/// finds the values or the error to report; and whenever this returns
+/// `Some`, [`parse_fields_serde`] returns `Ok(Ok(_))` with equal values
+/// (tested over the vectors and mutated documents).
+fn fields_fast<'a, const N: usize>(
+    input: &'a [u8],
+    max_depth: usize,
+    names: &[&str; N],
+) -> Option<[Option<Json<'a>>; N]> {
+    /// Member names outside `names` remembered for the duplicate check.
+    const OTHERS: usize = 16;
+    if max_depth < 2 {
+        return None;
+    }
+    // One UTF-8 check for the whole document; strings are then sliced from it.
+    let text = std::str::from_utf8(input).ok()?;
+    let mut r = Scan { text, pos: 0 };
+    let mut slots: [Option<Json<'a>>; N] = std::array::from_fn(|_| None);
+    let mut others: [&str; OTHERS] = [""; OTHERS];
+    let mut n_others = 0;
+    let mut hint = 0;
+    r.ws();
+    r.eat(b'{')?;
+    r.ws();
+    if r.peek() == Some(b'}') {
+        r.pos += 1;
+    } else {
+        loop {
+            r.eat(b'"')?;
+            let name = r.string()?;
+            r.ws();
+            r.eat(b':')?;
+            r.ws();
+            // Documents usually list the members in the order of `names`:
+            // look from the slot after the last one found, then wrap.
+            let after = names.get(hint..).unwrap_or_default();
+            let found = match after.iter().position(|n| same(n, name)) {
+                Some(i) => Some(hint + i),
+                None => names.get(..hint)?.iter().position(|n| same(n, name)),
+            };
+            match found {
+                Some(i) => {
+                    hint = i + 1;
+                    let slot = slots.get_mut(i)?;
+                    if slot.is_some() {
+                        return None;
+                    }
+                    *slot = Some(r.value()?);
+                }
+                None => {
+                    let seen = others.get(..n_others)?;
+                    if seen.iter().any(|n| same(n, name)) {
+                        return None;
+                    }
+                    *others.get_mut(n_others)? = name;
+                    n_others += 1;
+                    r.value()?;
+                }
+            }
+            r.ws();
+            match r.next()? {
+                b',' => r.ws(),
+                b'}' => break,
+                _ => return None,
+            }
+        }
+    }
+    r.ws();
+    (r.pos == text.len()).then_some(slots)
+}
+
+/// Byte equality of two short names, inline (a `memcmp` call costs more).
+fn same(a: &str, b: &str) -> bool {
+    same_bytes(a.as_bytes(), b.as_bytes())
+}
+
+/// A cursor over the input of [`fields_fast`].
+struct Scan<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Scan<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.pos).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let b = self.peek()?;
+        self.pos += 1;
+        Some(b)
+    }
+
+    fn eat(&mut self, want: u8) -> Option<()> {
+        (self.next()? == want).then_some(())
+    }
+
+    /// RFC 8259 §2 whitespace: space, tab, line feed, carriage return.
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    /// The rest of a string after its opening quote, borrowed: `None` on an
+    /// escape, a control character or a missing end quote.
+    fn string(&mut self) -> Option<&'a str> {
+        let rest = self.text.as_bytes().get(self.pos..)?;
+        let len = memchr::memchr(b'"', rest)?;
+        let bytes = rest.get(..len)?;
+        // No early exit: the fold over every byte vectorizes.
+        let odd = bytes
+            .iter()
+            .fold(false, |odd, &b| odd | (b == b'\\') | (b < 0x20));
+        if odd {
+            return None;
+        }
+        let s = self.text.get(self.pos..self.pos + len)?;
+        self.pos += len + 1;
+        Some(s)
+    }
+
+    /// One member value or array element (arrays hold no arrays or objects).
+    fn value(&mut self) -> Option<Json<'a>> {
+        match self.peek()? {
+            b'"' => {
+                self.pos += 1;
+                Some(Json::Str(Cow::Borrowed(self.string()?)))
+            }
+            b'0'..=b'9' => self.integer(),
+            b't' => self.literal("true", Json::Bool(true)),
+            b'f' => self.literal("false", Json::Bool(false)),
+            b'n' => self.literal("null", Json::Null),
+            b'[' => {
+                self.pos += 1;
+                let mut items = Vec::new();
+                self.ws();
+                if self.peek() == Some(b']') {
+                    self.pos += 1;
+                    return Some(Json::Arr(items));
+                }
+                loop {
+                    self.ws();
+                    if let Some(b'[' | b'{') = self.peek() {
+                        return None;
+                    }
+                    items.push(self.value()?);
+                    self.ws();
+                    match self.next()? {
+                        b',' => {}
+                        b']' => return Some(Json::Arr(items)),
+                        _ => return None,
+                    }
+                }
+            }
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, word: &str, v: Json<'a>) -> Option<Json<'a>> {
+        let end = self.pos.checked_add(word.len())?;
+        let found = self.text.as_bytes().get(self.pos..end)?;
+        same_bytes(found, word.as_bytes()).then(|| {
+            self.pos = end;
+            v
+        })
+    }
+
+    /// An unsigned integer without leading zeros that fits `u64`; `None`
+    /// when a fraction or exponent follows (serde_json reads an `f64`) or
+    /// it overflows.
+    fn integer(&mut self) -> Option<Json<'a>> {
+        let mut n: u64 = 0;
+        let start = self.pos;
+        while let Some(d @ b'0'..=b'9') = self.peek() {
+            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+            self.pos += 1;
+        }
+        let digits = self.pos - start;
+        let leading_zero = digits > 1 && self.text.as_bytes().get(start) == Some(&b'0');
+        if digits == 0 || leading_zero {
+            return None;
+        }
+        match self.peek() {
+            Some(b'.' | b'e' | b'E') => None,
+            _ => Some(Json::Num(Num::U(n))),
+        }
+    }
+}
+
+/// Byte equality of two short slices, inline.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// Walks a value with the strict checks and keeps nothing.
@@ -420,6 +639,208 @@ impl<'de> Visitor<'de> for KeySeed {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use proptest::prelude::*;
+
+    /// Names covering JOSE headers and JWT claims, for the fast/serde comparison.
+    const NAMES: [&str; 16] = [
+        "alg",
+        "kid",
+        "typ",
+        "crit",
+        "iss",
+        "sub",
+        "aud",
+        "exp",
+        "iat",
+        "nbf",
+        "jti",
+        "client_id",
+        "scope",
+        "mcptt_id",
+        "acr",
+        "auth_time",
+    ];
+
+    /// Whenever the fast path answers, serde_json's strict path gives the
+    /// same values; `parse_fields` always answers as the serde path. Returns
+    /// whether the fast path answered at depth 16.
+    fn agree(doc: &[u8]) -> bool {
+        let mut took = false;
+        for depth in [0, 1, 2, 3, 16] {
+            let serde = parse_fields_serde(doc, depth, &NAMES);
+            assert_eq!(
+                parse_fields(doc, depth, &NAMES),
+                serde,
+                "{doc:?} at depth {depth}"
+            );
+            if let Some(fast) = fields_fast(doc, depth, &NAMES) {
+                assert_eq!(Ok(Ok(fast)), serde, "{doc:?} at depth {depth}");
+                took |= depth == 16;
+            }
+        }
+        took
+    }
+
+    /// Decoded headers and payloads of every compact token in the vendored
+    /// JOSE vectors and the interop token file.
+    fn vector_documents() -> Vec<Vec<u8>> {
+        use base64::Engine as _;
+        fn strings(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::String(s) => out.push(s.clone()),
+                serde_json::Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
+                serde_json::Value::Object(m) => m.values().for_each(|i| strings(i, out)),
+                _ => {}
+            }
+        }
+        fn walk(dir: &std::path::Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, out);
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                match path.extension().and_then(|e| e.to_str()) {
+                    Some("jws") => out.push(text.trim().to_owned()),
+                    Some("json") => {
+                        if let Ok(v) = serde_json::from_str(&text) {
+                            strings(&v, out);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/jose");
+        let mut texts = Vec::new();
+        walk(std::path::Path::new(root), &mut texts);
+        walk(
+            std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data")),
+            &mut texts,
+        );
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut docs = Vec::new();
+        for t in &texts {
+            let mut segs = t.split('.');
+            for seg in [segs.next(), segs.next()].into_iter().flatten() {
+                if let Ok(bytes) = b64.decode(seg)
+                    && bytes.first() == Some(&b'{')
+                {
+                    docs.push(bytes);
+                }
+            }
+            // Plain JSON strings of the vectors (payloads, headers) too.
+            if t.starts_with('{') {
+                docs.push(t.as_bytes().to_vec());
+            }
+        }
+        docs
+    }
+
+    /// Hand-made documents at the edges of what the fast path reads.
+    const EDGES: &[&str] = &[
+        r#"{}"#,
+        r#" { } "#,
+        "{\t\"iss\" :\r\n\"a\" , \"exp\":0}\n",
+        r#"{"aud":["a","b"],"exp":18446744073709551615,"iat":1}"#,
+        r#"{"exp":18446744073709551616}"#,
+        r#"{"exp":01}"#,
+        r#"{"exp":1.5}"#,
+        r#"{"exp":1e3}"#,
+        r#"{"exp":-1}"#,
+        r#"{"exp":-0}"#,
+        r#"{"aud":[]}"#,
+        r#"{"aud":[ ]}"#,
+        r#"{"aud":[1,true,false,null,"x"]}"#,
+        r#"{"aud":[[1]]}"#,
+        r#"{"aud":[{"a":1}]}"#,
+        r#"{"x":{"a":1}}"#,
+        r#"{"aud":["a",]}"#,
+        r#"{"iss":"a","iss":"b"}"#,
+        r#"{"x":1,"x":2}"#,
+        r#"{"x":1,"\u0078":2}"#,
+        r#"{"iss":"\u0061"}"#,
+        r#"{"iss":"caf\u00e9"}"#,
+        "{\"iss\":\"caf\u{e9}\"}",
+        "{\"iss\":\"a\u{7f}b\"}",
+        "{\"iss\":\"a\tb\"}",
+        r#"{"iss":"a"} x"#,
+        r#"{"iss":"a"}}"#,
+        r#"{"iss":"a",}"#,
+        r#"{"iss" "a"}"#,
+        r#"{"iss":tru}"#,
+        r#"{"iss":truex}"#,
+        r#"{"iss":nul}"#,
+        r#"{"iss":"a"#,
+        r#"{"iss":"#,
+        r#"{"#,
+        r#"[1]"#,
+        r#""x""#,
+        r#"1"#,
+        r#"null"#,
+        "",
+        "\u{feff}{}",
+        r#"{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":10,"k":11,"l":12,"m":13,"n":14,"o":15,"p":16,"q":17}"#,
+        r#"{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":10,"k":11,"l":12,"m":13,"n":14,"o":15,"a":16}"#,
+        r#"{"auth_time":1,"acr":"x","mcptt_id":"sip:a@b","scope":"s","client_id":"c","jti":"j","nbf":1,"iat":1,"exp":2,"aud":"a","sub":"s","iss":"i"}"#,
+    ];
+
+    #[test]
+    fn fast_fields_agree_with_serde_on_vectors_and_edges() {
+        let docs = vector_documents();
+        assert!(docs.len() > 20, "vectors found: {}", docs.len());
+        let taken = docs.iter().filter(|d| agree(d)).count();
+        // The vectors' headers and claims are the plain JSON the fast path reads.
+        assert!(taken * 2 > docs.len(), "{taken} of {}", docs.len());
+        for doc in EDGES {
+            agree(doc.as_bytes());
+        }
+        assert!(agree(EDGES[3].as_bytes()));
+        assert!(agree(EDGES[EDGES.len() - 1].as_bytes()));
+        assert!(!agree(br#"{"exp":1.5}"#));
+    }
+
+    fn mutated() -> impl Strategy<Value = Vec<u8>> {
+        let bases: Vec<Vec<u8>> = vector_documents()
+            .into_iter()
+            .chain(EDGES.iter().map(|e| e.as_bytes().to_vec()))
+            .collect();
+        let edit = (
+            0usize..3,
+            any::<prop::sample::Index>(),
+            prop::sample::select(
+                b"{}[],:\"\\ \t\n0123456789-+.eEtrufalsn\x00\x1f\x7f\x80\xc3\xa9\xff".to_vec(),
+            ),
+        );
+        (
+            prop::sample::select(bases),
+            prop::collection::vec(edit, 0..4),
+        )
+            .prop_map(|(mut doc, edits)| {
+                for (kind, at, byte) in edits {
+                    let i = at.index(doc.len() + 1);
+                    match kind {
+                        0 => doc.insert(i, byte),
+                        1 if i < doc.len() => {
+                            doc.remove(i);
+                        }
+                        _ if i < doc.len() => doc[i] = byte,
+                        _ => doc.push(byte),
+                    }
+                }
+                doc
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn fast_fields_agree_with_serde_on_mutations(doc in mutated()) {
+            agree(&doc);
+        }
+    }
 
     #[test]
     fn parses_nested_values() {

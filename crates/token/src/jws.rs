@@ -77,23 +77,23 @@ pub(crate) struct Parts {
     pub(crate) payload: Vec<u8>,
 }
 
-/// Splits into exactly three segments.
 /// The three segments of a compact JWS.
 type Segments<'t> = (&'t [u8], &'t [u8], &'t [u8]);
 
+/// Splits into exactly three segments (one memchr pass over the token).
 fn segments(token: &str) -> Result<Segments<'_>, Error> {
-    // `str::split_once(char)` searches with memchr.
-    let dots = || 1 + token.bytes().filter(|b| *b == b'.').count();
-    let (h, rest) = token
-        .split_once('.')
-        .ok_or_else(|| Error::Segments { found: dots() })?;
-    let (p, s) = rest
-        .split_once('.')
-        .ok_or_else(|| Error::Segments { found: dots() })?;
-    if s.contains('.') {
-        return Err(Error::Segments { found: dots() });
+    let bytes = token.as_bytes();
+    let mut dots = memchr::memchr_iter(b'.', bytes);
+    let (Some(d1), Some(d2), None) = (dots.next(), dots.next(), dots.next()) else {
+        return Err(Error::Segments {
+            found: 1 + memchr::memchr_iter(b'.', bytes).count(),
+        });
+    };
+    match (bytes.get(..d1), bytes.get(d1 + 1..d2), bytes.get(d2 + 1..)) {
+        (Some(h), Some(p), Some(s)) => Ok((h, p, s)),
+        // Unreachable: d1 < d2 < len are positions in `bytes`.
+        _ => Err(Error::Segments { found: 3 }),
     }
-    Ok((h.as_bytes(), p.as_bytes(), s.as_bytes()))
 }
 
 pub(crate) fn json_error(part: Part, e: JsonError) -> Error {
