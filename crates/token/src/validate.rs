@@ -519,19 +519,21 @@ fn audiences(slot: Option<&Json<'_>>) -> Result<Vec<String>, Error> {
 /// RFC 6749 §3.3: `scope = scope-token *( SP scope-token )`,
 /// `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
 fn split_scope(scope: &str) -> Result<Vec<String>, Error> {
-    let ok = scope.split(' ').all(|t| {
-        !t.is_empty()
+    let mut scopes = Vec::with_capacity(2);
+    for t in scope.split(' ') {
+        let ok = !t.is_empty()
             && t.bytes()
-                .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
-    });
-    if !ok {
-        return Err(invalid(
-            "scope",
-            "scope tokens separated by single spaces (RFC 6749 §3.3)",
-            "empty token or invalid character",
-        ));
+                .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+        if !ok {
+            return Err(invalid(
+                "scope",
+                "scope tokens separated by single spaces (RFC 6749 §3.3)",
+                "empty token or invalid character",
+            ));
+        }
+        scopes.push(t.to_owned());
     }
-    Ok(scope.split(' ').map(str::to_owned).collect())
+    Ok(scopes)
 }
 
 #[derive(Clone, Copy)]
@@ -568,6 +570,129 @@ fn numeric_date(name: &'static str, v: &Json<'_>, round: Round) -> Result<u64, E
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    use crate::{AccessTokenClaims, Algorithm, JwkSet, KeyStore, Signer, SigningKey};
+    use proptest::prelude::*;
+
+    const ISS: &str = "https://idms.mcptt.example";
+    const AUD: &str = "sip:mcptt-server@mcptt.example";
+    const NOW: u64 = 1_800_000_000;
+
+    fn setup() -> (Signer, Validator) {
+        let der = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/ed25519_rfc8037_a1.pk8.der"
+        ))
+        .unwrap();
+        let key = SigningKey::from_pkcs8(Algorithm::EdDsa, "ed", &der).unwrap();
+        let set = JwkSet::from_keys([key.public_jwk()]).unwrap();
+        let config = ValidatorConfig::new(ISS, AUD).accept_scope(SCOPE_PTT_SERVICE);
+        let v = Validator::new(config, KeyStore::new(set)).unwrap();
+        (Signer::new(key), v)
+    }
+
+    fn base_claims(aud: &[&str]) -> Vec<u8> {
+        serde_json::to_vec(&AccessTokenClaims {
+            iss: ISS.into(),
+            sub: "sip:alice@mcptt.example".into(),
+            aud: aud.iter().map(|a| (*a).to_owned()).collect(),
+            exp: NOW + 3600,
+            iat: NOW - 10,
+            nbf: Some(NOW - 20),
+            jti: "8d3f2b6a1c4e4f9ab7d25e6f708192a3".into(),
+            client_id: "mcptt-client".into(),
+            scope: "openid 3gpp:mcptt:ptt_server".into(),
+            mcptt_id: "sip:alice@mcptt.example".into(),
+            auth_time: Some(NOW - 30),
+            acr: Some("urn:3gpp:sim".into()),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    /// Both token validations, through the direct paths and through the
+    /// reference paths (serde_json, the base64 crate) only; each with a new
+    /// validator (an unknown `kid` changes the key store's refresh state).
+    fn both(token: &str) -> [(Result<AccessToken, Error>, Result<IdToken, Error>); 2] {
+        let run = |reference: bool| {
+            let (_, v) = setup();
+            json::REFERENCE_ONLY.with(|r| r.set(reference));
+            let out = (
+                v.validate_access_token(token, NOW),
+                v.validate_id_token(token, NOW, None),
+            );
+            json::REFERENCE_ONLY.with(|r| r.set(false));
+            out
+        };
+        [run(false), run(true)]
+    }
+
+    fn edit(doc: &mut Vec<u8>, edits: Vec<(usize, prop::sample::Index, u8)>) {
+        for (kind, at, byte) in edits {
+            let i = at.index(doc.len() + 1);
+            match kind {
+                0 => doc.insert(i, byte),
+                1 if i < doc.len() => {
+                    doc.remove(i);
+                }
+                _ if i < doc.len() => doc[i] = byte,
+                _ => doc.push(byte),
+            }
+        }
+    }
+
+    fn edits() -> impl Strategy<Value = Vec<(usize, prop::sample::Index, u8)>> {
+        let bytes = b"{}[],:\"\\ 0123456789-.eEtrufalsn\x00\x7f\xc3\xa9.=+/AZaz_".to_vec();
+        prop::collection::vec(
+            (
+                0usize..3,
+                any::<prop::sample::Index>(),
+                prop::sample::select(bytes),
+            ),
+            0..4,
+        )
+    }
+
+    #[test]
+    fn direct_and_reference_paths_agree_on_signed_tokens() {
+        let (signer, _) = setup();
+        let token = signer
+            .sign_jwt("at+jwt", &base_claims(&[AUD, "other"]))
+            .unwrap();
+        let [fast, reference] = both(&token);
+        assert!(fast.0.is_ok(), "{:?}", fast.0);
+        assert_eq!(fast, reference);
+        let id = signer.sign_jwt("JWT", &base_claims(&[AUD])).unwrap();
+        let [fast, reference] = both(&id);
+        assert!(fast.1.is_ok(), "{:?}", fast.1);
+        assert_eq!(fast, reference);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+        /// Mutated claims, signed (so the claim checks run), and mutated
+        /// tokens: the same result or error either way.
+        #[test]
+        fn direct_and_reference_paths_agree_on_mutations(
+            claim_edits in edits(),
+            token_edits in edits(),
+            typ in prop::sample::select(vec!["at+jwt", "JWT", "x"]),
+        ) {
+            let (signer, _) = setup();
+            let mut claims = base_claims(&[AUD, "other"]);
+            edit(&mut claims, claim_edits);
+            let token = signer.sign_jwt(typ, &claims).unwrap();
+            let [fast, reference] = both(&token);
+            prop_assert_eq!(fast, reference);
+            let mut bytes = token.into_bytes();
+            edit(&mut bytes, token_edits);
+            if let Ok(mutated) = String::from_utf8(bytes) {
+                let [fast, reference] = both(&mutated);
+                prop_assert_eq!(fast, reference);
+            }
+        }
+    }
 
     #[test]
     fn scope_splitting() {
