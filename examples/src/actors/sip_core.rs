@@ -475,15 +475,18 @@ fn is_reg_subscribe(req: &Request) -> bool {
 
 /// `user@host:port` of a SIP URI (scheme, parameters and headers dropped), lower-cased host.
 fn contact_key(uri: &str) -> String {
-    let rest = uri.split_once(':').map_or(uri, |(_, r)| r);
-    // (A byte scan: the three separators are ASCII, so the cut is on a character boundary.)
+    // (Byte scans: the separators are ASCII, so every cut is on a character boundary.)
+    let rest = match uri.bytes().position(|b| b == b':') {
+        Some(colon) => uri.get(colon + 1..).unwrap_or(uri),
+        None => uri,
+    };
     let end = rest
         .bytes()
         .position(|b| matches!(b, b';' | b'?' | b'>'))
         .unwrap_or(rest.len());
     let rest = rest.get(..end).unwrap_or(rest);
     // One allocation: the key as written, then its host lower-cased in place.
-    let host_start = rest.rfind('@').map_or(0, |at| at + 1);
+    let host_start = rest.bytes().rposition(|b| b == b'@').map_or(0, |at| at + 1);
     let mut key = rest.to_owned();
     if let Some(host) = key.get_mut(host_start..) {
         host.make_ascii_lowercase();
@@ -547,13 +550,28 @@ fn push_decimal(text: &mut String, n: u16) {
     text.push_str(itoa::Buffer::new().format(n));
 }
 
-/// The `branch` parameter of a Via value.
+/// The `branch` parameter of a Via value: the value (trimmed) of the first `;`-separated
+/// parameter after the first `;` whose name (before its first `=`, trimmed) is `branch` in
+/// any case.
 fn branch_of(via: &str) -> Option<&str> {
-    via.split(';')
-        .skip(1)
-        .filter_map(|p| p.split_once('='))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("branch"))
-        .map(|(_, v)| v.trim())
+    // (A byte scan: `;` and `=` are ASCII, so every cut is on a character boundary.)
+    let b = via.as_bytes();
+    let mut start = b.iter().position(|&c| c == b';')? + 1;
+    loop {
+        let param = b.get(start..).unwrap_or_default();
+        let len = param.iter().position(|&c| c == b';');
+        let param = param.get(..len.unwrap_or(param.len())).unwrap_or_default();
+        if let Some(eq) = param.iter().position(|&c| c == b'=')
+            && let (Some(k), Some(v)) = (
+                via.get(start..start + eq),
+                via.get(start + eq + 1..start + param.len()),
+            )
+            && k.trim().eq_ignore_ascii_case("branch")
+        {
+            return Some(v.trim());
+        }
+        start += len? + 1;
+    }
 }
 
 impl State {
@@ -1458,6 +1476,94 @@ mod tests {
             branch_of("SIP/2.0/TLS h ; BRANCH = z9hG4bKx ;core=t"),
             Some("z9hG4bKx")
         );
+    }
+
+    /// `branch_of` as first written (split on `;`, then on the first `=`).
+    fn branch_of_split(via: &str) -> Option<&str> {
+        via.split(';')
+            .skip(1)
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("branch"))
+            .map(|(_, v)| v.trim())
+    }
+
+    #[test]
+    fn branch_of_agrees_with_the_split_definition() {
+        // every string of up to 5 pieces from these (separators, white space, case, UTF-8)
+        const PIECES: &[&str] = &[
+            ";",
+            "=",
+            " ",
+            "branch",
+            "BrAnch",
+            "z9hG4bKx",
+            "\u{a0}",
+            "é",
+            "x=y",
+            "branch=",
+            "SIP/2.0/TLS h",
+        ];
+        let mut n = 0;
+        let mut s = String::new();
+        for i in 0..PIECES.len().pow(5) {
+            s.clear();
+            let mut k = i;
+            for _ in 0..5 {
+                s.push_str(PIECES[k % PIECES.len()]);
+                k /= PIECES.len();
+            }
+            assert_eq!(branch_of(&s), branch_of_split(&s), "{s:?}");
+            n += usize::from(branch_of(&s).is_some());
+        }
+        assert!(n > 1000, "{n}");
+        for via in [
+            "SIP/2.0/TLS core:5061;branch=z9hG4bK0123456789abcdef1;core=t",
+            "SIP/2.0/TLS h;rport=5;received=1.2.3.4;branch = z9hG4bKy ",
+            "SIP/2.0/TLS h;branch",
+            "SIP/2.0/TLS h;branch=a;branch=b",
+            "",
+            ";",
+            "a;b;c=d",
+        ] {
+            assert_eq!(branch_of(via), branch_of_split(via), "{via:?}");
+        }
+    }
+
+    /// `contact_key` as first written (with `str` searches).
+    fn contact_key_str(uri: &str) -> String {
+        let rest = uri.split_once(':').map_or(uri, |(_, r)| r);
+        let end = rest.find([';', '?', '>']).unwrap_or(rest.len());
+        let rest = &rest[..end];
+        let host_start = rest.rfind('@').map_or(0, |at| at + 1);
+        let mut key = rest.to_owned();
+        key[host_start..].make_ascii_lowercase();
+        key
+    }
+
+    #[test]
+    fn contact_key_agrees_with_the_str_definition() {
+        const PIECES: &[&str] = &[
+            "sip:",
+            ":",
+            "@",
+            "UE1",
+            "Host.EXAMPLE",
+            ";",
+            "?",
+            ">",
+            "é",
+            "1:5061",
+        ];
+        let mut s = String::new();
+        for i in 0..PIECES.len().pow(5) {
+            s.clear();
+            let mut k = i;
+            for _ in 0..5 {
+                s.push_str(PIECES[k % PIECES.len()]);
+                k /= PIECES.len();
+            }
+            assert_eq!(contact_key(&s), contact_key_str(&s), "{s:?}");
+        }
     }
 
     #[test]
