@@ -258,7 +258,9 @@ impl Signer {
         {
             return misuse(&format!("extra claim {k:?} shadows a field"));
         }
-        let payload = serde_json::to_vec(claims).map_err(|e| Error::ApiMisuse(e.to_string()))?;
+        let payload = claims
+            .to_json_vec()
+            .map_err(|e| Error::ApiMisuse(e.to_string()))?;
         self.sign_jwt("at+jwt", &payload)
     }
 
@@ -291,7 +293,9 @@ impl Signer {
         {
             return misuse(&format!("extra claim {k:?} shadows a field"));
         }
-        let payload = serde_json::to_vec(claims).map_err(|e| Error::ApiMisuse(e.to_string()))?;
+        let payload = claims
+            .to_json_vec()
+            .map_err(|e| Error::ApiMisuse(e.to_string()))?;
         self.sign_jwt("JWT", &payload)
     }
 
