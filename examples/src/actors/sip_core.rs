@@ -66,7 +66,7 @@ use mcptt_registration::{
     Error as RegistrarError, Event as RegistrarEvent, FilterCriteria, IdentityMap, Registrar,
     RegistrarConfig,
 };
-use mcptt_sip::{HeaderEdit, Message, Request, Response};
+use mcptt_sip::{HeaderEdit, KnownHeader, Message, Request, Response, split_commas};
 use mcptt_store_redis::{StoreChoice, TimeBase};
 use mcptt_tls::{
     ConnectionHandle, ConnectionId, Destination, Direction, Event, Transport, TransportConfig,
@@ -468,7 +468,7 @@ fn is_reg_subscribe(req: &Request) -> bool {
     req.method().as_str() == "SUBSCRIBE"
         && req
             .headers()
-            .get("Event")
+            .get_known(KnownHeader::Event)
             .and_then(|e| e.split(';').next())
             .is_some_and(|e| e.trim().eq_ignore_ascii_case("reg"))
 }
@@ -628,7 +628,7 @@ impl State {
 
     fn label_for(msg: &Message) -> String {
         msg.headers()
-            .get("To")
+            .get_known(KnownHeader::To)
             .map(|t| user_of(&uri_of(t)))
             .unwrap_or_default()
     }
@@ -777,7 +777,7 @@ impl State {
                 if self.registrar.subscription_count() > 0
                     && resp
                         .headers()
-                        .get("CSeq")
+                        .get_known(KnownHeader::CSeq)
                         .is_some_and(|c| c.trim_end().ends_with("NOTIFY"))
                     && self
                         .registrar
@@ -792,7 +792,7 @@ impl State {
                 let mut resp = resp;
                 let route = resp
                     .headers()
-                    .get("Via")
+                    .get_known(KnownHeader::Via)
                     .and_then(branch_of)
                     .and_then(|b| self.notify_routes.remove(b));
                 resp.headers_mut().remove_first("Via");
@@ -851,7 +851,11 @@ impl State {
             ue.asserted = outcome.registered_identity.take();
         }
         if registered {
-            for c in req.headers().values("Contact") {
+            for c in req
+                .headers()
+                .get_all_known(KnownHeader::Contact)
+                .flat_map(split_commas)
+            {
                 self.contacts.insert(contact_key_of_value(c), id);
             }
         }
@@ -877,7 +881,7 @@ impl State {
         }
         self.out
             .push((Target::Ue(conn), Message::Response(outcome.response)));
-        self.drain_registrar(req.headers().get("Call-ID"));
+        self.drain_registrar(req.headers().get_known(KnownHeader::CallId));
     }
 
     /// A reg event SUBSCRIBE (RFC 3680) from a UE for its own registration state: the
@@ -888,7 +892,7 @@ impl State {
         let now = self.clock.now();
         let resp = self.store_io(|r| r.handle_subscribe(now, &peer, &req));
         if (200..300).contains(&resp.status())
-            && let Some(c) = req.headers().get("Contact")
+            && let Some(c) = req.headers().get_known(KnownHeader::Contact)
         {
             self.contacts.insert(contact_key_of_value(c), id);
         }
@@ -901,7 +905,8 @@ impl State {
         while let Some(t) = self.registrar.poll_transmit() {
             let msg = Message::Request(t.request);
             // (`wire::call_id` without its copy.)
-            if let (Some(ue), Some(tp)) = (ue_call_id, msg.headers().get("Call-ID")) {
+            if let (Some(ue), Some(tp)) = (ue_call_id, msg.headers().get_known(KnownHeader::CallId))
+            {
                 self.trace.alias(tp.trim(), ue);
             }
             // Third-party REGISTERs go to the application server; reg event NOTIFYs to the
@@ -1021,7 +1026,7 @@ impl State {
         let via = self.server_via();
         let headers = req.headers_mut();
         let max_forwards = headers
-            .get("Max-Forwards")
+            .get_known(KnownHeader::MaxForwards)
             .and_then(|v| v.trim().parse::<u32>().ok())
             .unwrap_or(70);
         let mut pai = String::with_capacity(asserted.len() + 2);
@@ -1049,7 +1054,7 @@ impl State {
             return;
         }
         if subscribe
-            && let Some(c) = req.headers().get("Contact")
+            && let Some(c) = req.headers().get_known(KnownHeader::Contact)
             && (self.contacts.len() < MAX_PENDING)
         {
             // NOTIFYs of this dialog reach the UE on this connection, even when it
@@ -1133,7 +1138,7 @@ impl State {
     fn send_to_server(&mut self, origin: Origin, req: Request) {
         let Some(key) = req
             .headers()
-            .get("Via")
+            .get_known(KnownHeader::Via)
             .and_then(branch_of)
             .map(Arc::<str>::from)
         else {
@@ -1287,7 +1292,10 @@ impl State {
             });
         match msg {
             Message::Response(resp) => {
-                let branch = resp.headers().get("Via").and_then(branch_of);
+                let branch = resp
+                    .headers()
+                    .get_known(KnownHeader::Via)
+                    .and_then(branch_of);
                 let final_response = resp.status() >= 200;
                 // The answer to a tracked request, on the connection it was last sent on
                 // (a late answer from a server it failed over from is dropped).
@@ -1343,7 +1351,7 @@ impl State {
         let host = self.host.as_str();
         let headers = req.headers_mut();
         let ours = headers
-            .get("Route")
+            .get_known(KnownHeader::Route)
             .is_some_and(|r| uri_in(r).contains(host));
         let mut via = String::with_capacity(24 + host.len() + branch.len());
         via.push_str("SIP/2.0/TLS ");
