@@ -451,7 +451,8 @@ impl Trace {
             method,
             matches!(msg, mcptt_sip::Message::Response(_)),
         );
-        let obs = crate::actors::wire::observe_lean(msg, from, step, bound.unwrap_or_else(label));
+        let obs =
+            crate::actors::wire::observe_lean(msg, from, method, step, bound.unwrap_or_else(label));
         self.store(inner, observer, from, step, obs);
     }
 

@@ -385,14 +385,24 @@ async fn run(
     }
 }
 
-/// The `core` parameter of a header value (`<sip:h;lr;core=T>` or `SIP/2.0/TLS h;core=T`).
+/// The `core` parameter of a header value (`<sip:h;lr;core=T>` or `SIP/2.0/TLS h;core=T`):
+/// the first piece after a `;` or `>` that reads `core=T` (name case-insensitive, both sides
+/// trimmed). One pass over the bytes: the separators are ASCII, so every piece is a `str`.
 fn core_tag(value: &str) -> Option<&str> {
-    value
-        .split([';', '>'])
-        .skip(1)
-        .filter_map(|p| p.split_once('='))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("core"))
-        .map(|(_, v)| v.trim())
+    let piece = |from: usize, to: usize| {
+        let (name, tag) = value.get(from..to)?.split_once('=')?;
+        name.trim().eq_ignore_ascii_case("core").then(|| tag.trim())
+    };
+    let mut from = None;
+    for (i, b) in value.bytes().enumerate() {
+        if b == b';' || b == b'>' {
+            if let Some(tag) = from.and_then(|f| piece(f, i)) {
+                return Some(tag);
+            }
+            from = Some(i + 1);
+        }
+    }
+    from.and_then(|f| piece(f, value.len()))
 }
 
 impl State {
@@ -645,6 +655,67 @@ impl State {
                 continue;
             };
             self.out.push((core, Out::Bytes(bytes)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::core_tag;
+    use proptest::prelude::*;
+
+    /// The first version: split at `;` and `>`, skip the first piece.
+    fn reference(value: &str) -> Option<&str> {
+        value
+            .split([';', '>'])
+            .skip(1)
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("core"))
+            .map(|(_, v)| v.trim())
+    }
+
+    #[test]
+    fn core_tags_of_vias_and_routes() {
+        let cases = [
+            (
+                "SIP/2.0/TLS 127.0.0.1:5061;branch=z9hG4bK1;core=sc1",
+                Some("sc1"),
+            ),
+            ("<sip:127.0.0.1:5061;lr;core=sc2>", Some("sc2")),
+            ("<sip:h;lr>;CORE = x ;core=y", Some("x")),
+            ("SIP/2.0/TLS h;branch=z9hG4bK1", None),
+            ("core=first-piece-is-skipped", None),
+            ("<sip:h;lr;core=>", Some("")),
+            ("SIP/2.0/TLS h;core=é;x", Some("é")),
+            ("", None),
+            (";", None),
+        ];
+        for (value, want) in cases {
+            assert_eq!(core_tag(value), want, "{value}");
+            assert_eq!(core_tag(value), reference(value), "{value}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn core_tag_reads_as_the_first_version(
+            pieces in proptest::collection::vec(
+                (
+                    prop_oneof![Just(";"), Just(">"), Just(""), Just("<")],
+                    prop_oneof![
+                        Just("core=a".to_owned()),
+                        Just(" CoRe = b ".to_owned()),
+                        Just("core".to_owned()),
+                        Just("lr".to_owned()),
+                        Just("branch=z9hG4bK1".to_owned()),
+                        "[ a-zA-Z0-9=:.é]{0,8}",
+                    ],
+                ),
+                0..6,
+            )
+        ) {
+            let value: String = pieces.iter().map(|(sep, p)| format!("{sep}{p}")).collect();
+            prop_assert_eq!(core_tag(&value), reference(&value));
         }
     }
 }

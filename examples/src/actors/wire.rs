@@ -40,7 +40,8 @@ pub fn method_str(msg: &Message) -> &str {
         Message::Response(r) => r
             .headers()
             .get("CSeq")
-            .and_then(|v| v.split_whitespace().nth(1))
+            // RFC 3261 §20.16: `CSeq: 1*DIGIT LWS Method`, LWS being ASCII.
+            .and_then(|v| v.split_ascii_whitespace().nth(1))
             .unwrap_or(""),
     }
 }
@@ -137,12 +138,19 @@ pub fn body_summary(msg: &Message) -> Option<String> {
 
 /// What `from` sent, as a trace that keeps only what load runs read records it: first line,
 /// method, status and, for a NOTIFY the UE receives (step 16: the service state the run's
-/// final-state check reads), the body summary. No key headers, no wire texts. `step` is the
-/// message's step as [`crate::steps::classify`] gives it for this sender and receiver, and
-/// `label` the record's UE label, already resolved from the Call-ID.
+/// final-state check reads), the body summary. No key headers, no wire texts. `method` is
+/// [`method_str`] of the message, `step` its step as [`crate::steps::classify`] gives it for
+/// this sender and receiver, and `label` the record's UE label, already resolved from the
+/// Call-ID.
 #[must_use]
-pub fn observe_lean(msg: &Message, from: Actor, step: Option<u8>, label: String) -> Observation {
-    let method = method(msg);
+pub fn observe_lean(
+    msg: &Message,
+    from: Actor,
+    method: &str,
+    step: Option<u8>,
+    label: String,
+) -> Observation {
+    let method = method.to_owned();
     let status = match msg {
         Message::Response(r) => Some(r.status()),
         Message::Request(_) => None,
@@ -213,5 +221,27 @@ mod tests {
         assert_eq!(uri_of("sip:a@x;tag=1"), "sip:a@x");
         assert_eq!(user_of("sip:ue1@example.com"), "ue1");
         assert_eq!(user_of("sip:example.com"), "example.com");
+    }
+
+    #[test]
+    fn a_response_names_its_cseq_method() {
+        let response = |cseq: &str| {
+            let text = format!(
+                "SIP/2.0 200 OK\r\nVia: SIP/2.0/TLS h;branch=z9hG4bK1\r\nTo: <sip:a@x>;tag=1\r\n\
+                 From: <sip:a@x>;tag=2\r\nCall-ID: c\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n"
+            );
+            Message::parse(bytes::Bytes::from(text)).unwrap()
+        };
+        assert_eq!(method_str(&response("1 REGISTER")), "REGISTER");
+        assert_eq!(method_str(&response("7 \t NOTIFY")), "NOTIFY");
+        assert_eq!(method(&response("2 SUBSCRIBE")), "SUBSCRIBE");
+        assert_eq!(method_str(&response("3")), "");
+        let request = Message::parse(bytes::Bytes::from_static(
+            b"PUBLISH sip:a@x SIP/2.0\r\nVia: SIP/2.0/TLS h;branch=z9hG4bK1\r\n\
+              To: <sip:a@x>\r\nFrom: <sip:a@x>;tag=2\r\nCall-ID: c\r\nCSeq: 9 NOTIFY\r\n\
+              Content-Length: 0\r\n\r\n",
+        ))
+        .unwrap();
+        assert_eq!(method_str(&request), "PUBLISH");
     }
 }
