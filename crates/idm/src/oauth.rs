@@ -335,6 +335,16 @@ pub fn parse_form(text: &str, max_pairs: usize) -> Result<Vec<(String, String)>,
     Ok(Form::parse(text, max_pairs)?.to_pairs())
 }
 
+/// The bytes [`Form::parse`] stops at: `&`, `=`, `+`, `%`.
+const FORM_SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'&' as usize] = true;
+    t[b'=' as usize] = true;
+    t[b'+' as usize] = true;
+    t[b'%' as usize] = true;
+    t
+};
+
 /// Decoded `application/x-www-form-urlencoded` fields (a request body or a URL query), held
 /// in one buffer: what [`parse_form`] gives without a `String` per name and value. The
 /// [`crate::Idms`] methods ending in `_form` take it.
@@ -388,7 +398,13 @@ impl Form {
                 });
             }
             if !matches!(c, b'&' | b'=' | b'+' | b'%') || (c == b'=' && name_end.is_some()) {
-                i += 1;
+                // Plain bytes up to the next special one: nothing to check on them (the
+                // pair-start check above cannot apply: `part <= i` here).
+                let rest = bytes.get(i + 1..).unwrap_or_default();
+                i += 1 + rest
+                    .iter()
+                    .position(|&b| FORM_SPECIAL[usize::from(b)])
+                    .unwrap_or(rest.len());
                 continue;
             }
             // Specials are ASCII: the plain run before one is a `str`.
