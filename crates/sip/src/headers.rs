@@ -492,9 +492,32 @@ fn short_line(rest: &[u8]) -> Option<Line> {
 /// bytes are looked at a word at a time for bytes below 0x0E (CR, LF, HTAB and other controls;
 /// a value is a few dozen bytes, which this reaches for less than the setup of the SSE2
 /// search), then the SSE2 search looks for CR or LF in the rest. `None` near the end of `v`
-/// (the value and its CRLF not in whole words).
+/// (the value and its CRLF not in whole words). (A `v` of 32 bytes or more, the usual case, is
+/// read as one fixed-size chunk: about 5 instructions less per line than the loop over
+/// `chunks_exact`.)
 #[inline(always)]
 fn find_cr(v: &[u8]) -> Option<usize> {
+    if let Some(c) = v.first_chunk::<32>() {
+        // (over a fixed 32 bytes, written out: no iterator, no bounds to check; a loop over
+        // the four offsets measured about one instruction more per line)
+        let m = below(word(c, 0), 0x0e);
+        if m != 0 {
+            return Some((m.trailing_zeros() / 8) as usize);
+        }
+        let m = below(word(c, 8), 0x0e);
+        if m != 0 {
+            return Some(8 + (m.trailing_zeros() / 8) as usize);
+        }
+        let m = below(word(c, 16), 0x0e);
+        if m != 0 {
+            return Some(16 + (m.trailing_zeros() / 8) as usize);
+        }
+        let m = below(word(c, 24), 0x0e);
+        if m != 0 {
+            return Some(24 + (m.trailing_zeros() / 8) as usize);
+        }
+        return find_cr_or_nl_from(v, 32);
+    }
     let mut i = 0;
     for w in v.chunks_exact(8).take(4) {
         let m = below(u64::from_le_bytes(w.try_into().unwrap_or_default()), 0x0e);
