@@ -371,17 +371,27 @@ fn fields_fast<'a, const N: usize>(
     } else {
         loop {
             r.eat(b'"')?;
-            let name = r.string()?;
+            // Documents usually list the members in the order of `names`:
+            // first try the name after the last one found, straight on the
+            // input (the member name is exactly it when its bytes and then
+            // the closing quote follow, as `names` hold no quote, backslash
+            // or control character); else read the name and look from that
+            // slot on, then wrap.
+            let (name, found) = match names.get(hint).and_then(|n| r.name_is(n)) {
+                Some(name) => (name, Some(hint)),
+                None => {
+                    let name = r.string()?;
+                    let after = names.get(hint..).unwrap_or_default();
+                    let found = match after.iter().position(|n| same(n, name)) {
+                        Some(i) => Some(hint + i),
+                        None => names.get(..hint)?.iter().position(|n| same(n, name)),
+                    };
+                    (name, found)
+                }
+            };
             r.ws();
             r.eat(b':')?;
             r.ws();
-            // Documents usually list the members in the order of `names`:
-            // look from the slot after the last one found, then wrap.
-            let after = names.get(hint..).unwrap_or_default();
-            let found = match after.iter().position(|n| same(n, name)) {
-                Some(i) => Some(hint + i),
-                None => names.get(..hint)?.iter().position(|n| same(n, name)),
-            };
             match found {
                 Some(i) => {
                     hint = i + 1;
@@ -413,6 +423,17 @@ fn fields_fast<'a, const N: usize>(
     (r.pos == text.len()).then_some(slots)
 }
 
+/// The high bit of each byte of `word` (little-endian) that is a quote, a
+/// backslash or below 0x20, exact up to and including the lowest such byte
+/// (the borrows of the subtractions only reach the bytes above it).
+fn stop_bytes(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+    zero(word ^ (ONES * u64::from(b'"'))) | zero(word ^ (ONES * u64::from(b'\\'))) | below_space
+}
+
 /// Byte equality of two short names, inline (a `memcmp` call costs more).
 fn same(a: &str, b: &str) -> bool {
     same_bytes(a.as_bytes(), b.as_bytes())
@@ -439,6 +460,22 @@ impl<'a> Scan<'a> {
         (self.next()? == want).then_some(())
     }
 
+    /// After an opening quote: when the string is exactly `name` (its bytes
+    /// then the closing quote), consumes it and returns it.
+    fn name_is(&mut self, name: &str) -> Option<&'a str> {
+        let end = self.pos.checked_add(name.len())?;
+        let (Some(found), Some(b'"')) =
+            (self.text.get(self.pos..end), self.text.as_bytes().get(end))
+        else {
+            return None;
+        };
+        if !same(found, name) {
+            return None;
+        }
+        self.pos = end + 1;
+        Some(found)
+    }
+
     /// RFC 8259 §2 whitespace: space, tab, line feed, carriage return.
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
@@ -449,18 +486,31 @@ impl<'a> Scan<'a> {
     /// The rest of a string after its opening quote, borrowed: `None` on an
     /// escape, a control character or a missing end quote.
     fn string(&mut self) -> Option<&'a str> {
-        let rest = self.text.as_bytes().get(self.pos..)?;
-        let len = memchr::memchr(b'"', rest)?;
-        let bytes = rest.get(..len)?;
-        // No early exit: the fold over every byte vectorizes.
-        let odd = bytes
-            .iter()
-            .fold(false, |odd, &b| odd | (b == b'\\') | (b < 0x20));
-        if odd {
+        let bytes = self.text.as_bytes();
+        let mut end = self.pos;
+        // Eight bytes at a time up to the first quote, backslash or control
+        // character, then byte by byte.
+        while let Some(word) = bytes.get(end..end + 8) {
+            let word = u64::from_le_bytes(<[u8; 8]>::try_from(word).ok()?);
+            let stops = stop_bytes(word);
+            if stops != 0 {
+                // The lowest flagged byte is exact (see `stop_bytes`).
+                end += (stops.trailing_zeros() / 8) as usize;
+                break;
+            }
+            end += 8;
+        }
+        while let Some(&b) = bytes.get(end) {
+            if b == b'"' || b == b'\\' || b < 0x20 {
+                break;
+            }
+            end += 1;
+        }
+        if bytes.get(end) != Some(&b'"') {
             return None;
         }
-        let s = self.text.get(self.pos..self.pos + len)?;
-        self.pos += len + 1;
+        let s = self.text.get(self.pos..end)?;
+        self.pos = end + 1;
         Some(s)
     }
 
@@ -776,6 +826,13 @@ mod tests {
         "{\"iss\":\"caf\u{e9}\"}",
         "{\"iss\":\"a\u{7f}b\"}",
         "{\"iss\":\"a\tb\"}",
+        "{\"iss\":\"abcdefghij\tklmnop\"}",
+        "{\"iss\":\"abcdefghijklmnopqrstuvw\u{1f}\"}",
+        "{\"iss\":\"abcdefghijklmnopqrstuvwx\u{0}\"}",
+        "{\"iss\":\"abcdefghijklmnopqrs\u{7f}tuvwx \"}",
+        r#"{"iss":"abcdefghijk\nlmnop"}"#,
+        r#"{"iss":"abcdefgh","sub":"abcdefghijklmnopq"}"#,
+        "{\"iss\":\"abcdéfghijklmnö\"}",
         r#"{"iss":"a"} x"#,
         r#"{"iss":"a"}}"#,
         r#"{"iss":"a",}"#,
