@@ -1320,6 +1320,9 @@ impl Headers {
         let mut at = self.buf.len();
         if added > 0 {
             self.append_lines(added, edits)?;
+            // (room for every added line at once)
+            self.entries
+                .reserve(edits.iter().filter(|e| e.line().is_some()).count());
         }
         let mut changed = added > 0;
         for edit in edits {
@@ -1460,7 +1463,8 @@ fn check_line<'v>(name: &str, value: &'v str) -> Result<&'v str> {
     if !chars::is_token_str(name.as_bytes()) {
         return Err(Error::ApiMisuse("header name must be a token"));
     }
-    if value.bytes().any(|b| b == b'\r' || b == b'\n') {
+    // (the SSE2 search: a byte loop cost ~4 instructions per value byte)
+    if chars::find_cr_or_nl(value.as_bytes()).is_some() {
         return Err(Error::ApiMisuse("header value must not contain CR or LF"));
     }
     Ok(chars::trim_lws(value))

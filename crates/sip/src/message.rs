@@ -978,7 +978,7 @@ impl Lines {
         // writing into a String cannot fail unless `Display` itself does
         let written = write!(self.text, "{value}");
         let v = self.text.get(vs..).unwrap_or_default();
-        if written.is_err() || v.bytes().any(|b| b == b'\r' || b == b'\n') {
+        if written.is_err() || crate::chars::find_cr_or_nl(v.as_bytes()).is_some() {
             self.text.truncate(start);
             return Err(Error::ApiMisuse("header value must not contain CR or LF"));
         }

@@ -546,6 +546,34 @@ fn response_from_request_copies_the_rfc3261_headers() {
 }
 
 #[test]
+fn a_value_with_cr_or_lf_anywhere_is_refused_by_builders_and_edits() {
+    for at in [0, 1, 7, 15, 16, 31, 32, 33, 63, 64, 100] {
+        for bad in ['\r', '\n'] {
+            let mut v = "x".repeat(at);
+            v.push(bad);
+            v.push_str("Injected: 1");
+            assert!(
+                Response::builder(200).header("X-A", &v).build().is_err(),
+                "{at} {bad:?}"
+            );
+            let mut h = Headers::new();
+            assert!(h.push("X-A", &v).is_err(), "{at} {bad:?}");
+            assert!(
+                h.apply(&[HeaderEdit::Push("X-A", &v)]).is_err(),
+                "{at} {bad:?}"
+            );
+            assert!(h.is_empty());
+            // without it, the same value is written
+            v.retain(|c| c != bad);
+            let r = Response::builder(200).header("X-A", &v).build().unwrap();
+            assert_eq!(r.headers().get("X-A"), Some(v.as_str()));
+            h.apply(&[HeaderEdit::Push("X-A", &v)]).unwrap();
+            assert_eq!(h.get("x-a"), Some(v.as_str()));
+        }
+    }
+}
+
+#[test]
 fn request_builder_and_body() {
     let r = Request::builder(
         Method::Publish,
