@@ -994,10 +994,18 @@ impl State {
     /// Steps 7–8 and 11–12: assert the registered identity and forward to the MCPTT server.
     fn forward_to_as(&mut self, mut req: Request, conn: ConnectionHandle) {
         let id = conn.id();
-        let asserted = match self.ues.get(&id).and_then(|u| u.asserted.clone()) {
-            Some(a) => Some(a),
+        // The P-Asserted-Identity value, written from the identity borrowed where it is kept.
+        let pai = |asserted: &str| {
+            let mut pai = String::with_capacity(asserted.len() + 2);
+            pai.push('<');
+            pai.push_str(asserted);
+            pai.push('>');
+            pai
+        };
+        let pai = match self.ues.get(&id).and_then(|u| u.asserted.as_deref()) {
+            Some(a) => Some(pai(a)),
             None => match self.registered_elsewhere(id) {
-                Ok(a) => a,
+                Ok(a) => a.as_deref().map(pai),
                 Err(e) => {
                     tracing::error!(error = %e, "request refused: the registration store is unreachable");
                     if let Ok(resp) = Response::builder_for(&req, 503)
@@ -1010,7 +1018,7 @@ impl State {
                 }
             },
         };
-        let Some(asserted) = asserted else {
+        let Some(pai) = pai else {
             tracing::warn!(
                 method = req.method().as_str(),
                 "request from an unregistered connection refused"
@@ -1029,10 +1037,6 @@ impl State {
             .get_known(KnownHeader::MaxForwards)
             .and_then(|v| v.trim().parse::<u32>().ok())
             .unwrap_or(70);
-        let mut pai = String::with_capacity(asserted.len() + 2);
-        pai.push('<');
-        pai.push_str(&asserted);
-        pai.push('>');
         // (The UEs send 70: its successor without formatting.)
         let max_forwards = match max_forwards {
             70 => std::borrow::Cow::Borrowed("69"),
