@@ -200,6 +200,58 @@ fn encode_group(c: &mut Criterion) {
     }
 }
 
+/// The edits a SIP core makes to a request it forwards (strip the UE's P-Asserted-Identity,
+/// top Via, asserted identity, Max-Forwards), one call per edit (each copies the message
+/// buffer) against one `Headers::apply` batch (one copy); each run edits a fresh clone of the
+/// parsed PUBLISH and encodes it.
+fn edit_group(c: &mut Criterion) {
+    use mcptt_sip::HeaderEdit;
+    const VIA: &str = "SIP/2.0/TLS 127.0.0.1:5061;branch=z9hG4bK0123456789abcdef1;core=c0";
+    const PAI: &str = "<sip:alice@mcptt.example.com>";
+    let msg = mcptt_sip::Message::parse(Bytes::from_static(PUBLISH)).unwrap();
+    let edits = [
+        HeaderEdit::Remove("P-Asserted-Identity"),
+        HeaderEdit::PushFront("Via", VIA),
+        HeaderEdit::Push("P-Asserted-Identity", PAI),
+        HeaderEdit::Replace("Max-Forwards", "69"),
+    ];
+    let one_by_one = |m: &mut mcptt_sip::Message| {
+        let h = m.headers_mut();
+        h.remove("P-Asserted-Identity");
+        h.push_front("Via", VIA).unwrap();
+        h.push("P-Asserted-Identity", PAI).unwrap();
+        h.replace("Max-Forwards", "69").unwrap();
+    };
+    // the same bytes either way
+    let (mut a, mut b) = (msg.clone(), msg.clone());
+    one_by_one(&mut a);
+    b.headers_mut().apply(&edits).unwrap();
+    assert_eq!(a.encode(), b.encode());
+    let mut g = c.benchmark_group("sip_edit/publish_forwarded");
+    g.throughput(Throughput::Bytes(PUBLISH.len() as u64));
+    g.bench_function("mcptt_sip_one_call_per_edit", |bch| {
+        bch.iter_batched(
+            || msg.clone(),
+            |mut m| {
+                one_by_one(&mut m);
+                m.encode()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("mcptt_sip_apply_batch", |bch| {
+        bch.iter_batched(
+            || msg.clone(),
+            |mut m| {
+                m.headers_mut().apply(black_box(&edits)).unwrap();
+                m.encode()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
 /// Pipelined messages on one stream (REGISTER, PUBLISH and a CRLF keep-alive, repeated).
 /// Takes each of the 128 messages of `wire` off the front of a read buffer holding the whole
 /// stream: keep-alives are skipped, then `one` takes one message. Returns the count.
@@ -355,6 +407,7 @@ criterion_group!(
     parse_group,
     typed_group,
     encode_group,
+    edit_group,
     framing_group
 );
 criterion_main!(benches);
