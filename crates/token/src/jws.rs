@@ -61,20 +61,38 @@ pub(crate) enum TypRule {
 /// # Errors
 /// The [`Error`] naming the first failed check.
 pub fn verify_compact(token: &str, keys: &JwkSet, limits: JwsLimits) -> Result<VerifiedJws, Error> {
-    let (jws, key) = verify_parts(token, keys, limits, TypRule::Any)?;
+    let mut payload = PayloadBuf::new();
+    let (jws, key) = verify_parts(token, keys, limits, TypRule::Any, &mut payload)?;
     Ok(VerifiedJws {
         algorithm: key.algorithm(),
         kid: jws.kid,
         typ: jws.typ,
-        payload: jws.payload,
+        payload: jws.payload.to_vec(),
     })
 }
 
 /// Header facts of a verified token, borrowing from the token.
-pub(crate) struct Parts {
+pub(crate) struct Parts<'b> {
     pub(crate) kid: Option<String>,
     pub(crate) typ: Option<String>,
-    pub(crate) payload: Vec<u8>,
+    /// The decoded payload, in the caller's [`PayloadBuf`].
+    pub(crate) payload: &'b [u8],
+}
+
+/// Room for a decoded payload: on the stack up to 1024 bytes (an MCPTT
+/// access token's claims take about 350), else a vector.
+pub(crate) struct PayloadBuf {
+    stack: [u8; 1024],
+    spill: Vec<u8>,
+}
+
+impl PayloadBuf {
+    pub(crate) fn new() -> Self {
+        Self {
+            stack: [0; 1024],
+            spill: Vec::new(),
+        }
+    }
 }
 
 /// The three segments of a compact JWS.
@@ -123,12 +141,13 @@ const HEADER_NAMES: [&str; 10] = [
 
 /// Size, segments, base64url, header rules, key selection and signature;
 /// returns the header facts, the decoded payload and the key that verified.
-pub(crate) fn verify_parts<'k>(
+pub(crate) fn verify_parts<'k, 'b>(
     token: &str,
     keys: &'k JwkSet,
     limits: JwsLimits,
     typ_rule: TypRule,
-) -> Result<(Parts, &'k Jwk), Error> {
+    payload_buf: &'b mut PayloadBuf,
+) -> Result<(Parts<'b>, &'k Jwk), Error> {
     if token.len() > limits.max_bytes {
         return Err(Error::TooLarge {
             limit: limits.max_bytes,
@@ -198,7 +217,8 @@ pub(crate) fn verify_parts<'k>(
         });
     }
     // All three segments are strict base64url before any signature work.
-    let payload = b64::decode(p64, Part::Claims)?;
+    let PayloadBuf { stack, spill } = payload_buf;
+    let payload = b64::decode_small(p64, Part::Claims, stack, spill)?;
     // 1024 bytes: the largest RSA signature (8192-bit modulus).
     let (mut sig_buf, mut sig_spill) = ([0u8; 1024], Vec::new());
     let sig = b64::decode_small(s64, Part::Signature, &mut sig_buf, &mut sig_spill)?;

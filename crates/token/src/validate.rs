@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::cache::TokenCache;
 use crate::json::{self, Json, Num};
-use crate::jws::{self, JwsLimits, TypRule};
+use crate::jws::{self, JwsLimits, PayloadBuf, TypRule};
 use crate::keystore::KeyStore;
 use crate::{AccessToken, Error, IdToken, Part, sip_uri};
 
@@ -213,8 +213,15 @@ impl Validator {
         if let Some(hit) = self.cache.get(token, now_unix, snapshot.number) {
             return Ok(hit);
         }
-        let (kid, payload) = self.verify(token, &snapshot.set, now_unix, TypRule::AccessToken)?;
-        let claims = self.parse_claims(&payload)?;
+        let mut buf = PayloadBuf::new();
+        let (kid, payload) = self.verify(
+            token,
+            &snapshot.set,
+            now_unix,
+            TypRule::AccessToken,
+            &mut buf,
+        )?;
+        let claims = self.parse_claims(payload)?;
         let slots = Slots::of(&claims);
         let common = self.common(&slots, now_unix)?;
         let client_id = required_str(slots.client_id, "client_id")?;
@@ -270,8 +277,10 @@ impl Validator {
         expected_nonce: Option<&str>,
     ) -> Result<IdToken, Error> {
         let snapshot = self.keys.snapshot();
-        let (_, payload) = self.verify(token, &snapshot.set, now_unix, TypRule::IdToken)?;
-        let claims = self.parse_claims(&payload)?;
+        let mut buf = PayloadBuf::new();
+        let (_, payload) =
+            self.verify(token, &snapshot.set, now_unix, TypRule::IdToken, &mut buf)?;
+        let claims = self.parse_claims(payload)?;
         let slots = Slots::of(&claims);
         let common = self.common(&slots, now_unix)?;
         if common.audiences.len() > 1 {
@@ -315,14 +324,15 @@ impl Validator {
         })
     }
 
-    fn verify(
+    fn verify<'b>(
         &self,
         token: &str,
         keys: &crate::JwkSet,
         now: u64,
         rule: TypRule,
-    ) -> Result<(Option<String>, Vec<u8>), Error> {
-        match jws::verify_parts(token, keys, self.config.limits, rule) {
+        payload: &'b mut PayloadBuf,
+    ) -> Result<(Option<String>, &'b [u8]), Error> {
+        match jws::verify_parts(token, keys, self.config.limits, rule, payload) {
             Ok((parts, _key)) => Ok((parts.kid, parts.payload)),
             Err(Error::UnknownKey { kid, .. }) => {
                 let refresh_requested = self.keys.request_refresh(now);
