@@ -557,6 +557,15 @@ fn branch_of(via: &str) -> Option<&str> {
     // (A byte scan: `;` and `=` are ASCII, so every cut is on a character boundary.)
     let b = via.as_bytes();
     let mut start = b.iter().position(|&c| c == b';')? + 1;
+    // The usual Via (ours, the UEs'): `branch=` is the first parameter, its name exactly
+    // `branch`, so it is the one.
+    if let Some(param) = b.get(start..)
+        && let Some(rest) = param.strip_prefix(b"branch=")
+    {
+        let end = rest.iter().position(|&c| c == b';').unwrap_or(rest.len());
+        let from = start + 7;
+        return via.get(from..from + end).map(str::trim);
+    }
     loop {
         let param = b.get(start..).unwrap_or_default();
         let len = param.iter().position(|&c| c == b';');
