@@ -432,7 +432,10 @@ impl Trace {
         from: Actor,
         label: impl FnOnce() -> String,
     ) {
-        let call_id = msg.headers().get("Call-ID").map(str::trim);
+        let call_id = msg
+            .headers()
+            .get_known(mcptt_sip::KnownHeader::CallId)
+            .map(str::trim);
         let inner = self.lock();
         let bound = call_id.and_then(|c| inner.labels.get(c).cloned());
         if inner.keep_text {

@@ -48,7 +48,7 @@ use mcptt_registration::{RegistrationView, ServerConfig as ViewConfig, ServerEve
 use mcptt_service_state::server::{Server, ServerConfig, ServerEvent};
 use mcptt_service_state::store::StoreKey;
 use mcptt_service_state::{RegistrationChange, SplitMix64, UeDirectory};
-use mcptt_sip::Message;
+use mcptt_sip::{KnownHeader, Message};
 use mcptt_store_redis::{ServiceStateChoice, TimeBase};
 use mcptt_tls::{ConnectionHandle, ConnectionId, Event, Transport, TransportConfig};
 use mcptt_token::{JwkSet, KeyStore, Validator, ValidatorConfig};
@@ -458,8 +458,8 @@ impl State {
             return self.core.clone();
         };
         let tagged = match &msg {
-            Message::Request(r) => r.headers().get("Route").and_then(core_tag),
-            Message::Response(r) => r.headers().get("Via").and_then(core_tag),
+            Message::Request(r) => r.headers().get_known(KnownHeader::Route).and_then(core_tag),
+            Message::Response(r) => r.headers().get_known(KnownHeader::Via).and_then(core_tag),
         }
         .and_then(|t| self.core_tags.get(t))
         .filter(|c| !c.is_closed())
@@ -480,7 +480,7 @@ impl State {
 
     fn on_message(&mut self, msg: Message, conn: ConnectionHandle) {
         if let Message::Request(req) = &msg {
-            if let Some(tag) = req.headers().get("Via").and_then(core_tag)
+            if let Some(tag) = req.headers().get_known(KnownHeader::Via).and_then(core_tag)
                 && (self.core_tags.len() < MAX_CORE_TAGS || self.core_tags.contains_key(tag))
                 && self.core_tags.get(tag).is_none_or(|c| c.id() != conn.id())
             {

@@ -1,7 +1,7 @@
 //! Small helpers over `mcptt-sip` messages shared by the actors: what to record in the trace,
 //! and the few header reads the proxy glue needs.
 
-use mcptt_sip::Message;
+use mcptt_sip::{KnownHeader, Message};
 
 use crate::trace::{Actor, Observation, WireText};
 
@@ -39,7 +39,7 @@ pub fn method_str(msg: &Message) -> &str {
         Message::Request(r) => r.method().as_str(),
         Message::Response(r) => r
             .headers()
-            .get("CSeq")
+            .get_known(KnownHeader::CSeq)
             // RFC 3261 §20.16: `CSeq: 1*DIGIT LWS Method`, LWS being ASCII.
             .and_then(|v| v.split_ascii_whitespace().nth(1))
             .unwrap_or(""),
@@ -49,7 +49,9 @@ pub fn method_str(msg: &Message) -> &str {
 /// The Call-ID, if present.
 #[must_use]
 pub fn call_id(msg: &Message) -> Option<String> {
-    msg.headers().get("Call-ID").map(|v| v.trim().to_owned())
+    msg.headers()
+        .get_known(KnownHeader::CallId)
+        .map(|v| v.trim().to_owned())
 }
 
 /// The first line of a message.
