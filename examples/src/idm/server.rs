@@ -273,13 +273,20 @@ pub fn spawn(
                 continue;
             };
             let (acceptor, app) = (acceptor.clone(), app.clone());
+            // The handshake, the TLS stream and the HTTP connection each live in one heap
+            // block: the task's future is 168 bytes instead of 3456 (debug build), which the
+            // spawn and the task's end would otherwise copy whole, and the TLS stream is not
+            // copied on its way into the connection (-4k instructions per SIM login in
+            // `flow`: memcpy -3.3k, malloc -0.8k).
             tokio::spawn(async move {
                 let _permit = permit;
                 let tcp = LastFlight::new(tcp);
-                let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
-                    .await
-                {
-                    Ok(Ok(tls)) => tls,
+                let handshake = Box::pin(tokio::time::timeout(
+                    Duration::from_secs(10),
+                    acceptor.accept(tcp),
+                ));
+                let tls = match handshake.await {
+                    Ok(Ok(tls)) => Box::pin(tls),
                     Ok(Err(e)) => {
                         return tracing::debug!("idms: TLS handshake with {peer} failed: {e}");
                     }
@@ -292,12 +299,14 @@ pub fn spawn(
                     }
                     handle(app.clone(), peer, req)
                 });
-                let result = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(10))
-                    .max_buf_size(16 * 1024)
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await;
+                let connection = Box::pin(
+                    hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(Duration::from_secs(10))
+                        .max_buf_size(16 * 1024)
+                        .serve_connection(TokioIo::new(tls), service),
+                );
+                let result = connection.await;
                 if let Err(e) = result {
                     tracing::debug!("idms: connection with {peer}: {e}");
                 }
