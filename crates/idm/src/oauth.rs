@@ -335,38 +335,6 @@ pub fn parse_form(text: &str, max_pairs: usize) -> Result<Vec<(String, String)>,
     Ok(Form::parse(text, max_pairs)?.to_pairs())
 }
 
-/// The index of the first `&`, `=`, `+` or `%` in `bytes` from `from` on (`bytes.len()`
-/// when there is none): eight bytes at a time, then byte by byte.
-fn next_special(bytes: &[u8], from: usize) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // The high bit of each zero byte, exact up to the lowest one (the subtraction's borrows
-    // only reach the bytes above it).
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    let mut i = from;
-    while let Some(word) = bytes.get(i..i + 8) {
-        let Ok(word) = <[u8; 8]>::try_from(word) else {
-            break;
-        };
-        let w = u64::from_le_bytes(word);
-        let hits = zero(w ^ (ONES * u64::from(b'&')))
-            | zero(w ^ (ONES * u64::from(b'=')))
-            | zero(w ^ (ONES * u64::from(b'+')))
-            | zero(w ^ (ONES * u64::from(b'%')));
-        if hits != 0 {
-            return i + (hits.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while let Some(&b) = bytes.get(i) {
-        if matches!(b, b'&' | b'=' | b'+' | b'%') {
-            break;
-        }
-        i += 1;
-    }
-    i
-}
-
 /// Decoded `application/x-www-form-urlencoded` fields (a request body or a URL query), held
 /// in one buffer: what [`parse_form`] gives without a `String` per name and value. The
 /// [`crate::Idms`] methods ending in `_form` take it.
@@ -420,9 +388,7 @@ impl Form {
                 });
             }
             if !matches!(c, b'&' | b'=' | b'+' | b'%') || (c == b'=' && name_end.is_some()) {
-                // Plain bytes up to the next special one: nothing to check on them (the
-                // pair-start check above cannot apply: `part <= i` here).
-                i = next_special(bytes, i + 1);
+                i += 1;
                 continue;
             }
             // Specials are ASCII: the plain run before one is a `str`.

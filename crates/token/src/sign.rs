@@ -258,9 +258,7 @@ impl Signer {
         {
             return misuse(&format!("extra claim {k:?} shadows a field"));
         }
-        let payload = claims
-            .to_json_vec()
-            .map_err(|e| Error::ApiMisuse(e.to_string()))?;
+        let payload = serde_json::to_vec(claims).map_err(|e| Error::ApiMisuse(e.to_string()))?;
         self.sign_jwt("at+jwt", &payload)
     }
 
@@ -293,9 +291,7 @@ impl Signer {
         {
             return misuse(&format!("extra claim {k:?} shadows a field"));
         }
-        let payload = claims
-            .to_json_vec()
-            .map_err(|e| Error::ApiMisuse(e.to_string()))?;
+        let payload = serde_json::to_vec(claims).map_err(|e| Error::ApiMisuse(e.to_string()))?;
         self.sign_jwt("JWT", &payload)
     }
 
