@@ -1118,50 +1118,14 @@ impl Headers {
     }
 
     fn make_line(&mut self, name: &str, value: &str) -> Result<Entry> {
-        let value = check_line(name, value)?;
-        let len = self.buf.len() + name.len() + value.len() + 4;
-        if u32::try_from(len).is_err() {
-            return Err(Error::ApiMisuse("header section larger than 4 GiB"));
-        }
-        let ns = self.buf.len();
-        let (ne, vs) = (ns + name.len(), ns + name.len() + 2);
-        let ve = vs + value.len();
-        let (buf, text) = if self.text.len() == self.buf.len() {
-            // the whole buffer is checked text: the new one is too, built as a String (no check)
-            let mut line = String::with_capacity(len);
-            line.push_str(&self.text);
-            line.push_str(name);
-            line.push_str(": ");
-            line.push_str(value);
-            line.push_str("\r\n");
-            let text = ByteString::from(line);
-            (text.as_bytes().clone(), text)
-        } else {
-            // a body that was not checked (or is not UTF-8) sits between: check the copy once
-            // (the checked prefix stays at least where it was)
-            let mut v = Vec::with_capacity(len);
-            v.extend_from_slice(&self.buf);
-            v.extend_from_slice(name.as_bytes());
-            v.extend_from_slice(b": ");
-            v.extend_from_slice(value.as_bytes());
-            v.extend_from_slice(b"\r\n");
-            let buf = Bytes::from(v);
-            let text = ByteString::try_from(buf.clone()).unwrap_or_else(|_| {
-                ByteString::try_from(buf.slice(..self.text.len())).unwrap_or_default()
-            });
-            (buf, text)
-        };
-        let line_end = buf.len();
-        self.text = text;
-        self.buf = buf;
+        let trimmed = check_line(name, value)?;
+        let mut at = self.buf.len();
+        self.append_lines(
+            name.len() + trimmed.len() + 4,
+            &[HeaderEdit::Push(name, value)],
+        )?;
         self.dirty = true;
-        Ok(Entry {
-            name: Span::new(ns, ne),
-            value: Span::new(vs, ve),
-            line_end: line_end as u32,
-            id: lookup(name.as_bytes()),
-            plain: true,
-        })
+        Ok(new_entry(&mut at, name, value))
     }
 
     /// Append a header line `name: value`.
@@ -1392,7 +1356,8 @@ impl Headers {
             let text = ByteString::from(s);
             (text.as_bytes().clone(), text)
         } else {
-            // as in `make_line`: check the copy once
+            // a body that was not checked (or is not UTF-8) sits between: check the copy once
+            // (the checked prefix stays at least where it was)
             let mut v = Vec::with_capacity(len);
             v.extend_from_slice(&self.buf);
             for (name, value) in lines {
