@@ -1525,17 +1525,10 @@ mod tests {
             "SIP/2.0/TLS h",
         ];
         let mut n = 0;
-        let mut s = String::new();
-        for i in 0..PIECES.len().pow(5) {
-            s.clear();
-            let mut k = i;
-            for _ in 0..5 {
-                s.push_str(PIECES[k % PIECES.len()]);
-                k /= PIECES.len();
-            }
-            assert_eq!(branch_of(&s), branch_of_split(&s), "{s:?}");
-            n += usize::from(branch_of(&s).is_some());
-        }
+        for_each_of_five(PIECES, |s| {
+            assert_eq!(branch_of(s), branch_of_split(s), "{s:?}");
+            n += usize::from(branch_of(s).is_some());
+        });
         assert!(n > 1000, "{n}");
         for via in [
             "SIP/2.0/TLS core:5061;branch=z9hG4bK0123456789abcdef1;core=t",
@@ -1547,6 +1540,20 @@ mod tests {
             "a;b;c=d",
         ] {
             assert_eq!(branch_of(via), branch_of_split(via), "{via:?}");
+        }
+    }
+
+    /// Calls `check` with every string of five `pieces` (repeats allowed).
+    fn for_each_of_five(pieces: &[&str], mut check: impl FnMut(&str)) {
+        let mut s = String::new();
+        for i in 0..pieces.len().pow(5) {
+            s.clear();
+            let mut k = i;
+            for _ in 0..5 {
+                s.push_str(pieces[k % pieces.len()]);
+                k /= pieces.len();
+            }
+            check(&s);
         }
     }
 
@@ -1575,16 +1582,9 @@ mod tests {
             "é",
             "1:5061",
         ];
-        let mut s = String::new();
-        for i in 0..PIECES.len().pow(5) {
-            s.clear();
-            let mut k = i;
-            for _ in 0..5 {
-                s.push_str(PIECES[k % PIECES.len()]);
-                k /= PIECES.len();
-            }
-            assert_eq!(contact_key(&s), contact_key_str(&s), "{s:?}");
-        }
+        for_each_of_five(PIECES, |s| {
+            assert_eq!(contact_key(s), contact_key_str(s), "{s:?}");
+        });
     }
 
     #[test]
