@@ -3,6 +3,8 @@
 //! Every parser in a group gets the same bytes: the 680-byte MCPTT REGISTER of issue 2 and a
 //! multipart PUBLISH (mcptt-info + poc-settings), both from `crates/sip/tests/data/mcptt/`.
 //! `httparse::parse_headers` is the floor: a zero-copy header scanner with no SIP semantics.
+//! `sip_edit/` times a proxy's edits to a forwarded request: one `Headers` call per edit
+//! against one `Headers::apply` batch.
 //!
 //! Run: `cargo bench -p mcptt-benches --bench sip -- --warm-up-time 1 --measurement-time 3`
 #![allow(missing_docs, clippy::unwrap_used)]
