@@ -47,7 +47,11 @@ pub fn canonical_aor(uri: &str) -> Option<String> {
         return None;
     }
     // `user` may itself carry `;user-params` in tel-style users: keep as written.
-    let user = user.map(|u| before(u, b';'));
+    Some(sip_aor(user.map(|u| before(u, b';')), hostport))
+}
+
+/// `sip:user@hostport` (or `sip:hostport`) in one String, the host part lower-cased.
+fn sip_aor(user: Option<&str>, hostport: &str) -> String {
     let mut aor = String::with_capacity(5 + user.map_or(0, str::len) + hostport.len());
     aor.push_str("sip:");
     if let Some(u) = user {
@@ -59,7 +63,7 @@ pub fn canonical_aor(uri: &str) -> Option<String> {
     if let Some(host) = aor.get_mut(host_start..) {
         host.make_ascii_lowercase();
     }
-    Some(aor)
+    aor
 }
 
 /// `s` up to byte `i`, the position of an ASCII separator (so a character boundary).
@@ -156,19 +160,9 @@ mod tests {
             return None;
         }
         // `user` may itself carry `;user-params` in tel-style users: keep as written.
+        // (The assembly is shared: this oracle checks the splitting.)
         let user = user.map(|u| u.split(';').next().unwrap_or(u));
-        let mut aor = String::with_capacity(5 + user.map_or(0, str::len) + hostport.len());
-        aor.push_str("sip:");
-        if let Some(u) = user {
-            aor.push_str(u);
-            aor.push('@');
-        }
-        let host_start = aor.len();
-        aor.push_str(hostport);
-        if let Some(host) = aor.get_mut(host_start..) {
-            host.make_ascii_lowercase();
-        }
-        Some(aor)
+        Some(sip_aor(user, hostport))
     }
 
     #[test]
