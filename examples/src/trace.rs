@@ -252,12 +252,20 @@ impl Trace {
         t
     }
 
-    /// Stops keeping bodies and whole-message texts (load runs keep first lines and key
-    /// headers only).
+    /// Stops keeping key headers, bodies and whole-message texts (load runs keep first lines,
+    /// and the service state of the NOTIFYs UEs receive).
     #[must_use]
     pub fn without_text(self) -> Self {
         self.lock().keep_text = false;
         self
+    }
+
+    /// Whether this trace keeps key headers, bodies and whole-message texts (false after
+    /// [`without_text`](Self::without_text)): actors build the key headers of a record only
+    /// when they are kept.
+    #[must_use]
+    pub fn keeps_text(&self) -> bool {
+        self.lock().keep_text
     }
 
     /// How many records of step `n` were seen (including those past the storage limit).
@@ -658,6 +666,16 @@ mod tests {
         t.record(Actor::SipCore, step3("b"));
         assert_eq!(poll_once(waiter.as_mut()), std::task::Poll::Ready(true));
         assert_eq!(t.lock().waiters, 0);
+    }
+
+    #[test]
+    fn only_a_trace_without_text_says_it_drops_key_headers() {
+        let t = Trace::new();
+        assert!(t.keeps_text());
+        let lean = t.clone().without_text();
+        assert!(!lean.keeps_text());
+        // One trace behind both handles.
+        assert!(!t.keeps_text());
     }
 
     #[test]

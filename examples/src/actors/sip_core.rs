@@ -718,11 +718,21 @@ impl State {
         first_line.push_str(version);
         first_line.push_str(" handshake, client certificate verified: ");
         first_line.push_str(&peer);
-        let uris = info
-            .identity
-            .as_ref()
-            .map(|i| i.uris().join(", "))
-            .unwrap_or_default();
+        // Key headers only where the trace keeps them (a load run's does not).
+        let headers = if self.trace.keeps_text() {
+            let uris = info
+                .identity
+                .as_ref()
+                .map(|i| i.uris().join(", "))
+                .unwrap_or_default();
+            vec![
+                ("Client-Certificate-URI-SAN".into(), uris),
+                ("Server-Certificate".into(), self.config.node_uri.clone()),
+                ("Peer".into(), socket_addr_text(info.peer_addr)),
+            ]
+        } else {
+            Vec::new()
+        };
         self.trace.record(
             Actor::SipCore,
             Observation {
@@ -730,11 +740,7 @@ impl State {
                 ue: user_of(&peer),
                 method: TLS.into(),
                 first_line,
-                headers: vec![
-                    ("Client-Certificate-URI-SAN".into(), uris),
-                    ("Server-Certificate".into(), self.config.node_uri.clone()),
-                    ("Peer".into(), socket_addr_text(info.peer_addr)),
-                ],
+                headers,
                 ..Observation::default()
             },
         );
