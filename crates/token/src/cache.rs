@@ -67,6 +67,11 @@ impl TokenCache {
         }
     }
 
+    /// Whether tokens are cached at all (capacity above 0).
+    pub(crate) fn enabled(&self) -> bool {
+        self.capacity > 0
+    }
+
     pub(crate) fn get(&self, token: &str, now: u64, generation: u64) -> Option<AccessToken> {
         if self.capacity == 0 {
             return None;

@@ -65,15 +65,16 @@ pub fn verify_compact(token: &str, keys: &JwkSet, limits: JwsLimits) -> Result<V
     let (jws, key) = verify_parts(token, keys, limits, TypRule::Any, &mut payload)?;
     Ok(VerifiedJws {
         algorithm: key.algorithm(),
-        kid: jws.kid,
+        kid: jws.kid.map(str::to_owned),
         typ: jws.typ,
         payload: jws.payload.to_vec(),
     })
 }
 
-/// Header facts of a verified token, borrowing from the token.
-pub(crate) struct Parts<'b> {
-    pub(crate) kid: Option<String>,
+/// Header facts of a verified token.
+pub(crate) struct Parts<'k, 'b> {
+    /// The header `kid`, when present: that of the key that verified (selected by it).
+    pub(crate) kid: Option<&'k str>,
     pub(crate) typ: Option<String>,
     /// The decoded payload, in the caller's [`PayloadBuf`].
     pub(crate) payload: &'b [u8],
@@ -147,7 +148,7 @@ pub(crate) fn verify_parts<'k, 'b>(
     limits: JwsLimits,
     typ_rule: TypRule,
     payload_buf: &'b mut PayloadBuf,
-) -> Result<(Parts<'b>, &'k Jwk), Error> {
+) -> Result<(Parts<'k, 'b>, &'k Jwk), Error> {
     if token.len() > limits.max_bytes {
         return Err(Error::TooLarge {
             limit: limits.max_bytes,
@@ -228,7 +229,8 @@ pub(crate) fn verify_parts<'k, 'b>(
         .unwrap_or_default();
     verify_signature(alg, key, signing_input, sig)?;
     let parts = Parts {
-        kid: kid.map(str::to_owned),
+        // `select` found the key by this exact `kid`.
+        kid: kid.and_then(|_| key.kid()),
         typ: (typ_rule == TypRule::Any)
             .then(|| typ.map(str::to_owned))
             .flatten(),

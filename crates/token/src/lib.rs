@@ -103,7 +103,7 @@ pub mod sip_uri;
 mod validate;
 
 pub use alg::{Algorithm, verify_signature};
-pub use claims::{AccessToken, AccessTokenClaims, IdToken, IdTokenClaims};
+pub use claims::{AccessToken, AccessTokenClaims, AccessTokenRef, IdToken, IdTokenClaims};
 pub use error::{Error, Part};
 pub use jwk::{Jwk, JwkSet, MAX_RSA_BITS, MIN_RSA_BITS};
 pub use jws::{JwsLimits, VerifiedJws, verify_compact};

@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use crate::cache::TokenCache;
+use crate::claims::Values;
 use crate::json::{self, Json, Num};
 use crate::jws::{self, JwsLimits, PayloadBuf, TypRule};
 use crate::keystore::KeyStore;
-use crate::{AccessToken, Error, IdToken, Part, sip_uri};
+use crate::{AccessToken, AccessTokenRef, Error, IdToken, Part, sip_uri};
 
 /// The Rel-13 MCPTT scope (TS 24.482).
 pub const SCOPE_PTT_SERVER: &str = "3gpp:mcptt:ptt_server";
@@ -126,15 +127,15 @@ pub struct Validator {
 }
 
 /// Claims common to access and ID tokens, after the generic checks.
-struct Common {
-    issuer: String,
-    subject: String,
-    audiences: Vec<String>,
+struct Common<'j> {
+    issuer: &'j str,
+    subject: &'j str,
+    audiences: Values<'j>,
     exp: u64,
     iat: u64,
     valid_from: u64,
-    mcptt_id: String,
-    acr: Option<String>,
+    mcptt_id: &'j str,
+    acr: Option<&'j str>,
 }
 
 impl Validator {
@@ -222,8 +223,87 @@ impl Validator {
             &mut buf,
         )?;
         let claims = self.parse_claims(payload)?;
-        let slots = Slots::of(&claims);
-        let common = self.common(&slots, now_unix)?;
+        let (checked, valid_from) = self.access_claims(&Slots::of(&claims), kid, now_unix)?;
+        let at = checked.to_access_token();
+        self.cache
+            .insert(token, &at, now_unix, valid_from, snapshot.number);
+        Ok(at)
+    }
+
+    /// Validates an access token like [`Self::validate_access_token`] (same
+    /// checks, same errors, same cache) and passes its claims to `f`
+    /// borrowed from the decoded token, so that a caller needing a few
+    /// claims copies only those.
+    ///
+    /// ```
+    /// # use mcptt_token::{AccessTokenClaims, Algorithm, JwkSet, KeyStore, Signer, SigningKey,
+    /// #                   Validator, ValidatorConfig};
+    /// # use ring::rand::SystemRandom;
+    /// # fn main() -> Result<(), mcptt_token::Error> {
+    /// # let key = SigningKey::generate(Algorithm::Es256, "k1", &SystemRandom::new())?;
+    /// # let keys = KeyStore::new(JwkSet::from_keys([key.public_jwk()])?);
+    /// # let now = 1_800_000_000;
+    /// # let token = Signer::new(key).sign_access_token(&AccessTokenClaims {
+    /// #     iss: "https://idms.example".into(), sub: "alice".into(),
+    /// #     aud: vec!["sip:mcptt-server@mcptt.example".into()], exp: now + 3600, iat: now,
+    /// #     jti: "j1".into(), client_id: "mcptt-client".into(),
+    /// #     scope: "openid 3gpp:mcptt:ptt_server".into(),
+    /// #     mcptt_id: "sip:alice@mcptt.example".into(), ..Default::default()
+    /// # })?;
+    /// let validator = Validator::new(
+    ///     ValidatorConfig::new("https://idms.example", "sip:mcptt-server@mcptt.example"),
+    ///     keys,
+    /// )?;
+    /// let (exp, client_ok) = validator.validate_access_token_with(&token, now, |at| {
+    ///     (at.expires_at(), at.client_id() == "mcptt-client")
+    /// })?;
+    /// assert_eq!((exp, client_ok), (now + 3600, true));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Self::validate_access_token`]; `f` runs only on success.
+    pub fn validate_access_token_with<T>(
+        &self,
+        token: &str,
+        now_unix: u64,
+        f: impl FnOnce(AccessTokenRef<'_>) -> T,
+    ) -> Result<T, Error> {
+        let snapshot = self.keys.snapshot();
+        if let Some(hit) = self.cache.get(token, now_unix, snapshot.number) {
+            return Ok(f(AccessTokenRef::from(&hit)));
+        }
+        let mut buf = PayloadBuf::new();
+        let (kid, payload) = self.verify(
+            token,
+            &snapshot.set,
+            now_unix,
+            TypRule::AccessToken,
+            &mut buf,
+        )?;
+        let claims = self.parse_claims(payload)?;
+        let (checked, valid_from) = self.access_claims(&Slots::of(&claims), kid, now_unix)?;
+        if self.cache.enabled() {
+            self.cache.insert(
+                token,
+                &checked.to_access_token(),
+                now_unix,
+                valid_from,
+                snapshot.number,
+            );
+        }
+        Ok(f(checked))
+    }
+
+    /// The access-token claim checks after the signature; the claims and
+    /// the time from which the token is valid (for the cache).
+    fn access_claims<'j>(
+        &self,
+        slots: &Slots<'j, '_>,
+        kid: Option<&'j str>,
+        now_unix: u64,
+    ) -> Result<(AccessTokenRef<'j>, u64), Error> {
+        let common = self.common(slots, now_unix)?;
         let client_id = required_str(slots.client_id, "client_id")?;
         let token_id = required_str(slots.jti, "jti")?;
         let scope = slots.scope.ok_or(Error::MissingClaim { name: "scope" })?;
@@ -234,9 +314,9 @@ impl Validator {
                 scope.type_name(),
             ));
         };
-        let scopes = split_scope(scope)?;
-        if !scopes
-            .iter()
+        check_scope(scope)?;
+        if !scope
+            .split(' ')
             .any(|s| self.config.scopes.iter().any(|a| a == s))
         {
             return Err(Error::Scope {
@@ -244,11 +324,11 @@ impl Validator {
                 received: scope.to_string(),
             });
         }
-        let at = AccessToken {
+        let at = AccessTokenRef {
             mcptt_id: common.mcptt_id,
             subject: common.subject,
             client_id,
-            scopes,
+            scopes: Values::Words(scope),
             audiences: common.audiences,
             issuer: common.issuer,
             expires_at: common.exp,
@@ -257,9 +337,7 @@ impl Validator {
             acr: common.acr,
             key_id: kid,
         };
-        self.cache
-            .insert(token, &at, now_unix, common.valid_from, snapshot.number);
-        Ok(at)
+        Ok((at, common.valid_from))
     }
 
     /// Validates an ID token (TS 33.180 §5.1.3, OpenID Connect Core §3.1.3.7)
@@ -283,7 +361,7 @@ impl Validator {
         let claims = self.parse_claims(payload)?;
         let slots = Slots::of(&claims);
         let common = self.common(&slots, now_unix)?;
-        if common.audiences.len() > 1 {
+        if common.audiences.iter().nth(1).is_some() {
             match optional_str(slots.azp, "azp")? {
                 Some(azp) if azp == self.config.audience => {}
                 _ => {
@@ -299,7 +377,7 @@ impl Validator {
         if let Some(expected) = expected_nonce {
             match &nonce {
                 None => return Err(Error::Nonce { reason: "missing" }),
-                Some(n) if n != expected => {
+                Some(n) if *n != expected => {
                     return Err(Error::Nonce {
                         reason: "different",
                     });
@@ -312,26 +390,26 @@ impl Validator {
             Some(v) => Some(numeric_date("auth_time", v, Round::Down)?),
         };
         Ok(IdToken {
-            mcptt_id: common.mcptt_id,
-            subject: common.subject,
-            issuer: common.issuer,
-            audiences: common.audiences,
+            mcptt_id: common.mcptt_id.to_owned(),
+            subject: common.subject.to_owned(),
+            issuer: common.issuer.to_owned(),
+            audiences: common.audiences.iter().map(str::to_owned).collect(),
             expires_at: common.exp,
             issued_at: common.iat,
             auth_time,
-            nonce,
-            acr: common.acr,
+            nonce: nonce.map(str::to_owned),
+            acr: common.acr.map(str::to_owned),
         })
     }
 
-    fn verify<'b>(
+    fn verify<'k, 'b>(
         &self,
         token: &str,
-        keys: &crate::JwkSet,
+        keys: &'k crate::JwkSet,
         now: u64,
         rule: TypRule,
         payload: &'b mut PayloadBuf,
-    ) -> Result<(Option<String>, &'b [u8]), Error> {
+    ) -> Result<(Option<&'k str>, &'b [u8]), Error> {
         match jws::verify_parts(token, keys, self.config.limits, rule, payload) {
             Ok((parts, _key)) => Ok((parts.kid, parts.payload)),
             Err(Error::UnknownKey { kid, .. }) => {
@@ -354,21 +432,21 @@ impl Validator {
             })
     }
 
-    fn common(&self, slots: &Slots<'_, '_>, now: u64) -> Result<Common, Error> {
+    fn common<'j>(&self, slots: &Slots<'j, '_>, now: u64) -> Result<Common<'j>, Error> {
         let leeway = self.config.leeway;
         // Issuer and audience first: a token for someone else is that, whatever its times.
         let issuer = required_str(slots.iss, "iss")?;
         if issuer != self.config.issuer {
             return Err(Error::Issuer {
                 expected: self.config.issuer.clone(),
-                received: issuer,
+                received: issuer.to_owned(),
             });
         }
         let audiences = audiences(slots.aud)?;
-        if !audiences.contains(&self.config.audience) {
+        if !audiences.iter().any(|a| a == self.config.audience) {
             return Err(Error::Audience {
                 expected: self.config.audience.clone(),
-                received: audiences,
+                received: audiences.iter().map(str::to_owned).collect(),
             });
         }
         let exp_v = slots.exp.ok_or(Error::MissingClaim { name: "exp" })?;
@@ -393,7 +471,7 @@ impl Validator {
         }
         let subject = required_str(slots.sub, "sub")?;
         let mcptt_id = required_str(slots.mcptt_id, "mcptt_id")?;
-        sip_uri::check(&mcptt_id).map_err(|reason| Error::McpttId { reason })?;
+        sip_uri::check(mcptt_id).map_err(|reason| Error::McpttId { reason })?;
         let acr = optional_str(slots.acr, "acr")?;
         let valid_from = nbf.unwrap_or(0).max(iat).saturating_sub(leeway);
         Ok(Common {
@@ -490,46 +568,52 @@ fn invalid(name: &'static str, expected: &'static str, received: &str) -> Error 
     }
 }
 
-fn required_str(slot: Option<&Json<'_>>, name: &'static str) -> Result<String, Error> {
+fn required_str<'j>(slot: Option<&'j Json<'_>>, name: &'static str) -> Result<&'j str, Error> {
     match slot {
         None => Err(Error::MissingClaim { name }),
-        Some(Json::Str(s)) if !s.is_empty() => Ok(s.to_string()),
+        Some(Json::Str(s)) if !s.is_empty() => Ok(s),
         Some(Json::Str(_)) => Err(invalid(name, "a non-empty string", "empty string")),
         Some(v) => Err(invalid(name, "a non-empty string", v.type_name())),
     }
 }
 
-fn optional_str(slot: Option<&Json<'_>>, name: &'static str) -> Result<Option<String>, Error> {
+fn optional_str<'j>(
+    slot: Option<&'j Json<'_>>,
+    name: &'static str,
+) -> Result<Option<&'j str>, Error> {
     match slot {
         None => Ok(None),
-        Some(Json::Str(s)) => Ok(Some(s.to_string())),
+        Some(Json::Str(s)) => Ok(Some(s)),
         Some(v) => Err(invalid(name, "a string", v.type_name())),
     }
 }
 
-fn audiences(slot: Option<&Json<'_>>) -> Result<Vec<String>, Error> {
+fn audiences<'j>(slot: Option<&'j Json<'_>>) -> Result<Values<'j>, Error> {
     const EXPECTED: &str = "a non-empty string or array of non-empty strings";
     match slot {
         None => Err(Error::MissingClaim { name: "aud" }),
-        Some(Json::Str(s)) if !s.is_empty() => Ok(vec![s.to_string()]),
+        Some(Json::Str(s)) if !s.is_empty() => Ok(Values::One(s)),
         Some(Json::Str(_)) => Err(invalid("aud", EXPECTED, "empty string")),
         Some(Json::Arr(items)) if items.is_empty() => Err(invalid("aud", EXPECTED, "empty array")),
-        Some(Json::Arr(items)) => items
-            .iter()
-            .map(|i| match i {
-                Json::Str(s) if !s.is_empty() => Ok(s.to_string()),
-                Json::Str(_) => Err(invalid("aud", EXPECTED, "array with an empty string")),
-                other => Err(invalid("aud", EXPECTED, other.type_name())),
-            })
-            .collect(),
+        Some(Json::Arr(items)) => {
+            for i in items {
+                match i {
+                    Json::Str(s) if !s.is_empty() => {}
+                    Json::Str(_) => {
+                        return Err(invalid("aud", EXPECTED, "array with an empty string"));
+                    }
+                    other => return Err(invalid("aud", EXPECTED, other.type_name())),
+                }
+            }
+            Ok(Values::Json(items))
+        }
         Some(v) => Err(invalid("aud", EXPECTED, v.type_name())),
     }
 }
 
 /// RFC 6749 §3.3: `scope = scope-token *( SP scope-token )`,
 /// `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
-fn split_scope(scope: &str) -> Result<Vec<String>, Error> {
-    let mut scopes = Vec::with_capacity(2);
+fn check_scope(scope: &str) -> Result<(), Error> {
     for t in scope.split(' ') {
         let ok = !t.is_empty()
             && t.bytes()
@@ -541,9 +625,8 @@ fn split_scope(scope: &str) -> Result<Vec<String>, Error> {
                 "empty token or invalid character",
             ));
         }
-        scopes.push(t.to_owned());
     }
-    Ok(scopes)
+    Ok(())
 }
 
 #[derive(Clone, Copy)]
@@ -583,9 +666,10 @@ mod tests {
 
     #[test]
     fn scope_splitting() {
-        assert_eq!(split_scope("a b").unwrap(), ["a", "b"]);
+        assert!(check_scope("a b").is_ok());
+        assert!(check_scope("openid 3gpp:mcptt:ptt_server").is_ok());
         for bad in ["", " a", "a ", "a  b", "a\tb", "a\"b", "a\\b"] {
-            assert!(split_scope(bad).is_err(), "{bad:?}");
+            assert!(check_scope(bad).is_err(), "{bad:?}");
         }
     }
 

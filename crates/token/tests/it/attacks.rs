@@ -27,7 +27,7 @@ fn claims_with(name: &str, value: Option<Value>) -> Value {
 }
 
 fn kind(v: &Validator, token: &str) -> &'static str {
-    match v.validate_access_token(token, NOW) {
+    match common::validate_both(v, token, NOW) {
         Ok(at) => panic!("accepted: {at:?}"),
         Err(e) => {
             assert_eq!(e.status_code(), Some(403), "{e}");
@@ -41,9 +41,7 @@ fn kind(v: &Validator, token: &str) -> &'static str {
 fn the_baseline_token_is_accepted() {
     let k = es256();
     let v = validator_for(&[&k], config());
-    let at = v
-        .validate_access_token(&token_with(&k, &claims_json()), NOW)
-        .unwrap();
+    let at = common::validate_both(&v, &token_with(&k, &claims_json()), NOW).unwrap();
     assert_eq!(at.mcptt_id, "sip:alice@mcptt.example");
     assert_eq!(at.subject, "alice");
     assert_eq!(at.client_id, "mcptt-client");

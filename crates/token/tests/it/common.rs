@@ -81,3 +81,41 @@ pub(crate) fn validator_for(keys: &[&SigningKey], config: ValidatorConfig) -> Va
 pub(crate) fn config() -> ValidatorConfig {
     ValidatorConfig::new(ISS, AUD)
 }
+
+/// Validates `token` through both [`Validator::validate_access_token`] and
+/// [`Validator::validate_access_token_with`] and checks that they agree: the
+/// same claims (read through every accessor of the borrowed view) or the same
+/// error.
+pub(crate) fn validate_both(
+    v: &Validator,
+    token: &str,
+    now: u64,
+) -> Result<mcptt_token::AccessToken, mcptt_token::Error> {
+    let owned = v.validate_access_token(token, now);
+    let borrowed = v.validate_access_token_with(token, now, |r| {
+        let at = r.to_access_token();
+        assert_eq!(r.mcptt_id(), at.mcptt_id);
+        assert_eq!(r.subject(), at.subject);
+        assert_eq!(r.client_id(), at.client_id);
+        assert_eq!(r.scopes().collect::<Vec<_>>(), at.scopes);
+        assert_eq!(r.audiences().collect::<Vec<_>>(), at.audiences);
+        assert_eq!(r.issuer(), at.issuer);
+        assert_eq!(r.expires_at(), at.expires_at);
+        assert_eq!(r.issued_at(), at.issued_at);
+        assert_eq!(r.token_id(), at.token_id);
+        assert_eq!(r.acr(), at.acr.as_deref());
+        assert_eq!(r.key_id(), at.key_id.as_deref());
+        for s in &at.scopes {
+            assert!(r.has_scope(s) && at.has_scope(s));
+        }
+        at
+    });
+    match (&owned, &borrowed) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b),
+        // The first call's unknown `kid` may have used up the refresh request.
+        (Err(a), Err(b)) if a.kind() == "unknown_kid" => assert_eq!(b.kind(), "unknown_kid"),
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+        _ => panic!("the two paths disagree: {owned:?} vs {borrowed:?}"),
+    }
+    owned
+}

@@ -166,7 +166,8 @@ fn kid_less_tokens_use_the_single_key_of_their_algorithm() {
         &claims_json,
     );
     let one = Validator::new(config(), KeyStore::new(set(&[&a]))).unwrap();
-    assert_eq!(one.validate_access_token(&token, NOW).unwrap().key_id, None);
+    let at = crate::common::validate_both(&one, &token, NOW).unwrap();
+    assert_eq!(at.key_id, None);
     // Two ES256 keys: ambiguous, refused.
     let two = Validator::new(config(), KeyStore::new(set(&[&a, &b]))).unwrap();
     assert_eq!(
@@ -228,4 +229,39 @@ fn cache_hits_never_outlive_exp_or_the_key_set() {
     let plain = Validator::new(config(), KeyStore::new(set(&[&k]))).unwrap();
     plain.validate_access_token(&t, NOW).unwrap();
     assert_eq!(plain.cached_tokens(), 0);
+}
+
+#[test]
+fn the_borrowed_path_fills_and_reads_the_same_cache() {
+    let k = new_key(Algorithm::Es256, "k");
+    let v = Validator::new(config().cache_capacity(2), KeyStore::new(set(&[&k]))).unwrap();
+    let token = Signer::new(gen_copy(&k))
+        .sign_access_token(&claims())
+        .unwrap();
+    // A miss through the borrowed path stores the token...
+    let first = v
+        .validate_access_token_with(&token, NOW, |r| r.to_access_token())
+        .unwrap();
+    assert_eq!((v.cached_tokens(), v.cache_hits()), (1, 0));
+    // ...which both paths then answer from the cache, with the same claims.
+    assert_eq!(v.validate_access_token(&token, NOW + 1).unwrap(), first);
+    let again = v
+        .validate_access_token_with(&token, NOW + 1, |r| {
+            (
+                r.to_access_token(),
+                r.scopes().count(),
+                r.has_scope("openid"),
+            )
+        })
+        .unwrap();
+    assert_eq!(again, (first.clone(), 2, true));
+    assert_eq!(v.cache_hits(), 2);
+    // At exp the cache does not answer and validation fails past the leeway.
+    assert_eq!(
+        v.validate_access_token_with(&token, first.expires_at + 60, |_| ())
+            .unwrap_err()
+            .kind(),
+        "expired"
+    );
+    assert_eq!(v.cache_hits(), 2);
 }

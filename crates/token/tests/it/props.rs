@@ -4,7 +4,7 @@
 use mcptt_token::{AccessTokenClaims, Algorithm, Signer};
 use proptest::prelude::*;
 
-use crate::common::{AUD, ISS, NOW, config, key, validator_for};
+use crate::common::{AUD, ISS, NOW, config, key, validate_both, validator_for};
 
 fn arb_alg() -> impl Strategy<Value = Algorithm> {
     prop::sample::select(Algorithm::ALL.to_vec())
@@ -19,14 +19,17 @@ fn arb_claims() -> impl Strategy<Value = AccessTokenClaims> {
         0u64..600,
         prop::collection::vec("[a-z:_]{1,12}", 0..4),
         prop::option::of("[a-z:]{1,20}"),
+        prop::collection::vec("[ -~]{1,12}", 0..3),
     )
-        .prop_map(|(user, jti, sub, life, age, extra_scopes, acr)| {
+        .prop_map(|(user, jti, sub, life, age, extra_scopes, acr, more_aud)| {
             let mut scopes = extra_scopes;
             scopes.push("3gpp:mcptt:ptt_server".into());
+            let mut aud = more_aud;
+            aud.insert(0, AUD.into());
             AccessTokenClaims {
                 iss: ISS.into(),
                 sub,
-                aud: vec![AUD.into()],
+                aud,
                 exp: NOW + life,
                 iat: NOW - age,
                 jti,
@@ -47,7 +50,7 @@ proptest! {
         let k = key(alg, "p");
         let v = validator_for(&[&k], config());
         let token = Signer::new(k).sign_access_token(&c).unwrap();
-        let at = v.validate_access_token(&token, NOW).unwrap();
+        let at = validate_both(&v, &token, NOW).unwrap();
         prop_assert_eq!(&at.mcptt_id, &c.mcptt_id);
         prop_assert_eq!(&at.subject, &c.sub);
         prop_assert_eq!(&at.token_id, &c.jti);
@@ -68,7 +71,7 @@ proptest! {
         bytes[i] ^= 1 << bit;
         // A flip may leave UTF-8; such input never reaches the validator as &str.
         if let Ok(flipped) = String::from_utf8(bytes) {
-            let r = v.validate_access_token(&flipped, NOW);
+            let r = validate_both(&v, &flipped, NOW);
             prop_assert!(r.is_err(), "bit {} of byte {} accepted", bit, i);
         }
     }
