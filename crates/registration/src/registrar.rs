@@ -228,6 +228,24 @@ pub struct Registrar<S: RegistrationStore = MemoryStore> {
     third_party_lines: wire::ThirdPartyLines,
     /// `-KEY-3pr`, the end of every third-party Call-ID ([`Registrar::third_party_call_id`]).
     call_id_suffix: String,
+    /// Buffers a REGISTER works in, kept (empty) between requests so that their memory is
+    /// reused.
+    scratch: Scratch,
+    /// The 200 OK's Contact lines of [`Registrar::handle_register`], kept (empty) between
+    /// requests as `scratch`.
+    listing: wire::ContactLines,
+}
+
+/// The working lists of one REGISTER ([`Registrar::apply_register`]); empty between
+/// requests.
+#[derive(Debug, Default)]
+struct Scratch {
+    /// The granted expiry of each Contact.
+    granted: Vec<u32>,
+    /// The binding changes of the current attempt.
+    changes: Vec<Change>,
+    /// The third-party REGISTERs to send: filter, Expires, the bindings they are about.
+    third_party: Vec<(u16, u32, Vec<u64>)>,
 }
 
 /// Where the registrar lists the bindings a REGISTER's 200 OK carries: each contact value
@@ -250,6 +268,7 @@ impl Listing for Vec<String> {
 }
 
 /// One binding change, before it becomes an event.
+#[derive(Debug)]
 enum Change {
     Added(Binding),
     Refreshed(Binding),
@@ -289,6 +308,8 @@ impl<S: RegistrationStore> Registrar<S> {
             response_tag,
             notifier: Notifier::default(),
             rng,
+            scratch: Scratch::default(),
+            listing: wire::ContactLines::default(),
         }
     }
 
@@ -393,18 +414,18 @@ impl<S: RegistrationStore> Registrar<S> {
         peer: &str,
         request: &Request,
     ) -> RegisterOutcome {
+        let mut listed = std::mem::take(&mut self.listing);
         let result = self
             .check_request_uri(request)
             .and_then(|()| wire::check_require(request, &self.config.supported_extensions))
             .and_then(|()| wire::extract_register(request))
             .and_then(|req| {
                 self.check_aor_domain(request, &req.aor)?;
-                let mut listed = wire::ContactLines::default();
                 self.apply_register(now, peer, &req, &mut listed)
-                    .map(|()| (req, listed))
+                    .map(|()| req)
             });
-        match result {
-            Ok((req, listed)) => RegisterOutcome {
+        let outcome = match result {
+            Ok(req) => RegisterOutcome {
                 response: wire::register_ok_lines(request, &listed, &self.response_tag),
                 registered_identity: (!listed.is_empty()).then_some(req.aor),
                 result: Ok(()),
@@ -414,7 +435,10 @@ impl<S: RegistrationStore> Registrar<S> {
                 registered_identity: None,
                 result: Err(e),
             },
-        }
+        };
+        Listing::clear(&mut listed);
+        self.listing = listed;
+        outcome
     }
 
     /// Applies an already extracted REGISTER (RFC 3261 §10.3 steps 4–8) and returns the
@@ -445,6 +469,24 @@ impl<S: RegistrationStore> Registrar<S> {
         req: &RegisterRequest,
         listed: &mut impl Listing,
     ) -> Result<(), Error> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let result = self.apply_register_in(now, peer, req, listed, &mut scratch);
+        scratch.granted.clear();
+        scratch.changes.clear();
+        scratch.third_party.clear();
+        self.scratch = scratch;
+        result
+    }
+
+    /// [`Registrar::apply_register`] working in `scratch`.
+    fn apply_register_in(
+        &mut self,
+        now: Instant,
+        peer: &str,
+        req: &RegisterRequest,
+        listed: &mut impl Listing,
+        scratch: &mut Scratch,
+    ) -> Result<(), Error> {
         // Step 4: authorization of the authenticated identity for this AoR.
         if !self.config.identities.may_register(peer, &req.aor) {
             return Err(Error::Forbidden {
@@ -453,7 +495,10 @@ impl<S: RegistrationStore> Registrar<S> {
             });
         }
         // Step 6/7: validate every Contact before touching state (processing is atomic).
-        let granted = self.granted_expiries(req)?;
+        let granted = &mut scratch.granted;
+        self.granted_expiries(req, granted)?;
+        let granted = &scratch.granted;
+        let changes = &mut scratch.changes;
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let (version, mut record) = self
                 .store
@@ -461,9 +506,9 @@ impl<S: RegistrationStore> Registrar<S> {
                 .map_err(|e| store_error(&req.aor, e))?
                 .unwrap_or_default();
             let old_len = record.bindings.len();
-            let mut changes = Vec::new();
-            purge_expired(now, &mut record, &mut changes);
-            self.apply(now, req, &granted, &mut record, &mut changes)?;
+            changes.clear();
+            purge_expired(now, &mut record, changes);
+            self.apply(now, req, granted, &mut record, changes)?;
             let new_len = record.bindings.len();
             if new_len > self.config.max_bindings_per_aor {
                 return Err(Error::TooManyBindings {
@@ -489,16 +534,21 @@ impl<S: RegistrationStore> Registrar<S> {
             }
             // The bindings each third-party REGISTER is about (those this request added or
             // refreshed), known before the write: no second read of the store.
-            let third_party: Vec<(u16, u32, Vec<u64>)> = self
-                .third_party_plan(req, &granted, &record, &changes)
-                .into_iter()
-                .map(|(filter, expires)| (filter, expires, binding_ids_for(&changes, filter)))
-                .collect();
+            let third_party = &mut scratch.third_party;
+            self.third_party_plan(req, granted, &record, changes, third_party);
+            for (filter, _, ids) in third_party.iter_mut() {
+                *ids = binding_ids_for(changes, *filter);
+            }
             let active = !record.bindings.is_empty();
             match self.store.write(&req.aor, version, record) {
                 Ok(new_version) => {
-                    self.commit(now, &req.aor, changes, Some((active, new_version)));
-                    for (filter, expires, ids) in third_party {
+                    self.commit(
+                        now,
+                        &req.aor,
+                        changes.drain(..),
+                        Some((active, new_version)),
+                    );
+                    for (filter, expires, ids) in third_party.drain(..) {
                         self.send_third_party(now, &req.aor, filter, expires, req.raw.clone(), ids);
                     }
                     return Ok(());
@@ -713,13 +763,15 @@ impl<S: RegistrationStore> Registrar<S> {
         }
     }
 
-    fn granted_expiries(&self, req: &RegisterRequest) -> Result<Vec<u32>, Error> {
+    /// The granted expiry of each Contact of `req`, in `granted` (emptied first).
+    fn granted_expiries(&self, req: &RegisterRequest, granted: &mut Vec<u32>) -> Result<(), Error> {
+        granted.clear();
         match &req.contacts {
-            Contacts::Fetch => Ok(Vec::new()),
+            Contacts::Fetch => Ok(()),
             Contacts::Star => {
                 // RFC 3261 §10.3 step 6: `*` only with Expires: 0.
                 if req.expires == Some(0) {
-                    Ok(Vec::new())
+                    Ok(())
                 } else {
                     Err(Error::InvalidHeader {
                         header: "Contact",
@@ -727,22 +779,21 @@ impl<S: RegistrationStore> Registrar<S> {
                     })
                 }
             }
-            Contacts::List(list) => list
-                .iter()
-                .map(|c| {
+            Contacts::List(list) => {
+                for c in list {
                     let e = c
                         .expires
                         .or(req.expires)
                         .unwrap_or(self.config.default_expires);
                     if e != 0 && e < self.config.min_expires {
-                        Err(Error::IntervalTooBrief {
+                        return Err(Error::IntervalTooBrief {
                             min_expires: self.config.min_expires,
-                        })
-                    } else {
-                        Ok(e.min(self.config.max_expires))
+                        });
                     }
-                })
-                .collect(),
+                    granted.push(e.min(self.config.max_expires));
+                }
+                Ok(())
+            }
         }
     }
 
@@ -835,18 +886,20 @@ impl<S: RegistrationStore> Registrar<S> {
 
     /// Which application servers get a third-party REGISTER for this request, with which
     /// Expires: the longest granted expiry among the request's contacts that match the
-    /// filter and are bound after the request, else 0.
+    /// filter and are bound after the request, else 0. Written in `plan` (emptied first),
+    /// each with no binding id yet.
     fn third_party_plan(
         &self,
         req: &RegisterRequest,
         granted: &[u32],
         record: &AorRecord,
         changes: &[Change],
-    ) -> Vec<(u16, u32)> {
-        let mut plan: Vec<(u16, u32)> = Vec::new();
-        let mut bump = |f: u16, e: u32| match plan.iter_mut().find(|(x, _)| *x == f) {
-            Some((_, old)) => *old = (*old).max(e),
-            None => plan.push((f, e)),
+        plan: &mut Vec<(u16, u32, Vec<u64>)>,
+    ) {
+        plan.clear();
+        let mut bump = |f: u16, e: u32| match plan.iter_mut().find(|(x, _, _)| *x == f) {
+            Some((_, old, _)) => *old = (*old).max(e),
+            None => plan.push((f, e, Vec::new())),
         };
         if let Contacts::List(list) = &req.contacts {
             for (c, &e) in list.iter().zip(granted) {
@@ -864,7 +917,6 @@ impl<S: RegistrationStore> Registrar<S> {
                 }
             }
         }
-        plan
     }
 
     /// Reports a store failure met outside a request (timers, remote changes).
@@ -883,23 +935,26 @@ impl<S: RegistrationStore> Registrar<S> {
         &mut self,
         now: Instant,
         aor: &str,
-        changes: Vec<Change>,
+        changes: impl ExactSizeIterator<Item = Change> + AsRef<[Change]>,
         written: Option<(bool, u64)>,
     ) {
-        if changes.is_empty() {
+        if changes.len() == 0 {
             return;
         }
-        let mut out = Vec::new();
-        self.notifier.on_changes(
-            now,
-            aor,
-            &changes_view(&changes),
-            written,
-            &self.config.core_uri,
-            &mut self.rng,
-            &mut out,
-        );
-        self.transmit.extend(out);
+        // (Without a subscriber to the AoR the notifier does nothing: no view to build.)
+        if self.notifier.has_subscribers(aor) {
+            let mut out = Vec::new();
+            self.notifier.on_changes(
+                now,
+                aor,
+                &changes_view(changes.as_ref()),
+                written,
+                &self.config.core_uri,
+                &mut self.rng,
+                &mut out,
+            );
+            self.transmit.extend(out);
+        }
         for ch in changes {
             let aor = aor.to_owned();
             self.events.push_back(match ch {
@@ -923,7 +978,7 @@ impl<S: RegistrationStore> Registrar<S> {
         for b in &expired {
             ends.extend(b.third_party.iter().map(|&f| (f, b.request.clone())));
         }
-        let changes = expired
+        let changes: Vec<Change> = expired
             .into_iter()
             .map(|b| Change::Removed(b, RemovalReason::Expired))
             .collect();
@@ -937,7 +992,7 @@ impl<S: RegistrationStore> Registrar<S> {
         } else {
             None
         };
-        self.commit(now, aor, changes, written);
+        self.commit(now, aor, changes.into_iter(), written);
         for (f, body) in ends {
             self.send_third_party(now, aor, f, 0, body, Vec::new());
         }
@@ -1094,7 +1149,7 @@ impl<S: RegistrationStore> Registrar<S> {
                 let active = !record.bindings.is_empty();
                 match self.store.write(&aor, version, record) {
                     Ok(v) => {
-                        self.commit(now, &aor, changes, Some((active, v)));
+                        self.commit(now, &aor, changes.into_iter(), Some((active, v)));
                         return;
                     }
                     Err(StoreError::Conflict { .. }) => {}

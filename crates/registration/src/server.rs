@@ -10,7 +10,6 @@ use crate::error::Error;
 use crate::identity::canonical_aor;
 use crate::reginfo::{ContactState, DocState, RegInfo, XmlLimits};
 use crate::registrar::Transmit;
-use crate::request::Contacts;
 use crate::rng::SplitMix64;
 use crate::wire;
 
@@ -245,25 +244,28 @@ impl RegistrationView {
         }
         let tp = wire::extract_third_party(request, &self.config.sip_limits)?;
         let impu = tp.impu;
-        if tp.embedded.aor != impu {
+        if tp.aor != impu {
             return Err(Error::InvalidBody(
                 "embedded REGISTER is for another identity",
             ));
         }
         let expires = tp.expires.min(self.config.max_expires);
-        // (The contacts are moved out of the extracted request, not cloned.)
-        match tp.embedded.contacts {
-            Contacts::Fetch => Ok(()),
-            Contacts::Star => {
+        // (Each Contact's URI and instance are read from the parsed Contact, only they are
+        // copied: the view needs nothing else.)
+        match tp.contacts {
+            wire::ParsedContacts::Fetch => Ok(()),
+            wire::ParsedContacts::Star => {
                 self.remove_where(&impu, |_| true, UeRemoval::Deregistered);
                 Ok(())
             }
-            Contacts::List(list) => {
-                for c in list {
-                    if expires == 0 || c.expires == Some(0) {
+            wire::ParsedContacts::List(_) => {
+                for na in tp.contacts.name_addrs() {
+                    let uri = na.uri().as_str();
+                    let instance = na.sip_instance();
+                    if expires == 0 || na.expires() == Some(0) {
                         let removed = self.remove_where(
                             &impu,
-                            |u| u.same(c.instance.as_deref(), &c.uri),
+                            |u| u.same(instance.as_deref(), uri),
                             UeRemoval::Deregistered,
                         );
                         if removed == 0 && self.config.report_unknown_deregistrations {
@@ -274,8 +276,8 @@ impl RegistrationView {
                             self.events.push_back(ServerEvent::UeDeregistered {
                                 impu: impu.clone(),
                                 ue: RegisteredUe {
-                                    instance: c.instance,
-                                    contact: c.uri,
+                                    instance: instance.map(std::borrow::Cow::into_owned),
+                                    contact: uri.to_owned(),
                                     expires_at: now,
                                     source: Source::ThirdParty,
                                 },
@@ -286,8 +288,8 @@ impl RegistrationView {
                         self.upsert(
                             &impu,
                             RegisteredUe {
-                                instance: c.instance,
-                                contact: c.uri,
+                                instance: instance.map(std::borrow::Cow::into_owned),
+                                contact: uri.to_owned(),
                                 expires_at: now + Duration::from_secs(u64::from(expires)),
                                 source: Source::ThirdParty,
                             },

@@ -41,14 +41,47 @@ fn aor_of(headers: &mcptt_sip::Headers) -> Result<String, Error> {
 // Extraction
 // ---------------------------------------------------------------------------------------
 
-/// Extracts a REGISTER (RFC 3261 §10.3 steps 5–6 syntax checks).
-pub(crate) fn extract_register(req: &Request) -> Result<RegisterRequest, Error> {
+/// The Contacts of a REGISTER as parsed (no copies).
+pub(crate) enum ParsedContacts {
+    /// No Contact.
+    Fetch,
+    /// `Contact: *` alone.
+    Star,
+    /// The parsed Contact values (`*` is not among them); those that are not a name-addr
+    /// are skipped by [`ParsedContacts::name_addrs`], as [`extract_register`] skips them.
+    List(Vec<Contact>),
+}
+
+impl ParsedContacts {
+    /// The Contacts that are name-addrs, in order (none for `Fetch` and `Star`).
+    pub(crate) fn name_addrs(&self) -> impl Iterator<Item = &NameAddr> {
+        match self {
+            Self::List(values) => values.as_slice(),
+            Self::Fetch | Self::Star => &[],
+        }
+        .iter()
+        .filter_map(Contact::name_addr)
+    }
+}
+
+/// A REGISTER after the checks of [`extract_register`], its Call-ID borrowed and its
+/// Contacts as parsed: what [`extract_register`] copies into a [`RegisterRequest`].
+pub(crate) struct RegisterParts<'a> {
+    pub(crate) aor: String,
+    pub(crate) call_id: &'a str,
+    pub(crate) cseq: u32,
+    pub(crate) expires: Option<u32>,
+    pub(crate) contacts: ParsedContacts,
+}
+
+/// The checks and parts of a REGISTER (RFC 3261 §10.3 steps 5–6 syntax checks).
+pub(crate) fn register_parts(req: &Request) -> Result<RegisterParts<'_>, Error> {
     if *req.method() != Method::Register {
         return Err(Error::ApiMisuse("not a REGISTER request"));
     }
     let h = req.headers();
     let aor = aor_of(h)?;
-    let call_id = call_id_of(h)?;
+    let call_id = call_id_str(h)?;
     let (cseq, method) = cseq_of(h)?;
     if method != Method::Register {
         return Err(Error::InvalidHeader {
@@ -59,7 +92,7 @@ pub(crate) fn extract_register(req: &Request) -> Result<RegisterRequest, Error> 
     let expires = h.expires()?;
     let values = h.contacts()?;
     let contacts = if values.is_empty() {
-        Contacts::Fetch
+        ParsedContacts::Fetch
     } else if values.iter().any(Contact::is_star) {
         // RFC 3261 §10.3 step 6: `*` must be the only Contact.
         if values.len() != 1 {
@@ -68,21 +101,34 @@ pub(crate) fn extract_register(req: &Request) -> Result<RegisterRequest, Error> 
                 reason: "`*` mixed with other contacts",
             });
         }
-        Contacts::Star
+        ParsedContacts::Star
     } else {
-        Contacts::List(
-            values
-                .iter()
-                .filter_map(Contact::name_addr)
-                .map(contact_spec)
-                .collect(),
-        )
+        ParsedContacts::List(values)
     };
-    Ok(RegisterRequest {
+    Ok(RegisterParts {
         aor,
         call_id,
         cseq,
         expires,
+        contacts,
+    })
+}
+
+/// Extracts a REGISTER (RFC 3261 §10.3 steps 5–6 syntax checks).
+pub(crate) fn extract_register(req: &Request) -> Result<RegisterRequest, Error> {
+    let parts = register_parts(req)?;
+    let contacts = match &parts.contacts {
+        ParsedContacts::Fetch => Contacts::Fetch,
+        ParsedContacts::Star => Contacts::Star,
+        ParsedContacts::List(_) => {
+            Contacts::List(parts.contacts.name_addrs().map(contact_spec).collect())
+        }
+    };
+    Ok(RegisterRequest {
+        aor: parts.aor,
+        call_id: parts.call_id.to_owned(),
+        cseq: parts.cseq,
+        expires: parts.expires,
         contacts,
         raw: req.encode(),
     })
@@ -237,7 +283,10 @@ pub(crate) fn notify_parts(req: &Request) -> Result<NotifyParts, Error> {
 pub(crate) struct ThirdPartyIn {
     pub(crate) impu: String,
     pub(crate) expires: u32,
-    pub(crate) embedded: RegisterRequest,
+    /// The embedded REGISTER's address-of-record.
+    pub(crate) aor: String,
+    /// The embedded REGISTER's Contacts.
+    pub(crate) contacts: ParsedContacts,
 }
 
 pub(crate) fn extract_third_party(req: &Request, limits: &Limits) -> Result<ThirdPartyIn, Error> {
@@ -255,7 +304,9 @@ pub(crate) fn extract_third_party(req: &Request, limits: &Limits) -> Result<Thir
     let embedded = Message::parse_with(req.body(), limits)?
         .into_request()
         .ok_or(Error::InvalidBody("message/sip body is not a request"))?;
-    let embedded = extract_register(&embedded).map_err(|e| match e {
+    // (The embedded REGISTER's checks, without copying its Contacts into ContactSpecs: the
+    // view needs only their URI, instance and expiry.)
+    let embedded = register_parts(&embedded).map_err(|e| match e {
         Error::ApiMisuse(_) => Error::InvalidBody("message/sip body is not a REGISTER"),
         e => e,
     })?;
@@ -266,7 +317,8 @@ pub(crate) fn extract_third_party(req: &Request, limits: &Limits) -> Result<Thir
     Ok(ThirdPartyIn {
         impu,
         expires,
-        embedded,
+        aor: embedded.aor,
+        contacts: embedded.contacts,
     })
 }
 
@@ -549,16 +601,40 @@ pub(crate) fn third_party_register_fast(
     if !written_as_is(aor) || !written_as_is(call_id) {
         return None;
     }
-    let mut out = Vec::with_capacity(
-        request_line.len()
-            + via.len()
-            + from.len()
-            + lines.contact.len()
-            + aor.len()
-            + call_id.len()
-            + 160
-            + body.len(),
+    let (cseq_text, expires_text, length_text) = (
+        &mut itoa::Buffer::new(),
+        &mut itoa::Buffer::new(),
+        &mut itoa::Buffer::new(),
     );
+    let (cseq_text, expires_text, length_text) = (
+        cseq_text.format(cseq).as_bytes(),
+        expires_text.format(expires).as_bytes(),
+        length_text.format(body.len()).as_bytes(),
+    );
+    const CONTENT: &[u8] = b"\r\nContent-Type: message/sip\r\nContent-Length: ";
+    // The exact length: the buffer becomes the message's bytes without a copy or a
+    // separate reference count (`Bytes::from` a full Vec).
+    let len = request_line.len()
+        + via.len()
+        + 16
+        + 2
+        + from.len()
+        + 16
+        + 7
+        + aor.len()
+        + 12
+        + call_id.len()
+        + 8
+        + cseq_text.len()
+        + 11
+        + lines.contact.len()
+        + 9
+        + expires_text.len()
+        + CONTENT.len()
+        + length_text.len()
+        + 4
+        + body.len();
+    let mut out = Vec::with_capacity(len);
     out.extend_from_slice(request_line);
     out.extend_from_slice(via);
     push_hex16(&mut out, branch);
@@ -570,15 +646,16 @@ pub(crate) fn third_party_register_fast(
     out.extend_from_slice(b">\r\nCall-ID: ");
     out.extend_from_slice(call_id.as_bytes());
     out.extend_from_slice(b"\r\nCSeq: ");
-    push_decimal(&mut out, u64::from(cseq));
+    out.extend_from_slice(cseq_text);
     out.extend_from_slice(b" REGISTER\r\n");
     out.extend_from_slice(&lines.contact);
     out.extend_from_slice(b"Expires: ");
-    push_decimal(&mut out, u64::from(expires));
-    out.extend_from_slice(b"\r\nContent-Type: message/sip\r\nContent-Length: ");
-    push_decimal(&mut out, body.len() as u64);
+    out.extend_from_slice(expires_text);
+    out.extend_from_slice(CONTENT);
+    out.extend_from_slice(length_text);
     out.extend_from_slice(b"\r\n\r\n");
     out.extend_from_slice(body);
+    debug_assert_eq!(out.len(), len, "the computed length is the written one");
     Message::parse_with(Bytes::from(out), &OWN)
         .ok()?
         .into_request()
@@ -882,6 +959,101 @@ mod tests {
             out.clear();
             push_hex16(&mut out, n);
             assert_eq!(out, format!("{n:016x}").into_bytes());
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod parts_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What the MCPTT server's view reads from each Contact of the parts: what it read from
+    /// the copied [`ContactSpec`]s.
+    fn same_parts(text: &str) {
+        let Ok(req) = Request::parse(Bytes::copy_from_slice(text.as_bytes())) else {
+            return;
+        };
+        match (register_parts(&req), extract_register(&req)) {
+            (Ok(p), Ok(r)) => {
+                assert_eq!(p.aor, r.aor);
+                assert_eq!(p.call_id, r.call_id);
+                assert_eq!((p.cseq, p.expires), (r.cseq, r.expires));
+                let read: Vec<_> = p
+                    .contacts
+                    .name_addrs()
+                    .map(|na| {
+                        (
+                            na.uri().as_str().to_owned(),
+                            na.sip_instance().map(std::borrow::Cow::into_owned),
+                            na.expires(),
+                        )
+                    })
+                    .collect();
+                match (&p.contacts, &r.contacts) {
+                    (ParsedContacts::Fetch, Contacts::Fetch)
+                    | (ParsedContacts::Star, Contacts::Star) => assert!(read.is_empty()),
+                    (ParsedContacts::List(_), Contacts::List(list)) => {
+                        let copied: Vec<_> = list
+                            .iter()
+                            .map(|c| (c.uri.clone(), c.instance.clone(), c.expires))
+                            .collect();
+                        assert_eq!(read, copied, "for {text:?}");
+                    }
+                    _ => panic!("different Contacts kinds for {text:?}"),
+                }
+            }
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+            (a, b) => panic!(
+                "parts {:?} vs extraction {:?} for {text:?}",
+                a.map(|p| p.aor),
+                b.map(|r| r.aor)
+            ),
+        }
+    }
+
+    fn register(contacts: &str, expires: &str) -> String {
+        format!(
+            "REGISTER sip:example.com SIP/2.0\r\n\
+             Via: SIP/2.0/TLS ue.example.com;branch=z9hG4bK1\r\n\
+             From: <sip:alice@example.com>;tag=1\r\n\
+             To: <sip:Alice@EXAMPLE.com>\r\n\
+             Call-ID:  c1@ue \r\n\
+             CSeq: 3 REGISTER\r\n\
+             {contacts}{expires}Content-Length: 0\r\n\r\n"
+        )
+    }
+
+    #[test]
+    fn parts_read_as_the_extraction() {
+        for contacts in [
+            "",
+            "Contact: *\r\n",
+            "Contact: *, <sip:a@b>\r\n",
+            "Contact: <sip:a@b>\r\n",
+            "Contact: <sip:a@b;transport=tls>;+sip.instance=\"<urn:uuid:1>\";reg-id=1;expires=0\r\n",
+            "Contact: \"A\" <sip:a@b>;expires=60, <sip:c@d>;+sip.instance=<x>\r\nContact: sip:e@f;q=0.5\r\n",
+            "Contact: <sip:a@b>;expires=junk;+g.3gpp.mcptt\r\n",
+        ] {
+            for expires in ["", "Expires: 0\r\n", "Expires: 3600\r\n"] {
+                same_parts(&register(contacts, expires));
+            }
+        }
+        same_parts(&register("", "").replace("CSeq: 3 REGISTER", "CSeq: 3 INVITE"));
+        same_parts(&register("", "").replace("REGISTER sip:", "OPTIONS sip:"));
+        same_parts(&register("", "").replace("CSeq: 3", "CSeq: 2147483648"));
+        same_parts(&register("", "").replace("To: <sip:Alice@EXAMPLE.com>", "To: <http://x>"));
+    }
+
+    proptest! {
+        #[test]
+        fn parts_read_as_the_extraction_on_any_contact(
+            contact in "[<>\"a-zA-Z0-9:;@=+.,* -]{0,60}",
+            expires in proptest::option::of(0u32..100_000),
+        ) {
+            let expires = expires.map_or(String::new(), |e| format!("Expires: {e}\r\n"));
+            same_parts(&register(&format!("Contact: {contact}\r\n"), &expires));
         }
     }
 }
