@@ -15,12 +15,12 @@ impl TokenValidator for mcptt_token::Validator {
         token: &str,
         now_unix: u64,
     ) -> Result<TokenGrant, Box<dyn std::error::Error + Send + Sync>> {
-        let at = self.validate_access_token(token, now_unix)?;
-        Ok(TokenGrant {
-            mcptt_id: at.mcptt_id,
-            client_id: Some(at.client_id),
-            expires_at: at.expires_at,
-        })
+        // Copies only the three claims of the grant out of the checked token.
+        Ok(self.validate_access_token_with(token, now_unix, |at| TokenGrant {
+            mcptt_id: at.mcptt_id().to_owned(),
+            client_id: Some(at.client_id().to_owned()),
+            expires_at: at.expires_at(),
+        })?)
     }
 }
 
