@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::filter::{FailurePolicy, FilterCriteria};
 use crate::identity::IdentityMap;
 use crate::regevent::{Notifier, RegEventConfig};
-use crate::request::{ContactSpec, Contacts, RegisterRequest};
+use crate::request::{ContactRead, ContactsKind, RegisterRead, RegisterRequest};
 use crate::rng::SplitMix64;
 use crate::store::{MemoryStore, RegistrationStore, StoreError};
 use crate::wire;
@@ -418,16 +418,16 @@ impl<S: RegistrationStore> Registrar<S> {
         let result = self
             .check_request_uri(request)
             .and_then(|()| wire::check_require(request, &self.config.supported_extensions))
-            .and_then(|()| wire::extract_register(request))
+            .and_then(|()| wire::parsed_register(request))
             .and_then(|req| {
-                self.check_aor_domain(request, &req.aor)?;
+                self.check_aor_domain(request, req.aor())?;
                 self.apply_register(now, peer, &req, &mut listed)
                     .map(|()| req)
             });
         let outcome = match result {
             Ok(req) => RegisterOutcome {
                 response: wire::register_ok_lines(request, &listed, &self.response_tag),
-                registered_identity: (!listed.is_empty()).then_some(req.aor),
+                registered_identity: (!listed.is_empty()).then_some(req.parts.aor),
                 result: Ok(()),
             },
             Err(e) => RegisterOutcome {
@@ -466,7 +466,7 @@ impl<S: RegistrationStore> Registrar<S> {
         &mut self,
         now: Instant,
         peer: &str,
-        req: &RegisterRequest,
+        req: &impl RegisterRead,
         listed: &mut impl Listing,
     ) -> Result<(), Error> {
         let mut scratch = std::mem::take(&mut self.scratch);
@@ -483,15 +483,15 @@ impl<S: RegistrationStore> Registrar<S> {
         &mut self,
         now: Instant,
         peer: &str,
-        req: &RegisterRequest,
+        req: &impl RegisterRead,
         listed: &mut impl Listing,
         scratch: &mut Scratch,
     ) -> Result<(), Error> {
         // Step 4: authorization of the authenticated identity for this AoR.
-        if !self.config.identities.may_register(peer, &req.aor) {
+        if !self.config.identities.may_register(peer, req.aor()) {
             return Err(Error::Forbidden {
                 peer: peer.to_owned(),
-                aor: req.aor.clone(),
+                aor: req.aor().to_owned(),
             });
         }
         // Step 6/7: validate every Contact before touching state (processing is atomic).
@@ -502,8 +502,8 @@ impl<S: RegistrationStore> Registrar<S> {
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let (version, mut record) = self
                 .store
-                .load(&req.aor)
-                .map_err(|e| store_error(&req.aor, e))?
+                .load(req.aor())
+                .map_err(|e| store_error(req.aor(), e))?
                 .unwrap_or_default();
             let old_len = record.bindings.len();
             changes.clear();
@@ -540,25 +540,32 @@ impl<S: RegistrationStore> Registrar<S> {
                 *ids = binding_ids_for(changes, *filter);
             }
             let active = !record.bindings.is_empty();
-            match self.store.write(&req.aor, version, record) {
+            match self.store.write(req.aor(), version, record) {
                 Ok(new_version) => {
                     self.commit(
                         now,
-                        &req.aor,
+                        req.aor(),
                         changes.drain(..),
                         Some((active, new_version)),
                     );
                     for (filter, expires, ids) in third_party.drain(..) {
-                        self.send_third_party(now, &req.aor, filter, expires, req.raw.clone(), ids);
+                        self.send_third_party(
+                            now,
+                            req.aor(),
+                            filter,
+                            expires,
+                            req.raw().clone(),
+                            ids,
+                        );
                     }
                     return Ok(());
                 }
                 Err(StoreError::Conflict { .. }) => {}
                 // Not retried: the store is down, the UE retries after `Retry-After`.
-                Err(e) => return Err(store_error(&req.aor, e)),
+                Err(e) => return Err(store_error(req.aor(), e)),
             }
         }
-        Err(Error::StoreConflict(req.aor.clone()))
+        Err(Error::StoreConflict(req.aor().to_owned()))
     }
 
     /// Handles the response of an application server to a third-party REGISTER.
@@ -764,13 +771,17 @@ impl<S: RegistrationStore> Registrar<S> {
     }
 
     /// The granted expiry of each Contact of `req`, in `granted` (emptied first).
-    fn granted_expiries(&self, req: &RegisterRequest, granted: &mut Vec<u32>) -> Result<(), Error> {
+    fn granted_expiries(
+        &self,
+        req: &impl RegisterRead,
+        granted: &mut Vec<u32>,
+    ) -> Result<(), Error> {
         granted.clear();
-        match &req.contacts {
-            Contacts::Fetch => Ok(()),
-            Contacts::Star => {
+        match req.kind() {
+            ContactsKind::Fetch => Ok(()),
+            ContactsKind::Star => {
                 // RFC 3261 §10.3 step 6: `*` only with Expires: 0.
-                if req.expires == Some(0) {
+                if req.expires() == Some(0) {
                     Ok(())
                 } else {
                     Err(Error::InvalidHeader {
@@ -779,11 +790,11 @@ impl<S: RegistrationStore> Registrar<S> {
                     })
                 }
             }
-            Contacts::List(list) => {
-                for c in list {
+            ContactsKind::List => {
+                for c in req.contacts() {
                     let e = c
-                        .expires
-                        .or(req.expires)
+                        .expires()
+                        .or_else(|| req.expires())
                         .unwrap_or(self.config.default_expires);
                     if e != 0 && e < self.config.min_expires {
                         return Err(Error::IntervalTooBrief {
@@ -801,14 +812,14 @@ impl<S: RegistrationStore> Registrar<S> {
     fn apply(
         &mut self,
         now: Instant,
-        req: &RegisterRequest,
+        req: &impl RegisterRead,
         granted: &[u32],
         record: &mut AorRecord,
         changes: &mut Vec<Change>,
     ) -> Result<(), Error> {
-        match &req.contacts {
-            Contacts::Fetch => Ok(()),
-            Contacts::Star => {
+        match req.kind() {
+            ContactsKind::Fetch => Ok(()),
+            ContactsKind::Star => {
                 for b in &record.bindings {
                     check_order(b, req)?;
                 }
@@ -817,9 +828,10 @@ impl<S: RegistrationStore> Registrar<S> {
                 }
                 Ok(())
             }
-            Contacts::List(list) => {
-                for (c, &expires) in list.iter().zip(granted) {
-                    let key = BindingKey::from_parts(&c.uri, c.instance.as_deref(), c.reg_id);
+            ContactsKind::List => {
+                for (c, &expires) in req.contacts().zip(granted) {
+                    let instance = c.instance();
+                    let key = BindingKey::from_parts(c.uri(), instance.as_deref(), c.reg_id());
                     match record.find(&key) {
                         Some(i) => {
                             let Some(b) = record.bindings.get(i) else {
@@ -844,15 +856,19 @@ impl<S: RegistrationStore> Registrar<S> {
                         None => {
                             let b = Binding {
                                 id: new_binding_id(&mut self.rng, record),
-                                uri: c.uri.clone(),
-                                contact: c.value.clone(),
-                                instance: c.instance.clone(),
-                                reg_id: c.reg_id,
-                                call_id: req.call_id.clone(),
-                                cseq: req.cseq,
+                                uri: c.uri().to_owned(),
+                                contact: {
+                                    let mut value = String::new();
+                                    c.write_value(&mut value);
+                                    value
+                                },
+                                instance: instance.map(std::borrow::Cow::into_owned),
+                                reg_id: c.reg_id(),
+                                call_id: req.call_id().to_owned(),
+                                cseq: req.cseq(),
                                 registered_at: now,
                                 expires_at: now + Duration::from_secs(u64::from(expires)),
-                                request: req.raw.clone(),
+                                request: req.raw().clone(),
                                 third_party: self.third_party_of(c),
                             };
                             changes.push(Change::Added(b.clone()));
@@ -865,22 +881,20 @@ impl<S: RegistrationStore> Registrar<S> {
         }
     }
 
-    fn third_party_of(&self, c: &ContactSpec) -> Vec<u16> {
+    fn third_party_of(&self, c: &impl ContactRead) -> Vec<u16> {
         self.third_party_filters(c).collect()
     }
 
     /// The filters (indexes) whose criteria a REGISTER with contact `c` matches.
-    fn third_party_filters<'a>(&'a self, c: &'a ContactSpec) -> impl Iterator<Item = u16> + 'a {
+    fn third_party_filters<'a>(
+        &'a self,
+        c: &'a impl ContactRead,
+    ) -> impl Iterator<Item = u16> + 'a {
         self.config
             .filters
             .iter()
             .enumerate()
-            .filter(|(_, f)| {
-                f.matches(
-                    "REGISTER",
-                    c.params.iter().map(|(n, v)| (n.as_str(), v.as_deref())),
-                )
-            })
+            .filter(|(_, f)| f.matches("REGISTER", c.params()))
             .filter_map(|(i, _)| u16::try_from(i).ok())
     }
 
@@ -890,7 +904,7 @@ impl<S: RegistrationStore> Registrar<S> {
     /// each with no binding id yet.
     fn third_party_plan(
         &self,
-        req: &RegisterRequest,
+        req: &impl RegisterRead,
         granted: &[u32],
         record: &AorRecord,
         changes: &[Change],
@@ -901,9 +915,10 @@ impl<S: RegistrationStore> Registrar<S> {
             Some((_, old, _)) => *old = (*old).max(e),
             None => plan.push((f, e, Vec::new())),
         };
-        if let Contacts::List(list) = &req.contacts {
-            for (c, &e) in list.iter().zip(granted) {
-                let key = BindingKey::from_parts(&c.uri, c.instance.as_deref(), c.reg_id);
+        if req.kind() == ContactsKind::List {
+            for (c, &e) in req.contacts().zip(granted) {
+                let instance = c.instance();
+                let key = BindingKey::from_parts(c.uri(), instance.as_deref(), c.reg_id());
                 let bound = record.find(&key).is_some();
                 for f in self.third_party_filters(c) {
                     bump(f, if bound { e } else { 0 });
@@ -1199,15 +1214,15 @@ fn binding_ids_for(changes: &[Change], filter: u16) -> Vec<u64> {
 
 /// The very request that last updated `b` (same Call-ID, CSeq and bytes): a
 /// retransmission whose first copy already took effect.
-fn is_duplicate(b: &Binding, req: &RegisterRequest) -> bool {
-    b.call_id == req.call_id && b.cseq == req.cseq && b.request == req.raw
+fn is_duplicate(b: &Binding, req: &impl RegisterRead) -> bool {
+    b.call_id == req.call_id() && b.cseq == req.cseq() && b.request == req.raw()
 }
 
-fn check_order(b: &Binding, req: &RegisterRequest) -> Result<(), Error> {
+fn check_order(b: &Binding, req: &impl RegisterRead) -> Result<(), Error> {
     // RFC 3261 §10.3 step 7: same Call-ID needs a higher CSeq.
-    if b.call_id == req.call_id && req.cseq <= b.cseq {
+    if b.call_id == req.call_id() && req.cseq() <= b.cseq {
         return Err(Error::OutOfOrder {
-            cseq: req.cseq,
+            cseq: req.cseq(),
             last: b.cseq,
         });
     }
@@ -1216,18 +1231,18 @@ fn check_order(b: &Binding, req: &RegisterRequest) -> Result<(), Error> {
 
 fn refresh(
     b: &mut Binding,
-    c: &ContactSpec,
-    req: &RegisterRequest,
+    c: &impl ContactRead,
+    req: &impl RegisterRead,
     now: Instant,
     expires: u32,
     third_party: Vec<u16>,
 ) {
-    b.uri.clone_from(&c.uri);
-    b.contact.clone_from(&c.value);
-    b.call_id.clone_from(&req.call_id);
-    b.cseq = req.cseq;
+    c.uri().clone_into(&mut b.uri);
+    c.write_value(&mut b.contact);
+    req.call_id().clone_into(&mut b.call_id);
+    b.cseq = req.cseq();
     b.expires_at = now + Duration::from_secs(u64::from(expires));
-    b.request = req.raw.clone();
+    b.request = req.raw().clone();
     b.third_party = third_party;
 }
 
@@ -1274,6 +1289,167 @@ mod tests {
                 let expected = format!("{:016x}-{:x}-3pr", h.finish(), r.call_id_key >> 40);
                 assert_eq!(r.third_party_call_id(aor, filter), expected);
             }
+        }
+    }
+
+    /// Runs `requests` (REGISTER texts, one second apart) through two registrars: one by
+    /// [`Registrar::handle_register`] (the Contacts read where parsed), the other by
+    /// [`Registrar::handle_register_request`] on the owned extraction
+    /// ([`wire::extract_register`], the reference); both must answer, change, announce and
+    /// send the same.
+    fn same_as_owned(requests: &[String]) {
+        let config = RegistrarConfig {
+            identities: IdentityMap::new()
+                .allow("ue1", "sip:alice@example.com")
+                .allow("ue1", "sip:bob@example.com"),
+            filters: vec![
+                FilterCriteria::mcptt("sip:as.example.com"),
+                FilterCriteria {
+                    application_server: "sip:as2.example.com".into(),
+                    feature_tag: "+g.x".into(),
+                    value: None,
+                    ..FilterCriteria::mcptt("sip:as2.example.com")
+                },
+            ],
+            core_uri: "sip:core.example.com".into(),
+            max_bindings_per_aor: 3,
+            ..RegistrarConfig::default()
+        };
+        let mut parsed = Registrar::new(config.clone(), 9);
+        let mut owned = Registrar::new(config, 9);
+        #[allow(clippy::disallowed_methods)] // a test's single real origin
+        let mut now = Instant::now();
+        for text in requests {
+            now += Duration::from_secs(1);
+            let Ok(req) = Request::parse(Bytes::copy_from_slice(text.as_bytes())) else {
+                continue;
+            };
+            let outcome = parsed.handle_register(now, "ue1", &req);
+            match wire::extract_register(&req) {
+                Ok(r) => {
+                    let listed = owned.handle_register_request(now, "ue1", &r);
+                    match (&outcome.result, &listed) {
+                        (Ok(()), Ok(listed)) => {
+                            let contacts: Vec<&str> = outcome
+                                .response
+                                .headers()
+                                .iter()
+                                .filter(|(n, _)| *n == "Contact")
+                                .map(|(_, v)| v)
+                                .collect();
+                            assert_eq!(contacts, *listed, "for {text:?}");
+                        }
+                        (Err(a), Err(b)) => assert_eq!(a, b, "for {text:?}"),
+                        (a, b) => panic!("{a:?} vs {b:?} for {text:?}"),
+                    }
+                }
+                Err(e) => assert_eq!(outcome.result, Err(e), "for {text:?}"),
+            }
+            loop {
+                let (a, b) = (parsed.poll_event(), owned.poll_event());
+                assert_eq!(a, b, "for {text:?}");
+                if a.is_none() {
+                    break;
+                }
+            }
+            loop {
+                let (a, b) = (parsed.poll_transmit(), owned.poll_transmit());
+                assert_eq!(
+                    a.as_ref().map(|t| (&t.destination, t.request.encode())),
+                    b.as_ref().map(|t| (&t.destination, t.request.encode())),
+                    "for {text:?}"
+                );
+                if a.is_none() {
+                    break;
+                }
+            }
+        }
+        let mut a: Vec<_> = parsed.store().iter().collect();
+        let mut b: Vec<_> = owned.store().iter().collect();
+        a.sort_by_key(|(k, _)| *k);
+        b.sort_by_key(|(k, _)| *k);
+        assert_eq!(a, b);
+    }
+
+    fn register(to: &str, call_id: &str, cseq: u32, contacts: &str, expires: &str) -> String {
+        format!(
+            "REGISTER sip:example.com SIP/2.0\r\n\
+             Via: SIP/2.0/TLS ue.example.com;branch=z9hG4bK{cseq}\r\n\
+             From: <{to}>;tag=1\r\n\
+             To: <{to}>\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: {cseq} REGISTER\r\n\
+             {contacts}{expires}Content-Length: 0\r\n\r\n"
+        )
+    }
+
+    const MCPTT: &str = "+g.3gpp.icsi-ref=\"urn%3Aurn-7%3A3gpp-service.ims.icsi.mcptt\"";
+
+    #[test]
+    fn parsed_path_is_the_owned_one() {
+        let alice = "sip:alice@example.com";
+        let ue = |n: u32, extra: &str| {
+            format!(
+                "Contact: <sip:alice@192.0.2.{n};transport=tls>;+sip.instance=\"<urn:uuid:{n}>\";+g.3gpp.mcptt;{MCPTT}{extra}\r\n"
+            )
+        };
+        same_as_owned(&[
+            register(alice, "c1", 1, &ue(1, ""), "Expires: 600\r\n"),
+            // a retransmission, an out-of-order request, a refresh, a fetch
+            register(alice, "c1", 1, &ue(1, ""), "Expires: 600\r\n"),
+            register(alice, "c1", 1, &ue(1, ";expires=300"), ""),
+            register(alice, "c1", 2, &ue(1, ";expires=300;+g.x"), ""),
+            register(alice, "c9", 1, "", ""),
+            // several contacts, a plain one, one without the MCPTT tag, reg-id
+            register(
+                alice,
+                "c2",
+                1,
+                &format!(
+                    "{}Contact: <sip:a@192.0.2.7>, <sip:b@192.0.2.8>;+g.x;reg-id=2;+sip.instance=<i>\r\n",
+                    ue(2, ";reg-id=1")
+                ),
+                "",
+            ),
+            // too brief, too many, someone else's AoR, `*` without and with Expires: 0
+            register(alice, "c3", 1, &ue(3, ";expires=5"), ""),
+            register(alice, "c3", 2, &format!("{}{}", ue(4, ""), ue(5, "")), ""),
+            register("sip:carol@example.com", "c4", 1, &ue(1, ""), ""),
+            register(alice, "c5", 1, "Contact: *\r\n", ""),
+            register("sip:bob@example.com", "c6", 1, &ue(6, ""), ""),
+            register(alice, "c1", 3, &ue(1, ";expires=0"), ""),
+            register(alice, "c5", 2, "Contact: *\r\n", "Expires: 0\r\n"),
+            register("sip:bob@example.com", "c6", 2, &ue(6, ""), "Expires: 0\r\n"),
+        ]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsed_path_is_the_owned_one_on_any_contacts(
+            steps in proptest::collection::vec(
+                (
+                    0u32..3,
+                    "[<>\"a-zA-Z0-9:;@=+.,* -]{0,50}",
+                    proptest::option::of(proptest::sample::select(vec![0u32, 5, 600, 100_000])),
+                ),
+                1..6,
+            )
+        ) {
+            let texts: Vec<String> = steps
+                .iter()
+                .enumerate()
+                .map(|(i, (call, contact, expires))| {
+                    let cseq = u32::try_from(i).unwrap_or(0) + 1;
+                    let expires = expires.map_or(String::new(), |e| format!("Expires: {e}\r\n"));
+                    let contact = if contact.is_empty() {
+                        String::new()
+                    } else {
+                        format!("Contact: {contact};{MCPTT}\r\n")
+                    };
+                    register("sip:alice@example.com", &format!("c{call}"), cseq, &contact, &expires)
+                })
+                .collect();
+            same_as_owned(&texts);
         }
     }
 

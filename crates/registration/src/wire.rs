@@ -6,6 +6,8 @@ use mcptt_sip::{Contact, Limits, Message, Method, NameAddr, Request, Response, U
 
 use crate::error::Error;
 use crate::identity::canonical_aor;
+use crate::request::{ContactRead, ContactsKind, RegisterRead};
+#[cfg(test)]
 use crate::request::{ContactSpec, Contacts, RegisterRequest};
 
 fn cseq_of(headers: &mcptt_sip::Headers) -> Result<(u32, Method), Error> {
@@ -114,7 +116,10 @@ pub(crate) fn register_parts(req: &Request) -> Result<RegisterParts<'_>, Error> 
     })
 }
 
-/// Extracts a REGISTER (RFC 3261 §10.3 steps 5–6 syntax checks).
+/// Extracts a REGISTER (RFC 3261 §10.3 steps 5–6 syntax checks) into the owned form: the
+/// reference the registrar's path from a parsed message ([`parsed_register`]) is tested
+/// against.
+#[cfg(test)]
 pub(crate) fn extract_register(req: &Request) -> Result<RegisterRequest, Error> {
     let parts = register_parts(req)?;
     let contacts = match &parts.contacts {
@@ -134,6 +139,9 @@ pub(crate) fn extract_register(req: &Request) -> Result<RegisterRequest, Error> 
     })
 }
 
+/// The owned Contact, as the registrar read it before it read parsed Contacts in place
+/// (kept as written then: the reference of [`ContactRead`] for [`NameAddr`]).
+#[cfg(test)]
 fn contact_spec(na: &NameAddr) -> ContactSpec {
     let uri = na.uri().as_str().to_owned();
     let mut value = String::with_capacity(na.as_str().len() + 2);
@@ -160,6 +168,99 @@ fn contact_spec(na: &NameAddr) -> ContactSpec {
         instance: na.sip_instance().map(std::borrow::Cow::into_owned),
         reg_id: na.reg_id(),
         params,
+    }
+}
+
+/// A parsed Contact read in place: what [`contact_spec`] copies.
+impl ContactRead for NameAddr {
+    fn uri(&self) -> &str {
+        Self::uri(self).as_str()
+    }
+
+    fn expires(&self) -> Option<u32> {
+        Self::expires(self)
+    }
+
+    fn instance(&self) -> Option<std::borrow::Cow<'_, str>> {
+        self.sip_instance()
+    }
+
+    fn reg_id(&self) -> Option<u32> {
+        Self::reg_id(self)
+    }
+
+    fn params(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
+        Self::params(self)
+            .iter()
+            .filter(|(n, _)| !n.eq_ignore_ascii_case("expires"))
+    }
+
+    fn write_value(&self, out: &mut String) {
+        let uri = Self::uri(self).as_str();
+        out.clear();
+        out.reserve(self.as_str().len() + 2);
+        out.push('<');
+        out.push_str(uri);
+        out.push('>');
+        for (n, v) in ContactRead::params(self) {
+            out.push(';');
+            out.push_str(n);
+            if let Some(v) = v {
+                out.push('=');
+                out.push_str(v);
+            }
+        }
+    }
+}
+
+/// A REGISTER read from the parsed message: its [`RegisterParts`] and bytes (what
+/// [`extract_register`] copies into a [`RegisterRequest`]).
+pub(crate) struct ParsedRegister<'a> {
+    pub(crate) parts: RegisterParts<'a>,
+    pub(crate) raw: Bytes,
+}
+
+/// [`extract_register`] without the copies: the registrar's path from a parsed message.
+pub(crate) fn parsed_register(req: &Request) -> Result<ParsedRegister<'_>, Error> {
+    Ok(ParsedRegister {
+        parts: register_parts(req)?,
+        raw: req.encode(),
+    })
+}
+
+impl RegisterRead for ParsedRegister<'_> {
+    type Contact = NameAddr;
+
+    fn aor(&self) -> &str {
+        &self.parts.aor
+    }
+
+    fn call_id(&self) -> &str {
+        self.parts.call_id
+    }
+
+    fn cseq(&self) -> u32 {
+        self.parts.cseq
+    }
+
+    fn expires(&self) -> Option<u32> {
+        self.parts.expires
+    }
+
+    fn raw(&self) -> &Bytes {
+        &self.raw
+    }
+
+    fn kind(&self) -> ContactsKind {
+        match self.parts.contacts {
+            ParsedContacts::Fetch => ContactsKind::Fetch,
+            ParsedContacts::Star => ContactsKind::Star,
+            ParsedContacts::List(_) => ContactsKind::List,
+        }
+    }
+
+    fn contacts(&self) -> impl Iterator<Item = &NameAddr> {
+        self.parts.contacts.name_addrs()
     }
 }
 
