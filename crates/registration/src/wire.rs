@@ -480,6 +480,9 @@ pub(crate) struct ContactLines {
     values: Vec<(usize, usize)>,
     /// Some value is not [`written_as_is`]: the response goes through the builder.
     odd: bool,
+    /// Where [`register_ok_lines`] writes the response's head before it knows its length
+    /// (kept with the lines, reused).
+    head: Vec<u8>,
 }
 
 impl ContactLines {
@@ -555,13 +558,23 @@ fn to_as_builder(req: &Request) -> bool {
 /// ([`Response::encode_head_for`]) and the lines appended in one buffer, parsed once. The
 /// bytes are those of [`register_ok`] (the builder): requests for which they might not be
 /// (see `to_as_builder`, [`ContactLines`]) go through it.
-pub(crate) fn register_ok_lines(req: &Request, contacts: &ContactLines, to_tag: &str) -> Response {
+pub(crate) fn register_ok_lines(
+    req: &Request,
+    contacts: &mut ContactLines,
+    to_tag: &str,
+) -> Response {
     let tag_is_token = !to_tag.is_empty() && to_tag.bytes().all(|b| b.is_ascii_alphanumeric());
     if !contacts.odd && tag_is_token && to_as_builder(req) {
-        let mut out = Vec::new();
-        Response::encode_head_for(req, 200, Some(to_tag), &mut out);
+        const END: &[u8] = b"Content-Length: 0\r\n\r\n";
+        let head = &mut contacts.head;
+        head.clear();
+        Response::encode_head_for(req, 200, Some(to_tag), head);
+        // The exact length: the buffer becomes the message's bytes without a separate
+        // reference count (`Bytes::from` a full Vec).
+        let mut out = Vec::with_capacity(head.len() + contacts.text.len() + END.len());
+        out.extend_from_slice(head);
         out.extend_from_slice(&contacts.text);
-        out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+        out.extend_from_slice(END);
         if let Some(resp) = Message::parse_with(Bytes::from(out), &OWN)
             .ok()
             .and_then(Message::into_response)
@@ -864,12 +877,15 @@ mod tests {
     /// The fast 200 OK is the builder's, byte for byte, whichever path it takes.
     fn same_ok(text: &str, contacts: &[(&str, u32)]) -> Response {
         let req = request(text);
-        let l = lines(contacts);
+        let mut l = lines(contacts);
+        // a head written for another request before: reused, not appended to
+        l.head
+            .extend_from_slice(b"SIP/2.0 200 OK\r\nTo: <sip:stale@x>\r\n");
         let listed: Vec<String> = contacts
             .iter()
             .map(|(c, e)| format!("{c};expires={e}"))
             .collect();
-        let fast = register_ok_lines(&req, &l, "0123abcd");
+        let fast = register_ok_lines(&req, &mut l, "0123abcd");
         let built = register_ok(&req, &listed, "0123abcd");
         assert_eq!(
             String::from_utf8_lossy(&fast.encode()),
