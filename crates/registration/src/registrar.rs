@@ -184,10 +184,11 @@ pub struct RegisterOutcome {
 /// ```
 #[derive(Debug)]
 enum ThirdPartyTx {
+    /// (The Call-ID is not kept: it is [`Registrar::third_party_call_id`] of `aor` and
+    /// `filter`.)
     Waiting {
         aor: String,
         filter: u16,
-        call_id: String,
         deadline: Instant,
         bindings: Vec<u64>,
     },
@@ -234,6 +235,8 @@ pub struct Registrar<S: RegistrationStore = MemoryStore> {
     /// The 200 OK's Contact lines of [`Registrar::handle_register`], kept (empty) between
     /// requests as `scratch`.
     listing: wire::ContactLines,
+    /// Where a third-party REGISTER's Call-ID is written (reused).
+    call_id_buf: String,
 }
 
 /// The working lists of one REGISTER ([`Registrar::apply_register`]); empty between
@@ -310,6 +313,7 @@ impl<S: RegistrationStore> Registrar<S> {
             rng,
             scratch: Scratch::default(),
             listing: wire::ContactLines::default(),
+            call_id_buf: String::new(),
         }
     }
 
@@ -578,7 +582,7 @@ impl<S: RegistrationStore> Registrar<S> {
         if status < 200 {
             return self.pending.contains_key(&cseq);
         }
-        let matches = matches!(self.pending.get(&cseq), Some(ThirdPartyTx::Waiting { call_id: c, .. }) if *c == call_id);
+        let matches = matches!(self.pending.get(&cseq), Some(ThirdPartyTx::Waiting { aor, filter, .. }) if self.is_third_party_call_id(aor, *filter, call_id));
         if !matches {
             return false;
         }
@@ -1016,16 +1020,41 @@ impl<S: RegistrationStore> Registrar<S> {
 
     /// `HASH-KEY-3pr`: `HASH` the 16 hex digits of a keyed hash of (`aor`, `filter`),
     /// `KEY` the top bits of the key in hex (as `format!("{:016x}-{:x}-3pr", ..)`).
+    #[cfg(test)]
     fn third_party_call_id(&self, aor: &str, filter: u16) -> String {
+        let mut id = String::new();
+        self.write_third_party_call_id(aor, filter, &mut id);
+        id
+    }
+
+    /// [`Registrar::third_party_call_id`] written in `out` (emptied first).
+    fn write_third_party_call_id(&self, aor: &str, filter: u16, out: &mut String) {
+        out.clear();
+        // Hex digits: always UTF-8.
+        out.push_str(
+            std::str::from_utf8(&wire::hex16(self.call_id_hash(aor, filter))).unwrap_or_default(),
+        );
+        out.push_str(&self.call_id_suffix);
+    }
+
+    /// Whether `call_id` is [`Registrar::third_party_call_id`] of `aor` and `filter`.
+    fn is_third_party_call_id(&self, aor: &str, filter: u16, call_id: &str) -> bool {
+        call_id
+            .as_bytes()
+            .split_at_checked(16)
+            .is_some_and(|(hash, suffix)| {
+                *hash == wire::hex16(self.call_id_hash(aor, filter))
+                    && suffix == self.call_id_suffix.as_bytes()
+            })
+    }
+
+    /// The keyed hash of (`aor`, `filter`) in third-party Call-IDs.
+    fn call_id_hash(&self, aor: &str, filter: u16) -> u64 {
         let mut h = std::hash::DefaultHasher::new();
         self.call_id_key.hash(&mut h);
         aor.hash(&mut h);
         filter.hash(&mut h);
-        let mut id = Vec::with_capacity(16 + self.call_id_suffix.len());
-        wire::push_hex16(&mut id, h.finish());
-        id.extend_from_slice(self.call_id_suffix.as_bytes());
-        // Hex digits and the ASCII suffix: always UTF-8.
-        String::from_utf8(id).unwrap_or_default()
+        h.finish()
     }
 
     fn send_third_party(
@@ -1055,7 +1084,9 @@ impl<S: RegistrationStore> Registrar<S> {
         // CSeq stays below 2^31 (RFC 3261 §8.1.1.5); one counter serves every Call-ID, so
         // it increases within each of them.
         self.next_cseq = if cseq >= (1 << 31) - 1 { 1 } else { cseq + 1 };
-        let call_id = self.third_party_call_id(aor, filter);
+        // (Written in a buffer the registrar keeps: the pending transaction does not keep it.)
+        let mut call_id = std::mem::take(&mut self.call_id_buf);
+        self.write_third_party_call_id(aor, filter, &mut call_id);
         let branch = self.rng.next_u64();
         let tag = self.rng.next_u64();
         let fast = wire::third_party_register_fast(
@@ -1085,6 +1116,7 @@ impl<S: RegistrationStore> Registrar<S> {
                 body,
             }),
         };
+        self.call_id_buf = call_id;
         match built {
             Ok(request) => {
                 let deadline = now + self.config.third_party_timeout;
@@ -1094,7 +1126,6 @@ impl<S: RegistrationStore> Registrar<S> {
                     ThirdPartyTx::Waiting {
                         aor: aor.to_owned(),
                         filter,
-                        call_id,
                         deadline,
                         bindings,
                     },
@@ -1288,6 +1319,20 @@ mod tests {
                 filter.hash(&mut h);
                 let expected = format!("{:016x}-{:x}-3pr", h.finish(), r.call_id_key >> 40);
                 assert_eq!(r.third_party_call_id(aor, filter), expected);
+                // A response's Call-ID is checked against it without writing it.
+                assert!(r.is_third_party_call_id(aor, filter, &expected));
+                assert!(!r.is_third_party_call_id("sip:other@example.com", filter, &expected));
+                assert!(!r.is_third_party_call_id(aor, filter ^ 1, &expected));
+                for wrong in [
+                    String::new(),
+                    expected[..16].to_owned(),
+                    expected[..expected.len() - 1].to_owned(),
+                    format!("{expected}x"),
+                    expected.to_uppercase(),
+                    format!("é{}", &expected[2..]),
+                ] {
+                    assert!(!r.is_third_party_call_id(aor, filter, &wrong), "{wrong:?}");
+                }
             }
         }
     }

@@ -528,10 +528,17 @@ fn push_decimal(out: &mut Vec<u8>, n: u64) {
 
 /// Appends `n` as 16 lower-case hex digits (as `format!("{n:016x}")`).
 pub(crate) fn push_hex16(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(&hex16(n));
+}
+
+/// `n` as 16 lower-case hex digits (as `format!("{n:016x}")`).
+pub(crate) fn hex16(n: u64) -> [u8; 16] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for k in (0..16).rev() {
-        out.push(HEX[((n >> (k * 4)) & 0xf) as usize]);
+    let mut out = [0; 16];
+    for (k, d) in out.iter_mut().rev().enumerate() {
+        *d = HEX[((n >> (k * 4)) & 0xf) as usize];
     }
+    out
 }
 
 /// Whether [`Response::encode_head_for`] with a To tag writes the head of `req` exactly as
