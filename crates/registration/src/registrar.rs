@@ -430,7 +430,7 @@ impl<S: RegistrationStore> Registrar<S> {
             });
         let outcome = match result {
             Ok(req) => RegisterOutcome {
-                response: wire::register_ok_lines(request, &mut listed, &self.response_tag),
+                response: wire::register_ok_lines(request, &listed, &self.response_tag),
                 registered_identity: (!listed.is_empty()).then_some(req.parts.aor),
                 result: Ok(()),
             },

@@ -480,9 +480,6 @@ pub(crate) struct ContactLines {
     values: Vec<(usize, usize)>,
     /// Some value is not [`written_as_is`]: the response goes through the builder.
     odd: bool,
-    /// Where [`register_ok_lines`] writes the response's head before it knows its length
-    /// (kept with the lines, reused).
-    head: Vec<u8>,
 }
 
 impl ContactLines {
@@ -565,23 +562,13 @@ fn to_as_builder(req: &Request) -> bool {
 /// ([`Response::encode_head_for`]) and the lines appended in one buffer, parsed once. The
 /// bytes are those of [`register_ok`] (the builder): requests for which they might not be
 /// (see `to_as_builder`, [`ContactLines`]) go through it.
-pub(crate) fn register_ok_lines(
-    req: &Request,
-    contacts: &mut ContactLines,
-    to_tag: &str,
-) -> Response {
+pub(crate) fn register_ok_lines(req: &Request, contacts: &ContactLines, to_tag: &str) -> Response {
     let tag_is_token = !to_tag.is_empty() && to_tag.bytes().all(|b| b.is_ascii_alphanumeric());
     if !contacts.odd && tag_is_token && to_as_builder(req) {
-        const END: &[u8] = b"Content-Length: 0\r\n\r\n";
-        let head = &mut contacts.head;
-        head.clear();
-        Response::encode_head_for(req, 200, Some(to_tag), head);
-        // The exact length: the buffer becomes the message's bytes without a separate
-        // reference count (`Bytes::from` a full Vec).
-        let mut out = Vec::with_capacity(head.len() + contacts.text.len() + END.len());
-        out.extend_from_slice(head);
+        let mut out = Vec::new();
+        Response::encode_head_for(req, 200, Some(to_tag), &mut out);
         out.extend_from_slice(&contacts.text);
-        out.extend_from_slice(END);
+        out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
         if let Some(resp) = Message::parse_with(Bytes::from(out), &OWN)
             .ok()
             .and_then(Message::into_response)
@@ -722,40 +709,16 @@ pub(crate) fn third_party_register_fast(
     if !written_as_is(aor) || !written_as_is(call_id) {
         return None;
     }
-    let (cseq_text, expires_text, length_text) = (
-        &mut itoa::Buffer::new(),
-        &mut itoa::Buffer::new(),
-        &mut itoa::Buffer::new(),
+    let mut out = Vec::with_capacity(
+        request_line.len()
+            + via.len()
+            + from.len()
+            + lines.contact.len()
+            + aor.len()
+            + call_id.len()
+            + 160
+            + body.len(),
     );
-    let (cseq_text, expires_text, length_text) = (
-        cseq_text.format(cseq).as_bytes(),
-        expires_text.format(expires).as_bytes(),
-        length_text.format(body.len()).as_bytes(),
-    );
-    const CONTENT: &[u8] = b"\r\nContent-Type: message/sip\r\nContent-Length: ";
-    // The exact length: the buffer becomes the message's bytes without a copy or a
-    // separate reference count (`Bytes::from` a full Vec).
-    let len = request_line.len()
-        + via.len()
-        + 16
-        + 2
-        + from.len()
-        + 16
-        + 7
-        + aor.len()
-        + 12
-        + call_id.len()
-        + 8
-        + cseq_text.len()
-        + 11
-        + lines.contact.len()
-        + 9
-        + expires_text.len()
-        + CONTENT.len()
-        + length_text.len()
-        + 4
-        + body.len();
-    let mut out = Vec::with_capacity(len);
     out.extend_from_slice(request_line);
     out.extend_from_slice(via);
     push_hex16(&mut out, branch);
@@ -767,16 +730,15 @@ pub(crate) fn third_party_register_fast(
     out.extend_from_slice(b">\r\nCall-ID: ");
     out.extend_from_slice(call_id.as_bytes());
     out.extend_from_slice(b"\r\nCSeq: ");
-    out.extend_from_slice(cseq_text);
+    push_decimal(&mut out, u64::from(cseq));
     out.extend_from_slice(b" REGISTER\r\n");
     out.extend_from_slice(&lines.contact);
     out.extend_from_slice(b"Expires: ");
-    out.extend_from_slice(expires_text);
-    out.extend_from_slice(CONTENT);
-    out.extend_from_slice(length_text);
+    push_decimal(&mut out, u64::from(expires));
+    out.extend_from_slice(b"\r\nContent-Type: message/sip\r\nContent-Length: ");
+    push_decimal(&mut out, body.len() as u64);
     out.extend_from_slice(b"\r\n\r\n");
     out.extend_from_slice(body);
-    debug_assert_eq!(out.len(), len, "the computed length is the written one");
     Message::parse_with(Bytes::from(out), &OWN)
         .ok()?
         .into_request()
@@ -884,15 +846,12 @@ mod tests {
     /// The fast 200 OK is the builder's, byte for byte, whichever path it takes.
     fn same_ok(text: &str, contacts: &[(&str, u32)]) -> Response {
         let req = request(text);
-        let mut l = lines(contacts);
-        // a head written for another request before: reused, not appended to
-        l.head
-            .extend_from_slice(b"SIP/2.0 200 OK\r\nTo: <sip:stale@x>\r\n");
+        let l = lines(contacts);
         let listed: Vec<String> = contacts
             .iter()
             .map(|(c, e)| format!("{c};expires={e}"))
             .collect();
-        let fast = register_ok_lines(&req, &mut l, "0123abcd");
+        let fast = register_ok_lines(&req, &l, "0123abcd");
         let built = register_ok(&req, &listed, "0123abcd");
         assert_eq!(
             String::from_utf8_lossy(&fast.encode()),
