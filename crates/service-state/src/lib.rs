@@ -135,7 +135,7 @@ mod xml;
 
 pub use error::{BodyKind, Error};
 pub use model::{
-    AuthorisationState, CombinedState, Random, RegistrationChange, RegistrationState, SplitMix64,
-    TokenGrant, TokenValidator, UeDirectory, UeKind,
+    AuthorisationState, CombinedState, GrantRef, Random, RegistrationChange, RegistrationState,
+    SplitMix64, TokenGrant, TokenValidator, UeDirectory, UeKind,
 };
 pub use shared::SharedStr;

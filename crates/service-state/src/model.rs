@@ -211,6 +211,44 @@ pub trait TokenValidator {
         token: &str,
         now_unix: u64,
     ) -> Result<TokenGrant, Box<dyn std::error::Error + Send + Sync>>;
+
+    /// Validates `token` as [`Self::validate`] does and passes the grant to `f`, borrowed: the
+    /// server copies only what it keeps. The default calls [`Self::validate`]; the
+    /// implementation for `mcptt_token::Validator` copies no claim.
+    ///
+    /// # Errors
+    /// As [`Self::validate`]; `f` is called once on success, never on failure.
+    fn validate_with(
+        &self,
+        token: &str,
+        now_unix: u64,
+        f: &mut dyn FnMut(GrantRef<'_>),
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let grant = self.validate(token, now_unix)?;
+        f(GrantRef::from(&grant));
+        Ok(())
+    }
+}
+
+/// A [`TokenGrant`] borrowed from the validated token ([`TokenValidator::validate_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrantRef<'a> {
+    /// The `mcptt_id` claim: the MCPTT ID of the user.
+    pub mcptt_id: &'a str,
+    /// The `client_id` claim, if present.
+    pub client_id: Option<&'a str>,
+    /// The `exp` claim, in seconds since the Unix epoch.
+    pub expires_at: u64,
+}
+
+impl<'a> From<&'a TokenGrant> for GrantRef<'a> {
+    fn from(g: &'a TokenGrant) -> Self {
+        Self {
+            mcptt_id: &g.mcptt_id,
+            client_id: g.client_id.as_deref(),
+            expires_at: g.expires_at,
+        }
+    }
 }
 
 /// Injected randomness (STYLE.md §2): SIP-ETags, tags, branches and Call-IDs.

@@ -16,7 +16,7 @@ use crate::body::simple_multipart_boundary;
 use crate::body::{PocSettings, PublishBody, PublishParts, ServiceState, XmlLimits};
 use crate::hash::IdentityMap;
 use crate::model::{
-    AuthorisationState, CombinedState, Random, RegistrationChange, RegistrationState, TokenGrant,
+    AuthorisationState, CombinedState, Random, RegistrationChange, RegistrationState,
     TokenValidator, UeDirectory, UeKind,
 };
 use mcptt_sip::{KnownHeader, Method, Request};
@@ -398,6 +398,14 @@ struct Undo {
 
 /// The public user identity and MCPTT ID of a session, shared with it.
 type SessionIds = (Arc<str>, Arc<str>);
+
+/// What the server keeps of a validated access token.
+struct Grant {
+    /// The `mcptt_id` claim.
+    mcptt_id: Arc<str>,
+    /// The `exp` claim, in seconds since the Unix epoch.
+    expires_at: u64,
+}
 
 /// CSeq increase of a dialog taken over from another instance.
 const TAKEOVER_CSEQ_GAP: u32 = 10_000;
@@ -1350,6 +1358,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         // would parse it), or not at all in its plain form; any other form goes through the
         // typed list.
         if let Some(Single {
+            value,
             uri: inner,
             plain_sip,
             ..
@@ -1358,9 +1367,16 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             if plain_sip {
                 return Ok(Some(Cow::Borrowed(inner)));
             }
-            return mcptt_sip::Uri::parse(inner)
-                .map(|u| Some(Cow::Owned(u.as_str().to_owned())))
-                .map_err(|_| ());
+            // A URI is kept as written (`Uri::as_str` is its text): `inner` once it parses,
+            // parsed from a zero-copy slice of the message when the header's bytes are the
+            // value's.
+            let parsed = match req.headers().get_bytes("Contact") {
+                Some(b) if b.len() >= 2 && b == value.as_bytes() => {
+                    mcptt_sip::Uri::from_bytes(b.slice(1..b.len() - 1)).map(drop)
+                }
+                _ => mcptt_sip::Uri::parse(inner).map(drop),
+            };
+            return parsed.map(|()| Some(Cow::Borrowed(inner))).map_err(|_| ());
         }
         let contacts = req.contacts().map_err(|_| ())?;
         Ok(contacts
@@ -1429,20 +1445,29 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         token: &str,
         now_unix: u64,
         client_id: Option<&str>,
-    ) -> Result<TokenGrant, Refusal> {
-        let grant = match self.validator.validate(token, now_unix) {
-            Ok(g) => g,
-            Err(e) => return Err(self.fail(impu, format!("access token rejected: {e}"))),
-        };
-        if grant.expires_at <= now_unix {
-            return Err(self.fail(impu, "access token expired"));
+    ) -> Result<Grant, Refusal> {
+        // The checks run on the borrowed grant; only the MCPTT ID is copied, once, as kept.
+        let mut checked = None;
+        let result = self.validator.validate_with(token, now_unix, &mut |g| {
+            checked = Some(if g.expires_at <= now_unix {
+                Err("access token expired")
+            } else if let (Some(body), Some(claim)) = (client_id, g.client_id)
+                && body != claim
+            {
+                Err("mcptt-client-id does not match the token's client_id")
+            } else {
+                Ok(Grant {
+                    mcptt_id: Arc::from(g.mcptt_id),
+                    expires_at: g.expires_at,
+                })
+            });
+        });
+        match (result, checked) {
+            (Err(e), _) => Err(self.fail(impu, format!("access token rejected: {e}"))),
+            (Ok(()), Some(Ok(grant))) => Ok(grant),
+            (Ok(()), Some(Err(reason))) => Err(self.fail(impu, reason)),
+            (Ok(()), None) => Err(self.fail(impu, "access token rejected: no grant")),
         }
-        if let (Some(body), Some(claim)) = (client_id, grant.client_id.as_deref())
-            && body != claim
-        {
-            return Err(self.fail(impu, "mcptt-client-id does not match the token's client_id"));
-        }
-        Ok(grant)
     }
 
     /// Checks the `Event` package (RFC 6665 §8.2.3: 489 for another one); returns the event's
@@ -1591,7 +1616,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         // the list for it.
         let (id, changes_state, join) = match found {
             Some((id, changes)) => (id, changes, false),
-            None => (self.unlisted_session(key, &grant.mcptt_id), true, true),
+            None => (self.unlisted_session(key, grant.mcptt_id), true, true),
         };
         // The response goes out before the NOTIFYs it causes.
         self.respond_publish(req, etag, expires);
@@ -1744,18 +1769,18 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         if let Some(ue) = self.ues.get_mut(&*impu) {
             ue.sessions.push(self.next_id);
         }
-        self.unlisted_session(impu, mcptt_id)
+        self.unlisted_session(impu, Arc::from(mcptt_id))
     }
 
     /// [`Self::new_session`] without adding it to the UE's list of sessions (the caller does).
-    fn unlisted_session(&mut self, impu: Arc<str>, mcptt_id: &str) -> u64 {
+    fn unlisted_session(&mut self, impu: Arc<str>, mcptt_id: Arc<str>) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         self.sessions.insert(
             id,
             Session {
                 impu,
-                mcptt_id: Arc::from(mcptt_id),
+                mcptt_id,
                 auth: Auth::Unauthorised,
                 version: 0,
                 subs: IdList::Empty,
@@ -1938,7 +1963,7 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let mut known_session = None;
         let mut ue_view: Option<(bool, Option<Arc<str>>)> = None;
         let mcptt_id = match token {
-            Some(token) => Arc::from(self.validate(impu, token, now_unix, client_id)?.mcptt_id),
+            Some(token) => self.validate(impu, token, now_unix, client_id)?.mcptt_id,
             None if kind == UeKind::Gateway => {
                 return Err(self.fail(impu, "SUBSCRIBE from a gateway UE does not name the user"));
             }
@@ -3566,6 +3591,14 @@ CSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n"
         for (name, value) in [
             ("Contact", "<sip:ue1.example.org;transport=tls>"),
             ("Contact", "<sip:ue1@[::1]:5061>"),
+            ("Contact", "<sip:127.0.0.1:40001;transport=tls>"),
+            ("Contact", "<sip:ue1@127.0.0.1:99999;transport=tls>"),
+            ("Contact", "<sip:ue1@127.0.0.1:;transport=tls>"),
+            ("Contact", "<sip:ue1@host:5061?x=%41>"),
+            ("Contact", "<sip:ue1@host:5061;x=%4>"),
+            ("Contact", "<>"),
+            ("m", "<sip:127.0.0.1:40001;transport=tls>"),
+            ("m", "<sip:bad host:1>"),
             ("Contact", "<sip:bad host>"),
             ("Contact", "<sip:a@b>;expires=60"),
             ("Contact", "*"),

@@ -8,6 +8,7 @@
     missing_docs
 )]
 
+mod grant;
 mod harness;
 mod multi;
 mod props;

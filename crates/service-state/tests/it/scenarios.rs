@@ -263,6 +263,39 @@ fn bad_tokens_get_403_with_warning_101_and_a_logged_reason() {
 }
 
 #[test]
+fn tokens_the_validator_accepts_are_still_checked_for_expiry_and_client_id() {
+    let mut net = Net::new(UeDirectory::new());
+    let ue = net.add_ue("sip:ue1@example.org");
+    net.register(ue, true);
+    let now = net.unix();
+    // Expired 30 s ago: within the validator's leeway, not within the server's check.
+    let just_expired = net.idms.token(ALICE, now - 3630, 3600);
+    // The body names `mcptt-client`, the token another client.
+    let mut c = net.idms.claims(ALICE, now, 3600);
+    c.client_id = "other-client".into();
+    let other_client = net.idms.signer.sign_access_token(&c).unwrap();
+    for token in [&just_expired, &other_client] {
+        net.publish(ue, token);
+        let resp = net.server_out.last().unwrap().clone();
+        assert_eq!(status(&resp), Some(403), "{resp}");
+        assert_eq!(header(&resp, "Warning").as_deref(), Some(WARNING));
+    }
+    assert_eq!(
+        auth_failures(&net),
+        [
+            "access token expired",
+            "mcptt-client-id does not match the token's client_id"
+        ]
+    );
+    assert_eq!(net.server.publication_count(), 0);
+    // The same user with a good token signs in.
+    let good = net.idms.token(ALICE, now, 3600);
+    net.publish(ue, &good);
+    assert_eq!(status(net.server_out.last().unwrap()), Some(200));
+    assert_eq!(net.server.publication_count(), 1);
+}
+
+#[test]
 fn publish_from_an_unregistered_identity_is_refused() {
     let mut net = Net::new(UeDirectory::new());
     let ue = net.add_ue("sip:ue1@example.org");
