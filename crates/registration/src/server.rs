@@ -2,6 +2,7 @@
 //! the reg event package (RFC 3680), subscriber side.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mcptt_sip::{Request, Response};
@@ -174,8 +175,8 @@ struct Subscription {
 #[derive(Debug)]
 pub struct RegistrationView {
     config: ServerConfig,
-    ues: HashMap<String, Vec<RegisteredUe>>,
-    expiries: BTreeSet<(Instant, String)>,
+    ues: HashMap<Arc<str>, Vec<RegisteredUe>>,
+    expiries: BTreeSet<(Instant, Arc<str>)>,
     events: VecDeque<ServerEvent>,
     transmit: VecDeque<Transmit>,
     subs: HashMap<String, Subscription>,
@@ -302,18 +303,23 @@ impl RegistrationView {
     }
 
     fn upsert(&mut self, impu: &str, ue: RegisteredUe) -> Result<(), Error> {
-        if !self.ues.contains_key(impu) && self.ues.len() >= self.config.max_identities {
-            return Err(Error::RegistrarFull {
-                limit: self.config.max_identities,
-            });
-        }
-        let list = self.ues.entry(impu.to_owned()).or_default();
+        // (The identity is stored once, shared by the map and the expiry index.)
+        let key = match self.ues.get_key_value(impu) {
+            Some((k, _)) => Arc::clone(k),
+            None if self.ues.len() >= self.config.max_identities => {
+                return Err(Error::RegistrarFull {
+                    limit: self.config.max_identities,
+                });
+            }
+            None => Arc::from(impu),
+        };
+        let list = self.ues.entry(Arc::clone(&key)).or_default();
         if let Some(old) = list
             .iter_mut()
             .find(|u| u.same(ue.instance.as_deref(), &ue.contact))
         {
-            self.expiries.remove(&(old.expires_at, impu.to_owned()));
-            *old = ue.clone();
+            self.expiries.remove(&(old.expires_at, key));
+            old.clone_from(&ue);
             self.reindex(impu);
             self.events.push_back(ServerEvent::UeRefreshed {
                 impu: impu.to_owned(),
@@ -327,7 +333,7 @@ impl RegistrationView {
             });
         }
         list.push(ue.clone());
-        self.expiries.insert((ue.expires_at, impu.to_owned()));
+        self.expiries.insert((ue.expires_at, key));
         self.events.push_back(ServerEvent::UeRegistered {
             impu: impu.to_owned(),
             ue,
@@ -341,23 +347,19 @@ impl RegistrationView {
         pred: impl Fn(&RegisteredUe) -> bool,
         reason: UeRemoval,
     ) -> usize {
+        let Some(key) = self.ues.get_key_value(impu).map(|(k, _)| Arc::clone(k)) else {
+            return 0;
+        };
         let Some(list) = self.ues.get_mut(impu) else {
             return 0;
         };
-        let mut removed = Vec::new();
-        list.retain(|u| {
-            if pred(u) {
-                removed.push(u.clone());
-                false
-            } else {
-                true
-            }
-        });
+        // (Moved out, not copied.)
+        let removed: Vec<RegisteredUe> = list.extract_if(.., |u| pred(u)).collect();
         if list.is_empty() {
             self.ues.remove(impu);
         }
         for ue in &removed {
-            self.expiries.remove(&(ue.expires_at, impu.to_owned()));
+            self.expiries.remove(&(ue.expires_at, Arc::clone(&key)));
         }
         // Entries are per (instant, identity): put back those other UEs still need.
         self.reindex(impu);
@@ -373,9 +375,9 @@ impl RegistrationView {
     }
 
     fn reindex(&mut self, impu: &str) {
-        if let Some(list) = self.ues.get(impu) {
+        if let Some((key, list)) = self.ues.get_key_value(impu) {
             for u in list {
-                self.expiries.insert((u.expires_at, impu.to_owned()));
+                self.expiries.insert((u.expires_at, Arc::clone(key)));
             }
         }
     }
@@ -697,5 +699,72 @@ impl RegistrationView {
         .into_iter()
         .flatten()
         .min()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn ue(instance: &str, at: Instant) -> RegisteredUe {
+        RegisteredUe {
+            instance: Some(instance.to_owned()),
+            contact: format!("sip:{instance}@192.0.2.1"),
+            expires_at: at,
+            source: Source::ThirdParty,
+        }
+    }
+
+    /// The identity stored once for the map and the expiry index: refreshes move a UE's
+    /// expiry, removals and expiries find their entries, the limits hold.
+    #[test]
+    fn expiry_index_follows_refreshes_and_removals() {
+        let config = ServerConfig {
+            max_identities: 2,
+            max_ues_per_identity: 2,
+            ..ServerConfig::default()
+        };
+        let mut v = RegistrationView::new(config, 1);
+        #[allow(clippy::disallowed_methods)] // a test's single real origin
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let (a, b) = ("sip:a@example.com", "sip:b@example.com");
+        v.upsert(a, ue("1", at(10))).unwrap();
+        v.upsert(a, ue("2", at(20))).unwrap();
+        assert!(matches!(
+            v.upsert(a, ue("3", at(20))),
+            Err(Error::TooManyBindings { limit: 2 })
+        ));
+        v.upsert(b, ue("1", at(30))).unwrap();
+        assert!(matches!(
+            v.upsert("sip:c@example.com", ue("1", at(5))),
+            Err(Error::RegistrarFull { limit: 2 })
+        ));
+        assert_eq!(v.poll_timeout(), Some(at(10)));
+        // a refresh of UE 1 of `a` moves its expiry after UE 2's
+        v.upsert(a, ue("1", at(40))).unwrap();
+        assert_eq!(v.poll_timeout(), Some(at(20)));
+        while v.poll_event().is_some() {}
+        v.handle_timeout(at(20));
+        assert_eq!(
+            v.poll_event(),
+            Some(ServerEvent::UeDeregistered {
+                impu: a.to_owned(),
+                ue: ue("2", at(20)),
+                reason: UeRemoval::Expired,
+            })
+        );
+        assert!(v.poll_event().is_none());
+        assert_eq!(v.ues(at(20), a), [ue("1", at(40))]);
+        assert_eq!(v.poll_timeout(), Some(at(30)));
+        // removing the last UE of `b` forgets the identity and its expiry
+        assert_eq!(v.remove_where(b, |_| true, UeRemoval::Deregistered), 1);
+        assert_eq!(v.identity_count(), 1);
+        assert_eq!(v.poll_timeout(), Some(at(40)));
+        assert_eq!(v.remove_where(b, |_| true, UeRemoval::Deregistered), 0);
+        v.handle_timeout(at(40));
+        assert_eq!(v.identity_count(), 0);
+        assert_eq!(v.poll_timeout(), None);
     }
 }
