@@ -9,9 +9,56 @@ use std::collections::{HashMap, HashSet};
 /// Returns `None` when the text has no scheme or no host.
 #[must_use]
 pub fn canonical_aor(uri: &str) -> Option<String> {
+    Some(match aor_parts(uri)? {
+        AorParts::Tel(num) => {
+            let mut aor = String::with_capacity(4 + num.len());
+            aor.push_str("tel:");
+            aor.push_str(num);
+            aor
+        }
+        AorParts::Sip { user, hostport } => sip_aor(user, hostport),
+    })
+}
+
+/// Whether [`canonical_aor`] of `uri` is `canonical`, without writing it (`None` when `uri`
+/// has none).
+pub(crate) fn canonical_aor_is(uri: &str, canonical: &str) -> Option<bool> {
+    Some(match aor_parts(uri)? {
+        AorParts::Tel(num) => canonical.strip_prefix("tel:") == Some(num),
+        AorParts::Sip { user, hostport } => {
+            let rest = canonical.strip_prefix("sip:");
+            let rest = match user {
+                Some(u) => rest
+                    .and_then(|r| r.strip_prefix(u))
+                    .and_then(|r| r.strip_prefix('@')),
+                None => rest,
+            };
+            // (The host part compares as `sip_aor` writes it: ASCII lower-cased.)
+            rest.is_some_and(|h| {
+                h.len() == hostport.len()
+                    && h.bytes()
+                        .zip(hostport.bytes())
+                        .all(|(a, b)| a == b.to_ascii_lowercase())
+            })
+        }
+    })
+}
+
+/// The pieces [`canonical_aor`] assembles, borrowed from the URI text.
+enum AorParts<'a> {
+    /// `tel:NUMBER`.
+    Tel(&'a str),
+    /// `sip:USER@HOSTPORT` (the host part to be lower-cased).
+    Sip {
+        user: Option<&'a str>,
+        hostport: &'a str,
+    },
+}
+
+fn aor_parts(uri: &str) -> Option<AorParts<'_>> {
     // (Byte scans with memchr, the separators being ASCII, so every cut is on a character
-    // boundary; built in one String with no temporary lower-cased copies: this runs on
-    // every REGISTER and third-party REGISTER.)
+    // boundary; no temporary lower-cased copies: this runs on every REGISTER and
+    // third-party REGISTER.)
     let uri = uri.trim();
     let uri = match uri.strip_prefix('<') {
         Some(inner) => before(inner, b'>'),
@@ -33,10 +80,7 @@ pub fn canonical_aor(uri: &str) -> Option<String> {
         if num.is_empty() {
             return None;
         }
-        let mut aor = String::with_capacity(4 + num.len());
-        aor.push_str("tel:");
-        aor.push_str(num);
-        return Some(aor);
+        return Some(AorParts::Tel(num));
     }
     let (user, hostport) = match memchr::memrchr(b'@', rest.as_bytes()) {
         Some(at) => (Some(cut(rest, at)), rest.get(at + 1..).unwrap_or_default()),
@@ -47,7 +91,10 @@ pub fn canonical_aor(uri: &str) -> Option<String> {
         return None;
     }
     // `user` may itself carry `;user-params` in tel-style users: keep as written.
-    Some(sip_aor(user.map(|u| before(u, b';')), hostport))
+    Some(AorParts::Sip {
+        user: user.map(|u| before(u, b';')),
+        hostport,
+    })
 }
 
 /// `sip:user@hostport` (or `sip:hostport`) in one String, the host part lower-cased.
@@ -144,6 +191,32 @@ mod tests {
             "sip:alice@host?a@b",
         ] {
             assert_eq!(canonical_aor(u), reference_aor(u), "for {u:?}");
+            same_comparison(u);
+        }
+    }
+
+    /// `canonical_aor_is` against the written canonical form and some near misses.
+    fn same_comparison(u: &str) {
+        let written = reference_aor(u);
+        let mut candidates = vec![
+            String::new(),
+            "sip:".to_owned(),
+            "tel:".to_owned(),
+            "sip:alice@example.com".to_owned(),
+        ];
+        if let Some(w) = &written {
+            candidates.push(w.clone());
+            candidates.push(w.to_uppercase());
+            candidates.push(format!("{w}x"));
+            candidates.push(w.chars().skip(1).collect());
+            candidates.push(w.replace('@', ""));
+        }
+        for c in &candidates {
+            assert_eq!(
+                canonical_aor_is(u, c),
+                written.as_ref().map(|w| w == c),
+                "for {u:?} and {c:?}"
+            );
         }
     }
 
@@ -151,6 +224,15 @@ mod tests {
         #[test]
         fn byte_scans_are_the_reference_on_any_text(u in "[<> \t\"a-zA-Z0-9:;@?=+.ÄÉ-]{0,40}") {
             prop_assert_eq!(canonical_aor(&u), reference_aor(&u));
+            same_comparison(&u);
+        }
+
+        #[test]
+        fn comparison_is_the_written_form_on_any_pair(
+            u in "[<> \ta-zA-Z0-9:;@?=+.ÄÉ-]{0,30}",
+            c in "(sip:|tel:|SIP:|)[a-zA-Z0-9:;@=+.ÄÉ-]{0,20}",
+        ) {
+            prop_assert_eq!(canonical_aor_is(&u, &c), reference_aor(&u).map(|w| w == c));
         }
     }
 

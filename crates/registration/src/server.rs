@@ -245,7 +245,7 @@ impl RegistrationView {
         }
         let tp = wire::extract_third_party(request, &self.config.sip_limits)?;
         let impu = tp.impu;
-        if tp.aor != impu {
+        if !tp.same_aor {
             return Err(Error::InvalidBody(
                 "embedded REGISTER is for another identity",
             ));

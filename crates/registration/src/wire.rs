@@ -5,7 +5,7 @@ use bytes::Bytes;
 use mcptt_sip::{Contact, Limits, Message, Method, NameAddr, Request, Response, Uri};
 
 use crate::error::Error;
-use crate::identity::canonical_aor;
+use crate::identity::{canonical_aor, canonical_aor_is};
 use crate::request::{ContactRead, ContactsKind, RegisterRead};
 #[cfg(test)]
 use crate::request::{ContactSpec, Contacts, RegisterRequest};
@@ -35,8 +35,16 @@ fn call_id_str(headers: &mcptt_sip::Headers) -> Result<&str, Error> {
 }
 
 fn aor_of(headers: &mcptt_sip::Headers) -> Result<String, Error> {
+    read_aor(headers, canonical_aor)
+}
+
+/// `read` of the To URI ([`Error::InvalidAor`] when it gives `None`).
+fn read_aor<A>(
+    headers: &mcptt_sip::Headers,
+    read: impl FnOnce(&str) -> Option<A>,
+) -> Result<A, Error> {
     let to = headers.to()?;
-    canonical_aor(to.uri().as_str()).ok_or(Error::InvalidAor)
+    read(to.uri().as_str()).ok_or(Error::InvalidAor)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -67,9 +75,11 @@ impl ParsedContacts {
 }
 
 /// A REGISTER after the checks of [`extract_register`], its Call-ID borrowed and its
-/// Contacts as parsed: what [`extract_register`] copies into a [`RegisterRequest`].
-pub(crate) struct RegisterParts<'a> {
-    pub(crate) aor: String,
+/// Contacts as parsed: what [`extract_register`] copies into a [`RegisterRequest`]. `A`
+/// is what was read of the address-of-record: the canonical form, or whether it is one
+/// expected.
+pub(crate) struct RegisterParts<'a, A = String> {
+    pub(crate) aor: A,
     pub(crate) call_id: &'a str,
     pub(crate) cseq: u32,
     pub(crate) expires: Option<u32>,
@@ -78,11 +88,20 @@ pub(crate) struct RegisterParts<'a> {
 
 /// The checks and parts of a REGISTER (RFC 3261 §10.3 steps 5–6 syntax checks).
 pub(crate) fn register_parts(req: &Request) -> Result<RegisterParts<'_>, Error> {
+    register_parts_with(req, canonical_aor)
+}
+
+/// [`register_parts`] reading the address-of-record (the To URI) with `read_to`
+/// ([`Error::InvalidAor`] when it gives `None`).
+fn register_parts_with<A>(
+    req: &Request,
+    read_to: impl FnOnce(&str) -> Option<A>,
+) -> Result<RegisterParts<'_, A>, Error> {
     if *req.method() != Method::Register {
         return Err(Error::ApiMisuse("not a REGISTER request"));
     }
     let h = req.headers();
-    let aor = aor_of(h)?;
+    let aor = read_aor(h, read_to)?;
     let call_id = call_id_str(h)?;
     let (cseq, method) = cseq_of(h)?;
     if method != Method::Register {
@@ -384,8 +403,8 @@ pub(crate) fn notify_parts(req: &Request) -> Result<NotifyParts, Error> {
 pub(crate) struct ThirdPartyIn {
     pub(crate) impu: String,
     pub(crate) expires: u32,
-    /// The embedded REGISTER's address-of-record.
-    pub(crate) aor: String,
+    /// Whether the embedded REGISTER's address-of-record is `impu`.
+    pub(crate) same_aor: bool,
     /// The embedded REGISTER's Contacts.
     pub(crate) contacts: ParsedContacts,
 }
@@ -407,10 +426,11 @@ pub(crate) fn extract_third_party(req: &Request, limits: &Limits) -> Result<Thir
         .ok_or(Error::InvalidBody("message/sip body is not a request"))?;
     // (The embedded REGISTER's checks, without copying its Contacts into ContactSpecs: the
     // view needs only their URI, instance and expiry.)
-    let embedded = register_parts(&embedded).map_err(|e| match e {
-        Error::ApiMisuse(_) => Error::InvalidBody("message/sip body is not a REGISTER"),
-        e => e,
-    })?;
+    let embedded =
+        register_parts_with(&embedded, |to| canonical_aor_is(to, &impu)).map_err(|e| match e {
+            Error::ApiMisuse(_) => Error::InvalidBody("message/sip body is not a REGISTER"),
+            e => e,
+        })?;
     let expires = match h.expires()? {
         Some(e) => e,
         None => embedded.expires.ok_or(Error::MissingHeader("Expires"))?,
@@ -418,7 +438,7 @@ pub(crate) fn extract_third_party(req: &Request, limits: &Limits) -> Result<Thir
     Ok(ThirdPartyIn {
         impu,
         expires,
-        aor: embedded.aor,
+        same_aor: embedded.aor,
         contacts: embedded.contacts,
     })
 }
