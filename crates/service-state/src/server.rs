@@ -1446,8 +1446,10 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         now_unix: u64,
         client_id: Option<&str>,
     ) -> Result<Grant, Refusal> {
-        // The checks run on the borrowed grant; only the MCPTT ID is copied, once, as kept.
+        // The checks run on the borrowed grant; the MCPTT ID is the copy a session of the
+        // user on this UE holds, or else copied once.
         let mut checked = None;
+        let (ues, sessions) = (&self.ues, &self.sessions);
         let result = self.validator.validate_with(token, now_unix, &mut |g| {
             checked = Some(if g.expires_at <= now_unix {
                 Err("access token expired")
@@ -1456,8 +1458,15 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
             {
                 Err("mcptt-client-id does not match the token's client_id")
             } else {
+                let known = ues.get(impu).and_then(|ue| {
+                    ue.sessions
+                        .iter()
+                        .filter_map(|id| sessions.get(id))
+                        .find(|s| *s.mcptt_id == *g.mcptt_id)
+                });
                 Ok(Grant {
-                    mcptt_id: Arc::from(g.mcptt_id),
+                    mcptt_id: known
+                        .map_or_else(|| Arc::from(g.mcptt_id), |s| Arc::clone(&s.mcptt_id)),
                     expires_at: g.expires_at,
                 })
             });
@@ -3578,6 +3587,65 @@ CSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n"
         assert_eq!(srv.poll_transmit_into(&mut out), None);
         assert_eq!(out.len(), len + third);
         assert!(srv.poll_transmit().is_none());
+    }
+
+    /// Grants every token for `alice` until `exp`, with client id `c`.
+    struct Fixed(u64);
+
+    impl TokenValidator for Fixed {
+        fn validate(
+            &self,
+            _: &str,
+            _: u64,
+        ) -> Result<TokenGrant, Box<dyn std::error::Error + Send + Sync>> {
+            Ok(TokenGrant {
+                mcptt_id: "sip:alice@example.org".into(),
+                client_id: Some("c".into()),
+                expires_at: self.0,
+            })
+        }
+    }
+
+    #[test]
+    fn a_grant_shares_the_mcptt_id_of_the_users_session_on_the_ue() {
+        let mut srv = Server::with_store(
+            super::ServerConfig::new("h.example.org", "sip:psi@example.org"),
+            Fixed(100),
+            SplitMix64(1),
+            MemoryStore::default(),
+        );
+        let (ue, alice) = ("sip:ue1@example.org", "sip:alice@example.org");
+        // No session yet: a new copy.
+        let g = srv.validate(ue, "t", 10, Some("c")).ok().unwrap();
+        assert_eq!((&*g.mcptt_id, g.expires_at), (alice, 100));
+        // Alice's session on this UE: its copy; on another UE: a new one.
+        let id = srv.session_for(ue, alice);
+        let kept = std::sync::Arc::clone(&srv.sessions.get(&id).unwrap().mcptt_id);
+        let g = srv.validate(ue, "t", 10, None).ok().unwrap();
+        assert!(std::sync::Arc::ptr_eq(&g.mcptt_id, &kept));
+        let g = srv
+            .validate("sip:ue2@example.org", "t", 10, None)
+            .ok()
+            .unwrap();
+        assert!(!std::sync::Arc::ptr_eq(&g.mcptt_id, &kept) && *g.mcptt_id == *alice);
+        // The checks after validation still refuse.
+        assert!(srv.validate(ue, "t", 100, None).is_err());
+        assert!(srv.validate(ue, "t", 10, Some("other")).is_err());
+        let reasons: Vec<_> = srv
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                super::ServerEvent::AuthorisationFailed { reason, .. } => Some(reason.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                "access token expired",
+                "mcptt-client-id does not match the token's client_id"
+            ]
+        );
     }
 
     #[test]
