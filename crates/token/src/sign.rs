@@ -156,10 +156,17 @@ impl SigningKey {
     /// # Errors
     /// [`Error::Signing`] when the primitive or `rng` fails.
     pub fn sign(&self, signing_input: &[u8], rng: &dyn SecureRandom) -> Result<Vec<u8>, Error> {
+        self.signature(signing_input, rng)
+            .map(|s| s.as_ref().to_vec())
+    }
+
+    /// [`Self::sign`] without the copy: ECDSA and EdDSA signatures stay in
+    /// ring's fixed-size value.
+    fn signature(&self, signing_input: &[u8], rng: &dyn SecureRandom) -> Result<Sig, Error> {
         match &self.inner {
             Inner::Ecdsa(kp) => kp
                 .sign(rng, signing_input)
-                .map(|s| s.as_ref().to_vec())
+                .map(Sig::Ring)
                 .map_err(|_| Error::Signing),
             Inner::Rsa(kp) => {
                 let padding: &'static dyn signature::RsaEncoding = match self.alg {
@@ -169,9 +176,24 @@ impl SigningKey {
                 let mut sig = vec![0u8; kp.public().modulus_len()];
                 kp.sign(padding, rng, signing_input, &mut sig)
                     .map_err(|_| Error::Signing)?;
-                Ok(sig)
+                Ok(Sig::Vec(sig))
             }
-            Inner::Ed25519(kp) => Ok(kp.sign(signing_input).as_ref().to_vec()),
+            Inner::Ed25519(kp) => Ok(Sig::Ring(kp.sign(signing_input))),
+        }
+    }
+}
+
+/// A raw JWS signature: ring's value (ECDSA, EdDSA) or an RSA signature.
+enum Sig {
+    Ring(signature::Signature),
+    Vec(Vec<u8>),
+}
+
+impl AsRef<[u8]> for Sig {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Self::Ring(s) => s.as_ref(),
+            Self::Vec(v) => v,
         }
     }
 }
@@ -315,9 +337,9 @@ impl Signer {
         out.push_str(header);
         out.push('.');
         b64::encode_into(payload, &mut out);
-        let sig = self.key.sign(out.as_bytes(), &*self.rng)?;
+        let sig = self.key.signature(out.as_bytes(), &*self.rng)?;
         out.push('.');
-        b64::encode_into(&sig, &mut out);
+        b64::encode_into(sig.as_ref(), &mut out);
         Ok(out)
     }
 }

@@ -38,6 +38,17 @@ fn every_algorithm_signs_tokens_that_verify_with_the_published_jwk() {
         assert_eq!(payload["mcptt_id"], "sip:alice@mcptt.example");
         assert!(payload.get("nbf").is_none());
         verify_signature(alg, &jwk, input.as_bytes(), &sig).unwrap();
+        // The token's signature is what `SigningKey::sign` gives for its input (the same
+        // bytes for the deterministic algorithms, the same length for all).
+        let direct = signer
+            .key()
+            .sign(input.as_bytes(), &SystemRandom::new())
+            .unwrap();
+        assert_eq!(direct.len(), sig.len(), "{alg}");
+        if matches!(alg, Algorithm::Rs256 | Algorithm::EdDsa) {
+            assert_eq!(direct, sig, "{alg}");
+        }
+        verify_signature(alg, &jwk, input.as_bytes(), &direct).unwrap();
         // Same key, other bytes: refused.
         let mut tampered = input.as_bytes().to_vec();
         tampered[3] ^= 1;
