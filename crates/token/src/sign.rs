@@ -280,8 +280,7 @@ impl Signer {
         {
             return misuse(&format!("extra claim {k:?} shadows a field"));
         }
-        let payload = serde_json::to_vec(claims).map_err(|e| Error::ApiMisuse(e.to_string()))?;
-        self.sign_jwt("at+jwt", &payload)
+        self.sign_claims("at+jwt", claims)
     }
 
     /// Signs an ID token (`typ: JWT`).
@@ -313,8 +312,21 @@ impl Signer {
         {
             return misuse(&format!("extra claim {k:?} shadows a field"));
         }
+        self.sign_claims("JWT", claims)
+    }
+
+    /// Serializes `claims` (into a stack buffer when they fit, as nearly all
+    /// do) and signs them.
+    fn sign_claims(&self, typ: &str, claims: &impl serde::Serialize) -> Result<String, Error> {
+        let mut buf = [0u8; 1024];
+        let mut rest: &mut [u8] = &mut buf;
+        // `&mut [u8]` refuses to write past its end: then the claims go to a vector.
+        if serde_json::to_writer(&mut rest, claims).is_ok() {
+            let written = 1024 - rest.len();
+            return self.sign_jwt(typ, buf.get(..written).unwrap_or_default());
+        }
         let payload = serde_json::to_vec(claims).map_err(|e| Error::ApiMisuse(e.to_string()))?;
-        self.sign_jwt("JWT", &payload)
+        self.sign_jwt(typ, &payload)
     }
 
     /// Signs an arbitrary payload as a compact JWS with the given `typ`

@@ -209,3 +209,44 @@ fn headers_per_typ_are_exact() {
         verify_signature(Algorithm::Es256, &jwk, input.as_bytes(), &sig).unwrap();
     }
 }
+
+#[test]
+fn the_signed_payload_is_serde_jsons_serialization_at_any_size() {
+    let signer = Signer::new(key(Algorithm::Es256, "k-1"));
+    let base = serde_json::to_vec(&claims()).unwrap().len();
+    // Around the 1024-byte buffer the claims are serialized into before signing, and far past it.
+    for target in [base, 1000, 1023, 1024, 1025, 1100, 5000] {
+        let mut c = claims();
+        let pad = target.saturating_sub(base + r#","x":"""#.len());
+        c.extra
+            .insert("x".into(), serde_json::Value::String("p".repeat(pad)));
+        let expected = serde_json::to_vec(&c).unwrap();
+        let token = signer.sign_access_token(&c).unwrap();
+        let (_, _, input, _) = split(&token);
+        let payload = URL_SAFE_NO_PAD
+            .decode(input.split_once('.').unwrap().1)
+            .unwrap();
+        assert_eq!(payload, expected, "{target}");
+        let v = common::validator_for(&[signer.key()], common::config());
+        assert!(
+            v.validate_access_token(&token, common::NOW).is_ok(),
+            "{target}"
+        );
+        let id = IdTokenClaims {
+            iss: common::ISS.into(),
+            sub: "alice".into(),
+            aud: "mcptt-client".into(),
+            exp: common::NOW + 600,
+            iat: common::NOW,
+            mcptt_id: "sip:alice@mcptt.example".into(),
+            extra: c.extra.clone(),
+            ..Default::default()
+        };
+        let token = signer.sign_id_token(&id).unwrap();
+        let (_, _, input, _) = split(&token);
+        let payload = URL_SAFE_NO_PAD
+            .decode(input.split_once('.').unwrap().1)
+            .unwrap();
+        assert_eq!(payload, serde_json::to_vec(&id).unwrap(), "{target}");
+    }
+}
