@@ -184,12 +184,14 @@ pub struct RegisterOutcome {
 /// ```
 #[derive(Debug)]
 enum ThirdPartyTx {
-    /// (The Call-ID is not kept: it is [`Registrar::third_party_call_id`] of `aor` and
-    /// `filter`.)
+    /// (The Call-ID is not kept: it is the one
+    /// [`Registrar::write_third_party_call_id`] writes for `aor` and `filter`.)
     Waiting {
         aor: String,
         filter: u16,
         deadline: Instant,
+        /// The bindings it is about; empty unless the filter's policy is
+        /// [`FailurePolicy::Deregister`] (nothing else reads them).
         bindings: Vec<u64>,
     },
 }
@@ -541,7 +543,10 @@ impl<S: RegistrationStore> Registrar<S> {
             let third_party = &mut scratch.third_party;
             self.third_party_plan(req, granted, &record, changes, third_party);
             for (filter, _, ids) in third_party.iter_mut() {
-                *ids = binding_ids_for(changes, *filter);
+                // (Only a failure under FailurePolicy::Deregister reads them.)
+                if self.deregisters_on_failure(*filter) {
+                    *ids = binding_ids_for(changes, *filter);
+                }
             }
             let active = !record.bindings.is_empty();
             match self.store.write(req.aor(), version, record) {
@@ -883,6 +888,15 @@ impl<S: RegistrationStore> Registrar<S> {
                 Ok(())
             }
         }
+    }
+
+    /// Whether a failed third-party REGISTER through `filter` removes the bindings it
+    /// was about ([`FailurePolicy::Deregister`]).
+    fn deregisters_on_failure(&self, filter: u16) -> bool {
+        self.config
+            .filters
+            .get(usize::from(filter))
+            .is_some_and(|f| f.default_handling == FailurePolicy::Deregister)
     }
 
     fn third_party_of(&self, c: &impl ContactRead) -> Vec<u16> {
