@@ -27,6 +27,7 @@
 //! | configure keys | [`JwkSet::from_json`], [`KeyStore::new`], [`KeyStore::replace`] (rotation) |
 //! | refresh on unknown `kid` | [`KeyStore::poll_refresh`], [`KeyStore::handle_refresh_json`] / [`KeyStore::handle_refresh_result`] |
 //! | validate | [`Validator::new`] ([`ValidatorConfig`]), [`Validator::validate_access_token`] → [`AccessToken`], [`Validator::validate_id_token`] → [`IdToken`] |
+//! | validate, copying only the claims used | [`Validator::validate_access_token_with`] → [`AccessTokenRef`] (borrowed claims) |
 //! | handle failures | [`Error::kind`] (log field), [`Error::status_code`] (403 + "101 service authorisation failed") |
 //! | lower level | [`verify_compact`] (any compact JWS), [`verify_signature`] (one signature), [`sip_uri::check`] |
 //!
