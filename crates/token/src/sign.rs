@@ -315,16 +315,8 @@ impl Signer {
         self.sign_claims("JWT", claims)
     }
 
-    /// Serializes `claims` (into a stack buffer when they fit, as nearly all
-    /// do) and signs them.
+    /// Serializes `claims` and signs them.
     fn sign_claims(&self, typ: &str, claims: &impl serde::Serialize) -> Result<String, Error> {
-        let mut buf = [0u8; 1024];
-        let mut rest: &mut [u8] = &mut buf;
-        // `&mut [u8]` refuses to write past its end: then the claims go to a vector.
-        if serde_json::to_writer(&mut rest, claims).is_ok() {
-            let written = 1024 - rest.len();
-            return self.sign_jwt(typ, buf.get(..written).unwrap_or_default());
-        }
         let payload = serde_json::to_vec(claims).map_err(|e| Error::ApiMisuse(e.to_string()))?;
         self.sign_jwt(typ, &payload)
     }
