@@ -4,6 +4,7 @@
 //! so the order of records in one [`Trace`] is the causal order of the flow. The ladder printer,
 //! the Mermaid writer, the `flow` step check and the integration tests all read the same records.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -174,11 +175,90 @@ impl WireText {
     }
 }
 
+/// A record of a trace [`without_text`](Trace::without_text) (load runs): what its [`Seen`]
+/// holds, with the label shared with the Call-ID map and a standard method not copied (two
+/// allocations fewer per record on the recording server threads). Read back as a [`Seen`].
+#[derive(Debug, Clone)]
+struct LeanSeen {
+    seq: u64,
+    at: Duration,
+    observer: Actor,
+    from: Actor,
+    ue: Arc<str>,
+    step: Option<u8>,
+    method: Cow<'static, str>,
+    status: Option<u16>,
+    first_line: String,
+    headers: Vec<(String, String)>,
+}
+
+impl LeanSeen {
+    fn to_seen(&self) -> Seen {
+        Seen {
+            seq: self.seq,
+            at: self.at,
+            observer: self.observer,
+            from: self.from,
+            to: self.observer,
+            ue: self.ue.to_string(),
+            step: self.step,
+            method: self.method.to_string(),
+            status: self.status,
+            first_line: self.first_line.clone(),
+            headers: self.headers.clone(),
+            body: String::new(),
+            full: String::new(),
+        }
+    }
+}
+
+/// A record as stored.
+enum Rec {
+    Full(Seen),
+    Lean(LeanSeen),
+}
+
+impl Rec {
+    fn ue(&self) -> &str {
+        match self {
+            Self::Full(s) => &s.ue,
+            Self::Lean(l) => &l.ue,
+        }
+    }
+}
+
+/// A standard SIP method as a static string (no copy), any other copied.
+fn method_text(method: &str) -> Cow<'static, str> {
+    const KNOWN: [&str; 14] = [
+        "REGISTER",
+        "INVITE",
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "OPTIONS",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "PUBLISH",
+        "MESSAGE",
+        "INFO",
+        "PRACK",
+        "UPDATE",
+        "REFER",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| **k == method)
+        .map_or_else(|| Cow::Owned(method.to_owned()), |k| Cow::Borrowed(*k))
+}
+
 #[derive(Debug)]
 struct Inner {
     start: Instant,
-    labels: HashMap<String, String, FastState>,
+    labels: HashMap<String, Arc<str>, FastState>,
+    /// Records of a trace that keeps texts (and those stored before
+    /// [`Trace::without_text`]), then the lean ones, in order.
     records: Vec<Seen>,
+    lean: Vec<LeanSeen>,
     limit: usize,
     dropped: u64,
     echo: bool,
@@ -194,6 +274,48 @@ struct Inner {
     /// Tasks in the other waits ([`Trace::wait_step_count`], [`Trace::wait_until`]), which
     /// every record wakes; none: no wake-up at all.
     waiters: usize,
+}
+
+impl Inner {
+    /// Records stored (full and lean).
+    fn stored(&self) -> usize {
+        self.records.len() + self.lean.len()
+    }
+
+    /// The next record's position in the trace.
+    fn next_seq(&self) -> u64 {
+        self.stored() as u64 + self.dropped
+    }
+
+    /// All stored records as [`Seen`]s, in order (borrowed when none is lean).
+    fn all(&self) -> Cow<'_, [Seen]> {
+        if self.lean.is_empty() {
+            Cow::Borrowed(&self.records)
+        } else {
+            Cow::Owned(
+                self.records
+                    .iter()
+                    .cloned()
+                    .chain(self.lean.iter().map(LeanSeen::to_seen))
+                    .collect(),
+            )
+        }
+    }
+
+    /// The stored records whose observer and label pass `keep`, in order.
+    fn filtered(&self, keep: impl Fn(Actor, &str) -> bool) -> Vec<Seen> {
+        self.records
+            .iter()
+            .filter(|s| keep(s.observer, &s.ue))
+            .cloned()
+            .chain(
+                self.lean
+                    .iter()
+                    .filter(|l| keep(l.observer, &l.ue))
+                    .map(LeanSeen::to_seen),
+            )
+            .collect()
+    }
 }
 
 /// A shared, append-only record of what each actor saw. Cheap to clone (one `Arc`).
@@ -230,6 +352,7 @@ impl Trace {
                 start: Instant::now(),
                 labels: HashMap::default(),
                 records: Vec::new(),
+                lean: Vec::new(),
                 limit,
                 dropped: 0,
                 echo: false,
@@ -334,11 +457,11 @@ impl Trace {
             let notified = self.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if done(&self.lock().records) {
+            if done(&self.lock().all()) {
                 return true;
             }
             if tokio::time::timeout_at(limit, notified).await.is_err() {
-                return done(&self.lock().records);
+                return done(&self.lock().all());
             }
         }
     }
@@ -358,66 +481,91 @@ impl Trace {
     /// Stores `obs`, already classified as `step`, with the lock held (released here).
     fn store(
         &self,
-        mut inner: MutexGuard<'_, Inner>,
+        inner: MutexGuard<'_, Inner>,
         observer: Actor,
         from: Actor,
         step: Option<u8>,
         obs: Observation,
     ) {
-        let ue = obs
-            .call_id
-            .as_ref()
-            .and_then(|c| inner.labels.get(c).cloned())
-            .unwrap_or(obs.ue);
-        let seq = inner.records.len() as u64 + inner.dropped;
+        let bound = obs.call_id.as_ref().and_then(|c| inner.labels.get(c));
+        let seq = inner.next_seq();
         let at = inner.start.elapsed();
-        let (body, full) = match (inner.keep_text, &obs.wire) {
-            (false, _) => (String::new(), String::new()),
-            (true, Some(w)) if obs.body.is_empty() && obs.full.is_empty() => w.texts(),
-            (true, _) => (obs.body, obs.full),
+        let rec = if inner.keep_text {
+            let ue = bound.map_or(obs.ue, |l| l.to_string());
+            let (body, full) = match &obs.wire {
+                Some(w) if obs.body.is_empty() && obs.full.is_empty() => w.texts(),
+                _ => (obs.body, obs.full),
+            };
+            Rec::Full(Seen {
+                seq,
+                at,
+                observer,
+                from,
+                to: observer,
+                ue,
+                step,
+                method: obs.method,
+                status: obs.status,
+                first_line: obs.first_line,
+                headers: obs.headers,
+                body,
+                full,
+            })
+        } else {
+            Rec::Lean(LeanSeen {
+                seq,
+                at,
+                observer,
+                from,
+                ue: bound.map_or_else(|| Arc::from(obs.ue), Arc::clone),
+                step,
+                method: Cow::Owned(obs.method),
+                status: obs.status,
+                first_line: obs.first_line,
+                headers: obs.headers,
+            })
         };
-        let seen = Seen {
-            seq,
-            at,
-            observer,
-            from,
-            to: observer,
-            ue,
-            step,
-            method: obs.method,
-            status: obs.status,
-            first_line: obs.first_line,
-            headers: obs.headers,
-            body,
-            full,
-        };
+        self.keep(inner, step, rec);
+    }
+
+    /// Counts and keeps `rec` (or counts it as dropped past the limit), with the lock held
+    /// (released here), and wakes its waiters.
+    fn keep(&self, mut inner: MutexGuard<'_, Inner>, step: Option<u8>, rec: Rec) {
         if inner.echo {
-            println!(
-                "{}",
-                crate::ladder::render(&seen, crate::ladder::Detail::KeyHeaders, true)
-            );
+            let line = match &rec {
+                Rec::Full(seen) => {
+                    crate::ladder::render(seen, crate::ladder::Detail::KeyHeaders, true)
+                }
+                Rec::Lean(lean) => {
+                    crate::ladder::render(&lean.to_seen(), crate::ladder::Detail::KeyHeaders, true)
+                }
+            };
+            println!("{line}");
         }
         if let Some(n) = step.and_then(|s| inner.per_step.get_mut(usize::from(s))) {
             *n += 1;
         }
         if let Some(s) = step {
             let room = inner.masks.len() < inner.limit.max(1024);
-            match inner.masks.get_mut(&seen.ue) {
+            match inner.masks.get_mut(rec.ue()) {
                 Some(mask) => *mask |= 1 << s,
                 None if room => {
-                    inner.masks.insert(seen.ue.clone(), 1 << s);
+                    inner.masks.insert(rec.ue().to_owned(), 1 << s);
                 }
                 None => {}
             }
         }
         let label_waiter = step
-            .and_then(|_| inner.label_waiters.get(&seen.ue))
+            .and_then(|_| inner.label_waiters.get(rec.ue()))
             .map(|(n, _)| n.clone());
         let wake_all = inner.waiters > 0;
-        if inner.records.len() >= inner.limit {
+        if inner.stored() >= inner.limit {
             inner.dropped += 1;
         } else {
-            inner.records.push(seen);
+            match rec {
+                Rec::Full(seen) => inner.records.push(seen),
+                Rec::Lean(lean) => inner.lean.push(lean),
+            }
         }
         drop(inner);
         if let Some(n) = label_waiter {
@@ -449,7 +597,8 @@ impl Trace {
         if inner.keep_text {
             drop(inner);
             // The full record resolves the label when it is stored, as before.
-            let obs = crate::actors::wire::observe(msg, from, &bound.unwrap_or_else(label));
+            let name = bound.map_or_else(label, |b| b.to_string());
+            let obs = crate::actors::wire::observe(msg, from, &name);
             self.record(observer, obs);
             return;
         }
@@ -462,9 +611,32 @@ impl Trace {
             method,
             matches!(msg, mcptt_sip::Message::Response(_)),
         );
-        let obs =
-            crate::actors::wire::observe_lean(msg, from, method, step, bound.unwrap_or_else(label));
-        self.store(inner, observer, from, step, obs);
+        // What load runs read: first line, method, status and, for a NOTIFY the UE receives
+        // (step 16: the service state the run's final-state check reads), the body summary.
+        let status = match msg {
+            mcptt_sip::Message::Response(r) => Some(r.status()),
+            mcptt_sip::Message::Request(_) => None,
+        };
+        let mut headers = Vec::new();
+        if status.is_none()
+            && step == Some(16)
+            && let Some(summary) = crate::actors::wire::body_summary(msg)
+        {
+            headers.push(("Body".to_owned(), summary));
+        }
+        let rec = LeanSeen {
+            seq: inner.next_seq(),
+            at: inner.start.elapsed(),
+            observer,
+            from,
+            ue: bound.unwrap_or_else(|| Arc::from(label())),
+            step,
+            method: method_text(method),
+            status,
+            first_line: crate::actors::wire::first_line(msg),
+            headers,
+        };
+        self.keep(inner, step, Rec::Lean(rec));
     }
 
     /// Labels every later record of messages with this Call-ID (the UE binds the Call-IDs it
@@ -472,7 +644,7 @@ impl Trace {
     pub fn bind(&self, call_id: &str, label: &str) {
         let mut inner = self.lock();
         if inner.labels.len() < inner.limit {
-            inner.labels.insert(call_id.to_owned(), label.to_owned());
+            inner.labels.insert(call_id.to_owned(), Arc::from(label));
         }
     }
 
@@ -490,35 +662,25 @@ impl Trace {
     /// The label bound to a Call-ID.
     #[must_use]
     pub fn label_of(&self, call_id: &str) -> Option<String> {
-        self.lock().labels.get(call_id).cloned()
+        self.lock().labels.get(call_id).map(|l| l.to_string())
     }
 
     /// A copy of all stored records, in order.
     #[must_use]
     pub fn snapshot(&self) -> Vec<Seen> {
-        self.lock().records.clone()
+        self.lock().all().into_owned()
     }
 
     /// Records seen by one actor, in order.
     #[must_use]
     pub fn seen_by(&self, actor: Actor) -> Vec<Seen> {
-        self.lock()
-            .records
-            .iter()
-            .filter(|s| s.observer == actor)
-            .cloned()
-            .collect()
+        self.lock().filtered(|observer, _| observer == actor)
     }
 
     /// Records whose label is one of `labels`, in order.
     #[must_use]
     pub fn for_labels(&self, labels: &[&str]) -> Vec<Seen> {
-        self.lock()
-            .records
-            .iter()
-            .filter(|s| labels.contains(&s.ue.as_str()))
-            .cloned()
-            .collect()
+        self.lock().filtered(|_, ue| labels.contains(&ue))
     }
 
     /// The stored records grouped by label, each group in order (one pass over the trace:
@@ -526,8 +688,8 @@ impl Trace {
     #[must_use]
     pub fn by_label(&self) -> HashMap<String, Vec<Seen>> {
         let mut groups: HashMap<String, Vec<Seen>> = HashMap::new();
-        for s in &self.lock().records {
-            groups.entry(s.ue.clone()).or_default().push(s.clone());
+        for s in self.lock().all().into_owned() {
+            groups.entry(s.ue.clone()).or_default().push(s);
         }
         groups
     }
@@ -676,6 +838,51 @@ mod tests {
         assert!(!lean.keeps_text());
         // One trace behind both handles.
         assert!(!t.keeps_text());
+    }
+
+    #[test]
+    fn lean_records_read_back_in_order_with_the_kept_ones() {
+        // Records kept before `without_text` stay full; later ones are lean. Every reader
+        // gives them back as `Seen`s, in recording order.
+        let obs = |ue: &str, method: &str| Observation {
+            from: Some(Actor::Ue),
+            ue: ue.to_owned(),
+            method: method.to_owned(),
+            first_line: format!("{method} sip:x SIP/2.0"),
+            headers: vec![("Peer".to_owned(), "1.2.3.4".to_owned())],
+            ..Observation::default()
+        };
+        let t = Trace::new();
+        t.record(Actor::SipCore, obs("ue1/alice", "REGISTER"));
+        let t = t.without_text();
+        t.bind("c2", "ue2/bob");
+        t.record(Actor::SipCore, obs("ue2/bob", "X-CUSTOM"));
+        let msg = mcptt_sip::Message::parse(Bytes::from_static(
+            b"PUBLISH sip:p@example.com SIP/2.0\r\nVia: SIP/2.0/TLS ue;branch=z9hG4bK1\r\n\
+              To: <sip:p@example.com>\r\nFrom: <sip:p@example.com>;tag=1\r\n\
+              Call-ID: c2\r\nCSeq: 1 PUBLISH\r\nContent-Length: 0\r\n\r\n",
+        ))
+        .unwrap();
+        t.observe(Actor::McpttServer, &msg, Actor::SipCore, || {
+            "unused".to_owned()
+        });
+        let all = t.snapshot();
+        assert_eq!(all.iter().map(|s| s.seq).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(
+            all.iter().map(|s| s.method.as_str()).collect::<Vec<_>>(),
+            ["REGISTER", "X-CUSTOM", "PUBLISH"]
+        );
+        assert_eq!(all[2].ue, "ue2/bob");
+        assert_eq!(all[2].first_line, "PUBLISH sip:p@example.com SIP/2.0");
+        // A lean record keeps the key headers it was given by `record`.
+        assert_eq!(all[1].header("Peer"), Some("1.2.3.4"));
+        assert_eq!(t.seen_by(Actor::McpttServer), all[2..]);
+        assert_eq!(t.for_labels(&["ue2/bob"]), all[1..]);
+        let groups = t.by_label();
+        assert_eq!(groups["ue1/alice"], all[..1]);
+        assert_eq!(groups["ue2/bob"], all[1..]);
+        assert_eq!(method_text("NOTIFY"), Cow::Borrowed("NOTIFY"));
+        assert!(matches!(method_text("X-CUSTOM"), Cow::Owned(m) if m == "X-CUSTOM"));
     }
 
     #[test]

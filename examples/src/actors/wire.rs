@@ -138,44 +138,6 @@ pub fn body_summary(msg: &Message) -> Option<String> {
     None
 }
 
-/// What `from` sent, as a trace that keeps only what load runs read records it: first line,
-/// method, status and, for a NOTIFY the UE receives (step 16: the service state the run's
-/// final-state check reads), the body summary. No key headers, no wire texts. `method` is
-/// [`method_str`] of the message, `step` its step as [`crate::steps::classify`] gives it for
-/// this sender and receiver, and `label` the record's UE label, already resolved from the
-/// Call-ID.
-#[must_use]
-pub fn observe_lean(
-    msg: &Message,
-    from: Actor,
-    method: &str,
-    step: Option<u8>,
-    label: String,
-) -> Observation {
-    let method = method.to_owned();
-    let status = match msg {
-        Message::Response(r) => Some(r.status()),
-        Message::Request(_) => None,
-    };
-    let mut headers = Vec::new();
-    if status.is_none()
-        && step == Some(16)
-        && let Some(summary) = body_summary(msg)
-    {
-        headers.push(("Body".to_owned(), summary));
-    }
-    Observation {
-        from: Some(from),
-        ue: label,
-        call_id: None,
-        method,
-        status,
-        first_line: first_line(msg),
-        headers,
-        ..Observation::default()
-    }
-}
-
 /// What `from` sent, as the receiving actor records it. `label` names the UE when the
 /// Call-ID is not bound in the trace. Actors call [`Trace::observe`](crate::trace::Trace::observe),
 /// which calls this only when the trace keeps key headers and texts.
