@@ -210,6 +210,8 @@ impl Validator {
     /// The [`Error`] of the first failed check; an unknown `kid` may request
     /// a key refresh ([`KeyStore::request_refresh`]).
     pub fn validate_access_token(&self, token: &str, now_unix: u64) -> Result<AccessToken, Error> {
+        // (The steps of `validate_access_token_with`, written out: through it, a cache hit
+        // and a cached fresh token would each be copied twice.)
         let snapshot = self.keys.snapshot();
         if let Some(hit) = self.cache.get(token, now_unix, snapshot.number) {
             return Ok(hit);
