@@ -103,6 +103,11 @@ impl McpttId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The URI text, taken out.
+    pub(crate) fn into_string(self) -> String {
+        self.0
+    }
 }
 
 /// Lets maps keyed by MCPTT ID be searched with the URI text (same order and hash as the

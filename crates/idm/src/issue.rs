@@ -179,34 +179,45 @@ pub(crate) fn issue_owned(
         refresh_token,
     } = grant;
     let signer = keys.active();
-    let scope = scope.join(" ");
-    let sub = mcptt_id.as_str();
     let access_exp = now + config.access_lifetime.as_secs().max(1);
-    let access_token = signer.sign_access_token(&AccessTokenClaims {
+    // The grant's strings move into the access token's claims, and from there (once signed)
+    // into the ID token's and the response: each is copied only where two places keep it.
+    let sub = mcptt_id.into_string();
+    let access = AccessTokenClaims {
         iss: config.issuer.clone(),
-        sub: sub.to_owned(),
+        mcptt_id: sub.clone(),
+        sub,
         aud: config.audience.clone(),
         exp: access_exp,
         iat: now,
         jti: token(rng, 16)?,
-        client_id: client_id.clone(),
-        scope: scope.clone(),
-        mcptt_id: sub.to_owned(),
+        client_id,
+        scope: scope.join(" "),
         auth_time: Some(auth_time),
-        acr: Some(acr.clone()),
+        acr: Some(acr),
         ..Default::default()
-    })?;
+    };
+    let access_token = signer.sign_access_token(&access)?;
+    let AccessTokenClaims {
+        iss,
+        sub,
+        client_id,
+        scope,
+        mcptt_id,
+        acr,
+        ..
+    } = access;
     let id_token = signer.sign_id_token(&IdTokenClaims {
-        iss: config.issuer.clone(),
-        sub: sub.to_owned(),
+        iss,
+        sub,
         aud: client_id.clone(),
         exp: now + config.id_lifetime.as_secs().max(1),
         iat: now,
         auth_time: Some(auth_time),
         nonce,
-        acr: Some(acr),
+        acr,
         azp: Some(client_id),
-        mcptt_id: sub.to_owned(),
+        mcptt_id,
         ..Default::default()
     })?;
     Ok(TokenResponse {
@@ -222,7 +233,83 @@ pub(crate) fn issue_owned(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::TokenResponse;
+    use super::{KeyRing, TokenConfig, TokenResponse, issue};
+    use crate::directory::McpttId;
+    use crate::oauth::Grant;
+    use crate::random::testing::SeqRandom;
+    use base64::Engine as _;
+    use mcptt_token::{AccessTokenClaims, Algorithm, IdTokenClaims, SigningKey};
+
+    /// The claims of the tokens `issue` signs are those the claims built field by field from
+    /// copies (as before the strings moved from one to the next) serialize to, byte for byte.
+    #[test]
+    fn issued_claims_are_the_copied_ones() {
+        let key = SigningKey::generate(Algorithm::Es256, "k", &ring::rand::SystemRandom::new());
+        let keys = KeyRing::new(key.unwrap());
+        let config = TokenConfig {
+            issuer: "https://idms.example".into(),
+            audience: vec!["sip:a@x".into(), "sip:b@x".into()],
+            access_lifetime: std::time::Duration::from_secs(3600),
+            id_lifetime: std::time::Duration::from_secs(600),
+        };
+        for nonce in [None, Some("n-1".to_owned())] {
+            let grant = Grant {
+                mcptt_id: McpttId::parse("sip:alice@example.com").unwrap(),
+                client_id: "mcptt-client".into(),
+                scope: vec!["openid".into(), "3gpp:mcptt:ptt_server".into()],
+                nonce: nonce.clone(),
+                acr: "3gpp:acr:password".into(),
+                auth_time: 1_700_000_000,
+                refresh_token: "r".into(),
+            };
+            let now = 1_700_000_100;
+            let r = issue(&keys, &config, &grant, now, &SeqRandom::default()).unwrap();
+            let jti = crate::random::token(&SeqRandom::default(), 16).unwrap();
+            let sub = grant.mcptt_id.as_str().to_owned();
+            let access = AccessTokenClaims {
+                iss: config.issuer.clone(),
+                sub: sub.clone(),
+                aud: config.audience.clone(),
+                exp: now + 3600,
+                iat: now,
+                jti,
+                client_id: grant.client_id.clone(),
+                scope: "openid 3gpp:mcptt:ptt_server".into(),
+                mcptt_id: sub.clone(),
+                auth_time: Some(grant.auth_time),
+                acr: Some(grant.acr.clone()),
+                ..Default::default()
+            };
+            let id = IdTokenClaims {
+                iss: config.issuer.clone(),
+                sub: sub.clone(),
+                aud: grant.client_id.clone(),
+                exp: now + 600,
+                iat: now,
+                auth_time: Some(grant.auth_time),
+                nonce,
+                acr: Some(grant.acr.clone()),
+                azp: Some(grant.client_id.clone()),
+                mcptt_id: sub,
+                ..Default::default()
+            };
+            let payload = |jwt: &str| {
+                let part = jwt.split('.').nth(1).unwrap().to_owned();
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(part)
+                    .unwrap()
+            };
+            assert_eq!(
+                payload(&r.access_token),
+                serde_json::to_vec(&access).unwrap()
+            );
+            let id_token = r.id_token.as_deref().unwrap();
+            assert_eq!(payload(id_token), serde_json::to_vec(&id).unwrap());
+            assert_eq!(r.scope, access.scope);
+            assert_eq!((r.token_type.as_str(), r.expires_in), ("Bearer", 3600));
+            assert_eq!(r.refresh_token, "r");
+        }
+    }
 
     /// The direct writer gives serde_json's text, escaping included, and reads back.
     #[test]
