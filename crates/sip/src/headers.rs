@@ -1378,12 +1378,12 @@ impl Headers {
     }
 
     /// Encode the header lines (each with its terminator) into `out`.
-    pub(crate) fn encode_lines(&self, out: &mut Vec<u8>) {
+    pub(crate) fn encode_lines(&self, out: &mut impl bytes::BufMut) {
         for e in &self.entries {
             let line = self.entry_line(e);
-            out.extend_from_slice(line);
+            out.put_slice(line);
             if !line.ends_with(b"\n") {
-                out.extend_from_slice(b"\r\n");
+                out.put_slice(b"\r\n");
             }
         }
     }

@@ -1,6 +1,6 @@
 //! Requests, responses, the datagram-style parser, the encoder and the builders.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 
 use crate::error::{Error, Result};
@@ -54,21 +54,23 @@ impl Head {
             .map_or(self.body.len(), Bytes::len)
     }
 
-    fn encode_vec(&self, out: &mut Vec<u8>) {
+    /// Appends the wire bytes to `out` (a `Vec` or, without a copy through a `Vec` first, a
+    /// `BytesMut`).
+    fn encode_vec(&self, out: &mut impl BufMut) {
         if self.is_clean() {
-            out.extend_from_slice(self.headers.buf());
+            out.put_slice(self.headers.buf());
             return;
         }
         match &self.start_override {
-            Some(s) => out.extend_from_slice(s.as_bytes()),
-            None => out.extend_from_slice(self.start_line.bytes(self.headers.buf())),
+            Some(s) => out.put_slice(s.as_bytes()),
+            None => out.put_slice(self.start_line.bytes(self.headers.buf())),
         }
-        out.extend_from_slice(b"\r\n");
+        out.put_slice(b"\r\n");
         self.headers.encode_lines(out);
-        out.extend_from_slice(b"\r\n");
+        out.put_slice(b"\r\n");
         match &self.body_override {
-            Some(b) => out.extend_from_slice(b),
-            None => out.extend_from_slice(self.body.bytes(self.headers.buf())),
+            Some(b) => out.put_slice(b),
+            None => out.put_slice(self.body.bytes(self.headers.buf())),
         }
     }
 
@@ -86,9 +88,9 @@ impl Head {
             out.extend_from_slice(self.headers.buf());
             return;
         }
-        let mut v = Vec::with_capacity(self.headers.buf().len() + 64);
-        self.encode_vec(&mut v);
-        out.extend_from_slice(&v);
+        // Written in place (room for the same estimate `encode` starts its `Vec` with).
+        out.reserve(self.headers.buf().len() + 64);
+        self.encode_vec(out);
     }
 
     fn set_body(&mut self, content_type: Option<&str>, body: Bytes) -> Result<()> {

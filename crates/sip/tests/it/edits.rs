@@ -2,7 +2,7 @@
 //! at a time: byte-identical encodings, equal header lists and lookups; a batch with a line
 //! that cannot be written changes nothing.
 
-use mcptt_sip::{Bytes, HeaderEdit, Headers, Message};
+use mcptt_sip::{Bytes, BytesMut, HeaderEdit, Headers, Message, Uri};
 use proptest::prelude::*;
 
 /// Messages the edits start from: UTF-8 and not (the body), compact and folded lines,
@@ -116,6 +116,12 @@ fn check(edits: &[HeaderEdit<'_>]) -> Result<(), TestCaseError> {
         prop_assert_eq!(applied.is_ok(), all_ok);
         if applied.is_ok() {
             prop_assert_eq!(batch.encode(), single.encode());
+            // `encode_into` writes an edited message in place: the same bytes, after what
+            // the buffer held.
+            let mut into = BytesMut::from(&b"queued"[..]);
+            batch.encode_into(&mut into);
+            prop_assert_eq!(&into[..6], b"queued");
+            prop_assert_eq!(&into[6..], &batch.encode()[..]);
             prop_assert_eq!(batch.headers(), single.headers());
             for name in NAMES {
                 let (b, s) = (batch.headers(), single.headers());
@@ -203,6 +209,35 @@ fn an_empty_batch_or_one_that_finds_nothing_leaves_the_message_unedited() {
         .unwrap();
     // still the received bytes (an unedited message encodes as received)
     assert_eq!(m.encode(), wire);
+}
+
+#[test]
+fn encode_into_appends_what_encode_returns() {
+    // Clean, header-edited, new body, new start line: `encode_into` (in place for an edited
+    // message) appends the bytes `encode` returns, to an empty or a partly filled buffer.
+    for base in BASES {
+        let clean = Message::parse(Bytes::from_static(base)).unwrap();
+        let mut edited = clean.clone();
+        edited.headers_mut().push("X-Added", "1").unwrap();
+        let mut body = clean.clone();
+        body.set_body(Some("text/plain"), Bytes::from_static(b"a new body"))
+            .unwrap();
+        let mut messages = vec![clean, edited, body];
+        if let Message::Request(r) = &messages[0] {
+            let mut r = r.clone();
+            r.set_uri(Uri::parse("sip:other@example.org").unwrap())
+                .unwrap();
+            messages.push(Message::Request(r));
+        }
+        for m in &messages {
+            for prefix in [&b""[..], b"SIP/2.0 100 Trying\r\nContent-Length: 0\r\n\r\n"] {
+                let mut out = BytesMut::from(prefix);
+                m.encode_into(&mut out);
+                assert_eq!(&out[..prefix.len()], prefix);
+                assert_eq!(&out[prefix.len()..], &m.encode()[..]);
+            }
+        }
+    }
 }
 
 proptest! {
