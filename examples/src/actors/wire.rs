@@ -57,9 +57,15 @@ pub fn call_id(msg: &Message) -> Option<String> {
 /// The first line of a message.
 #[must_use]
 pub fn first_line(msg: &Message) -> String {
+    first_line_str(msg).to_owned()
+}
+
+/// [`first_line`] without a copy (a load run's trace appends it to its buffer of lines).
+#[must_use]
+pub fn first_line_str(msg: &Message) -> &str {
     match msg {
-        Message::Request(r) => r.start_line().to_owned(),
-        Message::Response(r) => r.start_line().to_owned(),
+        Message::Request(r) => r.start_line(),
+        Message::Response(r) => r.start_line(),
     }
 }
 
