@@ -292,6 +292,17 @@ impl ConnectionHandle {
             .await
     }
 
+    /// As [`queue_bytes_for_flush`](Self::queue_bytes_for_flush), from a borrowed slice (the
+    /// bytes are copied into the write buffer, as `queue_bytes_for_flush` copies its `Bytes`):
+    /// a caller that encodes its batch into a buffer it reuses needs no `Bytes` per message.
+    ///
+    /// # Errors
+    /// As [`ConnectionHandle::send`].
+    pub async fn queue_slice_for_flush(&self, bytes: &[u8]) -> Result<(), Error> {
+        self.append(&mut |out| out.extend_from_slice(bytes), WriteMode::ByFlush)
+            .await
+    }
+
     async fn append(
         &self,
         encode: &mut (dyn FnMut(&mut BytesMut) + Send),

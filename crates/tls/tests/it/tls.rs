@@ -532,7 +532,8 @@ async fn queue_bytes_leave_in_order_with_the_next_send_or_flush() {
     assert_nothing_more_after_close(conn, peer).await;
 }
 
-/// `queue_for_flush` / `queue_bytes_for_flush` leave with the caller's `flush`, in order and
+/// `queue_for_flush` / `queue_bytes_for_flush` / `queue_slice_for_flush` leave with the
+/// caller's `flush`, in order and
 /// exactly. A batch longer than the write buffer's message bound (`send_queue` 4 here)
 /// does not wait for a flush nobody else would make: the full buffer is written at once
 /// (otherwise the fifth message would wait for room until the write timeout).
@@ -546,12 +547,16 @@ async fn queued_for_flush_leave_with_the_flush_and_a_full_buffer_makes_room() {
 
     const N: u32 = 11;
     for n in 1..=N {
-        if n % 2 == 0 {
-            conn.queue_for_flush(&register("ff", n)).await.unwrap();
-        } else {
-            conn.queue_bytes_for_flush(mcptt_sip::Bytes::from(register_bytes("ff", n)))
+        match n % 3 {
+            0 => conn.queue_for_flush(&register("ff", n)).await.unwrap(),
+            1 => conn
+                .queue_bytes_for_flush(mcptt_sip::Bytes::from(register_bytes("ff", n)))
                 .await
-                .unwrap();
+                .unwrap(),
+            _ => conn
+                .queue_slice_for_flush(&register_bytes("ff", n))
+                .await
+                .unwrap(),
         }
     }
     conn.flush();
