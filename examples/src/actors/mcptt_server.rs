@@ -269,6 +269,8 @@ pub async fn spawn(
             notifies: 0,
             replies: Vec::new(),
             out: Vec::new(),
+            tx: Vec::new(),
+            written: Vec::new(),
             counts: counts_tx,
             trace,
             clock,
@@ -312,8 +314,13 @@ struct State {
     /// Responses built here (third-party REGISTER), sent in order by `drain`.
     replies: Vec<(ConnectionHandle, Message)>,
     /// What this loop turn sends, in order (queued on its connection, each connection
-    /// flushed once per turn).
+    /// flushed once per turn). Emptied, not dropped, by `drain`: its room is reused.
     out: Vec<(ConnectionHandle, Out)>,
+    /// The service-state server's messages of this turn, end to end (taken with
+    /// `poll_transmit_into`: no buffer per message); [`Out::Bytes`] ranges point into it.
+    tx: Vec<u8>,
+    /// The connections `drain` wrote to (kept for its room).
+    written: Vec<ConnectionHandle>,
     counts: watch::Sender<ServerCounts>,
     trace: Trace,
     clock: Clock,
@@ -322,12 +329,18 @@ struct State {
 /// Most transport events handled per loop turn before the answers are written.
 const EVENT_BATCH: usize = 64;
 
+/// Largest [`State::tx`] kept between turns (a larger one, after a burst of NOTIFYs, is
+/// let go).
+const TX_KEEP: usize = 64 * 1024;
+
 /// One message to send.
+// Messages are moved once, into a reused `Vec`: boxing them would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 enum Out {
     /// Built here (answers to third-party REGISTERs and `OPTIONS`).
-    Message(Box<Message>),
-    /// Encoded by the service-state server (`poll_transmit`).
-    Bytes(Bytes),
+    Message(Message),
+    /// Encoded by the service-state server: where it is in [`State::tx`].
+    Bytes(std::ops::Range<usize>),
 }
 
 async fn run(
@@ -450,11 +463,12 @@ impl State {
     /// tagged in a request's first `Route` or a response's top `Via`, else the one its
     /// dialog's SUBSCRIBE came on (dropped once the NOTIFY ends the subscription);
     /// otherwise the last one heard from.
-    fn core_for(&mut self, bytes: &Bytes) -> Option<ConnectionHandle> {
+    fn core_for(&mut self, bytes: std::ops::Range<usize>) -> Option<ConnectionHandle> {
         if self.cores.len() <= 1 {
             return self.core.clone();
         }
-        let Ok(msg) = Message::parse(bytes.clone()) else {
+        let bytes = Bytes::copy_from_slice(self.tx.get(bytes).unwrap_or_default());
+        let Ok(msg) = Message::parse(bytes) else {
             return self.core.clone();
         };
         let tagged = match &msg {
@@ -556,11 +570,15 @@ impl State {
     /// queued for that flush: no connection task is woken to write them meanwhile.
     async fn drain(&mut self) {
         self.process();
-        let mut written: Vec<ConnectionHandle> = Vec::new();
-        for (conn, out) in std::mem::take(&mut self.out) {
+        let mut out = std::mem::take(&mut self.out);
+        let mut written = std::mem::take(&mut self.written);
+        for (conn, out) in out.drain(..) {
             let queued = match out {
                 Out::Message(msg) => conn.queue_for_flush(&msg).await,
-                Out::Bytes(bytes) => conn.queue_bytes_for_flush(bytes).await,
+                Out::Bytes(range) => {
+                    conn.queue_slice_for_flush(self.tx.get(range).unwrap_or_default())
+                        .await
+                }
             };
             match queued {
                 Ok(()) if !written.iter().any(|w| w.id() == conn.id()) => written.push(conn),
@@ -568,8 +586,15 @@ impl State {
                 Err(e) => tracing::warn!(error = %e, "send to SIP core failed"),
             }
         }
-        for conn in written {
+        for conn in written.drain(..) {
             conn.flush();
+        }
+        self.out = out;
+        self.written = written;
+        if self.tx.capacity() > TX_KEEP {
+            self.tx = Vec::new();
+        } else {
+            self.tx.clear();
         }
         let c = ServerCounts {
             publications: self.server.publication_count(),
@@ -588,8 +613,8 @@ impl State {
     /// Takes the replies and the state machines' events and messages; the messages are
     /// kept in order for [`drain`](Self::drain) to write.
     fn process(&mut self) {
-        for (conn, msg) in std::mem::take(&mut self.replies) {
-            self.out.push((conn, Out::Message(Box::new(msg))));
+        for (conn, msg) in self.replies.drain(..) {
+            self.out.push((conn, Out::Message(msg)));
         }
         let now = self.clock.now();
         while let Some(ev) = self.view.poll_event() {
@@ -645,16 +670,26 @@ impl State {
                 other => tracing::info!(?other, "service-state event"),
             }
         }
-        while let Some(t) = self.server.poll_transmit() {
-            let bytes = Bytes::from(t.bytes);
-            if bytes.starts_with(b"NOTIFY ") {
+        loop {
+            let start = self.tx.len();
+            let Some(len) = self.server.poll_transmit_into(&mut self.tx) else {
+                break;
+            };
+            let range = start..start + len;
+            if self
+                .tx
+                .get(range.clone())
+                .unwrap_or_default()
+                .starts_with(b"NOTIFY ")
+            {
                 self.notifies += 1;
             }
-            let Some(core) = self.core_for(&bytes) else {
+            let Some(core) = self.core_for(range.clone()) else {
                 tracing::warn!("no SIP core connection for an outgoing message");
+                self.tx.truncate(start);
                 continue;
             };
-            self.out.push((core, Out::Bytes(bytes)));
+            self.out.push((core, Out::Bytes(range)));
         }
     }
 }
