@@ -264,6 +264,11 @@ struct State {
     counter: u64,
     /// Messages to send, in order, once the current input is handled.
     out: Vec<(Target, Message)>,
+    /// `flush`'s lists kept for their room between turns (emptied, not dropped): the
+    /// batch it sends while `out` takes what failing over queues, and the connections it
+    /// wrote to.
+    sending: Vec<(Target, Message)>,
+    written: Vec<ConnectionHandle>,
     /// The last TLS version seen and its name (`TLSv1_3`), formatted once.
     tls_version_name: Option<(rustls::ProtocolVersion, String)>,
 }
@@ -371,6 +376,8 @@ pub async fn spawn(
         rand: RandomState::new(),
         counter: 0,
         out: Vec::new(),
+        sending: Vec::new(),
+        written: Vec::new(),
         tls_version_name: None,
     };
     let task = tokio::spawn(run(state, events, stopped, remote));
@@ -1415,7 +1422,7 @@ impl State {
         // Each message is queued on its connection; every connection written to is flushed
         // once at the end (one TLS record and one write for all its messages of this turn).
         // Queued for this flush, so no connection task is woken to write them meanwhile.
-        let mut written: Vec<ConnectionHandle> = Vec::new();
+        let mut written = std::mem::take(&mut self.written);
         let mut wrote = |h: &ConnectionHandle| {
             if !written.iter().any(|w| w.id() == h.id()) {
                 written.push(h.clone());
@@ -1423,8 +1430,10 @@ impl State {
         };
         // Failing over queues more: loop until nothing is left (each request tries each
         // server at most once).
+        let mut sending = std::mem::take(&mut self.sending);
         while !self.out.is_empty() {
-            for (target, msg) in std::mem::take(&mut self.out) {
+            std::mem::swap(&mut sending, &mut self.out);
+            for (target, msg) in sending.drain(..) {
                 match target {
                     Target::Ue(h) | Target::Conn(h) => {
                         if let Err(e) = h.queue_for_flush(&msg).await {
@@ -1476,9 +1485,11 @@ impl State {
                 }
             }
         }
-        for h in written {
+        for h in written.drain(..) {
             h.flush();
         }
+        self.sending = sending;
+        self.written = written;
     }
 }
 
