@@ -5,7 +5,7 @@ use crate::authn::{
     ACR_PASSWORD, AuthFailure, Authenticator, Challenge, Field, LoginInput, Outcome,
     PasswordMethod, SimConfig, SimMethod, TwoFactorMethod,
 };
-use crate::directory::Directory;
+use crate::directory::{Directory, User};
 use crate::issue::{KeyRing, TokenConfig, TokenResponse, issue_owned};
 use crate::oauth::{
     AuthorizationServer, AuthorizeError, AuthorizeRequest, ErrorCode, Fields, Form, OAuthConfig,
@@ -15,6 +15,7 @@ use crate::password::PasswordHash;
 use crate::random::RandomSource;
 use crate::throttle::{Refusal, Throttle, ThrottleConfig};
 use crate::{Error, unix_seconds};
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
@@ -142,7 +143,6 @@ struct Admitted {
     params: OwnedFields,
     page: LoginPage,
     index: usize,
-    key: String,
     source: IpAddr,
     /// The hash to check the submitted password against (the user's, or the dummy for an
     /// unknown user) and, once [`PendingLogin::verify`] ran, the result.
@@ -186,6 +186,15 @@ impl PendingLogin {
     #[must_use]
     pub fn is_decided(&self) -> bool {
         matches!(self.inner, Pending::Decided(_))
+    }
+}
+
+/// The throttle's key for a login as `username`: the user's MCPTT ID, or for an unknown user
+/// the name as given (at most 256 characters).
+fn throttle_key<'a>(user: Option<&'a User>, username: &str) -> Cow<'a, str> {
+    match user {
+        Some(u) => Cow::Borrowed(u.mcptt_id.as_str()),
+        None => Cow::Owned(username.chars().take(256).collect()),
     }
 }
 
@@ -421,10 +430,7 @@ impl Idms {
             });
         }
         let user = self.directory.user(username);
-        let key: String = user.map_or_else(
-            || username.chars().take(256).collect(),
-            |u| u.mcptt_id.as_str().to_owned(),
-        );
+        let key = throttle_key(user, username);
         match self.throttle.begin(&key, source, now) {
             Ok(()) => {}
             Err(Refusal::Locked(until)) => {
@@ -456,7 +462,6 @@ impl Idms {
                 params,
                 page,
                 index,
-                key,
                 source,
                 check: hash.map(|h| (h, None)),
             }),
@@ -480,15 +485,17 @@ impl Idms {
             params,
             page,
             index,
-            key,
             source,
             check,
         } = a;
+        // Admitted logins have a username, which `page` shows. The directory does not change
+        // under an `Idms`: the user, and the throttle key, are those `begin_login` found.
+        let username = page.username.as_deref().unwrap_or("");
+        let user = self.directory.user(username);
+        let key = throttle_key(user, username);
         self.throttle.end(&key, source);
         let mut input = LoginInput::from_fields(params.view());
-        // Admitted logins have a username, which `page` shows.
-        let username = page.username.as_deref().unwrap_or("");
-        let result = match self.directory.user(username) {
+        let result = match user {
             None => {
                 // Same work as a known user's check (done now unless verify() ran).
                 if let Some((hash, None)) = &check {
@@ -509,13 +516,14 @@ impl Idms {
                 match self.methods.get_mut(index) {
                     Some(method) => method
                         .authenticate(user, &input, now, rng)
-                        .map(|o| (o, user.mcptt_id.clone())),
+                        .map(|o| (o, user)),
                     None => Err(AuthFailure::Internal),
                 }
             }
         };
         match result {
-            Ok((Outcome::Authenticated, mcptt_id)) => {
+            Ok((Outcome::Authenticated, user)) => {
+                let mcptt_id = user.mcptt_id.clone();
                 self.throttle.record_success(&key);
                 let mut page = page;
                 let acr = std::mem::take(&mut page.acr);

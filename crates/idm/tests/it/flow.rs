@@ -507,6 +507,21 @@ fn split_login_checks_known_and_unknown_users_alike() {
     ));
     let right = idms.begin_login_owned(form("sip:alice@mcptt.example", "pw"), source(1), at(0));
     code_of(&idms.finish_login(right, at(0), &rng));
+    // Attempts in flight are released under the key they were admitted with: an unknown
+    // name longer than the key's 256 characters, and a known user spelled another way.
+    let long = format!("sip:{}@mcptt.example", "n".repeat(300));
+    let unknown = idms.begin_login(&form(&long, "pw"), source(2), at(0));
+    let known = idms.begin_login(&form(" alice@MCPTT.example", "pw"), source(2), at(0));
+    assert_eq!(idms.logins_in_flight(), (2, 2));
+    assert!(matches!(
+        idms.finish_login(unknown, at(0), &rng),
+        LoginOutcome::Failed {
+            failure: AuthFailure::UnknownUser,
+            ..
+        }
+    ));
+    code_of(&idms.finish_login(known, at(0), &rng));
+    assert_eq!(idms.logins_in_flight(), (0, 0));
     // A method without a password (SIM) is not held up by a check.
     let sim = parse_form(
         &format!(
