@@ -532,10 +532,11 @@ impl State {
         let now = self.clock.now();
         match msg {
             Message::Request(req) if req.method().as_str() == "REGISTER" => {
-                // (Named only here: the other requests do not need it.)
+                // (Named only here: the other requests do not need it. Borrowed from the
+                // connection's identity when it has one.)
                 let peer = conn.identity().map_or_else(
-                    || format!("tcp:{}", conn.peer_addr().ip()),
-                    |i| i.label().to_owned(),
+                    || std::borrow::Cow::Owned(format!("tcp:{}", conn.peer_addr().ip())),
+                    |i| std::borrow::Cow::Borrowed(i.label()),
                 );
                 let resp = self.view.handle_third_party_register(now, &peer, &req);
                 self.replies.push((conn, Message::Response(resp)));
