@@ -736,8 +736,9 @@ pub(crate) fn parse_authorize_fields(
         error: OAuthError::new(code, description),
     };
     // The first parameter too long or repeated (if any) names the error.
+    // (The pairs are walked only then: a lazy filter would still step through each.)
     let suspect = longest > config.max_param_len || count.iter().any(|n| *n > 1);
-    for (name, value) in params.iter().filter(|_| suspect) {
+    for (name, value) in suspect.then(|| params.iter()).into_iter().flatten() {
         if value.len() > config.max_param_len {
             return Err(fail(ErrorCode::InvalidRequest, "parameter too long"));
         }
