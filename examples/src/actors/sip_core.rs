@@ -235,7 +235,7 @@ struct State {
     host: String,
     /// This instance's tag (`;core=` in its `Record-Route` and `Via`).
     tag: String,
-    /// `SIP/2.0/TLS host;branch=z9hG4bK` (or TCP): the start of [`State::server_via`].
+    /// `SIP/2.0/TLS host;branch=z9hG4bK` (or TCP): the start of [`State::push_server_via`].
     via_prefix: String,
     /// `<sip:host;lr;core=TAG>`: the `Record-Route` this core puts on SUBSCRIBEs.
     record_route: String,
@@ -269,6 +269,10 @@ struct State {
     /// wrote to.
     sending: Vec<(Target, Message)>,
     written: Vec<ConnectionHandle>,
+    /// Room for the header values a forwarded request or NOTIFY gets (`Via`,
+    /// `P-Asserted-Identity`) and the contact key a NOTIFY is routed by, reused: they live
+    /// only until the edit batch copied them into the message.
+    scratch: String,
     /// The last TLS version seen and its name (`TLSv1_3`), formatted once.
     tls_version_name: Option<(rustls::ProtocolVersion, String)>,
 }
@@ -378,6 +382,7 @@ pub async fn spawn(
         out: Vec::new(),
         sending: Vec::new(),
         written: Vec::new(),
+        scratch: String::new(),
         tls_version_name: None,
     };
     let task = tokio::spawn(run(state, events, stopped, remote));
@@ -482,6 +487,13 @@ fn is_reg_subscribe(req: &Request) -> bool {
 
 /// `user@host:port` of a SIP URI (scheme, parameters and headers dropped), lower-cased host.
 fn contact_key(uri: &str) -> String {
+    let mut key = String::new();
+    push_contact_key(&mut key, uri);
+    key
+}
+
+/// Appends [`contact_key`]`(uri)` to `key` (a lookup's reused buffer).
+fn push_contact_key(key: &mut String, uri: &str) {
     // (Byte scans: the separators are ASCII, so every cut is on a character boundary.)
     let rest = match uri.bytes().position(|b| b == b':') {
         Some(colon) => uri.get(colon + 1..).unwrap_or(uri),
@@ -492,13 +504,12 @@ fn contact_key(uri: &str) -> String {
         .position(|b| matches!(b, b';' | b'?' | b'>'))
         .unwrap_or(rest.len());
     let rest = rest.get(..end).unwrap_or(rest);
-    // One allocation: the key as written, then its host lower-cased in place.
-    let host_start = rest.bytes().rposition(|b| b == b'@').map_or(0, |at| at + 1);
-    let mut key = rest.to_owned();
+    // The key as written, then its host lower-cased in place.
+    let host_start = key.len() + rest.bytes().rposition(|b| b == b'@').map_or(0, |at| at + 1);
+    key.push_str(rest);
     if let Some(host) = key.get_mut(host_start..) {
         host.make_ascii_lowercase();
     }
-    key
 }
 
 /// [`contact_key`] of the URI in a Contact header value (as [`uri_of`] finds it), without
@@ -763,17 +774,16 @@ impl State {
 
     /// The `Via` this core puts on a request it sends to an MCPTT server:
     /// `SIP/2.0/TLS host;branch=…;core=TAG`, with a fresh branch (as [`next_branch`]
-    /// makes it), written into one string.
+    /// makes it), appended to `via` (the caller's reused buffer).
     ///
     /// [`next_branch`]: Self::next_branch
-    fn server_via(&mut self) -> String {
+    fn push_server_via(&mut self, via: &mut String) {
         self.counter += 1;
-        let mut via = String::with_capacity(self.via_prefix.len() + 48 + self.tag.len());
+        via.reserve(self.via_prefix.len() + 48 + self.tag.len());
         via.push_str(&self.via_prefix);
-        push_branch_id(&mut via, self.rand.hash_one(self.counter), self.counter);
+        push_branch_id(via, self.rand.hash_one(self.counter), self.counter);
         via.push_str(";core=");
         via.push_str(&self.tag);
-        via
     }
 
     /// A fresh branch: `z9hG4bK`, 16 hex digits of a keyed hash of a counter, the counter
@@ -1016,18 +1026,26 @@ impl State {
     /// Steps 7–8 and 11–12: assert the registered identity and forward to the MCPTT server.
     fn forward_to_as(&mut self, mut req: Request, conn: ConnectionHandle) {
         let id = conn.id();
-        // The P-Asserted-Identity value, written from the identity borrowed where it is kept.
-        let pai = |asserted: &str| {
-            let mut pai = String::with_capacity(asserted.len() + 2);
-            pai.push('<');
-            pai.push_str(asserted);
-            pai.push('>');
-            pai
+        // The P-Asserted-Identity value, then the Via, written into the reused buffer (from
+        // the identity borrowed where it is kept). (A refused request leaves the buffer
+        // taken: the next one starts a new one.)
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        let push_pai = |buf: &mut String, asserted: &str| {
+            buf.push('<');
+            buf.push_str(asserted);
+            buf.push('>');
         };
-        let pai = match self.ues.get(&id).and_then(|u| u.asserted.as_deref()) {
-            Some(a) => Some(pai(a)),
+        let asserted = match self.ues.get(&id).and_then(|u| u.asserted.as_deref()) {
+            Some(a) => {
+                push_pai(&mut buf, a);
+                true
+            }
             None => match self.registered_elsewhere(id) {
-                Ok(a) => a.as_deref().map(pai),
+                Ok(a) => a.is_some_and(|a| {
+                    push_pai(&mut buf, &a);
+                    true
+                }),
                 Err(e) => {
                     tracing::error!(error = %e, "request refused: the registration store is unreachable");
                     if let Ok(resp) = Response::builder_for(&req, 503)
@@ -1040,7 +1058,7 @@ impl State {
                 }
             },
         };
-        let Some(pai) = pai else {
+        if !asserted {
             tracing::warn!(
                 method = req.method().as_str(),
                 "request from an unregistered connection refused"
@@ -1052,8 +1070,10 @@ impl State {
                 self.out.push((Target::Ue(conn), Message::Response(resp)));
             }
             return;
-        };
-        let via = self.server_via();
+        }
+        let pai_end = buf.len();
+        self.push_server_via(&mut buf);
+        let (pai, via) = buf.split_at(pai_end);
         let headers = req.headers_mut();
         let max_forwards = headers
             .get_known(KnownHeader::MaxForwards)
@@ -1069,13 +1089,15 @@ impl State {
         // batch: the message buffer is copied once for the lines it adds.)
         let edits = [
             HeaderEdit::Remove("P-Asserted-Identity"),
-            HeaderEdit::PushFront("Via", &via),
-            HeaderEdit::Push("P-Asserted-Identity", &pai),
+            HeaderEdit::PushFront("Via", via),
+            HeaderEdit::Push("P-Asserted-Identity", pai),
             HeaderEdit::Replace("Max-Forwards", &max_forwards),
             HeaderEdit::PushFront("Record-Route", &self.record_route),
         ];
         let edits = if subscribe { &edits[..] } else { &edits[..4] };
-        if req.headers_mut().apply(edits).is_err() {
+        let applied = req.headers_mut().apply(edits);
+        self.scratch = buf;
+        if applied.is_err() {
             tracing::warn!("could not rewrite a request for forwarding");
             return;
         }
@@ -1360,13 +1382,18 @@ impl State {
     /// Step 15: route a NOTIFY (from server connection `from`) to the UE connection that
     /// registered or subscribed with its Request-URI.
     fn forward_to_ue(&mut self, mut req: Request, from: ConnectionHandle) {
-        let key = contact_key(req.uri().as_str());
+        // The contact key, then the Via, in the reused buffer (a NOTIFY for no connection
+        // leaves it taken: the next one starts a new one).
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        push_contact_key(&mut buf, req.uri().as_str());
         let target = self
             .contacts
-            .get(&key)
+            .get(buf.as_str())
             .and_then(|c| self.ues.get(c))
             .map(|u| u.handle.clone());
         let Some(handle) = target else {
+            let key = buf;
             tracing::warn!(%key, "no connection for the Request-URI");
             if let Ok(resp) = Response::builder_for(&req, 480).build() {
                 self.out.push((Target::Conn(from), Message::Response(resp)));
@@ -1379,17 +1406,19 @@ impl State {
         let ours = headers
             .get_known(KnownHeader::Route)
             .is_some_and(|r| uri_in(r).contains(host));
-        let mut via = String::with_capacity(24 + host.len() + branch.len());
-        via.push_str("SIP/2.0/TLS ");
-        via.push_str(host);
-        via.push_str(";branch=");
-        via.push_str(&branch);
+        buf.clear();
+        buf.push_str("SIP/2.0/TLS ");
+        buf.push_str(host);
+        buf.push_str(";branch=");
+        buf.push_str(&branch);
         let edits = [
             HeaderEdit::RemoveFirst("Route"),
-            HeaderEdit::PushFront("Via", &via),
+            HeaderEdit::PushFront("Via", &buf),
         ];
         let edits = if ours { &edits[..] } else { &edits[1..] };
-        if headers.apply(edits).is_err() {
+        let applied = headers.apply(edits);
+        self.scratch = buf;
+        if applied.is_err() {
             return;
         }
         if self.notify_routes.len() < MAX_NOTIFY_ROUTES {
@@ -1601,6 +1630,10 @@ mod tests {
         ];
         for_each_of_five(PIECES, |s| {
             assert_eq!(contact_key(s), contact_key_str(s), "{s:?}");
+            // Into a reused buffer: appended after what it held, which stays as it was.
+            let mut key = String::from("Kept@HOST");
+            push_contact_key(&mut key, s);
+            assert_eq!(key, format!("Kept@HOST{}", contact_key_str(s)), "{s:?}");
         });
     }
 
