@@ -665,6 +665,54 @@ impl Trace {
         self.keep(inner, step, Rec::Lean(rec));
     }
 
+    /// Records what `observer` received from `from` that is not a SIP message (the SIP core
+    /// records each UE's TLS handshake): as [`record`](Self::record) of an observation with
+    /// this label, method and first line (`first_line`'s pieces end to end) and nothing
+    /// else, but a trace [`without_text`](Self::without_text) builds no observation: the
+    /// pieces go straight into its buffer of first lines, and the method is not copied.
+    pub fn record_event(
+        &self,
+        observer: Actor,
+        from: Actor,
+        label: &str,
+        method: &'static str,
+        first_line: &[&str],
+    ) {
+        let mut inner = self.lock();
+        if inner.keep_text {
+            drop(inner);
+            self.record(
+                observer,
+                Observation {
+                    from: Some(from),
+                    ue: label.to_owned(),
+                    method: method.to_owned(),
+                    first_line: first_line.concat(),
+                    ..Observation::default()
+                },
+            );
+            return;
+        }
+        let step = crate::steps::classify(from, observer, method, false);
+        let start = inner.lines.len();
+        for piece in first_line {
+            inner.lines.push_str(piece);
+        }
+        let rec = LeanSeen {
+            seq: inner.next_seq(),
+            at: inner.start.elapsed(),
+            observer,
+            from,
+            ue: Arc::from(label),
+            step,
+            method: Cow::Borrowed(method),
+            status: None,
+            first_line: start..inner.lines.len(),
+            headers: Vec::new(),
+        };
+        self.keep(inner, step, Rec::Lean(rec));
+    }
+
     /// Labels every later record of messages with this Call-ID (the UE binds the Call-IDs it
     /// creates to its sign-in label before sending, so all actors' records group by sign-in).
     pub fn bind(&self, call_id: &str, label: &str) {
@@ -767,6 +815,7 @@ impl Drop for LabelWait<'_> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::steps::TLS;
 
     #[test]
     fn records_are_ordered_and_bounded() {
@@ -1036,6 +1085,61 @@ mod tests {
         let all = t.snapshot();
         assert_eq!(all[0].first_line, obs().first_line);
         assert_eq!(all[1].first_line, "SIP/2.0 403 Forbidden");
+    }
+
+    #[test]
+    fn an_event_reads_as_the_observation_it_stands_for() {
+        // `record_event` gives what `record` of the same observation gives, in a trace that
+        // keeps texts and in a load run's (which stores the pieces of the line directly),
+        // where a record past the limit takes its line back out.
+        for limit in [10, 1] {
+            for lean in [false, true] {
+                let (by_event, by_record) = (Trace::with_limit(limit), Trace::with_limit(limit));
+                let (by_event, by_record) = if lean {
+                    (by_event.without_text(), by_record.without_text())
+                } else {
+                    (by_event, by_record)
+                };
+                for n in 0..2 {
+                    let peer = format!("sip:ue{n}@example.com");
+                    let pieces = [
+                        "TLSv1_3",
+                        " handshake, client certificate verified: ",
+                        &peer,
+                    ];
+                    by_event.record_event(Actor::SipCore, Actor::Ue, "ue1", TLS, &pieces);
+                    by_record.record(
+                        Actor::SipCore,
+                        Observation {
+                            from: Some(Actor::Ue),
+                            ue: "ue1".to_owned(),
+                            method: TLS.to_owned(),
+                            first_line: pieces.concat(),
+                            ..Observation::default()
+                        },
+                    );
+                }
+                let strip = |t: &Trace| {
+                    t.snapshot()
+                        .into_iter()
+                        .map(|s| Seen {
+                            at: Duration::ZERO,
+                            ..s
+                        })
+                        .collect::<Vec<_>>()
+                };
+                let got = strip(&by_event);
+                assert_eq!(got, strip(&by_record), "lean {lean}, limit {limit}");
+                assert_eq!(got.len(), limit.min(2));
+                assert_eq!(got[0].step, Some(2));
+                assert_eq!(
+                    got[0].first_line,
+                    "TLSv1_3 handshake, client certificate verified: sip:ue0@example.com"
+                );
+                assert_eq!(by_event.dropped(), by_record.dropped());
+                assert_eq!(by_event.lock().lines, by_record.lock().lines);
+            }
+        }
     }
 
     #[test]

@@ -78,7 +78,7 @@ use tokio::task::JoinHandle;
 use super::clock::Clock;
 use super::config::{SipCoreConfig, Transport as Kind};
 use super::store_io::{Remote, blocking_io, next_remote, os_random, start_feed};
-use super::wire::{uri_of, user_of};
+use super::wire::{uri_of, user_of, user_part};
 use super::{ActorError, net};
 use crate::steps::TLS;
 use crate::trace::{Actor, Observation, Trace};
@@ -732,36 +732,40 @@ impl State {
                     .as_str(),
             },
         };
-        let mut first_line = String::with_capacity(version.len() + 44 + peer.len());
-        first_line.push_str(version);
-        first_line.push_str(" handshake, client certificate verified: ");
-        first_line.push_str(&peer);
-        // Key headers only where the trace keeps them (a load run's does not).
-        let headers = if self.trace.keeps_text() {
+        const VERIFIED: &str = " handshake, client certificate verified: ";
+        // Key headers only where the trace keeps them (a load run's does not, and records
+        // the line's pieces without an observation).
+        if self.trace.keeps_text() {
             let uris = info
                 .identity
                 .as_ref()
                 .map(|i| i.uris().join(", "))
                 .unwrap_or_default();
-            vec![
+            let headers = vec![
                 ("Client-Certificate-URI-SAN".into(), uris),
                 ("Server-Certificate".into(), self.config.node_uri.clone()),
                 ("Peer".into(), socket_addr_text(info.peer_addr)),
-            ]
+            ];
+            self.trace.record(
+                Actor::SipCore,
+                Observation {
+                    from: Some(Actor::Ue),
+                    ue: user_of(&peer),
+                    method: TLS.into(),
+                    first_line: [version, VERIFIED, &peer].concat(),
+                    headers,
+                    ..Observation::default()
+                },
+            );
         } else {
-            Vec::new()
-        };
-        self.trace.record(
-            Actor::SipCore,
-            Observation {
-                from: Some(Actor::Ue),
-                ue: user_of(&peer),
-                method: TLS.into(),
-                first_line,
-                headers,
-                ..Observation::default()
-            },
-        );
+            self.trace.record_event(
+                Actor::SipCore,
+                Actor::Ue,
+                user_part(&peer),
+                TLS,
+                &[version, VERIFIED, &peer],
+            );
+        }
         self.ues.insert(
             id,
             UeConn {

@@ -83,10 +83,16 @@ pub fn uri_of(value: &str) -> String {
 /// The `user` part of a SIP URI (`sip:ue1@example.com` → `ue1`), or the whole URI.
 #[must_use]
 pub fn user_of(uri: &str) -> String {
+    user_part(uri).to_owned()
+}
+
+/// [`user_of`] without a copy.
+#[must_use]
+pub fn user_part(uri: &str) -> &str {
     let rest = uri.split_once(':').map_or(uri, |(_, r)| r);
     match rest.split_once('@') {
-        Some((user, _)) => user.to_owned(),
-        None => rest.to_owned(),
+        Some((user, _)) => user,
+        None => rest,
     }
 }
 
@@ -191,6 +197,16 @@ mod tests {
         assert_eq!(uri_of("sip:a@x;tag=1"), "sip:a@x");
         assert_eq!(user_of("sip:ue1@example.com"), "ue1");
         assert_eq!(user_of("sip:example.com"), "example.com");
+        for (uri, user) in [
+            ("sip:ue1@example.com", "ue1"),
+            ("sip:example.com", "example.com"),
+            ("ue1@x", "ue1"),
+            ("", ""),
+            ("a:b:c@d@e", "b:c"),
+        ] {
+            assert_eq!(user_part(uri), user, "{uri}");
+            assert_eq!(user_of(uri), user, "{uri}");
+        }
     }
 
     #[test]
