@@ -61,7 +61,7 @@ use super::store_io::{Remote, blocking_io, next_remote, os_random, start_feed};
 use super::wire::{call_id, uri_of, user_of};
 use super::{ActorError, net};
 use crate::scenario::UeKind;
-use crate::trace::{Actor, Observation, Trace};
+use crate::trace::{Actor, FastState, Observation, Trace};
 
 /// Most subscription dialogs whose SIP core connection is remembered.
 const MAX_DIALOG_ROUTES: usize = 100_000;
@@ -262,9 +262,9 @@ pub async fn spawn(
             resync_pending: false,
             view,
             core: None,
-            cores: HashSet::new(),
-            dialog_cores: HashMap::new(),
-            core_tags: HashMap::new(),
+            cores: HashSet::default(),
+            dialog_cores: HashMap::default(),
+            core_tags: HashMap::default(),
             requests: 0,
             notifies: 0,
             replies: Vec::new(),
@@ -301,12 +301,13 @@ struct State {
     view: RegistrationView,
     /// The SIP core connection NOTIFYs go to (the last one a message came on).
     core: Option<ConnectionHandle>,
-    /// Live SIP core connections.
-    cores: HashSet<ConnectionId>,
+    /// Live SIP core connections. (These maps, touched on every message, hash with
+    /// foldhash seeded per process, as the SIP core's and the trace's do, not SipHash.)
+    cores: HashSet<ConnectionId, FastState>,
     /// Subscription Call-ID → the SIP core connection its SUBSCRIBE came on.
-    dialog_cores: HashMap<String, ConnectionHandle>,
+    dialog_cores: HashMap<String, ConnectionHandle, FastState>,
     /// SIP core tag (`;core=` of its `Via` and `Record-Route`) → its latest connection.
-    core_tags: HashMap<String, ConnectionHandle>,
+    core_tags: HashMap<String, ConnectionHandle, FastState>,
     /// Requests received (counts).
     requests: u64,
     /// NOTIFYs sent (counts).
