@@ -574,8 +574,8 @@ impl State {
         self.process();
         let mut out = std::mem::take(&mut self.out);
         let mut written = std::mem::take(&mut self.written);
-        for (conn, out) in out.drain(..) {
-            let queued = match out {
+        for (conn, item) in out.drain(..) {
+            let queued = match item {
                 Out::Message(msg) => conn.queue_for_flush(&msg).await,
                 Out::Bytes(range) => {
                     conn.queue_slice_for_flush(self.tx.get(range).unwrap_or_default())
