@@ -282,6 +282,18 @@ pub fn s256_challenge(verifier: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
 }
 
+/// Whether `verifier`'s S256 challenge is `challenge` (RFC 7636 §4.6), compared in constant
+/// time: [`s256_challenge`]'s text, written on the stack.
+fn s256_matches(verifier: &str, challenge: &str) -> bool {
+    let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
+    // 43 characters: the unpadded base64url of a SHA-256 digest.
+    let mut text = [0u8; 43];
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    engine
+        .encode_slice(digest, &mut text)
+        .is_ok_and(|n| crate::ct_eq(text.get(..n).unwrap_or_default(), challenge.as_bytes()))
+}
+
 /// Appends query parameters to a URI (percent-encoding them).
 #[must_use]
 pub fn append_query(uri: &str, params: &[(&str, &str)]) -> String {
@@ -1228,8 +1240,7 @@ impl AuthorizationServer {
                 if !is_valid_verifier(verifier) {
                     return Err(err(InvalidGrant, "code_verifier malformed (RFC 7636 §4.1)"));
                 }
-                let computed = s256_challenge(verifier);
-                if !crate::ct_eq(computed.as_bytes(), grant.code_challenge.as_bytes()) {
+                if !s256_matches(verifier, &grant.code_challenge) {
                     return Err(err(
                         InvalidGrant,
                         "code_verifier does not match code_challenge",

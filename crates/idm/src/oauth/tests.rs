@@ -73,6 +73,35 @@ fn rfc7636_appendix_b_challenge() {
     assert!(is_valid_verifier(&"a".repeat(128)));
     assert!(!is_valid_verifier(&"a".repeat(129)));
     assert!(!is_valid_verifier(&format!("{}+", "a".repeat(43))));
+    // The stack-written comparison the token endpoint makes, on the same vector.
+    assert!(s256_matches(
+        VERIFIER,
+        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    ));
+    assert!(!s256_matches(
+        VERIFIER,
+        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cN"
+    ));
+}
+
+proptest::proptest! {
+    /// `s256_matches` agrees with comparing to `s256_challenge`'s text, for the verifier's
+    /// own challenge, another verifier's, and texts of other lengths.
+    #[test]
+    fn s256_matches_is_the_text_comparison(
+        v in "[A-Za-z0-9._~-]{43,128}",
+        w in "[A-Za-z0-9._~-]{43,128}",
+        cut in 0usize..44,
+    ) {
+        let own = s256_challenge(&v);
+        proptest::prop_assert!(s256_matches(&v, &own));
+        let other = s256_challenge(&w);
+        proptest::prop_assert_eq!(s256_matches(&v, &other), own == other);
+        let short = own.get(..cut).unwrap_or_default();
+        proptest::prop_assert_eq!(s256_matches(&v, short), own == short);
+        let longer = format!("{own}A");
+        proptest::prop_assert!(!s256_matches(&v, &longer));
+    }
 }
 
 #[test]
