@@ -123,10 +123,10 @@ impl PeerIdentity {
 
     /// The `sip:` and `sips:` URI subject alternative names.
     pub fn sip_uris(&self) -> impl Iterator<Item = &str> {
-        self.uris.iter().map(String::as_str).filter(|u| {
-            let l = u.get(..5).unwrap_or_default().to_ascii_lowercase();
-            l.starts_with("sip:") || l == "sips:"
-        })
+        self.uris
+            .iter()
+            .map(String::as_str)
+            .filter(|u| is_sip_uri(u))
     }
 
     /// DNS subject alternative names, lower-cased.
@@ -178,6 +178,18 @@ impl PeerIdentity {
             .or(self.common_name.as_deref())
             .unwrap_or("<no name>")
     }
+}
+
+/// Whether a URI SAN counts as a `sip:` or `sips:` URI: its first five bytes are whole
+/// characters and read `sip:` plus one more, or `sips:` (scheme case-insensitive). Compared
+/// in place (it was a lower-cased copy: an allocation per URI, per [`PeerIdentity::label`]).
+fn is_sip_uri(u: &str) -> bool {
+    u.get(..5).is_some_and(|head| {
+        let head = head.as_bytes();
+        head.get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"sip:"))
+            || head.eq_ignore_ascii_case(b"sips:")
+    })
 }
 
 fn dns_match(pattern: &str, host: &str) -> bool {
@@ -348,6 +360,39 @@ mod tests {
             uri_host("sips:core.example.org:5061;lr"),
             Some("core.example.org")
         );
+    }
+
+    #[test]
+    fn sip_uris_are_told_as_the_lower_cased_copy_told_them() {
+        // The first version: a lower-cased copy of the first five bytes.
+        let reference = |u: &str| {
+            let l = u.get(..5).unwrap_or_default().to_ascii_lowercase();
+            l.starts_with("sip:") || l == "sips:"
+        };
+        for u in [
+            "sip:a@b",
+            "SIPS:a",
+            "Sip:",
+            "sips:",
+            "sip:é",
+            "sipé:",
+            "tel:+1",
+            "",
+            "urn:uuid:1",
+        ] {
+            assert_eq!(is_sip_uri(u), reference(u), "{u:?}");
+        }
+        // Every string of up to six pieces (ASCII of both cases, separators, a two-byte
+        // character at each position).
+        const PIECES: [&str; 9] = ["s", "S", "i", "P", "p", ":", "é", "x", "I"];
+        let mut stack = vec![String::new()];
+        while let Some(u) = stack.pop() {
+            assert_eq!(is_sip_uri(&u), reference(&u), "{u:?}");
+            if u.chars().count() < 6 {
+                stack.extend(PIECES.iter().map(|p| format!("{u}{p}")));
+            }
+        }
+        assert!(is_sip_uri("sIp:x") && is_sip_uri("SIPS:") && !is_sip_uri("sip:"));
     }
 
     /// A certificate signed by a fresh CA: `names` are its SANs, `dn` its subject.
