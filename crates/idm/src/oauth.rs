@@ -347,16 +347,6 @@ pub fn parse_form(text: &str, max_pairs: usize) -> Result<Vec<(String, String)>,
     Ok(Form::parse(text, max_pairs)?.to_pairs())
 }
 
-/// The bytes [`Form::parse`] stops at: `&`, `=`, `+` and `%`.
-const FORM_SPECIAL: [bool; 256] = {
-    let mut table = [false; 256];
-    table[b'&' as usize] = true;
-    table[b'=' as usize] = true;
-    table[b'+' as usize] = true;
-    table[b'%' as usize] = true;
-    table
-};
-
 /// Decoded `application/x-www-form-urlencoded` fields (a request body or a URL query), held
 /// in one buffer: what [`parse_form`] gives without a `String` per name and value. The
 /// [`crate::Idms`] methods ending in `_form` take it.
@@ -409,15 +399,8 @@ impl Form {
                     limit: max_pairs,
                 });
             }
-            if !FORM_SPECIAL[usize::from(c)] || (c == b'=' && name_end.is_some()) {
-                // Plain bytes up to the next special one are skipped in one tight loop (the
-                // bound of `max_pairs` is checked where a pair starts, never inside a run).
+            if !matches!(c, b'&' | b'=' | b'+' | b'%') || (c == b'=' && name_end.is_some()) {
                 i += 1;
-                let rest = bytes.get(i..).unwrap_or_default();
-                i += rest
-                    .iter()
-                    .position(|&b| FORM_SPECIAL[usize::from(b)])
-                    .unwrap_or(rest.len());
                 continue;
             }
             // Specials are ASCII: the plain run before one is a `str`.
