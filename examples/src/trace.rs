@@ -295,10 +295,13 @@ impl Inner {
         self.stored() as u64 + self.dropped
     }
 
-    /// Appends a lean record's first line to [`lines`](Self::lines); where it is.
-    fn push_line(&mut self, line: &str) -> Range<usize> {
+    /// Appends a lean record's first line, written as `pieces` end to end, to
+    /// [`lines`](Self::lines); where it is.
+    fn push_line(&mut self, pieces: &[&str]) -> Range<usize> {
         let start = self.lines.len();
-        self.lines.push_str(line);
+        for piece in pieces {
+            self.lines.push_str(piece);
+        }
         start..self.lines.len()
     }
 
@@ -541,7 +544,7 @@ impl Trace {
                 step,
                 method: Cow::Owned(obs.method),
                 status: obs.status,
-                first_line: inner.push_line(&obs.first_line),
+                first_line: inner.push_line(&[&obs.first_line]),
                 headers: obs.headers,
             })
         };
@@ -659,7 +662,7 @@ impl Trace {
             step,
             method: method_text(method),
             status,
-            first_line: inner.push_line(crate::actors::wire::first_line_str(msg)),
+            first_line: inner.push_line(&[crate::actors::wire::first_line_str(msg)]),
             headers,
         };
         self.keep(inner, step, Rec::Lean(rec));
@@ -694,10 +697,7 @@ impl Trace {
             return;
         }
         let step = crate::steps::classify(from, observer, method, false);
-        let start = inner.lines.len();
-        for piece in first_line {
-            inner.lines.push_str(piece);
-        }
+        let first_line = inner.push_line(first_line);
         let rec = LeanSeen {
             seq: inner.next_seq(),
             at: inner.start.elapsed(),
@@ -707,7 +707,7 @@ impl Trace {
             step,
             method: Cow::Borrowed(method),
             status: None,
-            first_line: start..inner.lines.len(),
+            first_line,
             headers: Vec::new(),
         };
         self.keep(inner, step, Rec::Lean(rec));
