@@ -53,12 +53,14 @@ const KEEP_WRITE_BUFFER: usize = 4 * 1024;
 const FIRST_WRITE_BUFFER: usize = 16 * 1024;
 
 /// The socket and TLS state of an established connection, before the task starts.
+// Moved once or twice, from the handshake into `Connection::new`, which takes it apart (it
+// is not kept across an await): boxing the TLS streams cost an allocation per connection.
 pub(crate) enum Stream {
     Tcp(TcpStream),
     /// An outbound TLS connection.
-    TlsOut(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    TlsOut(tokio_rustls::client::TlsStream<TcpStream>),
     /// An inbound TLS connection (the socket under it remembers the peer's first byte).
-    TlsIn(Box<tokio_rustls::server::TlsStream<FirstByte>>),
+    TlsIn(tokio_rustls::server::TlsStream<FirstByte>),
 }
 
 /// The accepted socket under the server handshake: remembers the first byte the peer sent,
@@ -156,7 +158,7 @@ pub(crate) async fn accept_tls(
             .into_fallible()
             .await
         {
-            Ok(s) => Ok(Stream::TlsIn(Box::new(s))),
+            Ok(s) => Ok(Stream::TlsIn(s)),
             // A TLS connection starts with a handshake record (content type 22). Anything
             // else is most likely SIP in plain text: say so instead of "corrupt message".
             Err((_, io)) if io.first.is_some_and(|b| b != 0x16) => {
@@ -487,8 +489,8 @@ enum Control {
 
 pub(crate) struct Connection {
     inner: Arc<Inner>,
+    /// Its handle, which holds the write side ([`Shared`]).
     handle: ConnectionHandle,
-    shared: Arc<Shared>,
     /// The socket's read half, read only by this task (through tokio's `poll_read`, which
     /// knows a short read drained the socket: no extra read that would only say
     /// `WouldBlock`).
@@ -611,12 +613,11 @@ impl Connection {
         let (rd, tcp) = tcp.into_split();
         let tcp = Arc::new(tcp);
         let is_tls = tls.is_some();
-        let shared = Arc::new(Shared::new(tcp.clone(), tls, &inner.config));
-        let handle = new_handle(info, shared.clone(), inner.config.write_timeout);
+        let shared = Shared::new(tcp.clone(), tls, &inner.config);
+        let handle = new_handle(info, shared, inner.config.write_timeout);
         let conn = Self {
             inner: inner.clone(),
             handle: handle.clone(),
-            shared,
             rd,
             tcp,
             tls: is_tls,
@@ -663,13 +664,13 @@ impl Connection {
         // Drop the socket (and the slot) before telling the application; senders see the
         // connection closed from now on.
         {
-            let mut st = lock(&self.shared.state);
+            let mut st = lock(&self.handle.shared().state);
             st.tcp = None;
             st.tls = None;
             st.out = BytesMut::new();
         }
-        self.shared.closed.store(true, Ordering::Release);
-        self.shared.room.notify_waiters();
+        self.handle.shared().closed.store(true, Ordering::Release);
+        self.handle.shared().room.notify_waiters();
         // Closing the socket sends the FIN (after anything still queued): no separate
         // `shutdown(2)` from the write half's drop (`finish` did one already when the
         // close was ours).
@@ -728,7 +729,7 @@ impl Connection {
     /// Look at the write side: a sender's failed write, bytes queued for this task
     /// (written now), a blocked socket (write timeout starts), drain / close requests.
     fn check_writes(&mut self) -> Result<Control, Error> {
-        let mut st = lock(&self.shared.state);
+        let mut st = lock(&self.handle.shared().state);
         if let Some(e) = st.error.take() {
             return Err(Error::Io(e));
         }
@@ -745,8 +746,8 @@ impl Connection {
             let done = st.flush()?;
             if done {
                 drop(st);
-                self.shared.room.notify_waiters();
-                st = lock(&self.shared.state);
+                self.handle.shared().room.notify_waiters();
+                st = lock(&self.handle.shared().state);
             }
         }
         if st.drain {
@@ -772,7 +773,7 @@ impl Connection {
         let inner = self.inner.clone();
         // TLS 1.3 session tickets and the like may wait in rustls after the handshake.
         {
-            let mut st = lock(&self.shared.state);
+            let mut st = lock(&self.handle.shared().state);
             if st.tls.as_ref().is_some_and(|tls| tls.wants_write()) {
                 st.flush()?;
             }
@@ -781,9 +782,9 @@ impl Connection {
             if self.pending.is_none() {
                 // (Nothing to hand out in an empty buffer: no need to tell the write side.)
                 let delivered = if self.handler.is_some() && !self.rbuf.is_empty() {
-                    self.shared.set_dispatching(true);
+                    self.handle.shared().set_dispatching(true);
                     let delivered = self.deliver();
-                    self.shared.set_dispatching(false);
+                    self.handle.shared().set_dispatching(false);
                     delivered
                 } else {
                     self.deliver()
@@ -806,7 +807,7 @@ impl Connection {
                     return Err(Error::TruncatedMessage(self.rbuf.len()));
                 }
                 // Best effort for what the application queued before the peer left.
-                let _ = lock(&self.shared.state).flush();
+                let _ = lock(&self.handle.shared().state).flush();
                 return Ok(());
             }
             match inner.phase() {
@@ -845,14 +846,14 @@ impl Connection {
                     Err(_) if self.handler.is_some() => self.pending = None,
                     Err(_) => return Ok(()),
                 },
-                () = self.shared.task.notified() => {}
+                () = self.handle.shared().task.notified() => {}
                 ready = sock(&tcp).writable(), if blocked => {
                     ready?;
-                    let mut st = lock(&self.shared.state);
+                    let mut st = lock(&self.handle.shared().state);
                     st.blocked = false;
                     if st.flush()? {
                         drop(st);
-                        self.shared.room.notify_waiters();
+                        self.handle.shared().room.notify_waiters();
                     }
                 }
                 ready = readable(rd, read_now), if reading => {
@@ -863,7 +864,7 @@ impl Connection {
                     // The timer is set lazily: it may fire before the real deadline, which
                     // moves with activity; re-arm until the real one passes.
                     {
-                        let mut st = lock(&self.shared.state);
+                        let mut st = lock(&self.handle.shared().state);
                         if std::mem::take(&mut st.wrote) {
                             self.last_activity = Instant::now();
                         }
@@ -903,7 +904,7 @@ impl Connection {
                 Some(Err(e)) => return Err(e.into()),
             }
         } else {
-            let mut st = lock(&self.shared.state);
+            let mut st = lock(&self.handle.shared().state);
             let st = &mut *st;
             let Some(tls) = st.tls.as_mut() else {
                 return Err(Error::Io(io::ErrorKind::NotConnected.into()));
@@ -923,7 +924,7 @@ impl Connection {
                     Err(_) => {}
                 }
                 if st.blocked {
-                    self.shared.task.notify_one();
+                    self.handle.shared().task.notify_one();
                 }
             }
             match result? {
@@ -944,7 +945,7 @@ impl Connection {
     /// `Ok(false)`: the application's event queue is gone (and there is no handler).
     fn deliver(&mut self) -> Result<bool, Error> {
         loop {
-            if self.handler.is_some() && !self.shared.make_room()? {
+            if self.handler.is_some() && !self.handle.shared().make_room()? {
                 return Ok(true);
             }
             let Some(item) = self.parse_next()? else {
@@ -1118,16 +1119,16 @@ impl Connection {
     /// Flush what is queued, then close_notify and FIN, within the write timeout.
     async fn finish(&mut self) -> Result<(), Error> {
         let timeout = self.inner.config.write_timeout;
-        lock(&self.shared.state).close = true;
+        lock(&self.handle.shared().state).close = true;
         // Senders waiting for room see the close.
-        self.shared.room.notify_waiters();
+        self.handle.shared().room.notify_waiters();
         let tcp = self.tcp.clone();
-        let shared = self.shared.clone();
+        let handle = self.handle.clone();
         let flushed = tokio::time::timeout(timeout, async move {
             let mut close_notify_sent = false;
             loop {
                 {
-                    let mut st = lock(&shared.state);
+                    let mut st = lock(&handle.shared().state);
                     st.blocked = false;
                     if st.flush()? {
                         match st.tls.as_mut() {
@@ -1145,7 +1146,7 @@ impl Connection {
             Ok::<(), io::Error>(())
         })
         .await;
-        lock(&self.shared.state).tcp = None;
+        lock(&self.handle.shared().state).tcp = None;
         match flushed {
             Err(_) => return Err(Error::WriteTimeout(timeout)),
             Ok(Err(e)) => return Err(e.into()),

@@ -172,7 +172,9 @@ pub struct ConnectionHandle(Arc<HandleInner>);
 
 struct HandleInner {
     info: Arc<ConnectionInfo>,
-    shared: Arc<Shared>,
+    /// The write side, in the handle's own allocation (the connection task reaches it
+    /// through its handle: one allocation per connection instead of two).
+    shared: Shared,
     write_timeout: Duration,
 }
 
@@ -187,6 +189,11 @@ impl fmt::Debug for ConnectionHandle {
 }
 
 impl ConnectionHandle {
+    /// The connection's write side (shared by its senders and its task).
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.0.shared
+    }
+
     /// The connection id.
     #[must_use]
     pub fn id(&self) -> ConnectionId {
@@ -942,7 +949,7 @@ impl Transport {
                     .await
                     .map_err(|_| Error::HandshakeTimeout(timeout))?
                     .map_err(conn::handshake_error)?;
-                Stream::TlsOut(Box::new(hs))
+                Stream::TlsOut(hs)
             }
             _ => Stream::Tcp(tcp),
         };
@@ -1152,7 +1159,7 @@ fn accept_one(
 
 pub(crate) fn new_handle(
     info: Arc<ConnectionInfo>,
-    shared: Arc<Shared>,
+    shared: Shared,
     write_timeout: Duration,
 ) -> ConnectionHandle {
     ConnectionHandle(Arc::new(HandleInner {
