@@ -244,7 +244,7 @@ impl RegistrationView {
             return Err(Error::UntrustedPeer(peer.to_owned()));
         }
         let tp = wire::extract_third_party(request, &self.config.sip_limits)?;
-        let impu = tp.impu;
+        let mut impu = tp.impu;
         if !tp.same_aor {
             return Err(Error::InvalidBody(
                 "embedded REGISTER is for another identity",
@@ -260,7 +260,8 @@ impl RegistrationView {
                 Ok(())
             }
             wire::ParsedContacts::List(_) => {
-                for na in tp.contacts.name_addrs() {
+                let mut contacts = tp.contacts.name_addrs().peekable();
+                while let Some(na) = contacts.next() {
                     let uri = na.uri().as_str();
                     let instance = na.sip_instance();
                     if expires == 0 || na.expires() == Some(0) {
@@ -286,8 +287,15 @@ impl RegistrationView {
                             });
                         }
                     } else {
+                        // (The last contact's event takes the identity read from `To`: the
+                        // loop ends with it, no copy.)
+                        let owned = if contacts.peek().is_none() {
+                            std::mem::take(&mut impu)
+                        } else {
+                            impu.clone()
+                        };
                         self.upsert(
-                            &impu,
+                            owned,
                             RegisteredUe {
                                 instance: instance.map(std::borrow::Cow::into_owned),
                                 contact: uri.to_owned(),
@@ -302,16 +310,17 @@ impl RegistrationView {
         }
     }
 
-    fn upsert(&mut self, impu: &str, ue: RegisteredUe) -> Result<(), Error> {
+    /// Adds or refreshes `ue` of `impu`; the event takes `impu`.
+    fn upsert(&mut self, impu: String, ue: RegisteredUe) -> Result<(), Error> {
         // (The identity is stored once, shared by the map and the expiry index.)
-        let key = match self.ues.get_key_value(impu) {
+        let key = match self.ues.get_key_value(impu.as_str()) {
             Some((k, _)) => Arc::clone(k),
             None if self.ues.len() >= self.config.max_identities => {
                 return Err(Error::RegistrarFull {
                     limit: self.config.max_identities,
                 });
             }
-            None => Arc::from(impu),
+            None => Arc::from(impu.as_str()),
         };
         let list = self.ues.entry(Arc::clone(&key)).or_default();
         if let Some(old) = list
@@ -320,11 +329,8 @@ impl RegistrationView {
         {
             self.expiries.remove(&(old.expires_at, key));
             old.clone_from(&ue);
-            self.reindex(impu);
-            self.events.push_back(ServerEvent::UeRefreshed {
-                impu: impu.to_owned(),
-                ue,
-            });
+            self.reindex(&impu);
+            self.events.push_back(ServerEvent::UeRefreshed { impu, ue });
             return Ok(());
         }
         if list.len() >= self.config.max_ues_per_identity {
@@ -334,10 +340,8 @@ impl RegistrationView {
         }
         list.push(ue.clone());
         self.expiries.insert((ue.expires_at, key));
-        self.events.push_back(ServerEvent::UeRegistered {
-            impu: impu.to_owned(),
-            ue,
-        });
+        self.events
+            .push_back(ServerEvent::UeRegistered { impu, ue });
         Ok(())
     }
 
@@ -628,7 +632,7 @@ impl RegistrationView {
                             continue;
                         }
                         self.upsert(
-                            impu,
+                            impu.to_owned(),
                             RegisteredUe {
                                 instance: inst,
                                 contact: c.uri.clone(),
@@ -730,20 +734,20 @@ mod tests {
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
         let (a, b) = ("sip:a@example.com", "sip:b@example.com");
-        v.upsert(a, ue("1", at(10))).unwrap();
-        v.upsert(a, ue("2", at(20))).unwrap();
+        v.upsert(a.to_owned(), ue("1", at(10))).unwrap();
+        v.upsert(a.to_owned(), ue("2", at(20))).unwrap();
         assert!(matches!(
-            v.upsert(a, ue("3", at(20))),
+            v.upsert(a.to_owned(), ue("3", at(20))),
             Err(Error::TooManyBindings { limit: 2 })
         ));
-        v.upsert(b, ue("1", at(30))).unwrap();
+        v.upsert(b.to_owned(), ue("1", at(30))).unwrap();
         assert!(matches!(
-            v.upsert("sip:c@example.com", ue("1", at(5))),
+            v.upsert("sip:c@example.com".to_owned(), ue("1", at(5))),
             Err(Error::RegistrarFull { limit: 2 })
         ));
         assert_eq!(v.poll_timeout(), Some(at(10)));
         // a refresh of UE 1 of `a` moves its expiry after UE 2's
-        v.upsert(a, ue("1", at(40))).unwrap();
+        v.upsert(a.to_owned(), ue("1", at(40))).unwrap();
         assert_eq!(v.poll_timeout(), Some(at(20)));
         while v.poll_event().is_some() {}
         v.handle_timeout(at(20));

@@ -1107,7 +1107,9 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         now: Instant,
         change: &RegistrationChange,
     ) -> Result<(), StoreError> {
-        let impu = identity(&change.impu).into_owned();
+        // (Borrowed from the change when it is already in canonical form, as the
+        // registration view writes it.)
+        let impu = identity(&change.impu);
         let result = self.transact(now, &impu, |this| this.registration(now, &impu, change));
         self.prune_timers();
         result
@@ -1166,10 +1168,14 @@ impl<V: TokenValidator, R: Random, S: ServiceStateStore> Server<V, R, S> {
         let before = ue.instances.len();
         if change.registered {
             if !ue.instances.iter().any(|i| &**i == instance) {
-                let mut instances = Vec::with_capacity(ue.instances.len() + 1);
-                instances.extend(ue.instances.iter().cloned());
-                instances.push(Arc::from(instance));
-                ue.instances = instances.into();
+                // (Collected straight into the shared slice: its length is known, so one
+                // allocation, not a Vec's and then the slice's.)
+                ue.instances = ue
+                    .instances
+                    .iter()
+                    .cloned()
+                    .chain(std::iter::once(Arc::from(instance)))
+                    .collect();
             }
         } else if ue.instances.iter().any(|i| &**i == instance) {
             let instances: Vec<Arc<str>> = ue
@@ -3587,6 +3593,57 @@ CSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n"
         assert_eq!(srv.poll_transmit_into(&mut out), None);
         assert_eq!(out.len(), len + third);
         assert!(srv.poll_transmit().is_none());
+    }
+
+    /// A UE's registered instances, as stored, follow its registration changes: each
+    /// instance once, in the order first registered (the list a `Vec` built, appending the
+    /// new one), a removed one gone, the UE forgotten with the last one; the identity is
+    /// read in any spelling.
+    #[test]
+    fn registration_changes_keep_each_instance_once_in_order() {
+        use crate::store::ServiceStateStore;
+        let mut srv = Srv::with_store(
+            super::ServerConfig::new("h.example.org", "sip:psi@example.org"),
+            NoTokens,
+            SplitMix64(1),
+            MemoryStore::default(),
+        );
+        #[allow(clippy::disallowed_methods)] // any start: no timer is involved
+        let now = std::time::Instant::now();
+        let impu = "sip:ue@example.org";
+        let mut expected: Vec<&str> = Vec::new();
+        for (to, instance, registered) in [
+            (impu, "a", true),
+            ("<sip:ue@EXAMPLE.org>", "b", true),
+            (impu, "a", true),
+            (impu, "c", true),
+            (impu, "b", false),
+            (impu, "b", true),
+            (impu, "x", false),
+            (impu, "a", false),
+            (impu, "c", false),
+            (impu, "b", false),
+        ] {
+            srv.handle_registration(
+                now,
+                crate::RegistrationChange {
+                    impu: to.to_owned(),
+                    instance: Some(instance.to_owned()),
+                    registered,
+                },
+            );
+            if registered && !expected.contains(&instance) {
+                expected.push(instance);
+            } else if !registered {
+                expected.retain(|i| *i != instance);
+            }
+            let stored = srv.store().load_ue(impu).unwrap();
+            let got: Vec<String> = stored
+                .map(|(_, r)| r.instances.iter().map(|i| i.to_string()).collect())
+                .unwrap_or_default();
+            assert_eq!(got, expected, "after {instance} {registered}");
+        }
+        assert!(srv.store().load_ue(impu).unwrap().is_none());
     }
 
     /// Grants every token for `alice` until `exp`, with client id `c`.

@@ -473,3 +473,72 @@ fn deregistration_of_a_ue_registered_at_another_instance_is_reported() {
     );
     assert!(quiet.poll_event().is_none());
 }
+
+/// Every contact of a third-party REGISTER gets its event naming the identity, whichever
+/// contact comes last (the last one's event takes the identity read from `To`, the others a
+/// copy): two new UEs, then a refresh, a removal and a new UE in one request.
+#[test]
+fn each_contact_of_one_third_party_register_is_reported_with_the_identity() {
+    let mut r = registrar();
+    let mut s = server();
+    let clock = Clock::new();
+    let now = clock.now();
+    let instance = |n: u32| format!("<urn:uuid:00000000-0000-1000-8000-00000000000{n}>");
+    let mut forward = |r: &mut Registrar, req| {
+        assert_eq!(r.handle_register(now, PEER, &req).response.status(), 200);
+        let t = only_transmit(r);
+        assert_eq!(
+            s.handle_third_party_register(now, CORE_PEER, &t.request)
+                .status(),
+            200
+        );
+        let events: Vec<_> = std::iter::from_fn(|| s.poll_event())
+            .map(|ev| match ev {
+                ServerEvent::UeRegistered { impu, ue } => ("registered", impu, ue.instance),
+                ServerEvent::UeRefreshed { impu, ue } => ("refreshed", impu, ue.instance),
+                ServerEvent::UeDeregistered { impu, ue, .. } => ("deregistered", impu, ue.instance),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        (s.ues(now, AOR).len(), events)
+    };
+    let both = register(
+        AOR,
+        "c1",
+        1,
+        &[ue_contact(1, ";expires=600"), ue_contact(2, ";expires=600")],
+        None,
+    );
+    assert_eq!(
+        forward(&mut r, both),
+        (
+            2,
+            vec![
+                ("registered", AOR.to_owned(), Some(instance(1))),
+                ("registered", AOR.to_owned(), Some(instance(2))),
+            ]
+        )
+    );
+    let mixed = register(
+        AOR,
+        "c1",
+        2,
+        &[
+            ue_contact(1, ";expires=900"),
+            ue_contact(2, ";expires=0"),
+            ue_contact(3, ";expires=600"),
+        ],
+        None,
+    );
+    assert_eq!(
+        forward(&mut r, mixed),
+        (
+            2,
+            vec![
+                ("refreshed", AOR.to_owned(), Some(instance(1))),
+                ("deregistered", AOR.to_owned(), Some(instance(2))),
+                ("registered", AOR.to_owned(), Some(instance(3))),
+            ]
+        )
+    );
+}
