@@ -149,10 +149,20 @@ impl SipCoreHandle {
 
 struct UeConn {
     handle: ConnectionHandle,
-    /// The certificate identity the registrar checks.
-    peer: String,
     /// The identity registered on this connection: asserted on its requests.
     asserted: Option<String>,
+}
+
+impl UeConn {
+    /// The certificate identity the registrar checks (borrowed from the connection).
+    fn peer(&self) -> &str {
+        peer_label(&self.handle)
+    }
+}
+
+/// The certificate identity of a connection: its label, or `<no certificate>`.
+fn peer_label(handle: &ConnectionHandle) -> &str {
+    handle.identity().map_or("<no certificate>", |i| i.label())
 }
 
 /// One MCPTT server instance of [`SipCoreConfig::mcptt_servers`].
@@ -514,8 +524,26 @@ fn push_contact_key(key: &mut String, uri: &str) {
 
 /// [`contact_key`] of the URI in a Contact header value (as [`uri_of`] finds it), without
 /// a copy of the URI.
+#[cfg(test)]
 fn contact_key_of_value(value: &str) -> String {
     contact_key(uri_in(value))
+}
+
+/// Maps the contact key of Contact header value `value` to `id` in `contacts`, as
+/// `contacts.insert(contact_key_of_value(value), id)` does; the key is written in `buf` (a
+/// reused buffer, cleared first) and copied only when `contacts` does not map it to `id`
+/// yet (a SUBSCRIBE's Contact is the one its UE registered: no copy).
+fn map_contact<V: PartialEq, S: BuildHasher>(
+    contacts: &mut HashMap<String, V, S>,
+    buf: &mut String,
+    value: &str,
+    id: V,
+) {
+    buf.clear();
+    push_contact_key(buf, uri_in(value));
+    if contacts.get(buf.as_str()) != Some(&id) {
+        contacts.insert(buf.as_str().to_owned(), id);
+    }
 }
 
 /// Appends `hash` as 16 hex digits and `counter` in hex (as `format!("{hash:016x}{counter:x}")`).
@@ -673,7 +701,7 @@ impl State {
             }
             Event::Closed { connection, error } => {
                 if let Some(ue) = self.ues.remove(&connection.id) {
-                    tracing::info!(peer = %ue.peer, ?error, "UE connection closed");
+                    tracing::info!(peer = %ue.peer(), ?error, "UE connection closed");
                     self.contacts.retain(|_, c| *c != connection.id);
                     let gone: Vec<Arc<str>> = self
                         .forwards
@@ -717,10 +745,8 @@ impl State {
         // (Borrowed, not cloned: what the trace needs is copied out below.)
         let info = handle.info();
         let id = info.id;
-        let peer = info
-            .identity
-            .as_ref()
-            .map_or_else(|| "<no certificate>".to_owned(), |i| i.label().to_owned());
+        // (Borrowed: the connection keeps it, `UeConn::peer` reads it again.)
+        let peer = peer_label(&handle);
         let version = match info.tls_version {
             None => "TLS",
             Some(v) => match &self.tls_version_name {
@@ -750,9 +776,9 @@ impl State {
                 Actor::SipCore,
                 Observation {
                     from: Some(Actor::Ue),
-                    ue: user_of(&peer),
+                    ue: user_of(peer),
                     method: TLS.into(),
-                    first_line: [version, VERIFIED, &peer].concat(),
+                    first_line: [version, VERIFIED, peer].concat(),
                     headers,
                     ..Observation::default()
                 },
@@ -761,16 +787,15 @@ impl State {
             self.trace.record_event(
                 Actor::SipCore,
                 Actor::Ue,
-                user_part(&peer),
+                user_part(peer),
                 TLS,
-                &[version, VERIFIED, &peer],
+                &[version, VERIFIED, peer],
             );
         }
         self.ues.insert(
             id,
             UeConn {
                 handle,
-                peer,
                 asserted: None,
             },
         );
@@ -864,8 +889,14 @@ impl State {
     fn peer_of(&self, id: ConnectionId) -> String {
         self.ues
             .get(&id)
-            .map(|u| u.peer.clone())
+            .map(|u| u.peer().to_owned())
             .unwrap_or_default()
+    }
+
+    /// Maps the contact key of Contact header value `value` to UE connection `id`
+    /// ([`map_contact`] with the reused buffer).
+    fn map_contact(&mut self, value: &str, id: ConnectionId) {
+        map_contact(&mut self.contacts, &mut self.scratch, value, id);
     }
 
     /// Steps 3–5: the registrar answers and queues the third-party REGISTER.
@@ -874,7 +905,7 @@ impl State {
         let now = self.clock.now();
         // (The peer is borrowed from its connection, not copied: the registrar and the
         // connection table are separate fields.)
-        let peer = self.ues.get(&id).map_or("", |u| u.peer.as_str());
+        let peer = self.ues.get(&id).map_or("", UeConn::peer);
         let registrar = &mut self.registrar;
         let handle = |r: &mut Registrar<StoreChoice>| r.handle_register(now, peer, &req);
         let mut outcome = if self.blocking_store {
@@ -892,7 +923,7 @@ impl State {
                 .get_all_known(KnownHeader::Contact)
                 .flat_map(split_commas)
             {
-                self.contacts.insert(contact_key_of_value(c), id);
+                self.map_contact(c, id);
             }
         }
         match &outcome.result {
@@ -930,7 +961,7 @@ impl State {
         if (200..300).contains(&resp.status())
             && let Some(c) = req.headers().get_known(KnownHeader::Contact)
         {
-            self.contacts.insert(contact_key_of_value(c), id);
+            self.map_contact(c, id);
         }
         self.out.push((Target::Ue(conn), Message::Response(resp)));
         self.drain_registrar(None);
@@ -1005,7 +1036,7 @@ impl State {
             // One instance: only this one's REGISTERs count.
             return Ok(None);
         }
-        let Some(peer) = self.ues.get(&id).map(|u| u.peer.clone()) else {
+        let Some(peer) = self.ues.get(&id).map(|u| u.peer().to_owned()) else {
             return Ok(None);
         };
         let now = self.clock.now();
@@ -1111,7 +1142,7 @@ impl State {
         {
             // NOTIFYs of this dialog reach the UE on this connection, even when it
             // registered through another SIP core instance.
-            self.contacts.insert(contact_key_of_value(c), id);
+            self.map_contact(c, id);
         }
         self.send_to_server(Origin::Ue(id), req);
     }
@@ -1729,5 +1760,34 @@ mod tests {
             contact_key_of_value("<sip:ue1@EXAMPLE.com:5061;transport=tls>;expires=60"),
             "ue1@example.com:5061"
         );
+    }
+
+    /// `map_contact` leaves the map as `insert(contact_key_of_value(..))` does, on every
+    /// sequence of three mappings from a few values (same key in other spellings, other
+    /// keys) and ids, starting from a buffer holding stale text.
+    #[test]
+    fn map_contact_is_insert_of_the_key() {
+        let values = [
+            "<sip:ue1@127.0.0.1:5000;transport=tls>;expires=600",
+            "sip:ue1@127.0.0.1:5000",
+            "<sips:ue1@127.0.0.1:5000>;+sip.instance=\"<urn:uuid:1>\"",
+            "<sip:ue2@HOST>",
+            "",
+        ];
+        let ops: Vec<(&str, u8)> = values.iter().flat_map(|v| [(*v, 1), (*v, 2)]).collect();
+        for a in &ops {
+            for b in &ops {
+                for c in &ops {
+                    let mut old: HashMap<String, u8> = HashMap::new();
+                    let mut new: HashMap<String, u8> = HashMap::new();
+                    let mut buf = "stale".to_owned();
+                    for &(value, id) in [a, b, c] {
+                        old.insert(contact_key_of_value(value), id);
+                        map_contact(&mut new, &mut buf, value, id);
+                        assert_eq!(new, old, "after {value:?} -> {id}");
+                    }
+                }
+            }
+        }
     }
 }
