@@ -807,7 +807,8 @@ impl FlowMessages {
 ///   arrived and answers every complete request in it with one write
 ///   ([`LinkWrites::PerMessage`] measures the same without batching across UEs);
 /// - the UE's connection ends as the flow's does (the UE's close_notify, read by the SIP
-///   core, then close), the IdMS's as the flow's IdMS ends it; answers from the MCPTT server
+///   core, which sends its own, as RFC 8446 §6.1 requires, and closes), the IdMS's as the
+///   flow's IdMS ends it; answers from the MCPTT server
 ///   reach the UE's task through an in-thread channel (a local wake-up, no system call).
 ///
 /// The SIP core – MCPTT server connection is TLS (mutual, the flow's configurations), as
@@ -1397,7 +1398,7 @@ fn io_bound_sip(
 
 /// One UE's connection at the SIP core: handshake, then per request read it, pass it on to
 /// the MCPTT server and relay the answer (the REGISTER is answered at once, its third-party
-/// REGISTER follows), then the UE's close_notify and close.
+/// REGISTER follows), then the UE's close_notify, the SIP core's own and close.
 async fn sip_core_ue(
     acceptor: tokio_rustls::TlsAcceptor,
     tcp: tokio::net::TcpStream,
@@ -1448,8 +1449,11 @@ async fn sip_core_ue(
     // The UE's 200 to the NOTIFY, forwarded.
     read(&mut tls, notify_ok).await?;
     link.send(request(3, None, false), None, false);
-    // The UE's close_notify, then close.
+    // The UE's close_notify, then the SIP core's own (the flow's mcptt-tls sends one before
+    // closing too) and close. The UE may have closed its socket by then: a reset ends the
+    // connection as well, so the result is not an error of the bound.
     while tls.read(&mut buf).await.map_err(|e| e.to_string())? > 0 {}
+    let _ = tls.shutdown().await;
     Ok(())
 }
 
