@@ -819,11 +819,14 @@ impl FlowMessages {
 /// UEs' messages queue while the thread is busy, the fewer calls), and how often the
 /// thread runs out of work and waits in `epoll_wait` (its clients, on one thread of their
 /// own, are a different load than the flow's UEs). Counted with `perf trace -s` on
-/// `flow --ues 1000 --concurrency 16 --login sim`, the bound's SIP side made per UE 7.7
-/// `recvfrom`, 5.2 `writev` and 1.3 `epoll_wait` calls against the flow's servers' 9.9,
-/// 7.8 and 5.2 (both slowed by the tracing); its IdMS side 5.9 `recvfrom`, 5.0 writes and
-/// 2.5 `epoll_wait` against the flow's IdMS's 5.8, 5.0 and 3.1. So the bound batches the
-/// link's messages at least as much as the flow does and idles less: a lower bound.
+/// `flow --ues 1000 --concurrency 16 --login sim` (session 13), the bound's SIP side made
+/// per UE 8.9 `recvfrom`, 7.7 `writev` and 2.0 `epoll_wait` calls against the flow's
+/// servers' 8.4, 6.6 and 3.3 (both slowed by the tracing); its IdMS side 5.5–5.7
+/// `recvfrom`, 5.0 writes and 1.5–2.0 `epoll_wait` against the flow's IdMS's 5.7, 5.0 and
+/// 2.4. So the bound idles less than the flow, while the flow's servers, which write what a
+/// whole turn of the thread queued (see [`crate::runtime`]), now batch the link's messages
+/// more than the bound's writer task does (about one write per UE fewer): the bound is a
+/// lower bound of the CPU time (the flow's servers take more), not of every call count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IoBound {
     /// The SIP side's thread per UE: the UE's mutual-TLS handshake and messages, both ends
