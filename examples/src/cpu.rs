@@ -587,7 +587,7 @@ mod tests {
         // of 40 rounds can come out in either order.)
         let rounds = 40;
         let messages = FlowMessages::of(LoginMethod::Sim);
-        let bound = measure_io_bound(rounds, &messages, LinkWrites::Batched).unwrap();
+        let bound = measure_io_bound(rounds, 16, &messages, LinkWrites::Batched).unwrap();
         assert_eq!(bound.rounds, rounds);
         assert!(
             bound.sip_side > Duration::ZERO && bound.idms > Duration::ZERO,
@@ -597,13 +597,41 @@ mod tests {
         // without batching.
         let (writes, _) = bound.link_calls_per_ue();
         assert!(writes > 0.0 && writes <= 7.0, "{bound:?}");
-        let unbatched = measure_io_bound(8, &messages, LinkWrites::PerMessage).unwrap();
+        let unbatched = measure_io_bound(8, 16, &messages, LinkWrites::PerMessage).unwrap();
         assert_eq!(unbatched.link_writes, 7 * 8, "{unbatched:?}");
         // A SIM login has one exchange more at the IdMS than a password login.
         let password = FlowMessages::of(LoginMethod::Password);
         assert_eq!(messages.idms_exchanges.len(), 4);
         assert_eq!(password.idms_exchanges.len(), 3);
         assert_eq!(messages.bytes_per_ue().0, password.bytes_per_ue().0);
+    }
+
+    #[test]
+    fn the_clients_keep_the_asked_number_in_flight() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        // Each client holds its slot across a few yields, so the slots fill up: the most at
+        // once is exactly `in_flight` (the warm-up clients run one by one first).
+        for in_flight in [1, 3, 20] {
+            let now = Arc::new(AtomicUsize::new(0));
+            let most = Arc::new(AtomicUsize::new(0));
+            let runs = Arc::new(AtomicUsize::new(0));
+            let (n, m, r) = (now.clone(), most.clone(), runs.clone());
+            run_clients(40, in_flight, move || {
+                let (now, most, runs) = (n.clone(), m.clone(), r.clone());
+                async move {
+                    most.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                    for _ in 0..4 {
+                        tokio::task::yield_now().await;
+                    }
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                }
+            })
+            .unwrap();
+            assert_eq!(most.load(Ordering::SeqCst), in_flight);
+            assert_eq!(runs.load(Ordering::SeqCst), 40 + IO_BOUND_WARM_UP as usize);
+        }
     }
 
     #[test]
@@ -644,26 +672,24 @@ impl SocketFloor {
     }
 }
 
-/// Connections the floor's clients keep in flight, as `flow --concurrency 16` does.
-pub const SOCKET_FLOOR_IN_FLIGHT: usize = 16;
-
 /// Measure [`SocketFloor`]: `rounds` connections for each kind of handshake (after a few
-/// unmeasured ones), [`SOCKET_FLOOR_IN_FLIGHT`] at a time, with the flow's configurations.
+/// unmeasured ones), `in_flight` at a time (`flow` passes its `--concurrency`, so the floor
+/// sees the load the flow's servers saw), with the flow's configurations.
 ///
 /// ```
-/// let floor = mcptt_examples::cpu::measure_socket_floor(4).unwrap();
+/// let floor = mcptt_examples::cpu::measure_socket_floor(4, 2).unwrap();
 /// assert!(floor.mutual_tls_server > std::time::Duration::ZERO);
 /// assert!(floor.server_auth_tls_server > std::time::Duration::ZERO);
 /// ```
 ///
 /// # Errors
 /// A configuration, socket or handshake failure, or a handshake that was not a full one.
-pub fn measure_socket_floor(rounds: u32) -> Result<SocketFloor, ActorError> {
+pub fn measure_socket_floor(rounds: u32, in_flight: usize) -> Result<SocketFloor, ActorError> {
     let rounds = rounds.max(1);
     let (mutual_server, mutual_client, idms_server, plain_client) = floor_configs()?;
     Ok(SocketFloor {
-        mutual_tls_server: socket_handshakes(&mutual_server, &mutual_client, rounds)?,
-        server_auth_tls_server: socket_handshakes(&idms_server, &plain_client, rounds)?,
+        mutual_tls_server: socket_handshakes(&mutual_server, &mutual_client, rounds, in_flight)?,
+        server_auth_tls_server: socket_handshakes(&idms_server, &plain_client, rounds, in_flight)?,
     })
 }
 
@@ -672,6 +698,7 @@ fn socket_handshakes(
     server: &Arc<rustls::ServerConfig>,
     client: &Arc<rustls::ClientConfig>,
     rounds: u32,
+    in_flight: usize,
 ) -> Result<Duration, ActorError> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let server_rt = server_runtime()?;
@@ -706,7 +733,7 @@ fn socket_handshakes(
             tls.shutdown().await.map_err(|e| err("client close", e))
         }
     };
-    let clients = run_clients(rounds, connect);
+    let clients = run_clients(rounds, in_flight, connect);
     let served = server_thread
         .join()
         .map_err(|_| err("server thread", "panicked"))?;
@@ -784,8 +811,8 @@ impl FlowMessages {
 /// The I/O bound: what the servers' threads must spend per UE on the flow's sockets alone.
 ///
 /// The plain tokio-rustls servers of [`SocketFloor`] (same TLS configurations, the same
-/// current-thread runtime on a thread of their own, [`SOCKET_FLOOR_IN_FLIGHT`] UEs in
-/// flight) do every handshake and every message exchange of a registration
+/// current-thread runtime on a thread of their own, as many UEs in flight as the flow had)
+/// do every handshake and every message exchange of a registration
 /// ([`FlowMessages`]), with no parsing and no application work: each side reads the
 /// expected number of bytes and writes a canned answer of the real size. Both ends of the
 /// SIP core – MCPTT server connection run on the SIP side's thread, as in the flow, and the
@@ -861,13 +888,14 @@ impl IoBound {
 }
 
 /// Measures [`IoBound`] for `messages`: `rounds` UEs on each side (after a few unmeasured
-/// ones), [`SOCKET_FLOOR_IN_FLIGHT`] at a time, with the flow's TLS configurations.
+/// ones), `in_flight` at a time (as [`measure_socket_floor`]), with the flow's TLS
+/// configurations.
 ///
 /// ```
 /// use mcptt_examples::actors::config::LoginMethod;
 /// use mcptt_examples::cpu::{FlowMessages, LinkWrites, measure_io_bound};
-/// let bound = measure_io_bound(4, &FlowMessages::of(LoginMethod::Sim), LinkWrites::Batched)
-///     .unwrap();
+/// let sim = FlowMessages::of(LoginMethod::Sim);
+/// let bound = measure_io_bound(4, 2, &sim, LinkWrites::Batched).unwrap();
 /// assert!(bound.sip_side > std::time::Duration::ZERO);
 /// assert!(bound.per_ue() > bound.idms);
 /// ```
@@ -877,6 +905,7 @@ impl IoBound {
 /// per-thread CPU time that is not readable here.
 pub fn measure_io_bound(
     rounds: u32,
+    in_flight: usize,
     messages: &FlowMessages,
     link: LinkWrites,
 ) -> Result<IoBound, ActorError> {
@@ -887,11 +916,12 @@ pub fn measure_io_bound(
         &mutual_server,
         &mutual_client,
         rounds,
+        in_flight,
         messages,
         verifier,
         link,
     )?;
-    let idms = io_bound_idms(&idms_server, &plain_client, rounds, messages)?;
+    let idms = io_bound_idms(&idms_server, &plain_client, rounds, in_flight, messages)?;
     Ok(IoBound {
         sip_side,
         idms,
@@ -1140,9 +1170,9 @@ async fn connect_tls(
         .map_err(|e| err("client handshake", e))
 }
 
-/// Runs `clients` UEs on this thread, [`SOCKET_FLOOR_IN_FLIGHT`] at a time, after
+/// Runs `rounds` UEs on this thread, `in_flight` at a time, after
 /// [`IO_BOUND_WARM_UP`] one by one.
-fn run_clients<F, Fut>(rounds: u32, one: F) -> Result<(), ActorError>
+fn run_clients<F, Fut>(rounds: u32, in_flight: usize, one: F) -> Result<(), ActorError>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<(), ActorError>> + Send + 'static,
@@ -1151,7 +1181,7 @@ where
         for _ in 0..IO_BOUND_WARM_UP {
             one().await?;
         }
-        let permits = Arc::new(tokio::sync::Semaphore::new(SOCKET_FLOOR_IN_FLIGHT));
+        let permits = Arc::new(tokio::sync::Semaphore::new(in_flight.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..rounds {
             let permit = permits
@@ -1178,6 +1208,7 @@ fn io_bound_sip(
     server: &Arc<rustls::ServerConfig>,
     client: &Arc<rustls::ClientConfig>,
     rounds: u32,
+    in_flight: usize,
     m: &FlowMessages,
     verifier: Es256Check,
     mode: LinkWrites,
@@ -1373,7 +1404,7 @@ fn io_bound_sip(
     let connector = tokio_rustls::TlsConnector::from(client.clone());
     let cm = m.clone();
     let zeros: Arc<Vec<u8>> = Arc::new(vec![0; largest]);
-    let clients = run_clients(rounds, move || {
+    let clients = run_clients(rounds, in_flight, move || {
         let (connector, m, zeros) = (connector.clone(), cm.clone(), zeros.clone());
         async move {
             let mut tls = connect_tls(&connector, addr).await?;
@@ -1465,6 +1496,7 @@ fn io_bound_idms(
     server: &Arc<rustls::ServerConfig>,
     client: &Arc<rustls::ClientConfig>,
     rounds: u32,
+    in_flight: usize,
     m: &FlowMessages,
 ) -> Result<Duration, ActorError> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -1504,7 +1536,7 @@ fn io_bound_idms(
             }
         })?;
     let connector = tokio_rustls::TlsConnector::from(client.clone());
-    let clients = run_clients(rounds, move || {
+    let clients = run_clients(rounds, in_flight, move || {
         let (connector, exchanges, zeros) = (connector.clone(), exchanges.clone(), zeros.clone());
         async move {
             let mut tls = connect_tls(&connector, addr).await?;

@@ -67,8 +67,14 @@ struct Args {
 }
 
 /// Server-side CPU per UE against the floor (TLS handshakes + ES256 verifications), both
-/// measured in this run on this machine.
-fn print_cpu(report: &mcptt_examples::demo::FlowReport, completed: usize, login: LoginMethod) {
+/// measured in this run on this machine; the floor's and the I/O bound's clients keep
+/// `in_flight` connections going at once, as the run's UEs did.
+fn print_cpu(
+    report: &mcptt_examples::demo::FlowReport,
+    completed: usize,
+    login: LoginMethod,
+    in_flight: usize,
+) {
     use mcptt_examples::cpu;
     let (Some(sip_side), Some(idms)) = (report.server_cpu, report.idms_cpu) else {
         println!("server-side CPU: not measurable here (no /proc/self/task/*/schedstat)");
@@ -155,13 +161,13 @@ fn print_cpu(report: &mcptt_examples::demo::FlowReport, completed: usize, login:
                 }
                 Err(e) => println!("login crypto: could not be measured: {e}"),
             }
-            match cpu::measure_socket_floor(1000) {
+            match cpu::measure_socket_floor(1000, in_flight) {
                 Ok(s) => {
                     let socket_floor = s.per_ue(&f);
                     let verifications = f.es256_verify * cpu::FLOOR_VERIFICATIONS;
                     println!(
                         "floor over loopback TCP (a plain tokio-rustls server on its own thread: accept, full handshake, the client's close; that thread's CPU, kernel included, {} connections in flight): {socket_floor:.2?} per UE = {:.2?} mutual-TLS + {:.2?} server-auth TLS + {} ES256 verifications; SIP core + MCPTT server {:.2}x their part, IdMS {:.2}x its part",
-                        cpu::SOCKET_FLOOR_IN_FLIGHT,
+                        in_flight,
                         s.mutual_tls_server,
                         s.server_auth_tls_server,
                         cpu::FLOOR_VERIFICATIONS,
@@ -187,7 +193,15 @@ fn print_cpu(report: &mcptt_examples::demo::FlowReport, completed: usize, login:
                         );
                     }
                     let login_crypto = login_crypto.as_ref().ok().map(|c| c.per_login(login));
-                    print_io_bound(sip_side / n, idms / n, &s, &f, login, login_crypto);
+                    print_io_bound(
+                        sip_side / n,
+                        idms / n,
+                        &s,
+                        &f,
+                        login,
+                        login_crypto,
+                        in_flight,
+                    );
                 }
                 Err(e) => println!("loopback-TCP floor: could not be measured: {e}"),
             }
@@ -199,7 +213,8 @@ fn print_cpu(report: &mcptt_examples::demo::FlowReport, completed: usize, login:
 /// The I/O bound ([`mcptt_examples::cpu::IoBound`]: the loopback floor's servers doing the
 /// flow's message exchanges too, with no application work) against the loopback floor and
 /// the run's per-UE CPU (`sip_side`, `idms`: the run's two threads per UE), and with the
-/// login's own crypto (`login_crypto`, at the IdMS) when it was measured.
+/// login's own crypto (`login_crypto`, at the IdMS) when it was measured; `in_flight` UEs at
+/// a time, as the run's.
 fn print_io_bound(
     sip_side: Duration,
     idms: Duration,
@@ -207,10 +222,11 @@ fn print_io_bound(
     floor: &mcptt_examples::cpu::Floor,
     login: LoginMethod,
     login_crypto: Option<Duration>,
+    in_flight: usize,
 ) {
     use mcptt_examples::cpu;
     let messages = cpu::FlowMessages::of(login);
-    let bound = match cpu::measure_io_bound(1000, &messages, cpu::LinkWrites::Batched) {
+    let bound = match cpu::measure_io_bound(1000, in_flight, &messages, cpu::LinkWrites::Batched) {
         Ok(b) => b,
         Err(e) => {
             println!("I/O bound: could not be measured: {e}");
@@ -222,7 +238,7 @@ fn print_io_bound(
     let (sip_bytes, idms_bytes) = messages.bytes_per_ue();
     println!(
         "I/O bound (the loopback floor's servers, same threads and configurations, {} UEs in flight, also doing the flow's messages with no parsing or application work: per UE {} SIP messages over the UE's TLS connection and {} over the SIP core - MCPTT server TLS connection, both ends on the SIP side's thread, {sip_bytes} B of plaintext, + {} ES256 verifications; {} HTTPS exchanges at the IdMS, {idms_bytes} B): {:.2?} per UE = SIP side {:.2?} + IdMS {:.2?}",
-        cpu::SOCKET_FLOOR_IN_FLIGHT,
+        in_flight,
         messages.ue_requests.len() + messages.ue_answers.len(),
         messages.link_requests.len() + messages.link_answers.len(),
         cpu::FLOOR_VERIFICATIONS,
@@ -258,7 +274,7 @@ fn print_io_bound(
         );
     }
     // The same without batching on the link, to show what the batching is worth.
-    match cpu::measure_io_bound(1000, &messages, cpu::LinkWrites::PerMessage) {
+    match cpu::measure_io_bound(1000, in_flight, &messages, cpu::LinkWrites::PerMessage) {
         Ok(b) => println!(
             "I/O bound with one write per message on the SIP core - MCPTT server connection (no batching across UEs): {:.2?} per UE = SIP side {:.2?} + IdMS {:.2?}; {:.2}x the loopback-TCP floor (SIP side {:.2}x its part); server-side CPU per UE / this = {:.2}x [login: {}]",
             b.per_ue(),
@@ -449,7 +465,9 @@ fn main() -> ExitCode {
             s.p99,
             s.max
         );
-        print_cpu(&report, s.count, args.login);
+        // As many UEs were in flight as --concurrency allows, or all of them when fewer.
+        let in_flight = args.concurrency.min(total).max(1);
+        print_cpu(&report, s.count, args.login, in_flight);
     } else {
         let detail = if args.verbose {
             Detail::Full
