@@ -835,8 +835,8 @@ impl FlowMessages {
 ///   ([`LinkWrites::PerMessage`] measures the same without batching across UEs);
 /// - the UE's connection ends as the flow's does (the UE's close_notify, read by the SIP
 ///   core, which sends its own, as RFC 8446 §6.1 requires, and closes), the IdMS's as the
-///   flow's IdMS ends it; answers from the MCPTT server
-///   reach the UE's task through an in-thread channel (a local wake-up, no system call).
+///   flow's IdMS ends it; answers from the MCPTT server reach the UE's task through an
+///   in-thread channel (a local wake-up, no system call).
 ///
 /// The SIP core – MCPTT server connection is TLS (mutual, the flow's configurations), as
 /// the flow's is; its one handshake is made before the measurement.
