@@ -46,6 +46,45 @@ pub fn rate(count: usize, elapsed: Duration) -> f64 {
     if secs > 0.0 { count as f64 / secs } else { 0.0 }
 }
 
+/// Median and range of a figure measured once per round (`flow --ues N --rounds R`): on a
+/// shared machine single rounds scatter widely, so only the median of several says much.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    /// Number of values.
+    pub count: usize,
+    /// Median: the middle value, or the mean of the two middle ones for an even count.
+    pub median: f64,
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `values` (in any order); `None` when there are none or one is NaN.
+    #[must_use]
+    pub fn of(values: &[f64]) -> Option<Self> {
+        if values.iter().any(|v| v.is_nan()) {
+            return None;
+        }
+        let mut sorted = values.to_vec();
+        sorted.sort_unstable_by(f64::total_cmp);
+        let (&min, &max) = (sorted.first()?, sorted.last()?);
+        let mid = sorted.len() / 2;
+        let median = if sorted.len() % 2 == 1 {
+            sorted[mid]
+        } else {
+            (sorted[mid - 1] + sorted[mid]) / 2.0
+        };
+        Some(Self {
+            count: sorted.len(),
+            median,
+            min,
+            max,
+        })
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -61,5 +100,20 @@ mod tests {
         assert_eq!(s.max, Duration::from_millis(100));
         assert_eq!(summarize(&[]).p99, Duration::ZERO);
         assert!((rate(10, Duration::from_secs(2)) - 5.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn spread_of_rounds() {
+        let odd = Spread::of(&[1.9, 1.4, 1.6]).unwrap();
+        assert_eq!(
+            (odd.count, odd.median, odd.min, odd.max),
+            (3, 1.6, 1.4, 1.9)
+        );
+        // An even count takes the mean of the two middle values.
+        let even = Spread::of(&[1.7, 1.4, 1.5, 2.0]).unwrap();
+        assert!((even.median - 1.6).abs() < 1e-12);
+        assert_eq!((even.min, even.max), (1.4, 2.0));
+        assert_eq!(Spread::of(&[]), None);
+        assert_eq!(Spread::of(&[1.0, f64::NAN]), None);
     }
 }

@@ -17,7 +17,7 @@ use mcptt_examples::demo::{FlowConfig, run};
 use mcptt_examples::ladder::{Detail, mermaid, render_all};
 use mcptt_examples::runtime::ServerThread;
 use mcptt_examples::scenario::Scenario;
-use mcptt_examples::stats::{rate, summarize};
+use mcptt_examples::stats::{Spread, rate, summarize};
 use mcptt_examples::trace::Trace;
 
 /// Reproduce the MCPTT single-domain registration and user-authentication flow (steps 1–18)
@@ -39,6 +39,17 @@ struct Args {
     /// starts; the rest wait for a slot).
     #[arg(long, value_name = "N", default_value_t = 64)]
     concurrency: usize,
+    /// With --ues: run the load N times over (fresh servers each round, the floors measured
+    /// again after each) and end with the median and range of the figures over the rounds;
+    /// single rounds on a shared machine scatter too widely to say much alone.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        requires = "ues",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    rounds: u32,
     /// With --ues: how each user logs in at the IdMS (password: PBKDF2-HMAC-SHA256 at 1,000
     /// iterations; two-factor: password and TOTP; sim: MILENAGE challenge–response).
     #[arg(long, value_enum, default_value_t = LoginMethod::Password)]
@@ -66,6 +77,29 @@ struct Args {
     log: LogArgs,
 }
 
+/// The headline figures of one load round, kept for the summary over `--rounds`.
+#[derive(Debug, Default, Clone, Copy)]
+struct RoundFigures {
+    /// Registrations (all 18 steps) per second.
+    rate: f64,
+    /// Latency percentiles of the UEs that completed.
+    p50: Duration,
+    p99: Duration,
+    /// What [`print_cpu`] found (`None` where not measurable).
+    cpu: Option<CpuFigures>,
+}
+
+/// Server-side CPU per UE and its ratios to the floors, as [`print_cpu`] printed them (`None`
+/// where a floor could not be measured).
+#[derive(Debug, Default, Clone, Copy)]
+struct CpuFigures {
+    per_ue: Duration,
+    in_memory_floor: Option<f64>,
+    socket_floor: Option<f64>,
+    socket_floor_and_login: Option<f64>,
+    io_bound: Option<f64>,
+}
+
 /// Server-side CPU per UE against the floor (TLS handshakes + ES256 verifications), both
 /// measured in this run on this machine; the floor's and the I/O bound's clients keep
 /// `in_flight` connections going at once, as the run's UEs did.
@@ -74,11 +108,11 @@ fn print_cpu(
     completed: usize,
     login: LoginMethod,
     in_flight: usize,
-) {
+) -> Option<CpuFigures> {
     use mcptt_examples::cpu;
     let (Some(sip_side), Some(idms)) = (report.server_cpu, report.idms_cpu) else {
         println!("server-side CPU: not measurable here (no /proc/self/task/*/schedstat)");
-        return;
+        return None;
     };
     let n = u32::try_from(completed.max(1)).unwrap_or(u32::MAX);
     let server = sip_side + idms;
@@ -88,6 +122,10 @@ fn print_cpu(
         sip_side / n,
         idms / n
     );
+    let mut figures = CpuFigures {
+        per_ue,
+        ..CpuFigures::default()
+    };
     if let Some(split) = report.server_user_system {
         println!(
             "SIP core + MCPTT server thread: {:.0}% of its CPU in the kernel (user {:.2?}, system {:.2?} per UE; from /proc tick counts)",
@@ -137,6 +175,7 @@ fn print_cpu(
                 each(w.tokens_presented)
             );
             let ratio = |f: Duration| per_ue.as_secs_f64() / f.as_secs_f64().max(f64::MIN_POSITIVE);
+            figures.in_memory_floor = Some(ratio(floor));
             println!(
                 "server-side CPU per UE / floor = {:.2}x (goal <= 1.5x) [login: {}]",
                 ratio(floor),
@@ -180,20 +219,22 @@ fn print_cpu(
                                 .as_secs_f64()
                                 .max(f64::MIN_POSITIVE),
                     );
+                    figures.socket_floor = Some(ratio(socket_floor));
                     println!(
                         "server-side CPU per UE / loopback-TCP floor = {:.2}x (goal <= 1.5x) [login: {}]",
                         ratio(socket_floor),
                         login_name(login)
                     );
                     if let Ok(c) = &login_crypto {
+                        let with_login = ratio(socket_floor + c.per_login(login));
+                        figures.socket_floor_and_login = Some(with_login);
                         println!(
-                            "server-side CPU per UE / (loopback-TCP floor + login crypto) = {:.2}x [login: {}]",
-                            ratio(socket_floor + c.per_login(login)),
+                            "server-side CPU per UE / (loopback-TCP floor + login crypto) = {with_login:.2}x [login: {}]",
                             login_name(login)
                         );
                     }
                     let login_crypto = login_crypto.as_ref().ok().map(|c| c.per_login(login));
-                    print_io_bound(
+                    figures.io_bound = print_io_bound(
                         sip_side / n,
                         idms / n,
                         &s,
@@ -208,13 +249,14 @@ fn print_cpu(
         }
         Err(e) => println!("floor: could not be measured: {e}"),
     }
+    Some(figures)
 }
 
 /// The I/O bound ([`mcptt_examples::cpu::IoBound`]: the loopback floor's servers doing the
 /// flow's message exchanges too, with no application work) against the loopback floor and
 /// the run's per-UE CPU (`sip_side`, `idms`: the run's two threads per UE), and with the
 /// login's own crypto (`login_crypto`, at the IdMS) when it was measured; `in_flight` UEs at
-/// a time, as the run's.
+/// a time, as the run's. Returns the run's per-UE CPU over the bound's.
 fn print_io_bound(
     sip_side: Duration,
     idms: Duration,
@@ -223,14 +265,14 @@ fn print_io_bound(
     login: LoginMethod,
     login_crypto: Option<Duration>,
     in_flight: usize,
-) {
+) -> Option<f64> {
     use mcptt_examples::cpu;
     let messages = cpu::FlowMessages::of(login);
     let bound = match cpu::measure_io_bound(1000, in_flight, &messages, cpu::LinkWrites::Batched) {
         Ok(b) => b,
         Err(e) => {
             println!("I/O bound: could not be measured: {e}");
-            return;
+            return None;
         }
     };
     let x = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(f64::MIN_POSITIVE);
@@ -287,6 +329,182 @@ fn print_io_bound(
         ),
         Err(e) => println!("I/O bound with one write per message: could not be measured: {e}"),
     }
+    Some(x(sip_side + idms, bound.per_ue()))
+}
+
+/// Runs the flow once (one round of a load run) with a fresh trace, drawing the progress bar
+/// of load runs.
+fn run_once(
+    runtime: &tokio::runtime::Runtime,
+    config: &FlowConfig,
+    load: bool,
+    total: usize,
+) -> mcptt_examples::demo::FlowReport {
+    let trace = if load {
+        Trace::with_limit(total.saturating_mul(40).max(Trace::DEFAULT_LIMIT)).without_text()
+    } else {
+        Trace::new()
+    };
+    let done = AtomicUsize::new(0);
+    let progress = || {
+        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+        if load && (n == total || n.is_multiple_of((total / 50).max(1))) {
+            let width = 40;
+            let filled = n * width / total.max(1);
+            eprint!(
+                "\r[{}{}] {n}/{total} UEs",
+                "#".repeat(filled),
+                " ".repeat(width - filled)
+            );
+            let _ = std::io::stderr().flush();
+        }
+    };
+    let report = runtime.block_on(run(config, trace, &progress));
+    if load {
+        eprintln!();
+    }
+    report
+}
+
+/// Prints what one load round did (completions, failures, rate, latency, CPU against the
+/// floors) and returns its headline figures.
+fn print_load(
+    report: &mcptt_examples::demo::FlowReport,
+    records: &[mcptt_examples::trace::Seen],
+    args: &Args,
+    total: usize,
+) -> RoundFigures {
+    println!(
+        "flow --ues {total} --login {}: {} of {total} UEs completed all 18 steps in {:.2?} (servers started in {:.2?})",
+        login_name(args.login),
+        report.results.iter().filter(|r| r.outcome.is_ok()).count(),
+        report.elapsed,
+        report.setup_time
+    );
+    let lat: Vec<Duration> = report
+        .results
+        .iter()
+        .filter(|r| r.outcome.is_ok())
+        .filter_map(|r| r.latency)
+        .collect();
+    let mut failures: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for r in &report.results {
+        if let Err(e) = &r.outcome {
+            *failures
+                .entry(format!("step {}: {}", e.step, e.reason))
+                .or_default() += 1;
+        }
+    }
+    for (why, n) in &failures {
+        println!("  {n} UE(s) failed at {why}");
+    }
+    // Where the time goes: median time (since the trace started) at which each step was
+    // first seen, over all UEs.
+    let mut first: std::collections::HashMap<(String, u8), Duration> =
+        std::collections::HashMap::new();
+    for r in records {
+        if let Some(step) = r.step {
+            first.entry((r.ue.clone(), step)).or_insert(r.at);
+        }
+    }
+    let mut line = String::from("median time each step was first seen:");
+    for step in 1..=18u8 {
+        let times: Vec<Duration> = first
+            .iter()
+            .filter(|((_, s), _)| *s == step)
+            .map(|(_, t)| *t)
+            .collect();
+        line.push_str(&format!(" {step}:{:.0?}", summarize(&times).p50));
+    }
+    println!("{line}");
+    let s = summarize(&lat);
+    println!(
+        "rate {:.1} registrations/s (all 18 steps, {} UEs in flight); latency p50 {:.2?}, p99 {:.2?}, max {:.2?}",
+        rate(s.count, report.elapsed),
+        args.concurrency,
+        s.p50,
+        s.p99,
+        s.max
+    );
+    // As many UEs were in flight as --concurrency allows, or all of them when fewer.
+    let in_flight = args.concurrency.min(total).max(1);
+    RoundFigures {
+        rate: rate(s.count, report.elapsed),
+        p50: s.p50,
+        p99: s.p99,
+        cpu: print_cpu(report, s.count, args.login, in_flight),
+    }
+}
+
+/// The median and range of each headline figure over the rounds of `--rounds N`, one line
+/// each (a figure is left out when some round could not measure it).
+fn format_rounds(figures: &[RoundFigures], login: LoginMethod) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let n = figures.len();
+    let spread = |f: &dyn Fn(&RoundFigures) -> Option<f64>| {
+        let values: Vec<f64> = figures.iter().filter_map(f).collect();
+        Spread::of(&values).filter(|s| s.count == n)
+    };
+    let times = |s: Spread| {
+        let d = |x: f64| Duration::from_secs_f64(x.max(0.0));
+        format!("{:.2?} ({:.2?}-{:.2?})", d(s.median), d(s.min), d(s.max))
+    };
+    let ratio = |s: Spread| format!("{:.2}x ({:.2}x-{:.2}x)", s.median, s.min, s.max);
+    let _ = writeln!(
+        out,
+        "over {n} rounds [login: {}], median (min-max):",
+        login_name(login)
+    );
+    if let (Some(r), Some(p50), Some(p99)) = (
+        spread(&|f| Some(f.rate)),
+        spread(&|f| Some(f.p50.as_secs_f64())),
+        spread(&|f| Some(f.p99.as_secs_f64())),
+    ) {
+        let _ = writeln!(
+            out,
+            "  rate {:.1} registrations/s ({:.1}-{:.1}); latency p50 {}, p99 {}",
+            r.median,
+            r.min,
+            r.max,
+            times(p50),
+            times(p99)
+        );
+    }
+    let cpu = |f: fn(&CpuFigures) -> Option<f64>| spread(&|r| r.cpu.as_ref().and_then(f));
+    if let Some(s) = cpu(|c| Some(c.per_ue.as_secs_f64())) {
+        let _ = writeln!(out, "  server-side CPU per UE {}", times(s));
+    }
+    if let Some(s) = cpu(|c| c.socket_floor) {
+        let met = figures
+            .iter()
+            .filter_map(|f| f.cpu.and_then(|c| c.socket_floor))
+            .filter(|&x| x <= 1.5)
+            .count();
+        let _ = writeln!(
+            out,
+            "  server-side CPU per UE / loopback-TCP floor = {} (goal <= 1.5x; {met} of {n} rounds at or under it)",
+            ratio(s)
+        );
+    }
+    if let Some(s) = cpu(|c| c.socket_floor_and_login) {
+        let _ = writeln!(
+            out,
+            "  server-side CPU per UE / (loopback-TCP floor + login crypto) = {}",
+            ratio(s)
+        );
+    }
+    if let Some(s) = cpu(|c| c.io_bound) {
+        let _ = writeln!(out, "  server-side CPU per UE / I/O bound = {}", ratio(s));
+    }
+    if let Some(s) = cpu(|c| c.in_memory_floor) {
+        let _ = writeln!(
+            out,
+            "  server-side CPU per UE / floor (in memory) = {}",
+            ratio(s)
+        );
+    }
+    out
 }
 
 /// Where SIP core and MCPTT server run in a load run.
@@ -386,89 +604,31 @@ fn main() -> ExitCode {
     };
     config.servers_runtime = servers_runtime.as_ref().map(ServersRuntime::handle);
     config.idms_runtime = idms_runtime.as_ref().map(|r| r.handle().clone());
-    let trace = if load {
-        Trace::with_limit(total.saturating_mul(40).max(Trace::DEFAULT_LIMIT)).without_text()
-    } else {
-        Trace::new()
-    };
-    let done = AtomicUsize::new(0);
-    let progress = || {
-        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-        if load && (n == total || n.is_multiple_of((total / 50).max(1))) {
-            let width = 40;
-            let filled = n * width / total.max(1);
-            eprint!(
-                "\r[{}{}] {n}/{total} UEs",
-                "#".repeat(filled),
-                " ".repeat(width - filled)
-            );
-            let _ = std::io::stderr().flush();
+    let rounds = if load { args.rounds } else { 1 };
+    let mut figures = Vec::new();
+    let mut last = None;
+    for round in 1..=rounds {
+        if rounds > 1 {
+            println!("round {round} of {rounds}");
         }
-    };
-    let report = runtime.block_on(run(&config, trace, &progress));
-    if load {
-        eprintln!();
+        let report = run_once(&runtime, &config, load, total);
+        let records = report.trace.snapshot();
+        if load {
+            figures.push(print_load(&report, &records, &args, total));
+        }
+        let failed = !report.success();
+        last = Some((report, records));
+        if failed {
+            break;
+        }
     }
-
-    let records = report.trace.snapshot();
-    if load {
-        println!(
-            "flow --ues {total} --login {}: {} of {total} UEs completed all 18 steps in {:.2?} (servers started in {:.2?})",
-            login_name(args.login),
-            report.results.iter().filter(|r| r.outcome.is_ok()).count(),
-            report.elapsed,
-            report.setup_time
-        );
-        let lat: Vec<Duration> = report
-            .results
-            .iter()
-            .filter(|r| r.outcome.is_ok())
-            .filter_map(|r| r.latency)
-            .collect();
-        let mut failures: std::collections::BTreeMap<String, usize> =
-            std::collections::BTreeMap::new();
-        for r in &report.results {
-            if let Err(e) = &r.outcome {
-                *failures
-                    .entry(format!("step {}: {}", e.step, e.reason))
-                    .or_default() += 1;
-            }
-        }
-        for (why, n) in &failures {
-            println!("  {n} UE(s) failed at {why}");
-        }
-        // Where the time goes: median time (since the trace started) at which each step was
-        // first seen, over all UEs.
-        let mut first: std::collections::HashMap<(String, u8), Duration> =
-            std::collections::HashMap::new();
-        for r in &records {
-            if let Some(step) = r.step {
-                first.entry((r.ue.clone(), step)).or_insert(r.at);
-            }
-        }
-        let mut line = String::from("median time each step was first seen:");
-        for step in 1..=18u8 {
-            let times: Vec<Duration> = first
-                .iter()
-                .filter(|((_, s), _)| *s == step)
-                .map(|(_, t)| *t)
-                .collect();
-            line.push_str(&format!(" {step}:{:.0?}", summarize(&times).p50));
-        }
-        println!("{line}");
-        let s = summarize(&lat);
-        println!(
-            "rate {:.1} registrations/s (all 18 steps, {} UEs in flight); latency p50 {:.2?}, p99 {:.2?}, max {:.2?}",
-            rate(s.count, report.elapsed),
-            args.concurrency,
-            s.p50,
-            s.p99,
-            s.max
-        );
-        // As many UEs were in flight as --concurrency allows, or all of them when fewer.
-        let in_flight = args.concurrency.min(total).max(1);
-        print_cpu(&report, s.count, args.login, in_flight);
-    } else {
+    if figures.len() > 1 {
+        print!("{}", format_rounds(&figures, args.login));
+    }
+    let Some((report, records)) = last else {
+        return ExitCode::FAILURE;
+    };
+    if !load {
         let detail = if args.verbose {
             Detail::Full
         } else {
@@ -511,5 +671,82 @@ fn main() -> ExitCode {
             eprintln!("flow: FAILED at step {} ({who}): {failure}", failure.step);
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_need_ues_and_at_least_one() {
+        assert!(Args::try_parse_from(["flow", "--rounds", "2"]).is_err());
+        assert!(Args::try_parse_from(["flow", "--ues", "5", "--rounds", "0"]).is_err());
+        let one = Args::try_parse_from(["flow", "--ues", "5"]).unwrap();
+        assert_eq!(one.rounds, 1);
+        let three = Args::try_parse_from(["flow", "--ues", "5", "--rounds", "3"]).unwrap();
+        assert_eq!(three.rounds, 3);
+        // Without --ues the default of one round asks for nothing.
+        assert!(Args::try_parse_from(["flow"]).is_ok());
+    }
+
+    fn round(per_ue_us: u64, socket_floor: f64, io_bound: Option<f64>) -> RoundFigures {
+        RoundFigures {
+            rate: 500.0 + socket_floor * 10.0,
+            p50: Duration::from_millis(20),
+            p99: Duration::from_millis(40),
+            cpu: Some(CpuFigures {
+                per_ue: Duration::from_micros(per_ue_us),
+                in_memory_floor: Some(socket_floor + 1.0),
+                socket_floor: Some(socket_floor),
+                socket_floor_and_login: Some(socket_floor - 0.1),
+                io_bound,
+            }),
+        }
+    }
+
+    #[test]
+    fn the_summary_gives_medians_ranges_and_the_rounds_at_the_goal() {
+        let rounds = [
+            round(1_400, 1.4, Some(1.3)),
+            round(1_600, 1.7, Some(1.4)),
+            round(1_500, 1.5, Some(1.2)),
+            round(1_550, 1.6, Some(1.5)),
+        ];
+        let text = format_rounds(&rounds, LoginMethod::Sim);
+        assert!(
+            text.starts_with("over 4 rounds [login: sim], median (min-max):\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("server-side CPU per UE 1.52ms (1.40ms-1.60ms)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "loopback-TCP floor = 1.55x (1.40x-1.70x) (goal <= 1.5x; 2 of 4 rounds at or under it)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("(loopback-TCP floor + login crypto) = 1.45x (1.30x-1.60x)"),
+            "{text}"
+        );
+        assert!(text.contains("I/O bound = 1.35x (1.20x-1.50x)"), "{text}");
+        assert!(text.contains("floor (in memory) = 2.55x (2.40x-2.70x)"), "{text}");
+        assert!(text.contains("latency p50 20.00ms (20.00ms-20.00ms)"), "{text}");
+
+        // A figure that some round could not measure is left out, not summarised over fewer
+        // rounds.
+        let mut partial = rounds;
+        partial[1] = round(1_600, 1.7, None);
+        let text = format_rounds(&partial, LoginMethod::Sim);
+        assert!(!text.contains("I/O bound"), "{text}");
+        assert!(text.contains("loopback-TCP floor = 1.55x"), "{text}");
+        partial[2].cpu = None;
+        let text = format_rounds(&partial, LoginMethod::Sim);
+        assert!(!text.contains("server-side CPU"), "{text}");
+        assert!(text.contains("rate "), "{text}");
     }
 }
