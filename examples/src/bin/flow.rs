@@ -97,7 +97,9 @@ struct CpuFigures {
     in_memory_floor: Option<f64>,
     socket_floor: Option<f64>,
     socket_floor_and_login: Option<f64>,
+    /// The run's CPU over the I/O bound's, and the bound's over the loopback-TCP floor.
     io_bound: Option<f64>,
+    io_bound_over_floor: Option<f64>,
 }
 
 /// Server-side CPU per UE against the floor (TLS handshakes + ES256 verifications), both
@@ -234,7 +236,7 @@ fn print_cpu(
                         );
                     }
                     let login_crypto = login_crypto.as_ref().ok().map(|c| c.per_login(login));
-                    figures.io_bound = print_io_bound(
+                    let bound = print_io_bound(
                         sip_side / n,
                         idms / n,
                         &s,
@@ -243,6 +245,8 @@ fn print_cpu(
                         login_crypto,
                         in_flight,
                     );
+                    figures.io_bound = bound.map(|b| b.0);
+                    figures.io_bound_over_floor = bound.map(|b| b.1);
                 }
                 Err(e) => println!("loopback-TCP floor: could not be measured: {e}"),
             }
@@ -256,7 +260,8 @@ fn print_cpu(
 /// flow's message exchanges too, with no application work) against the loopback floor and
 /// the run's per-UE CPU (`sip_side`, `idms`: the run's two threads per UE), and with the
 /// login's own crypto (`login_crypto`, at the IdMS) when it was measured; `in_flight` UEs at
-/// a time, as the run's. Returns the run's per-UE CPU over the bound's.
+/// a time, as the run's. Returns the run's per-UE CPU over the bound's and the bound over
+/// the loopback-TCP floor.
 fn print_io_bound(
     sip_side: Duration,
     idms: Duration,
@@ -265,7 +270,7 @@ fn print_io_bound(
     login: LoginMethod,
     login_crypto: Option<Duration>,
     in_flight: usize,
-) -> Option<f64> {
+) -> Option<(f64, f64)> {
     use mcptt_examples::cpu;
     let messages = cpu::FlowMessages::of(login);
     let bound = match cpu::measure_io_bound(1000, in_flight, &messages, cpu::LinkWrites::Batched) {
@@ -329,7 +334,10 @@ fn print_io_bound(
         ),
         Err(e) => println!("I/O bound with one write per message: could not be measured: {e}"),
     }
-    Some(x(sip_side + idms, bound.per_ue()))
+    Some((
+        x(sip_side + idms, bound.per_ue()),
+        x(bound.per_ue(), socket.per_ue(floor)),
+    ))
 }
 
 /// Runs the flow once (one round of a load run) with a fresh trace, drawing the progress bar
@@ -496,6 +504,9 @@ fn format_rounds(figures: &[RoundFigures], login: LoginMethod) -> String {
     }
     if let Some(s) = cpu(|c| c.io_bound) {
         let _ = writeln!(out, "  server-side CPU per UE / I/O bound = {}", ratio(s));
+    }
+    if let Some(s) = cpu(|c| c.io_bound_over_floor) {
+        let _ = writeln!(out, "  I/O bound / loopback-TCP floor = {}", ratio(s));
     }
     if let Some(s) = cpu(|c| c.in_memory_floor) {
         let _ = writeln!(
@@ -702,6 +713,7 @@ mod tests {
                 socket_floor: Some(socket_floor),
                 socket_floor_and_login: Some(socket_floor - 0.1),
                 io_bound,
+                io_bound_over_floor: io_bound.map(|b| socket_floor / b),
             }),
         }
     }
@@ -734,8 +746,19 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("I/O bound = 1.35x (1.20x-1.50x)"), "{text}");
-        assert!(text.contains("floor (in memory) = 2.55x (2.40x-2.70x)"), "{text}");
-        assert!(text.contains("latency p50 20.00ms (20.00ms-20.00ms)"), "{text}");
+        // 1.4/1.3, 1.7/1.4, 1.5/1.2, 1.6/1.5: median of 1.077, 1.214, 1.25 and 1.067.
+        assert!(
+            text.contains("I/O bound / loopback-TCP floor = 1.15x (1.07x-1.25x)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("floor (in memory) = 2.55x (2.40x-2.70x)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("latency p50 20.00ms (20.00ms-20.00ms)"),
+            "{text}"
+        );
 
         // A figure that some round could not measure is left out, not summarised over fewer
         // rounds.
