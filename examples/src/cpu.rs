@@ -635,6 +635,34 @@ mod tests {
     }
 
     #[test]
+    fn the_floor_server_sends_its_close_notify() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let (server, client, _, _) = floor_configs().unwrap();
+        let rt = server_runtime().unwrap();
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let acceptor = tokio_rustls::TlsAcceptor::from(server);
+            let served = tokio::spawn(async move {
+                let (tcp, _) = listener.accept().await.unwrap();
+                floor_connection(&acceptor, tcp).await
+            });
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+            let mut tls = tokio_rustls::TlsConnector::from(client)
+                .connect(name, tcp)
+                .await
+                .unwrap();
+            tls.shutdown().await.unwrap();
+            // A clean end: the server's close_notify. Without it rustls reports an
+            // unexpected end of file.
+            let mut rest = Vec::new();
+            assert_eq!(tls.read_to_end(&mut rest).await.unwrap(), 0);
+            assert_eq!(served.await.unwrap(), Ok(()));
+        });
+    }
+
+    #[test]
     fn login_crypto_orders_the_methods() {
         use crate::actors::config::LoginMethod;
         let c = measure_login_crypto(3).unwrap();
@@ -650,7 +678,8 @@ mod tests {
 /// The handshakes of the floor as a TLS server really pays them: over loopback TCP, with
 /// a plain `tokio-rustls` server (no SIP, no HTTP) on a current-thread runtime of its own
 /// thread. Each is the server thread's CPU time (user and kernel, from its schedstat) per
-/// connection: accept, the full handshake, reading the client's close_notify, close.
+/// connection: accept, the full handshake, reading the client's close_notify, sending its own
+/// (RFC 8446 §6.1 asks it of each side, and the flow's servers send it), close.
 ///
 /// The in-memory [`Floor`] leaves that socket work out; no server can. Both are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -700,19 +729,14 @@ fn socket_handshakes(
     rounds: u32,
     in_flight: usize,
 ) -> Result<Duration, ActorError> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::io::AsyncWriteExt as _;
     let server_rt = server_runtime()?;
     let listener = bind_loopback(&server_rt)?;
     let addr = listener.local_addr().map_err(|e| err("listen", e))?;
     let acceptor = tokio_rustls::TlsAcceptor::from(server.clone());
     let server_thread = measured_server("mcptt-floor", server_rt, listener, rounds, move |tcp| {
         let acceptor = acceptor.clone();
-        async move {
-            let mut tls = accept_full(&acceptor, tcp).await?;
-            let mut b = [0u8; 64];
-            while tls.read(&mut b).await.map_err(|e| e.to_string())? > 0 {}
-            Ok(())
-        }
+        async move { floor_connection(&acceptor, tcp).await }
     })?;
     let connector = tokio_rustls::TlsConnector::from(client.clone());
     let name = rustls_pki_types::ServerName::try_from("localhost")
@@ -739,6 +763,23 @@ fn socket_handshakes(
         .map_err(|_| err("server thread", "panicked"))?;
     clients?;
     served.map_err(|e| err("loopback handshakes", e))
+}
+
+/// One connection of the loopback floor's server: the full handshake, the client's data up to
+/// its close_notify, the server's own close_notify (as the flow's SIP core and IdMS send
+/// theirs), close.
+async fn floor_connection(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut tls = accept_full(acceptor, tcp).await?;
+    let mut b = [0u8; 64];
+    while tls.read(&mut b).await.map_err(|e| e.to_string())? > 0 {}
+    // The client may have closed its socket by then (the floor's clients, like the flow's
+    // UEs, do not wait for it): a reset ends the connection as well.
+    let _ = tls.shutdown().await;
+    Ok(())
 }
 
 /// Plaintext sizes, in bytes, of the messages one UE's registration puts on the servers'
