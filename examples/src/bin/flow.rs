@@ -77,6 +77,9 @@ struct Args {
     log: LogArgs,
 }
 
+/// The goal: the servers' CPU per UE at most this many times the floor.
+const GOAL: f64 = 1.5;
+
 /// The headline figures of one load round, kept for the summary over `--rounds`.
 #[derive(Debug, Default, Clone, Copy)]
 struct RoundFigures {
@@ -426,18 +429,15 @@ fn print_load(
     }
     println!("{line}");
     let s = summarize(&lat);
+    let per_second = rate(s.count, report.elapsed);
     println!(
-        "rate {:.1} registrations/s (all 18 steps, {} UEs in flight); latency p50 {:.2?}, p99 {:.2?}, max {:.2?}",
-        rate(s.count, report.elapsed),
-        args.concurrency,
-        s.p50,
-        s.p99,
-        s.max
+        "rate {per_second:.1} registrations/s (all 18 steps, {} UEs in flight); latency p50 {:.2?}, p99 {:.2?}, max {:.2?}",
+        args.concurrency, s.p50, s.p99, s.max
     );
     // As many UEs were in flight as --concurrency allows, or all of them when fewer.
     let in_flight = args.concurrency.min(total).max(1);
     RoundFigures {
-        rate: rate(s.count, report.elapsed),
+        rate: per_second,
         p50: s.p50,
         p99: s.p99,
         cpu: print_cpu(report, s.count, args.login, in_flight),
@@ -487,7 +487,7 @@ fn format_rounds(figures: &[RoundFigures], login: LoginMethod) -> String {
         let met = figures
             .iter()
             .filter_map(|f| f.cpu.and_then(|c| c.socket_floor))
-            .filter(|&x| x <= 1.5)
+            .filter(|&x| x <= GOAL)
             .count();
         let _ = writeln!(
             out,
