@@ -8,28 +8,7 @@ use crate::steps::{ALL, ON_REGISTERED_UE};
 /// SUBSCRIBE (403 at steps 13–14); no NOTIFY goes to a user the server could not authorise.
 pub const BAD_TOKEN_STEPS: [u8; 14] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
 
-/// UE kind in the MCPTT server's UE directory (DESIGN.md §1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum UeKind {
-    /// One user at a time; a second user's sign-in is refused.
-    Personal,
-    /// One user at a time; a new user's sign-in signs the previous one off (`replaced`).
-    Shareable,
-    /// Many users at once.
-    Gateway,
-}
-
-impl UeKind {
-    /// The kind's name as the directory and service-state body spell it.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Personal => "personal",
-            Self::Shareable => "shareable",
-            Self::Gateway => "gateway",
-        }
-    }
-}
+use mcptt_service_state::UeKind;
 
 /// A scenario of the flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

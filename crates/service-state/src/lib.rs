@@ -136,6 +136,6 @@ mod xml;
 pub use error::{BodyKind, Error};
 pub use model::{
     AuthorisationState, CombinedState, GrantRef, Random, RegistrationChange, RegistrationState,
-    SplitMix64, TokenGrant, TokenValidator, UeDirectory, UeKind,
+    SplitMix64, TokenGrant, TokenValidator, UeDirectory, UeKind, UnknownUeKind,
 };
 pub use shared::SharedStr;

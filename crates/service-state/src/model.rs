@@ -37,6 +37,42 @@ impl fmt::Display for UeKind {
     }
 }
 
+/// A UE kind's name that is none of `personal`, `shareable`, `gateway` (from
+/// [`UeKind`]'s `FromStr`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownUeKind(pub String);
+
+impl fmt::Display for UnknownUeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown UE kind {:?} (personal, shareable or gateway)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownUeKind {}
+
+impl std::str::FromStr for UeKind {
+    type Err = UnknownUeKind;
+
+    /// Parses the wire name ([`UeKind::as_str`]), as a UE directory file or a command line
+    /// spells it; the names are case-sensitive, as in the service-state body.
+    ///
+    /// ```
+    /// use mcptt_service_state::UeKind;
+    /// assert_eq!("gateway".parse::<UeKind>(), Ok(UeKind::Gateway));
+    /// assert!("Gateway".parse::<UeKind>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::Personal, Self::Shareable, Self::Gateway]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownUeKind(s.to_owned()))
+    }
+}
+
 /// The MCPTT server's UE directory: the kind of each UE, keyed by public user identity (IMPU).
 ///
 /// UEs not listed get [`UeDirectory::default_kind`] (`personal` unless configured otherwise).
@@ -288,6 +324,25 @@ pub(crate) fn random_token(rng: &mut dyn Random) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ue_kinds_parse_from_their_wire_names_only() {
+        for kind in [UeKind::Personal, UeKind::Shareable, UeKind::Gateway] {
+            assert_eq!(kind.as_str().parse::<UeKind>(), Ok(kind));
+            assert_eq!(kind.to_string(), kind.as_str());
+            // The serde name (directory files, stores) is the same word.
+            assert_eq!(
+                serde_json::to_string(&kind).ok(),
+                Some(format!("\"{}\"", kind.as_str()))
+            );
+        }
+        for bad in ["", "Personal", "gateway ", "shared", "personal\0"] {
+            let err = bad.parse::<UeKind>().err();
+            assert_eq!(err, Some(UnknownUeKind(bad.to_owned())));
+            let text = err.map(|e| e.to_string()).unwrap_or_default();
+            assert!(text.contains("unknown UE kind"), "{text}");
+        }
+    }
 
     #[test]
     #[allow(clippy::disallowed_methods)] // an arbitrary Instant for a plain data field

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::cli::TlsMaterial;
-use crate::scenario::UeKind;
+use mcptt_service_state::UeKind;
 
 /// Transport between SIP core and MCPTT server (UEs always use TLS).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

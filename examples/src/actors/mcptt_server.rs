@@ -60,7 +60,6 @@ use super::config::{McpttServerConfig, Transport as Kind};
 use super::store_io::{Remote, blocking_io, next_remote, os_random, start_feed};
 use super::wire::{call_id, uri_of, user_of};
 use super::{ActorError, net};
-use crate::scenario::UeKind;
 use crate::trace::{Actor, FastState, Observation, Trace};
 
 /// Most subscription dialogs whose SIP core connection is remembered.
@@ -163,14 +162,6 @@ impl McpttServerHandle {
     }
 }
 
-fn kind(k: UeKind) -> mcptt_service_state::UeKind {
-    match k {
-        UeKind::Personal => mcptt_service_state::UeKind::Personal,
-        UeKind::Shareable => mcptt_service_state::UeKind::Shareable,
-        UeKind::Gateway => mcptt_service_state::UeKind::Gateway,
-    }
-}
-
 /// The token validator over the configured IdMS keys (none: an empty key set, so every token
 /// is refused with the reason logged).
 fn validator(config: &McpttServerConfig) -> Result<Validator, ActorError> {
@@ -229,7 +220,7 @@ pub async fn spawn(
     let instance_id = sc.instance_id;
     let mut dir = UeDirectory::new();
     for (impu, k) in &config.ue_directory {
-        dir.insert(impu.clone(), kind(*k));
+        dir.insert(impu.clone(), *k);
     }
     sc.directory = dir;
     let seed = os_random()?;

@@ -24,9 +24,10 @@ use self::ue::{Ue, UserSession};
 use crate::cli::TlsMaterial;
 use crate::demo::{FlowConfig, SignInResult};
 use crate::pki::DemoPki;
-use crate::scenario::{Scenario, SignIn, UeKind};
+use crate::scenario::{Scenario, SignIn};
 use crate::steps::StepFailure;
 use crate::trace::Trace;
+use mcptt_service_state::UeKind;
 
 /// Node URI of the demo SIP core.
 pub const SIP_CORE_URI: &str = "sip:scscf.example.com";

@@ -19,8 +19,8 @@ use mcptt_examples::actors::config::{
 };
 use mcptt_examples::actors::{login, mcptt_server};
 use mcptt_examples::cli::{LogArgs, TlsArgs, read_table};
-use mcptt_examples::scenario::UeKind;
 use mcptt_examples::trace::Trace;
+use mcptt_service_state::UeKind;
 
 /// MCPTT server of the flow. With no certificate files, a certificate is issued by the demo
 /// CA in --pki-dir, shared with the other demo binaries.
@@ -94,15 +94,6 @@ struct Args {
     log: LogArgs,
 }
 
-fn kind(word: &str) -> Option<UeKind> {
-    match word {
-        "personal" => Some(UeKind::Personal),
-        "shareable" => Some(UeKind::Shareable),
-        "gateway" => Some(UeKind::Gateway),
-        _ => None,
-    }
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
     args.log.init();
@@ -123,13 +114,15 @@ fn main() -> ExitCode {
             }
         };
         for (impu, words) in table {
-            match words.first().map(String::as_str).and_then(kind) {
-                Some(k) => ue_directory.push((impu, k)),
-                None => {
-                    eprintln!(
-                        "mcptt-server: {}: {impu}: kind must be personal, shareable or gateway",
-                        path.display()
-                    );
+            match words
+                .first()
+                .map(String::as_str)
+                .unwrap_or("")
+                .parse::<UeKind>()
+            {
+                Ok(k) => ue_directory.push((impu, k)),
+                Err(e) => {
+                    eprintln!("mcptt-server: {}: {impu}: {e}", path.display());
                     return ExitCode::from(2);
                 }
             }

@@ -584,6 +584,52 @@ fn binaries_document_the_server_list_and_the_store() {
     assert!(flow.contains("--store"), "{flow}");
 }
 
+/// The MCPTT server binary reads its UE directory file with the library's `UeKind` names and
+/// refuses to start on a word that is none of them, naming the line's identity and the word.
+#[test]
+fn mcptt_server_refuses_an_unknown_ue_kind_in_its_directory() {
+    let dir = std::env::temp_dir().join(format!("mcptt-examples-ue-kinds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("ues.txt");
+    std::fs::write(
+        &file,
+        "# impu kind\nsip:gw@example.com gateway\nsip:ue7@example.com Shareable\n",
+    )
+    .unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_mcptt-server"))
+        .arg("--ue-directory")
+        .arg(&file)
+        .arg("--pki-dir")
+        .arg(dir.join("pki"))
+        .args(["--listen", "127.0.0.1:0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Had it accepted the file, it would go on to start (and, with an IdMS at the default
+    // address, serve until Ctrl-C): bound the wait and stop it.
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    let out = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = std::process::Command::new("kill")
+                .arg(pid.to_string())
+                .status();
+            panic!("mcptt-server started with an unknown UE kind in its directory");
+        }
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("sip:ue7@example.com: unknown UE kind \"Shareable\""),
+        "{err}"
+    );
+}
+
 #[test]
 fn flow_binary_runs_the_demo_through_redis() {
     let redis = Redis::start();
