@@ -8,6 +8,17 @@
 //! 2. it installs `cargo-nextest` with `cargo install --locked` when it is missing;
 //! 3. it runs `cargo nextest run --locked --workspace --all-features` and then the doctests
 //!    (`cargo test --doc`, which nextest does not run).
+//!
+//! `cargo flow-pgo [FLOW ARGS]` builds the `flow` binary with profile-guided optimisation and
+//! runs it with the given arguments (e.g. `-- --ues 1000 --login sim --rounds 10`):
+//! 1. it finds an `llvm-profdata` that reads this rustc's profiles: rustup's `llvm-tools`
+//!    component first, then the newest on the `PATH` or in `/usr/lib/llvm-N/bin` if it is LLVM
+//!    19 or newer; as root on Debian it installs `llvm-19` when there is none;
+//! 2. it builds `flow` instrumented (`-Cprofile-generate`, in `target/pgo/gen`) and trains it on
+//!    load runs of each login method ([`TRAINING`]), merging their profiles into
+//!    `target/pgo/flow.profdata`;
+//! 3. it builds `flow` again with that profile (`-Cprofile-use`, in `target/pgo/use`) and runs
+//!    it. The floors `flow` measures live in the same binary, so they are built the same way.
 
 use std::process::{Command, ExitCode};
 
@@ -22,19 +33,44 @@ const APT_PACKAGES: &[&str] = &[
     "redis-server",
 ];
 
+/// The training runs of `cargo flow-pgo`: load runs of the instrumented `flow`, one per login
+/// method, so that every server path the measured runs take is in the profile.
+const TRAINING: &[&[&str]] = &[
+    &["--ues", "1000", "--login", "sim"],
+    &["--ues", "300", "--login", "password", "--concurrency", "16"],
+    &[
+        "--ues",
+        "300",
+        "--login",
+        "two-factor",
+        "--concurrency",
+        "128",
+    ],
+];
+
+/// The oldest LLVM whose `llvm-profdata` was seen to read rustc 1.95's profiles (LLVM 22):
+/// Debian 12's LLVM 14 refuses them ("unsupported instrumentation profile format version").
+const MIN_PROFDATA_LLVM: u32 = 19;
+
+/// The Debian package `cargo flow-pgo` installs when it finds no recent enough `llvm-profdata`
+/// (the newest LLVM of Debian 12).
+const PROFDATA_PACKAGE: &str = "llvm-19";
+
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
-    match args.next().as_deref() {
-        Some("test-all") => match test_all(args.collect()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(message) => {
-                eprintln!("cargo test-all: {message}");
-                ExitCode::FAILURE
-            }
-        },
+    let (name, result) = match args.next().as_deref() {
+        Some("test-all") => ("test-all", test_all(args.collect())),
+        Some("flow-pgo") => ("flow-pgo", flow_pgo(args.collect())),
         _ => {
-            eprintln!("usage: cargo test-all [NEXTEST ARGS]");
-            ExitCode::from(2)
+            eprintln!("usage: cargo test-all [NEXTEST ARGS] | cargo flow-pgo [FLOW ARGS]");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("cargo {name}: {message}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -57,7 +93,11 @@ fn test_all(nextest_args: Vec<String>) -> Result<(), String> {
 }
 
 fn install_apt_packages() -> Result<(), String> {
-    let missing: Vec<&str> = APT_PACKAGES
+    install_debian_packages(APT_PACKAGES)
+}
+
+fn install_debian_packages(packages: &[&str]) -> Result<(), String> {
+    let missing: Vec<&str> = packages
         .iter()
         .copied()
         .filter(|package| !dpkg_installed(package))
@@ -68,11 +108,11 @@ fn install_apt_packages() -> Result<(), String> {
     let list = missing.join(" ");
     if !is_root() {
         return Err(format!(
-            "the tests need these Debian packages: {list}\n  install them with: \
+            "these Debian packages are needed: {list}\n  install them with: \
              sudo apt-get install -y --no-install-recommends {list}"
         ));
     }
-    eprintln!("cargo test-all: installing {list}");
+    eprintln!("cargo xtask: installing {list}");
     // Never let a package start its own daemon: the tests start their own Kamailio and Redis on
     // loopback ports. A policy-rc.d that exits 101 blocks it for the duration of the install.
     let policy = "/usr/sbin/policy-rc.d";
@@ -92,6 +132,170 @@ fn install_apt_packages() -> Result<(), String> {
         let _ = std::fs::remove_file(policy);
     }
     result
+}
+
+fn flow_pgo(mut flow_args: Vec<String>) -> Result<(), String> {
+    // `cargo flow-pgo -- --ues 1000`: the `--` is cargo's habit, not an argument of `flow`.
+    if flow_args.first().is_some_and(|a| a == "--") {
+        flow_args.remove(0);
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("the xtask crate has no parent directory")?
+        .to_path_buf();
+    let pgo = root.join("target").join("pgo");
+    let (raw, profile) = (pgo.join("raw"), pgo.join("flow.profdata"));
+    let profdata = find_profdata()?;
+    let build = |dir: &str, flag: String| -> Result<std::path::PathBuf, String> {
+        let flags = match std::env::var("RUSTFLAGS") {
+            Ok(own) if !own.trim().is_empty() => format!("{own} {flag}"),
+            _ => flag,
+        };
+        run(Command::new("cargo")
+            .current_dir(&root)
+            .env("RUSTFLAGS", flags)
+            .args([
+                "build",
+                "--locked",
+                "--release",
+                "-p",
+                "mcptt-examples",
+                "--bin",
+                "flow",
+            ])
+            .arg("--target-dir")
+            .arg(pgo.join(dir)))?;
+        Ok(pgo.join(dir).join("release").join("flow"))
+    };
+    let instrumented = build("gen", format!("-Cprofile-generate={}", raw.display()))?;
+    // Build scripts of the instrumented build write profiles too: only the training counts.
+    if raw.exists() {
+        std::fs::remove_dir_all(&raw).map_err(|e| format!("{}: {e}", raw.display()))?;
+    }
+    for args in TRAINING {
+        eprintln!("cargo flow-pgo: training: flow {}", args.join(" "));
+        run(Command::new(&instrumented)
+            .args(*args)
+            .stdout(std::process::Stdio::null()))?;
+    }
+    let mut merge = Command::new(&profdata);
+    merge.arg("merge").arg("-o").arg(&profile);
+    for entry in std::fs::read_dir(&raw).map_err(|e| format!("{}: {e}", raw.display()))? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if path.extension().is_some_and(|x| x == "profraw") {
+            merge.arg(path);
+        }
+    }
+    run(&mut merge).map_err(|e| {
+        format!(
+            "{e}\n  this llvm-profdata may be older than rustc's LLVM ({}); \
+             `rustup component add llvm-tools` installs a matching one",
+            rustc_llvm_major().map_or_else(|| "?".to_owned(), |m| m.to_string())
+        )
+    })?;
+    let optimised = build("use", format!("-Cprofile-use={}", profile.display()))?;
+    run(Command::new(optimised).args(&flow_args))
+}
+
+/// An `llvm-profdata` for this rustc's profiles: rustup's, else the newest on the `PATH` if it
+/// is at least [`MIN_PROFDATA_LLVM`]; else, as root on Debian, [`PROFDATA_PACKAGE`]'s.
+fn find_profdata() -> Result<std::path::PathBuf, String> {
+    if let Some(found) = rustup_profdata() {
+        return Ok(found);
+    }
+    let recent = || profdata_on_path().filter(|(v, _)| *v >= MIN_PROFDATA_LLVM);
+    if let Some((_, found)) = recent() {
+        return Ok(found);
+    }
+    install_debian_packages(&[PROFDATA_PACKAGE]).map_err(|e| {
+        format!(
+            "no llvm-profdata of LLVM {MIN_PROFDATA_LLVM} or newer ({e})\n  \
+             or run `rustup component add llvm-tools`"
+        )
+    })?;
+    recent()
+        .map(|(_, found)| found)
+        .ok_or_else(|| format!("{PROFDATA_PACKAGE} installed no llvm-profdata"))
+}
+
+/// rustup's `llvm-tools` component: `<sysroot>/lib/rustlib/<host>/bin/llvm-profdata`.
+fn rustup_profdata() -> Option<std::path::PathBuf> {
+    let sysroot = output(Command::new("rustc").args(["--print", "sysroot"]))?;
+    let vv = output(Command::new("rustc").arg("-vV"))?;
+    let host = rustc_vv_field(&vv, "host")?;
+    let path = std::path::Path::new(sysroot.trim())
+        .join("lib/rustlib")
+        .join(host)
+        .join("bin/llvm-profdata");
+    path.exists().then_some(path)
+}
+
+/// The newest `llvm-profdata` on the `PATH` or in Debian's `/usr/lib/llvm-N/bin`, with its
+/// LLVM major version (0 when its name and directory do not tell).
+fn profdata_on_path() -> Option<(u32, std::path::PathBuf)> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<std::path::PathBuf> = std::env::split_paths(&path).collect();
+    if let Ok(entries) = std::fs::read_dir("/usr/lib") {
+        dirs.extend(entries.flatten().map(|e| e.path().join("bin")));
+    }
+    let mut best: Option<(u32, std::path::PathBuf)> = None;
+    for dir in dirs {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let version = profdata_version(&name.to_string_lossy(), &dir.to_string_lossy());
+            if let Some(v) = version
+                && best.as_ref().is_none_or(|(b, _)| v > *b)
+            {
+                best = Some((v, entry.path()));
+            }
+        }
+    }
+    best
+}
+
+/// The LLVM major version of an `llvm-profdata` found as `file` in `dir`: from a Debian
+/// versioned name (`llvm-profdata-19`) or directory (`/usr/lib/llvm-19/bin`); 0 for a plain
+/// `llvm-profdata` of unknown version (taken only when nothing newer is there).
+fn profdata_version(file: &str, dir: &str) -> Option<u32> {
+    if let Some(v) = file.strip_prefix("llvm-profdata-") {
+        return v.parse().ok();
+    }
+    if file != "llvm-profdata" {
+        return None;
+    }
+    Some(
+        dir.strip_suffix("/bin")
+            .and_then(|d| d.rsplit_once("/llvm-"))
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0),
+    )
+}
+
+/// The LLVM major version rustc is built on (`LLVM version: 22.1.2` in `rustc -vV`).
+fn rustc_llvm_major() -> Option<u32> {
+    let vv = output(Command::new("rustc").arg("-vV"))?;
+    rustc_vv_field(&vv, "LLVM version")?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// A `name: value` line of `rustc -vV`.
+fn rustc_vv_field<'a>(vv: &'a str, name: &str) -> Option<&'a str> {
+    vv.lines().find_map(|line| {
+        line.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .map(str::trim)
+    })
+}
+
+/// What a command printed on stdout, when it ran and succeeded.
+fn output(command: &mut Command) -> Option<String> {
+    let out = command.output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn dpkg_installed(package: &str) -> bool {
@@ -120,5 +324,35 @@ fn run(command: &mut Command) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("{command:?} failed ({status})"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rustc_vv_fields_are_read_by_name() {
+        let vv = "rustc 1.95.0 (59807616e 2026-04-14)\nbinary: rustc\n\
+                  host: x86_64-unknown-linux-gnu\nrelease: 1.95.0\nLLVM version: 22.1.2\n";
+        assert_eq!(rustc_vv_field(vv, "host"), Some("x86_64-unknown-linux-gnu"));
+        assert_eq!(rustc_vv_field(vv, "LLVM version"), Some("22.1.2"));
+        assert_eq!(rustc_vv_field(vv, "commit-hash"), None);
+    }
+
+    #[test]
+    fn profdata_versions_come_from_debian_names_and_directories() {
+        assert_eq!(profdata_version("llvm-profdata-19", "/usr/bin"), Some(19));
+        assert_eq!(
+            profdata_version("llvm-profdata", "/usr/lib/llvm-19/bin"),
+            Some(19)
+        );
+        assert_eq!(
+            profdata_version("llvm-profdata", "/usr/lib/llvm-14/bin"),
+            Some(14)
+        );
+        assert_eq!(profdata_version("llvm-profdata", "/usr/bin"), Some(0));
+        assert_eq!(profdata_version("llvm-profdata-x", "/usr/bin"), None);
+        assert_eq!(profdata_version("llvm-cov", "/usr/lib/llvm-19/bin"), None);
     }
 }
