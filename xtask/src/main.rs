@@ -10,15 +10,20 @@
 //!    (`cargo test --doc`, which nextest does not run).
 //!
 //! `cargo flow-pgo [FLOW ARGS]` builds the `flow` binary with profile-guided optimisation and
-//! runs it with the given arguments (e.g. `-- --ues 1000 --login sim --rounds 10`):
+//! BOLT's post-link layout, and runs it with the given arguments (e.g. `-- --ues 1000 --login
+//! sim --rounds 10`):
 //! 1. it finds an `llvm-profdata` that reads this rustc's profiles: rustup's `llvm-tools`
 //!    component first, then the newest on the `PATH` or in `/usr/lib/llvm-N/bin` if it is LLVM
 //!    19 or newer; as root on Debian it installs `llvm-19` when there is none;
 //! 2. it builds `flow` instrumented (`-Cprofile-generate`, in `target/pgo/gen`) and trains it on
 //!    load runs of each login method ([`TRAINING`]), merging their profiles into
 //!    `target/pgo/flow.profdata`;
-//! 3. it builds `flow` again with that profile (`-Cprofile-use`, in `target/pgo/use`) and runs
-//!    it. The floors `flow` measures live in the same binary, so they are built the same way.
+//! 3. it builds `flow` again with that profile (`-Cprofile-use`, in `target/pgo/use`);
+//! 4. it finds `llvm-bolt` and `merge-fdata` the same way (Debian: `bolt-19`), instruments that
+//!    build with BOLT, trains the copy on the same runs, and lays the build out by that profile
+//!    into `target/pgo/flow`, which it runs.
+//!
+//! The floors `flow` measures live in the same binary, so they are built the same way.
 
 use std::process::{Command, ExitCode};
 
@@ -50,11 +55,14 @@ const TRAINING: &[&[&str]] = &[
 
 /// The oldest LLVM whose `llvm-profdata` was seen to read rustc 1.95's profiles (LLVM 22):
 /// Debian 12's LLVM 14 refuses them ("unsupported instrumentation profile format version").
-const MIN_PROFDATA_LLVM: u32 = 19;
+/// BOLT is taken from LLVM 19 or newer too.
+const MIN_LLVM: u32 = 19;
 
-/// The Debian package `cargo flow-pgo` installs when it finds no recent enough `llvm-profdata`
-/// (the newest LLVM of Debian 12).
+/// The Debian packages `cargo flow-pgo` installs when it finds no recent enough
+/// `llvm-profdata` or `llvm-bolt` (the newest LLVM of Debian 12).
 const PROFDATA_PACKAGE: &str = "llvm-19";
+/// See [`PROFDATA_PACKAGE`].
+const BOLT_PACKAGE: &str = "bolt-19";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -172,12 +180,7 @@ fn flow_pgo(mut flow_args: Vec<String>) -> Result<(), String> {
     if raw.exists() {
         std::fs::remove_dir_all(&raw).map_err(|e| format!("{}: {e}", raw.display()))?;
     }
-    for args in TRAINING {
-        eprintln!("cargo flow-pgo: training: flow {}", args.join(" "));
-        run(Command::new(&instrumented)
-            .args(*args)
-            .stdout(std::process::Stdio::null()))?;
-    }
+    train(&instrumented)?;
     let mut merge = Command::new(&profdata);
     merge.arg("merge").arg("-o").arg(&profile);
     for entry in std::fs::read_dir(&raw).map_err(|e| format!("{}: {e}", raw.display()))? {
@@ -193,29 +196,108 @@ fn flow_pgo(mut flow_args: Vec<String>) -> Result<(), String> {
             rustc_llvm_major().map_or_else(|| "?".to_owned(), |m| m.to_string())
         )
     })?;
-    let optimised = build("use", format!("-Cprofile-use={}", profile.display()))?;
-    run(Command::new(optimised).args(&flow_args))
+    // `--emit-relocs` keeps the relocations BOLT needs to move functions; the code is the same.
+    let optimised = build(
+        "use",
+        format!(
+            "-Cprofile-use={} -Clink-arg=-Wl,--emit-relocs",
+            profile.display()
+        ),
+    )?;
+    let bolted = bolt(&optimised, &pgo)?;
+    run(Command::new(bolted).args(&flow_args))
 }
 
-/// An `llvm-profdata` for this rustc's profiles: rustup's, else the newest on the `PATH` if it
-/// is at least [`MIN_PROFDATA_LLVM`]; else, as root on Debian, [`PROFDATA_PACKAGE`]'s.
+/// Runs the [`TRAINING`] load runs on `flow` (an instrumented build, whose profiles the runs
+/// write as they end).
+fn train(flow: &std::path::Path) -> Result<(), String> {
+    for args in TRAINING {
+        eprintln!("cargo flow-pgo: training: flow {}", args.join(" "));
+        run(Command::new(flow)
+            .args(*args)
+            .stdout(std::process::Stdio::null()))?;
+    }
+    Ok(())
+}
+
+/// BOLT's post-link layout of the PGO build `flow`: instruments it, trains the instrumented
+/// copy, merges its profiles and writes `pgo/flow` laid out by them (hot blocks and functions
+/// together, cold ones split off).
+fn bolt(flow: &std::path::Path, pgo: &std::path::Path) -> Result<std::path::PathBuf, String> {
+    let tools = find_tool("llvm-bolt", BOLT_PACKAGE)?;
+    let bolt = tools.join("llvm-bolt");
+    let (dir, instrumented, out) = (
+        pgo.join("bolt"),
+        pgo.join("flow-bolt-instrumented"),
+        pgo.join("flow"),
+    );
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    run(Command::new(&bolt)
+        .arg(flow)
+        .arg("-instrument")
+        .arg(format!(
+            "--instrumentation-file={}",
+            dir.join("flow").display()
+        ))
+        .arg("--instrumentation-file-append-pid")
+        .arg("-o")
+        .arg(&instrumented)
+        .stdout(std::process::Stdio::null()))?;
+    train(&instrumented)?;
+    let merged = pgo.join("flow.fdata");
+    let file = std::fs::File::create(&merged).map_err(|e| format!("{}: {e}", merged.display()))?;
+    let mut merge = Command::new(tools.join("merge-fdata"));
+    merge.stdout(file);
+    for entry in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+        merge.arg(entry.map_err(|e| e.to_string())?.path());
+    }
+    run(&mut merge)?;
+    run(Command::new(&bolt)
+        .arg(flow)
+        .arg(format!("-data={}", merged.display()))
+        .args([
+            "-reorder-blocks=ext-tsp",
+            "-reorder-functions=cdsort",
+            "-split-functions",
+            "-split-all-cold",
+            "-split-eh",
+            "-icf=1",
+            "-use-gnu-stack",
+        ])
+        .arg("-o")
+        .arg(&out)
+        .stdout(std::process::Stdio::null()))?;
+    Ok(out)
+}
+
+/// An `llvm-profdata` for this rustc's profiles: rustup's, else the newest LLVM's of at least
+/// [`MIN_LLVM`] (see [`find_tool`]).
 fn find_profdata() -> Result<std::path::PathBuf, String> {
     if let Some(found) = rustup_profdata() {
         return Ok(found);
     }
-    let recent = || profdata_on_path().filter(|(v, _)| *v >= MIN_PROFDATA_LLVM);
-    if let Some((_, found)) = recent() {
+    find_tool("llvm-profdata", PROFDATA_PACKAGE)
+        .map(|dir| dir.join("llvm-profdata"))
+        .map_err(|e| format!("{e}\n  or run `rustup component add llvm-tools`"))
+}
+
+/// The directory of the newest LLVM's `tool` on the `PATH` or in `/usr/lib/llvm-N/bin`, of LLVM
+/// [`MIN_LLVM`] or newer; as root on Debian, installs `package` when there is none.
+fn find_tool(tool: &str, package: &str) -> Result<std::path::PathBuf, String> {
+    let recent = || {
+        newest_tool(tool)
+            .filter(|(v, _)| *v >= MIN_LLVM)
+            .and_then(|(_, path)| path.parent().map(std::path::Path::to_path_buf))
+    };
+    if let Some(found) = recent() {
         return Ok(found);
     }
-    install_debian_packages(&[PROFDATA_PACKAGE]).map_err(|e| {
-        format!(
-            "no llvm-profdata of LLVM {MIN_PROFDATA_LLVM} or newer ({e})\n  \
-             or run `rustup component add llvm-tools`"
-        )
-    })?;
-    recent()
-        .map(|(_, found)| found)
-        .ok_or_else(|| format!("{PROFDATA_PACKAGE} installed no llvm-profdata"))
+    install_debian_packages(&[package])
+        .map_err(|e| format!("no {tool} of LLVM {MIN_LLVM} or newer ({e})"))?;
+    recent().ok_or_else(|| format!("{package} installed no {tool}"))
 }
 
 /// rustup's `llvm-tools` component: `<sysroot>/lib/rustlib/<host>/bin/llvm-profdata`.
@@ -230,9 +312,12 @@ fn rustup_profdata() -> Option<std::path::PathBuf> {
     path.exists().then_some(path)
 }
 
-/// The newest `llvm-profdata` on the `PATH` or in Debian's `/usr/lib/llvm-N/bin`, with its
-/// LLVM major version (0 when its name and directory do not tell).
-fn profdata_on_path() -> Option<(u32, std::path::PathBuf)> {
+/// The newest `tool` (`llvm-profdata`, `llvm-bolt`) on the `PATH` or in Debian's
+/// `/usr/lib/llvm-N/bin`, with its LLVM major version (0 when its name and directory do not
+/// tell), as the path it resolves to: a versioned name (`llvm-bolt-19`) links into
+/// `/usr/lib/llvm-19/bin`, where its companions (`merge-fdata`) are. Only a path whose file
+/// is named `tool` itself counts.
+fn newest_tool(tool: &str) -> Option<(u32, std::path::PathBuf)> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut dirs: Vec<std::path::PathBuf> = std::env::split_paths(&path).collect();
     if let Ok(entries) = std::fs::read_dir("/usr/lib") {
@@ -242,25 +327,39 @@ fn profdata_on_path() -> Option<(u32, std::path::PathBuf)> {
     for dir in dirs {
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let name = entry.file_name();
-            let version = profdata_version(&name.to_string_lossy(), &dir.to_string_lossy());
-            if let Some(v) = version
+            let Some(named) = tool_version(tool, &name.to_string_lossy(), &dir.to_string_lossy())
+            else {
+                continue;
+            };
+            // Where the link leads: `/usr/bin/llvm-bolt-19` to `/usr/lib/llvm-19/bin/llvm-bolt`.
+            let Ok(real) = entry.path().canonicalize() else {
+                continue;
+            };
+            let in_real_dir = real
+                .parent()
+                .and_then(|d| tool_version(tool, tool, &d.to_string_lossy()));
+            let v = named.max(in_real_dir.unwrap_or(0));
+            if real.file_name().is_some_and(|f| f == tool)
                 && best.as_ref().is_none_or(|(b, _)| v > *b)
             {
-                best = Some((v, entry.path()));
+                best = Some((v, real));
             }
         }
     }
     best
 }
 
-/// The LLVM major version of an `llvm-profdata` found as `file` in `dir`: from a Debian
-/// versioned name (`llvm-profdata-19`) or directory (`/usr/lib/llvm-19/bin`); 0 for a plain
-/// `llvm-profdata` of unknown version (taken only when nothing newer is there).
-fn profdata_version(file: &str, dir: &str) -> Option<u32> {
-    if let Some(v) = file.strip_prefix("llvm-profdata-") {
+/// The LLVM major version of `tool` found as `file` in `dir`: from a Debian versioned name
+/// (`llvm-profdata-19`) or directory (`/usr/lib/llvm-19/bin`); 0 for a plain name of unknown
+/// version (taken only when nothing newer is there).
+fn tool_version(tool: &str, file: &str, dir: &str) -> Option<u32> {
+    if let Some(v) = file
+        .strip_prefix(tool)
+        .and_then(|rest| rest.strip_prefix('-'))
+    {
         return v.parse().ok();
     }
-    if file != "llvm-profdata" {
+    if file != tool {
         return None;
     }
     Some(
@@ -341,18 +440,21 @@ mod tests {
     }
 
     #[test]
-    fn profdata_versions_come_from_debian_names_and_directories() {
-        assert_eq!(profdata_version("llvm-profdata-19", "/usr/bin"), Some(19));
+    fn tool_versions_come_from_debian_names_and_directories() {
+        let pd = "llvm-profdata";
+        assert_eq!(tool_version(pd, "llvm-profdata-19", "/usr/bin"), Some(19));
+        assert_eq!(tool_version(pd, pd, "/usr/lib/llvm-19/bin"), Some(19));
+        assert_eq!(tool_version(pd, pd, "/usr/lib/llvm-14/bin"), Some(14));
+        assert_eq!(tool_version(pd, pd, "/usr/bin"), Some(0));
+        assert_eq!(tool_version(pd, "llvm-profdata-x", "/usr/bin"), None);
+        assert_eq!(tool_version(pd, "llvm-cov", "/usr/lib/llvm-19/bin"), None);
         assert_eq!(
-            profdata_version("llvm-profdata", "/usr/lib/llvm-19/bin"),
+            tool_version("llvm-bolt", "llvm-bolt-19", "/usr/bin"),
             Some(19)
         );
         assert_eq!(
-            profdata_version("llvm-profdata", "/usr/lib/llvm-14/bin"),
-            Some(14)
+            tool_version("llvm-bolt", "llvm-bolt-heatmap", "/usr/bin"),
+            None
         );
-        assert_eq!(profdata_version("llvm-profdata", "/usr/bin"), Some(0));
-        assert_eq!(profdata_version("llvm-profdata-x", "/usr/bin"), None);
-        assert_eq!(profdata_version("llvm-cov", "/usr/lib/llvm-19/bin"), None);
     }
 }
