@@ -178,12 +178,12 @@ fn flow_pgo(mut flow_args: Vec<String>) -> Result<(), String> {
     let instrumented = build("gen", format!("-Cprofile-generate={}", raw.display()))?;
     // Build scripts of the instrumented build write profiles too: only the training counts.
     if raw.exists() {
-        std::fs::remove_dir_all(&raw).map_err(|e| format!("{}: {e}", raw.display()))?;
+        std::fs::remove_dir_all(&raw).map_err(at(&raw))?;
     }
     train(&instrumented)?;
     let mut merge = Command::new(&profdata);
     merge.arg("merge").arg("-o").arg(&profile);
-    for entry in std::fs::read_dir(&raw).map_err(|e| format!("{}: {e}", raw.display()))? {
+    for entry in std::fs::read_dir(&raw).map_err(at(&raw))? {
         let path = entry.map_err(|e| e.to_string())?.path();
         if path.extension().is_some_and(|x| x == "profraw") {
             merge.arg(path);
@@ -232,9 +232,9 @@ fn bolt(flow: &std::path::Path, pgo: &std::path::Path) -> Result<std::path::Path
         pgo.join("flow"),
     );
     if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::remove_dir_all(&dir).map_err(at(&dir))?;
     }
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(at(&dir))?;
     run(Command::new(&bolt)
         .arg(flow)
         .arg("-instrument")
@@ -248,10 +248,10 @@ fn bolt(flow: &std::path::Path, pgo: &std::path::Path) -> Result<std::path::Path
         .stdout(std::process::Stdio::null()))?;
     train(&instrumented)?;
     let merged = pgo.join("flow.fdata");
-    let file = std::fs::File::create(&merged).map_err(|e| format!("{}: {e}", merged.display()))?;
+    let file = std::fs::File::create(&merged).map_err(at(&merged))?;
     let mut merge = Command::new(tools.join("merge-fdata"));
     merge.stdout(file);
-    for entry in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+    for entry in std::fs::read_dir(&dir).map_err(at(&dir))? {
         merge.arg(entry.map_err(|e| e.to_string())?.path());
     }
     run(&mut merge)?;
@@ -387,6 +387,11 @@ fn rustc_vv_field<'a>(vv: &'a str, name: &str) -> Option<&'a str> {
             .and_then(|rest| rest.strip_prefix(':'))
             .map(str::trim)
     })
+}
+
+/// An I/O error on `path`, as a message naming it.
+fn at(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> String + '_ {
+    move |e| format!("{}: {e}", path.display())
 }
 
 /// What a command printed on stdout, when it ran and succeeded.
